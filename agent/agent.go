@@ -1,0 +1,145 @@
+// Package agent assembles one stateless Sluice agent from its parts: the
+// index cache fed by meta, the block cache over the object store, the
+// produce pipeline and the Kafka listener. It owns their start order and
+// the reverse stop order; cmd/sluice only parses flags and calls it.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"sluice.dev/cache"
+	"sluice.dev/meta"
+	"sluice.dev/objstore"
+	"sluice.dev/pipeline"
+	"sluice.dev/server"
+)
+
+// Config configures an agent. Zero fields take the parts' defaults.
+type Config struct {
+	ID                string
+	NodeID            int32
+	KafkaAddr         string // --kafka-addr
+	AdvertisedAddr    string
+	FlushInterval     time.Duration // --flush-interval
+	MaxSegmentBytes   int           // --max-segment-bytes
+	MaxInFlightBytes  int64         // --max-inflight-bytes
+	MaxRequestBytes   int           // --max-request-bytes
+	CacheBytes        int64         // --cache-bytes
+	BlockSize         int64         // --cache-block-bytes
+	AutoCreateTopics  bool          // --auto-create-topics
+	DefaultPartitions int32         // --default-partitions
+	Logger            *slog.Logger
+}
+
+// Agent is a running agent.
+type Agent struct {
+	cfg      Config
+	log      *slog.Logger
+	index    *cache.Index
+	blocks   *cache.BlockCache
+	pipeline *pipeline.Pipeline
+	server   *server.Server
+}
+
+// Start brings an agent up: index, block cache, pipeline, listener.
+func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ID == "" {
+		cfg.ID = fmt.Sprintf("agent-%d", cfg.NodeID)
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.ID)}
+
+	step := func(name string, fn func() error) error {
+		start := time.Now()
+		if err := fn(); err != nil {
+			return fmt.Errorf("agent: start %s: %w", name, err)
+		}
+		a.log.Debug("started", "part", name, "took", time.Since(start))
+		return nil
+	}
+	var err error
+	if err = step("index", func() error {
+		a.index = cache.NewIndex(mc, a.log)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if err = step("block cache", func() error {
+		a.blocks, err = cache.NewBlockCache(store, cache.BlockCacheConfig{BlockSize: cfg.BlockSize, MaxBytes: cfg.CacheBytes})
+		return err
+	}); err != nil {
+		a.index.Close()
+		return nil, err
+	}
+	_ = step("pipeline", func() error {
+		a.pipeline = pipeline.New(pipeline.Config{
+			FlushInterval:    cfg.FlushInterval,
+			MaxSegmentBytes:  cfg.MaxSegmentBytes,
+			MaxInFlightBytes: cfg.MaxInFlightBytes,
+			AgentID:          cfg.ID,
+			Logger:           a.log,
+			OnUploaded:       a.blocks.Insert,
+		}, store, mc)
+		return nil
+	})
+	if err = step("kafka listener", func() error {
+		a.server = server.New(server.Config{
+			Addr:              cfg.KafkaAddr,
+			AdvertisedAddr:    cfg.AdvertisedAddr,
+			NodeID:            cfg.NodeID,
+			MaxRequestBytes:   cfg.MaxRequestBytes,
+			AutoCreateTopics:  cfg.AutoCreateTopics,
+			DefaultPartitions: cfg.DefaultPartitions,
+			Multicore:         true,
+			Logger:            a.log,
+		}, server.Deps{Meta: mc, Pipeline: a.pipeline, Index: a.index, Blocks: a.blocks})
+		return a.server.Start(ctx)
+	}); err != nil {
+		_ = a.pipeline.Close(ctx)
+		a.blocks.Close()
+		a.index.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Addr is the Kafka listener's bound address.
+func (a *Agent) Addr() net.Addr { return a.server.Addr() }
+
+// AdvertisedAddr is the bootstrap address clients should use.
+func (a *Agent) AdvertisedAddr() string { return a.server.AdvertisedAddr() }
+
+// Pipeline exposes the produce pipeline (tests, metrics).
+func (a *Agent) Pipeline() *pipeline.Pipeline { return a.pipeline }
+
+// Stop shuts the agent down in reverse start order. The pipeline goes
+// first: new produce requests are refused with a retriable error while
+// every admitted one finishes its upload and commit (or fails), and their
+// responses are queued before the listener closes. Nothing half-written is
+// acknowledged.
+func (a *Agent) Stop(ctx context.Context) error {
+	var first error
+	step := func(name string, fn func() error) {
+		start := time.Now()
+		err := fn()
+		if err != nil && first == nil {
+			first = fmt.Errorf("agent: stop %s: %w", name, err)
+		}
+		a.log.Info("stopped", "part", name, "took", time.Since(start).Round(time.Millisecond), "err", err)
+	}
+	step("pipeline", func() error { return a.pipeline.Close(ctx) })
+	step("kafka listener", func() error {
+		// Give queued responses a moment to reach their sockets.
+		a.server.FlushResponses(ctx, time.Second)
+		return a.server.Stop(ctx)
+	})
+	step("block cache", func() error { a.blocks.Close(); return nil })
+	step("index", func() error { a.index.Close(); return nil })
+	return first
+}

@@ -1,0 +1,485 @@
+// Package cache is the agent's read path: where a fetch finds which
+// segment holds an offset, and the segment's bytes.
+//
+// # Files
+//
+//	blocks.go  BlockCache: fixed-size blocks of immutable objects in a
+//	           byte-bounded ristretto cache, with misses coalesced per block
+//	index.go   Index: the agent's copy of meta's offset index, kept current
+//	           by Watch
+//
+// # BlockCache invariants
+//
+//  1. Objects are immutable: a key is never rewritten with other bytes, so
+//     a cached block is never stale and nothing is ever invalidated.
+//  2. Cached block bytes are bounded by BlockCacheConfig.MaxBytes (DESIGN
+//     invariant 7), counted as the blocks' lengths. Slices a caller still
+//     holds after their block was evicted are the caller's to bound.
+//  3. A hit never returns another object's bytes: the cache is keyed by a
+//     64-bit hash, and each block carries its object key, compared on every
+//     hit, so a hash collision is a miss.
+//  4. At most one object store read per block is in flight; concurrent
+//     misses for it wait for that read (see BlockCache.load).
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/cespare/xxhash/v2"
+	"github.com/dgraph-io/ristretto/v2"
+	"golang.org/x/sync/errgroup"
+
+	"sluice.dev/objstore"
+)
+
+// ErrClosed is returned by ReadRange after Close.
+var ErrClosed = errors.New("cache: closed")
+
+// Package-level series: one agent has one block cache, and tests that
+// build several only ever look at differences. Hits and misses count block
+// lookups, not ReadRange calls; a reader that waited for another's load
+// counts as a miss, so misses exceed GETs by the reads coalesced.
+var (
+	hitsTotal     = metrics.NewCounter("sluice_cache_hits_total")
+	missesTotal   = metrics.NewCounter("sluice_cache_misses_total")
+	insertedBytes = metrics.NewCounter("sluice_cache_inserted_bytes_total")
+	_             = metrics.NewGauge("sluice_cache_bytes", func() float64 { return float64(live.bytes()) })
+)
+
+// live holds the open caches, so that the package-level sluice_cache_bytes
+// gauge can sum them.
+var live = liveCaches{m: make(map[*BlockCache]struct{})}
+
+type liveCaches struct {
+	mu sync.Mutex
+	m  map[*BlockCache]struct{} // guarded by mu
+}
+
+func (l *liveCaches) bytes() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n int64
+	for c := range l.m {
+		n += c.cachedBytes()
+	}
+	return n
+}
+
+// BlockCacheConfig configures a BlockCache. Zero fields take defaults.
+type BlockCacheConfig struct {
+	// BlockSize is the unit of caching and of object store reads; default
+	// 4 MiB. A GET costs about the same (money and time to first byte) for
+	// a few KiB as for a few MiB, so reading whole blocks turns the many
+	// small fetches of consumers walking a segment into few GETs, and a
+	// fetch of up to 1 MiB (Kafka's default max.partition.fetch.bytes)
+	// touches at most two blocks.
+	BlockSize int64
+	// MaxBytes bounds the bytes held in cached blocks; default 512 MiB, a
+	// share of an agent's memory that holds minutes of tail traffic at
+	// typical rates.
+	MaxBytes int64
+}
+
+const (
+	defaultBlockSize = 4 << 20
+	defaultMaxBytes  = 512 << 20
+)
+
+// BlockCache caches fixed-size blocks of immutable objects read from an
+// objstore.Store. Block i of an object of size n covers bytes
+// [i*BlockSize, min((i+1)*BlockSize, n)).
+//
+// Admission is ristretto's TinyLFU: once the cache is full, a new block
+// enters only if it looks more frequently used than the blocks it would
+// evict. A block inserted right after upload has no history yet, so when
+// the cache is full of hot blocks it may be turned away; its first read
+// then costs one GET, which also gives it the history to be admitted.
+//
+// Close must not run concurrently with ReadRange or Insert: stop readers
+// first (ristretto panics on a Set racing its Close).
+type BlockCache struct {
+	store     objstore.Store
+	blockSize int64
+	cache     *ristretto.Cache[uint64, *block]
+	closed    atomic.Bool
+
+	mu    sync.Mutex
+	loads map[loadKey]*load // guarded by mu; block reads in flight
+}
+
+// block is one cached block. Its fields never change once it is built.
+type block struct {
+	key  string // the object's key, checked on every hit (invariant 3)
+	idx  uint32
+	data []byte
+}
+
+// blockKey names a block by a hash of its object key: lookups hash the
+// key once and never format a string. It is reduced to the uint64
+// ristretto takes by hash.
+type blockKey struct {
+	keyHash uint64 // xxhash of the object key
+	block   uint32
+}
+
+// hash mixes both fields through the murmur3 finalizer: ristretto shards
+// its map and indexes its frequency sketch with the low bits, so
+// neighbouring blocks of one object must land far apart.
+func (k blockKey) hash() uint64 {
+	h := k.keyHash ^ (uint64(k.block)+1)*0x9e3779b97f4a7c15
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+// loadKey names a block exactly, for the in-flight map, which sees misses
+// only and can afford to hash the whole key.
+type loadKey struct {
+	key   string
+	block uint32
+}
+
+// load is one object store read of a block, shared by every reader that
+// misses on the block while it runs. data and err are written once, before
+// done is closed.
+type load struct {
+	done chan struct{}
+	data []byte
+	err  error
+	// loaderGaveUp says the read failed because the loader's own context
+	// ended: the error belongs to that reader, so waiters try again (one
+	// of them becoming the loader) instead of failing with it.
+	loaderGaveUp bool
+}
+
+// NewBlockCache returns a cache reading misses from store.
+func NewBlockCache(store objstore.Store, cfg BlockCacheConfig) (*BlockCache, error) {
+	if cfg.BlockSize == 0 {
+		cfg.BlockSize = defaultBlockSize
+	}
+	if cfg.MaxBytes == 0 {
+		cfg.MaxBytes = defaultMaxBytes
+	}
+	switch {
+	case cfg.BlockSize < 0:
+		return nil, fmt.Errorf("cache: BlockCacheConfig.BlockSize %d is negative", cfg.BlockSize)
+	case cfg.MaxBytes < 0:
+		return nil, fmt.Errorf("cache: BlockCacheConfig.MaxBytes %d is negative", cfg.MaxBytes)
+	case cfg.BlockSize > cfg.MaxBytes:
+		// ristretto refuses any item costing more than the whole cache.
+		return nil, fmt.Errorf("cache: BlockCacheConfig.BlockSize %d exceeds MaxBytes %d: no block could be cached", cfg.BlockSize, cfg.MaxBytes)
+	}
+	// ristretto wants about ten frequency counters per item the full cache
+	// holds. Most items are whole blocks, but every object's last block is
+	// short and a small segment is one short block, so count items as if
+	// they were 64 KiB. Counters cost about 3 bytes each; the cap keeps a
+	// huge cache of tiny blocks from spending more than ~12 MiB on them.
+	items := cfg.MaxBytes / min(cfg.BlockSize, 64<<10)
+	counters := min(max(10*items, 1000), 1<<22)
+	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *block]{
+		NumCounters: counters,
+		MaxCost:     cfg.MaxBytes,
+		BufferItems: 64, // ristretto's recommended value
+		// Metrics gives CostAdded-CostEvicted, the only exact account of
+		// admitted bytes (Set's verdict arrives asynchronously). It costs
+		// an atomic add per Get.
+		Metrics: true,
+		// Cost is the block's length: MaxBytes is about data, and the
+		// ~100 bytes of per-item overhead are small next to a block.
+		IgnoreInternalCost: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	c := &BlockCache{
+		store:     store,
+		blockSize: cfg.BlockSize,
+		cache:     rc,
+		loads:     make(map[loadKey]*load),
+	}
+	live.mu.Lock()
+	live.m[c] = struct{}{}
+	live.mu.Unlock()
+	return c, nil
+}
+
+// ReadRange returns bytes [off, off+length) of the object key, whose total
+// size is objectSize, assembled from cached blocks; missing blocks are read
+// whole from the store with GetRange.
+//
+// !!! The result may alias cache memory: when the range lies inside one
+// block it is a sub-slice of the cached block, shared with every other
+// reader. NEVER modify it (its capacity ends with the range, so append
+// copies). A range spanning blocks is a fresh copy.
+//
+// Every caller must pass the same objectSize for a key (it comes from the
+// segment's metadata); a block whose length disagrees with objectSize is
+// an error, not a short read.
+func (c *BlockCache) ReadRange(ctx context.Context, key string, objectSize, off, length int64) ([]byte, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	if objectSize < 0 || off < 0 || length < 0 || off > objectSize || length > objectSize-off {
+		return nil, fmt.Errorf("cache: range [%d, +%d) outside %q of size %d", off, length, key, objectSize)
+	}
+	if length == 0 {
+		return []byte{}, nil
+	}
+	first, last := off/c.blockSize, (off+length-1)/c.blockSize
+	if last > math.MaxUint32 {
+		return nil, fmt.Errorf("cache: %q of size %d has more blocks than a uint32 counts", key, objectSize)
+	}
+	kh := xxhash.Sum64String(key)
+	if first == last {
+		data, err := c.block(ctx, key, blockKey{kh, uint32(first)}, objectSize)
+		if err != nil {
+			return nil, err
+		}
+		lo := off - first*c.blockSize
+		return data[lo : lo+length : lo+length], nil
+	}
+	return c.readSpan(ctx, key, kh, objectSize, off, length, first, last)
+}
+
+// readSpan serves a range over several blocks: hits are copied first, then
+// the missing blocks are read concurrently, so a cold span costs one GET
+// round trip rather than one per block.
+func (c *BlockCache) readSpan(ctx context.Context, key string, kh uint64, objectSize, off, length, first, last int64) ([]byte, error) {
+	out := make([]byte, length)
+	var missing []int64
+	for idx := first; idx <= last; idx++ {
+		bk := blockKey{kh, uint32(idx)}
+		data, ok, err := c.lookup(key, bk, objectSize)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			c.copyIn(out, off, idx, data)
+		} else {
+			missing = append(missing, idx)
+		}
+	}
+	switch len(missing) {
+	case 0:
+		return out, nil
+	case 1:
+		data, err := c.load(ctx, key, blockKey{kh, uint32(missing[0])}, objectSize)
+		if err != nil {
+			return nil, err
+		}
+		c.copyIn(out, off, missing[0], data)
+		return out, nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, idx := range missing {
+		g.Go(func() error {
+			data, err := c.load(gctx, key, blockKey{kh, uint32(idx)}, objectSize)
+			if err != nil {
+				return err
+			}
+			c.copyIn(out, off, idx, data)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// copyIn copies into out, which holds the range starting at off, the part
+// of block idx the range covers. Blocks cover disjoint parts of out, so
+// concurrent loads may call it for different blocks.
+func (c *BlockCache) copyIn(out []byte, off, idx int64, data []byte) {
+	start := idx * c.blockSize
+	from, to := max(off, start), min(off+int64(len(out)), start+int64(len(data)))
+	copy(out[from-off:to-off], data[from-start:to-start])
+}
+
+// blockLen is the length of block idx of an object of objectSize bytes.
+func (c *BlockCache) blockLen(idx uint32, objectSize int64) int64 {
+	return min(c.blockSize, objectSize-int64(idx)*c.blockSize)
+}
+
+// block returns the bytes of one block, from the cache or the store.
+func (c *BlockCache) block(ctx context.Context, key string, bk blockKey, objectSize int64) ([]byte, error) {
+	data, ok, err := c.lookup(key, bk, objectSize)
+	if err != nil || ok {
+		return data, err
+	}
+	return c.load(ctx, key, bk, objectSize)
+}
+
+// lookup returns a cached block and counts the hit or miss.
+func (c *BlockCache) lookup(key string, bk blockKey, objectSize int64) ([]byte, bool, error) {
+	b := c.cached(key, bk)
+	if b == nil {
+		missesTotal.Inc()
+		return nil, false, nil
+	}
+	hitsTotal.Inc()
+	if err := c.checkLen(key, bk.block, b.data, objectSize); err != nil {
+		return nil, false, err
+	}
+	return b.data, true, nil
+}
+
+// cached returns block bk of key if the cache holds it, else nil. The key
+// comparison is what makes a hash collision a miss (invariant 3).
+func (c *BlockCache) cached(key string, bk blockKey) *block {
+	b, ok := c.cache.Get(bk.hash())
+	if !ok || b.idx != bk.block || b.key != key {
+		return nil
+	}
+	return b
+}
+
+// checkLen refuses a block whose length does not fit objectSize; callers
+// slice by objectSize, so a mismatch must stop here as an error rather than
+// become a panic or a short read.
+func (c *BlockCache) checkLen(key string, idx uint32, data []byte, objectSize int64) error {
+	if want := c.blockLen(idx, objectSize); int64(len(data)) != want {
+		return fmt.Errorf("cache: block %d of %q holds %d bytes, objectSize %d says %d: callers disagree on the object's size",
+			idx, key, len(data), objectSize, want)
+	}
+	return nil
+}
+
+// load reads a block that missed, coalescing concurrent misses: the first
+// reader registers a load and reads; the others wait for it (or for their
+// own context) and share its result, error included. A load that failed
+// only because its reader gave up (loaderGaveUp) is retried by a waiter.
+//
+// States of a block, with c.mu guarding the transitions:
+//
+//	absent ──miss──▶ loading (in c.loads) ──ok──▶ loaded (in cache and c.loads) ──Wait──▶ cached
+//	                         └──error──▶ absent (removed from c.loads, then done closed)
+//
+// A successful load stays in c.loads until ristretto has applied the Set
+// (which is asynchronous), so a reader arriving in between finds the load
+// and does not read the block a second time. A reader that finds neither
+// checks the cache again under c.mu before registering a load.
+func (c *BlockCache) load(ctx context.Context, key string, bk blockKey, objectSize int64) ([]byte, error) {
+	lk := loadKey{key, bk.block}
+	for {
+		c.mu.Lock()
+		l, ok := c.loads[lk]
+		if !ok {
+			if b := c.cached(key, bk); b != nil {
+				c.mu.Unlock()
+				if err := c.checkLen(key, bk.block, b.data, objectSize); err != nil {
+					return nil, err
+				}
+				return b.data, nil
+			}
+			l = &load{done: make(chan struct{})}
+			c.loads[lk] = l
+			c.mu.Unlock()
+			return c.runLoad(ctx, lk, bk, l, c.blockLen(bk.block, objectSize))
+		}
+		c.mu.Unlock()
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if l.err == nil {
+			if err := c.checkLen(key, bk.block, l.data, objectSize); err != nil {
+				return nil, err
+			}
+			return l.data, nil
+		}
+		if !l.loaderGaveUp {
+			return nil, l.err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// runLoad is the loader's half of load: read, publish to waiters, cache.
+func (c *BlockCache) runLoad(ctx context.Context, lk loadKey, bk blockKey, l *load, want int64) ([]byte, error) {
+	data, err := c.store.GetRange(ctx, lk.key, int64(bk.block)*c.blockSize, want)
+	if err == nil && int64(len(data)) != want {
+		// The Store contract forbids this; never cache a short block.
+		err = fmt.Errorf("store returned %d bytes, want %d", len(data), want)
+	}
+	if err != nil {
+		l.err = fmt.Errorf("cache: read block %d of %q: %w", bk.block, lk.key, err)
+		l.loaderGaveUp = ctx.Err() != nil
+		// Removed before done is closed, so that a retrying waiter finds
+		// no stale load.
+		c.mu.Lock()
+		delete(c.loads, lk)
+		c.mu.Unlock()
+		close(l.done)
+		return nil, l.err
+	}
+	l.data = data
+	close(l.done) // waiters need not wait for the cache
+	c.cache.Set(bk.hash(), &block{key: lk.key, idx: bk.block, data: data}, want)
+	c.cache.Wait()
+	c.mu.Lock()
+	delete(c.loads, lk)
+	c.mu.Unlock()
+	return data, nil
+}
+
+// Insert caches a freshly uploaded object, split into blocks, so that tail
+// reads need no GET.
+//
+// !!! Insert TAKES OWNERSHIP of object: the cached blocks are sub-slices of
+// it, not copies. The caller must never modify or reuse object afterwards
+// (no pooled upload buffers). The memory is then held until every block
+// of the object has left the cache, which can be more than the cost the
+// cache accounts for it when only some blocks were evicted or admitted.
+//
+// It returns once ristretto has applied the Sets, so the next ReadRange
+// finds every block that was admitted.
+func (c *BlockCache) Insert(key string, object []byte) {
+	n := int64(len(object))
+	if c.closed.Load() || n == 0 || (n-1)/c.blockSize > math.MaxUint32 {
+		return
+	}
+	kh := xxhash.Sum64String(key)
+	for idx := int64(0); idx*c.blockSize < n; idx++ {
+		start := idx * c.blockSize
+		end := min(start+c.blockSize, n)
+		// The capacity ends with the block: a reader's append must not
+		// write into the next block.
+		b := &block{key: key, idx: uint32(idx), data: object[start:end:end]}
+		if c.cache.Set(blockKey{kh, uint32(idx)}.hash(), b, end-start) {
+			insertedBytes.Add(int(end - start))
+		}
+	}
+	c.cache.Wait()
+}
+
+// cachedBytes is the cost ristretto's policy holds: admitted minus evicted.
+func (c *BlockCache) cachedBytes() int64 {
+	m := c.cache.Metrics
+	return int64(m.CostAdded() - m.CostEvicted())
+}
+
+// Close releases the cache's memory and goroutines. Later ReadRange calls
+// fail with ErrClosed and Insert does nothing. It must not run concurrently
+// with ReadRange or Insert.
+func (c *BlockCache) Close() {
+	if c.closed.Swap(true) {
+		return
+	}
+	live.mu.Lock()
+	delete(live.m, c)
+	live.mu.Unlock()
+	c.cache.Close()
+}

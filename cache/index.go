@@ -1,0 +1,278 @@
+package cache
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"sluice.dev/meta"
+)
+
+// maxCachedEntries bounds the index entries kept per partition: enough for
+// tail readers (entries arrive one per segment per partition), small enough
+// that thousands of partitions stay cheap. Older ranges are asked of meta.
+const maxCachedEntries = 512
+
+var (
+	mIndexHits   = metrics.NewCounter(`sluice_index_cache_hits_total`)
+	mIndexMisses = metrics.NewCounter(`sluice_index_cache_misses_total`)
+	mIndexResets = metrics.NewCounter(`sluice_index_watch_resets_total`)
+)
+
+// Index is the agent's cache of meta's offset index. Meta keeps it current
+// by streaming commit events over the agent's own connection (Watch); a
+// miss asks meta. It also fans commit events out to listeners (the fetch
+// long-poll waiters).
+type Index struct {
+	meta meta.Client
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	parts     map[meta.TopicPartition]*partIndex // guarded by mu
+	listeners []func([]meta.CommitEvent)         // guarded by mu
+	// connected is true while a watch stream is live; gen counts
+	// resets. A meta answer obtained while connected, with gen unchanged
+	// since, is kept current by the events that follow it.
+	connected bool   // guarded by mu
+	gen       uint64 // guarded by mu
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// partIndex holds a contiguous run of a partition's most recent entries.
+type partIndex struct {
+	entries  []meta.IndexEntry // sorted, contiguous: each BaseOffset = previous LastOffset+1
+	hwm      int64
+	logStart int64
+	// hwmKnown is true while the watch stream is connected and this
+	// partition's hwm came from meta; a lost stream clears it.
+	hwmKnown      bool
+	logStartKnown bool
+}
+
+// NewIndex starts watching meta for commits.
+func NewIndex(mc meta.Client, log *slog.Logger) *Index {
+	if log == nil {
+		log = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	x := &Index{
+		meta:   mc,
+		log:    log.With("component", "index"),
+		parts:  make(map[meta.TopicPartition]*partIndex),
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	ready := make(chan struct{})
+	go x.watch(ctx, ready)
+	<-ready
+	return x
+}
+
+// Close stops watching.
+func (x *Index) Close() {
+	x.cancel()
+	<-x.done
+}
+
+// AddListener registers fn to receive every batch of commit events after
+// the index has applied it, and nil when the stream was lost (everything
+// may have changed). fn runs on the watch goroutine and must not block.
+func (x *Index) AddListener(fn func([]meta.CommitEvent)) {
+	x.mu.Lock()
+	x.listeners = append(x.listeners, fn)
+	x.mu.Unlock()
+}
+
+func (x *Index) watch(ctx context.Context, ready chan struct{}) {
+	defer close(x.done)
+	backoff := 50 * time.Millisecond
+	first := true
+	for {
+		ch, err := x.meta.Watch(ctx)
+		if first {
+			close(ready)
+			first = false
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			x.log.Warn("watch meta commits", "err", err)
+		} else {
+			backoff = 50 * time.Millisecond
+			x.mu.Lock()
+			x.connected = true
+			x.mu.Unlock()
+			for evs := range ch {
+				x.apply(evs)
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		mIndexResets.Inc()
+		x.reset()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+func (x *Index) apply(evs []meta.CommitEvent) {
+	x.mu.Lock()
+	for i := range evs {
+		e := evs[i].Entry
+		tp := meta.TopicPartition{TopicID: e.TopicID, Partition: e.Partition}
+		p := x.partLocked(tp)
+		p.appendLocked(e)
+		if evs[i].HighWatermark > p.hwm {
+			p.hwm = evs[i].HighWatermark
+		}
+		p.hwmKnown = true
+	}
+	ls := x.listeners
+	x.mu.Unlock()
+	for _, fn := range ls {
+		fn(evs)
+	}
+}
+
+// reset forgets what may be stale after the stream was lost: high
+// watermarks. Entries are immutable facts and stay.
+func (x *Index) reset() {
+	x.mu.Lock()
+	x.connected = false
+	x.gen++
+	for _, p := range x.parts {
+		p.hwmKnown = false
+	}
+	ls := x.listeners
+	x.mu.Unlock()
+	for _, fn := range ls {
+		fn(nil)
+	}
+}
+
+func (x *Index) partLocked(tp meta.TopicPartition) *partIndex {
+	p := x.parts[tp]
+	if p == nil {
+		p = &partIndex{}
+		x.parts[tp] = p
+	}
+	return p
+}
+
+func (p *partIndex) appendLocked(e meta.IndexEntry) {
+	if n := len(p.entries); n > 0 {
+		last := p.entries[n-1]
+		switch {
+		case e.BaseOffset <= last.LastOffset:
+			return // already known
+		case e.BaseOffset != last.LastOffset+1:
+			p.entries = p.entries[:0] // a gap: keep only what is contiguous
+		}
+	}
+	if len(p.entries) >= maxCachedEntries {
+		n := copy(p.entries, p.entries[len(p.entries)-maxCachedEntries/2:])
+		clear(p.entries[n:])
+		p.entries = p.entries[:n]
+	}
+	p.entries = append(p.entries, e)
+}
+
+// Lookup returns index entries starting with the one holding offset, like
+// meta.Client.Lookup, answering from the cache when it can.
+func (x *Index) Lookup(ctx context.Context, tp meta.TopicPartition, offset int64) (meta.LookupResult, error) {
+	x.mu.Lock()
+	if p := x.parts[tp]; p != nil && p.hwmKnown && p.logStartKnown {
+		if offset == p.hwm {
+			res := meta.LookupResult{LogStartOffset: p.logStart, HighWatermark: p.hwm}
+			x.mu.Unlock()
+			mIndexHits.Inc()
+			return res, nil
+		}
+		if n := len(p.entries); n > 0 && offset >= p.entries[0].BaseOffset && offset <= p.entries[n-1].LastOffset && offset >= p.logStart {
+			i := sort.Search(n, func(i int) bool { return p.entries[i].LastOffset >= offset })
+			res := meta.LookupResult{
+				Entries:        append([]meta.IndexEntry(nil), p.entries[i:]...),
+				LogStartOffset: p.logStart,
+				HighWatermark:  p.hwm,
+			}
+			x.mu.Unlock()
+			mIndexHits.Inc()
+			return res, nil
+		}
+	}
+	live, gen := x.connected, x.gen
+	x.mu.Unlock()
+	mIndexMisses.Inc()
+
+	res, err := x.meta.Lookup(ctx, tp, offset, 64)
+	if err != nil && res.HighWatermark == 0 && res.LogStartOffset == 0 {
+		return res, err
+	}
+	x.mu.Lock()
+	p := x.partLocked(tp)
+	p.logStart, p.logStartKnown = res.LogStartOffset, true
+	if res.HighWatermark >= p.hwm {
+		p.hwm = res.HighWatermark
+	}
+	if live && gen == x.gen {
+		p.hwmKnown = true
+	}
+	// Cache what reaches the tail: that is what the next fetch wants and
+	// what commit events extend.
+	if n := len(res.Entries); n > 0 && res.Entries[n-1].LastOffset+1 == res.HighWatermark {
+		if len(p.entries) == 0 || p.entries[len(p.entries)-1].LastOffset < res.Entries[n-1].LastOffset {
+			p.entries = p.entries[:0]
+			for _, e := range res.Entries[max(0, n-maxCachedEntries):] {
+				p.appendLocked(e)
+			}
+		}
+	}
+	x.mu.Unlock()
+	return res, err
+}
+
+// State returns a partition's log start offset and high watermark.
+func (x *Index) State(ctx context.Context, tp meta.TopicPartition) (logStart, hwm int64, err error) {
+	x.mu.Lock()
+	if p := x.parts[tp]; p != nil && p.hwmKnown && p.logStartKnown {
+		logStart, hwm = p.logStart, p.hwm
+		x.mu.Unlock()
+		return logStart, hwm, nil
+	}
+	live, gen := x.connected, x.gen
+	x.mu.Unlock()
+	sts, err := x.meta.PartitionStates(ctx, []meta.TopicPartition{tp})
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(sts) != 1 {
+		return 0, 0, meta.ErrUnavailable
+	}
+	if sts[0].Err != nil {
+		return 0, 0, sts[0].Err
+	}
+	x.mu.Lock()
+	p := x.partLocked(tp)
+	p.logStart, p.logStartKnown = sts[0].LogStartOffset, true
+	if sts[0].HighWatermark > p.hwm {
+		p.hwm = sts[0].HighWatermark
+	}
+	if live && gen == x.gen {
+		p.hwmKnown = true
+	}
+	hwm = p.hwm
+	x.mu.Unlock()
+	return sts[0].LogStartOffset, hwm, nil
+}

@@ -1,0 +1,6 @@
+package main
+
+import "sync/atomic"
+
+// healthy answers /healthz: true between startup and shutdown.
+var healthy atomic.Bool

@@ -1,0 +1,43 @@
+// Command sluice is the single Sluice binary: playground, agent, meta and
+// the bundled harnesses. It parses flags and environment and wires the
+// packages together; it holds no logic of its own.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `sluice: Kafka-compatible streaming on object storage, with zero local disks.
+
+Usage:
+  sluice playground [flags]   control plane + agent in one process (try it: make run)
+  sluice version
+
+Run "sluice COMMAND --help" for a command's flags.
+`
+
+var version = "dev"
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "playground":
+		err = runPlayground(os.Args[2:])
+	case "version", "--version", "-v":
+		fmt.Println("sluice", version)
+	case "help", "--help", "-h":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "sluice: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sluice:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,62 @@
+// Package objstore puts object storage behind one small interface.
+//
+// Semantics every implementation keeps (the shared suite in
+// objstore_test.go checks them against each one):
+//
+//   - Put is atomic: after it returns nil the whole object is readable; a
+//     failed or cancelled Put leaves either no object or the previous one,
+//     never a partial one. (A failure reported after the store applied the
+//     write, like a lost reply from S3, leaves the new object: callers that
+//     retry must be ready to find it. Faulty can inject exactly this.)
+//   - GetRange never returns a partial read: it returns exactly the bytes
+//     asked for, or an error. A range past the end is an error wrapping
+//     io.ErrUnexpectedEOF (an empty range ending exactly at the end is
+//     fine); a missing key is an error wrapping ErrNotFound.
+//   - Data passed to Put and returned by GetRange is never shared with the
+//     store: the caller may reuse or modify it.
+//   - Delete of a missing key is not an error (deletes are retried).
+//   - List walks keys with a prefix in lexical order.
+//
+// Only agents hold an objstore.Store; the control plane never does.
+//
+// # Files
+//
+//	objstore.go  Store, ObjectInfo, ErrNotFound: the contract
+//	range.go     range checking shared by the implementations
+//	local.go     Local, a directory as a bucket (playground, single node)
+//	mem.go       Memory, a map, for unit tests
+//	faulty.go    Faulty, a fault- and latency-injecting wrapper for tests
+//	metrics.go   Instrument, a wrapper counting requests, errors, bytes, latency
+package objstore
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotFound is returned (possibly wrapped) when a key does not exist.
+var ErrNotFound = errors.New("objstore: object not found")
+
+// ObjectInfo describes one stored object.
+type ObjectInfo struct {
+	Key  string
+	Size int64
+}
+
+// Store is the object storage boundary.
+type Store interface {
+	// Put stores data under key, replacing any previous object.
+	Put(ctx context.Context, key string, data []byte) error
+	// GetRange reads length bytes starting at off. length < 0 reads to
+	// the end of the object.
+	GetRange(ctx context.Context, key string, off, length int64) ([]byte, error)
+	// Head returns the object's size.
+	Head(ctx context.Context, key string) (ObjectInfo, error)
+	// Delete removes key; a missing key is not an error.
+	Delete(ctx context.Context, key string) error
+	// List calls fn for each key starting with prefix, in lexical order,
+	// stopping at the first error fn returns.
+	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
+	// Close releases resources.
+	Close() error
+}

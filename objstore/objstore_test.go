@@ -1,0 +1,331 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// testStore is the one suite every Store implementation must pass; it pins
+// down the semantics written on the interface. newStore returns an empty
+// store, which the suite closes.
+func testStore(t *testing.T, newStore func(t *testing.T) Store) {
+	ctx := context.Background()
+	open := func(t *testing.T) Store {
+		t.Helper()
+		s := newStore(t)
+		t.Cleanup(func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+		return s
+	}
+	mustPut := func(t *testing.T, s Store, key string, data []byte) {
+		t.Helper()
+		if err := s.Put(ctx, key, data); err != nil {
+			t.Fatalf("Put(%q): %v", key, err)
+		}
+	}
+	mustGet := func(t *testing.T, s Store, key string, off, length int64) []byte {
+		t.Helper()
+		b, err := s.GetRange(ctx, key, off, length)
+		if err != nil {
+			t.Fatalf("GetRange(%q, %d, %d): %v", key, off, length, err)
+		}
+		return b
+	}
+	listAll := func(t *testing.T, s Store, prefix string) []ObjectInfo {
+		t.Helper()
+		var got []ObjectInfo
+		if err := s.List(ctx, prefix, func(info ObjectInfo) error {
+			got = append(got, info)
+			return nil
+		}); err != nil {
+			t.Fatalf("List(%q): %v", prefix, err)
+		}
+		return got
+	}
+
+	t.Run("PutGet", func(t *testing.T) {
+		s := open(t)
+		data := randBytes(1, 1000)
+		mustPut(t, s, "seg/0001", data)
+		if got := mustGet(t, s, "seg/0001", 0, -1); !bytes.Equal(got, data) {
+			t.Fatalf("whole object: got %d bytes, want %d", len(got), len(data))
+		}
+		info, err := s.Head(ctx, "seg/0001")
+		if err != nil || info != (ObjectInfo{Key: "seg/0001", Size: 1000}) {
+			t.Fatalf("Head = %+v, %v", info, err)
+		}
+		for _, r := range []struct{ off, length int64 }{
+			{0, 1}, {0, 1000}, {10, 100}, {999, 1}, {990, 10}, {500, -1}, {999, -1},
+			{1000, 0}, {1000, -1}, {0, 0}, {123, 0},
+		} {
+			want := data[r.off:]
+			if r.length >= 0 {
+				want = want[:r.length]
+			}
+			got := mustGet(t, s, "seg/0001", r.off, r.length)
+			if !bytes.Equal(got, want) || len(got) != len(want) {
+				t.Errorf("GetRange(%d, %d): got %d bytes, want %d (equal=%v)", r.off, r.length, len(got), len(want), bytes.Equal(got, want))
+			}
+		}
+	})
+
+	t.Run("RangePastEnd", func(t *testing.T) {
+		s := open(t)
+		mustPut(t, s, "k", randBytes(2, 100))
+		for _, r := range []struct{ off, length int64 }{
+			{0, 101}, {99, 2}, {100, 1}, {101, 0}, {101, -1}, {1 << 40, 1}, {50, 1 << 62},
+		} {
+			b, err := s.GetRange(ctx, "k", r.off, r.length)
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("GetRange(%d, %d) = %d bytes, %v; want an error wrapping io.ErrUnexpectedEOF", r.off, r.length, len(b), err)
+			}
+			if b != nil {
+				t.Errorf("GetRange(%d, %d) returned data with its error", r.off, r.length)
+			}
+		}
+		if _, err := s.GetRange(ctx, "k", -1, 1); err == nil {
+			t.Error("GetRange with a negative offset succeeded")
+		}
+	})
+
+	t.Run("NoAliasing", func(t *testing.T) {
+		s := open(t)
+		data := []byte("immutable")
+		mustPut(t, s, "k", data)
+		data[0] = 'X' // the caller reuses its buffer
+		got := mustGet(t, s, "k", 0, -1)
+		got[1] = 'Y' // and scribbles on what it read
+		if again := mustGet(t, s, "k", 0, -1); string(again) != "immutable" {
+			t.Fatalf("object changed through a caller's slice: %q", again)
+		}
+	})
+
+	t.Run("Overwrite", func(t *testing.T) {
+		s := open(t)
+		mustPut(t, s, "a/k", randBytes(3, 500))
+		second := randBytes(4, 20)
+		mustPut(t, s, "a/k", second)
+		if got := mustGet(t, s, "a/k", 0, -1); !bytes.Equal(got, second) {
+			t.Fatalf("after overwrite got %d bytes, want the 20 new ones", len(got))
+		}
+		if info, err := s.Head(ctx, "a/k"); err != nil || info.Size != 20 {
+			t.Fatalf("Head after overwrite = %+v, %v", info, err)
+		}
+		if got := listAll(t, s, ""); len(got) != 1 {
+			t.Fatalf("List after overwrite = %v, want one key", got)
+		}
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		s := open(t)
+		mustPut(t, s, "present/x", []byte("x"))
+		for _, key := range []string{"missing", "present/y", "present/x/deeper", "present"} {
+			if _, err := s.GetRange(ctx, key, 0, -1); !errors.Is(err, ErrNotFound) {
+				t.Errorf("GetRange(%q) error = %v, want ErrNotFound", key, err)
+			}
+			if _, err := s.Head(ctx, key); !errors.Is(err, ErrNotFound) {
+				t.Errorf("Head(%q) error = %v, want ErrNotFound", key, err)
+			}
+		}
+	})
+
+	t.Run("DeleteIdempotent", func(t *testing.T) {
+		s := open(t)
+		if err := s.Delete(ctx, "never/existed"); err != nil {
+			t.Fatalf("Delete of a missing key: %v", err)
+		}
+		mustPut(t, s, "d/k", []byte("v"))
+		mustPut(t, s, "d/keep", []byte("w"))
+		for i := range 2 {
+			if err := s.Delete(ctx, "d/k"); err != nil {
+				t.Fatalf("Delete #%d: %v", i+1, err)
+			}
+		}
+		if _, err := s.GetRange(ctx, "d/k", 0, -1); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("GetRange after Delete: %v, want ErrNotFound", err)
+		}
+		if _, err := s.Head(ctx, "d/k"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Head after Delete: %v, want ErrNotFound", err)
+		}
+		if got := listAll(t, s, ""); len(got) != 1 || got[0].Key != "d/keep" {
+			t.Fatalf("List after Delete = %v, want only d/keep", got)
+		}
+		// A prefix of a key is not an object: deleting it touches nothing.
+		if err := s.Delete(ctx, "d"); err != nil {
+			t.Fatalf("Delete of a prefix: %v", err)
+		}
+		if got := mustGet(t, s, "d/keep", 0, -1); string(got) != "w" {
+			t.Fatalf("d/keep = %q after deleting its prefix", got)
+		}
+	})
+
+	t.Run("ListPrefixOrder", func(t *testing.T) {
+		s := open(t)
+		// Chosen so that key order differs from a naive directory walk:
+		// '-' (0x2d) and '.' (0x2e) sort before '/' (0x2f), '0' after.
+		keys := []string{
+			"list/a/b", "list/a-c", "list/a.c", "list/a0", "list/a/c/d",
+			"list/ab", "list/b", "lis", "lisu", "list0", "z",
+		}
+		sizes := map[string]int64{}
+		for i, k := range keys {
+			mustPut(t, s, k, randBytes(uint64(i), i*7))
+			sizes[k] = int64(i * 7)
+		}
+		for _, prefix := range []string{"", "list/", "list/a", "list/a/", "list/a/c", "lis", "list", "z", "nomatch", "list/a/b"} {
+			var want []string
+			for _, k := range keys {
+				if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
+					want = append(want, k)
+				}
+			}
+			slices.Sort(want)
+			var gotKeys []string
+			for _, info := range listAll(t, s, prefix) {
+				gotKeys = append(gotKeys, info.Key)
+				if info.Size != sizes[info.Key] {
+					t.Errorf("List(%q): %q has size %d, want %d", prefix, info.Key, info.Size, sizes[info.Key])
+				}
+			}
+			if !slices.Equal(gotKeys, want) {
+				t.Errorf("List(%q) = %q, want %q", prefix, gotKeys, want)
+			}
+		}
+		// An error from fn stops the walk and comes back unchanged.
+		errStop := errors.New("stop")
+		calls := 0
+		err := s.List(ctx, "list/", func(ObjectInfo) error { calls++; return errStop })
+		if !errors.Is(err, errStop) || calls != 1 {
+			t.Fatalf("List with a failing fn = %v after %d calls, want errStop after 1", err, calls)
+		}
+	})
+
+	t.Run("ConcurrentPuts", func(t *testing.T) {
+		s := open(t)
+		const n = 32
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*n)
+		for i := range n {
+			wg.Go(func() {
+				// Half the keys race to create the same new directory,
+				// half get a new directory each.
+				for _, key := range []string{fmt.Sprintf("conc/shared/%02d", i), fmt.Sprintf("conc/own%02d/obj", i)} {
+					if err := s.Put(ctx, key, randBytes(uint64(i), 100+i)); err != nil {
+						errs <- err
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for i := range n {
+			want := randBytes(uint64(i), 100+i)
+			for _, key := range []string{fmt.Sprintf("conc/shared/%02d", i), fmt.Sprintf("conc/own%02d/obj", i)} {
+				if got := mustGet(t, s, key, 0, -1); !bytes.Equal(got, want) {
+					t.Errorf("%s: wrong content", key)
+				}
+			}
+		}
+		if got := listAll(t, s, "conc/"); len(got) != 2*n {
+			t.Fatalf("List found %d keys, want %d", len(got), 2*n)
+		}
+	})
+
+	t.Run("ZeroLength", func(t *testing.T) {
+		s := open(t)
+		mustPut(t, s, "empty", nil)
+		if info, err := s.Head(ctx, "empty"); err != nil || info.Size != 0 {
+			t.Fatalf("Head = %+v, %v", info, err)
+		}
+		for _, length := range []int64{-1, 0} {
+			if got := mustGet(t, s, "empty", 0, length); len(got) != 0 {
+				t.Fatalf("GetRange(0, %d) = %d bytes", length, len(got))
+			}
+		}
+		if _, err := s.GetRange(ctx, "empty", 0, 1); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("GetRange(0, 1) of an empty object: %v", err)
+		}
+		if got := listAll(t, s, "empty"); len(got) != 1 || got[0].Size != 0 {
+			t.Fatalf("List = %v", got)
+		}
+	})
+
+	t.Run("ContextCanceled", func(t *testing.T) {
+		s := open(t)
+		mustPut(t, s, "c/k", []byte("v"))
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := s.Put(cctx, "c/new", []byte("v")); !errors.Is(err, context.Canceled) {
+			t.Errorf("Put: %v, want context.Canceled", err)
+		}
+		if _, err := s.Head(ctx, "c/new"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a cancelled Put left an object: Head = %v", err)
+		}
+		if err := s.Put(cctx, "c/k", []byte("overwritten")); !errors.Is(err, context.Canceled) {
+			t.Errorf("Put over an object: %v, want context.Canceled", err)
+		}
+		if _, err := s.GetRange(cctx, "c/k", 0, -1); !errors.Is(err, context.Canceled) {
+			t.Errorf("GetRange: %v, want context.Canceled", err)
+		}
+		if _, err := s.Head(cctx, "c/k"); !errors.Is(err, context.Canceled) {
+			t.Errorf("Head: %v, want context.Canceled", err)
+		}
+		if err := s.Delete(cctx, "c/k"); !errors.Is(err, context.Canceled) {
+			t.Errorf("Delete: %v, want context.Canceled", err)
+		}
+		called := false
+		if err := s.List(cctx, "", func(ObjectInfo) error { called = true; return nil }); !errors.Is(err, context.Canceled) || called {
+			t.Errorf("List: %v (fn called: %v), want context.Canceled", err, called)
+		}
+		if got := mustGet(t, s, "c/k", 0, -1); string(got) != "v" {
+			t.Errorf("object changed by cancelled calls: %q", got)
+		}
+	})
+}
+
+// randBytes returns n bytes that depend only on seed and n.
+func randBytes(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, uint64(n)))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func TestMemory(t *testing.T) {
+	testStore(t, func(*testing.T) Store { return NewMemory() })
+}
+
+func TestLocal(t *testing.T) {
+	testStore(t, func(t *testing.T) Store {
+		s, err := NewLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// The wrappers must keep every promise of the store they wrap.
+func TestWrappersKeepSemantics(t *testing.T) {
+	t.Run("Instrument", func(t *testing.T) {
+		testStore(t, func(*testing.T) Store { return Instrument(NewMemory()) })
+	})
+	t.Run("Faulty", func(t *testing.T) {
+		testStore(t, func(*testing.T) Store { return NewFaulty(NewMemory(), 1) })
+	})
+}

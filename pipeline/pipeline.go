@@ -1,0 +1,482 @@
+// Package pipeline owns the produce path of an agent: it gathers record
+// batches from every connection and partition into one open segment, seals
+// it when the flush interval passes or its size limit is reached, uploads
+// sealed segments (several at once, bounded), commits them to meta strictly
+// in seal order, and only then completes the produce requests they hold.
+//
+//	Append ──► open segment ──seal──► upload (≤ MaxConcurrentUploads) ──► commit (in seal order) ──► done(results)
+//	  ▲                                                                                              │
+//	  └──────────────── in-flight bytes released (backpressure bound) ◄──────────────────────────────┘
+//
+// Invariants:
+//   - done is called exactly once per Append, after the segment holding its
+//     batches is durable in the object store AND committed in meta, or with
+//     an error; never before (DESIGN.md invariant 1).
+//   - Segments are committed in seal order, so one producer's batches keep
+//     their order across segments (invariant 3).
+//   - Bytes admitted but not completed never exceed MaxInFlightBytes, except
+//     that one Append larger than the bound is admitted alone (invariant 7).
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/cespare/xxhash/v2"
+
+	"sluice.dev/codec"
+	"sluice.dev/meta"
+	"sluice.dev/objstore"
+)
+
+var (
+	// ErrClosed is returned by Append once Close has begun.
+	ErrClosed = errors.New("pipeline: closed")
+	// ErrUpload wraps a failed segment upload; its requests are failed
+	// with a retriable error and nothing in the segment is acknowledged.
+	ErrUpload = errors.New("pipeline: segment upload failed")
+	// ErrCommit wraps a failed meta commit.
+	ErrCommit = errors.New("pipeline: segment commit failed")
+)
+
+// Config configures the pipeline. Zero fields take the defaults below.
+type Config struct {
+	// FlushInterval is how long the first batch of a segment waits for
+	// company before the segment is sealed (flag --flush-interval). It is
+	// the floor of acks=1/all latency at light load and sets the object
+	// PUT rate: one object per interval per agent, not per partition.
+	FlushInterval time.Duration
+	// MaxSegmentBytes seals a segment early when it is this large
+	// (default 8 MiB): big enough that PUT costs stay negligible, small
+	// enough that a busy agent seals several per interval.
+	MaxSegmentBytes int
+	// MaxInFlightBytes bounds record bytes admitted but not yet
+	// acknowledged (default 256 MiB). Past it Append waits.
+	MaxInFlightBytes int64
+	// MaxConcurrentUploads bounds parallel PUTs (default 4).
+	MaxConcurrentUploads int
+	// UploadTimeout bounds one PUT attempt (default 30s).
+	UploadTimeout time.Duration
+	// CommitTimeout bounds committing one segment, retries included
+	// (default 30s).
+	CommitTimeout time.Duration
+	// AgentID names this agent in commits.
+	AgentID string
+	Logger  *slog.Logger
+	// OnUploaded, if set, receives each uploaded object (ownership passes
+	// to it) so a read cache can serve tail reads without a GET.
+	OnUploaded func(key string, object []byte)
+}
+
+func (c *Config) setDefaults() {
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = 250 * time.Millisecond
+	}
+	if c.MaxSegmentBytes <= 0 {
+		c.MaxSegmentBytes = 8 << 20
+	}
+	if c.MaxInFlightBytes <= 0 {
+		c.MaxInFlightBytes = 256 << 20
+	}
+	if c.MaxConcurrentUploads <= 0 {
+		c.MaxConcurrentUploads = 4
+	}
+	if c.UploadTimeout <= 0 {
+		c.UploadTimeout = 30 * time.Second
+	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Batch is one validated record batch for one partition.
+type Batch struct {
+	TopicID   meta.TopicID
+	Partition int32
+	Data      []byte // must stay valid and unmodified until done is called
+	Header    codec.BatchHeader
+}
+
+// Result answers one Batch.
+type Result struct {
+	Err            error // nil when the batch was committed (or was a duplicate)
+	Status         meta.ChunkStatus
+	BaseOffset     int64
+	LogStartOffset int64
+}
+
+var (
+	mSealed        = metrics.NewCounter(`sluice_segments_sealed_total`)
+	mSealInterval  = metrics.NewCounter(`sluice_segments_sealed_by_total{reason="interval"}`)
+	mSealSize      = metrics.NewCounter(`sluice_segments_sealed_by_total{reason="size"}`)
+	mSealClose     = metrics.NewCounter(`sluice_segments_sealed_by_total{reason="shutdown"}`)
+	mSegmentBytes  = metrics.NewHistogram(`sluice_segment_bytes`)
+	mSegmentChunks = metrics.NewHistogram(`sluice_segment_chunks`)
+	mUploadDur     = metrics.NewHistogram(`sluice_segment_upload_duration_seconds`)
+	mCommitDur     = metrics.NewHistogram(`sluice_segment_commit_duration_seconds`)
+	mUploadErrors  = metrics.NewCounter(`sluice_segment_upload_errors_total`)
+	mCommitErrors  = metrics.NewCounter(`sluice_segment_commit_errors_total`)
+	mInFlightBytes = metrics.NewGauge(`sluice_produce_inflight_bytes`, nil)
+	mBackpressure  = metrics.NewFloatCounter(`sluice_produce_backpressure_wait_seconds_total`)
+)
+
+// request is one Append waiting for its segment.
+type request struct {
+	chunks []int // chunk arrival indices in the segment builder, per batch
+	bytes  int64
+	done   func([]Result)
+}
+
+// segment is the open or a sealed segment.
+type segment struct {
+	id      meta.SegmentID
+	builder *codec.SegmentBuilder
+	topics  []meta.TopicID // per chunk, for the commit
+	reqs    []*request
+	bytes   int64 // record bytes held (for in-flight accounting)
+	timer   *time.Timer
+
+	// set by the uploader
+	uploaded chan struct{}
+	key      string
+	size     int64
+	metas    []codec.ChunkMeta
+	err      error
+}
+
+// Pipeline is the produce path of one agent.
+type Pipeline struct {
+	cfg   Config
+	store objstore.Store
+	meta  meta.Client
+	log   *slog.Logger
+
+	uploadSlots chan struct{}
+	commitQ     chan *segment
+	commitDone  chan struct{}
+
+	mu       sync.Mutex
+	open     *segment        // guarded by mu: the segment Append adds to; nil when empty
+	inFlight int64           // guarded by mu: admitted, not yet completed bytes
+	waiters  []chan struct{} // guarded by mu: Appends waiting for in-flight room
+	closed   bool            // guarded by mu
+}
+
+// New starts a pipeline.
+func New(cfg Config, store objstore.Store, mc meta.Client) *Pipeline {
+	cfg.setDefaults()
+	p := &Pipeline{
+		cfg:         cfg,
+		store:       store,
+		meta:        mc,
+		log:         cfg.Logger.With("component", "pipeline"),
+		uploadSlots: make(chan struct{}, cfg.MaxConcurrentUploads),
+		// The commit queue holds sealed segments in seal order. Its
+		// capacity only needs to exceed what in-flight bytes allow.
+		commitQ:    make(chan *segment, 4096),
+		commitDone: make(chan struct{}),
+	}
+	go p.commitLoop()
+	return p
+}
+
+// Config returns the effective configuration.
+func (p *Pipeline) Config() Config { return p.cfg }
+
+// Append admits batches into the open segment and calls done with one
+// Result per batch, in order, once their segment has committed or failed.
+// All batches of one Append land in the same segment. Append blocks while
+// the in-flight bound is reached (never on the event loop: callers are
+// connection workers) and returns an error without calling done when ctx
+// ends first or the pipeline is closed.
+func (p *Pipeline) Append(ctx context.Context, batches []Batch, done func([]Result)) error {
+	var n int64
+	for i := range batches {
+		n += int64(len(batches[i].Data))
+	}
+	if err := p.admit(ctx, n); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.release(n)
+		return ErrClosed
+	}
+	// Keep a segment near its size limit: seal what is open if this
+	// request would push it past, unless the segment is empty (a request
+	// larger than the limit gets a segment of its own).
+	if p.open != nil && p.open.builder.Size()+int(n) > p.cfg.MaxSegmentBytes && p.open.builder.Len() > 0 {
+		p.sealLocked(mSealSize)
+	}
+	if p.open == nil {
+		p.open = p.newSegment()
+		seg := p.open
+		seg.timer = time.AfterFunc(p.cfg.FlushInterval, func() { p.sealIfOpen(seg) })
+	}
+	seg := p.open
+	r := &request{chunks: make([]int, len(batches)), bytes: n, done: done}
+	for i := range batches {
+		b := &batches[i]
+		r.chunks[i] = seg.builder.Add(b.TopicID, b.Partition, b.Data, b.Header)
+		seg.topics = append(seg.topics, b.TopicID)
+	}
+	seg.reqs = append(seg.reqs, r)
+	seg.bytes += n
+	if seg.builder.Size() >= p.cfg.MaxSegmentBytes {
+		p.sealLocked(mSealSize)
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *Pipeline) newSegment() *segment {
+	var id meta.SegmentID
+	binary.BigEndian.PutUint64(id[:8], uint64(time.Now().UnixNano()))
+	_, _ = rand.Read(id[8:])
+	return &segment{id: id, builder: codec.NewSegmentBuilder(id), uploaded: make(chan struct{})}
+}
+
+// ObjectKey is where a segment lives in the bucket. A two-hex-digit hash
+// prefix spreads segments over the store's key-range partitions (S3 scales
+// request rates per prefix); the id that follows sorts by time.
+func ObjectKey(id meta.SegmentID) string {
+	h := xxhash.Sum64(id[:])
+	return fmt.Sprintf("segments/%02x/%s.seg", byte(h), hex.EncodeToString(id[:]))
+}
+
+func (p *Pipeline) sealIfOpen(seg *segment) {
+	p.mu.Lock()
+	if p.open == seg {
+		p.sealLocked(mSealInterval)
+	}
+	p.mu.Unlock()
+}
+
+// sealLocked closes the open segment to new batches and sends it to upload
+// and commit. The commit queue receives it here, under mu, so seal order is
+// commit order.
+func (p *Pipeline) sealLocked(reason *metrics.Counter) {
+	seg := p.open
+	p.open = nil
+	if seg.timer != nil {
+		seg.timer.Stop()
+	}
+	mSealed.Inc()
+	reason.Inc()
+	p.commitQ <- seg
+	go p.upload(seg)
+}
+
+// upload builds the object and stores it, bounded by uploadSlots, retrying
+// transient failures within UploadTimeout per attempt.
+func (p *Pipeline) upload(seg *segment) {
+	p.uploadSlots <- struct{}{}
+	defer func() { <-p.uploadSlots }()
+	defer close(seg.uploaded)
+
+	obj, metas := seg.builder.Finish()
+	seg.builder = nil
+	seg.key = ObjectKey(seg.id)
+	seg.size = int64(len(obj))
+	seg.metas = metas
+	mSegmentBytes.Update(float64(len(obj)))
+	mSegmentChunks.Update(float64(len(metas)))
+
+	start := time.Now()
+	backoff := 50 * time.Millisecond
+	deadline := start.Add(p.cfg.UploadTimeout)
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		err := p.store.Put(ctx, seg.key, obj)
+		cancel()
+		if err == nil {
+			break
+		}
+		mUploadErrors.Inc()
+		if time.Now().Add(backoff).After(deadline) {
+			seg.err = fmt.Errorf("%w: %s after %d attempts: %v", ErrUpload, seg.key, attempt, err)
+			p.log.Error("segment upload failed; its produce requests fail with a retriable error",
+				"key", seg.key, "attempts", attempt, "err", err)
+			return
+		}
+		p.log.Warn("segment upload failed, retrying", "key", seg.key, "attempt", attempt, "err", err)
+		time.Sleep(backoff)
+		backoff = min(backoff*2, 2*time.Second)
+	}
+	mUploadDur.UpdateDuration(start)
+	if p.cfg.OnUploaded != nil {
+		p.cfg.OnUploaded(seg.key, obj)
+	}
+}
+
+// commitLoop commits sealed segments strictly in seal order.
+func (p *Pipeline) commitLoop() {
+	defer close(p.commitDone)
+	for seg := range p.commitQ {
+		<-seg.uploaded
+		var res meta.CommitResult
+		err := seg.err
+		if err == nil {
+			res, err = p.commit(seg)
+		}
+		p.complete(seg, res, err)
+	}
+}
+
+func (p *Pipeline) commit(seg *segment) (meta.CommitResult, error) {
+	c := meta.SegmentCommit{
+		SegmentID: seg.id,
+		ObjectKey: seg.key,
+		Size:      seg.size,
+		AgentID:   p.cfg.AgentID,
+		Chunks:    make([]meta.Chunk, len(seg.metas)),
+	}
+	for i, m := range seg.metas {
+		c.Chunks[i] = meta.Chunk{
+			TopicID:        m.TopicID,
+			Partition:      m.Partition,
+			Start:          m.Start,
+			Length:         m.Length,
+			RecordCount:    m.RecordCount,
+			FirstTimestamp: m.FirstTimestamp,
+			MaxTimestamp:   m.MaxTimestamp,
+			ProducerID:     m.ProducerID,
+			ProducerEpoch:  m.ProducerEpoch,
+			BaseSequence:   m.BaseSequence,
+		}
+	}
+	start := time.Now()
+	deadline := start.Add(p.cfg.CommitTimeout)
+	backoff := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		res, err := p.meta.CommitSegment(ctx, c)
+		cancel()
+		if err == nil {
+			if len(res.Chunks) != len(c.Chunks) {
+				return res, fmt.Errorf("%w: meta answered %d chunks for %d", ErrCommit, len(res.Chunks), len(c.Chunks))
+			}
+			mCommitDur.UpdateDuration(start)
+			return res, nil
+		}
+		mCommitErrors.Inc()
+		// Commits are idempotent on the segment id, so retrying after an
+		// unknown outcome is safe.
+		if errors.Is(err, meta.ErrClosed) || time.Now().Add(backoff).After(deadline) {
+			p.log.Error("segment commit failed; its produce requests fail with a retriable error",
+				"segment", seg.id.String(), "attempts", attempt, "err", err)
+			return res, fmt.Errorf("%w: %v", ErrCommit, err)
+		}
+		time.Sleep(backoff)
+		backoff = min(backoff*2, time.Second)
+	}
+}
+
+// complete answers every request of a segment and releases its bytes.
+func (p *Pipeline) complete(seg *segment, res meta.CommitResult, err error) {
+	for _, r := range seg.reqs {
+		out := make([]Result, len(r.chunks))
+		for i, ci := range r.chunks {
+			if err != nil {
+				out[i] = Result{Err: err}
+				continue
+			}
+			cr := res.Chunks[ci]
+			out[i] = Result{Status: cr.Status, BaseOffset: cr.BaseOffset, LogStartOffset: cr.LogStartOffset}
+		}
+		r.done(out)
+	}
+	p.release(seg.bytes)
+}
+
+// admit waits until n bytes fit under MaxInFlightBytes.
+func (p *Pipeline) admit(ctx context.Context, n int64) error {
+	var waitStart time.Time
+	for {
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return ErrClosed
+		}
+		if p.inFlight == 0 || p.inFlight+n <= p.cfg.MaxInFlightBytes {
+			p.inFlight += n
+			mInFlightBytes.Set(float64(p.inFlight))
+			p.mu.Unlock()
+			if !waitStart.IsZero() {
+				mBackpressure.Add(time.Since(waitStart).Seconds())
+			}
+			return nil
+		}
+		ch := make(chan struct{})
+		p.waiters = append(p.waiters, ch)
+		p.mu.Unlock()
+		if waitStart.IsZero() {
+			waitStart = time.Now()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (p *Pipeline) release(n int64) {
+	p.mu.Lock()
+	p.inFlight -= n
+	mInFlightBytes.Set(float64(p.inFlight))
+	ws := p.waiters
+	p.waiters = nil
+	p.mu.Unlock()
+	for _, ch := range ws {
+		close(ch)
+	}
+}
+
+// InFlightBytes reports admitted but not yet completed bytes.
+func (p *Pipeline) InFlightBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inFlight
+}
+
+// Close stops admitting, seals the open segment and waits until every
+// sealed segment has committed or failed, or ctx ends. Every request
+// admitted before Close gets its done call: nothing half-written is
+// acknowledged.
+func (p *Pipeline) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	if p.open != nil {
+		p.sealLocked(mSealClose)
+	}
+	ws := p.waiters
+	p.waiters = nil
+	p.mu.Unlock()
+	for _, ch := range ws {
+		close(ch)
+	}
+	close(p.commitQ)
+	select {
+	case <-p.commitDone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("pipeline: close: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,66 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"sluice.dev/codec"
+	"sluice.dev/meta"
+	"sluice.dev/pipeline"
+)
+
+// errorCode maps an internal error to its Kafka error code. This is the
+// one place where that mapping lives.
+func errorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, meta.ErrUnknownTopicOrPartition):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, meta.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, meta.ErrInvalidTopic):
+		return kerr.InvalidTopicException.Code
+	case errors.Is(err, meta.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, meta.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, meta.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, meta.ErrUnsupported):
+		return kerr.UnsupportedVersion.Code
+	case errors.Is(err, codec.ErrUnsupportedMagic):
+		return kerr.UnsupportedForMessageFormat.Code
+	case errors.Is(err, codec.ErrCorrupt):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, pipeline.ErrClosed), errors.Is(err, meta.ErrClosed):
+		// The agent is shutting down: the client retries elsewhere.
+		return kerr.NotLeaderForPartition.Code
+	case errors.Is(err, pipeline.ErrUpload):
+		return kerr.KafkaStorageError.Code
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, meta.ErrUnavailable):
+		return kerr.RequestTimedOut.Code
+	default:
+		return kerr.UnknownServerError.Code
+	}
+}
+
+// chunkStatusCode maps what meta did with one batch to a Kafka code.
+func chunkStatusCode(st meta.ChunkStatus) int16 {
+	switch st {
+	case meta.ChunkAppended, meta.ChunkDuplicate:
+		// A duplicate is answered as a success with the original offset,
+		// as Kafka does for an idempotent producer's retry.
+		return 0
+	case meta.ChunkOutOfOrder:
+		return kerr.OutOfOrderSequenceNumber.Code
+	case meta.ChunkFenced:
+		return kerr.InvalidProducerEpoch.Code
+	case meta.ChunkUnknownPartition:
+		return kerr.UnknownTopicOrPartition.Code
+	default:
+		return kerr.UnknownServerError.Code
+	}
+}

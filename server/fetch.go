@@ -1,0 +1,278 @@
+package server
+
+// Fetch, versions 4–17 (record batch v2; v13+ names topics by id).
+//
+// For each partition the agent's index cache maps the fetch offset to
+// index entries (segment object, byte range, base offset); the bytes come
+// through the block cache; each batch is copied into the response with its
+// base offset (and partition leader epoch) patched in; the CRC does not
+// cover those fields. Whole batches are returned: a batch that starts
+// before the fetch offset is skipped only when all of it lies before.
+// MaxBytes and per-partition MaxBytes are honoured, except that the first
+// batch of the response is always returned whole so a consumer can make
+// progress (KIP-74).
+//
+// Long poll: when fewer than MinBytes are ready, the fetch registers a
+// watcher on its partitions and waits for a commit event or MaxWaitMs,
+// whichever comes first; the connection keeps serving other requests
+// meanwhile, and responses still go out in request order.
+//
+// Fetch sessions (KIP-227) are not kept: the response carries session id
+// 0, which tells clients to send full fetch requests. Isolation levels are
+// the same while there are no transactions (last stable offset = high
+// watermark). Rack-aware preferred read replicas: -1.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"sluice.dev/codec"
+	"sluice.dev/meta"
+)
+
+func init() { register(int16(kmsg.Fetch), 4, 17, handleFetch) }
+
+// maxFetchWait caps MaxWaitMs so a client cannot park a request for long.
+const maxFetchWait = 30 * time.Second
+
+type fetchPart struct {
+	tp       meta.TopicPartition
+	offset   int64
+	maxBytes int
+	out      *kmsg.FetchResponseTopicPartition
+	known    bool
+}
+
+func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.FetchRequest)
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	if req.SessionID != 0 {
+		// We never hand out sessions, so one named here is not ours.
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		rc.respond(resp)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+
+	var topics map[int]meta.Topic
+	var err error
+	if rc.version >= 13 {
+		ids := make([]meta.TopicID, len(req.Topics))
+		for i := range req.Topics {
+			ids[i] = req.Topics[i].TopicID
+		}
+		var byID map[meta.TopicID]meta.Topic
+		byID, err = s.topics.byIDs(ctx, ids)
+		topics = make(map[int]meta.Topic, len(ids))
+		for i := range req.Topics {
+			if t, ok := byID[req.Topics[i].TopicID]; ok {
+				topics[i] = t
+			}
+		}
+	} else {
+		names := make([]string, len(req.Topics))
+		for i := range req.Topics {
+			names[i] = req.Topics[i].Topic
+		}
+		var byName map[string]meta.Topic
+		byName, err = s.topics.byNames(ctx, names)
+		topics = make(map[int]meta.Topic, len(names))
+		for i := range req.Topics {
+			if t, ok := byName[req.Topics[i].Topic]; ok {
+				topics[i] = t
+			}
+		}
+	}
+	if err != nil {
+		resp.ErrorCode = errorCode(err)
+		rc.respond(resp)
+		return
+	}
+
+	var parts []fetchPart
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		ot := &resp.Topics[ti]
+		*ot = kmsg.NewFetchResponseTopic()
+		ot.Topic, ot.TopicID = rt.Topic, rt.TopicID
+		ot.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
+		t, known := topics[ti]
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			op := &ot.Partitions[pi]
+			*op = kmsg.NewFetchResponseTopicPartition()
+			op.Partition = rp.Partition
+			op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
+			op.PreferredReadReplica = -1
+			fp := fetchPart{offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes), out: op}
+			switch {
+			case !known && rc.version >= 13:
+				op.ErrorCode = kerr.UnknownTopicID.Code
+			case !known || rp.Partition < 0 || rp.Partition >= t.Partitions:
+				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				fp.tp = meta.TopicPartition{TopicID: t.ID, Partition: rp.Partition}
+				fp.known = true
+			}
+			parts = append(parts, fp)
+		}
+	}
+
+	maxBytes := int(req.MaxBytes)
+	if maxBytes <= 0 {
+		maxBytes = 50 << 20 // fetch.max.bytes default; pre-v3 had no limit field
+	}
+	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, maxFetchWait)
+	minBytes := int(req.MinBytes)
+
+	// The read runs off the connection worker: a cold read waits on the
+	// object store and a long poll waits on commits, and neither may hold
+	// up the requests behind it.
+	go func() {
+		if wait <= 0 {
+			s.fillFetch(parts, maxBytes)
+			rc.respond(resp)
+			return
+		}
+		// Register before the first read, so a commit that lands between
+		// the read and the wait still wakes us.
+		w := s.waiters.add(parts)
+		defer s.waiters.remove(w)
+		n, hardErr := s.fillFetch(parts, maxBytes)
+		if hardErr || n >= minBytes {
+			rc.respond(resp)
+			return
+		}
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		for {
+			select {
+			case <-w.ch:
+				n, hardErr = s.fillFetch(parts, maxBytes)
+				if hardErr || n >= minBytes {
+					rc.respond(resp)
+					return
+				}
+				if rc.c.isClosed() {
+					return
+				}
+			case <-timer.C:
+				s.fillFetch(parts, maxBytes)
+				rc.respond(resp)
+				return
+			case <-w.closed:
+				rc.respond(resp)
+				return
+			}
+		}
+	}()
+}
+
+// fillFetch reads every known partition into its response slot and
+// returns the record bytes gathered and whether some partition has an
+// error worth answering at once.
+func (s *Server) fillFetch(parts []fetchPart, maxBytes int) (total int, hardErr bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	for i := range parts {
+		fp := &parts[i]
+		if !fp.known {
+			hardErr = true
+			continue
+		}
+		budget := min(fp.maxBytes, maxBytes-total)
+		if budget < 0 {
+			budget = 0
+		}
+		data, logStart, hwm, err := s.readPartition(ctx, fp.tp, fp.offset, budget, total == 0)
+		op := fp.out
+		op.ErrorCode = errorCode(err)
+		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hwm, hwm, logStart
+		op.RecordBatches = data
+		if err != nil {
+			hardErr = true
+			s.log.Debug("fetch: partition error", "topic", fp.tp.TopicID.String(), "partition", fp.tp.Partition,
+				"offset", fp.offset, "err", err)
+		}
+		total += len(data)
+	}
+	mFetchBytes.Add(total)
+	return total, hardErr
+}
+
+// readPartition copies whole batches holding offsets from offset on, up to
+// budget bytes (at least one batch when first is set and data exists).
+func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offset int64, budget int, first bool) (data []byte, logStart, hwm int64, err error) {
+	res, err := s.deps.Index.Lookup(ctx, tp, offset)
+	logStart, hwm = res.LogStartOffset, res.HighWatermark
+	if err != nil {
+		return nil, logStart, hwm, err
+	}
+	if budget <= 0 && !first {
+		return nil, logStart, hwm, nil
+	}
+	for _, e := range res.Entries {
+		raw, err := s.deps.Blocks.ReadRange(ctx, e.ObjectKey, e.ObjectSize, e.Start, e.Length)
+		if err != nil {
+			if len(data) > 0 {
+				return data, logStart, hwm, nil // return what we have; the next fetch retries
+			}
+			return nil, logStart, hwm, err
+		}
+		next := e.BaseOffset
+		for len(raw) > 0 {
+			if len(raw) < codec.BatchHeaderSize {
+				return data, logStart, hwm, corruptEntry(e)
+			}
+			size := 12 + int(int32(binary.BigEndian.Uint32(raw[8:])))
+			count := int64(int32(binary.BigEndian.Uint32(raw[23:]))) + 1
+			if size < codec.BatchHeaderSize || size > len(raw) || count <= 0 {
+				return data, logStart, hwm, corruptEntry(e)
+			}
+			base := next
+			next += count
+			if base+count <= offset {
+				raw = raw[size:]
+				continue
+			}
+			if len(data)+size > budget && !(first && len(data) == 0) {
+				return data, logStart, hwm, nil
+			}
+			if data == nil {
+				data = make([]byte, 0, min(budget, int(e.Length)+size))
+			}
+			at := len(data)
+			data = append(data, raw[:size]...)
+			codec.SetBaseOffset(data[at:], base)
+			codec.SetPartitionLeaderEpoch(data[at:], 0)
+			raw = raw[size:]
+		}
+		if next != e.LastOffset+1 {
+			return data, logStart, hwm, corruptEntry(e)
+		}
+		if len(data) >= budget {
+			break
+		}
+	}
+	return data, logStart, hwm, nil
+}
+
+var errCorruptEntry = errors.New("index entry does not match its segment bytes")
+
+func corruptEntry(e meta.IndexEntry) error {
+	return &entryError{e: e}
+}
+
+type entryError struct{ e meta.IndexEntry }
+
+func (x *entryError) Error() string {
+	return "fetch: " + errCorruptEntry.Error() + ": " + x.e.ObjectKey
+}
+func (x *entryError) Unwrap() error { return codec.ErrCorrupt }

@@ -1,0 +1,180 @@
+package server
+
+// Metadata, versions 0–12.
+//
+// Every partition is led by this agent: agents are stateless and any agent
+// may accept any partition (DESIGN.md, produce path step 1). Zone-aware
+// spreading over several agents comes with the agent registry. With
+// --auto-create-topics, unknown topics named in a request that allows it
+// (always before v4) are created with --default-partitions partitions.
+// AuthorizedOperations are not computed (no ACLs yet); they are left at
+// Kafka's "not requested" value.
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"sluice.dev/meta"
+)
+
+func init() { register(int16(kmsg.Metadata), 0, 12, handleMetadata) }
+
+const metaTimeout = 10 * time.Second
+
+func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.MetadataRequest)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+
+	host, portStr, _ := net.SplitHostPort(s.cfg.AdvertisedAddr)
+	port, _ := strconv.Atoi(portStr)
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = s.cfg.NodeID, host, int32(port)
+	resp.Brokers = append(resp.Brokers, b)
+	cid := s.clusterID
+	resp.ClusterID = &cid
+	resp.ControllerID = s.cfg.NodeID
+
+	// v0: an empty list means all topics; v1+: null means all.
+	all := req.Topics == nil || (rc.version == 0 && len(req.Topics) == 0)
+	var topics []meta.Topic
+	var unknown []string
+	var unknownIDs []meta.TopicID
+	if all {
+		ts, err := s.deps.Meta.Topics(ctx, nil)
+		if err != nil {
+			s.log.Warn("metadata: list topics", "err", err)
+		}
+		topics = ts
+		s.topics.put(ts)
+	} else {
+		var names []string
+		var ids []meta.TopicID
+		for _, t := range req.Topics {
+			if t.Topic != nil && *t.Topic != "" {
+				names = append(names, *t.Topic)
+			} else if t.TopicID != ([16]byte{}) {
+				ids = append(ids, t.TopicID)
+			}
+		}
+		if len(names) > 0 {
+			byName, err := s.topics.byNames(ctx, names)
+			if err != nil {
+				s.log.Warn("metadata: look up topics", "err", err)
+			}
+			for _, n := range names {
+				if t, ok := byName[n]; ok {
+					topics = append(topics, t)
+				} else {
+					unknown = append(unknown, n)
+				}
+			}
+		}
+		if len(ids) > 0 {
+			byID, err := s.topics.byIDs(ctx, ids)
+			if err != nil {
+				s.log.Warn("metadata: look up topic ids", "err", err)
+			}
+			for _, id := range ids {
+				if t, ok := byID[id]; ok {
+					topics = append(topics, t)
+				} else {
+					unknownIDs = append(unknownIDs, id)
+				}
+			}
+		}
+	}
+
+	autoCreate := s.cfg.AutoCreateTopics && (rc.version < 4 || req.AllowAutoTopicCreation)
+	if autoCreate && len(unknown) > 0 {
+		specs := make([]meta.TopicSpec, len(unknown))
+		for i, n := range unknown {
+			specs[i] = meta.TopicSpec{Name: n, Partitions: s.cfg.DefaultPartitions}
+		}
+		results, err := s.deps.Meta.CreateTopics(ctx, specs)
+		if err != nil {
+			s.log.Warn("metadata: auto-create topics", "err", err)
+		}
+		still := unknown[:0]
+		var retry []string
+		for _, res := range results {
+			switch {
+			case res.Err == nil:
+				topics = append(topics, res.Topic)
+				s.topics.put([]meta.Topic{res.Topic})
+				s.log.Info("auto-created topic", "topic", res.Name, "partitions", res.Topic.Partitions)
+			case errorCode(res.Err) == kerr.TopicAlreadyExists.Code:
+				retry = append(retry, res.Name) // created concurrently
+			default:
+				still = append(still, res.Name)
+			}
+		}
+		if err != nil {
+			still = unknown
+		}
+		if len(retry) > 0 {
+			if ts, err := s.deps.Meta.Topics(ctx, retry); err == nil {
+				s.topics.put(ts)
+				topics = append(topics, ts...)
+			}
+		}
+		unknown = still
+	}
+
+	for _, t := range topics {
+		mt := kmsg.NewMetadataResponseTopic()
+		name := t.Name
+		mt.Topic = &name
+		mt.TopicID = t.ID
+		mt.AuthorizedOperations = -2147483648
+		mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, t.Partitions)
+		for p := int32(0); p < t.Partitions; p++ {
+			mp := kmsg.NewMetadataResponseTopicPartition()
+			mp.Partition = p
+			mp.Leader = s.cfg.NodeID
+			mp.LeaderEpoch = 0
+			mp.Replicas = []int32{s.cfg.NodeID}
+			mp.ISR = []int32{s.cfg.NodeID}
+			mt.Partitions[p] = mp
+		}
+		resp.Topics = append(resp.Topics, mt)
+	}
+	for _, n := range unknown {
+		mt := kmsg.NewMetadataResponseTopic()
+		name := n
+		mt.Topic = &name
+		mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+		if !isValidTopicName(n) {
+			mt.ErrorCode = kerr.InvalidTopicException.Code
+		}
+		resp.Topics = append(resp.Topics, mt)
+	}
+	for _, id := range unknownIDs {
+		mt := kmsg.NewMetadataResponseTopic()
+		mt.TopicID = id
+		mt.ErrorCode = kerr.UnknownTopicID.Code
+		resp.Topics = append(resp.Topics, mt)
+	}
+	rc.respond(resp)
+}
+
+// isValidTopicName follows Kafka's rule: 1–249 of [a-zA-Z0-9._-], not "."
+// or "..".
+func isValidTopicName(n string) bool {
+	if n == "" || len(n) > 249 || n == "." || n == ".." {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

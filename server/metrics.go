@@ -1,0 +1,45 @@
+package server
+
+import (
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var (
+	mConnsOpened    = metrics.NewCounter(`sluice_kafka_connections_opened_total`)
+	mConnsClosed    = metrics.NewCounter(`sluice_kafka_connections_closed_total`)
+	mBadConns       = metrics.NewCounter(`sluice_kafka_connections_rejected_total`)
+	mBadRequests    = metrics.NewCounter(`sluice_kafka_bad_requests_total`)
+	mProduceBytes   = metrics.NewCounter(`sluice_produce_bytes_total`)
+	mProduceBatches = metrics.NewCounter(`sluice_produce_batches_total`)
+	mProduceErrors  = metrics.NewCounter(`sluice_produce_partition_errors_total`)
+	mFetchBytes     = metrics.NewCounter(`sluice_fetch_bytes_total`)
+)
+
+// Request counters and latency histograms per API, created up front so
+// the hot path does no map lookups or string formatting.
+var (
+	reqCounters  [128]*metrics.Counter
+	reqDurations [128]*metrics.Histogram
+)
+
+func init() {
+	for key := int16(0); key < int16(len(reqCounters)); key++ {
+		name := kmsg.NameForKey(key)
+		if name == "" || name == "Unknown" {
+			continue
+		}
+		reqCounters[key] = metrics.NewCounter(`sluice_kafka_requests_total{api="` + name + `"}`)
+		reqDurations[key] = metrics.NewHistogram(`sluice_kafka_request_duration_seconds{api="` + name + `"}`)
+	}
+}
+
+func observeRequest(key int16, start time.Time) {
+	if key < 0 || int(key) >= len(reqCounters) || reqCounters[key] == nil {
+		return
+	}
+	reqCounters[key].Inc()
+	reqDurations[key].UpdateDuration(start)
+}

@@ -1,0 +1,284 @@
+package server
+
+// Produce, versions 3–13 (record batch v2 only; v13 names topics by id).
+//
+// Each partition's records are split into batches and validated (magic 2,
+// CRC-32C, lengths, max.message.bytes); a bad batch fails its partition
+// alone with CORRUPT_MESSAGE (or the matching code) while the other
+// partitions of the request go on. Valid batches of the whole request go
+// into the pipeline together and land in one segment. acks=1 and acks=all
+// are answered only after that segment is uploaded and committed in meta,
+// so an acknowledged record is durable either way; acks=0 gets no response
+// (and, as in Kafka, a closed connection when the request fails, since that
+// is the only way to tell the client).
+//
+// Left out: transactional and control batches (INVALID_RECORD: transactions
+// are not served yet), LogAppendTime topics.
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"sluice.dev/codec"
+	"sluice.dev/meta"
+	"sluice.dev/pipeline"
+)
+
+func init() { register(int16(kmsg.Produce), 3, 13, handleProduce) }
+
+// defaultMaxMessageBytes is Kafka's message.max.bytes default: the largest
+// record batch a topic accepts unless its max.message.bytes says otherwise.
+const defaultMaxMessageBytes = 1048588
+
+// produceSlot remembers where a partition's batches sit in the pipeline
+// call so results can be folded back per partition.
+type produceSlot struct {
+	rp     *kmsg.ProduceResponseTopicPartition
+	first  int // index of the partition's first batch in batches
+	nBatch int
+}
+
+func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+	acks := req.Acks
+
+	if req.TransactionID != nil && *req.TransactionID != "" {
+		failAllProduce(resp, req, kerr.TransactionalIDAuthorizationFailed.Code)
+		finishProduce(s, rc, resp, acks, true)
+		return
+	}
+	if acks != 0 && acks != 1 && acks != -1 {
+		failAllProduce(resp, req, kerr.InvalidRequiredAcks.Code)
+		finishProduce(s, rc, resp, acks, true)
+		return
+	}
+
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+
+	topics, err := resolveProduceTopics(ctx, s, req, rc.version)
+	if err != nil {
+		cancel()
+		failAllProduce(resp, req, errorCode(err))
+		finishProduce(s, rc, resp, acks, true)
+		return
+	}
+
+	var batches []pipeline.Batch
+	var slots []produceSlot
+	anyErr := false
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for ti := range req.Topics {
+		rt := &req.Topics[ti]
+		ot := &resp.Topics[ti]
+		*ot = kmsg.NewProduceResponseTopic()
+		ot.Topic, ot.TopicID = rt.Topic, rt.TopicID
+		ot.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		t, known := topics[ti]
+		maxBytes := defaultMaxMessageBytes
+		if known {
+			maxBytes = maxMessageBytes(t)
+		}
+		for pi := range rt.Partitions {
+			rp := &rt.Partitions[pi]
+			op := &ot.Partitions[pi]
+			*op = kmsg.NewProduceResponseTopicPartition()
+			op.Partition = rp.Partition
+			op.BaseOffset, op.LogAppendTime, op.LogStartOffset = -1, -1, -1
+			switch {
+			case !known && rc.version >= 13:
+				op.ErrorCode = kerr.UnknownTopicID.Code
+			case !known || rp.Partition < 0 || rp.Partition >= t.Partitions:
+				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			}
+			if op.ErrorCode != 0 {
+				anyErr = true
+				continue
+			}
+			first := len(batches)
+			code := int16(0)
+			err := codec.SplitBatches(rp.Records, func(b []byte) error {
+				h, err := codec.ValidateBatch(b)
+				if err != nil {
+					code = errorCode(err)
+					return err
+				}
+				switch {
+				case len(b) > maxBytes:
+					code = kerr.MessageTooLarge.Code
+				case h.IsControl() || h.IsTransactional():
+					code = kerr.InvalidRecord.Code
+				}
+				if code != 0 {
+					return kerr.ErrorForCode(code)
+				}
+				batches = append(batches, pipeline.Batch{TopicID: t.ID, Partition: rp.Partition, Data: b, Header: h})
+				return nil
+			})
+			if err == nil && len(batches) == first {
+				code, err = kerr.CorruptMessage.Code, codec.ErrCorrupt // no batch at all
+			}
+			if err != nil {
+				if code == 0 {
+					code = errorCode(err)
+				}
+				batches = batches[:first] // the partition fails as a whole
+				op.ErrorCode = code
+				anyErr = true
+				mProduceErrors.Inc()
+				s.log.Debug("produce: partition rejected", "remote", rc.c.remote,
+					"topic", rt.Topic, "partition", rp.Partition, "err", err)
+				continue
+			}
+			slots = append(slots, produceSlot{rp: op, first: first, nBatch: len(batches) - first})
+		}
+	}
+
+	if len(batches) == 0 {
+		cancel()
+		finishProduce(s, rc, resp, acks, anyErr)
+		return
+	}
+	var n int
+	for i := range batches {
+		n += len(batches[i].Data)
+	}
+	mProduceBytes.Add(n)
+	mProduceBatches.Add(len(batches))
+
+	done := func(results []pipeline.Result) {
+		cancel()
+		failed := anyErr
+		for _, sl := range slots {
+			for i := sl.first; i < sl.first+sl.nBatch; i++ {
+				res := results[i]
+				code := errorCode(res.Err)
+				if res.Err == nil {
+					code = chunkStatusCode(res.Status)
+				}
+				if code != 0 {
+					sl.rp.ErrorCode = code
+					sl.rp.BaseOffset = -1
+					failed = true
+					mProduceErrors.Inc()
+					break
+				}
+				if i == sl.first {
+					sl.rp.BaseOffset = res.BaseOffset
+					sl.rp.LogStartOffset = res.LogStartOffset
+				}
+			}
+		}
+		if acks != 0 {
+			rc.respond(resp)
+		} else if failed {
+			s.log.Info("closing connection: acks=0 produce failed", "remote", rc.c.remote)
+			rc.c.close()
+		}
+	}
+	if acks == 0 {
+		// Nothing is written back; later requests need not wait.
+		rc.skip()
+	}
+	if err := s.deps.Pipeline.Append(ctx, batches, done); err != nil {
+		cancel()
+		code := errorCode(err)
+		for _, sl := range slots {
+			sl.rp.ErrorCode = code
+		}
+		if acks != 0 {
+			rc.respond(resp)
+		} else {
+			rc.c.close()
+		}
+	}
+}
+
+// resolveProduceTopics maps each request topic index to its topic.
+func resolveProduceTopics(ctx context.Context, s *Server, req *kmsg.ProduceRequest, version int16) (map[int]meta.Topic, error) {
+	out := make(map[int]meta.Topic, len(req.Topics))
+	if version >= 13 {
+		ids := make([]meta.TopicID, len(req.Topics))
+		for i := range req.Topics {
+			ids[i] = req.Topics[i].TopicID
+		}
+		byID, err := s.topics.byIDs(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for i := range req.Topics {
+			if t, ok := byID[req.Topics[i].TopicID]; ok {
+				out[i] = t
+			}
+		}
+		return out, nil
+	}
+	names := make([]string, len(req.Topics))
+	for i := range req.Topics {
+		names[i] = req.Topics[i].Topic
+	}
+	byName, err := s.topics.byNames(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	for i := range req.Topics {
+		if t, ok := byName[req.Topics[i].Topic]; ok {
+			out[i] = t
+		}
+	}
+	return out, nil
+}
+
+func maxMessageBytes(t meta.Topic) int {
+	if v, ok := t.Configs["max.message.bytes"]; ok {
+		var n int
+		for _, c := range v {
+			if c < '0' || c > '9' {
+				return defaultMaxMessageBytes
+			}
+			n = n*10 + int(c-'0')
+			if n > 1<<30 {
+				return 1 << 30
+			}
+		}
+		if n > 0 {
+			return n
+		}
+	}
+	return defaultMaxMessageBytes
+}
+
+func failAllProduce(resp *kmsg.ProduceResponse, req *kmsg.ProduceRequest, code int16) {
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for i, rt := range req.Topics {
+		ot := kmsg.NewProduceResponseTopic()
+		ot.Topic, ot.TopicID = rt.Topic, rt.TopicID
+		for _, rp := range rt.Partitions {
+			op := kmsg.NewProduceResponseTopicPartition()
+			op.Partition = rp.Partition
+			op.ErrorCode = code
+			op.BaseOffset, op.LogAppendTime, op.LogStartOffset = -1, -1, -1
+			ot.Partitions = append(ot.Partitions, op)
+		}
+		resp.Topics[i] = ot
+	}
+}
+
+func finishProduce(s *Server, rc *reqCtx, resp *kmsg.ProduceResponse, acks int16, failed bool) {
+	if acks != 0 {
+		rc.respond(resp)
+		return
+	}
+	rc.skip()
+	if failed {
+		s.log.Info("closing connection: acks=0 produce failed", "remote", rc.c.remote)
+		rc.c.close()
+	}
+}

@@ -1,0 +1,347 @@
+// Package server owns the Kafka listener of an agent: the gnet event loop,
+// framing, request headers, routing by API key, and per-connection ordered
+// asynchronous responses. Handlers live one file per Kafka API.
+//
+// The event loop never blocks (DESIGN.md invariant 6): OnTraffic only cuts
+// complete frames out of the inbound buffer, copies them and queues them on
+// their connection. A per-connection worker goroutine (started on demand,
+// exiting when idle) decodes and dispatches them in arrival order; handlers
+// that wait (produce for its commit, fetch for data) complete later from
+// other goroutines, and the connection's response sequencer writes responses
+// strictly in request order.
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"sluice.dev/cache"
+	"sluice.dev/meta"
+	"sluice.dev/pipeline"
+)
+
+// Config configures the Kafka listener.
+type Config struct {
+	// Addr is host:port to listen on; port 0 picks a free port.
+	Addr string
+	// AdvertisedAddr is what Metadata tells clients to dial; defaults to the
+	// bound listener address.
+	AdvertisedAddr string
+	// NodeID is this agent's broker id in Metadata responses.
+	NodeID int32
+	// MaxRequestBytes bounds one request frame (flag --max-request-bytes).
+	// A larger frame closes the connection: Kafka framing gives no way to
+	// skip it without reading it, and reading it is what the bound forbids.
+	MaxRequestBytes int
+	// MaxConnPendingBytes bounds request bytes queued on one connection but
+	// not yet dispatched. Past it the event loop stops cutting frames from
+	// that connection until its worker catches up.
+	MaxConnPendingBytes int
+	// AutoCreateTopics creates unknown topics named in Metadata requests
+	// that allow it (flag --auto-create-topics).
+	AutoCreateTopics bool
+	// DefaultPartitions is the partition count of auto-created topics and
+	// of CreateTopics requests that leave it at -1.
+	DefaultPartitions int32
+	// Multicore runs one event loop per CPU.
+	Multicore bool
+	Logger    *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxRequestBytes <= 0 {
+		c.MaxRequestBytes = 100 << 20 // Kafka's socket.request.max.bytes default
+	}
+	if c.MaxConnPendingBytes <= 0 {
+		c.MaxConnPendingBytes = 64 << 20
+	}
+	if c.DefaultPartitions <= 0 {
+		c.DefaultPartitions = 16
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Deps are the parts of the agent the handlers use.
+type Deps struct {
+	Meta     meta.Client
+	Pipeline *pipeline.Pipeline
+	Index    *cache.Index
+	Blocks   *cache.BlockCache
+}
+
+// Server is a running Kafka listener.
+type Server struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	topics  *topicCache
+	waiters *fetchWaiters
+
+	eng       gnet.Engine
+	bootErr   chan error
+	runDone   chan struct{}
+	addr      net.Addr
+	closing   atomic.Bool
+	connsMu   sync.Mutex
+	conns     map[*conn]struct{} // guarded by connsMu
+	clusterID string
+}
+
+// New creates a server; Start begins listening.
+func New(cfg Config, deps Deps) *Server {
+	cfg.setDefaults()
+	s := &Server{
+		cfg:     cfg,
+		deps:    deps,
+		log:     cfg.Logger.With("component", "kafka"),
+		bootErr: make(chan error, 1),
+		runDone: make(chan struct{}),
+		conns:   make(map[*conn]struct{}),
+	}
+	s.topics = newTopicCache(deps.Meta)
+	s.waiters = newFetchWaiters()
+	return s
+}
+
+// Start listens and returns once the listener accepts connections.
+func (s *Server) Start(ctx context.Context) error {
+	id, err := s.deps.Meta.ClusterID(ctx)
+	if err != nil {
+		return fmt.Errorf("server: read cluster id: %w", err)
+	}
+	s.clusterID = id
+	host, port, err := net.SplitHostPort(s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("server: bad --kafka-addr %q: %w", s.cfg.Addr, err)
+	}
+	_ = port
+	go func() {
+		defer close(s.runDone)
+		err := gnet.Run(s, "tcp://"+s.cfg.Addr,
+			gnet.WithMulticore(s.cfg.Multicore),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithReadBufferCap(256<<10),
+			gnet.WithSocketRecvBuffer(1<<20),
+			gnet.WithSocketSendBuffer(1<<20),
+			gnet.WithLogger(gnetLogger{s.log}),
+		)
+		if err != nil {
+			select {
+			case s.bootErr <- err:
+			default:
+			}
+			if !s.closing.Load() {
+				s.log.Error("kafka listener stopped", "err", err)
+			}
+		}
+	}()
+	select {
+	case err := <-s.bootErr:
+		if err != nil {
+			return fmt.Errorf("server: listen on %s (flag --kafka-addr): %w", s.cfg.Addr, err)
+		}
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	fd, err := s.eng.Dup()
+	if err != nil {
+		return fmt.Errorf("server: find bound address: %w", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("server: find bound address: %w", err)
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		s.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	case *unix.SockaddrInet6:
+		s.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	default:
+		return fmt.Errorf("server: unexpected listener address %T", sa)
+	}
+	if s.cfg.AdvertisedAddr == "" {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		s.cfg.AdvertisedAddr = net.JoinHostPort(host, strconv.Itoa(s.addr.(*net.TCPAddr).Port))
+	}
+	s.deps.Index.AddListener(s.onCommit)
+	return nil
+}
+
+// Addr is the bound listener address.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// AdvertisedAddr is the address Metadata hands to clients.
+func (s *Server) AdvertisedAddr() string { return s.cfg.AdvertisedAddr }
+
+// Stop closes the listener and every connection. In-flight requests whose
+// completion arrives later find their connection closed and are dropped;
+// the pipeline decides the fate of their data, never this package.
+func (s *Server) Stop(ctx context.Context) error {
+	if !s.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.waiters.closeAll()
+	err := s.eng.Stop(ctx)
+	select {
+	case <-s.runDone:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// OnBoot implements gnet.EventHandler.
+func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.eng = eng
+	s.bootErr <- nil
+	return gnet.None
+}
+
+// OnShutdown implements gnet.EventHandler.
+func (s *Server) OnShutdown(gnet.Engine) {}
+
+// OnOpen implements gnet.EventHandler.
+func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	c := newConn(s, gc)
+	gc.SetContext(c)
+	s.connsMu.Lock()
+	s.conns[c] = struct{}{}
+	s.connsMu.Unlock()
+	mConnsOpened.Inc()
+	return nil, gnet.None
+}
+
+// OnClose implements gnet.EventHandler.
+func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, _ := gc.Context().(*conn)
+	if c == nil {
+		return gnet.None
+	}
+	c.markClosed()
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+	mConnsClosed.Inc()
+	return gnet.None
+}
+
+// OnTick implements gnet.EventHandler.
+func (s *Server) OnTick() (time.Duration, gnet.Action) { return time.Hour, gnet.None }
+
+// OnTraffic cuts complete frames out of the inbound buffer. It runs on the
+// event loop and must never block: it copies each frame (the Peek slice is
+// invalid after Discard) and queues it on the connection.
+func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, _ := gc.Context().(*conn)
+	if c == nil {
+		return gnet.Close
+	}
+	for {
+		if c.overBound() {
+			// The worker wakes this connection when it has caught up.
+			if gc.InboundBuffered() > s.cfg.MaxRequestBytes+s.cfg.MaxConnPendingBytes {
+				s.log.Warn("closing connection: client ignores backpressure",
+					"remote", c.remote, "buffered", gc.InboundBuffered())
+				mBadConns.Inc()
+				return gnet.Close
+			}
+			return gnet.None
+		}
+		hdr, err := gc.Peek(4)
+		if err != nil || len(hdr) < 4 {
+			return gnet.None
+		}
+		size := int(int32(binary.BigEndian.Uint32(hdr)))
+		if size < 8 || size > s.cfg.MaxRequestBytes {
+			s.log.Warn("closing connection: bad frame size",
+				"remote", c.remote, "size", size, "max", s.cfg.MaxRequestBytes,
+				"hint", "raise --max-request-bytes if this client is legitimate")
+			mBadConns.Inc()
+			return gnet.Close
+		}
+		if gc.InboundBuffered() < 4+size {
+			return gnet.None
+		}
+		frame, err := gc.Peek(4 + size)
+		if err != nil {
+			return gnet.None
+		}
+		buf := make([]byte, size)
+		copy(buf, frame[4:])
+		if _, err := gc.Discard(4 + size); err != nil {
+			return gnet.Close
+		}
+		c.enqueue(buf)
+	}
+}
+
+// onCommit wakes long-polling fetches when meta commits new data. A nil
+// slice means the index lost its feed: wake everyone so no fetch sleeps
+// through a commit it missed. It runs on the index's feed goroutine and
+// must not block.
+func (s *Server) onCommit(evs []meta.CommitEvent) {
+	if evs == nil {
+		s.waiters.notifyAll()
+		return
+	}
+	for i := range evs {
+		s.waiters.notify(meta.TopicPartition{TopicID: evs[i].Entry.TopicID, Partition: evs[i].Entry.Partition})
+	}
+}
+
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...)) }
+
+// FlushResponses waits, up to max, until no connection has a completed
+// response still waiting to be handed to the event loop and the event
+// loops have written what they were handed.
+func (s *Server) FlushResponses(ctx context.Context, max time.Duration) {
+	s.waiters.closeAll() // parked fetches answer now
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		busy := false
+		s.connsMu.Lock()
+		for c := range s.conns {
+			c.mu.Lock()
+			if len(c.pending) > 0 || c.nextWrite < c.nextSeq {
+				busy = true
+			}
+			c.mu.Unlock()
+			if busy {
+				break
+			}
+		}
+		s.connsMu.Unlock()
+		if !busy {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// AsyncWritev hands bytes to the loop; give it a beat to write them.
+	time.Sleep(20 * time.Millisecond)
+}
