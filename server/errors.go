@@ -60,6 +60,10 @@ func chunkStatusCode(st meta.ChunkStatus) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case meta.ChunkUnknownPartition:
 		return kerr.UnknownTopicOrPartition.Code
+	case meta.ChunkInvalid:
+		// The agent validated the batch, so meta refusing its metadata
+		// means the batch header lied about itself.
+		return kerr.CorruptMessage.Code
 	default:
 		return kerr.UnknownServerError.Code
 	}

@@ -1,0 +1,209 @@
+package meta
+
+import (
+	"crypto/rand"
+	"fmt"
+	"maps"
+	"math"
+)
+
+// apply computes o's answer against the group (committed state plus the
+// changes of the ops before o in this group) and records o's changes in
+// the group. It runs on the committer goroutine only. now is the group's
+// commit time in unix nanoseconds.
+func (s *Service) apply(g *group, o *op, now int64) {
+	switch o.kind {
+	case opCreateTopics:
+		o.topicResults = s.applyCreateTopics(g, o.specs)
+	case opCommitSegment:
+		o.commitResult = applyCommit(g, o.commit, now)
+	case opInitProducerID:
+		o.pidResult, o.err = applyInitProducerID(g, o.pidReq)
+	default:
+		panic(fmt.Sprintf("BUG: meta: op kind %d", o.kind))
+	}
+}
+
+// maxTopicName is Kafka's limit (Topic.MAX_NAME_LENGTH).
+const maxTopicName = 249
+
+// validTopicName checks a name the way Kafka's Topic.validate does.
+func validTopicName(name string) error {
+	if name == "" || len(name) > maxTopicName {
+		return fmt.Errorf("%w: %q: length must be 1..%d", ErrInvalidTopic, name, maxTopicName)
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("%w: %q", ErrInvalidTopic, name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: %q: only ASCII letters, digits, '.', '_' and '-'", ErrInvalidTopic, name)
+		}
+	}
+	return nil
+}
+
+func (s *Service) applyCreateTopics(g *group, specs []TopicSpec) []TopicResult {
+	res := make([]TopicResult, len(specs))
+	for i, sp := range specs {
+		res[i].Name = sp.Name
+		if err := validTopicName(sp.Name); err != nil {
+			res[i].Err = err
+			continue
+		}
+		n := sp.Partitions
+		if n == -1 {
+			n = s.cfg.DefaultPartitions
+		}
+		if n < 1 || n > s.cfg.MaxPartitions {
+			res[i].Err = fmt.Errorf("%w: %d, must be 1..%d", ErrInvalidPartitions, sp.Partitions, s.cfg.MaxPartitions)
+			continue
+		}
+		if g.topicByName(sp.Name) != nil {
+			res[i].Err = fmt.Errorf("%w: %q", ErrTopicExists, sp.Name)
+			continue
+		}
+		t := Topic{Name: sp.Name, ID: g.newTopicID(), Partitions: n}
+		if len(sp.Configs) > 0 {
+			t.Configs = maps.Clone(sp.Configs)
+		}
+		g.addTopic(newTopicState(t))
+		res[i].Topic = copyTopic(t)
+	}
+	return res
+}
+
+// newTopicID returns a random topic id that is not all zero (Kafka's
+// "no topic id") and not in use.
+func (g *group) newTopicID() TopicID {
+	for {
+		var id TopicID
+		rand.Read(id[:])
+		if id != (TopicID{}) && g.topicByID(id) == nil {
+			return id
+		}
+	}
+}
+
+// applyCommit assigns offsets to the chunks of c (see CommitSegment in
+// client.go and the rules in producer.go) and returns the answer.
+func applyCommit(g *group, c *SegmentCommit, now int64) CommitResult {
+	if enc, ok := g.segment(c.SegmentID); ok {
+		r, err := decodeCommitResult(enc)
+		if err != nil {
+			// Encoded by this process or checked by Open.
+			panic(fmt.Sprintf("BUG: meta: stored answer of segment %s: %v", c.SegmentID, err))
+		}
+		return r
+	}
+	g.seq++
+	res := make([]ChunkResult, len(c.Chunks))
+	for i := range c.Chunks {
+		ch := &c.Chunks[i]
+		r := &res[i]
+		t := g.topicByID(ch.TopicID)
+		if t == nil || ch.Partition < 0 || int(ch.Partition) >= len(t.parts) {
+			r.Status = ChunkUnknownPartition
+			continue
+		}
+		ps := t.parts[ch.Partition]
+		r.LogStartOffset = ps.logStart
+		r.Status, r.BaseOffset = g.appendChunk(ps, c, ch)
+		if r.Status != ChunkAppended {
+			// A refused chunk breaks the partition's run: the next
+			// chunk's offsets would not follow the bytes before it.
+			if d := g.parts[ps]; d != nil {
+				d.runSeq = 0
+			}
+		}
+	}
+	g.addSegment(c.SegmentID, appendCommitResult(make([]byte, 0, 2+len(res)*4), res), now)
+	return CommitResult{Chunks: res}
+}
+
+// appendChunk checks one chunk of c on partition ps and, if it is to be
+// appended, assigns its offsets and adds it to the index.
+func (g *group) appendChunk(ps *partState, c *SegmentCommit, ch *Chunk) (ChunkStatus, int64) {
+	// Metadata that cannot be right refuses this chunk only: the others
+	// in the segment may belong to other clients (DESIGN.md invariant 8).
+	if ch.RecordCount < 1 || ch.Length < 1 || ch.Start < 0 || ch.Start > c.Size-int64(ch.Length) || c.ObjectKey == "" {
+		return ChunkInvalid, 0
+	}
+	var (
+		pk     pidTP
+		pp     prodPart
+		havePP bool
+	)
+	if ch.ProducerID >= 0 {
+		pk = pidTP{pid: ch.ProducerID, tp: ps.tp}
+		pp, havePP = g.prodPart(pk)
+		pidEpoch, havePID := g.epoch(ch.ProducerID)
+		st, dupBase := checkSequence(&pp, havePP, pidEpoch, havePID, ch)
+		if st != ChunkAppended {
+			return st, dupBase
+		}
+	}
+	d := g.part(ps)
+	if d.next > math.MaxInt64-int64(ch.RecordCount) {
+		return ChunkInvalid, 0
+	}
+	base := d.next
+	d.next += int64(ch.RecordCount)
+	if ch.ProducerID >= 0 {
+		pp.record(havePP, ch, base)
+		g.prodParts[pk] = pp
+	}
+
+	// Extend the open run when this chunk's bytes follow its bytes.
+	if d.runSeq == g.seq {
+		if e := &d.entries[len(d.entries)-1]; e.Start+e.Length == ch.Start {
+			e.Length += int64(ch.Length)
+			e.LastOffset = d.next - 1
+			e.MaxTimestamp = max(e.MaxTimestamp, ch.MaxTimestamp)
+			return ChunkAppended, base
+		}
+	}
+	d.entries = append(d.entries, IndexEntry{
+		TopicID:      ps.tp.topic,
+		Partition:    ps.tp.part,
+		BaseOffset:   base,
+		LastOffset:   d.next - 1,
+		SegmentID:    c.SegmentID,
+		ObjectKey:    c.ObjectKey,
+		ObjectSize:   c.Size,
+		Start:        ch.Start,
+		Length:       int64(ch.Length),
+		MaxTimestamp: ch.MaxTimestamp,
+	})
+	d.runSeq = g.seq
+	return ChunkAppended, base
+}
+
+// applyInitProducerID implements InitProducerID for idempotent producers.
+func applyInitProducerID(g *group, req ProducerIDRequest) (ProducerIDResult, error) {
+	if req.TransactionalID != "" {
+		return ProducerIDResult{}, fmt.Errorf("%w: transactional producers", ErrUnsupported)
+	}
+	if req.ProducerID == -1 {
+		return g.allocPID(), nil
+	}
+	epoch, ok := g.epoch(req.ProducerID)
+	if req.ProducerID < 0 || !ok || req.ProducerEpoch != epoch {
+		return ProducerIDResult{}, fmt.Errorf("%w: producer id %d epoch %d", ErrInvalidProducerEpoch, req.ProducerID, req.ProducerEpoch)
+	}
+	if epoch == math.MaxInt16 {
+		// Epochs are exhausted; like Kafka, carry on under a new id.
+		return g.allocPID(), nil
+	}
+	g.epochs[req.ProducerID] = epoch + 1
+	return ProducerIDResult{ProducerID: req.ProducerID, ProducerEpoch: epoch + 1}, nil
+}
+
+func (g *group) allocPID() ProducerIDResult {
+	pid := g.nextPID
+	g.nextPID++
+	g.pidChanged = true
+	g.epochs[pid] = 0
+	return ProducerIDResult{ProducerID: pid, ProducerEpoch: 0}
+}

@@ -1,0 +1,592 @@
+package meta
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// The embedded store is one bbolt file, <Config.Dir>/meta.db. Open reads
+// all of it into memory (state.go); afterwards it is only written, one
+// transaction per commit group (committer.go).
+//
+// Buckets, keys and values (integers big-endian; every binary value
+// starts with a format byte, 1 today, so a later version can tell old
+// records from new):
+//
+//	meta        "format"            -> 1 byte: storeFormat
+//	            "cluster_id"        -> the cluster id, created once
+//	            "next_producer_id"  -> 8 bytes: next producer id to hand out
+//	topics      topic id (16)       -> JSON topicRecord
+//	partitions  topic id (16) + partition (4)
+//	                                -> v | logStart (8) | next offset (8)
+//	            (only partitions that were written to; others are at 0/0)
+//	index       topic id (16) + partition (4) + base offset (8)
+//	                                -> v | lastOffset (8) | segment id (16) |
+//	                                   objectSize (8) | start (8) | length (8) |
+//	                                   maxTimestamp (8) | objectKey (rest)
+//	producers   producer id (8)     -> v | epoch (2)
+//	            producer id (8) + topic id (16) + partition (4)
+//	                                -> v | epoch (2) | n (1) |
+//	                                   n × (first seq (4) | last seq (4) | base offset (8))
+//	segments    commit time ns (8) + segment id (16)
+//	                                -> v | uvarint n | n × (status (1) |
+//	                                   varint baseOffset | varint logStartOffset)
+//
+// Index keys sort by partition, then offset, so a cursor Seek lands on a
+// partition's entries in order. Segment keys sort by commit time, so
+// pruning the oldest answers is a walk from the front.
+
+// ErrCorrupt is returned (wrapped) by Open when the store holds something
+// meta cannot have written. It is not retriable.
+var ErrCorrupt = errors.New("meta: store corrupt")
+
+const (
+	storeFile   = "meta.db"
+	storeFormat = 1
+	recFormat   = 1 // first byte of every binary value
+)
+
+var be = binary.BigEndian
+
+var (
+	bucketMeta       = []byte("meta")
+	bucketTopics     = []byte("topics")
+	bucketPartitions = []byte("partitions")
+	bucketIndex      = []byte("index")
+	bucketProducers  = []byte("producers")
+	bucketSegments   = []byte("segments")
+
+	keyFormat    = []byte("format")
+	keyClusterID = []byte("cluster_id")
+	keyNextPID   = []byte("next_producer_id")
+)
+
+var allBuckets = [][]byte{bucketMeta, bucketTopics, bucketPartitions, bucketIndex, bucketProducers, bucketSegments}
+
+// openStore opens (creating if needed) the bbolt file in dir and loads
+// its state.
+func openStore(dir string) (*bbolt.DB, *state, error) {
+	if dir == "" {
+		return nil, nil, errors.New("meta: Config.Dir is empty: name the directory for the embedded store (--data-dir)")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("meta: create store directory: %w", err)
+	}
+	path := filepath.Join(dir, storeFile)
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		// Another process holding the file lock is an operator error;
+		// say so instead of hanging.
+		Timeout: 2 * time.Second,
+		// The map freelist and not syncing it make each commit write
+		// fewer pages; the price is a freelist scan at Open. etcd runs
+		// bbolt this way.
+		FreelistType:   bbolt.FreelistMapType,
+		NoFreelistSync: true,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("meta: open %s: %w", path, err)
+	}
+	if err := db.Update(initStore); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("meta: init %s: %w", path, err)
+	}
+	var st *state
+	err = db.View(func(tx *bbolt.Tx) error {
+		var err error
+		st, err = loadState(tx)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("meta: load %s: %w", path, err)
+	}
+	return db, st, nil
+}
+
+// initStore creates the buckets and the cluster id of a new store and
+// checks the format of an existing one.
+func initStore(tx *bbolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	mb := tx.Bucket(bucketMeta)
+	switch f := mb.Get(keyFormat); {
+	case f == nil:
+		if err := mb.Put(keyFormat, []byte{storeFormat}); err != nil {
+			return err
+		}
+	case len(f) != 1 || f[0] != storeFormat:
+		return fmt.Errorf("%w: store format %x, this version reads %d", ErrCorrupt, f, storeFormat)
+	}
+	if mb.Get(keyClusterID) == nil {
+		if err := mb.Put(keyClusterID, []byte(newClusterID())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newClusterID returns a random (version 4) UUID in the spelling Kafka
+// uses for cluster ids: 22 characters of unpadded URL-safe base64.
+func newClusterID() string {
+	var u [16]byte
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	return base64.RawURLEncoding.EncodeToString(u[:])
+}
+
+// topicRecord is a topic as stored.
+type topicRecord struct {
+	Name       string            `json:"name"`
+	ID         string            `json:"id"` // hex
+	Partitions int32             `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+}
+
+func loadState(tx *bbolt.Tx) (*state, error) {
+	st := newState()
+	mb := tx.Bucket(bucketMeta)
+	st.clusterID = string(mb.Get(keyClusterID))
+	if v := mb.Get(keyNextPID); v != nil {
+		if len(v) != 8 {
+			return nil, fmt.Errorf("%w: next producer id %x", ErrCorrupt, v)
+		}
+		st.nextPID = int64(be.Uint64(v))
+	}
+
+	err := tx.Bucket(bucketTopics).ForEach(func(k, v []byte) error {
+		var r topicRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("%w: topic %x: %v", ErrCorrupt, k, err)
+		}
+		var id TopicID
+		if n, err := hex.Decode(id[:], []byte(r.ID)); err != nil || n != len(id) || string(k) != string(id[:]) {
+			return fmt.Errorf("%w: topic %x has id %q", ErrCorrupt, k, r.ID)
+		}
+		if r.Partitions < 1 || st.topicsByName[r.Name] != nil {
+			return fmt.Errorf("%w: topic %q: %d partitions or a second topic of that name", ErrCorrupt, r.Name, r.Partitions)
+		}
+		st.addTopic(newTopicState(Topic{Name: r.Name, ID: id, Partitions: r.Partitions, Configs: r.Configs}))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.sortNames()
+
+	err = tx.Bucket(bucketPartitions).ForEach(func(k, v []byte) error {
+		ps, err := st.partByKey(k)
+		if err != nil {
+			return err
+		}
+		d := decoder{b: v}
+		d.format()
+		ps.logStart = int64(d.u64())
+		ps.next = int64(d.u64())
+		if err := d.finish(); err != nil || ps.logStart < 0 || ps.next < ps.logStart {
+			return fmt.Errorf("%w: partition %x: %x", ErrCorrupt, k, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// Entries of one segment share their object key string.
+	keys := make(map[SegmentID]string)
+	err = tx.Bucket(bucketIndex).ForEach(func(k, v []byte) error {
+		if len(k) != 28 {
+			return fmt.Errorf("%w: index key %x", ErrCorrupt, k)
+		}
+		ps, err := st.partByKey(k[:20])
+		if err != nil {
+			return err
+		}
+		e, err := decodeIndexEntry(k, v)
+		if err != nil {
+			return err
+		}
+		if key, ok := keys[e.SegmentID]; ok && key == e.ObjectKey {
+			e.ObjectKey = key
+		} else {
+			keys[e.SegmentID] = e.ObjectKey
+		}
+		ps.entries.append(e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	err = tx.Bucket(bucketProducers).ForEach(func(k, v []byte) error {
+		d := decoder{b: v}
+		d.format()
+		switch len(k) {
+		case 8:
+			pid := int64(be.Uint64(k))
+			epoch := int16(d.u16())
+			if err := d.finish(); err != nil || pid < 0 || pid >= st.nextPID || epoch < 0 {
+				return fmt.Errorf("%w: producer %x: %x", ErrCorrupt, k, v)
+			}
+			st.epochs[pid] = epoch
+		case 28:
+			ps, err := st.partByKey(k[8:])
+			if err != nil {
+				return err
+			}
+			var pp prodPart
+			pp.epoch = int16(d.u16())
+			pp.n = d.u8()
+			if pp.n > producerWindow {
+				return fmt.Errorf("%w: producer state %x: %x", ErrCorrupt, k, v)
+			}
+			for i := range int(pp.n) {
+				pp.win[i] = seqBatch{first: int32(d.u32()), last: int32(d.u32()), baseOffset: int64(d.u64())}
+			}
+			if err := d.finish(); err != nil || pp.n == 0 {
+				return fmt.Errorf("%w: producer state %x: %x", ErrCorrupt, k, v)
+			}
+			st.prodParts[pidTP{pid: int64(be.Uint64(k)), tp: ps.tp}] = pp
+		default:
+			return fmt.Errorf("%w: producer key %x", ErrCorrupt, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	err = tx.Bucket(bucketSegments).ForEach(func(k, v []byte) error {
+		if len(k) != len(segKey{}) {
+			return fmt.Errorf("%w: segment key %x", ErrCorrupt, k)
+		}
+		if _, err := decodeCommitResult(v); err != nil {
+			return fmt.Errorf("segment %x: %w", k, err)
+		}
+		sk := segKey(k)
+		st.segs[sk.id()] = append([]byte(nil), v...)
+		st.segOrder = append(st.segOrder, sk)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, st.verify()
+}
+
+func newTopicState(t Topic) *topicState {
+	ts := &topicState{topic: t, parts: make([]*partState, t.Partitions)}
+	for i := range ts.parts {
+		ts.parts[i] = &partState{tp: tpKey{topic: t.ID, part: int32(i)}}
+	}
+	return ts
+}
+
+// addTopic adds t to the maps (used while loading, before st is shared).
+func (st *state) addTopic(t *topicState) {
+	st.topicsByName[t.topic.Name] = t
+	st.topicsByID[t.topic.ID] = t
+	st.names = append(st.names, t.topic.Name)
+}
+
+func (st *state) sortNames() { slices.Sort(st.names) }
+
+// partByKey finds the partition a 20-byte key (topic id + partition)
+// names; a key for a partition that does not exist is corruption.
+func (st *state) partByKey(k []byte) (*partState, error) {
+	if len(k) != 20 {
+		return nil, fmt.Errorf("%w: partition key %x", ErrCorrupt, k)
+	}
+	t := st.topicsByID[TopicID(k[:16])]
+	p := int32(be.Uint32(k[16:]))
+	if t == nil || p < 0 || int(p) >= len(t.parts) {
+		return nil, fmt.Errorf("%w: key %x names no partition", ErrCorrupt, k)
+	}
+	return t.parts[p], nil
+}
+
+// verify checks invariant 3 (doc.go) for every partition, and that every
+// producer id in use was handed out.
+func (st *state) verify() error {
+	for _, t := range st.topicsByID {
+		for _, ps := range t.parts {
+			want := ps.logStart
+			for i := range ps.entries.len() {
+				e := ps.entries.at(i)
+				if e.BaseOffset != want || e.LastOffset < e.BaseOffset {
+					return fmt.Errorf("%w: %s/%d: entry %d covers [%d, %d], want it to start at %d",
+						ErrCorrupt, t.topic.Name, ps.tp.part, i, e.BaseOffset, e.LastOffset, want)
+				}
+				want = e.LastOffset + 1
+			}
+			if want != ps.next {
+				return fmt.Errorf("%w: %s/%d: entries end at %d, high watermark is %d",
+					ErrCorrupt, t.topic.Name, ps.tp.part, want, ps.next)
+			}
+		}
+	}
+	for k := range st.prodParts {
+		if k.pid < 0 {
+			return fmt.Errorf("%w: producer state for id %d", ErrCorrupt, k.pid)
+		}
+	}
+	return nil
+}
+
+// writeGroup writes a group's changes in tx. Keys are built in kbuf
+// (bbolt copies keys); values are appended to *arena, which must not be
+// reused before tx has ended (bbolt keeps values until the commit).
+func writeGroup(tx *bbolt.Tx, g *group, arena *[]byte) error {
+	var kbuf [28]byte
+	a := (*arena)[:0]
+	defer func() { *arena = a }()
+	// put appends the value built by fn to the arena and puts it.
+	put := func(b *bbolt.Bucket, k []byte, fn func([]byte) []byte) error {
+		start := len(a)
+		a = fn(a)
+		return b.Put(k, a[start:len(a):len(a)])
+	}
+
+	if len(g.newTopics) > 0 {
+		b := tx.Bucket(bucketTopics)
+		for _, t := range g.newTopics {
+			v, err := json.Marshal(topicRecord{
+				Name:       t.topic.Name,
+				ID:         t.topic.ID.String(),
+				Partitions: t.topic.Partitions,
+				Configs:    t.topic.Configs,
+			})
+			if err != nil {
+				return err
+			}
+			if err := b.Put(t.topic.ID[:], v); err != nil {
+				return err
+			}
+		}
+	}
+
+	pb, ib := tx.Bucket(bucketPartitions), tx.Bucket(bucketIndex)
+	for _, d := range g.partOrder {
+		k := appendTPKey(kbuf[:0], d.ps.tp)
+		err := put(pb, k, func(v []byte) []byte {
+			v = append(v, recFormat)
+			v = be.AppendUint64(v, uint64(d.ps.logStart))
+			return be.AppendUint64(v, uint64(d.next))
+		})
+		if err != nil {
+			return err
+		}
+		for i := range d.entries {
+			e := &d.entries[i]
+			k := be.AppendUint64(appendTPKey(kbuf[:0], d.ps.tp), uint64(e.BaseOffset))
+			if err := put(ib, k, func(v []byte) []byte { return appendIndexValue(v, e) }); err != nil {
+				return err
+			}
+		}
+	}
+
+	if len(g.epochs) > 0 || len(g.prodParts) > 0 {
+		b := tx.Bucket(bucketProducers)
+		for pid, epoch := range g.epochs {
+			k := be.AppendUint64(kbuf[:0], uint64(pid))
+			if err := put(b, k, func(v []byte) []byte { return be.AppendUint16(append(v, recFormat), uint16(epoch)) }); err != nil {
+				return err
+			}
+		}
+		for key, pp := range g.prodParts {
+			k := appendTPKey(be.AppendUint64(kbuf[:0], uint64(key.pid)), key.tp)
+			if err := put(b, k, func(v []byte) []byte { return appendProdPart(v, &pp) }); err != nil {
+				return err
+			}
+		}
+	}
+
+	if g.pidChanged {
+		k := keyNextPID
+		if err := put(tx.Bucket(bucketMeta), k, func(v []byte) []byte { return be.AppendUint64(v, uint64(g.nextPID)) }); err != nil {
+			return err
+		}
+	}
+
+	if len(g.segs) > 0 || g.prune > 0 {
+		b := tx.Bucket(bucketSegments)
+		// Segment keys only grow, so pages fill from the left; fill
+		// them up instead of splitting them in half.
+		b.FillPercent = 0.9
+		st := g.st
+		for i := st.segHead; i < st.segHead+g.prune; i++ {
+			if err := b.Delete(st.segOrder[i][:]); err != nil {
+				return err
+			}
+		}
+		for i := range g.segs {
+			if err := b.Put(g.segs[i].key[:], g.segs[i].enc); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func appendTPKey(dst []byte, tp tpKey) []byte {
+	dst = append(dst, tp.topic[:]...)
+	return be.AppendUint32(dst, uint32(tp.part))
+}
+
+func appendIndexValue(v []byte, e *IndexEntry) []byte {
+	v = append(v, recFormat)
+	v = be.AppendUint64(v, uint64(e.LastOffset))
+	v = append(v, e.SegmentID[:]...)
+	v = be.AppendUint64(v, uint64(e.ObjectSize))
+	v = be.AppendUint64(v, uint64(e.Start))
+	v = be.AppendUint64(v, uint64(e.Length))
+	v = be.AppendUint64(v, uint64(e.MaxTimestamp))
+	return append(v, e.ObjectKey...)
+}
+
+// decodeIndexEntry decodes an index record; k is its 28-byte key.
+func decodeIndexEntry(k, v []byte) (IndexEntry, error) {
+	e := IndexEntry{
+		TopicID:    TopicID(k[:16]),
+		Partition:  int32(be.Uint32(k[16:20])),
+		BaseOffset: int64(be.Uint64(k[20:28])),
+	}
+	d := decoder{b: v}
+	d.format()
+	e.LastOffset = int64(d.u64())
+	e.SegmentID = SegmentID(d.id16())
+	e.ObjectSize = int64(d.u64())
+	e.Start = int64(d.u64())
+	e.Length = int64(d.u64())
+	e.MaxTimestamp = int64(d.u64())
+	e.ObjectKey = string(d.rest())
+	if err := d.finish(); err != nil {
+		return IndexEntry{}, fmt.Errorf("index entry %x: %w", k, err)
+	}
+	return e, nil
+}
+
+func appendProdPart(v []byte, pp *prodPart) []byte {
+	v = append(v, recFormat)
+	v = be.AppendUint16(v, uint16(pp.epoch))
+	v = append(v, pp.n)
+	for _, b := range pp.win[:pp.n] {
+		v = be.AppendUint32(v, uint32(b.first))
+		v = be.AppendUint32(v, uint32(b.last))
+		v = be.AppendUint64(v, uint64(b.baseOffset))
+	}
+	return v
+}
+
+func appendCommitResult(v []byte, rs []ChunkResult) []byte {
+	v = append(v, recFormat)
+	v = binary.AppendUvarint(v, uint64(len(rs)))
+	for _, r := range rs {
+		v = append(v, byte(r.Status))
+		v = binary.AppendVarint(v, r.BaseOffset)
+		v = binary.AppendVarint(v, r.LogStartOffset)
+	}
+	return v
+}
+
+func decodeCommitResult(v []byte) (CommitResult, error) {
+	d := decoder{b: v}
+	d.format()
+	n := d.uvarint()
+	// Each result takes at least 3 bytes; refuse a count the value
+	// cannot hold before allocating for it.
+	if n > uint64(len(v))/3 {
+		return CommitResult{}, fmt.Errorf("%w: commit result of %d chunks in %d bytes", ErrCorrupt, n, len(v))
+	}
+	r := CommitResult{Chunks: make([]ChunkResult, n)}
+	for i := range r.Chunks {
+		r.Chunks[i] = ChunkResult{Status: ChunkStatus(d.u8()), BaseOffset: d.varint(), LogStartOffset: d.varint()}
+	}
+	if err := d.finish(); err != nil {
+		return CommitResult{}, err
+	}
+	return r, nil
+}
+
+// decoder reads big-endian fields with a sticky error: a short read
+// yields zeros and marks the decoder bad; finish reports it once.
+type decoder struct {
+	b   []byte
+	bad bool
+}
+
+func (d *decoder) take(n int) []byte {
+	if d.bad || len(d.b) < n {
+		d.bad = true
+		return make([]byte, n)
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) format() {
+	if d.u8() != recFormat {
+		d.bad = true
+	}
+}
+
+func (d *decoder) u8() uint8      { return d.take(1)[0] }
+func (d *decoder) u16() uint16    { return be.Uint16(d.take(2)) }
+func (d *decoder) u32() uint32    { return be.Uint32(d.take(4)) }
+func (d *decoder) u64() uint64    { return be.Uint64(d.take(8)) }
+func (d *decoder) id16() [16]byte { return [16]byte(d.take(16)) }
+
+func (d *decoder) rest() []byte {
+	p := d.b
+	d.b = nil
+	return p
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.bad {
+		return 0
+	}
+	x, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *decoder) varint() int64 {
+	if d.bad {
+		return 0
+	}
+	x, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+// finish reports a short, malformed or overlong value.
+func (d *decoder) finish() error {
+	if d.bad || len(d.b) != 0 {
+		return fmt.Errorf("%w: malformed record", ErrCorrupt)
+	}
+	return nil
+}

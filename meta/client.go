@@ -1,0 +1,39 @@
+package meta
+
+import "context"
+
+// Client is what an agent knows of the control plane. The in-process
+// Service implements it today; a later network client will too, so every
+// method takes a context with the caller's deadline, returns values that
+// share no memory with meta, and is safe to retry: CommitSegment is
+// idempotent on SegmentID, CreateTopics reports ErrTopicExists on a retry.
+type Client interface {
+	// ClusterID names the cluster (stable across restarts).
+	ClusterID(ctx context.Context) (string, error)
+	// CreateTopics creates topics; each spec gets its own result.
+	CreateTopics(ctx context.Context, specs []TopicSpec) ([]TopicResult, error)
+	// Topics returns the named topics that exist (all topics when names is
+	// nil), in name order. Unknown names are left out.
+	Topics(ctx context.Context, names []string) ([]Topic, error)
+	// TopicsByID returns the topics with these ids that exist.
+	TopicsByID(ctx context.Context, ids []TopicID) ([]Topic, error)
+	// PartitionStates returns log start offset and high watermark, one per
+	// request entry in order, Err set for unknown partitions.
+	PartitionStates(ctx context.Context, tps []TopicPartition) ([]PartitionState, error)
+	// CommitSegment assigns offsets to the chunks of an uploaded segment
+	// and makes them durable before it returns.
+	CommitSegment(ctx context.Context, c SegmentCommit) (CommitResult, error)
+	// Lookup returns index entries of one partition starting with the one
+	// holding offset, at most maxEntries of them. offset == HighWatermark
+	// returns no entries and no error; offset outside
+	// [LogStartOffset, HighWatermark] returns ErrOffsetOutOfRange together
+	// with the bounds.
+	Lookup(ctx context.Context, tp TopicPartition, offset int64, maxEntries int) (LookupResult, error)
+	// InitProducerID allocates a producer id or bumps an epoch.
+	InitProducerID(ctx context.Context, req ProducerIDRequest) (ProducerIDResult, error)
+	// Watch streams commit events from now on until ctx ends. The channel
+	// is closed when ctx ends or when the watcher falls too far behind;
+	// the watcher must then treat its cached view as stale and watch
+	// again.
+	Watch(ctx context.Context) (<-chan []CommitEvent, error)
+}

@@ -1,0 +1,273 @@
+package meta
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"io"
+	"log/slog"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// openT opens a Service in dir. At cleanup it closes it and, unless the
+// test failed, verifies the store: it reopens dir, checks the invariants
+// Open checks, and compares the reopened state with the in-memory state
+// the service had just before Close (a restart gives exactly the
+// committed state).
+func openT(t testing.TB, dir string, mods ...func(*Config)) *Service {
+	t.Helper()
+	cfg := Config{Dir: dir, Logger: quietLog}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if s.closed.Load() {
+			return // the test closed it and checks for itself
+		}
+		before := snapshot(s)
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if t.Failed() {
+			return
+		}
+		s2, err := Open(Config{Dir: dir, Logger: quietLog})
+		if err != nil {
+			t.Errorf("verify: reopen: %v", err)
+			return
+		}
+		defer s2.Close()
+		if after := snapshot(s2); !reflect.DeepEqual(before, after) {
+			t.Errorf("verify: state after reopen differs:\nbefore %+v\nafter  %+v", before, after)
+		}
+	})
+	return s
+}
+
+// reopen closes s and opens its directory again, checking that the
+// state survived exactly.
+func reopen(t testing.TB, s *Service, mods ...func(*Config)) *Service {
+	t.Helper()
+	before := snapshot(s)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s2 := openT(t, s.cfg.Dir, mods...)
+	if after := snapshot(s2); !reflect.DeepEqual(before, after) {
+		t.Fatalf("state after reopen differs:\nbefore %+v\nafter  %+v", before, after)
+	}
+	return s2
+}
+
+// stateSnap is a deep copy of a Service's state, for comparisons.
+type stateSnap struct {
+	ClusterID string
+	NextPID   int64
+	Topics    []Topic
+	Parts     map[tpKey]partSnap
+	Epochs    map[int64]int16
+	ProdParts map[pidTP]prodPart
+	Segs      map[SegmentID][]byte
+	SegOrder  []segKey
+}
+
+type partSnap struct {
+	LogStart, Next int64
+	Entries        []IndexEntry
+}
+
+func snapshot(s *Service) stateSnap {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := s.st
+	sn := stateSnap{
+		ClusterID: st.clusterID,
+		NextPID:   st.nextPID,
+		Parts:     make(map[tpKey]partSnap),
+		Epochs:    make(map[int64]int16),
+		ProdParts: make(map[pidTP]prodPart),
+		Segs:      make(map[SegmentID][]byte),
+	}
+	if st.segLen() > 0 {
+		sn.SegOrder = slices.Clone(st.segOrder[st.segHead:])
+	}
+	for _, name := range st.names {
+		t := st.topicsByName[name]
+		sn.Topics = append(sn.Topics, copyTopic(t.topic))
+		for _, ps := range t.parts {
+			sn.Parts[ps.tp] = partSnap{
+				LogStart: ps.logStart,
+				Next:     ps.next,
+				Entries:  ps.entries.copyRange(nil, 0, ps.entries.len()),
+			}
+		}
+	}
+	for k, v := range st.epochs {
+		sn.Epochs[k] = v
+	}
+	for k, v := range st.prodParts {
+		sn.ProdParts[k] = v
+	}
+	for k, v := range st.segs {
+		sn.Segs[k] = slices.Clone(v)
+	}
+	return sn
+}
+
+// checkInvariants checks invariant 3 of doc.go on the live state.
+func checkInvariants(t testing.TB, s *Service) {
+	t.Helper()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.st.verify(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func createTopic(t testing.TB, s *Service, name string, parts int32) Topic {
+	t.Helper()
+	res, err := s.CreateTopics(ctxT(t), []TopicSpec{{Name: name, Partitions: parts}})
+	if err != nil {
+		t.Fatalf("CreateTopics: %v", err)
+	}
+	if res[0].Err != nil {
+		t.Fatalf("CreateTopics %s: %v", name, res[0].Err)
+	}
+	return res[0].Topic
+}
+
+var segCounter atomic.Uint64
+
+// newSegID returns a segment id shaped like the agent's: a time prefix
+// and random bytes.
+func newSegID() SegmentID {
+	var id SegmentID
+	binary.BigEndian.PutUint64(id[:8], uint64(time.Now().UnixNano())+segCounter.Add(1))
+	rand.Read(id[8:])
+	return id
+}
+
+// segment builds a SegmentCommit whose chunks are laid out back to back
+// in the object.
+type segment struct {
+	SegmentCommit
+	pos int64
+}
+
+func newSegment() *segment {
+	id := newSegID()
+	return &segment{SegmentCommit: SegmentCommit{SegmentID: id, ObjectKey: "segments/" + id.String(), AgentID: "agent-1"}}
+}
+
+// add appends a chunk of n records and size bytes.
+func (sg *segment) add(tp TopicID, part int32, n int32, size int32) *segment {
+	return sg.addP(tp, part, n, size, -1, 0, 0)
+}
+
+// addP appends a chunk of an idempotent producer.
+func (sg *segment) addP(tp TopicID, part int32, n, size int32, pid int64, epoch int16, seq int32) *segment {
+	sg.Chunks = append(sg.Chunks, Chunk{
+		TopicID: tp, Partition: part, Start: sg.pos, Length: size, RecordCount: n,
+		FirstTimestamp: 1000, MaxTimestamp: 1000 + int64(len(sg.Chunks)),
+		ProducerID: pid, ProducerEpoch: epoch, BaseSequence: seq,
+	})
+	sg.pos += int64(size)
+	sg.Size = sg.pos
+	return sg
+}
+
+// gap leaves n bytes between the previous chunk and the next one.
+func (sg *segment) gap(n int64) *segment {
+	sg.pos += n
+	sg.Size = sg.pos
+	return sg
+}
+
+func commit(t testing.TB, s *Service, sg *segment) CommitResult {
+	t.Helper()
+	r, err := s.CommitSegment(ctxT(t), sg.SegmentCommit)
+	if err != nil {
+		t.Fatalf("CommitSegment: %v", err)
+	}
+	if len(r.Chunks) != len(sg.Chunks) {
+		t.Fatalf("CommitSegment: %d results for %d chunks", len(r.Chunks), len(sg.Chunks))
+	}
+	return r
+}
+
+func hwm(t testing.TB, s *Service, id TopicID, part int32) int64 {
+	t.Helper()
+	st, err := s.PartitionStates(ctxT(t), []TopicPartition{{TopicID: id, Partition: part}})
+	if err != nil || st[0].Err != nil {
+		t.Fatalf("PartitionStates: %v %v", err, st[0].Err)
+	}
+	return st[0].HighWatermark
+}
+
+// allEntries returns a partition's whole index through Lookup.
+func allEntries(t testing.TB, s *Service, id TopicID, part int32) []IndexEntry {
+	t.Helper()
+	tp := TopicPartition{TopicID: id, Partition: part}
+	var out []IndexEntry
+	var off int64
+	for {
+		r, err := s.Lookup(ctxT(t), tp, off, 7)
+		if err != nil {
+			t.Fatalf("Lookup %d: %v", off, err)
+		}
+		if len(r.Entries) == 0 {
+			if off != r.HighWatermark {
+				t.Fatalf("Lookup %d: no entries below high watermark %d", off, r.HighWatermark)
+			}
+			return out
+		}
+		out = append(out, r.Entries...)
+		off = r.Entries[len(r.Entries)-1].LastOffset + 1
+	}
+}
+
+// setWriteHook installs fn in every group's transaction until cleanup.
+func setWriteHook(t testing.TB, s *Service, fn func() error) {
+	s.writeHook.Store(&fn)
+	t.Cleanup(func() { s.writeHook.Store(nil) })
+}
+
+// waitFor polls cond until it holds or a deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// newGate returns a channel and the function that closes it; cleanup
+// closes it too, so that a test failing while a hook waits on it does
+// not leave the committer stuck (Close would hang).
+func newGate(t testing.TB) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(open)
+	return ch, open
+}

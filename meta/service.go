@@ -1,0 +1,322 @@
+package meta
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Config configures a Service. Zero values take the defaults below.
+type Config struct {
+	// Dir is the directory of the embedded store (the file meta.db in
+	// it). Required.
+	Dir string
+	// DefaultPartitions is the partition count of a topic created with
+	// Partitions == -1 (Kafka's "broker default"). Default 1, Kafka's
+	// num.partitions.
+	DefaultPartitions int32
+	// MaxPartitions bounds a topic's partition count. Every partition
+	// costs memory in meta and in every agent's index cache. Default
+	// 100000.
+	MaxPartitions int32
+	// SegmentResultTTL and SegmentResultLimit bound how long the answer
+	// to a committed segment is kept for idempotent re-commits: answers
+	// older than the TTL are dropped, and the oldest are dropped beyond
+	// the limit, whichever comes first. A re-commit after its answer was
+	// dropped is treated as a new segment (its data would be stored
+	// twice), so both bounds must stay far beyond an agent's commit retry
+	// window (seconds to minutes). An answer costs about 100 bytes of
+	// memory plus ~4-8 bytes per chunk. Defaults 24h and 1<<20
+	// (~0.5 GiB at the limit with 64 chunks per segment).
+	SegmentResultTTL   time.Duration
+	SegmentResultLimit int
+	// WatchBuffer is how many commit batches a watcher may fall behind
+	// before it is dropped (Client.Watch). Default 1024, about four
+	// minutes of commit groups at the agent's 250 ms flush interval
+	// even if every group were its own batch, far more than a live
+	// watcher lags.
+	WatchBuffer int
+	// Logger receives meta's log lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	defaultMaxPartitions      = 100_000
+	defaultSegmentResultTTL   = 24 * time.Hour
+	defaultSegmentResultLimit = 1 << 20
+	defaultWatchBuffer        = 1024
+)
+
+func (c *Config) withDefaults() (Config, error) {
+	cfg := *c
+	if cfg.DefaultPartitions == 0 {
+		cfg.DefaultPartitions = 1
+	}
+	if cfg.MaxPartitions == 0 {
+		cfg.MaxPartitions = defaultMaxPartitions
+	}
+	if cfg.SegmentResultTTL == 0 {
+		cfg.SegmentResultTTL = defaultSegmentResultTTL
+	}
+	if cfg.SegmentResultLimit == 0 {
+		cfg.SegmentResultLimit = defaultSegmentResultLimit
+	}
+	if cfg.WatchBuffer == 0 {
+		cfg.WatchBuffer = defaultWatchBuffer
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	switch {
+	case cfg.MaxPartitions < 0:
+		return cfg, fmt.Errorf("meta: Config.MaxPartitions %d < 0", cfg.MaxPartitions)
+	case cfg.DefaultPartitions < 1 || cfg.DefaultPartitions > cfg.MaxPartitions:
+		return cfg, fmt.Errorf("meta: Config.DefaultPartitions %d not in [1, MaxPartitions %d]", cfg.DefaultPartitions, cfg.MaxPartitions)
+	case cfg.SegmentResultTTL < 0:
+		return cfg, fmt.Errorf("meta: Config.SegmentResultTTL %v < 0", cfg.SegmentResultTTL)
+	case cfg.SegmentResultLimit < 0:
+		return cfg, fmt.Errorf("meta: Config.SegmentResultLimit %d < 0", cfg.SegmentResultLimit)
+	case cfg.WatchBuffer < 0:
+		return cfg, fmt.Errorf("meta: Config.WatchBuffer %d < 0", cfg.WatchBuffer)
+	}
+	return cfg, nil
+}
+
+// Service is the control plane in-process: the state in memory, the
+// embedded bbolt store under it, and the committer goroutine that is the
+// only writer of both. See doc.go for the write path and its invariants.
+type Service struct {
+	cfg Config
+	log *slog.Logger
+	db  *bbolt.DB
+
+	ops       chan *op      // to the committer
+	closing   chan struct{} // closed by Close: the committer stops
+	stopped   chan struct{} // closed by the committer when it has exited
+	closed    atomic.Bool   // set when Close starts; reads fail from then on
+	closeOnce sync.Once
+	closeErr  error
+
+	// Owned by the committer goroutine; nobody else touches them.
+	g     *group
+	arena []byte           // bbolt values of the group being written
+	now   func() time.Time // clock for segment answer keys and pruning
+
+	// mu guards st: the committer changes st only while holding mu for
+	// writing (and may read it without mu, being the only writer);
+	// everybody else reads st holding mu for reading. Never held with
+	// wmu.
+	mu sync.RWMutex
+	st *state
+
+	// wmu guards the watchers. Never held with mu.
+	wmu         sync.Mutex
+	watchers    map[*watcher]struct{}
+	watchClosed bool
+
+	// For tests.
+	txCount   atomic.Uint64                // bbolt write transactions of commit groups
+	writeHook atomic.Pointer[func() error] // called inside each group's transaction; an error aborts it
+}
+
+var _ Client = (*Service)(nil)
+
+// Open opens (creating if needed) the store in cfg.Dir, loads it and
+// starts the committer.
+func Open(cfg Config) (*Service, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	db, st, err := openStore(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		db:       db,
+		ops:      make(chan *op, maxGroupOps),
+		closing:  make(chan struct{}),
+		stopped:  make(chan struct{}),
+		g:        newGroup(st),
+		now:      time.Now,
+		st:       st,
+		watchers: make(map[*watcher]struct{}),
+	}
+	go s.run()
+	s.log.Info("meta: store opened", "path", db.Path(), "topics", len(st.topicsByID),
+		"producers", len(st.epochs), "segment_answers", st.segLen(), "took", time.Since(start))
+	return s, nil
+}
+
+// Close stops the committer (queued ops get ErrClosed), closes every
+// watcher and the store. Calls after the first return its result.
+func (s *Service) Close() error {
+	s.closeOnce.Do(func() {
+		start := time.Now()
+		s.closed.Store(true)
+		close(s.closing)
+		<-s.stopped
+		s.closeWatchers()
+		s.closeErr = s.db.Close()
+		s.log.Info("meta: store closed", "path", s.db.Path(), "took", time.Since(start), "err", s.closeErr)
+	})
+	return s.closeErr
+}
+
+// readable returns the error a read must fail with, if any.
+func (s *Service) readable(ctx context.Context) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// ClusterID implements Client. The id never changes after Open.
+func (s *Service) ClusterID(ctx context.Context) (string, error) {
+	if err := s.readable(ctx); err != nil {
+		return "", err
+	}
+	return s.st.clusterID, nil
+}
+
+// copyTopic returns t with its own Configs map.
+func copyTopic(t Topic) Topic {
+	t.Configs = maps.Clone(t.Configs)
+	return t
+}
+
+// Topics implements Client.
+func (s *Service) Topics(ctx context.Context, names []string) ([]Topic, error) {
+	if err := s.readable(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := s.st
+	if names == nil {
+		out := make([]Topic, 0, len(st.names))
+		for _, name := range st.names {
+			out = append(out, copyTopic(st.topicsByName[name].topic))
+		}
+		return out, nil
+	}
+	out := make([]Topic, 0, len(names))
+	for _, name := range names {
+		if t := st.topicsByName[name]; t != nil {
+			out = append(out, copyTopic(t.topic))
+		}
+	}
+	slices.SortFunc(out, func(a, b Topic) int { return strings.Compare(a.Name, b.Name) })
+	return slices.CompactFunc(out, func(a, b Topic) bool { return a.Name == b.Name }), nil
+}
+
+// TopicsByID implements Client. Topics come in request order, each once.
+func (s *Service) TopicsByID(ctx context.Context, ids []TopicID) ([]Topic, error) {
+	if err := s.readable(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]Topic, 0, len(ids))
+	for i, id := range ids {
+		if t := s.st.topicsByID[id]; t != nil && !slices.Contains(ids[:i], id) {
+			out = append(out, copyTopic(t.topic))
+		}
+	}
+	return out, nil
+}
+
+// partLocked returns the partition tp names, nil if none. s.mu must be
+// held.
+func (s *Service) partLocked(tp TopicPartition) *partState {
+	t := s.st.topicsByID[tp.TopicID]
+	if t == nil || tp.Partition < 0 || int(tp.Partition) >= len(t.parts) {
+		return nil
+	}
+	return t.parts[tp.Partition]
+}
+
+// PartitionStates implements Client.
+func (s *Service) PartitionStates(ctx context.Context, tps []TopicPartition) ([]PartitionState, error) {
+	if err := s.readable(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]PartitionState, len(tps))
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i, tp := range tps {
+		out[i] = PartitionState{TopicID: tp.TopicID, Partition: tp.Partition}
+		if ps := s.partLocked(tp); ps != nil {
+			out[i].LogStartOffset = ps.logStart
+			out[i].HighWatermark = ps.next
+		} else {
+			out[i].Err = ErrUnknownTopicOrPartition
+		}
+	}
+	return out, nil
+}
+
+// Lookup implements Client. maxEntries < 1 counts as 1.
+func (s *Service) Lookup(ctx context.Context, tp TopicPartition, offset int64, maxEntries int) (LookupResult, error) {
+	if err := s.readable(ctx); err != nil {
+		return LookupResult{}, err
+	}
+	maxEntries = max(maxEntries, 1)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ps := s.partLocked(tp)
+	if ps == nil {
+		return LookupResult{}, ErrUnknownTopicOrPartition
+	}
+	r := LookupResult{LogStartOffset: ps.logStart, HighWatermark: ps.next}
+	switch {
+	case offset < ps.logStart || offset > ps.next:
+		return r, fmt.Errorf("%w: offset %d, log start %d, high watermark %d", ErrOffsetOutOfRange, offset, ps.logStart, ps.next)
+	case offset == ps.next:
+		return r, nil
+	}
+	// Entries are dense from logStart (invariant 3), so the entry found
+	// holds offset.
+	i := max(ps.entries.find(offset), 0)
+	n := min(maxEntries, ps.entries.len()-i)
+	r.Entries = ps.entries.copyRange(make([]IndexEntry, 0, n), i, n)
+	return r, nil
+}
+
+// CreateTopics implements Client.
+func (s *Service) CreateTopics(ctx context.Context, specs []TopicSpec) ([]TopicResult, error) {
+	o := &op{kind: opCreateTopics, specs: specs}
+	if err := s.submit(ctx, o); err != nil {
+		return nil, err
+	}
+	return o.topicResults, nil
+}
+
+// CommitSegment implements Client.
+func (s *Service) CommitSegment(ctx context.Context, c SegmentCommit) (CommitResult, error) {
+	o := &op{kind: opCommitSegment, commit: &c}
+	if err := s.submit(ctx, o); err != nil {
+		return CommitResult{}, err
+	}
+	return o.commitResult, nil
+}
+
+// InitProducerID implements Client.
+func (s *Service) InitProducerID(ctx context.Context, req ProducerIDRequest) (ProducerIDResult, error) {
+	o := &op{kind: opInitProducerID, pidReq: req}
+	if err := s.submit(ctx, o); err != nil {
+		return ProducerIDResult{}, err
+	}
+	return o.pidResult, nil
+}

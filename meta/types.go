@@ -1,0 +1,168 @@
+package meta
+
+import (
+	"encoding/hex"
+	"errors"
+)
+
+// The types in this file cross the boundary between an agent and the
+// control plane. They carry metadata only: names, ids, counts, offsets,
+// byte ranges and timestamps. No field may ever carry record keys, values
+// or headers (DESIGN.md invariant 5). Values are copied across the
+// boundary; no pointer is shared between an agent and meta, so that a
+// network can be put between the two without changing behaviour.
+
+// TopicID is a topic's 16-byte UUID, as Kafka uses from Fetch v13.
+type TopicID [16]byte
+
+func (id TopicID) String() string { return hex.EncodeToString(id[:]) }
+
+// SegmentID names one uploaded segment object. Its first 8 bytes are a
+// big-endian unix-nanosecond timestamp so ids sort by creation time; the
+// rest is random.
+type SegmentID [16]byte
+
+func (id SegmentID) String() string { return hex.EncodeToString(id[:]) }
+
+// TopicSpec asks for a topic to be created.
+type TopicSpec struct {
+	Name       string
+	Partitions int32
+	Configs    map[string]string
+}
+
+// Topic is a topic as meta knows it.
+type Topic struct {
+	Name       string
+	ID         TopicID
+	Partitions int32
+	Configs    map[string]string
+}
+
+// TopicResult answers one TopicSpec.
+type TopicResult struct {
+	Name  string
+	Topic Topic // set when Err is nil
+	Err   error // ErrTopicExists, ErrInvalidTopic, ErrInvalidPartitions, ...
+}
+
+// TopicPartition names one partition by topic id.
+type TopicPartition struct {
+	TopicID   TopicID
+	Partition int32
+}
+
+// PartitionState is the committed state of one partition.
+type PartitionState struct {
+	TopicID        TopicID
+	Partition      int32
+	LogStartOffset int64
+	HighWatermark  int64 // next offset to be assigned; every offset below it is committed
+	Err            error // ErrUnknownTopicOrPartition
+}
+
+// Chunk is one record batch inside an uploaded segment, described by
+// metadata only.
+type Chunk struct {
+	TopicID        TopicID
+	Partition      int32
+	Start          int64 // byte position of the batch in the object
+	Length         int32 // batch length in bytes
+	RecordCount    int32 // offsets the batch consumes (lastOffsetDelta+1)
+	FirstTimestamp int64
+	MaxTimestamp   int64
+	ProducerID     int64 // -1 when not idempotent
+	ProducerEpoch  int16
+	BaseSequence   int32
+}
+
+// SegmentCommit asks meta to assign offsets to the chunks of one uploaded
+// segment. Committing the same SegmentID again returns the first answer.
+type SegmentCommit struct {
+	SegmentID SegmentID
+	ObjectKey string
+	Size      int64 // object size in bytes
+	AgentID   string
+	Chunks    []Chunk
+}
+
+// ChunkStatus tells what meta did with one chunk.
+type ChunkStatus int8
+
+const (
+	ChunkAppended         ChunkStatus = iota // offsets assigned
+	ChunkDuplicate                           // idempotent retry: BaseOffset is the original one; not stored again
+	ChunkOutOfOrder                          // producer sequence gap or reorder
+	ChunkFenced                              // producer epoch older than the current one
+	ChunkUnknownPartition                    // topic or partition does not exist
+	ChunkInvalid                             // metadata cannot be right (bytes outside the object, RecordCount < 1, negative epoch or sequence); only this chunk is refused
+)
+
+// ChunkResult answers one Chunk, in the order of SegmentCommit.Chunks.
+type ChunkResult struct {
+	Status         ChunkStatus
+	BaseOffset     int64 // first offset of the batch (for ChunkAppended and ChunkDuplicate)
+	LogStartOffset int64
+}
+
+// CommitResult answers a SegmentCommit.
+type CommitResult struct {
+	Chunks []ChunkResult
+}
+
+// IndexEntry maps a dense offset range of one partition to the bytes
+// holding it: a contiguous run of batches [Start, Start+Length) inside one
+// segment object. The first batch in the range has BaseOffset; each next
+// batch starts where the previous one's offsets end.
+type IndexEntry struct {
+	TopicID      TopicID
+	Partition    int32
+	BaseOffset   int64
+	LastOffset   int64 // inclusive
+	SegmentID    SegmentID
+	ObjectKey    string
+	ObjectSize   int64
+	Start        int64
+	Length       int64
+	MaxTimestamp int64
+}
+
+// LookupResult answers Lookup.
+type LookupResult struct {
+	Entries        []IndexEntry
+	LogStartOffset int64
+	HighWatermark  int64
+}
+
+// CommitEvent tells watchers that a partition gained committed data.
+type CommitEvent struct {
+	Entry         IndexEntry
+	HighWatermark int64
+}
+
+// ProducerIDRequest asks for a producer id (InitProducerId).
+type ProducerIDRequest struct {
+	TransactionalID string // empty for an idempotent producer
+	ProducerID      int64  // -1, or an existing id to bump its epoch (KIP-360)
+	ProducerEpoch   int16  // -1, or the existing epoch
+}
+
+// ProducerIDResult answers ProducerIDRequest.
+type ProducerIDResult struct {
+	ProducerID    int64
+	ProducerEpoch int16
+}
+
+// Errors meta returns. The server maps them to Kafka error codes in one
+// place (server/errors.go).
+var (
+	ErrUnknownTopicOrPartition = errors.New("meta: unknown topic or partition")
+	ErrTopicExists             = errors.New("meta: topic already exists")
+	ErrInvalidTopic            = errors.New("meta: invalid topic name")
+	ErrInvalidPartitions       = errors.New("meta: invalid partition count")
+	ErrOffsetOutOfRange        = errors.New("meta: offset out of range")
+	ErrInvalidProducerEpoch    = errors.New("meta: invalid producer epoch")
+	ErrUnsupported             = errors.New("meta: not supported")
+	ErrClosed                  = errors.New("meta: closed")
+	ErrUnavailable             = errors.New("meta: unavailable") // retriable: try again
+)
