@@ -24,7 +24,43 @@ type testCluster struct {
 	dir   string
 	meta  *meta.Service
 	store objstore.Store
+	gate  *gateStore
 	agent *agent.Agent
+}
+
+// gateStore holds Puts while its gate is closed, to stall the pipeline.
+type gateStore struct {
+	objstore.Store
+	mu   sync.Mutex
+	gate chan struct{}
+}
+
+func (g *gateStore) Put(ctx context.Context, key string, data []byte) error {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return g.Store.Put(ctx, key, data)
+}
+
+// stallStore makes uploads hang until the returned release is called.
+func (c *testCluster) stallStore() (release func()) {
+	ch := make(chan struct{})
+	c.gate.mu.Lock()
+	c.gate.gate = ch
+	c.gate.mu.Unlock()
+	return func() {
+		c.gate.mu.Lock()
+		c.gate.gate = nil
+		c.gate.mu.Unlock()
+		close(ch)
+	}
 }
 
 func startCluster(t testing.TB, dir string, cfg agent.Config) *testCluster {
@@ -48,11 +84,12 @@ func startCluster(t testing.TB, dir string, cfg agent.Config) *testCluster {
 	cfg.Logger = log
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, err := agent.Start(ctx, cfg, m, local)
+	gate := &gateStore{Store: local}
+	a, err := agent.Start(ctx, cfg, m, gate)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testCluster{dir: dir, meta: m, store: local, agent: a}
+	c := &testCluster{dir: dir, meta: m, store: local, gate: gate, agent: a}
 	t.Cleanup(func() { c.stop(t) })
 	return c
 }

@@ -111,6 +111,8 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 			op.Partition = rp.Partition
 			op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 			op.PreferredReadReplica = -1
+			// Empty, never null: librdkafka rejects a null record set.
+			op.RecordBatches = []byte{}
 			fp := fetchPart{offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes), out: op}
 			switch {
 			case !known && rc.version >= 13:
@@ -195,6 +197,9 @@ func (s *Server) fillFetch(parts []fetchPart, maxBytes int) (total int, hardErr 
 		op := fp.out
 		op.ErrorCode = errorCode(err)
 		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hwm, hwm, logStart
+		if data == nil {
+			data = []byte{} // empty, never null (librdkafka rejects null)
+		}
 		op.RecordBatches = data
 		if err != nil {
 			hardErr = true

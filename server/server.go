@@ -124,11 +124,11 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("server: read cluster id: %w", err)
 	}
 	s.clusterID = id
-	host, port, err := net.SplitHostPort(s.cfg.Addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(s.cfg.Addr); err != nil {
 		return fmt.Errorf("server: bad --kafka-addr %q: %w", s.cfg.Addr, err)
 	}
-	_ = port
+	// Listeners are registered before the first connection can arrive.
+	s.deps.Index.AddListener(s.onCommit)
 	go func() {
 		defer close(s.runDone)
 		err := gnet.Run(s, "tcp://"+s.cfg.Addr,
@@ -156,29 +156,6 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-	fd, err := s.eng.Dup()
-	if err != nil {
-		return fmt.Errorf("server: find bound address: %w", err)
-	}
-	sa, err := unix.Getsockname(fd)
-	unix.Close(fd)
-	if err != nil {
-		return fmt.Errorf("server: find bound address: %w", err)
-	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		s.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
-	case *unix.SockaddrInet6:
-		s.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
-	default:
-		return fmt.Errorf("server: unexpected listener address %T", sa)
-	}
-	if s.cfg.AdvertisedAddr == "" {
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
-		}
-		s.cfg.AdvertisedAddr = net.JoinHostPort(host, strconv.Itoa(s.addr.(*net.TCPAddr).Port))
 	}
 	s.deps.Index.AddListener(s.onCommit)
 	return nil
@@ -211,10 +188,45 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 // OnBoot implements gnet.EventHandler.
+//
+// The bound address is learned here, before the engine accepts its first
+// connection, so that Metadata never sees it unset.
 func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
-	s.bootErr <- nil
+	err := s.learnAddr()
+	s.bootErr <- err
+	if err != nil {
+		return gnet.Shutdown
+	}
 	return gnet.None
+}
+
+func (s *Server) learnAddr() error {
+	host, _, _ := net.SplitHostPort(s.cfg.Addr)
+	fd, err := s.eng.Dup()
+	if err != nil {
+		return fmt.Errorf("server: find bound address: %w", err)
+	}
+	sa, err := unix.Getsockname(fd)
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("server: find bound address: %w", err)
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		s.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	case *unix.SockaddrInet6:
+		s.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	default:
+		return fmt.Errorf("server: unexpected listener address %T", sa)
+	}
+	if s.cfg.AdvertisedAddr == "" {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		s.cfg.AdvertisedAddr = net.JoinHostPort(host, strconv.Itoa(s.addr.(*net.TCPAddr).Port))
+	}
+	return nil
 }
 
 // OnShutdown implements gnet.EventHandler.
