@@ -65,6 +65,12 @@ func (c *testCluster) stallStore() (release func()) {
 
 func startCluster(t testing.TB, dir string, cfg agent.Config) *testCluster {
 	t.Helper()
+	return startClusterWith(t, dir, cfg, nil)
+}
+
+// startClusterWith lets a test put a wrapper between the agent and meta.
+func startClusterWith(t testing.TB, dir string, cfg agent.Config, wrap func(meta.Client) meta.Client) *testCluster {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	m, err := meta.Open(meta.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
 	if err != nil {
@@ -85,7 +91,11 @@ func startCluster(t testing.TB, dir string, cfg agent.Config) *testCluster {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	gate := &gateStore{Store: local}
-	a, err := agent.Start(ctx, cfg, m, gate)
+	var mc meta.Client = m
+	if wrap != nil {
+		mc = wrap(m)
+	}
+	a, err := agent.Start(ctx, cfg, mc, gate)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,6 +108,10 @@ type BlockCache struct {
 	blockSize int64
 	cache     *ristretto.Cache[uint64, *block]
 	closed    atomic.Bool
+	// closeMu keeps Close from running while ReadRange or Insert use the
+	// ristretto cache (ristretto panics on use after Close): they hold it
+	// for reading, Close for writing.
+	closeMu sync.RWMutex
 
 	mu    sync.Mutex
 	loads map[loadKey]*load // guarded by mu; block reads in flight
@@ -225,6 +229,8 @@ func NewBlockCache(store objstore.Store, cfg BlockCacheConfig) (*BlockCache, err
 // segment's metadata); a block whose length disagrees with objectSize is
 // an error, not a short read.
 func (c *BlockCache) ReadRange(ctx context.Context, key string, objectSize, off, length int64) ([]byte, error) {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -447,17 +453,28 @@ func (c *BlockCache) runLoad(ctx context.Context, lk loadKey, bk blockKey, l *lo
 // It returns once ristretto has applied the Sets, so the next ReadRange
 // finds every block that was admitted.
 func (c *BlockCache) Insert(key string, object []byte) {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
 	n := int64(len(object))
 	if c.closed.Load() || n == 0 || (n-1)/c.blockSize > math.MaxUint32 {
 		return
 	}
 	kh := xxhash.Sum64String(key)
+	// A one-block object is kept as it is. A larger one is copied block
+	// by block: a sub-slice would pin the whole object in memory for as
+	// long as any one of its blocks survives, while the cache counts only
+	// that block, and the byte bound (invariant 7) would not hold.
+	multi := n > c.blockSize
 	for idx := int64(0); idx*c.blockSize < n; idx++ {
 		start := idx * c.blockSize
 		end := min(start+c.blockSize, n)
 		// The capacity ends with the block: a reader's append must not
 		// write into the next block.
-		b := &block{key: key, idx: uint32(idx), data: object[start:end:end]}
+		data := object[start:end:end]
+		if multi {
+			data = append([]byte(nil), data...)
+		}
+		b := &block{key: key, idx: uint32(idx), data: data}
 		if c.cache.Set(blockKey{kh, uint32(idx)}.hash(), b, end-start) {
 			insertedBytes.Add(int(end - start))
 		}
@@ -475,6 +492,8 @@ func (c *BlockCache) cachedBytes() int64 {
 // fail with ErrClosed and Insert does nothing. It must not run concurrently
 // with ReadRange or Insert.
 func (c *BlockCache) Close() {
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
 	if c.closed.Swap(true) {
 		return
 	}

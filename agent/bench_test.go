@@ -1,0 +1,129 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"sluice.dev/agent"
+)
+
+// BenchmarkProduceLoopback drives the whole produce path in one process:
+// franz-go (acks=all, idempotent, linger 5ms) → gnet listener → pipeline →
+// local-directory bucket (fsync) → meta commit (fsync) → ack. 1 KiB
+// records over 16 partitions. The client shares the two cores.
+func BenchmarkProduceLoopback(b *testing.B) {
+	for _, size := range []int{1024, 16 << 10} {
+		b.Run(fmt.Sprintf("record=%d", size), func(b *testing.B) {
+			c := startCluster(b, b.TempDir(), agent.Config{})
+			cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.DefaultProduceTopic("bench"),
+				kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond),
+				kgo.MaxBufferedBytes(256<<20), kgo.ProducerBatchMaxBytes(1<<20))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cl.Close()
+			ctx := context.Background()
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("warm")}).FirstErr(); err != nil {
+				b.Fatal(err)
+			}
+			val := make([]byte, size)
+			var wg sync.WaitGroup
+			var failed error
+			var mu sync.Mutex
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				wg.Add(1)
+				cl.Produce(ctx, &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						mu.Lock()
+						failed = err
+						mu.Unlock()
+					}
+					wg.Done()
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			if failed != nil {
+				b.Fatal(failed)
+			}
+		})
+	}
+}
+
+// BenchmarkProduceLatencyLight measures acks=all produce latency at light
+// load: one 1 KiB record every `every`, each timed from Produce to its ack.
+// The flush interval dominates: expect it plus the upload and commit. At
+// 5 ms spacing an idempotent client's five in-flight requests per broker
+// are all waiting on one segment, so records queue in the client for up to
+// one more interval (see BENCHMARKS.md).
+func BenchmarkProduceLatencyLight(b *testing.B) {
+	cases := []struct {
+		flush, every time.Duration
+	}{
+		{250 * time.Millisecond, 100 * time.Millisecond},
+		{250 * time.Millisecond, 5 * time.Millisecond},
+		{25 * time.Millisecond, 10 * time.Millisecond},
+		{25 * time.Millisecond, 5 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		flush, every := tc.flush, tc.every
+		b.Run("flush="+flush.String()+"/every="+every.String(), func(b *testing.B) {
+			c := startCluster(b, b.TempDir(), agent.Config{FlushInterval: flush})
+			cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.DefaultProduceTopic("latency"),
+				kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(0),
+				kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cl.Close()
+			ctx := context.Background()
+			// Warm up every partition: franz-go keeps one request in flight
+			// per partition until that partition's first success, which
+			// would otherwise show up as a doubled latency at the start.
+			warm := make([]*kgo.Record, 32)
+			for i := range warm {
+				warm[i] = &kgo.Record{Value: []byte("warm")}
+			}
+			if err := cl.ProduceSync(ctx, warm...).FirstErr(); err != nil {
+				b.Fatal(err)
+			}
+			// A fixed count over about 20 s: run with -benchtime 1x.
+			n := min(max(int(20*time.Second/every), 200), 4000)
+			lat := make([]time.Duration, n)
+			val := make([]byte, 1024)
+			var wg sync.WaitGroup
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			b.ResetTimer()
+			for i := 0; i < n; i++ {
+				<-tick.C
+				wg.Add(1)
+				start := time.Now()
+				i := i
+				cl.Produce(ctx, &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
+					if err != nil {
+						b.Error(err)
+					}
+					lat[i] = time.Since(start)
+					wg.Done()
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			pct := func(p float64) float64 { return float64(lat[int(float64(n-1)*p)]) / 1e6 }
+			b.ReportMetric(pct(0.50), "p50-ms")
+			b.ReportMetric(pct(0.99), "p99-ms")
+			b.ReportMetric(float64(lat[n-1])/1e6, "max-ms")
+		})
+	}
+}
