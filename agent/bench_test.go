@@ -23,7 +23,8 @@ func BenchmarkProduceLoopback(b *testing.B) {
 			c := startCluster(b, b.TempDir(), agent.Config{})
 			cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.DefaultProduceTopic("bench"),
 				kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond),
-				kgo.MaxBufferedBytes(256<<20), kgo.ProducerBatchMaxBytes(1<<20))
+				kgo.MaxBufferedBytes(256<<20), kgo.ProducerBatchMaxBytes(1<<20),
+				kgo.ProducerBatchCompression(kgo.NoCompression()))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -74,11 +74,13 @@ func (l *liveCaches) bytes() int64 {
 // BlockCacheConfig configures a BlockCache. Zero fields take defaults.
 type BlockCacheConfig struct {
 	// BlockSize is the unit of caching and of object store reads; default
-	// 4 MiB. A GET costs about the same (money and time to first byte) for
+	// 16 MiB. A GET costs about the same (money and time to first byte) for
 	// a few KiB as for a few MiB, so reading whole blocks turns the many
-	// small fetches of consumers walking a segment into few GETs, and a
-	// fetch of up to 1 MiB (Kafka's default max.partition.fetch.bytes)
-	// touches at most two blocks.
+	// small fetches of consumers walking a segment into few GETs. The
+	// default is above the pipeline's default segment size (8 MiB), so a
+	// segment is one block: one GET per segment, and Insert can keep the
+	// uploaded buffer without copying it (a multi-block object is copied,
+	// see Insert).
 	BlockSize int64
 	// MaxBytes bounds the bytes held in cached blocks; default 512 MiB, a
 	// share of an agent's memory that holds minutes of tail traffic at
@@ -87,7 +89,7 @@ type BlockCacheConfig struct {
 }
 
 const (
-	defaultBlockSize = 4 << 20
+	defaultBlockSize = 16 << 20
 	defaultMaxBytes  = 512 << 20
 )
 

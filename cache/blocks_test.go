@@ -430,7 +430,7 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.blockSize != 4<<20 || c.cache.MaxCost() != 512<<20 {
+	if c.blockSize != 16<<20 || c.cache.MaxCost() != 512<<20 {
 		t.Errorf("defaults: block %d, max %d", c.blockSize, c.cache.MaxCost())
 	}
 	c.Close()

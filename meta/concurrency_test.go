@@ -162,7 +162,7 @@ func TestGroupCommitGroups(t *testing.T) {
 	})
 	tx0 := s.txCount.Load()
 	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
+	commit := func(i int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -171,7 +171,14 @@ func TestGroupCommitGroups(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "queued commits", func() bool { return calls.Load() == 1 && len(s.ops) == n-1 })
+	// One commit first, so the held group is exactly that one whatever
+	// the scheduler does; the rest queue behind it.
+	commit(0)
+	waitFor(t, "first group in its write", func() bool { return calls.Load() == 1 })
+	for i := 1; i < n; i++ {
+		commit(i)
+	}
+	waitFor(t, "queued commits", func() bool { return len(s.ops) == n-1 })
 	open()
 	wg.Wait()
 	txs := s.txCount.Load() - tx0

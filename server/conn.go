@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -29,17 +30,18 @@ type conn struct {
 	gc     gnet.Conn
 	remote string
 
-	mu             sync.Mutex
-	queue          [][]byte          // guarded by mu: frames waiting for dispatch
-	queuedBytes    int               // guarded by mu
-	running        bool              // guarded by mu: a worker is draining queue
-	stalled        bool              // guarded by mu: OnTraffic stopped cutting frames
-	closed         bool              // guarded by mu
-	nextSeq        uint64            // guarded by mu: next sequence to hand out
-	nextWrite      uint64            // guarded by mu: next sequence to write
-	pending        map[uint64][]byte // guarded by mu: completed, waiting for turn
-	clientID       string            // only touched by the worker
-	clientSoftName string            // only touched by the worker
+	mu          sync.Mutex
+	queue       [][]byte          // guarded by mu: frames waiting for dispatch
+	queuedBytes int               // guarded by mu
+	running     bool              // guarded by mu: a worker is draining queue
+	stalled     bool              // guarded by mu: OnTraffic stopped cutting frames
+	closed      bool              // guarded by mu
+	nextSeq     uint64            // guarded by mu: next sequence to hand out
+	nextWrite   uint64            // guarded by mu: next sequence to write
+	pending     map[uint64][]byte // guarded by mu: completed, waiting for turn
+	// pendingProduces counts acks=1/all produce requests admitted to the
+	// pipeline and not yet answered.
+	pendingProduces atomic.Int32
 }
 
 func newConn(s *Server, gc gnet.Conn) *conn {

@@ -1,0 +1,69 @@
+package agent_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"sluice.dev/agent"
+	"sluice.dev/internal/kafkatest"
+)
+
+// A client with five produce requests waiting on the open segment can
+// send nothing more (the idempotent producer's limit), so once the segment
+// holds enough bytes to be worth an object it is sealed without waiting
+// out the flush interval. Below that size the interval still applies.
+func TestStalledClientSealsEarly(t *testing.T) {
+	c := startCluster(t, t.TempDir(), agent.Config{FlushInterval: time.Minute})
+	createTopic(t, c.addr(), "early", 1)
+	conn, err := kafkatest.Dial(c.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	send := func(valueSize int) int32 {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(9)
+		req.Acks = -1
+		req.TimeoutMillis = 120000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "early"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = kafkatest.AppendBatch(nil, kafkatest.BatchOpts{Records: 8, ValueSize: valueSize, ProducerID: -1})
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		corr, err := conn.Send(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return corr
+	}
+	var corrs []int32
+	for i := 0; i < 5; i++ {
+		corrs = append(corrs, send(64<<10)) // 5 × 512 KiB: past the 2 MiB floor
+	}
+	for _, corr := range corrs {
+		resp := kmsg.NewPtrProduceResponse()
+		resp.SetVersion(9)
+		// Far below the one-minute flush interval.
+		if err := conn.Receive(corr, resp, 20*time.Second); err != nil {
+			t.Fatalf("stalled client not answered before the flush interval: %v", err)
+		}
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatal(kerr.ErrorForCode(code))
+		}
+	}
+
+	// Five small requests: the segment is too small to be worth an early
+	// object, so they wait for the interval.
+	for i := 0; i < 5; i++ {
+		send(10)
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.SetVersion(9)
+	if err := conn.Receive(corrs[len(corrs)-1]+1, resp, 2*time.Second); err == nil {
+		t.Fatal("small segment sealed before its flush interval")
+	}
+}
