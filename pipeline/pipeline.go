@@ -163,11 +163,12 @@ type Pipeline struct {
 	log   *slog.Logger
 
 	uploadSlots chan struct{}
-	commitQ     chan *segment
+	commitWake  chan struct{} // capacity 1: tells commitLoop to look at sealed
 	commitDone  chan struct{}
 
 	mu       sync.Mutex
 	open     *segment        // guarded by mu: the segment Append adds to; nil when empty
+	sealed   []*segment      // guarded by mu: sealed, not yet taken by commitLoop, in seal order
 	inFlight int64           // guarded by mu: admitted, not yet completed bytes
 	waiters  []chan struct{} // guarded by mu: Appends waiting for in-flight room
 	closed   bool            // guarded by mu
@@ -182,10 +183,8 @@ func New(cfg Config, store objstore.Store, mc meta.Client) *Pipeline {
 		meta:        mc,
 		log:         cfg.Logger.With("component", "pipeline"),
 		uploadSlots: make(chan struct{}, cfg.MaxConcurrentUploads),
-		// The commit queue holds sealed segments in seal order. Its
-		// capacity only needs to exceed what in-flight bytes allow.
-		commitQ:    make(chan *segment, 4096),
-		commitDone: make(chan struct{}),
+		commitWake:  make(chan struct{}, 1),
+		commitDone:  make(chan struct{}),
 	}
 	go p.commitLoop()
 	return p
@@ -217,7 +216,8 @@ func (p *Pipeline) Append(ctx context.Context, batches []Batch, done func([]Resu
 	// Keep a segment near its size limit: seal what is open if this
 	// request would push it past, unless the segment is empty (a request
 	// larger than the limit gets a segment of its own).
-	if p.open != nil && p.open.builder.Size()+int(n) > p.cfg.MaxSegmentBytes && p.open.builder.Len() > 0 {
+	if p.open != nil && p.open.builder.Len() > 0 &&
+		p.open.builder.Size()+int(n)+len(batches)*codec.SegmentIndexEntrySize > p.cfg.MaxSegmentBytes {
 		p.sealLocked(mSealSize)
 	}
 	if p.open == nil {
@@ -266,7 +266,10 @@ func (p *Pipeline) sealIfOpen(seg *segment) {
 
 // sealLocked closes the open segment to new batches and sends it to upload
 // and commit. The commit queue receives it here, under mu, so seal order is
-// commit order.
+// commit order. The queue is a slice, not a bounded channel: a send that
+// blocked here would hold mu, which commitLoop needs to complete segments,
+// and how many segments are sealed is bounded only by in-flight bytes,
+// not by a count.
 func (p *Pipeline) sealLocked(reason *metrics.Counter) {
 	seg := p.open
 	p.open = nil
@@ -275,8 +278,16 @@ func (p *Pipeline) sealLocked(reason *metrics.Counter) {
 	}
 	mSealed.Inc()
 	reason.Inc()
-	p.commitQ <- seg
+	p.sealed = append(p.sealed, seg)
+	p.wakeCommitLoop()
 	go p.upload(seg)
+}
+
+func (p *Pipeline) wakeCommitLoop() {
+	select {
+	case p.commitWake <- struct{}{}:
+	default:
+	}
 }
 
 // upload builds the object and stores it, bounded by uploadSlots, retrying
@@ -321,17 +332,33 @@ func (p *Pipeline) upload(seg *segment) {
 	}
 }
 
-// commitLoop commits sealed segments strictly in seal order.
+// commitLoop commits sealed segments strictly in seal order. It returns
+// once Close has begun and every segment sealed before it is completed.
 func (p *Pipeline) commitLoop() {
 	defer close(p.commitDone)
-	for seg := range p.commitQ {
-		<-seg.uploaded
-		var res meta.CommitResult
-		err := seg.err
-		if err == nil {
-			res, err = p.commit(seg)
+	for {
+		p.mu.Lock()
+		segs := p.sealed
+		p.sealed = nil
+		closed := p.closed
+		p.mu.Unlock()
+		if len(segs) == 0 {
+			if closed {
+				return // nothing is sealed after closed is set
+			}
+			<-p.commitWake
+			continue
 		}
-		p.complete(seg, res, err)
+		for i, seg := range segs {
+			segs[i] = nil // its requests' memory goes with its bytes' release
+			<-seg.uploaded
+			var res meta.CommitResult
+			err := seg.err
+			if err == nil {
+				res, err = p.commit(seg)
+			}
+			p.complete(seg, res, err)
+		}
 	}
 }
 
@@ -455,24 +482,23 @@ func (p *Pipeline) InFlightBytes() int64 {
 // Close stops admitting, seals the open segment and waits until every
 // sealed segment has committed or failed, or ctx ends. Every request
 // admitted before Close gets its done call: nothing half-written is
-// acknowledged.
+// acknowledged. A later call waits the same way (with its own ctx).
 func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return nil
+	var ws []chan struct{}
+	if !p.closed {
+		p.closed = true
+		if p.open != nil {
+			p.sealLocked(mSealClose)
+		}
+		ws = p.waiters
+		p.waiters = nil
+		p.wakeCommitLoop()
 	}
-	p.closed = true
-	if p.open != nil {
-		p.sealLocked(mSealClose)
-	}
-	ws := p.waiters
-	p.waiters = nil
 	p.mu.Unlock()
 	for _, ch := range ws {
 		close(ch)
 	}
-	close(p.commitQ)
 	select {
 	case <-p.commitDone:
 		return nil
