@@ -30,8 +30,13 @@ test-short: ## Quick test pass without the race detector
 	$(GO) test -short -count=1 $(PKGS)
 
 .PHONY: bench
-bench: ## Go micro-benchmarks of the hot paths (-benchmem)
+bench: ## Go benchmarks of the hot paths and the in-process produce path (-benchmem)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./codec/ ./meta/ ./cache/ ./pipeline/ ./server/
+	$(GO) test -run '^$$' -bench 'ProduceLoopback' -benchmem -benchtime 5s -count 1 ./agent/
+
+.PHONY: bench-latency
+bench-latency: ## Produce acks=all latency at light load through an in-process agent (~90s)
+	$(GO) test -run '^$$' -bench 'ProduceLatency' -benchtime 1x -count 1 ./agent/
 
 .PHONY: fuzz
 fuzz: ## Fuzz the decoders for 30s each
@@ -42,7 +47,7 @@ fuzz: ## Fuzz the decoders for 30s each
 .PHONY: lint
 lint: ## go vet and staticcheck
 	$(GO) vet $(PKGS)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 .PHONY: clean
 clean: ## Remove build output (not ./data)

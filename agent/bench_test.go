@@ -3,7 +3,6 @@ package agent_test
 import (
 	"context"
 	"fmt"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"sluice.dev/agent"
+	"sluice.dev/bench"
 )
 
 // BenchmarkProduceLoopback drives the whole produce path in one process:
@@ -99,7 +99,7 @@ func BenchmarkProduceLatencyLight(b *testing.B) {
 			}
 			// A fixed count over about 20 s: run with -benchtime 1x.
 			n := min(max(int(20*time.Second/every), 200), 4000)
-			lat := make([]time.Duration, n)
+			var lat bench.Latencies
 			val := make([]byte, 1024)
 			var wg sync.WaitGroup
 			tick := time.NewTicker(every)
@@ -109,22 +109,21 @@ func BenchmarkProduceLatencyLight(b *testing.B) {
 				<-tick.C
 				wg.Add(1)
 				start := time.Now()
-				i := i
 				cl.Produce(ctx, &kgo.Record{Value: val}, func(_ *kgo.Record, err error) {
 					if err != nil {
 						b.Error(err)
 					}
-					lat[i] = time.Since(start)
+					lat.Record(time.Since(start))
 					wg.Done()
 				})
 			}
 			wg.Wait()
 			b.StopTimer()
-			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-			pct := func(p float64) float64 { return float64(lat[int(float64(n-1)*p)]) / 1e6 }
-			b.ReportMetric(pct(0.50), "p50-ms")
-			b.ReportMetric(pct(0.99), "p99-ms")
-			b.ReportMetric(float64(lat[n-1])/1e6, "max-ms")
+			sum := lat.Summary()
+			ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+			b.ReportMetric(ms(sum.P50), "p50-ms")
+			b.ReportMetric(ms(sum.P99), "p99-ms")
+			b.ReportMetric(ms(sum.Max), "max-ms")
 		})
 	}
 }

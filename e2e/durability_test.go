@@ -9,17 +9,14 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"sluice.dev/loadtest"
 )
 
-type ackedRecord struct {
-	partition int32
-	offset    int64
-	value     string
-}
-
-// produceUntil produces to topic from several goroutines until stop is
-// closed, returning every record whose produce was acknowledged.
-func produceUntil(t *testing.T, bootstrap, topic string, stop <-chan struct{}) ([]ackedRecord, int) {
+// produceUntil produces to topic until stop is closed, telling the oracle
+// about every record whose produce was acknowledged. It returns how many
+// were acknowledged and how many failed.
+func produceUntil(t *testing.T, bootstrap, topic string, stop <-chan struct{}, oracle *loadtest.Oracle) (int, int) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.DefaultProduceTopic(topic),
 		kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(2*time.Millisecond),
 		kgo.RecordRetries(3), kgo.RequestTimeoutOverhead(2*time.Second), kgo.RecordDeliveryTimeout(10*time.Second))
@@ -28,8 +25,7 @@ func produceUntil(t *testing.T, bootstrap, topic string, stop <-chan struct{}) (
 	}
 	defer cl.Close()
 	var mu sync.Mutex
-	var acked []ackedRecord
-	failed := 0
+	acked, failed := 0, 0
 	var wg sync.WaitGroup
 	// Produce blocks while the client's buffer is full (a dead agent);
 	// stopping cancels that wait.
@@ -49,7 +45,8 @@ func produceUntil(t *testing.T, bootstrap, topic string, stop <-chan struct{}) (
 				failed++
 				return
 			}
-			acked = append(acked, ackedRecord{r.Partition, r.Offset, string(r.Value)})
+			acked++
+			oracle.Ack(loadtest.TopicPartition{Topic: r.Topic, Partition: r.Partition}, r.Offset, r.Value)
 		})
 		if sent%200 == 0 {
 			time.Sleep(time.Millisecond)
@@ -71,14 +68,14 @@ func produceUntil(t *testing.T, bootstrap, topic string, stop <-chan struct{}) (
 
 // consumeAll reads a topic from the start until no record arrives for a
 // while, returning records by partition in offset order.
-func consumeAll(t *testing.T, bootstrap, topic string) map[int32][]*kgo.Record {
+func consumeAll(t *testing.T, bootstrap, topic string) map[loadtest.TopicPartition][]loadtest.Consumed {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(300*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	out := map[int32][]*kgo.Record{}
+	out := map[loadtest.TopicPartition][]loadtest.Consumed{}
 	idle := 0
 	deadline := time.Now().Add(90 * time.Second)
 	for idle < 4 && time.Now().Before(deadline) {
@@ -95,31 +92,19 @@ func consumeAll(t *testing.T, bootstrap, topic string) map[int32][]*kgo.Record {
 			continue
 		}
 		idle = 0
-		f.EachRecord(func(r *kgo.Record) { out[r.Partition] = append(out[r.Partition], r) })
+		f.EachRecord(func(r *kgo.Record) {
+			tp := loadtest.TopicPartition{Topic: r.Topic, Partition: r.Partition}
+			out[tp] = append(out[tp], loadtest.Consumed{Offset: r.Offset, Value: r.Value})
+		})
 	}
 	return out
 }
 
-// checkAcked verifies that every acknowledged record is stored at the
-// offset it was acknowledged with, and that every partition's offsets are
-// dense from zero.
-func checkAcked(t *testing.T, acked []ackedRecord, got map[int32][]*kgo.Record) {
+// verify fails the test on any loss, gap or changed record.
+func verify(t *testing.T, oracle *loadtest.Oracle, log map[loadtest.TopicPartition][]loadtest.Consumed) {
 	t.Helper()
-	for p, recs := range got {
-		for i, r := range recs {
-			if r.Offset != int64(i) {
-				t.Fatalf("partition %d: record %d has offset %d: offsets not dense", p, i, r.Offset)
-			}
-		}
-	}
-	for _, a := range acked {
-		recs := got[a.partition]
-		if a.offset >= int64(len(recs)) {
-			t.Fatalf("acknowledged record %s at %d/%d lost (partition holds %d records)", a.value, a.partition, a.offset, len(recs))
-		}
-		if v := string(recs[a.offset].Value); v != a.value {
-			t.Fatalf("acknowledged record at %d/%d is %q, want %q", a.partition, a.offset, v, a.value)
-		}
+	if errs := oracle.Verify(log, 10); len(errs) > 0 {
+		t.Fatalf("%d problems, first: %v", len(errs), errs)
 	}
 }
 
@@ -136,31 +121,31 @@ func TestKill9KeepsAcknowledged(t *testing.T) {
 		pg.cmd.Process.Signal(syscall.SIGKILL)
 		close(stop)
 	}()
-	acked, failed := produceUntil(t, pg.bootstrap, "crash", stop)
+	var oracle loadtest.Oracle
+	acked, failed := produceUntil(t, pg.bootstrap, "crash", stop, &oracle)
 	<-pg.exited
-	t.Logf("before kill -9: %d acknowledged, %d failed", len(acked), failed)
-	if len(acked) < 100 {
-		t.Fatalf("only %d records acknowledged before the kill: load too light to test anything", len(acked))
+	t.Logf("before kill -9: %d acknowledged, %d failed", acked, failed)
+	if acked < 100 {
+		t.Fatalf("only %d records acknowledged before the kill: load too light to test anything", acked)
 	}
 
 	pg2 := startPlayground(t, dir, "--default-partitions", "8")
 	got := consumeAll(t, pg2.bootstrap, "crash")
-	checkAcked(t, acked, got)
+	verify(t, &oracle, got)
 	total := 0
 	for _, recs := range got {
 		total += len(recs)
 	}
-	t.Logf("after restart: %d records stored (%d acknowledged)", total, len(acked))
+	t.Logf("after restart: %d records stored (%d acknowledged)", total, acked)
 
 	// The log goes on from where it was.
 	stop2 := make(chan struct{})
 	go func() { time.Sleep(time.Second); close(stop2) }()
-	more, _ := produceUntil(t, pg2.bootstrap, "crash", stop2)
-	if len(more) == 0 {
+	more, _ := produceUntil(t, pg2.bootstrap, "crash", stop2, &oracle)
+	if more == 0 {
 		t.Fatal("no produce acknowledged after restart")
 	}
-	got = consumeAll(t, pg2.bootstrap, "crash")
-	checkAcked(t, append(acked, more...), got)
+	verify(t, &oracle, consumeAll(t, pg2.bootstrap, "crash"))
 }
 
 // TestSigtermRestartKeepsEverything stops the playground with SIGTERM while
@@ -178,9 +163,10 @@ func TestSigtermRestartKeepsEverything(t *testing.T) {
 		pg.stop(t)
 		close(stop)
 	}()
-	acked, _ := produceUntil(t, pg.bootstrap, "graceful", stop)
+	var oracle loadtest.Oracle
+	acked, _ := produceUntil(t, pg.bootstrap, "graceful", stop, &oracle)
 	stopped.Wait()
-	if len(acked) == 0 {
+	if acked == 0 {
 		t.Fatal("nothing acknowledged")
 	}
 	pg2 := startPlayground(t, dir, "--default-partitions", "4")
@@ -188,5 +174,5 @@ func TestSigtermRestartKeepsEverything(t *testing.T) {
 	if len(got) != 4 {
 		t.Fatalf("data in %d partitions after restart, want 4", len(got))
 	}
-	checkAcked(t, acked, got)
+	verify(t, &oracle, got)
 }

@@ -31,12 +31,11 @@ func TestConcurrentCommitsDense(t *testing.T) {
 		perW    = 25
 	)
 	type got struct {
-		tp         tpKey
-		base       int64
-		n          int32
-		pid        int64
-		seq        int32
-		duplicated bool
+		tp   tpKey
+		base int64
+		n    int32
+		pid  int64
+		seq  int32
 	}
 	var (
 		mu      sync.Mutex

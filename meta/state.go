@@ -112,13 +112,6 @@ func (l *entryList) at(i int) *IndexEntry {
 	return &l.blocks[i/entryBlock][i%entryBlock]
 }
 
-func (l *entryList) last() *IndexEntry {
-	if l.n == 0 {
-		return nil
-	}
-	return l.at(l.n - 1)
-}
-
 func (l *entryList) append(es ...IndexEntry) {
 	for len(es) > 0 {
 		if len(l.blocks) == 0 || len(l.blocks[len(l.blocks)-1]) == entryBlock {
