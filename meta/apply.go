@@ -19,6 +19,8 @@ func (s *Service) apply(g *group, o *op, now int64) {
 		o.commitResult = applyCommit(g, o.commit, now)
 	case opInitProducerID:
 		o.pidResult, o.err = applyInitProducerID(g, o.pidReq)
+	case opCommitOffsets:
+		applyCommitOffsets(g, o.offs, now)
 	default:
 		panic(fmt.Sprintf("BUG: meta: op kind %d", o.kind))
 	}

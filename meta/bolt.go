@@ -66,13 +66,14 @@ var (
 	bucketIndex      = []byte("index")
 	bucketProducers  = []byte("producers")
 	bucketSegments   = []byte("segments")
+	bucketOffsets    = []byte("offsets")
 
 	keyFormat    = []byte("format")
 	keyClusterID = []byte("cluster_id")
 	keyNextPID   = []byte("next_producer_id")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketTopics, bucketPartitions, bucketIndex, bucketProducers, bucketSegments}
+var allBuckets = [][]byte{bucketMeta, bucketTopics, bucketPartitions, bucketIndex, bucketProducers, bucketSegments, bucketOffsets}
 
 // openStore opens (creating if needed) the bbolt file in dir and loads
 // its state.
@@ -188,6 +189,9 @@ func loadState(tx *bbolt.Tx) (*state, error) {
 	}
 	st.sortNames()
 
+	if err := loadOffsets(tx, st); err != nil {
+		return nil, err
+	}
 	err = tx.Bucket(bucketPartitions).ForEach(func(k, v []byte) error {
 		ps, err := st.partByKey(k)
 		if err != nil {
@@ -420,6 +424,10 @@ func writeGroup(tx *bbolt.Tx, g *group, arena *[]byte) error {
 		if err := put(tx.Bucket(bucketMeta), k, func(v []byte) []byte { return be.AppendUint64(v, uint64(g.nextPID)) }); err != nil {
 			return err
 		}
+	}
+
+	if err := writeOffsets(tx, g.offsets); err != nil {
+		return err
 	}
 
 	if len(g.segs) > 0 || g.prune > 0 {

@@ -36,4 +36,18 @@ type Client interface {
 	// the watcher must then treat its cached view as stale and watch
 	// again.
 	Watch(ctx context.Context) (<-chan []CommitEvent, error)
+
+	// Consumer groups (groups.go, offsets.go). JoinGroup and SyncGroup
+	// may wait for other members, up to the rebalance timeout, ctx
+	// permitting.
+	JoinGroup(ctx context.Context, req JoinGroupRequest) (JoinGroupResult, error)
+	SyncGroup(ctx context.Context, req SyncGroupRequest) (SyncGroupResult, error)
+	Heartbeat(ctx context.Context, group, memberID, instanceID string, generation int32) error
+	LeaveGroup(ctx context.Context, group string, members []LeavingMember) ([]error, error)
+	CommitOffsets(ctx context.Context, req OffsetCommitRequest) error
+	FetchOffsets(ctx context.Context, group string, tps []TopicPartition) ([]CommittedOffset, error)
+	DeleteOffsets(ctx context.Context, group string, tps []TopicPartition) error
+	DeleteGroup(ctx context.Context, group string) error
+	ListGroups(ctx context.Context) ([]GroupListing, error)
+	DescribeGroup(ctx context.Context, group string) (GroupDescription, error)
 }

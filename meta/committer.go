@@ -47,6 +47,7 @@ const (
 	opCreateTopics opKind = iota
 	opCommitSegment
 	opInitProducerID
+	opCommitOffsets
 )
 
 // op is one mutation on its way through the committer. The caller fills
@@ -59,6 +60,7 @@ type op struct {
 	specs  []TopicSpec
 	commit *SegmentCommit
 	pidReq ProducerIDRequest
+	offs   *offsetCommitReq
 
 	err          error
 	topicResults []TopicResult

@@ -122,6 +122,9 @@ type Service struct {
 	watchers    map[*watcher]struct{}
 	watchClosed bool
 
+	// groups is the consumer group coordinator (in memory; see groups.go).
+	groups *coordinator
+
 	// For tests.
 	txCount   atomic.Uint64                // bbolt write transactions of commit groups
 	writeHook atomic.Pointer[func() error] // called inside each group's transaction; an error aborts it
@@ -152,6 +155,7 @@ func Open(cfg Config) (*Service, error) {
 		now:      time.Now,
 		st:       st,
 		watchers: make(map[*watcher]struct{}),
+		groups:   newCoordinator(),
 	}
 	go s.run()
 	s.log.Info("meta: store opened", "path", db.Path(), "topics", len(st.topicsByID),

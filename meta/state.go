@@ -34,6 +34,9 @@ type state struct {
 	segs     map[SegmentID][]byte
 	segOrder []segKey
 	segHead  int
+
+	// offsets holds consumer groups' committed offsets.
+	offsets map[string]map[TopicPartition]CommittedOffset
 }
 
 func newState() *state {
@@ -43,6 +46,7 @@ func newState() *state {
 		epochs:       make(map[int64]int16),
 		prodParts:    make(map[pidTP]prodPart),
 		segs:         make(map[SegmentID][]byte),
+		offsets:      make(map[string]map[TopicPartition]CommittedOffset),
 	}
 }
 
@@ -196,6 +200,8 @@ type group struct {
 	prune     int               // number of segOrder entries to drop from segHead
 
 	seq uint64 // number of the commit being applied, for index runs
+
+	offsets []offsetChange // committed offsets, in order
 }
 
 // partDelta is a partition's change in a group.
@@ -249,12 +255,14 @@ func (g *group) reset() {
 	clear(g.segIdx)
 	g.lastNanos = g.st.lastSegNanos()
 	g.prune = 0
+	clear(g.offsets)
+	g.offsets = g.offsets[:0]
 }
 
 // dirty reports whether the group changed anything that must be written.
 func (g *group) dirty() bool {
 	return len(g.newTopics) > 0 || len(g.partOrder) > 0 || len(g.epochs) > 0 ||
-		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0
+		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0
 }
 
 func (g *group) topicByName(name string) *topicState {
@@ -374,6 +382,7 @@ func (g *group) mergeLocked() {
 		st.prodParts[k] = p
 	}
 	st.nextPID = g.nextPID
+	mergeOffsetsLocked(st, g.offsets)
 	for i := 0; i < g.prune; i++ {
 		k := st.segOrder[st.segHead]
 		delete(st.segs, k.id())

@@ -31,6 +31,28 @@ func errorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, meta.ErrUnsupported):
 		return kerr.UnsupportedVersion.Code
+	case errors.Is(err, meta.ErrUnknownMemberID):
+		return kerr.UnknownMemberID.Code
+	case errors.Is(err, meta.ErrIllegalGeneration):
+		return kerr.IllegalGeneration.Code
+	case errors.Is(err, meta.ErrRebalanceInProgress):
+		return kerr.RebalanceInProgress.Code
+	case errors.Is(err, meta.ErrMemberIDRequired):
+		return kerr.MemberIDRequired.Code
+	case errors.Is(err, meta.ErrInconsistentProtocol):
+		return kerr.InconsistentGroupProtocol.Code
+	case errors.Is(err, meta.ErrInvalidSessionTimeout):
+		return kerr.InvalidSessionTimeout.Code
+	case errors.Is(err, meta.ErrGroupNotEmpty):
+		return kerr.NonEmptyGroup.Code
+	case errors.Is(err, meta.ErrGroupIDNotFound):
+		return kerr.GroupIDNotFound.Code
+	case errors.Is(err, meta.ErrFencedInstanceID):
+		return kerr.FencedInstanceID.Code
+	case errors.Is(err, meta.ErrInvalidGroupID):
+		return kerr.InvalidGroupID.Code
+	case errors.Is(err, meta.ErrGroupSubscribedToTopic):
+		return kerr.GroupSubscribedToTopic.Code
 	case errors.Is(err, codec.ErrUnsupportedMagic):
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, codec.ErrCorrupt):
@@ -40,7 +62,7 @@ func errorCode(err error) int16 {
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, pipeline.ErrUpload):
 		return kerr.KafkaStorageError.Code
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, meta.ErrUnavailable):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, meta.ErrUnavailable):
 		return kerr.RequestTimedOut.Code
 	default:
 		return kerr.UnknownServerError.Code

@@ -1,0 +1,525 @@
+package server
+
+// Consumer groups, classic protocol: FindCoordinator 0–4, JoinGroup 0–9,
+// SyncGroup 0–5, Heartbeat 0–4, LeaveGroup 0–5, OffsetCommit 0–8,
+// OffsetFetch 0–8, ListGroups 0–4, DescribeGroups 0–5, DeleteGroups 0–2,
+// OffsetDelete 0.
+//
+// The coordinator is meta: every agent forwards group requests to it, so
+// members connected to different agents share one group. FindCoordinator
+// therefore answers with the agent that was asked. JoinGroup and SyncGroup
+// may wait for other members; they wait on their own goroutine, never on
+// the connection worker or the event loop, and responses keep request
+// order. Left out: the KIP-848 consumer protocol (ConsumerGroupHeartbeat;
+// clients fall back to the classic protocol when it is not advertised),
+// OffsetCommit/OffsetFetch by topic id (v9+), and authorized operations.
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"sluice.dev/meta"
+)
+
+func init() {
+	register(int16(kmsg.FindCoordinator), 0, 4, handleFindCoordinator)
+	register(int16(kmsg.JoinGroup), 0, 9, handleJoinGroup)
+	register(int16(kmsg.SyncGroup), 0, 5, handleSyncGroup)
+	register(int16(kmsg.Heartbeat), 0, 4, handleHeartbeat)
+	register(int16(kmsg.LeaveGroup), 0, 5, handleLeaveGroup)
+	register(int16(kmsg.OffsetCommit), 0, 8, handleOffsetCommit)
+	register(int16(kmsg.OffsetFetch), 0, 8, handleOffsetFetch)
+	register(int16(kmsg.ListGroups), 0, 4, handleListGroups)
+	register(int16(kmsg.DescribeGroups), 0, 5, handleDescribeGroups)
+	register(int16(kmsg.DeleteGroups), 0, 2, handleDeleteGroups)
+	register(int16(kmsg.OffsetDelete), 0, 0, handleOffsetDelete)
+}
+
+func (s *Server) hostPort() (string, int32) {
+	host, portStr, _ := net.SplitHostPort(s.cfg.AdvertisedAddr)
+	port, _ := strconv.Atoi(portStr)
+	return host, int32(port)
+}
+
+func strPtr(s string) *string { return &s }
+
+func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.FindCoordinatorRequest)
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	host, port := s.hostPort()
+	code := int16(0)
+	if req.CoordinatorType != 0 {
+		// Transaction coordinators (type 1) are not served yet.
+		code = kerr.CoordinatorNotAvailable.Code
+	}
+	if rc.version >= 4 {
+		for _, k := range req.CoordinatorKeys {
+			c := kmsg.NewFindCoordinatorResponseCoordinator()
+			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode = k, s.cfg.NodeID, host, port, code
+			if code != 0 {
+				c.NodeID, c.Host, c.Port = -1, "", -1
+			}
+			resp.Coordinators = append(resp.Coordinators, c)
+		}
+	} else {
+		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, s.cfg.NodeID, host, port
+		if code != 0 {
+			resp.NodeID, resp.Host, resp.Port = -1, "", -1
+		}
+	}
+	rc.respond(resp)
+}
+
+func handleJoinGroup(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.JoinGroupRequest)
+	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+	jr := meta.JoinGroupRequest{
+		Group:              req.Group,
+		MemberID:           req.MemberID,
+		ClientID:           rc.clientID,
+		ClientHost:         "/" + hostOf(rc.c.remote),
+		ProtocolType:       req.ProtocolType,
+		SessionTimeout:     time.Duration(req.SessionTimeoutMillis) * time.Millisecond,
+		RebalanceTimeout:   time.Duration(req.RebalanceTimeoutMillis) * time.Millisecond,
+		RequireKnownMember: rc.version >= 4,
+	}
+	if rc.version == 0 {
+		jr.RebalanceTimeout = jr.SessionTimeout
+	}
+	if req.InstanceID != nil {
+		jr.InstanceID = *req.InstanceID
+	}
+	for _, p := range req.Protocols {
+		jr.Protocols = append(jr.Protocols, meta.GroupProtocol{Name: p.Name, Metadata: p.Metadata})
+	}
+	wait := jr.RebalanceTimeout + 5*time.Second
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		res, err := s.deps.Meta.JoinGroup(ctx, jr)
+		resp.ErrorCode = errorCode(err)
+		resp.Generation = res.Generation
+		resp.MemberID = res.MemberID
+		resp.LeaderID = res.LeaderID
+		if err == nil {
+			resp.ProtocolType = strPtr(res.ProtocolType)
+			resp.Protocol = strPtr(res.Protocol)
+			for _, m := range res.Members {
+				rm := kmsg.NewJoinGroupResponseMember()
+				rm.MemberID = m.MemberID
+				if m.InstanceID != "" {
+					rm.InstanceID = strPtr(m.InstanceID)
+				}
+				rm.ProtocolMetadata = m.Metadata
+				resp.Members = append(resp.Members, rm)
+			}
+		} else if resp.Generation == 0 {
+			resp.Generation = -1
+		}
+		if rc.version < 7 && resp.Protocol == nil {
+			resp.Protocol = strPtr("") // non-nullable before v7
+		}
+		rc.respond(resp)
+	}()
+}
+
+func hostOf(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}
+
+func handleSyncGroup(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.SyncGroupRequest)
+	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+	sr := meta.SyncGroupRequest{Group: req.Group, MemberID: req.MemberID, Generation: req.Generation}
+	if req.InstanceID != nil {
+		sr.InstanceID = *req.InstanceID
+	}
+	if len(req.GroupAssignment) > 0 {
+		sr.Assignments = make(map[string][]byte, len(req.GroupAssignment))
+		for _, a := range req.GroupAssignment {
+			sr.Assignments[a.MemberID] = a.MemberAssignment
+		}
+	}
+	go func() {
+		// A follower waits for the leader's assignment, which the leader
+		// computes after its JoinGroup answer: its session bounds it.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		res, err := s.deps.Meta.SyncGroup(ctx, sr)
+		resp.ErrorCode = errorCode(err)
+		if err == nil {
+			resp.ProtocolType = strPtr(res.ProtocolType)
+			resp.Protocol = strPtr(res.Protocol)
+			resp.MemberAssignment = res.Assignment
+		}
+		if resp.MemberAssignment == nil {
+			resp.MemberAssignment = []byte{}
+		}
+		rc.respond(resp)
+	}()
+}
+
+func handleHeartbeat(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.HeartbeatRequest)
+	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	inst := ""
+	if req.InstanceID != nil {
+		inst = *req.InstanceID
+	}
+	resp.ErrorCode = errorCode(s.deps.Meta.Heartbeat(ctx, req.Group, req.MemberID, inst, req.Generation))
+	rc.respond(resp)
+}
+
+func handleLeaveGroup(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.LeaveGroupRequest)
+	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	var members []meta.LeavingMember
+	if rc.version < 3 {
+		members = []meta.LeavingMember{{MemberID: req.MemberID}}
+	} else {
+		for _, m := range req.Members {
+			lm := meta.LeavingMember{MemberID: m.MemberID}
+			if m.InstanceID != nil {
+				lm.InstanceID = *m.InstanceID
+			}
+			members = append(members, lm)
+		}
+	}
+	errs, err := s.deps.Meta.LeaveGroup(ctx, req.Group, members)
+	if err != nil {
+		resp.ErrorCode = errorCode(err)
+		rc.respond(resp)
+		return
+	}
+	if rc.version < 3 {
+		resp.ErrorCode = errorCode(errs[0])
+	} else {
+		for i, m := range req.Members {
+			rm := kmsg.NewLeaveGroupResponseMember()
+			rm.MemberID, rm.InstanceID = m.MemberID, m.InstanceID
+			rm.ErrorCode = errorCode(errs[i])
+			resp.Members = append(resp.Members, rm)
+		}
+	}
+	rc.respond(resp)
+}
+
+func handleOffsetCommit(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.OffsetCommitRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	names := make([]string, len(req.Topics))
+	for i, t := range req.Topics {
+		names[i] = t.Topic
+	}
+	byName, err := s.topics.byNames(ctx, names)
+	cr := meta.OffsetCommitRequest{Group: req.Group, MemberID: req.MemberID, Generation: req.Generation}
+	if rc.version == 0 {
+		cr.Generation = -1
+	}
+	if req.InstanceID != nil {
+		cr.InstanceID = *req.InstanceID
+	}
+	codes := make([][]int16, len(req.Topics))
+	for i, t := range req.Topics {
+		codes[i] = make([]int16, len(t.Partitions))
+		tp, ok := byName[t.Topic]
+		for j, p := range t.Partitions {
+			switch {
+			case err != nil:
+				codes[i][j] = errorCode(err)
+			case !ok || p.Partition < 0 || p.Partition >= tp.Partitions:
+				codes[i][j] = kerr.UnknownTopicOrPartition.Code
+			default:
+				co := meta.CommittedOffset{
+					TopicPartition: meta.TopicPartition{TopicID: tp.ID, Partition: p.Partition},
+					Offset:         p.Offset,
+					LeaderEpoch:    -1,
+				}
+				if rc.version >= 6 {
+					co.LeaderEpoch = p.LeaderEpoch
+				}
+				if p.Metadata != nil {
+					co.Metadata = *p.Metadata
+				}
+				cr.Offsets = append(cr.Offsets, co)
+			}
+		}
+	}
+	var commitErr error
+	if len(cr.Offsets) > 0 {
+		commitErr = s.deps.Meta.CommitOffsets(ctx, cr)
+	}
+	for i, t := range req.Topics {
+		rt := kmsg.NewOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for j, p := range t.Partitions {
+			rp := kmsg.NewOffsetCommitResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.ErrorCode = codes[i][j]
+			if rp.ErrorCode == 0 {
+				rp.ErrorCode = errorCode(commitErr)
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	rc.respond(resp)
+}
+
+// offsetFetchGroup answers one group: the named topics' partitions, or
+// every committed offset when topics is nil.
+type fetchedTopic struct {
+	name  string
+	parts []kmsg.OffsetFetchResponseGroupTopicPartition
+}
+
+func (s *Server) offsetFetchGroup(ctx context.Context, group string, topics []kmsg.OffsetFetchRequestGroupTopic) ([]fetchedTopic, int16) {
+	offs, err := s.deps.Meta.FetchOffsets(ctx, group, nil)
+	if err != nil {
+		return nil, errorCode(err)
+	}
+	type key struct {
+		id meta.TopicID
+		p  int32
+	}
+	have := make(map[key]meta.CommittedOffset, len(offs))
+	ids := map[meta.TopicID]bool{}
+	for _, o := range offs {
+		have[key{o.TopicID, o.Partition}] = o
+		ids[o.TopicID] = true
+	}
+	part := func(p int32, o meta.CommittedOffset, ok bool) kmsg.OffsetFetchResponseGroupTopicPartition {
+		rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
+		rp.Partition = p
+		rp.Offset, rp.LeaderEpoch = -1, -1
+		rp.Metadata = strPtr("")
+		if ok {
+			rp.Offset, rp.LeaderEpoch = o.Offset, o.LeaderEpoch
+			rp.Metadata = strPtr(o.Metadata)
+		}
+		return rp
+	}
+	var out []fetchedTopic
+	if topics == nil {
+		idList := make([]meta.TopicID, 0, len(ids))
+		for id := range ids {
+			idList = append(idList, id)
+		}
+		byID, err := s.topics.byIDs(ctx, idList)
+		if err != nil {
+			return nil, errorCode(err)
+		}
+		idx := map[meta.TopicID]int{}
+		for _, o := range offs {
+			t, ok := byID[o.TopicID]
+			if !ok {
+				continue // topic deleted
+			}
+			i, seen := idx[o.TopicID]
+			if !seen {
+				i = len(out)
+				idx[o.TopicID] = i
+				out = append(out, fetchedTopic{name: t.Name})
+			}
+			out[i].parts = append(out[i].parts, part(o.Partition, o, true))
+		}
+		return out, 0
+	}
+	names := make([]string, len(topics))
+	for i, t := range topics {
+		names[i] = t.Topic
+	}
+	byName, err := s.topics.byNames(ctx, names)
+	if err != nil {
+		return nil, errorCode(err)
+	}
+	for _, t := range topics {
+		ft := fetchedTopic{name: t.Topic}
+		tm, known := byName[t.Topic]
+		for _, p := range t.Partitions {
+			var o meta.CommittedOffset
+			ok := false
+			if known {
+				o, ok = have[key{tm.ID, p}]
+			}
+			ft.parts = append(ft.parts, part(p, o, ok))
+		}
+		out = append(out, ft)
+	}
+	return out, 0
+}
+
+func handleOffsetFetch(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.OffsetFetchRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	if rc.version >= 8 {
+		for _, g := range req.Groups {
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group = g.Group
+			fts, code := s.offsetFetchGroup(ctx, g.Group, g.Topics)
+			rg.ErrorCode = code
+			for _, ft := range fts {
+				rt := kmsg.NewOffsetFetchResponseGroupTopic()
+				rt.Topic = ft.name
+				rt.Partitions = ft.parts
+				rg.Topics = append(rg.Topics, rt)
+			}
+			resp.Groups = append(resp.Groups, rg)
+		}
+		rc.respond(resp)
+		return
+	}
+	var topics []kmsg.OffsetFetchRequestGroupTopic
+	if req.Topics != nil {
+		topics = make([]kmsg.OffsetFetchRequestGroupTopic, 0, len(req.Topics))
+		for _, t := range req.Topics {
+			gt := kmsg.NewOffsetFetchRequestGroupTopic()
+			gt.Topic, gt.Partitions = t.Topic, t.Partitions
+			topics = append(topics, gt)
+		}
+	}
+	fts, code := s.offsetFetchGroup(ctx, req.Group, topics)
+	resp.ErrorCode = code
+	for _, ft := range fts {
+		rt := kmsg.NewOffsetFetchResponseTopic()
+		rt.Topic = ft.name
+		for _, p := range ft.parts {
+			rp := kmsg.NewOffsetFetchResponseTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata, rp.ErrorCode = p.Partition, p.Offset, p.LeaderEpoch, p.Metadata, p.ErrorCode
+			if rc.version < 2 && code != 0 {
+				rp.ErrorCode = code // no top-level error before v2
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	rc.respond(resp)
+}
+
+func handleListGroups(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.ListGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	gs, err := s.deps.Meta.ListGroups(ctx)
+	resp.ErrorCode = errorCode(err)
+	want := map[string]bool{}
+	for _, st := range req.StatesFilter {
+		want[st] = true
+	}
+	for _, g := range gs {
+		if len(want) > 0 && !want[g.State] {
+			continue
+		}
+		rg := kmsg.NewListGroupsResponseGroup()
+		rg.Group, rg.ProtocolType, rg.GroupState = g.Group, g.ProtocolType, g.State
+		resp.Groups = append(resp.Groups, rg)
+	}
+	rc.respond(resp)
+}
+
+func handleDescribeGroups(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.DescribeGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	for _, name := range req.Groups {
+		d, err := s.deps.Meta.DescribeGroup(ctx, name)
+		rg := kmsg.NewDescribeGroupsResponseGroup()
+		rg.Group = name
+		rg.ErrorCode = errorCode(err)
+		rg.State, rg.ProtocolType, rg.Protocol = d.State, d.ProtocolType, d.Protocol
+		rg.AuthorizedOperations = -2147483648
+		for _, m := range d.Members {
+			rm := kmsg.NewDescribeGroupsResponseGroupMember()
+			rm.MemberID, rm.ClientID, rm.ClientHost = m.MemberID, m.ClientID, m.ClientHost
+			if m.InstanceID != "" {
+				rm.InstanceID = strPtr(m.InstanceID)
+			}
+			rm.ProtocolMetadata, rm.MemberAssignment = m.Metadata, m.Assignment
+			if rm.MemberAssignment == nil {
+				rm.MemberAssignment = []byte{}
+			}
+			if rm.ProtocolMetadata == nil {
+				rm.ProtocolMetadata = []byte{}
+			}
+			rg.Members = append(rg.Members, rm)
+		}
+		resp.Groups = append(resp.Groups, rg)
+	}
+	rc.respond(resp)
+}
+
+func handleDeleteGroups(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.DeleteGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	for _, name := range req.Groups {
+		rg := kmsg.NewDeleteGroupsResponseGroup()
+		rg.Group = name
+		rg.ErrorCode = errorCode(s.deps.Meta.DeleteGroup(ctx, name))
+		resp.Groups = append(resp.Groups, rg)
+	}
+	rc.respond(resp)
+}
+
+func handleOffsetDelete(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.OffsetDeleteRequest)
+	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	names := make([]string, len(req.Topics))
+	for i, t := range req.Topics {
+		names[i] = t.Topic
+	}
+	byName, err := s.topics.byNames(ctx, names)
+	var tps []meta.TopicPartition
+	for _, t := range req.Topics {
+		if tm, ok := byName[t.Topic]; ok {
+			for _, p := range t.Partitions {
+				tps = append(tps, meta.TopicPartition{TopicID: tm.ID, Partition: p.Partition})
+			}
+		}
+	}
+	if err == nil && len(tps) > 0 {
+		err = s.deps.Meta.DeleteOffsets(ctx, req.Group, tps)
+	}
+	if code := errorCode(err); code == kerr.GroupSubscribedToTopic.Code || code == kerr.GroupIDNotFound.Code {
+		resp.ErrorCode = code
+		err = nil
+	}
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetDeleteResponseTopic()
+		rt.Topic = t.Topic
+		_, known := byName[t.Topic]
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
+			rp.Partition = p.Partition
+			rp.ErrorCode = errorCode(err)
+			if !known {
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	rc.respond(resp)
+}
