@@ -65,6 +65,10 @@ func handleCreateTopics(s *Server, rc *reqCtx, r kmsg.Request) {
 					cfgs[c.Name] = *c.Value
 				}
 			}
+			if err := checkTopicConfigs(cfgs); err != nil {
+				fail(kerr.InvalidConfig.Code, err.Error())
+				break
+			}
 			toCreate = append(toCreate, slot{idx: i, spec: meta.TopicSpec{Name: t.Topic, Partitions: np, Configs: cfgs}})
 			rt.NumPartitions = np
 			rt.ReplicationFactor = 1

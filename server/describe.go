@@ -1,0 +1,108 @@
+package server
+
+// DescribeCluster 0–1 and DescribeConfigs 0–4.
+//
+// DescribeCluster names this agent as the cluster's only broker and its
+// controller, like Metadata. DescribeConfigs describes topic configs from
+// the table in configs.go: values set on the topic come from
+// DYNAMIC_TOPIC_CONFIG, the rest are defaults. Broker resources answer
+// with no configs: agents have no broker configs a client can change.
+
+import (
+	"context"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() {
+	register(int16(kmsg.DescribeCluster), 0, 1, handleDescribeCluster)
+	register(int16(kmsg.DescribeConfigs), 0, 4, handleDescribeConfigs)
+}
+
+func handleDescribeCluster(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.DescribeClusterRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	resp.EndpointType = req.EndpointType
+	if req.EndpointType > 1 {
+		// Controller endpoints (type 2) are for KRaft tooling.
+		resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+		rc.respond(resp)
+		return
+	}
+	host, port := s.hostPort()
+	resp.ClusterID = s.clusterID
+	resp.ControllerID = s.cfg.NodeID
+	b := kmsg.NewDescribeClusterResponseBroker()
+	b.NodeID, b.Host, b.Port = s.cfg.NodeID, host, port
+	resp.Brokers = append(resp.Brokers, b)
+	resp.ClusterAuthorizedOperations = -2147483648
+	rc.respond(resp)
+}
+
+func handleDescribeConfigs(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.DescribeConfigsRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	for _, res := range req.Resources {
+		rr := kmsg.NewDescribeConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName = res.ResourceType, res.ResourceName
+		switch res.ResourceType {
+		case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
+		case kmsg.ConfigResourceTypeTopic:
+			byName, err := s.topics.byNames(ctx, []string{res.ResourceName})
+			t, ok := byName[res.ResourceName]
+			switch {
+			case err != nil:
+				rr.ErrorCode = errorCode(err)
+			case !ok:
+				rr.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				want := map[string]bool{}
+				for _, n := range res.ConfigNames {
+					want[n] = true
+				}
+				names := make([]string, 0, len(topicConfigs))
+				for n := range topicConfigs {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				for _, n := range names {
+					if len(want) > 0 && !want[n] {
+						continue
+					}
+					tc := topicConfigs[n]
+					c := kmsg.NewDescribeConfigsResponseResourceConfig()
+					c.Name = n
+					v, set := t.Configs[n]
+					if !set {
+						v = tc.def
+					}
+					c.Value = strPtr(v)
+					c.IsDefault = !set
+					c.Source = kmsg.ConfigSourceDefaultConfig
+					if set {
+						c.Source = kmsg.ConfigSourceDynamicTopicConfig
+					}
+					c.ConfigType = tc.typ
+					if req.IncludeDocumentation {
+						c.Documentation = strPtr(tc.doc)
+					}
+					if req.IncludeSynonyms {
+						syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+						syn.Name, syn.Value, syn.Source = n, c.Value, c.Source
+						c.ConfigSynonyms = append(c.ConfigSynonyms, syn)
+					}
+					rr.Configs = append(rr.Configs, c)
+				}
+			}
+		default:
+			rr.ErrorCode = kerr.InvalidRequest.Code
+			rr.ErrorMessage = strPtr("only topic and broker resources are described")
+		}
+		resp.Resources = append(resp.Resources, rr)
+	}
+	rc.respond(resp)
+}
