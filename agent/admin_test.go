@@ -76,3 +76,61 @@ func TestAdminTopicConfigsAndCluster(t *testing.T) {
 		t.Fatalf("describe unknown group: %+v %v", dc, err)
 	}
 }
+
+// ListOffsets by timestamp and by max timestamp, exact to the record in
+// uncompressed batches and never past the record in compressed ones.
+func TestListOffsetsByTimestamp(t *testing.T) {
+	c := startCluster(t, t.TempDir(), agent.Config{FlushInterval: 20 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	t0 := time.UnixMilli(1_700_000_000_000)
+	for _, tc := range []struct {
+		topic string
+		codec kgo.CompressionCodec
+		exact bool
+	}{{"ts-plain", kgo.NoCompression(), true}, {"ts-zstd", kgo.ZstdCompression(), false}} {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.DefaultProduceTopic(tc.topic), kgo.AllowAutoTopicCreation(),
+			kgo.ProducerBatchCompression(tc.codec), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		adm := kadm.NewClient(cl)
+		if _, err := adm.CreateTopic(ctx, 1, -1, nil, tc.topic); err != nil {
+			t.Fatal(err)
+		}
+		// Ten produce calls of ten records: several batches, several
+		// segments; timestamps one second apart.
+		for b := 0; b < 10; b++ {
+			var recs []*kgo.Record
+			for i := b * 10; i < b*10+10; i++ {
+				recs = append(recs, &kgo.Record{Value: []byte("x"), Timestamp: t0.Add(time.Duration(i) * time.Second)})
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		lo, err := adm.ListOffsetsAfterMilli(ctx, t0.Add(55500*time.Millisecond).UnixMilli(), tc.topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, _ := lo.Lookup(tc.topic, 0)
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		if tc.exact && o.Offset != 56 || !tc.exact && (o.Offset < 50 || o.Offset > 56) {
+			t.Fatalf("%s: offset %d for the first timestamp at or after record 55.5", tc.topic, o.Offset)
+		}
+		lo, _ = adm.ListOffsetsAfterMilli(ctx, t0.Add(time.Hour).UnixMilli(), tc.topic)
+		if o, _ := lo.Lookup(tc.topic, 0); o.Offset != -1 && o.Offset != 100 {
+			t.Fatalf("%s: offset %d for a timestamp after every record", tc.topic, o.Offset)
+		}
+		lo, err = adm.ListMaxTimestampOffsets(ctx, tc.topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, _ := lo.Lookup(tc.topic, 0); o.Err != nil || o.Offset != 99 || o.Timestamp != t0.Add(99*time.Second).UnixMilli() {
+			t.Fatalf("%s: max timestamp at offset %d ts %d (%v)", tc.topic, o.Offset, o.Timestamp, o.Err)
+		}
+		cl.Close()
+	}
+}

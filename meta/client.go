@@ -37,6 +37,9 @@ type Client interface {
 	// again.
 	Watch(ctx context.Context) (<-chan []CommitEvent, error)
 
+	// FindTimestamp finds the index entry for a ListOffsets by timestamp
+	// or by max timestamp.
+	FindTimestamp(ctx context.Context, tp TopicPartition, q TimestampQuery, ts int64) (TimestampResult, error)
 	// Consumer groups (groups.go, offsets.go). JoinGroup and SyncGroup
 	// may wait for other members, up to the rebalance timeout, ctx
 	// permitting.

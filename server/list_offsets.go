@@ -1,12 +1,16 @@
 package server
 
-// ListOffsets, versions 1–6.
+// ListOffsets, versions 1–7.
 //
 // Answers the earliest (-2: log start offset) and latest (-1: high
-// watermark) offsets. Lookups by timestamp and by max timestamp (-3, v7+)
-// belong to a later issue: a timestamp at or above zero is answered with
-// INVALID_REQUEST so that no client mistakes it for an answer. Versions from
-// 7 on are not advertised until -3 works.
+// watermark) offsets, the first offset whose timestamp is at or after a
+// given one, and (v7+) the offset of the largest timestamp (-3). meta's
+// index knows each entry's largest timestamp; the agent reads that entry's
+// batches to find the record. Uncompressed batches are exact to the
+// record; in a compressed batch the answer is exact to the batch (its
+// first offset for a timestamp query, its last for -3), which can only
+// make a consumer start earlier, never skip a record. Versions 8+ (tiered
+// storage offsets) are not advertised.
 
 import (
 	"context"
@@ -14,10 +18,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"sluice.dev/codec"
 	"sluice.dev/meta"
 )
 
-func init() { register(int16(kmsg.ListOffsets), 1, 6, handleListOffsets) }
+func init() { register(int16(kmsg.ListOffsets), 1, 7, handleListOffsets) }
 
 func handleListOffsets(s *Server, rc *reqCtx, r kmsg.Request) {
 	req := r.(*kmsg.ListOffsetsRequest)
@@ -44,6 +49,10 @@ func handleListOffsets(s *Server, rc *reqCtx, r kmsg.Request) {
 				op.ErrorCode = errorCode(err)
 			case !known || rp.Partition < 0 || rp.Partition >= t.Partitions:
 				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case rp.Timestamp >= 0 || rp.Timestamp == -3 && rc.version >= 7:
+				tp := meta.TopicPartition{TopicID: t.ID, Partition: rp.Partition}
+				off, ts, e := s.offsetForTimestamp(ctx, tp, rp.Timestamp)
+				op.Offset, op.Timestamp, op.ErrorCode = off, ts, errorCode(e)
 			case rp.Timestamp != -1 && rp.Timestamp != -2:
 				op.ErrorCode = kerr.InvalidRequest.Code
 			default:
@@ -63,4 +72,60 @@ func handleListOffsets(s *Server, rc *reqCtx, r kmsg.Request) {
 		resp.Topics[ti] = ot
 	}
 	rc.respond(resp)
+}
+
+// offsetForTimestamp answers a timestamp query (ts >= 0) or -3. No match
+// is offset -1, timestamp -1, as Kafka answers.
+func (s *Server) offsetForTimestamp(ctx context.Context, tp meta.TopicPartition, ts int64) (int64, int64, error) {
+	q := meta.FirstAtOrAfter
+	if ts == -3 {
+		q = meta.MaxTimestamp
+	}
+	res, err := s.deps.Meta.FindTimestamp(ctx, tp, q, ts)
+	if err != nil || !res.Found {
+		return -1, -1, err
+	}
+	e := res.Entry
+	raw, err := s.deps.Blocks.ReadRange(ctx, e.ObjectKey, e.ObjectSize, e.Start, e.Length)
+	if err != nil {
+		return -1, -1, err
+	}
+	base := e.BaseOffset
+	bestOff, bestTS := int64(-1), int64(-1)
+	err = codec.SplitBatches(raw, func(b []byte) error {
+		h, err := codec.ParseBatchHeader(b)
+		if err != nil {
+			return err
+		}
+		batchBase := base
+		base += int64(h.LastOffsetDelta) + 1
+		if batchBase < res.LogStartOffset {
+			return nil
+		}
+		switch {
+		case q == meta.FirstAtOrAfter && bestOff < 0 && h.MaxTimestamp >= ts:
+			bestOff, bestTS = batchBase, h.FirstTimestamp
+			codec.RecordTimestamps(b, h, func(d int32, rts int64) bool {
+				if rts >= ts {
+					bestOff, bestTS = batchBase+int64(d), rts
+					return false
+				}
+				return true
+			})
+		case q == meta.MaxTimestamp && h.MaxTimestamp > bestTS:
+			bestOff, bestTS = batchBase+int64(h.LastOffsetDelta), h.MaxTimestamp
+			codec.RecordTimestamps(b, h, func(d int32, rts int64) bool {
+				if rts == h.MaxTimestamp {
+					bestOff = batchBase + int64(d)
+					return false
+				}
+				return true
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return -1, -1, err
+	}
+	return bestOff, bestTS, nil
 }
