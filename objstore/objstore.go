@@ -25,6 +25,8 @@
 //	range.go     range checking shared by the implementations
 //	local.go     Local, a directory as a bucket (playground, single node)
 //	mem.go       Memory, a map, for unit tests
+//	s3.go        S3, an S3 bucket through aws-sdk-go-v2 (multipart, retries, timeouts)
+//	url.go       Open, the bucket URL of --bucket: file://, s3://, mem://
 //	faulty.go    Faulty, a fault- and latency-injecting wrapper for tests
 //	metrics.go   Instrument, a wrapper counting requests, errors, bytes, latency
 package objstore

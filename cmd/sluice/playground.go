@@ -23,7 +23,8 @@ import (
 
 func runPlayground(args []string) error {
 	fs := flag.NewFlagSet("playground", flag.ContinueOnError)
-	dataDir := fs.String("data-dir", "./data", "directory for the embedded metadata store (meta/) and the local bucket (bucket/)")
+	dataDir := fs.String("data-dir", "./data", "directory for the embedded metadata store (meta/) and the default local bucket (bucket/)")
+	bucket := fs.String("bucket", "", "where segments go: file:///path, a bare path, or s3://bucket/prefix?region=R[&endpoint=URL&path_style=true]; S3 credentials come from the AWS chain and never go to meta (default file://<data-dir>/bucket)")
 	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "Kafka listener address; port 0 picks a free port")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address serving /metrics and /healthz; port 0 picks a free port; empty disables")
 	flush := fs.Duration("flush-interval", 250*time.Millisecond, "how long a segment collects batches before it is sealed and uploaded")
@@ -67,12 +68,23 @@ func runPlayground(args []string) error {
 	if err != nil {
 		return fmt.Errorf("open metadata store under --data-dir %s: %w", *dataDir, err)
 	}
-	local, err := objstore.NewLocal(filepath.Join(*dataDir, "bucket"))
+	bucketURL := *bucket
+	if bucketURL == "" {
+		abs, err := filepath.Abs(filepath.Join(*dataDir, "bucket"))
+		if err != nil {
+			m.Close()
+			return fmt.Errorf("--data-dir %s: %w", *dataDir, err)
+		}
+		bucketURL = "file://" + abs
+	}
+	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
+	raw, err := objstore.Open(octx, bucketURL)
+	ocancel()
 	if err != nil {
 		m.Close()
-		return fmt.Errorf("open bucket under --data-dir %s: %w", *dataDir, err)
+		return err // names --bucket
 	}
-	store := objstore.Instrument(local)
+	store := objstore.Instrument(raw)
 
 	var httpSrv *http.Server
 	var httpLn net.Listener
@@ -109,7 +121,7 @@ func runPlayground(args []string) error {
 		return err
 	}
 	healthy.Store(true)
-	log.Info("playground ready", "kafka", a.AdvertisedAddr(), "data_dir", *dataDir, "flush_interval", *flush)
+	log.Info("playground ready", "kafka", a.AdvertisedAddr(), "data_dir", *dataDir, "bucket", bucketURL, "flush_interval", *flush)
 	if httpLn != nil {
 		fmt.Printf("http: %s\n", httpLn.Addr())
 	}
