@@ -12,6 +12,7 @@ const usage = `sluice: Kafka-compatible streaming on object storage, with zero l
 
 Usage:
   sluice playground [flags]   control plane + agent in one process (try it: make run)
+  sluice bench MODE [flags]   measure any Kafka cluster: produce, consume or e2e
   sluice version
 
 Run "sluice COMMAND --help" for a command's flags.
@@ -28,6 +29,8 @@ func main() {
 	switch os.Args[1] {
 	case "playground":
 		err = runPlayground(os.Args[2:])
+	case "bench":
+		err = runBench(os.Args[2:])
 	case "version", "--version", "-v":
 		fmt.Println("sluice", version)
 	case "help", "--help", "-h":
