@@ -134,3 +134,68 @@ func TestListOffsetsByTimestamp(t *testing.T) {
 		cl.Close()
 	}
 }
+
+// Topic administration through kadm: grow partitions, alter configs
+// (validated), delete and re-create.
+func TestAdminTopicLifecycle(t *testing.T) {
+	c := startCluster(t, t.TempDir(), agent.Config{FlushInterval: 20 * time.Millisecond})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.DefaultProduceTopic("life"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 2, -1, nil, "life"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("before")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := adm.CreatePartitions(ctx, 3, "life"); err != nil || r["life"].Err != nil {
+		t.Fatalf("create partitions: %v %v", err, r)
+	}
+	td, err := adm.ListTopics(ctx, "life")
+	if err != nil || len(td["life"].Partitions) != 5 {
+		t.Fatalf("after growing: %v %+v", err, td["life"])
+	}
+	// A record into a new partition.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("p4"), Partition: 4}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	ret := "86400000"
+	if r, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: &ret}}, "life"); err != nil || r[0].Err != nil {
+		t.Fatalf("alter: %v %+v", err, r)
+	}
+	bad := "forever"
+	if r, _ := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "retention.ms", Value: &bad}}, "life"); !errors.Is(r[0].Err, kerr.InvalidConfig) {
+		t.Fatalf("invalid value accepted: %+v", r)
+	}
+	if r, _ := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "made.up", Value: &bad}}, "life"); !errors.Is(r[0].Err, kerr.InvalidConfig) {
+		t.Fatalf("unknown config accepted: %+v", r)
+	}
+	rcs, _ := adm.DescribeTopicConfigs(ctx, "life")
+	rc, _ := rcs.On("life", nil)
+	for _, c := range rc.Configs {
+		if c.Key == "retention.ms" && c.MaybeValue() != ret {
+			t.Fatalf("retention.ms %q after alter", c.MaybeValue())
+		}
+	}
+
+	if r, err := adm.DeleteTopics(ctx, "life"); err != nil || r["life"].Err != nil {
+		t.Fatalf("delete: %v %+v", err, r)
+	}
+	td, _ = adm.ListTopics(ctx)
+	if _, ok := td["life"]; ok {
+		t.Fatal("deleted topic still listed")
+	}
+	if _, err := adm.CreateTopic(ctx, 1, -1, nil, "life"); err != nil {
+		t.Fatal(err)
+	}
+	lo, err := adm.ListEndOffsets(ctx, "life")
+	if o, _ := lo.Lookup("life", 0); err != nil || o.Offset != 0 {
+		t.Fatalf("re-created topic not empty: %+v %v", o, err)
+	}
+}

@@ -21,6 +21,8 @@ func (s *Service) apply(g *group, o *op, now int64) {
 		o.pidResult, o.err = applyInitProducerID(g, o.pidReq)
 	case opCommitOffsets:
 		applyCommitOffsets(g, o.offs, now)
+	case opTopicAdmin:
+		o.adminErrs = s.applyTopicAdmin(g, o.admin)
 	default:
 		panic(fmt.Sprintf("BUG: meta: op kind %d", o.kind))
 	}

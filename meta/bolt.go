@@ -447,6 +447,9 @@ func writeGroup(tx *bbolt.Tx, g *group, arena *[]byte) error {
 			}
 		}
 	}
+	if err := writeTopicChanges(tx, g.topicChanges); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -37,6 +37,11 @@ type Client interface {
 	// again.
 	Watch(ctx context.Context) (<-chan []CommitEvent, error)
 
+	// DeleteTopics, CreatePartitions and AlterTopicConfigs administer
+	// topics (topics_admin.go); one error per name or spec.
+	DeleteTopics(ctx context.Context, names []string) ([]error, error)
+	CreatePartitions(ctx context.Context, specs []PartitionsSpec) ([]error, error)
+	AlterTopicConfigs(ctx context.Context, topic string, changes []ConfigChange, replace bool) error
 	// FindTimestamp finds the index entry for a ListOffsets by timestamp
 	// or by max timestamp.
 	FindTimestamp(ctx context.Context, tp TopicPartition, q TimestampQuery, ts int64) (TimestampResult, error)

@@ -48,6 +48,7 @@ const (
 	opCommitSegment
 	opInitProducerID
 	opCommitOffsets
+	opTopicAdmin
 )
 
 // op is one mutation on its way through the committer. The caller fills
@@ -61,11 +62,13 @@ type op struct {
 	commit *SegmentCommit
 	pidReq ProducerIDRequest
 	offs   *offsetCommitReq
+	admin  *topicAdminReq
 
 	err          error
 	topicResults []TopicResult
 	commitResult CommitResult
 	pidResult    ProducerIDResult
+	adminErrs    []error
 	done         chan struct{}
 }
 

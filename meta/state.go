@@ -202,6 +202,8 @@ type group struct {
 	seq uint64 // number of the commit being applied, for index runs
 
 	offsets []offsetChange // committed offsets, in order
+
+	topicChanges []topicChange // deleted or changed topics, in order
 }
 
 // partDelta is a partition's change in a group.
@@ -257,12 +259,14 @@ func (g *group) reset() {
 	g.prune = 0
 	clear(g.offsets)
 	g.offsets = g.offsets[:0]
+	clear(g.topicChanges)
+	g.topicChanges = g.topicChanges[:0]
 }
 
 // dirty reports whether the group changed anything that must be written.
 func (g *group) dirty() bool {
 	return len(g.newTopics) > 0 || len(g.partOrder) > 0 || len(g.epochs) > 0 ||
-		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0
+		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0 || len(g.topicChanges) > 0
 }
 
 func (g *group) topicByName(name string) *topicState {
@@ -383,6 +387,7 @@ func (g *group) mergeLocked() {
 	}
 	st.nextPID = g.nextPID
 	mergeOffsetsLocked(st, g.offsets)
+	mergeTopicChangesLocked(st, g.topicChanges)
 	for i := 0; i < g.prune; i++ {
 		k := st.segOrder[st.segHead]
 		delete(st.segs, k.id())

@@ -99,3 +99,15 @@ func (tc *topicCache) byIDs(ctx context.Context, ids []meta.TopicID) (map[meta.T
 	}
 	return out, nil
 }
+
+// forget drops cached topics after a change made through this agent.
+func (tc *topicCache) forget(names ...string) {
+	tc.mu.Lock()
+	for _, n := range names {
+		if ct, ok := tc.byName[n]; ok {
+			delete(tc.byID, ct.t.ID)
+			delete(tc.byName, n)
+		}
+	}
+	tc.mu.Unlock()
+}

@@ -1,0 +1,221 @@
+package meta
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/bbolt"
+)
+
+// Topic administration after creation: DeleteTopics, CreatePartitions and
+// config changes. Each is an op through the committer like every write.
+//
+// In a commit group a changed topic is a new topicState in the group's
+// topicsByName/topicsByID overlay (partitions that already existed keep
+// their partState, so concurrent segment commits in the same group stay
+// consistent); a deleted topic is a nil entry there. Merging swaps them
+// into the state; writing rewrites the topic record and removes a deleted
+// topic's partition and index records. The segment objects of a deleted
+// topic stay in the bucket until the garbage collection job removes
+// unreferenced data (a later issue).
+
+// PartitionsSpec asks for a topic to have Count partitions in all.
+type PartitionsSpec struct {
+	Name  string
+	Count int32
+}
+
+// ConfigChange sets (Value non-nil) or removes a topic config.
+type ConfigChange struct {
+	Name  string
+	Value *string
+}
+
+// topicChange records one topic change in a group, for writing.
+type topicChange struct {
+	old, new *topicState // new nil: deleted
+}
+
+type topicAdminReq struct {
+	deletes    []string
+	partitions []PartitionsSpec
+	topic      string
+	configs    []ConfigChange
+	replace    bool // configs replace the whole set (AlterConfigs)
+}
+
+func (g *group) changeTopic(old, new *topicState) {
+	g.topicChanges = append(g.topicChanges, topicChange{old: old, new: new})
+	if new == nil {
+		g.topicsByName[old.topic.Name] = nil
+		g.topicsByID[old.topic.ID] = nil
+		return
+	}
+	g.topicsByName[new.topic.Name] = new
+	g.topicsByID[new.topic.ID] = new
+}
+
+func (s *Service) applyTopicAdmin(g *group, r *topicAdminReq) []error {
+	switch {
+	case r.deletes != nil:
+		errs := make([]error, len(r.deletes))
+		for i, name := range r.deletes {
+			t := g.topicByName(name)
+			if t == nil {
+				errs[i] = fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, name)
+				continue
+			}
+			g.changeTopic(t, nil)
+		}
+		return errs
+	case r.partitions != nil:
+		errs := make([]error, len(r.partitions))
+		for i, sp := range r.partitions {
+			t := g.topicByName(sp.Name)
+			switch {
+			case t == nil:
+				errs[i] = fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, sp.Name)
+			case sp.Count <= t.topic.Partitions:
+				errs[i] = fmt.Errorf("%w: topic %q has %d partitions; the new count must be larger", ErrInvalidPartitions, sp.Name, t.topic.Partitions)
+			case sp.Count > s.cfg.MaxPartitions:
+				errs[i] = fmt.Errorf("%w: %d, at most %d", ErrInvalidPartitions, sp.Count, s.cfg.MaxPartitions)
+			default:
+				nt := &topicState{topic: copyTopic(t.topic), parts: slices.Clone(t.parts)}
+				nt.topic.Partitions = sp.Count
+				for p := t.topic.Partitions; p < sp.Count; p++ {
+					nt.parts = append(nt.parts, &partState{tp: tpKey{topic: t.topic.ID, part: p}})
+				}
+				g.changeTopic(t, nt)
+			}
+		}
+		return errs
+	default:
+		t := g.topicByName(r.topic)
+		if t == nil {
+			return []error{fmt.Errorf("%w: %q", ErrUnknownTopicOrPartition, r.topic)}
+		}
+		nt := &topicState{topic: copyTopic(t.topic), parts: t.parts}
+		if r.replace || nt.topic.Configs == nil {
+			nt.topic.Configs = map[string]string{}
+		}
+		for _, c := range r.configs {
+			if c.Value == nil {
+				delete(nt.topic.Configs, c.Name)
+			} else {
+				nt.topic.Configs[c.Name] = *c.Value
+			}
+		}
+		if len(nt.topic.Configs) == 0 {
+			nt.topic.Configs = nil
+		}
+		g.changeTopic(t, nt)
+		return []error{nil}
+	}
+}
+
+func mergeTopicChangesLocked(st *state, chs []topicChange) {
+	for _, c := range chs {
+		if c.new == nil {
+			if st.topicsByID[c.old.topic.ID] != c.old {
+				continue // already replaced or deleted in this group
+			}
+			delete(st.topicsByID, c.old.topic.ID)
+			name := c.old.topic.Name
+			if st.topicsByName[name] == c.old {
+				delete(st.topicsByName, name)
+			}
+			// A topic re-created under the same name in this group was
+			// inserted into names already; keep exactly one entry while the
+			// name is in use, none otherwise.
+			i, ok := slices.BinarySearch(st.names, name)
+			for ok {
+				st.names = slices.Delete(st.names, i, i+1)
+				i, ok = slices.BinarySearch(st.names, name)
+			}
+			if st.topicsByName[name] != nil {
+				i, _ := slices.BinarySearch(st.names, name)
+				st.names = slices.Insert(st.names, i, name)
+			}
+			continue
+		}
+		st.topicsByName[c.new.topic.Name] = c.new
+		st.topicsByID[c.new.topic.ID] = c.new
+	}
+}
+
+// writeTopicChanges runs last in a group's transaction, so that a topic
+// deleted in the group also loses partition records written earlier in it.
+func writeTopicChanges(tx *bbolt.Tx, chs []topicChange) error {
+	tb, pb, ib := tx.Bucket(bucketTopics), tx.Bucket(bucketPartitions), tx.Bucket(bucketIndex)
+	for _, c := range chs {
+		if c.new == nil {
+			id := c.old.topic.ID
+			if err := tb.Delete(id[:]); err != nil {
+				return err
+			}
+			for _, b := range []*bbolt.Bucket{pb, ib} {
+				var keys [][]byte
+				cur := b.Cursor()
+				for k, _ := cur.Seek(id[:]); k != nil && len(k) >= 16 && string(k[:16]) == string(id[:]); k, _ = cur.Next() {
+					keys = append(keys, slices.Clone(k))
+				}
+				for _, k := range keys {
+					if err := b.Delete(k); err != nil {
+						return err
+					}
+				}
+			}
+			continue
+		}
+		t := c.new.topic
+		v, err := json.Marshal(topicRecord{Name: t.Name, ID: t.ID.String(), Partitions: t.Partitions, Configs: t.Configs})
+		if err != nil {
+			return err
+		}
+		if err := tb.Put(t.ID[:], v); err != nil {
+			return err
+		}
+		for p := c.old.topic.Partitions; p < t.Partitions; p++ {
+			k := appendTPKey(nil, tpKey{topic: t.ID, part: p})
+			v := append([]byte{recFormat}, make([]byte, 16)...) // log start 0, next 0
+			if pb.Get(k) == nil {
+				if err := pb.Put(k, v); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) topicAdmin(ctx context.Context, r *topicAdminReq) ([]error, error) {
+	o := &op{kind: opTopicAdmin, admin: r}
+	if err := s.submit(ctx, o); err != nil {
+		return nil, err
+	}
+	return o.adminErrs, nil
+}
+
+// DeleteTopics deletes topics by name; one error per name.
+func (s *Service) DeleteTopics(ctx context.Context, names []string) ([]error, error) {
+	return s.topicAdmin(ctx, &topicAdminReq{deletes: append(make([]string, 0, len(names)), names...)})
+}
+
+// CreatePartitions grows topics; one error per spec.
+func (s *Service) CreatePartitions(ctx context.Context, specs []PartitionsSpec) ([]error, error) {
+	return s.topicAdmin(ctx, &topicAdminReq{partitions: append(make([]PartitionsSpec, 0, len(specs)), specs...)})
+}
+
+// AlterTopicConfigs changes a topic's configs: replace sets the whole
+// set (AlterConfigs), otherwise changes apply one by one
+// (IncrementalAlterConfigs). Validation is the caller's: meta stores
+// what it is given.
+func (s *Service) AlterTopicConfigs(ctx context.Context, topic string, changes []ConfigChange, replace bool) error {
+	errs, err := s.topicAdmin(ctx, &topicAdminReq{topic: topic, configs: slices.Clone(changes), replace: replace})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}

@@ -1,0 +1,56 @@
+package meta
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestTopicAdminDurable(t *testing.T) {
+	s := openT(t, t.TempDir())
+	ctx := ctxT(t)
+	a := createTopic(t, s, "a", 2)
+	createTopic(t, s, "b", 1)
+	commitOne := func(id TopicID, p int32) {
+		t.Helper()
+		c := newSegment().add(id, p, 1, 10).SegmentCommit
+		res, err := s.CommitSegment(ctx, c)
+		if err != nil || res.Chunks[0].Status != ChunkAppended {
+			t.Fatalf("commit to %d: %+v %v", p, res, err)
+		}
+	}
+	commitOne(a.ID, 1)
+
+	if errs, err := s.CreatePartitions(ctx, []PartitionsSpec{{"a", 4}, {"a", 2}, {"zz", 3}}); err != nil ||
+		errs[0] != nil || !errors.Is(errs[1], ErrInvalidPartitions) || !errors.Is(errs[2], ErrUnknownTopicOrPartition) {
+		t.Fatalf("create partitions: %v %v", errs, err)
+	}
+	commitOne(a.ID, 3) // a new partition takes data
+	v := "1000"
+	if err := s.AlterTopicConfigs(ctx, "a", []ConfigChange{{Name: "retention.ms", Value: &v}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if errs, err := s.DeleteTopics(ctx, []string{"b", "nope"}); err != nil || errs[0] != nil || !errors.Is(errs[1], ErrUnknownTopicOrPartition) {
+		t.Fatalf("delete: %v %v", errs, err)
+	}
+	s = reopen(t, s)
+	ts, _ := s.Topics(ctx, nil)
+	if len(ts) != 1 || ts[0].Name != "a" || ts[0].Partitions != 4 || ts[0].Configs["retention.ms"] != "1000" {
+		t.Fatalf("after restart: %+v", ts)
+	}
+	if hwm(t, s, a.ID, 1) != 1 || hwm(t, s, a.ID, 3) != 1 {
+		t.Fatal("offsets lost with the partition change")
+	}
+	// Re-create b: a new id, empty.
+	b2 := createTopic(t, s, "b", 1)
+	if hwm(t, s, b2.ID, 0) != 0 {
+		t.Fatal("re-created topic is not empty")
+	}
+	if err := s.AlterTopicConfigs(ctx, "a", nil, true); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, s)
+	ts, _ = s.Topics(ctx, []string{"a"})
+	if len(ts[0].Configs) != 0 {
+		t.Fatalf("replace with nothing left %v", ts[0].Configs)
+	}
+}
