@@ -109,6 +109,7 @@ type BlockCache struct {
 	store     objstore.Store
 	blockSize int64
 	cache     *ristretto.Cache[uint64, *block]
+	window    *window // recent blocks in front of ristretto (window.go)
 	closed    atomic.Bool
 	// closeMu keeps Close from running while ReadRange or Insert use the
 	// ristretto cache (ristretto panics on use after Close): they hold it
@@ -189,11 +190,15 @@ func NewBlockCache(store objstore.Store, cfg BlockCacheConfig) (*BlockCache, err
 	// short and a small segment is one short block, so count items as if
 	// they were 64 KiB. Counters cost about 3 bytes each; the cap keeps a
 	// huge cache of tiny blocks from spending more than ~12 MiB on them.
+	// The window takes half of MaxBytes, at least one block, and
+	// ristretto the rest (window.go says why half).
+	win := max(cfg.MaxBytes/2, cfg.BlockSize)
+	rmax := max(cfg.MaxBytes-win, 1)
 	items := cfg.MaxBytes / min(cfg.BlockSize, 64<<10)
 	counters := min(max(10*items, 1000), 1<<22)
 	rc, err := ristretto.NewCache(&ristretto.Config[uint64, *block]{
 		NumCounters: counters,
-		MaxCost:     cfg.MaxBytes,
+		MaxCost:     rmax,
 		BufferItems: 64, // ristretto's recommended value
 		// Metrics gives CostAdded-CostEvicted, the only exact account of
 		// admitted bytes (Set's verdict arrives asynchronously). It costs
@@ -210,6 +215,7 @@ func NewBlockCache(store objstore.Store, cfg BlockCacheConfig) (*BlockCache, err
 		store:     store,
 		blockSize: cfg.BlockSize,
 		cache:     rc,
+		window:    newWindow(win),
 		loads:     make(map[loadKey]*load),
 	}
 	live.mu.Lock()
@@ -344,8 +350,15 @@ func (c *BlockCache) lookup(key string, bk blockKey, objectSize int64) ([]byte, 
 // cached returns block bk of key if the cache holds it, else nil. The key
 // comparison is what makes a hash collision a miss (invariant 3).
 func (c *BlockCache) cached(key string, bk blockKey) *block {
-	b, ok := c.cache.Get(bk.hash())
-	if !ok || b.idx != bk.block || b.key != key {
+	h := bk.hash()
+	b := c.window.get(h)
+	if b == nil {
+		var ok bool
+		if b, ok = c.cache.Get(h); !ok {
+			return nil
+		}
+	}
+	if b.idx != bk.block || b.key != key {
 		return nil
 	}
 	return b
@@ -435,7 +448,7 @@ func (c *BlockCache) runLoad(ctx context.Context, lk loadKey, bk blockKey, l *lo
 	}
 	l.data = data
 	close(l.done) // waiters need not wait for the cache
-	c.cache.Set(bk.hash(), &block{key: lk.key, idx: bk.block, data: data}, want)
+	c.add(bk.hash(), &block{key: lk.key, idx: bk.block, data: data})
 	c.cache.Wait()
 	c.mu.Lock()
 	delete(c.loads, lk)
@@ -477,15 +490,28 @@ func (c *BlockCache) Insert(key string, object []byte) {
 			data = append([]byte(nil), data...)
 		}
 		b := &block{key: key, idx: uint32(idx), data: data}
-		if c.cache.Set(blockKey{kh, uint32(idx)}.hash(), b, end-start) {
-			insertedBytes.Add(int(end - start))
-		}
+		c.add(blockKey{kh, uint32(idx)}.hash(), b)
+		insertedBytes.Add(int(end - start))
 	}
 	c.cache.Wait()
 }
 
-// cachedBytes is the cost ristretto's policy holds: admitted minus evicted.
+// add puts a block into the window; what the window pushes out is offered
+// to ristretto.
+func (c *BlockCache) add(h uint64, b *block) {
+	out, keys := c.window.put(h, b)
+	for i, ob := range out {
+		c.cache.Set(keys[i], ob, int64(len(ob.data)))
+	}
+}
+
+// cachedBytes is the bytes held: the window's plus the cost ristretto's
+// policy holds (admitted minus evicted).
 func (c *BlockCache) cachedBytes() int64 {
+	return c.window.size() + c.ristrettoBytes()
+}
+
+func (c *BlockCache) ristrettoBytes() int64 {
 	m := c.cache.Metrics
 	return int64(m.CostAdded() - m.CostEvicted())
 }

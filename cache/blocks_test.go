@@ -376,6 +376,7 @@ func TestBytesBounded(t *testing.T) {
 			t.Fatalf("after %d bytes inserted the policy holds %d > %d", offered, used, maxBytes)
 		}
 	}
+	c.cache.Wait()
 	var held int64
 	c.cache.IterValues(func(b *block) bool {
 		held += int64(len(b.data))
@@ -384,8 +385,11 @@ func TestBytesBounded(t *testing.T) {
 	if held > maxBytes || held == 0 {
 		t.Fatalf("the cache holds %d bytes of blocks; want (0, %d]", held, maxBytes)
 	}
-	if got := c.cachedBytes(); got != held {
+	if got := c.ristrettoBytes(); got != held {
 		t.Errorf("policy counts %d bytes, map holds %d", got, held)
+	}
+	if total := held + c.window.size(); total > maxBytes {
+		t.Fatalf("window and ristretto hold %d > %d", total, maxBytes)
 	}
 	if d := insertedBytes.Get() - inserted0; d == 0 || d > uint64(offered) {
 		t.Errorf("sluice_cache_inserted_bytes_total grew by %d of %d offered", d, offered)
@@ -430,8 +434,8 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.blockSize != 16<<20 || c.cache.MaxCost() != 512<<20 {
-		t.Errorf("defaults: block %d, max %d", c.blockSize, c.cache.MaxCost())
+	if c.blockSize != 16<<20 || c.cache.MaxCost()+c.window.max != 512<<20 {
+		t.Errorf("defaults: block %d, max %d+%d", c.blockSize, c.cache.MaxCost(), c.window.max)
 	}
 	c.Close()
 	c.Close() // idempotent
@@ -500,4 +504,43 @@ func BenchmarkBlockCacheHit(b *testing.B) {
 			}
 		})
 	})
+}
+
+// A catch-up read in a full cache: before the window, TinyLFU refused most
+// new blocks (no history), so each partition reading the same segment paid
+// its own GET. Now each new object costs one GET however many readers
+// walk it in turn.
+func TestNewBlocksSurviveFullCache(t *testing.T) {
+	mem := objstore.NewMemory()
+	store := objstore.NewFaulty(mem, 1)
+	c := newTestCache(t, store, BlockCacheConfig{BlockSize: 1 << 20, MaxBytes: 8 << 20})
+	ctx := context.Background()
+	const objSize = 900 << 10
+	put := func(key string) {
+		if err := mem.Put(ctx, key, make([]byte, objSize)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Popular blocks fill the cache and build up frequency.
+	for i := 0; i < 12; i++ {
+		key := fmt.Sprintf("hot/%d", i)
+		put(key)
+		for j := 0; j < 5; j++ {
+			mustRead(t, c, key, objSize, 0, 100)
+		}
+	}
+	c.cache.Wait()
+	before := store.Calls(objstore.OpGet)
+	const objects, readers = 20, 16
+	for i := 0; i < objects; i++ {
+		key := fmt.Sprintf("cold/%d", i)
+		put(key)
+		for r := 0; r < readers; r++ { // each partition's range in turn
+			off := int64(r) * (objSize / readers)
+			mustRead(t, c, key, objSize, off, objSize/readers)
+		}
+	}
+	if got := store.Calls(objstore.OpGet) - before; got != objects {
+		t.Fatalf("%d GETs for %d new objects read by %d readers each, want one per object", got, objects, readers)
+	}
 }
