@@ -165,14 +165,31 @@ func testConsumerGroupAcrossAgents(t *testing.T, balancer kgo.Opt) {
 		defer mu.Unlock()
 		return byMember["m1"] > 0 && byMember["m2"] > 0
 	})
+	d0 := 2000 + filler - 1_000_000
+	waitFor("the filler records", func() bool { d, _ := count(); return d == d0 })
 	m1.close()
 
 	// Everything so far was committed; a new member joins and more data
 	// arrives.
-	d0, _ := count()
-	m3 := startMember(t, b.AdvertisedAddr(), group, topic, on, "m3", balancer)
+	assigned := make(chan struct{}, 1)
+	m3 := startMember(t, b.AdvertisedAddr(), group, topic, on, "m3", balancer,
+		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+			if len(a[topic]) > 0 {
+				select {
+				case assigned <- struct{}{}:
+				default:
+				}
+			}
+		}))
+	// The new data goes out once m3 holds partitions, so that it has a
+	// share to read (otherwise m2 may read it all before m3 joins).
+	select {
+	case <-assigned:
+	case <-time.After(60 * time.Second):
+		t.Fatal("m3 was never assigned partitions")
+	}
 	produceN(t, c.addr(), topic, 2000, 1000)
-	waitFor("the next 1000 records", func() bool { d, _ := count(); return d == d0+1000 })
+	waitFor("the next 1000 records", func() bool { d, _ := count(); return d >= d0+1000 })
 	m2.close()
 	m3.close()
 
@@ -183,6 +200,9 @@ func testConsumerGroupAcrossAgents(t *testing.T, balancer kgo.Opt) {
 		repeats += n - 1
 	}
 	t.Logf("by member %v; %d distinct, %d repeats", byMember, len(seen), repeats)
+	if len(seen) != d0+1000 {
+		t.Fatalf("%d distinct records consumed, %d produced", len(seen), d0+1000)
+	}
 	if repeats != 0 {
 		t.Fatalf("%d records consumed twice although every poll was committed before the member left", repeats)
 	}
