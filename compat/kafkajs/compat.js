@@ -1,0 +1,236 @@
+// kafkajs compatibility checks against a Sluice agent, run by
+// compat/kafkajs_test.go: node compat.js <bootstrap> codecs|group|admin.
+// Prints PASS on success; exits non-zero with the reason otherwise.
+'use strict'
+const { Kafka, logLevel, CompressionTypes, CompressionCodecs, ConfigResourceTypes } = require('kafkajs')
+const SnappyCodec = require('kafkajs-snappy')
+const LZ4Codec = require('kafkajs-lz4')
+
+CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
+CompressionCodecs[CompressionTypes.LZ4] = new LZ4Codec().codec
+
+const [bootstrap, mode] = process.argv.slice(2)
+const kafka = new Kafka({ clientId: 'compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.ERROR,
+  retry: { retries: 10, initialRetryTime: 100 } })
+
+let failures = 0
+function fail (msg) { failures++; console.log('FAIL: ' + msg) }
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
+
+const keyOf = (topic, i) => `${topic}-k${String(i).padStart(6, '0')}`
+function valueOf (topic, i) {
+  const n = 20 + (i * 37) % 3000
+  let s = ''
+  while (s.length < n) s += `${topic}/${i};`
+  return s.slice(0, n)
+}
+const indexOf = (topic, key) => parseInt(key.slice(topic.length + 2), 10)
+
+async function produce (topic, compression, from, n) {
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: true })
+  await producer.connect()
+  try {
+    const messages = []
+    for (let i = from; i < from + n; i++) messages.push({ key: keyOf(topic, i), value: valueOf(topic, i) })
+    // Batches of 50, in order, so per-partition order is produce order.
+    for (let j = 0; j < messages.length; j += 50) {
+      await producer.send({ topic, acks: -1, compression, messages: messages.slice(j, j + 50) })
+    }
+  } finally {
+    await producer.disconnect()
+  }
+}
+
+async function highWatermarks (topic) {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    const out = {}
+    for (const p of await admin.fetchTopicOffsets(topic)) out[p.partition] = Number(p.high)
+    return out
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+function waitFor (what, cond, ms = 60000) {
+  const deadline = Date.now() + ms
+  return (async () => {
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+      await sleep(50)
+    }
+  })()
+}
+
+// A group member that records every record and its assignments.
+async function member (topic, groupId, name) {
+  const m = { name, got: [], assigned: [] }
+  m.consumer = kafka.consumer({ groupId, sessionTimeout: 10000, rebalanceTimeout: 10000,
+    heartbeatInterval: 300, maxWaitTimeInMs: 200 })
+  m.consumer.on(m.consumer.events.GROUP_JOIN, e => {
+    m.assigned = (e.payload.memberAssignment[topic] || []).slice()
+  })
+  await m.consumer.connect()
+  await m.consumer.subscribe({ topic, fromBeginning: true })
+  await m.consumer.run({
+    eachMessage: async ({ partition, message }) => {
+      m.got.push({ partition, offset: Number(message.offset), key: message.key.toString(), value: message.value.toString() })
+    }
+  })
+  return m
+}
+
+function checkExact (topic, n, got) {
+  if (got.length !== n) fail(`${topic}: consumed ${got.length} records, want ${n}`)
+  const seen = new Set()
+  const byPart = {}
+  for (const r of got) {
+    if (seen.has(r.key)) fail(`${topic}: ${r.key} consumed twice`)
+    seen.add(r.key);
+    (byPart[r.partition] = byPart[r.partition] || []).push(r)
+    const i = indexOf(topic, r.key)
+    if (!(i >= 0 && i < n)) fail(`${topic}: unexpected key ${r.key}`)
+    else if (r.value !== valueOf(topic, i)) fail(`${topic}: value of ${r.key} differs`)
+  }
+  for (let i = 0; i < n; i++) if (!seen.has(keyOf(topic, i))) fail(`${topic}: ${keyOf(topic, i)} missing`)
+  for (const [p, rs] of Object.entries(byPart)) {
+    rs.sort((a, b) => a.offset - b.offset)
+    rs.forEach((r, j) => {
+      if (r.offset !== j) fail(`${topic}[${p}]: offset ${r.offset} at position ${j}, want dense from 0`)
+      if (j > 0 && indexOf(topic, rs[j - 1].key) >= indexOf(topic, r.key)) fail(`${topic}[${p}]: produce order lost at offset ${r.offset}`)
+    })
+  }
+}
+
+async function codecs () {
+  const n = 500
+  const types = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.Snappy, lz4: CompressionTypes.LZ4 }
+  for (const [name, codec] of Object.entries(types)) {
+    const topic = 'kafkajs-' + name
+    await produce(topic, codec, 0, n)
+    const m = await member(topic, 'kafkajs-read-' + name, 'reader-' + name)
+    await waitFor(`${topic}: ${n} records`, () => m.got.length >= n)
+    await sleep(300) // let any duplicate show
+    await m.consumer.disconnect()
+    checkExact(topic, n, m.got)
+    console.log(`codec ${name}: ${m.got.length} records round-tripped`)
+  }
+  // kafkajs ships no zstd codec; @kafkajs/zstd (native cppzst) does not
+  // build here. The producer must refuse rather than send garbage.
+  try {
+    await produce('kafkajs-zstd', CompressionTypes.ZSTD, 0, 1)
+    fail('zstd: produce succeeded without a codec')
+  } catch (e) {
+    if (!/ZSTD compression not implemented/.test(e.message)) fail(`zstd: unexpected error ${e.message}`)
+    else console.log('codec zstd: not supported by kafkajs without a plugin (' + e.message + ')')
+  }
+}
+
+async function group () {
+  const topic = 'kafkajs-group'
+  const groupId = 'kafkajs-g'
+  const n1 = 400; const n2 = 400; const n3 = 200
+  const admin = kafka.admin()
+  await admin.connect()
+  await admin.createTopics({ topics: [{ topic, numPartitions: 4 }], waitForLeaders: true })
+  const a = await member(topic, groupId, 'a')
+  const b = await member(topic, groupId, 'b')
+  await waitFor('both members assigned', () => a.assigned.length > 0 && b.assigned.length > 0 &&
+    a.assigned.length + b.assigned.length === 4 && new Set([...a.assigned, ...b.assigned]).size === 4)
+  console.log(`assignment: a ${JSON.stringify(a.assigned)}, b ${JSON.stringify(b.assigned)}`)
+  await produce(topic, CompressionTypes.None, 0, n1)
+  const distinct = (...ms) => new Set(ms.flatMap(m => m.got.map(r => r.key))).size
+  await waitFor(`${n1} records across a and b`, () => distinct(a, b) >= n1)
+  if (a.got.length === 0 || b.got.length === 0) fail(`a member consumed nothing: a ${a.got.length}, b ${b.got.length}`)
+
+  await b.consumer.disconnect() // commits what b processed, leaves
+  await waitFor('a takes all partitions', () => a.assigned.length === 4)
+  await produce(topic, CompressionTypes.None, n1, n2)
+  await waitFor(`${n1 + n2} records`, () => distinct(a, b) >= n1 + n2)
+  await a.consumer.disconnect()
+
+  const all = [...a.got, ...b.got]
+  const count = {}
+  for (const r of all) {
+    count[r.key] = (count[r.key] || 0) + 1
+    if (r.value !== valueOf(topic, indexOf(topic, r.key))) fail(`value of ${r.key} differs`)
+  }
+  let dups = 0
+  for (let i = 0; i < n1 + n2; i++) {
+    const c = count[keyOf(topic, i)] || 0
+    if (c === 0) fail(`${keyOf(topic, i)} skipped`)
+    if (c > 1) dups += c - 1
+  }
+  if (Object.keys(count).length !== n1 + n2) fail(`${Object.keys(count).length} distinct keys, want ${n1 + n2}`)
+  console.log(`phase 1+2: ${all.length} deliveries, ${dups} re-delivered (at-least-once)`)
+
+  const hwm = await highWatermarks(topic)
+  const committed = await admin.fetchOffsets({ groupId, topics: [topic] })
+  for (const p of committed[0].partitions) {
+    if (Number(p.offset) !== hwm[p.partition]) fail(`committed offset of ${topic}[${p.partition}] = ${p.offset}, want ${hwm[p.partition]}`)
+  }
+  if (committed[0].partitions.length !== 4) fail(`committed offsets for ${committed[0].partitions.length} partitions, want 4`)
+  const groups = await admin.describeGroups([groupId])
+  if (groups.groups[0].state !== 'Empty') fail(`group state ${groups.groups[0].state} after all left, want Empty`)
+
+  await produce(topic, CompressionTypes.None, n1 + n2, n3)
+  const d = await member(topic, groupId, 'd')
+  await waitFor(`new member reads ${n3}`, () => new Set(d.got.map(r => r.key)).size >= n3)
+  await sleep(300)
+  await d.consumer.disconnect()
+  const seen = new Set(d.got.map(r => r.key))
+  for (let i = n1 + n2; i < n1 + n2 + n3; i++) if (!seen.has(keyOf(topic, i))) fail(`new member skipped ${keyOf(topic, i)}`)
+  const old = d.got.filter(r => indexOf(topic, r.key) < n1 + n2).length
+  if (old > 0) fail(`new member re-read ${old} committed records`)
+  await admin.disconnect()
+}
+
+async function adminOps () {
+  const topic = 'kafkajs-admin'
+  const admin = kafka.admin()
+  await admin.connect()
+  const spec = { topic, numPartitions: 3, replicationFactor: 1, configEntries: [{ name: 'retention.ms', value: '3600000' }] }
+  if (await admin.createTopics({ topics: [spec], waitForLeaders: true }) !== true) fail('create: did not report created')
+  if (await admin.createTopics({ topics: [spec] }) !== false) fail('second create: want false (exists)')
+  if (!(await admin.listTopics()).includes(topic)) fail('list: topic missing')
+  const md = await admin.fetchTopicMetadata({ topics: [topic] })
+  if (md.topics.length !== 1 || md.topics[0].name !== topic || md.topics[0].partitions.length !== 3) fail(`metadata: ${JSON.stringify(md)}`)
+  const cfg = await admin.describeConfigs({ includeSynonyms: false,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['retention.ms'] }] })
+  const r = cfg.resources[0]
+  if (r.errorCode !== 0 || r.configEntries.length !== 1 || r.configEntries[0].configName !== 'retention.ms' ||
+    r.configEntries[0].configValue !== '3600000') fail(`describe configs: ${JSON.stringify(r)}`)
+  const cluster = await admin.describeCluster()
+  if (cluster.brokers.length === 0) fail('describe cluster: no brokers')
+  await admin.deleteTopics({ topics: [topic] })
+  if ((await admin.listTopics()).includes(topic)) fail('list after delete: topic still there')
+  // kafkajs retries UNKNOWN_TOPIC_OR_PARTITION; a client without retries
+  // shows the broker's answer directly.
+  const once = new Kafka({ clientId: 'compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.NOTHING,
+    retry: { retries: 0 } }).admin()
+  await once.connect()
+  try {
+    await once.deleteTopics({ topics: [topic] })
+    fail('second delete succeeded')
+  } catch (e) {
+    const t = e.type || (e.cause && e.cause.type)
+    if (t !== 'UNKNOWN_TOPIC_OR_PARTITION') fail(`second delete: ${t} ${e.message}, want UNKNOWN_TOPIC_OR_PARTITION`)
+  }
+  await once.disconnect()
+  await admin.disconnect()
+}
+
+const modes = { codecs, group, admin: adminOps }
+if (!modes[mode]) {
+  console.log('usage: node compat.js <bootstrap> codecs|group|admin')
+  process.exit(2)
+}
+modes[mode]().then(() => {
+  if (failures > 0) { console.log(`${failures} failures`); process.exit(1) }
+  console.log('PASS')
+  process.exit(0)
+}, e => {
+  console.log('ERROR: ' + (e.stack || e))
+  process.exit(1)
+})
