@@ -93,7 +93,7 @@ func writeOffsets(tx *bbolt.Tx, chs []offsetChange) error {
 			prefix = append(prefix, c.group...)
 			cur := b.Cursor()
 			var keys [][]byte
-			for k, _ := cur.Seek(prefix); k != nil && len(k) == len(prefix)+20 && string(k[:len(prefix)]) == string(prefix); k, _ = cur.Next() {
+			for k, _ := cur.Seek(prefix); len(k) == len(prefix)+20 && string(k[:len(prefix)]) == string(prefix); k, _ = cur.Next() {
 				keys = append(keys, append([]byte(nil), k...))
 			}
 			for _, k := range keys {

@@ -158,7 +158,7 @@ func writeTopicChanges(tx *bbolt.Tx, chs []topicChange) error {
 			for _, b := range []*bbolt.Bucket{pb, ib} {
 				var keys [][]byte
 				cur := b.Cursor()
-				for k, _ := cur.Seek(id[:]); k != nil && len(k) >= 16 && string(k[:16]) == string(id[:]); k, _ = cur.Next() {
+				for k, _ := cur.Seek(id[:]); len(k) >= 16 && string(k[:16]) == string(id[:]); k, _ = cur.Next() {
 					keys = append(keys, slices.Clone(k))
 				}
 				for _, k := range keys {
