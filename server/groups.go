@@ -53,14 +53,19 @@ func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	host, port := s.hostPort()
 	code := int16(0)
+	var msg *string
 	if req.CoordinatorType != 0 {
-		// Transaction coordinators (type 1) are not served yet.
-		code = kerr.CoordinatorNotAvailable.Code
+		// Transaction coordinators (type 1) are not served yet. A
+		// retriable COORDINATOR_NOT_AVAILABLE would have transactional
+		// producers retry until they time out; this error is fatal for
+		// them and says why at once.
+		code = kerr.TransactionalIDAuthorizationFailed.Code
+		msg = strPtr("transactions are not supported by this Sluice version")
 	}
 	if rc.version >= 4 {
 		for _, k := range req.CoordinatorKeys {
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
-			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode = k, s.cfg.NodeID, host, port, code
+			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = k, s.cfg.NodeID, host, port, code, msg
 			if code != 0 {
 				c.NodeID, c.Host, c.Port = -1, "", -1
 			}
@@ -68,6 +73,7 @@ func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
 		}
 	} else {
 		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, s.cfg.NodeID, host, port
+		resp.ErrorMessage = msg
 		if code != 0 {
 			resp.NodeID, resp.Host, resp.Port = -1, "", -1
 		}
