@@ -17,6 +17,13 @@ import (
 // that thousands of partitions stay cheap. Older ranges are asked of meta.
 const maxCachedEntries = 512
 
+// lookupEntries bounds the entries one Lookup returns, from the cache or
+// from meta: a fetch reads at most its byte budget, and an entry holds one
+// partition's share of a segment, so a fetch seldom needs more than a few.
+// Copying the whole cached run on every fetch of an old offset would not
+// be.
+const lookupEntries = 64
+
 var (
 	mIndexHits   = metrics.NewCounter(`sluice_index_cache_hits_total`)
 	mIndexMisses = metrics.NewCounter(`sluice_index_cache_misses_total`)
@@ -203,7 +210,7 @@ func (x *Index) Lookup(ctx context.Context, tp meta.TopicPartition, offset int64
 		if n := len(p.entries); n > 0 && offset >= p.entries[0].BaseOffset && offset <= p.entries[n-1].LastOffset && offset >= p.logStart {
 			i := sort.Search(n, func(i int) bool { return p.entries[i].LastOffset >= offset })
 			res := meta.LookupResult{
-				Entries:        append([]meta.IndexEntry(nil), p.entries[i:]...),
+				Entries:        append([]meta.IndexEntry(nil), p.entries[i:min(n, i+lookupEntries)]...),
 				LogStartOffset: p.logStart,
 				HighWatermark:  p.hwm,
 			}
@@ -216,7 +223,7 @@ func (x *Index) Lookup(ctx context.Context, tp meta.TopicPartition, offset int64
 	x.mu.Unlock()
 	mIndexMisses.Inc()
 
-	res, err := x.meta.Lookup(ctx, tp, offset, 64)
+	res, err := x.meta.Lookup(ctx, tp, offset, lookupEntries)
 	if err != nil && res.HighWatermark == 0 && res.LogStartOffset == 0 {
 		return res, err
 	}

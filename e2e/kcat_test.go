@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestKcatRoundTrip produces lines with kcat (librdkafka) and reads them
@@ -23,7 +24,7 @@ func TestKcatRoundTrip(t *testing.T) {
 		want = append(want, line)
 		in.WriteString(line + "\n")
 	}
-	ctx := testCtx(t, 60_000_000_000)
+	ctx := testCtx(t, time.Minute)
 	prod := exec.CommandContext(ctx, kcat, "-P", "-b", pg.bootstrap, "-t", "kcat-topic", "-K:",
 		"-X", "acks=all", "-X", "enable.idempotence=true")
 	prod.Stdin = &in
@@ -61,7 +62,7 @@ func TestKcatConsumerGroup(t *testing.T) {
 		t.Fatal("kcat not found: install it (apt-get install kcat) or run .ci/run, which does")
 	}
 	pg := startPlayground(t, t.TempDir(), "--default-partitions", "4")
-	ctx := testCtx(t, 120_000_000_000)
+	ctx := testCtx(t, 2*time.Minute)
 	produce := func(from, n int) {
 		var in bytes.Buffer
 		for i := from; i < from+n; i++ {

@@ -142,7 +142,6 @@ type request struct {
 type segment struct {
 	id      meta.SegmentID
 	builder *codec.SegmentBuilder
-	topics  []meta.TopicID // per chunk, for the commit
 	reqs    []*request
 	bytes   int64 // record bytes held (for in-flight accounting)
 	timer   *time.Timer
@@ -230,7 +229,6 @@ func (p *Pipeline) Append(ctx context.Context, batches []Batch, done func([]Resu
 	for i := range batches {
 		b := &batches[i]
 		r.chunks[i] = seg.builder.Add(b.TopicID, b.Partition, b.Data, b.Header)
-		seg.topics = append(seg.topics, b.TopicID)
 	}
 	seg.reqs = append(seg.reqs, r)
 	seg.bytes += n

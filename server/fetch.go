@@ -25,7 +25,7 @@ package server
 import (
 	"context"
 	"encoding/binary"
-	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -60,35 +60,9 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
 
-	var topics map[int]meta.Topic
-	var err error
-	if rc.version >= 13 {
-		ids := make([]meta.TopicID, len(req.Topics))
-		for i := range req.Topics {
-			ids[i] = req.Topics[i].TopicID
-		}
-		var byID map[meta.TopicID]meta.Topic
-		byID, err = s.topics.byIDs(ctx, ids)
-		topics = make(map[int]meta.Topic, len(ids))
-		for i := range req.Topics {
-			if t, ok := byID[req.Topics[i].TopicID]; ok {
-				topics[i] = t
-			}
-		}
-	} else {
-		names := make([]string, len(req.Topics))
-		for i := range req.Topics {
-			names[i] = req.Topics[i].Topic
-		}
-		var byName map[string]meta.Topic
-		byName, err = s.topics.byNames(ctx, names)
-		topics = make(map[int]meta.Topic, len(names))
-		for i := range req.Topics {
-			if t, ok := byName[req.Topics[i].Topic]; ok {
-				topics[i] = t
-			}
-		}
-	}
+	topics, err := s.topics.resolve(ctx, len(req.Topics), rc.version >= 13,
+		func(i int) string { return req.Topics[i].Topic },
+		func(i int) meta.TopicID { return req.Topics[i].TopicID })
 	if err != nil {
 		resp.ErrorCode = errorCode(err)
 		rc.respond(resp)
@@ -269,15 +243,8 @@ func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offs
 	return data, logStart, hwm, nil
 }
 
-var errCorruptEntry = errors.New("index entry does not match its segment bytes")
-
+// corruptEntry reports an index entry whose bytes do not hold the batches
+// it promises: corruption, never a reason to panic.
 func corruptEntry(e meta.IndexEntry) error {
-	return &entryError{e: e}
+	return fmt.Errorf("%w: index entry [%d, %d] does not match the bytes of %s", codec.ErrCorrupt, e.BaseOffset, e.LastOffset, e.ObjectKey)
 }
-
-type entryError struct{ e meta.IndexEntry }
-
-func (x *entryError) Error() string {
-	return "fetch: " + errCorruptEntry.Error() + ": " + x.e.ObjectKey
-}
-func (x *entryError) Unwrap() error { return codec.ErrCorrupt }

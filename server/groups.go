@@ -287,13 +287,14 @@ func handleOffsetCommit(s *Server, rc *reqCtx, r kmsg.Request) {
 	rc.respond(resp)
 }
 
-// offsetFetchGroup answers one group: the named topics' partitions, or
-// every committed offset when topics is nil.
+// fetchedTopic is one topic of an OffsetFetch answer.
 type fetchedTopic struct {
 	name  string
 	parts []kmsg.OffsetFetchResponseGroupTopicPartition
 }
 
+// offsetFetchGroup answers one group: the named topics' partitions, or
+// every committed offset when topics is nil.
 func (s *Server) offsetFetchGroup(ctx context.Context, group string, topics []kmsg.OffsetFetchRequestGroupTopic) ([]fetchedTopic, int16) {
 	offs, err := s.deps.Meta.FetchOffsets(ctx, group, nil)
 	if err != nil {

@@ -101,8 +101,7 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 		if err != nil {
 			s.log.Warn("metadata: auto-create topics", "err", err)
 		}
-		still := unknown[:0]
-		var retry []string
+		var still, retry []string
 		for _, res := range results {
 			switch {
 			case res.Err == nil:

@@ -17,6 +17,7 @@ package server
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -63,7 +64,9 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 
-	topics, err := resolveProduceTopics(ctx, s, req, rc.version)
+	topics, err := s.topics.resolve(ctx, len(req.Topics), rc.version >= 13,
+		func(i int) string { return req.Topics[i].Topic },
+		func(i int) meta.TopicID { return req.Topics[i].TopicID })
 	if err != nil {
 		cancel()
 		failAllProduce(resp, req, errorCode(err))
@@ -220,56 +223,11 @@ const clientPipelineDepth = 5
 // count.
 const minEarlySealBytes = 2 << 20
 
-// resolveProduceTopics maps each request topic index to its topic.
-func resolveProduceTopics(ctx context.Context, s *Server, req *kmsg.ProduceRequest, version int16) (map[int]meta.Topic, error) {
-	out := make(map[int]meta.Topic, len(req.Topics))
-	if version >= 13 {
-		ids := make([]meta.TopicID, len(req.Topics))
-		for i := range req.Topics {
-			ids[i] = req.Topics[i].TopicID
-		}
-		byID, err := s.topics.byIDs(ctx, ids)
-		if err != nil {
-			return nil, err
-		}
-		for i := range req.Topics {
-			if t, ok := byID[req.Topics[i].TopicID]; ok {
-				out[i] = t
-			}
-		}
-		return out, nil
-	}
-	names := make([]string, len(req.Topics))
-	for i := range req.Topics {
-		names[i] = req.Topics[i].Topic
-	}
-	byName, err := s.topics.byNames(ctx, names)
-	if err != nil {
-		return nil, err
-	}
-	for i := range req.Topics {
-		if t, ok := byName[req.Topics[i].Topic]; ok {
-			out[i] = t
-		}
-	}
-	return out, nil
-}
-
+// maxMessageBytes is the topic's max.message.bytes (validated when set,
+// see configs.go), or Kafka's default.
 func maxMessageBytes(t meta.Topic) int {
-	if v, ok := t.Configs["max.message.bytes"]; ok {
-		var n int
-		for _, c := range v {
-			if c < '0' || c > '9' {
-				return defaultMaxMessageBytes
-			}
-			n = n*10 + int(c-'0')
-			if n > 1<<30 {
-				return 1 << 30
-			}
-		}
-		if n > 0 {
-			return n
-		}
+	if n, err := strconv.Atoi(t.Configs["max.message.bytes"]); err == nil && n > 0 {
+		return n
 	}
 	return defaultMaxMessageBytes
 }

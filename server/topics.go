@@ -111,3 +111,39 @@ func (tc *topicCache) forget(names ...string) {
 	}
 	tc.mu.Unlock()
 }
+
+// resolve maps request topic indexes 0..n-1 to topics: by id when byID is
+// set (Produce and Fetch v13+), else by name. Unknown topics are absent.
+func (tc *topicCache) resolve(ctx context.Context, n int, byID bool, name func(int) string, id func(int) meta.TopicID) (map[int]meta.Topic, error) {
+	out := make(map[int]meta.Topic, n)
+	if byID {
+		ids := make([]meta.TopicID, n)
+		for i := range ids {
+			ids[i] = id(i)
+		}
+		found, err := tc.byIDs(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for i, x := range ids {
+			if t, ok := found[x]; ok {
+				out[i] = t
+			}
+		}
+		return out, nil
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = name(i)
+	}
+	found, err := tc.byNames(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	for i, x := range names {
+		if t, ok := found[x]; ok {
+			out[i] = t
+		}
+	}
+	return out, nil
+}
