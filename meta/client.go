@@ -58,4 +58,10 @@ type Client interface {
 	DeleteGroup(ctx context.Context, group string) error
 	ListGroups(ctx context.Context) ([]GroupListing, error)
 	DescribeGroup(ctx context.Context, group string) (GroupDescription, error)
+
+	// The agent registry (registry.go). RegisterAgent is also the
+	// heartbeat.
+	RegisterAgent(ctx context.Context, a AgentInfo) (AgentRegistration, error)
+	UnregisterAgent(ctx context.Context, id string) error
+	Agents(ctx context.Context) ([]AgentInfo, error)
 }

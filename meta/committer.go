@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"go.etcd.io/bbolt"
 )
 
 // Group commit.
@@ -174,7 +172,7 @@ func (s *Service) commitGroup(ops []*op) {
 	if g.dirty() {
 		g.planPrune(now-s.cfg.SegmentResultTTL.Nanoseconds(), s.cfg.SegmentResultLimit, maxPruneGroup)
 		s.txCount.Add(1)
-		err := s.db.Update(func(tx *bbolt.Tx) error {
+		err := s.kv.Update(func(tx KVTx) error {
 			if h := s.writeHook.Load(); h != nil {
 				if err := (*h)(); err != nil {
 					return err

@@ -15,4 +15,6 @@ var (
 	segmentsCommitted = metrics.NewCounter("sluice_meta_segments_committed_total")
 	// watchersDropped counts watchers closed for falling behind.
 	watchersDropped = metrics.NewCounter("sluice_meta_watchers_dropped_total")
+	// registryExpired counts agents forgotten because their lease ran out.
+	registryExpired = metrics.NewCounter("sluice_meta_agents_expired_total")
 )

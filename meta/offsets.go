@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-
-	"go.etcd.io/bbolt"
 )
 
 // Committed offsets of consumer groups. They are durable like everything
@@ -82,30 +80,19 @@ func offsetKey(dst []byte, group string, tp TopicPartition) []byte {
 	return be.AppendUint32(dst, uint32(tp.Partition))
 }
 
-func writeOffsets(tx *bbolt.Tx, chs []offsetChange) error {
-	if len(chs) == 0 {
-		return nil
-	}
-	b := tx.Bucket(bucketOffsets)
+func writeOffsets(tx KVTx, chs []offsetChange) error {
 	for _, c := range chs {
 		if c.all {
 			prefix := be.AppendUint16(nil, uint16(len(c.group)))
 			prefix = append(prefix, c.group...)
-			cur := b.Cursor()
-			var keys [][]byte
-			for k, _ := cur.Seek(prefix); len(k) == len(prefix)+20 && string(k[:len(prefix)]) == string(prefix); k, _ = cur.Next() {
-				keys = append(keys, append([]byte(nil), k...))
-			}
-			for _, k := range keys {
-				if err := b.Delete(k); err != nil {
-					return err
-				}
+			if err := tx.DeletePrefix(bucketOffsets, prefix); err != nil {
+				return err
 			}
 			continue
 		}
 		k := offsetKey(nil, c.group, c.off.TopicPartition)
 		if c.delete {
-			if err := b.Delete(k); err != nil {
+			if err := tx.Delete(bucketOffsets, k); err != nil {
 				return err
 			}
 			continue
@@ -115,15 +102,15 @@ func writeOffsets(tx *bbolt.Tx, chs []offsetChange) error {
 		v = be.AppendUint32(v, uint32(c.off.LeaderEpoch))
 		v = be.AppendUint64(v, uint64(c.off.CommitTime))
 		v = append(v, c.off.Metadata...)
-		if err := b.Put(k, v); err != nil {
+		if err := tx.Put(bucketOffsets, k, v); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func loadOffsets(tx *bbolt.Tx, st *state) error {
-	return tx.Bucket(bucketOffsets).ForEach(func(k, v []byte) error {
+func loadOffsets(tx KVTx, st *state) error {
+	return tx.ForEach(bucketOffsets, func(k, v []byte) error {
 		if len(k) < 2 {
 			return fmt.Errorf("%w: offset key %x", ErrCorrupt, k)
 		}

@@ -10,15 +10,16 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"go.etcd.io/bbolt"
 )
 
 // Config configures a Service. Zero values take the defaults below.
 type Config struct {
 	// Dir is the directory of the embedded store (the file meta.db in
-	// it). Required.
+	// it). Required unless Store is set.
 	Dir string
+	// Store, when set, is used instead of the embedded store in Dir
+	// (OpenPostgres, for example). Close closes it.
+	Store KV
 	// DefaultPartitions is the partition count of a topic created with
 	// Partitions == -1 (Kafka's "broker default"). Default 1, Kafka's
 	// num.partitions.
@@ -44,6 +45,9 @@ type Config struct {
 	// even if every group were its own batch, far more than a live
 	// watcher lags.
 	WatchBuffer int
+	// AgentTTL is how long a registered agent stays live without a
+	// heartbeat (registry.go). Default 10s.
+	AgentTTL time.Duration
 	// Logger receives meta's log lines. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -75,6 +79,9 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.AgentTTL == 0 {
+		cfg.AgentTTL = defaultAgentTTL
+	}
 	switch {
 	case cfg.MaxPartitions < 0:
 		return cfg, fmt.Errorf("meta: Config.MaxPartitions %d < 0", cfg.MaxPartitions)
@@ -96,7 +103,7 @@ func (c *Config) withDefaults() (Config, error) {
 type Service struct {
 	cfg Config
 	log *slog.Logger
-	db  *bbolt.DB
+	kv  KV
 
 	ops       chan *op      // to the committer
 	closing   chan struct{} // closed by Close: the committer stops
@@ -125,6 +132,9 @@ type Service struct {
 	// groups is the consumer group coordinator (in memory; see groups.go).
 	groups *coordinator
 
+	// registry holds the live agents (in memory; see registry.go).
+	registry *registry
+
 	// For tests.
 	txCount   atomic.Uint64                // bbolt write transactions of commit groups
 	writeHook atomic.Pointer[func() error] // called inside each group's transaction; an error aborts it
@@ -140,14 +150,21 @@ func Open(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	start := time.Now()
-	db, st, err := openStore(cfg.Dir)
+	kv := cfg.Store
+	if kv == nil {
+		if kv, err = OpenBolt(cfg.Dir); err != nil {
+			return nil, err
+		}
+	}
+	st, err := loadStore(kv)
 	if err != nil {
+		kv.Close()
 		return nil, err
 	}
 	s := &Service{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		db:       db,
+		kv:       kv,
 		ops:      make(chan *op, maxGroupOps),
 		closing:  make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -156,9 +173,10 @@ func Open(cfg Config) (*Service, error) {
 		st:       st,
 		watchers: make(map[*watcher]struct{}),
 		groups:   newCoordinator(),
+		registry: newRegistry(cfg.AgentTTL),
 	}
 	go s.run()
-	s.log.Info("meta: store opened", "path", db.Path(), "topics", len(st.topicsByID),
+	s.log.Info("meta: store opened", "store", kv.String(), "topics", len(st.topicsByID),
 		"producers", len(st.epochs), "segment_answers", st.segLen(), "took", time.Since(start))
 	return s, nil
 }
@@ -172,8 +190,8 @@ func (s *Service) Close() error {
 		close(s.closing)
 		<-s.stopped
 		s.closeWatchers()
-		s.closeErr = s.db.Close()
-		s.log.Info("meta: store closed", "path", s.db.Path(), "took", time.Since(start), "err", s.closeErr)
+		s.closeErr = s.kv.Close()
+		s.log.Info("meta: store closed", "store", s.kv.String(), "took", time.Since(start), "err", s.closeErr)
 	})
 	return s.closeErr
 }

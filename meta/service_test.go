@@ -406,7 +406,7 @@ func TestWriteFailureClosedDB(t *testing.T) {
 	a := createTopic(t, s, "a", 1)
 	commit(t, s, newSegment().add(a.ID, 0, 5, 50))
 	before := snapshot(s)
-	if err := s.db.Close(); err != nil {
+	if err := s.kv.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.CommitSegment(ctx, newSegment().add(a.ID, 0, 5, 50).SegmentCommit); !errors.Is(err, ErrUnavailable) {

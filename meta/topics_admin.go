@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-
-	"go.etcd.io/bbolt"
 )
 
 // Topic administration after creation: DeleteTopics, CreatePartitions and
@@ -147,24 +145,16 @@ func mergeTopicChangesLocked(st *state, chs []topicChange) {
 
 // writeTopicChanges runs last in a group's transaction, so that a topic
 // deleted in the group also loses partition records written earlier in it.
-func writeTopicChanges(tx *bbolt.Tx, chs []topicChange) error {
-	tb, pb, ib := tx.Bucket(bucketTopics), tx.Bucket(bucketPartitions), tx.Bucket(bucketIndex)
+func writeTopicChanges(tx KVTx, chs []topicChange) error {
 	for _, c := range chs {
 		if c.new == nil {
 			id := c.old.topic.ID
-			if err := tb.Delete(id[:]); err != nil {
+			if err := tx.Delete(bucketTopics, id[:]); err != nil {
 				return err
 			}
-			for _, b := range []*bbolt.Bucket{pb, ib} {
-				var keys [][]byte
-				cur := b.Cursor()
-				for k, _ := cur.Seek(id[:]); len(k) >= 16 && string(k[:16]) == string(id[:]); k, _ = cur.Next() {
-					keys = append(keys, slices.Clone(k))
-				}
-				for _, k := range keys {
-					if err := b.Delete(k); err != nil {
-						return err
-					}
+			for _, b := range [][]byte{bucketPartitions, bucketIndex} {
+				if err := tx.DeletePrefix(b, id[:]); err != nil {
+					return err
 				}
 			}
 			continue
@@ -174,14 +164,18 @@ func writeTopicChanges(tx *bbolt.Tx, chs []topicChange) error {
 		if err != nil {
 			return err
 		}
-		if err := tb.Put(t.ID[:], v); err != nil {
+		if err := tx.Put(bucketTopics, t.ID[:], v); err != nil {
 			return err
 		}
 		for p := c.old.topic.Partitions; p < t.Partitions; p++ {
 			k := appendTPKey(nil, tpKey{topic: t.ID, part: p})
-			v := append([]byte{recFormat}, make([]byte, 16)...) // log start 0, next 0
-			if pb.Get(k) == nil {
-				if err := pb.Put(k, v); err != nil {
+			old, err := tx.Get(bucketPartitions, k)
+			if err != nil {
+				return err
+			}
+			if old == nil {
+				v := append([]byte{recFormat}, make([]byte, 16)...) // log start 0, next 0
+				if err := tx.Put(bucketPartitions, k, v); err != nil {
 					return err
 				}
 			}

@@ -165,4 +165,8 @@ var (
 	ErrUnsupported             = errors.New("meta: not supported")
 	ErrClosed                  = errors.New("meta: closed")
 	ErrUnavailable             = errors.New("meta: unavailable") // retriable: try again
+	ErrInvalidRequest          = errors.New("meta: invalid request")
+	// ErrUnauthenticated: the agent key was refused (unknown or revoked).
+	// Not retriable: the operator must give the agent a valid key.
+	ErrUnauthenticated = errors.New("meta: agent key refused")
 )

@@ -8,17 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
-	"time"
-
-	"go.etcd.io/bbolt"
 )
 
-// The embedded store is one bbolt file, <Config.Dir>/meta.db. Open reads
-// all of it into memory (state.go); afterwards it is only written, one
-// transaction per commit group (committer.go).
+// The store (a KV: the embedded bbolt file <Config.Dir>/meta.db, or
+// PostgreSQL) holds the buckets below. Open reads all of it into memory
+// (state.go); afterwards it is only written, one transaction per commit
+// group (committer.go).
 //
 // Buckets, keys and values (integers big-endian; every binary value
 // starts with a format byte, 1 today, so a later version can tell old
@@ -75,65 +71,45 @@ var (
 
 var allBuckets = [][]byte{bucketMeta, bucketTopics, bucketPartitions, bucketIndex, bucketProducers, bucketSegments, bucketOffsets}
 
-// openStore opens (creating if needed) the bbolt file in dir and loads
-// its state.
-func openStore(dir string) (*bbolt.DB, *state, error) {
-	if dir == "" {
-		return nil, nil, errors.New("meta: Config.Dir is empty: name the directory for the embedded store (--data-dir)")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("meta: create store directory: %w", err)
-	}
-	path := filepath.Join(dir, storeFile)
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
-		// Another process holding the file lock is an operator error;
-		// say so instead of hanging.
-		Timeout: 2 * time.Second,
-		// The map freelist and not syncing it make each commit write
-		// fewer pages; the price is a freelist scan at Open. etcd runs
-		// bbolt this way.
-		FreelistType:   bbolt.FreelistMapType,
-		NoFreelistSync: true,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("meta: open %s: %w", path, err)
-	}
-	if err := db.Update(initStore); err != nil {
-		db.Close()
-		return nil, nil, fmt.Errorf("meta: init %s: %w", path, err)
+// loadStore prepares a new store (format, cluster id) or checks an
+// existing one, then reads all of it into memory.
+func loadStore(kv KV) (*state, error) {
+	if err := kv.Update(initStore); err != nil {
+		return nil, fmt.Errorf("meta: init %s: %w", kv, err)
 	}
 	var st *state
-	err = db.View(func(tx *bbolt.Tx) error {
+	err := kv.View(func(tx KVTx) error {
 		var err error
 		st, err = loadState(tx)
 		return err
 	})
 	if err != nil {
-		db.Close()
-		return nil, nil, fmt.Errorf("meta: load %s: %w", path, err)
+		return nil, fmt.Errorf("meta: load %s: %w", kv, err)
 	}
-	return db, st, nil
+	return st, nil
 }
 
-// initStore creates the buckets and the cluster id of a new store and
-// checks the format of an existing one.
-func initStore(tx *bbolt.Tx) error {
-	for _, name := range allBuckets {
-		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return err
-		}
+// initStore writes the format and cluster id of a new store and checks
+// the format of an existing one.
+func initStore(tx KVTx) error {
+	f, err := tx.Get(bucketMeta, keyFormat)
+	if err != nil {
+		return err
 	}
-	mb := tx.Bucket(bucketMeta)
-	switch f := mb.Get(keyFormat); {
+	switch {
 	case f == nil:
-		if err := mb.Put(keyFormat, []byte{storeFormat}); err != nil {
+		if err := tx.Put(bucketMeta, keyFormat, []byte{storeFormat}); err != nil {
 			return err
 		}
 	case len(f) != 1 || f[0] != storeFormat:
 		return fmt.Errorf("%w: store format %x, this version reads %d", ErrCorrupt, f, storeFormat)
 	}
-	if mb.Get(keyClusterID) == nil {
-		if err := mb.Put(keyClusterID, []byte(newClusterID())); err != nil {
+	id, err := tx.Get(bucketMeta, keyClusterID)
+	if err != nil {
+		return err
+	}
+	if id == nil {
+		if err := tx.Put(bucketMeta, keyClusterID, []byte(newClusterID())); err != nil {
 			return err
 		}
 	}
@@ -158,18 +134,25 @@ type topicRecord struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 }
 
-func loadState(tx *bbolt.Tx) (*state, error) {
+func loadState(tx KVTx) (*state, error) {
 	st := newState()
-	mb := tx.Bucket(bucketMeta)
-	st.clusterID = string(mb.Get(keyClusterID))
-	if v := mb.Get(keyNextPID); v != nil {
+	cid, err := tx.Get(bucketMeta, keyClusterID)
+	if err != nil {
+		return nil, err
+	}
+	st.clusterID = string(cid)
+	v, err := tx.Get(bucketMeta, keyNextPID)
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
 		if len(v) != 8 {
 			return nil, fmt.Errorf("%w: next producer id %x", ErrCorrupt, v)
 		}
 		st.nextPID = int64(be.Uint64(v))
 	}
 
-	err := tx.Bucket(bucketTopics).ForEach(func(k, v []byte) error {
+	err = tx.ForEach(bucketTopics, func(k, v []byte) error {
 		var r topicRecord
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("%w: topic %x: %v", ErrCorrupt, k, err)
@@ -192,7 +175,7 @@ func loadState(tx *bbolt.Tx) (*state, error) {
 	if err := loadOffsets(tx, st); err != nil {
 		return nil, err
 	}
-	err = tx.Bucket(bucketPartitions).ForEach(func(k, v []byte) error {
+	err = tx.ForEach(bucketPartitions, func(k, v []byte) error {
 		ps, err := st.partByKey(k)
 		if err != nil {
 			return err
@@ -212,7 +195,7 @@ func loadState(tx *bbolt.Tx) (*state, error) {
 
 	// Entries of one segment share their object key string.
 	keys := make(map[SegmentID]string)
-	err = tx.Bucket(bucketIndex).ForEach(func(k, v []byte) error {
+	err = tx.ForEach(bucketIndex, func(k, v []byte) error {
 		if len(k) != 28 {
 			return fmt.Errorf("%w: index key %x", ErrCorrupt, k)
 		}
@@ -236,7 +219,7 @@ func loadState(tx *bbolt.Tx) (*state, error) {
 		return nil, err
 	}
 
-	err = tx.Bucket(bucketProducers).ForEach(func(k, v []byte) error {
+	err = tx.ForEach(bucketProducers, func(k, v []byte) error {
 		d := decoder{b: v}
 		d.format()
 		switch len(k) {
@@ -274,7 +257,7 @@ func loadState(tx *bbolt.Tx) (*state, error) {
 		return nil, err
 	}
 
-	err = tx.Bucket(bucketSegments).ForEach(func(k, v []byte) error {
+	err = tx.ForEach(bucketSegments, func(k, v []byte) error {
 		if len(k) != len(segKey{}) {
 			return fmt.Errorf("%w: segment key %x", ErrCorrupt, k)
 		}
@@ -352,41 +335,37 @@ func (st *state) verify() error {
 }
 
 // writeGroup writes a group's changes in tx. Keys are built in kbuf
-// (bbolt copies keys); values are appended to *arena, which must not be
-// reused before tx has ended (bbolt keeps values until the commit).
-func writeGroup(tx *bbolt.Tx, g *group, arena *[]byte) error {
+// (a KV copies keys); values are appended to *arena, which must not be
+// reused before tx has ended (a KV may keep values until the commit).
+func writeGroup(tx KVTx, g *group, arena *[]byte) error {
 	var kbuf [28]byte
 	a := (*arena)[:0]
 	defer func() { *arena = a }()
 	// put appends the value built by fn to the arena and puts it.
-	put := func(b *bbolt.Bucket, k []byte, fn func([]byte) []byte) error {
+	put := func(b, k []byte, fn func([]byte) []byte) error {
 		start := len(a)
 		a = fn(a)
-		return b.Put(k, a[start:len(a):len(a)])
+		return tx.Put(b, k, a[start:len(a):len(a)])
 	}
 
-	if len(g.newTopics) > 0 {
-		b := tx.Bucket(bucketTopics)
-		for _, t := range g.newTopics {
-			v, err := json.Marshal(topicRecord{
-				Name:       t.topic.Name,
-				ID:         t.topic.ID.String(),
-				Partitions: t.topic.Partitions,
-				Configs:    t.topic.Configs,
-			})
-			if err != nil {
-				return err
-			}
-			if err := b.Put(t.topic.ID[:], v); err != nil {
-				return err
-			}
+	for _, t := range g.newTopics {
+		v, err := json.Marshal(topicRecord{
+			Name:       t.topic.Name,
+			ID:         t.topic.ID.String(),
+			Partitions: t.topic.Partitions,
+			Configs:    t.topic.Configs,
+		})
+		if err != nil {
+			return err
+		}
+		if err := tx.Put(bucketTopics, t.topic.ID[:], v); err != nil {
+			return err
 		}
 	}
 
-	pb, ib := tx.Bucket(bucketPartitions), tx.Bucket(bucketIndex)
 	for _, d := range g.partOrder {
 		k := appendTPKey(kbuf[:0], d.ps.tp)
-		err := put(pb, k, func(v []byte) []byte {
+		err := put(bucketPartitions, k, func(v []byte) []byte {
 			v = append(v, recFormat)
 			v = be.AppendUint64(v, uint64(d.ps.logStart))
 			return be.AppendUint64(v, uint64(d.next))
@@ -397,31 +376,27 @@ func writeGroup(tx *bbolt.Tx, g *group, arena *[]byte) error {
 		for i := range d.entries {
 			e := &d.entries[i]
 			k := be.AppendUint64(appendTPKey(kbuf[:0], d.ps.tp), uint64(e.BaseOffset))
-			if err := put(ib, k, func(v []byte) []byte { return appendIndexValue(v, e) }); err != nil {
+			if err := put(bucketIndex, k, func(v []byte) []byte { return appendIndexValue(v, e) }); err != nil {
 				return err
 			}
 		}
 	}
 
-	if len(g.epochs) > 0 || len(g.prodParts) > 0 {
-		b := tx.Bucket(bucketProducers)
-		for pid, epoch := range g.epochs {
-			k := be.AppendUint64(kbuf[:0], uint64(pid))
-			if err := put(b, k, func(v []byte) []byte { return be.AppendUint16(append(v, recFormat), uint16(epoch)) }); err != nil {
-				return err
-			}
+	for pid, epoch := range g.epochs {
+		k := be.AppendUint64(kbuf[:0], uint64(pid))
+		if err := put(bucketProducers, k, func(v []byte) []byte { return be.AppendUint16(append(v, recFormat), uint16(epoch)) }); err != nil {
+			return err
 		}
-		for key, pp := range g.prodParts {
-			k := appendTPKey(be.AppendUint64(kbuf[:0], uint64(key.pid)), key.tp)
-			if err := put(b, k, func(v []byte) []byte { return appendProdPart(v, &pp) }); err != nil {
-				return err
-			}
+	}
+	for key, pp := range g.prodParts {
+		k := appendTPKey(be.AppendUint64(kbuf[:0], uint64(key.pid)), key.tp)
+		if err := put(bucketProducers, k, func(v []byte) []byte { return appendProdPart(v, &pp) }); err != nil {
+			return err
 		}
 	}
 
 	if g.pidChanged {
-		k := keyNextPID
-		if err := put(tx.Bucket(bucketMeta), k, func(v []byte) []byte { return be.AppendUint64(v, uint64(g.nextPID)) }); err != nil {
+		if err := put(bucketMeta, keyNextPID, func(v []byte) []byte { return be.AppendUint64(v, uint64(g.nextPID)) }); err != nil {
 			return err
 		}
 	}
@@ -430,27 +405,18 @@ func writeGroup(tx *bbolt.Tx, g *group, arena *[]byte) error {
 		return err
 	}
 
-	if len(g.segs) > 0 || g.prune > 0 {
-		b := tx.Bucket(bucketSegments)
-		// Segment keys only grow, so pages fill from the left; fill
-		// them up instead of splitting them in half.
-		b.FillPercent = 0.9
-		st := g.st
-		for i := st.segHead; i < st.segHead+g.prune; i++ {
-			if err := b.Delete(st.segOrder[i][:]); err != nil {
-				return err
-			}
-		}
-		for i := range g.segs {
-			if err := b.Put(g.segs[i].key[:], g.segs[i].enc); err != nil {
-				return err
-			}
+	st := g.st
+	for i := st.segHead; i < st.segHead+g.prune; i++ {
+		if err := tx.Delete(bucketSegments, st.segOrder[i][:]); err != nil {
+			return err
 		}
 	}
-	if err := writeTopicChanges(tx, g.topicChanges); err != nil {
-		return err
+	for i := range g.segs {
+		if err := tx.Put(bucketSegments, g.segs[i].key[:], g.segs[i].enc); err != nil {
+			return err
+		}
 	}
-	return nil
+	return writeTopicChanges(tx, g.topicChanges)
 }
 
 func appendTPKey(dst []byte, tp tpKey) []byte {
