@@ -10,9 +10,10 @@ import (
 // benchSegments commits segments of 16 partitions × 4 adjacent chunks
 // (one index entry per partition per segment, as the agent lays them
 // out), each caller reusing its chunk slice and changing only the
-// segment id. It reports segments per bbolt transaction.
+// segment id. It reports segments per store transaction.
 func benchSegments(b *testing.B, parallel bool) {
-	s, err := Open(Config{Dir: b.TempDir(), Logger: quietLog})
+	dir := b.TempDir()
+	s, err := Open(Config{Dir: dir, Store: testStore(b, dir), Logger: quietLog})
 	if err != nil {
 		b.Fatal(err)
 	}

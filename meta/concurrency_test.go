@@ -142,7 +142,7 @@ func TestConcurrentCommitsDense(t *testing.T) {
 	reopen(t, s)
 }
 
-// TestGroupCommitGroups: 200 concurrent commits take far fewer bbolt
+// TestGroupCommitGroups: 200 concurrent commits take far fewer store
 // transactions than 200. The first group's transaction is held until
 // every other commit is queued, so the count does not depend on how fast
 // this machine's fsync is.

@@ -12,7 +12,11 @@
 //	apply.go      what each write op does: topics, segments, producer ids
 //	producer.go   idempotent producer sequence checks (Kafka semantics)
 //	state.go      in-memory state, the per-group overlay, the index list
-//	bolt.go       the embedded bbolt store: buckets, keys, encodings, load
+//	kv.go         KV, the store interface; the embedded bbolt store
+//	postgres.go   the PostgreSQL KV, leadership among replicas (fencing)
+//	store.go      what is stored: buckets, keys, encodings, load
+//	registry.go   live agents (in memory), leases renewed by heartbeats
+//	groups.go, offsets.go, topics_admin.go, timestamps.go: see their heads
 //	watch.go      commit watchers
 //	metrics.go    package-level metrics
 //
@@ -22,14 +26,14 @@
 // op sent to one committer goroutine. The committer takes whatever is
 // queued (up to maxGroupOps), computes every op's answer against the
 // committed state plus an overlay holding this group's changes, writes the
-// overlay in ONE bbolt transaction (one fsync), and only then merges the
+// overlay in ONE store transaction (one fsync), and only then merges the
 // overlay into the in-memory state under the write lock, publishes commit
 // events to watchers and answers the ops, in that order.
 //
 // # Invariants
 //
 //  1. Nothing is visible to a reader (Lookup, PartitionStates, Topics,
-//     Watch, a repeated CommitSegment) before it is durable in bbolt.
+//     Watch, a repeated CommitSegment) before it is durable in the store.
 //  2. A failed write leaves the in-memory state exactly as it was: the
 //     overlay is dropped and every op of the group gets the error (their
 //     answers may have depended on each other's changes).
@@ -46,6 +50,6 @@
 //
 // Service.mu and Service.wmu are never held together: the committer
 // releases mu before it publishes under wmu. Neither is held across I/O;
-// the bbolt transaction runs with no lock held (readers go on reading the
+// the store transaction runs with no lock held (readers go on reading the
 // previous state while the group is fsynced).
 package meta

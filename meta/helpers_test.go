@@ -6,15 +6,92 @@ import (
 	"encoding/binary"
 	"io"
 	"log/slog"
+	"os"
 	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"sluice.dev/internal/pgtest"
 )
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// The suite runs against the store SLUICE_META_STORE names: the embedded
+// bbolt file (unset or "bolt") or PostgreSQL ("postgres", the make target
+// test-postgres). Tests name a store by a directory either way (openT,
+// testStore); in PostgreSQL it is the cluster name, so that reopening a
+// directory reopens the same data.
+var storeMode = os.Getenv("SLUICE_META_STORE")
+
+func init() {
+	switch storeMode {
+	case "", "bolt":
+		storeMode = "bolt"
+	case "postgres":
+	default:
+		panic("SLUICE_META_STORE=" + storeMode + ": want bolt or postgres")
+	}
+}
+
+// testPG is the PostgreSQL of the suite: one database per test binary
+// (pgtest), one pool, and one leadership that every store is opened
+// with, so that every group also runs the leader fence as in production.
+// TestMain closes it.
+var testPG struct {
+	mu    sync.Mutex
+	pool  *pgxpool.Pool
+	lease *Lease
+}
+
+func testPostgres(t testing.TB) (*pgxpool.Pool, *Lease) {
+	t.Helper()
+	testPG.mu.Lock()
+	defer testPG.mu.Unlock()
+	if testPG.pool == nil {
+		pool, err := pgxpool.New(context.Background(), pgtest.URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lease, err := AcquireLeadership(ctxT(t), pool, "meta-test", quietLog)
+		if err != nil {
+			pool.Close()
+			t.Fatal(err)
+		}
+		testPG.pool, testPG.lease = pool, lease
+	}
+	return testPG.pool, testPG.lease
+}
+
+func closeTestPostgres() {
+	testPG.mu.Lock()
+	defer testPG.mu.Unlock()
+	if testPG.lease != nil {
+		testPG.lease.Release()
+	}
+	if testPG.pool != nil {
+		testPG.pool.Close()
+	}
+}
+
+// testStore returns the store a test's Service in dir opens: nil (Open
+// then opens the bbolt file in dir) or the PostgreSQL cluster named dir.
+func testStore(t testing.TB, dir string) KV {
+	t.Helper()
+	if storeMode != "postgres" {
+		return nil
+	}
+	pool, lease := testPostgres(t)
+	kv, err := OpenPostgres(ctxT(t), pool, dir, lease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
 
 // openT opens a Service in dir. At cleanup it closes it and, unless the
 // test failed, verifies the store: it reopens dir, checks the invariants
@@ -26,6 +103,9 @@ func openT(t testing.TB, dir string, mods ...func(*Config)) *Service {
 	cfg := Config{Dir: dir, Logger: quietLog}
 	for _, m := range mods {
 		m(&cfg)
+	}
+	if cfg.Store == nil {
+		cfg.Store = testStore(t, dir)
 	}
 	s, err := Open(cfg)
 	if err != nil {
@@ -42,7 +122,7 @@ func openT(t testing.TB, dir string, mods ...func(*Config)) *Service {
 		if t.Failed() {
 			return
 		}
-		s2, err := Open(Config{Dir: dir, Logger: quietLog})
+		s2, err := Open(Config{Dir: dir, Store: testStore(t, dir), Logger: quietLog})
 		if err != nil {
 			t.Errorf("verify: reopen: %v", err)
 			return

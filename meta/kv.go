@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // KV is the durable store under a Service: named buckets of byte keys
@@ -64,7 +65,7 @@ func OpenBolt(dir string) (KV, error) {
 		NoFreelistSync: true,
 	})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("meta: open %s: another process holds it (is a second sluice running on this directory?)", path)
 		}
 		return nil, fmt.Errorf("meta: open %s: %w", path, err)

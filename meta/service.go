@@ -190,8 +190,9 @@ func (s *Service) Close() error {
 		close(s.closing)
 		<-s.stopped
 		s.closeWatchers()
+		name := s.kv.String()
 		s.closeErr = s.kv.Close()
-		s.log.Info("meta: store closed", "store", s.kv.String(), "took", time.Since(start), "err", s.closeErr)
+		s.log.Info("meta: store closed", "store", name, "took", time.Since(start), "err", s.closeErr)
 	})
 	return s.closeErr
 }

@@ -357,7 +357,7 @@ func TestRestart(t *testing.T) {
 	reopen(t, s)
 }
 
-// TestWriteFailure: a failed bbolt transaction fails every op of its
+// TestWriteFailure: a failed store transaction fails every op of its
 // group and leaves the state as it was; the next group works.
 func TestWriteFailure(t *testing.T) {
 	s := openT(t, t.TempDir())
@@ -399,7 +399,7 @@ func TestWriteFailure(t *testing.T) {
 	}
 }
 
-// TestWriteFailureClosedDB closes the bbolt file under the service.
+// TestWriteFailureClosedDB closes the store under the service.
 func TestWriteFailureClosedDB(t *testing.T) {
 	s := openT(t, t.TempDir())
 	ctx := ctxT(t)
