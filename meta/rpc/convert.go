@@ -1,0 +1,508 @@
+package rpc
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"sluice.dev/meta"
+	pb "sluice.dev/meta/metapb"
+)
+
+// Conversions between the meta types and their protobuf messages. Both
+// directions are here so that a field added to one side is hard to miss
+// on the other.
+//
+// Encoders cannot fail. Decoders check what the types promise and a
+// protobuf message cannot: ids are exactly 16 bytes, int16 fields fit,
+// enums are known, required parts are present. They keep a sticky error
+// checked once at the end, so a conversion reads as a plain list of
+// fields. The server turns a decode error into meta.ErrInvalidRequest;
+// the client into a malformed-answer error.
+
+type decoder struct {
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (d *decoder) topicID(b []byte) (id meta.TopicID) {
+	if len(b) != len(id) {
+		d.fail("topic id is %d bytes, want %d", len(b), len(id))
+		return id
+	}
+	copy(id[:], b)
+	return id
+}
+
+func (d *decoder) segmentID(b []byte) (id meta.SegmentID) {
+	if len(b) != len(id) {
+		d.fail("segment id is %d bytes, want %d", len(b), len(id))
+		return id
+	}
+	copy(id[:], b)
+	return id
+}
+
+func (d *decoder) int16(v int32, what string) int16 {
+	if v < math.MinInt16 || v > math.MaxInt16 {
+		d.fail("%s %d does not fit 16 bits", what, v)
+		return 0
+	}
+	return int16(v)
+}
+
+// int clamps a count to what an int holds on any platform we build for.
+func clampInt(v int64) int {
+	return int(min(max(v, math.MinInt32), math.MaxInt32))
+}
+
+func encTP(tp meta.TopicPartition) *pb.TopicPartition {
+	return &pb.TopicPartition{TopicId: tp.TopicID[:], Partition: tp.Partition}
+}
+
+func (d *decoder) tp(p *pb.TopicPartition) meta.TopicPartition {
+	if p == nil {
+		d.fail("partition missing")
+		return meta.TopicPartition{}
+	}
+	return meta.TopicPartition{TopicID: d.topicID(p.TopicId), Partition: p.Partition}
+}
+
+func encTPs(tps []meta.TopicPartition) []*pb.TopicPartition {
+	out := make([]*pb.TopicPartition, len(tps))
+	for i, tp := range tps {
+		out[i] = encTP(tp)
+	}
+	return out
+}
+
+func (d *decoder) tps(ps []*pb.TopicPartition) []meta.TopicPartition {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]meta.TopicPartition, len(ps))
+	for i, p := range ps {
+		out[i] = d.tp(p)
+	}
+	return out
+}
+
+// configs keeps meta's convention: no configs is a nil map.
+func configs(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+func encTopic(t meta.Topic) *pb.Topic {
+	return &pb.Topic{Name: t.Name, Id: t.ID[:], Partitions: t.Partitions, Configs: t.Configs}
+}
+
+// topic decodes a topic; an absent one is the zero Topic.
+func (d *decoder) topic(t *pb.Topic) meta.Topic {
+	if t == nil {
+		return meta.Topic{}
+	}
+	return meta.Topic{Name: t.Name, ID: d.topicID(t.Id), Partitions: t.Partitions, Configs: configs(t.Configs)}
+}
+
+func encTopics(ts []meta.Topic) []*pb.Topic {
+	out := make([]*pb.Topic, len(ts))
+	for i, t := range ts {
+		out[i] = encTopic(t)
+	}
+	return out
+}
+
+func (d *decoder) topics(ts []*pb.Topic) []meta.Topic {
+	if len(ts) == 0 {
+		return nil
+	}
+	out := make([]meta.Topic, len(ts))
+	for i, t := range ts {
+		out[i] = d.topic(t)
+	}
+	return out
+}
+
+func encTopicSpecs(specs []meta.TopicSpec) []*pb.TopicSpec {
+	out := make([]*pb.TopicSpec, len(specs))
+	for i, s := range specs {
+		out[i] = &pb.TopicSpec{Name: s.Name, Partitions: s.Partitions, Configs: s.Configs}
+	}
+	return out
+}
+
+func decTopicSpecs(specs []*pb.TopicSpec) []meta.TopicSpec {
+	out := make([]meta.TopicSpec, len(specs))
+	for i, s := range specs {
+		out[i] = meta.TopicSpec{Name: s.GetName(), Partitions: s.GetPartitions(), Configs: configs(s.GetConfigs())}
+	}
+	return out
+}
+
+func encTopicResults(rs []meta.TopicResult) []*pb.TopicResult {
+	out := make([]*pb.TopicResult, len(rs))
+	for i, r := range rs {
+		out[i] = &pb.TopicResult{Name: r.Name, Topic: encTopic(r.Topic), Error: encodeErr(r.Err)}
+	}
+	return out
+}
+
+func (d *decoder) topicResults(rs []*pb.TopicResult) []meta.TopicResult {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]meta.TopicResult, len(rs))
+	for i, r := range rs {
+		out[i] = meta.TopicResult{Name: r.GetName(), Topic: d.topic(r.GetTopic()), Err: decodeErr(r.GetError())}
+	}
+	return out
+}
+
+func encPartitionStates(ss []meta.PartitionState) []*pb.PartitionState {
+	out := make([]*pb.PartitionState, len(ss))
+	for i, s := range ss {
+		out[i] = &pb.PartitionState{TopicId: s.TopicID[:], Partition: s.Partition,
+			LogStartOffset: s.LogStartOffset, HighWatermark: s.HighWatermark, Error: encodeErr(s.Err)}
+	}
+	return out
+}
+
+func (d *decoder) partitionStates(ss []*pb.PartitionState) []meta.PartitionState {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]meta.PartitionState, len(ss))
+	for i, s := range ss {
+		out[i] = meta.PartitionState{TopicID: d.topicID(s.GetTopicId()), Partition: s.GetPartition(),
+			LogStartOffset: s.GetLogStartOffset(), HighWatermark: s.GetHighWatermark(), Err: decodeErr(s.GetError())}
+	}
+	return out
+}
+
+func encCommit(c meta.SegmentCommit) *pb.CommitSegmentRequest {
+	chunks := make([]*pb.Chunk, len(c.Chunks))
+	for i, ch := range c.Chunks {
+		chunks[i] = &pb.Chunk{TopicId: ch.TopicID[:], Partition: ch.Partition, Start: ch.Start, Length: ch.Length,
+			RecordCount: ch.RecordCount, FirstTimestamp: ch.FirstTimestamp, MaxTimestamp: ch.MaxTimestamp,
+			ProducerId: ch.ProducerID, ProducerEpoch: int32(ch.ProducerEpoch), BaseSequence: ch.BaseSequence}
+	}
+	return &pb.CommitSegmentRequest{SegmentId: c.SegmentID[:], ObjectKey: c.ObjectKey, Size: c.Size, AgentId: c.AgentID, Chunks: chunks}
+}
+
+func (d *decoder) commit(r *pb.CommitSegmentRequest) meta.SegmentCommit {
+	c := meta.SegmentCommit{SegmentID: d.segmentID(r.GetSegmentId()), ObjectKey: r.GetObjectKey(), Size: r.GetSize(), AgentID: r.GetAgentId()}
+	if len(r.GetChunks()) > 0 {
+		c.Chunks = make([]meta.Chunk, len(r.Chunks))
+	}
+	for i, ch := range r.GetChunks() {
+		c.Chunks[i] = meta.Chunk{TopicID: d.topicID(ch.GetTopicId()), Partition: ch.GetPartition(), Start: ch.GetStart(),
+			Length: ch.GetLength(), RecordCount: ch.GetRecordCount(), FirstTimestamp: ch.GetFirstTimestamp(),
+			MaxTimestamp: ch.GetMaxTimestamp(), ProducerID: ch.GetProducerId(),
+			ProducerEpoch: d.int16(ch.GetProducerEpoch(), "producer epoch"), BaseSequence: ch.GetBaseSequence()}
+	}
+	return c
+}
+
+func encCommitResult(r meta.CommitResult) []*pb.ChunkResult {
+	out := make([]*pb.ChunkResult, len(r.Chunks))
+	for i, c := range r.Chunks {
+		out[i] = &pb.ChunkResult{Status: pb.ChunkStatus(c.Status), BaseOffset: c.BaseOffset, LogStartOffset: c.LogStartOffset}
+	}
+	return out
+}
+
+func (d *decoder) commitResult(rs []*pb.ChunkResult) meta.CommitResult {
+	if len(rs) == 0 {
+		return meta.CommitResult{}
+	}
+	out := make([]meta.ChunkResult, len(rs))
+	for i, r := range rs {
+		st := r.GetStatus()
+		if _, ok := pb.ChunkStatus_name[int32(st)]; !ok {
+			d.fail("unknown chunk status %d", st)
+		}
+		out[i] = meta.ChunkResult{Status: meta.ChunkStatus(st), BaseOffset: r.GetBaseOffset(), LogStartOffset: r.GetLogStartOffset()}
+	}
+	return meta.CommitResult{Chunks: out}
+}
+
+func encEntry(e meta.IndexEntry) *pb.IndexEntry {
+	return &pb.IndexEntry{TopicId: e.TopicID[:], Partition: e.Partition, BaseOffset: e.BaseOffset, LastOffset: e.LastOffset,
+		SegmentId: e.SegmentID[:], ObjectKey: e.ObjectKey, ObjectSize: e.ObjectSize, Start: e.Start, Length: e.Length,
+		MaxTimestamp: e.MaxTimestamp}
+}
+
+// entry decodes an index entry; an absent one is the zero entry.
+func (d *decoder) entry(e *pb.IndexEntry) meta.IndexEntry {
+	if e == nil {
+		return meta.IndexEntry{}
+	}
+	return meta.IndexEntry{TopicID: d.topicID(e.TopicId), Partition: e.Partition, BaseOffset: e.BaseOffset,
+		LastOffset: e.LastOffset, SegmentID: d.segmentID(e.SegmentId), ObjectKey: e.ObjectKey, ObjectSize: e.ObjectSize,
+		Start: e.Start, Length: e.Length, MaxTimestamp: e.MaxTimestamp}
+}
+
+func encEntries(es []meta.IndexEntry) []*pb.IndexEntry {
+	out := make([]*pb.IndexEntry, len(es))
+	for i, e := range es {
+		out[i] = encEntry(e)
+	}
+	return out
+}
+
+func (d *decoder) entries(es []*pb.IndexEntry) []meta.IndexEntry {
+	if len(es) == 0 {
+		return nil
+	}
+	out := make([]meta.IndexEntry, len(es))
+	for i, e := range es {
+		out[i] = d.entry(e)
+	}
+	return out
+}
+
+func encEvents(evs []meta.CommitEvent) []*pb.CommitEvent {
+	out := make([]*pb.CommitEvent, len(evs))
+	for i, ev := range evs {
+		out[i] = &pb.CommitEvent{Entry: encEntry(ev.Entry), HighWatermark: ev.HighWatermark}
+	}
+	return out
+}
+
+func (d *decoder) events(evs []*pb.CommitEvent) []meta.CommitEvent {
+	out := make([]meta.CommitEvent, len(evs))
+	for i, ev := range evs {
+		if ev.GetEntry() == nil {
+			d.fail("commit event without an index entry")
+		}
+		out[i] = meta.CommitEvent{Entry: d.entry(ev.GetEntry()), HighWatermark: ev.GetHighWatermark()}
+	}
+	return out
+}
+
+func encPartitionsSpecs(specs []meta.PartitionsSpec) []*pb.PartitionsSpec {
+	out := make([]*pb.PartitionsSpec, len(specs))
+	for i, s := range specs {
+		out[i] = &pb.PartitionsSpec{Name: s.Name, Count: s.Count}
+	}
+	return out
+}
+
+func decPartitionsSpecs(specs []*pb.PartitionsSpec) []meta.PartitionsSpec {
+	out := make([]meta.PartitionsSpec, len(specs))
+	for i, s := range specs {
+		out[i] = meta.PartitionsSpec{Name: s.GetName(), Count: s.GetCount()}
+	}
+	return out
+}
+
+func encConfigChanges(cs []meta.ConfigChange) []*pb.ConfigChange {
+	out := make([]*pb.ConfigChange, len(cs))
+	for i, c := range cs {
+		out[i] = &pb.ConfigChange{Name: c.Name, Value: c.Value}
+	}
+	return out
+}
+
+func decConfigChanges(cs []*pb.ConfigChange) []meta.ConfigChange {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]meta.ConfigChange, len(cs))
+	for i, c := range cs {
+		out[i] = meta.ConfigChange{Name: c.GetName(), Value: c.Value}
+	}
+	return out
+}
+
+func (d *decoder) timestampQuery(q pb.TimestampQuery) meta.TimestampQuery {
+	if _, ok := pb.TimestampQuery_name[int32(q)]; !ok {
+		d.fail("unknown timestamp query %d", q)
+	}
+	return meta.TimestampQuery(q)
+}
+
+func encJoin(r meta.JoinGroupRequest) *pb.JoinGroupRequest {
+	ps := make([]*pb.GroupProtocol, len(r.Protocols))
+	for i, p := range r.Protocols {
+		ps[i] = &pb.GroupProtocol{Name: p.Name, Metadata: p.Metadata}
+	}
+	return &pb.JoinGroupRequest{Group: r.Group, MemberId: r.MemberID, InstanceId: r.InstanceID, ClientId: r.ClientID,
+		ClientHost: r.ClientHost, ProtocolType: r.ProtocolType, Protocols: ps,
+		SessionTimeoutNanos: int64(r.SessionTimeout), RebalanceTimeoutNanos: int64(r.RebalanceTimeout),
+		RequireKnownMember: r.RequireKnownMember}
+}
+
+func decJoin(r *pb.JoinGroupRequest) meta.JoinGroupRequest {
+	out := meta.JoinGroupRequest{Group: r.GetGroup(), MemberID: r.GetMemberId(), InstanceID: r.GetInstanceId(),
+		ClientID: r.GetClientId(), ClientHost: r.GetClientHost(), ProtocolType: r.GetProtocolType(),
+		SessionTimeout: time.Duration(r.GetSessionTimeoutNanos()), RebalanceTimeout: time.Duration(r.GetRebalanceTimeoutNanos()),
+		RequireKnownMember: r.GetRequireKnownMember()}
+	if len(r.GetProtocols()) > 0 {
+		out.Protocols = make([]meta.GroupProtocol, len(r.Protocols))
+		for i, p := range r.Protocols {
+			out.Protocols[i] = meta.GroupProtocol{Name: p.GetName(), Metadata: p.GetMetadata()}
+		}
+	}
+	return out
+}
+
+func encJoinResult(r meta.JoinGroupResult, err error) *pb.JoinGroupResponse {
+	ms := make([]*pb.GroupMember, len(r.Members))
+	for i, m := range r.Members {
+		ms[i] = &pb.GroupMember{MemberId: m.MemberID, InstanceId: m.InstanceID, Metadata: m.Metadata}
+	}
+	return &pb.JoinGroupResponse{Error: encodeErr(err), Generation: r.Generation, ProtocolType: r.ProtocolType,
+		Protocol: r.Protocol, LeaderId: r.LeaderID, MemberId: r.MemberID, Members: ms}
+}
+
+func decJoinResult(r *pb.JoinGroupResponse) meta.JoinGroupResult {
+	out := meta.JoinGroupResult{Generation: r.GetGeneration(), ProtocolType: r.GetProtocolType(), Protocol: r.GetProtocol(),
+		LeaderID: r.GetLeaderId(), MemberID: r.GetMemberId()}
+	if len(r.GetMembers()) > 0 {
+		out.Members = make([]meta.GroupMember, len(r.Members))
+		for i, m := range r.Members {
+			out.Members[i] = meta.GroupMember{MemberID: m.GetMemberId(), InstanceID: m.GetInstanceId(), Metadata: m.GetMetadata()}
+		}
+	}
+	return out
+}
+
+func encLeaving(ms []meta.LeavingMember) []*pb.LeavingMember {
+	out := make([]*pb.LeavingMember, len(ms))
+	for i, m := range ms {
+		out[i] = &pb.LeavingMember{MemberId: m.MemberID, InstanceId: m.InstanceID}
+	}
+	return out
+}
+
+func decLeaving(ms []*pb.LeavingMember) []meta.LeavingMember {
+	out := make([]meta.LeavingMember, len(ms))
+	for i, m := range ms {
+		out[i] = meta.LeavingMember{MemberID: m.GetMemberId(), InstanceID: m.GetInstanceId()}
+	}
+	return out
+}
+
+func encOffsets(os []meta.CommittedOffset) []*pb.CommittedOffset {
+	out := make([]*pb.CommittedOffset, len(os))
+	for i, o := range os {
+		out[i] = &pb.CommittedOffset{TopicId: o.TopicID[:], Partition: o.Partition, Offset: o.Offset,
+			LeaderEpoch: o.LeaderEpoch, Metadata: o.Metadata, CommitTime: o.CommitTime}
+	}
+	return out
+}
+
+func (d *decoder) offsets(os []*pb.CommittedOffset) []meta.CommittedOffset {
+	if len(os) == 0 {
+		return nil
+	}
+	out := make([]meta.CommittedOffset, len(os))
+	for i, o := range os {
+		out[i] = meta.CommittedOffset{
+			TopicPartition: meta.TopicPartition{TopicID: d.topicID(o.GetTopicId()), Partition: o.GetPartition()},
+			Offset:         o.GetOffset(), LeaderEpoch: o.GetLeaderEpoch(), Metadata: o.GetMetadata(), CommitTime: o.GetCommitTime()}
+	}
+	return out
+}
+
+func encGroupListings(ls []meta.GroupListing) []*pb.GroupListing {
+	out := make([]*pb.GroupListing, len(ls))
+	for i, l := range ls {
+		out[i] = &pb.GroupListing{Group: l.Group, ProtocolType: l.ProtocolType, State: l.State}
+	}
+	return out
+}
+
+func decGroupListings(ls []*pb.GroupListing) []meta.GroupListing {
+	if len(ls) == 0 {
+		return nil
+	}
+	out := make([]meta.GroupListing, len(ls))
+	for i, l := range ls {
+		out[i] = meta.GroupListing{Group: l.GetGroup(), ProtocolType: l.GetProtocolType(), State: l.GetState()}
+	}
+	return out
+}
+
+func encDescription(g meta.GroupDescription, err error) *pb.DescribeGroupResponse {
+	ms := make([]*pb.GroupMemberDescription, len(g.Members))
+	for i, m := range g.Members {
+		ms[i] = &pb.GroupMemberDescription{MemberId: m.MemberID, InstanceId: m.InstanceID, ClientId: m.ClientID,
+			ClientHost: m.ClientHost, Metadata: m.Metadata, Assignment: m.Assignment}
+	}
+	return &pb.DescribeGroupResponse{Error: encodeErr(err), Group: g.Group, State: g.State, ProtocolType: g.ProtocolType,
+		Protocol: g.Protocol, Members: ms}
+}
+
+func decDescription(r *pb.DescribeGroupResponse) meta.GroupDescription {
+	out := meta.GroupDescription{Group: r.GetGroup(), State: r.GetState(), ProtocolType: r.GetProtocolType(), Protocol: r.GetProtocol()}
+	if len(r.GetMembers()) > 0 {
+		out.Members = make([]meta.GroupMemberDescription, len(r.Members))
+		for i, m := range r.Members {
+			out.Members[i] = meta.GroupMemberDescription{MemberID: m.GetMemberId(), InstanceID: m.GetInstanceId(),
+				ClientID: m.GetClientId(), ClientHost: m.GetClientHost(), Metadata: m.GetMetadata(), Assignment: m.GetAssignment()}
+		}
+	}
+	return out
+}
+
+func encAgent(a meta.AgentInfo) *pb.AgentInfo {
+	return &pb.AgentInfo{Id: a.ID, Zone: a.Zone, Group: a.Group, Roles: a.Roles, Addr: a.Addr, NodeId: a.NodeID}
+}
+
+func decAgent(a *pb.AgentInfo) meta.AgentInfo {
+	return meta.AgentInfo{ID: a.GetId(), Zone: a.GetZone(), Group: a.GetGroup(), Roles: a.GetRoles(), Addr: a.GetAddr(), NodeID: a.GetNodeId()}
+}
+
+func encAgents(as []meta.AgentInfo) []*pb.AgentInfo {
+	out := make([]*pb.AgentInfo, len(as))
+	for i, a := range as {
+		out[i] = encAgent(a)
+	}
+	return out
+}
+
+func decAgents(as []*pb.AgentInfo) []meta.AgentInfo {
+	if len(as) == 0 {
+		return nil
+	}
+	out := make([]meta.AgentInfo, len(as))
+	for i, a := range as {
+		out[i] = decAgent(a)
+	}
+	return out
+}
+
+// Times travel as unix nanoseconds, the zero time as 0.
+func encTime(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func decTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+func encKeyInfo(k KeyInfo) *pb.KeyInfo {
+	return &pb.KeyInfo{Id: k.ID, Cluster: k.Cluster, CreatedUnixNanos: encTime(k.Created), Revoked: k.Revoked,
+		RevokedAtUnixNanos: encTime(k.RevokedAt)}
+}
+
+func decKeyInfo(k *pb.KeyInfo) KeyInfo {
+	return KeyInfo{ID: k.GetId(), Cluster: k.GetCluster(), Created: decTime(k.GetCreatedUnixNanos()), Revoked: k.GetRevoked(),
+		RevokedAt: decTime(k.GetRevokedAtUnixNanos())}
+}
