@@ -20,18 +20,28 @@ import (
 
 // Config configures an agent. Zero fields take the parts' defaults.
 type Config struct {
-	ID                string
-	NodeID            int32
-	KafkaAddr         string // --kafka-addr
-	AdvertisedAddr    string
-	FlushInterval     time.Duration // --flush-interval
-	MaxSegmentBytes   int           // --max-segment-bytes
-	MaxInFlightBytes  int64         // --max-inflight-bytes
-	MaxRequestBytes   int           // --max-request-bytes
-	CacheBytes        int64         // --cache-bytes
-	BlockSize         int64         // --cache-block-bytes
-	AutoCreateTopics  bool          // --auto-create-topics
-	DefaultPartitions int32         // --default-partitions
+	ID               string
+	NodeID           int32
+	KafkaAddr        string // --kafka-addr
+	AdvertisedAddr   string
+	FlushInterval    time.Duration // --flush-interval
+	MaxSegmentBytes  int           // --max-segment-bytes
+	MaxInFlightBytes int64         // --max-inflight-bytes
+	MaxRequestBytes  int           // --max-request-bytes
+	CacheBytes       int64         // --cache-bytes
+	BlockSize        int64         // --cache-block-bytes
+	AutoCreateTopics bool          // --auto-create-topics
+	Zone             string        // --zone
+	Group            string        // --group
+	Roles            []string      // --roles
+	// RegisterTimeout bounds the first registration with meta (meta
+	// may start after the agent). Default 30s.
+	RegisterTimeout time.Duration
+	// CommitTimeout bounds committing one segment to meta, retries
+	// included; past it its produce requests fail with a retriable
+	// error. Default 10s.
+	CommitTimeout     time.Duration
+	DefaultPartitions int32 // --default-partitions
 	Logger            *slog.Logger
 }
 
@@ -43,6 +53,11 @@ type Agent struct {
 	blocks   *cache.BlockCache
 	pipeline *pipeline.Pipeline
 	server   *server.Server
+	meta     meta.Client
+
+	ttl    time.Duration // registry lease, from meta
+	hbStop chan struct{}
+	hbDone chan struct{}
 }
 
 // Start brings an agent up: index, block cache, pipeline, listener.
@@ -53,7 +68,14 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 	if cfg.ID == "" {
 		cfg.ID = fmt.Sprintf("agent-%d", cfg.NodeID)
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.ID)}
+	if cfg.RegisterTimeout <= 0 {
+		cfg.RegisterTimeout = 30 * time.Second
+	}
+	if cfg.CommitTimeout <= 0 {
+		cfg.CommitTimeout = 10 * time.Second
+	}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.ID), meta: mc,
+		hbStop: make(chan struct{}), hbDone: make(chan struct{})}
 
 	step := func(name string, fn func() error) error {
 		start := time.Now()
@@ -82,6 +104,7 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			FlushInterval:    cfg.FlushInterval,
 			MaxSegmentBytes:  cfg.MaxSegmentBytes,
 			MaxInFlightBytes: cfg.MaxInFlightBytes,
+			CommitTimeout:    cfg.CommitTimeout,
 			AgentID:          cfg.ID,
 			Logger:           a.log,
 			OnUploaded:       a.blocks.Insert,
@@ -93,6 +116,7 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			Addr:              cfg.KafkaAddr,
 			AdvertisedAddr:    cfg.AdvertisedAddr,
 			NodeID:            cfg.NodeID,
+			AgentID:           cfg.ID,
 			MaxRequestBytes:   cfg.MaxRequestBytes,
 			AutoCreateTopics:  cfg.AutoCreateTopics,
 			DefaultPartitions: cfg.DefaultPartitions,
@@ -106,8 +130,19 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 		a.index.Close()
 		return nil, err
 	}
+	if err = step("registration", func() error { return a.register(ctx, cfg.RegisterTimeout) }); err != nil {
+		_ = a.server.Stop(ctx)
+		_ = a.pipeline.Close(ctx)
+		a.blocks.Close()
+		a.index.Close()
+		return nil, err
+	}
+	go a.heartbeat(a.hbStop)
 	return a, nil
 }
+
+// NodeID is the Kafka node id meta assigned to this agent.
+func (a *Agent) NodeID() int32 { return a.server.NodeID() }
 
 // Addr is the Kafka listener's bound address.
 func (a *Agent) Addr() net.Addr { return a.server.Addr() }
@@ -133,6 +168,15 @@ func (a *Agent) Stop(ctx context.Context) error {
 		}
 		a.log.Info("stopped", "part", name, "took", time.Since(start).Round(time.Millisecond), "err", err)
 	}
+	step("registration", func() error {
+		// Leave the registry first, so that other agents stop sending
+		// clients here while this one drains.
+		close(a.hbStop)
+		<-a.hbDone
+		uctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return a.meta.UnregisterAgent(uctx, a.cfg.ID)
+	})
 	step("pipeline", func() error { return a.pipeline.Close(ctx) })
 	step("kafka listener", func() error {
 		// Give queued responses a moment to reach their sockets.

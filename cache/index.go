@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sort"
 	"sync"
@@ -28,6 +29,9 @@ var (
 	mIndexHits   = metrics.NewCounter(`sluice_index_cache_hits_total`)
 	mIndexMisses = metrics.NewCounter(`sluice_index_cache_misses_total`)
 	mIndexResets = metrics.NewCounter(`sluice_index_watch_resets_total`)
+	// mIndexStaleHits counts answers served from the cache while meta
+	// could not be reached.
+	mIndexStaleHits = metrics.NewCounter(`sluice_index_cache_stale_hits_total`)
 )
 
 // Index is the agent's cache of meta's offset index. Meta keeps it current
@@ -225,6 +229,13 @@ func (x *Index) Lookup(ctx context.Context, tp meta.TopicPartition, offset int64
 
 	res, err := x.meta.Lookup(ctx, tp, offset, lookupEntries)
 	if err != nil && res.HighWatermark == 0 && res.LogStartOffset == 0 {
+		if stale, ok := x.staleLookup(tp, offset); ok && errors.Is(err, meta.ErrUnavailable) {
+			// Meta is unreachable, but what the cache holds is
+			// committed and immutable: keep serving it. The high
+			// watermark is the last one seen, a lower bound.
+			mIndexStaleHits.Inc()
+			return stale, nil
+		}
 		return res, err
 	}
 	x.mu.Lock()
@@ -250,6 +261,30 @@ func (x *Index) Lookup(ctx context.Context, tp meta.TopicPartition, offset int64
 	return res, err
 }
 
+// staleLookup answers from the cache while meta cannot be asked: entries
+// holding offset, or an empty answer at the last known high watermark.
+func (x *Index) staleLookup(tp meta.TopicPartition, offset int64) (meta.LookupResult, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	// A partition known only from commit events has no log start from
+	// meta; its last known value (0 until one arrives) is a lower bound.
+	p := x.parts[tp]
+	if p == nil || (!p.logStartKnown && len(p.entries) == 0) {
+		return meta.LookupResult{}, false
+	}
+	res := meta.LookupResult{LogStartOffset: p.logStart, HighWatermark: p.hwm}
+	if offset == p.hwm {
+		return res, true
+	}
+	n := len(p.entries)
+	if n == 0 || offset < p.entries[0].BaseOffset || offset > p.entries[n-1].LastOffset || offset < p.logStart {
+		return meta.LookupResult{}, false
+	}
+	i := sort.Search(n, func(i int) bool { return p.entries[i].LastOffset >= offset })
+	res.Entries = append([]meta.IndexEntry(nil), p.entries[i:min(n, i+lookupEntries)]...)
+	return res, true
+}
+
 // State returns a partition's log start offset and high watermark.
 func (x *Index) State(ctx context.Context, tp meta.TopicPartition) (logStart, hwm int64, err error) {
 	x.mu.Lock()
@@ -262,6 +297,12 @@ func (x *Index) State(ctx context.Context, tp meta.TopicPartition) (logStart, hw
 	x.mu.Unlock()
 	sts, err := x.meta.PartitionStates(ctx, []meta.TopicPartition{tp})
 	if err != nil {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		if p := x.parts[tp]; p != nil && (p.logStartKnown || len(p.entries) > 0) && errors.Is(err, meta.ErrUnavailable) {
+			mIndexStaleHits.Inc()
+			return p.logStart, p.hwm, nil // last known; see staleLookup
+		}
 		return 0, 0, err
 	}
 	if len(sts) != 1 {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"sluice.dev/internal/pgtest"
 )
 
 var sluiceBin string
@@ -37,17 +39,27 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if err := pgtest.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest: cleanup:", err)
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
+// proc is a running sluice process.
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	exited chan error
+	lines  map[string]string // "prefix: value" lines printed on stdout at startup
+}
+
 // playground is a running `sluice playground` process.
 type playground struct {
-	cmd       *exec.Cmd
+	*proc
 	bootstrap string
 	httpAddr  string
-	stderr    *syncBuffer
-	exited    chan error
 }
 
 type syncBuffer struct {
@@ -67,16 +79,18 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startPlayground(t *testing.T, dataDir string, extra ...string) *playground {
+// startProc starts `sluice args...` with env added to the environment and
+// waits until it has printed a "prefix: value" line for every prefix in
+// want (its readiness lines: bootstrap, http, meta).
+func startProc(t *testing.T, name string, env []string, args []string, want ...string) *proc {
 	t.Helper()
-	args := append([]string{"playground", "--data-dir", dataDir, "--kafka-addr", "127.0.0.1:0",
-		"--http-addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(sluiceBin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &playground{cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &proc{name: name, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1), lines: map[string]string{}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -92,28 +106,53 @@ func startPlayground(t *testing.T, dataDir string, extra ...string) *playground 
 	}()
 	go func() { p.exited <- cmd.Wait() }()
 	deadline := time.After(60 * time.Second)
-	for p.bootstrap == "" {
+	ready := func() bool {
+		for _, w := range want {
+			if _, ok := p.lines[w]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	for !ready() {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatalf("playground exited before it was ready:\n%s", p.stderr.String())
+				t.Fatalf("%s exited before it was ready:\n%s", name, p.stderr.String())
 			}
-			if v, ok := strings.CutPrefix(l, "bootstrap: "); ok {
-				p.bootstrap = v
-			}
-			if v, ok := strings.CutPrefix(l, "http: "); ok {
-				p.httpAddr = v
+			if k, v, ok := strings.Cut(l, ": "); ok {
+				p.lines[k] = v
 			}
 		case <-deadline:
 			_ = cmd.Process.Kill()
-			t.Fatalf("playground not ready in 60s:\n%s", p.stderr.String())
+			t.Fatalf("%s not ready in 60s:\n%s", name, p.stderr.String())
 		}
 	}
-	t.Cleanup(func() { p.kill() })
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s stderr (last 4 KiB):\n%s", name, tail(p.stderr.String(), 4096))
+		}
+	})
 	return p
 }
 
-func (p *playground) kill() {
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func startPlayground(t *testing.T, dataDir string, extra ...string) *playground {
+	t.Helper()
+	args := append([]string{"playground", "--data-dir", dataDir, "--kafka-addr", "127.0.0.1:0",
+		"--http-addr", "127.0.0.1:0"}, extra...)
+	p := startProc(t, "playground", nil, args, "bootstrap", "http")
+	return &playground{proc: p, bootstrap: p.lines["bootstrap"], httpAddr: p.lines["http"]}
+}
+
+func (p *proc) kill() {
 	if p.cmd.ProcessState != nil {
 		return
 	}
@@ -125,19 +164,19 @@ func (p *playground) kill() {
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (p *playground) stop(t *testing.T) {
+func (p *proc) stop(t *testing.T) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-p.exited:
 		if err != nil {
-			t.Fatalf("playground exit after SIGTERM: %v\n%s", err, p.stderr.String())
+			t.Fatalf("%s exit after SIGTERM: %v\n%s", p.name, err, p.stderr.String())
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("playground did not stop within 60s of SIGTERM:\n%s", p.stderr.String())
+		t.Fatalf("%s did not stop within 60s of SIGTERM:\n%s", p.name, p.stderr.String())
 	}
 	if !strings.Contains(p.stderr.String(), "stopped cleanly") {
-		t.Fatalf("no clean stop logged:\n%s", p.stderr.String())
+		t.Fatalf("%s: no clean stop logged:\n%s", p.name, p.stderr.String())
 	}
 }
 

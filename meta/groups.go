@@ -242,7 +242,7 @@ func (s *Service) JoinGroup(ctx context.Context, req JoinGroupRequest) (JoinGrou
 	if s.closed.Load() {
 		return JoinGroupResult{}, ErrClosed
 	}
-	if req.Group == "" {
+	if req.Group == "" || len(req.Group) > MaxGroupIDBytes {
 		return JoinGroupResult{}, ErrInvalidGroupID
 	}
 	if req.SessionTimeout < minSessionTimeout || req.SessionTimeout > maxSessionTimeout {
@@ -735,7 +735,7 @@ func (s *Service) CommitOffsets(ctx context.Context, req OffsetCommitRequest) er
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	if req.Group == "" {
+	if req.Group == "" || len(req.Group) > MaxGroupIDBytes {
 		return ErrInvalidGroupID
 	}
 	if g := s.groups.group(req.Group, false); g != nil && (req.MemberID != "" || req.Generation >= 0) {

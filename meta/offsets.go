@@ -7,9 +7,15 @@ import (
 )
 
 // Committed offsets of consumer groups. They are durable like everything
-// else meta writes: an OffsetCommit is answered after its bbolt
+// else meta writes: an OffsetCommit is answered after its store
 // transaction. Group membership (groups.go) is kept in memory: after a
 // restart members rejoin, and the offsets they committed are here.
+
+// MaxGroupIDBytes bounds a group id: it is part of every committed
+// offset's store key, and PostgreSQL cannot index keys much beyond 2 KiB
+// (one over-long id would fail every op of its commit group, other
+// clients' included). Kafka sets no limit; real ids are far shorter.
+const MaxGroupIDBytes = 1024
 
 // CommittedOffset is one partition's committed offset in a group.
 type CommittedOffset struct {

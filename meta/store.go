@@ -63,13 +63,16 @@ var (
 	bucketProducers  = []byte("producers")
 	bucketSegments   = []byte("segments")
 	bucketOffsets    = []byte("offsets")
+	// bucketKeys holds agent keys, in the system store of meta/host
+	// only (hashed; see meta/host/keys.go).
+	bucketKeys = []byte("keys")
 
 	keyFormat    = []byte("format")
 	keyClusterID = []byte("cluster_id")
 	keyNextPID   = []byte("next_producer_id")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketTopics, bucketPartitions, bucketIndex, bucketProducers, bucketSegments, bucketOffsets}
+var allBuckets = [][]byte{bucketMeta, bucketTopics, bucketPartitions, bucketIndex, bucketProducers, bucketSegments, bucketOffsets, bucketKeys}
 
 // loadStore prepares a new store (format, cluster id) or checks an
 // existing one, then reads all of it into memory.

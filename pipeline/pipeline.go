@@ -399,10 +399,10 @@ func (p *Pipeline) commit(seg *segment) (meta.CommitResult, error) {
 		mCommitErrors.Inc()
 		// Commits are idempotent on the segment id, so retrying after an
 		// unknown outcome is safe.
-		if errors.Is(err, meta.ErrClosed) || time.Now().Add(backoff).After(deadline) {
+		if errors.Is(err, meta.ErrClosed) || errors.Is(err, meta.ErrUnauthenticated) || time.Now().Add(backoff).After(deadline) {
 			p.log.Error("segment commit failed; its produce requests fail with a retriable error",
 				"segment", seg.id.String(), "attempts", attempt, "err", err)
-			return res, fmt.Errorf("%w: %v", ErrCommit, err)
+			return res, fmt.Errorf("%w: %w", ErrCommit, err)
 		}
 		time.Sleep(backoff)
 		backoff = min(backoff*2, time.Second)

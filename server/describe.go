@@ -31,12 +31,15 @@ func handleDescribeCluster(s *Server, rc *reqCtx, r kmsg.Request) {
 		rc.respond(resp)
 		return
 	}
-	host, port := s.hostPort()
 	resp.ClusterID = s.clusterID
-	resp.ControllerID = s.cfg.NodeID
-	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID, b.Host, b.Port = s.cfg.NodeID, host, port
-	resp.Brokers = append(resp.Brokers, b)
+	resp.ControllerID = s.nodeID.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	for _, br := range s.brokers(ctx) {
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.Host, b.Port = br.node, br.host, br.port
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	resp.ClusterAuthorizedOperations = -2147483648
 	rc.respond(resp)
 }

@@ -62,6 +62,16 @@ func errorCode(err error) int16 {
 		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, pipeline.ErrUpload):
 		return kerr.KafkaStorageError.Code
+	case errors.Is(err, meta.ErrUnauthenticated):
+		// The agent's key was refused (revoked): not retriable until
+		// an operator acts.
+		return kerr.ClusterAuthorizationFailed.Code
+	case errors.Is(err, meta.ErrInvalidRequest):
+		return kerr.InvalidRequest.Code
+	case errors.Is(err, pipeline.ErrCommit):
+		// The commit's outcome is unknown (meta unreachable): the
+		// client retries; an idempotent producer's retry is deduplicated.
+		return kerr.RequestTimedOut.Code
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, meta.ErrUnavailable):
 		return kerr.RequestTimedOut.Code
 	default:

@@ -65,14 +65,14 @@ func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
 	if rc.version >= 4 {
 		for _, k := range req.CoordinatorKeys {
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
-			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = k, s.cfg.NodeID, host, port, code, msg
+			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = k, s.nodeID.Load(), host, port, code, msg
 			if code != 0 {
 				c.NodeID, c.Host, c.Port = -1, "", -1
 			}
 			resp.Coordinators = append(resp.Coordinators, c)
 		}
 	} else {
-		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, s.cfg.NodeID, host, port
+		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, s.nodeID.Load(), host, port
 		resp.ErrorMessage = msg
 		if code != 0 {
 			resp.NodeID, resp.Host, resp.Port = -1, "", -1

@@ -2,9 +2,9 @@ package server
 
 // Metadata, versions 0–12.
 //
-// Every partition is led by this agent: agents are stateless and any agent
-// may accept any partition (DESIGN.md, produce path step 1). Zone-aware
-// spreading over several agents comes with the agent registry. With
+// Brokers are the live agents of meta's registry; every agent may accept
+// any partition (DESIGN.md, produce path step 1), so partition leaders
+// only spread the load, by rendezvous hashing (agents.go). With
 // --auto-create-topics, unknown topics named in a request that allows it
 // (always before v4) are created with --default-partitions partitions.
 // AuthorizedOperations are not computed (no ACLs yet); they are left at
@@ -12,8 +12,6 @@ package server
 
 import (
 	"context"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -32,14 +30,15 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
 
-	host, portStr, _ := net.SplitHostPort(s.cfg.AdvertisedAddr)
-	port, _ := strconv.Atoi(portStr)
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = s.cfg.NodeID, host, int32(port)
-	resp.Brokers = append(resp.Brokers, b)
+	brokers := s.brokers(ctx)
+	for _, br := range brokers {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = br.node, br.host, br.port
+		resp.Brokers = append(resp.Brokers, b)
+	}
 	cid := s.clusterID
 	resp.ClusterID = &cid
-	resp.ControllerID = s.cfg.NodeID
+	resp.ControllerID = s.nodeID.Load()
 
 	// v0: an empty list means all topics; v1+: null means all.
 	all := req.Topics == nil || (rc.version == 0 && len(req.Topics) == 0)
@@ -136,10 +135,11 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 		for p := int32(0); p < t.Partitions; p++ {
 			mp := kmsg.NewMetadataResponseTopicPartition()
 			mp.Partition = p
-			mp.Leader = s.cfg.NodeID
+			leader := leaderOf(brokers, t.ID, p)
+			mp.Leader = leader
 			mp.LeaderEpoch = 0
-			mp.Replicas = []int32{s.cfg.NodeID}
-			mp.ISR = []int32{s.cfg.NodeID}
+			mp.Replicas = []int32{leader}
+			mp.ISR = []int32{leader}
 			mt.Partitions[p] = mp
 		}
 		resp.Topics = append(resp.Topics, mt)

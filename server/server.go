@@ -38,8 +38,11 @@ type Config struct {
 	// AdvertisedAddr is what Metadata tells clients to dial; defaults to the
 	// bound listener address.
 	AdvertisedAddr string
-	// NodeID is this agent's broker id in Metadata responses.
+	// NodeID is this agent's broker id until meta assigns one
+	// (SetNodeID).
 	NodeID int32
+	// AgentID names this agent in meta's registry (agents.go).
+	AgentID string
 	// MaxRequestBytes bounds one request frame (flag --max-request-bytes).
 	// A larger frame closes the connection: Kafka framing gives no way to
 	// skip it without reading it, and reading it is what the bound forbids.
@@ -99,6 +102,8 @@ type Server struct {
 	connsMu   sync.Mutex
 	conns     map[*conn]struct{} // guarded by connsMu
 	clusterID string
+	nodeID    atomic.Int32
+	view      agentView
 }
 
 // New creates a server; Start begins listening.
@@ -112,6 +117,7 @@ func New(cfg Config, deps Deps) *Server {
 		runDone: make(chan struct{}),
 		conns:   make(map[*conn]struct{}),
 	}
+	s.nodeID.Store(cfg.NodeID)
 	s.topics = newTopicCache(deps.Meta)
 	s.waiters = newFetchWaiters()
 	return s

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"sluice.dev/meta"
@@ -21,6 +22,8 @@ type topicCache struct {
 	mu     sync.RWMutex
 	byName map[string]cachedTopic       // guarded by mu
 	byID   map[meta.TopicID]cachedTopic // guarded by mu
+
+	refreshing atomic.Bool // a background refresh is running
 }
 
 type cachedTopic struct {
@@ -43,21 +46,38 @@ func (tc *topicCache) put(ts []meta.Topic) {
 	tc.mu.Unlock()
 }
 
-// byNames resolves names, asking meta for the ones not cached or stale.
-// Unknown names are absent from the result.
+// byNames resolves names: cached ones at once (stale ones are renewed in
+// the background), the others by asking meta. Unknown names are absent
+// from the result. A stale entry is served rather than nothing while meta
+// cannot be reached: fetches of indexed data keep working through a meta
+// outage, and produces fail only at the commit.
 func (tc *topicCache) byNames(ctx context.Context, names []string) (map[string]meta.Topic, error) {
 	out := make(map[string]meta.Topic, len(names))
-	var missing []string
+	var missing, stale []string
 	now := time.Now()
 	tc.mu.RLock()
 	for _, n := range names {
-		if ct, ok := tc.byName[n]; ok && now.Sub(ct.fetched) < topicTTL {
+		ct, ok := tc.byName[n]
+		switch {
+		case ok && now.Sub(ct.fetched) < topicTTL:
 			out[n] = ct.t
-		} else {
+		case ok:
+			out[n] = ct.t
+			stale = append(stale, n)
+		default:
 			missing = append(missing, n)
 		}
 	}
 	tc.mu.RUnlock()
+	if len(stale) > 0 {
+		tc.refresh(func(ctx context.Context) error {
+			ts, err := tc.meta.Topics(ctx, stale)
+			if err == nil {
+				tc.replace(stale, nil, ts)
+			}
+			return err
+		})
+	}
 	if len(missing) == 0 {
 		return out, nil
 	}
@@ -75,17 +95,31 @@ func (tc *topicCache) byNames(ctx context.Context, names []string) (map[string]m
 // byIDs resolves topic ids the same way.
 func (tc *topicCache) byIDs(ctx context.Context, ids []meta.TopicID) (map[meta.TopicID]meta.Topic, error) {
 	out := make(map[meta.TopicID]meta.Topic, len(ids))
-	var missing []meta.TopicID
+	var missing, stale []meta.TopicID
 	now := time.Now()
 	tc.mu.RLock()
 	for _, id := range ids {
-		if ct, ok := tc.byID[id]; ok && now.Sub(ct.fetched) < topicTTL {
+		ct, ok := tc.byID[id]
+		switch {
+		case ok && now.Sub(ct.fetched) < topicTTL:
 			out[id] = ct.t
-		} else {
+		case ok:
+			out[id] = ct.t
+			stale = append(stale, id)
+		default:
 			missing = append(missing, id)
 		}
 	}
 	tc.mu.RUnlock()
+	if len(stale) > 0 {
+		tc.refresh(func(ctx context.Context) error {
+			ts, err := tc.meta.TopicsByID(ctx, stale)
+			if err == nil {
+				tc.replace(nil, stale, ts)
+			}
+			return err
+		})
+	}
 	if len(missing) == 0 {
 		return out, nil
 	}
@@ -98,6 +132,46 @@ func (tc *topicCache) byIDs(ctx context.Context, ids []meta.TopicID) (map[meta.T
 		out[t.ID] = t
 	}
 	return out, nil
+}
+
+// refresh runs fn in the background unless a refresh is already running:
+// a stale entry is answered at once and renewed behind the request, so a
+// slow or unreachable meta never delays produce or fetch requests for
+// topics the agent knows.
+func (tc *topicCache) refresh(fn func(context.Context) error) {
+	if !tc.refreshing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer tc.refreshing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), topicTTL)
+		defer cancel()
+		_ = fn(ctx) // on error the stale entries stay; the next request tries again
+	}()
+}
+
+// replace stores ts and forgets the asked-for names and ids meta no
+// longer knows (topics deleted through another agent).
+func (tc *topicCache) replace(names []string, ids []meta.TopicID, ts []meta.Topic) {
+	tc.put(ts)
+	found := make(map[meta.TopicID]bool, len(ts))
+	for _, t := range ts {
+		found[t.ID] = true
+	}
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	for _, n := range names {
+		if ct, ok := tc.byName[n]; ok && !found[ct.t.ID] {
+			delete(tc.byName, n)
+			delete(tc.byID, ct.t.ID)
+		}
+	}
+	for _, id := range ids {
+		if ct, ok := tc.byID[id]; ok && !found[id] {
+			delete(tc.byName, ct.t.Name)
+			delete(tc.byID, id)
+		}
+	}
 }
 
 // forget drops cached topics after a change made through this agent.

@@ -12,6 +12,8 @@ const usage = `sluice: Kafka-compatible streaming on object storage, with zero l
 
 Usage:
   sluice playground [flags]   control plane + agent in one process (try it: make run)
+  sluice meta [flags]         the control plane service (and: sluice meta keys create|list|revoke)
+  sluice agent [flags]        a stateless agent connecting to a running meta
   sluice bench MODE [flags]   measure any Kafka cluster: produce, consume or e2e
   sluice version
 
@@ -29,6 +31,10 @@ func main() {
 	switch os.Args[1] {
 	case "playground":
 		err = runPlayground(os.Args[2:])
+	case "meta":
+		err = runMeta(os.Args[2:])
+	case "agent":
+		err = runAgent(os.Args[2:])
 	case "bench":
 		err = runBench(os.Args[2:])
 	case "version", "--version", "-v":

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -27,13 +26,8 @@ func runPlayground(args []string) error {
 	bucket := fs.String("bucket", "", "where segments go: file:///path, a bare path, or s3://bucket/prefix?region=R[&endpoint=URL&path_style=true]; S3 credentials come from the AWS chain and never go to meta (default file://<data-dir>/bucket)")
 	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "Kafka listener address; port 0 picks a free port")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address serving /metrics and /healthz; port 0 picks a free port; empty disables")
-	flush := fs.Duration("flush-interval", 250*time.Millisecond, "how long a segment collects batches before it is sealed and uploaded")
-	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics named in Metadata requests")
-	defParts := fs.Int("default-partitions", 16, "partition count of auto-created topics")
-	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted; larger frames close the connection")
-	maxSeg := fs.Int("max-segment-bytes", 8<<20, "seal a segment early once it holds this many bytes")
-	maxInFlight := fs.Int64("max-inflight-bytes", 256<<20, "produce bytes admitted but not yet acknowledged; past it producers wait")
-	cacheBytes := fs.Int64("cache-bytes", 512<<20, "read cache size in bytes")
+	var af agentFlags
+	af.register(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -45,17 +39,8 @@ func runPlayground(args []string) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case *flush <= 0:
-		return fmt.Errorf("--flush-interval must be positive, got %s", *flush)
-	case *defParts <= 0 || *defParts > 100000:
-		return fmt.Errorf("--default-partitions must be between 1 and 100000, got %d", *defParts)
-	case *maxReq < 1<<10:
-		return fmt.Errorf("--max-request-bytes must be at least 1024, got %d", *maxReq)
-	case *maxSeg < 1<<10:
-		return fmt.Errorf("--max-segment-bytes must be at least 1024, got %d", *maxSeg)
-	case *maxInFlight < int64(*maxSeg):
-		return fmt.Errorf("--max-inflight-bytes (%d) must be at least --max-segment-bytes (%d)", *maxInFlight, *maxSeg)
+	if err := af.validate(); err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -86,32 +71,17 @@ func runPlayground(args []string) error {
 	}
 	store := objstore.Instrument(raw)
 
-	var httpSrv *http.Server
-	var httpLn net.Listener
-	if *httpAddr != "" {
-		httpLn, err = net.Listen("tcp", *httpAddr)
-		if err != nil {
-			store.Close()
-			m.Close()
-			return fmt.Errorf("listen on --http-addr %s: %w", *httpAddr, err)
-		}
-		httpSrv = &http.Server{Handler: httpHandler(), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = httpSrv.Serve(httpLn) }()
+	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr")
+	if err != nil {
+		store.Close()
+		m.Close()
+		return err
 	}
 
-	a, err := agent.Start(ctx, agent.Config{
-		ID:                "playground-0",
-		NodeID:            0,
-		KafkaAddr:         *kafkaAddr,
-		FlushInterval:     *flush,
-		MaxSegmentBytes:   *maxSeg,
-		MaxInFlightBytes:  *maxInFlight,
-		MaxRequestBytes:   *maxReq,
-		CacheBytes:        *cacheBytes,
-		AutoCreateTopics:  *autoCreate,
-		DefaultPartitions: int32(*defParts),
-		Logger:            log,
-	}, m, store)
+	acfg := af.config(log)
+	acfg.ID = "playground-0"
+	acfg.KafkaAddr = *kafkaAddr
+	a, err := agent.Start(ctx, acfg, m, store)
 	if err != nil {
 		if httpSrv != nil {
 			httpSrv.Close()
@@ -121,7 +91,7 @@ func runPlayground(args []string) error {
 		return err
 	}
 	healthy.Store(true)
-	log.Info("playground ready", "kafka", a.AdvertisedAddr(), "data_dir", *dataDir, "bucket", bucketURL, "flush_interval", *flush)
+	log.Info("playground ready", "kafka", a.AdvertisedAddr(), "data_dir", *dataDir, "bucket", bucketURL, "flush_interval", af.flush)
 	if httpLn != nil {
 		fmt.Printf("http: %s\n", httpLn.Addr())
 	}
@@ -164,7 +134,7 @@ func httpHandler() http.Handler {
 		metrics.WritePrometheus(w, true)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !healthy.Load() {
+		if !isHealthy() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}

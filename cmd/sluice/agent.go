@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"sluice.dev/agent"
+	"sluice.dev/meta/rpc"
+	"sluice.dev/objstore"
+)
+
+// runAgent runs one stateless agent: a Kafka listener writing to the
+// bucket, talking to a separately running meta over one outbound gRPC
+// connection.
+func runAgent(args []string) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	metaAddr := fs.String("meta-addr", "127.0.0.1:9093", "meta replicas to connect to, comma-separated host:port; the agent uses the leader and moves on when one is unreachable or a standby")
+	agentKey := fs.String("agent-key", "", "the agent key of this agent's cluster (from 'sluice meta keys create'); default $SLUICE_AGENT_KEY")
+	metaCA := fs.String("meta-ca", "", "PEM CA certificate to verify meta's TLS certificate; plaintext when empty")
+	bucket := fs.String("bucket", "", "where segments go: file:///path, a bare path, or s3://bucket/prefix?region=R[&endpoint=URL&path_style=true]; S3 credentials come from the AWS chain and never go to meta (required)")
+	zone := fs.String("zone", "", "availability zone of this agent")
+	group := fs.String("group", "", "agent group of this agent")
+	roles := fs.String("roles", "", "what this agent is offered for, comma-separated: produce, consume, jobs (default all)")
+	id := fs.String("agent-id", "", "unique id of this agent process (default: host name plus a random suffix)")
+	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "Kafka listener address; port 0 picks a free port")
+	advertise := fs.String("advertise-addr", "", "host:port clients dial for this agent (default: the bound --kafka-addr)")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address serving /metrics and /healthz; port 0 picks a free port; empty disables")
+	var af agentFlags
+	af.register(fs)
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	if err := af.validate(); err != nil {
+		return err
+	}
+	key := envOr(*agentKey, "SLUICE_AGENT_KEY")
+	switch {
+	case key == "":
+		return errors.New("no agent key: pass --agent-key or set SLUICE_AGENT_KEY (create one with 'sluice meta keys create --cluster NAME')")
+	case *bucket == "":
+		return errors.New("--bucket is required: file:///path for a local directory, or s3://bucket/prefix?region=R")
+	case len(splitList(*metaAddr)) == 0:
+		return errors.New("--meta-addr is empty: name at least one meta replica, host:port")
+	}
+	for _, r := range splitList(*roles) {
+		if r != "produce" && r != "consume" && r != "jobs" {
+			return fmt.Errorf("--roles: unknown role %q (produce, consume, jobs)", r)
+		}
+	}
+	agentID := *id
+	if agentID == "" {
+		hn, _ := os.Hostname()
+		var b [4]byte
+		rand.Read(b[:])
+		agentID = hn + "-" + hex.EncodeToString(b[:])
+	}
+	tlsCfg, err := clientTLS(*metaCA)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	mc, err := rpc.Dial(rpc.ClientConfig{Addrs: splitList(*metaAddr), Key: key, TLS: tlsCfg, Logger: log})
+	if err != nil {
+		return fmt.Errorf("--meta-addr %s: %w", *metaAddr, err)
+	}
+	defer mc.Close()
+
+	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
+	raw, err := objstore.Open(octx, *bucket)
+	ocancel()
+	if err != nil {
+		return err // names --bucket
+	}
+	store := objstore.Instrument(raw)
+	defer store.Close()
+
+	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr")
+	if err != nil {
+		return err
+	}
+
+	acfg := af.config(log)
+	acfg.ID = agentID
+	acfg.KafkaAddr = *kafkaAddr
+	acfg.AdvertisedAddr = *advertise
+	acfg.Zone = *zone
+	acfg.Group = *group
+	acfg.Roles = splitList(*roles)
+	a, err := agent.Start(ctx, acfg, mc, store)
+	if err != nil {
+		if httpSrv != nil {
+			httpSrv.Close()
+		}
+		return fmt.Errorf("%w (meta at --meta-addr %s)", err, *metaAddr)
+	}
+	healthy.Store(true)
+	log.Info("agent ready", "id", agentID, "node", a.NodeID(), "kafka", a.AdvertisedAddr(), "zone", *zone, "bucket", *bucket, "meta", *metaAddr)
+	if httpLn != nil {
+		fmt.Printf("http: %s\n", httpLn.Addr())
+	}
+	fmt.Printf("bootstrap: %s\n", a.AdvertisedAddr())
+
+	<-ctx.Done()
+	stop()
+	log.Info("shutting down: finishing in-flight produce requests")
+	healthy.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err = a.Stop(sctx)
+	if httpSrv != nil {
+		_ = httpSrv.Shutdown(sctx)
+	}
+	if err == nil {
+		log.Info("stopped cleanly")
+	}
+	return err
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"sluice.dev/agent"
+)
+
+// agentFlags are the flags the playground and the agent share: how an
+// agent batches, bounds and caches.
+type agentFlags struct {
+	flush       time.Duration
+	autoCreate  bool
+	defParts    int
+	maxReq      int
+	maxSeg      int
+	maxInFlight int64
+	cacheBytes  int64
+}
+
+func (f *agentFlags) register(fs *flag.FlagSet) {
+	fs.DurationVar(&f.flush, "flush-interval", 250*time.Millisecond, "how long a segment collects batches before it is sealed and uploaded")
+	fs.BoolVar(&f.autoCreate, "auto-create-topics", true, "create unknown topics named in Metadata requests")
+	fs.IntVar(&f.defParts, "default-partitions", 16, "partition count of auto-created topics")
+	fs.IntVar(&f.maxReq, "max-request-bytes", 100<<20, "largest request frame accepted; larger frames close the connection")
+	fs.IntVar(&f.maxSeg, "max-segment-bytes", 8<<20, "seal a segment early once it holds this many bytes")
+	fs.Int64Var(&f.maxInFlight, "max-inflight-bytes", 256<<20, "produce bytes admitted but not yet acknowledged; past it producers wait")
+	fs.Int64Var(&f.cacheBytes, "cache-bytes", 512<<20, "read cache size in bytes")
+}
+
+func (f *agentFlags) validate() error {
+	switch {
+	case f.flush <= 0:
+		return fmt.Errorf("--flush-interval must be positive, got %s", f.flush)
+	case f.defParts <= 0 || f.defParts > 100000:
+		return fmt.Errorf("--default-partitions must be between 1 and 100000, got %d", f.defParts)
+	case f.maxReq < 1<<10:
+		return fmt.Errorf("--max-request-bytes must be at least 1024, got %d", f.maxReq)
+	case f.maxSeg < 1<<10:
+		return fmt.Errorf("--max-segment-bytes must be at least 1024, got %d", f.maxSeg)
+	case f.maxInFlight < int64(f.maxSeg):
+		return fmt.Errorf("--max-inflight-bytes (%d) must be at least --max-segment-bytes (%d)", f.maxInFlight, f.maxSeg)
+	case f.cacheBytes < 1<<20:
+		return fmt.Errorf("--cache-bytes must be at least 1 MiB, got %d", f.cacheBytes)
+	}
+	return nil
+}
+
+func (f *agentFlags) config(log *slog.Logger) agent.Config {
+	return agent.Config{
+		FlushInterval:     f.flush,
+		MaxSegmentBytes:   f.maxSeg,
+		MaxInFlightBytes:  f.maxInFlight,
+		MaxRequestBytes:   f.maxReq,
+		CacheBytes:        f.cacheBytes,
+		AutoCreateTopics:  f.autoCreate,
+		DefaultPartitions: int32(f.defParts),
+		Logger:            log,
+	}
+}
+
+// envOr returns the flag's value, or the environment variable's when the
+// flag was left empty (secrets belong in the environment, not in ps).
+func envOr(flagValue, env string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return os.Getenv(env)
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// startHTTP serves /metrics and /healthz on addr; "" serves nothing.
+func startHTTP(addr, flagName string) (*http.Server, net.Listener, error) {
+	if addr == "" {
+		return nil, nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on %s %s: %w", flagName, addr, err)
+	}
+	srv := &http.Server{Handler: httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, ln, nil
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"sluice.dev/meta"
+	"sluice.dev/meta/host"
+	"sluice.dev/meta/rpc"
+)
+
+const metaUsage = `Usage:
+  sluice meta [flags]                                   run the control plane
+  sluice meta keys create --meta-addr ADDR --cluster NAME   print a new agent key (alone, on stdout)
+  sluice meta keys list   --meta-addr ADDR [--cluster NAME]
+  sluice meta keys revoke --meta-addr ADDR --cluster NAME --id KEY_ID
+
+The keys commands need the admin token: --admin-token or SLUICE_ADMIN_TOKEN.
+`
+
+func runMeta(args []string) error {
+	if len(args) > 0 && args[0] == "keys" {
+		return runMetaKeys(args[1:])
+	}
+	fs := flag.NewFlagSet("meta", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), metaUsage, "\nFlags of sluice meta:\n"); fs.PrintDefaults() }
+	listen := fs.String("listen", "127.0.0.1:9093", "address of the gRPC API agents and admins connect to; port 0 picks a free port")
+	advertise := fs.String("advertise-addr", "", "this replica's address as agents reach it, recorded when it leads (default: the bound --listen address)")
+	store := fs.String("store", "./data/meta", "a directory for the embedded store, or a postgres:// URL (several replicas on one PostgreSQL: one leads, the others stand by)")
+	httpAddr := fs.String("http-addr", "127.0.0.1:8081", "HTTP address serving /metrics and /healthz (200 while this replica leads); empty disables")
+	adminToken := fs.String("admin-token", "", "token for the admin API (agent keys); default $SLUICE_ADMIN_TOKEN; empty disables the admin API")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate for the gRPC listener (with --tls-key); plaintext when empty")
+	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
+	agentTTL := fs.Duration("agent-ttl", 10*time.Second, "how long a registered agent stays live without a heartbeat")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log, err := newLogger(*logLevel)
+	if err != nil {
+		return err
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if *agentTTL < time.Second {
+		return fmt.Errorf("--agent-ttl must be at least 1s, got %s", *agentTTL)
+	}
+	token := envOr(*adminToken, "SLUICE_ADMIN_TOKEN")
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on --listen %s: %w", *listen, err)
+	}
+	holder := *advertise
+	if holder == "" {
+		holder = ln.Addr().String()
+	}
+	h, err := host.Open(ctx, host.Config{
+		Store:      *store,
+		AdminToken: token,
+		Holder:     holder,
+		Meta:       meta.Config{AgentTTL: *agentTTL},
+		Logger:     log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer h.Close()
+
+	opts := rpc.ServerOptions()
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+	}
+	gs := grpc.NewServer(opts...)
+	rpc.NewServer(h, log).Register(gs)
+	go func() {
+		if err := gs.Serve(ln); err != nil {
+			log.Error("meta: grpc server stopped", "err", err)
+		}
+	}()
+
+	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr")
+	if err != nil {
+		gs.Stop()
+		return err
+	}
+	leading := h.Leading
+	healthFn.Store(&leading)
+	healthy.Store(true)
+
+	if httpLn != nil {
+		fmt.Printf("http: %s\n", httpLn.Addr())
+	}
+	fmt.Printf("meta: %s\n", ln.Addr())
+	if token == "" {
+		log.Warn("no admin token: the admin API (sluice meta keys) is disabled; set --admin-token or SLUICE_ADMIN_TOKEN")
+	}
+	log.Info("meta ready", "listen", ln.Addr().String(), "store", redactStore(*store), "tls", *tlsCert != "")
+
+	runErr := h.Run(ctx)
+	stop()
+	log.Info("meta: shutting down")
+	healthy.Store(false)
+	// Streams (Watch) never end on their own: give unary calls a moment,
+	// then cut the rest.
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		gs.Stop()
+	}
+	if httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = httpSrv.Shutdown(sctx)
+		cancel()
+	}
+	if err := h.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	if runErr == nil {
+		log.Info("meta: stopped cleanly")
+	}
+	return runErr
+}
+
+// redactStore hides a password in a postgres:// URL for log lines.
+func redactStore(s string) string {
+	if u, err := parseURL(s); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return s
+}
+
+func runMetaKeys(args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, metaUsage)
+		return errors.New("sluice meta keys: name an action: create, list or revoke")
+	}
+	action := args[0]
+	fs := flag.NewFlagSet("meta keys "+action, flag.ContinueOnError)
+	addr := fs.String("meta-addr", "127.0.0.1:9093", "address of a running sluice meta (its leader)")
+	cluster := fs.String("cluster", "", "virtual cluster name")
+	id := fs.String("id", "", "key id to revoke (from list)")
+	token := fs.String("admin-token", "", "admin token; default $SLUICE_ADMIN_TOKEN")
+	ca := fs.String("meta-ca", "", "PEM CA certificate to verify a TLS meta; plaintext when empty")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	tlsCfg, err := clientTLS(*ca)
+	if err != nil {
+		return err
+	}
+	ac, err := rpc.DialAdmin(*addr, envOr(*token, "SLUICE_ADMIN_TOKEN"), tlsCfg)
+	if err != nil {
+		return fmt.Errorf("--meta-addr %s: %w", *addr, err)
+	}
+	defer ac.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	switch action {
+	case "create":
+		if *cluster == "" {
+			return errors.New("sluice meta keys create: --cluster is required")
+		}
+		key, _, err := ac.CreateKey(ctx, *cluster)
+		if err != nil {
+			return err
+		}
+		fmt.Println(key)
+		return nil
+	case "list":
+		keys, err := ac.ListKeys(ctx, *cluster)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tCLUSTER\tCREATED\tSTATE")
+		for _, k := range keys {
+			state := "active"
+			if k.Revoked {
+				state = "revoked " + k.RevokedAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Cluster, k.Created.UTC().Format(time.RFC3339), state)
+		}
+		return tw.Flush()
+	case "revoke":
+		if *cluster == "" || *id == "" {
+			return errors.New("sluice meta keys revoke: --cluster and --id are required (ids come from 'sluice meta keys list')")
+		}
+		if err := ac.RevokeKey(ctx, *cluster, *id); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "revoked key %s of cluster %s\n", *id, *cluster)
+		return nil
+	default:
+		fmt.Fprint(os.Stderr, metaUsage)
+		return fmt.Errorf("sluice meta keys: unknown action %q", action)
+	}
+}
+
+// clientTLS returns a TLS config trusting the CA in file, or nil
+// (plaintext) when file is empty.
+func clientTLS(file string) (*tls.Config, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--meta-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--meta-ca %s: no PEM certificate in it", file)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
