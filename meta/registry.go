@@ -24,6 +24,9 @@ type AgentInfo struct {
 	Group string   // agent group, "" for the default group
 	Roles []string // produce, consume, jobs; empty means all
 	Addr  string   // advertised Kafka address, host:port
+	// PeerAddr is the agent's zone cache listener (cache/peer.go),
+	// host:port; empty when it runs none.
+	PeerAddr string
 	// NodeID is the Kafka node id meta assigned (answers only). It is
 	// derived from ID, so it stays the same across meta restarts unless
 	// two live agents' ids collide.
@@ -79,7 +82,7 @@ func validAgentInfo(a AgentInfo) error {
 		return fmt.Errorf("%w: agent id must be 1 to 256 bytes", ErrInvalidRequest)
 	case a.Addr == "" || len(a.Addr) > 1024:
 		return fmt.Errorf("%w: agent %q has no advertised address", ErrInvalidRequest, a.ID)
-	case len(a.Zone) > 256 || len(a.Group) > 256 || len(a.Roles) > 8:
+	case len(a.Zone) > 256 || len(a.Group) > 256 || len(a.Roles) > 8 || len(a.PeerAddr) > 1024:
 		return fmt.Errorf("%w: agent %q: zone, group or roles too long", ErrInvalidRequest, a.ID)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/binary"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,11 +26,19 @@ import (
 const agentViewTTL = time.Second
 
 type broker struct {
-	id   string
-	node int32
-	host string
-	port int32
-	seed uint64 // xxhash of id, mixed into every partition's score
+	id    string
+	node  int32
+	host  string
+	port  int32
+	seed  uint64 // xxhash of id, mixed into every partition's score
+	zone  string
+	group string
+	roles []string // empty: every role
+}
+
+// hasRole reports whether the broker is offered for role.
+func (b *broker) hasRole(role string) bool {
+	return len(b.roles) == 0 || slices.Contains(b.roles, role)
 }
 
 type agentView struct {
@@ -49,7 +58,8 @@ func (s *Server) NodeID() int32 { return s.nodeID.Load() }
 // self is this agent as a broker.
 func (s *Server) self() broker {
 	host, port := s.hostPort()
-	return broker{id: s.cfg.AgentID, node: s.nodeID.Load(), host: host, port: port, seed: xxhash.Sum64String(s.cfg.AgentID)}
+	return broker{id: s.cfg.AgentID, node: s.nodeID.Load(), host: host, port: port, seed: xxhash.Sum64String(s.cfg.AgentID),
+		zone: s.cfg.Zone, group: s.cfg.Group, roles: s.cfg.Roles}
 }
 
 // brokers returns the live agents, this one always among them (it may
@@ -99,7 +109,8 @@ func (s *Server) loadBrokers(ctx context.Context) []broker {
 		if a.ID == self.id {
 			seen = true
 		}
-		out = append(out, broker{id: a.ID, node: a.NodeID, host: host, port: int32(port), seed: xxhash.Sum64String(a.ID)})
+		out = append(out, broker{id: a.ID, node: a.NodeID, host: host, port: int32(port), seed: xxhash.Sum64String(a.ID),
+			zone: a.Zone, group: a.Group, roles: a.Roles})
 	}
 	if !seen {
 		out = append(out, self)

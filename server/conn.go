@@ -42,6 +42,8 @@ type conn struct {
 	// pendingProduces counts acks=1/all produce requests admitted to the
 	// pipeline and not yet answered.
 	pendingProduces atomic.Int32
+	// zone is whether the client's zone matches the agent's (zones.go).
+	zone atomic.Int32
 }
 
 func newConn(s *Server, gc gnet.Conn) *conn {

@@ -35,7 +35,8 @@ func handleDescribeCluster(s *Server, rc *reqCtx, r kmsg.Request) {
 	resp.ControllerID = s.nodeID.Load()
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
-	for _, br := range s.brokers(ctx) {
+	offered, _ := selectFor(s.brokers(ctx), parseClientID(rc.clientID))
+	for _, br := range offered {
 		b := kmsg.NewDescribeClusterResponseBroker()
 		b.NodeID, b.Host, b.Port = br.node, br.host, br.port
 		resp.Brokers = append(resp.Brokers, b)

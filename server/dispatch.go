@@ -160,6 +160,7 @@ func (s *Server) dispatch(c *conn, seq uint64, frame []byte) (ok bool) {
 	hdr, req, err := parseRequest(frame)
 	rc := &reqCtx{c: c, seq: seq, key: hdr.key, version: hdr.version, corrID: hdr.corrID,
 		clientID: hdr.clientID, start: time.Now()}
+	s.countZoneMatch(c, hdr.clientID)
 	if err != nil {
 		var uv *errUnsupportedVersion
 		if errors.As(err, &uv) && hdr.key == int16(kmsg.ApiVersions) {

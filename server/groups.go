@@ -51,7 +51,9 @@ func strPtr(s string) *string { return &s }
 func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
 	req := r.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	host, port := s.hostPort()
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	offered, _ := selectFor(s.brokers(ctx), parseClientID(rc.clientID))
+	cancel()
 	code := int16(0)
 	var msg *string
 	if req.CoordinatorType != 0 {
@@ -65,14 +67,16 @@ func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
 	if rc.version >= 4 {
 		for _, k := range req.CoordinatorKeys {
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
-			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = k, s.nodeID.Load(), host, port, code, msg
+			b := coordinatorFor(offered, s.cfg.AgentID, k)
+			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = k, b.node, b.host, b.port, code, msg
 			if code != 0 {
 				c.NodeID, c.Host, c.Port = -1, "", -1
 			}
 			resp.Coordinators = append(resp.Coordinators, c)
 		}
 	} else {
-		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, s.nodeID.Load(), host, port
+		b := coordinatorFor(offered, s.cfg.AgentID, req.CoordinatorKey)
+		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, b.node, b.host, b.port
 		resp.ErrorMessage = msg
 		if code != 0 {
 			resp.NodeID, resp.Host, resp.Port = -1, "", -1

@@ -2,9 +2,10 @@ package server
 
 // Metadata, versions 0–12.
 //
-// Brokers are the live agents of meta's registry; every agent may accept
-// any partition (DESIGN.md, produce path step 1), so partition leaders
-// only spread the load, by rendezvous hashing (agents.go). With
+// Brokers are the live agents of meta's registry that serve the client's
+// zone and group (zones.go); every agent may accept any partition
+// (DESIGN.md, produce path step 1), so partition leaders only spread the
+// load, by rendezvous hashing (agents.go). With
 // --auto-create-topics, unknown topics named in a request that allows it
 // (always before v4) are created with --default-partitions partitions.
 // AuthorizedOperations are not computed (no ACLs yet); they are left at
@@ -30,7 +31,7 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
 
-	brokers := s.brokers(ctx)
+	brokers, leaders := selectFor(s.brokers(ctx), parseClientID(rc.clientID))
 	for _, br := range brokers {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID, b.Host, b.Port = br.node, br.host, br.port
@@ -135,7 +136,7 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 		for p := int32(0); p < t.Partitions; p++ {
 			mp := kmsg.NewMetadataResponseTopicPartition()
 			mp.Partition = p
-			leader := leaderOf(brokers, t.ID, p)
+			leader := leaderOf(leaders, t.ID, p)
 			mp.Leader = leader
 			mp.LeaderEpoch = 0
 			mp.Replicas = []int32{leader}

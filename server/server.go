@@ -43,6 +43,10 @@ type Config struct {
 	NodeID int32
 	// AgentID names this agent in meta's registry (agents.go).
 	AgentID string
+	// Zone, Group and Roles place this agent (zones.go).
+	Zone  string
+	Group string
+	Roles []string
 	// MaxRequestBytes bounds one request frame (flag --max-request-bytes).
 	// A larger frame closes the connection: Kafka framing gives no way to
 	// skip it without reading it, and reading it is what the bound forbids.
@@ -82,7 +86,16 @@ type Deps struct {
 	Meta     meta.Client
 	Pipeline *pipeline.Pipeline
 	Index    *cache.Index
-	Blocks   *cache.BlockCache
+	// Blocks serves segment bytes: the agent's BlockCache, or its zone
+	// cache (cache.Zone) when agents of a zone share theirs.
+	Blocks RangeReader
+}
+
+// RangeReader reads a byte range of a segment object (cache.BlockCache's
+// ReadRange contract: the result may alias cache memory, never modify
+// it).
+type RangeReader interface {
+	ReadRange(ctx context.Context, key string, objectSize, off, length int64) ([]byte, error)
 }
 
 // Server is a running Kafka listener.
@@ -104,6 +117,7 @@ type Server struct {
 	clusterID string
 	nodeID    atomic.Int32
 	view      agentView
+	zoneConns [2]atomic.Int64 // open connections whose client's zone matches / does not
 }
 
 // New creates a server; Start begins listening.
@@ -256,6 +270,7 @@ func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	c.markClosed()
+	s.uncountZone(c)
 	s.connsMu.Lock()
 	delete(s.conns, c)
 	s.connsMu.Unlock()

@@ -103,6 +103,9 @@ func TestKeysAndIsolation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if id, _ := cb.ClusterID(ctx); id != idB {
+		t.Fatalf("cluster b's id changed across a restart: %s, was %s", id, idB)
+	}
 	keys, err := h.ListKeys(ctx, "")
 	if err != nil || len(keys) != 2 || !keys[0].Revoked || keys[1].Revoked {
 		t.Fatalf("keys after restart: %+v (%v)", keys, err)

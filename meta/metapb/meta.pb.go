@@ -3741,6 +3741,7 @@ type AgentInfo struct {
 	Roles         []string               `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
 	Addr          string                 `protobuf:"bytes,5,opt,name=addr,proto3" json:"addr,omitempty"`
 	NodeId        int32                  `protobuf:"varint,6,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	PeerAddr      string                 `protobuf:"bytes,7,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"` // the agent-to-agent cache listener, host:port
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3815,6 +3816,13 @@ func (x *AgentInfo) GetNodeId() int32 {
 		return x.NodeId
 	}
 	return 0
+}
+
+func (x *AgentInfo) GetPeerAddr() string {
+	if x != nil {
+		return x.PeerAddr
+	}
+	return ""
 }
 
 type RegisterAgentRequest struct {
@@ -4678,14 +4686,15 @@ const file_meta_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12#\n" +
 	"\rprotocol_type\x18\x04 \x01(\tR\fprotocolType\x12\x1a\n" +
 	"\bprotocol\x18\x05 \x01(\tR\bprotocol\x12@\n" +
-	"\amembers\x18\x06 \x03(\v2&.sluice.meta.v1.GroupMemberDescriptionR\amembers\"\x88\x01\n" +
+	"\amembers\x18\x06 \x03(\v2&.sluice.meta.v1.GroupMemberDescriptionR\amembers\"\xa5\x01\n" +
 	"\tAgentInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04zone\x18\x02 \x01(\tR\x04zone\x12\x14\n" +
 	"\x05group\x18\x03 \x01(\tR\x05group\x12\x14\n" +
 	"\x05roles\x18\x04 \x03(\tR\x05roles\x12\x12\n" +
 	"\x04addr\x18\x05 \x01(\tR\x04addr\x12\x17\n" +
-	"\anode_id\x18\x06 \x01(\x05R\x06nodeId\"G\n" +
+	"\anode_id\x18\x06 \x01(\x05R\x06nodeId\x12\x1b\n" +
+	"\tpeer_addr\x18\a \x01(\tR\bpeerAddr\"G\n" +
 	"\x14RegisterAgentRequest\x12/\n" +
 	"\x05agent\x18\x01 \x01(\v2\x19.sluice.meta.v1.AgentInfoR\x05agent\"z\n" +
 	"\x15RegisterAgentResponse\x12+\n" +

@@ -456,11 +456,11 @@ func decDescription(r *pb.DescribeGroupResponse) meta.GroupDescription {
 }
 
 func encAgent(a meta.AgentInfo) *pb.AgentInfo {
-	return &pb.AgentInfo{Id: a.ID, Zone: a.Zone, Group: a.Group, Roles: a.Roles, Addr: a.Addr, NodeId: a.NodeID}
+	return &pb.AgentInfo{Id: a.ID, Zone: a.Zone, Group: a.Group, Roles: a.Roles, Addr: a.Addr, NodeId: a.NodeID, PeerAddr: a.PeerAddr}
 }
 
 func decAgent(a *pb.AgentInfo) meta.AgentInfo {
-	return meta.AgentInfo{ID: a.GetId(), Zone: a.GetZone(), Group: a.GetGroup(), Roles: a.GetRoles(), Addr: a.GetAddr(), NodeID: a.GetNodeId()}
+	return meta.AgentInfo{ID: a.GetId(), Zone: a.GetZone(), Group: a.GetGroup(), Roles: a.GetRoles(), Addr: a.GetAddr(), NodeID: a.GetNodeId(), PeerAddr: a.GetPeerAddr()}
 }
 
 func encAgents(as []meta.AgentInfo) []*pb.AgentInfo {
