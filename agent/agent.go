@@ -34,6 +34,14 @@ type Config struct {
 	Zone             string        // --zone
 	Group            string        // --group
 	Roles            []string      // --roles
+	// PeerListen, when set, runs the zone cache (cache.Zone): agents of
+	// one zone share their block caches over an authenticated peer
+	// protocol on this address. PeerSecret authenticates it (every agent
+	// of the cluster's zone shares it); PeerAdvertise is what the others
+	// dial (default: the bound address).
+	PeerListen    string
+	PeerAdvertise string
+	PeerSecret    []byte
 	// RegisterTimeout bounds the first registration with meta (meta
 	// may start after the agent). Default 30s.
 	RegisterTimeout time.Duration
@@ -54,6 +62,8 @@ type Agent struct {
 	pipeline *pipeline.Pipeline
 	server   *server.Server
 	meta     meta.Client
+	zone     *cache.Zone // nil without a peer listener
+	peerView *peerView
 
 	ttl    time.Duration // registry lease, from meta
 	hbStop chan struct{}
@@ -99,6 +109,17 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 		a.index.Close()
 		return nil, err
 	}
+	if err = step("zone cache", a.startZone); err != nil {
+		a.blocks.Close()
+		a.index.Close()
+		return nil, err
+	}
+	// Reads and fresh uploads go through the zone cache when there is one.
+	var reader server.RangeReader = a.blocks
+	onUploaded := a.blocks.Insert
+	if a.zone != nil {
+		reader, onUploaded = a.zone, a.zone.Uploaded
+	}
 	_ = step("pipeline", func() error {
 		a.pipeline = pipeline.New(pipeline.Config{
 			FlushInterval:    cfg.FlushInterval,
@@ -107,7 +128,7 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			CommitTimeout:    cfg.CommitTimeout,
 			AgentID:          cfg.ID,
 			Logger:           a.log,
-			OnUploaded:       a.blocks.Insert,
+			OnUploaded:       onUploaded,
 		}, store, mc)
 		return nil
 	})
@@ -117,15 +138,19 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			AdvertisedAddr:    cfg.AdvertisedAddr,
 			NodeID:            cfg.NodeID,
 			AgentID:           cfg.ID,
+			Zone:              cfg.Zone,
+			Group:             cfg.Group,
+			Roles:             cfg.Roles,
 			MaxRequestBytes:   cfg.MaxRequestBytes,
 			AutoCreateTopics:  cfg.AutoCreateTopics,
 			DefaultPartitions: cfg.DefaultPartitions,
 			Multicore:         true,
 			Logger:            a.log,
-		}, server.Deps{Meta: mc, Pipeline: a.pipeline, Index: a.index, Blocks: a.blocks})
+		}, server.Deps{Meta: mc, Pipeline: a.pipeline, Index: a.index, Blocks: reader})
 		return a.server.Start(ctx)
 	}); err != nil {
 		_ = a.pipeline.Close(ctx)
+		a.closeZone()
 		a.blocks.Close()
 		a.index.Close()
 		return nil, err
@@ -133,12 +158,21 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 	if err = step("registration", func() error { return a.register(ctx, cfg.RegisterTimeout) }); err != nil {
 		_ = a.server.Stop(ctx)
 		_ = a.pipeline.Close(ctx)
+		a.closeZone()
 		a.blocks.Close()
 		a.index.Close()
 		return nil, err
 	}
 	go a.heartbeat(a.hbStop)
+	a.startPeerView(ctx)
 	return a, nil
+}
+
+func (a *Agent) closeZone() error {
+	if a.zone == nil {
+		return nil
+	}
+	return a.zone.Close()
 }
 
 // NodeID is the Kafka node id meta assigned to this agent.
@@ -183,6 +217,7 @@ func (a *Agent) Stop(ctx context.Context) error {
 		a.server.FlushResponses(ctx, time.Second)
 		return a.server.Stop(ctx)
 	})
+	step("zone cache", func() error { a.stopPeerView(); return a.closeZone() })
 	step("block cache", func() error { a.blocks.Close(); return nil })
 	step("index", func() error { a.index.Close(); return nil })
 	return first

@@ -40,13 +40,17 @@ func (a *Agent) register(ctx context.Context, timeout time.Duration) error {
 }
 
 func (a *Agent) info() meta.AgentInfo {
-	return meta.AgentInfo{
+	info := meta.AgentInfo{
 		ID:    a.cfg.ID,
 		Zone:  a.cfg.Zone,
 		Group: a.cfg.Group,
 		Roles: a.cfg.Roles,
 		Addr:  a.server.AdvertisedAddr(),
 	}
+	if a.zone != nil {
+		info.PeerAddr = a.zone.Addr()
+	}
+	return info
 }
 
 // heartbeat renews the registration several times per TTL until stop is

@@ -5,6 +5,12 @@
 //
 //	blocks.go  BlockCache: fixed-size blocks of immutable objects in a
 //	           byte-bounded ristretto cache, with misses coalesced per block
+//	window.go  window: an LRU of recent blocks in front of ristretto
+//	zone.go    Zone: the zone-distributed cache; each block has one owner
+//	           among the zone's agents (rendezvous hashing), others ask it;
+//	           ring, push queue, counters
+//	peer.go    the agent-to-agent protocol Zone speaks: signed HTTP GET and
+//	           PUT of blocks, lz4 on the wire, bounded bodies
 //	index.go   Index: the agent's copy of meta's offset index, kept current
 //	           by Watch
 //
@@ -456,6 +462,49 @@ func (c *BlockCache) runLoad(ctx context.Context, lk loadKey, bk blockKey, l *lo
 	return data, nil
 }
 
+// BlockSize returns the size of the blocks the cache reads and keeps.
+func (c *BlockCache) BlockSize() int64 { return c.blockSize }
+
+// Block returns block idx of the object key, whose total size is
+// objectSize, from the cache or read whole from the store (misses are
+// coalesced as in ReadRange).
+//
+// !!! The result is the cached block itself, shared with every other
+// reader: NEVER modify it (its capacity ends with the block).
+func (c *BlockCache) Block(ctx context.Context, key string, idx uint32, objectSize int64) ([]byte, error) {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	if objectSize <= 0 || int64(idx) > (objectSize-1)/c.blockSize {
+		return nil, fmt.Errorf("cache: block %d outside %q of size %d", idx, key, objectSize)
+	}
+	return c.block(ctx, key, blockKey{xxhash.Sum64String(key), idx}, objectSize)
+}
+
+// InsertBlock caches block idx of the object key, of objectSize bytes,
+// as a block pushed by another agent. It TAKES OWNERSHIP of data (see
+// Insert) and refuses data whose length does not fit objectSize. It
+// returns once ristretto has applied the Set.
+func (c *BlockCache) InsertBlock(key string, idx uint32, objectSize int64, data []byte) error {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if objectSize <= 0 || int64(idx) > (objectSize-1)/c.blockSize {
+		return fmt.Errorf("cache: block %d outside %q of size %d", idx, key, objectSize)
+	}
+	if err := c.checkLen(key, idx, data, objectSize); err != nil {
+		return err
+	}
+	c.add(blockKey{xxhash.Sum64String(key), idx}.hash(), &block{key: key, idx: idx, data: data[:len(data):len(data)]})
+	insertedBytes.Add(len(data))
+	c.cache.Wait()
+	return nil
+}
+
 // Insert caches a freshly uploaded object, split into blocks, so that tail
 // reads need no GET.
 //
@@ -468,6 +517,12 @@ func (c *BlockCache) runLoad(ctx context.Context, lk loadKey, bk blockKey, l *lo
 // It returns once ristretto has applied the Sets, so the next ReadRange
 // finds every block that was admitted.
 func (c *BlockCache) Insert(key string, object []byte) {
+	c.insert(key, object, nil)
+}
+
+// insert is Insert of the blocks keep accepts (all when keep is nil):
+// Zone.Uploaded keeps the blocks this agent owns.
+func (c *BlockCache) insert(key string, object []byte, keep func(idx uint32) bool) {
 	c.closeMu.RLock()
 	defer c.closeMu.RUnlock()
 	n := int64(len(object))
@@ -481,6 +536,9 @@ func (c *BlockCache) Insert(key string, object []byte) {
 	// that block, and the byte bound (invariant 7) would not hold.
 	multi := n > c.blockSize
 	for idx := int64(0); idx*c.blockSize < n; idx++ {
+		if keep != nil && !keep(uint32(idx)) {
+			continue
+		}
 		start := idx * c.blockSize
 		end := min(start+c.blockSize, n)
 		// The capacity ends with the block: a reader's append must not

@@ -627,3 +627,40 @@ func TestMetaOverTLS(t *testing.T) {
 	a.stop(t)
 	m.stop(t)
 }
+
+// TestPlaygroundZones: `sluice playground --agents 3 --zones a,b,c`
+// prints every agent with its zone, and a client of zone c produces and
+// consumes through zone c's agent only.
+func TestPlaygroundZones(t *testing.T) {
+	p := startProc(t, "playground", nil, []string{"playground", "--data-dir", t.TempDir(), "--kafka-addr", "127.0.0.1:0",
+		"--http-addr", "127.0.0.1:0", "--agents", "3", "--zones", "a,b,c"}, "bootstrap", "http", "agent 0", "agent 1", "agent 2")
+	bootstrap := p.lines["bootstrap"]
+	for i, z := range []string{"a", "b", "c"} {
+		line := p.lines[fmt.Sprintf("agent %d", i)]
+		if !strings.Contains(line, "zone="+z) {
+			t.Fatalf("agent %d line %q lacks its zone %s", i, line, z)
+		}
+	}
+	addrs := strings.Split(strings.Fields(bootstrap)[0], ",")
+	if len(addrs) != 3 || !strings.Contains(bootstrap, "zone=b") {
+		t.Fatalf("bootstrap %q does not list 3 agents with their zones", bootstrap)
+	}
+	ctx := testCtx(t, time.Minute)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ClientID("e2e,sluice_az=c"),
+		kgo.DefaultProduceTopic("zones"), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Brokers) != 1 || net.JoinHostPort(md.Brokers[0].Host, fmt.Sprint(md.Brokers[0].Port)) != addrs[2] {
+		t.Fatalf("a zone-c client is offered %+v, want only %s", md.Brokers, addrs[2])
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("in zone c")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t)
+}

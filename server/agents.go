@@ -20,6 +20,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"sluice.dev/internal/rendezvous"
 	"sluice.dev/meta"
 )
 
@@ -130,21 +131,10 @@ func leaderOf(bs []broker, topic meta.TopicID, partition int32) int32 {
 	h := xxhash.Sum64(key[:])
 	best, bestScore := bs[0].node, uint64(0)
 	for i, b := range bs {
-		score := mix(h ^ b.seed)
+		score := rendezvous.Score(h, b.seed)
 		if i == 0 || score > bestScore {
 			best, bestScore = b.node, score
 		}
 	}
 	return best
-}
-
-// mix is the splitmix64 finalizer: it turns the xor of two hashes into a
-// well-spread score.
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return x
 }

@@ -20,6 +20,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/cespare/xxhash/v2"
+
+	"sluice.dev/internal/rendezvous"
 )
 
 var (
@@ -101,7 +103,7 @@ func coordinatorFor(offered []broker, selfID, key string) broker {
 	h := xxhash.Sum64String(key)
 	best, bestScore := offered[0], uint64(0)
 	for i, b := range offered {
-		if score := mix(h ^ b.seed); i == 0 || score > bestScore {
+		if score := rendezvous.Score(h, b.seed); i == 0 || score > bestScore {
 			best, bestScore = b, score
 		}
 	}

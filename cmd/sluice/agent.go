@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -16,6 +18,18 @@ import (
 	"sluice.dev/meta/rpc"
 	"sluice.dev/objstore"
 )
+
+// peerSecret returns the zone cache secret: the one given, else one
+// derived from the agent key. Meta stores only a SHA-256 of the key, and
+// this derivation is an HMAC under a label, so meta cannot compute it.
+func peerSecretFrom(given, agentKey string) []byte {
+	if given != "" {
+		return []byte(given)
+	}
+	m := hmac.New(sha256.New, []byte(agentKey))
+	m.Write([]byte("sluice zone cache peer secret v1"))
+	return m.Sum(nil)
+}
 
 // runAgent runs one stateless agent: a Kafka listener writing to the
 // bucket, talking to a separately running meta over one outbound gRPC
@@ -33,6 +47,9 @@ func runAgent(args []string) error {
 	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "Kafka listener address; port 0 picks a free port")
 	advertise := fs.String("advertise-addr", "", "host:port clients dial for this agent (default: the bound --kafka-addr)")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address serving /metrics and /healthz; port 0 picks a free port; empty disables")
+	peerAddr := fs.String("peer-addr", "127.0.0.1:0", "listener of the zone cache: agents of one zone fetch blocks from each other here; empty turns the shared cache off")
+	peerAdvertise := fs.String("peer-advertise-addr", "", "host:port other agents dial for --peer-addr (default: the bound address)")
+	peerSecret := fs.String("peer-secret", "", "secret shared by the agents of a cluster that authenticates the zone cache protocol (default $SLUICE_PEER_SECRET, else derived from the agent key: agents with different keys then need one)")
 	var af agentFlags
 	af.register(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -93,11 +110,6 @@ func runAgent(args []string) error {
 	store := objstore.Instrument(raw)
 	defer store.Close()
 
-	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr")
-	if err != nil {
-		return err
-	}
-
 	acfg := af.config(log)
 	acfg.ID = agentID
 	acfg.KafkaAddr = *kafkaAddr
@@ -105,12 +117,19 @@ func runAgent(args []string) error {
 	acfg.Zone = *zone
 	acfg.Group = *group
 	acfg.Roles = splitList(*roles)
+	if *peerAddr != "" {
+		acfg.PeerListen = *peerAddr
+		acfg.PeerAdvertise = *peerAdvertise
+		acfg.PeerSecret = peerSecretFrom(envOr(*peerSecret, "SLUICE_PEER_SECRET"), key)
+	}
 	a, err := agent.Start(ctx, acfg, mc, store)
 	if err != nil {
-		if httpSrv != nil {
-			httpSrv.Close()
-		}
 		return fmt.Errorf("%w (meta at --meta-addr %s)", err, *metaAddr)
+	}
+	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr", a.WriteMetrics)
+	if err != nil {
+		_ = a.Stop(context.Background())
+		return err
 	}
 	healthy.Store(true)
 	log.Info("agent ready", "id", agentID, "node", a.NodeID(), "kafka", a.AdvertisedAddr(), "zone", *zone, "bucket", *bucket, "meta", *metaAddr)

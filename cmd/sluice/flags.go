@@ -3,10 +3,12 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,8 +88,26 @@ func splitList(v string) []string {
 	return out
 }
 
+// shiftPort returns addr with its port increased by i (port 0 stays 0:
+// every listener picks its own).
+func shiftPort(addr string, i int) (string, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port+i > 65535 {
+		return "", fmt.Errorf("bad port in %q", addr)
+	}
+	if port == 0 {
+		return addr, nil
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port+i)), nil
+}
+
 // startHTTP serves /metrics and /healthz on addr; "" serves nothing.
-func startHTTP(addr, flagName string) (*http.Server, net.Listener, error) {
+// extra, when set, adds series to /metrics (an agent's own).
+func startHTTP(addr, flagName string, extra func(io.Writer)) (*http.Server, net.Listener, error) {
 	if addr == "" {
 		return nil, nil, nil
 	}
@@ -95,7 +115,7 @@ func startHTTP(addr, flagName string) (*http.Server, net.Listener, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on %s %s: %w", flagName, addr, err)
 	}
-	srv := &http.Server{Handler: httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: httpHandler(extra), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln, nil
 }

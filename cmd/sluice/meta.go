@@ -105,7 +105,7 @@ func runMeta(args []string) error {
 		}
 	}()
 
-	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr")
+	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr", nil)
 	if err != nil {
 		gs.Stop()
 		return err

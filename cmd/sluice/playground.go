@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -26,6 +29,8 @@ func runPlayground(args []string) error {
 	bucket := fs.String("bucket", "", "where segments go: file:///path, a bare path, or s3://bucket/prefix?region=R[&endpoint=URL&path_style=true]; S3 credentials come from the AWS chain and never go to meta (default file://<data-dir>/bucket)")
 	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "Kafka listener address; port 0 picks a free port")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address serving /metrics and /healthz; port 0 picks a free port; empty disables")
+	nAgents := fs.Int("agents", 1, "agents to run in this process; the first listens on --kafka-addr and --http-addr, the others on the following ports")
+	zones := fs.String("zones", "", "comma-separated zones the agents are spread over round-robin (default: one unnamed zone)")
 	var af agentFlags
 	af.register(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -41,6 +46,13 @@ func runPlayground(args []string) error {
 	}
 	if err := af.validate(); err != nil {
 		return err
+	}
+	if *nAgents < 1 || *nAgents > 64 {
+		return fmt.Errorf("--agents must be between 1 and 64, got %d", *nAgents)
+	}
+	zoneList := splitList(*zones)
+	if len(zoneList) == 0 {
+		zoneList = []string{""}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -71,31 +83,88 @@ func runPlayground(args []string) error {
 	}
 	store := objstore.Instrument(raw)
 
-	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr")
-	if err != nil {
-		store.Close()
-		m.Close()
-		return err
-	}
-
-	acfg := af.config(log)
-	acfg.ID = "playground-0"
-	acfg.KafkaAddr = *kafkaAddr
-	a, err := agent.Start(ctx, acfg, m, store)
-	if err != nil {
-		if httpSrv != nil {
-			httpSrv.Close()
+	// Agents of one zone share their caches over an authenticated peer
+	// protocol; in one process a random secret will do.
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	var agents []*agent.Agent
+	var https []*http.Server
+	stopAll := func(ctx context.Context) error {
+		var first error
+		for _, a := range agents {
+			if err := a.Stop(ctx); err != nil && first == nil {
+				first = err
+			}
 		}
-		store.Close()
-		m.Close()
-		return err
+		for _, h := range https {
+			_ = h.Shutdown(ctx)
+		}
+		return first
+	}
+	var lines []string
+	for i := range *nAgents {
+		kaddr, err := shiftPort(*kafkaAddr, i)
+		if err != nil {
+			return fmt.Errorf("--kafka-addr: %w", err)
+		}
+		acfg := af.config(log)
+		acfg.ID = fmt.Sprintf("playground-%d", i)
+		acfg.KafkaAddr = kaddr
+		acfg.Zone = zoneList[i%len(zoneList)]
+		if *nAgents > 1 {
+			acfg.PeerListen = "127.0.0.1:0"
+			acfg.PeerSecret = secret
+		}
+		a, err := agent.Start(ctx, acfg, m, store)
+		if err != nil {
+			_ = stopAll(context.Background())
+			store.Close()
+			m.Close()
+			return fmt.Errorf("start agent %d: %w", i, err)
+		}
+		agents = append(agents, a)
+		httpAt := ""
+		if *httpAddr != "" {
+			haddr, err := shiftPort(*httpAddr, i)
+			if err != nil {
+				_ = stopAll(context.Background())
+				store.Close()
+				m.Close()
+				return fmt.Errorf("--http-addr: %w", err)
+			}
+			srv, ln, err := startHTTP(haddr, "--http-addr", a.WriteMetrics)
+			if err != nil {
+				_ = stopAll(context.Background())
+				store.Close()
+				m.Close()
+				return err
+			}
+			https = append(https, srv)
+			httpAt = ln.Addr().String()
+		}
+		if i == 0 && httpAt != "" {
+			fmt.Printf("http: %s\n", httpAt)
+		}
+		zone := acfg.Zone
+		if zone == "" {
+			zone = "-"
+		}
+		lines = append(lines, fmt.Sprintf("%s zone=%s http=%s", a.AdvertisedAddr(), zone, httpAt))
 	}
 	healthy.Store(true)
-	log.Info("playground ready", "kafka", a.AdvertisedAddr(), "data_dir", *dataDir, "bucket", bucketURL, "flush_interval", af.flush)
-	if httpLn != nil {
-		fmt.Printf("http: %s\n", httpLn.Addr())
+	log.Info("playground ready", "agents", len(agents), "kafka", agents[0].AdvertisedAddr(), "data_dir", *dataDir, "bucket", bucketURL, "flush_interval", af.flush)
+	if len(agents) == 1 {
+		fmt.Printf("bootstrap: %s\n", agents[0].AdvertisedAddr())
+	} else {
+		addrs := make([]string, len(agents))
+		for i, a := range agents {
+			addrs[i] = a.AdvertisedAddr()
+		}
+		fmt.Printf("bootstrap: %s  [%s]\n", strings.Join(addrs, ","), strings.Join(lines, "; "))
+		for i, l := range lines {
+			fmt.Printf("agent %d: %s\n", i, l)
+		}
 	}
-	fmt.Printf("bootstrap: %s\n", a.AdvertisedAddr())
 
 	<-ctx.Done()
 	stop()
@@ -103,10 +172,7 @@ func runPlayground(args []string) error {
 	healthy.Store(false)
 	sctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	err = a.Stop(sctx)
-	if httpSrv != nil {
-		_ = httpSrv.Shutdown(sctx)
-	}
+	err = stopAll(sctx)
 	if cerr := store.Close(); err == nil {
 		err = cerr
 	}
@@ -127,11 +193,16 @@ func newLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-func httpHandler() http.Handler {
+// httpHandler serves /metrics (the process's series, then extra's, when
+// set: an agent's own) and /healthz.
+func httpHandler(extra func(io.Writer)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		metrics.WritePrometheus(w, true)
+		if extra != nil {
+			extra(w)
+		}
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !isHealthy() {
