@@ -395,3 +395,105 @@ func TestZonesCatchUp(t *testing.T) {
 		t.Errorf("zone a, which nobody read from, fetched %d blocks", len(perZone["a"]))
 	}
 }
+
+// TestZonePinnedGroup: a produce-only agent group pinned to zone a. A
+// producer that names the group is offered only that group's agents and
+// produces through them; a consumer of zone b in the default group is
+// offered only zone b's agent and reads everything back.
+func TestZonePinnedGroup(t *testing.T) {
+	dir := t.TempDir()
+	m, err := meta.Open(meta.Config{Dir: filepath.Join(dir, "meta"), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	bucket, err := objstore.NewLocal(filepath.Join(dir, "bucket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := func(id, zone, group string, roles ...string) *agent.Agent {
+		a, err := agent.Start(ctx, agent.Config{ID: id, KafkaAddr: "127.0.0.1:0", Zone: zone, Group: group, Roles: roles,
+			FlushInterval: 50 * time.Millisecond, AutoCreateTopics: true, DefaultPartitions: 4,
+			PeerListen: "127.0.0.1:0", PeerSecret: []byte("pinned-group-secret-0123456789"), Logger: quietLogger()}, m, bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = a.Stop(context.Background()) })
+		return a
+	}
+	ingest1 := start("ingest-1", "a", "ingest", "produce")
+	ingest2 := start("ingest-2", "a", "ingest", "produce")
+	readerA := start("reader-a", "a", "")
+	readerB := start("reader-b", "b", "")
+	jobs := start("jobs-b", "b", "", "jobs")
+	time.Sleep(1100 * time.Millisecond) // the agents' registry views
+
+	brokersFor := func(seed, clientID string) map[string]bool {
+		t.Helper()
+		cl, err := kgo.NewClient(kgo.SeedBrokers(seed), kgo.ClientID(clientID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]bool{}
+		for _, b := range md.Brokers {
+			out[fmt.Sprintf("%s:%d", b.Host, b.Port)] = true
+		}
+		return out
+	}
+	// Ask through an agent outside the group: the answer still names the group.
+	got := brokersFor(readerB.AdvertisedAddr(), "producer,sluice_az=a,sluice_group=ingest")
+	if len(got) != 2 || !got[ingest1.AdvertisedAddr()] || !got[ingest2.AdvertisedAddr()] {
+		t.Fatalf("the ingest group's producer is offered %v, want the two ingest agents", got)
+	}
+	got = brokersFor(ingest1.AdvertisedAddr(), "consumer,sluice_az=b")
+	if len(got) != 1 || !got[readerB.AdvertisedAddr()] || got[jobs.AdvertisedAddr()] {
+		t.Fatalf("a zone-b consumer is offered %v, want only %s (not the jobs-only agent)", got, readerB.AdvertisedAddr())
+	}
+	if got = brokersFor(readerA.AdvertisedAddr(), "consumer,sluice_az=a"); len(got) != 1 || !got[readerA.AdvertisedAddr()] {
+		t.Fatalf("a zone-a consumer of the default group is offered %v, want only %s", got, readerA.AdvertisedAddr())
+	}
+
+	prod, err := kgo.NewClient(kgo.SeedBrokers(readerB.AdvertisedAddr()), kgo.ClientID("producer,sluice_az=a,sluice_group=ingest"),
+		kgo.DefaultProduceTopic("pinned"), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	const n = 400
+	for i := range n {
+		prod.Produce(ctx, &kgo.Record{Value: fmt.Appendf(nil, "pinned-%d", i)}, nil)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The producer reached the ingest agents (its seed was reader-b,
+	// which only answered its Metadata).
+	m1, _ := ingest1.ZoneConnections()
+	m2, _ := ingest2.ZoneConnections()
+	if m1+m2 == 0 {
+		t.Fatal("the ingest group's producer never connected to an ingest agent")
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(readerB.AdvertisedAddr()), kgo.ClientID("consumer,sluice_az=b"),
+		kgo.ConsumeTopics("pinned"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	seen := map[string]bool{}
+	for len(seen) < n && ctx.Err() == nil {
+		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	}
+	if len(seen) != n {
+		t.Fatalf("read %d of %d", len(seen), n)
+	}
+	if match, _ := readerB.ZoneConnections(); match == 0 {
+		t.Fatal("the zone-b consumer did not read through reader-b")
+	}
+}
