@@ -503,8 +503,10 @@ func TestMetaOutage(t *testing.T) {
 	if code != kerr.RequestTimedOut.Code {
 		t.Fatalf("produce during the outage answered %v, want REQUEST_TIMED_OUT (retriable)", kerr.ErrorForCode(code))
 	}
-	if took > 30*time.Second {
-		t.Fatalf("produce during the outage answered after %v: beyond the commit timeout plus a flush", took)
+	// The agent gives up on a commit after 10 s (agent.Config.CommitTimeout);
+	// the request's own timeout is 15 s. 5 s of slack for a loaded machine.
+	if took > 20*time.Second {
+		t.Fatalf("produce during the outage answered after %v: not within the request timeout (15 s)", took)
 	}
 	t.Logf("produce during the outage answered %v after %v (meta down %v)", kerr.ErrorForCode(code), took.Round(100*time.Millisecond), time.Since(down).Round(100*time.Millisecond))
 
