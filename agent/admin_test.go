@@ -223,3 +223,71 @@ func TestTransactionalProducerRefused(t *testing.T) {
 		t.Fatal("refusal took until the deadline")
 	}
 }
+
+// TestDeleteRecords: kadm's DeleteRecords moves the log start; ListOffsets
+// earliest follows it, a consumer from the start begins there, a fetch
+// below it is out of range, and producing goes on.
+func TestDeleteRecords(t *testing.T) {
+	c := startCluster(t, t.TempDir(), agent.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.DefaultProduceTopic("trimmed"), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 1, -1, nil, "trimmed"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 { // ten batches of ten: offsets 0..99
+		var recs []*kgo.Record
+		for j := range 10 {
+			recs = append(recs, &kgo.Record{Value: []byte{byte(i), byte(j)}})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "trimmed", Partition: 0, At: 45})
+	res, err := adm.DeleteRecords(ctx, offs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := res.Lookup("trimmed", 0); !ok || r.Err != nil || r.LowWatermark != 45 {
+		t.Fatalf("DeleteRecords answered %+v", r)
+	}
+	starts, err := adm.ListStartOffsets(ctx, "trimmed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := starts.Lookup("trimmed", 0); o.Offset != 45 {
+		t.Fatalf("earliest offset %d after deleting below 45", o.Offset)
+	}
+	// Beyond the high watermark: refused.
+	offs = kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "trimmed", Partition: 0, At: 1000})
+	if res, err := adm.DeleteRecords(ctx, offs); err != nil {
+		t.Fatal(err)
+	} else if r, _ := res.Lookup("trimmed", 0); !errors.Is(r.Err, kerr.OffsetOutOfRange) {
+		t.Fatalf("delete beyond the high watermark: %v", r.Err)
+	}
+
+	cons, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.ConsumeTopics("trimmed"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var got []int64
+	for len(got) < 55 && ctx.Err() == nil {
+		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, r.Offset) })
+	}
+	if len(got) != 55 || got[0] != 45 || got[54] != 99 {
+		t.Fatalf("consumed offsets %v, want 45..99", got)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}

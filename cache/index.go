@@ -144,7 +144,18 @@ func (x *Index) apply(evs []meta.CommitEvent) {
 		e := evs[i].Entry
 		tp := meta.TopicPartition{TopicID: e.TopicID, Partition: e.Partition}
 		p := x.partLocked(tp)
-		p.appendLocked(e)
+		if evs[i].LogStartOffset > p.logStart {
+			// DeleteRecords moved the log start: forget entries below it.
+			p.logStart = evs[i].LogStartOffset
+			k := 0
+			for k < len(p.entries) && p.entries[k].LastOffset < p.logStart {
+				k++
+			}
+			p.entries = append(p.entries[:0], p.entries[k:]...)
+		}
+		if !evs[i].Trim {
+			p.appendLocked(e)
+		}
 		if evs[i].HighWatermark > p.hwm {
 			p.hwm = evs[i].HighWatermark
 		}

@@ -23,6 +23,8 @@ func (s *Service) apply(g *group, o *op, now int64) {
 		applyCommitOffsets(g, o.offs, now)
 	case opTopicAdmin:
 		o.adminErrs = s.applyTopicAdmin(g, o.admin)
+	case opDeleteRecords:
+		o.deleteResults = applyDeleteRecords(g, o.deletes)
 	default:
 		panic(fmt.Sprintf("BUG: meta: op kind %d", o.kind))
 	}
@@ -113,6 +115,9 @@ func applyCommit(g *group, c *SegmentCommit, now int64) CommitResult {
 		}
 		ps := t.parts[ch.Partition]
 		r.LogStartOffset = ps.logStart
+		if d, ok := g.parts[ps]; ok {
+			r.LogStartOffset = d.logStart // moved earlier in this group
+		}
 		r.Status, r.BaseOffset = g.appendChunk(ps, c, ch)
 		if r.Status != ChunkAppended {
 			// A refused chunk breaks the partition's run: the next

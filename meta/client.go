@@ -64,4 +64,7 @@ type Client interface {
 	RegisterAgent(ctx context.Context, a AgentInfo) (AgentRegistration, error)
 	UnregisterAgent(ctx context.Context, id string) error
 	Agents(ctx context.Context) ([]AgentInfo, error)
+
+	// DeleteRecords moves log start offsets (records.go).
+	DeleteRecords(ctx context.Context, specs []DeleteRecordsSpec) ([]PartitionState, error)
 }

@@ -47,6 +47,7 @@ const (
 	opInitProducerID
 	opCommitOffsets
 	opTopicAdmin
+	opDeleteRecords
 )
 
 // op is one mutation on its way through the committer. The caller fills
@@ -61,13 +62,16 @@ type op struct {
 	pidReq ProducerIDRequest
 	offs   *offsetCommitReq
 	admin  *topicAdminReq
+	// deletes are DeleteRecords specs.
+	deletes []DeleteRecordsSpec
 
-	err          error
-	topicResults []TopicResult
-	commitResult CommitResult
-	pidResult    ProducerIDResult
-	adminErrs    []error
-	done         chan struct{}
+	err           error
+	topicResults  []TopicResult
+	commitResult  CommitResult
+	pidResult     ProducerIDResult
+	adminErrs     []error
+	deleteResults []PartitionState
+	done          chan struct{}
 }
 
 // submit hands o to the committer and waits for its answer. If ctx ends

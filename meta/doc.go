@@ -38,8 +38,9 @@
 //     overlay is dropped and every op of the group gets the error (their
 //     answers may have depended on each other's changes).
 //  3. A partition's index entries are sorted by BaseOffset and dense:
-//     entry[i+1].BaseOffset == entry[i].LastOffset+1, the first starts
-//     at LogStartOffset and the last ends at HighWatermark-1. Open checks
+//     entry[i+1].BaseOffset == entry[i].LastOffset+1, the first holds
+//     LogStartOffset (starts at it, or before it once DeleteRecords moved
+//     it) and the last ends at HighWatermark-1. Open checks
 //     this for every partition and refuses a store that breaks it.
 //  4. Only the committer goroutine mutates state; it does so holding
 //     Service.mu for writing. The committer may therefore read state

@@ -309,8 +309,8 @@ func (s *Service) Lookup(ctx context.Context, tp TopicPartition, offset int64, m
 	case offset == ps.next:
 		return r, nil
 	}
-	// Entries are dense from logStart (invariant 3), so the entry found
-	// holds offset.
+	// Entries are dense and the first holds logStart (invariant 3), so
+	// the entry found holds offset.
 	i := max(ps.entries.find(offset), 0)
 	n := min(maxEntries, ps.entries.len()-i)
 	r.Entries = ps.entries.copyRange(make([]IndexEntry, 0, n), i, n)

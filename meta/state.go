@@ -208,8 +208,11 @@ type group struct {
 
 // partDelta is a partition's change in a group.
 type partDelta struct {
-	ps      *partState
-	next    int64
+	ps       *partState
+	next     int64
+	logStart int64
+	// trimmed: logStart moved forward in this group (DeleteRecords).
+	trimmed bool
 	entries []IndexEntry // new entries, appended after ps.entries
 	// runSeq is the group.seq of the commit whose chunk ended the last
 	// entry, while the next chunk of that commit may still extend it;
@@ -303,6 +306,7 @@ func (g *group) part(ps *partState) *partDelta {
 	}
 	d.ps = ps
 	d.next = ps.next
+	d.logStart = ps.logStart
 	g.parts[ps] = d
 	g.partOrder = append(g.partOrder, d)
 	return d
@@ -377,7 +381,11 @@ func (g *group) mergeLocked() {
 	}
 	for _, d := range g.partOrder {
 		d.ps.next = d.next
+		d.ps.logStart = d.logStart
 		d.ps.entries.append(d.entries...)
+		if d.trimmed {
+			d.ps.entries.trimFront(trimCount(d.ps, d.logStart))
+		}
 	}
 	for pid, e := range g.epochs {
 		st.epochs[pid] = e
@@ -412,14 +420,25 @@ func (g *group) events() []CommitEvent {
 	n := 0
 	for _, d := range g.partOrder {
 		n += len(d.entries)
+		if d.trimmed {
+			n++
+		}
 	}
 	if n == 0 {
 		return nil
 	}
 	evs := make([]CommitEvent, 0, n)
 	for _, d := range g.partOrder {
+		if d.trimmed {
+			evs = append(evs, CommitEvent{
+				Entry:          IndexEntry{TopicID: d.ps.tp.topic, Partition: d.ps.tp.part, BaseOffset: d.logStart, LastOffset: d.logStart - 1},
+				HighWatermark:  d.next,
+				LogStartOffset: d.logStart,
+				Trim:           true,
+			})
+		}
 		for _, e := range d.entries {
-			evs = append(evs, CommitEvent{Entry: e, HighWatermark: d.next})
+			evs = append(evs, CommitEvent{Entry: e, HighWatermark: d.next, LogStartOffset: d.logStart})
 		}
 	}
 	return evs

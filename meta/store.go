@@ -314,7 +314,14 @@ func (st *state) partByKey(k []byte) (*partState, error) {
 func (st *state) verify() error {
 	for _, t := range st.topicsByID {
 		for _, ps := range t.parts {
+			// The first entry holds the log start (DeleteRecords may have
+			// moved it inside the entry); the rest are dense.
 			want := ps.logStart
+			if ps.entries.len() > 0 {
+				if first := ps.entries.at(0); first.BaseOffset <= ps.logStart && first.LastOffset >= ps.logStart {
+					want = first.BaseOffset
+				}
+			}
 			for i := range ps.entries.len() {
 				e := ps.entries.at(i)
 				if e.BaseOffset != want || e.LastOffset < e.BaseOffset {
@@ -370,14 +377,25 @@ func writeGroup(tx KVTx, g *group, arena *[]byte) error {
 		k := appendTPKey(kbuf[:0], d.ps.tp)
 		err := put(bucketPartitions, k, func(v []byte) []byte {
 			v = append(v, recFormat)
-			v = be.AppendUint64(v, uint64(d.ps.logStart))
+			v = be.AppendUint64(v, uint64(d.logStart))
 			return be.AppendUint64(v, uint64(d.next))
 		})
 		if err != nil {
 			return err
 		}
+		if d.trimmed {
+			for i := range trimCount(d.ps, d.logStart) {
+				k := be.AppendUint64(appendTPKey(kbuf[:0], d.ps.tp), uint64(d.ps.entries.at(i).BaseOffset))
+				if err := tx.Delete(bucketIndex, k); err != nil {
+					return err
+				}
+			}
+		}
 		for i := range d.entries {
 			e := &d.entries[i]
+			if e.LastOffset < d.logStart {
+				continue // deleted in this same group
+			}
 			k := be.AppendUint64(appendTPKey(kbuf[:0], d.ps.tp), uint64(e.BaseOffset))
 			if err := put(bucketIndex, k, func(v []byte) []byte { return appendIndexValue(v, e) }); err != nil {
 				return err

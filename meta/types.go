@@ -134,10 +134,14 @@ type LookupResult struct {
 	HighWatermark  int64
 }
 
-// CommitEvent tells watchers that a partition gained committed data.
+// CommitEvent tells watchers that a partition gained committed data, or,
+// with Trim, that its log start offset moved (DeleteRecords): then Entry
+// names only the partition and holds no data.
 type CommitEvent struct {
-	Entry         IndexEntry
-	HighWatermark int64
+	Entry          IndexEntry
+	HighWatermark  int64
+	LogStartOffset int64
+	Trim           bool
 }
 
 // ProducerIDRequest asks for a producer id (InitProducerId).

@@ -1115,6 +1115,102 @@ func (x *PartitionState) GetError() *Error {
 	return nil
 }
 
+type DeleteRecordsSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     *TopicPartition        `protobuf:"bytes,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"` // -1: up to the high watermark
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsSpec) Reset() {
+	*x = DeleteRecordsSpec{}
+	mi := &file_meta_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsSpec) ProtoMessage() {}
+
+func (x *DeleteRecordsSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsSpec.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsSpec) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeleteRecordsSpec) GetPartition() *TopicPartition {
+	if x != nil {
+		return x.Partition
+	}
+	return nil
+}
+
+func (x *DeleteRecordsSpec) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type DeleteRecordsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Specs         []*DeleteRecordsSpec   `protobuf:"bytes,1,rep,name=specs,proto3" json:"specs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecordsRequest) Reset() {
+	*x = DeleteRecordsRequest{}
+	mi := &file_meta_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecordsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecordsRequest) ProtoMessage() {}
+
+func (x *DeleteRecordsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecordsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRecordsRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeleteRecordsRequest) GetSpecs() []*DeleteRecordsSpec {
+	if x != nil {
+		return x.Specs
+	}
+	return nil
+}
+
 type PartitionStatesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -1125,7 +1221,7 @@ type PartitionStatesResponse struct {
 
 func (x *PartitionStatesResponse) Reset() {
 	*x = PartitionStatesResponse{}
-	mi := &file_meta_proto_msgTypes[16]
+	mi := &file_meta_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1233,7 @@ func (x *PartitionStatesResponse) String() string {
 func (*PartitionStatesResponse) ProtoMessage() {}
 
 func (x *PartitionStatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[16]
+	mi := &file_meta_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1246,7 @@ func (x *PartitionStatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionStatesResponse.ProtoReflect.Descriptor instead.
 func (*PartitionStatesResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{16}
+	return file_meta_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PartitionStatesResponse) GetError() *Error {
@@ -1187,7 +1283,7 @@ type Chunk struct {
 
 func (x *Chunk) Reset() {
 	*x = Chunk{}
-	mi := &file_meta_proto_msgTypes[17]
+	mi := &file_meta_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1295,7 @@ func (x *Chunk) String() string {
 func (*Chunk) ProtoMessage() {}
 
 func (x *Chunk) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[17]
+	mi := &file_meta_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1308,7 @@ func (x *Chunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Chunk.ProtoReflect.Descriptor instead.
 func (*Chunk) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{17}
+	return file_meta_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Chunk) GetTopicId() []byte {
@@ -1298,7 +1394,7 @@ type CommitSegmentRequest struct {
 
 func (x *CommitSegmentRequest) Reset() {
 	*x = CommitSegmentRequest{}
-	mi := &file_meta_proto_msgTypes[18]
+	mi := &file_meta_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1406,7 @@ func (x *CommitSegmentRequest) String() string {
 func (*CommitSegmentRequest) ProtoMessage() {}
 
 func (x *CommitSegmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[18]
+	mi := &file_meta_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1419,7 @@ func (x *CommitSegmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitSegmentRequest.ProtoReflect.Descriptor instead.
 func (*CommitSegmentRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{18}
+	return file_meta_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CommitSegmentRequest) GetSegmentId() []byte {
@@ -1372,7 +1468,7 @@ type ChunkResult struct {
 
 func (x *ChunkResult) Reset() {
 	*x = ChunkResult{}
-	mi := &file_meta_proto_msgTypes[19]
+	mi := &file_meta_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1480,7 @@ func (x *ChunkResult) String() string {
 func (*ChunkResult) ProtoMessage() {}
 
 func (x *ChunkResult) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[19]
+	mi := &file_meta_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1493,7 @@ func (x *ChunkResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChunkResult.ProtoReflect.Descriptor instead.
 func (*ChunkResult) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{19}
+	return file_meta_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ChunkResult) GetStatus() ChunkStatus {
@@ -1431,7 +1527,7 @@ type CommitSegmentResponse struct {
 
 func (x *CommitSegmentResponse) Reset() {
 	*x = CommitSegmentResponse{}
-	mi := &file_meta_proto_msgTypes[20]
+	mi := &file_meta_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1539,7 @@ func (x *CommitSegmentResponse) String() string {
 func (*CommitSegmentResponse) ProtoMessage() {}
 
 func (x *CommitSegmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[20]
+	mi := &file_meta_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1552,7 @@ func (x *CommitSegmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitSegmentResponse.ProtoReflect.Descriptor instead.
 func (*CommitSegmentResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{20}
+	return file_meta_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CommitSegmentResponse) GetError() *Error {
@@ -1491,7 +1587,7 @@ type IndexEntry struct {
 
 func (x *IndexEntry) Reset() {
 	*x = IndexEntry{}
-	mi := &file_meta_proto_msgTypes[21]
+	mi := &file_meta_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1503,7 +1599,7 @@ func (x *IndexEntry) String() string {
 func (*IndexEntry) ProtoMessage() {}
 
 func (x *IndexEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[21]
+	mi := &file_meta_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1516,7 +1612,7 @@ func (x *IndexEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IndexEntry.ProtoReflect.Descriptor instead.
 func (*IndexEntry) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{21}
+	return file_meta_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *IndexEntry) GetTopicId() []byte {
@@ -1600,7 +1696,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_meta_proto_msgTypes[22]
+	mi := &file_meta_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1708,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[22]
+	mi := &file_meta_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1721,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{22}
+	return file_meta_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LookupRequest) GetPartition() *TopicPartition {
@@ -1661,7 +1757,7 @@ type LookupResponse struct {
 
 func (x *LookupResponse) Reset() {
 	*x = LookupResponse{}
-	mi := &file_meta_proto_msgTypes[23]
+	mi := &file_meta_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1769,7 @@ func (x *LookupResponse) String() string {
 func (*LookupResponse) ProtoMessage() {}
 
 func (x *LookupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[23]
+	mi := &file_meta_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1782,7 @@ func (x *LookupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupResponse.ProtoReflect.Descriptor instead.
 func (*LookupResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{23}
+	return file_meta_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LookupResponse) GetError() *Error {
@@ -1728,7 +1824,7 @@ type InitProducerIDRequest struct {
 
 func (x *InitProducerIDRequest) Reset() {
 	*x = InitProducerIDRequest{}
-	mi := &file_meta_proto_msgTypes[24]
+	mi := &file_meta_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1836,7 @@ func (x *InitProducerIDRequest) String() string {
 func (*InitProducerIDRequest) ProtoMessage() {}
 
 func (x *InitProducerIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[24]
+	mi := &file_meta_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1849,7 @@ func (x *InitProducerIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerIDRequest.ProtoReflect.Descriptor instead.
 func (*InitProducerIDRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{24}
+	return file_meta_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InitProducerIDRequest) GetTransactionalId() string {
@@ -1788,7 +1884,7 @@ type InitProducerIDResponse struct {
 
 func (x *InitProducerIDResponse) Reset() {
 	*x = InitProducerIDResponse{}
-	mi := &file_meta_proto_msgTypes[25]
+	mi := &file_meta_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1896,7 @@ func (x *InitProducerIDResponse) String() string {
 func (*InitProducerIDResponse) ProtoMessage() {}
 
 func (x *InitProducerIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[25]
+	mi := &file_meta_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +1909,7 @@ func (x *InitProducerIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitProducerIDResponse.ProtoReflect.Descriptor instead.
 func (*InitProducerIDResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{25}
+	return file_meta_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *InitProducerIDResponse) GetError() *Error {
@@ -1845,7 +1941,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_meta_proto_msgTypes[26]
+	mi := &file_meta_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1953,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[26]
+	mi := &file_meta_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,20 +1966,22 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{26}
+	return file_meta_proto_rawDescGZIP(), []int{28}
 }
 
 type CommitEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entry         *IndexEntry            `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
-	HighWatermark int64                  `protobuf:"varint,2,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Entry          *IndexEntry            `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	HighWatermark  int64                  `protobuf:"varint,2,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	LogStartOffset int64                  `protobuf:"varint,3,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	Trim           bool                   `protobuf:"varint,4,opt,name=trim,proto3" json:"trim,omitempty"` // the log start moved (DeleteRecords); entry names only the partition
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CommitEvent) Reset() {
 	*x = CommitEvent{}
-	mi := &file_meta_proto_msgTypes[27]
+	mi := &file_meta_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +1993,7 @@ func (x *CommitEvent) String() string {
 func (*CommitEvent) ProtoMessage() {}
 
 func (x *CommitEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[27]
+	mi := &file_meta_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2006,7 @@ func (x *CommitEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitEvent.ProtoReflect.Descriptor instead.
 func (*CommitEvent) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{27}
+	return file_meta_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CommitEvent) GetEntry() *IndexEntry {
@@ -1925,6 +2023,20 @@ func (x *CommitEvent) GetHighWatermark() int64 {
 	return 0
 }
 
+func (x *CommitEvent) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *CommitEvent) GetTrim() bool {
+	if x != nil {
+		return x.Trim
+	}
+	return false
+}
+
 type WatchResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"` // only in the first message: the watch was refused
@@ -1935,7 +2047,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_meta_proto_msgTypes[28]
+	mi := &file_meta_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1947,7 +2059,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[28]
+	mi := &file_meta_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1960,7 +2072,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{28}
+	return file_meta_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WatchResponse) GetError() *Error {
@@ -1986,7 +2098,7 @@ type DeleteTopicsRequest struct {
 
 func (x *DeleteTopicsRequest) Reset() {
 	*x = DeleteTopicsRequest{}
-	mi := &file_meta_proto_msgTypes[29]
+	mi := &file_meta_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1998,7 +2110,7 @@ func (x *DeleteTopicsRequest) String() string {
 func (*DeleteTopicsRequest) ProtoMessage() {}
 
 func (x *DeleteTopicsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[29]
+	mi := &file_meta_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2011,7 +2123,7 @@ func (x *DeleteTopicsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteTopicsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteTopicsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{29}
+	return file_meta_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *DeleteTopicsRequest) GetNames() []string {
@@ -2031,7 +2143,7 @@ type PartitionsSpec struct {
 
 func (x *PartitionsSpec) Reset() {
 	*x = PartitionsSpec{}
-	mi := &file_meta_proto_msgTypes[30]
+	mi := &file_meta_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2155,7 @@ func (x *PartitionsSpec) String() string {
 func (*PartitionsSpec) ProtoMessage() {}
 
 func (x *PartitionsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[30]
+	mi := &file_meta_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2168,7 @@ func (x *PartitionsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionsSpec.ProtoReflect.Descriptor instead.
 func (*PartitionsSpec) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{30}
+	return file_meta_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PartitionsSpec) GetName() string {
@@ -2082,7 +2194,7 @@ type CreatePartitionsRequest struct {
 
 func (x *CreatePartitionsRequest) Reset() {
 	*x = CreatePartitionsRequest{}
-	mi := &file_meta_proto_msgTypes[31]
+	mi := &file_meta_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2206,7 @@ func (x *CreatePartitionsRequest) String() string {
 func (*CreatePartitionsRequest) ProtoMessage() {}
 
 func (x *CreatePartitionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[31]
+	mi := &file_meta_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2219,7 @@ func (x *CreatePartitionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartitionsRequest.ProtoReflect.Descriptor instead.
 func (*CreatePartitionsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{31}
+	return file_meta_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreatePartitionsRequest) GetSpecs() []*PartitionsSpec {
@@ -2127,7 +2239,7 @@ type ConfigChange struct {
 
 func (x *ConfigChange) Reset() {
 	*x = ConfigChange{}
-	mi := &file_meta_proto_msgTypes[32]
+	mi := &file_meta_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2139,7 +2251,7 @@ func (x *ConfigChange) String() string {
 func (*ConfigChange) ProtoMessage() {}
 
 func (x *ConfigChange) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[32]
+	mi := &file_meta_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2152,7 +2264,7 @@ func (x *ConfigChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigChange.ProtoReflect.Descriptor instead.
 func (*ConfigChange) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{32}
+	return file_meta_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ConfigChange) GetName() string {
@@ -2180,7 +2292,7 @@ type AlterTopicConfigsRequest struct {
 
 func (x *AlterTopicConfigsRequest) Reset() {
 	*x = AlterTopicConfigsRequest{}
-	mi := &file_meta_proto_msgTypes[33]
+	mi := &file_meta_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2304,7 @@ func (x *AlterTopicConfigsRequest) String() string {
 func (*AlterTopicConfigsRequest) ProtoMessage() {}
 
 func (x *AlterTopicConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[33]
+	mi := &file_meta_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2317,7 @@ func (x *AlterTopicConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterTopicConfigsRequest.ProtoReflect.Descriptor instead.
 func (*AlterTopicConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{33}
+	return file_meta_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AlterTopicConfigsRequest) GetTopic() string {
@@ -2240,7 +2352,7 @@ type FindTimestampRequest struct {
 
 func (x *FindTimestampRequest) Reset() {
 	*x = FindTimestampRequest{}
-	mi := &file_meta_proto_msgTypes[34]
+	mi := &file_meta_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2252,7 +2364,7 @@ func (x *FindTimestampRequest) String() string {
 func (*FindTimestampRequest) ProtoMessage() {}
 
 func (x *FindTimestampRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[34]
+	mi := &file_meta_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2265,7 +2377,7 @@ func (x *FindTimestampRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindTimestampRequest.ProtoReflect.Descriptor instead.
 func (*FindTimestampRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{34}
+	return file_meta_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FindTimestampRequest) GetPartition() *TopicPartition {
@@ -2302,7 +2414,7 @@ type FindTimestampResponse struct {
 
 func (x *FindTimestampResponse) Reset() {
 	*x = FindTimestampResponse{}
-	mi := &file_meta_proto_msgTypes[35]
+	mi := &file_meta_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2426,7 @@ func (x *FindTimestampResponse) String() string {
 func (*FindTimestampResponse) ProtoMessage() {}
 
 func (x *FindTimestampResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[35]
+	mi := &file_meta_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2439,7 @@ func (x *FindTimestampResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindTimestampResponse.ProtoReflect.Descriptor instead.
 func (*FindTimestampResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{35}
+	return file_meta_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FindTimestampResponse) GetError() *Error {
@@ -2377,7 +2489,7 @@ type GroupProtocol struct {
 
 func (x *GroupProtocol) Reset() {
 	*x = GroupProtocol{}
-	mi := &file_meta_proto_msgTypes[36]
+	mi := &file_meta_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2501,7 @@ func (x *GroupProtocol) String() string {
 func (*GroupProtocol) ProtoMessage() {}
 
 func (x *GroupProtocol) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[36]
+	mi := &file_meta_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2514,7 @@ func (x *GroupProtocol) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupProtocol.ProtoReflect.Descriptor instead.
 func (*GroupProtocol) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{36}
+	return file_meta_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GroupProtocol) GetName() string {
@@ -2437,7 +2549,7 @@ type JoinGroupRequest struct {
 
 func (x *JoinGroupRequest) Reset() {
 	*x = JoinGroupRequest{}
-	mi := &file_meta_proto_msgTypes[37]
+	mi := &file_meta_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2449,7 +2561,7 @@ func (x *JoinGroupRequest) String() string {
 func (*JoinGroupRequest) ProtoMessage() {}
 
 func (x *JoinGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[37]
+	mi := &file_meta_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2462,7 +2574,7 @@ func (x *JoinGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinGroupRequest.ProtoReflect.Descriptor instead.
 func (*JoinGroupRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{37}
+	return file_meta_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *JoinGroupRequest) GetGroup() string {
@@ -2548,7 +2660,7 @@ type GroupMember struct {
 
 func (x *GroupMember) Reset() {
 	*x = GroupMember{}
-	mi := &file_meta_proto_msgTypes[38]
+	mi := &file_meta_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +2672,7 @@ func (x *GroupMember) String() string {
 func (*GroupMember) ProtoMessage() {}
 
 func (x *GroupMember) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[38]
+	mi := &file_meta_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +2685,7 @@ func (x *GroupMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMember.ProtoReflect.Descriptor instead.
 func (*GroupMember) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{38}
+	return file_meta_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GroupMember) GetMemberId() string {
@@ -2612,7 +2724,7 @@ type JoinGroupResponse struct {
 
 func (x *JoinGroupResponse) Reset() {
 	*x = JoinGroupResponse{}
-	mi := &file_meta_proto_msgTypes[39]
+	mi := &file_meta_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2624,7 +2736,7 @@ func (x *JoinGroupResponse) String() string {
 func (*JoinGroupResponse) ProtoMessage() {}
 
 func (x *JoinGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[39]
+	mi := &file_meta_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2637,7 +2749,7 @@ func (x *JoinGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinGroupResponse.ProtoReflect.Descriptor instead.
 func (*JoinGroupResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{39}
+	return file_meta_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *JoinGroupResponse) GetError() *Error {
@@ -2702,7 +2814,7 @@ type SyncGroupRequest struct {
 
 func (x *SyncGroupRequest) Reset() {
 	*x = SyncGroupRequest{}
-	mi := &file_meta_proto_msgTypes[40]
+	mi := &file_meta_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +2826,7 @@ func (x *SyncGroupRequest) String() string {
 func (*SyncGroupRequest) ProtoMessage() {}
 
 func (x *SyncGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[40]
+	mi := &file_meta_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +2839,7 @@ func (x *SyncGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncGroupRequest.ProtoReflect.Descriptor instead.
 func (*SyncGroupRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{40}
+	return file_meta_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SyncGroupRequest) GetGroup() string {
@@ -2777,7 +2889,7 @@ type SyncGroupResponse struct {
 
 func (x *SyncGroupResponse) Reset() {
 	*x = SyncGroupResponse{}
-	mi := &file_meta_proto_msgTypes[41]
+	mi := &file_meta_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2789,7 +2901,7 @@ func (x *SyncGroupResponse) String() string {
 func (*SyncGroupResponse) ProtoMessage() {}
 
 func (x *SyncGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[41]
+	mi := &file_meta_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2802,7 +2914,7 @@ func (x *SyncGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncGroupResponse.ProtoReflect.Descriptor instead.
 func (*SyncGroupResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{41}
+	return file_meta_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SyncGroupResponse) GetError() *Error {
@@ -2845,7 +2957,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_meta_proto_msgTypes[42]
+	mi := &file_meta_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2857,7 +2969,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[42]
+	mi := &file_meta_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2870,7 +2982,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{42}
+	return file_meta_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *HeartbeatRequest) GetGroup() string {
@@ -2911,7 +3023,7 @@ type LeavingMember struct {
 
 func (x *LeavingMember) Reset() {
 	*x = LeavingMember{}
-	mi := &file_meta_proto_msgTypes[43]
+	mi := &file_meta_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2923,7 +3035,7 @@ func (x *LeavingMember) String() string {
 func (*LeavingMember) ProtoMessage() {}
 
 func (x *LeavingMember) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[43]
+	mi := &file_meta_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2936,7 +3048,7 @@ func (x *LeavingMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeavingMember.ProtoReflect.Descriptor instead.
 func (*LeavingMember) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{43}
+	return file_meta_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *LeavingMember) GetMemberId() string {
@@ -2963,7 +3075,7 @@ type LeaveGroupRequest struct {
 
 func (x *LeaveGroupRequest) Reset() {
 	*x = LeaveGroupRequest{}
-	mi := &file_meta_proto_msgTypes[44]
+	mi := &file_meta_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2975,7 +3087,7 @@ func (x *LeaveGroupRequest) String() string {
 func (*LeaveGroupRequest) ProtoMessage() {}
 
 func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[44]
+	mi := &file_meta_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2988,7 +3100,7 @@ func (x *LeaveGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveGroupRequest.ProtoReflect.Descriptor instead.
 func (*LeaveGroupRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{44}
+	return file_meta_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *LeaveGroupRequest) GetGroup() string {
@@ -3019,7 +3131,7 @@ type CommittedOffset struct {
 
 func (x *CommittedOffset) Reset() {
 	*x = CommittedOffset{}
-	mi := &file_meta_proto_msgTypes[45]
+	mi := &file_meta_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3031,7 +3143,7 @@ func (x *CommittedOffset) String() string {
 func (*CommittedOffset) ProtoMessage() {}
 
 func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[45]
+	mi := &file_meta_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3044,7 +3156,7 @@ func (x *CommittedOffset) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommittedOffset.ProtoReflect.Descriptor instead.
 func (*CommittedOffset) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{45}
+	return file_meta_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CommittedOffset) GetTopicId() []byte {
@@ -3102,7 +3214,7 @@ type CommitOffsetsRequest struct {
 
 func (x *CommitOffsetsRequest) Reset() {
 	*x = CommitOffsetsRequest{}
-	mi := &file_meta_proto_msgTypes[46]
+	mi := &file_meta_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3114,7 +3226,7 @@ func (x *CommitOffsetsRequest) String() string {
 func (*CommitOffsetsRequest) ProtoMessage() {}
 
 func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[46]
+	mi := &file_meta_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3127,7 +3239,7 @@ func (x *CommitOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*CommitOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{46}
+	return file_meta_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CommitOffsetsRequest) GetGroup() string {
@@ -3176,7 +3288,7 @@ type FetchOffsetsRequest struct {
 
 func (x *FetchOffsetsRequest) Reset() {
 	*x = FetchOffsetsRequest{}
-	mi := &file_meta_proto_msgTypes[47]
+	mi := &file_meta_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3188,7 +3300,7 @@ func (x *FetchOffsetsRequest) String() string {
 func (*FetchOffsetsRequest) ProtoMessage() {}
 
 func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[47]
+	mi := &file_meta_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3201,7 +3313,7 @@ func (x *FetchOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{47}
+	return file_meta_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *FetchOffsetsRequest) GetGroup() string {
@@ -3235,7 +3347,7 @@ type FetchOffsetsResponse struct {
 
 func (x *FetchOffsetsResponse) Reset() {
 	*x = FetchOffsetsResponse{}
-	mi := &file_meta_proto_msgTypes[48]
+	mi := &file_meta_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3247,7 +3359,7 @@ func (x *FetchOffsetsResponse) String() string {
 func (*FetchOffsetsResponse) ProtoMessage() {}
 
 func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[48]
+	mi := &file_meta_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3260,7 +3372,7 @@ func (x *FetchOffsetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchOffsetsResponse.ProtoReflect.Descriptor instead.
 func (*FetchOffsetsResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{48}
+	return file_meta_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *FetchOffsetsResponse) GetError() *Error {
@@ -3287,7 +3399,7 @@ type DeleteOffsetsRequest struct {
 
 func (x *DeleteOffsetsRequest) Reset() {
 	*x = DeleteOffsetsRequest{}
-	mi := &file_meta_proto_msgTypes[49]
+	mi := &file_meta_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3299,7 +3411,7 @@ func (x *DeleteOffsetsRequest) String() string {
 func (*DeleteOffsetsRequest) ProtoMessage() {}
 
 func (x *DeleteOffsetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[49]
+	mi := &file_meta_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3312,7 +3424,7 @@ func (x *DeleteOffsetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteOffsetsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteOffsetsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{49}
+	return file_meta_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *DeleteOffsetsRequest) GetGroup() string {
@@ -3338,7 +3450,7 @@ type DeleteGroupRequest struct {
 
 func (x *DeleteGroupRequest) Reset() {
 	*x = DeleteGroupRequest{}
-	mi := &file_meta_proto_msgTypes[50]
+	mi := &file_meta_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3350,7 +3462,7 @@ func (x *DeleteGroupRequest) String() string {
 func (*DeleteGroupRequest) ProtoMessage() {}
 
 func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[50]
+	mi := &file_meta_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3363,7 +3475,7 @@ func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
 func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{50}
+	return file_meta_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DeleteGroupRequest) GetGroup() string {
@@ -3381,7 +3493,7 @@ type ListGroupsRequest struct {
 
 func (x *ListGroupsRequest) Reset() {
 	*x = ListGroupsRequest{}
-	mi := &file_meta_proto_msgTypes[51]
+	mi := &file_meta_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3393,7 +3505,7 @@ func (x *ListGroupsRequest) String() string {
 func (*ListGroupsRequest) ProtoMessage() {}
 
 func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[51]
+	mi := &file_meta_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3406,7 +3518,7 @@ func (x *ListGroupsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsRequest.ProtoReflect.Descriptor instead.
 func (*ListGroupsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{51}
+	return file_meta_proto_rawDescGZIP(), []int{53}
 }
 
 type GroupListing struct {
@@ -3420,7 +3532,7 @@ type GroupListing struct {
 
 func (x *GroupListing) Reset() {
 	*x = GroupListing{}
-	mi := &file_meta_proto_msgTypes[52]
+	mi := &file_meta_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3544,7 @@ func (x *GroupListing) String() string {
 func (*GroupListing) ProtoMessage() {}
 
 func (x *GroupListing) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[52]
+	mi := &file_meta_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3445,7 +3557,7 @@ func (x *GroupListing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupListing.ProtoReflect.Descriptor instead.
 func (*GroupListing) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{52}
+	return file_meta_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *GroupListing) GetGroup() string {
@@ -3479,7 +3591,7 @@ type ListGroupsResponse struct {
 
 func (x *ListGroupsResponse) Reset() {
 	*x = ListGroupsResponse{}
-	mi := &file_meta_proto_msgTypes[53]
+	mi := &file_meta_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3491,7 +3603,7 @@ func (x *ListGroupsResponse) String() string {
 func (*ListGroupsResponse) ProtoMessage() {}
 
 func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[53]
+	mi := &file_meta_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3504,7 +3616,7 @@ func (x *ListGroupsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListGroupsResponse.ProtoReflect.Descriptor instead.
 func (*ListGroupsResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{53}
+	return file_meta_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ListGroupsResponse) GetError() *Error {
@@ -3530,7 +3642,7 @@ type DescribeGroupRequest struct {
 
 func (x *DescribeGroupRequest) Reset() {
 	*x = DescribeGroupRequest{}
-	mi := &file_meta_proto_msgTypes[54]
+	mi := &file_meta_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3542,7 +3654,7 @@ func (x *DescribeGroupRequest) String() string {
 func (*DescribeGroupRequest) ProtoMessage() {}
 
 func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[54]
+	mi := &file_meta_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3555,7 +3667,7 @@ func (x *DescribeGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupRequest.ProtoReflect.Descriptor instead.
 func (*DescribeGroupRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{54}
+	return file_meta_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *DescribeGroupRequest) GetGroup() string {
@@ -3579,7 +3691,7 @@ type GroupMemberDescription struct {
 
 func (x *GroupMemberDescription) Reset() {
 	*x = GroupMemberDescription{}
-	mi := &file_meta_proto_msgTypes[55]
+	mi := &file_meta_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3591,7 +3703,7 @@ func (x *GroupMemberDescription) String() string {
 func (*GroupMemberDescription) ProtoMessage() {}
 
 func (x *GroupMemberDescription) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[55]
+	mi := &file_meta_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3604,7 +3716,7 @@ func (x *GroupMemberDescription) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GroupMemberDescription.ProtoReflect.Descriptor instead.
 func (*GroupMemberDescription) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{55}
+	return file_meta_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *GroupMemberDescription) GetMemberId() string {
@@ -3663,7 +3775,7 @@ type DescribeGroupResponse struct {
 
 func (x *DescribeGroupResponse) Reset() {
 	*x = DescribeGroupResponse{}
-	mi := &file_meta_proto_msgTypes[56]
+	mi := &file_meta_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3675,7 +3787,7 @@ func (x *DescribeGroupResponse) String() string {
 func (*DescribeGroupResponse) ProtoMessage() {}
 
 func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[56]
+	mi := &file_meta_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3688,7 +3800,7 @@ func (x *DescribeGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeGroupResponse.ProtoReflect.Descriptor instead.
 func (*DescribeGroupResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{56}
+	return file_meta_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *DescribeGroupResponse) GetError() *Error {
@@ -3748,7 +3860,7 @@ type AgentInfo struct {
 
 func (x *AgentInfo) Reset() {
 	*x = AgentInfo{}
-	mi := &file_meta_proto_msgTypes[57]
+	mi := &file_meta_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +3872,7 @@ func (x *AgentInfo) String() string {
 func (*AgentInfo) ProtoMessage() {}
 
 func (x *AgentInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[57]
+	mi := &file_meta_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3773,7 +3885,7 @@ func (x *AgentInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentInfo.ProtoReflect.Descriptor instead.
 func (*AgentInfo) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{57}
+	return file_meta_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *AgentInfo) GetId() string {
@@ -3834,7 +3946,7 @@ type RegisterAgentRequest struct {
 
 func (x *RegisterAgentRequest) Reset() {
 	*x = RegisterAgentRequest{}
-	mi := &file_meta_proto_msgTypes[58]
+	mi := &file_meta_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3846,7 +3958,7 @@ func (x *RegisterAgentRequest) String() string {
 func (*RegisterAgentRequest) ProtoMessage() {}
 
 func (x *RegisterAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[58]
+	mi := &file_meta_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3859,7 +3971,7 @@ func (x *RegisterAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAgentRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAgentRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{58}
+	return file_meta_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RegisterAgentRequest) GetAgent() *AgentInfo {
@@ -3880,7 +3992,7 @@ type RegisterAgentResponse struct {
 
 func (x *RegisterAgentResponse) Reset() {
 	*x = RegisterAgentResponse{}
-	mi := &file_meta_proto_msgTypes[59]
+	mi := &file_meta_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3892,7 +4004,7 @@ func (x *RegisterAgentResponse) String() string {
 func (*RegisterAgentResponse) ProtoMessage() {}
 
 func (x *RegisterAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[59]
+	mi := &file_meta_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3905,7 +4017,7 @@ func (x *RegisterAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAgentResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAgentResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{59}
+	return file_meta_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RegisterAgentResponse) GetError() *Error {
@@ -3938,7 +4050,7 @@ type UnregisterAgentRequest struct {
 
 func (x *UnregisterAgentRequest) Reset() {
 	*x = UnregisterAgentRequest{}
-	mi := &file_meta_proto_msgTypes[60]
+	mi := &file_meta_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3950,7 +4062,7 @@ func (x *UnregisterAgentRequest) String() string {
 func (*UnregisterAgentRequest) ProtoMessage() {}
 
 func (x *UnregisterAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[60]
+	mi := &file_meta_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3963,7 +4075,7 @@ func (x *UnregisterAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterAgentRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterAgentRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{60}
+	return file_meta_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *UnregisterAgentRequest) GetId() string {
@@ -3981,7 +4093,7 @@ type AgentsRequest struct {
 
 func (x *AgentsRequest) Reset() {
 	*x = AgentsRequest{}
-	mi := &file_meta_proto_msgTypes[61]
+	mi := &file_meta_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3993,7 +4105,7 @@ func (x *AgentsRequest) String() string {
 func (*AgentsRequest) ProtoMessage() {}
 
 func (x *AgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[61]
+	mi := &file_meta_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4006,7 +4118,7 @@ func (x *AgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentsRequest.ProtoReflect.Descriptor instead.
 func (*AgentsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{61}
+	return file_meta_proto_rawDescGZIP(), []int{63}
 }
 
 type AgentsResponse struct {
@@ -4019,7 +4131,7 @@ type AgentsResponse struct {
 
 func (x *AgentsResponse) Reset() {
 	*x = AgentsResponse{}
-	mi := &file_meta_proto_msgTypes[62]
+	mi := &file_meta_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4031,7 +4143,7 @@ func (x *AgentsResponse) String() string {
 func (*AgentsResponse) ProtoMessage() {}
 
 func (x *AgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[62]
+	mi := &file_meta_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4044,7 +4156,7 @@ func (x *AgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentsResponse.ProtoReflect.Descriptor instead.
 func (*AgentsResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{62}
+	return file_meta_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *AgentsResponse) GetError() *Error {
@@ -4075,7 +4187,7 @@ type KeyInfo struct {
 
 func (x *KeyInfo) Reset() {
 	*x = KeyInfo{}
-	mi := &file_meta_proto_msgTypes[63]
+	mi := &file_meta_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4087,7 +4199,7 @@ func (x *KeyInfo) String() string {
 func (*KeyInfo) ProtoMessage() {}
 
 func (x *KeyInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[63]
+	mi := &file_meta_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4100,7 +4212,7 @@ func (x *KeyInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyInfo.ProtoReflect.Descriptor instead.
 func (*KeyInfo) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{63}
+	return file_meta_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *KeyInfo) GetId() string {
@@ -4147,7 +4259,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_meta_proto_msgTypes[64]
+	mi := &file_meta_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4159,7 +4271,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[64]
+	mi := &file_meta_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4172,7 +4284,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{64}
+	return file_meta_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *CreateKeyRequest) GetCluster() string {
@@ -4193,7 +4305,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_meta_proto_msgTypes[65]
+	mi := &file_meta_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4205,7 +4317,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[65]
+	mi := &file_meta_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4218,7 +4330,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{65}
+	return file_meta_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateKeyResponse) GetError() *Error {
@@ -4251,7 +4363,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_meta_proto_msgTypes[66]
+	mi := &file_meta_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4263,7 +4375,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[66]
+	mi := &file_meta_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4276,7 +4388,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{66}
+	return file_meta_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ListKeysRequest) GetCluster() string {
@@ -4296,7 +4408,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_meta_proto_msgTypes[67]
+	mi := &file_meta_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4308,7 +4420,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[67]
+	mi := &file_meta_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4321,7 +4433,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{67}
+	return file_meta_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListKeysResponse) GetError() *Error {
@@ -4348,7 +4460,7 @@ type RevokeKeyRequest struct {
 
 func (x *RevokeKeyRequest) Reset() {
 	*x = RevokeKeyRequest{}
-	mi := &file_meta_proto_msgTypes[68]
+	mi := &file_meta_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4360,7 +4472,7 @@ func (x *RevokeKeyRequest) String() string {
 func (*RevokeKeyRequest) ProtoMessage() {}
 
 func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[68]
+	mi := &file_meta_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4373,7 +4485,7 @@ func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{68}
+	return file_meta_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RevokeKeyRequest) GetCluster() string {
@@ -4457,7 +4569,12 @@ const file_meta_proto_rawDesc = "" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12(\n" +
 	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\x12%\n" +
 	"\x0ehigh_watermark\x18\x04 \x01(\x03R\rhighWatermark\x12+\n" +
-	"\x05error\x18\x05 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\"~\n" +
+	"\x05error\x18\x05 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\"i\n" +
+	"\x11DeleteRecordsSpec\x12<\n" +
+	"\tpartition\x18\x01 \x01(\v2\x1e.sluice.meta.v1.TopicPartitionR\tpartition\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\"O\n" +
+	"\x14DeleteRecordsRequest\x127\n" +
+	"\x05specs\x18\x01 \x03(\v2!.sluice.meta.v1.DeleteRecordsSpecR\x05specs\"~\n" +
 	"\x17PartitionStatesResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x126\n" +
 	"\x06states\x18\x02 \x03(\v2\x1e.sluice.meta.v1.PartitionStateR\x06states\"\xcc\x02\n" +
@@ -4528,10 +4645,12 @@ const file_meta_proto_rawDesc = "" +
 	"\vproducer_id\x18\x02 \x01(\x03R\n" +
 	"producerId\x12%\n" +
 	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\"\x0e\n" +
-	"\fWatchRequest\"f\n" +
+	"\fWatchRequest\"\xa4\x01\n" +
 	"\vCommitEvent\x120\n" +
 	"\x05entry\x18\x01 \x01(\v2\x1a.sluice.meta.v1.IndexEntryR\x05entry\x12%\n" +
-	"\x0ehigh_watermark\x18\x02 \x01(\x03R\rhighWatermark\"q\n" +
+	"\x0ehigh_watermark\x18\x02 \x01(\x03R\rhighWatermark\x12(\n" +
+	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\x12\x12\n" +
+	"\x04trim\x18\x04 \x01(\bR\x04trim\"q\n" +
 	"\rWatchResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x123\n" +
 	"\x06events\x18\x02 \x03(\v2\x1b.sluice.meta.v1.CommitEventR\x06events\"+\n" +
@@ -4765,7 +4884,7 @@ const file_meta_proto_rawDesc = "" +
 	"\rCHUNK_INVALID\x10\x05*:\n" +
 	"\x0eTimestampQuery\x12\x15\n" +
 	"\x11FIRST_AT_OR_AFTER\x10\x00\x12\x11\n" +
-	"\rMAX_TIMESTAMP\x10\x012\xbf\x11\n" +
+	"\rMAX_TIMESTAMP\x10\x012\x9f\x12\n" +
 	"\x04Meta\x12P\n" +
 	"\tClusterID\x12 .sluice.meta.v1.ClusterIDRequest\x1a!.sluice.meta.v1.ClusterIDResponse\x12Y\n" +
 	"\fCreateTopics\x12#.sluice.meta.v1.CreateTopicsRequest\x1a$.sluice.meta.v1.CreateTopicsResponse\x12G\n" +
@@ -4795,7 +4914,8 @@ const file_meta_proto_rawDesc = "" +
 	"\rDescribeGroup\x12$.sluice.meta.v1.DescribeGroupRequest\x1a%.sluice.meta.v1.DescribeGroupResponse\x12\\\n" +
 	"\rRegisterAgent\x12$.sluice.meta.v1.RegisterAgentRequest\x1a%.sluice.meta.v1.RegisterAgentResponse\x12X\n" +
 	"\x0fUnregisterAgent\x12&.sluice.meta.v1.UnregisterAgentRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12G\n" +
-	"\x06Agents\x12\x1d.sluice.meta.v1.AgentsRequest\x1a\x1e.sluice.meta.v1.AgentsResponse2\xf6\x01\n" +
+	"\x06Agents\x12\x1d.sluice.meta.v1.AgentsRequest\x1a\x1e.sluice.meta.v1.AgentsResponse\x12^\n" +
+	"\rDeleteRecords\x12$.sluice.meta.v1.DeleteRecordsRequest\x1a'.sluice.meta.v1.PartitionStatesResponse2\xf6\x01\n" +
 	"\x05Admin\x12P\n" +
 	"\tCreateKey\x12 .sluice.meta.v1.CreateKeyRequest\x1a!.sluice.meta.v1.CreateKeyResponse\x12M\n" +
 	"\bListKeys\x12\x1f.sluice.meta.v1.ListKeysRequest\x1a .sluice.meta.v1.ListKeysResponse\x12L\n" +
@@ -4814,7 +4934,7 @@ func file_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_meta_proto_goTypes = []any{
 	(ErrorCode)(0),                   // 0: sluice.meta.v1.ErrorCode
 	(ChunkStatus)(0),                 // 1: sluice.meta.v1.ChunkStatus
@@ -4835,70 +4955,72 @@ var file_meta_proto_goTypes = []any{
 	(*TopicsResponse)(nil),           // 16: sluice.meta.v1.TopicsResponse
 	(*PartitionStatesRequest)(nil),   // 17: sluice.meta.v1.PartitionStatesRequest
 	(*PartitionState)(nil),           // 18: sluice.meta.v1.PartitionState
-	(*PartitionStatesResponse)(nil),  // 19: sluice.meta.v1.PartitionStatesResponse
-	(*Chunk)(nil),                    // 20: sluice.meta.v1.Chunk
-	(*CommitSegmentRequest)(nil),     // 21: sluice.meta.v1.CommitSegmentRequest
-	(*ChunkResult)(nil),              // 22: sluice.meta.v1.ChunkResult
-	(*CommitSegmentResponse)(nil),    // 23: sluice.meta.v1.CommitSegmentResponse
-	(*IndexEntry)(nil),               // 24: sluice.meta.v1.IndexEntry
-	(*LookupRequest)(nil),            // 25: sluice.meta.v1.LookupRequest
-	(*LookupResponse)(nil),           // 26: sluice.meta.v1.LookupResponse
-	(*InitProducerIDRequest)(nil),    // 27: sluice.meta.v1.InitProducerIDRequest
-	(*InitProducerIDResponse)(nil),   // 28: sluice.meta.v1.InitProducerIDResponse
-	(*WatchRequest)(nil),             // 29: sluice.meta.v1.WatchRequest
-	(*CommitEvent)(nil),              // 30: sluice.meta.v1.CommitEvent
-	(*WatchResponse)(nil),            // 31: sluice.meta.v1.WatchResponse
-	(*DeleteTopicsRequest)(nil),      // 32: sluice.meta.v1.DeleteTopicsRequest
-	(*PartitionsSpec)(nil),           // 33: sluice.meta.v1.PartitionsSpec
-	(*CreatePartitionsRequest)(nil),  // 34: sluice.meta.v1.CreatePartitionsRequest
-	(*ConfigChange)(nil),             // 35: sluice.meta.v1.ConfigChange
-	(*AlterTopicConfigsRequest)(nil), // 36: sluice.meta.v1.AlterTopicConfigsRequest
-	(*FindTimestampRequest)(nil),     // 37: sluice.meta.v1.FindTimestampRequest
-	(*FindTimestampResponse)(nil),    // 38: sluice.meta.v1.FindTimestampResponse
-	(*GroupProtocol)(nil),            // 39: sluice.meta.v1.GroupProtocol
-	(*JoinGroupRequest)(nil),         // 40: sluice.meta.v1.JoinGroupRequest
-	(*GroupMember)(nil),              // 41: sluice.meta.v1.GroupMember
-	(*JoinGroupResponse)(nil),        // 42: sluice.meta.v1.JoinGroupResponse
-	(*SyncGroupRequest)(nil),         // 43: sluice.meta.v1.SyncGroupRequest
-	(*SyncGroupResponse)(nil),        // 44: sluice.meta.v1.SyncGroupResponse
-	(*HeartbeatRequest)(nil),         // 45: sluice.meta.v1.HeartbeatRequest
-	(*LeavingMember)(nil),            // 46: sluice.meta.v1.LeavingMember
-	(*LeaveGroupRequest)(nil),        // 47: sluice.meta.v1.LeaveGroupRequest
-	(*CommittedOffset)(nil),          // 48: sluice.meta.v1.CommittedOffset
-	(*CommitOffsetsRequest)(nil),     // 49: sluice.meta.v1.CommitOffsetsRequest
-	(*FetchOffsetsRequest)(nil),      // 50: sluice.meta.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),     // 51: sluice.meta.v1.FetchOffsetsResponse
-	(*DeleteOffsetsRequest)(nil),     // 52: sluice.meta.v1.DeleteOffsetsRequest
-	(*DeleteGroupRequest)(nil),       // 53: sluice.meta.v1.DeleteGroupRequest
-	(*ListGroupsRequest)(nil),        // 54: sluice.meta.v1.ListGroupsRequest
-	(*GroupListing)(nil),             // 55: sluice.meta.v1.GroupListing
-	(*ListGroupsResponse)(nil),       // 56: sluice.meta.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),     // 57: sluice.meta.v1.DescribeGroupRequest
-	(*GroupMemberDescription)(nil),   // 58: sluice.meta.v1.GroupMemberDescription
-	(*DescribeGroupResponse)(nil),    // 59: sluice.meta.v1.DescribeGroupResponse
-	(*AgentInfo)(nil),                // 60: sluice.meta.v1.AgentInfo
-	(*RegisterAgentRequest)(nil),     // 61: sluice.meta.v1.RegisterAgentRequest
-	(*RegisterAgentResponse)(nil),    // 62: sluice.meta.v1.RegisterAgentResponse
-	(*UnregisterAgentRequest)(nil),   // 63: sluice.meta.v1.UnregisterAgentRequest
-	(*AgentsRequest)(nil),            // 64: sluice.meta.v1.AgentsRequest
-	(*AgentsResponse)(nil),           // 65: sluice.meta.v1.AgentsResponse
-	(*KeyInfo)(nil),                  // 66: sluice.meta.v1.KeyInfo
-	(*CreateKeyRequest)(nil),         // 67: sluice.meta.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),        // 68: sluice.meta.v1.CreateKeyResponse
-	(*ListKeysRequest)(nil),          // 69: sluice.meta.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),         // 70: sluice.meta.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),         // 71: sluice.meta.v1.RevokeKeyRequest
-	nil,                              // 72: sluice.meta.v1.Topic.ConfigsEntry
-	nil,                              // 73: sluice.meta.v1.TopicSpec.ConfigsEntry
-	nil,                              // 74: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	(*DeleteRecordsSpec)(nil),        // 19: sluice.meta.v1.DeleteRecordsSpec
+	(*DeleteRecordsRequest)(nil),     // 20: sluice.meta.v1.DeleteRecordsRequest
+	(*PartitionStatesResponse)(nil),  // 21: sluice.meta.v1.PartitionStatesResponse
+	(*Chunk)(nil),                    // 22: sluice.meta.v1.Chunk
+	(*CommitSegmentRequest)(nil),     // 23: sluice.meta.v1.CommitSegmentRequest
+	(*ChunkResult)(nil),              // 24: sluice.meta.v1.ChunkResult
+	(*CommitSegmentResponse)(nil),    // 25: sluice.meta.v1.CommitSegmentResponse
+	(*IndexEntry)(nil),               // 26: sluice.meta.v1.IndexEntry
+	(*LookupRequest)(nil),            // 27: sluice.meta.v1.LookupRequest
+	(*LookupResponse)(nil),           // 28: sluice.meta.v1.LookupResponse
+	(*InitProducerIDRequest)(nil),    // 29: sluice.meta.v1.InitProducerIDRequest
+	(*InitProducerIDResponse)(nil),   // 30: sluice.meta.v1.InitProducerIDResponse
+	(*WatchRequest)(nil),             // 31: sluice.meta.v1.WatchRequest
+	(*CommitEvent)(nil),              // 32: sluice.meta.v1.CommitEvent
+	(*WatchResponse)(nil),            // 33: sluice.meta.v1.WatchResponse
+	(*DeleteTopicsRequest)(nil),      // 34: sluice.meta.v1.DeleteTopicsRequest
+	(*PartitionsSpec)(nil),           // 35: sluice.meta.v1.PartitionsSpec
+	(*CreatePartitionsRequest)(nil),  // 36: sluice.meta.v1.CreatePartitionsRequest
+	(*ConfigChange)(nil),             // 37: sluice.meta.v1.ConfigChange
+	(*AlterTopicConfigsRequest)(nil), // 38: sluice.meta.v1.AlterTopicConfigsRequest
+	(*FindTimestampRequest)(nil),     // 39: sluice.meta.v1.FindTimestampRequest
+	(*FindTimestampResponse)(nil),    // 40: sluice.meta.v1.FindTimestampResponse
+	(*GroupProtocol)(nil),            // 41: sluice.meta.v1.GroupProtocol
+	(*JoinGroupRequest)(nil),         // 42: sluice.meta.v1.JoinGroupRequest
+	(*GroupMember)(nil),              // 43: sluice.meta.v1.GroupMember
+	(*JoinGroupResponse)(nil),        // 44: sluice.meta.v1.JoinGroupResponse
+	(*SyncGroupRequest)(nil),         // 45: sluice.meta.v1.SyncGroupRequest
+	(*SyncGroupResponse)(nil),        // 46: sluice.meta.v1.SyncGroupResponse
+	(*HeartbeatRequest)(nil),         // 47: sluice.meta.v1.HeartbeatRequest
+	(*LeavingMember)(nil),            // 48: sluice.meta.v1.LeavingMember
+	(*LeaveGroupRequest)(nil),        // 49: sluice.meta.v1.LeaveGroupRequest
+	(*CommittedOffset)(nil),          // 50: sluice.meta.v1.CommittedOffset
+	(*CommitOffsetsRequest)(nil),     // 51: sluice.meta.v1.CommitOffsetsRequest
+	(*FetchOffsetsRequest)(nil),      // 52: sluice.meta.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),     // 53: sluice.meta.v1.FetchOffsetsResponse
+	(*DeleteOffsetsRequest)(nil),     // 54: sluice.meta.v1.DeleteOffsetsRequest
+	(*DeleteGroupRequest)(nil),       // 55: sluice.meta.v1.DeleteGroupRequest
+	(*ListGroupsRequest)(nil),        // 56: sluice.meta.v1.ListGroupsRequest
+	(*GroupListing)(nil),             // 57: sluice.meta.v1.GroupListing
+	(*ListGroupsResponse)(nil),       // 58: sluice.meta.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),     // 59: sluice.meta.v1.DescribeGroupRequest
+	(*GroupMemberDescription)(nil),   // 60: sluice.meta.v1.GroupMemberDescription
+	(*DescribeGroupResponse)(nil),    // 61: sluice.meta.v1.DescribeGroupResponse
+	(*AgentInfo)(nil),                // 62: sluice.meta.v1.AgentInfo
+	(*RegisterAgentRequest)(nil),     // 63: sluice.meta.v1.RegisterAgentRequest
+	(*RegisterAgentResponse)(nil),    // 64: sluice.meta.v1.RegisterAgentResponse
+	(*UnregisterAgentRequest)(nil),   // 65: sluice.meta.v1.UnregisterAgentRequest
+	(*AgentsRequest)(nil),            // 66: sluice.meta.v1.AgentsRequest
+	(*AgentsResponse)(nil),           // 67: sluice.meta.v1.AgentsResponse
+	(*KeyInfo)(nil),                  // 68: sluice.meta.v1.KeyInfo
+	(*CreateKeyRequest)(nil),         // 69: sluice.meta.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),        // 70: sluice.meta.v1.CreateKeyResponse
+	(*ListKeysRequest)(nil),          // 71: sluice.meta.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),         // 72: sluice.meta.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),         // 73: sluice.meta.v1.RevokeKeyRequest
+	nil,                              // 74: sluice.meta.v1.Topic.ConfigsEntry
+	nil,                              // 75: sluice.meta.v1.TopicSpec.ConfigsEntry
+	nil,                              // 76: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 }
 var file_meta_proto_depIdxs = []int32{
 	0,  // 0: sluice.meta.v1.Error.code:type_name -> sluice.meta.v1.ErrorCode
 	3,  // 1: sluice.meta.v1.ErrorResponse.error:type_name -> sluice.meta.v1.Error
 	3,  // 2: sluice.meta.v1.ErrorsResponse.error:type_name -> sluice.meta.v1.Error
 	3,  // 3: sluice.meta.v1.ErrorsResponse.errors:type_name -> sluice.meta.v1.Error
-	72, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
-	73, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
+	74, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
+	75, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
 	7,  // 6: sluice.meta.v1.TopicResult.topic:type_name -> sluice.meta.v1.Topic
 	3,  // 7: sluice.meta.v1.TopicResult.error:type_name -> sluice.meta.v1.Error
 	3,  // 8: sluice.meta.v1.ClusterIDResponse.error:type_name -> sluice.meta.v1.Error
@@ -4909,111 +5031,115 @@ var file_meta_proto_depIdxs = []int32{
 	7,  // 13: sluice.meta.v1.TopicsResponse.topics:type_name -> sluice.meta.v1.Topic
 	6,  // 14: sluice.meta.v1.PartitionStatesRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
 	3,  // 15: sluice.meta.v1.PartitionState.error:type_name -> sluice.meta.v1.Error
-	3,  // 16: sluice.meta.v1.PartitionStatesResponse.error:type_name -> sluice.meta.v1.Error
-	18, // 17: sluice.meta.v1.PartitionStatesResponse.states:type_name -> sluice.meta.v1.PartitionState
-	20, // 18: sluice.meta.v1.CommitSegmentRequest.chunks:type_name -> sluice.meta.v1.Chunk
-	1,  // 19: sluice.meta.v1.ChunkResult.status:type_name -> sluice.meta.v1.ChunkStatus
-	3,  // 20: sluice.meta.v1.CommitSegmentResponse.error:type_name -> sluice.meta.v1.Error
-	22, // 21: sluice.meta.v1.CommitSegmentResponse.chunks:type_name -> sluice.meta.v1.ChunkResult
-	6,  // 22: sluice.meta.v1.LookupRequest.partition:type_name -> sluice.meta.v1.TopicPartition
-	3,  // 23: sluice.meta.v1.LookupResponse.error:type_name -> sluice.meta.v1.Error
-	24, // 24: sluice.meta.v1.LookupResponse.entries:type_name -> sluice.meta.v1.IndexEntry
-	3,  // 25: sluice.meta.v1.InitProducerIDResponse.error:type_name -> sluice.meta.v1.Error
-	24, // 26: sluice.meta.v1.CommitEvent.entry:type_name -> sluice.meta.v1.IndexEntry
-	3,  // 27: sluice.meta.v1.WatchResponse.error:type_name -> sluice.meta.v1.Error
-	30, // 28: sluice.meta.v1.WatchResponse.events:type_name -> sluice.meta.v1.CommitEvent
-	33, // 29: sluice.meta.v1.CreatePartitionsRequest.specs:type_name -> sluice.meta.v1.PartitionsSpec
-	35, // 30: sluice.meta.v1.AlterTopicConfigsRequest.changes:type_name -> sluice.meta.v1.ConfigChange
-	6,  // 31: sluice.meta.v1.FindTimestampRequest.partition:type_name -> sluice.meta.v1.TopicPartition
-	2,  // 32: sluice.meta.v1.FindTimestampRequest.query:type_name -> sluice.meta.v1.TimestampQuery
-	3,  // 33: sluice.meta.v1.FindTimestampResponse.error:type_name -> sluice.meta.v1.Error
-	24, // 34: sluice.meta.v1.FindTimestampResponse.entry:type_name -> sluice.meta.v1.IndexEntry
-	39, // 35: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
-	3,  // 36: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
-	41, // 37: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
-	74, // 38: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
-	3,  // 39: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
-	46, // 40: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
-	48, // 41: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
-	6,  // 42: sluice.meta.v1.FetchOffsetsRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
-	3,  // 43: sluice.meta.v1.FetchOffsetsResponse.error:type_name -> sluice.meta.v1.Error
-	48, // 44: sluice.meta.v1.FetchOffsetsResponse.offsets:type_name -> sluice.meta.v1.CommittedOffset
-	6,  // 45: sluice.meta.v1.DeleteOffsetsRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
-	3,  // 46: sluice.meta.v1.ListGroupsResponse.error:type_name -> sluice.meta.v1.Error
-	55, // 47: sluice.meta.v1.ListGroupsResponse.groups:type_name -> sluice.meta.v1.GroupListing
-	3,  // 48: sluice.meta.v1.DescribeGroupResponse.error:type_name -> sluice.meta.v1.Error
-	58, // 49: sluice.meta.v1.DescribeGroupResponse.members:type_name -> sluice.meta.v1.GroupMemberDescription
-	60, // 50: sluice.meta.v1.RegisterAgentRequest.agent:type_name -> sluice.meta.v1.AgentInfo
-	3,  // 51: sluice.meta.v1.RegisterAgentResponse.error:type_name -> sluice.meta.v1.Error
-	3,  // 52: sluice.meta.v1.AgentsResponse.error:type_name -> sluice.meta.v1.Error
-	60, // 53: sluice.meta.v1.AgentsResponse.agents:type_name -> sluice.meta.v1.AgentInfo
-	3,  // 54: sluice.meta.v1.CreateKeyResponse.error:type_name -> sluice.meta.v1.Error
-	66, // 55: sluice.meta.v1.CreateKeyResponse.info:type_name -> sluice.meta.v1.KeyInfo
-	3,  // 56: sluice.meta.v1.ListKeysResponse.error:type_name -> sluice.meta.v1.Error
-	66, // 57: sluice.meta.v1.ListKeysResponse.keys:type_name -> sluice.meta.v1.KeyInfo
-	10, // 58: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
-	12, // 59: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
-	14, // 60: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
-	15, // 61: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
-	17, // 62: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
-	21, // 63: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
-	25, // 64: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
-	27, // 65: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
-	29, // 66: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
-	32, // 67: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
-	34, // 68: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
-	36, // 69: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
-	37, // 70: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
-	40, // 71: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
-	43, // 72: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
-	45, // 73: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
-	47, // 74: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
-	49, // 75: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
-	50, // 76: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
-	52, // 77: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
-	53, // 78: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
-	54, // 79: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
-	57, // 80: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	61, // 81: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
-	63, // 82: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
-	64, // 83: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
-	67, // 84: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
-	69, // 85: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
-	71, // 86: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
-	11, // 87: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
-	13, // 88: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
-	16, // 89: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
-	16, // 90: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
-	19, // 91: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
-	23, // 92: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
-	26, // 93: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
-	28, // 94: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
-	31, // 95: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
-	5,  // 96: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
-	5,  // 97: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
-	4,  // 98: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
-	38, // 99: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
-	42, // 100: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
-	44, // 101: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
-	4,  // 102: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
-	5,  // 103: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
-	4,  // 104: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	51, // 105: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
-	4,  // 106: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	4,  // 107: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
-	56, // 108: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
-	59, // 109: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
-	62, // 110: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
-	4,  // 111: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
-	65, // 112: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
-	68, // 113: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
-	70, // 114: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
-	4,  // 115: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
-	87, // [87:116] is the sub-list for method output_type
-	58, // [58:87] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	6,  // 16: sluice.meta.v1.DeleteRecordsSpec.partition:type_name -> sluice.meta.v1.TopicPartition
+	19, // 17: sluice.meta.v1.DeleteRecordsRequest.specs:type_name -> sluice.meta.v1.DeleteRecordsSpec
+	3,  // 18: sluice.meta.v1.PartitionStatesResponse.error:type_name -> sluice.meta.v1.Error
+	18, // 19: sluice.meta.v1.PartitionStatesResponse.states:type_name -> sluice.meta.v1.PartitionState
+	22, // 20: sluice.meta.v1.CommitSegmentRequest.chunks:type_name -> sluice.meta.v1.Chunk
+	1,  // 21: sluice.meta.v1.ChunkResult.status:type_name -> sluice.meta.v1.ChunkStatus
+	3,  // 22: sluice.meta.v1.CommitSegmentResponse.error:type_name -> sluice.meta.v1.Error
+	24, // 23: sluice.meta.v1.CommitSegmentResponse.chunks:type_name -> sluice.meta.v1.ChunkResult
+	6,  // 24: sluice.meta.v1.LookupRequest.partition:type_name -> sluice.meta.v1.TopicPartition
+	3,  // 25: sluice.meta.v1.LookupResponse.error:type_name -> sluice.meta.v1.Error
+	26, // 26: sluice.meta.v1.LookupResponse.entries:type_name -> sluice.meta.v1.IndexEntry
+	3,  // 27: sluice.meta.v1.InitProducerIDResponse.error:type_name -> sluice.meta.v1.Error
+	26, // 28: sluice.meta.v1.CommitEvent.entry:type_name -> sluice.meta.v1.IndexEntry
+	3,  // 29: sluice.meta.v1.WatchResponse.error:type_name -> sluice.meta.v1.Error
+	32, // 30: sluice.meta.v1.WatchResponse.events:type_name -> sluice.meta.v1.CommitEvent
+	35, // 31: sluice.meta.v1.CreatePartitionsRequest.specs:type_name -> sluice.meta.v1.PartitionsSpec
+	37, // 32: sluice.meta.v1.AlterTopicConfigsRequest.changes:type_name -> sluice.meta.v1.ConfigChange
+	6,  // 33: sluice.meta.v1.FindTimestampRequest.partition:type_name -> sluice.meta.v1.TopicPartition
+	2,  // 34: sluice.meta.v1.FindTimestampRequest.query:type_name -> sluice.meta.v1.TimestampQuery
+	3,  // 35: sluice.meta.v1.FindTimestampResponse.error:type_name -> sluice.meta.v1.Error
+	26, // 36: sluice.meta.v1.FindTimestampResponse.entry:type_name -> sluice.meta.v1.IndexEntry
+	41, // 37: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
+	3,  // 38: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
+	43, // 39: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
+	76, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	3,  // 41: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
+	48, // 42: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
+	50, // 43: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
+	6,  // 44: sluice.meta.v1.FetchOffsetsRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
+	3,  // 45: sluice.meta.v1.FetchOffsetsResponse.error:type_name -> sluice.meta.v1.Error
+	50, // 46: sluice.meta.v1.FetchOffsetsResponse.offsets:type_name -> sluice.meta.v1.CommittedOffset
+	6,  // 47: sluice.meta.v1.DeleteOffsetsRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
+	3,  // 48: sluice.meta.v1.ListGroupsResponse.error:type_name -> sluice.meta.v1.Error
+	57, // 49: sluice.meta.v1.ListGroupsResponse.groups:type_name -> sluice.meta.v1.GroupListing
+	3,  // 50: sluice.meta.v1.DescribeGroupResponse.error:type_name -> sluice.meta.v1.Error
+	60, // 51: sluice.meta.v1.DescribeGroupResponse.members:type_name -> sluice.meta.v1.GroupMemberDescription
+	62, // 52: sluice.meta.v1.RegisterAgentRequest.agent:type_name -> sluice.meta.v1.AgentInfo
+	3,  // 53: sluice.meta.v1.RegisterAgentResponse.error:type_name -> sluice.meta.v1.Error
+	3,  // 54: sluice.meta.v1.AgentsResponse.error:type_name -> sluice.meta.v1.Error
+	62, // 55: sluice.meta.v1.AgentsResponse.agents:type_name -> sluice.meta.v1.AgentInfo
+	3,  // 56: sluice.meta.v1.CreateKeyResponse.error:type_name -> sluice.meta.v1.Error
+	68, // 57: sluice.meta.v1.CreateKeyResponse.info:type_name -> sluice.meta.v1.KeyInfo
+	3,  // 58: sluice.meta.v1.ListKeysResponse.error:type_name -> sluice.meta.v1.Error
+	68, // 59: sluice.meta.v1.ListKeysResponse.keys:type_name -> sluice.meta.v1.KeyInfo
+	10, // 60: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
+	12, // 61: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
+	14, // 62: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
+	15, // 63: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
+	17, // 64: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
+	23, // 65: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
+	27, // 66: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
+	29, // 67: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
+	31, // 68: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
+	34, // 69: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
+	36, // 70: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
+	38, // 71: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
+	39, // 72: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
+	42, // 73: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
+	45, // 74: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
+	47, // 75: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
+	49, // 76: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
+	51, // 77: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
+	52, // 78: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
+	54, // 79: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
+	55, // 80: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
+	56, // 81: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
+	59, // 82: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	63, // 83: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
+	65, // 84: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
+	66, // 85: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
+	20, // 86: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
+	69, // 87: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
+	71, // 88: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
+	73, // 89: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
+	11, // 90: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
+	13, // 91: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
+	16, // 92: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
+	16, // 93: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
+	21, // 94: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
+	25, // 95: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
+	28, // 96: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
+	30, // 97: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
+	33, // 98: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
+	5,  // 99: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
+	5,  // 100: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
+	4,  // 101: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
+	40, // 102: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
+	44, // 103: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
+	46, // 104: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
+	4,  // 105: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
+	5,  // 106: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
+	4,  // 107: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	53, // 108: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
+	4,  // 109: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	4,  // 110: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
+	58, // 111: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
+	61, // 112: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
+	64, // 113: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
+	4,  // 114: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
+	67, // 115: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
+	21, // 116: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
+	70, // 117: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
+	72, // 118: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
+	4,  // 119: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
+	90, // [90:120] is the sub-list for method output_type
+	60, // [60:90] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -5021,14 +5147,14 @@ func file_meta_proto_init() {
 	if File_meta_proto != nil {
 		return
 	}
-	file_meta_proto_msgTypes[32].OneofWrappers = []any{}
+	file_meta_proto_msgTypes[34].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   72,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

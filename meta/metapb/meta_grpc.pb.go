@@ -66,6 +66,7 @@ const (
 	Meta_RegisterAgent_FullMethodName     = "/sluice.meta.v1.Meta/RegisterAgent"
 	Meta_UnregisterAgent_FullMethodName   = "/sluice.meta.v1.Meta/UnregisterAgent"
 	Meta_Agents_FullMethodName            = "/sluice.meta.v1.Meta/Agents"
+	Meta_DeleteRecords_FullMethodName     = "/sluice.meta.v1.Meta/DeleteRecords"
 )
 
 // MetaClient is the client API for Meta service.
@@ -112,6 +113,7 @@ type MetaClient interface {
 	RegisterAgent(ctx context.Context, in *RegisterAgentRequest, opts ...grpc.CallOption) (*RegisterAgentResponse, error)
 	UnregisterAgent(ctx context.Context, in *UnregisterAgentRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
 	Agents(ctx context.Context, in *AgentsRequest, opts ...grpc.CallOption) (*AgentsResponse, error)
+	DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*PartitionStatesResponse, error)
 }
 
 type metaClient struct {
@@ -391,6 +393,16 @@ func (c *metaClient) Agents(ctx context.Context, in *AgentsRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *metaClient) DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*PartitionStatesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PartitionStatesResponse)
+	err := c.cc.Invoke(ctx, Meta_DeleteRecords_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServer is the server API for Meta service.
 // All implementations must embed UnimplementedMetaServer
 // for forward compatibility.
@@ -435,6 +447,7 @@ type MetaServer interface {
 	RegisterAgent(context.Context, *RegisterAgentRequest) (*RegisterAgentResponse, error)
 	UnregisterAgent(context.Context, *UnregisterAgentRequest) (*ErrorResponse, error)
 	Agents(context.Context, *AgentsRequest) (*AgentsResponse, error)
+	DeleteRecords(context.Context, *DeleteRecordsRequest) (*PartitionStatesResponse, error)
 	mustEmbedUnimplementedMetaServer()
 }
 
@@ -522,6 +535,9 @@ func (UnimplementedMetaServer) UnregisterAgent(context.Context, *UnregisterAgent
 }
 func (UnimplementedMetaServer) Agents(context.Context, *AgentsRequest) (*AgentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Agents not implemented")
+}
+func (UnimplementedMetaServer) DeleteRecords(context.Context, *DeleteRecordsRequest) (*PartitionStatesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRecords not implemented")
 }
 func (UnimplementedMetaServer) mustEmbedUnimplementedMetaServer() {}
 func (UnimplementedMetaServer) testEmbeddedByValue()              {}
@@ -1005,6 +1021,24 @@ func _Meta_Agents_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Meta_DeleteRecords_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRecordsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).DeleteRecords(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_DeleteRecords_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).DeleteRecords(ctx, req.(*DeleteRecordsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Meta_ServiceDesc is the grpc.ServiceDesc for Meta service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1111,6 +1145,10 @@ var Meta_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Agents",
 			Handler:    _Meta_Agents_Handler,
+		},
+		{
+			MethodName: "DeleteRecords",
+			Handler:    _Meta_DeleteRecords_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -332,6 +332,24 @@ func (c *Client) PartitionStates(ctx context.Context, tps []meta.TopicPartition)
 	})
 }
 
+// DeleteRecords implements meta.Client. A retry is safe: moving a log
+// start to where it already is changes nothing.
+func (c *Client) DeleteRecords(ctx context.Context, specs []meta.DeleteRecordsSpec) ([]meta.PartitionState, error) {
+	req := &pb.DeleteRecordsRequest{Specs: encDeleteRecords(specs)}
+	return callT(c, ctx, "DeleteRecords", func(mc pb.MetaClient) ([]meta.PartitionState, error) {
+		r, err := mc.DeleteRecords(ctx, req)
+		if err != nil {
+			return nil, rpcError{err}
+		}
+		var d decoder
+		out := d.partitionStates(r.States)
+		if d.err != nil {
+			return nil, malformed("DeleteRecords", d.err)
+		}
+		return out, decodeErr(r.Error)
+	})
+}
+
 // CommitSegment implements meta.Client. A retry after a connection broke
 // mid-call is safe: meta answers a repeated SegmentID with its first
 // answer.

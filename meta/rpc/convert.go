@@ -92,6 +92,22 @@ func (d *decoder) tps(ps []*pb.TopicPartition) []meta.TopicPartition {
 	return out
 }
 
+func encDeleteRecords(specs []meta.DeleteRecordsSpec) []*pb.DeleteRecordsSpec {
+	out := make([]*pb.DeleteRecordsSpec, len(specs))
+	for i, s := range specs {
+		out[i] = &pb.DeleteRecordsSpec{Partition: encTP(s.TopicPartition), Offset: s.Offset}
+	}
+	return out
+}
+
+func (d *decoder) deleteRecords(specs []*pb.DeleteRecordsSpec) []meta.DeleteRecordsSpec {
+	out := make([]meta.DeleteRecordsSpec, len(specs))
+	for i, s := range specs {
+		out[i] = meta.DeleteRecordsSpec{TopicPartition: d.tp(s.GetPartition()), Offset: s.GetOffset()}
+	}
+	return out
+}
+
 // configs keeps meta's convention: no configs is a nil map.
 func configs(m map[string]string) map[string]string {
 	if len(m) == 0 {
@@ -272,7 +288,7 @@ func (d *decoder) entries(es []*pb.IndexEntry) []meta.IndexEntry {
 func encEvents(evs []meta.CommitEvent) []*pb.CommitEvent {
 	out := make([]*pb.CommitEvent, len(evs))
 	for i, ev := range evs {
-		out[i] = &pb.CommitEvent{Entry: encEntry(ev.Entry), HighWatermark: ev.HighWatermark}
+		out[i] = &pb.CommitEvent{Entry: encEntry(ev.Entry), HighWatermark: ev.HighWatermark, LogStartOffset: ev.LogStartOffset, Trim: ev.Trim}
 	}
 	return out
 }
@@ -283,7 +299,8 @@ func (d *decoder) events(evs []*pb.CommitEvent) []meta.CommitEvent {
 		if ev.GetEntry() == nil {
 			d.fail("commit event without an index entry")
 		}
-		out[i] = meta.CommitEvent{Entry: d.entry(ev.GetEntry()), HighWatermark: ev.GetHighWatermark()}
+		out[i] = meta.CommitEvent{Entry: d.entry(ev.GetEntry()), HighWatermark: ev.GetHighWatermark(),
+			LogStartOffset: ev.GetLogStartOffset(), Trim: ev.GetTrim()}
 	}
 	return out
 }

@@ -439,3 +439,42 @@ func TestGroups(t *testing.T) {
 	lb, berr = svc.ListGroups(ctx)
 	same(t, "ListGroups after delete", []any{la, aerr}, []any{lb, berr})
 }
+
+// TestDeleteRecordsOverRPC: DeleteRecords crosses the wire with its
+// per-partition answers, and watchers hear the trim.
+func TestDeleteRecordsOverRPC(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, 30*time.Second)
+	res, err := e.rc.CreateTopics(ctx, []meta.TopicSpec{{Name: "drpc", Partitions: 1}})
+	if err != nil || res[0].Err != nil {
+		t.Fatal(err, res)
+	}
+	id := res[0].Topic.ID
+	events, err := e.rc.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sid meta.SegmentID
+	sid[0] = 1
+	if _, err := e.rc.CommitSegment(ctx, meta.SegmentCommit{SegmentID: sid, ObjectKey: "k", Size: 100, AgentID: "a",
+		Chunks: []meta.Chunk{{TopicID: id, Partition: 0, Length: 100, RecordCount: 10, ProducerID: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	<-events
+	tp := meta.TopicPartition{TopicID: id, Partition: 0}
+	got, err := e.rc.DeleteRecords(ctx, []meta.DeleteRecordsSpec{{TopicPartition: tp, Offset: 4}, {TopicPartition: tp, Offset: 99}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Err != nil || got[0].LogStartOffset != 4 || got[0].HighWatermark != 10 || !errors.Is(got[1].Err, meta.ErrOffsetOutOfRange) {
+		t.Fatalf("DeleteRecords answered %+v", got)
+	}
+	select {
+	case evs := <-events:
+		if len(evs) != 1 || !evs[0].Trim || evs[0].LogStartOffset != 4 {
+			t.Fatalf("watch got %+v", evs)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no trim event over the stream")
+	}
+}

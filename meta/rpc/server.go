@@ -503,6 +503,20 @@ func (m *metaServer) Agents(ctx context.Context, _ *pb.AgentsRequest) (*pb.Agent
 	return &pb.AgentsResponse{Error: encodeErr(err), Agents: encAgents(as)}, nil
 }
 
+func (m *metaServer) DeleteRecords(ctx context.Context, r *pb.DeleteRecordsRequest) (*pb.PartitionStatesResponse, error) {
+	_, c, err := m.s.agent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var d decoder
+	specs := d.deleteRecords(r.GetSpecs())
+	if d.err != nil {
+		return &pb.PartitionStatesResponse{Error: invalid(d.err)}, nil
+	}
+	ss, err := c.DeleteRecords(ctx, specs)
+	return &pb.PartitionStatesResponse{Error: encodeErr(err), States: encPartitionStates(ss)}, nil
+}
+
 // adminServer serves the key administration.
 type adminServer struct {
 	pb.UnimplementedAdminServer
