@@ -50,6 +50,11 @@ fuzz: ## Fuzz the decoders for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./server/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./meta/rpc/
 
+.PHONY: compare
+compare: build ## Same load against Sluice and franz-go's kfake (durable, in memory); writes BENCHMARKS.md
+	$(GO) build -o bin/kfake ./bench/kfake
+	$(GO) run ./bench/compare --sluice $(BIN) --kfake bin/kfake --duration 15s --rounds 2 --out BENCHMARKS.md
+
 .PHONY: lint
 lint: ## go vet and staticcheck
 	$(GO) vet $(PKGS)
