@@ -37,7 +37,7 @@ test-short: ## Quick test pass without the race detector
 .PHONY: bench
 bench: ## Go benchmarks of the hot paths and the in-process produce path (-benchmem)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./codec/ ./meta/ ./cache/ ./pipeline/ ./server/
-	$(GO) test -run '^$$' -bench 'ProduceLoopback' -benchmem -benchtime 5s -count 1 ./agent/
+	$(GO) test -run '^$$' -bench 'ProduceLoopback|FetchLoopback' -benchmem -benchtime 5s -count 1 ./agent/
 
 .PHONY: bench-latency
 bench-latency: ## Produce acks=all latency at light load through an in-process agent (~90s)

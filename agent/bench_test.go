@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"sluice.dev/agent"
 	"sluice.dev/bench"
+	"sluice.dev/internal/kafkatest"
 )
 
 // BenchmarkProduceLoopback drives the whole produce path in one process:
@@ -126,4 +128,79 @@ func BenchmarkProduceLatencyLight(b *testing.B) {
 			b.ReportMetric(ms(sum.Max), "max-ms")
 		})
 	}
+}
+
+// BenchmarkFetchLoopback drives the fetch path in one process: a raw
+// Fetch v12 for 16 partitions from offset 0 (1 MiB per partition), served
+// from the block cache (the data was just produced, so it is cached) and
+// the index cache. One op is one fetch response; bytes are record batch
+// bytes returned. allocs/op covers both sides (the raw client decodes the
+// response into one slice per partition), so it shows whether the path
+// allocates per record: a response holds thousands of records.
+func BenchmarkFetchLoopback(b *testing.B) {
+	c := startCluster(b, b.TempDir(), agent.Config{})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.DefaultProduceTopic("fetchbench"),
+		kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond), kgo.ProducerBatchMaxBytes(256<<10),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	val := make([]byte, 1024)
+	var recs []*kgo.Record
+	for i := range 16 * 1024 { // 16 MiB over 16 partitions
+		recs = append(recs, &kgo.Record{Value: val, Partition: int32(i % 16)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+	md, err := cl.Request(ctx, &kmsg.MetadataRequest{Topics: []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("fetchbench")}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	topicID := md.(*kmsg.MetadataResponse).Topics[0].TopicID
+	conn, err := kafkatest.Dial(c.addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	req := kmsg.NewPtrFetchRequest()
+	req.Version, req.ReplicaID, req.MaxWaitMillis, req.MinBytes, req.MaxBytes = 12, -1, 0, 1, 32<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "fetchbench"
+	ft.TopicID = topicID
+	for p := range int32(16) {
+		fp := kmsg.NewFetchRequestTopicPartition()
+		fp.Partition, fp.FetchOffset, fp.PartitionMaxBytes, fp.LogStartOffset = p, 0, 1<<20, -1
+		ft.Partitions = append(ft.Partitions, fp)
+	}
+	req.Topics = append(req.Topics, ft)
+	fetch := func() int {
+		resp, err := conn.RoundTrip(req, 10*time.Second)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for _, t := range resp.(*kmsg.FetchResponse).Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					b.Fatalf("partition %d: error %d", p.Partition, p.ErrorCode)
+				}
+				n += len(p.RecordBatches)
+			}
+		}
+		return n
+	}
+	n := fetch() // warm
+	if n < 8<<20 {
+		b.Fatalf("a fetch returned %d bytes, want most of 16 MiB", n)
+	}
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		fetch()
+	}
+	b.ReportMetric(float64(n)/1024, "records/op")
 }

@@ -182,8 +182,8 @@ func (c *conn) isClosed() bool {
 
 // frameResponse prefixes a response body with its size and correlation id,
 // and the empty tagged-field section of response header v1.
-func frameResponse(corrID int32, flexibleHeader bool, body func([]byte) []byte) []byte {
-	b := make([]byte, 8, 64)
+func frameResponse(corrID int32, flexibleHeader bool, body func([]byte) []byte, sizeHint int) []byte {
+	b := make([]byte, 8, max(64, sizeHint))
 	binary.BigEndian.PutUint32(b[4:], uint32(corrID))
 	if flexibleHeader {
 		b = append(b, 0)

@@ -54,6 +54,10 @@ type reqCtx struct {
 	clientID string
 	start    time.Time
 	done     bool
+	// sizeHint, when set, is the expected encoded response size: the
+	// encoder's buffer starts that large instead of growing by copying
+	// (a fetch response carries megabytes of record batches).
+	sizeHint int
 }
 
 // respond encodes and queues the response for writing in request order.
@@ -66,7 +70,7 @@ func (rc *reqCtx) respond(resp kmsg.Response) {
 	// ApiVersions responses always use header v0 (KIP-511), so a client
 	// that does not yet know our versions can read them.
 	flexHeader := resp.IsFlexible() && rc.key != int16(kmsg.ApiVersions)
-	b := frameResponse(rc.corrID, flexHeader, resp.AppendTo)
+	b := frameResponse(rc.corrID, flexHeader, resp.AppendTo, rc.sizeHint)
 	rc.c.respond(rc.seq, b)
 	observeRequest(rc.key, rc.start)
 }
