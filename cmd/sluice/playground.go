@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -204,6 +205,12 @@ func httpHandler(extra func(io.Writer)) http.Handler {
 			extra(w)
 		}
 	})
+	// Profiles for operators (go tool pprof http://ADDR/debug/pprof/profile);
+	// the HTTP address is loopback by default.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !isHealthy() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
