@@ -1,17 +1,35 @@
 """librdkafka (python3-confluent-kafka) against a Sluice agent.
 
-Usage: confluent_compat.py BOOTSTRAP
+Usage: confluent_compat.py BOOTSTRAP [CHECK...]
 
-For every compression codec: produce records with keys and headers
-(idempotent, acks=all), consume them back and compare exactly. Then a
-consumer group reads a topic, commits, and a second consumer of the same
-group resumes after the committed offsets. Exits non-zero with a message on
-the first mismatch.
+CHECKs (all four when none is given):
+
+  codecs   for every compression codec: produce records with keys and
+           headers (idempotent, acks=all), consume them back and compare
+           exactly; report how many times librdkafka said it would not
+           compress a batch ("ok CODEC N not-compressing=K"; the Go test
+           checks K and the codec of the stored batches).
+  resume   a consumer group reads a topic, commits, and a second consumer
+           of the same group resumes after the committed offsets.
+  members  two consumers of one group share a 4-partition topic (the
+           assignment is split between them); one closes, its committed
+           offsets are exactly what it consumed, the other takes its
+           partitions over; a new member joins and both resume from the
+           committed offsets with nothing skipped or repeated.
+  admin    AdminClient: create_topics (then again: TOPIC_ALREADY_EXISTS),
+           list_topics metadata, describe_configs, delete_topics (gone from
+           list_topics; again: UNKNOWN_TOPIC_OR_PART).
+
+Prints "ok ..." per check and "PASS" at the end; exits non-zero with a
+message on the first mismatch.
 """
+import logging
 import sys
+import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
 
 BOOT = sys.argv[1]
 N = 500
@@ -22,10 +40,33 @@ def fail(msg):
     sys.exit(1)
 
 
+class Notices(logging.Handler):
+    """Collects librdkafka's log lines that contain a given text."""
+
+    def __init__(self, text):
+        super().__init__(logging.DEBUG)
+        self.text = text
+        self.lines = []
+
+    def emit(self, record):
+        msg = record.getMessage()
+        if self.text in msg:
+            self.lines.append(msg)
+
+
 def produce(topic, codec, start, n):
+    """Produces records start..start+n-1 and returns how many batches
+    librdkafka said it would not compress with codec."""
     errors = []
+    notices = Notices("Broker does not support compression type %s: not compressing batch" % codec)
+    log = logging.getLogger("librdkafka-" + topic + "-" + codec)
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    log.addHandler(notices)
+    # debug=msg: librdkafka logs its per-batch codec decision (at NOTICE
+    # once a day, at debug otherwise); the logger gets it, not stderr.
     p = Producer({"bootstrap.servers": BOOT, "enable.idempotence": True, "acks": "all",
-                  "compression.type": codec, "linger.ms": 5})
+                  "compression.type": codec, "linger.ms": 5, "debug": "msg", "logger": log})
 
     def cb(err, _msg):
         if err is not None:
@@ -36,15 +77,16 @@ def produce(topic, codec, start, n):
                   headers=[("i", b"%d" % i)], on_delivery=cb)
         p.poll(0)
     left = p.flush(30)
+    log.removeHandler(notices)
     if left or errors:
         fail("%s: %d unflushed, errors %s" % (codec, left, errors[:3]))
+    return len(notices.lines)
 
 
 def consume(conf, topic, want, timeout=30):
     c = Consumer(conf)
     c.subscribe([topic])
     got = []
-    import time
     deadline = time.time() + timeout
     while len(got) < want and time.time() < deadline:
         m = c.poll(0.5)
@@ -59,7 +101,7 @@ def consume(conf, topic, want, timeout=30):
 def check_codecs():
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"]:
         topic = "py-" + codec
-        produce(topic, codec, 0, N)
+        not_compressing = produce(topic, codec, 0, N)
         c, got = consume({"bootstrap.servers": BOOT, "group.id": "py-check-" + codec,
                           "auto.offset.reset": "earliest"}, topic, N)
         c.close()
@@ -77,7 +119,7 @@ def check_codecs():
             if m.offset() <= last:
                 fail("%s: partition %d offsets not increasing" % (codec, m.partition()))
             seen[("p", m.partition())] = m.offset()
-        print("ok", codec, len(got))
+        print("ok %s %d not-compressing=%d" % (codec, len(got), not_compressing))
 
 
 def check_group_resume():
@@ -101,6 +143,204 @@ def check_group_resume():
     print("ok group resume")
 
 
-check_codecs()
-check_group_resume()
+class Member:
+    """One consumer of a group; the caller's loop polls every member in
+    turn, so all of them serve their rebalances."""
+
+    def __init__(self, name, conf, topic):
+        self.name = name
+        self.assigned = set()
+        self.got = []  # (partition, offset, record index)
+        self.c = Consumer(conf)
+        self.c.subscribe([topic], on_assign=self._assign, on_revoke=self._revoke)
+
+    def _assign(self, _c, parts):
+        self.assigned = {tp.partition for tp in parts}
+
+    def _revoke(self, _c, parts):
+        self.assigned -= {tp.partition for tp in parts}
+
+    def poll(self):
+        m = self.c.poll(0.05)
+        if m is None:
+            return
+        if m.error():
+            raise KafkaException(m.error())
+        i = int(dict(m.headers())["i"])
+        if m.key() != b"k%d" % i or m.value() != (b"v%d-" % i) * (i % 40 + 1):
+            fail("%s: record %d at %d@%d differs" % (self.name, i, m.partition(), m.offset()))
+        self.got.append((m.partition(), m.offset(), i))
+
+    def indexes(self, lo=0, hi=1 << 62):
+        return [i for _p, _o, i in self.got if lo <= i < hi]
+
+    def __repr__(self):
+        return "%s(assigned=%s, got=%d)" % (self.name, sorted(self.assigned), len(self.got))
+
+
+def poll_until(members, cond, what, timeout=30):
+    deadline = time.time() + timeout
+    while not cond():
+        if time.time() > deadline:
+            fail("%s: not within %ds: %s" % (what, timeout, members))
+        for m in members:
+            m.poll()
+
+
+def split(members, parts):
+    """Every member holds partitions, none twice, all of them covered."""
+    seen = set()
+    for m in members:
+        if not m.assigned or seen & m.assigned:
+            return False
+        seen |= m.assigned
+    return seen == parts
+
+
+def distinct(members):
+    return len({i for m in members for i in m.indexes()})
+
+
+def check_group_members():
+    topic = "py-members"
+    group = "py-members-" + uuid.uuid4().hex[:8]
+    parts = {0, 1, 2, 3}
+    admin = AdminClient({"bootstrap.servers": BOOT})
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+    conf = {"bootstrap.servers": BOOT, "group.id": group, "auto.offset.reset": "earliest",
+            "enable.auto.commit": True, "auto.commit.interval.ms": 100,
+            "session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
+    a = Member("a", conf, topic)
+    b = Member("b", conf, topic)
+    poll_until([a, b], lambda: split([a, b], parts), "a and b share the partitions")
+    a_parts, b_parts = sorted(a.assigned), sorted(b.assigned)
+
+    # Phase 1: 400 records, no rebalance: each exactly once, both members
+    # get some.
+    produce(topic, "none", 0, 400)
+    poll_until([a, b], lambda: distinct([a, b]) >= 400, "400 records read by a and b")
+    if not a.got or not b.got:
+        fail("members: one member got nothing: %s %s" % (a, b))
+    for m, mine in ((a, a_parts), (b, b_parts)):
+        if any(p not in mine for p, _o, _i in m.got):
+            fail("members: %s read a partition outside its assignment %s" % (m.name, mine))
+
+    # a closes (a restart's first half): close commits what it consumed,
+    # so its committed offsets are exactly one past its last record.
+    last = {}
+    for p, o, _i in a.got:
+        last[p] = max(last.get(p, -1), o)
+    a.c.close()
+    for tp in b.c.committed([TopicPartition(topic, p) for p in a_parts], timeout=10):
+        if tp.offset != last[tp.partition] + 1:
+            fail("members: a closed with %d consumed on partition %d but committed %d"
+                 % (last[tp.partition] + 1, tp.partition, tp.offset))
+
+    # Phase 2: b takes all partitions over, starting from a's commits.
+    poll_until([b], lambda: b.assigned == parts, "b takes over all partitions")
+    produce(topic, "none", 400, 200)
+    poll_until([b], lambda: distinct([a, b]) >= 600, "600 records read after a left")
+    tps = [TopicPartition(topic, p) for p in sorted(parts)]
+    high = {p: b.c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+    if sum(high.values()) != 600:
+        fail("members: high watermarks %s, want 600 records in all" % high)
+    # b's auto commit catches up with what it read before anyone joins.
+    poll_until([b], lambda: all(tp.offset == high[tp.partition] for tp in b.c.committed(tps, timeout=10)),
+               "b's committed offsets reach the high watermarks")
+
+    # A new member (a restarted a) joins: the two split the partitions and
+    # both resume from the committed offsets.
+    c = Member("c", conf, topic)
+    poll_until([b, c], lambda: split([b, c], parts), "b and c share the partitions")
+    produce(topic, "none", 600, 200)
+    poll_until([b, c], lambda: distinct([a, b, c]) >= 800, "800 records read after c joined")
+    if not c.indexes(600) or not b.indexes(600):
+        fail("members: after c joined, b read %d and c %d of the new records"
+             % (len(b.indexes(600)), len(c.indexes(600))))
+    if c.indexes(0, 600):
+        fail("members: c re-read %d committed records" % len(c.indexes(0, 600)))
+    c_parts = sorted(c.assigned)
+    b.c.close()
+    c.c.close()
+
+    # The union, per partition: offsets dense from 0 to the high
+    # watermark, each delivered once (at-least-once would allow
+    # re-delivery only past a commit, and both hand-overs happened with
+    # everything committed), and produce order kept.
+    count = {}
+    byp = {}
+    for m in (a, b, c):
+        for p, o, i in m.got:
+            count[i] = count.get(i, 0) + 1
+            byp.setdefault(p, []).append((o, i))
+    missing = [i for i in range(800) if i not in count]
+    dups = sorted(i for i, n in count.items() if n > 1)
+    if missing or dups or len(count) != 800:
+        fail("members: missing %s, delivered twice %s" % (missing[:10], dups[:10]))
+    for p, recs in byp.items():
+        recs.sort()
+        if [o for o, _i in recs] != list(range(len(recs))):
+            fail("members: partition %d offsets not dense from 0" % p)
+        if any(recs[j][1] <= recs[j - 1][1] for j in range(1, len(recs))):
+            fail("members: partition %d out of produce order" % p)
+    print("ok group members: a %s got %d, b %s got %d, c %s got %d (new records: b %d, c %d); 0 re-delivered"
+          % (a_parts, len(a.got), b_parts, len(b.got), c_parts, len(c.got),
+             len(b.indexes(600)), len(c.indexes(600))))
+
+
+def admin_error(fut):
+    try:
+        fut.result(30)
+    except KafkaException as e:
+        return e.args[0].code()
+    return None
+
+
+def check_admin():
+    admin = AdminClient({"bootstrap.servers": BOOT})
+    name = "py-admin-" + uuid.uuid4().hex[:8]
+    new = NewTopic(name, num_partitions=3, replication_factor=1, config={"retention.ms": "3600000"})
+    if admin.create_topics([new], operation_timeout=10)[name].result(30) is not None:
+        fail("admin: create_topics result not None")
+    code = admin_error(admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])[name])
+    if code != KafkaError.TOPIC_ALREADY_EXISTS:
+        fail("admin: second create: %s, want TOPIC_ALREADY_EXISTS" % code)
+
+    md = admin.list_topics(timeout=10)
+    t = md.topics.get(name)
+    if t is None or t.error is not None:
+        fail("admin: %s not in list_topics: %s" % (name, t and t.error))
+    if sorted(t.partitions) != [0, 1, 2]:
+        fail("admin: partitions %s, want [0, 1, 2]" % sorted(t.partitions))
+    for p in t.partitions.values():
+        if p.error is not None or p.leader not in md.brokers or p.replicas != [p.leader]:
+            fail("admin: partition %d: leader %d replicas %s error %s (brokers %s)"
+                 % (p.id, p.leader, p.replicas, p.error, list(md.brokers)))
+
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    cfg = admin.describe_configs([res])[res].result(30)
+    ret = cfg.get("retention.ms")
+    if ret is None or ret.value != "3600000" or ret.source != ConfigSource.DYNAMIC_TOPIC_CONFIG.value:
+        fail("admin: retention.ms described as %r" % ret)
+    print("ok admin describe: %d partitions, %d configs, retention.ms=%s" % (len(t.partitions), len(cfg), ret.value))
+
+    if admin.delete_topics([name], operation_timeout=10)[name].result(30) is not None:
+        fail("admin: delete_topics result not None")
+    deadline = time.time() + 10
+    while name in admin.list_topics(timeout=10).topics:
+        if time.time() > deadline:
+            fail("admin: %s still in list_topics 10s after delete" % name)
+        time.sleep(0.1)
+    code = admin_error(admin.delete_topics([name])[name])
+    if code != KafkaError.UNKNOWN_TOPIC_OR_PART:
+        fail("admin: second delete: %s, want UNKNOWN_TOPIC_OR_PART" % code)
+    print("ok admin create/describe/delete")
+
+
+CHECKS = {"codecs": check_codecs, "resume": check_group_resume,
+          "members": check_group_members, "admin": check_admin}
+for name in sys.argv[2:] or list(CHECKS):
+    if name not in CHECKS:
+        fail("unknown check %r (have %s)" % (name, ", ".join(CHECKS)))
+    CHECKS[name]()
 print("PASS")
