@@ -121,7 +121,9 @@ const (
 // countZoneMatch records, once per connection, whether a client that
 // names a zone reached an agent of that zone.
 func (s *Server) countZoneMatch(c *conn, clientID string) {
-	if c.zone.Load() != zoneUnknown {
+	if clientID == "" || c.zone.Load() != zoneUnknown {
+		// Some clients send their first request (ApiVersions) without
+		// a client id: decide on the first one that has it.
 		return
 	}
 	p := parseClientID(clientID)
