@@ -1,7 +1,9 @@
-// Package loadtest holds the parts of Sluice's soak and fault harness.
-// Today it has the oracle that proves nothing acknowledged was lost; the
-// `sluice loadtest` subcommand (its own cluster, faults on a schedule)
-// builds on it.
+// Package loadtest is `sluice loadtest`, Sluice's soak and fault harness:
+// it starts its own cluster of meta and agent processes (cluster.go),
+// drives idempotent producers and consumer groups (workload.go), injects
+// faults on a schedule (faults.go, faultapi.go), and proves with the
+// oracle (this file) and the verifier (verify.go) that nothing
+// acknowledged was lost, duplicated or reordered.
 package loadtest
 
 import (

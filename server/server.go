@@ -153,6 +153,10 @@ func (s *Server) Start(ctx context.Context) error {
 		defer close(s.runDone)
 		err := gnet.Run(s, "tcp://"+s.cfg.Addr,
 			gnet.WithMulticore(s.cfg.Multicore),
+			// A restarted agent gets its port back at once, though the
+			// killed process's connections linger in TIME_WAIT (Go's own
+			// listeners set this too; found by sluice loadtest).
+			gnet.WithReuseAddr(true),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			gnet.WithReadBufferCap(256<<10),
 			gnet.WithSocketRecvBuffer(1<<20),
@@ -177,7 +181,6 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	s.deps.Index.AddListener(s.onCommit)
 	return nil
 }
 

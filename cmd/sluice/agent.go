@@ -5,16 +5,21 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"sluice.dev/agent"
+	"sluice.dev/loadtest"
 	"sluice.dev/meta/rpc"
 	"sluice.dev/objstore"
 )
@@ -50,6 +55,7 @@ func runAgent(args []string) error {
 	peerAddr := fs.String("peer-addr", "127.0.0.1:0", "listener of the zone cache: agents of one zone fetch blocks from each other here; empty turns the shared cache off")
 	peerAdvertise := fs.String("peer-advertise-addr", "", "host:port other agents dial for --peer-addr (default: the bound address)")
 	peerSecret := fs.String("peer-secret", "", "secret shared by the agents of a cluster that authenticates the zone cache protocol (default $SLUICE_PEER_SECRET, else derived from the agent key: agents with different keys then need one)")
+	faultInjection := fs.Bool("fault-injection", false, "for sluice loadtest and tests only: wrap the bucket in a fault injector driven at runtime by POST /debug/faults?op=put|get|all&error_rate=0.3&latency=100ms and POST /debug/faults/reset on --http-addr")
 	var af agentFlags
 	af.register(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -74,6 +80,8 @@ func runAgent(args []string) error {
 		return errors.New("--bucket is required: file:///path for a local directory, or s3://bucket/prefix?region=R")
 	case len(splitList(*metaAddr)) == 0:
 		return errors.New("--meta-addr is empty: name at least one meta replica, host:port")
+	case *faultInjection && *httpAddr == "":
+		return errors.New("--fault-injection serves its controls on --http-addr: give one")
 	}
 	for _, r := range splitList(*roles) {
 		if r != "produce" && r != "consume" && r != "jobs" {
@@ -107,6 +115,15 @@ func runAgent(args []string) error {
 	if err != nil {
 		return err // names --bucket
 	}
+	var faults *objstore.Faulty
+	if *faultInjection {
+		// Instrument sits outside, so /metrics counts injected failures.
+		var seed [8]byte
+		rand.Read(seed[:])
+		faults = objstore.NewFaulty(raw, binary.LittleEndian.Uint64(seed[:]))
+		raw = faults
+		log.Warn("fault injection enabled: POST /debug/faults on --http-addr makes the object store fail; for sluice loadtest and tests only")
+	}
 	store := objstore.Instrument(raw)
 	defer store.Close()
 
@@ -126,7 +143,7 @@ func runAgent(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w (meta at --meta-addr %s)", err, *metaAddr)
 	}
-	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr", a.WriteMetrics)
+	httpSrv, httpLn, err := startAgentHTTP(*httpAddr, a.WriteMetrics, faults)
 	if err != nil {
 		_ = a.Stop(context.Background())
 		return err
@@ -152,4 +169,25 @@ func runAgent(args []string) error {
 		log.Info("stopped cleanly")
 	}
 	return err
+}
+
+// startAgentHTTP is startHTTP, plus the fault controls of
+// --fault-injection (/debug/faults) when faults is set. Without the flag
+// those paths do not exist.
+func startAgentHTTP(addr string, extra func(io.Writer), faults *objstore.Faulty) (*http.Server, net.Listener, error) {
+	if faults == nil {
+		return startHTTP(addr, "--http-addr", extra)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on --http-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", httpHandler(extra))
+	fh := loadtest.FaultHandler(faults)
+	mux.Handle("/debug/faults", fh)
+	mux.Handle("/debug/faults/", fh)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, ln, nil
 }

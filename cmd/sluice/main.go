@@ -15,6 +15,7 @@ Usage:
   sluice meta [flags]         the control plane service (and: sluice meta keys create|list|revoke)
   sluice agent [flags]        a stateless agent connecting to a running meta
   sluice bench MODE [flags]   measure any Kafka cluster: produce, consume or e2e
+  sluice loadtest [flags]     a cluster of its own under load and faults: proves nothing acknowledged is lost
   sluice version
 
 Run "sluice COMMAND --help" for a command's flags.
@@ -37,6 +38,8 @@ func main() {
 		err = runAgent(os.Args[2:])
 	case "bench":
 		err = runBench(os.Args[2:])
+	case "loadtest":
+		err = runLoadtest(os.Args[2:])
 	case "version", "--version", "-v":
 		fmt.Println("sluice", version)
 	case "help", "--help", "-h":

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"sluice.dev/loadtest"
+)
+
+const loadtestUsage = `Usage:
+  sluice loadtest [flags]
+
+Starts a cluster of its own on loopback (one sluice meta, --agents sluice
+agent processes, one bucket), produces with idempotent producers and
+consumes with consumer groups for --duration while injecting faults, then
+reads the log back and checks that every acknowledged record is there,
+at its offset, once and in order, and that every group consumed it.
+Exits non-zero on any loss, duplicate, gap or reordering.
+
+Faults (--faults, one every --fault-every, round robin):
+  kill-agent     SIGKILL an agent, restart it on the same addresses
+  restart-meta   SIGKILL meta, restart it on the same --listen and --store
+  store-errors   one agent's object store fails 30% of requests, +100ms each
+  stall-client   half a request, and a client that never reads, on one agent
+
+`
+
+// runLoadtest parses flags into a loadtest.Config and runs it; the
+// harness is in package loadtest.
+func runLoadtest(args []string) error {
+	d := loadtest.Defaults
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), loadtestUsage, "Flags of sluice loadtest:\n"); fs.PrintDefaults() }
+	agents := fs.Int("agents", d.Agents, "agent processes")
+	store := fs.String("store", "", "meta's store: empty for an embedded store in the run's directory, or a postgres:// URL")
+	bucket := fs.String("bucket", "", "the agents' bucket: empty for a directory in the run's directory, or file:///path or s3://bucket/prefix?region=R (the run writes under a fresh sub-prefix of its own)")
+	duration := fs.Duration("duration", d.Duration, "how long producers run (a fault in progress at the end runs to its end)")
+	producers := fs.Int("producers", d.Producers, "idempotent producer clients")
+	rate := fs.Int("rate", d.Rate, "records per second across all producers")
+	partitions := fs.Int("partitions", int(d.Partitions), "partitions of the run's topic")
+	groups := fs.Int("groups", d.Groups, "consumer groups, each reading the whole topic")
+	members := fs.Int("members", d.Members, "consumers per group")
+	faults := fs.String("faults", "all", "faults to inject, round robin: all, none, or a comma-separated list of "+strings.Join(loadtest.FaultKinds, ","))
+	faultEvery := fs.Duration("fault-every", d.FaultEvery, "time between the starts of two faults")
+	seed := fs.Uint64("seed", 0, "seed of every random choice (which agent a fault hits); 0 picks one, the report prints it")
+	keep := fs.Bool("keep", false, "keep the run's directory: every process's log, the embedded store and the bucket")
+	jsonOut := fs.Bool("json", false, "print one JSON line on stdout instead of the report")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("loadtest: unexpected argument %q", fs.Arg(0))
+	}
+	kinds, err := loadtest.ParseFaults(*faults)
+	if err != nil {
+		return err
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("loadtest: find the sluice binary to start: %w", err)
+	}
+	cfg := d
+	cfg.Binary, cfg.Agents, cfg.Store, cfg.Bucket = bin, *agents, *store, *bucket
+	cfg.Duration, cfg.Producers, cfg.Rate, cfg.Partitions = *duration, *producers, *rate, int32(*partitions)
+	cfg.Groups, cfg.Members, cfg.Faults, cfg.FaultEvery = *groups, *members, kinds, *faultEvery
+	cfg.Seed, cfg.Keep, cfg.Progress = *seed, *keep, os.Stderr
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := loadtest.Run(ctx, cfg)
+	if rep != nil {
+		var werr error
+		if *jsonOut {
+			werr = rep.WriteJSON(os.Stdout)
+		} else {
+			werr = rep.WriteText(os.Stdout)
+		}
+		if werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return err
+}

@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"sluice.dev/loadtest"
+)
+
+// TestLoadtest runs a short `sluice loadtest` (its own meta and two
+// agents, every fault kind once) with the race-built binary: it must
+// pass, and its report must list each fault it injected.
+func TestLoadtest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 25 s load test")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sluiceBin, "loadtest", "--duration", "25s", "--fault-every", "6s", "--agents", "2", "--rate", "500")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("sluice loadtest took %v", time.Since(start).Round(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("sluice loadtest: %v\nreport:\n%s\nprogress (last 4 KiB):\n%s", err, stdout.String(), tail(stderr.String(), 4096))
+	}
+	report := stdout.String()
+	if !strings.HasPrefix(report, "sluice loadtest: PASS") || !strings.Contains(report, "\nPASS: all ") {
+		t.Fatalf("report does not say PASS:\n%s", report)
+	}
+	for _, kind := range loadtest.FaultKinds {
+		// A row of the faults table: "    6.0s  kill-agent  agent-1  3.1s  ...".
+		row := regexp.MustCompile(`(?m)^\s+[0-9.]+s\s+` + regexp.QuoteMeta(kind) + `\s+\S+\s+[0-9.]+s\s+\S`)
+		if !row.MatchString(report) {
+			t.Fatalf("report lists no %s fault:\n%s", kind, report)
+		}
+	}
+	t.Logf("report:\n%s", report)
+}
+
+// TestAgentFaultInjection: the fault API exists only on an agent started
+// with --fault-injection, and there it makes the object store fail: no
+// produce is acknowledged while every upload fails, and produces are
+// once the faults are reset.
+func TestAgentFaultInjection(t *testing.T) {
+	dir := t.TempDir()
+	m := startMeta(t, "meta", filepath.Join(dir, "meta"), "127.0.0.1:0")
+	// Two virtual clusters, so that the faulty agent alone serves its own.
+	plain := startAgent(t, "agent-plain", m.lines["meta"], createKey(t, m.lines["meta"], "plain"), "file://"+filepath.Join(dir, "bucket-plain"))
+	faulty := startAgent(t, "agent-faulty", m.lines["meta"], createKey(t, m.lines["meta"], "faults"), "file://"+filepath.Join(dir, "bucket"), "--fault-injection")
+
+	post := func(httpAddr, path string) (int, string) {
+		t.Helper()
+		resp, err := http.Post("http://"+httpAddr+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, path := range []string{"/debug/faults?op=all&error_rate=1", "/debug/faults/reset"} {
+		if code, _ := post(plain.lines["http"], path); code != http.StatusNotFound {
+			t.Fatalf("POST %s without --fault-injection: %d, want 404", path, code)
+		}
+	}
+
+	ctx := testCtx(t, 2*time.Minute)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(faulty.lines["bootstrap"]), kgo.DefaultProduceTopic("faults"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, "faults"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("before")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := post(faulty.lines["http"], "/debug/faults?op=put&error_rate=1"); code != http.StatusOK || !strings.Contains(body, `"put"`) {
+		t.Fatalf("POST /debug/faults: %d %s", code, body)
+	}
+	// A record produced now is not acknowledged while uploads fail (the
+	// agent retries the upload; after the reset it may well succeed).
+	acked := make(chan error, 1)
+	cl.Produce(ctx, &kgo.Record{Value: []byte("during")}, func(_ *kgo.Record, err error) { acked <- err })
+	select {
+	case err := <-acked:
+		if err == nil {
+			t.Fatal("a produce was acknowledged while every upload failed")
+		}
+	case <-time.After(3 * time.Second):
+	}
+	code, body := post(faulty.lines["http"], "/debug/faults/reset")
+	if code != http.StatusOK {
+		t.Fatalf("POST /debug/faults/reset: %d %s", code, body)
+	}
+	var counts loadtest.FaultCounts
+	if err := json.Unmarshal([]byte(body), &counts); err != nil || counts["put"].Injected == 0 {
+		t.Fatalf("counters %s: %v; want injected put failures", body, err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatalf("produce after the reset: %v", err)
+	}
+}

@@ -1,0 +1,150 @@
+package loadtest
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// The kinds of fault a run injects, in the order the schedule takes them.
+const (
+	FaultKillAgent   = "kill-agent"   // SIGKILL an agent, restart it on the same addresses
+	FaultRestartMeta = "restart-meta" // SIGKILL meta, restart it on the same --listen and --store
+	FaultStoreErrors = "store-errors" // one agent's object store fails some requests, slowly
+	FaultStallClient = "stall-client" // a client that sends half a request, and one that never reads
+)
+
+// FaultKinds lists every fault kind, in schedule order.
+var FaultKinds = []string{FaultKillAgent, FaultRestartMeta, FaultStoreErrors, FaultStallClient}
+
+// Config is one `sluice loadtest` run. Errors from Validate name the flag
+// to change.
+type Config struct {
+	// Binary is the sluice executable started as `sluice meta` and
+	// `sluice agent` (the subcommand passes os.Executable()).
+	Binary string
+	// Agents is the number of agent processes.
+	Agents int
+	// Store is meta's --store: empty for an embedded store in the run's
+	// directory, or a postgres:// URL.
+	Store string
+	// Bucket is the agents' --bucket: empty for a directory in the run's
+	// directory. A given bucket gets a fresh prefix per run (see
+	// runBucket), so a run never reads or deletes another's objects.
+	Bucket string
+
+	Duration   time.Duration
+	Producers  int
+	Rate       int // records per second, across all producers
+	Partitions int32
+	Groups     int // consumer groups, each reading the whole topic
+	Members    int // consumers per group
+
+	// Faults are the kinds to inject, round robin; empty injects none.
+	Faults     []string
+	FaultEvery time.Duration
+
+	// Seed drives every random choice of the run (which agent a fault
+	// hits); 0 picks one. The report prints it.
+	Seed uint64
+	// Keep leaves the run's directory (logs, bucket, embedded store).
+	Keep bool
+	// Progress receives a line every few seconds and one per fault; nil
+	// stays quiet.
+	Progress io.Writer
+	// DrainTimeout bounds, after producing stops, the wait for in-flight
+	// produces and then for every group to reach the end offsets.
+	DrainTimeout time.Duration
+}
+
+// Defaults are the flag defaults of `sluice loadtest`.
+var Defaults = Config{
+	Agents:       3,
+	Duration:     2 * time.Minute,
+	Producers:    2,
+	Rate:         2000,
+	Partitions:   12, // spread over every agent, several per producer connection
+	Groups:       2,
+	Members:      2,
+	Faults:       FaultKinds,
+	FaultEvery:   15 * time.Second,
+	DrainTimeout: 60 * time.Second,
+}
+
+// ParseFaults reads the --faults flag: "all", "none" or a comma-separated
+// list of kinds.
+func ParseFaults(s string) ([]string, error) {
+	switch strings.TrimSpace(s) {
+	case "all":
+		return FaultKinds, nil
+	case "", "none":
+		return nil, nil
+	}
+	var out []string
+	for _, k := range strings.Split(s, ",") {
+		k = strings.TrimSpace(k)
+		if k == "" {
+			continue
+		}
+		ok := false
+		for _, known := range FaultKinds {
+			ok = ok || k == known
+		}
+		if !ok {
+			return nil, fmt.Errorf("--faults: unknown fault %q (want all, none, or some of %s)", k, strings.Join(FaultKinds, ","))
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.Binary == "":
+		return fmt.Errorf("loadtest: no sluice binary to start")
+	case c.Agents < 1 || c.Agents > 32:
+		return fmt.Errorf("--agents must be between 1 and 32, got %d", c.Agents)
+	case c.Duration < time.Second:
+		return fmt.Errorf("--duration must be at least 1s, got %s", c.Duration)
+	case c.Producers < 1:
+		return fmt.Errorf("--producers must be positive, got %d", c.Producers)
+	case c.Rate < c.Producers:
+		return fmt.Errorf("--rate must be at least one record per second per producer (%d), got %d", c.Producers, c.Rate)
+	case c.Partitions < 1 || c.Partitions > 10000:
+		return fmt.Errorf("--partitions must be between 1 and 10000, got %d", c.Partitions)
+	case c.Groups < 0:
+		return fmt.Errorf("--groups must not be negative, got %d", c.Groups)
+	case c.Groups > 0 && c.Members < 1:
+		return fmt.Errorf("--members must be positive, got %d", c.Members)
+	case len(c.Faults) > 0 && c.FaultEvery < time.Second:
+		return fmt.Errorf("--fault-every must be at least 1s, got %s", c.FaultEvery)
+	case c.DrainTimeout <= 0:
+		return fmt.Errorf("loadtest: DrainTimeout must be positive")
+	case strings.HasPrefix(c.Bucket, "mem:"):
+		return fmt.Errorf("--bucket %q: agents are separate processes and cannot share an in-memory bucket; use a directory or s3://", c.Bucket)
+	}
+	for _, k := range c.Faults {
+		if _, err := ParseFaults(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// holds says how long each fault lasts, scaled down when faults come more
+// often than the full lengths allow, so that one ends before the next.
+type holds struct {
+	agentDown time.Duration // kill-agent: from SIGKILL to restart
+	metaDown  time.Duration // restart-meta: from SIGKILL to restart
+	hold      time.Duration // store-errors, stall-client
+}
+
+func holdsFor(every time.Duration) holds {
+	return holds{
+		agentDown: min(3*time.Second, every/2),
+		metaDown:  min(2*time.Second, every/3),
+		hold:      min(10*time.Second, every*2/3),
+	}
+}

@@ -1,0 +1,168 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is the outcome of a run: what ran, what was injected, what the
+// verification found. Pass is false on any loss, duplicate, gap,
+// reordering, group that missed an acknowledged record, failed fault, or
+// when nothing at all was acknowledged.
+type Report struct {
+	Pass bool   `json:"pass"`
+	Seed uint64 `json:"seed"`
+
+	Topic      string `json:"topic"`
+	Partitions int32  `json:"partitions"`
+	Agents     int    `json:"agents"`
+	Store      string `json:"store"`
+	Bucket     string `json:"bucket"`
+	Producers  int    `json:"producers"`
+	Rate       int    `json:"rate"`
+	Groups     int    `json:"groups"`
+	Members    int    `json:"members"`
+
+	// Load is how long producers ran: --duration, plus the end of a fault
+	// that started before it.
+	Load          time.Duration `json:"-"`
+	LoadS         float64       `json:"load_s"`
+	Acked         int64         `json:"acked"`
+	Failed        int64         `json:"failed"`  // produce failed: not acknowledged, allowed
+	CutOff        int64         `json:"cut_off"` // still unsent when the flush at the end timed out
+	AckedPerS     float64       `json:"acked_per_s"`
+	ProduceErrors []string      `json:"produce_errors,omitempty"` // the first few distinct ones
+	LogRecords    int64         `json:"log_records"`              // read back from the start
+
+	Faults     []FaultEvent `json:"faults"`
+	GroupStats []GroupStats `json:"group_stats"`
+
+	Warnings     []string `json:"warnings,omitempty"`
+	Problems     []string `json:"problems,omitempty"` // the first ones
+	ProblemCount int      `json:"problem_count"`
+
+	Timings Timings `json:"timings"`
+	Dir     string  `json:"dir,omitempty"` // the run's directory, when kept
+}
+
+// GroupStats is one consumer group's view at the end.
+type GroupStats struct {
+	Name        string `json:"name"`
+	Received    int64  `json:"received"`    // distinct offsets
+	Redelivered int64  `json:"redelivered"` // received again after a rebalance
+	FetchErrors int64  `json:"fetch_errors"`
+	CaughtUp    bool   `json:"caught_up"` // reached the end offsets within the drain timeout
+}
+
+// Timings are the phases of a run, in seconds.
+type Timings struct {
+	StartS   float64 `json:"start_s"`   // cluster up, topic created
+	LoadS    float64 `json:"load_s"`    // producing, faults
+	FlushS   float64 `json:"flush_s"`   // in-flight produces finishing
+	CatchUpS float64 `json:"catchup_s"` // groups reaching the end offsets
+	VerifyS  float64 `json:"verify_s"`  // reading the log back, checking
+	TotalS   float64 `json:"total_s"`
+}
+
+// redactStore hides a password in a postgres:// URL.
+func redactStore(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return s
+}
+
+// WriteJSON writes the report as one line of JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func verdict(pass bool) string {
+	if pass {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// WriteText writes the report for people.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "sluice loadtest: %s\n\n", verdict(r.Pass))
+	store := "embedded store"
+	if r.Store != "" {
+		store = r.Store
+	}
+	fmt.Fprintf(&b, "  cluster   %d agents, meta on %s, bucket %s\n", r.Agents, store, r.Bucket)
+	fmt.Fprintf(&b, "  load      %d producers at %d rec/s into %s (%d partitions), %d groups x %d members, %s, seed %d\n",
+		r.Producers, r.Rate, r.Topic, r.Partitions, r.Groups, r.Members, r.Load.Round(100*time.Millisecond), r.Seed)
+	fmt.Fprintf(&b, "  produced  %d acknowledged (%.0f rec/s), %d failed (not acknowledged: allowed), %d cut off at the end\n",
+		r.Acked, r.AckedPerS, r.Failed, r.CutOff)
+	for _, e := range r.ProduceErrors {
+		fmt.Fprintf(&b, "            produce error: %s\n", e)
+	}
+	fmt.Fprintf(&b, "  log       %d records read back from offset 0\n", r.LogRecords)
+
+	if len(r.Faults) == 0 {
+		fmt.Fprintf(&b, "  faults    none\n")
+	} else {
+		fmt.Fprintf(&b, "\n  faults (%d)\n", len(r.Faults))
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "    at\tkind\ttarget\ttook\twhat happened")
+		for _, f := range r.Faults {
+			what := f.Detail
+			if f.Err != "" {
+				what += "; ERROR: " + f.Err
+			}
+			fmt.Fprintf(tw, "    %.1fs\t%s\t%s\t%.1fs\t%s\n", f.AtS, f.Kind, f.Target, f.TookS, what)
+		}
+		tw.Flush()
+	}
+	if len(r.GroupStats) > 0 {
+		fmt.Fprintf(&b, "\n  groups\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "    group\treceived\tredelivered\tfetch errors\tcaught up")
+		for _, g := range r.GroupStats {
+			fmt.Fprintf(tw, "    %s\t%d\t%d\t%d\t%v\n", g.Name, g.Received, g.Redelivered, g.FetchErrors, g.CaughtUp)
+		}
+		tw.Flush()
+	}
+	t := r.Timings
+	fmt.Fprintf(&b, "\n  timings   cluster start %.1fs, load %.1fs, flush %.1fs, groups catch up %.1fs, verify %.1fs, total %.1fs\n",
+		t.StartS, t.LoadS, t.FlushS, t.CatchUpS, t.VerifyS, t.TotalS)
+	if r.Dir != "" {
+		fmt.Fprintf(&b, "  kept      %s (logs/ has every process's output)\n", r.Dir)
+	}
+	for _, wn := range r.Warnings {
+		fmt.Fprintf(&b, "  warning   %s\n", wn)
+	}
+	fmt.Fprintln(&b)
+	if r.Pass {
+		fmt.Fprintf(&b, "PASS: all %d acknowledged records are in the log at their offsets, once and in order; offsets are dense; every group received them all\n", r.Acked)
+	} else {
+		fmt.Fprintf(&b, "FAIL: %d problem(s)", r.ProblemCount)
+		if len(r.Problems) < r.ProblemCount {
+			fmt.Fprintf(&b, ", the first %d", len(r.Problems))
+		}
+		fmt.Fprintln(&b, ":")
+		for _, p := range r.Problems {
+			fmt.Fprintf(&b, "  - %s\n", p)
+		}
+		if r.Dir == "" {
+			fmt.Fprintf(&b, "rerun with --seed %d --keep to keep the processes' logs\n", r.Seed)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

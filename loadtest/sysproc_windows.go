@@ -1,0 +1,7 @@
+package loadtest
+
+import "syscall"
+
+// childSysProcAttr: Windows gets no process group; children are stopped
+// explicitly on exit.
+func childSysProcAttr() *syscall.SysProcAttr { return nil }

@@ -1,0 +1,279 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Values name their producer and its sequence number, "p03-000000001234",
+// so the log itself shows duplicates and reordering, acknowledged or not.
+func appendValue(dst []byte, producer int, seq int64) []byte {
+	return fmt.Appendf(dst, "p%02d-%012d", producer, seq)
+}
+
+// parseValue reads a value appendValue wrote.
+func parseValue(v []byte) (producer int, seq int64, ok bool) {
+	if len(v) < 5 || v[0] != 'p' {
+		return 0, 0, false
+	}
+	i := 1
+	for i < len(v) && v[i] != '-' {
+		i++
+	}
+	if i == len(v) {
+		return 0, 0, false
+	}
+	p, err1 := strconv.Atoi(string(v[1:i]))
+	s, err2 := strconv.ParseInt(string(v[i+1:]), 10, 64)
+	if err1 != nil || err2 != nil || p < 0 || s < 0 {
+		return 0, 0, false
+	}
+	return p, s, true
+}
+
+// workload is the run's clients: producers that tell the oracle about
+// every acknowledgement, and consumer groups that remember every offset
+// they were handed.
+type workload struct {
+	cfg    Config
+	topic  string
+	seeds  []string
+	oracle *Oracle
+
+	acked     atomic.Int64
+	failed    atomic.Int64 // produce failed: not acknowledged (allowed)
+	cutOff    atomic.Int64 // still unsent when the run was interrupted or the flush timed out
+	lastAckNs atomic.Int64
+
+	errMu     sync.Mutex
+	firstErrs []string // guarded by errMu; the first few distinct produce errors
+
+	producers []*kgo.Client
+	groups    []*group
+}
+
+// group is one consumer group's view of the topic: every offset any of
+// its members received, per partition.
+type group struct {
+	name    string
+	clients []*kgo.Client
+
+	mu   sync.Mutex
+	seen map[int32]*bitset // guarded by mu
+
+	distinct  atomic.Int64 // offsets received at least once
+	delivered atomic.Int64 // records received, redeliveries included
+	fetchErrs atomic.Int64
+}
+
+func newGroup(name string) *group { return &group{name: name, seen: map[int32]*bitset{}} }
+
+func (g *group) mark(partition int32, offset int64) {
+	g.delivered.Add(1)
+	g.mu.Lock()
+	b := g.seen[partition]
+	if b == nil {
+		b = &bitset{}
+		g.seen[partition] = b
+	}
+	fresh := b.set(offset)
+	g.mu.Unlock()
+	if fresh {
+		g.distinct.Add(1)
+	}
+}
+
+func (g *group) has(partition int32, offset int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.seen[partition]
+	return b != nil && b.has(offset)
+}
+
+// caughtUp reports whether the group received every offset below the end
+// offsets, and how many are missing.
+func (g *group) caughtUp(ends map[int32]int64) (bool, int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var missing int64
+	for p, end := range ends {
+		var n int64
+		if b := g.seen[p]; b != nil {
+			n = b.countBelow(end)
+		}
+		missing += end - n
+	}
+	return missing == 0, missing
+}
+
+// bitset is a growable set of non-negative offsets.
+type bitset struct{ w []uint64 }
+
+// set adds off and reports whether it was new.
+func (b *bitset) set(off int64) bool {
+	if off < 0 {
+		return false
+	}
+	i := int(off >> 6)
+	for i >= len(b.w) {
+		b.w = append(b.w, 0)
+	}
+	m := uint64(1) << (off & 63)
+	if b.w[i]&m != 0 {
+		return false
+	}
+	b.w[i] |= m
+	return true
+}
+
+func (b *bitset) has(off int64) bool {
+	i := int(off >> 6)
+	return off >= 0 && i < len(b.w) && b.w[i]&(uint64(1)<<(off&63)) != 0
+}
+
+// countBelow counts the offsets in [0, end).
+func (b *bitset) countBelow(end int64) int64 {
+	var n int64
+	for i, w := range b.w {
+		lo := int64(i) << 6
+		if lo >= end {
+			break
+		}
+		if end-lo < 64 {
+			w &= (uint64(1) << (end - lo)) - 1
+		}
+		n += int64(bits.OnesCount64(w))
+	}
+	return n
+}
+
+func (w *workload) noteErr(err error) {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	if len(w.firstErrs) >= 5 {
+		return
+	}
+	for _, e := range w.firstErrs {
+		if e == err.Error() {
+			return
+		}
+	}
+	w.firstErrs = append(w.firstErrs, err.Error())
+}
+
+// start creates the clients; consumers first, so that they are in their
+// groups before the first record.
+func (w *workload) start() error {
+	for g := range w.cfg.Groups {
+		gr := newGroup(fmt.Sprintf("%s-g%d", w.topic, g))
+		for m := range w.cfg.Members {
+			cl, err := kgo.NewClient(
+				kgo.SeedBrokers(w.seeds...),
+				kgo.ClientID(fmt.Sprintf("loadtest-g%d-m%d", g, m)),
+				kgo.ConsumerGroup(gr.name),
+				kgo.ConsumeTopics(w.topic),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+				kgo.FetchMaxWait(500*time.Millisecond),
+			)
+			if err != nil {
+				return err
+			}
+			gr.clients = append(gr.clients, cl)
+		}
+		w.groups = append(w.groups, gr)
+	}
+	for p := range w.cfg.Producers {
+		// Idempotent (franz-go's default with acks=all), retrying without
+		// a record limit: a record fails only when producing stops.
+		cl, err := kgo.NewClient(
+			kgo.SeedBrokers(w.seeds...),
+			kgo.ClientID(fmt.Sprintf("loadtest-p%d", p)),
+			kgo.DefaultProduceTopic(w.topic),
+			kgo.ProducerLinger(5*time.Millisecond),
+		)
+		if err != nil {
+			return err
+		}
+		w.producers = append(w.producers, cl)
+	}
+	return nil
+}
+
+// close closes every client that is still open.
+func (w *workload) close() {
+	for _, p := range w.producers {
+		p.Close()
+	}
+	for _, g := range w.groups {
+		for _, c := range g.clients {
+			c.Close()
+		}
+	}
+}
+
+// consume runs one group member until ctx ends.
+func (w *workload) consume(ctx context.Context, g *group, cl *kgo.Client) {
+	for ctx.Err() == nil {
+		f := cl.PollFetches(ctx)
+		f.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				g.fetchErrs.Add(1)
+			}
+		})
+		f.EachRecord(func(r *kgo.Record) { g.mark(r.Partition, r.Offset) })
+	}
+}
+
+// produce runs producer id at rate records per second until stop is
+// closed. Records are handed to franz-go on a 10 ms tick; when the client
+// blocks (its buffer is full while an agent is down) the producer catches
+// up at most twice as fast afterwards, rather than in one burst. ctx ends
+// only with the whole run (Ctrl-C): records still buffered when producing
+// stops are flushed by the caller, not cut off here.
+func (w *workload) produce(ctx context.Context, stop <-chan struct{}, id int, cl *kgo.Client, rate float64, wg *sync.WaitGroup) {
+	start := time.Now()
+	var seq int64
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	burst := int64(rate/50) + 1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		due := int64(time.Since(start).Seconds() * rate)
+		for n := int64(0); seq < due && n < burst && ctx.Err() == nil; n++ {
+			wg.Add(1)
+			cl.Produce(ctx, &kgo.Record{Value: appendValue(nil, id, seq)}, func(r *kgo.Record, err error) {
+				defer wg.Done()
+				w.onAck(r, err)
+			})
+			seq++
+		}
+	}
+}
+
+func (w *workload) onAck(r *kgo.Record, err error) {
+	switch {
+	case err == nil:
+		w.acked.Add(1)
+		w.lastAckNs.Store(time.Now().UnixNano())
+		w.oracle.Ack(TopicPartition{Topic: r.Topic, Partition: r.Partition}, r.Offset, r.Value)
+	case errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed):
+		w.cutOff.Add(1)
+	default:
+		w.failed.Add(1)
+		w.noteErr(err)
+	}
+}
