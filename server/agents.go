@@ -128,13 +128,25 @@ func leaderOf(bs []broker, topic meta.TopicID, partition int32) int32 {
 	var key [20]byte
 	copy(key[:], topic[:])
 	binary.BigEndian.PutUint32(key[16:], uint32(partition))
-	h := xxhash.Sum64(key[:])
-	best, bestScore := bs[0].node, uint64(0)
+	return pickBroker(bs, xxhash.Sum64(key[:])).node
+}
+
+// pickBroker returns the broker of bs (not empty) with the highest
+// rendezvous score for a key's hash.
+func pickBroker(bs []broker, keyHash uint64) broker {
+	best, bestScore := bs[0], uint64(0)
 	for i, b := range bs {
-		score := rendezvous.Score(h, b.seed)
-		if i == 0 || score > bestScore {
-			best, bestScore = b.node, score
+		if score := rendezvous.Score(keyHash, b.seed); i == 0 || score > bestScore {
+			best, bestScore = b, score
 		}
 	}
 	return best
+}
+
+// offeredTo returns the live agents a client is offered (zones.go) and,
+// among them, the partition leaders.
+func (s *Server) offeredTo(clientID string) (offered, leaders []broker) {
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	return selectFor(s.brokers(ctx), parseClientID(clientID))
 }

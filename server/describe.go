@@ -33,9 +33,7 @@ func handleDescribeCluster(s *Server, rc *reqCtx, r kmsg.Request) {
 	}
 	resp.ClusterID = s.clusterID
 	resp.ControllerID = s.nodeID.Load()
-	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
-	defer cancel()
-	offered, _ := selectFor(s.brokers(ctx), parseClientID(rc.clientID))
+	offered, _ := s.offeredTo(rc.clientID)
 	for _, br := range offered {
 		b := kmsg.NewDescribeClusterResponseBroker()
 		b.NodeID, b.Host, b.Port = br.node, br.host, br.port

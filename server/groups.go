@@ -51,9 +51,7 @@ func strPtr(s string) *string { return &s }
 func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
 	req := r.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
-	offered, _ := selectFor(s.brokers(ctx), parseClientID(rc.clientID))
-	cancel()
+	offered, _ := s.offeredTo(rc.clientID)
 	code := int16(0)
 	var msg *string
 	if req.CoordinatorType != 0 {

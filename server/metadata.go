@@ -31,7 +31,7 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
 
-	brokers, leaders := selectFor(s.brokers(ctx), parseClientID(rc.clientID))
+	brokers, leaders := s.offeredTo(rc.clientID)
 	for _, br := range brokers {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID, b.Host, b.Port = br.node, br.host, br.port

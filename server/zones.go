@@ -20,8 +20,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/cespare/xxhash/v2"
-
-	"sluice.dev/internal/rendezvous"
 )
 
 var (
@@ -100,14 +98,7 @@ func coordinatorFor(offered []broker, selfID, key string) broker {
 			return b
 		}
 	}
-	h := xxhash.Sum64String(key)
-	best, bestScore := offered[0], uint64(0)
-	for i, b := range offered {
-		if score := rendezvous.Score(h, b.seed); i == 0 || score > bestScore {
-			best, bestScore = b, score
-		}
-	}
-	return best
+	return pickBroker(offered, xxhash.Sum64String(key))
 }
 
 // Zone match states of a connection (conn.zone).
