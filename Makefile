@@ -49,6 +49,12 @@ fuzz: ## Fuzz the decoders for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateBatch$$' -fuzztime 30s ./codec/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./server/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./meta/rpc/
+	$(GO) test -run '^$$' -fuzz '^FuzzReopen$$' -fuzztime 30s ./meta/
+
+.PHONY: test-reopen
+test-reopen: ## Long reopen property run of meta on both stores (5,000 steps each)
+	$(GO) test -count=1 -timeout 60m -run '^TestReopenProperty$$' ./meta/ -reopen.steps 5000
+	SLUICE_META_STORE=postgres $(GO) test -count=1 -timeout 60m -run '^TestReopenProperty$$' ./meta/ -reopen.steps 5000
 
 .PHONY: compare
 compare: build ## Same load against Sluice and franz-go's kfake (durable, in memory); writes BENCHMARKS.md

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -160,6 +161,7 @@ type stateSnap struct {
 	ProdParts map[pidTP]prodPart
 	Segs      map[SegmentID][]byte
 	SegOrder  []segKey
+	Offsets   map[string]map[TopicPartition]CommittedOffset
 }
 
 type partSnap struct {
@@ -178,6 +180,10 @@ func snapshot(s *Service) stateSnap {
 		Epochs:    make(map[int64]int16),
 		ProdParts: make(map[pidTP]prodPart),
 		Segs:      make(map[SegmentID][]byte),
+		Offsets:   make(map[string]map[TopicPartition]CommittedOffset),
+	}
+	for g, m := range st.offsets {
+		sn.Offsets[g] = maps.Clone(m)
 	}
 	if st.segLen() > 0 {
 		sn.SegOrder = slices.Clone(st.segOrder[st.segHead:])

@@ -48,6 +48,12 @@ func applyCommitOffsets(g *group, r *offsetCommitReq, now int64) {
 	}
 	for _, o := range r.offsets {
 		if !r.delete {
+			if !g.partExists(o.TopicPartition) {
+				// The topic was deleted after the agent resolved it (or the
+				// partition never existed): an offset for it would outlive
+				// the topic's delete, which removes every record naming it.
+				continue
+			}
 			o.CommitTime = now / 1e6
 		}
 		g.offsets = append(g.offsets, offsetChange{group: r.group, off: o, delete: r.delete})
@@ -115,7 +121,7 @@ func writeOffsets(tx KVTx, chs []offsetChange) error {
 	return nil
 }
 
-func loadOffsets(tx KVTx, st *state) error {
+func loadOffsets(tx KVTx, st *state, stale *staleRecords) error {
 	return tx.ForEach(bucketOffsets, func(k, v []byte) error {
 		if len(k) < 2 {
 			return fmt.Errorf("%w: offset key %x", ErrCorrupt, k)
@@ -128,6 +134,13 @@ func loadOffsets(tx KVTx, st *state) error {
 		var o CommittedOffset
 		copy(o.TopicID[:], k[2+n:])
 		o.Partition = int32(be.Uint32(k[2+n+16:]))
+		if t := st.topicsByID[o.TopicID]; t == nil || o.Partition < 0 || int(o.Partition) >= len(t.parts) {
+			// Left by a topic delete of an older version, or committed
+			// for a partition that never existed (older versions did not
+			// check): nothing can read it.
+			stale.add(bucketOffsets, k)
+			return nil
+		}
 		o.Offset = int64(be.Uint64(v[1:]))
 		o.LeaderEpoch = int32(be.Uint32(v[9:]))
 		o.CommitTime = int64(be.Uint64(v[13:]))

@@ -156,7 +156,7 @@ func Open(cfg Config) (*Service, error) {
 			return nil, err
 		}
 	}
-	st, err := loadStore(kv)
+	st, err := loadStore(kv, cfg.Logger)
 	if err != nil {
 		kv.Close()
 		return nil, err

@@ -292,6 +292,12 @@ func (g *group) addTopic(t *topicState) {
 	g.topicsByID[t.topic.ID] = t
 }
 
+// partExists reports whether tp names a partition in the group's view.
+func (g *group) partExists(tp TopicPartition) bool {
+	t := g.topicByID(tp.TopicID)
+	return t != nil && tp.Partition >= 0 && int(tp.Partition) < len(t.parts)
+}
+
 // part returns ps's delta, creating it on first touch.
 func (g *group) part(ps *partState) *partDelta {
 	if d, ok := g.parts[ps]; ok {

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -8,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 )
 
 // The store (a KV: the embedded bbolt file <Config.Dir>/meta.db, or
@@ -75,21 +78,72 @@ var (
 var allBuckets = [][]byte{bucketMeta, bucketTopics, bucketPartitions, bucketIndex, bucketProducers, bucketSegments, bucketOffsets, bucketKeys}
 
 // loadStore prepares a new store (format, cluster id) or checks an
-// existing one, then reads all of it into memory.
-func loadStore(kv KV) (*state, error) {
+// existing one, then reads all of it into memory. Records left over from
+// deleted topics (see staleRecords) are dropped from the state and then
+// deleted from the store, with one warning line.
+func loadStore(kv KV, log *slog.Logger) (*state, error) {
 	if err := kv.Update(initStore); err != nil {
 		return nil, fmt.Errorf("meta: init %s: %w", kv, err)
 	}
-	var st *state
+	var (
+		st    *state
+		stale staleRecords
+	)
 	err := kv.View(func(tx KVTx) error {
 		var err error
-		st, err = loadState(tx)
+		st, err = loadState(tx, &stale)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("meta: load %s: %w", kv, err)
 	}
+	if len(stale.keys) > 0 {
+		err := kv.Update(func(tx KVTx) error {
+			for _, k := range stale.keys {
+				if err := tx.Delete(k.bucket, k.key); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("meta: delete %d records of deleted topics from %s: %w", len(stale.keys), kv, err)
+		}
+		log.Warn("meta: dropped records that name deleted topics (left by a topic delete of an older version); removed from the store",
+			"store", kv.String(), "records", len(stale.keys), "by_bucket", stale.counts())
+	}
 	return st, nil
+}
+
+// staleRecords collects the keys of records that name a topic the store
+// does not hold. Versions before the fix for issue 11 left a deleted
+// topic's producer states and committed offsets behind, and refusing
+// such a store at load bricked the whole cluster after one topic delete.
+// A topic id is random and never reused, so such records can belong to
+// nothing but a deleted topic: they are dropped, not treated as
+// corruption. A record naming a partition beyond an existing topic's
+// count still is corruption: no operation shrinks a topic.
+type staleRecords struct {
+	keys []bucketKey
+}
+
+type bucketKey struct{ bucket, key []byte }
+
+func (r *staleRecords) add(bucket, key []byte) {
+	r.keys = append(r.keys, bucketKey{bucket: bucket, key: bytes.Clone(key)})
+}
+
+func (r *staleRecords) counts() string {
+	n := map[string]int{}
+	for _, k := range r.keys {
+		n[string(k.bucket)]++
+	}
+	var out []string
+	for b, c := range n {
+		out = append(out, fmt.Sprintf("%s=%d", b, c))
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
 }
 
 // initStore writes the format and cluster id of a new store and checks
@@ -137,7 +191,7 @@ type topicRecord struct {
 	Configs    map[string]string `json:"configs,omitempty"`
 }
 
-func loadState(tx KVTx) (*state, error) {
+func loadState(tx KVTx, stale *staleRecords) (*state, error) {
 	st := newState()
 	cid, err := tx.Get(bucketMeta, keyClusterID)
 	if err != nil {
@@ -175,11 +229,15 @@ func loadState(tx KVTx) (*state, error) {
 	}
 	st.sortNames()
 
-	if err := loadOffsets(tx, st); err != nil {
+	if err := loadOffsets(tx, st, stale); err != nil {
 		return nil, err
 	}
 	err = tx.ForEach(bucketPartitions, func(k, v []byte) error {
 		ps, err := st.partByKey(k)
+		if errors.Is(err, errNoTopic) {
+			stale.add(bucketPartitions, k)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -203,6 +261,10 @@ func loadState(tx KVTx) (*state, error) {
 			return fmt.Errorf("%w: index key %x", ErrCorrupt, k)
 		}
 		ps, err := st.partByKey(k[:20])
+		if errors.Is(err, errNoTopic) {
+			stale.add(bucketIndex, k)
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -235,6 +297,10 @@ func loadState(tx KVTx) (*state, error) {
 			st.epochs[pid] = epoch
 		case 28:
 			ps, err := st.partByKey(k[8:])
+			if errors.Is(err, errNoTopic) {
+				stale.add(bucketProducers, k)
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -295,15 +361,23 @@ func (st *state) addTopic(t *topicState) {
 
 func (st *state) sortNames() { slices.Sort(st.names) }
 
+// errNoTopic: a record names a topic id the store does not hold (see
+// staleRecords).
+var errNoTopic = errors.New("meta: record of a deleted topic")
+
 // partByKey finds the partition a 20-byte key (topic id + partition)
-// names; a key for a partition that does not exist is corruption.
+// names. A key naming a topic that does not exist is errNoTopic; one
+// naming a partition beyond an existing topic's count is corruption.
 func (st *state) partByKey(k []byte) (*partState, error) {
 	if len(k) != 20 {
 		return nil, fmt.Errorf("%w: partition key %x", ErrCorrupt, k)
 	}
 	t := st.topicsByID[TopicID(k[:16])]
+	if t == nil {
+		return nil, errNoTopic
+	}
 	p := int32(be.Uint32(k[16:]))
-	if t == nil || p < 0 || int(p) >= len(t.parts) {
+	if p < 0 || int(p) >= len(t.parts) {
 		return nil, fmt.Errorf("%w: key %x names no partition", ErrCorrupt, k)
 	}
 	return t.parts[p], nil
@@ -437,7 +511,7 @@ func writeGroup(tx KVTx, g *group, arena *[]byte) error {
 			return err
 		}
 	}
-	return writeTopicChanges(tx, g.topicChanges)
+	return writeTopicChanges(tx, g)
 }
 
 func appendTPKey(dst []byte, tp tpKey) []byte {

@@ -14,10 +14,19 @@ import (
 // topicsByName/topicsByID overlay (partitions that already existed keep
 // their partState, so concurrent segment commits in the same group stay
 // consistent); a deleted topic is a nil entry there. Merging swaps them
-// into the state; writing rewrites the topic record and removes a deleted
-// topic's partition and index records. The segment objects of a deleted
-// topic stay in the bucket until the garbage collection job removes
-// unreferenced data (a later issue).
+// into the state; writing rewrites the topic record.
+//
+// A delete removes every record that names the topic, in memory and in
+// the store, in the same transaction: its partitions, index entries,
+// producer sequence state and the groups' committed offsets. Load
+// treats any record naming a topic it does not know as left over (a
+// store written before this rule: see staleRecords in store.go) rather
+// than as corruption, so that no sequence of deletes can keep a store
+// from opening. Whatever is added later that names a topic must be
+// removed here too (TestReopenProperty applies every write op in random
+// order and reopens after each). The segment objects of a deleted topic
+// stay in the bucket until the garbage collection job removes
+// unreferenced data.
 
 // PartitionsSpec asks for a topic to have Count partitions in all.
 type PartitionsSpec struct {
@@ -114,6 +123,25 @@ func (s *Service) applyTopicAdmin(g *group, r *topicAdminReq) []error {
 }
 
 func mergeTopicChangesLocked(st *state, chs []topicChange) {
+	if dead := deletedTopics(chs); len(dead) > 0 {
+		// Runs after the group's producer states and offsets were merged,
+		// so those written earlier in the group go too.
+		for k := range st.prodParts {
+			if dead[k.tp.topic] {
+				delete(st.prodParts, k)
+			}
+		}
+		for grp, m := range st.offsets {
+			for tp := range m {
+				if dead[tp.TopicID] {
+					delete(m, tp)
+				}
+			}
+			if len(m) == 0 {
+				delete(st.offsets, grp)
+			}
+		}
+	}
 	for _, c := range chs {
 		if c.new == nil {
 			if st.topicsByID[c.old.topic.ID] != c.old {
@@ -143,9 +171,64 @@ func mergeTopicChangesLocked(st *state, chs []topicChange) {
 	}
 }
 
+// deletedTopics returns the ids of the topics chs delete, or nil.
+func deletedTopics(chs []topicChange) map[TopicID]bool {
+	var dead map[TopicID]bool
+	for _, c := range chs {
+		if c.new == nil {
+			if dead == nil {
+				dead = make(map[TopicID]bool)
+			}
+			dead[c.old.topic.ID] = true
+		}
+	}
+	return dead
+}
+
 // writeTopicChanges runs last in a group's transaction, so that a topic
-// deleted in the group also loses partition records written earlier in it.
-func writeTopicChanges(tx KVTx, chs []topicChange) error {
+// deleted in the group also loses the records written earlier in it:
+// partitions, index entries, producer states and committed offsets.
+// Producer states and offsets are keyed by producer id and group first,
+// so they are found through the state (committed, then this group's).
+func writeTopicChanges(tx KVTx, g *group) error {
+	chs := g.topicChanges
+	if dead := deletedTopics(chs); len(dead) > 0 {
+		var kbuf [28]byte
+		delProd := func(k pidTP) error {
+			if !dead[k.tp.topic] {
+				return nil
+			}
+			return tx.Delete(bucketProducers, appendTPKey(be.AppendUint64(kbuf[:0], uint64(k.pid)), k.tp))
+		}
+		for k := range g.st.prodParts {
+			if err := delProd(k); err != nil {
+				return err
+			}
+		}
+		for k := range g.prodParts {
+			if err := delProd(k); err != nil {
+				return err
+			}
+		}
+		var obuf []byte
+		for grp, m := range g.st.offsets {
+			for tp := range m {
+				if dead[tp.TopicID] {
+					obuf = offsetKey(obuf[:0], grp, tp)
+					if err := tx.Delete(bucketOffsets, obuf); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		for _, c := range g.offsets {
+			if !c.all && !c.delete && dead[c.off.TopicID] {
+				if err := tx.Delete(bucketOffsets, offsetKey(nil, c.group, c.off.TopicPartition)); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	for _, c := range chs {
 		if c.new == nil {
 			id := c.old.topic.ID
