@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"sluice.dev/loadtest"
@@ -175,4 +177,71 @@ func TestSigtermRestartKeepsEverything(t *testing.T) {
 		t.Fatalf("data in %d partitions after restart, want 4", len(got))
 	}
 	verify(t, &oracle, got)
+}
+
+// The reproduction of issue 11 finding 1: an idempotent producer (franz-go
+// defaults) writes to a topic, a group commits offsets for it, kadm
+// deletes it, the playground stops with SIGTERM and must start again on
+// the same data directory (it refused with "store corrupt: key ... names
+// no partition"), with the other topic's data intact.
+func TestDeleteTopicThenRestart(t *testing.T) {
+	dir := t.TempDir()
+	pg := startPlayground(t, dir, "--default-partitions", "2")
+	ctx := testCtx(t, 60*time.Second)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(pg.bootstrap), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for _, topic := range []string{"doomed", "kept"} {
+		for i := range 20 {
+			r := &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, "%s-%d", topic, i)}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("produce %s: %v", topic, err)
+			}
+		}
+	}
+	adm := kadm.NewClient(cl)
+	offs := kadm.Offsets{}
+	offs.Add(kadm.Offset{Topic: "doomed", Partition: 0, At: 5})
+	offs.Add(kadm.Offset{Topic: "kept", Partition: 0, At: 5})
+	if err := adm.CommitAllOffsets(ctx, "g", offs); err != nil {
+		t.Fatalf("commit offsets: %v", err)
+	}
+	if rs, err := adm.DeleteTopics(ctx, "doomed"); err != nil || rs["doomed"].Err != nil {
+		t.Fatalf("DeleteTopics: %v %v", err, rs)
+	}
+	cl.Close()
+	pg.stop(t)
+
+	pg2 := startPlayground(t, dir, "--default-partitions", "2")
+	if !strings.Contains(pg2.stderr.String(), "dropped records") {
+		// Nothing to drop: the delete removed everything itself.
+		t.Logf("restart logged no leftovers, as expected")
+	} else {
+		t.Errorf("the delete left records behind:\n%s", pg2.stderr.String())
+	}
+	got := consumeAll(t, pg2.bootstrap, "kept")
+	n := 0
+	for _, recs := range got {
+		n += len(recs)
+	}
+	if n != 20 {
+		t.Fatalf("kept topic: %d records after restart, want 20", n)
+	}
+	cl2, err := kgo.NewClient(kgo.SeedBrokers(pg2.bootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	fo, err := kadm.NewClient(cl2).FetchOffsets(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fo.Lookup("doomed", 0); ok {
+		t.Errorf("offsets of the deleted topic survived: %+v", fo)
+	}
+	if o, ok := fo.Lookup("kept", 0); !ok || o.At != 5 {
+		t.Errorf("offsets of the kept topic: %+v", fo)
+	}
 }
