@@ -12,6 +12,7 @@ import (
 // the group. It runs on the committer goroutine only. now is the group's
 // commit time in unix nanoseconds.
 func (s *Service) apply(g *group, o *op, now int64) {
+	g.nowMs = now / 1e6
 	switch o.kind {
 	case opCreateTopics:
 		o.topicResults = s.applyCreateTopics(g, o.specs)
@@ -25,6 +26,8 @@ func (s *Service) apply(g *group, o *op, now int64) {
 		o.adminErrs = s.applyTopicAdmin(g, o.admin)
 	case opDeleteRecords:
 		o.deleteResults = applyDeleteRecords(g, o.deletes)
+	case opExpireProducers:
+		o.expired = applyExpireProducers(g, s.cfg.ProducerIDExpiration)
 	default:
 		panic(fmt.Sprintf("BUG: meta: op kind %d", o.kind))
 	}
@@ -70,6 +73,10 @@ func (s *Service) applyCreateTopics(g *group, specs []TopicSpec) []TopicResult {
 			res[i].Err = fmt.Errorf("%w: %q", ErrTopicExists, sp.Name)
 			continue
 		}
+		if err := s.checkLimits(g, 1, n); err != nil {
+			res[i].Err = fmt.Errorf("topic %q: %w", sp.Name, err)
+			continue
+		}
 		t := Topic{Name: sp.Name, ID: g.newTopicID(), Partitions: n}
 		if len(sp.Configs) > 0 {
 			t.Configs = maps.Clone(sp.Configs)
@@ -78,6 +85,34 @@ func (s *Service) applyCreateTopics(g *group, specs []TopicSpec) []TopicResult {
 		res[i].Topic = copyTopic(t)
 	}
 	return res
+}
+
+// checkLimits refuses addTopics new topics with addParts new partitions
+// in all when the cluster would exceed Config.MaxTopics or
+// MaxClusterPartitions. It counts the committed state and this group's
+// changes: O(topics), on admin ops only.
+func (s *Service) checkLimits(g *group, addTopics int, addParts int32) error {
+	topics, parts := len(g.st.topicsByID), 0
+	for _, t := range g.st.topicsByID {
+		parts += len(t.parts)
+	}
+	for id, t := range g.topicsByID {
+		if old := g.st.topicsByID[id]; old != nil {
+			topics--
+			parts -= len(old.parts)
+		}
+		if t != nil {
+			topics++
+			parts += len(t.parts)
+		}
+	}
+	if topics+addTopics > s.cfg.MaxTopics {
+		return fmt.Errorf("%w: the cluster has %d topics, at most %d (meta's --max-topics)", ErrLimit, topics, s.cfg.MaxTopics)
+	}
+	if int64(parts)+int64(addParts) > int64(s.cfg.MaxClusterPartitions) {
+		return fmt.Errorf("%w: the cluster has %d partitions, %d more would pass %d (meta's --max-partitions)", ErrLimit, parts, addParts, s.cfg.MaxClusterPartitions)
+	}
+	return nil
 }
 
 // newTopicID returns a random topic id that is not all zero (Kafka's
@@ -148,6 +183,12 @@ func (g *group) appendChunk(ps *partState, c *SegmentCommit, ch *Chunk) (ChunkSt
 		pk = pidTP{pid: ch.ProducerID, tp: ps.tp}
 		pp, havePP = g.prodPart(pk)
 		pidEpoch, havePID := g.epoch(ch.ProducerID)
+		if !havePID && ch.ProducerID < g.nextPID {
+			// Handed out, then expired (producer_expiry.go). An id meta
+			// never handed out is accepted, as a Kafka partition leader
+			// accepts any idempotent producer's first batch.
+			return ChunkUnknownProducer, 0
+		}
 		st, dupBase := checkSequence(&pp, havePP, pidEpoch, havePID, ch)
 		if st != ChunkAppended {
 			return st, dupBase
@@ -162,6 +203,7 @@ func (g *group) appendChunk(ps *partState, c *SegmentCommit, ch *Chunk) (ChunkSt
 	if ch.ProducerID >= 0 {
 		pp.record(havePP, ch, base)
 		g.prodParts[pk] = pp
+		g.touchPID(ch.ProducerID)
 	}
 
 	// Extend the open run when this chunk's bytes follow its bytes.
@@ -206,6 +248,7 @@ func applyInitProducerID(g *group, req ProducerIDRequest) (ProducerIDResult, err
 		return g.allocPID(), nil
 	}
 	g.epochs[req.ProducerID] = epoch + 1
+	g.pidUse[req.ProducerID] = g.nowMs
 	return ProducerIDResult{ProducerID: req.ProducerID, ProducerEpoch: epoch + 1}, nil
 }
 
@@ -214,5 +257,6 @@ func (g *group) allocPID() ProducerIDResult {
 	g.nextPID++
 	g.pidChanged = true
 	g.epochs[pid] = 0
+	g.pidUse[pid] = g.nowMs
 	return ProducerIDResult{ProducerID: pid, ProducerEpoch: 0}
 }

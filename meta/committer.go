@@ -48,6 +48,7 @@ const (
 	opCommitOffsets
 	opTopicAdmin
 	opDeleteRecords
+	opExpireProducers
 )
 
 // op is one mutation on its way through the committer. The caller fills
@@ -71,6 +72,7 @@ type op struct {
 	pidResult     ProducerIDResult
 	adminErrs     []error
 	deleteResults []PartitionState
+	expired       int // producer ids expired (opExpireProducers)
 	done          chan struct{}
 }
 

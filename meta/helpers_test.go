@@ -162,6 +162,7 @@ type stateSnap struct {
 	Segs      map[SegmentID][]byte
 	SegOrder  []segKey
 	Offsets   map[string]map[TopicPartition]CommittedOffset
+	PIDUse    map[int64]int64
 }
 
 type partSnap struct {
@@ -182,6 +183,7 @@ func snapshot(s *Service) stateSnap {
 		Segs:      make(map[SegmentID][]byte),
 		Offsets:   make(map[string]map[TopicPartition]CommittedOffset),
 	}
+	sn.PIDUse = maps.Clone(st.pidUse)
 	for g, m := range st.offsets {
 		sn.Offsets[g] = maps.Clone(m)
 	}

@@ -3,6 +3,7 @@ package meta
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -261,17 +262,27 @@ type reopenDriver struct {
 	seqs map[pidTP]int32
 	// dead holds ids of deleted topics, to aim ops at them too.
 	dead []TopicID
+	clk  *fakeClock
 }
 
+// reopenExp is the producer id expiration of the driver's service; its
+// clock moves by up to half of it per expiry op.
+const reopenExp = time.Hour
+
 func newReopenDriver(t testing.TB, dir string, choose func(int) int) *reopenDriver {
-	return &reopenDriver{
+	d := &reopenDriver{
 		t: t, dir: dir, choose: choose,
-		s:      openT(t, dir),
+		s:      openT(t, dir, withReopenExp),
 		counts: map[string]int{},
 		pidE:   map[int64]int16{},
 		seqs:   map[pidTP]int32{},
+		clk:    &fakeClock{t: time.Now()},
 	}
+	d.s.now = d.clk.now
+	return d
 }
+
+func withReopenExp(c *Config) { c.ProducerIDExpiration = reopenExp }
 
 var reopenNames = []string{"a", "b", "c"}
 var reopenGroups = []string{"g1", "g2"}
@@ -285,7 +296,7 @@ func (d *reopenDriver) logf(format string, args ...any) {
 
 func (d *reopenDriver) summary() string {
 	var b strings.Builder
-	for _, k := range []string{"create", "plain", "idem", "delete", "partitions", "records", "offsets", "deloffsets", "delgroup", "pid", "bump", "fenced", "config", "burst"} {
+	for _, k := range []string{"create", "plain", "idem", "delete", "partitions", "records", "offsets", "deloffsets", "delgroup", "pid", "bump", "fenced", "config", "expire", "burst"} {
 		b.WriteString(k + "=" + strconv.Itoa(d.counts[k]) + " ")
 	}
 	return b.String()
@@ -330,7 +341,8 @@ func (d *reopenDriver) step() {
 	} else {
 		d.pick()()
 	}
-	d.s = reopen(d.t, d.s)
+	d.s = reopen(d.t, d.s, withReopenExp)
+	d.s.now = d.clk.now
 	checkInvariants(d.t, d.s)
 }
 
@@ -341,7 +353,17 @@ func (d *reopenDriver) pick() func() {
 	t, s := d.t, d.s
 	ctx := ctxT(t)
 	ts := d.topics()
-	switch d.choose(13) {
+	switch d.choose(14) {
+	case 13: // time passes; idle producer ids expire
+		step := time.Duration(d.choose(30)) * reopenExp / 60
+		d.counts["expire"]++
+		d.logf("expire after %v", step)
+		return func() {
+			d.clk.add(step)
+			if _, err := s.ExpireProducers(ctx); err != nil {
+				t.Errorf("ExpireProducers: %v", err)
+			}
+		}
 	case 0: // create (or re-create) a topic
 		name := reopenNames[d.choose(len(reopenNames))]
 		n := int32(1 + d.choose(3))
@@ -498,7 +520,9 @@ func (d *reopenDriver) pick() func() {
 			d.counts["bump"]++
 			d.logf("bump pid %d epoch %d", pid, epoch)
 			return func() {
-				if _, err := s.InitProducerID(ctx, ProducerIDRequest{ProducerID: pid, ProducerEpoch: epoch}); err != nil {
+				// Two bumps of one id in a burst may run in either order;
+				// the later-numbered one first is refused, rightly.
+				if _, err := s.InitProducerID(ctx, ProducerIDRequest{ProducerID: pid, ProducerEpoch: epoch}); err != nil && !errors.Is(err, ErrInvalidProducerEpoch) {
 					t.Errorf("InitProducerID bump: %v", err)
 				}
 			}

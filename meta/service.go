@@ -48,6 +48,18 @@ type Config struct {
 	// AgentTTL is how long a registered agent stays live without a
 	// heartbeat (registry.go). Default 10s.
 	AgentTTL time.Duration
+	// MaxTopics and MaxClusterPartitions bound the topics and the
+	// partitions (all topics together) of the cluster; CreateTopics and
+	// CreatePartitions past them fail with ErrLimit. Each partition costs
+	// meta and every agent's index cache memory, so a client must not be
+	// able to make them without bound. Defaults 100,000 and 1,000,000.
+	MaxTopics            int
+	MaxClusterPartitions int
+	// ProducerIDExpiration is how long an idempotent producer id may go
+	// unused before meta forgets it and its sequence state
+	// (producer_expiry.go). Kafka's producer.id.expiration.ms; default
+	// one day, like Kafka's.
+	ProducerIDExpiration time.Duration
 	// Logger receives meta's log lines. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -82,6 +94,15 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.AgentTTL == 0 {
 		cfg.AgentTTL = defaultAgentTTL
 	}
+	if cfg.MaxTopics == 0 {
+		cfg.MaxTopics = 100_000
+	}
+	if cfg.MaxClusterPartitions == 0 {
+		cfg.MaxClusterPartitions = 1_000_000
+	}
+	if cfg.ProducerIDExpiration == 0 {
+		cfg.ProducerIDExpiration = defaultProducerIDExpiration
+	}
 	switch {
 	case cfg.MaxPartitions < 0:
 		return cfg, fmt.Errorf("meta: Config.MaxPartitions %d < 0", cfg.MaxPartitions)
@@ -91,6 +112,10 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("meta: Config.SegmentResultTTL %v < 0", cfg.SegmentResultTTL)
 	case cfg.SegmentResultLimit < 0:
 		return cfg, fmt.Errorf("meta: Config.SegmentResultLimit %d < 0", cfg.SegmentResultLimit)
+	case cfg.MaxTopics < 0 || cfg.MaxClusterPartitions < 0:
+		return cfg, fmt.Errorf("meta: Config.MaxTopics %d or MaxClusterPartitions %d < 0", cfg.MaxTopics, cfg.MaxClusterPartitions)
+	case cfg.ProducerIDExpiration < 0:
+		return cfg, fmt.Errorf("meta: Config.ProducerIDExpiration %v < 0", cfg.ProducerIDExpiration)
 	case cfg.WatchBuffer < 0:
 		return cfg, fmt.Errorf("meta: Config.WatchBuffer %d < 0", cfg.WatchBuffer)
 	}
@@ -175,7 +200,9 @@ func Open(cfg Config) (*Service, error) {
 		groups:   newCoordinator(),
 		registry: newRegistry(cfg.AgentTTL),
 	}
+	s.g.touchEvery = touchEvery(cfg.ProducerIDExpiration)
 	go s.run()
+	go s.expireLoop()
 	s.log.Info("meta: store opened", "store", kv.String(), "topics", len(st.topicsByID),
 		"producers", len(st.epochs), "segment_answers", st.segLen(), "took", time.Since(start))
 	return s, nil

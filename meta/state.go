@@ -26,6 +26,9 @@ type state struct {
 	epochs map[int64]int16
 	// prodParts holds sequence state per (producer id, partition).
 	prodParts map[pidTP]prodPart
+	// pidUse holds when each producer id of epochs was last used (unix
+	// ms, as stored: updated at most every touchEvery), for expiry.
+	pidUse map[int64]int64
 
 	// segs holds the answers to committed segments, encoded (see
 	// appendCommitResult), for idempotent re-commits. segOrder lists their
@@ -45,6 +48,7 @@ func newState() *state {
 		topicsByID:   make(map[TopicID]*topicState),
 		epochs:       make(map[int64]int16),
 		prodParts:    make(map[pidTP]prodPart),
+		pidUse:       make(map[int64]int64),
 		segs:         make(map[SegmentID][]byte),
 		offsets:      make(map[string]map[TopicPartition]CommittedOffset),
 	}
@@ -193,6 +197,12 @@ type group struct {
 	prodParts  map[pidTP]prodPart
 	nextPID    int64
 	pidChanged bool
+	// pidUse: producer ids used in this group (written with their epoch);
+	// deadPIDs: producer ids expired in this group.
+	pidUse     map[int64]int64
+	deadPIDs   map[int64]bool
+	touchEvery int64 // ms; see touchPID
+	nowMs      int64 // the commit time of the op being applied
 
 	segs      []newSeg
 	segIdx    map[SegmentID]int // index in segs
@@ -233,6 +243,8 @@ func newGroup(st *state) *group {
 		parts:        make(map[*partState]*partDelta),
 		epochs:       make(map[int64]int16),
 		prodParts:    make(map[pidTP]prodPart),
+		pidUse:       make(map[int64]int64),
+		deadPIDs:     make(map[int64]bool),
 		segIdx:       make(map[SegmentID]int),
 	}
 }
@@ -253,6 +265,8 @@ func (g *group) reset() {
 	g.partOrder = g.partOrder[:0]
 	clear(g.epochs)
 	clear(g.prodParts)
+	clear(g.pidUse)
+	clear(g.deadPIDs)
 	g.nextPID = g.st.nextPID
 	g.pidChanged = false
 	clear(g.segs)
@@ -268,7 +282,7 @@ func (g *group) reset() {
 
 // dirty reports whether the group changed anything that must be written.
 func (g *group) dirty() bool {
-	return len(g.newTopics) > 0 || len(g.partOrder) > 0 || len(g.epochs) > 0 ||
+	return len(g.newTopics) > 0 || len(g.partOrder) > 0 || len(g.epochs) > 0 || len(g.pidUse) > 0 || len(g.deadPIDs) > 0 ||
 		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0 || len(g.topicChanges) > 0
 }
 
@@ -319,6 +333,9 @@ func (g *group) part(ps *partState) *partDelta {
 }
 
 func (g *group) epoch(pid int64) (int16, bool) {
+	if g.deadPIDs[pid] {
+		return 0, false
+	}
 	if e, ok := g.epochs[pid]; ok {
 		return e, true
 	}
@@ -327,6 +344,9 @@ func (g *group) epoch(pid int64) (int16, bool) {
 }
 
 func (g *group) prodPart(k pidTP) (prodPart, bool) {
+	if g.deadPIDs[k.pid] {
+		return prodPart{}, false
+	}
 	if p, ok := g.prodParts[k]; ok {
 		return p, true
 	}
@@ -399,6 +419,10 @@ func (g *group) mergeLocked() {
 	for k, p := range g.prodParts {
 		st.prodParts[k] = p
 	}
+	for pid, ms := range g.pidUse {
+		st.pidUse[pid] = ms
+	}
+	mergeExpiredLocked(st, g.deadPIDs)
 	st.nextPID = g.nextPID
 	mergeOffsetsLocked(st, g.offsets)
 	mergeTopicChangesLocked(st, g.topicChanges)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 )
 
 // The store (a KV: the embedded bbolt file <Config.Dir>/meta.db, or
@@ -34,7 +35,8 @@ import (
 //	                                -> v | lastOffset (8) | segment id (16) |
 //	                                   objectSize (8) | start (8) | length (8) |
 //	                                   maxTimestamp (8) | objectKey (rest)
-//	producers   producer id (8)     -> v | epoch (2)
+//	producers   producer id (8)     -> v | epoch (2) | last use, unix ms (8)
+//	                                   (stores of older versions: no last use)
 //	            producer id (8) + topic id (16) + partition (4)
 //	                                -> v | epoch (2) | n (1) |
 //	                                   n × (first seq (4) | last seq (4) | base offset (8))
@@ -284,6 +286,7 @@ func loadState(tx KVTx, stale *staleRecords) (*state, error) {
 		return nil, err
 	}
 
+	loadMs := time.Now().UnixMilli()
 	err = tx.ForEach(bucketProducers, func(k, v []byte) error {
 		d := decoder{b: v}
 		d.format()
@@ -291,10 +294,15 @@ func loadState(tx KVTx, stale *staleRecords) (*state, error) {
 		case 8:
 			pid := int64(be.Uint64(k))
 			epoch := int16(d.u16())
+			use := loadMs // older versions stored no last use: count from now
+			if len(v) == 11 {
+				use = int64(d.u64())
+			}
 			if err := d.finish(); err != nil || pid < 0 || pid >= st.nextPID || epoch < 0 {
 				return fmt.Errorf("%w: producer %x: %x", ErrCorrupt, k, v)
 			}
 			st.epochs[pid] = epoch
+			st.pidUse[pid] = use
 		case 28:
 			ps, err := st.partByKey(k[8:])
 			if errors.Is(err, errNoTopic) {
@@ -477,11 +485,33 @@ func writeGroup(tx KVTx, g *group, arena *[]byte) error {
 		}
 	}
 
-	for pid, epoch := range g.epochs {
+	// A producer id's record holds its epoch and last use: written when
+	// either changed in the group.
+	putPID := func(pid int64) error {
+		epoch, _ := g.epoch(pid)
+		use := g.st.pidUse[pid]
+		if ms, ok := g.pidUse[pid]; ok {
+			use = ms
+		}
 		k := be.AppendUint64(kbuf[:0], uint64(pid))
-		if err := put(bucketProducers, k, func(v []byte) []byte { return be.AppendUint16(append(v, recFormat), uint16(epoch)) }); err != nil {
+		return put(bucketProducers, k, func(v []byte) []byte {
+			return be.AppendUint64(be.AppendUint16(append(v, recFormat), uint16(epoch)), uint64(use))
+		})
+	}
+	for pid := range g.epochs {
+		if err := putPID(pid); err != nil {
 			return err
 		}
+	}
+	for pid := range g.pidUse {
+		if _, done := g.epochs[pid]; !done {
+			if err := putPID(pid); err != nil {
+				return err
+			}
+		}
+	}
+	if err := writeExpired(tx, g); err != nil {
+		return err
 	}
 	for key, pp := range g.prodParts {
 		k := appendTPKey(be.AppendUint64(kbuf[:0], uint64(key.pid)), key.tp)

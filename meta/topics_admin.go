@@ -89,6 +89,10 @@ func (s *Service) applyTopicAdmin(g *group, r *topicAdminReq) []error {
 			case sp.Count > s.cfg.MaxPartitions:
 				errs[i] = fmt.Errorf("%w: %d, at most %d", ErrInvalidPartitions, sp.Count, s.cfg.MaxPartitions)
 			default:
+				if err := s.checkLimits(g, 0, sp.Count-t.topic.Partitions); err != nil {
+					errs[i] = fmt.Errorf("topic %q: %w", sp.Name, err)
+					continue
+				}
 				nt := &topicState{topic: copyTopic(t.topic), parts: slices.Clone(t.parts)}
 				nt.topic.Partitions = sp.Count
 				for p := t.topic.Partitions; p < sp.Count; p++ {

@@ -2,6 +2,7 @@ package meta
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -52,5 +53,40 @@ func TestTopicAdminDurable(t *testing.T) {
 	ts, _ = s.Topics(ctx, []string{"a"})
 	if len(ts[0].Configs) != 0 {
 		t.Fatalf("replace with nothing left %v", ts[0].Configs)
+	}
+}
+
+// Issue 11 finding 5: per-cluster limits on topics and partitions, each
+// refused with ErrLimit (POLICY_VIOLATION) and a message naming the flag.
+func TestClusterLimits(t *testing.T) {
+	s := openT(t, t.TempDir(), func(c *Config) { c.MaxTopics = 3; c.MaxClusterPartitions = 10 })
+	ctx := ctxT(t)
+	createTopic(t, s, "a", 4)
+	createTopic(t, s, "b", 4)
+	res, err := s.CreateTopics(ctx, []TopicSpec{{Name: "c", Partitions: 3}, {Name: "d", Partitions: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(res[0].Err, ErrLimit) || !strings.Contains(res[0].Err.Error(), "--max-partitions") {
+		t.Fatalf("11 partitions: %v", res[0].Err)
+	}
+	if res[1].Err != nil {
+		t.Fatalf("10 partitions: %v", res[1].Err)
+	}
+	res, _ = s.CreateTopics(ctx, []TopicSpec{{Name: "e", Partitions: 1}})
+	if !errors.Is(res[0].Err, ErrLimit) {
+		t.Fatalf("fourth topic: %v", res[0].Err)
+	}
+	errs, _ := s.CreatePartitions(ctx, []PartitionsSpec{{Name: "a", Count: 5}})
+	if !errors.Is(errs[0], ErrLimit) {
+		t.Fatalf("CreatePartitions past the limit: %v", errs[0])
+	}
+	// A delete frees room, in the same group too.
+	if errs, _ := s.DeleteTopics(ctx, []string{"b"}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	res, _ = s.CreateTopics(ctx, []TopicSpec{{Name: "e", Partitions: 4}, {Name: "f", Partitions: 1}})
+	if res[0].Err != nil || !errors.Is(res[1].Err, ErrLimit) {
+		t.Fatalf("after delete: %v, %v", res[0].Err, res[1].Err)
 	}
 }

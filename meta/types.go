@@ -96,6 +96,7 @@ const (
 	ChunkFenced                              // producer epoch older than the current one
 	ChunkUnknownPartition                    // topic or partition does not exist
 	ChunkInvalid                             // metadata cannot be right (bytes outside the object, RecordCount < 1, negative epoch or sequence); only this chunk is refused
+	ChunkUnknownProducer                     // the producer id was handed out but expired (Config.ProducerIDExpiration): UNKNOWN_PRODUCER_ID
 )
 
 // ChunkResult answers one Chunk, in the order of SegmentCommit.Chunks.
@@ -170,6 +171,11 @@ var (
 	ErrClosed                  = errors.New("meta: closed")
 	ErrUnavailable             = errors.New("meta: unavailable") // retriable: try again
 	ErrInvalidRequest          = errors.New("meta: invalid request")
+	// ErrLimit: a per-cluster limit of meta's Config (topics, partitions,
+	// groups, members) would be exceeded; the message names the limit and
+	// the flag that sets it. Kafka code POLICY_VIOLATION unless the API
+	// has a more specific one.
+	ErrLimit = errors.New("meta: limit reached")
 	// ErrUnauthenticated: the agent key was refused (unknown or revoked).
 	// Not retriable: the operator must give the agent a valid key.
 	ErrUnauthenticated = errors.New("meta: agent key refused")

@@ -25,6 +25,8 @@ func errorCode(err error) int16 {
 		return kerr.InvalidTopicException.Code
 	case errors.Is(err, meta.ErrInvalidPartitions):
 		return kerr.InvalidPartitions.Code
+	case errors.Is(err, meta.ErrLimit):
+		return kerr.PolicyViolation.Code
 	case errors.Is(err, meta.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, meta.ErrInvalidProducerEpoch):
@@ -92,6 +94,11 @@ func chunkStatusCode(st meta.ChunkStatus) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case meta.ChunkUnknownPartition:
 		return kerr.UnknownTopicOrPartition.Code
+	case meta.ChunkUnknownProducer:
+		// The producer id expired (idle longer than meta's
+		// --producer-id-expiration): clients get a new id, as after
+		// Kafka expires a producer's state.
+		return kerr.UnknownProducerID.Code
 	case meta.ChunkInvalid:
 		// The agent validated the batch, so meta refusing its metadata
 		// means the batch header lied about itself.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"sluice.dev/agent"
+	"sluice.dev/meta"
 )
 
 // agentFlags are the flags the playground and the agent share: how an
@@ -118,4 +119,28 @@ func startHTTP(addr, flagName string, extra func(io.Writer)) (*http.Server, net.
 	srv := &http.Server{Handler: httpHandler(extra), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln, nil
+}
+
+// metaLimitFlags are the control plane's bounds on what clients can make
+// it keep (issue 11), shared by `sluice meta` and the playground. Each
+// applies per virtual cluster.
+type metaLimitFlags struct {
+	producerIDExpiration time.Duration
+	maxTopics            int
+	maxPartitions        int
+}
+
+func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
+	f := &metaLimitFlags{}
+	fs.DurationVar(&f.producerIDExpiration, "producer-id-expiration", 24*time.Hour, "forget an idempotent producer id and its sequence state after it went unused this long (Kafka's producer.id.expiration.ms); its next produce gets UNKNOWN_PRODUCER_ID and the client takes a new id")
+	fs.IntVar(&f.maxTopics, "max-topics", 100_000, "topics per virtual cluster; CreateTopics past it is refused with POLICY_VIOLATION")
+	fs.IntVar(&f.maxPartitions, "max-partitions", 1_000_000, "partitions per virtual cluster, all topics together; CreateTopics and CreatePartitions past it are refused with POLICY_VIOLATION")
+	return f
+}
+
+func (f *metaLimitFlags) apply(c meta.Config) meta.Config {
+	c.ProducerIDExpiration = f.producerIDExpiration
+	c.MaxTopics = f.maxTopics
+	c.MaxClusterPartitions = f.maxPartitions
+	return c
 }

@@ -45,6 +45,7 @@ func runMeta(args []string) error {
 	tlsCert := fs.String("tls-cert", "", "PEM certificate for the gRPC listener (with --tls-key); plaintext when empty")
 	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
 	agentTTL := fs.Duration("agent-ttl", 10*time.Second, "how long a registered agent stays live without a heartbeat")
+	limits := addMetaLimitFlags(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -79,7 +80,7 @@ func runMeta(args []string) error {
 		Store:      *store,
 		AdminToken: token,
 		Holder:     holder,
-		Meta:       meta.Config{AgentTTL: *agentTTL},
+		Meta:       limits.apply(meta.Config{AgentTTL: *agentTTL}),
 		Logger:     log,
 	})
 	if err != nil {

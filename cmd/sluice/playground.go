@@ -35,6 +35,7 @@ func runPlayground(args []string) error {
 	var af agentFlags
 	af.register(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	limits := addMetaLimitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -62,7 +63,7 @@ func runPlayground(args []string) error {
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return fmt.Errorf("create --data-dir %s: %w", *dataDir, err)
 	}
-	m, err := meta.Open(meta.Config{Dir: filepath.Join(*dataDir, "meta"), Logger: log})
+	m, err := meta.Open(limits.apply(meta.Config{Dir: filepath.Join(*dataDir, "meta"), Logger: log}))
 	if err != nil {
 		return fmt.Errorf("open metadata store under --data-dir %s: %w", *dataDir, err)
 	}

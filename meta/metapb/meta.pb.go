@@ -74,6 +74,7 @@ const (
 	ErrorCode_ERR_FENCED_INSTANCE_ID         ErrorCode = 28
 	ErrorCode_ERR_INVALID_GROUP_ID           ErrorCode = 29
 	ErrorCode_ERR_GROUP_SUBSCRIBED_TO_TOPIC  ErrorCode = 30
+	ErrorCode_ERR_LIMIT                      ErrorCode = 31
 )
 
 // Enum value maps for ErrorCode.
@@ -106,6 +107,7 @@ var (
 		28: "ERR_FENCED_INSTANCE_ID",
 		29: "ERR_INVALID_GROUP_ID",
 		30: "ERR_GROUP_SUBSCRIBED_TO_TOPIC",
+		31: "ERR_LIMIT",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERR_NONE":                       0,
@@ -135,6 +137,7 @@ var (
 		"ERR_FENCED_INSTANCE_ID":         28,
 		"ERR_INVALID_GROUP_ID":           29,
 		"ERR_GROUP_SUBSCRIBED_TO_TOPIC":  30,
+		"ERR_LIMIT":                      31,
 	}
 )
 
@@ -175,6 +178,7 @@ const (
 	ChunkStatus_CHUNK_FENCED            ChunkStatus = 3
 	ChunkStatus_CHUNK_UNKNOWN_PARTITION ChunkStatus = 4
 	ChunkStatus_CHUNK_INVALID           ChunkStatus = 5
+	ChunkStatus_CHUNK_UNKNOWN_PRODUCER  ChunkStatus = 6
 )
 
 // Enum value maps for ChunkStatus.
@@ -186,6 +190,7 @@ var (
 		3: "CHUNK_FENCED",
 		4: "CHUNK_UNKNOWN_PARTITION",
 		5: "CHUNK_INVALID",
+		6: "CHUNK_UNKNOWN_PRODUCER",
 	}
 	ChunkStatus_value = map[string]int32{
 		"CHUNK_APPENDED":          0,
@@ -194,6 +199,7 @@ var (
 		"CHUNK_FENCED":            3,
 		"CHUNK_UNKNOWN_PARTITION": 4,
 		"CHUNK_INVALID":           5,
+		"CHUNK_UNKNOWN_PRODUCER":  6,
 	}
 )
 
@@ -4845,7 +4851,7 @@ const file_meta_proto_rawDesc = "" +
 	"\x04keys\x18\x02 \x03(\v2\x17.sluice.meta.v1.KeyInfoR\x04keys\"<\n" +
 	"\x10RevokeKeyRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id*\xc8\x05\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id*\xd7\x05\n" +
 	"\tErrorCode\x12\f\n" +
 	"\bERR_NONE\x10\x00\x12\x0f\n" +
 	"\vERR_UNKNOWN\x10\x01\x12\"\n" +
@@ -4874,14 +4880,16 @@ const file_meta_proto_rawDesc = "" +
 	"\x16ERR_GROUP_ID_NOT_FOUND\x10\x1b\x12\x1a\n" +
 	"\x16ERR_FENCED_INSTANCE_ID\x10\x1c\x12\x18\n" +
 	"\x14ERR_INVALID_GROUP_ID\x10\x1d\x12!\n" +
-	"\x1dERR_GROUP_SUBSCRIBED_TO_TOPIC\x10\x1e\"\x04\b\t\x10\t*\x90\x01\n" +
+	"\x1dERR_GROUP_SUBSCRIBED_TO_TOPIC\x10\x1e\x12\r\n" +
+	"\tERR_LIMIT\x10\x1f\"\x04\b\t\x10\t*\xac\x01\n" +
 	"\vChunkStatus\x12\x12\n" +
 	"\x0eCHUNK_APPENDED\x10\x00\x12\x13\n" +
 	"\x0fCHUNK_DUPLICATE\x10\x01\x12\x16\n" +
 	"\x12CHUNK_OUT_OF_ORDER\x10\x02\x12\x10\n" +
 	"\fCHUNK_FENCED\x10\x03\x12\x1b\n" +
 	"\x17CHUNK_UNKNOWN_PARTITION\x10\x04\x12\x11\n" +
-	"\rCHUNK_INVALID\x10\x05*:\n" +
+	"\rCHUNK_INVALID\x10\x05\x12\x1a\n" +
+	"\x16CHUNK_UNKNOWN_PRODUCER\x10\x06*:\n" +
 	"\x0eTimestampQuery\x12\x15\n" +
 	"\x11FIRST_AT_OR_AFTER\x10\x00\x12\x11\n" +
 	"\rMAX_TIMESTAMP\x10\x012\x9f\x12\n" +

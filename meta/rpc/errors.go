@@ -57,6 +57,7 @@ var codeTable = []struct {
 	{meta.ErrFencedInstanceID, pb.ErrorCode_ERR_FENCED_INSTANCE_ID},
 	{meta.ErrInvalidGroupID, pb.ErrorCode_ERR_INVALID_GROUP_ID},
 	{meta.ErrGroupSubscribedToTopic, pb.ErrorCode_ERR_GROUP_SUBSCRIBED_TO_TOPIC},
+	{meta.ErrLimit, pb.ErrorCode_ERR_LIMIT},
 	{context.Canceled, pb.ErrorCode_ERR_CANCELED},
 	{context.DeadlineExceeded, pb.ErrorCode_ERR_DEADLINE_EXCEEDED},
 }

@@ -42,6 +42,7 @@ var metaSentinels = map[string]error{
 	"ErrFencedInstanceID":        meta.ErrFencedInstanceID,
 	"ErrInvalidGroupID":          meta.ErrInvalidGroupID,
 	"ErrGroupSubscribedToTopic":  meta.ErrGroupSubscribedToTopic,
+	"ErrLimit":                   meta.ErrLimit,
 }
 
 // TestEverySentinelHasACode reads package meta's source for exported
