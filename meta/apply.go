@@ -26,6 +26,8 @@ func (s *Service) apply(g *group, o *op, now int64) {
 		o.adminErrs = s.applyTopicAdmin(g, o.admin)
 	case opDeleteRecords:
 		o.deleteResults = applyDeleteRecords(g, o.deletes)
+	case opRetention:
+		o.expired = s.applyRetention(g)
 	case opExpireProducers:
 		o.expired = applyExpireProducers(g, s.cfg.ProducerIDExpiration)
 	default:

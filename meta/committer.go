@@ -49,6 +49,7 @@ const (
 	opTopicAdmin
 	opDeleteRecords
 	opExpireProducers
+	opRetention
 )
 
 // op is one mutation on its way through the committer. The caller fills

@@ -101,7 +101,7 @@ func testStore(t testing.TB, dir string) KV {
 // committed state).
 func openT(t testing.TB, dir string, mods ...func(*Config)) *Service {
 	t.Helper()
-	cfg := Config{Dir: dir, Logger: quietLog}
+	cfg := Config{Dir: dir, Logger: quietLog, noJanitors: true}
 	for _, m := range mods {
 		m(&cfg)
 	}
@@ -123,7 +123,7 @@ func openT(t testing.TB, dir string, mods ...func(*Config)) *Service {
 		if t.Failed() {
 			return
 		}
-		s2, err := Open(Config{Dir: dir, Store: testStore(t, dir), Logger: quietLog})
+		s2, err := Open(Config{Dir: dir, Store: testStore(t, dir), Logger: quietLog, noJanitors: true})
 		if err != nil {
 			t.Errorf("verify: reopen: %v", err)
 			return

@@ -17,4 +17,6 @@ var (
 	watchersDropped = metrics.NewCounter("sluice_meta_watchers_dropped_total")
 	// registryExpired counts agents forgotten because their lease ran out.
 	registryExpired = metrics.NewCounter("sluice_meta_agents_expired_total")
+	// retentionMoves counts log start moves by retention (retention.go).
+	retentionMoves = metrics.NewCounter("sluice_meta_retention_log_start_moves_total")
 )

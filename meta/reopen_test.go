@@ -296,7 +296,7 @@ func (d *reopenDriver) logf(format string, args ...any) {
 
 func (d *reopenDriver) summary() string {
 	var b strings.Builder
-	for _, k := range []string{"create", "plain", "idem", "delete", "partitions", "records", "offsets", "deloffsets", "delgroup", "pid", "bump", "fenced", "config", "expire", "burst"} {
+	for _, k := range []string{"create", "plain", "idem", "delete", "partitions", "records", "offsets", "deloffsets", "delgroup", "pid", "bump", "fenced", "config", "expire", "retention", "burst"} {
 		b.WriteString(k + "=" + strconv.Itoa(d.counts[k]) + " ")
 	}
 	return b.String()
@@ -353,7 +353,15 @@ func (d *reopenDriver) pick() func() {
 	t, s := d.t, d.s
 	ctx := ctxT(t)
 	ts := d.topics()
-	switch d.choose(14) {
+	switch d.choose(15) {
+	case 14: // a retention check (topics get retention configs below)
+		d.counts["retention"]++
+		d.logf("retention")
+		return func() {
+			if _, err := s.EnforceRetention(ctx); err != nil {
+				t.Errorf("EnforceRetention: %v", err)
+			}
+		}
 	case 13: // time passes; idle producer ids expire
 		step := time.Duration(d.choose(30)) * reopenExp / 60
 		d.counts["expire"]++
@@ -533,12 +541,15 @@ func (d *reopenDriver) pick() func() {
 			return func() {}
 		}
 		tt := ts[d.choose(len(ts))]
-		v := strconv.Itoa(d.choose(1000))
+		// Chunks carry 1970 timestamps: any retention.ms >= 0 expires
+		// them; retention.bytes keeps some.
+		name := []string{"retention.ms", "retention.bytes", "retention.ms"}[d.choose(3)]
+		v := strconv.Itoa(d.choose(400) - 1)
 		replace := d.choose(2) == 0
 		d.counts["config"]++
-		d.logf("config %s retention.ms=%s replace=%v", tt.Name, v, replace)
+		d.logf("config %s %s=%s replace=%v", tt.Name, name, v, replace)
 		return func() {
-			err := s.AlterTopicConfigs(ctx, tt.Name, []ConfigChange{{Name: "retention.ms", Value: &v}}, replace)
+			err := s.AlterTopicConfigs(ctx, tt.Name, []ConfigChange{{Name: name, Value: &v}}, replace)
 			if err != nil && !strings.Contains(err.Error(), "unknown topic") {
 				t.Errorf("AlterTopicConfigs: %v", err)
 			}

@@ -55,6 +55,14 @@ type Config struct {
 	// able to make them without bound. Defaults 100,000 and 1,000,000.
 	MaxTopics            int
 	MaxClusterPartitions int
+	// DefaultRetentionMs and DefaultRetentionBytes are the retention.ms
+	// and retention.bytes of topics that do not set them (retention.go);
+	// -1 keeps data forever. Defaults 7 days (Kafka's) and -1; 0 takes
+	// the default. RetentionCheckInterval is how often retention runs:
+	// expired data becomes unreadable within one interval. Default 30s.
+	DefaultRetentionMs     int64
+	DefaultRetentionBytes  int64
+	RetentionCheckInterval time.Duration
 	// ProducerIDExpiration is how long an idempotent producer id may go
 	// unused before meta forgets it and its sequence state
 	// (producer_expiry.go). Kafka's producer.id.expiration.ms; default
@@ -62,6 +70,10 @@ type Config struct {
 	ProducerIDExpiration time.Duration
 	// Logger receives meta's log lines. Default slog.Default().
 	Logger *slog.Logger
+
+	// noJanitors: tests drive retention and expiry themselves, so that
+	// nothing changes the state between a snapshot and a reopen.
+	noJanitors bool
 }
 
 const (
@@ -100,6 +112,15 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.MaxClusterPartitions == 0 {
 		cfg.MaxClusterPartitions = 1_000_000
 	}
+	if cfg.DefaultRetentionMs == 0 {
+		cfg.DefaultRetentionMs = defaultRetentionMs
+	}
+	if cfg.DefaultRetentionBytes == 0 {
+		cfg.DefaultRetentionBytes = -1
+	}
+	if cfg.RetentionCheckInterval == 0 {
+		cfg.RetentionCheckInterval = 30 * time.Second
+	}
 	if cfg.ProducerIDExpiration == 0 {
 		cfg.ProducerIDExpiration = defaultProducerIDExpiration
 	}
@@ -114,6 +135,10 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("meta: Config.SegmentResultLimit %d < 0", cfg.SegmentResultLimit)
 	case cfg.MaxTopics < 0 || cfg.MaxClusterPartitions < 0:
 		return cfg, fmt.Errorf("meta: Config.MaxTopics %d or MaxClusterPartitions %d < 0", cfg.MaxTopics, cfg.MaxClusterPartitions)
+	case cfg.DefaultRetentionMs < -1 || cfg.DefaultRetentionBytes < -1:
+		return cfg, fmt.Errorf("meta: Config.DefaultRetentionMs %d or DefaultRetentionBytes %d < -1", cfg.DefaultRetentionMs, cfg.DefaultRetentionBytes)
+	case cfg.RetentionCheckInterval < 0:
+		return cfg, fmt.Errorf("meta: Config.RetentionCheckInterval %v < 0", cfg.RetentionCheckInterval)
 	case cfg.ProducerIDExpiration < 0:
 		return cfg, fmt.Errorf("meta: Config.ProducerIDExpiration %v < 0", cfg.ProducerIDExpiration)
 	case cfg.WatchBuffer < 0:
@@ -202,7 +227,10 @@ func Open(cfg Config) (*Service, error) {
 	}
 	s.g.touchEvery = touchEvery(cfg.ProducerIDExpiration)
 	go s.run()
-	go s.expireLoop()
+	if !cfg.noJanitors {
+		go s.expireLoop()
+		go s.retentionLoop()
+	}
 	s.log.Info("meta: store opened", "store", kv.String(), "topics", len(st.topicsByID),
 		"producers", len(st.epochs), "segment_answers", st.segLen(), "took", time.Since(start))
 	return s, nil

@@ -128,6 +128,9 @@ type metaLimitFlags struct {
 	producerIDExpiration time.Duration
 	maxTopics            int
 	maxPartitions        int
+	retentionMs          int64
+	retentionBytes       int64
+	retentionCheck       time.Duration
 }
 
 func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
@@ -135,6 +138,9 @@ func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
 	fs.DurationVar(&f.producerIDExpiration, "producer-id-expiration", 24*time.Hour, "forget an idempotent producer id and its sequence state after it went unused this long (Kafka's producer.id.expiration.ms); its next produce gets UNKNOWN_PRODUCER_ID and the client takes a new id")
 	fs.IntVar(&f.maxTopics, "max-topics", 100_000, "topics per virtual cluster; CreateTopics past it is refused with POLICY_VIOLATION")
 	fs.IntVar(&f.maxPartitions, "max-partitions", 1_000_000, "partitions per virtual cluster, all topics together; CreateTopics and CreatePartitions past it are refused with POLICY_VIOLATION")
+	fs.Int64Var(&f.retentionMs, "default-retention-ms", 7*24*3600*1000, "retention.ms of topics that do not set it: data older than this becomes unreadable; -1 keeps it forever")
+	fs.Int64Var(&f.retentionBytes, "default-retention-bytes", -1, "retention.bytes of topics that do not set it: a partition keeps at most this many bytes; -1 for no limit")
+	fs.DurationVar(&f.retentionCheck, "retention-check-interval", 30*time.Second, "how often retention advances log start offsets past expired data")
 	return f
 }
 
@@ -142,5 +148,8 @@ func (f *metaLimitFlags) apply(c meta.Config) meta.Config {
 	c.ProducerIDExpiration = f.producerIDExpiration
 	c.MaxTopics = f.maxTopics
 	c.MaxClusterPartitions = f.maxPartitions
+	c.DefaultRetentionMs = f.retentionMs
+	c.DefaultRetentionBytes = f.retentionBytes
+	c.RetentionCheckInterval = f.retentionCheck
 	return c
 }
