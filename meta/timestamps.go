@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"fmt"
+	"slices"
 )
 
 // TimestampQuery selects what FindTimestamp looks for.
@@ -29,41 +30,49 @@ type TimestampResult struct {
 // Entries carry only their largest timestamp, so the caller reads the
 // entry's batches to find the record; the scan is linear in the entries
 // kept (compaction of small segments keeps that short).
+//
+// The scan runs without Service.mu: holding it would stall the committer
+// (which takes mu to merge every group) for as long as a long partition
+// takes to scan. Under mu it takes a view of the entry list (its block
+// headers); that view stays valid without the lock because the state
+// never changes an entry in place: appends write past every block's
+// length as viewed, and trimming builds a new list (entryList).
 func (s *Service) FindTimestamp(ctx context.Context, tp TopicPartition, q TimestampQuery, ts int64) (TimestampResult, error) {
 	if err := s.readable(ctx); err != nil {
 		return TimestampResult{}, err
 	}
+	if q != FirstAtOrAfter && q != MaxTimestamp {
+		return TimestampResult{}, fmt.Errorf("meta: timestamp query %d", q)
+	}
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	ps := s.partLocked(tp)
 	if ps == nil {
+		s.mu.RUnlock()
 		return TimestampResult{}, ErrUnknownTopicOrPartition
 	}
 	r := TimestampResult{LogStartOffset: ps.logStart, HighWatermark: ps.next}
+	view := entryList{blocks: slices.Clone(ps.entries.blocks), n: ps.entries.n}
+	s.mu.RUnlock()
+
 	best := -1
-	for i := 0; i < ps.entries.len(); i++ {
-		e := ps.entries.at(i)
-		if e.LastOffset < ps.logStart {
+	for i := 0; i < view.len(); i++ {
+		e := view.at(i)
+		if e.LastOffset < r.LogStartOffset {
 			continue
 		}
-		switch q {
-		case FirstAtOrAfter:
+		if q == FirstAtOrAfter {
 			if e.MaxTimestamp >= ts {
 				best = i
+				break
 			}
-		case MaxTimestamp:
-			if best < 0 || e.MaxTimestamp > ps.entries.at(best).MaxTimestamp {
-				best = i
-			}
-		default:
-			return r, fmt.Errorf("meta: timestamp query %d", q)
+			continue
 		}
-		if q == FirstAtOrAfter && best >= 0 {
-			break
+		if best < 0 || e.MaxTimestamp > view.at(best).MaxTimestamp {
+			best = i
 		}
 	}
 	if best >= 0 {
-		r.Entry, r.Found = *ps.entries.at(best), true
+		r.Entry, r.Found = *view.at(best), true
 	}
 	return r, nil
 }
