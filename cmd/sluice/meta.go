@@ -45,6 +45,7 @@ func runMeta(args []string) error {
 	tlsCert := fs.String("tls-cert", "", "PEM certificate for the gRPC listener (with --tls-key); plaintext when empty")
 	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
 	agentTTL := fs.Duration("agent-ttl", 10*time.Second, "how long a registered agent stays live without a heartbeat")
+	pprofOn := fs.Bool("pprof", false, pprofUsage)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -105,7 +106,7 @@ func runMeta(args []string) error {
 		}
 	}()
 
-	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr", nil)
+	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr", nil, *pprofOn)
 	if err != nil {
 		gs.Stop()
 		return err
@@ -172,6 +173,7 @@ func runMetaKeys(args []string) error {
 	id := fs.String("id", "", "key id to revoke (from list)")
 	token := fs.String("admin-token", "", "admin token; default $SLUICE_ADMIN_TOKEN")
 	ca := fs.String("meta-ca", "", "PEM CA certificate to verify a TLS meta; plaintext when empty")
+	insecureMeta := fs.Bool("meta-insecure", false, "allow plaintext (no --meta-ca) to a --meta-addr that is not loopback: the admin token then crosses the network readable")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -182,7 +184,7 @@ func runMetaKeys(args []string) error {
 	if err != nil {
 		return err
 	}
-	ac, err := rpc.DialAdmin(*addr, envOr(*token, "SLUICE_ADMIN_TOKEN"), tlsCfg)
+	ac, err := rpc.DialAdmin(*addr, envOr(*token, "SLUICE_ADMIN_TOKEN"), tlsCfg, *insecureMeta)
 	if err != nil {
 		return fmt.Errorf("--meta-addr %s: %w", *addr, err)
 	}
