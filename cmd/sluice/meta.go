@@ -122,6 +122,12 @@ func runMeta(args []string) error {
 	if token == "" {
 		log.Warn("no admin token: the admin API (sluice meta keys) is disabled; set --admin-token or SLUICE_ADMIN_TOKEN")
 	}
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && *tlsCert == "" && !ta.IP.IsLoopback() {
+		// Agents refuse this without --meta-insecure (meta/rpc
+		// checkPlaintext); say why from this side too.
+		log.Warn("the gRPC listener is plaintext on an address that is not loopback: agent keys and the admin token cross the network readable; give --tls-cert and --tls-key",
+			"listen", ln.Addr().String())
+	}
 	log.Info("meta ready", "listen", ln.Addr().String(), "store", redactStore(*store), "tls", *tlsCert != "")
 
 	runErr := h.Run(ctx)
