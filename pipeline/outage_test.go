@@ -199,3 +199,52 @@ func TestShortTimeoutDoesNotFailOthers(t *testing.T) {
 		}
 	})
 }
+
+// TestUploadSharesTheSealDeadline: the same bug class on the upload side.
+// An object store that does not answer held a segment for the whole
+// UploadTimeout (30 s by default) and only then did its commit deadline
+// start; segments waiting for an upload slot behind it added theirs. Now
+// the upload stops at the segment's deadline (CommitTimeout after the
+// seal), a segment whose deadline passed while it waited for a slot is
+// not uploaded at all, and every request is answered by then.
+func TestUploadSharesTheSealDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const commitTimeout = 5 * time.Second
+		e := newEnv(t, 2)
+		gs := newGateStore(objstore.NewMemory()) // shut: Puts hang
+		hm := &hookMeta{Client: e.svc}
+		p := e.start(pipeline.Config{FlushInterval: time.Hour, CommitTimeout: commitTimeout,
+			UploadTimeout: 30 * time.Second, MaxConcurrentUploads: 1}, gs, hm)
+		start := time.Now()
+		var acks []*timedAck
+		for i := range 3 {
+			acks = append(acks, appendTimed(t, p, context.Background(), []pipeline.Batch{e.batch(int32(i%2), 1, 10)}))
+			p.SealIfAtLeast(0)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		for i, a := range acks {
+			n, res := a.state()
+			if n != 1 || res[0].Err == nil {
+				t.Fatalf("segment %d: %d done calls, %+v; want one failure", i, n, res)
+			}
+			if took := a.at.Sub(start); took > commitTimeout {
+				t.Errorf("segment %d answered after %v, want within %v of its seal", i, took, commitTimeout)
+			}
+		}
+		if calls, _ := hm.snapshot(); len(calls) != 0 {
+			t.Errorf("%d commits of segments never uploaded", len(calls))
+		}
+		if n := p.InFlightBytes(); n != 0 {
+			t.Errorf("InFlightBytes = %d", n)
+		}
+		// The store recovers: produce works again.
+		gs.open()
+		bs := []pipeline.Batch{e.batch(0, 2, 10)}
+		a := mustAppend(t, p, bs)
+		p.SealIfAtLeast(0)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		checkAcks(t, [][]pipeline.Batch{bs}, []*ack{a})
+	})
+}

@@ -405,7 +405,19 @@ func (p *Pipeline) upload(seg *segment) {
 
 	start := time.Now()
 	backoff := 50 * time.Millisecond
+	// The upload shares the segment's deadline (from its seal): an
+	// object stored after it could not be committed anyway, and a slot
+	// held by such an upload is one the segments behind it wait for.
 	deadline := start.Add(p.cfg.UploadTimeout)
+	if seg.deadline.Before(deadline) {
+		deadline = seg.deadline
+	}
+	if !start.Before(deadline) {
+		seg.err = fmt.Errorf("%w: %s: %w", ErrUpload, seg.key, errQueuedTooLong)
+		p.log.Error("segment not uploaded: its deadline passed while it waited for an upload slot; its produce requests fail with a retriable error",
+			"key", seg.key)
+		return
+	}
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		err := p.store.Put(ctx, seg.key, obj)
