@@ -101,7 +101,6 @@ const (
 	defaultMaxInFlight    = 256 << 20
 	defaultMaxRequest     = 100 << 20
 	defaultPartitionCount = 16
-	defaultAutoCreate     = true
 )
 
 // brokerConfigs are this agent's effective configs under the names Kafka
@@ -145,7 +144,7 @@ func (s *Server) brokerConfigs() []brokerConfig {
 			isDefault: s.cfg.DefaultPartitions == defaultPartitionCount, typ: kmsg.ConfigTypeInt,
 			doc: "Partitions of auto-created topics and of CreateTopics requests that leave the count at -1 (--default-partitions)."},
 		{name: "auto.create.topics.enable", value: str(strconv.FormatBool(s.cfg.AutoCreateTopics)),
-			isDefault: s.cfg.AutoCreateTopics == defaultAutoCreate, typ: kmsg.ConfigTypeBoolean,
+			isDefault: s.cfg.AutoCreateTopics /* the flag's default is true */, typ: kmsg.ConfigTypeBoolean,
 			doc: "Create unknown topics named in Metadata requests (--auto-create-topics)."},
 		{name: "log.retention.ms", value: str(topicConfigs["retention.ms"].def), isDefault: true, typ: kmsg.ConfigTypeLong,
 			doc: "Default retention.ms of topics."},
