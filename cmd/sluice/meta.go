@@ -41,11 +41,11 @@ func runMeta(args []string) error {
 	advertise := fs.String("advertise-addr", "", "this replica's address as agents reach it, recorded when it leads (default: the bound --listen address)")
 	store := fs.String("store", "./data/meta", "a directory for the embedded store, or a postgres:// URL (several replicas on one PostgreSQL: one leads, the others stand by)")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8081", "HTTP address serving /metrics and /healthz (200 while this replica leads); empty disables")
+	pprofOn := fs.Bool("pprof", false, pprofUsage)
 	adminToken := fs.String("admin-token", "", "token for the admin API (agent keys); default $SLUICE_ADMIN_TOKEN; empty disables the admin API")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate for the gRPC listener (with --tls-key); plaintext when empty")
 	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
 	agentTTL := fs.Duration("agent-ttl", 10*time.Second, "how long a registered agent stays live without a heartbeat")
-	pprofOn := fs.Bool("pprof", false, pprofUsage)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
