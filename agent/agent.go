@@ -45,9 +45,9 @@ type Config struct {
 	// RegisterTimeout bounds the first registration with meta (meta
 	// may start after the agent). Default 30s.
 	RegisterTimeout time.Duration
-	// CommitTimeout bounds committing one segment to meta, retries
-	// included; past it its produce requests fail with a retriable
-	// error. Default 10s.
+	// CommitTimeout bounds uploading and committing one segment to
+	// meta, retries included, counted from its seal; past it its
+	// produce requests fail with a retriable error. Default 10s.
 	CommitTimeout     time.Duration
 	DefaultPartitions int32 // --default-partitions
 	Logger            *slog.Logger

@@ -204,7 +204,7 @@ func startCluster(ctx context.Context, cfg Config, dir, runID string, rng *mrand
 // createKey asks meta's admin API for an agent key, retrying while meta
 // settles (its leadership loop starts just after it listens).
 func (c *cluster) createKey(ctx context.Context) (string, error) {
-	ac, err := rpc.DialAdmin(c.metaAddr, c.token, nil)
+	ac, err := rpc.DialAdmin(c.metaAddr, c.token, nil, false)
 	if err != nil {
 		return "", fmt.Errorf("meta admin API at %s: %w", c.metaAddr, err)
 	}

@@ -11,7 +11,14 @@
 // Invariants:
 //   - done is called exactly once per Append, after the segment holding its
 //     batches is durable in the object store AND committed in meta, or with
-//     an error; never before (DESIGN.md invariant 1).
+//     an error; never a success before (DESIGN.md invariant 1).
+//   - done is called by the deadline of Append's ctx, if it has one: a
+//     request that outlives its own timeout is answered with a retriable
+//     error (ErrTimedOut) even while its segment is still in the works.
+//   - A segment's commit is bounded by its seal time plus CommitTimeout,
+//     never past its requests' own deadlines; when meta is unreachable,
+//     every segment sealed before the failure is failed at once, untried,
+//     rather than each waiting out its own deadline.
 //   - Segments are committed in seal order, so one producer's batches keep
 //     their order across segments (invariant 3).
 //   - Bytes admitted but not completed never exceed MaxInFlightBytes, except
@@ -27,6 +34,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -45,6 +53,16 @@ var (
 	ErrUpload = errors.New("pipeline: segment upload failed")
 	// ErrCommit wraps a failed meta commit.
 	ErrCommit = errors.New("pipeline: segment commit failed")
+	// ErrTimedOut answers a request whose own deadline passed before its
+	// segment committed. It wraps ErrCommit: the outcome is unknown (the
+	// segment may still commit), so the client retries, and an idempotent
+	// producer's retry is deduplicated.
+	ErrTimedOut = fmt.Errorf("%w: the request's timeout passed first", ErrCommit)
+
+	// errQueuedTooLong: a segment's deadline passed before its turn. It
+	// was never sent, so it is known not committed; it says nothing about
+	// meta (the segment ahead may just have been slow).
+	errQueuedTooLong = errors.New("deadline passed while queued")
 )
 
 // Config configures the pipeline. Zero fields take the defaults below.
@@ -65,8 +83,10 @@ type Config struct {
 	MaxConcurrentUploads int
 	// UploadTimeout bounds one PUT attempt (default 30s).
 	UploadTimeout time.Duration
-	// CommitTimeout bounds committing one segment, retries included
-	// (default 30s).
+	// CommitTimeout bounds committing one segment, retries included,
+	// counted from its seal (default 30s): time spent queued behind
+	// earlier segments counts, so a queue of segments during a meta
+	// outage does not add up deadlines one after the other.
 	CommitTimeout time.Duration
 	// AgentID names this agent in commits.
 	AgentID string
@@ -104,8 +124,13 @@ func (c *Config) setDefaults() {
 type Batch struct {
 	TopicID   meta.TopicID
 	Partition int32
-	Data      []byte // must stay valid and unmodified until done is called
-	Header    codec.BatchHeader
+	// Data must stay valid and unmodified until the pipeline lets go of
+	// it, which may be after done: a request answered at its deadline
+	// leaves its bytes in a segment still uploading. The pipeline drops
+	// its references once that segment completes (callers hold
+	// garbage-collected frames and never reuse them).
+	Data   []byte
+	Header codec.BatchHeader
 }
 
 // Result answers one Batch.
@@ -129,13 +154,45 @@ var (
 	mCommitErrors  = metrics.NewCounter(`sluice_segment_commit_errors_total`)
 	mInFlightBytes = metrics.NewGauge(`sluice_produce_inflight_bytes`, nil)
 	mBackpressure  = metrics.NewFloatCounter(`sluice_produce_backpressure_wait_seconds_total`)
+	mTimedOut      = metrics.NewCounter(`sluice_produce_timed_out_total`)
+	mFailedUntried = metrics.NewCounter(`sluice_segments_failed_untried_total`)
 )
 
 // request is one Append waiting for its segment.
 type request struct {
-	chunks []int // chunk arrival indices in the segment builder, per batch
-	bytes  int64
-	done   func([]Result)
+	chunks   []int // chunk arrival indices in the segment builder, per batch
+	bytes    int64
+	deadline time.Time   // from Append's ctx; zero: none
+	timer    *time.Timer // answers at deadline; nil without one
+	answered atomic.Bool // done has been called (by the segment or the timer)
+	done     func([]Result)
+}
+
+// answer calls done once; later calls (the timer racing the segment's
+// completion) do nothing. It does not touch timer: the timer's own
+// goroutine may call it before Append has stored the timer.
+func (r *request) answer(out []Result) {
+	if !r.answered.CompareAndSwap(false, true) {
+		return
+	}
+	r.done(out)
+}
+
+// stopTimer frees the deadline timer of a request its segment is about to
+// answer. Only the commit loop calls it, which sees timer through mu.
+func (r *request) stopTimer() {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+}
+
+// fail answers every batch of r with err.
+func (r *request) fail(err error) {
+	out := make([]Result, len(r.chunks))
+	for i := range out {
+		out[i] = Result{Err: err}
+	}
+	r.answer(out)
 }
 
 // segment is the open or a sealed segment.
@@ -145,6 +202,11 @@ type segment struct {
 	reqs    []*request
 	bytes   int64 // record bytes held (for in-flight accounting)
 	timer   *time.Timer
+
+	// set at seal, under Pipeline.mu
+	seq      uint64    // seal order, from 1
+	deadline time.Time // the commit gives up here: see commitDeadline
+	capped   bool      // deadline is its requests' own, before CommitTimeout
 
 	// set by the uploader
 	uploaded chan struct{}
@@ -171,6 +233,7 @@ type Pipeline struct {
 	inFlight int64           // guarded by mu: admitted, not yet completed bytes
 	waiters  []chan struct{} // guarded by mu: Appends waiting for in-flight room
 	closed   bool            // guarded by mu
+	sealSeq  uint64          // guarded by mu: seq of the last sealed segment
 }
 
 // New starts a pipeline.
@@ -230,6 +293,18 @@ func (p *Pipeline) Append(ctx context.Context, batches []Batch, done func([]Resu
 		b := &batches[i]
 		r.chunks[i] = seg.builder.Add(b.TopicID, b.Partition, b.Data, b.Header)
 	}
+	if dl, ok := ctx.Deadline(); ok {
+		// The client stops waiting at its timeout; answering it later
+		// is pointless and, during a meta outage, is what made requests
+		// wait out one commit deadline per segment queued ahead of them.
+		r.deadline = dl
+		r.timer = time.AfterFunc(time.Until(dl), func() {
+			if !r.answered.Load() {
+				mTimedOut.Inc()
+			}
+			r.fail(ErrTimedOut)
+		})
+	}
 	seg.reqs = append(seg.reqs, r)
 	seg.bytes += n
 	if seg.builder.Size() >= p.cfg.MaxSegmentBytes {
@@ -276,9 +351,34 @@ func (p *Pipeline) sealLocked(reason *metrics.Counter) {
 	}
 	mSealed.Inc()
 	reason.Inc()
+	p.sealSeq++
+	seg.seq = p.sealSeq
+	seg.deadline, seg.capped = commitDeadline(time.Now(), p.cfg.CommitTimeout, seg.reqs)
 	p.sealed = append(p.sealed, seg)
 	p.wakeCommitLoop()
 	go p.upload(seg)
+}
+
+// commitDeadline is when a segment sealed at sealedAt stops trying to
+// commit: CommitTimeout after the seal, and never after the last of its
+// requests' own deadlines (nobody would hear the answer; holding on would
+// only delay the segments behind it). Requests without a deadline leave
+// the bound at CommitTimeout. capped says the requests' deadline won.
+func commitDeadline(sealedAt time.Time, timeout time.Duration, reqs []*request) (dl time.Time, capped bool) {
+	dl = sealedAt.Add(timeout)
+	var last time.Time
+	for _, r := range reqs {
+		if r.deadline.IsZero() {
+			return dl, false
+		}
+		if r.deadline.After(last) {
+			last = r.deadline
+		}
+	}
+	if !last.IsZero() && last.Before(dl) {
+		return last, true
+	}
+	return dl, false
 }
 
 func (p *Pipeline) wakeCommitLoop() {
@@ -305,7 +405,19 @@ func (p *Pipeline) upload(seg *segment) {
 
 	start := time.Now()
 	backoff := 50 * time.Millisecond
+	// The upload shares the segment's deadline (from its seal): an
+	// object stored after it could not be committed anyway, and a slot
+	// held by such an upload is one the segments behind it wait for.
 	deadline := start.Add(p.cfg.UploadTimeout)
+	if seg.deadline.Before(deadline) {
+		deadline = seg.deadline
+	}
+	if !start.Before(deadline) {
+		seg.err = fmt.Errorf("%w: %s: %w", ErrUpload, seg.key, errQueuedTooLong)
+		p.log.Error("segment not uploaded: its deadline passed while it waited for an upload slot; its produce requests fail with a retriable error",
+			"key", seg.key)
+		return
+	}
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
 		err := p.store.Put(ctx, seg.key, obj)
@@ -332,8 +444,18 @@ func (p *Pipeline) upload(seg *segment) {
 
 // commitLoop commits sealed segments strictly in seal order. It returns
 // once Close has begun and every segment sealed before it is completed.
+//
+// When a commit fails because meta is unreachable (or refuses this agent),
+// every segment sealed up to that moment fails at once without being sent:
+// each would meet the same meta and, tried one after the other, each would
+// wait out its own deadline (five queued segments were answered 9.6 s
+// apart). An untried segment's outcome is known (not committed), so
+// failing it cannot lose an acknowledged record; segments sealed after the
+// failure try meta again, which is how produce resumes when meta returns.
 func (p *Pipeline) commitLoop() {
 	defer close(p.commitDone)
+	var downThrough uint64 // segments with seq <= this fail untried
+	var downErr error
 	for {
 		p.mu.Lock()
 		segs := p.sealed
@@ -349,15 +471,54 @@ func (p *Pipeline) commitLoop() {
 		}
 		for i, seg := range segs {
 			segs[i] = nil // its requests' memory goes with its bytes' release
+			if seg.seq <= downThrough {
+				p.failUntried(seg, downErr)
+				continue
+			}
 			<-seg.uploaded
 			var res meta.CommitResult
 			err := seg.err
 			if err == nil {
 				res, err = p.commit(seg)
+				if err != nil && metaDown(seg, err) {
+					p.mu.Lock()
+					downThrough = p.sealSeq
+					p.mu.Unlock()
+					downErr = err
+				}
 			}
 			p.complete(seg, res, err)
 		}
 	}
+}
+
+// metaDown reports whether seg's commit failed for a reason every segment
+// behind it would meet too: meta unreachable, or not answering within the
+// full CommitTimeout, the client closed, or this agent's key refused. An
+// upload failure or a malformed answer is the segment's own, and so is
+// running out of a deadline its requests cut short: otherwise one client
+// asking for a tiny timeout could fail every other client's produces.
+func metaDown(seg *segment, err error) bool {
+	if errors.Is(err, meta.ErrUnavailable) || errors.Is(err, meta.ErrClosed) || errors.Is(err, meta.ErrUnauthenticated) {
+		return true
+	}
+	return !seg.capped && errors.Is(err, context.DeadlineExceeded)
+}
+
+// failUntried answers a segment's requests with a retriable error without
+// sending it to meta, and releases its bytes once its upload has let go of
+// them (the in-flight bound counts memory, which the upload still holds).
+func (p *Pipeline) failUntried(seg *segment, cause error) {
+	mFailedUntried.Inc()
+	err := fmt.Errorf("%w: not sent, meta failed the segment before it: %w", ErrCommit, cause)
+	for _, r := range seg.reqs {
+		r.stopTimer()
+		r.fail(err)
+	}
+	go func() {
+		<-seg.uploaded
+		p.release(seg.bytes)
+	}()
 }
 
 func (p *Pipeline) commit(seg *segment) (meta.CommitResult, error) {
@@ -383,7 +544,13 @@ func (p *Pipeline) commit(seg *segment) (meta.CommitResult, error) {
 		}
 	}
 	start := time.Now()
-	deadline := start.Add(p.cfg.CommitTimeout)
+	deadline := seg.deadline
+	if !start.Before(deadline) {
+		// It spent its time queued (behind a slow upload or commit):
+		// not sent, so known not committed.
+		mCommitErrors.Inc()
+		return meta.CommitResult{}, fmt.Errorf("%w: %w", ErrCommit, errQueuedTooLong)
+	}
 	backoff := 20 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
@@ -409,9 +576,15 @@ func (p *Pipeline) commit(seg *segment) (meta.CommitResult, error) {
 	}
 }
 
-// complete answers every request of a segment and releases its bytes.
+// complete answers every request of a segment (those still waiting: a
+// request past its deadline was answered by its timer) and releases its
+// bytes.
 func (p *Pipeline) complete(seg *segment, res meta.CommitResult, err error) {
 	for _, r := range seg.reqs {
+		r.stopTimer()
+		if r.answered.Load() {
+			continue
+		}
 		out := make([]Result, len(r.chunks))
 		for i, ci := range r.chunks {
 			if err != nil {
@@ -421,7 +594,7 @@ func (p *Pipeline) complete(seg *segment, res meta.CommitResult, err error) {
 			cr := res.Chunks[ci]
 			out[i] = Result{Status: cr.Status, BaseOffset: cr.BaseOffset, LogStartOffset: cr.LogStartOffset}
 		}
-		r.done(out)
+		r.answer(out)
 	}
 	p.release(seg.bytes)
 }

@@ -2,15 +2,22 @@ package server
 
 // DescribeCluster 0–1 and DescribeConfigs 0–4.
 //
-// DescribeCluster names this agent as the cluster's only broker and its
-// controller, like Metadata. DescribeConfigs describes topic configs from
-// the table in configs.go: values set on the topic come from
-// DYNAMIC_TOPIC_CONFIG, the rest are defaults. Broker resources answer
-// with no configs: agents have no broker configs a client can change.
+// DescribeCluster lists the agents offered to the client, like Metadata,
+// each with its zone as its rack, and names this agent the controller.
+// DescribeConfigs describes topic configs from the table in configs.go:
+// values set on the topic come from DYNAMIC_TOPIC_CONFIG, the rest are
+// defaults. A BROKER resource named with this agent's node id answers
+// with the agent's effective configs (brokerConfigs: STATIC_BROKER_CONFIG
+// or DEFAULT_CONFIG, all read-only); "" (the cluster-wide dynamic
+// defaults) answers with none, as there are none; any other name is
+// INVALID_REQUEST, as in Kafka, which wants a broker's configs asked of
+// that broker. BROKER_LOGGER resources answer with no configs.
 
 import (
 	"context"
+	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -36,7 +43,7 @@ func handleDescribeCluster(s *Server, rc *reqCtx, r kmsg.Request) {
 	offered, _ := s.offeredTo(rc.clientID)
 	for _, br := range offered {
 		b := kmsg.NewDescribeClusterResponseBroker()
-		b.NodeID, b.Host, b.Port = br.node, br.host, br.port
+		b.NodeID, b.Host, b.Port, b.Rack = br.node, br.host, br.port, br.rack()
 		resp.Brokers = append(resp.Brokers, b)
 	}
 	resp.ClusterAuthorizedOperations = -2147483648
@@ -52,7 +59,9 @@ func handleDescribeConfigs(s *Server, rc *reqCtx, r kmsg.Request) {
 		rr := kmsg.NewDescribeConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = res.ResourceType, res.ResourceName
 		switch res.ResourceType {
-		case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
+		case kmsg.ConfigResourceTypeBroker:
+			describeBroker(s, req, &res, &rr)
+		case kmsg.ConfigResourceTypeBrokerLogger:
 		case kmsg.ConfigResourceTypeTopic:
 			byName, err := s.topics.byNames(ctx, []string{res.ResourceName})
 			t, ok := byName[res.ResourceName]
@@ -107,4 +116,41 @@ func handleDescribeConfigs(s *Server, rc *reqCtx, r kmsg.Request) {
 		resp.Resources = append(resp.Resources, rr)
 	}
 	rc.respond(resp)
+}
+
+// describeBroker fills rr for a BROKER resource (see the file comment).
+func describeBroker(s *Server, req *kmsg.DescribeConfigsRequest, res *kmsg.DescribeConfigsRequestResource, rr *kmsg.DescribeConfigsResponseResource) {
+	if res.ResourceName == "" {
+		return // no cluster-wide dynamic broker defaults exist
+	}
+	self := strconv.Itoa(int(s.nodeID.Load()))
+	if res.ResourceName != self {
+		rr.ErrorCode = kerr.InvalidRequest.Code
+		rr.ErrorMessage = strPtr(fmt.Sprintf("unexpected broker id %q: this agent is broker %s; ask each broker for its own configs", res.ResourceName, self))
+		return
+	}
+	want := map[string]bool{}
+	for _, n := range res.ConfigNames {
+		want[n] = true
+	}
+	for _, bc := range s.brokerConfigs() {
+		if len(want) > 0 && !want[bc.name] {
+			continue
+		}
+		c := kmsg.NewDescribeConfigsResponseResourceConfig()
+		c.Name, c.Value, c.ReadOnly, c.IsDefault, c.ConfigType = bc.name, bc.value, true, bc.isDefault, bc.typ
+		c.Source = kmsg.ConfigSourceStaticBrokerConfig
+		if bc.isDefault {
+			c.Source = kmsg.ConfigSourceDefaultConfig
+		}
+		if req.IncludeDocumentation {
+			c.Documentation = strPtr(bc.doc)
+		}
+		if req.IncludeSynonyms {
+			syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+			syn.Name, syn.Value, syn.Source = bc.name, bc.value, c.Source
+			c.ConfigSynonyms = append(c.ConfigSynonyms, syn)
+		}
+		rr.Configs = append(rr.Configs, c)
+	}
 }

@@ -8,7 +8,9 @@ package server
 // load, by rendezvous hashing (agents.go). With
 // --auto-create-topics, unknown topics named in a request that allows it
 // (always before v4) are created with --default-partitions partitions.
-// AuthorizedOperations are not computed (no ACLs yet); they are left at
+// Each broker's rack is its agent's zone (Kafka's broker.rack convention),
+// so tools and rack-aware clients see zones; an agent without a zone has
+// no rack (null). AuthorizedOperations are not computed (no ACLs yet); they are left at
 // Kafka's "not requested" value.
 
 import (
@@ -34,7 +36,7 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 	brokers, leaders := s.offeredTo(rc.clientID)
 	for _, br := range brokers {
 		b := kmsg.NewMetadataResponseBroker()
-		b.NodeID, b.Host, b.Port = br.node, br.host, br.port
+		b.NodeID, b.Host, b.Port, b.Rack = br.node, br.host, br.port, br.rack()
 		resp.Brokers = append(resp.Brokers, b)
 	}
 	cid := s.clusterID
@@ -177,4 +179,14 @@ func isValidTopicName(n string) bool {
 		}
 	}
 	return true
+}
+
+// rack is the broker's rack in Metadata and DescribeCluster: its zone, or
+// null when it has none (an empty string would read as a rack named "").
+func (b *broker) rack() *string {
+	if b.zone == "" {
+		return nil
+	}
+	z := b.zone
+	return &z
 }

@@ -44,6 +44,7 @@ func runAgent(args []string) error {
 	metaAddr := fs.String("meta-addr", "127.0.0.1:9093", "meta replicas to connect to, comma-separated host:port; the agent uses the leader and moves on when one is unreachable or a standby")
 	agentKey := fs.String("agent-key", "", "the agent key of this agent's cluster (from 'sluice meta keys create'); default $SLUICE_AGENT_KEY")
 	metaCA := fs.String("meta-ca", "", "PEM CA certificate to verify meta's TLS certificate; plaintext when empty")
+	metaInsecure := fs.Bool("meta-insecure", false, "allow plaintext (no --meta-ca) to a --meta-addr that is not loopback: the agent key then crosses the network readable")
 	bucket := fs.String("bucket", "", "where segments go: file:///path, a bare path, or s3://bucket/prefix?region=R[&endpoint=URL&path_style=true]; S3 credentials come from the AWS chain and never go to meta (required)")
 	zone := fs.String("zone", "", "availability zone of this agent")
 	group := fs.String("group", "", "agent group of this agent")
@@ -103,7 +104,7 @@ func runAgent(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	mc, err := rpc.Dial(rpc.ClientConfig{Addrs: splitList(*metaAddr), Key: key, TLS: tlsCfg, Logger: log})
+	mc, err := rpc.Dial(rpc.ClientConfig{Addrs: splitList(*metaAddr), Key: key, TLS: tlsCfg, Insecure: *metaInsecure, Logger: log})
 	if err != nil {
 		return fmt.Errorf("--meta-addr %s: %w", *metaAddr, err)
 	}
@@ -143,7 +144,7 @@ func runAgent(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w (meta at --meta-addr %s)", err, *metaAddr)
 	}
-	httpSrv, httpLn, err := startAgentHTTP(*httpAddr, a.WriteMetrics, faults)
+	httpSrv, httpLn, err := startAgentHTTP(*httpAddr, a.WriteMetrics, faults, af.pprof)
 	if err != nil {
 		_ = a.Stop(context.Background())
 		return err
@@ -174,16 +175,16 @@ func runAgent(args []string) error {
 // startAgentHTTP is startHTTP, plus the fault controls of
 // --fault-injection (/debug/faults) when faults is set. Without the flag
 // those paths do not exist.
-func startAgentHTTP(addr string, extra func(io.Writer), faults *objstore.Faulty) (*http.Server, net.Listener, error) {
+func startAgentHTTP(addr string, extra func(io.Writer), faults *objstore.Faulty, pprofOn bool) (*http.Server, net.Listener, error) {
 	if faults == nil {
-		return startHTTP(addr, "--http-addr", extra)
+		return startHTTP(addr, "--http-addr", extra, pprofOn)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on --http-addr %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", httpHandler(extra))
+	mux.Handle("/", httpHandler(extra, pprofOn))
 	fh := loadtest.FaultHandler(faults)
 	mux.Handle("/debug/faults", fh)
 	mux.Handle("/debug/faults/", fh)

@@ -26,6 +26,7 @@ type agentFlags struct {
 	maxSeg      int
 	maxInFlight int64
 	cacheBytes  int64
+	pprof       bool
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -36,7 +37,11 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxSeg, "max-segment-bytes", 8<<20, "seal a segment early once it holds this many bytes")
 	fs.Int64Var(&f.maxInFlight, "max-inflight-bytes", 256<<20, "produce bytes admitted but not yet acknowledged; past it producers wait")
 	fs.Int64Var(&f.cacheBytes, "cache-bytes", 512<<20, "read cache size in bytes")
+	fs.BoolVar(&f.pprof, "pprof", false, pprofUsage)
 }
+
+// pprofUsage is the one description of --pprof (agent, playground, meta).
+const pprofUsage = "serve Go profiles at /debug/pprof/ on --http-addr (off by default: they expose memory contents and cost CPU)"
 
 func (f *agentFlags) validate() error {
 	switch {
@@ -106,9 +111,10 @@ func shiftPort(addr string, i int) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(port+i)), nil
 }
 
-// startHTTP serves /metrics and /healthz on addr; "" serves nothing.
-// extra, when set, adds series to /metrics (an agent's own).
-func startHTTP(addr, flagName string, extra func(io.Writer)) (*http.Server, net.Listener, error) {
+// startHTTP serves /metrics and /healthz on addr, and /debug/pprof/ when
+// pprofOn; "" serves nothing. extra, when set, adds series to /metrics
+// (an agent's own).
+func startHTTP(addr, flagName string, extra func(io.Writer), pprofOn bool) (*http.Server, net.Listener, error) {
 	if addr == "" {
 		return nil, nil, nil
 	}
@@ -116,7 +122,7 @@ func startHTTP(addr, flagName string, extra func(io.Writer)) (*http.Server, net.
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on %s %s: %w", flagName, addr, err)
 	}
-	srv := &http.Server{Handler: httpHandler(extra), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: httpHandler(extra, pprofOn), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln, nil
 }

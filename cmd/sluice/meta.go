@@ -41,6 +41,7 @@ func runMeta(args []string) error {
 	advertise := fs.String("advertise-addr", "", "this replica's address as agents reach it, recorded when it leads (default: the bound --listen address)")
 	store := fs.String("store", "./data/meta", "a directory for the embedded store, or a postgres:// URL (several replicas on one PostgreSQL: one leads, the others stand by)")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8081", "HTTP address serving /metrics and /healthz (200 while this replica leads); empty disables")
+	pprofOn := fs.Bool("pprof", false, pprofUsage)
 	adminToken := fs.String("admin-token", "", "token for the admin API (agent keys); default $SLUICE_ADMIN_TOKEN; empty disables the admin API")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate for the gRPC listener (with --tls-key); plaintext when empty")
 	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
@@ -106,7 +107,7 @@ func runMeta(args []string) error {
 		}
 	}()
 
-	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr", nil)
+	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr", nil, *pprofOn)
 	if err != nil {
 		gs.Stop()
 		return err
@@ -121,6 +122,12 @@ func runMeta(args []string) error {
 	fmt.Printf("meta: %s\n", ln.Addr())
 	if token == "" {
 		log.Warn("no admin token: the admin API (sluice meta keys) is disabled; set --admin-token or SLUICE_ADMIN_TOKEN")
+	}
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && *tlsCert == "" && !ta.IP.IsLoopback() {
+		// Agents refuse this without --meta-insecure (meta/rpc
+		// checkPlaintext); say why from this side too.
+		log.Warn("the gRPC listener is plaintext on an address that is not loopback: agent keys and the admin token cross the network readable; give --tls-cert and --tls-key",
+			"listen", ln.Addr().String())
 	}
 	log.Info("meta ready", "listen", ln.Addr().String(), "store", redactStore(*store), "tls", *tlsCert != "")
 
@@ -173,6 +180,7 @@ func runMetaKeys(args []string) error {
 	id := fs.String("id", "", "key id to revoke (from list)")
 	token := fs.String("admin-token", "", "admin token; default $SLUICE_ADMIN_TOKEN")
 	ca := fs.String("meta-ca", "", "PEM CA certificate to verify a TLS meta; plaintext when empty")
+	insecureMeta := fs.Bool("meta-insecure", false, "allow plaintext (no --meta-ca) to a --meta-addr that is not loopback: the admin token then crosses the network readable")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -183,7 +191,7 @@ func runMetaKeys(args []string) error {
 	if err != nil {
 		return err
 	}
-	ac, err := rpc.DialAdmin(*addr, envOr(*token, "SLUICE_ADMIN_TOKEN"), tlsCfg)
+	ac, err := rpc.DialAdmin(*addr, envOr(*token, "SLUICE_ADMIN_TOKEN"), tlsCfg, *insecureMeta)
 	if err != nil {
 		return fmt.Errorf("--meta-addr %s: %w", *addr, err)
 	}

@@ -134,7 +134,7 @@ func runPlayground(args []string) error {
 				m.Close()
 				return fmt.Errorf("--http-addr: %w", err)
 			}
-			srv, ln, err := startHTTP(haddr, "--http-addr", a.WriteMetrics)
+			srv, ln, err := startHTTP(haddr, "--http-addr", a.WriteMetrics, af.pprof)
 			if err != nil {
 				_ = stopAll(context.Background())
 				store.Close()
@@ -197,7 +197,7 @@ func newLogger(level string) (*slog.Logger, error) {
 
 // httpHandler serves /metrics (the process's series, then extra's, when
 // set: an agent's own) and /healthz.
-func httpHandler(extra func(io.Writer)) http.Handler {
+func httpHandler(extra func(io.Writer), pprofOn bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
@@ -206,12 +206,20 @@ func httpHandler(extra func(io.Writer)) http.Handler {
 			extra(w)
 		}
 	})
-	// Profiles for operators (go tool pprof http://ADDR/debug/pprof/profile);
-	// the HTTP address is loopback by default.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// Profiles for operators (go tool pprof http://ADDR/debug/pprof/profile),
+	// only with --pprof: they reveal the program's insides (goroutine
+	// stacks, allocation sites) and a CPU profile or trace costs the
+	// process dearly, so an --http-addr opened for /metrics must not
+	// offer them to whoever reaches it. /debug/pprof/cmdline is never
+	// served: secrets may be given as flags (--agent-key, --admin-token,
+	// --peer-secret). Registered on this mux only: net/http/pprof's init
+	// also registers on http.DefaultServeMux, which no listener serves.
+	if pprofOn {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !isHealthy() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)

@@ -2,7 +2,7 @@
 
 Usage: confluent_compat.py BOOTSTRAP [CHECK...]
 
-CHECKs (all four when none is given):
+CHECKs (all of them when none is given):
 
   codecs   for every compression codec: produce records with keys and
            headers (idempotent, acks=all), consume them back and compare
@@ -19,6 +19,11 @@ CHECKs (all four when none is given):
   admin    AdminClient: create_topics (then again: TOPIC_ALREADY_EXISTS),
            list_topics metadata, describe_configs, delete_topics (gone from
            list_topics; again: UNKNOWN_TOPIC_OR_PART).
+  broker   AdminClient.describe_configs of the BROKER resource of each
+           broker: broker.id is its id (STATIC_BROKER_CONFIG),
+           message.max.bytes a DEFAULT_CONFIG, num.partitions what
+           --default-partitions says (the Go test starts the playground
+           with 4).
 
 Prints "ok ..." per check and "PASS" at the end; exits non-zero with a
 message on the first mismatch.
@@ -337,8 +342,28 @@ def check_admin():
     print("ok admin create/describe/delete")
 
 
+def check_broker_configs():
+    admin = AdminClient({"bootstrap.servers": BOOT})
+    md = admin.list_topics(timeout=10)
+    if not md.brokers:
+        fail("broker: no brokers in list_topics")
+    for bid in md.brokers:
+        res = ConfigResource(ConfigResource.Type.BROKER, str(bid))
+        cfg = admin.describe_configs([res])[res].result(30)
+        want = {"broker.id": (str(bid), ConfigSource.STATIC_BROKER_CONFIG),
+                "message.max.bytes": ("1048588", ConfigSource.DEFAULT_CONFIG),
+                "num.partitions": ("4", ConfigSource.STATIC_BROKER_CONFIG)}
+        for name, (value, source) in want.items():
+            c = cfg.get(name)
+            if c is None or c.value != value or c.source != source.value:
+                fail("broker %d: %s described as %r, want %s from %s" % (bid, name, c, value, source))
+        print("ok broker %d: %d configs, broker.id=%s num.partitions=%s"
+              % (bid, len(cfg), cfg["broker.id"].value, cfg["num.partitions"].value))
+
+
 CHECKS = {"codecs": check_codecs, "resume": check_group_resume,
-          "members": check_group_members, "admin": check_admin}
+          "members": check_group_members, "admin": check_admin,
+          "broker": check_broker_configs}
 for name in sys.argv[2:] or list(CHECKS):
     if name not in CHECKS:
         fail("unknown check %r (have %s)" % (name, ", ".join(CHECKS)))

@@ -72,7 +72,7 @@ func TestWrongKeyRefused(t *testing.T) {
 func TestRevokedKeyEndsWatch(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t, 30*time.Second)
-	admin, err := DialAdmin(e.addr, e.backend.token, nil)
+	admin, err := DialAdmin(e.addr, e.backend.token, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,10 +108,10 @@ func TestAdmin(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t, 30*time.Second)
 
-	if _, err := DialAdmin(e.addr, "", nil); err == nil {
+	if _, err := DialAdmin(e.addr, "", nil, false); err == nil {
 		t.Fatal("DialAdmin without a token")
 	}
-	wrong, err := DialAdmin(e.addr, "guess", nil)
+	wrong, err := DialAdmin(e.addr, "guess", nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestAdmin(t *testing.T) {
 		t.Fatalf("ClusterID with the admin token: %v", err)
 	}
 
-	admin, err := DialAdmin(e.addr, e.backend.token, nil)
+	admin, err := DialAdmin(e.addr, e.backend.token, nil, false)
 	if err != nil {
 		t.Fatal(err)
 	}

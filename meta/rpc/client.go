@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,10 +31,14 @@ type ClientConfig struct {
 	Addrs []string
 	// Key is the agent key; it selects the cluster.
 	Key string
-	// TLS, when set, is used for every connection; nil is plaintext
-	// (loopback and tests only: the key travels in every call).
-	TLS    *tls.Config
-	Logger *slog.Logger
+	// TLS, when set, is used for every connection; nil is plaintext,
+	// which Dial refuses for an address that is not loopback unless
+	// Insecure is set: the key travels in every call.
+	TLS *tls.Config
+	// Insecure allows plaintext to addresses that are not loopback (flag
+	// --meta-insecure): a network where nobody can read the traffic.
+	Insecure bool
+	Logger   *slog.Logger
 	// Dialer, if set, opens the TCP connection (tests wrap it to see the
 	// bytes on the wire).
 	Dialer func(ctx context.Context, addr string) (net.Conn, error)
@@ -114,6 +120,44 @@ func dialOptions(token string, tlsCfg *tls.Config, dialer func(context.Context, 
 	return opts
 }
 
+// checkPlaintext refuses to send secret (the agent key, the admin token:
+// a bearer credential in every call) without TLS to addr unless addr is
+// loopback: an IP in 127.0.0.0/8 or ::1, the name "localhost", an empty
+// host (":9093", which Go dials on the local host) or a unix socket.
+//
+// Names are not resolved: any other name counts as remote even if it
+// resolves to 127.0.0.1 today, because what it resolves to can change
+// between this check and the dial (and DNS answers can be forged), and
+// the key would go wherever it points. Such a setup passes --meta-insecure.
+func checkPlaintext(addr, secret string) error {
+	if plaintextSafe(addr) {
+		return nil
+	}
+	return fmt.Errorf("meta/rpc: refusing to send the %s in plaintext to meta at %q, which is not a loopback address: "+
+		"give --meta-ca (meta's CA certificate, for TLS) or, on a network nobody else can read, --meta-insecure", secret, addr)
+}
+
+// plaintextSafe reports whether addr is loopback (see checkPlaintext).
+func plaintextSafe(addr string) bool {
+	// gRPC targets may carry a scheme: dns:///host:port, passthrough:///...
+	if strings.HasPrefix(addr, "unix:") || strings.HasPrefix(addr, "unix-abstract:") {
+		return true
+	}
+	if i := strings.Index(addr, ":///"); i >= 0 {
+		addr = addr[i+len(":///"):]
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr // no port
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" || strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
 // Dial returns a client of the replicas in cfg.Addrs. It does not touch
 // the network: connections open on the first call.
 func Dial(cfg ClientConfig) (*Client, error) {
@@ -122,6 +166,13 @@ func Dial(cfg ClientConfig) (*Client, error) {
 	}
 	if cfg.Key == "" {
 		return nil, errors.New("meta/rpc: no agent key (--meta-key)")
+	}
+	if cfg.TLS == nil && !cfg.Insecure {
+		for _, addr := range cfg.Addrs {
+			if err := checkPlaintext(addr, "agent key"); err != nil {
+				return nil, err
+			}
+		}
 	}
 	c := &Client{addrs: cfg.Addrs, log: cfg.Logger}
 	if c.log == nil {
@@ -680,10 +731,17 @@ type AdminClient struct {
 }
 
 // DialAdmin returns an admin client of the meta replica at addr. It does
-// not touch the network: the connection opens on the first call.
-func DialAdmin(addr, token string, tlsCfg *tls.Config) (*AdminClient, error) {
+// not touch the network: the connection opens on the first call. Like
+// Dial, it refuses plaintext (tlsCfg nil) to an address that is not
+// loopback unless insecure is set.
+func DialAdmin(addr, token string, tlsCfg *tls.Config, insecure bool) (*AdminClient, error) {
 	if token == "" {
 		return nil, errors.New("meta/rpc: no admin token")
+	}
+	if tlsCfg == nil && !insecure {
+		if err := checkPlaintext(addr, "admin token"); err != nil {
+			return nil, err
+		}
 	}
 	cc, err := grpc.NewClient(addr, dialOptions(token, tlsCfg, nil)...)
 	if err != nil {
