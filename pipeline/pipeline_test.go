@@ -972,7 +972,9 @@ type env struct {
 
 func newEnv(t testing.TB, partitions int32) *env {
 	t.Helper()
-	svc, err := meta.Open(meta.Config{Dir: t.TempDir(), Logger: quietLog})
+	// Retention off: in a synctest bubble meta's retention check runs on
+	// fake time, and the tests' batches carry fixed timestamps.
+	svc, err := meta.Open(meta.Config{Dir: t.TempDir(), Logger: quietLog, DefaultRetentionMs: -1})
 	if err != nil {
 		t.Fatalf("meta.Open: %v", err)
 	}
