@@ -7,8 +7,10 @@ package server
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -19,6 +21,7 @@ type topicConfig struct {
 	typ      kmsg.ConfigType
 	doc      string
 	validate func(string) error
+	inert    bool // accepted and described, no effect in Sluice
 }
 
 func validLong(min int64) func(string) error {
@@ -45,21 +48,129 @@ func oneOf(vals ...string) func(string) error {
 	}
 }
 
-// topicConfigs are the topic configurations accepted. Retention and
-// compaction are enforced by background jobs of a later issue; until
-// then they are stored and described, and cleanup.policy=compact is
-// refused so that nobody relies on compaction that does not happen.
+// topicConfigs are the topic configurations accepted: every config
+// Kafka defines for a topic (Kafka 3.x and 4.0's LogConfig, TopicConfig),
+// with Kafka's defaults and validation rules, so that Terraform providers,
+// UI tools and scripts that set segment.ms or min.insync.replicas work.
+// Those marked inert mean nothing in Sluice (there are no local segment
+// files, replicas or flushes: objects in the bucket replace them); they
+// are stored and described but change nothing, and the README lists
+// them. cleanup.policy=compact and LogAppendTime are refused until they
+// are served, so that nobody relies on behaviour that does not happen.
 var topicConfigs = map[string]topicConfig{
 	"retention.ms": {def: "604800000", typ: kmsg.ConfigTypeLong, validate: validLong(-1),
-		doc: "How long a record is kept; -1 keeps it forever."},
+		doc: "How long a record is kept; -1 keeps it forever. Enforced by meta every --retention-check-interval, whole batches at a time."},
 	"retention.bytes": {def: "-1", typ: kmsg.ConfigTypeLong, validate: validLong(-1),
-		doc: "How many bytes a partition keeps; -1 for no limit."},
+		doc: "How many bytes a partition keeps; -1 for no limit. Enforced like retention.ms."},
 	"cleanup.policy": {def: "delete", typ: kmsg.ConfigTypeList, validate: oneOf("delete"),
 		doc: "delete: old records are removed by retention. compact is not supported yet."},
-	"max.message.bytes": {def: strconv.Itoa(defaultMaxMessageBytes), typ: kmsg.ConfigTypeInt, validate: validLong(1),
+	"max.message.bytes": {def: strconv.Itoa(defaultMaxMessageBytes), typ: kmsg.ConfigTypeInt, validate: validInt(0),
 		doc: "The largest record batch the topic accepts."},
 	"message.timestamp.type": {def: "CreateTime", typ: kmsg.ConfigTypeString, validate: oneOf("CreateTime"),
 		doc: "CreateTime: timestamps are the producer's. LogAppendTime is not supported yet."},
+
+	// Accepted, stored and described; no effect in Sluice.
+	"compression.type": inert("producer", kmsg.ConfigTypeString, oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+		"Batches are stored as the producer compressed them."),
+	"compression.gzip.level": inert("-1", kmsg.ConfigTypeInt, validIntIn(-1, -1, 1, 9), "Sluice does not recompress."),
+	"compression.lz4.level":  inert("9", kmsg.ConfigTypeInt, validIntIn(1, 17), "Sluice does not recompress."),
+	"compression.zstd.level": inert("3", kmsg.ConfigTypeInt, validIntIn(-131072, 22), "Sluice does not recompress."),
+	"delete.retention.ms":    inert("86400000", kmsg.ConfigTypeLong, validLong(0), "For compacted topics, which are not served yet."),
+	"file.delete.delay.ms":   inert("60000", kmsg.ConfigTypeLong, validLong(0), "No local files."),
+	"flush.messages":         inert(maxLong, kmsg.ConfigTypeLong, validLong(1), "Every acknowledged batch is in the bucket already."),
+	"flush.ms":               inert(maxLong, kmsg.ConfigTypeLong, validLong(0), "Every acknowledged batch is in the bucket already."),
+	"follower.replication.throttled.replicas": inert("", kmsg.ConfigTypeList, validReplicaList,
+		"No replicas: the bucket replicates."),
+	"leader.replication.throttled.replicas": inert("", kmsg.ConfigTypeList, validReplicaList,
+		"No replicas: the bucket replicates."),
+	"index.interval.bytes":            inert("4096", kmsg.ConfigTypeInt, validInt(0), "No local index files."),
+	"local.retention.bytes":           inert("-2", kmsg.ConfigTypeLong, validLong(-2), "No local tier: all data is in the bucket."),
+	"local.retention.ms":              inert("-2", kmsg.ConfigTypeLong, validLong(-2), "No local tier: all data is in the bucket."),
+	"max.compaction.lag.ms":           inert(maxLong, kmsg.ConfigTypeLong, validLong(1), "For compacted topics, which are not served yet."),
+	"message.downconversion.enable":   inert("true", kmsg.ConfigTypeBoolean, validBool, "Removed in Kafka 4.0; Sluice never down-converts."),
+	"message.format.version":          inert("3.0-IV1", kmsg.ConfigTypeString, validAny, "Removed in Kafka 4.0; batches are v2."),
+	"message.timestamp.after.max.ms":  inert(maxLong, kmsg.ConfigTypeLong, validLong(0), "Timestamps are not checked against the clock."),
+	"message.timestamp.before.max.ms": inert(maxLong, kmsg.ConfigTypeLong, validLong(0), "Timestamps are not checked against the clock."),
+	"message.timestamp.difference.max.ms": inert(maxLong, kmsg.ConfigTypeLong, validLong(0),
+		"Timestamps are not checked against the clock."),
+	"min.cleanable.dirty.ratio":      inert("0.5", kmsg.ConfigTypeDouble, validRatio, "For compacted topics, which are not served yet."),
+	"min.compaction.lag.ms":          inert("0", kmsg.ConfigTypeLong, validLong(0), "For compacted topics, which are not served yet."),
+	"min.insync.replicas":            inert("1", kmsg.ConfigTypeInt, validInt(1), "No replicas: an acknowledged batch is durable in the bucket."),
+	"preallocate":                    inert("false", kmsg.ConfigTypeBoolean, validBool, "No local files."),
+	"remote.storage.enable":          inert("false", kmsg.ConfigTypeBoolean, validBool, "All data is in the bucket already."),
+	"remote.log.copy.disable":        inert("false", kmsg.ConfigTypeBoolean, validBool, "All data is in the bucket already."),
+	"remote.log.delete.on.disable":   inert("false", kmsg.ConfigTypeBoolean, validBool, "All data is in the bucket already."),
+	"segment.bytes":                  inert("1073741824", kmsg.ConfigTypeInt, validInt(14), "Objects are sealed by the agents' --flush-interval and --max-segment-bytes."),
+	"segment.index.bytes":            inert("10485760", kmsg.ConfigTypeInt, validInt(4), "No local index files."),
+	"segment.jitter.ms":              inert("0", kmsg.ConfigTypeLong, validLong(0), "Objects are sealed by the agents' --flush-interval."),
+	"segment.ms":                     inert("604800000", kmsg.ConfigTypeLong, validLong(1), "Objects are sealed by the agents' --flush-interval."),
+	"unclean.leader.election.enable": inert("false", kmsg.ConfigTypeBoolean, validBool, "No replicas, no leader elections."),
+}
+
+// maxLong is Kafka's default for limits that are off (Long.MAX_VALUE).
+const maxLong = "9223372036854775807"
+
+// inert is a topic config that Sluice accepts and describes but that
+// changes nothing (see topicConfigs).
+func inert(def string, typ kmsg.ConfigType, validate func(string) error, why string) topicConfig {
+	return topicConfig{def: def, typ: typ, validate: validate, inert: true, doc: "No effect in Sluice: " + why}
+}
+
+// validInt is validLong within Java's int range.
+func validInt(min int64) func(string) error {
+	return validIntIn(min, math.MaxInt32)
+}
+
+// validIntIn accepts whole numbers in [lo, hi], or in any of several
+// such ranges given as pairs (Kafka's gzip level is -1 or 1..9).
+func validIntIn(bounds ...int64) func(string) error {
+	return func(v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		for i := 0; i+1 < len(bounds); i += 2 {
+			if n >= bounds[i] && n <= bounds[i+1] {
+				return nil
+			}
+		}
+		return fmt.Errorf("%d is out of range %v", n, bounds)
+	}
+}
+
+func validBool(v string) error {
+	if v != "true" && v != "false" {
+		return fmt.Errorf("%q is not true or false", v)
+	}
+	return nil
+}
+
+func validAny(string) error { return nil }
+
+func validRatio(v string) error {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 1 {
+		return fmt.Errorf("%q is not a number in [0, 1]", v)
+	}
+	return nil
+}
+
+// validReplicaList is Kafka's ThrottledReplicaListValidator: empty, "*",
+// or a comma-separated list of partition:broker pairs.
+func validReplicaList(v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" || v == "*" {
+		return nil
+	}
+	for _, pair := range strings.Split(v, ",") {
+		p, b, ok := strings.Cut(strings.TrimSpace(pair), ":")
+		_, e1 := strconv.ParseUint(p, 10, 31)
+		_, e2 := strconv.ParseUint(b, 10, 31)
+		if !ok || e1 != nil || e2 != nil {
+			return fmt.Errorf("%q is not \"*\" or a list of partition:broker pairs", v)
+		}
+	}
+	return nil
 }
 
 // checkTopicConfigs returns an error naming the first bad config.
@@ -72,7 +183,7 @@ func checkTopicConfigs(cfgs map[string]string) error {
 	for _, k := range names {
 		c, ok := topicConfigs[k]
 		if !ok {
-			return fmt.Errorf("unknown topic config %q; supported: retention.ms, retention.bytes, cleanup.policy, max.message.bytes, message.timestamp.type", k)
+			return fmt.Errorf("unknown topic config %q (Kafka defines no topic config of that name)", k)
 		}
 		if err := c.validate(cfgs[k]); err != nil {
 			return fmt.Errorf("topic config %s: %v", k, err)
