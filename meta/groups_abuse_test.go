@@ -394,3 +394,232 @@ func TestGroupConfigValidation(t *testing.T) {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 }
+
+// timedReq is a join with session 1 s and rebalance timeout 10 s, the
+// issue's example.
+func timedReq(group, member string) JoinGroupRequest {
+	r := joinReq(group, member)
+	r.SessionTimeout, r.RebalanceTimeout = time.Second, 10*time.Second
+	return r
+}
+
+type joined struct {
+	res JoinGroupResult
+	err error
+	at  time.Time
+}
+
+// joinAsync joins in a goroutine; the answer arrives on the channel.
+func joinAsync(s *Service, req JoinGroupRequest) chan joined {
+	ch := make(chan joined, 1)
+	go func() {
+		r, err := s.JoinGroup(context.Background(), req)
+		ch <- joined{r, err, time.Now()}
+	}()
+	return ch
+}
+
+// stableTwo makes a stable group of two members, a the leader.
+func stableTwo(t *testing.T, s *Service, group string) (a, b JoinGroupResult) {
+	t.Helper()
+	ctx := context.Background()
+	a, err := s.JoinGroup(ctx, timedReq(group, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bch := joinAsync(s, timedReq(group, ""))
+	synctest.Wait()
+	if a, err = s.JoinGroup(ctx, timedReq(group, a.MemberID)); err != nil {
+		t.Fatal(err)
+	}
+	bj := <-bch
+	if bj.err != nil {
+		t.Fatal(bj.err)
+	}
+	b = bj.res
+	if a.LeaderID != a.MemberID || a.Generation != b.Generation {
+		t.Fatalf("setup: %+v %+v", a, b)
+	}
+	sch := make(chan error, 1)
+	go func() {
+		_, err := s.SyncGroup(ctx, SyncGroupRequest{Group: group, MemberID: b.MemberID, Generation: b.Generation})
+		sch <- err
+	}()
+	if _, err := s.SyncGroup(ctx, SyncGroupRequest{Group: group, MemberID: a.MemberID, Generation: a.Generation,
+		Assignments: map[string][]byte{a.MemberID: []byte("a"), b.MemberID: []byte("b")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sch; err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
+
+// heartbeatFor keeps a member's session for d (every 500 ms), as a
+// client does while its revoke callback runs, and returns the last error.
+func heartbeatFor(s *Service, group string, m JoinGroupResult, d time.Duration) error {
+	var err error
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		time.Sleep(500 * time.Millisecond)
+		err = s.Heartbeat(context.Background(), group, m.MemberID, "", m.Generation)
+	}
+	return err
+}
+
+// Issue 11, item 6: with session timeout 1 s and rebalance timeout 10 s,
+// a member waiting in JoinGroup for a slower member was expelled with
+// UNKNOWN_MEMBER_ID after 1.0 s, and so was a follower waiting in
+// SyncGroup for a slow leader. Kafka keeps parked members: the session
+// timer is paused while a join or sync waits.
+func TestGroupRebalanceWaitsForSlowMember(t *testing.T) {
+	inBubble(t, func(t *testing.T) {
+		s := openT(t, t.TempDir())
+		ctx := context.Background()
+		a, b := stableTwo(t, s, "g")
+		start := time.Now()
+		cch := joinAsync(s, timedReq("g", "")) // a new member starts a rebalance
+		synctest.Wait()
+		if err := s.Heartbeat(ctx, "g", a.MemberID, "", a.Generation); !errors.Is(err, ErrRebalanceInProgress) {
+			t.Fatalf("a's heartbeat: %v", err)
+		}
+		ach := joinAsync(s, timedReq("g", a.MemberID)) // a rejoins at once
+		// b revokes for 3 s, heartbeating, then rejoins.
+		if err := heartbeatFor(s, "g", b, 3*time.Second); !errors.Is(err, ErrRebalanceInProgress) {
+			t.Fatalf("b's heartbeat while revoking: %v", err)
+		}
+		bch := joinAsync(s, timedReq("g", b.MemberID))
+		aj, bj, cj := <-ach, <-bch, <-cch
+		for name, j := range map[string]joined{"a": aj, "b": bj, "c": cj} {
+			if j.err != nil {
+				t.Fatalf("%s's join after %v: %v", name, j.at.Sub(start), j.err)
+			}
+			if j.res.Generation != a.Generation+1 {
+				t.Fatalf("%s: generation %d, want %d", name, j.res.Generation, a.Generation+1)
+			}
+		}
+		if len(aj.res.Members) != 3 || aj.res.LeaderID != a.MemberID {
+			t.Fatalf("leader's answer: %+v", aj.res)
+		}
+		if got := aj.at.Sub(start); got != 3*time.Second {
+			t.Fatalf("join phase took %v, want 3s (when the slow member came)", got)
+		}
+		// The followers sync at once; the leader assigns after 3 s.
+		type synced struct {
+			res SyncGroupResult
+			err error
+		}
+		follow := func(m JoinGroupResult) chan synced {
+			ch := make(chan synced, 1)
+			go func() {
+				r, err := s.SyncGroup(ctx, SyncGroupRequest{Group: "g", MemberID: m.MemberID, Generation: m.Generation})
+				ch <- synced{r, err}
+			}()
+			return ch
+		}
+		bs, cs := follow(bj.res), follow(cj.res)
+		// The leader heartbeats while it computes (its session runs: it
+		// is not parked).
+		if err := heartbeatFor(s, "g", aj.res, 3*time.Second); err != nil {
+			t.Fatalf("leader's heartbeat while assigning: %v", err)
+		}
+		if _, err := s.SyncGroup(ctx, SyncGroupRequest{Group: "g", MemberID: a.MemberID, Generation: aj.res.Generation,
+			Assignments: map[string][]byte{a.MemberID: []byte("1"), b.MemberID: []byte("2"), cj.res.MemberID: []byte("3")}}); err != nil {
+			t.Fatalf("leader's sync: %v", err)
+		}
+		for name, ch := range map[string]chan synced{"b": bs, "c": cs} {
+			if r := <-ch; r.err != nil || len(r.res.Assignment) != 1 {
+				t.Fatalf("%s's sync: %q %v", name, r.res.Assignment, r.err)
+			}
+		}
+		// The sessions run again: a member that stops heartbeating goes.
+		for _, m := range []JoinGroupResult{aj.res, bj.res} {
+			if err := s.Heartbeat(ctx, "g", m.MemberID, "", m.Generation); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(1500 * time.Millisecond)
+		synctest.Wait()
+		if err := s.Heartbeat(ctx, "g", a.MemberID, "", aj.res.Generation); !errors.Is(err, ErrUnknownMemberID) {
+			t.Fatalf("heartbeat after the session ended: %v", err)
+		}
+	})
+}
+
+// The rebalance timeout bounds the join phase: a member that keeps
+// heartbeating but does not rejoin is removed when it ends, and the
+// others get a generation without it then, not before.
+func TestGroupRebalanceTimeoutRemovesMissing(t *testing.T) {
+	inBubble(t, func(t *testing.T) {
+		s := openT(t, t.TempDir())
+		a, b := stableTwo(t, s, "g")
+		start := time.Now()
+		cch := joinAsync(s, timedReq("g", ""))
+		synctest.Wait()
+		ach := joinAsync(s, timedReq("g", a.MemberID))
+		if err := heartbeatFor(s, "g", b, 9500*time.Millisecond); !errors.Is(err, ErrRebalanceInProgress) {
+			t.Fatalf("b's heartbeat during the rebalance: %v", err)
+		}
+		select {
+		case j := <-ach:
+			t.Fatalf("join answered before the rebalance timeout: %+v", j)
+		default:
+		}
+		aj, cj := <-ach, <-cch
+		if aj.err != nil || cj.err != nil {
+			t.Fatalf("joins: %v %v", aj.err, cj.err)
+		}
+		if got := aj.at.Sub(start); got != 10*time.Second {
+			t.Fatalf("join phase ended after %v, want the rebalance timeout (10s)", got)
+		}
+		if len(aj.res.Members) != 2 {
+			t.Fatalf("members %+v, want a and c", aj.res.Members)
+		}
+		if err := s.Heartbeat(context.Background(), "g", b.MemberID, "", b.Generation); !errors.Is(err, ErrUnknownMemberID) {
+			t.Fatalf("b after the rebalance timeout: %v", err)
+		}
+	})
+}
+
+// Kafka's pending-sync timer: a leader that never sends SyncGroup is
+// removed a rebalance timeout after the join phase, and its follower,
+// parked in SyncGroup with its session paused, is told to rejoin.
+func TestGroupSyncTimeout(t *testing.T) {
+	inBubble(t, func(t *testing.T) {
+		s := openT(t, t.TempDir())
+		ctx := context.Background()
+		a, b := stableTwo(t, s, "g")
+		// b rejoins with new metadata: a rebalance; a rejoins.
+		req := timedReq("g", b.MemberID)
+		req.Protocols = []GroupProtocol{{Name: "range", Metadata: []byte("sub2")}}
+		bch := joinAsync(s, req)
+		synctest.Wait()
+		aj, err := s.JoinGroup(ctx, timedReq("g", a.MemberID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bj := <-bch
+		start := time.Now()
+		sch := make(chan error, 1)
+		go func() {
+			_, err := s.SyncGroup(ctx, SyncGroupRequest{Group: "g", MemberID: bj.res.MemberID, Generation: bj.res.Generation})
+			sch <- err
+		}()
+		// a heartbeats but never syncs.
+		_ = heartbeatFor(s, "g", aj, 10500*time.Millisecond)
+		select {
+		case err := <-sch:
+			if !errors.Is(err, ErrRebalanceInProgress) {
+				t.Fatalf("b's sync: %v", err)
+			}
+		default:
+			t.Fatalf("b's sync still waits %v after the join phase", time.Since(start))
+		}
+		if err := s.Heartbeat(ctx, "g", a.MemberID, "", aj.Generation); !errors.Is(err, ErrUnknownMemberID) {
+			t.Fatalf("the leader that never synced: %v", err)
+		}
+		r, err := s.JoinGroup(ctx, timedReq("g", b.MemberID))
+		if err != nil || r.LeaderID != b.MemberID || len(r.Members) != 1 {
+			t.Fatalf("b rejoins alone: %+v %v", r, err)
+		}
+	})
+}
