@@ -419,11 +419,17 @@ func (s *Service) JoinGroup(ctx context.Context, req JoinGroupRequest) (JoinGrou
 	if req.RebalanceTimeout <= 0 {
 		req.RebalanceTimeout = req.SessionTimeout
 	}
+	// The rebalance timeout is how long a join phase may keep every
+	// other member parked (their sessions paused): bounded like a
+	// session (Kafka Streams asks for MaxInt32 ms). A member slower than
+	// this is removed from the rebalance and rejoins.
+	req.RebalanceTimeout = min(req.RebalanceTimeout, maxSessionTimeout)
 	if len(req.Protocols) == 0 || req.ProtocolType == "" {
 		return JoinGroupResult{}, ErrInconsistentProtocol
 	}
 	g, err := s.groups.lockGroup(req.Group, true)
 	if err != nil {
+		s.logLimit(err)
 		return JoinGroupResult{}, err
 	}
 	ch, res, err := g.joinLocked(req)
@@ -432,6 +438,7 @@ func (s *Service) JoinGroup(ctx context.Context, req JoinGroupRequest) (JoinGrou
 		if err != nil {
 			// A refused first join may have created the group.
 			s.groups.dropIfEmpty(g)
+			s.logLimit(err)
 		}
 		return res, err
 	}
@@ -450,6 +457,22 @@ func (s *Service) JoinGroup(ctx context.Context, req JoinGroupRequest) (JoinGrou
 		g.mu.Unlock()
 		return JoinGroupResult{}, ctx.Err()
 	}
+}
+
+// logLimit logs a refusal by a group limit, at most once a minute: the
+// Kafka answers to JoinGroup and OffsetCommit carry no message, so this
+// line is where an operator learns which flag to raise. (Once a minute:
+// a client refused in a loop must not flood the log.)
+func (s *Service) logLimit(err error) {
+	if !errors.Is(err, ErrTooManyGroups) && !errors.Is(err, ErrGroupMaxSizeReached) {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.limitLogged.Load()
+	if now-last < int64(time.Minute) || !s.limitLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("meta: group limit reached", "err", err)
 }
 
 // memberByJoinCh returns the member whose parked JoinGroup waits on ch.
@@ -1088,7 +1111,9 @@ func (s *Service) CommitOffsets(ctx context.Context, req OffsetCommitRequest) er
 			return ErrUnknownMemberID
 		}
 	}
-	return s.writeOffsetsDurable(ctx, &offsetCommitReq{group: req.Group, offsets: req.Offsets})
+	err := s.writeOffsetsDurable(ctx, &offsetCommitReq{group: req.Group, offsets: req.Offsets})
+	s.logLimit(err)
+	return err
 }
 
 // DeleteOffsets removes a group's committed offsets for tps (OffsetDelete).

@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -623,3 +624,84 @@ func TestGroupSyncTimeout(t *testing.T) {
 		}
 	})
 }
+
+// The same class, found by looking: meta stored offsets for any topic id
+// and partition a caller of its API named (agents check, an agent key
+// holder need not), so one group could hold any number of rows.
+func TestOffsetCommitUnknownPartition(t *testing.T) {
+	s := openT(t, t.TempDir())
+	ctx := ctxT(t)
+	a := createTopic(t, s, "a", 2)
+	for _, tp := range []TopicPartition{{a.ID, 2}, {a.ID, -1}, {TopicID{1, 2, 3}, 0}} {
+		err := s.CommitOffsets(ctx, OffsetCommitRequest{Group: "g", Generation: -1,
+			Offsets: []CommittedOffset{{TopicPartition: TopicPartition{a.ID, 0}, Offset: 1}, {TopicPartition: tp, Offset: 1}}})
+		if !errors.Is(err, ErrUnknownTopicOrPartition) {
+			t.Fatalf("commit for %v: %v", tp, err)
+		}
+	}
+	if offs, _ := s.FetchOffsets(ctx, "g", nil); len(offs) != 0 {
+		t.Fatalf("stored: %+v", offs)
+	}
+	if err := s.CommitOffsets(ctx, OffsetCommitRequest{Group: "g", Generation: -1,
+		Offsets: []CommittedOffset{{TopicPartition: TopicPartition{a.ID, 1}, Offset: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A rebalance timeout far beyond any session (Kafka Streams asks for
+// MaxInt32 ms) is served as the longest session, 30 min: a member that
+// does not rejoin cannot keep the others parked for weeks.
+func TestGroupRebalanceTimeoutBounded(t *testing.T) {
+	inBubble(t, func(t *testing.T) {
+		s := openT(t, t.TempDir())
+		a, b := stableTwo(t, s, "g")
+		start := time.Now()
+		req := timedReq("g", "")
+		req.SessionTimeout, req.RebalanceTimeout = 30*time.Minute, 24*24*time.Hour
+		cch := joinAsync(s, req)
+		synctest.Wait()
+		ach := joinAsync(s, timedReq("g", a.MemberID))
+		synctest.Wait()
+		// b heartbeats on but never rejoins.
+		_ = heartbeatFor(s, "g", b, time.Hour)
+		aj, cj := <-ach, <-cch
+		if aj.err != nil || cj.err != nil {
+			t.Fatalf("joins: %v %v", aj.err, cj.err)
+		}
+		if got := aj.at.Sub(start); got != maxSessionTimeout {
+			t.Fatalf("join phase ended after %v, want %v", got, maxSessionTimeout)
+		}
+	})
+}
+
+// A refusal by a group limit is logged, naming the flag, once a minute
+// however many clients are refused (Kafka's JoinGroup answer has no
+// message).
+func TestGroupLimitLogged(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil))
+	s := openT(t, t.TempDir(), func(c *Config) { c.Groups.MaxGroups = 1; c.Logger = log })
+	ctx := ctxT(t)
+	if _, err := s.JoinGroup(ctx, joinReq("g1", "")); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if _, err := s.JoinGroup(ctx, joinReq("g2", "")); !errors.Is(err, ErrTooManyGroups) {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(buf.String(), "group limit reached"); n != 1 || !strings.Contains(buf.String(), "--max-groups") {
+		t.Fatalf("%d log lines:\n%s", n, buf.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -194,6 +194,8 @@ type Service struct {
 	openedAt time.Time      // offsets of groups not seen empty count from here (offsets.go)
 	bg       sync.WaitGroup // background loops (offset expiry); Close waits for them
 
+	limitLogged atomic.Int64 // unix nanos of the last group-limit log line (logLimit)
+
 	// For tests.
 	txCount   atomic.Uint64                // bbolt write transactions of commit groups
 	writeHook atomic.Pointer[func() error] // called inside each group's transaction; an error aborts it
