@@ -444,6 +444,11 @@ func (s *Service) JoinGroup(ctx context.Context, req JoinGroupRequest) (JoinGrou
 	}
 	select {
 	case a := <-ch:
+		if a.err != nil {
+			// Failed out of the group (no assignor in common, say):
+			// the group may be left with nobody.
+			s.groups.dropIfEmpty(g)
+		}
 		return a.res, a.err
 	case <-ctx.Done():
 		// Nobody waits any more: the member stays in the rebalance (it
@@ -485,7 +490,7 @@ func (g *cgroup) memberByJoinCh(ch chan joinAnswer) *cmember {
 	return nil
 }
 
-// full reports whether one more member (or pending member id) would
+// fullLocked reports whether one more member (or pending member id) would
 // pass MaxMembersPerGroup, with the error to answer.
 func (g *cgroup) fullLocked() error {
 	if n := len(g.members) + len(g.pending); n >= g.c.cfg.MaxMembersPerGroup {
