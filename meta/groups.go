@@ -136,6 +136,15 @@ const (
 	maxSessionTimeout = 30 * time.Minute
 )
 
+// MaxMemberMetadataBytes bounds what one member makes the coordinator
+// keep: the metadata of all the protocols it offers in a JoinGroup, and
+// the assignment the leader hands it in SyncGroup. Kafka writes a whole
+// group's subscriptions and assignments as one record of at most
+// message.max.bytes (1 MiB by default) to __consumer_offsets, so no
+// client that works with Kafka comes near this per member; without it a
+// member could park up to a request's size (100 MiB) in meta's memory.
+const MaxMemberMetadataBytes = 1 << 20
+
 // GroupProtocol is one (assignor name, subscription metadata) pair a
 // member offers. The metadata is the consumer protocol's subscription:
 // topic names and owned partitions, never record data.
@@ -426,6 +435,13 @@ func (s *Service) JoinGroup(ctx context.Context, req JoinGroupRequest) (JoinGrou
 	req.RebalanceTimeout = min(req.RebalanceTimeout, maxSessionTimeout)
 	if len(req.Protocols) == 0 || req.ProtocolType == "" {
 		return JoinGroupResult{}, ErrInconsistentProtocol
+	}
+	n := 0
+	for _, p := range req.Protocols {
+		n += len(p.Name) + len(p.Metadata)
+	}
+	if n > MaxMemberMetadataBytes {
+		return JoinGroupResult{}, fmt.Errorf("%w: JoinGroup protocols of %d bytes, the limit is %d", ErrInvalidRequest, n, MaxMemberMetadataBytes)
 	}
 	g, err := s.groups.lockGroup(req.Group, true)
 	if err != nil {
@@ -939,6 +955,12 @@ func (s *Service) SyncGroup(ctx context.Context, req SyncGroupRequest) (SyncGrou
 	if s.closed.Load() {
 		return SyncGroupResult{}, ErrClosed
 	}
+	for id, a := range req.Assignments {
+		if len(a) > MaxMemberMetadataBytes {
+			return SyncGroupResult{}, fmt.Errorf("%w: SyncGroup assignment of %d bytes for member %q, the limit is %d",
+				ErrInvalidRequest, len(a), id, MaxMemberMetadataBytes)
+		}
+	}
 	g, _ := s.groups.lockGroup(req.Group, false)
 	if g == nil {
 		return SyncGroupResult{}, ErrUnknownMemberID
@@ -1123,14 +1145,19 @@ func (s *Service) CommitOffsets(ctx context.Context, req OffsetCommitRequest) er
 
 // DeleteOffsets removes a group's committed offsets for tps (OffsetDelete).
 // It is refused for partitions of topics a live member consumes; without
-// membership detail here it is refused while the group has members.
+// membership detail here it is refused while the group has members. A
+// group that has neither members nor offsets is not found, as in Kafka.
 func (s *Service) DeleteOffsets(ctx context.Context, group string, tps []TopicPartition) error {
-	if g, _ := s.groups.lockGroup(group, false); g != nil {
+	g, _ := s.groups.lockGroup(group, false)
+	if g != nil {
 		busy := len(g.members) > 0
 		g.mu.Unlock()
 		if busy {
 			return ErrGroupSubscribedToTopic
 		}
+	}
+	if g == nil && !s.hasOffsets(group) {
+		return ErrGroupIDNotFound
 	}
 	offs := make([]CommittedOffset, len(tps))
 	for i, tp := range tps {

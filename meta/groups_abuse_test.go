@@ -705,3 +705,61 @@ func TestGroupLimitLogged(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// The same class: a member's protocol metadata and assignment were kept
+// whatever their size (up to a request, 100 MiB by default).
+func TestGroupMemberMetadataBounded(t *testing.T) {
+	s := openT(t, t.TempDir())
+	ctx := ctxT(t)
+	req := joinReq("g", "")
+	req.Protocols = []GroupProtocol{{Name: "range", Metadata: make([]byte, MaxMemberMetadataBytes)}}
+	if _, err := s.JoinGroup(ctx, req); !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("JoinGroup over the bound: %v", err)
+	}
+	if g, _, _ := groupCounts(s); g != 0 {
+		t.Fatal("a refused join left a group")
+	}
+	req.Protocols[0].Metadata = make([]byte, MaxMemberMetadataBytes-len("range"))
+	r, err := s.JoinGroup(ctx, req)
+	if err != nil {
+		t.Fatalf("JoinGroup at the bound: %v", err)
+	}
+	_, err = s.SyncGroup(ctx, SyncGroupRequest{Group: "g", MemberID: r.MemberID, Generation: r.Generation,
+		Assignments: map[string][]byte{r.MemberID: make([]byte, MaxMemberMetadataBytes+1)}})
+	if !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("SyncGroup over the bound: %v", err)
+	}
+	if _, err := s.SyncGroup(ctx, SyncGroupRequest{Group: "g", MemberID: r.MemberID, Generation: r.Generation,
+		Assignments: map[string][]byte{r.MemberID: make([]byte, MaxMemberMetadataBytes)}}); err != nil {
+		t.Fatalf("SyncGroup at the bound: %v", err)
+	}
+}
+
+// Item 8's neighbour: OffsetDelete of a group that has neither members
+// nor offsets answers GROUP_ID_NOT_FOUND as Kafka does (it answered
+// success); one with only offsets deletes them.
+func TestDeleteOffsetsUnknownGroup(t *testing.T) {
+	s := openT(t, t.TempDir())
+	ctx := ctxT(t)
+	a := createTopic(t, s, "a", 2)
+	tps := []TopicPartition{{a.ID, 0}}
+	if err := s.DeleteOffsets(ctx, "nope", tps); !errors.Is(err, ErrGroupIDNotFound) {
+		t.Fatalf("unknown group: %v", err)
+	}
+	if err := s.CommitOffsets(ctx, OffsetCommitRequest{Group: "admin", Generation: -1,
+		Offsets: []CommittedOffset{{TopicPartition: tps[0], Offset: 3}, {TopicPartition: TopicPartition{a.ID, 1}, Offset: 4}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteOffsets(ctx, "admin", tps); err != nil {
+		t.Fatalf("offsets-only group: %v", err)
+	}
+	if offs, _ := s.FetchOffsets(ctx, "admin", nil); len(offs) != 1 || offs[0].Partition != 1 {
+		t.Fatalf("after OffsetDelete: %+v", offs)
+	}
+	if err := s.DeleteGroup(ctx, "admin"); err != nil {
+		t.Fatalf("DeleteGroup of an offsets-only group: %v", err)
+	}
+	if offs, _ := s.FetchOffsets(ctx, "admin", nil); len(offs) != 0 {
+		t.Fatalf("after DeleteGroup: %+v", offs)
+	}
+}
