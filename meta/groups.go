@@ -467,15 +467,11 @@ func (s *Service) JoinGroup(ctx context.Context, req JoinGroupRequest) (JoinGrou
 		}
 		return a.res, a.err
 	case <-ctx.Done():
-		// Nobody waits any more: the member stays in the rebalance (it
-		// joined), but its session timer runs again, so that if it
-		// does not come back it is removed.
-		g.mu.Lock()
-		if m := g.memberByJoinCh(ch); m != nil {
-			m.joinCh = nil
-			m.resetSession(g)
-		}
-		g.mu.Unlock()
+		// The member stays parked, as in Kafka, where a client's own
+		// timeout does not reach the coordinator: the join phase ends
+		// by the rebalance timeout at the latest, and then its session
+		// timer runs. (The client usually sends JoinGroup again, which
+		// replaces this one.)
 		return JoinGroupResult{}, ctx.Err()
 	}
 }
@@ -494,16 +490,6 @@ func (s *Service) logLimit(err error) {
 		return
 	}
 	s.log.Warn("meta: group limit reached", "err", err)
-}
-
-// memberByJoinCh returns the member whose parked JoinGroup waits on ch.
-func (g *cgroup) memberByJoinCh(ch chan joinAnswer) *cmember {
-	for _, m := range g.members {
-		if m.joinCh == ch {
-			return m
-		}
-	}
-	return nil
 }
 
 // fullLocked reports whether one more member (or pending member id) would
@@ -1011,13 +997,8 @@ func (s *Service) SyncGroup(ctx context.Context, req SyncGroupRequest) (SyncGrou
 	case a := <-ch:
 		return a.res, a.err
 	case <-ctx.Done():
-		// Nobody waits any more: the session timer runs again.
-		g.mu.Lock()
-		if m := g.members[req.MemberID]; m != nil && m.syncCh == ch {
-			m.syncCh = nil
-			m.resetSession(g)
-		}
-		g.mu.Unlock()
+		// Parked on, as a join (above): the leader's sync or the sync
+		// timeout ends it.
 		return SyncGroupResult{}, ctx.Err()
 	}
 }
