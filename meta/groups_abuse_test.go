@@ -188,7 +188,9 @@ func TestOffsetsExpire(t *testing.T) {
 	inBubble(t, func(t *testing.T) {
 		const retention = 2 * time.Hour
 		dir := t.TempDir()
-		withRetention := func(c *Config) { c.Groups.OffsetsRetention = retention }
+		// The janitors run here (openT turns them off): the expiry
+		// loop is what is tested. Nothing else happens to the store.
+		withRetention := func(c *Config) { c.Groups.OffsetsRetention, c.noJanitors = retention, false }
 		s := openT(t, dir, withRetention)
 		ctx := context.Background()
 		a := createTopic(t, s, "a", 1)
