@@ -298,6 +298,11 @@ type cgroup struct {
 	instances    map[string]string      // instance id → member id
 	rebalance    *time.Timer            // ends the join phase
 	syncTimer    *time.Timer            // ends the sync phase
+	// emptySince is when the last member left (zero while it has
+	// members or never had any). Set under mu by removeLocked, so that
+	// offset expiry sees it from the moment the group is memberless,
+	// not only once dropIfEmpty has moved it to coordinator.emptySince.
+	emptySince time.Time
 }
 
 type cmember struct {
@@ -386,22 +391,42 @@ func (c *coordinator) dropIfEmpty(g *cgroup) {
 	g.dead = true
 	delete(c.groups, g.name)
 	if c.hasOffsets(g.name) {
-		c.emptySince[g.name] = time.Now()
+		since := g.emptySince
+		if since.IsZero() {
+			since = time.Now()
+		}
+		c.emptySince[g.name] = since
 	}
 }
 
 // active reports whether the group has members or pending member ids
 // (its offsets do not expire then).
 func (c *coordinator) active(name string) bool {
+	active, _, _ := c.emptyState(name)
+	return active
+}
+
+// emptyState tells whether the group is active and, when it is not,
+// since when it has had no members (known false when nobody recorded
+// it: the group never had members, or not since meta started).
+func (c *coordinator) emptyState(name string) (active bool, since time.Time, known bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	g := c.groups[name]
 	if g == nil {
-		return false
+		since, known = c.emptySince[name]
+		return false, since, known
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return !g.emptyLocked()
+	if !g.emptyLocked() {
+		return true, time.Time{}, false
+	}
+	if !g.emptySince.IsZero() {
+		return false, g.emptySince, true
+	}
+	since, known = c.emptySince[name]
+	return false, since, known
 }
 
 func newMemberID(clientID string) string {
@@ -848,6 +873,9 @@ func (g *cgroup) removeLocked(id string, err error) {
 	delete(g.members, id)
 	if m.instanceID != "" && g.instances[m.instanceID] == id {
 		delete(g.instances, m.instanceID)
+	}
+	if len(g.members) == 0 {
+		g.emptySince = time.Now()
 	}
 }
 

@@ -85,16 +85,6 @@ func (s *Service) applyCommitOffsets(g *group, r *offsetCommitReq, now int64) er
 		g.offsets = append(g.offsets, offsetChange{group: r.group, delete: true, all: true})
 		return nil
 	}
-	if !r.delete {
-		// Only offsets of partitions that exist: the agents check this
-		// too, but a caller of meta's API (an agent key) could otherwise
-		// store any number of rows under made-up topic ids.
-		for _, o := range r.offsets {
-			if t := g.topicByID(o.TopicID); t == nil || o.Partition < 0 || int(o.Partition) >= len(t.parts) {
-				return fmt.Errorf("%w: offset commit for topic %x partition %d", ErrUnknownTopicOrPartition, o.TopicID[:], o.Partition)
-			}
-		}
-	}
 	for _, o := range r.offsets {
 		if !r.delete {
 			if !g.partExists(o.TopicPartition) {
@@ -363,13 +353,11 @@ func (s *Service) expireOffsets(ctx context.Context, now time.Time) (int, error)
 		return err
 	}
 	for group, offs := range cands {
-		if s.groups.active(group) {
+		active, since, known := s.groups.emptyState(group)
+		if active {
 			continue
 		}
-		s.groups.mu.Lock()
-		since, ok := s.groups.emptySince[group]
-		s.groups.mu.Unlock()
-		if !ok {
+		if !known {
 			since = s.openedAt
 		}
 		if now.Sub(since) < retention {
