@@ -21,7 +21,7 @@ func (s *Service) apply(g *group, o *op, now int64) {
 	case opInitProducerID:
 		o.pidResult, o.err = applyInitProducerID(g, o.pidReq)
 	case opCommitOffsets:
-		applyCommitOffsets(g, o.offs, now)
+		o.err = s.applyCommitOffsets(g, o.offs, now)
 	case opTopicAdmin:
 		o.adminErrs = s.applyTopicAdmin(g, o.admin)
 	case opDeleteRecords:

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -31,6 +32,28 @@ import (
 // Membership is not durable: after a meta restart members get
 // UNKNOWN_MEMBER_ID, rejoin, and resume from their committed offsets,
 // which are durable (offsets.go).
+//
+// Timers follow Kafka's classic coordinator (GroupCoordinator.scala):
+//
+//   - A member's session timer runs only while it is not parked: a member
+//     whose JoinGroup or SyncGroup waits is kept, however long the
+//     rebalance takes. (Expiring it after its session timeout, as this
+//     coordinator once did, expelled every fast member of a rebalance
+//     that waited for a slow one: with real client defaults any rebalance
+//     longer than 45 s thrashed.) The timer restarts when the wait ends.
+//   - The join phase is bounded by the longest rebalance timeout of the
+//     members; members that did not rejoin by then are removed.
+//   - The sync phase is bounded the same way: members that did not send
+//     SyncGroup within the rebalance timeout after the join phase ended
+//     are removed and the group rebalances (Kafka's pending-sync timer),
+//     so a leader that never assigns cannot hold its followers parked.
+//
+// Nothing here grows without bound (issue 11): a member id handed out
+// with MEMBER_ID_REQUIRED is forgotten after the session timeout unless
+// it joins; a group with no members and no pending ids is dropped from
+// memory (its committed offsets stay, and list and describe as an Empty
+// group until they expire, offsets.go); the number of groups and of
+// members per group are bounded by GroupConfig.
 
 // Group errors, mapped to Kafka codes by the server.
 var (
@@ -45,7 +68,65 @@ var (
 	ErrFencedInstanceID       = errors.New("meta: fenced instance id")
 	ErrInvalidGroupID         = errors.New("meta: invalid group id")
 	ErrGroupSubscribedToTopic = errors.New("meta: group subscribed to topic")
+	// ErrGroupMaxSizeReached refuses a new member of a group that has
+	// GroupConfig.MaxMembersPerGroup members and pending member ids.
+	ErrGroupMaxSizeReached = errors.New("meta: group max size reached")
+	// ErrTooManyGroups refuses a new group (by JoinGroup or by an
+	// OffsetCommit to a group that has no offsets yet) when the cluster
+	// has GroupConfig.MaxGroups groups.
+	ErrTooManyGroups = errors.New("meta: too many groups")
 )
+
+// GroupConfig bounds what clients can make the coordinator keep. Zero
+// values take the defaults below.
+type GroupConfig struct {
+	// MaxGroups bounds the groups of the cluster: groups with members or
+	// pending member ids, and groups that only have committed offsets.
+	// Every group costs memory in meta, and its offsets a store row per
+	// partition. Default 100,000 (`sluice meta --max-groups`).
+	MaxGroups int
+	// MaxMembersPerGroup bounds a group's members plus the member ids
+	// handed out with MEMBER_ID_REQUIRED that have not joined yet
+	// (Kafka's group.max.size, whose default is unbounded). A rebalance
+	// answers every member at once and the leader's JoinGroup answer
+	// lists them all, so a group far past this would not work anyway.
+	// Default 10,000 (`--max-members-per-group`).
+	MaxMembersPerGroup int
+	// OffsetsRetention is how long the committed offsets of a group
+	// without members are kept after its last commit or after its last
+	// member left, whichever is later (Kafka's offsets.retention.minutes,
+	// KIP-211). Default 7 days (`--offsets-retention`).
+	OffsetsRetention time.Duration
+}
+
+const (
+	defaultMaxGroups          = 100_000
+	defaultMaxMembersPerGroup = 10_000
+	defaultOffsetsRetention   = 7 * 24 * time.Hour
+)
+
+func (c GroupConfig) withDefaults() (GroupConfig, error) {
+	if c.MaxGroups == 0 {
+		c.MaxGroups = defaultMaxGroups
+	}
+	if c.MaxMembersPerGroup == 0 {
+		c.MaxMembersPerGroup = defaultMaxMembersPerGroup
+	}
+	if c.OffsetsRetention == 0 {
+		c.OffsetsRetention = defaultOffsetsRetention
+	}
+	switch {
+	case c.MaxGroups < 0:
+		return c, fmt.Errorf("meta: Config.Groups.MaxGroups %d < 0 (--max-groups)", c.MaxGroups)
+	case c.MaxMembersPerGroup < 0:
+		return c, fmt.Errorf("meta: Config.Groups.MaxMembersPerGroup %d < 0 (--max-members-per-group)", c.MaxMembersPerGroup)
+	case c.OffsetsRetention < time.Minute:
+		// Shorter would expire the offsets of a group whose members
+		// are merely between two commits after a restart.
+		return c, fmt.Errorf("meta: Config.Groups.OffsetsRetention %v < 1m (--offsets-retention)", c.OffsetsRetention)
+	}
+	return c, nil
+}
 
 // Session timeout bounds (Kafka's group.min/max.session.timeout.ms
 // defaults are 6 s and 30 min; the lower bound here is 1 s so tests and
@@ -54,6 +135,15 @@ const (
 	minSessionTimeout = time.Second
 	maxSessionTimeout = 30 * time.Minute
 )
+
+// MaxMemberMetadataBytes bounds what one member makes the coordinator
+// keep: the metadata of all the protocols it offers in a JoinGroup, and
+// the assignment the leader hands it in SyncGroup. Kafka writes a whole
+// group's subscriptions and assignments as one record of at most
+// message.max.bytes (1 MiB by default) to __consumer_offsets, so no
+// client that works with Kafka comes near this per member; without it a
+// member could park up to a request's size (100 MiB) in meta's memory.
+const MaxMemberMetadataBytes = 1 << 20
 
 // GroupProtocol is one (assignor name, subscription metadata) pair a
 // member offers. The metadata is the consumer protocol's subscription:
@@ -168,25 +258,51 @@ func (s groupState) String() string {
 }
 
 // coordinator holds every group.
+//
+// Lock order: coordinator.mu → cgroup.mu → Service.mu (read, through
+// hasOffsets). None is held across a committer submit, so the committer
+// may take coordinator.mu and cgroup.mu while it applies an op.
 type coordinator struct {
+	cfg GroupConfig
+	// hasOffsets reports whether a group has committed offsets; it
+	// takes Service.mu for reading.
+	hasOffsets func(group string) bool
+	// offsetGroups counts the groups with committed offsets that have
+	// no entry in groups; it takes Service.mu for reading.
+	offsetGroups func(skip map[string]*cgroup) int
+
 	mu     sync.Mutex
 	groups map[string]*cgroup // guarded by mu
+	// emptySince is when a group that has committed offsets lost its
+	// last member (the group was then dropped from groups); offsets
+	// expire counting from it (offsets.go). Guarded by mu. An entry goes
+	// when the group gets a member again, is deleted, or its offsets
+	// expire.
+	emptySince map[string]time.Time
 }
 
 // cgroup is one group. Its fields are guarded by its mu; the
 // coordinator's mu is taken before a group's, never after.
 type cgroup struct {
+	c            *coordinator
 	mu           sync.Mutex
 	name         string
+	dead         bool // dropped from coordinator.groups; set under both locks
 	state        groupState
 	generation   int32
 	protocolType string
 	protocol     string
 	leader       string
 	members      map[string]*cmember
-	pending      map[string]time.Time // member ids handed out with ErrMemberIDRequired
-	instances    map[string]string    // instance id → member id
-	rebalance    *time.Timer
+	pending      map[string]*time.Timer // member ids handed out with ErrMemberIDRequired → their expiry
+	instances    map[string]string      // instance id → member id
+	rebalance    *time.Timer            // ends the join phase
+	syncTimer    *time.Timer            // ends the sync phase
+	// emptySince is when the last member left (zero while it has
+	// members or never had any). Set under mu by removeLocked, so that
+	// offset expiry sees it from the moment the group is memberless,
+	// not only once dropIfEmpty has moved it to coordinator.emptySince.
+	emptySince time.Time
 }
 
 type cmember struct {
@@ -195,10 +311,11 @@ type cmember struct {
 	protocols          []GroupProtocol
 	session, rebalance time.Duration
 	joined             bool            // joined the rebalance in progress
+	synced             bool            // sent SyncGroup in this generation
 	joinCh             chan joinAnswer // set while a JoinGroup waits
 	syncCh             chan syncAnswer // set while a SyncGroup waits
 	assignment         []byte
-	timer              *time.Timer // session expiry
+	timer              *time.Timer // session expiry; nil while parked
 }
 
 type joinAnswer struct {
@@ -211,20 +328,105 @@ type syncAnswer struct {
 	err error
 }
 
-func newCoordinator() *coordinator {
-	return &coordinator{groups: make(map[string]*cgroup)}
+func newCoordinator(cfg GroupConfig, hasOffsets func(string) bool, offsetGroups func(map[string]*cgroup) int) *coordinator {
+	return &coordinator{cfg: cfg, hasOffsets: hasOffsets, offsetGroups: offsetGroups,
+		groups: make(map[string]*cgroup), emptySince: make(map[string]time.Time)}
 }
 
-// group returns the named group, creating it when create is set.
-func (c *coordinator) group(name string, create bool) *cgroup {
+// group returns the named group, creating it when create is set (nil,
+// ErrTooManyGroups past MaxGroups). The group may be dropped before the
+// caller locks it; lockGroup handles that.
+func (c *coordinator) group(name string, create bool) (*cgroup, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	g := c.groups[name]
 	if g == nil && create {
-		g = &cgroup{name: name, members: map[string]*cmember{}, pending: map[string]time.Time{}, instances: map[string]string{}}
+		if !c.hasOffsets(name) {
+			if n := len(c.groups) + c.offsetGroups(c.groups); n >= c.cfg.MaxGroups {
+				return nil, fmt.Errorf("%w: the cluster has %d groups, the limit (sluice meta --max-groups)", ErrTooManyGroups, n)
+			}
+		}
+		g = &cgroup{c: c, name: name, members: map[string]*cmember{}, pending: map[string]*time.Timer{}, instances: map[string]string{}}
 		c.groups[name] = g
+		delete(c.emptySince, name)
 	}
-	return g
+	return g, nil
+}
+
+// lockGroup returns the named group locked (creating it when create is
+// set), or nil when it does not exist.
+func (c *coordinator) lockGroup(name string, create bool) (*cgroup, error) {
+	for {
+		g, err := c.group(name, create)
+		if g == nil {
+			return nil, err
+		}
+		g.mu.Lock()
+		if !g.dead {
+			return g, nil
+		}
+		// Dropped between the lookup and the lock: look again.
+		g.mu.Unlock()
+	}
+}
+
+// emptyLocked reports whether g holds nothing worth keeping in memory.
+func (g *cgroup) emptyLocked() bool {
+	return len(g.members) == 0 && len(g.pending) == 0 && g.rebalance == nil && g.syncTimer == nil
+}
+
+// dropIfEmpty removes g from the coordinator when it has no members and
+// no pending member ids. Callers must not hold g.mu. A group with
+// committed offsets lives on in them (ListGroups, DescribeGroups and
+// OffsetFetch read them); emptySince records when it became empty, for
+// offset expiry.
+func (c *coordinator) dropIfEmpty(g *cgroup) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.dead || !g.emptyLocked() || c.groups[g.name] != g {
+		return
+	}
+	g.dead = true
+	delete(c.groups, g.name)
+	if c.hasOffsets(g.name) {
+		since := g.emptySince
+		if since.IsZero() {
+			since = time.Now()
+		}
+		c.emptySince[g.name] = since
+	}
+}
+
+// active reports whether the group has members or pending member ids
+// (its offsets do not expire then).
+func (c *coordinator) active(name string) bool {
+	active, _, _ := c.emptyState(name)
+	return active
+}
+
+// emptyState tells whether the group is active and, when it is not,
+// since when it has had no members (known false when nobody recorded
+// it: the group never had members, or not since meta started).
+func (c *coordinator) emptyState(name string) (active bool, since time.Time, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groups[name]
+	if g == nil {
+		since, known = c.emptySince[name]
+		return false, since, known
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.emptyLocked() {
+		return true, time.Time{}, false
+	}
+	if !g.emptySince.IsZero() {
+		return false, g.emptySince, true
+	}
+	since, known = c.emptySince[name]
+	return false, since, known
 }
 
 func newMemberID(clientID string) string {
@@ -251,23 +453,97 @@ func (s *Service) JoinGroup(ctx context.Context, req JoinGroupRequest) (JoinGrou
 	if req.RebalanceTimeout <= 0 {
 		req.RebalanceTimeout = req.SessionTimeout
 	}
+	// The rebalance timeout is how long a join phase may keep every
+	// other member parked (their sessions paused): bounded like a
+	// session (Kafka Streams asks for MaxInt32 ms). A member slower than
+	// this is removed from the rebalance and rejoins.
+	req.RebalanceTimeout = min(req.RebalanceTimeout, maxSessionTimeout)
 	if len(req.Protocols) == 0 || req.ProtocolType == "" {
 		return JoinGroupResult{}, ErrInconsistentProtocol
 	}
-	g := s.groups.group(req.Group, true)
-	g.mu.Lock()
+	n := 0
+	for _, p := range req.Protocols {
+		n += len(p.Name) + len(p.Metadata)
+	}
+	if n > MaxMemberMetadataBytes {
+		return JoinGroupResult{}, fmt.Errorf("%w: JoinGroup protocols of %d bytes, the limit is %d", ErrInvalidRequest, n, MaxMemberMetadataBytes)
+	}
+	g, err := s.groups.lockGroup(req.Group, true)
+	if err != nil {
+		s.logLimit(err)
+		return JoinGroupResult{}, err
+	}
 	ch, res, err := g.joinLocked(req)
 	g.mu.Unlock()
 	if ch == nil {
+		if err != nil {
+			// A refused first join may have created the group.
+			s.groups.dropIfEmpty(g)
+			s.logLimit(err)
+		}
 		return res, err
 	}
 	select {
 	case a := <-ch:
+		if a.err != nil {
+			// Failed out of the group (no assignor in common, say):
+			// the group may be left with nobody.
+			s.groups.dropIfEmpty(g)
+		}
 		return a.res, a.err
 	case <-ctx.Done():
-		// The member stays; if it does not come back its session ends.
+		// The member stays parked, as in Kafka, where a client's own
+		// timeout does not reach the coordinator: the join phase ends
+		// by the rebalance timeout at the latest, and then its session
+		// timer runs. (The client usually sends JoinGroup again, which
+		// replaces this one.)
 		return JoinGroupResult{}, ctx.Err()
 	}
+}
+
+// logLimit logs a refusal by a group limit, at most once a minute: the
+// Kafka answers to JoinGroup and OffsetCommit carry no message, so this
+// line is where an operator learns which flag to raise. (Once a minute:
+// a client refused in a loop must not flood the log.)
+func (s *Service) logLimit(err error) {
+	if !errors.Is(err, ErrTooManyGroups) && !errors.Is(err, ErrGroupMaxSizeReached) {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.limitLogged.Load()
+	if now-last < int64(time.Minute) || !s.limitLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("meta: group limit reached", "err", err)
+}
+
+// fullLocked reports whether one more member (or pending member id) would
+// pass MaxMembersPerGroup, with the error to answer.
+func (g *cgroup) fullLocked() error {
+	if n := len(g.members) + len(g.pending); n >= g.c.cfg.MaxMembersPerGroup {
+		return fmt.Errorf("%w: group %q has %d members and pending members, the limit (sluice meta --max-members-per-group)",
+			ErrGroupMaxSizeReached, g.name, n)
+	}
+	return nil
+}
+
+// addPendingLocked remembers a member id handed out with
+// ErrMemberIDRequired until the session timeout, as Kafka does: a client
+// that never comes back with it (or one that sends empty-id joins in a
+// loop) leaves nothing behind.
+func (g *cgroup) addPendingLocked(id string, session time.Duration) {
+	var t *time.Timer
+	t = time.AfterFunc(session, func() {
+		g.mu.Lock()
+		if g.pending[id] != t {
+			g.mu.Unlock()
+			return
+		}
+		delete(g.pending, id)
+		g.mu.Unlock()
+		g.c.dropIfEmpty(g)
+	})
+	g.pending[id] = t
 }
 
 func (g *cgroup) joinLocked(req JoinGroupRequest) (chan joinAnswer, JoinGroupResult, error) {
@@ -286,6 +562,11 @@ func (g *cgroup) joinLocked(req JoinGroupRequest) (chan joinAnswer, JoinGroupRes
 		// under the same instance id, without a rebalance when nothing
 		// changed.
 		id = newMemberID(req.ClientID)
+		if _, ok := g.instances[req.InstanceID]; !ok {
+			if err := g.fullLocked(); err != nil {
+				return nil, JoinGroupResult{}, err
+			}
+		}
 		if old, ok := g.instances[req.InstanceID]; ok {
 			if om := g.members[old]; om != nil {
 				delete(g.members, old)
@@ -304,17 +585,25 @@ func (g *cgroup) joinLocked(req JoinGroupRequest) (chan joinAnswer, JoinGroupRes
 			}
 		}
 	case id == "" && req.RequireKnownMember:
+		if err := g.fullLocked(); err != nil {
+			return nil, JoinGroupResult{}, err
+		}
 		id = newMemberID(req.ClientID)
-		g.pending[id] = time.Now()
+		g.addPendingLocked(id, req.SessionTimeout)
 		return nil, JoinGroupResult{MemberID: id, Generation: -1}, ErrMemberIDRequired
 	case id == "":
+		if err := g.fullLocked(); err != nil {
+			return nil, JoinGroupResult{}, err
+		}
 		id = newMemberID(req.ClientID)
 	default:
 		m = g.members[id]
 		if m == nil {
-			if _, ok := g.pending[id]; !ok {
+			t, ok := g.pending[id]
+			if !ok {
 				return nil, JoinGroupResult{MemberID: id, Generation: -1}, ErrUnknownMemberID
 			}
+			t.Stop()
 			delete(g.pending, id)
 		} else if req.InstanceID != "" && m.instanceID != req.InstanceID {
 			return nil, JoinGroupResult{}, ErrFencedInstanceID
@@ -339,7 +628,7 @@ func (g *cgroup) joinLocked(req JoinGroupRequest) (chan joinAnswer, JoinGroupRes
 	}
 	m.joinCh = make(chan joinAnswer, 1)
 	m.joined = true
-	m.resetSession(g)
+	m.resetSession(g) // parked: the session timer stops
 	ch := m.joinCh
 
 	switch g.state {
@@ -353,6 +642,7 @@ func (g *cgroup) joinLocked(req JoinGroupRequest) (chan joinAnswer, JoinGroupRes
 			// A known member rejoining with nothing changed gets the
 			// current generation back.
 			m.joinCh = nil
+			m.resetSession(g)
 			return nil, g.joinResultLocked(m), nil
 		}
 	case groupPreparing:
@@ -385,12 +675,14 @@ func sameProtocols(a, b []GroupProtocol) bool {
 // prepareLocked starts a rebalance: every member must rejoin within the
 // longest rebalance timeout; the ones that do not are removed.
 func (g *cgroup) prepareLocked() {
+	g.stopSyncTimerLocked()
 	if g.state == groupCompleting {
 		// Syncs waiting for an assignment that will never come.
 		for _, m := range g.members {
 			if m.syncCh != nil {
 				m.syncCh <- syncAnswer{err: ErrRebalanceInProgress}
 				m.syncCh = nil
+				m.resetSession(g)
 			}
 		}
 	}
@@ -402,18 +694,15 @@ func (g *cgroup) prepareLocked() {
 		}
 	}
 	g.state = groupPreparing
-	var longest time.Duration
-	for _, m := range g.members {
-		longest = max(longest, m.rebalance)
-	}
+	longest := g.longestRebalanceLocked()
 	if g.rebalance != nil {
 		g.rebalance.Stop()
 	}
 	gen := g.generation
 	g.rebalance = time.AfterFunc(longest, func() {
 		g.mu.Lock()
-		defer g.mu.Unlock()
 		if g.state != groupPreparing || g.generation != gen {
+			g.mu.Unlock()
 			return
 		}
 		for id, m := range g.members {
@@ -422,7 +711,29 @@ func (g *cgroup) prepareLocked() {
 			}
 		}
 		g.completeJoinLocked()
+		empty := g.emptyLocked()
+		g.mu.Unlock()
+		if empty {
+			g.c.dropIfEmpty(g)
+		}
 	})
+}
+
+// longestRebalanceLocked is the longest rebalance timeout of the members:
+// it bounds the join and the sync phase.
+func (g *cgroup) longestRebalanceLocked() time.Duration {
+	var longest time.Duration
+	for _, m := range g.members {
+		longest = max(longest, m.rebalance)
+	}
+	return longest
+}
+
+func (g *cgroup) stopSyncTimerLocked() {
+	if g.syncTimer != nil {
+		g.syncTimer.Stop()
+		g.syncTimer = nil
+	}
 }
 
 func (g *cgroup) tryCompleteJoinLocked() {
@@ -477,6 +788,7 @@ func (g *cgroup) completeJoinLocked() {
 		m := g.members[id]
 		m.assignment = nil
 		m.joined = false
+		m.synced = false
 		if m.joinCh != nil {
 			m.joinCh <- joinAnswer{res: g.joinResultLocked(m)}
 			m.joinCh = nil
@@ -490,7 +802,33 @@ func (g *cgroup) completeJoinLocked() {
 			g.removeLocked(id, ErrInconsistentProtocol)
 		}
 		g.state = groupEmpty
+		return
 	}
+	// Kafka's pending-sync timer: a member that does not sync within the
+	// rebalance timeout is gone (a leader that never assigns would
+	// otherwise keep its followers parked in SyncGroup for ever, their
+	// sessions paused).
+	gen := g.generation
+	g.stopSyncTimerLocked()
+	g.syncTimer = time.AfterFunc(g.longestRebalanceLocked(), func() {
+		g.mu.Lock()
+		if g.state != groupCompleting || g.generation != gen {
+			g.mu.Unlock()
+			return
+		}
+		g.syncTimer = nil
+		for id, m := range g.members {
+			if !m.synced {
+				g.removeLocked(id, nil)
+			}
+		}
+		g.membershipChangedLocked()
+		empty := g.emptyLocked()
+		g.mu.Unlock()
+		if empty {
+			g.c.dropIfEmpty(g)
+		}
+	})
 }
 
 func (g *cgroup) joinResultLocked(m *cmember) JoinGroupResult {
@@ -536,6 +874,9 @@ func (g *cgroup) removeLocked(id string, err error) {
 	if m.instanceID != "" && g.instances[m.instanceID] == id {
 		delete(g.instances, m.instanceID)
 	}
+	if len(g.members) == 0 {
+		g.emptySince = time.Now()
+	}
 }
 
 func (m *cmember) stop(err error) {
@@ -553,23 +894,38 @@ func (m *cmember) stop(err error) {
 	}
 }
 
-// resetSession restarts the member's session timer; when it fires the
-// member is gone and the group rebalances.
+// parked reports whether a JoinGroup or SyncGroup of the member waits.
+func (m *cmember) parked() bool { return m.joinCh != nil || m.syncCh != nil }
+
+// resetSession restarts the member's session timer, or stops it while
+// the member is parked (Kafka keeps a member whose join or sync waits:
+// the rebalance and pending-sync timers bound those waits). Every change
+// of m.joinCh or m.syncCh is followed by a call. When the timer fires
+// the member is gone and the group rebalances.
 func (m *cmember) resetSession(g *cgroup) {
 	if m.timer != nil {
 		m.timer.Stop()
+		m.timer = nil
+	}
+	if m.parked() {
+		return
 	}
 	id := m.id
 	var t *time.Timer
 	t = time.AfterFunc(m.session, func() {
 		g.mu.Lock()
-		defer g.mu.Unlock()
 		cur := g.members[id]
-		if cur == nil || cur.timer != t {
+		if cur == nil || cur.timer != t || cur.parked() {
+			g.mu.Unlock()
 			return
 		}
 		g.removeLocked(id, nil)
 		g.membershipChangedLocked()
+		empty := g.emptyLocked()
+		g.mu.Unlock()
+		if empty {
+			g.c.dropIfEmpty(g)
+		}
 	})
 	m.timer = t
 }
@@ -582,6 +938,7 @@ func (g *cgroup) membershipChangedLocked() {
 			g.rebalance.Stop()
 			g.rebalance = nil
 		}
+		g.stopSyncTimerLocked()
 		g.state = groupEmpty
 		g.protocol, g.leader = "", ""
 		g.generation++
@@ -612,11 +969,16 @@ func (s *Service) SyncGroup(ctx context.Context, req SyncGroupRequest) (SyncGrou
 	if s.closed.Load() {
 		return SyncGroupResult{}, ErrClosed
 	}
-	g := s.groups.group(req.Group, false)
+	for id, a := range req.Assignments {
+		if len(a) > MaxMemberMetadataBytes {
+			return SyncGroupResult{}, fmt.Errorf("%w: SyncGroup assignment of %d bytes for member %q, the limit is %d",
+				ErrInvalidRequest, len(a), id, MaxMemberMetadataBytes)
+		}
+	}
+	g, _ := s.groups.lockGroup(req.Group, false)
 	if g == nil {
 		return SyncGroupResult{}, ErrUnknownMemberID
 	}
-	g.mu.Lock()
 	m, err := g.checkMemberLocked(req.MemberID, req.InstanceID, req.Generation)
 	if err != nil {
 		g.mu.Unlock()
@@ -634,7 +996,9 @@ func (s *Service) SyncGroup(ctx context.Context, req SyncGroupRequest) (SyncGrou
 		return res, nil
 	}
 	// CompletingRebalance.
+	m.synced = true
 	if m.id == g.leader {
+		g.stopSyncTimerLocked()
 		for id, om := range g.members {
 			om.assignment = req.Assignments[id]
 			if om.syncCh != nil && id != m.id {
@@ -642,6 +1006,7 @@ func (s *Service) SyncGroup(ctx context.Context, req SyncGroupRequest) (SyncGrou
 				r.Assignment = om.assignment
 				om.syncCh <- syncAnswer{res: r}
 				om.syncCh = nil
+				om.resetSession(g)
 			}
 		}
 		g.state = groupStable
@@ -654,11 +1019,14 @@ func (s *Service) SyncGroup(ctx context.Context, req SyncGroupRequest) (SyncGrou
 	}
 	ch := make(chan syncAnswer, 1)
 	m.syncCh = ch
+	m.resetSession(g) // parked: the session timer stops
 	g.mu.Unlock()
 	select {
 	case a := <-ch:
 		return a.res, a.err
 	case <-ctx.Done():
+		// Parked on, as a join (above): the leader's sync or the sync
+		// timeout ends it.
 		return SyncGroupResult{}, ctx.Err()
 	}
 }
@@ -668,11 +1036,10 @@ func (s *Service) Heartbeat(ctx context.Context, group, memberID, instanceID str
 	if s.closed.Load() {
 		return ErrClosed
 	}
-	g := s.groups.group(group, false)
+	g, _ := s.groups.lockGroup(group, false)
 	if g == nil {
 		return ErrUnknownMemberID
 	}
-	g.mu.Lock()
 	defer g.mu.Unlock()
 	m := g.members[memberID]
 	if m == nil {
@@ -697,15 +1064,13 @@ func (s *Service) LeaveGroup(ctx context.Context, group string, members []Leavin
 		return nil, ErrClosed
 	}
 	errs := make([]error, len(members))
-	g := s.groups.group(group, false)
+	g, _ := s.groups.lockGroup(group, false)
 	if g == nil {
 		for i := range errs {
 			errs[i] = ErrUnknownMemberID
 		}
 		return errs, nil
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	left := false
 	for i, lm := range members {
 		id := lm.MemberID
@@ -726,8 +1091,22 @@ func (s *Service) LeaveGroup(ctx context.Context, group string, members []Leavin
 	if left {
 		g.membershipChangedLocked()
 	}
+	empty := g.emptyLocked()
+	g.mu.Unlock()
+	if empty {
+		s.groups.dropIfEmpty(g)
+	}
 	return errs, nil
 }
+
+// MaxOffsetMetadataBytes bounds a committed offset's metadata string
+// (Kafka's offset.metadata.max.bytes default): it is stored with the
+// offset, in memory and in the store, for as long as the offset lives.
+const MaxOffsetMetadataBytes = 4096
+
+// ErrOffsetMetadataTooLarge refuses a commit whose metadata is longer
+// than MaxOffsetMetadataBytes.
+var ErrOffsetMetadataTooLarge = errors.New("meta: offset metadata too large")
 
 // CommitOffsets checks the committer's membership and makes the offsets
 // durable.
@@ -738,8 +1117,15 @@ func (s *Service) CommitOffsets(ctx context.Context, req OffsetCommitRequest) er
 	if req.Group == "" || len(req.Group) > MaxGroupIDBytes {
 		return ErrInvalidGroupID
 	}
-	if g := s.groups.group(req.Group, false); g != nil && (req.MemberID != "" || req.Generation >= 0) {
-		g.mu.Lock()
+	for _, o := range req.Offsets {
+		if len(o.Metadata) > MaxOffsetMetadataBytes {
+			return fmt.Errorf("%w: %d bytes for partition %d, the limit is %d", ErrOffsetMetadataTooLarge,
+				len(o.Metadata), o.Partition, MaxOffsetMetadataBytes)
+		}
+	}
+	g, _ := s.groups.lockGroup(req.Group, false)
+	switch {
+	case g != nil && (req.MemberID != "" || req.Generation >= 0):
 		m, err := g.checkMemberLocked(req.MemberID, req.InstanceID, req.Generation)
 		switch {
 		case err != nil:
@@ -751,10 +1137,9 @@ func (s *Service) CommitOffsets(ctx context.Context, req OffsetCommitRequest) er
 		}
 		m.resetSession(g)
 		g.mu.Unlock()
-	} else if g == nil && (req.MemberID != "" || req.Generation >= 0) {
+	case g == nil && (req.MemberID != "" || req.Generation >= 0):
 		return ErrUnknownMemberID
-	} else if g != nil {
-		g.mu.Lock()
+	case g != nil:
 		busy := len(g.members) > 0
 		g.mu.Unlock()
 		if busy {
@@ -762,20 +1147,26 @@ func (s *Service) CommitOffsets(ctx context.Context, req OffsetCommitRequest) er
 			return ErrUnknownMemberID
 		}
 	}
-	return s.writeOffsetsDurable(ctx, &offsetCommitReq{group: req.Group, offsets: req.Offsets})
+	err := s.writeOffsetsDurable(ctx, &offsetCommitReq{group: req.Group, offsets: req.Offsets})
+	s.logLimit(err)
+	return err
 }
 
 // DeleteOffsets removes a group's committed offsets for tps (OffsetDelete).
 // It is refused for partitions of topics a live member consumes; without
-// membership detail here it is refused while the group has members.
+// membership detail here it is refused while the group has members. A
+// group that has neither members nor offsets is not found, as in Kafka.
 func (s *Service) DeleteOffsets(ctx context.Context, group string, tps []TopicPartition) error {
-	if g := s.groups.group(group, false); g != nil {
-		g.mu.Lock()
+	g, _ := s.groups.lockGroup(group, false)
+	if g != nil {
 		busy := len(g.members) > 0
 		g.mu.Unlock()
 		if busy {
 			return ErrGroupSubscribedToTopic
 		}
+	}
+	if g == nil && !s.hasOffsets(group) {
+		return ErrGroupIDNotFound
 	}
 	offs := make([]CommittedOffset, len(tps))
 	for i, tp := range tps {
@@ -784,26 +1175,41 @@ func (s *Service) DeleteOffsets(ctx context.Context, group string, tps []TopicPa
 	return s.writeOffsetsDurable(ctx, &offsetCommitReq{group: group, offsets: offs, delete: true})
 }
 
-// DeleteGroup deletes an empty group and its offsets.
+// DeleteGroup deletes a group without members and its offsets: one
+// that had members, and one that only ever had offsets committed from
+// outside the group protocol (kafka-consumer-groups --reset-offsets).
 func (s *Service) DeleteGroup(ctx context.Context, group string) error {
-	s.groups.mu.Lock()
-	g := s.groups.groups[group]
+	c := s.groups
+	c.mu.Lock()
+	g := c.groups[group]
 	if g != nil {
 		g.mu.Lock()
 		n := len(g.members)
+		if n == 0 {
+			for _, t := range g.pending {
+				t.Stop()
+			}
+			clear(g.pending)
+			if g.rebalance != nil {
+				g.rebalance.Stop()
+				g.rebalance = nil
+			}
+			g.stopSyncTimerLocked()
+			g.dead = true
+			delete(c.groups, group)
+		}
 		g.mu.Unlock()
 		if n > 0 {
-			s.groups.mu.Unlock()
+			c.mu.Unlock()
 			return ErrGroupNotEmpty
 		}
-		delete(s.groups.groups, group)
 	}
-	s.groups.mu.Unlock()
-	offs, _ := s.FetchOffsets(ctx, group, nil)
-	if g == nil && len(offs) == 0 {
+	delete(c.emptySince, group)
+	c.mu.Unlock()
+	if g == nil && !s.hasOffsets(group) {
 		return ErrGroupIDNotFound
 	}
-	if len(offs) == 0 {
+	if !s.hasOffsets(group) {
 		return nil
 	}
 	return s.writeOffsetsDurable(ctx, &offsetCommitReq{group: group, delete: true})
@@ -824,7 +1230,11 @@ func (s *Service) ListGroups(ctx context.Context) ([]GroupListing, error) {
 	for _, g := range gs {
 		g.mu.Lock()
 		l := GroupListing{Group: g.name, ProtocolType: g.protocolType, State: g.state.String()}
+		dead := g.dead
 		g.mu.Unlock()
+		if dead {
+			continue
+		}
 		if l.ProtocolType == "" {
 			l.ProtocolType = seen[g.name].ProtocolType
 		}
@@ -842,15 +1252,14 @@ func (s *Service) ListGroups(ctx context.Context) ([]GroupListing, error) {
 // Dead with no members, as Kafka does.
 func (s *Service) DescribeGroup(ctx context.Context, group string) (GroupDescription, error) {
 	d := GroupDescription{Group: group, State: "Dead"}
-	g := s.groups.group(group, false)
+	g, _ := s.groups.lockGroup(group, false)
 	if g == nil {
-		if offs, _ := s.FetchOffsets(ctx, group, nil); len(offs) > 0 {
+		if s.hasOffsets(group) {
 			d.State = groupEmpty.String()
 			d.ProtocolType = "consumer"
 		}
 		return d, nil
 	}
-	g.mu.Lock()
 	defer g.mu.Unlock()
 	d.State, d.ProtocolType, d.Protocol = g.state.String(), g.protocolType, g.protocol
 	ids := make([]string, 0, len(g.members))

@@ -47,6 +47,9 @@ var testPG struct {
 	mu    sync.Mutex
 	pool  *pgxpool.Pool
 	lease *Lease
+	// bubblePool, while set, replaces pool for stores opened by a test
+	// running in a synctest bubble (inBubble).
+	bubblePool *pgxpool.Pool
 }
 
 func testPostgres(t testing.TB) (*pgxpool.Pool, *Lease) {
@@ -87,6 +90,11 @@ func testStore(t testing.TB, dir string) KV {
 		return nil
 	}
 	pool, lease := testPostgres(t)
+	testPG.mu.Lock()
+	if testPG.bubblePool != nil {
+		pool = testPG.bubblePool
+	}
+	testPG.mu.Unlock()
 	kv, err := OpenPostgres(ctxT(t), pool, dir, lease)
 	if err != nil {
 		t.Fatal(err)

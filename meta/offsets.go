@@ -2,8 +2,10 @@ package meta
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // Committed offsets of consumer groups. They are durable like everything
@@ -31,6 +33,10 @@ type offsetCommitReq struct {
 	group   string
 	offsets []CommittedOffset
 	delete  bool // remove these partitions' offsets (or all, if none named)
+	// expire removes the named offsets only if they are still the ones
+	// the expiry saw (same CommitTime) and the group still has no
+	// members: a member that joined or committed since wins.
+	expire bool
 }
 
 // offsetChange is one offset written (or deleted) by a commit group.
@@ -41,10 +47,43 @@ type offsetChange struct {
 	all    bool // delete every offset of the group
 }
 
-func applyCommitOffsets(g *group, r *offsetCommitReq, now int64) {
+// applyCommitOffsets records r's changes in g. A commit that would add
+// a group past MaxGroups fails with ErrTooManyGroups; the count may
+// overshoot by the new groups of one commit group (at most maxGroupOps),
+// which keeps the check O(groups) once per new group instead of per op.
+func (s *Service) applyCommitOffsets(g *group, r *offsetCommitReq, now int64) error {
+	switch {
+	case r.expire:
+		if s.groups.active(r.group) {
+			return nil
+		}
+		for _, o := range r.offsets {
+			if cur, ok := g.committedOffset(r.group, o.TopicPartition); ok && cur.CommitTime == o.CommitTime {
+				g.offsets = append(g.offsets, offsetChange{group: r.group, off: o, delete: true})
+			}
+		}
+		return nil
+	case !r.delete && len(r.offsets) > 0 && g.st.offsets[r.group] == nil && !g.touchesGroup(r.group):
+		// A new group, unless JoinGroup made it.
+		c := s.groups
+		c.mu.Lock()
+		_, known := c.groups[r.group]
+		n := len(g.st.offsets)
+		if !known {
+			for name := range c.groups {
+				if g.st.offsets[name] == nil {
+					n++
+				}
+			}
+		}
+		c.mu.Unlock()
+		if !known && n >= c.cfg.MaxGroups {
+			return fmt.Errorf("%w: the cluster has %d groups, the limit (sluice meta --max-groups)", ErrTooManyGroups, n)
+		}
+	}
 	if r.delete && len(r.offsets) == 0 {
 		g.offsets = append(g.offsets, offsetChange{group: r.group, delete: true, all: true})
-		return
+		return nil
 	}
 	for _, o := range r.offsets {
 		if !r.delete {
@@ -58,6 +97,35 @@ func applyCommitOffsets(g *group, r *offsetCommitReq, now int64) {
 		}
 		g.offsets = append(g.offsets, offsetChange{group: r.group, off: o, delete: r.delete})
 	}
+	return nil
+}
+
+// touchesGroup reports whether the commit group already changed offsets
+// of the named group.
+func (g *group) touchesGroup(name string) bool {
+	for i := range g.offsets {
+		if g.offsets[i].group == name {
+			return true
+		}
+	}
+	return false
+}
+
+// committedOffset returns a partition's committed offset as of the
+// changes of the commit group so far.
+func (g *group) committedOffset(name string, tp TopicPartition) (CommittedOffset, bool) {
+	for i := len(g.offsets) - 1; i >= 0; i-- {
+		c := &g.offsets[i]
+		switch {
+		case c.group != name:
+		case c.all:
+			return CommittedOffset{}, false
+		case c.off.TopicPartition == tp:
+			return c.off, !c.delete
+		}
+	}
+	o, ok := g.st.offsets[name][tp]
+	return o, ok
 }
 
 func mergeOffsetsLocked(st *state, chs []offsetChange) {
@@ -191,6 +259,139 @@ func (s *Service) FetchOffsets(ctx context.Context, group string, tps []TopicPar
 		return a.Partition < b.Partition
 	})
 	return out, nil
+}
+
+// hasOffsets reports whether a group has committed offsets.
+func (s *Service) hasOffsets(group string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.st.offsets[group]) > 0
+}
+
+// offsetGroupsNotIn counts the groups with committed offsets that are not
+// in skip (the coordinator's groups, for the MaxGroups count).
+func (s *Service) offsetGroupsNotIn(skip map[string]*cgroup) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for name := range s.st.offsets {
+		if _, ok := skip[name]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// Offset expiry (Kafka's offsets.retention.minutes, KIP-211): the offsets
+// of a group without members expire OffsetsRetention after the later of
+// their commit and the moment the group lost its last member. A group
+// with members keeps its offsets however old, since a member commits
+// only the partitions it moved on. When the group became empty is kept
+// in memory only; after a restart it counts from the restart (the
+// members had not come back), so a restart never expires offsets early.
+//
+// Every offsetsCheckInterval (Kafka's offsets.retention.check.interval.ms
+// default) expireOffsets finds the expired offsets and deletes them
+// through the committer, which re-checks each one (expire in
+// offsetCommitReq).
+const offsetsCheckInterval = 10 * time.Minute
+
+// maxExpireOps bounds the offsets one expiry op deletes, so one commit
+// group's transaction stays small.
+const maxExpireOps = 4096
+
+// expireOffsetsLoop runs expireOffsets until the Service closes.
+func (s *Service) expireOffsetsLoop() {
+	defer s.bg.Done()
+	t := time.NewTimer(offsetsCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		n, err := s.expireOffsets(ctx, time.Now())
+		cancel()
+		switch {
+		case err != nil && !errors.Is(err, ErrClosed):
+			s.log.Warn("meta: offset expiry", "expired", n, "err", err)
+		case n > 0:
+			s.log.Info("meta: offsets expired", "offsets", n)
+		}
+		t.Reset(offsetsCheckInterval)
+	}
+}
+
+// expireOffsets deletes the offsets that expired at now and returns how
+// many it asked the committer to delete.
+func (s *Service) expireOffsets(ctx context.Context, now time.Time) (int, error) {
+	retention := s.cfg.Groups.OffsetsRetention
+	cutoff := now.Add(-retention).UnixMilli()
+	// Offsets committed before the cutoff are candidates; the group's
+	// empty-since time decides.
+	cands := map[string][]CommittedOffset{}
+	s.mu.RLock()
+	for group, m := range s.st.offsets {
+		for _, o := range m {
+			if o.CommitTime <= cutoff {
+				cands[group] = append(cands[group], o)
+			}
+		}
+	}
+	s.mu.RUnlock()
+	var batch []CommittedOffset
+	total := 0
+	flush := func(group string) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.writeOffsetsDurable(ctx, &offsetCommitReq{group: group, offsets: batch, expire: true, delete: true})
+		total += len(batch)
+		batch = batch[:0]
+		return err
+	}
+	for group, offs := range cands {
+		active, since, known := s.groups.emptyState(group)
+		if active {
+			continue
+		}
+		if !known {
+			since = s.openedAt
+		}
+		if now.Sub(since) < retention {
+			continue
+		}
+		for _, o := range offs {
+			batch = append(batch, o)
+			if len(batch) == maxExpireOps {
+				if err := flush(group); err != nil {
+					return total, err
+				}
+			}
+		}
+		if err := flush(group); err != nil {
+			return total, err
+		}
+	}
+	// Forget when groups became empty once their offsets are gone.
+	s.groups.mu.Lock()
+	names := make([]string, 0, len(s.groups.emptySince))
+	for name := range s.groups.emptySince {
+		names = append(names, name)
+	}
+	s.groups.mu.Unlock()
+	for _, name := range names {
+		if !s.hasOffsets(name) {
+			s.groups.mu.Lock()
+			if _, live := s.groups.groups[name]; !live && !s.hasOffsets(name) {
+				delete(s.groups.emptySince, name)
+			}
+			s.groups.mu.Unlock()
+		}
+	}
+	return total, nil
 }
 
 // groupsWithOffsets lists groups that have committed offsets.

@@ -68,6 +68,8 @@ type Config struct {
 	// (producer_expiry.go). Kafka's producer.id.expiration.ms; default
 	// one day, like Kafka's.
 	ProducerIDExpiration time.Duration
+	// Groups bounds consumer groups and their offsets (groups.go).
+	Groups GroupConfig
 	// Logger receives meta's log lines. Default slog.Default().
 	Logger *slog.Logger
 
@@ -123,6 +125,10 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.ProducerIDExpiration == 0 {
 		cfg.ProducerIDExpiration = defaultProducerIDExpiration
+	}
+	var err error
+	if cfg.Groups, err = cfg.Groups.withDefaults(); err != nil {
+		return cfg, err
 	}
 	switch {
 	case cfg.MaxPartitions < 0:
@@ -185,6 +191,11 @@ type Service struct {
 	// registry holds the live agents (in memory; see registry.go).
 	registry *registry
 
+	openedAt time.Time      // offsets of groups not seen empty count from here (offsets.go)
+	bg       sync.WaitGroup // background loops (offset expiry); Close waits for them
+
+	limitLogged atomic.Int64 // unix nanos of the last group-limit log line (logLimit)
+
 	// For tests.
 	txCount   atomic.Uint64                // bbolt write transactions of commit groups
 	writeHook atomic.Pointer[func() error] // called inside each group's transaction; an error aborts it
@@ -222,14 +233,17 @@ func Open(cfg Config) (*Service, error) {
 		now:      time.Now,
 		st:       st,
 		watchers: make(map[*watcher]struct{}),
-		groups:   newCoordinator(),
 		registry: newRegistry(cfg.AgentTTL),
+		openedAt: time.Now(),
 	}
+	s.groups = newCoordinator(cfg.Groups, s.hasOffsets, s.offsetGroupsNotIn)
 	s.g.touchEvery = touchEvery(cfg.ProducerIDExpiration)
 	go s.run()
 	if !cfg.noJanitors {
 		go s.expireLoop()
 		go s.retentionLoop()
+		s.bg.Add(1)
+		go s.expireOffsetsLoop()
 	}
 	s.log.Info("meta: store opened", "store", kv.String(), "topics", len(st.topicsByID),
 		"producers", len(st.epochs), "segment_answers", st.segLen(), "took", time.Since(start))
@@ -244,6 +258,7 @@ func (s *Service) Close() error {
 		s.closed.Store(true)
 		close(s.closing)
 		<-s.stopped
+		s.bg.Wait()
 		s.closeWatchers()
 		name := s.kv.String()
 		s.closeErr = s.kv.Close()

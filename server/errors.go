@@ -55,6 +55,18 @@ func errorCode(err error) int16 {
 		return kerr.InvalidGroupID.Code
 	case errors.Is(err, meta.ErrGroupSubscribedToTopic):
 		return kerr.GroupSubscribedToTopic.Code
+	case errors.Is(err, meta.ErrGroupMaxSizeReached):
+		return kerr.GroupMaxSizeReached.Code
+	case errors.Is(err, meta.ErrTooManyGroups):
+		// Kafka has no limit on the number of groups, hence no code.
+		// POLICY_VIOLATION ("request parameters do not satisfy the
+		// configured policy") is what a client gets for a refused
+		// creation under a configured limit; it is not retriable, so a
+		// client does not spin on it, and GROUP_MAX_SIZE_REACHED would
+		// send an operator to the per-group limit instead.
+		return kerr.PolicyViolation.Code
+	case errors.Is(err, meta.ErrOffsetMetadataTooLarge):
+		return kerr.OffsetMetadataTooLarge.Code
 	case errors.Is(err, codec.ErrUnsupportedMagic):
 		return kerr.UnsupportedForMessageFormat.Code
 	case errors.Is(err, codec.ErrCorrupt):

@@ -252,6 +252,10 @@ func handleOffsetCommit(s *Server, rc *reqCtx, r kmsg.Request) {
 				codes[i][j] = errorCode(err)
 			case !ok || p.Partition < 0 || p.Partition >= tp.Partitions:
 				codes[i][j] = kerr.UnknownTopicOrPartition.Code
+			case p.Metadata != nil && len(*p.Metadata) > meta.MaxOffsetMetadataBytes:
+				// Kafka fails just this partition; meta would refuse
+				// the whole commit.
+				codes[i][j] = kerr.OffsetMetadataTooLarge.Code
 			default:
 				co := meta.CommittedOffset{
 					TopicPartition: meta.TopicPartition{TopicID: tp.ID, Partition: p.Partition},

@@ -47,6 +47,8 @@ func runMeta(args []string) error {
 	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
 	agentTTL := fs.Duration("agent-ttl", 10*time.Second, "how long a registered agent stays live without a heartbeat")
 	limits := addMetaLimitFlags(fs)
+	var gf groupFlags
+	gf.register(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -63,6 +65,9 @@ func runMeta(args []string) error {
 	}
 	if *agentTTL < time.Second {
 		return fmt.Errorf("--agent-ttl must be at least 1s, got %s", *agentTTL)
+	}
+	if err := gf.validate(); err != nil {
+		return err
 	}
 	token := envOr(*adminToken, "SLUICE_ADMIN_TOKEN")
 
@@ -81,7 +86,7 @@ func runMeta(args []string) error {
 		Store:      *store,
 		AdminToken: token,
 		Holder:     holder,
-		Meta:       limits.apply(meta.Config{AgentTTL: *agentTTL}),
+		Meta:       limits.apply(meta.Config{AgentTTL: *agentTTL, Groups: gf.config()}),
 		Logger:     log,
 	})
 	if err != nil {

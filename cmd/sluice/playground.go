@@ -34,6 +34,8 @@ func runPlayground(args []string) error {
 	zones := fs.String("zones", "", "comma-separated zones the agents are spread over round-robin (default: one unnamed zone)")
 	var af agentFlags
 	af.register(fs)
+	var gf groupFlags
+	gf.register(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	limits := addMetaLimitFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -47,6 +49,9 @@ func runPlayground(args []string) error {
 		return err
 	}
 	if err := af.validate(); err != nil {
+		return err
+	}
+	if err := gf.validate(); err != nil {
 		return err
 	}
 	if *nAgents < 1 || *nAgents > 64 {
@@ -63,7 +68,7 @@ func runPlayground(args []string) error {
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return fmt.Errorf("create --data-dir %s: %w", *dataDir, err)
 	}
-	m, err := meta.Open(limits.apply(meta.Config{Dir: filepath.Join(*dataDir, "meta"), Logger: log}))
+	m, err := meta.Open(limits.apply(meta.Config{Dir: filepath.Join(*dataDir, "meta"), Groups: gf.config(), Logger: log}))
 	if err != nil {
 		return fmt.Errorf("open metadata store under --data-dir %s: %w", *dataDir, err)
 	}

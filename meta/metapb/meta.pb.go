@@ -75,6 +75,10 @@ const (
 	ErrorCode_ERR_INVALID_GROUP_ID           ErrorCode = 29
 	ErrorCode_ERR_GROUP_SUBSCRIBED_TO_TOPIC  ErrorCode = 30
 	ErrorCode_ERR_LIMIT                      ErrorCode = 31
+	// Group limits and bounds (issue 11).
+	ErrorCode_ERR_GROUP_MAX_SIZE_REACHED    ErrorCode = 40
+	ErrorCode_ERR_TOO_MANY_GROUPS           ErrorCode = 41
+	ErrorCode_ERR_OFFSET_METADATA_TOO_LARGE ErrorCode = 42
 )
 
 // Enum value maps for ErrorCode.
@@ -108,6 +112,9 @@ var (
 		29: "ERR_INVALID_GROUP_ID",
 		30: "ERR_GROUP_SUBSCRIBED_TO_TOPIC",
 		31: "ERR_LIMIT",
+		40: "ERR_GROUP_MAX_SIZE_REACHED",
+		41: "ERR_TOO_MANY_GROUPS",
+		42: "ERR_OFFSET_METADATA_TOO_LARGE",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERR_NONE":                       0,
@@ -138,6 +145,9 @@ var (
 		"ERR_INVALID_GROUP_ID":           29,
 		"ERR_GROUP_SUBSCRIBED_TO_TOPIC":  30,
 		"ERR_LIMIT":                      31,
+		"ERR_GROUP_MAX_SIZE_REACHED":     40,
+		"ERR_TOO_MANY_GROUPS":            41,
+		"ERR_OFFSET_METADATA_TOO_LARGE":  42,
 	}
 )
 
@@ -4851,7 +4861,7 @@ const file_meta_proto_rawDesc = "" +
 	"\x04keys\x18\x02 \x03(\v2\x17.sluice.meta.v1.KeyInfoR\x04keys\"<\n" +
 	"\x10RevokeKeyRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id*\xd7\x05\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id*\xb3\x06\n" +
 	"\tErrorCode\x12\f\n" +
 	"\bERR_NONE\x10\x00\x12\x0f\n" +
 	"\vERR_UNKNOWN\x10\x01\x12\"\n" +
@@ -4881,7 +4891,10 @@ const file_meta_proto_rawDesc = "" +
 	"\x16ERR_FENCED_INSTANCE_ID\x10\x1c\x12\x18\n" +
 	"\x14ERR_INVALID_GROUP_ID\x10\x1d\x12!\n" +
 	"\x1dERR_GROUP_SUBSCRIBED_TO_TOPIC\x10\x1e\x12\r\n" +
-	"\tERR_LIMIT\x10\x1f\"\x04\b\t\x10\t*\xac\x01\n" +
+	"\tERR_LIMIT\x10\x1f\x12\x1e\n" +
+	"\x1aERR_GROUP_MAX_SIZE_REACHED\x10(\x12\x17\n" +
+	"\x13ERR_TOO_MANY_GROUPS\x10)\x12!\n" +
+	"\x1dERR_OFFSET_METADATA_TOO_LARGE\x10*\"\x04\b\t\x10\t*\xac\x01\n" +
 	"\vChunkStatus\x12\x12\n" +
 	"\x0eCHUNK_APPENDED\x10\x00\x12\x13\n" +
 	"\x0fCHUNK_DUPLICATE\x10\x01\x12\x16\n" +

@@ -58,6 +58,9 @@ var codeTable = []struct {
 	{meta.ErrInvalidGroupID, pb.ErrorCode_ERR_INVALID_GROUP_ID},
 	{meta.ErrGroupSubscribedToTopic, pb.ErrorCode_ERR_GROUP_SUBSCRIBED_TO_TOPIC},
 	{meta.ErrLimit, pb.ErrorCode_ERR_LIMIT},
+	{meta.ErrGroupMaxSizeReached, pb.ErrorCode_ERR_GROUP_MAX_SIZE_REACHED},
+	{meta.ErrTooManyGroups, pb.ErrorCode_ERR_TOO_MANY_GROUPS},
+	{meta.ErrOffsetMetadataTooLarge, pb.ErrorCode_ERR_OFFSET_METADATA_TOO_LARGE},
 	{context.Canceled, pb.ErrorCode_ERR_CANCELED},
 	{context.DeadlineExceeded, pb.ErrorCode_ERR_DEADLINE_EXCEEDED},
 }

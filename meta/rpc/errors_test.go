@@ -43,6 +43,9 @@ var metaSentinels = map[string]error{
 	"ErrInvalidGroupID":          meta.ErrInvalidGroupID,
 	"ErrGroupSubscribedToTopic":  meta.ErrGroupSubscribedToTopic,
 	"ErrLimit":                   meta.ErrLimit,
+	"ErrGroupMaxSizeReached":     meta.ErrGroupMaxSizeReached,
+	"ErrTooManyGroups":           meta.ErrTooManyGroups,
+	"ErrOffsetMetadataTooLarge":  meta.ErrOffsetMetadataTooLarge,
 }
 
 // TestEverySentinelHasACode reads package meta's source for exported
