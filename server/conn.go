@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -12,6 +13,14 @@ import (
 // not yet dispatched; Kafka clients keep at most a handful in flight.
 const maxConnQueued = 256
 
+// Polling gnet's outbound buffer: gnet tells nobody when it drains, so a
+// connection with unsent bytes asks its event loop to look again, first
+// soon, then backing off (see observeOutbound).
+const (
+	outboundPollMin = 2 * time.Millisecond
+	outboundPollMax = 100 * time.Millisecond
+)
+
 // conn is one client connection.
 //
 // Request side: the event loop appends frames to queue; one worker
@@ -19,26 +28,56 @@ const maxConnQueued = 256
 // and dispatches them in order, giving each the next sequence number.
 //
 //	idle --enqueue--> running --queue empty--> idle
+//	running --inflight or unsent bytes at bound--> blocked
+//	blocked --a response written / outbound drained--> running
 //
 // Response side: a request completes by calling respond(seq, bytes), from
 // any goroutine, in any order. Responses are written strictly in sequence
 // order: a response that finishes early waits in pending for its turn. A
 // request that gets no response (acks=0) completes with nil bytes, which
 // only advances the sequence.
+//
+// Memory bound (DESIGN.md invariant 7): a connection has at most
+// MaxInflightPerConn requests dispatched and not yet handed to the event
+// loop (nextSeq-nextWrite: handlers running, long polls and group waits
+// parked, responses waiting for their turn), and at most
+// MaxConnUnsentBytes of responses not yet on the socket (pending, handed
+// to AsyncWritev, and in gnet's outbound buffer). Past either bound the
+// worker stops dispatching; the queue then fills and OnTraffic stops
+// cutting frames, so a client that pipelines without reading holds a
+// bounded amount of memory however much it sends (gnet keeps reading the
+// socket into its inbound buffer regardless, which OnTraffic bounds by
+// closing the connection; see there).
 type conn struct {
 	s      *Server
 	gc     gnet.Conn
 	remote string
+	// budget is this connection's share of the agent's fetch-response
+	// budget (fetch.go), so one client that never reads pins at most
+	// this much of it.
+	budget *byteBudget
 
 	mu          sync.Mutex
 	queue       [][]byte          // guarded by mu: frames waiting for dispatch
 	queuedBytes int               // guarded by mu
 	running     bool              // guarded by mu: a worker is draining queue
+	blocked     bool              // guarded by mu: the worker stopped at the inflight/unsent bound
 	stalled     bool              // guarded by mu: OnTraffic stopped cutting frames
 	closed      bool              // guarded by mu
 	nextSeq     uint64            // guarded by mu: next sequence to hand out
 	nextWrite   uint64            // guarded by mu: next sequence to write
 	pending     map[uint64][]byte // guarded by mu: completed, waiting for turn
+	// Unsent response bytes, in three places; all guarded by mu.
+	pendingBytes int64 // in pending
+	handoff      int64 // given to AsyncWritev, its callback not yet run
+	outbound     int64 // in gnet's outbound buffer when last looked at (on the loop)
+	// Fetch budget held by responses (guarded by mu): reserved[seq] by
+	// a response not yet handed to the loop, wireBudget by responses
+	// handed to it, released as the outbound buffer drains.
+	reserved   map[uint64]int64
+	wireBudget int64
+	pollArmed  bool          // guarded by mu: a Wake is scheduled to look at outbound again
+	pollDelay  time.Duration // guarded by mu
 	// pendingProduces counts acks=1/all produce requests admitted to the
 	// pipeline and not yet answered.
 	pendingProduces atomic.Int32
@@ -47,7 +86,8 @@ type conn struct {
 }
 
 func newConn(s *Server, gc gnet.Conn) *conn {
-	c := &conn{s: s, gc: gc, pending: make(map[uint64][]byte)}
+	c := &conn{s: s, gc: gc, pending: make(map[uint64][]byte), reserved: make(map[uint64]int64),
+		budget: newByteBudget(min(int64(s.cfg.MaxConnUnsentBytes), s.fetchBudget.limit))}
 	if a := gc.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}
@@ -66,6 +106,28 @@ func (c *conn) overBound() bool {
 	return over
 }
 
+// atOutputBoundLocked reports whether the worker must stop dispatching:
+// too many requests unanswered or too many response bytes unsent.
+func (c *conn) atOutputBoundLocked() bool {
+	return c.nextSeq-c.nextWrite >= uint64(c.s.cfg.MaxInflightPerConn) ||
+		c.pendingBytes+c.handoff+c.outbound >= int64(c.s.cfg.MaxConnUnsentBytes)
+}
+
+// resumeLocked restarts a blocked worker once the connection is back under
+// its bounds; the caller starts the goroutine when it returns true, after
+// unlocking.
+func (c *conn) resumeLocked() bool {
+	if !c.blocked || c.closed || c.atOutputBoundLocked() {
+		return false
+	}
+	c.blocked = false
+	if c.running || len(c.queue) == 0 {
+		return false
+	}
+	c.running = true
+	return true
+}
+
 // enqueue queues a frame; called on the event loop, never blocks.
 func (c *conn) enqueue(frame []byte) {
 	c.mu.Lock()
@@ -75,8 +137,10 @@ func (c *conn) enqueue(frame []byte) {
 	}
 	c.queue = append(c.queue, frame)
 	c.queuedBytes += len(frame)
-	start := !c.running
-	c.running = true
+	start := !c.running && !c.blocked
+	if start {
+		c.running = true
+	}
 	c.mu.Unlock()
 	if start {
 		go c.work()
@@ -90,6 +154,22 @@ func (c *conn) work() {
 			c.running = false
 			c.queue = nil
 			c.mu.Unlock()
+			return
+		}
+		if c.atOutputBoundLocked() {
+			// Whoever brings the connection back under its bounds
+			// (respond, the write callback, an outbound look) restarts
+			// the worker. Exiting rather than waiting keeps a blocked
+			// connection at zero goroutines of its own.
+			c.running = false
+			c.blocked = true
+			inflight := c.nextSeq - c.nextWrite
+			c.mu.Unlock()
+			if inflight >= uint64(c.s.cfg.MaxInflightPerConn) {
+				mConnInflightLimited.Inc()
+			} else {
+				mConnUnsentLimited.Inc()
+			}
 			return
 		}
 		frame := c.queue[0]
@@ -115,25 +195,74 @@ func (c *conn) work() {
 	}
 }
 
+// reserve records fetch budget (already taken from c.budget and the
+// agent's budget) held by request seq's response; respond takes it over.
+// On a closed connection the bytes go straight back.
+func (c *conn) reserve(seq uint64, n int64) {
+	if n <= 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.releaseBudget(n)
+		return
+	}
+	c.reserved[seq] += n
+	c.mu.Unlock()
+}
+
+// releaseBudget returns fetch budget to the connection's share and to the
+// agent. Budget locks are leaves: taking them under c.mu is fine.
+func (c *conn) releaseBudget(n int64) {
+	if n <= 0 {
+		return
+	}
+	c.budget.release(n)
+	c.s.fetchBudget.release(n)
+}
+
 // respond completes request seq with a fully framed response (nil for
 // none). Safe from any goroutine.
 func (c *conn) respond(seq uint64, resp []byte) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return
+	}
+	// A reservation covers the response as encoded: take or give back
+	// the difference (framing, and a first batch larger than reserved).
+	if r, ok := c.reserved[seq]; ok {
+		if d := int64(len(resp)) - r; d > 0 {
+			c.budget.force(d)
+			c.s.fetchBudget.force(d)
+		} else {
+			c.releaseBudget(-d)
+		}
+		c.reserved[seq] = int64(len(resp))
 	}
 	if seq != c.nextWrite {
 		if resp == nil {
 			resp = noResponse
 		}
 		c.pending[seq] = resp
+		c.pendingBytes += int64(len(resp))
+		c.mu.Unlock()
 		return
 	}
 	var out [][]byte
-	if resp != nil {
-		out = append(out, resp)
+	var n int64
+	take := func(seq uint64, r []byte) {
+		if len(r) > 0 {
+			out = append(out, r)
+			n += int64(len(r))
+		}
+		if b, ok := c.reserved[seq]; ok {
+			delete(c.reserved, seq)
+			c.wireBudget += b
+		}
 	}
+	take(seq, resp)
 	c.nextWrite++
 	for {
 		r, ok := c.pending[c.nextWrite]
@@ -141,29 +270,116 @@ func (c *conn) respond(seq uint64, resp []byte) {
 			break
 		}
 		delete(c.pending, c.nextWrite)
+		c.pendingBytes -= int64(len(r))
+		take(c.nextWrite, r)
 		c.nextWrite++
-		if len(r) > 0 {
-			out = append(out, r)
+	}
+	if len(out) > 0 {
+		// AsyncWritev is called under mu so that writes reach the event
+		// loop in sequence order; it only queues a task and does not
+		// block. Its callback runs on the loop once the bytes are on the
+		// socket or in gnet's outbound buffer.
+		c.handoff += n
+		if err := c.gc.AsyncWritev(out, func(gc gnet.Conn, err error) error {
+			if err != nil {
+				return nil // closed: OnClose released everything
+			}
+			c.written(n, gc.OutboundBuffered())
+			return nil
+		}); err != nil {
+			c.handoff -= n
+			c.closeLocked()
 		}
 	}
-	if len(out) == 0 {
+	start := c.resumeLocked()
+	c.mu.Unlock()
+	if start {
+		go c.work()
+	}
+}
+
+// written is the AsyncWritev callback: n bytes left our hands; outbound
+// is gnet's outbound buffer now. Runs on the event loop.
+func (c *conn) written(n int64, outbound int) {
+	c.mu.Lock()
+	c.handoff -= n
+	c.mu.Unlock()
+	c.observeOutbound(outbound)
+}
+
+// observeOutbound records the size of gnet's outbound buffer, read on the
+// event loop (OnTraffic, the write callback). Fetch budget beyond what is
+// still unsent is released, a blocked worker restarts, and while bytes
+// remain unsent a Wake is scheduled to look again: gnet has no drain
+// callback, and without a look a connection that went quiet after its
+// client read everything would pin its budget forever.
+func (c *conn) observeOutbound(outbound int) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
 		return
 	}
-	// AsyncWritev is called under mu so that writes reach the event loop
-	// in sequence order; it only queues a task and does not block.
-	if err := c.gc.AsyncWritev(out, nil); err != nil {
-		c.closed = true
+	c.outbound = int64(outbound)
+	// The outbound buffer drains in order and holds the oldest bytes,
+	// so budget beyond what is still unsent belongs to bytes gone.
+	if keep := min(c.wireBudget, c.outbound+c.handoff); keep < c.wireBudget {
+		c.releaseBudget(c.wireBudget - keep)
+		c.wireBudget = keep
+	}
+	start := c.resumeLocked()
+	var arm time.Duration
+	if c.outbound > 0 && !c.pollArmed {
+		c.pollArmed = true
+		c.pollDelay = min(max(2*c.pollDelay, outboundPollMin), outboundPollMax)
+		arm = c.pollDelay
+	} else if c.outbound == 0 {
+		c.pollDelay = 0
+	}
+	c.mu.Unlock()
+	if arm > 0 {
+		time.AfterFunc(arm, c.pollOutbound)
+	}
+	if start {
+		go c.work()
+	}
+}
+
+// pollOutbound has the event loop look at the outbound buffer again.
+func (c *conn) pollOutbound() {
+	c.mu.Lock()
+	c.pollArmed = false
+	closed := c.closed
+	c.mu.Unlock()
+	if !closed {
+		_ = c.gc.Wake(nil) // OnTraffic calls observeOutbound
 	}
 }
 
 // noResponse marks a completed request that writes nothing (acks=0).
 var noResponse = []byte{}
 
-func (c *conn) markClosed() {
-	c.mu.Lock()
+// closeLocked marks the connection closed and returns every byte of
+// fetch budget its responses held.
+func (c *conn) closeLocked() {
+	if c.closed {
+		return
+	}
 	c.closed = true
 	c.queue = nil
 	c.pending = nil
+	c.pendingBytes = 0
+	held := c.wireBudget
+	for _, r := range c.reserved {
+		held += r
+	}
+	c.reserved = nil
+	c.wireBudget = 0
+	c.releaseBudget(held)
+}
+
+func (c *conn) markClosed() {
+	c.mu.Lock()
+	c.closeLocked()
 	c.mu.Unlock()
 }
 
