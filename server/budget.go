@@ -6,10 +6,10 @@ import (
 )
 
 // byteBudget is a semaphore counted in bytes with first-come-first-served
-// waiting and a deadline. The agent holds one for every fetch response in
-// flight (--max-fetch-bytes-inflight) and each connection holds one for
-// its own share, so one connection that never reads can pin at most its
-// share, never the whole agent's budget.
+// waiting and a deadline: the agent's budget for fetch responses in
+// flight (--max-fetch-bytes-inflight). Each connection's share of it is
+// counted on the connection (conn.takeShare), so one connection that
+// never reads pins at most its share, never the whole budget.
 //
 // A grant moves through:
 //

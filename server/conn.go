@@ -21,6 +21,14 @@ const (
 	outboundPollMax = 100 * time.Millisecond
 )
 
+// The write queue goes to gnet when its outbound buffer holds at most
+// outboundLowWater bytes, at most writevMax bytes (or one response) a
+// time (see flushLocked).
+const (
+	outboundLowWater = 256 << 10
+	writevMax        = 4 << 20
+)
+
 // conn is one client connection.
 //
 // Request side: the event loop appends frames to queue; one worker
@@ -38,11 +46,11 @@ const (
 // only advances the sequence.
 //
 // Memory bound (DESIGN.md invariant 7): a connection has at most
-// MaxInflightPerConn requests dispatched and not yet handed to the event
-// loop (nextSeq-nextWrite: handlers running, long polls and group waits
+// MaxInflightPerConn requests dispatched and not yet in order for the
+// socket (nextSeq-nextWrite: handlers running, long polls and group waits
 // parked, responses waiting for their turn), and at most
-// MaxConnUnsentBytes of responses not yet on the socket (pending, handed
-// to AsyncWritev, and in gnet's outbound buffer). Past either bound the
+// MaxConnUnsentBytes of responses not yet on the socket (pending, in the
+// write queue, handed to AsyncWritev, and in gnet's outbound buffer). Past either bound the
 // worker stops dispatching; the queue then fills and OnTraffic stops
 // cutting frames, so a client that pipelines without reading holds a
 // bounded amount of memory however much it sends (gnet keeps reading the
@@ -52,10 +60,10 @@ type conn struct {
 	s      *Server
 	gc     gnet.Conn
 	remote string
-	// budget is this connection's share of the agent's fetch-response
-	// budget (fetch.go), so one client that never reads pins at most
-	// this much of it.
-	budget *byteBudget
+	// shareLimit is this connection's share of the agent's fetch
+	// budget (MaxConnUnsentBytes), so one client that never reads pins
+	// at most about this much of it (see takeShare).
+	shareLimit int64
 
 	mu          sync.Mutex
 	queue       [][]byte          // guarded by mu: frames waiting for dispatch
@@ -68,7 +76,9 @@ type conn struct {
 	nextWrite   uint64            // guarded by mu: next sequence to write
 	pending     map[uint64][]byte // guarded by mu: completed, waiting for turn
 	// Unsent response bytes, in three places; all guarded by mu.
-	pendingBytes int64 // in pending
+	pendingBytes int64    // in pending
+	writeQ       [][]byte // in order, waiting for gnet's outbound buffer to drain
+	writeQBytes  int64
 	handoff      int64 // given to AsyncWritev, its callback not yet run
 	outbound     int64 // in gnet's outbound buffer when last looked at (on the loop)
 	// Fetch budget held by responses (guarded by mu): reserved[seq] by
@@ -76,8 +86,16 @@ type conn struct {
 	// handed to it, released as the outbound buffer drains.
 	reserved   map[uint64]int64
 	wireBudget int64
-	pollArmed  bool          // guarded by mu: a Wake is scheduled to look at outbound again
-	pollDelay  time.Duration // guarded by mu
+	// The connection's share (guarded by mu): shareUsed is every byte
+	// of fetch budget its responses hold (being built, pending, in the
+	// write queue, on the way to the socket), pendingShare the part of
+	// it held by pending responses; shareCh, when not nil, is closed when
+	// either or nextWrite changes, to wake takeShare's waiters.
+	shareUsed    int64
+	pendingShare int64
+	shareCh      chan struct{}
+	pollArmed    bool          // guarded by mu: a Wake is scheduled to look at outbound again
+	pollDelay    time.Duration // guarded by mu
 	// pendingProduces counts acks=1/all produce requests admitted to the
 	// pipeline and not yet answered.
 	pendingProduces atomic.Int32
@@ -87,7 +105,7 @@ type conn struct {
 
 func newConn(s *Server, gc gnet.Conn) *conn {
 	c := &conn{s: s, gc: gc, pending: make(map[uint64][]byte), reserved: make(map[uint64]int64),
-		budget: newByteBudget(min(int64(s.cfg.MaxConnUnsentBytes), s.fetchBudget.limit))}
+		shareLimit: min(int64(s.cfg.MaxConnUnsentBytes), s.fetchBudget.limit)}
 	if a := gc.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}
@@ -110,7 +128,7 @@ func (c *conn) overBound() bool {
 // too many requests unanswered or too many response bytes unsent.
 func (c *conn) atOutputBoundLocked() bool {
 	return c.nextSeq-c.nextWrite >= uint64(c.s.cfg.MaxInflightPerConn) ||
-		c.pendingBytes+c.handoff+c.outbound >= int64(c.s.cfg.MaxConnUnsentBytes)
+		c.pendingBytes+c.writeQBytes+c.handoff+c.outbound >= int64(c.s.cfg.MaxConnUnsentBytes)
 }
 
 // resumeLocked restarts a blocked worker once the connection is back under
@@ -212,13 +230,86 @@ func (c *conn) reserve(seq uint64, n int64) {
 	c.mu.Unlock()
 }
 
+// takeShare takes n bytes of the connection's share for request seq,
+// waiting until deadline at most; false means the deadline passed first
+// and nothing was taken.
+//
+// Responses go out in order, so the share may be held by pending
+// responses that wait for this very request: the oldest unanswered
+// request may therefore use what pending responses hold, or the
+// connection would sit until the deadline refused it
+// (TestPipelinedFetchesNeverRead under -race answered half its fetches
+// empty that way). Only pending responses are lent: the write queue and
+// the socket drain by the client reading, which is the point of the
+// share. A request larger than the whole share is let in when the share
+// is otherwise unused.
+func (c *conn) takeShare(seq uint64, n int64, deadline time.Time) bool {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		c.mu.Lock()
+		avail := c.shareLimit - c.shareUsed
+		if seq == c.nextWrite {
+			avail += c.pendingShare
+		}
+		if c.closed || n <= avail || (c.shareUsed == 0 && n > c.shareLimit) {
+			c.shareUsed += n
+			c.mu.Unlock()
+			return true
+		}
+		if c.shareCh == nil {
+			c.shareCh = make(chan struct{})
+		}
+		ch := c.shareCh
+		c.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(time.Until(deadline))
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
+// shareChangedLocked wakes takeShare's waiters.
+func (c *conn) shareChangedLocked() {
+	if c.shareCh != nil {
+		close(c.shareCh)
+		c.shareCh = nil
+	}
+}
+
+// forceBudget takes n bytes of fetch budget past both bounds (a first
+// batch larger than reserved, framing).
+func (c *conn) forceBudget(n int64) {
+	c.mu.Lock()
+	c.shareUsed += n
+	c.mu.Unlock()
+	c.s.fetchBudget.force(n)
+}
+
 // releaseBudget returns fetch budget to the connection's share and to the
-// agent. Budget locks are leaves: taking them under c.mu is fine.
+// agent.
 func (c *conn) releaseBudget(n int64) {
+	c.mu.Lock()
+	c.releaseBudgetLocked(n)
+	c.mu.Unlock()
+}
+
+// releaseBudgetLocked is releaseBudget with mu held. The agent budget's
+// lock is a leaf: taking it under c.mu is fine.
+func (c *conn) releaseBudgetLocked(n int64) {
 	if n <= 0 {
 		return
 	}
-	c.budget.release(n)
+	c.shareUsed -= n
+	c.shareChangedLocked()
 	c.s.fetchBudget.release(n)
 }
 
@@ -234,10 +325,10 @@ func (c *conn) respond(seq uint64, resp []byte) {
 	// the difference (framing, and a first batch larger than reserved).
 	if r, ok := c.reserved[seq]; ok {
 		if d := int64(len(resp)) - r; d > 0 {
-			c.budget.force(d)
+			c.shareUsed += d
 			c.s.fetchBudget.force(d)
 		} else {
-			c.releaseBudget(-d)
+			c.releaseBudgetLocked(-d)
 		}
 		c.reserved[seq] = int64(len(resp))
 	}
@@ -247,15 +338,17 @@ func (c *conn) respond(seq uint64, resp []byte) {
 		}
 		c.pending[seq] = resp
 		c.pendingBytes += int64(len(resp))
+		if r, ok := c.reserved[seq]; ok {
+			c.pendingShare += r
+			c.shareChangedLocked()
+		}
 		c.mu.Unlock()
 		return
 	}
-	var out [][]byte
-	var n int64
 	take := func(seq uint64, r []byte) {
 		if len(r) > 0 {
-			out = append(out, r)
-			n += int64(len(r))
+			c.writeQ = append(c.writeQ, r)
+			c.writeQBytes += int64(len(r))
 		}
 		if b, ok := c.reserved[seq]; ok {
 			delete(c.reserved, seq)
@@ -271,30 +364,64 @@ func (c *conn) respond(seq uint64, resp []byte) {
 		}
 		delete(c.pending, c.nextWrite)
 		c.pendingBytes -= int64(len(r))
+		c.pendingShare -= c.reserved[c.nextWrite]
 		take(c.nextWrite, r)
 		c.nextWrite++
 	}
-	if len(out) > 0 {
-		// AsyncWritev is called under mu so that writes reach the event
-		// loop in sequence order; it only queues a task and does not
-		// block. Its callback runs on the loop once the bytes are on the
-		// socket or in gnet's outbound buffer.
-		c.handoff += n
-		if err := c.gc.AsyncWritev(out, func(gc gnet.Conn, err error) error {
-			if err != nil {
-				return nil // closed: OnClose released everything
-			}
-			c.written(n, gc.OutboundBuffered())
-			return nil
-		}); err != nil {
-			c.handoff -= n
-			c.closeLocked()
-		}
-	}
+	c.shareChangedLocked()
+	c.flushLocked()
 	start := c.resumeLocked()
 	c.mu.Unlock()
 	if start {
 		go c.work()
+	}
+}
+
+// flushLocked hands the write queue to the event loop, in order, once the
+// previous hand-off was written and gnet's outbound buffer is (nearly)
+// empty. Why not hand everything over at once: gnet copies whatever the
+// socket does not take into its outbound buffer, from a pool that keeps
+// freed chunks until the next GC, so a client that reads slowly made the
+// agent hold each response twice or three times over (the heap profile of
+// TestPipelinedFetchesNeverRead: 68 MB of gnet pool beside 50 MB of
+// responses). Holding them here keeps one copy, counted.
+//
+// AsyncWritev is called under mu so that writes reach the event loop in
+// sequence order; it only queues a task and does not block. Its callback
+// runs on the loop once the bytes are on the socket or in gnet's
+// outbound buffer.
+func (c *conn) flushLocked() {
+	if len(c.writeQ) == 0 || c.handoff > 0 || c.outbound > outboundLowWater || c.closed {
+		return
+	}
+	// At most writevMax bytes a time (at least one response), so gnet's
+	// copy stays small when the socket is full.
+	var n int64
+	i := 0
+	for i < len(c.writeQ) && (i == 0 || n+int64(len(c.writeQ[i])) <= writevMax) {
+		n += int64(len(c.writeQ[i]))
+		i++
+	}
+	// A fresh slice for gnet, and the queue's slots cleared: a response
+	// must not stay reachable through the queue's array once written.
+	out := make([][]byte, i)
+	copy(out, c.writeQ)
+	clear(c.writeQ[:i])
+	c.writeQ = c.writeQ[i:]
+	if len(c.writeQ) == 0 {
+		c.writeQ = nil
+	}
+	c.writeQBytes -= n
+	c.handoff += n
+	if err := c.gc.AsyncWritev(out, func(gc gnet.Conn, err error) error {
+		if err != nil {
+			return nil // closed: OnClose released everything
+		}
+		c.written(n, gc.OutboundBuffered())
+		return nil
+	}); err != nil {
+		c.handoff -= n
+		c.closeLocked()
 	}
 }
 
@@ -309,31 +436,40 @@ func (c *conn) written(n int64, outbound int) {
 
 // observeOutbound records the size of gnet's outbound buffer, read on the
 // event loop (OnTraffic, the write callback). Fetch budget beyond what is
-// still unsent is released, a blocked worker restarts, and while bytes
-// remain unsent a Wake is scheduled to look again: gnet has no drain
-// callback, and without a look a connection that went quiet after its
-// client read everything would pin its budget forever.
+// still unsent is released, the write queue moves on, a blocked worker
+// restarts, and while bytes remain in the outbound buffer a Wake is
+// scheduled to look again: gnet has no drain callback, and without a look
+// a connection whose client read everything and went quiet would pin its
+// budget and its queued responses forever. The look backs off while the
+// client reads nothing and comes back to soon as it reads.
 func (c *conn) observeOutbound(outbound int) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return
 	}
+	drained := int64(outbound) < c.outbound
 	c.outbound = int64(outbound)
-	// The outbound buffer drains in order and holds the oldest bytes,
-	// so budget beyond what is still unsent belongs to bytes gone.
-	if keep := min(c.wireBudget, c.outbound+c.handoff); keep < c.wireBudget {
-		c.releaseBudget(c.wireBudget - keep)
+	// The bytes leave in order and the budget is the oldest bytes', so
+	// budget beyond what is still unsent belongs to bytes gone.
+	if keep := min(c.wireBudget, c.writeQBytes+c.handoff+c.outbound); keep < c.wireBudget {
+		c.releaseBudgetLocked(c.wireBudget - keep)
 		c.wireBudget = keep
 	}
+	c.flushLocked()
 	start := c.resumeLocked()
 	var arm time.Duration
-	if c.outbound > 0 && !c.pollArmed {
-		c.pollArmed = true
-		c.pollDelay = min(max(2*c.pollDelay, outboundPollMin), outboundPollMax)
-		arm = c.pollDelay
-	} else if c.outbound == 0 {
+	switch {
+	case c.outbound == 0:
 		c.pollDelay = 0
+	case !c.pollArmed:
+		c.pollArmed = true
+		if drained {
+			c.pollDelay = outboundPollMin
+		} else {
+			c.pollDelay = min(max(2*c.pollDelay, outboundPollMin), outboundPollMax)
+		}
+		arm = c.pollDelay
 	}
 	c.mu.Unlock()
 	if arm > 0 {
@@ -355,6 +491,14 @@ func (c *conn) pollOutbound() {
 	}
 }
 
+// busy reports whether the connection has responses not yet written to
+// its socket or requests not yet answered (FlushResponses).
+func (c *conn) busy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed && (len(c.pending) > 0 || c.nextWrite < c.nextSeq || len(c.writeQ) > 0 || c.handoff > 0)
+}
+
 // noResponse marks a completed request that writes nothing (acks=0).
 var noResponse = []byte{}
 
@@ -368,13 +512,16 @@ func (c *conn) closeLocked() {
 	c.queue = nil
 	c.pending = nil
 	c.pendingBytes = 0
+	c.writeQ = nil
+	c.writeQBytes = 0
 	held := c.wireBudget
 	for _, r := range c.reserved {
 		held += r
 	}
 	c.reserved = nil
 	c.wireBudget = 0
-	c.releaseBudget(held)
+	c.pendingShare = 0
+	c.releaseBudgetLocked(held)
 }
 
 func (c *conn) markClosed() {

@@ -54,8 +54,11 @@ const maxFetchBytes = 55 << 20
 
 // fetchBudgetWait is how long a fetch waits for budget at least (a long
 // poll waits until its own deadline if that is later). Past it the
-// fetch answers without records rather than keep the client waiting.
-const fetchBudgetWait = time.Second
+// fetch answers without records rather than keep the client waiting;
+// clients' request timeouts are 30 s and more, and an empty answer only
+// has the client ask again at once, so waiting a while is the kinder
+// backpressure.
+const fetchBudgetWait = 5 * time.Second
 
 type fetchPart struct {
 	tp       meta.TopicPartition
@@ -128,7 +131,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 	}
 	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, maxFetchWait)
 	minBytes := int(req.MinBytes)
-	res := &fetchReservation{s: s, c: rc.c, deadline: time.Now().Add(wait)}
+	res := &fetchReservation{s: s, c: rc.c, seq: rc.seq, deadline: time.Now().Add(wait)}
 
 	// The read runs off the connection worker: a cold read waits on the
 	// object store and a long poll waits on commits, and neither may hold
@@ -191,13 +194,15 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 type fetchReservation struct {
 	s        *Server
 	c        *conn
+	seq      uint64
 	deadline time.Time // the fetch's own deadline (now + MaxWait)
 	held     int64
 	refused  bool // the latest fill could not reserve all it wanted
 }
 
 // take reserves n bytes, waiting until the later of the fetch's deadline
-// and fetchBudgetWait from now.
+// and fetchBudgetWait from now: the connection's share first (see
+// conn.takeShare), then the agent's budget.
 func (r *fetchReservation) take(n int64) bool {
 	if n <= 0 {
 		return true
@@ -206,22 +211,25 @@ func (r *fetchReservation) take(n int64) bool {
 	if d := time.Now().Add(fetchBudgetWait); d.After(deadline) {
 		deadline = d
 	}
-	got, ok := r.c.budget.acquire(n, deadline)
+	if !r.c.takeShare(r.seq, n, deadline) {
+		r.refuse()
+		return false
+	}
+	got, ok := r.s.fetchBudget.acquire(n, deadline)
 	if !ok {
+		r.c.mu.Lock()
+		r.c.shareUsed -= n
+		r.c.shareChangedLocked()
+		r.c.mu.Unlock()
 		r.refuse()
 		return false
 	}
-	if _, ok := r.s.fetchBudget.acquire(got, deadline); !ok {
-		r.c.budget.release(got)
-		r.refuse()
-		return false
-	}
-	r.held += got
+	r.held += n
 	if got < n {
-		// Larger than a whole budget: granted as the whole budget,
-		// the rest taken past it (a single response, bounded by
+		// Larger than the whole agent budget: granted as the whole
+		// budget, the rest taken past it (one response, bounded by
 		// maxFetchBytes plus one batch).
-		r.force(n - got)
+		r.s.fetchBudget.force(n - got)
 	}
 	return true
 }
@@ -232,8 +240,7 @@ func (r *fetchReservation) refuse() {
 }
 
 func (r *fetchReservation) force(n int64) {
-	r.c.budget.force(n)
-	r.s.fetchBudget.force(n)
+	r.c.forceBudget(n)
 	r.held += n
 }
 

@@ -425,12 +425,7 @@ func (s *Server) FlushResponses(ctx context.Context, max time.Duration) {
 		busy := false
 		s.connsMu.Lock()
 		for c := range s.conns {
-			c.mu.Lock()
-			if len(c.pending) > 0 || c.nextWrite < c.nextSeq {
-				busy = true
-			}
-			c.mu.Unlock()
-			if busy {
+			if busy = c.busy(); busy {
 				break
 			}
 		}
