@@ -357,6 +357,14 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	for {
 		if c.overBound() {
 			// The worker wakes this connection when it has caught up.
+			// Not cutting frames does not stop gnet reading the socket
+			// into its inbound buffer (eventloop_unix.go read(): every
+			// readable event is read and appended; gnet v2 has no way to
+			// pause one connection). Measured: with the connection
+			// blocked on a parked request, a client wrote 20 MiB more in
+			// 0.6 s. So TCP backpressure never reaches the client, and a
+			// hard cap on the inbound buffer (one largest frame plus the
+			// queue's bound) closes a client that keeps sending.
 			if gc.InboundBuffered() > s.cfg.MaxRequestBytes+s.cfg.MaxConnPendingBytes {
 				s.log.Warn("closing connection: client ignores backpressure",
 					"remote", c.remote, "buffered", gc.InboundBuffered())
