@@ -28,12 +28,18 @@ type Config struct {
 	MaxSegmentBytes  int           // --max-segment-bytes
 	MaxInFlightBytes int64         // --max-inflight-bytes
 	MaxRequestBytes  int           // --max-request-bytes
-	CacheBytes       int64         // --cache-bytes
-	BlockSize        int64         // --cache-block-bytes
-	AutoCreateTopics bool          // --auto-create-topics
-	Zone             string        // --zone
-	Group            string        // --group
-	Roles            []string      // --roles
+	// Per-connection and per-agent memory bounds of the Kafka listener
+	// (server.Config); zero takes the server's defaults.
+	MaxInflightRequestsPerConn int      // --max-inflight-requests-per-conn
+	MaxConnUnsentBytes         int      // --max-conn-unsent-bytes
+	MaxFetchBytesInflight      int64    // --max-fetch-bytes-inflight
+	MaxConnections             int      // --max-connections
+	CacheBytes                 int64    // --cache-bytes
+	BlockSize                  int64    // --cache-block-bytes
+	AutoCreateTopics           bool     // --auto-create-topics
+	Zone                       string   // --zone
+	Group                      string   // --group
+	Roles                      []string // --roles
 	// PeerListen, when set, runs the zone cache (cache.Zone): agents of
 	// one zone share their block caches over an authenticated peer
 	// protocol on this address. PeerSecret authenticates it (every agent
@@ -134,18 +140,22 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 	})
 	if err = step("kafka listener", func() error {
 		a.server = server.New(server.Config{
-			Addr:              cfg.KafkaAddr,
-			AdvertisedAddr:    cfg.AdvertisedAddr,
-			NodeID:            cfg.NodeID,
-			AgentID:           cfg.ID,
-			Zone:              cfg.Zone,
-			Group:             cfg.Group,
-			Roles:             cfg.Roles,
-			MaxRequestBytes:   cfg.MaxRequestBytes,
-			AutoCreateTopics:  cfg.AutoCreateTopics,
-			DefaultPartitions: cfg.DefaultPartitions,
-			Multicore:         true,
-			Logger:            a.log,
+			Addr:                  cfg.KafkaAddr,
+			AdvertisedAddr:        cfg.AdvertisedAddr,
+			NodeID:                cfg.NodeID,
+			AgentID:               cfg.ID,
+			Zone:                  cfg.Zone,
+			Group:                 cfg.Group,
+			Roles:                 cfg.Roles,
+			MaxRequestBytes:       cfg.MaxRequestBytes,
+			MaxInflightPerConn:    cfg.MaxInflightRequestsPerConn,
+			MaxConnUnsentBytes:    cfg.MaxConnUnsentBytes,
+			MaxFetchBytesInflight: cfg.MaxFetchBytesInflight,
+			MaxConnections:        cfg.MaxConnections,
+			AutoCreateTopics:      cfg.AutoCreateTopics,
+			DefaultPartitions:     cfg.DefaultPartitions,
+			Multicore:             true,
+			Logger:                a.log,
 		}, server.Deps{Meta: mc, Pipeline: a.pipeline, Index: a.index, Blocks: reader})
 		return a.server.Start(ctx)
 	}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -12,6 +13,22 @@ import (
 // not yet dispatched; Kafka clients keep at most a handful in flight.
 const maxConnQueued = 256
 
+// Polling gnet's outbound buffer: gnet tells nobody when it drains, so a
+// connection with unsent bytes asks its event loop to look again, first
+// soon, then backing off (see observeOutbound).
+const (
+	outboundPollMin = 2 * time.Millisecond
+	outboundPollMax = 100 * time.Millisecond
+)
+
+// The write queue goes to gnet when its outbound buffer holds at most
+// outboundLowWater bytes, at most writevMax bytes (or one response) a
+// time (see flushLocked).
+const (
+	outboundLowWater = 256 << 10
+	writevMax        = 4 << 20
+)
+
 // conn is one client connection.
 //
 // Request side: the event loop appends frames to queue; one worker
@@ -19,26 +36,66 @@ const maxConnQueued = 256
 // and dispatches them in order, giving each the next sequence number.
 //
 //	idle --enqueue--> running --queue empty--> idle
+//	running --inflight or unsent bytes at bound--> blocked
+//	blocked --a response written / outbound drained--> running
 //
 // Response side: a request completes by calling respond(seq, bytes), from
 // any goroutine, in any order. Responses are written strictly in sequence
 // order: a response that finishes early waits in pending for its turn. A
 // request that gets no response (acks=0) completes with nil bytes, which
 // only advances the sequence.
+//
+// Memory bound (DESIGN.md invariant 7): a connection has at most
+// MaxInflightPerConn requests dispatched and not yet in order for the
+// socket (nextSeq-nextWrite: handlers running, long polls and group waits
+// parked, responses waiting for their turn), and at most
+// MaxConnUnsentBytes of responses not yet on the socket (pending, in the
+// write queue, handed to AsyncWritev, and in gnet's outbound buffer). Past either bound the
+// worker stops dispatching; the queue then fills and OnTraffic stops
+// cutting frames, so a client that pipelines without reading holds a
+// bounded amount of memory however much it sends (gnet keeps reading the
+// socket into its inbound buffer regardless, which OnTraffic bounds by
+// closing the connection; see there).
 type conn struct {
 	s      *Server
 	gc     gnet.Conn
 	remote string
+	// shareLimit is this connection's share of the agent's fetch
+	// budget (MaxConnUnsentBytes), so one client that never reads pins
+	// at most about this much of it (see takeShare).
+	shareLimit int64
 
 	mu          sync.Mutex
 	queue       [][]byte          // guarded by mu: frames waiting for dispatch
 	queuedBytes int               // guarded by mu
 	running     bool              // guarded by mu: a worker is draining queue
+	blocked     bool              // guarded by mu: the worker stopped at the inflight/unsent bound
 	stalled     bool              // guarded by mu: OnTraffic stopped cutting frames
 	closed      bool              // guarded by mu
 	nextSeq     uint64            // guarded by mu: next sequence to hand out
 	nextWrite   uint64            // guarded by mu: next sequence to write
 	pending     map[uint64][]byte // guarded by mu: completed, waiting for turn
+	// Unsent response bytes, in three places; all guarded by mu.
+	pendingBytes int64    // in pending
+	writeQ       [][]byte // in order, waiting for gnet's outbound buffer to drain
+	writeQBytes  int64
+	handoff      int64 // given to AsyncWritev, its callback not yet run
+	outbound     int64 // in gnet's outbound buffer when last looked at (on the loop)
+	// Fetch budget held by responses (guarded by mu): reserved[seq] by
+	// a response not yet handed to the loop, wireBudget by responses
+	// handed to it, released as the outbound buffer drains.
+	reserved   map[uint64]int64
+	wireBudget int64
+	// The connection's share (guarded by mu): shareUsed is every byte
+	// of fetch budget its responses hold (being built, pending, in the
+	// write queue, on the way to the socket), pendingShare the part of
+	// it held by pending responses; shareCh, when not nil, is closed when
+	// either or nextWrite changes, to wake takeShare's waiters.
+	shareUsed    int64
+	pendingShare int64
+	shareCh      chan struct{}
+	pollArmed    bool          // guarded by mu: a Wake is scheduled to look at outbound again
+	pollDelay    time.Duration // guarded by mu
 	// pendingProduces counts acks=1/all produce requests admitted to the
 	// pipeline and not yet answered.
 	pendingProduces atomic.Int32
@@ -47,7 +104,8 @@ type conn struct {
 }
 
 func newConn(s *Server, gc gnet.Conn) *conn {
-	c := &conn{s: s, gc: gc, pending: make(map[uint64][]byte)}
+	c := &conn{s: s, gc: gc, pending: make(map[uint64][]byte), reserved: make(map[uint64]int64),
+		shareLimit: min(int64(s.cfg.MaxConnUnsentBytes), s.fetchBudget.limit)}
 	if a := gc.RemoteAddr(); a != nil {
 		c.remote = a.String()
 	}
@@ -66,6 +124,28 @@ func (c *conn) overBound() bool {
 	return over
 }
 
+// atOutputBoundLocked reports whether the worker must stop dispatching:
+// too many requests unanswered or too many response bytes unsent.
+func (c *conn) atOutputBoundLocked() bool {
+	return c.nextSeq-c.nextWrite >= uint64(c.s.cfg.MaxInflightPerConn) ||
+		c.pendingBytes+c.writeQBytes+c.handoff+c.outbound >= int64(c.s.cfg.MaxConnUnsentBytes)
+}
+
+// resumeLocked restarts a blocked worker once the connection is back under
+// its bounds; the caller starts the goroutine when it returns true, after
+// unlocking.
+func (c *conn) resumeLocked() bool {
+	if !c.blocked || c.closed || c.atOutputBoundLocked() {
+		return false
+	}
+	c.blocked = false
+	if c.running || len(c.queue) == 0 {
+		return false
+	}
+	c.running = true
+	return true
+}
+
 // enqueue queues a frame; called on the event loop, never blocks.
 func (c *conn) enqueue(frame []byte) {
 	c.mu.Lock()
@@ -75,8 +155,10 @@ func (c *conn) enqueue(frame []byte) {
 	}
 	c.queue = append(c.queue, frame)
 	c.queuedBytes += len(frame)
-	start := !c.running
-	c.running = true
+	start := !c.running && !c.blocked
+	if start {
+		c.running = true
+	}
 	c.mu.Unlock()
 	if start {
 		go c.work()
@@ -90,6 +172,22 @@ func (c *conn) work() {
 			c.running = false
 			c.queue = nil
 			c.mu.Unlock()
+			return
+		}
+		if c.atOutputBoundLocked() {
+			// Whoever brings the connection back under its bounds
+			// (respond, the write callback, an outbound look) restarts
+			// the worker. Exiting rather than waiting keeps a blocked
+			// connection at zero goroutines of its own.
+			c.running = false
+			c.blocked = true
+			inflight := c.nextSeq - c.nextWrite
+			c.mu.Unlock()
+			if inflight >= uint64(c.s.cfg.MaxInflightPerConn) {
+				mConnInflightLimited.Inc()
+			} else {
+				mConnUnsentLimited.Inc()
+			}
 			return
 		}
 		frame := c.queue[0]
@@ -115,25 +213,149 @@ func (c *conn) work() {
 	}
 }
 
+// reserve records fetch budget (already taken from c.budget and the
+// agent's budget) held by request seq's response; respond takes it over.
+// On a closed connection the bytes go straight back.
+func (c *conn) reserve(seq uint64, n int64) {
+	if n <= 0 {
+		return
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.releaseBudget(n)
+		return
+	}
+	c.reserved[seq] += n
+	c.mu.Unlock()
+}
+
+// takeShare takes n bytes of the connection's share for request seq,
+// waiting until deadline at most; false means the deadline passed first
+// and nothing was taken.
+//
+// Responses go out in order, so the share may be held by pending
+// responses that wait for this very request: the oldest unanswered
+// request may therefore use what pending responses hold, or the
+// connection would sit until the deadline refused it
+// (TestPipelinedFetchesNeverRead under -race answered half its fetches
+// empty that way). Only pending responses are lent: the write queue and
+// the socket drain by the client reading, which is the point of the
+// share. A request larger than the whole share is let in when the share
+// is otherwise unused.
+func (c *conn) takeShare(seq uint64, n int64, deadline time.Time) bool {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		c.mu.Lock()
+		avail := c.shareLimit - c.shareUsed
+		if seq == c.nextWrite {
+			avail += c.pendingShare
+		}
+		if c.closed || n <= avail || (c.shareUsed == 0 && n > c.shareLimit) {
+			c.shareUsed += n
+			c.mu.Unlock()
+			return true
+		}
+		if c.shareCh == nil {
+			c.shareCh = make(chan struct{})
+		}
+		ch := c.shareCh
+		c.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(time.Until(deadline))
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
+// shareChangedLocked wakes takeShare's waiters.
+func (c *conn) shareChangedLocked() {
+	if c.shareCh != nil {
+		close(c.shareCh)
+		c.shareCh = nil
+	}
+}
+
+// forceBudget takes n bytes of fetch budget past both bounds (a first
+// batch larger than reserved, framing).
+func (c *conn) forceBudget(n int64) {
+	c.mu.Lock()
+	c.shareUsed += n
+	c.mu.Unlock()
+	c.s.fetchBudget.force(n)
+}
+
+// releaseBudget returns fetch budget to the connection's share and to the
+// agent.
+func (c *conn) releaseBudget(n int64) {
+	c.mu.Lock()
+	c.releaseBudgetLocked(n)
+	c.mu.Unlock()
+}
+
+// releaseBudgetLocked is releaseBudget with mu held. The agent budget's
+// lock is a leaf: taking it under c.mu is fine.
+func (c *conn) releaseBudgetLocked(n int64) {
+	if n <= 0 {
+		return
+	}
+	c.shareUsed -= n
+	c.shareChangedLocked()
+	c.s.fetchBudget.release(n)
+}
+
 // respond completes request seq with a fully framed response (nil for
 // none). Safe from any goroutine.
 func (c *conn) respond(seq uint64, resp []byte) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return
+	}
+	// A reservation covers the response as encoded: take or give back
+	// the difference (framing, and a first batch larger than reserved).
+	if r, ok := c.reserved[seq]; ok {
+		if d := int64(len(resp)) - r; d > 0 {
+			c.shareUsed += d
+			c.s.fetchBudget.force(d)
+		} else {
+			c.releaseBudgetLocked(-d)
+		}
+		c.reserved[seq] = int64(len(resp))
 	}
 	if seq != c.nextWrite {
 		if resp == nil {
 			resp = noResponse
 		}
 		c.pending[seq] = resp
+		c.pendingBytes += int64(len(resp))
+		if r, ok := c.reserved[seq]; ok {
+			c.pendingShare += r
+			c.shareChangedLocked()
+		}
+		c.mu.Unlock()
 		return
 	}
-	var out [][]byte
-	if resp != nil {
-		out = append(out, resp)
+	take := func(seq uint64, r []byte) {
+		if len(r) > 0 {
+			c.writeQ = append(c.writeQ, r)
+			c.writeQBytes += int64(len(r))
+		}
+		if b, ok := c.reserved[seq]; ok {
+			delete(c.reserved, seq)
+			c.wireBudget += b
+		}
 	}
+	take(seq, resp)
 	c.nextWrite++
 	for {
 		r, ok := c.pending[c.nextWrite]
@@ -141,29 +363,170 @@ func (c *conn) respond(seq uint64, resp []byte) {
 			break
 		}
 		delete(c.pending, c.nextWrite)
+		c.pendingBytes -= int64(len(r))
+		c.pendingShare -= c.reserved[c.nextWrite]
+		take(c.nextWrite, r)
 		c.nextWrite++
-		if len(r) > 0 {
-			out = append(out, r)
-		}
 	}
-	if len(out) == 0 {
+	c.shareChangedLocked()
+	c.flushLocked()
+	start := c.resumeLocked()
+	c.mu.Unlock()
+	if start {
+		go c.work()
+	}
+}
+
+// flushLocked hands the write queue to the event loop, in order, once the
+// previous hand-off was written and gnet's outbound buffer is (nearly)
+// empty. Why not hand everything over at once: gnet copies whatever the
+// socket does not take into its outbound buffer, from a pool that keeps
+// freed chunks until the next GC, so a client that reads slowly made the
+// agent hold each response twice or three times over (the heap profile of
+// TestPipelinedFetchesNeverRead: 68 MB of gnet pool beside 50 MB of
+// responses). Holding them here keeps one copy, counted.
+//
+// AsyncWritev is called under mu so that writes reach the event loop in
+// sequence order; it only queues a task and does not block. Its callback
+// runs on the loop once the bytes are on the socket or in gnet's
+// outbound buffer.
+func (c *conn) flushLocked() {
+	if len(c.writeQ) == 0 || c.handoff > 0 || c.outbound > outboundLowWater || c.closed {
 		return
 	}
-	// AsyncWritev is called under mu so that writes reach the event loop
-	// in sequence order; it only queues a task and does not block.
-	if err := c.gc.AsyncWritev(out, nil); err != nil {
-		c.closed = true
+	// At most writevMax bytes a time (at least one response), so gnet's
+	// copy stays small when the socket is full.
+	var n int64
+	i := 0
+	for i < len(c.writeQ) && (i == 0 || n+int64(len(c.writeQ[i])) <= writevMax) {
+		n += int64(len(c.writeQ[i]))
+		i++
 	}
+	// A fresh slice for gnet, and the queue's slots cleared: a response
+	// must not stay reachable through the queue's array once written.
+	out := make([][]byte, i)
+	copy(out, c.writeQ)
+	clear(c.writeQ[:i])
+	c.writeQ = c.writeQ[i:]
+	if len(c.writeQ) == 0 {
+		c.writeQ = nil
+	}
+	c.writeQBytes -= n
+	c.handoff += n
+	if err := c.gc.AsyncWritev(out, func(gc gnet.Conn, err error) error {
+		if err != nil {
+			return nil // closed: OnClose released everything
+		}
+		c.written(n, gc.OutboundBuffered())
+		return nil
+	}); err != nil {
+		c.handoff -= n
+		c.closeLocked()
+	}
+}
+
+// written is the AsyncWritev callback: n bytes left our hands; outbound
+// is gnet's outbound buffer now. Runs on the event loop.
+func (c *conn) written(n int64, outbound int) {
+	c.mu.Lock()
+	c.handoff -= n
+	c.mu.Unlock()
+	c.observeOutbound(outbound)
+}
+
+// observeOutbound records the size of gnet's outbound buffer, read on the
+// event loop (OnTraffic, the write callback). Fetch budget beyond what is
+// still unsent is released, the write queue moves on, a blocked worker
+// restarts, and while bytes remain in the outbound buffer a Wake is
+// scheduled to look again: gnet has no drain callback, and without a look
+// a connection whose client read everything and went quiet would pin its
+// budget and its queued responses forever. The look backs off while the
+// client reads nothing and comes back to soon as it reads.
+func (c *conn) observeOutbound(outbound int) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	drained := int64(outbound) < c.outbound
+	c.outbound = int64(outbound)
+	// The bytes leave in order and the budget is the oldest bytes', so
+	// budget beyond what is still unsent belongs to bytes gone.
+	if keep := min(c.wireBudget, c.writeQBytes+c.handoff+c.outbound); keep < c.wireBudget {
+		c.releaseBudgetLocked(c.wireBudget - keep)
+		c.wireBudget = keep
+	}
+	c.flushLocked()
+	start := c.resumeLocked()
+	var arm time.Duration
+	switch {
+	case c.outbound == 0:
+		c.pollDelay = 0
+	case !c.pollArmed:
+		c.pollArmed = true
+		if drained {
+			c.pollDelay = outboundPollMin
+		} else {
+			c.pollDelay = min(max(2*c.pollDelay, outboundPollMin), outboundPollMax)
+		}
+		arm = c.pollDelay
+	}
+	c.mu.Unlock()
+	if arm > 0 {
+		time.AfterFunc(arm, c.pollOutbound)
+	}
+	if start {
+		go c.work()
+	}
+}
+
+// pollOutbound has the event loop look at the outbound buffer again.
+func (c *conn) pollOutbound() {
+	c.mu.Lock()
+	c.pollArmed = false
+	closed := c.closed
+	c.mu.Unlock()
+	if !closed {
+		_ = c.gc.Wake(nil) // OnTraffic calls observeOutbound
+	}
+}
+
+// busy reports whether the connection has responses not yet written to
+// its socket or requests not yet answered (FlushResponses).
+func (c *conn) busy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.closed && (len(c.pending) > 0 || c.nextWrite < c.nextSeq || len(c.writeQ) > 0 || c.handoff > 0)
 }
 
 // noResponse marks a completed request that writes nothing (acks=0).
 var noResponse = []byte{}
 
-func (c *conn) markClosed() {
-	c.mu.Lock()
+// closeLocked marks the connection closed and returns every byte of
+// fetch budget its responses held.
+func (c *conn) closeLocked() {
+	if c.closed {
+		return
+	}
 	c.closed = true
 	c.queue = nil
 	c.pending = nil
+	c.pendingBytes = 0
+	c.writeQ = nil
+	c.writeQBytes = 0
+	held := c.wireBudget
+	for _, r := range c.reserved {
+		held += r
+	}
+	c.reserved = nil
+	c.wireBudget = 0
+	c.pendingShare = 0
+	c.releaseBudgetLocked(held)
+}
+
+func (c *conn) markClosed() {
+	c.mu.Lock()
+	c.closeLocked()
 	c.mu.Unlock()
 }
 

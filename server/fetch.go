@@ -17,6 +17,14 @@ package server
 // whichever comes first; the connection keeps serving other requests
 // meanwhile, and responses still go out in request order.
 //
+// Memory: MaxBytes is capped at 55 MiB (Kafka's fetch.max.bytes is
+// 55 MiB by default, and a client may ask for 2 GiB). Bytes are reserved
+// from the connection's share and the agent's fetch budget before they
+// are copied into a response, and released once they leave gnet's
+// outbound buffer (conn.go); a reservation that cannot be had by its
+// deadline answers the partition with no records and its watermarks, and
+// the client simply fetches again. MaxWaitMs is capped at 30 s.
+//
 // Fetch sessions (KIP-227) are not kept: the response carries session id
 // 0, which tells clients to send full fetch requests. Isolation levels are
 // the same while there are no transactions (last stable offset = high
@@ -39,6 +47,18 @@ func init() { register(int16(kmsg.Fetch), 4, 17, handleFetch) }
 
 // maxFetchWait caps MaxWaitMs so a client cannot park a request for long.
 const maxFetchWait = 30 * time.Second
+
+// maxFetchBytes caps a request's MaxBytes: Kafka's own fetch.max.bytes
+// default (55 MiB). A larger ask is served as if it were this.
+const maxFetchBytes = 55 << 20
+
+// fetchBudgetWait is how long a fetch waits for budget at least (a long
+// poll waits until its own deadline if that is later). Past it the
+// fetch answers without records rather than keep the client waiting;
+// clients' request timeouts are 30 s and more, and an empty answer only
+// has the client ask again at once, so waiting a while is the kinder
+// backpressure.
+const fetchBudgetWait = 5 * time.Second
 
 type fetchPart struct {
 	tp       meta.TopicPartition
@@ -105,8 +125,13 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 	if maxBytes <= 0 {
 		maxBytes = 50 << 20 // fetch.max.bytes default; pre-v3 had no limit field
 	}
+	if maxBytes > maxFetchBytes {
+		maxBytes = maxFetchBytes
+		mFetchMaxBytesCapped.Inc()
+	}
 	wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, maxFetchWait)
 	minBytes := int(req.MinBytes)
+	res := &fetchReservation{s: s, c: rc.c, seq: rc.seq, deadline: time.Now().Add(wait)}
 
 	// The read runs off the connection worker: a cold read waits on the
 	// object store and a long poll waits on commits, and neither may hold
@@ -116,10 +141,14 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 		// buffer sized for the record bytes plus per-partition framing.
 		reply := func(n int) {
 			rc.sizeHint = n + 96*len(parts) + 256
+			// The response takes over the reservation; conn.respond
+			// trues it up to the encoded size.
+			rc.c.reserve(rc.seq, res.held)
+			res.held = 0
 			rc.respond(resp)
 		}
 		if wait <= 0 {
-			n, _ := s.fillFetch(parts, maxBytes)
+			n, _ := s.fillFetch(parts, maxBytes, res)
 			reply(n)
 			return
 		}
@@ -127,7 +156,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 		// the read and the wait still wakes us.
 		w := s.waiters.add(parts)
 		defer s.waiters.remove(w)
-		n, hardErr := s.fillFetch(parts, maxBytes)
+		n, hardErr := s.fillFetch(parts, maxBytes, res)
 		if hardErr || n >= minBytes {
 			reply(n)
 			return
@@ -137,16 +166,17 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 		for {
 			select {
 			case <-w.ch:
-				n, hardErr = s.fillFetch(parts, maxBytes)
+				n, hardErr = s.fillFetch(parts, maxBytes, res)
 				if hardErr || n >= minBytes {
 					reply(n)
 					return
 				}
 				if rc.c.isClosed() {
+					res.releaseAll()
 					return
 				}
 			case <-timer.C:
-				n, _ = s.fillFetch(parts, maxBytes)
+				n, _ = s.fillFetch(parts, maxBytes, res)
 				reply(n)
 				return
 			case <-w.closed:
@@ -157,12 +187,87 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 	}()
 }
 
+// fetchReservation is the fetch budget one fetch holds for the record
+// bytes of its latest fill: taken from the connection's share first, then
+// from the agent's budget, so a connection at its share waits on its own
+// client and never queues in front of everyone else.
+type fetchReservation struct {
+	s        *Server
+	c        *conn
+	seq      uint64
+	deadline time.Time // the fetch's own deadline (now + MaxWait)
+	held     int64
+	refused  bool // the latest fill could not reserve all it wanted
+}
+
+// take reserves n bytes, waiting until the later of the fetch's deadline
+// and fetchBudgetWait from now: the connection's share first (see
+// conn.takeShare), then the agent's budget.
+func (r *fetchReservation) take(n int64) bool {
+	if n <= 0 {
+		return true
+	}
+	deadline := r.deadline
+	if d := time.Now().Add(fetchBudgetWait); d.After(deadline) {
+		deadline = d
+	}
+	if !r.c.takeShare(r.seq, n, deadline) {
+		r.refuse()
+		return false
+	}
+	got, ok := r.s.fetchBudget.acquire(n, deadline)
+	if !ok {
+		r.c.mu.Lock()
+		r.c.shareUsed -= n
+		r.c.shareChangedLocked()
+		r.c.mu.Unlock()
+		r.refuse()
+		return false
+	}
+	r.held += n
+	if got < n {
+		// Larger than the whole agent budget: granted as the whole
+		// budget, the rest taken past it (one response, bounded by
+		// maxFetchBytes plus one batch).
+		r.s.fetchBudget.force(n - got)
+	}
+	return true
+}
+
+func (r *fetchReservation) refuse() {
+	r.refused = true
+	mFetchBudgetRefused.Inc()
+}
+
+func (r *fetchReservation) force(n int64) {
+	r.c.forceBudget(n)
+	r.held += n
+}
+
+// settle trues a reservation of reserved bytes up to the used bytes.
+func (r *fetchReservation) settle(reserved, used int64) {
+	if d := used - reserved; d > 0 {
+		r.force(d)
+	} else if d < 0 {
+		r.c.releaseBudget(-d)
+		r.held += d
+	}
+}
+
+func (r *fetchReservation) releaseAll() {
+	r.c.releaseBudget(r.held)
+	r.held = 0
+}
+
 // fillFetch reads every known partition into its response slot and
 // returns the record bytes gathered and whether some partition has an
-// error worth answering at once.
-func (s *Server) fillFetch(parts []fetchPart, maxBytes int) (total int, hardErr bool) {
+// error worth answering at once. Each fill replaces the previous one's
+// bytes, so it starts by giving back their reservation.
+func (s *Server) fillFetch(parts []fetchPart, maxBytes int, res *fetchReservation) (total int, hardErr bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
+	res.releaseAll()
+	res.refused = false
 	for i := range parts {
 		fp := &parts[i]
 		if !fp.known {
@@ -170,10 +275,21 @@ func (s *Server) fillFetch(parts []fetchPart, maxBytes int) (total int, hardErr 
 			continue
 		}
 		budget := min(fp.maxBytes, maxBytes-total)
-		if budget < 0 {
+		if budget < 0 || res.refused {
+			// Refused once: the rest of this fill answers watermarks
+			// only, and overwrites what an earlier fill put here.
 			budget = 0
 		}
-		data, logStart, hwm, err := s.readPartition(ctx, fp.tp, fp.offset, budget, total == 0)
+		var reserved int64
+		reserve := func(n int) bool {
+			if !res.take(int64(n)) {
+				return false
+			}
+			reserved = int64(n)
+			return true
+		}
+		data, logStart, hwm, err := s.readPartition(ctx, fp.tp, fp.offset, budget, total == 0 && !res.refused, reserve)
+		res.settle(reserved, int64(cap(data)))
 		op := fp.out
 		op.ErrorCode = errorCode(err)
 		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hwm, hwm, logStart
@@ -194,7 +310,10 @@ func (s *Server) fillFetch(parts []fetchPart, maxBytes int) (total int, hardErr 
 
 // readPartition copies whole batches holding offsets from offset on, up to
 // budget bytes (at least one batch when first is set and data exists).
-func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offset int64, budget int, first bool) (data []byte, logStart, hwm int64, err error) {
+//
+// reserve is called once, before the copy is allocated, with its
+// capacity; when it refuses, nothing is copied.
+func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offset int64, budget int, first bool, reserve func(int) bool) (data []byte, logStart, hwm int64, err error) {
 	res, err := s.deps.Index.Lookup(ctx, tp, offset)
 	logStart, hwm = res.LogStartOffset, res.HighWatermark
 	if err != nil {
@@ -240,7 +359,11 @@ func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offs
 						break
 					}
 				}
-				data = make([]byte, 0, max(min(want, budget), size))
+				want = max(min(want, budget), size)
+				if !reserve(want) {
+					return nil, logStart, hwm, nil
+				}
+				data = make([]byte, 0, want)
 			}
 			at := len(data)
 			data = append(data, raw[:size]...)

@@ -99,6 +99,16 @@ func handleJoinGroup(s *Server, rc *reqCtx, r kmsg.Request) {
 	if rc.version == 0 {
 		jr.RebalanceTimeout = jr.SessionTimeout
 	}
+	if jr.RebalanceTimeout > maxRebalanceTimeout {
+		// The client's rebalance timeout is how long its JoinGroup may
+		// park here (a goroutine and a slot of the connection's
+		// in-flight requests); a client may ask for days (Kafka
+		// Streams once set max.poll.interval.ms to MaxInt32). Serve it
+		// as the server's maximum: the rebalance completes without a
+		// member that takes longer, which then rejoins.
+		jr.RebalanceTimeout = maxRebalanceTimeout
+		mGroupWaitCapped.Inc()
+	}
 	if req.InstanceID != nil {
 		jr.InstanceID = *req.InstanceID
 	}
@@ -136,6 +146,16 @@ func handleJoinGroup(s *Server, rc *reqCtx, r kmsg.Request) {
 	}()
 }
 
+// maxRebalanceTimeout bounds how long a JoinGroup waits on this agent,
+// whatever the client asks: Kafka's group.max.session.timeout.ms default,
+// the longest session a member may have. The count of such waits is
+// bounded by the connection's in-flight request bound (conn.go).
+const maxRebalanceTimeout = 30 * time.Minute
+
+// maxSyncWait bounds how long a SyncGroup follower waits for the leader's
+// assignment on this agent.
+const maxSyncWait = 5 * time.Minute
+
 func hostOf(addr string) string {
 	h, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -160,7 +180,7 @@ func handleSyncGroup(s *Server, rc *reqCtx, r kmsg.Request) {
 	go func() {
 		// A follower waits for the leader's assignment, which the leader
 		// computes after its JoinGroup answer: its session bounds it.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), maxSyncWait)
 		defer cancel()
 		res, err := s.deps.Meta.SyncGroup(ctx, sr)
 		resp.ErrorCode = errorCode(err)

@@ -18,6 +18,16 @@ var (
 	mFetchBytes     = metrics.NewCounter(`sluice_fetch_bytes_total`)
 )
 
+// Limits hit (issue 11): each counts one time a bound held something back.
+var (
+	mConnsRefused        = metrics.NewCounter(`sluice_kafka_connections_refused_total{reason="max_connections"}`)
+	mConnInflightLimited = metrics.NewCounter(`sluice_kafka_conn_limited_total{limit="inflight_requests"}`)
+	mConnUnsentLimited   = metrics.NewCounter(`sluice_kafka_conn_limited_total{limit="unsent_bytes"}`)
+	mFetchBudgetRefused  = metrics.NewCounter(`sluice_fetch_budget_refused_total`)
+	mFetchMaxBytesCapped = metrics.NewCounter(`sluice_fetch_max_bytes_capped_total`)
+	mGroupWaitCapped     = metrics.NewCounter(`sluice_group_wait_capped_total`)
+)
+
 // Request counters and latency histograms per API, created up front so
 // the hot path does no map lookups or string formatting.
 var (

@@ -55,6 +55,23 @@ type Config struct {
 	// not yet dispatched. Past it the event loop stops cutting frames from
 	// that connection until its worker catches up.
 	MaxConnPendingBytes int
+	// MaxInflightPerConn bounds the requests one connection has
+	// dispatched and not yet answered (flag
+	// --max-inflight-requests-per-conn): handlers running, long polls
+	// and group waits parked, responses waiting for their turn. Past it
+	// the connection's requests wait undispatched (conn.go).
+	MaxInflightPerConn int
+	// MaxConnUnsentBytes bounds response bytes one connection has not
+	// yet put on its socket (flag --max-conn-unsent-bytes). Past it the
+	// connection's requests wait undispatched until the client reads. It
+	// is also the connection's share of MaxFetchBytesInflight.
+	MaxConnUnsentBytes int
+	// MaxFetchBytesInflight bounds fetch-response bytes built and not yet
+	// on a socket, over all connections (flag --max-fetch-bytes-inflight).
+	MaxFetchBytesInflight int64
+	// MaxConnections bounds open client connections (flag
+	// --max-connections); excess connections are closed on accept.
+	MaxConnections int
 	// AutoCreateTopics creates unknown topics named in Metadata requests
 	// that allow it (flag --auto-create-topics).
 	AutoCreateTopics bool
@@ -72,6 +89,20 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConnPendingBytes <= 0 {
 		c.MaxConnPendingBytes = 64 << 20
+	}
+	if c.MaxInflightPerConn <= 0 {
+		// Far above what clients pipeline for throughput (the Java
+		// client and franz-go keep 5 in flight), far below a flood.
+		c.MaxInflightPerConn = 32
+	}
+	if c.MaxConnUnsentBytes <= 0 {
+		c.MaxConnUnsentBytes = 64 << 20 // a full fetch (55 MiB) fits
+	}
+	if c.MaxFetchBytesInflight <= 0 {
+		c.MaxFetchBytesInflight = 256 << 20
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 10000
 	}
 	if c.DefaultPartitions <= 0 {
 		c.DefaultPartitions = 16
@@ -106,18 +137,24 @@ type Server struct {
 
 	topics  *topicCache
 	waiters *fetchWaiters
+	// fetchBudget bounds fetch-response bytes built and not yet on a
+	// socket, over all connections (fetch.go, conn.go).
+	fetchBudget *byteBudget
 
-	eng       gnet.Engine
-	bootErr   chan error
-	runDone   chan struct{}
-	addr      net.Addr
-	closing   atomic.Bool
-	connsMu   sync.Mutex
-	conns     map[*conn]struct{} // guarded by connsMu
-	clusterID string
-	nodeID    atomic.Int32
-	view      agentView
-	zoneConns [2]atomic.Int64 // open connections whose client's zone matches / does not
+	eng     gnet.Engine
+	bootErr chan error
+	runDone chan struct{}
+	addr    net.Addr
+	closing atomic.Bool
+	connsMu sync.Mutex
+	conns   map[*conn]struct{} // guarded by connsMu
+	// refusedLog rate-limits the log line for connections refused over
+	// MaxConnections: unix seconds of the last line.
+	refusedLog atomic.Int64
+	clusterID  string
+	nodeID     atomic.Int32
+	view       agentView
+	zoneConns  [2]atomic.Int64 // open connections whose client's zone matches / does not
 }
 
 // New creates a server; Start begins listening.
@@ -134,6 +171,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.nodeID.Store(cfg.NodeID)
 	s.topics = newTopicCache(deps.Meta)
 	s.waiters = newFetchWaiters()
+	s.fetchBudget = newByteBudget(cfg.MaxFetchBytesInflight)
 	return s
 }
 
@@ -256,14 +294,35 @@ func (s *Server) learnAddr() error {
 func (s *Server) OnShutdown(gnet.Engine) {}
 
 // OnOpen implements gnet.EventHandler.
+//
+// Past MaxConnections a new connection is closed at once (with a log line
+// at most once a second): every connection may hold its bounded share of
+// memory, so their number must be bounded too.
 func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	s.connsMu.Lock()
+	if len(s.conns) >= s.cfg.MaxConnections {
+		s.connsMu.Unlock()
+		mConnsRefused.Inc()
+		if now := time.Now().Unix(); s.refusedLog.Swap(now) != now {
+			s.log.Warn("refusing connection: too many connections",
+				"remote", addrString(gc.RemoteAddr()), "max", s.cfg.MaxConnections,
+				"hint", "raise --max-connections if the agent has the memory for them")
+		}
+		return nil, gnet.Close
+	}
 	c := newConn(s, gc)
 	gc.SetContext(c)
-	s.connsMu.Lock()
 	s.conns[c] = struct{}{}
 	s.connsMu.Unlock()
 	mConnsOpened.Inc()
 	return nil, gnet.None
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 // OnClose implements gnet.EventHandler.
@@ -292,9 +351,20 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	if c == nil {
 		return gnet.Close
 	}
+	// gnet calls OnTraffic for reads and for Wake; either way this is the
+	// loop, where the outbound buffer may be looked at (conn.go).
+	c.observeOutbound(gc.OutboundBuffered())
 	for {
 		if c.overBound() {
 			// The worker wakes this connection when it has caught up.
+			// Not cutting frames does not stop gnet reading the socket
+			// into its inbound buffer (eventloop_unix.go read(): every
+			// readable event is read and appended; gnet v2 has no way to
+			// pause one connection). Measured: with the connection
+			// blocked on a parked request, a client wrote 20 MiB more in
+			// 0.6 s. So TCP backpressure never reaches the client, and a
+			// hard cap on the inbound buffer (one largest frame plus the
+			// queue's bound) closes a client that keeps sending.
 			if gc.InboundBuffered() > s.cfg.MaxRequestBytes+s.cfg.MaxConnPendingBytes {
 				s.log.Warn("closing connection: client ignores backpressure",
 					"remote", c.remote, "buffered", gc.InboundBuffered())
@@ -363,12 +433,7 @@ func (s *Server) FlushResponses(ctx context.Context, max time.Duration) {
 		busy := false
 		s.connsMu.Lock()
 		for c := range s.conns {
-			c.mu.Lock()
-			if len(c.pending) > 0 || c.nextWrite < c.nextSeq {
-				busy = true
-			}
-			c.mu.Unlock()
-			if busy {
+			if busy = c.busy(); busy {
 				break
 			}
 		}

@@ -27,6 +27,11 @@ type agentFlags struct {
 	maxInFlight int64
 	cacheBytes  int64
 	pprof       bool
+	// Memory bounds of the Kafka listener (issue 11).
+	maxConnInflight  int
+	maxConnUnsent    int
+	maxFetchInflight int64
+	maxConns         int
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -38,6 +43,10 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.maxInFlight, "max-inflight-bytes", 256<<20, "produce bytes admitted but not yet acknowledged; past it producers wait")
 	fs.Int64Var(&f.cacheBytes, "cache-bytes", 512<<20, "read cache size in bytes")
 	fs.BoolVar(&f.pprof, "pprof", false, pprofUsage)
+	fs.IntVar(&f.maxConnInflight, "max-inflight-requests-per-conn", 32, "requests one connection may have dispatched and unanswered; past it the connection is not read until it drains")
+	fs.IntVar(&f.maxConnUnsent, "max-conn-unsent-bytes", 64<<20, "response bytes one connection may have unsent; past it the connection is not read until its client reads (also its share of --max-fetch-bytes-inflight)")
+	fs.Int64Var(&f.maxFetchInflight, "max-fetch-bytes-inflight", 256<<20, "fetch-response bytes built and not yet sent, over all connections; past it fetches wait, then answer without records")
+	fs.IntVar(&f.maxConns, "max-connections", 10000, "open Kafka connections; excess connections are closed on accept")
 }
 
 // pprofUsage is the one description of --pprof (agent, playground, meta).
@@ -57,20 +66,32 @@ func (f *agentFlags) validate() error {
 		return fmt.Errorf("--max-inflight-bytes (%d) must be at least --max-segment-bytes (%d)", f.maxInFlight, f.maxSeg)
 	case f.cacheBytes < 1<<20:
 		return fmt.Errorf("--cache-bytes must be at least 1 MiB, got %d", f.cacheBytes)
+	case f.maxConnInflight < 1:
+		return fmt.Errorf("--max-inflight-requests-per-conn must be at least 1, got %d", f.maxConnInflight)
+	case f.maxConnUnsent < 1<<20:
+		return fmt.Errorf("--max-conn-unsent-bytes must be at least 1 MiB, got %d", f.maxConnUnsent)
+	case f.maxFetchInflight < int64(f.maxConnUnsent):
+		return fmt.Errorf("--max-fetch-bytes-inflight (%d) must be at least --max-conn-unsent-bytes (%d)", f.maxFetchInflight, f.maxConnUnsent)
+	case f.maxConns < 1:
+		return fmt.Errorf("--max-connections must be at least 1, got %d", f.maxConns)
 	}
 	return nil
 }
 
 func (f *agentFlags) config(log *slog.Logger) agent.Config {
 	return agent.Config{
-		FlushInterval:     f.flush,
-		MaxSegmentBytes:   f.maxSeg,
-		MaxInFlightBytes:  f.maxInFlight,
-		MaxRequestBytes:   f.maxReq,
-		CacheBytes:        f.cacheBytes,
-		AutoCreateTopics:  f.autoCreate,
-		DefaultPartitions: int32(f.defParts),
-		Logger:            log,
+		FlushInterval:              f.flush,
+		MaxSegmentBytes:            f.maxSeg,
+		MaxInFlightBytes:           f.maxInFlight,
+		MaxRequestBytes:            f.maxReq,
+		MaxInflightRequestsPerConn: f.maxConnInflight,
+		MaxConnUnsentBytes:         f.maxConnUnsent,
+		MaxFetchBytesInflight:      f.maxFetchInflight,
+		MaxConnections:             f.maxConns,
+		CacheBytes:                 f.cacheBytes,
+		AutoCreateTopics:           f.autoCreate,
+		DefaultPartitions:          int32(f.defParts),
+		Logger:                     log,
 	}
 }
 
