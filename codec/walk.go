@@ -239,6 +239,19 @@ var errVarint = errors.New("varint too long")
 // int32 varints, 10 for varlongs) and returns it with its length. An int32
 // varint whose value does not fit int32 is refused.
 func readVarint(src *source, maxLen int) (int64, int, error) {
+	if src.br == nil {
+		// In place: the common, uncompressed case, without a call per byte.
+		x, n := binary.Varint(src.b[src.pos:])
+		switch {
+		case n == 0:
+			src.pos = len(src.b)
+			return 0, 0, io.ErrUnexpectedEOF
+		case n < 0 || n > maxLen || (maxLen == 5 && (x > math.MaxInt32 || x < math.MinInt32)):
+			return 0, maxLen, errVarint
+		}
+		src.pos += n
+		return x, n, nil
+	}
 	var ux uint64
 	for i := 0; i < maxLen; i++ {
 		c, err := src.ReadByte()
@@ -418,6 +431,11 @@ var xerialPrefix = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 // refused before its buffer is allocated.
 const snappyMaxRatio = 22
 
+// snappyPooledMax is the largest decode buffer kept for reuse: a raw
+// (unframed) snappy payload is one block decoded whole, and producers' default
+// batches stay under 1 MiB of records, so 4 MiB covers them with room.
+const snappyPooledMax = 4 << 20
+
 // snappyReader decodes xerial chunks (or one raw block) one at a time into
 // a reused buffer.
 type snappyReader struct {
@@ -434,8 +452,8 @@ func (s *snappyReader) reset(src []byte, max int) {
 	if s.xerial {
 		s.src = src[16:]
 	}
-	if cap(s.out) > 1<<20 {
-		s.out = nil // do not pool one huge raw block's buffer
+	if cap(s.out) > snappyPooledMax {
+		s.out = nil // do not keep one huge raw block's buffer in the pool
 	}
 }
 
