@@ -66,9 +66,10 @@ const (
 	wInt32
 	wInt64
 	wUUID
-	wString // int16 length, or compact uvarint length+1; -1/0 is null
-	wBytes  // int32 length, or compact uvarint length+1; -1/0 is null
-	wArray  // int32 count, or compact uvarint count+1; -1/0 is null
+	wString  // int16 length, or compact uvarint length+1; -1/0 is null
+	wNString // a nullable string: kmsg allocates a *string for each non-null one
+	wBytes   // int32 length, or compact uvarint length+1; -1/0 is null
+	wArray   // int32 count, or compact uvarint count+1; -1/0 is null
 )
 
 // Null strings, bytes and arrays are accepted wherever they appear, as kmsg
@@ -125,7 +126,7 @@ var (
 // that against kmsg's encoder for every version.
 var guards = map[int16]wireSchema{
 	int16(kmsg.Produce): {9, []wireField{
-		since(3, wString), // transactional id
+		since(3, wNString), // transactional id
 		field(wInt16), field(wInt32),
 		array(unsafe.Sizeof(kmsg.ProduceRequestTopic{}),
 			topicNameV12, since(13, wUUID),
@@ -145,18 +146,18 @@ var guards = map[int16]wireSchema{
 		since(11, wString), // rack
 	}},
 	int16(kmsg.OffsetCommit): {8, []wireField{
-		field(wString), since(1, wInt32), since(1, wString), since(7, wString), within(2, 4, wInt64),
+		field(wString), since(1, wInt32), since(1, wString), since(7, wNString), within(2, 4, wInt64),
 		array(unsafe.Sizeof(kmsg.OffsetCommitRequestTopic{}),
 			upto(9, wString), since(10, wUUID),
 			array(unsafe.Sizeof(kmsg.OffsetCommitRequestTopicPartition{}),
-				field(wInt32), field(wInt64), within(1, 1, wInt64), since(6, wInt32), field(wString))),
+				field(wInt32), field(wInt64), within(1, 1, wInt64), since(6, wInt32), field(wNString))),
 	}},
 	int16(kmsg.OffsetFetch): {6, []wireField{
 		upto(7, wString),
 		array(unsafe.Sizeof(kmsg.OffsetFetchRequestTopic{}),
 			field(wString), primArray(4, wInt32)).upto(7),
 		array(unsafe.Sizeof(kmsg.OffsetFetchRequestGroup{}),
-			field(wString), since(9, wString), since(9, wInt32),
+			field(wString), since(9, wNString), since(9, wInt32),
 			array(unsafe.Sizeof(kmsg.OffsetFetchRequestGroupTopic{}),
 				upto(9, wString), since(10, wUUID), primArray(4, wInt32))).since(8),
 		since(7, wInt8),
@@ -170,19 +171,42 @@ var guards = map[int16]wireSchema{
 		since(10, wInt32),
 	}},
 	int16(kmsg.Metadata): {9, []wireField{
-		// Before v10 kmsg also allocates each topic's name pointer.
+		// Before v10 kmsg allocates each topic's name pointer even
+		// though the name is not nullable there.
 		array(unsafe.Sizeof(kmsg.MetadataRequestTopic{})+sizeofString,
 			since(10, wUUID), field(wString)),
 		since(4, wInt8), within(8, 10, wInt8), since(8, wInt8),
 	}},
 	int16(kmsg.JoinGroup): {6, []wireField{
-		field(wString), field(wInt32), since(1, wInt32), field(wString), since(5, wString), field(wString),
+		field(wString), field(wInt32), since(1, wInt32), field(wString), since(5, wNString), field(wString),
 		array(unsafe.Sizeof(kmsg.JoinGroupRequestProtocol{}), field(wString), field(wBytes)),
-		since(8, wString),
+		since(8, wNString),
 	}},
 	int16(kmsg.SyncGroup): {4, []wireField{
-		field(wString), field(wInt32), field(wString), since(3, wString), since(5, wString), since(5, wString),
+		field(wString), field(wInt32), field(wString), since(3, wNString), since(5, wNString), since(5, wNString),
 		array(unsafe.Sizeof(kmsg.SyncGroupRequestGroupAssignment{}), field(wString), field(wBytes)),
+	}},
+	// Admin tools list every group or topic of a cluster in one request.
+	int16(kmsg.DescribeGroups): {5, []wireField{primArray(sizeofString, wString), since(3, wInt8)}},
+	int16(kmsg.DeleteGroups):   {2, []wireField{primArray(sizeofString, wString)}},
+	int16(kmsg.DeleteTopics): {4, []wireField{
+		primArray(sizeofString, wString).upto(5),
+		array(unsafe.Sizeof(kmsg.DeleteTopicsRequestTopic{}), field(wNString), field(wUUID)).since(6),
+		field(wInt32),
+	}},
+	int16(kmsg.DeleteRecords): {2, []wireField{
+		array(unsafe.Sizeof(kmsg.DeleteRecordsRequestTopic{}),
+			field(wString),
+			array(unsafe.Sizeof(kmsg.DeleteRecordsRequestTopicPartition{}), field(wInt32), field(wInt64))),
+		field(wInt32),
+	}},
+	int16(kmsg.CreateTopics): {5, []wireField{
+		array(unsafe.Sizeof(kmsg.CreateTopicsRequestTopic{}),
+			field(wString), field(wInt32), field(wInt16),
+			array(unsafe.Sizeof(kmsg.CreateTopicsRequestTopicReplicaAssignment{}),
+				field(wInt32), primArray(4, wInt32)),
+			array(unsafe.Sizeof(kmsg.CreateTopicsRequestTopicConfig{}), field(wString), field(wNString))),
+		field(wInt32), since(1, wInt8),
 	}},
 	int16(kmsg.DescribeConfigs): {4, []wireField{
 		array(unsafe.Sizeof(kmsg.DescribeConfigsRequestResource{}),
@@ -219,6 +243,16 @@ func checkDecodeCost(key, version int16, flexible bool, frameLen int, body []byt
 		return decodeError(kmsg.NameForKey(key) + " v" + strconv.Itoa(int(version)) + ": " + g.bad)
 	}
 	return nil
+}
+
+// charge adds n bytes to what kmsg will allocate and fails the walk once
+// that is over the budget.
+func (g *decodeGuard) charge(n int) {
+	g.alloc += n
+	if g.alloc > g.budget {
+		g.fail("decoding would allocate over " + strconv.Itoa(g.alloc) + " bytes, more than " +
+			strconv.Itoa(maxDecodeRatio) + "× the frame")
+	}
 }
 
 func (g *decodeGuard) fail(why string) {
@@ -298,6 +332,11 @@ func (g *decodeGuard) walk(fields []wireField, isStruct bool) {
 			g.skip(16)
 		case wString:
 			g.skip(max(g.length(2), 0))
+		case wNString:
+			if n := g.length(2); n >= 0 {
+				g.charge(int(sizeofString))
+				g.skip(n)
+			}
 		case wBytes:
 			g.skip(max(g.length(4), 0))
 		case wArray:
@@ -311,10 +350,7 @@ func (g *decodeGuard) walk(fields []wireField, isStruct bool) {
 				g.fail("array count " + strconv.Itoa(n) + " past the frame")
 				return
 			}
-			g.alloc += n * f.elemSize
-			if g.alloc > g.budget {
-				g.fail("decoding would allocate over " + strconv.Itoa(g.alloc) + " bytes, more than " +
-					strconv.Itoa(maxDecodeRatio) + "× the frame")
+			if g.charge(n * f.elemSize); g.bad != "" {
 				return
 			}
 			for i := 0; i < n && g.bad == ""; i++ {
