@@ -75,7 +75,7 @@ func TestClaimingFramesDoNotAllocate(t *testing.T) {
 	// up to the frame (its old buffers are garbage), Peek copying a
 	// wrapped frame, and the frame's own copy. Before: 1.9 GiB for the
 	// three.
-	if got > 512<<20 {
+	if got > 768<<20 { // 300–400 MiB measured, with and without -race
 		t.Fatalf("3 × 16 MiB claiming frames allocated %d MiB", got>>20)
 	}
 }
