@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -74,6 +77,35 @@ func mustValidate(t testing.TB, b []byte) BatchHeader {
 	return h
 }
 
+// librdkafkaBatches reads the batches kcat (librdkafka 2.x) produced into
+// an agent, one per codec, kept as fuzz seeds in testdata: a second real
+// client's encoders besides franz-go's.
+func librdkafkaBatches(t *testing.T) map[string][]byte {
+	t.Helper()
+	files, err := filepath.Glob("testdata/fuzz/FuzzValidateRecords/librdkafka-*")
+	if err != nil || len(files) < 5 {
+		t.Fatalf("librdkafka seeds: %d files, %v", len(files), err)
+	}
+	out := map[string][]byte{}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(raw), "\n")
+		lit, ok := strings.CutPrefix(lines[1], "[]byte(")
+		if !ok {
+			t.Fatalf("%s: not a []byte seed", f)
+		}
+		b, err := strconv.Unquote(strings.TrimSuffix(lit, ")"))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out[filepath.Base(f)] = []byte(b)
+	}
+	return out
+}
+
 func TestValidateRecordsAcceptsRealBatches(t *testing.T) {
 	plain := appendTestBatch(nil, batchOpts{records: 50, valueSize: 200, firstTS: 1_700_000_000_000})
 	cases := map[string][]byte{"none": plain}
@@ -86,6 +118,9 @@ func TestValidateRecordsAcceptsRealBatches(t *testing.T) {
 		{tsDelta: 5, key: nil, value: nil, headers: [][2][]byte{{[]byte("h"), nil}, {[]byte(""), []byte("v")}}},
 		{tsDelta: -3, key: []byte("k"), value: []byte{}},
 	})
+	for name, b := range librdkafkaBatches(t) {
+		cases[name] = b
+	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
 			h := mustValidate(t, b)
