@@ -47,6 +47,7 @@ bench-latency: ## Produce acks=all latency at light load through an in-process a
 fuzz: ## Fuzz the decoders for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenSegment$$' -fuzztime 30s ./codec/
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateBatch$$' -fuzztime 30s ./codec/
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateRecords$$' -fuzztime 30s ./codec/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./server/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./meta/rpc/
 	$(GO) test -run '^$$' -fuzz '^FuzzReopen$$' -fuzztime 30s ./meta/

@@ -144,6 +144,11 @@ func parseRequest(frame []byte) (requestHeader, kmsg.Request, error) {
 			return hdr, nil, decodeError("bad request header tagged fields")
 		}
 	}
+	// Before kmsg sizes any array by a count the client wrote: refuse a
+	// frame whose decode would cost more than a small multiple of it.
+	if err := checkDecodeCost(hdr.key, hdr.version, req.IsFlexible(), len(frame), body); err != nil {
+		return hdr, nil, err
+	}
 	// UnsafeReadFrom aliases body for bytes and strings: body is this
 	// request's own copy of the frame, never reused, so that is safe and
 	// saves copying record batches.

@@ -69,6 +69,8 @@ func errorCode(err error) int16 {
 		return kerr.OffsetMetadataTooLarge.Code
 	case errors.Is(err, codec.ErrUnsupportedMagic):
 		return kerr.UnsupportedForMessageFormat.Code
+	case errors.Is(err, codec.ErrInvalidRecord):
+		return kerr.InvalidRecord.Code
 	case errors.Is(err, codec.ErrCorrupt):
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, pipeline.ErrClosed), errors.Is(err, meta.ErrClosed):

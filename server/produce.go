@@ -3,9 +3,13 @@ package server
 // Produce, versions 3–13 (record batch v2 only; v13 names topics by id).
 //
 // Each partition's records are split into batches and validated (magic 2,
-// CRC-32C, lengths, max.message.bytes); a bad batch fails its partition
-// alone with CORRUPT_MESSAGE (or the matching code) while the other
-// partitions of the request go on. Valid batches of the whole request go
+// CRC-32C, lengths, max.message.bytes), then every batch's records are
+// walked, decompressed if need be (codec.ValidateRecords): the record count,
+// dense offset deltas and timestamps the header claims must be what the
+// records hold. A bad batch fails its partition alone with CORRUPT_MESSAGE
+// (bytes damaged), INVALID_RECORD (records not as claimed) or the matching
+// code, nothing of that partition is stored, and the other partitions of
+// the request go on. Valid batches of the whole request go
 // into the pipeline together and land in one segment. acks=1 and acks=all
 // are answered only after that segment is uploaded and committed in meta,
 // so an acknowledged record is durable either way; acks=0 gets no response
@@ -121,6 +125,13 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 				}
 				if code != 0 {
 					return kerr.ErrorForCode(code)
+				}
+				// The CRC vouches for the bytes, not for the header's
+				// claims: walk the records (decompressing if need be)
+				// before anything of the batch is stored.
+				if err := codec.ValidateRecords(b, h, maxBytes*codec.MaxDecompressedRatio); err != nil {
+					code = errorCode(err)
+					return err
 				}
 				batches = append(batches, pipeline.Batch{TopicID: t.ID, Partition: rp.Partition, Data: b, Header: h})
 				return nil
