@@ -124,10 +124,32 @@ func (c *conn) overBound() bool {
 	return over
 }
 
+// maxParkedProducesPerConn bounds the acks=1/all produce requests of one
+// connection waiting in the pipeline for their segment's commit. They are
+// not counted against MaxInflightPerConn: each waits about one flush
+// interval, so 32 of them would cap a connection at ~128 requests a
+// second, and librdkafka (max.in.flight 1,000,000 without idempotence)
+// sends one request per linger.ms and partition leader: at 5,000 records
+// a second its latency went from 175 ms to over 10 s. A parked produce
+// holds no goroutine; its bytes count against the pipeline's in-flight
+// bound (--max-inflight-bytes), where Append makes the worker wait; what
+// this bounds is the small per-request state (response, timer).
+const maxParkedProducesPerConn = 1024
+
+// inflightLocked returns the requests dispatched and not yet written,
+// less the produces parked in the pipeline, and those parked produces.
+func (c *conn) inflightLocked() (others, parked uint64) {
+	inflight := c.nextSeq - c.nextWrite
+	parked = uint64(max(c.pendingProduces.Load(), 0))
+	parked = min(parked, inflight)
+	return inflight - parked, parked
+}
+
 // atOutputBoundLocked reports whether the worker must stop dispatching:
 // too many requests unanswered or too many response bytes unsent.
 func (c *conn) atOutputBoundLocked() bool {
-	return c.nextSeq-c.nextWrite >= uint64(c.s.cfg.MaxInflightPerConn) ||
+	others, parked := c.inflightLocked()
+	return others >= uint64(c.s.cfg.MaxInflightPerConn) || parked >= maxParkedProducesPerConn ||
 		c.pendingBytes+c.writeQBytes+c.handoff+c.outbound >= int64(c.s.cfg.MaxConnUnsentBytes)
 }
 
@@ -181,9 +203,9 @@ func (c *conn) work() {
 			// connection at zero goroutines of its own.
 			c.running = false
 			c.blocked = true
-			inflight := c.nextSeq - c.nextWrite
+			others, parked := c.inflightLocked()
 			c.mu.Unlock()
-			if inflight >= uint64(c.s.cfg.MaxInflightPerConn) {
+			if others >= uint64(c.s.cfg.MaxInflightPerConn) || parked >= maxParkedProducesPerConn {
 				mConnInflightLimited.Inc()
 			} else {
 				mConnUnsentLimited.Inc()
