@@ -20,14 +20,17 @@ import (
 
 // Config configures an agent. Zero fields take the parts' defaults.
 type Config struct {
-	ID               string
-	NodeID           int32
-	KafkaAddr        string // --kafka-addr
-	AdvertisedAddr   string
-	FlushInterval    time.Duration // --flush-interval
-	MaxSegmentBytes  int           // --max-segment-bytes
-	MaxInFlightBytes int64         // --max-inflight-bytes
-	MaxRequestBytes  int           // --max-request-bytes
+	ID              string
+	NodeID          int32
+	KafkaAddr       string // --kafka-addr
+	AdvertisedAddr  string
+	FlushInterval   time.Duration // --flush-interval
+	MaxSegmentBytes int           // --max-segment-bytes
+	// EarlySealsPerSecond: --max-early-seals-per-second (pipeline.Config;
+	// 0 takes the default, negative turns small early seals off).
+	EarlySealsPerSecond float64
+	MaxInFlightBytes    int64 // --max-inflight-bytes
+	MaxRequestBytes     int   // --max-request-bytes
 	// Per-connection and per-agent memory bounds of the Kafka listener
 	// (server.Config); zero takes the server's defaults.
 	MaxInflightRequestsPerConn int      // --max-inflight-requests-per-conn
@@ -128,13 +131,14 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 	}
 	_ = step("pipeline", func() error {
 		a.pipeline = pipeline.New(pipeline.Config{
-			FlushInterval:    cfg.FlushInterval,
-			MaxSegmentBytes:  cfg.MaxSegmentBytes,
-			MaxInFlightBytes: cfg.MaxInFlightBytes,
-			CommitTimeout:    cfg.CommitTimeout,
-			AgentID:          cfg.ID,
-			Logger:           a.log,
-			OnUploaded:       onUploaded,
+			FlushInterval:       cfg.FlushInterval,
+			MaxSegmentBytes:     cfg.MaxSegmentBytes,
+			MaxInFlightBytes:    cfg.MaxInFlightBytes,
+			EarlySealsPerSecond: cfg.EarlySealsPerSecond,
+			CommitTimeout:       cfg.CommitTimeout,
+			AgentID:             cfg.ID,
+			Logger:              a.log,
+			OnUploaded:          onUploaded,
 		}, store, mc)
 		return nil
 	})

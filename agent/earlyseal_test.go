@@ -14,9 +14,11 @@ import (
 // A client with five produce requests waiting on the open segment can
 // send nothing more (the idempotent producer's limit), so once the segment
 // holds enough bytes to be worth an object it is sealed without waiting
-// out the flush interval. Below that size the interval still applies.
+// out the flush interval. Below that size the interval still applies
+// when the budget of small early seals is off (see
+// TestStalledClientEarlySealBudget for when it is on).
 func TestStalledClientSealsEarly(t *testing.T) {
-	c := startCluster(t, t.TempDir(), agent.Config{FlushInterval: time.Minute})
+	c := startCluster(t, t.TempDir(), agent.Config{FlushInterval: time.Minute, EarlySealsPerSecond: -1})
 	createTopic(t, c.addr(), "early", 1)
 	conn, err := kafkatest.Dial(c.addr())
 	if err != nil {
@@ -65,5 +67,58 @@ func TestStalledClientSealsEarly(t *testing.T) {
 	resp.SetVersion(9)
 	if err := conn.Receive(corrs[len(corrs)-1]+1, resp, 2*time.Second); err == nil {
 		t.Fatal("small segment sealed before its flush interval")
+	}
+}
+
+// With a budget of small early seals (--max-early-seals-per-second), a
+// stalled client's small segment is sealed at once while the budget
+// lasts; past it the flush interval applies again, so the extra PUTs a
+// second never exceed the budget.
+func TestStalledClientEarlySealBudget(t *testing.T) {
+	c := startCluster(t, t.TempDir(), agent.Config{FlushInterval: time.Minute, EarlySealsPerSecond: 0.01})
+	createTopic(t, c.addr(), "budget", 1)
+	conn, err := kafkatest.Dial(c.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	send := func() int32 {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(9)
+		req.Acks = -1
+		req.TimeoutMillis = 120000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "budget"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = kafkatest.AppendBatch(nil, kafkatest.BatchOpts{Records: 2, ValueSize: 10, ProducerID: -1})
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		corr, err := conn.Send(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return corr
+	}
+	// The budget's one token (a burst of at least one): five small
+	// requests are answered long before the one-minute interval.
+	var last int32
+	for range 5 {
+		last = send()
+	}
+	for corr := last - 4; corr <= last; corr++ {
+		resp := kmsg.NewPtrProduceResponse()
+		resp.SetVersion(9)
+		if err := conn.Receive(corr, resp, 20*time.Second); err != nil {
+			t.Fatalf("stalled client not sealed early within the budget: %v", err)
+		}
+	}
+	// The budget is spent (0.01 a second): the next five wait.
+	for range 5 {
+		last = send()
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.SetVersion(9)
+	if err := conn.Receive(last-4, resp, 2*time.Second); err == nil {
+		t.Fatal("sealed early past the budget")
 	}
 }

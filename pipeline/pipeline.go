@@ -88,6 +88,12 @@ type Config struct {
 	// earlier segments counts, so a queue of segments during a meta
 	// outage does not add up deadlines one after the other.
 	CommitTimeout time.Duration
+	// EarlySealsPerSecond is the budget of segments sealed before their
+	// flush interval because a client is stalled on them (early.go) while
+	// smaller than the early-seal minimum: each is one more object PUT.
+	// Default 8 (flag --max-early-seals-per-second); negative turns such
+	// seals off.
+	EarlySealsPerSecond float64
 	// AgentID names this agent in commits.
 	AgentID string
 	Logger  *slog.Logger
@@ -117,6 +123,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.EarlySealsPerSecond == 0 {
+		c.EarlySealsPerSecond = 8
 	}
 }
 
@@ -234,6 +243,7 @@ type Pipeline struct {
 	waiters  []chan struct{} // guarded by mu: Appends waiting for in-flight room
 	closed   bool            // guarded by mu
 	sealSeq  uint64          // guarded by mu: seq of the last sealed segment
+	early    tokenBucket     // guarded by mu: budget of small early seals (early.go)
 }
 
 // New starts a pipeline.

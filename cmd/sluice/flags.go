@@ -26,6 +26,7 @@ type agentFlags struct {
 	maxSeg      int
 	maxInFlight int64
 	cacheBytes  int64
+	earlySeals  float64
 	pprof       bool
 	// Memory bounds of the Kafka listener (issue 11).
 	maxConnInflight  int
@@ -42,11 +43,21 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxSeg, "max-segment-bytes", 8<<20, "seal a segment early once it holds this many bytes")
 	fs.Int64Var(&f.maxInFlight, "max-inflight-bytes", 256<<20, "produce bytes admitted but not yet acknowledged; past it producers wait")
 	fs.Int64Var(&f.cacheBytes, "cache-bytes", 512<<20, "read cache size in bytes")
+	fs.Float64Var(&f.earlySeals, "max-early-seals-per-second", 8, "segments sealed before --flush-interval because a producer is stalled on them (all its requests in flight) while under 2 MiB: each is an extra object PUT; 0 turns them off")
 	fs.BoolVar(&f.pprof, "pprof", false, pprofUsage)
 	fs.IntVar(&f.maxConnInflight, "max-inflight-requests-per-conn", 32, "requests one connection may have dispatched and unanswered; past it the connection is not read until it drains")
 	fs.IntVar(&f.maxConnUnsent, "max-conn-unsent-bytes", 64<<20, "response bytes one connection may have unsent; past it the connection is not read until its client reads (also its share of --max-fetch-bytes-inflight)")
 	fs.Int64Var(&f.maxFetchInflight, "max-fetch-bytes-inflight", 256<<20, "fetch-response bytes built and not yet sent, over all connections; past it fetches wait, then answer without records")
 	fs.IntVar(&f.maxConns, "max-connections", 10000, "open Kafka connections; excess connections are closed on accept")
+}
+
+// earlySealRate maps the flag (0 = off) to pipeline.Config's convention
+// (0 = default, negative = off).
+func earlySealRate(v float64) float64 {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // pprofUsage is the one description of --pprof (agent, playground, meta).
@@ -64,6 +75,8 @@ func (f *agentFlags) validate() error {
 		return fmt.Errorf("--max-segment-bytes must be at least 1024, got %d", f.maxSeg)
 	case f.maxInFlight < int64(f.maxSeg):
 		return fmt.Errorf("--max-inflight-bytes (%d) must be at least --max-segment-bytes (%d)", f.maxInFlight, f.maxSeg)
+	case f.earlySeals < 0:
+		return fmt.Errorf("--max-early-seals-per-second must be 0 or more, got %g", f.earlySeals)
 	case f.cacheBytes < 1<<20:
 		return fmt.Errorf("--cache-bytes must be at least 1 MiB, got %d", f.cacheBytes)
 	case f.maxConnInflight < 1:
@@ -82,6 +95,7 @@ func (f *agentFlags) config(log *slog.Logger) agent.Config {
 	return agent.Config{
 		FlushInterval:              f.flush,
 		MaxSegmentBytes:            f.maxSeg,
+		EarlySealsPerSecond:        earlySealRate(f.earlySeals),
 		MaxInFlightBytes:           f.maxInFlight,
 		MaxRequestBytes:            f.maxReq,
 		MaxInflightRequestsPerConn: f.maxConnInflight,
