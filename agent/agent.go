@@ -33,16 +33,17 @@ type Config struct {
 	MaxRequestBytes     int   // --max-request-bytes
 	// Per-connection and per-agent memory bounds of the Kafka listener
 	// (server.Config); zero takes the server's defaults.
-	MaxInflightRequestsPerConn int      // --max-inflight-requests-per-conn
-	MaxConnUnsentBytes         int      // --max-conn-unsent-bytes
-	MaxFetchBytesInflight      int64    // --max-fetch-bytes-inflight
-	MaxConnections             int      // --max-connections
-	CacheBytes                 int64    // --cache-bytes
-	BlockSize                  int64    // --cache-block-bytes
-	AutoCreateTopics           bool     // --auto-create-topics
-	Zone                       string   // --zone
-	Group                      string   // --group
-	Roles                      []string // --roles
+	MaxInflightRequestsPerConn int           // --max-inflight-requests-per-conn
+	MaxConnUnsentBytes         int           // --max-conn-unsent-bytes
+	MaxFetchBytesInflight      int64         // --max-fetch-bytes-inflight
+	MaxConnections             int           // --max-connections
+	SlowClientTimeout          time.Duration // --slow-client-timeout
+	CacheBytes                 int64         // --cache-bytes
+	BlockSize                  int64         // --cache-block-bytes
+	AutoCreateTopics           bool          // --auto-create-topics
+	Zone                       string        // --zone
+	Group                      string        // --group
+	Roles                      []string      // --roles
 	// PeerListen, when set, runs the zone cache (cache.Zone): agents of
 	// one zone share their block caches over an authenticated peer
 	// protocol on this address. PeerSecret authenticates it (every agent
@@ -156,6 +157,7 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			MaxConnUnsentBytes:    cfg.MaxConnUnsentBytes,
 			MaxFetchBytesInflight: cfg.MaxFetchBytesInflight,
 			MaxConnections:        cfg.MaxConnections,
+			SlowClientTimeout:     cfg.SlowClientTimeout,
 			AutoCreateTopics:      cfg.AutoCreateTopics,
 			DefaultPartitions:     cfg.DefaultPartitions,
 			Multicore:             true,

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"math"
+	"net"
 	"runtime"
 	"sync"
 	"testing"
@@ -234,5 +235,64 @@ func TestParkedProducesNotHeldToInflightBound(t *testing.T) {
 	}
 	if got := metricValue(t, `sluice_kafka_conn_limited_total{limit="inflight_requests"}`); got != limitedBefore {
 		t.Fatalf("pipelined produces hit the in-flight bound (%v -> %v times)", limitedBefore, got)
+	}
+}
+
+// A client that reads none of its responses holds its connection's share
+// of the agent's fetch budget; a few such clients held all of it and
+// every other fetch waited, then came back empty. It is closed after
+// --slow-client-timeout with a log line, and its budget returns: another
+// client's fetch then gets records.
+func TestSlowClientClosed(t *testing.T) {
+	c := startCluster(t, t.TempDir(), agent.Config{SlowClientTimeout: time.Second,
+		MaxConnUnsentBytes: 4 << 20, MaxFetchBytesInflight: 8 << 20})
+	createTopic(t, c.addr(), "slow", 1)
+	var recs []byte
+	for range 8 {
+		recs = kafkatest.AppendBatch(recs, kafkatest.BatchOpts{Records: 16, ValueSize: 4 << 10, ProducerID: -1})
+	}
+	if codes, _ := produceRaw(t, c.addr(), "slow", map[int32][]byte{0: recs}); codes[0] != 0 {
+		t.Fatalf("produce: %v", kerr.ErrorForCode(codes[0]))
+	}
+	before := metricValue(t, `sluice_kafka_slow_clients_closed_total`)
+
+	// Two clients that never read, each asking for far more than its share.
+	for range 2 {
+		flood, err := net.DialTimeout("tcp", c.addr(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer flood.Close()
+		if tc, ok := flood.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10) // the kernel holds little for us
+		}
+		var frames []byte
+		for i := range 64 {
+			frames = appendRequest(frames, int32(i+1), fetchRequest("slow", 1<<20))
+		}
+		_ = flood.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := flood.Write(frames); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for metricValue(t, `sluice_kafka_slow_clients_closed_total`) < before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("clients that read nothing were not closed (closed %v)", metricValue(t, `sluice_kafka_slow_clients_closed_total`)-before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The budget came back: a reading client gets records.
+	other, err := kafkatest.Dial(c.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	r, err := other.RoundTrip(fetchRequest("slow", 1<<20), 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(r.(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches); got == 0 {
+		t.Fatal("fetch after the slow clients were closed returned no records")
 	}
 }

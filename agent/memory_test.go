@@ -106,7 +106,8 @@ func TestPipelinedFetchesNeverRead(t *testing.T) {
 	if raceEnabled {
 		requests = 300 // still five times the per-connection bound
 	}
-	c := startCluster(t, t.TempDir(), agent.Config{CacheBytes: cacheBytes, MaxInFlightBytes: inflightBytes})
+	// The flooding client reads only at the end: not a slow client to close.
+	c := startCluster(t, t.TempDir(), agent.Config{CacheBytes: cacheBytes, MaxInFlightBytes: inflightBytes, SlowClientTimeout: 10 * time.Minute})
 	createTopic(t, c.addr(), "flood", 1)
 	// 2 MiB of records, in 64 KiB batches: every fetch from offset 0
 	// answers about 1 MiB.

@@ -94,8 +94,15 @@ type conn struct {
 	shareUsed    int64
 	pendingShare int64
 	shareCh      chan struct{}
-	pollArmed    bool          // guarded by mu: a Wake is scheduled to look at outbound again
-	pollDelay    time.Duration // guarded by mu
+	// Slow client detection (guarded by mu): gnetTotal counts bytes whose
+	// AsyncWritev completed (in gnet's buffer or sent), so gnetTotal -
+	// outbound is what reached the socket; stuckSince is when that last
+	// stopped growing while bytes were unsent (zero when none were).
+	gnetTotal  int64
+	lastSent   int64
+	stuckSince time.Time
+	pollArmed  bool          // guarded by mu: a Wake is scheduled to look at outbound again
+	pollDelay  time.Duration // guarded by mu
 	// pendingProduces counts acks=1/all produce requests admitted to the
 	// pipeline and not yet answered.
 	pendingProduces atomic.Int32
@@ -452,6 +459,7 @@ func (c *conn) flushLocked() {
 func (c *conn) written(n int64, outbound int) {
 	c.mu.Lock()
 	c.handoff -= n
+	c.gnetTotal += n
 	c.mu.Unlock()
 	c.observeOutbound(outbound)
 }
@@ -472,6 +480,27 @@ func (c *conn) observeOutbound(outbound int) {
 	}
 	drained := int64(outbound) < c.outbound
 	c.outbound = int64(outbound)
+	// A client that reads nothing of what waits for it is closed after
+	// SlowClientTimeout; one that reads, however slowly, is not.
+	slow := false
+	switch sent := c.gnetTotal - c.outbound; {
+	case sent > c.lastSent || c.outbound+c.writeQBytes+c.handoff == 0:
+		c.lastSent = sent
+		c.stuckSince = time.Time{}
+	case c.stuckSince.IsZero():
+		c.stuckSince = time.Now()
+	default:
+		slow = time.Since(c.stuckSince) > c.s.cfg.SlowClientTimeout
+	}
+	if slow {
+		unsent := c.outbound + c.writeQBytes + c.handoff
+		c.mu.Unlock()
+		mSlowClientsClosed.Inc()
+		c.s.log.Warn("closing a client that read none of its responses", "remote", c.remote,
+			"unsent_bytes", unsent, "for", c.s.cfg.SlowClientTimeout, "setting", "--slow-client-timeout")
+		c.close()
+		return
+	}
 	// The bytes leave in order and the budget is the oldest bytes', so
 	// budget beyond what is still unsent belongs to bytes gone.
 	if keep := min(c.wireBudget, c.writeQBytes+c.handoff+c.outbound); keep < c.wireBudget {

@@ -21,6 +21,7 @@ var (
 // Limits hit (issue 11): each counts one time a bound held something back.
 var (
 	mConnsRefused        = metrics.NewCounter(`sluice_kafka_connections_refused_total{reason="max_connections"}`)
+	mSlowClientsClosed   = metrics.NewCounter(`sluice_kafka_slow_clients_closed_total`)
 	mConnInflightLimited = metrics.NewCounter(`sluice_kafka_conn_limited_total{limit="inflight_requests"}`)
 	mConnUnsentLimited   = metrics.NewCounter(`sluice_kafka_conn_limited_total{limit="unsent_bytes"}`)
 	mFetchBudgetRefused  = metrics.NewCounter(`sluice_fetch_budget_refused_total`)

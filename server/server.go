@@ -72,6 +72,12 @@ type Config struct {
 	// MaxConnections bounds open client connections (flag
 	// --max-connections); excess connections are closed on accept.
 	MaxConnections int
+	// SlowClientTimeout closes a connection whose client has read none of
+	// its unsent responses for this long (flag --slow-client-timeout):
+	// such a client holds its share of MaxFetchBytesInflight, and a few of
+	// them would otherwise starve every other fetch (nats-server closes
+	// its slow consumers the same way). Default 30s.
+	SlowClientTimeout time.Duration
 	// AutoCreateTopics creates unknown topics named in Metadata requests
 	// that allow it (flag --auto-create-topics).
 	AutoCreateTopics bool
@@ -103,6 +109,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = 10000
+	}
+	if c.SlowClientTimeout <= 0 {
+		c.SlowClientTimeout = 30 * time.Second
 	}
 	if c.DefaultPartitions <= 0 {
 		c.DefaultPartitions = 16

@@ -33,6 +33,7 @@ type agentFlags struct {
 	maxConnUnsent    int
 	maxFetchInflight int64
 	maxConns         int
+	slowClient       time.Duration
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -49,6 +50,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConnUnsent, "max-conn-unsent-bytes", 64<<20, "response bytes one connection may have unsent; past it the connection is not read until its client reads (also its share of --max-fetch-bytes-inflight)")
 	fs.Int64Var(&f.maxFetchInflight, "max-fetch-bytes-inflight", 256<<20, "fetch-response bytes built and not yet sent, over all connections; past it fetches wait, then answer without records")
 	fs.IntVar(&f.maxConns, "max-connections", 10000, "open Kafka connections; excess connections are closed on accept")
+	fs.DurationVar(&f.slowClient, "slow-client-timeout", 30*time.Second, "close a connection whose client has read none of its unsent responses for this long (it holds fetch budget others need)")
 }
 
 // earlySealRate maps the flag (0 = off) to pipeline.Config's convention
@@ -85,6 +87,8 @@ func (f *agentFlags) validate() error {
 		return fmt.Errorf("--max-conn-unsent-bytes must be at least 1 MiB, got %d", f.maxConnUnsent)
 	case f.maxFetchInflight < int64(f.maxConnUnsent):
 		return fmt.Errorf("--max-fetch-bytes-inflight (%d) must be at least --max-conn-unsent-bytes (%d)", f.maxFetchInflight, f.maxConnUnsent)
+	case f.slowClient <= 0:
+		return fmt.Errorf("--slow-client-timeout must be positive, got %s", f.slowClient)
 	case f.maxConns < 1:
 		return fmt.Errorf("--max-connections must be at least 1, got %d", f.maxConns)
 	}
@@ -102,6 +106,7 @@ func (f *agentFlags) config(log *slog.Logger) agent.Config {
 		MaxConnUnsentBytes:         f.maxConnUnsent,
 		MaxFetchBytesInflight:      f.maxFetchInflight,
 		MaxConnections:             f.maxConns,
+		SlowClientTimeout:          f.slowClient,
 		CacheBytes:                 f.cacheBytes,
 		AutoCreateTopics:           f.autoCreate,
 		DefaultPartitions:          int32(f.defParts),
