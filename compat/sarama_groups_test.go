@@ -58,10 +58,10 @@ func (m *slowMember) last() (id string, gen int32, n, claims int) {
 	return s.MemberID(), s.GenerationID(), len(m.sessions), m.claims
 }
 
-// Issue 11, item 6, with sarama: session timeout 1 s, rebalance timeout
-// 10 s, one member whose Cleanup takes 3 s. When a third member joins,
+// Issue 11, item 6, with sarama: session timeout 3 s, rebalance timeout
+// 20 s, one member whose Cleanup takes 7 s. When a third member joins,
 // the others wait in JoinGroup for the slow one; meta used to expel them
-// after 1 s (UNKNOWN_MEMBER_ID) and the group rebalanced again and
+// after the session timeout (UNKNOWN_MEMBER_ID) and the group rebalanced again and
 // again. Now one rebalance settles it and every member keeps its id.
 func TestSaramaSlowCleanupRebalance(t *testing.T) {
 	c := startCluster(t)
@@ -78,9 +78,9 @@ func TestSaramaSlowCleanupRebalance(t *testing.T) {
 	start := func(name string, cleanup time.Duration) *slowMember {
 		cfg := saramaConfig()
 		cfg.ClientID = name
-		cfg.Consumer.Group.Session.Timeout = time.Second
-		cfg.Consumer.Group.Heartbeat.Interval = 200 * time.Millisecond
-		cfg.Consumer.Group.Rebalance.Timeout = 10 * time.Second
+		cfg.Consumer.Group.Session.Timeout = 3 * time.Second // 1 s flaked under -race on a loaded machine
+		cfg.Consumer.Group.Heartbeat.Interval = 500 * time.Millisecond
+		cfg.Consumer.Group.Rebalance.Timeout = 20 * time.Second
 		cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 		cg, err := sarama.NewConsumerGroup([]string{addr}, group, cfg)
 		if err != nil {
@@ -136,7 +136,7 @@ func TestSaramaSlowCleanupRebalance(t *testing.T) {
 		}
 	}
 	fast := start("fast", 0)
-	slow := start("slow", 3*time.Second)
+	slow := start("slow", 7*time.Second) // more than twice the session
 	gen0 := settled("two members", fast, slow)
 	fastID, _, fastN, _ := fast.last()
 	slowID, _, slowN, _ := slow.last()
@@ -154,5 +154,5 @@ func TestSaramaSlowCleanupRebalance(t *testing.T) {
 		t.Fatalf("generation %d → %d, sessions fast %d → %d, slow %d → %d: want exactly one rebalance",
 			gen0, gen, fastN, fastN2, slowN, slowN2)
 	}
-	t.Logf("one rebalance with a 3 s Cleanup and 1 s sessions took %v", took)
+	t.Logf("one rebalance with a 7 s Cleanup and 3 s sessions took %v", took)
 }

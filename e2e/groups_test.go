@@ -20,7 +20,7 @@ func TestConfluentKafkaPythonSlowRevoke(t *testing.T) {
 	}
 	pg := startPlayground(t, t.TempDir())
 	ctx := testCtx(t, 90*time.Second)
-	out, err := exec.CommandContext(ctx, py, "testdata/confluent_slow_revoke.py", pg.bootstrap, "1000", "3").CombinedOutput()
+	out, err := exec.CommandContext(ctx, py, "testdata/confluent_slow_revoke.py", pg.bootstrap, "3000", "7").CombinedOutput()
 	t.Logf("%s", out)
 	if err != nil || !strings.Contains(string(out), "\nPASS\n") {
 		t.Fatalf("confluent-kafka slow revoke: %v\nagent log:\n%s", err, tail(pg.stderr.String(), 8192))

@@ -75,8 +75,8 @@ def member(name, revoke_delay):
         "bootstrap.servers": bootstrap,
         "group.id": group,
         "session.timeout.ms": session_ms,
-        "heartbeat.interval.ms": 200,
-        "max.poll.interval.ms": 10000,  # librdkafka's rebalance timeout
+        "heartbeat.interval.ms": 500,
+        "max.poll.interval.ms": 20000,  # librdkafka's rebalance timeout
         "partition.assignment.strategy": "range",
         "enable.auto.commit": False,
         "error_cb": lambda e: st["errors"].append(str(e)),
