@@ -27,9 +27,9 @@ func (s *Service) apply(g *group, o *op, now int64) {
 	case opDeleteRecords:
 		o.deleteResults = applyDeleteRecords(g, o.deletes)
 	case opRetention:
-		o.expired = s.applyRetention(g)
+		o.count = s.applyRetention(g)
 	case opExpireProducers:
-		o.expired = applyExpireProducers(g, s.cfg.ProducerIDExpiration)
+		o.count = applyExpireProducers(g, s.cfg.ProducerIDExpiration)
 	default:
 		panic(fmt.Sprintf("BUG: meta: op kind %d", o.kind))
 	}

@@ -73,7 +73,7 @@ type op struct {
 	pidResult     ProducerIDResult
 	adminErrs     []error
 	deleteResults []PartitionState
-	expired       int // producer ids expired (opExpireProducers)
+	count         int // producer ids expired (opExpireProducers), partitions moved (opRetention)
 	done          chan struct{}
 }
 

@@ -2,7 +2,6 @@ package meta
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -299,30 +298,6 @@ const offsetsCheckInterval = 10 * time.Minute
 // maxExpireOps bounds the offsets one expiry op deletes, so one commit
 // group's transaction stays small.
 const maxExpireOps = 4096
-
-// expireOffsetsLoop runs expireOffsets until the Service closes.
-func (s *Service) expireOffsetsLoop() {
-	defer s.bg.Done()
-	t := time.NewTimer(offsetsCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.closing:
-			return
-		case <-t.C:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		n, err := s.expireOffsets(ctx, time.Now())
-		cancel()
-		switch {
-		case err != nil && !errors.Is(err, ErrClosed):
-			s.log.Warn("meta: offset expiry", "expired", n, "err", err)
-		case n > 0:
-			s.log.Info("meta: offsets expired", "offsets", n)
-		}
-		t.Reset(offsetsCheckInterval)
-	}
-}
 
 // expireOffsets deletes the offsets that expired at now and returns how
 // many it asked the committer to delete.

@@ -105,35 +105,11 @@ func mergeExpiredLocked(st *state, dead map[int64]bool) {
 
 // ExpireProducers forgets the producer ids idle for longer than
 // Config.ProducerIDExpiration and returns how many it forgot. The
-// service runs it periodically (expireLoop); tests call it directly.
+// service runs it periodically (janitors.go); tests call it directly.
 func (s *Service) ExpireProducers(ctx context.Context) (int, error) {
 	o := &op{kind: opExpireProducers}
 	if err := s.submit(ctx, o); err != nil {
 		return 0, err
 	}
-	return o.expired, nil
-}
-
-// expireLoop runs ExpireProducers every expiration/16 (at least every
-// 5 minutes, at most every second) until the service closes.
-func (s *Service) expireLoop() {
-	every := min(max(s.cfg.ProducerIDExpiration/16, time.Second), 5*time.Minute)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.closing:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			n, err := s.ExpireProducers(ctx)
-			cancel()
-			switch {
-			case err != nil && !s.closed.Load():
-				s.log.Warn("meta: producer id expiry failed; retrying", "err", err, "every", every)
-			case n > 0:
-				s.log.Info("meta: expired idle producer ids", "count", n, "idle_for", s.cfg.ProducerIDExpiration)
-			}
-		}
-	}
+	return o.count, nil
 }

@@ -3,7 +3,6 @@ package meta
 import (
 	"context"
 	"strconv"
-	"time"
 )
 
 // Retention (issue 12, item 1): a partition's log start offset advances
@@ -118,33 +117,12 @@ func (s *Service) applyRetention(g *group) int {
 
 // EnforceRetention runs one retention check now and returns how many
 // partitions' log start moved. The service runs it every
-// Config.RetentionCheckInterval (retentionLoop); tests call it directly.
+// Config.RetentionCheckInterval (janitors.go); tests call it directly.
 func (s *Service) EnforceRetention(ctx context.Context) (int, error) {
 	o := &op{kind: opRetention}
 	if err := s.submit(ctx, o); err != nil {
 		return 0, err
 	}
-	return o.expired, nil
-}
-
-func (s *Service) retentionLoop() {
-	t := time.NewTicker(s.cfg.RetentionCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.closing:
-			return
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			n, err := s.EnforceRetention(ctx)
-			cancel()
-			switch {
-			case err != nil && !s.closed.Load():
-				s.log.Warn("meta: retention check failed; retrying", "err", err, "every", s.cfg.RetentionCheckInterval)
-			case n > 0:
-				retentionMoves.Add(n)
-				s.log.Debug("meta: retention moved log start offsets", "partitions", n)
-			}
-		}
-	}
+	retentionMoves.Add(o.count)
+	return o.count, nil
 }

@@ -192,7 +192,7 @@ type Service struct {
 	registry *registry
 
 	openedAt time.Time      // offsets of groups not seen empty count from here (offsets.go)
-	bg       sync.WaitGroup // background loops (offset expiry); Close waits for them
+	bg       sync.WaitGroup // background loops (janitors.go); Close waits for them
 
 	limitLogged atomic.Int64 // unix nanos of the last group-limit log line (logLimit)
 
@@ -240,10 +240,7 @@ func Open(cfg Config) (*Service, error) {
 	s.g.touchEvery = touchEvery(cfg.ProducerIDExpiration)
 	go s.run()
 	if !cfg.noJanitors {
-		go s.expireLoop()
-		go s.retentionLoop()
-		s.bg.Add(1)
-		go s.expireOffsetsLoop()
+		s.startJanitors()
 	}
 	s.log.Info("meta: store opened", "store", kv.String(), "topics", len(st.topicsByID),
 		"producers", len(st.epochs), "segment_answers", st.segLen(), "took", time.Since(start))
