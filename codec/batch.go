@@ -216,6 +216,38 @@ func ValidateBatch(b []byte) (BatchHeader, error) {
 	return h, nil
 }
 
+// CheckStoredBatch checks a batch read back from an object: magic 2, a
+// batchLength that accounts for exactly len(b), the CRC-32C and a known
+// codec. Unlike ValidateBatch it accepts what compaction of a compacted
+// topic leaves (as Kafka's cleaner does): fewer records than offsets, and
+// batches with no records at all. lastOffsetDelta must not be negative: a
+// batch always takes at least one offset.
+func CheckStoredBatch(b []byte) (BatchHeader, error) {
+	if len(b) <= offMagic {
+		return BatchHeader{}, fmt.Errorf("%w: batch of %d bytes is truncated", ErrCorrupt, len(b))
+	}
+	if err := checkMagic(b); err != nil {
+		return BatchHeader{}, err
+	}
+	if len(b) < BatchHeaderSize {
+		return BatchHeader{}, fmt.Errorf("%w: batch of %d bytes is shorter than its header", ErrCorrupt, len(b))
+	}
+	h := parseBatchHeader(b)
+	if h.BatchLength < minBatchLength || h.Size() != len(b) {
+		return BatchHeader{}, fmt.Errorf("%w: batchLength %d does not match %d bytes", ErrCorrupt, h.BatchLength, len(b))
+	}
+	if crc := crc32.Checksum(b[offAttributes:], castagnoli); crc != h.CRC {
+		return BatchHeader{}, fmt.Errorf("%w: CRC-32C is %#08x, header says %#08x", ErrCorrupt, crc, h.CRC)
+	}
+	if h.LastOffsetDelta < 0 || h.NumRecords < 0 || h.NumRecords > h.LastOffsetDelta+1 {
+		return BatchHeader{}, fmt.Errorf("%w: lastOffsetDelta %d with %d records", ErrCorrupt, h.LastOffsetDelta, h.NumRecords)
+	}
+	if c := h.Compression(); c > CompressionZstd {
+		return BatchHeader{}, fmt.Errorf("%w: unknown compression codec %d", ErrCorrupt, c)
+	}
+	return h, nil
+}
+
 // SplitBatches walks records, the Records field of one partition in a
 // Produce request, which may hold several batches back to back, and calls fn
 // with each batch's bytes. The slices alias records; nothing is copied. It

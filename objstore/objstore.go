@@ -34,6 +34,7 @@ package objstore
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrNotFound is returned (possibly wrapped) when a key does not exist.
@@ -41,8 +42,9 @@ var ErrNotFound = errors.New("objstore: object not found")
 
 // ObjectInfo describes one stored object.
 type ObjectInfo struct {
-	Key  string
-	Size int64
+	Key     string
+	Size    int64
+	ModTime time.Time // zero where the store does not say
 }
 
 // Store is the object storage boundary.

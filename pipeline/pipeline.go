@@ -29,7 +29,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,7 +37,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/cespare/xxhash/v2"
 
 	"sluice.dev/codec"
 	"sluice.dev/meta"
@@ -331,13 +329,8 @@ func (p *Pipeline) newSegment() *segment {
 	return &segment{id: id, builder: codec.NewSegmentBuilder(id), uploaded: make(chan struct{})}
 }
 
-// ObjectKey is where a segment lives in the bucket. A two-hex-digit hash
-// prefix spreads segments over the store's key-range partitions (S3 scales
-// request rates per prefix); the id that follows sorts by time.
-func ObjectKey(id meta.SegmentID) string {
-	h := xxhash.Sum64(id[:])
-	return fmt.Sprintf("segments/%02x/%s.seg", byte(h), hex.EncodeToString(id[:]))
-}
+// ObjectKey is where a segment lives in the bucket (meta.ObjectKey).
+func ObjectKey(id meta.SegmentID) string { return meta.ObjectKey(id) }
 
 func (p *Pipeline) sealIfOpen(seg *segment) {
 	p.mu.Lock()
