@@ -24,11 +24,12 @@ var (
 	ErrInvalidGroupID         = errors.New("meta: invalid group id")
 	ErrGroupSubscribedToTopic = errors.New("meta: group subscribed to topic")
 	// ErrGroupMaxSizeReached refuses a new member of a group that has
-	// GroupConfig.MaxMembersPerGroup members and pending member ids.
+	// MaxMembersPerGroup members and pending member ids (meta/groups.Config,
+	// --max-members-per-group).
 	ErrGroupMaxSizeReached = errors.New("meta: group max size reached")
 	// ErrTooManyGroups refuses a new group (by JoinGroup or by an
 	// OffsetCommit to a group that has no offsets yet) when the cluster
-	// has GroupConfig.MaxGroups groups.
+	// has MaxGroups groups (meta/groups.Config, --max-groups).
 	ErrTooManyGroups = errors.New("meta: too many groups")
 )
 

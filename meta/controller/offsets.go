@@ -41,7 +41,7 @@ type offsetChange struct {
 func (s *Service) applyCommitOffsets(g *group, r *offsetCommitReq, now int64) error {
 	switch {
 	case r.expire:
-		if s.groups.active(r.group) {
+		if s.groups.Active(r.group) {
 			return nil
 		}
 		for _, o := range r.offsets {
@@ -51,21 +51,11 @@ func (s *Service) applyCommitOffsets(g *group, r *offsetCommitReq, now int64) er
 		}
 		return nil
 	case !r.delete && len(r.offsets) > 0 && g.st.offsets[r.group] == nil && !g.touchesGroup(r.group):
-		// A new group, unless JoinGroup made it.
-		c := s.groups
-		c.mu.Lock()
-		_, known := c.groups[r.group]
-		n := len(g.st.offsets)
-		if !known {
-			for name := range c.groups {
-				if g.st.offsets[name] == nil {
-					n++
-				}
-			}
-		}
-		c.mu.Unlock()
-		if !known && n >= c.cfg.MaxGroups {
-			return fmt.Errorf("%w: the cluster has %d groups, the limit (sluice meta --max-groups)", meta.ErrTooManyGroups, n)
+		// A new group, unless JoinGroup made it. The committer reads
+		// the state without Service.mu (invariant 4), so the count of
+		// groups with offsets comes from here, not through Offsets.
+		if err := s.groups.AdmitNewGroup(r.group, len(g.st.offsets), func(name string) bool { return g.st.offsets[name] != nil }); err != nil {
+			return err
 		}
 	}
 	if r.delete && len(r.offsets) == 0 {
@@ -255,14 +245,14 @@ func (s *Service) hasOffsets(group string) bool {
 	return len(s.st.offsets[group]) > 0
 }
 
-// offsetGroupsNotIn counts the groups with committed offsets that are not
-// in skip (the coordinator's groups, for the MaxGroups count).
-func (s *Service) offsetGroupsNotIn(skip map[string]*cgroup) int {
+// offsetGroupsNotIn counts the groups with committed offsets for which
+// known reports false (the coordinator's groups, for the MaxGroups count).
+func (s *Service) offsetGroupsNotIn(known func(string) bool) int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n := 0
 	for name := range s.st.offsets {
-		if _, ok := skip[name]; !ok {
+		if !known(name) {
 			n++
 		}
 	}
@@ -316,7 +306,7 @@ func (s *Service) expireOffsets(ctx context.Context, now time.Time) (int, error)
 		return err
 	}
 	for group, offs := range cands {
-		active, since, known := s.groups.emptyState(group)
+		active, since, known := s.groups.EmptyState(group)
 		if active {
 			continue
 		}
@@ -338,22 +328,7 @@ func (s *Service) expireOffsets(ctx context.Context, now time.Time) (int, error)
 			return total, err
 		}
 	}
-	// Forget when groups became empty once their offsets are gone.
-	s.groups.mu.Lock()
-	names := make([]string, 0, len(s.groups.emptySince))
-	for name := range s.groups.emptySince {
-		names = append(names, name)
-	}
-	s.groups.mu.Unlock()
-	for _, name := range names {
-		if !s.hasOffsets(name) {
-			s.groups.mu.Lock()
-			if _, live := s.groups.groups[name]; !live && !s.hasOffsets(name) {
-				delete(s.groups.emptySince, name)
-			}
-			s.groups.mu.Unlock()
-		}
-	}
+	s.groups.ForgetEmpty()
 	return total, nil
 }
 

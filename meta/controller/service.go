@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sluice.dev/meta"
+	"sluice.dev/meta/groups"
 	"sluice.dev/meta/kv"
 )
 
@@ -72,7 +73,7 @@ type Config struct {
 	// one day, like Kafka's.
 	ProducerIDExpiration time.Duration
 	// Groups bounds consumer groups and their offsets (groups.go).
-	Groups GroupConfig
+	Groups groups.Config
 	// Logger receives meta's log lines. Default slog.Default().
 	Logger *slog.Logger
 
@@ -130,7 +131,7 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.ProducerIDExpiration = defaultProducerIDExpiration
 	}
 	var err error
-	if cfg.Groups, err = cfg.Groups.withDefaults(); err != nil {
+	if cfg.Groups, err = cfg.Groups.WithDefaults(); err != nil {
 		return cfg, err
 	}
 	switch {
@@ -189,7 +190,7 @@ type Service struct {
 	watchClosed bool
 
 	// groups is the consumer group coordinator (in memory; see groups.go).
-	groups *coordinator
+	groups *groups.Coordinator
 
 	// registry holds the live agents (in memory; see registry.go).
 	registry *registry
@@ -239,7 +240,7 @@ func Open(cfg Config) (*Service, error) {
 		registry: newRegistry(cfg.AgentTTL),
 		openedAt: time.Now(),
 	}
-	s.groups = newCoordinator(cfg.Groups, s.hasOffsets, s.offsetGroupsNotIn)
+	s.groups = groups.New(cfg.Groups, groupOffsets{s})
 	s.g.touchEvery = touchEvery(cfg.ProducerIDExpiration)
 	go s.run()
 	if !cfg.noJanitors {
