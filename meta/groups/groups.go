@@ -32,7 +32,7 @@ import (
 //
 // Membership is not durable: after a meta restart members get
 // UNKNOWN_MEMBER_ID, rejoin, and resume from their committed offsets,
-// which are durable (offsets.go).
+// which are durable (meta/controller/offsets.go).
 //
 // Timers follow Kafka's classic coordinator (GroupCoordinator.scala):
 //
@@ -53,8 +53,8 @@ import (
 // with MEMBER_ID_REQUIRED is forgotten after the session timeout unless
 // it joins; a group with no members and no pending ids is dropped from
 // memory (its committed offsets stay, and list and describe as an Empty
-// group until they expire, offsets.go); the number of groups and of
-// members per group are bounded by Config.
+// group until they expire, meta/controller/offsets.go); the number of
+// groups and of members per group are bounded by Config.
 
 // Config bounds what clients can make the coordinator keep. Zero
 // values take the defaults below.
@@ -142,9 +142,9 @@ type Coordinator struct {
 	groups map[string]*cgroup // guarded by mu
 	// emptySince is when a group that has committed offsets lost its
 	// last member (the group was then dropped from groups); offsets
-	// expire counting from it (offsets.go). Guarded by mu. An entry goes
-	// when the group gets a member again, is deleted, or its offsets
-	// expire.
+	// expire counting from it (meta/controller/offsets.go). Guarded by
+	// mu. An entry goes when the group gets a member again, is deleted,
+	// or its offsets expire.
 	emptySince map[string]time.Time
 }
 
