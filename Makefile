@@ -3,6 +3,10 @@ GO        ?= go
 BIN       := bin/sluice
 PKGS      := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 20m
+# The control plane's packages whose suites run on both stores (make test,
+# test-postgres): SLUICE_META_STORE=postgres switches meta/controller's
+# suite to PostgreSQL; meta/kv's tests use PostgreSQL in either mode.
+META_STORE_PKGS := ./meta/controller ./meta/kv ./meta/groups
 
 .DEFAULT_GOAL := help
 
@@ -24,11 +28,11 @@ test: ## Run the whole test suite (vet, race detector, real clients; meta on bot
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test $(TEST_FLAGS) $(PKGS)
-	SLUICE_META_STORE=postgres $(GO) test $(TEST_FLAGS) ./meta
+	SLUICE_META_STORE=postgres $(GO) test $(TEST_FLAGS) $(META_STORE_PKGS)
 
 .PHONY: test-postgres
 test-postgres: ## Run the meta suite on PostgreSQL (SLUICE_TEST_POSTGRES, or a server of its own)
-	SLUICE_META_STORE=postgres $(GO) test $(TEST_FLAGS) ./meta
+	SLUICE_META_STORE=postgres $(GO) test $(TEST_FLAGS) $(META_STORE_PKGS)
 
 .PHONY: test-short
 test-short: ## Quick test pass without the race detector
@@ -36,7 +40,7 @@ test-short: ## Quick test pass without the race detector
 
 .PHONY: bench
 bench: ## Go benchmarks of the hot paths and the in-process produce path (-benchmem)
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./codec/ ./meta/ ./cache/ ./pipeline/ ./server/
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./codec/ ./meta/controller/ ./cache/ ./pipeline/ ./server/
 	$(GO) test -run '^$$' -bench 'ProduceLoopback|FetchLoopback' -benchmem -benchtime 5s -count 1 ./agent/
 
 .PHONY: bench-latency
@@ -50,12 +54,12 @@ fuzz: ## Fuzz the decoders for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateRecords$$' -fuzztime 30s ./codec/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./server/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./meta/rpc/
-	$(GO) test -run '^$$' -fuzz '^FuzzReopen$$' -fuzztime 30s ./meta/
+	$(GO) test -run '^$$' -fuzz '^FuzzReopen$$' -fuzztime 30s ./meta/controller/
 
 .PHONY: test-reopen
 test-reopen: ## Long reopen property run of meta on both stores (5,000 steps each)
-	$(GO) test -count=1 -timeout 60m -run '^TestReopenProperty$$' ./meta/ -reopen.steps 5000
-	SLUICE_META_STORE=postgres $(GO) test -count=1 -timeout 60m -run '^TestReopenProperty$$' ./meta/ -reopen.steps 5000
+	$(GO) test -count=1 -timeout 60m -run '^TestReopenProperty$$' ./meta/controller/ -reopen.steps 5000
+	SLUICE_META_STORE=postgres $(GO) test -count=1 -timeout 60m -run '^TestReopenProperty$$' ./meta/controller/ -reopen.steps 5000
 
 .PHONY: compare
 compare: build ## Same load against Sluice and franz-go's kfake (durable, in memory); writes BENCHMARKS.md

@@ -15,6 +15,7 @@ import (
 
 	"sluice.dev/agent"
 	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 	"sluice.dev/objstore"
 )
 
@@ -22,7 +23,7 @@ import (
 // bucket and one agent on a free port.
 type testCluster struct {
 	dir   string
-	meta  *meta.Service
+	meta  *controller.Service
 	store objstore.Store
 	gate  *gateStore
 	agent *agent.Agent
@@ -72,7 +73,7 @@ func startCluster(t testing.TB, dir string, cfg agent.Config) *testCluster {
 func startClusterWith(t testing.TB, dir string, cfg agent.Config, wrap func(meta.Client) meta.Client) *testCluster {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := meta.Open(meta.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
+	m, err := controller.Open(controller.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

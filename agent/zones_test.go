@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"sluice.dev/agent"
-	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 	"sluice.dev/objstore"
 )
 
@@ -61,14 +61,14 @@ type zoneAgent struct {
 // zoneCluster is len(zones)*perZone agents on one meta and one bucket,
 // with zone caches sharing one secret.
 type zoneCluster struct {
-	meta   *meta.Service
+	meta   *controller.Service
 	agents []*zoneAgent
 }
 
 func startZoneCluster(t *testing.T, zones []string, perZone int) *zoneCluster {
 	t.Helper()
 	dir := t.TempDir()
-	m, err := meta.Open(meta.Config{Dir: filepath.Join(dir, "meta"), Logger: quietLogger(), AgentTTL: 2 * time.Second})
+	m, err := controller.Open(controller.Config{Dir: filepath.Join(dir, "meta"), Logger: quietLogger(), AgentTTL: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +402,7 @@ func TestZonesCatchUp(t *testing.T) {
 // offered only zone b's agent and reads everything back.
 func TestZonePinnedGroup(t *testing.T) {
 	dir := t.TempDir()
-	m, err := meta.Open(meta.Config{Dir: filepath.Join(dir, "meta"), Logger: quietLogger()})
+	m, err := controller.Open(controller.Config{Dir: filepath.Join(dir, "meta"), Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 	"sluice.dev/agent"
 	"sluice.dev/bench"
-	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 	"sluice.dev/objstore"
 )
 
@@ -29,7 +29,7 @@ func startAgent(t *testing.T) (addr, metricsURL string) {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := meta.Open(meta.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
+	m, err := controller.Open(controller.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

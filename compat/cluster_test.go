@@ -16,14 +16,14 @@ import (
 	"time"
 
 	"sluice.dev/agent"
-	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 	"sluice.dev/objstore"
 )
 
 // cluster is a playground in the test process: embedded meta, a local
 // bucket and one agent on a free port.
 type cluster struct {
-	meta  *meta.Service
+	meta  *controller.Service
 	store objstore.Store
 	agent *agent.Agent
 }
@@ -32,7 +32,7 @@ func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := meta.Open(meta.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
+	m, err := controller.Open(controller.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

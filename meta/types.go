@@ -3,6 +3,7 @@ package meta
 import (
 	"encoding/hex"
 	"errors"
+	"fmt"
 )
 
 // The types in this file cross the boundary between an agent and the
@@ -179,4 +180,12 @@ var (
 	// ErrUnauthenticated: the agent key was refused (unknown or revoked).
 	// Not retriable: the operator must give the agent a valid key.
 	ErrUnauthenticated = errors.New("meta: agent key refused")
+	// ErrCorrupt: meta's store holds something meta cannot have written
+	// (returned, wrapped, by opening the store). Not retriable.
+	ErrCorrupt = errors.New("meta: store corrupt")
 )
+
+// ErrNotLeader is returned (wrapped) by a meta replica that does not hold
+// the leadership, or whose write found its lease lost (meta/kv). It wraps
+// ErrUnavailable: the agent retries, and reaches the new leader.
+var ErrNotLeader = fmt.Errorf("%w: this meta replica is not the leader", ErrUnavailable)

@@ -18,6 +18,7 @@ import (
 	"sluice.dev/codec"
 	"sluice.dev/internal/kafkatest"
 	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 	"sluice.dev/objstore"
 	"sluice.dev/pipeline"
 )
@@ -964,7 +965,7 @@ var quietLog = slog.New(slog.DiscardHandler)
 // env is a real meta service in a temporary directory with one topic.
 type env struct {
 	t     testing.TB
-	svc   *meta.Service
+	svc   *controller.Service
 	topic meta.TopicID
 	parts int32
 	tag   atomic.Int64 // last batch tag handed out
@@ -974,9 +975,9 @@ func newEnv(t testing.TB, partitions int32) *env {
 	t.Helper()
 	// Retention off: in a synctest bubble meta's retention check runs on
 	// fake time, and the tests' batches carry fixed timestamps.
-	svc, err := meta.Open(meta.Config{Dir: t.TempDir(), Logger: quietLog, DefaultRetentionMs: -1})
+	svc, err := controller.Open(controller.Config{Dir: t.TempDir(), Logger: quietLog, DefaultRetentionMs: -1})
 	if err != nil {
-		t.Fatalf("meta.Open: %v", err)
+		t.Fatalf("controller.Open: %v", err)
 	}
 	t.Cleanup(func() { _ = svc.Close() })
 	res, err := svc.CreateTopics(context.Background(), []meta.TopicSpec{{Name: "t", Partitions: partitions}})

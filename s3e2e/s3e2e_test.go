@@ -25,7 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"sluice.dev/agent"
-	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 	"sluice.dev/objstore"
 )
 
@@ -89,7 +89,7 @@ func TestProduceConsumeThroughS3(t *testing.T) {
 	}
 	store := objstore.Instrument(raw)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := meta.Open(meta.Config{Dir: filepath.Join(t.TempDir(), "meta"), Logger: log})
+	m, err := controller.Open(controller.Config{Dir: filepath.Join(t.TempDir(), "meta"), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 package server
 
-// DeleteRecords 0–2: moves partitions' log start offsets (meta/records.go).
+// DeleteRecords 0–2: moves partitions' log start offsets (meta/controller/records.go).
 // Offset -1 deletes up to the high watermark. The answer's low watermark
 // is the new log start. Segment objects stay until the cleaner removes
 // unreferenced ones: other partitions' data shares them.

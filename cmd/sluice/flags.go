@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"sluice.dev/agent"
-	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 )
 
 // agentFlags are the flags the playground and the agent share: how an
@@ -190,7 +190,7 @@ func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
 	return f
 }
 
-func (f *metaLimitFlags) apply(c meta.Config) meta.Config {
+func (f *metaLimitFlags) apply(c controller.Config) controller.Config {
 	c.ProducerIDExpiration = f.producerIDExpiration
 	c.MaxTopics = f.maxTopics
 	c.MaxClusterPartitions = f.maxPartitions

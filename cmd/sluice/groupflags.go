@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"time"
 
-	"sluice.dev/meta"
+	"sluice.dev/meta/groups"
 )
 
 // groupFlags are the consumer group limits of `sluice meta` and the
-// playground (meta.GroupConfig; issue 11): what clients can make meta
+// playground (groups.Config; issue 11): what clients can make meta
 // keep. Defaults are generous; docs/security.md says why each exists.
 type groupFlags struct {
 	maxGroups, maxMembers int
@@ -34,6 +34,6 @@ func (g *groupFlags) validate() error {
 	return nil
 }
 
-func (g *groupFlags) config() meta.GroupConfig {
-	return meta.GroupConfig{MaxGroups: g.maxGroups, MaxMembersPerGroup: g.maxMembers, OffsetsRetention: g.offsetsRetention}
+func (g *groupFlags) config() groups.Config {
+	return groups.Config{MaxGroups: g.maxGroups, MaxMembersPerGroup: g.maxMembers, OffsetsRetention: g.offsetsRetention}
 }

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 	"sluice.dev/meta/host"
 	"sluice.dev/meta/rpc"
 )
@@ -86,7 +86,7 @@ func runMeta(args []string) error {
 		Store:      *store,
 		AdminToken: token,
 		Holder:     holder,
-		Meta:       limits.apply(meta.Config{AgentTTL: *agentTTL, Groups: gf.config()}),
+		Meta:       limits.apply(controller.Config{AgentTTL: *agentTTL, Groups: gf.config()}),
 		Logger:     log,
 	})
 	if err != nil {

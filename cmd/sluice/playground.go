@@ -20,7 +20,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"sluice.dev/agent"
-	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 	"sluice.dev/objstore"
 )
 
@@ -68,7 +68,7 @@ func runPlayground(args []string) error {
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return fmt.Errorf("create --data-dir %s: %w", *dataDir, err)
 	}
-	m, err := meta.Open(limits.apply(meta.Config{Dir: filepath.Join(*dataDir, "meta"), Groups: gf.config(), Logger: log}))
+	m, err := controller.Open(limits.apply(controller.Config{Dir: filepath.Join(*dataDir, "meta"), Groups: gf.config(), Logger: log}))
 	if err != nil {
 		return fmt.Errorf("open metadata store under --data-dir %s: %w", *dataDir, err)
 	}

@@ -1,5 +1,5 @@
 // Package host is the control plane as a service: it hosts several
-// isolated virtual clusters (one meta.Service each), the agent keys that
+// isolated virtual clusters (one controller.Service each), the agent keys that
 // open them, and, on PostgreSQL, the leadership among meta replicas.
 // meta/rpc serves it over gRPC; cmd/sluice wires the two.
 //
@@ -15,7 +15,7 @@
 //
 // With the embedded store there is one replica (bbolt's file lock refuses
 // a second process). With PostgreSQL every replica runs Run: it waits for
-// leadership (meta.AcquireLeadership), opens clusters lazily while it
+// leadership (kv.AcquireLeadership), opens clusters lazily while it
 // leads, and when leadership is lost closes them all and waits again.
 // A standby answers every call with meta.ErrNotLeader (retriable), so
 // agents move on to the next --meta-addr.
@@ -35,6 +35,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
+	"sluice.dev/meta/kv"
 )
 
 // Config configures a Host.
@@ -47,9 +49,9 @@ type Config struct {
 	// Holder names this replica in the leader row (its listen address),
 	// so standbys can tell agents and operators who leads.
 	Holder string
-	// Meta is the template for every cluster's meta.Config (Dir and
+	// Meta is the template for every cluster's controller.Config (Dir and
 	// Store are set per cluster).
-	Meta   meta.Config
+	Meta   controller.Config
 	Logger *slog.Logger
 }
 
@@ -62,10 +64,10 @@ type Host struct {
 
 	mu       sync.Mutex
 	leading  bool
-	lease    *meta.Lease // nil for the embedded store
-	system   meta.KV     // keys; nil while not leading
+	lease    *kv.Lease // nil for the embedded store
+	system   kv.KV     // keys; nil while not leading
 	keys     *keyTable
-	clusters map[string]*meta.Service
+	clusters map[string]*controller.Service
 	closed   bool
 }
 
@@ -85,7 +87,7 @@ func Open(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	h := &Host{cfg: cfg, log: cfg.Logger, clusters: make(map[string]*meta.Service)}
+	h := &Host{cfg: cfg, log: cfg.Logger, clusters: make(map[string]*controller.Service)}
 	if isPostgres(cfg.Store) {
 		pcfg, err := pgxpool.ParseConfig(cfg.Store)
 		if err != nil {
@@ -108,7 +110,7 @@ func Open(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.Store == "" {
 		return nil, errors.New("--store is empty: name a directory for the embedded store or a postgres:// URL")
 	}
-	sys, err := meta.OpenBolt(filepath.Join(cfg.Store, "system"))
+	sys, err := kv.OpenBolt(filepath.Join(cfg.Store, "system"))
 	if err != nil {
 		return nil, fmt.Errorf("--store %s: %w", cfg.Store, err)
 	}
@@ -142,7 +144,7 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	for ctx.Err() == nil {
 		h.log.Info("meta: standby, waiting for leadership", "holder", h.cfg.Holder)
-		lease, err := meta.AcquireLeadership(ctx, h.pool, h.cfg.Holder, h.log)
+		lease, err := kv.AcquireLeadership(ctx, h.pool, h.cfg.Holder, h.log)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -177,8 +179,8 @@ func (h *Host) Run(ctx context.Context) error {
 }
 
 // lead loads the keys under a fresh lease and starts serving.
-func (h *Host) lead(ctx context.Context, lease *meta.Lease) error {
-	sys, err := meta.OpenPostgres(ctx, h.pool, "_system", lease)
+func (h *Host) lead(ctx context.Context, lease *kv.Lease) error {
+	sys, err := kv.OpenPostgres(ctx, h.pool, "_system", lease)
 	if err != nil {
 		return err
 	}
@@ -199,7 +201,7 @@ func (h *Host) stepDown(why string) {
 	h.mu.Lock()
 	clusters := h.clusters
 	sys := h.system
-	h.clusters = make(map[string]*meta.Service)
+	h.clusters = make(map[string]*controller.Service)
 	h.leading, h.lease, h.system, h.keys = false, nil, nil, nil
 	h.mu.Unlock()
 	for name, s := range clusters {
@@ -220,7 +222,7 @@ func (h *Host) notLeading() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if who, err := meta.CurrentLeader(ctx, h.pool); err == nil && who != "" && who != h.cfg.Holder {
+	if who, err := kv.CurrentLeader(ctx, h.pool); err == nil && who != "" && who != h.cfg.Holder {
 		return fmt.Errorf("%w (the leader is %s)", meta.ErrNotLeader, who)
 	}
 	return meta.ErrNotLeader
@@ -228,7 +230,7 @@ func (h *Host) notLeading() error {
 
 // Cluster returns the Service of a cluster, opening it on first use.
 // Clusters come into being when their first key is created.
-func (h *Host) Cluster(ctx context.Context, name string) (*meta.Service, error) {
+func (h *Host) Cluster(ctx context.Context, name string) (*controller.Service, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -246,17 +248,17 @@ func (h *Host) Cluster(ctx context.Context, name string) (*meta.Service, error) 
 	mc := h.cfg.Meta
 	mc.Logger = h.log.With("cluster", name)
 	if h.pool != nil {
-		kv, err := meta.OpenPostgres(ctx, h.pool, "cluster/"+name, h.lease)
+		store, err := kv.OpenPostgres(ctx, h.pool, "cluster/"+name, h.lease)
 		if err != nil {
 			return nil, fmt.Errorf("open cluster %s: %w", name, err)
 		}
-		mc.Store = kv
+		mc.Store = store
 	} else {
 		mc.Dir = filepath.Join(h.cfg.Store, "clusters", name)
 	}
 	// Opening reads the whole store; holding h.mu meanwhile keeps two
 	// callers from opening one cluster twice.
-	s, err := meta.Open(mc)
+	s, err := controller.Open(mc)
 	if err != nil {
 		return nil, fmt.Errorf("open cluster %s: %w", name, err)
 	}

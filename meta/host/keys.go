@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"sluice.dev/meta"
+	"sluice.dev/meta/kv"
 	"sluice.dev/meta/rpc"
 )
 
@@ -28,7 +29,7 @@ import (
 
 const keyPrefix = "sk_"
 
-var bucketKeys = []byte("keys")
+var bucketKeys = kv.BucketKeys
 
 type keyRecord struct {
 	ID        string    `json:"id"`
@@ -47,9 +48,9 @@ type keyTable struct {
 
 func (t *keyTable) len() int { return len(t.byHash) }
 
-func loadKeys(kv meta.KV) (*keyTable, error) {
+func loadKeys(store kv.KV) (*keyTable, error) {
 	t := &keyTable{byHash: make(map[[32]byte]keyRecord)}
-	err := kv.View(func(tx meta.KVTx) error {
+	err := store.View(func(tx kv.KVTx) error {
 		return tx.ForEach(bucketKeys, func(k, v []byte) error {
 			var r keyRecord
 			if len(k) != 32 || json.Unmarshal(v, &r) != nil {
@@ -117,7 +118,7 @@ func (h *Host) writeKey(hash [32]byte, r keyRecord) error {
 		return h.notLeading()
 	}
 	// Writing under h.mu orders key changes; they are rare.
-	if err := h.system.Update(func(tx meta.KVTx) error { return tx.Put(bucketKeys, hash[:], v) }); err != nil {
+	if err := h.system.Update(func(tx kv.KVTx) error { return tx.Put(bucketKeys, hash[:], v) }); err != nil {
 		return fmt.Errorf("store agent key: %w", err)
 	}
 	h.keys.byHash[hash] = r

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 )
 
 // deadAddr returns a loopback address nobody listens on.
@@ -92,7 +93,7 @@ func TestFailoverInBandNotLeader(t *testing.T) {
 // unavailable within its deadline, an open watch ends, and the client
 // works again once a server listens on the same address.
 func TestServerGoneAndBack(t *testing.T) {
-	svc, err := meta.Open(meta.Config{Dir: t.TempDir(), Logger: quietLog})
+	svc, err := controller.Open(controller.Config{Dir: t.TempDir(), Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 
 	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 )
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -139,7 +140,7 @@ func serve(t testing.TB, b Backend, addr string) (*grpc.Server, string) {
 
 // env is a Service behind a server and a client of it.
 type env struct {
-	svc     *meta.Service
+	svc     *controller.Service
 	backend *testBackend
 	addr    string
 	rc      *Client
@@ -149,7 +150,7 @@ const testKey = "agent-key-1"
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	svc, err := meta.Open(meta.Config{Dir: t.TempDir(), Logger: quietLog})
+	svc, err := controller.Open(controller.Config{Dir: t.TempDir(), Logger: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,30 @@
+package meta
+
+import "time"
+
+// The agent registry as agents see it (RegisterAgent, Agents); the
+// registry itself is meta/controller/registry.go.
+
+// AgentInfo describes one agent.
+type AgentInfo struct {
+	ID    string   // unique per agent process; chosen by the agent
+	Zone  string   // availability zone, "" when unknown
+	Group string   // agent group, "" for the default group
+	Roles []string // produce, consume, jobs; empty means all
+	Addr  string   // advertised Kafka address, host:port
+	// PeerAddr is the agent's zone cache listener (cache/peer.go),
+	// host:port; empty when it runs none.
+	PeerAddr string
+	// NodeID is the Kafka node id meta assigned (answers only). It is
+	// derived from ID, so it stays the same across meta restarts unless
+	// two live agents' ids collide.
+	NodeID int32
+}
+
+// AgentRegistration answers RegisterAgent.
+type AgentRegistration struct {
+	NodeID int32
+	// TTL is how long meta keeps the agent without another
+	// RegisterAgent; agents heartbeat several times per TTL.
+	TTL time.Duration
+}

@@ -1,0 +1,22 @@
+package controller
+
+import "github.com/VictoriaMetrics/metrics"
+
+// Metrics are package variables (one control plane per process; tests
+// that open several services share them).
+var (
+	// commitDuration is the time from taking a group to answering it,
+	// the fsync included.
+	commitDuration = metrics.NewHistogram("sluice_meta_commit_duration_seconds")
+	// commitGroupSize is the number of ops per commit group.
+	commitGroupSize = metrics.NewHistogram("sluice_meta_commit_group_size")
+	// segmentsCommitted counts segments committed for the first time
+	// (idempotent repeats are not counted).
+	segmentsCommitted = metrics.NewCounter("sluice_meta_segments_committed_total")
+	// watchersDropped counts watchers closed for falling behind.
+	watchersDropped = metrics.NewCounter("sluice_meta_watchers_dropped_total")
+	// registryExpired counts agents forgotten because their lease ran out.
+	registryExpired = metrics.NewCounter("sluice_meta_agents_expired_total")
+	// retentionMoves counts log start moves by retention (retention.go).
+	retentionMoves = metrics.NewCounter("sluice_meta_retention_log_start_moves_total")
+)

@@ -1,0 +1,477 @@
+package controller
+
+import (
+	"slices"
+	"sort"
+
+	"sluice.dev/meta"
+)
+
+// tpKey names one partition inside meta.
+type tpKey struct {
+	topic meta.TopicID
+	part  int32
+}
+
+// state is everything meta knows, in memory. Open loads it from bbolt;
+// afterwards only the committer changes it (see Service.mu).
+type state struct {
+	clusterID string
+	nextPID   int64 // next producer id to allocate
+
+	topicsByName map[string]*topicState
+	topicsByID   map[meta.TopicID]*topicState
+	names        []string // all topic names, sorted
+
+	// epochs holds the current epoch of every producer id InitProducerID
+	// handed out.
+	epochs map[int64]int16
+	// prodParts holds sequence state per (producer id, partition).
+	prodParts map[pidTP]prodPart
+	// pidUse holds when each producer id of epochs was last used (unix
+	// ms, as stored: updated at most every touchEvery), for expiry.
+	pidUse map[int64]int64
+
+	// segs holds the answers to committed segments, encoded (see
+	// appendCommitResult), for idempotent re-commits. segOrder lists their
+	// store keys in commit order from segHead on, so that pruning takes
+	// the oldest from the front.
+	segs     map[meta.SegmentID][]byte
+	segOrder []segKey
+	segHead  int
+
+	// offsets holds consumer groups' committed offsets.
+	offsets map[string]map[meta.TopicPartition]meta.CommittedOffset
+}
+
+func newState() *state {
+	return &state{
+		topicsByName: make(map[string]*topicState),
+		topicsByID:   make(map[meta.TopicID]*topicState),
+		epochs:       make(map[int64]int16),
+		prodParts:    make(map[pidTP]prodPart),
+		pidUse:       make(map[int64]int64),
+		segs:         make(map[meta.SegmentID][]byte),
+		offsets:      make(map[string]map[meta.TopicPartition]meta.CommittedOffset),
+	}
+}
+
+// topicState is one topic. topic is never modified after creation;
+// its Configs map is copied before it is handed out.
+type topicState struct {
+	topic meta.Topic
+	parts []*partState
+}
+
+// partState is one partition.
+type partState struct {
+	tp       tpKey
+	logStart int64
+	next     int64 // high watermark: the next offset to assign
+	entries  entryList
+}
+
+// segKey is a segment's key in the segments bucket: the big-endian unix
+// nanosecond commit time (made strictly increasing by the committer) and
+// the segment id. Keys sort in commit order, so pruning the oldest is a
+// walk from the front.
+type segKey [24]byte
+
+func (k segKey) id() meta.SegmentID {
+	var id meta.SegmentID
+	copy(id[:], k[8:])
+	return id
+}
+
+func (k segKey) nanos() int64 { return int64(be.Uint64(k[:8])) }
+
+func makeSegKey(nanos int64, id meta.SegmentID) segKey {
+	var k segKey
+	be.PutUint64(k[:8], uint64(nanos))
+	copy(k[8:], id[:])
+	return k
+}
+
+// segLen is the number of segment answers kept.
+func (st *state) segLen() int { return len(st.segOrder) - st.segHead }
+
+// lastSegNanos is the commit time of the newest kept answer, 0 if none.
+func (st *state) lastSegNanos() int64 {
+	if st.segLen() == 0 {
+		return 0
+	}
+	return st.segOrder[len(st.segOrder)-1].nanos()
+}
+
+// entryBlock is the capacity of one block of an entryList.
+const entryBlock = 512
+
+// entryList holds a partition's index entries in blocks of entryBlock,
+// so that appending never copies a long partition's whole index (which
+// would happen under the write lock) and trimming the front for
+// retention can drop whole blocks. Entries are sorted by BaseOffset and
+// dense (invariant 3 in doc.go).
+type entryList struct {
+	blocks [][]meta.IndexEntry // every block but the last is full
+	n      int
+}
+
+func (l *entryList) len() int { return l.n }
+
+func (l *entryList) at(i int) *meta.IndexEntry {
+	return &l.blocks[i/entryBlock][i%entryBlock]
+}
+
+func (l *entryList) append(es ...meta.IndexEntry) {
+	for len(es) > 0 {
+		if len(l.blocks) == 0 || len(l.blocks[len(l.blocks)-1]) == entryBlock {
+			l.blocks = append(l.blocks, make([]meta.IndexEntry, 0, entryBlock))
+		}
+		b := &l.blocks[len(l.blocks)-1]
+		k := min(entryBlock-len(*b), len(es))
+		*b = append(*b, es[:k]...)
+		l.n += k
+		es = es[k:]
+	}
+}
+
+// find returns the index of the entry holding offset: the last entry
+// whose BaseOffset is <= offset, or -1 when offset is before the first.
+func (l *entryList) find(offset int64) int {
+	// The last block whose first entry starts at or before offset.
+	bi := sort.Search(len(l.blocks), func(i int) bool { return l.blocks[i][0].BaseOffset > offset }) - 1
+	if bi < 0 {
+		return -1
+	}
+	b := l.blocks[bi]
+	ei := sort.Search(len(b), func(i int) bool { return b[i].BaseOffset > offset }) - 1
+	return bi*entryBlock + ei
+}
+
+// copyRange appends entries [from, from+n) to dst.
+func (l *entryList) copyRange(dst []meta.IndexEntry, from, n int) []meta.IndexEntry {
+	for n > 0 && from < l.n {
+		b := l.blocks[from/entryBlock][from%entryBlock:]
+		k := min(n, len(b))
+		dst = append(dst, b[:k]...)
+		from += k
+		n -= k
+	}
+	return dst
+}
+
+// prodPart is the sequence state of one producer on one partition: the
+// epoch of its latest batch and up to producerWindow of its latest
+// appended batches, oldest first.
+type prodPart struct {
+	epoch int16
+	n     uint8
+	win   [producerWindow]seqBatch
+}
+
+// seqBatch is one appended batch of an idempotent producer.
+type seqBatch struct {
+	first, last int32 // sequence numbers, inclusive
+	baseOffset  int64
+}
+
+type pidTP struct {
+	pid int64
+	tp  tpKey
+}
+
+// group is the overlay of one commit group: the changes its ops made,
+// read through by later ops of the same group, written to bbolt in one
+// transaction and merged into state only after that transaction
+// succeeded. The committer reuses one group; reset empties it.
+type group struct {
+	st *state
+
+	newTopics    []*topicState
+	topicsByName map[string]*topicState
+	topicsByID   map[meta.TopicID]*topicState
+
+	parts     map[*partState]*partDelta
+	partOrder []*partDelta // in order of first touch
+	deltaFree []*partDelta // recycled deltas
+
+	epochs     map[int64]int16
+	prodParts  map[pidTP]prodPart
+	nextPID    int64
+	pidChanged bool
+	// pidUse: producer ids used in this group (written with their epoch);
+	// deadPIDs: producer ids expired in this group.
+	pidUse     map[int64]int64
+	deadPIDs   map[int64]bool
+	touchEvery int64 // ms; see touchPID
+	nowMs      int64 // the commit time of the op being applied
+
+	segs      []newSeg
+	segIdx    map[meta.SegmentID]int // index in segs
+	lastNanos int64                  // commit time of the newest key, this group included
+	prune     int                    // number of segOrder entries to drop from segHead
+
+	seq uint64 // number of the commit being applied, for index runs
+
+	offsets []offsetChange // committed offsets, in order
+
+	topicChanges []topicChange // deleted or changed topics, in order
+}
+
+// partDelta is a partition's change in a group.
+type partDelta struct {
+	ps       *partState
+	next     int64
+	logStart int64
+	// trimmed: logStart moved forward in this group (DeleteRecords).
+	trimmed bool
+	entries []meta.IndexEntry // new entries, appended after ps.entries
+	// runSeq is the group.seq of the commit whose chunk ended the last
+	// entry, while the next chunk of that commit may still extend it;
+	// 0 when no run is open.
+	runSeq uint64
+}
+
+type newSeg struct {
+	key segKey
+	enc []byte // encoded CommitResult; also the bbolt value
+}
+
+func newGroup(st *state) *group {
+	return &group{
+		st:           st,
+		topicsByName: make(map[string]*topicState),
+		topicsByID:   make(map[meta.TopicID]*topicState),
+		parts:        make(map[*partState]*partDelta),
+		epochs:       make(map[int64]int16),
+		prodParts:    make(map[pidTP]prodPart),
+		pidUse:       make(map[int64]int64),
+		deadPIDs:     make(map[int64]bool),
+		segIdx:       make(map[meta.SegmentID]int),
+	}
+}
+
+// reset empties the group for the next one, keeping its allocations.
+func (g *group) reset() {
+	clear(g.newTopics)
+	g.newTopics = g.newTopics[:0]
+	clear(g.topicsByName)
+	clear(g.topicsByID)
+	clear(g.parts)
+	for _, d := range g.partOrder {
+		clear(d.entries)
+		*d = partDelta{entries: d.entries[:0]}
+		g.deltaFree = append(g.deltaFree, d)
+	}
+	clear(g.partOrder)
+	g.partOrder = g.partOrder[:0]
+	clear(g.epochs)
+	clear(g.prodParts)
+	clear(g.pidUse)
+	clear(g.deadPIDs)
+	g.nextPID = g.st.nextPID
+	g.pidChanged = false
+	clear(g.segs)
+	g.segs = g.segs[:0]
+	clear(g.segIdx)
+	g.lastNanos = g.st.lastSegNanos()
+	g.prune = 0
+	clear(g.offsets)
+	g.offsets = g.offsets[:0]
+	clear(g.topicChanges)
+	g.topicChanges = g.topicChanges[:0]
+}
+
+// dirty reports whether the group changed anything that must be written.
+func (g *group) dirty() bool {
+	return len(g.newTopics) > 0 || len(g.partOrder) > 0 || len(g.epochs) > 0 || len(g.pidUse) > 0 || len(g.deadPIDs) > 0 ||
+		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0 || len(g.topicChanges) > 0
+}
+
+func (g *group) topicByName(name string) *topicState {
+	if t, ok := g.topicsByName[name]; ok {
+		return t
+	}
+	return g.st.topicsByName[name]
+}
+
+func (g *group) topicByID(id meta.TopicID) *topicState {
+	if t, ok := g.topicsByID[id]; ok {
+		return t
+	}
+	return g.st.topicsByID[id]
+}
+
+func (g *group) addTopic(t *topicState) {
+	g.newTopics = append(g.newTopics, t)
+	g.topicsByName[t.topic.Name] = t
+	g.topicsByID[t.topic.ID] = t
+}
+
+// partExists reports whether tp names a partition in the group's view.
+func (g *group) partExists(tp meta.TopicPartition) bool {
+	t := g.topicByID(tp.TopicID)
+	return t != nil && tp.Partition >= 0 && int(tp.Partition) < len(t.parts)
+}
+
+// part returns ps's delta, creating it on first touch.
+func (g *group) part(ps *partState) *partDelta {
+	if d, ok := g.parts[ps]; ok {
+		return d
+	}
+	var d *partDelta
+	if n := len(g.deltaFree); n > 0 {
+		d = g.deltaFree[n-1]
+		g.deltaFree = g.deltaFree[:n-1]
+	} else {
+		d = new(partDelta)
+	}
+	d.ps = ps
+	d.next = ps.next
+	d.logStart = ps.logStart
+	g.parts[ps] = d
+	g.partOrder = append(g.partOrder, d)
+	return d
+}
+
+func (g *group) epoch(pid int64) (int16, bool) {
+	if g.deadPIDs[pid] {
+		return 0, false
+	}
+	if e, ok := g.epochs[pid]; ok {
+		return e, true
+	}
+	e, ok := g.st.epochs[pid]
+	return e, ok
+}
+
+func (g *group) prodPart(k pidTP) (prodPart, bool) {
+	if g.deadPIDs[k.pid] {
+		return prodPart{}, false
+	}
+	if p, ok := g.prodParts[k]; ok {
+		return p, true
+	}
+	p, ok := g.st.prodParts[k]
+	return p, ok
+}
+
+// segment returns the stored answer to a segment committed before or
+// earlier in this group.
+func (g *group) segment(id meta.SegmentID) ([]byte, bool) {
+	if i, ok := g.segIdx[id]; ok {
+		return g.segs[i].enc, true
+	}
+	enc, ok := g.st.segs[id]
+	return enc, ok
+}
+
+func (g *group) addSegment(id meta.SegmentID, enc []byte, nowNanos int64) {
+	// Keys must increase strictly so that they sort in commit order and
+	// never collide, whatever the clock does.
+	n := max(nowNanos, g.lastNanos+1)
+	g.lastNanos = n
+	g.segIdx[id] = len(g.segs)
+	g.segs = append(g.segs, newSeg{key: makeSegKey(n, id), enc: enc})
+}
+
+// planPrune decides how many of the oldest kept segment answers this
+// group drops: those committed before cutoff, and as many as it takes to
+// keep at most limit answers. At most maxPrune go per group so that a
+// large backlog (after lowering the limit, or a long pause) is worked off
+// over several groups instead of stalling one.
+func (g *group) planPrune(cutoffNanos int64, limit, maxPrune int) {
+	st := g.st
+	total := st.segLen() + len(g.segs)
+	i := st.segHead
+	for i < len(st.segOrder) && i-st.segHead < maxPrune {
+		k := st.segOrder[i]
+		if k.nanos() >= cutoffNanos && total <= limit {
+			break
+		}
+		// An op of this group may have been answered from an entry
+		// pruned here; that answer was durable, so it stands.
+		total--
+		i++
+	}
+	g.prune = i - st.segHead
+}
+
+// mergeLocked applies the group to state. It must be called with
+// Service.mu held for writing, after the group was written durably.
+func (g *group) mergeLocked() {
+	st := g.st
+	for _, t := range g.newTopics {
+		st.topicsByName[t.topic.Name] = t
+		st.topicsByID[t.topic.ID] = t
+		i, _ := slices.BinarySearch(st.names, t.topic.Name)
+		st.names = slices.Insert(st.names, i, t.topic.Name)
+	}
+	for _, d := range g.partOrder {
+		d.ps.next = d.next
+		d.ps.logStart = d.logStart
+		d.ps.entries.append(d.entries...)
+		if d.trimmed {
+			d.ps.entries.trimFront(trimCount(d.ps, d.logStart))
+		}
+	}
+	for pid, e := range g.epochs {
+		st.epochs[pid] = e
+	}
+	for k, p := range g.prodParts {
+		st.prodParts[k] = p
+	}
+	for pid, ms := range g.pidUse {
+		st.pidUse[pid] = ms
+	}
+	mergeExpiredLocked(st, g.deadPIDs)
+	st.nextPID = g.nextPID
+	mergeOffsetsLocked(st, g.offsets)
+	mergeTopicChangesLocked(st, g.topicChanges)
+	for i := 0; i < g.prune; i++ {
+		k := st.segOrder[st.segHead]
+		delete(st.segs, k.id())
+		st.segOrder[st.segHead] = segKey{}
+		st.segHead++
+	}
+	// Compact the order queue once its dead front outweighs the live part.
+	if st.segHead > 1024 && st.segHead > len(st.segOrder)/2 {
+		n := copy(st.segOrder, st.segOrder[st.segHead:])
+		st.segOrder = st.segOrder[:n]
+		st.segHead = 0
+	}
+	for _, s := range g.segs {
+		st.segs[s.key.id()] = s.enc
+		st.segOrder = append(st.segOrder, s.key)
+	}
+}
+
+// events lists the group's new index entries as commit events, each
+// with its partition's high watermark after the group.
+func (g *group) events() []meta.CommitEvent {
+	n := 0
+	for _, d := range g.partOrder {
+		n += len(d.entries)
+		if d.trimmed {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	evs := make([]meta.CommitEvent, 0, n)
+	for _, d := range g.partOrder {
+		if d.trimmed {
+			evs = append(evs, meta.CommitEvent{
+				Entry:          meta.IndexEntry{TopicID: d.ps.tp.topic, Partition: d.ps.tp.part, BaseOffset: d.logStart, LastOffset: d.logStart - 1},
+				HighWatermark:  d.next,
+				LogStartOffset: d.logStart,
+				Trim:           true,
+			})
+		}
+		for _, e := range d.entries {
+			evs = append(evs, meta.CommitEvent{Entry: e, HighWatermark: d.next, LogStartOffset: d.logStart})
+		}
+	}
+	return evs
+}
