@@ -15,7 +15,7 @@ import (
 // meta/rpc, ...) or links bbolt, pgx or gRPC into the data path fails
 // here; cmd/sluice and agent wire the control plane in, and tests may.
 func TestAgentsImportOnlyTheContract(t *testing.T) {
-	pkgs := []string{"sluice.dev/meta", "sluice.dev/server", "sluice.dev/pipeline", "sluice.dev/cache"}
+	pkgs := []string{"sluice.dev/meta", "sluice.dev/server", "sluice.dev/pipeline", "sluice.dev/cache", "sluice.dev/jobs"}
 	forbidden := []string{
 		"sluice.dev/meta/",
 		"go.etcd.io/bbolt",
