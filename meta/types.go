@@ -137,13 +137,19 @@ type LookupResult struct {
 }
 
 // CommitEvent tells watchers that a partition gained committed data, or,
-// with Trim, that its log start offset moved (DeleteRecords): then Entry
-// names only the partition and holds no data.
+// with Trim, that its log start offset moved (DeleteRecords, retention):
+// then Entry names only the partition and holds no data. With Swap,
+// Entry is an entry that a compaction put in place of the entries that
+// covered exactly [Entry.BaseOffset, Entry.LastOffset] (the swapped range
+// always starts and ends at old entries' boundaries): a reader drops
+// whatever it cached for that range (or takes Entry instead); the old
+// objects stay readable for the GC grace period.
 type CommitEvent struct {
 	Entry          IndexEntry
 	HighWatermark  int64
 	LogStartOffset int64
 	Trim           bool
+	Swap           bool
 }
 
 // ProducerIDRequest asks for a producer id (InitProducerId).
