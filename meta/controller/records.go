@@ -66,13 +66,3 @@ func trimCount(ps *partState, logStart int64) int {
 	}
 	return n
 }
-
-// trimFront drops the first k entries.
-func (l *entryList) trimFront(k int) {
-	if k <= 0 {
-		return
-	}
-	all := l.copyRange(make([]meta.IndexEntry, 0, l.n-k), k, l.n-k)
-	*l = entryList{}
-	l.append(all...)
-}

@@ -108,18 +108,29 @@ const entryBlock = 512
 
 // entryList holds a partition's index entries in blocks of entryBlock,
 // so that appending never copies a long partition's whole index (which
-// would happen under the write lock) and trimming the front for
-// retention can drop whole blocks. Entries are sorted by BaseOffset and
-// dense (invariant 3 in doc.go).
+// would happen under the write lock), trimming the front for retention
+// drops whole blocks, and a compaction swap copies only the entries from
+// the swapped range on (swaps hit recent data, near the tail). Entries
+// are sorted by BaseOffset and dense (invariant 3 in doc.go).
+//
+// Readers may keep a view (a copy of the struct with its own blocks
+// slice header) and read it without Service.mu (timestamps.go): so no
+// method writes a slot a view could see. append writes only past every
+// block's length, trimFront only moves off and drops blocks, and
+// replace builds new blocks for everything from the swapped range on.
 type entryList struct {
-	blocks [][]meta.IndexEntry // every block but the last is full
+	// blocks: every block but the last is full; the first block's
+	// first off entries are no longer in the list.
+	blocks [][]meta.IndexEntry
+	off    int
 	n      int
 }
 
 func (l *entryList) len() int { return l.n }
 
 func (l *entryList) at(i int) *meta.IndexEntry {
-	return &l.blocks[i/entryBlock][i%entryBlock]
+	p := i + l.off
+	return &l.blocks[p/entryBlock][p%entryBlock]
 }
 
 func (l *entryList) append(es ...meta.IndexEntry) {
@@ -138,26 +149,80 @@ func (l *entryList) append(es ...meta.IndexEntry) {
 // find returns the index of the entry holding offset: the last entry
 // whose BaseOffset is <= offset, or -1 when offset is before the first.
 func (l *entryList) find(offset int64) int {
-	// The last block whose first entry starts at or before offset.
-	bi := sort.Search(len(l.blocks), func(i int) bool { return l.blocks[i][0].BaseOffset > offset }) - 1
+	if l.n == 0 {
+		return -1
+	}
+	// The last block whose first live entry starts at or before offset.
+	first := func(bi int) int {
+		if bi == 0 {
+			return l.off
+		}
+		return 0
+	}
+	bi := sort.Search(len(l.blocks), func(i int) bool { return l.blocks[i][first(i)].BaseOffset > offset }) - 1
 	if bi < 0 {
 		return -1
 	}
-	b := l.blocks[bi]
+	b := l.blocks[bi][first(bi):]
 	ei := sort.Search(len(b), func(i int) bool { return b[i].BaseOffset > offset }) - 1
-	return bi*entryBlock + ei
+	return bi*entryBlock + first(bi) + ei - l.off
 }
 
 // copyRange appends entries [from, from+n) to dst.
 func (l *entryList) copyRange(dst []meta.IndexEntry, from, n int) []meta.IndexEntry {
 	for n > 0 && from < l.n {
-		b := l.blocks[from/entryBlock][from%entryBlock:]
+		p := from + l.off
+		b := l.blocks[p/entryBlock][p%entryBlock:]
 		k := min(n, len(b))
 		dst = append(dst, b[:k]...)
 		from += k
 		n -= k
 	}
 	return dst
+}
+
+// trimFront drops the first k entries.
+func (l *entryList) trimFront(k int) {
+	k = min(k, l.n)
+	if k <= 0 {
+		return
+	}
+	l.n -= k
+	l.off += k
+	drop := l.off / entryBlock
+	if l.n == 0 {
+		*l = entryList{}
+		return
+	}
+	// Dropped blocks are released, not cleared: a view may still read
+	// them.
+	l.blocks = l.blocks[drop:]
+	l.off -= drop * entryBlock
+}
+
+// replace puts with in place of entries [i, j).
+func (l *entryList) replace(i, j int, with []meta.IndexEntry) {
+	tail := l.copyRange(nil, j, l.n-j)
+	p := i + l.off
+	bi := p / entryBlock
+	head := slices.Clone(l.blocks[bi][:p%entryBlock])
+	l.blocks = l.blocks[:bi:bi] // never append into a block a view holds
+	if len(head) > 0 {
+		// The partial block is rebuilt from its live prefix: a new
+		// block, full-capacity, so that later appends go to it.
+		nb := make([]meta.IndexEntry, len(head), entryBlock)
+		copy(nb, head)
+		l.blocks = append(l.blocks, nb)
+	}
+	l.n = i
+	if bi == 0 {
+		// The rebuilt first block starts at slot off still: keep it.
+		if len(head) == 0 {
+			l.off = 0
+		}
+	}
+	l.append(with...)
+	l.append(tail...)
 }
 
 // prodPart is the sequence state of one producer on one partition: the

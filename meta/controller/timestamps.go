@@ -18,7 +18,7 @@ import (
 // takes to scan. Under mu it takes a view of the entry list (its block
 // headers); that view stays valid without the lock because the state
 // never changes an entry in place: appends write past every block's
-// length as viewed, and trimming builds a new list (entryList).
+// length as viewed, and trims and swaps never write a slot a view holds (entryList).
 func (s *Service) FindTimestamp(ctx context.Context, tp meta.TopicPartition, q meta.TimestampQuery, ts int64) (meta.TimestampResult, error) {
 	if err := s.readable(ctx); err != nil {
 		return meta.TimestampResult{}, err
@@ -33,7 +33,7 @@ func (s *Service) FindTimestamp(ctx context.Context, tp meta.TopicPartition, q m
 		return meta.TimestampResult{}, meta.ErrUnknownTopicOrPartition
 	}
 	r := meta.TimestampResult{LogStartOffset: ps.logStart, HighWatermark: ps.next}
-	view := entryList{blocks: slices.Clone(ps.entries.blocks), n: ps.entries.n}
+	view := entryList{blocks: slices.Clone(ps.entries.blocks), off: ps.entries.off, n: ps.entries.n}
 	s.mu.RUnlock()
 
 	best := -1
