@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"sluice.dev/cache"
+	"sluice.dev/jobs"
 	"sluice.dev/meta"
 	"sluice.dev/objstore"
 	"sluice.dev/pipeline"
@@ -44,6 +46,11 @@ type Config struct {
 	Zone                       string        // --zone
 	Group                      string        // --group
 	Roles                      []string      // --roles
+	// CompactionInterval and GCInterval: how often an agent with the
+	// jobs role asks meta for compaction and garbage collection work
+	// (jobs.Config; 0 takes the defaults, 1 minute each).
+	CompactionInterval time.Duration // --compaction-interval
+	GCInterval         time.Duration // --gc-interval
 	// PeerListen, when set, runs the zone cache (cache.Zone): agents of
 	// one zone share their block caches over an authenticated peer
 	// protocol on this address. PeerSecret authenticates it (every agent
@@ -72,7 +79,8 @@ type Agent struct {
 	pipeline *pipeline.Pipeline
 	server   *server.Server
 	meta     meta.Client
-	zone     *cache.Zone // nil without a peer listener
+	zone     *cache.Zone  // nil without a peer listener
+	jobs     *jobs.Runner // nil without the jobs role
 	peerView *peerView
 
 	ttl    time.Duration // registry lease, from meta
@@ -181,8 +189,43 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 	}
 	go a.heartbeat(a.hbStop)
 	a.startPeerView(ctx)
+	if err = step("jobs", func() error { return a.startJobs(store) }); err != nil {
+		_ = a.Stop(ctx)
+		return nil, err
+	}
 	return a, nil
 }
+
+// startJobs runs the background jobs when the agent has the jobs role
+// (no --roles means every role) and meta serves them.
+func (a *Agent) startJobs(store objstore.Store) error {
+	if len(a.cfg.Roles) > 0 && !slices.Contains(a.cfg.Roles, "jobs") {
+		return nil
+	}
+	jc, ok := a.meta.(meta.JobsClient)
+	if !ok {
+		a.log.Warn("agent: the jobs role is on, but this control plane does not serve jobs: no compaction or garbage collection")
+		return nil
+	}
+	r, err := jobs.New(jobs.Config{
+		AgentID:            a.cfg.ID,
+		Meta:               jc,
+		Store:              store,
+		CompactionInterval: a.cfg.CompactionInterval,
+		GCInterval:         a.cfg.GCInterval,
+		Log:                a.log,
+	})
+	if err != nil {
+		return err
+	}
+	a.jobs = r
+	r.Start()
+	return nil
+}
+
+// Jobs is the agent's job runner, nil without the jobs role (tests run
+// jobs through it without waiting for an interval).
+func (a *Agent) Jobs() *jobs.Runner { return a.jobs }
 
 func (a *Agent) closeZone() error {
 	if a.zone == nil {
@@ -217,6 +260,10 @@ func (a *Agent) Stop(ctx context.Context) error {
 			first = fmt.Errorf("agent: stop %s: %w", name, err)
 		}
 		a.log.Info("stopped", "part", name, "took", time.Since(start).Round(time.Millisecond), "err", err)
+	}
+	if a.jobs != nil {
+		// A job in progress is given back to meta for another agent.
+		step("jobs", func() error { a.jobs.Stop(); return nil })
 	}
 	step("registration", func() error {
 		// Leave the registry first, so that other agents stop sending

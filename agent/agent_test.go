@@ -72,8 +72,18 @@ func startCluster(t testing.TB, dir string, cfg agent.Config) *testCluster {
 // startClusterWith lets a test put a wrapper between the agent and meta.
 func startClusterWith(t testing.TB, dir string, cfg agent.Config, wrap func(meta.Client) meta.Client) *testCluster {
 	t.Helper()
+	return startClusterMeta(t, dir, cfg, wrap, nil)
+}
+
+// startClusterMeta also lets a test change meta's configuration.
+func startClusterMeta(t testing.TB, dir string, cfg agent.Config, wrap func(meta.Client) meta.Client, mcfg func(*controller.Config)) *testCluster {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := controller.Open(controller.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
+	ccfg := controller.Config{Dir: filepath.Join(dir, "meta"), Logger: log}
+	if mcfg != nil {
+		mcfg(&ccfg)
+	}
+	m, err := controller.Open(ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}

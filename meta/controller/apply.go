@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"time"
 
 	"sluice.dev/meta"
 )
@@ -19,7 +20,7 @@ func (s *Service) apply(g *group, o *op, now int64) {
 	case opCreateTopics:
 		o.topicResults = s.applyCreateTopics(g, o.specs)
 	case opCommitSegment:
-		o.commitResult = applyCommit(g, o.commit, now)
+		o.commitResult, o.err = applyCommit(g, o.commit, now, s.commitMaxAge())
 	case opInitProducerID:
 		o.pidResult, o.err = applyInitProducerID(g, o.pidReq)
 	case opCommitOffsets:
@@ -30,6 +31,12 @@ func (s *Service) apply(g *group, o *op, now int64) {
 		o.deleteResults = applyDeleteRecords(g, o.deletes)
 	case opRetention:
 		o.count = s.applyRetention(g)
+	case opSwap:
+		o.swapOutcome, o.err = s.applySwap(g, o.swap, now)
+	case opCheckOrphans:
+		o.orphans = s.applyCheckOrphans(g, o.orphanKeys, now)
+	case opForgetObjects:
+		g.forget = append(g.forget, o.forgetIDs...)
 	case opExpireProducers:
 		o.count = applyExpireProducers(g, s.cfg.ProducerIDExpiration)
 	default:
@@ -133,16 +140,27 @@ func (g *group) newTopicID() meta.TopicID {
 
 // applyCommit assigns offsets to the chunks of c (see CommitSegment in
 // client.go and the rules in producer.go) and returns the answer.
-func applyCommit(g *group, c *meta.SegmentCommit, now int64) meta.CommitResult {
+//
+// A segment id older than maxAge (half the GC grace; 0: no limit) on
+// meta's clock is refused with meta.ErrSegmentExpired, unless its answer
+// is kept: then the repeat gets it.
+func applyCommit(g *group, c *meta.SegmentCommit, now int64, maxAge time.Duration) (meta.CommitResult, error) {
 	if enc, ok := g.segment(c.SegmentID); ok {
 		r, err := decodeCommitResult(enc)
 		if err != nil {
 			// Encoded by this process or checked by Open.
 			panic(fmt.Sprintf("BUG: meta: stored answer of segment %s: %v", c.SegmentID, err))
 		}
-		return r
+		return r, nil
+	}
+	if maxAge > 0 && c.SegmentID.Time().UnixNano() < now-maxAge.Nanoseconds() {
+		// The orphan collector may have deleted the object already
+		// (docs/compaction.md, "No commit can claim an orphan").
+		return meta.CommitResult{}, fmt.Errorf("%w: segment %s was made at %s, more than %v (half of --gc-grace) before meta's clock: meta was unreachable that long, or the agent's clock is behind",
+			meta.ErrSegmentExpired, c.SegmentID, c.SegmentID.Time().UTC().Format(time.RFC3339Nano), maxAge)
 	}
 	g.seq++
+	g.objsNew = append(g.objsNew, bornObj{id: c.SegmentID, key: c.ObjectKey, size: c.Size})
 	res := make([]meta.ChunkResult, len(c.Chunks))
 	for i := range c.Chunks {
 		ch := &c.Chunks[i]
@@ -167,7 +185,7 @@ func applyCommit(g *group, c *meta.SegmentCommit, now int64) meta.CommitResult {
 		}
 	}
 	g.addSegment(c.SegmentID, appendCommitResult(make([]byte, 0, 2+len(res)*4), res), now)
-	return meta.CommitResult{Chunks: res}
+	return meta.CommitResult{Chunks: res}, nil
 }
 
 // appendChunk checks one chunk of c on partition ps and, if it is to be

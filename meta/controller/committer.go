@@ -53,6 +53,9 @@ const (
 	opDeleteRecords
 	opExpireProducers
 	opRetention
+	opSwap          // a compaction result (swap.go)
+	opCheckOrphans  // jobs.go: reads only, ordered after every commit before it
+	opForgetObjects // jobs.go: deleted objects; changes memory only
 )
 
 // op is one mutation on its way through the committer. The caller fills
@@ -69,6 +72,10 @@ type op struct {
 	admin  *topicAdminReq
 	// deletes are DeleteRecords specs.
 	deletes []meta.DeleteRecordsSpec
+	// swap, orphanKeys, forgetIDs: the jobs' ops.
+	swap       *swapReq
+	orphanKeys []string
+	forgetIDs  []meta.SegmentID
 
 	err           error
 	topicResults  []meta.TopicResult
@@ -76,6 +83,8 @@ type op struct {
 	pidResult     meta.ProducerIDResult
 	adminErrs     []error
 	deleteResults []meta.PartitionState
+	swapOutcome   meta.CompactOutcome
+	orphans       []string
 	count         int // producer ids expired (opExpireProducers), partitions moved (opRetention)
 	done          chan struct{}
 }
@@ -206,6 +215,11 @@ func (s *Service) commitGroup(ops []*op) {
 		s.mu.Unlock()
 		s.publish(g.events)
 		segmentsCommitted.Add(len(g.segs))
+	} else if len(g.forget) > 0 {
+		// Only memory changes: objects meta stops tracking.
+		s.mu.Lock()
+		g.mergeLocked()
+		s.mu.Unlock()
 	}
 	for _, o := range ops {
 		close(o.done)

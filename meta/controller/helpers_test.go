@@ -173,6 +173,17 @@ type stateSnap struct {
 	SegOrder  []segKey
 	Offsets   map[string]map[meta.TopicPartition]meta.CommittedOffset
 	PIDUse    map[int64]int64
+	// Objects: the live objects (dead ones are not kept across a
+	// restart: the orphan pass finds them).
+	Objects map[meta.SegmentID]objSnap
+}
+
+type objSnap struct {
+	Key   string
+	Size  int64
+	Level int8
+	Refs  int32
+	Live  int64
 }
 
 type partSnap struct {
@@ -220,6 +231,12 @@ func snapshot(s *Service) stateSnap {
 	for k, v := range st.segs {
 		sn.Segs[k] = slices.Clone(v)
 	}
+	sn.Objects = make(map[meta.SegmentID]objSnap)
+	for id, ob := range st.objs.byID {
+		if ob.refs > 0 {
+			sn.Objects[id] = objSnap{Key: ob.key, Size: ob.size, Level: ob.level, Refs: ob.refs, Live: ob.live}
+		}
+	}
 	return sn
 }
 
@@ -255,9 +272,14 @@ var segCounter atomic.Uint64
 
 // newSegID returns a segment id shaped like the agent's: a time prefix
 // and random bytes.
-func newSegID() meta.SegmentID {
+func newSegID() meta.SegmentID { return newSegIDAt(time.Now()) }
+
+// newSegIDAt makes an id at t: tests whose committer runs on a fake clock
+// make ids on that clock, as an agent's ids follow real time (meta
+// refuses ids older than half the GC grace).
+func newSegIDAt(t time.Time) meta.SegmentID {
 	var id meta.SegmentID
-	binary.BigEndian.PutUint64(id[:8], uint64(time.Now().UnixNano())+segCounter.Add(1))
+	binary.BigEndian.PutUint64(id[:8], uint64(t.UnixNano())+segCounter.Add(1))
 	rand.Read(id[8:])
 	return id
 }
@@ -269,8 +291,10 @@ type segment struct {
 	pos int64
 }
 
-func newSegment() *segment {
-	id := newSegID()
+func newSegment() *segment { return newSegmentAt(time.Now()) }
+
+func newSegmentAt(t time.Time) *segment {
+	id := newSegIDAt(t)
 	return &segment{SegmentCommit: meta.SegmentCommit{SegmentID: id, ObjectKey: "segments/" + id.String(), AgentID: "agent-1"}}
 }
 

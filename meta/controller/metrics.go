@@ -19,4 +19,13 @@ var (
 	registryExpired = metrics.NewCounter("sluice_meta_agents_expired_total")
 	// retentionMoves counts log start moves by retention (retention.go).
 	retentionMoves = metrics.NewCounter("sluice_meta_retention_log_start_moves_total")
+	// Background jobs (jobs.go).
+	jobsLeased          = metrics.NewCounter("sluice_meta_jobs_leased_total")
+	jobsAbandoned       = metrics.NewCounter("sluice_meta_jobs_abandoned_total")
+	compactSwapped      = metrics.NewCounter("sluice_meta_compaction_entries_swapped_total")
+	compactRefused      = metrics.NewCounter("sluice_meta_compaction_entries_refused_total")
+	compactBytesRead    = metrics.NewCounter("sluice_meta_compaction_read_bytes_total")
+	compactBytesWritten = metrics.NewCounter("sluice_meta_compaction_written_bytes_total")
+	objectsDeleted      = metrics.NewCounter("sluice_meta_gc_objects_deleted_total")
+	orphansDeleted      = metrics.NewCounter("sluice_meta_gc_orphans_deleted_total")
 )

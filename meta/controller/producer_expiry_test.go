@@ -42,11 +42,11 @@ func TestProducerIDExpiry(t *testing.T) {
 	a := createTopic(t, s, "a", 2)
 	idle, _ := s.InitProducerID(ctx, meta.ProducerIDRequest{ProducerID: -1, ProducerEpoch: -1})
 	busy, _ := s.InitProducerID(ctx, meta.ProducerIDRequest{ProducerID: -1, ProducerEpoch: -1})
-	commit(t, s, newSegment().addP(a.ID, 0, 2, 20, idle.ProducerID, 0, 0).addP(a.ID, 1, 2, 20, idle.ProducerID, 0, 0))
+	commit(t, s, newSegmentAt(clk.now()).addP(a.ID, 0, 2, 20, idle.ProducerID, 0, 0).addP(a.ID, 1, 2, 20, idle.ProducerID, 0, 0))
 	seq := int32(0)
 	for range 4 {
 		clk.add(exp / 3)
-		r := commit(t, s, newSegment().addP(a.ID, 0, 1, 10, busy.ProducerID, 0, seq))
+		r := commit(t, s, newSegmentAt(clk.now()).addP(a.ID, 0, 1, 10, busy.ProducerID, 0, seq))
 		if r.Chunks[0].Status != meta.ChunkAppended {
 			t.Fatalf("busy producer: %v", r.Chunks[0].Status)
 		}
@@ -72,7 +72,7 @@ func TestProducerIDExpiry(t *testing.T) {
 	// Durable: the reopened store has forgotten it too.
 	s = reopen(t, s, withExp)
 	s.now = clk.now
-	r := commit(t, s, newSegment().addP(a.ID, 0, 1, 10, idle.ProducerID, 0, 2).addP(a.ID, 1, 1, 10, 1000, 0, 0))
+	r := commit(t, s, newSegmentAt(clk.now()).addP(a.ID, 0, 1, 10, idle.ProducerID, 0, 2).addP(a.ID, 1, 1, 10, 1000, 0, 0))
 	if r.Chunks[0].Status != meta.ChunkUnknownProducer {
 		t.Fatalf("batch of an expired producer: %v, want ChunkUnknownProducer", r.Chunks[0].Status)
 	}
@@ -101,13 +101,13 @@ func TestProducerIDTouchIsCoarse(t *testing.T) {
 	first := use()
 	for i := range int32(5) {
 		clk.add(100 * time.Millisecond)
-		commit(t, s, newSegment().addP(a.ID, 0, 1, 10, p.ProducerID, 0, i))
+		commit(t, s, newSegmentAt(clk.now()).addP(a.ID, 0, 1, 10, p.ProducerID, 0, i))
 	}
 	if use() != first {
 		t.Fatalf("last use moved within touchEvery: %d -> %d", first, use())
 	}
 	clk.add(time.Second)
-	commit(t, s, newSegment().addP(a.ID, 0, 1, 10, p.ProducerID, 0, 5))
+	commit(t, s, newSegmentAt(clk.now()).addP(a.ID, 0, 1, 10, p.ProducerID, 0, 5))
 	if got, want := use(), clk.now().UnixMilli(); got != want {
 		t.Fatalf("last use %d after touchEvery, want %d", got, want)
 	}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -100,7 +101,7 @@ func TestOpenDropsRecordsOfDeletedTopics(t *testing.T) {
 			{bucketOffsets, offsetKey(nil, "g", meta.TopicPartition{TopicID: gone}), append([]byte{recFormat}, make([]byte, 20)...)},
 			{bucketOffsets, offsetKey(nil, "g", meta.TopicPartition{TopicID: a.ID, Partition: 7}), append([]byte{recFormat}, make([]byte, 20)...)},
 			{bucketPartitions, tp, append([]byte{recFormat}, make([]byte, 16)...)},
-			{bucketIndex, be.AppendUint64(slicesClone(tp), 0), appendIndexValue(nil, &meta.IndexEntry{LastOffset: 2, ObjectKey: "k"})},
+			{bucketIndex, be.AppendUint64(slicesClone(tp), 0), appendIndexValue(nil, &meta.IndexEntry{LastOffset: 2, ObjectKey: "k"}, 0)},
 		}
 		for _, p := range puts {
 			if err := tx.Put(p.b, p.k, p.v); err != nil {
@@ -216,7 +217,7 @@ func TestReopenProperty(t *testing.T) {
 			t.Fatalf("step %d failed (seed %d); ops so far:\n%s", i, seed, strings.Join(d.log, "\n"))
 		}
 	}
-	t.Logf("%d steps: %s", steps, d.summary())
+	t.Logf("%d steps: %s swapped=%d", steps, d.summary(), d.swapped.Load())
 }
 
 // FuzzReopen drives the same operations from the fuzzer's bytes (one or
@@ -263,6 +264,8 @@ type reopenDriver struct {
 	pids []int64
 	pidE map[int64]int16
 	seqs map[pidTP]int32
+	// swapped counts compaction results that swapped entries in.
+	swapped atomic.Int64
 	// dead holds ids of deleted topics, to aim ops at them too.
 	dead []meta.TopicID
 	clk  *fakeClock
@@ -285,7 +288,14 @@ func newReopenDriver(t testing.TB, dir string, choose func(int) int) *reopenDriv
 	return d
 }
 
-func withReopenExp(c *Config) { c.ProducerIDExpiration = reopenExp }
+// withReopenExp also sets a GC grace longer than the clock moves within
+// a burst (segments are made before a burst's clock jumps): the age
+// limit on commits has tests of its own.
+func withReopenExp(c *Config) {
+	c.ProducerIDExpiration = reopenExp
+	c.GCGrace = 4 * reopenExp
+	c.SegmentResultTTL = 4 * reopenExp
+}
 
 var reopenNames = []string{"a", "b", "c"}
 var reopenGroups = []string{"g1", "g2"}
@@ -299,7 +309,7 @@ func (d *reopenDriver) logf(format string, args ...any) {
 
 func (d *reopenDriver) summary() string {
 	var b strings.Builder
-	for _, k := range []string{"create", "plain", "idem", "delete", "partitions", "records", "offsets", "deloffsets", "delgroup", "pid", "bump", "fenced", "config", "expire", "retention", "burst"} {
+	for _, k := range []string{"create", "plain", "idem", "delete", "partitions", "records", "offsets", "deloffsets", "delgroup", "pid", "bump", "fenced", "config", "expire", "retention", "swap", "burst"} {
 		b.WriteString(k + "=" + strconv.Itoa(d.counts[k]) + " ")
 	}
 	return b.String()
@@ -356,7 +366,9 @@ func (d *reopenDriver) pick() func() {
 	t, s := d.t, d.s
 	ctx := ctxT(t)
 	ts := d.topics()
-	switch d.choose(15) {
+	switch d.choose(17) {
+	case 15, 16: // a compaction result for a run of a partition's entries
+		return d.pickSwap(ts)
 	case 14: // a retention check (topics get retention configs below)
 		d.counts["retention"]++
 		d.logf("retention")
@@ -386,7 +398,7 @@ func (d *reopenDriver) pick() func() {
 			}
 		}
 	case 1, 2: // a plain segment over 1-3 partitions
-		sg := newSegment()
+		sg := newSegmentAt(d.clk.now())
 		for range 1 + d.choose(3) {
 			if tp, ok := d.tp(ts); ok {
 				sg.add(tp.TopicID, tp.Partition, int32(1+d.choose(5)), int32(10+d.choose(100)))
@@ -407,7 +419,7 @@ func (d *reopenDriver) pick() func() {
 			return d.initPID(ctx)
 		}
 		pid := d.pids[d.choose(len(d.pids))]
-		sg := newSegment()
+		sg := newSegmentAt(d.clk.now())
 		for range 1 + d.choose(2) {
 			tp, ok := d.tp(ts)
 			if !ok {
@@ -573,4 +585,84 @@ func (d *reopenDriver) initPID(ctx context.Context) func() {
 	d.counts["pid"]++
 	d.logf("pid %d", r.ProducerID)
 	return func() {}
+}
+
+// pickSwap makes a compaction result for 1-4 consecutive entries of a
+// partition, as a jobs agent would: one output object whose entries
+// cover exactly their offsets. Now and then the result lacks one of the
+// sources (meta must refuse the run) or is sent twice (the second is
+// refused). Concurrent ops of a burst may change the range first; meta
+// must then refuse it and leave the index as it was.
+func (d *reopenDriver) pickSwap(ts []meta.Topic) func() {
+	t, s := d.t, d.s
+	tp, ok := d.tp(ts)
+	if !ok {
+		return func() {}
+	}
+	snap := snapshot(s)
+	es := snap.Parts[tpKey{topic: tp.TopicID, part: tp.Partition}].Entries
+	if len(es) == 0 {
+		return func() {}
+	}
+	i := d.choose(len(es))
+	j := min(len(es), i+1+d.choose(4))
+	run := es[i:j]
+	id := newSegIDAt(d.clk.now())
+	key := meta.ObjectKey(id)
+	var size int64 = 24
+	for _, e := range run {
+		size += e.Length
+	}
+	size += 36
+	src := map[meta.SegmentID]bool{}
+	for _, e := range run {
+		src[e.SegmentID] = true
+	}
+	if d.choose(5) == 0 {
+		delete(src, run[d.choose(len(run))].SegmentID)
+	}
+	// One or two output entries over the run's offsets.
+	first, last := run[0].BaseOffset, run[len(run)-1].LastOffset
+	cut := last
+	if last > first && d.choose(2) == 0 {
+		cut = first + int64(d.choose(int(last-first)))
+	}
+	var outs []meta.IndexEntry
+	pos := int64(24)
+	for _, r := range [][2]int64{{first, cut}, {cut + 1, last}} {
+		if r[1] < r[0] {
+			continue
+		}
+		n := max((size-60)*(r[1]-r[0]+1)/(last-first+1), 1)
+		outs = append(outs, meta.IndexEntry{TopicID: tp.TopicID, Partition: tp.Partition, BaseOffset: r[0], LastOffset: r[1],
+			SegmentID: id, ObjectKey: key, ObjectSize: size, Start: pos, Length: n, MaxTimestamp: run[len(run)-1].MaxTimestamp})
+		pos += n
+	}
+	level := int8(1 + d.choose(3))
+	twice := d.choose(4) == 0
+	d.counts["swap"]++
+	d.logf("swap %s/%d [%d, %d] (%d entries -> %d, %d sources) level %d twice %v", tp.TopicID, tp.Partition, first, last, len(run), len(outs), len(src), level, twice)
+	return func() {
+		ctx := ctxT(t)
+		for k := range 1 + btoi(twice) {
+			o := &op{kind: opSwap, swap: &swapReq{res: meta.CompactResult{Output: id, ObjectKey: key, Size: size, Entries: outs}, sources: src, level: level}}
+			if err := s.submit(ctx, o); err != nil || o.err != nil {
+				t.Errorf("swap: %v %v", err, o.err)
+				return
+			}
+			if o.swapOutcome.Swapped > 0 {
+				d.swapped.Add(1)
+			}
+			if k > 0 && o.swapOutcome.Swapped != 0 {
+				t.Errorf("a repeated compaction result swapped %d entries", o.swapOutcome.Swapped)
+			}
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

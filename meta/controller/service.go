@@ -14,6 +14,7 @@ import (
 	"sluice.dev/meta"
 	"sluice.dev/meta/groups"
 	"sluice.dev/meta/kv"
+	"sluice.dev/meta/planner"
 )
 
 // Config configures a Service. Zero values take the defaults below.
@@ -36,11 +37,14 @@ type Config struct {
 	// to a committed segment is kept for idempotent re-commits: answers
 	// older than the TTL are dropped, and the oldest are dropped beyond
 	// the limit, whichever comes first. A re-commit after its answer was
-	// dropped is treated as a new segment (its data would be stored
-	// twice), so both bounds must stay far beyond an agent's commit retry
-	// window (seconds to minutes). An answer costs about 100 bytes of
-	// memory plus ~4-8 bytes per chunk. Defaults 24h and 1<<20
-	// (~0.5 GiB at the limit with 64 chunks per segment).
+	// dropped is refused with ErrSegmentExpired as long as the TTL is at
+	// least half of GCGrace (commits of older ids are refused anyway),
+	// which Open checks; only the limit could make a re-commit count as
+	// new (its data stored twice), so it must stay far beyond the
+	// segments committed in an agent's commit retry window. An answer
+	// costs about 100 bytes of memory plus ~4-8 bytes per chunk.
+	// Defaults 1h and 1<<20 (~0.5 GiB at the limit with 64 chunks per
+	// segment).
 	SegmentResultTTL   time.Duration
 	SegmentResultLimit int
 	// WatchBuffer is how many commit batches a watcher may fall behind
@@ -72,6 +76,24 @@ type Config struct {
 	// (producer_expiry.go). Kafka's producer.id.expiration.ms; default
 	// one day, like Kafka's.
 	ProducerIDExpiration time.Duration
+	// GCGrace is how long an object nothing references stays in the
+	// bucket before the garbage collector deletes it, and twice the age
+	// of the oldest segment id a commit may name (docs/compaction.md).
+	// It must outlive every reader holding an old index entry. Default
+	// 5 minutes (--gc-grace).
+	GCGrace time.Duration
+	// Compaction holds the planner's thresholds (meta/planner).
+	Compaction planner.Config
+	// CompactEntryBytes bounds an index entry of a compaction output: a
+	// fetch reads whole entries. Default 1 MiB.
+	CompactEntryBytes int64
+	// JobLeaseTTL is how long a job stays one agent's. Default the
+	// smaller of 2 minutes and GCGrace/4, so that a compaction result is
+	// in long before its output id is too old to commit.
+	JobLeaseTTL time.Duration
+	// OrphanInterval is how often one pass over the bucket for orphans
+	// is leased (it lists every object). Default 10 minutes.
+	OrphanInterval time.Duration
 	// Groups bounds consumer groups and their offsets (groups.go).
 	Groups groups.Config
 	// Logger receives meta's log lines. Default slog.Default().
@@ -84,7 +106,7 @@ type Config struct {
 
 const (
 	defaultMaxPartitions      = 100_000
-	defaultSegmentResultTTL   = 24 * time.Hour
+	defaultSegmentResultTTL   = time.Hour
 	defaultSegmentResultLimit = 1 << 20
 	defaultWatchBuffer        = 1024
 )
@@ -130,6 +152,19 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.ProducerIDExpiration == 0 {
 		cfg.ProducerIDExpiration = defaultProducerIDExpiration
 	}
+	if cfg.GCGrace == 0 {
+		cfg.GCGrace = defaultGCGrace
+	}
+	cfg.Compaction = cfg.Compaction.WithDefaults()
+	if cfg.CompactEntryBytes == 0 {
+		cfg.CompactEntryBytes = defaultCompactEntry
+	}
+	if cfg.JobLeaseTTL == 0 {
+		cfg.JobLeaseTTL = min(2*time.Minute, cfg.GCGrace/4)
+	}
+	if cfg.OrphanInterval == 0 {
+		cfg.OrphanInterval = defaultOrphanInterval
+	}
 	var err error
 	if cfg.Groups, err = cfg.Groups.WithDefaults(); err != nil {
 		return cfg, err
@@ -139,8 +174,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("meta: Config.MaxPartitions %d < 0", cfg.MaxPartitions)
 	case cfg.DefaultPartitions < 1 || cfg.DefaultPartitions > cfg.MaxPartitions:
 		return cfg, fmt.Errorf("meta: Config.DefaultPartitions %d not in [1, MaxPartitions %d]", cfg.DefaultPartitions, cfg.MaxPartitions)
-	case cfg.SegmentResultTTL < 0:
-		return cfg, fmt.Errorf("meta: Config.SegmentResultTTL %v < 0", cfg.SegmentResultTTL)
+	case cfg.SegmentResultTTL < cfg.GCGrace/2:
+		return cfg, fmt.Errorf("meta: Config.SegmentResultTTL %v is shorter than half of --gc-grace %v: a retried commit could be stored twice", cfg.SegmentResultTTL, cfg.GCGrace)
 	case cfg.SegmentResultLimit < 0:
 		return cfg, fmt.Errorf("meta: Config.SegmentResultLimit %d < 0", cfg.SegmentResultLimit)
 	case cfg.MaxTopics < 0 || cfg.MaxClusterPartitions < 0:
@@ -151,6 +186,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("meta: Config.RetentionCheckInterval %v < 0", cfg.RetentionCheckInterval)
 	case cfg.ProducerIDExpiration < 0:
 		return cfg, fmt.Errorf("meta: Config.ProducerIDExpiration %v < 0", cfg.ProducerIDExpiration)
+	case cfg.GCGrace < 4*time.Second || cfg.JobLeaseTTL <= 0 || cfg.JobLeaseTTL > cfg.GCGrace/2 || cfg.OrphanInterval < 0 || cfg.CompactEntryBytes < 0:
+		return cfg, fmt.Errorf("meta: --gc-grace %v must be at least 4s and the job lease %v in (0, grace/2]", cfg.GCGrace, cfg.JobLeaseTTL)
 	case cfg.WatchBuffer < 0:
 		return cfg, fmt.Errorf("meta: Config.WatchBuffer %d < 0", cfg.WatchBuffer)
 	}
@@ -191,6 +228,9 @@ type Service struct {
 
 	// groups is the consumer group coordinator (in memory; see groups.go).
 	groups *groups.Coordinator
+
+	// jobs holds the leases of background jobs (jobs.go).
+	jobs *jobsState
 
 	// registry holds the live agents (in memory; see registry.go).
 	registry *registry
@@ -239,6 +279,7 @@ func Open(cfg Config) (*Service, error) {
 		watchers: make(map[*watcher]struct{}),
 		registry: newRegistry(cfg.AgentTTL),
 		openedAt: time.Now(),
+		jobs:     newJobsState(),
 	}
 	s.groups = groups.New(cfg.Groups, groupOffsets{s})
 	s.g.touchEvery = touchEvery(cfg.ProducerIDExpiration)
@@ -403,7 +444,7 @@ func (s *Service) CommitSegment(ctx context.Context, c meta.SegmentCommit) (meta
 	if err := s.submit(ctx, o); err != nil {
 		return meta.CommitResult{}, err
 	}
-	return o.commitResult, nil
+	return o.commitResult, o.err
 }
 
 // InitProducerID implements Client.

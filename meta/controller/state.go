@@ -40,6 +40,10 @@ type state struct {
 	segOrder []segKey
 	segHead  int
 
+	// objs are the objects the index points into, and the dead ones
+	// awaiting deletion (objects.go).
+	objs *objects
+
 	// offsets holds consumer groups' committed offsets.
 	offsets map[string]map[meta.TopicPartition]meta.CommittedOffset
 }
@@ -53,6 +57,7 @@ func newState() *state {
 		pidUse:       make(map[int64]int64),
 		segs:         make(map[meta.SegmentID][]byte),
 		offsets:      make(map[string]map[meta.TopicPartition]meta.CommittedOffset),
+		objs:         newObjects(),
 	}
 }
 
@@ -281,6 +286,28 @@ type group struct {
 	offsets []offsetChange // committed offsets, in order
 
 	topicChanges []topicChange // deleted or changed topics, in order
+
+	// objsNew are objects committed in this group: agents' segments and
+	// compaction outputs. One that no entry points into after the merge
+	// is dead at once (objects.bornDead).
+	objsNew []bornObj
+	// forget: deleted objects meta stops tracking (CompleteDelete).
+	forget []meta.SegmentID
+}
+
+type bornObj struct {
+	id    meta.SegmentID
+	key   string
+	size  int64
+	level int8
+}
+
+// entrySwap replaces the committed entries [i, j) of a partition by
+// with, entries of a compaction output of level (swap.go).
+type entrySwap struct {
+	i, j  int
+	with  []meta.IndexEntry
+	level int8
 }
 
 // partDelta is a partition's change in a group.
@@ -291,6 +318,9 @@ type partDelta struct {
 	// trimmed: logStart moved forward in this group (DeleteRecords).
 	trimmed bool
 	entries []meta.IndexEntry // new entries, appended after ps.entries
+	// swaps replace ranges of the committed entries (compaction); their
+	// ranges never overlap. Applied before the appends and the trim.
+	swaps []entrySwap
 	// runSeq is the group.seq of the commit whose chunk ended the last
 	// entry, while the next chunk of that commit may still extend it;
 	// 0 when no run is open.
@@ -325,7 +355,8 @@ func (g *group) reset() {
 	clear(g.parts)
 	for _, d := range g.partOrder {
 		clear(d.entries)
-		*d = partDelta{entries: d.entries[:0]}
+		clear(d.swaps)
+		*d = partDelta{entries: d.entries[:0], swaps: d.swaps[:0]}
 		g.deltaFree = append(g.deltaFree, d)
 	}
 	clear(g.partOrder)
@@ -345,6 +376,9 @@ func (g *group) reset() {
 	g.offsets = g.offsets[:0]
 	clear(g.topicChanges)
 	g.topicChanges = g.topicChanges[:0]
+	clear(g.objsNew)
+	g.objsNew = g.objsNew[:0]
+	g.forget = g.forget[:0]
 }
 
 // dirty reports whether the group changed anything that must be written.
@@ -472,12 +506,33 @@ func (g *group) mergeLocked() {
 		i, _ := slices.BinarySearch(st.names, t.topic.Name)
 		st.names = slices.Insert(st.names, i, t.topic.Name)
 	}
+	objs, now := st.objs, g.nowMs
 	for _, d := range g.partOrder {
 		d.ps.next = d.next
 		d.ps.logStart = d.logStart
+		// Swaps first, last range first: their indices are into the
+		// committed list. Then appends, then the trim (writeGroup
+		// writes the same outcome: see there).
+		slices.SortFunc(d.swaps, func(a, b entrySwap) int { return b.i - a.i })
+		for _, sw := range d.swaps {
+			for k := sw.i; k < sw.j; k++ {
+				objs.unref(d.ps.entries.at(k), now)
+			}
+			d.ps.entries.replace(sw.i, sw.j, sw.with)
+			for k := range sw.with {
+				objs.ref(&sw.with[k], sw.level, now)
+			}
+		}
+		for k := range d.entries {
+			objs.ref(&d.entries[k], 0, now)
+		}
 		d.ps.entries.append(d.entries...)
 		if d.trimmed {
-			d.ps.entries.trimFront(trimCount(d.ps, d.logStart))
+			n := trimCount(d.ps, d.logStart)
+			for k := range n {
+				objs.unref(d.ps.entries.at(k), now)
+			}
+			d.ps.entries.trimFront(n)
 		}
 	}
 	for pid, e := range g.epochs {
@@ -492,7 +547,11 @@ func (g *group) mergeLocked() {
 	mergeExpiredLocked(st, g.deadPIDs)
 	st.nextPID = g.nextPID
 	mergeOffsetsLocked(st, g.offsets)
-	mergeTopicChangesLocked(st, g.topicChanges)
+	mergeTopicChangesLocked(st, g.topicChanges, now)
+	for _, b := range g.objsNew {
+		objs.bornDead(b.id, b.key, b.size, b.level, now)
+	}
+	objs.forget(g.forget)
 	for i := 0; i < g.prune; i++ {
 		k := st.segOrder[st.segHead]
 		delete(st.segs, k.id())
@@ -520,6 +579,9 @@ func (g *group) events() []meta.CommitEvent {
 		if d.trimmed {
 			n++
 		}
+		for _, sw := range d.swaps {
+			n += len(sw.with)
+		}
 	}
 	if n == 0 {
 		return nil
@@ -533,6 +595,12 @@ func (g *group) events() []meta.CommitEvent {
 				LogStartOffset: d.logStart,
 				Trim:           true,
 			})
+		}
+		// Swaps in offset order (mergeLocked sorted them last first).
+		for k := len(d.swaps) - 1; k >= 0; k-- {
+			for _, e := range d.swaps[k].with {
+				evs = append(evs, meta.CommitEvent{Entry: e, HighWatermark: d.next, LogStartOffset: d.logStart, Swap: true})
+			}
 		}
 		for _, e := range d.entries {
 			evs = append(evs, meta.CommitEvent{Entry: e, HighWatermark: d.next, LogStartOffset: d.logStart})

@@ -38,6 +38,8 @@ import (
 //	                                -> v | lastOffset (8) | segment id (16) |
 //	                                   objectSize (8) | start (8) | length (8) |
 //	                                   maxTimestamp (8) | objectKey (rest)
+//	                                   (v = 2: the object is a compaction
+//	                                   output; v is followed by its level (1))
 //	producers   producer id (8)     -> v | epoch (2) | last use, unix ms (8)
 //	                                   (stores of older versions: no last use)
 //	            producer id (8) + topic id (16) + partition (4)
@@ -54,6 +56,10 @@ import (
 const (
 	storeFormat = 1
 	recFormat   = 1 // first byte of every binary value
+	// recFormatLevel opens an index value whose object is a compaction
+	// output: the format byte, then the object's level (1 byte), then
+	// the fields of a format-1 index value.
+	recFormatLevel = 2
 )
 
 var be = binary.BigEndian
@@ -265,7 +271,7 @@ func loadState(tx kv.KVTx, stale *staleRecords) (*state, error) {
 		if err != nil {
 			return err
 		}
-		e, err := decodeIndexEntry(k, v)
+		e, level, err := decodeIndexEntry(k, v)
 		if err != nil {
 			return err
 		}
@@ -275,8 +281,10 @@ func loadState(tx kv.KVTx, stale *staleRecords) (*state, error) {
 			keys[e.SegmentID] = e.ObjectKey
 		}
 		ps.entries.append(e)
+		st.objs.ref(&e, level, e.SegmentID.Time().UnixMilli())
 		return nil
 	})
+	st.objs.sortLoaded()
 	if err != nil {
 		return nil, err
 	}
@@ -468,13 +476,35 @@ func writeGroup(tx kv.KVTx, g *group, arena *[]byte) error {
 				}
 			}
 		}
+		// Swaps after the trim: a key both trimmed and swapped in is
+		// put (the last write to a key wins, in both stores), an entry
+		// swapped in wholly below the new log start is not written, so
+		// the store holds what mergeLocked leaves in memory.
+		for _, sw := range d.swaps {
+			for i := sw.i; i < sw.j; i++ {
+				k := be.AppendUint64(appendTPKey(kbuf[:0], d.ps.tp), uint64(d.ps.entries.at(i).BaseOffset))
+				if err := tx.Delete(bucketIndex, k); err != nil {
+					return err
+				}
+			}
+			for i := range sw.with {
+				e := &sw.with[i]
+				if e.LastOffset < d.logStart {
+					continue
+				}
+				k := be.AppendUint64(appendTPKey(kbuf[:0], d.ps.tp), uint64(e.BaseOffset))
+				if err := put(bucketIndex, k, func(v []byte) []byte { return appendIndexValue(v, e, sw.level) }); err != nil {
+					return err
+				}
+			}
+		}
 		for i := range d.entries {
 			e := &d.entries[i]
 			if e.LastOffset < d.logStart {
 				continue // deleted in this same group
 			}
 			k := be.AppendUint64(appendTPKey(kbuf[:0], d.ps.tp), uint64(e.BaseOffset))
-			if err := put(bucketIndex, k, func(v []byte) []byte { return appendIndexValue(v, e) }); err != nil {
+			if err := put(bucketIndex, k, func(v []byte) []byte { return appendIndexValue(v, e, 0) }); err != nil {
 				return err
 			}
 		}
@@ -544,8 +574,12 @@ func appendTPKey(dst []byte, tp tpKey) []byte {
 	return be.AppendUint32(dst, uint32(tp.part))
 }
 
-func appendIndexValue(v []byte, e *meta.IndexEntry) []byte {
-	v = append(v, recFormat)
+func appendIndexValue(v []byte, e *meta.IndexEntry, level int8) []byte {
+	if level == 0 {
+		v = append(v, recFormat)
+	} else {
+		v = append(v, recFormatLevel, byte(level))
+	}
 	v = be.AppendUint64(v, uint64(e.LastOffset))
 	v = append(v, e.SegmentID[:]...)
 	v = be.AppendUint64(v, uint64(e.ObjectSize))
@@ -555,15 +589,25 @@ func appendIndexValue(v []byte, e *meta.IndexEntry) []byte {
 	return append(v, e.ObjectKey...)
 }
 
-// decodeIndexEntry decodes an index record; k is its 28-byte key.
-func decodeIndexEntry(k, v []byte) (meta.IndexEntry, error) {
+// decodeIndexEntry decodes an index record; k is its 28-byte key. It
+// returns the level of the entry's object too (0 for format 1 records).
+func decodeIndexEntry(k, v []byte) (meta.IndexEntry, int8, error) {
 	e := meta.IndexEntry{
 		TopicID:    meta.TopicID(k[:16]),
 		Partition:  int32(be.Uint32(k[16:20])),
 		BaseOffset: int64(be.Uint64(k[20:28])),
 	}
 	d := decoder{b: v}
-	d.format()
+	var level int8
+	if len(v) > 0 && v[0] == recFormatLevel {
+		d.u8()
+		level = int8(d.u8())
+		if level < 1 {
+			d.bad = true
+		}
+	} else {
+		d.format()
+	}
 	e.LastOffset = int64(d.u64())
 	e.SegmentID = meta.SegmentID(d.id16())
 	e.ObjectSize = int64(d.u64())
@@ -572,9 +616,9 @@ func decodeIndexEntry(k, v []byte) (meta.IndexEntry, error) {
 	e.MaxTimestamp = int64(d.u64())
 	e.ObjectKey = string(d.rest())
 	if err := d.finish(); err != nil {
-		return meta.IndexEntry{}, fmt.Errorf("index entry %x: %w", k, err)
+		return meta.IndexEntry{}, 0, fmt.Errorf("index entry %x: %w", k, err)
 	}
-	return e, nil
+	return e, level, nil
 }
 
 func appendProdPart(v []byte, pp *prodPart) []byte {

@@ -117,7 +117,7 @@ func (s *Service) applyTopicAdmin(g *group, r *topicAdminReq) []error {
 	}
 }
 
-func mergeTopicChangesLocked(st *state, chs []topicChange) {
+func mergeTopicChangesLocked(st *state, chs []topicChange, nowMs int64) {
 	if dead := deletedTopics(chs); len(dead) > 0 {
 		// Runs after the group's producer states and offsets were merged,
 		// so those written earlier in the group go too.
@@ -143,6 +143,11 @@ func mergeTopicChangesLocked(st *state, chs []topicChange) {
 				continue // already replaced or deleted in this group
 			}
 			delete(st.topicsByID, c.old.topic.ID)
+			for _, ps := range c.old.parts {
+				for k := range ps.entries.len() {
+					st.objs.unref(ps.entries.at(k), nowMs)
+				}
+			}
 			name := c.old.topic.Name
 			if st.topicsByName[name] == c.old {
 				delete(st.topicsByName, name)

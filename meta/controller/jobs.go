@@ -1,0 +1,424 @@
+package controller
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"sluice.dev/meta"
+	"sluice.dev/meta/planner"
+)
+
+// Jobs (docs/compaction.md): meta plans, an agent with the jobs role
+// executes, meta commits the result. This file is the control plane's
+// side of meta.JobsClient: leases, planning, and the ops that commit
+// results through the committer.
+//
+// Leases live in memory only (jobsState): they spread work, they guard
+// nothing. A result is checked against the state when it is committed
+// (swap.go), and everything a lost job leaves behind is an object nobody
+// references, which the garbage collector finds.
+
+var _ meta.JobsClient = (*Service)(nil)
+
+const (
+	defaultGCGrace        = 5 * time.Minute
+	defaultCompactEntry   = 1 << 20
+	maxDeletePerJob       = 1000
+	defaultOrphanInterval = 10 * time.Minute
+)
+
+// jobsState holds the leases. Lock order: Service.mu before jobsState.mu.
+type jobsState struct {
+	mu     sync.Mutex
+	next   uint64
+	jobs   map[uint64]*jobRec
+	busy   map[meta.SegmentID]uint64 // object -> the job that holds it
+	orphan struct {
+		leased   uint64    // the orphan pass in progress, 0 if none
+		lastDone time.Time // when the last pass ended
+	}
+}
+
+// jobRec is one leased job.
+type jobRec struct {
+	id      uint64
+	kind    meta.JobKind
+	agent   string
+	until   time.Time // lease end
+	level   int8
+	output  meta.SegmentID
+	objects map[meta.SegmentID]bool // compaction sources, or objects to delete
+}
+
+func newJobsState() *jobsState {
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	// Ids start at a random point so that a result from before a restart
+	// does not match a job of the new process by chance.
+	n := uint64(seed[0])<<40 | uint64(seed[1])<<32 | uint64(seed[2])<<24 | uint64(seed[3])<<16 | uint64(seed[4])<<8 | uint64(seed[5])
+	return &jobsState{next: n + 1, jobs: make(map[uint64]*jobRec), busy: make(map[meta.SegmentID]uint64)}
+}
+
+// commitMaxAge is the oldest segment id a commit may name: half the GC
+// grace, so that the orphan collector, which takes only ids older than
+// the whole grace, can never delete an object a commit still claims.
+func (s *Service) commitMaxAge() time.Duration { return s.cfg.GCGrace / 2 }
+
+// leaseTTL is how long a job stays one agent's.
+func (s *Service) leaseTTL() time.Duration { return s.cfg.JobLeaseTTL }
+
+// expireLocked drops leases that ran out, freeing their objects.
+func (j *jobsState) expireLocked(now time.Time) {
+	for id, jr := range j.jobs {
+		if now.After(jr.until) {
+			j.releaseLocked(id)
+		}
+	}
+}
+
+func (j *jobsState) releaseLocked(id uint64) *jobRec {
+	jr := j.jobs[id]
+	if jr == nil {
+		return nil
+	}
+	delete(j.jobs, id)
+	for o := range jr.objects {
+		if j.busy[o] == id {
+			delete(j.busy, o)
+		}
+	}
+	if j.orphan.leased == id {
+		j.orphan.leased = 0
+	}
+	return jr
+}
+
+func (j *jobsState) addLocked(jr *jobRec) {
+	jr.id = j.next
+	j.next++
+	j.jobs[jr.id] = jr
+	for o := range jr.objects {
+		j.busy[o] = jr.id
+	}
+}
+
+// AcquireJob leases the next due job of one of kinds.
+func (s *Service) AcquireJob(ctx context.Context, agentID string, kinds []meta.JobKind) (meta.Job, bool, error) {
+	if err := s.readable(ctx); err != nil {
+		return meta.Job{}, false, err
+	}
+	if agentID == "" {
+		return meta.Job{}, false, fmt.Errorf("%w: AcquireJob without an agent id", meta.ErrInvalidRequest)
+	}
+	now := s.now()
+	for _, k := range kinds {
+		var (
+			job meta.Job
+			ok  bool
+		)
+		switch k {
+		case meta.JobCompact:
+			job, ok = s.planCompaction(agentID, now)
+		case meta.JobDelete:
+			job, ok = s.planDelete(agentID, now)
+		case meta.JobOrphans:
+			job, ok = s.planOrphans(agentID, now)
+		default:
+			return meta.Job{}, false, fmt.Errorf("%w: job kind %d", meta.ErrInvalidRequest, k)
+		}
+		if ok {
+			jobsLeased.Inc()
+			return job, true, nil
+		}
+	}
+	return meta.Job{}, false, nil
+}
+
+func (s *Service) planCompaction(agentID string, now time.Time) (meta.Job, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.jobs.mu.Lock()
+	defer s.jobs.mu.Unlock()
+	s.jobs.expireLocked(now)
+	objs := s.st.objs.planInput()
+	busy := func(id meta.SegmentID) bool { _, ok := s.jobs.busy[id]; return ok }
+	plan, ok := planner.Compaction(objs, busy, now, s.cfg.Compaction)
+	if !ok {
+		return meta.Job{}, false
+	}
+	srcs := s.sourcesLocked(plan.Objects)
+	if len(srcs) < 2 {
+		return meta.Job{}, false
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	jr := &jobRec{kind: meta.JobCompact, agent: agentID, until: now.Add(s.leaseTTL()), level: plan.Level,
+		output: meta.NewSegmentID(now, rnd), objects: make(map[meta.SegmentID]bool, len(plan.Objects))}
+	for _, id := range plan.Objects {
+		jr.objects[id] = true
+	}
+	s.jobs.addLocked(jr)
+	return meta.Job{ID: jr.id, Kind: meta.JobCompact, LeaseTTL: s.leaseTTL(), Compact: &meta.CompactJob{
+		Level: plan.Level, Output: jr.output, MaxEntryBytes: s.cfg.CompactEntryBytes, Sources: srcs,
+	}}, true
+}
+
+// sourcesLocked returns the committed entries that point into ids,
+// grouped by partition and in offset order. Caller holds s.mu.
+func (s *Service) sourcesLocked(ids []meta.SegmentID) []meta.IndexEntry {
+	var out []meta.IndexEntry
+	for _, id := range ids {
+		ob := s.st.objs.byID[id]
+		if ob == nil {
+			continue
+		}
+		for _, p := range ob.parts {
+			t := s.st.topicsByID[p.tp.topic]
+			if t == nil || int(p.tp.part) >= len(t.parts) {
+				continue
+			}
+			l := &t.parts[p.tp.part].entries
+			for i := max(l.find(p.first), 0); i < l.len() && l.at(i).BaseOffset <= p.last; i++ {
+				if e := l.at(i); e.SegmentID == id {
+					out = append(out, *e)
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b meta.IndexEntry) int {
+		if c := compareTP(&a, &b); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.BaseOffset, b.BaseOffset)
+	})
+	// An object's hints may name a partition twice.
+	return slices.CompactFunc(out, func(a, b meta.IndexEntry) bool { return sameTP(&a, &b) && a.BaseOffset == b.BaseOffset })
+}
+
+func compareTP(a, b *meta.IndexEntry) int {
+	if c := slices.Compare(a.TopicID[:], b.TopicID[:]); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Partition, b.Partition)
+}
+
+func (s *Service) planDelete(agentID string, now time.Time) (meta.Job, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.jobs.mu.Lock()
+	defer s.jobs.mu.Unlock()
+	s.jobs.expireLocked(now)
+	cutoff := now.Add(-s.cfg.GCGrace).UnixMilli()
+	var refs []meta.ObjectRef
+	for id, ob := range s.st.objs.byID {
+		if ob.refs > 0 || ob.deadSince == 0 || ob.deadSince > cutoff {
+			continue
+		}
+		if _, busy := s.jobs.busy[id]; busy {
+			continue
+		}
+		refs = append(refs, meta.ObjectRef{ID: id, Key: ob.key, Size: ob.size})
+		if len(refs) == maxDeletePerJob {
+			break
+		}
+	}
+	if len(refs) == 0 {
+		return meta.Job{}, false
+	}
+	jr := &jobRec{kind: meta.JobDelete, agent: agentID, until: now.Add(s.leaseTTL()), objects: make(map[meta.SegmentID]bool, len(refs))}
+	for _, r := range refs {
+		jr.objects[r.ID] = true
+	}
+	s.jobs.addLocked(jr)
+	return meta.Job{ID: jr.id, Kind: meta.JobDelete, LeaseTTL: s.leaseTTL(), Delete: &meta.DeleteJob{Objects: refs}}, true
+}
+
+// planOrphans leases one pass over the bucket every OrphanInterval, and
+// none during the first grace period after Open: objects that died
+// before a restart are known to this process only as orphans, and their
+// grace started before it.
+func (s *Service) planOrphans(agentID string, now time.Time) (meta.Job, bool) {
+	s.jobs.mu.Lock()
+	defer s.jobs.mu.Unlock()
+	s.jobs.expireLocked(now)
+	if s.jobs.orphan.leased != 0 || now.Sub(s.openedAt) < s.cfg.GCGrace ||
+		(!s.jobs.orphan.lastDone.IsZero() && now.Sub(s.jobs.orphan.lastDone) < s.cfg.OrphanInterval) {
+		return meta.Job{}, false
+	}
+	jr := &jobRec{kind: meta.JobOrphans, agent: agentID, until: now.Add(s.leaseTTL())}
+	s.jobs.addLocked(jr)
+	s.jobs.orphan.leased = jr.id
+	return meta.Job{ID: jr.id, Kind: meta.JobOrphans, LeaseTTL: s.leaseTTL(),
+		Orphans: &meta.OrphansJob{Prefix: meta.ObjectPrefix, MinAge: s.cfg.GCGrace}}, true
+}
+
+// job returns the lease id, of kind, if this process still knows it.
+func (s *Service) job(id uint64, kind meta.JobKind) (*jobRec, error) {
+	s.jobs.mu.Lock()
+	defer s.jobs.mu.Unlock()
+	jr := s.jobs.jobs[id]
+	if jr == nil || jr.kind != kind {
+		return nil, fmt.Errorf("%w: %s job %d", meta.ErrJobLost, kind, id)
+	}
+	return jr, nil
+}
+
+func (s *Service) release(id uint64) {
+	s.jobs.mu.Lock()
+	s.jobs.releaseLocked(id)
+	s.jobs.mu.Unlock()
+}
+
+// CompleteCompaction commits a compaction result (swap.go).
+func (s *Service) CompleteCompaction(ctx context.Context, r meta.CompactResult) (meta.CompactOutcome, error) {
+	jr, err := s.job(r.JobID, meta.JobCompact)
+	if err != nil {
+		return meta.CompactOutcome{}, err
+	}
+	if r.Output != jr.output {
+		return meta.CompactOutcome{}, fmt.Errorf("%w: job %d has output %s, result names %s", meta.ErrInvalidRequest, r.JobID, jr.output, r.Output)
+	}
+	r.Entries = slices.Clone(r.Entries)
+	o := &op{kind: opSwap, swap: &swapReq{res: r, sources: jr.objects, level: jr.level}}
+	if err := s.submit(ctx, o); err != nil {
+		return meta.CompactOutcome{}, err
+	}
+	if o.err == nil || errors.Is(o.err, meta.ErrSegmentExpired) || errors.Is(o.err, meta.ErrInvalidRequest) {
+		s.release(r.JobID)
+	}
+	if o.err != nil {
+		return meta.CompactOutcome{}, o.err
+	}
+	compactSwapped.Add(o.swapOutcome.Swapped)
+	compactRefused.Add(o.swapOutcome.Refused)
+	compactBytesRead.Add(int(r.BytesRead))
+	compactBytesWritten.Add(int(r.Size))
+	return o.swapOutcome, nil
+}
+
+// CompleteDelete forgets the deleted objects of a delete job.
+func (s *Service) CompleteDelete(ctx context.Context, r meta.DeleteResult) error {
+	jr, err := s.job(r.JobID, meta.JobDelete)
+	if err != nil {
+		return err
+	}
+	ids := make([]meta.SegmentID, 0, len(r.Deleted))
+	for _, id := range r.Deleted {
+		if jr.objects[id] {
+			ids = append(ids, id)
+		}
+	}
+	o := &op{kind: opForgetObjects, forgetIDs: ids}
+	if err := s.submit(ctx, o); err != nil {
+		return err
+	}
+	s.release(r.JobID)
+	objectsDeleted.Add(len(ids))
+	return o.err
+}
+
+// CheckOrphans returns the offered keys that name objects meta does not
+// know and that are older than the grace on meta's clock. It runs as a
+// committer op, after every commit queued before it: a commit of such an
+// id is either applied before (then the object is known) or refused
+// (applyCommit's age limit is half the grace).
+func (s *Service) CheckOrphans(ctx context.Context, jobID uint64, keys []string) ([]string, error) {
+	if _, err := s.job(jobID, meta.JobOrphans); err != nil {
+		return nil, err
+	}
+	o := &op{kind: opCheckOrphans, orphanKeys: slices.Clone(keys)}
+	if err := s.submit(ctx, o); err != nil {
+		return nil, err
+	}
+	return o.orphans, o.err
+}
+
+func (s *Service) applyCheckOrphans(g *group, keys []string, now int64) []string {
+	if time.Duration(now-s.openedAt.UnixNano()) < s.cfg.GCGrace {
+		return nil // see planOrphans
+	}
+	cutoff := now - s.cfg.GCGrace.Nanoseconds()
+	var out []string
+	for _, k := range keys {
+		id, ok := meta.ParseObjectKey(k)
+		if !ok || id.Time().UnixNano() >= cutoff || g.st.objs.byID[id] != nil {
+			continue
+		}
+		if slices.ContainsFunc(g.objsNew, func(b bornObj) bool { return b.id == id }) {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}
+
+// CompleteOrphans ends an orphan pass.
+func (s *Service) CompleteOrphans(ctx context.Context, r meta.OrphansResult) error {
+	if _, err := s.job(r.JobID, meta.JobOrphans); err != nil {
+		return err
+	}
+	s.jobs.mu.Lock()
+	s.jobs.releaseLocked(r.JobID)
+	s.jobs.orphan.lastDone = s.now()
+	s.jobs.mu.Unlock()
+	orphansDeleted.Add(int(r.Deleted))
+	return nil
+}
+
+// AbandonJob gives a lease back.
+func (s *Service) AbandonJob(ctx context.Context, jobID uint64, reason string) error {
+	s.jobs.mu.Lock()
+	jr := s.jobs.releaseLocked(jobID)
+	s.jobs.mu.Unlock()
+	if jr == nil {
+		return fmt.Errorf("%w: job %d", meta.ErrJobLost, jobID)
+	}
+	jobsAbandoned.Inc()
+	s.log.Warn("meta: a jobs agent gave a job back", "kind", jr.kind.String(), "job", jobID, "agent", jr.agent, "reason", reason)
+	return nil
+}
+
+// JobsStats is what the jobs look like now (metrics, /healthz detail).
+type JobsStats struct {
+	LiveObjects, DeadObjects int
+	LiveBytes, DeadBytes     int64
+	// AwaitingCompaction: objects below the planner's large size, and
+	// their live bytes; CompactionLag is the age of the oldest of them.
+	AwaitingCompaction      int
+	AwaitingCompactionBytes int64
+	CompactionLag           time.Duration
+	Leased                  int
+}
+
+// JobsStats reports the objects and jobs.
+func (s *Service) JobsStats() JobsStats {
+	now := s.now()
+	s.mu.RLock()
+	var st JobsStats
+	cfg := s.cfg.Compaction.WithDefaults()
+	for _, ob := range s.st.objs.byID {
+		if ob.refs == 0 {
+			st.DeadObjects++
+			st.DeadBytes += ob.size
+			continue
+		}
+		st.LiveObjects++
+		st.LiveBytes += ob.live
+		if ob.size < cfg.LargeObjectBytes && ob.level < cfg.MaxLevel {
+			st.AwaitingCompaction++
+			st.AwaitingCompactionBytes += ob.live
+			st.CompactionLag = max(st.CompactionLag, now.Sub(msTime(ob.committed)))
+		}
+	}
+	s.mu.RUnlock()
+	s.jobs.mu.Lock()
+	st.Leased = len(s.jobs.jobs)
+	s.jobs.mu.Unlock()
+	return st
+}
