@@ -34,6 +34,9 @@ type agentFlags struct {
 	maxFetchInflight int64
 	maxConns         int
 	slowClient       time.Duration
+	// Background jobs of an agent with the jobs role (issue 12).
+	compactionEvery time.Duration
+	gcEvery         time.Duration
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -50,6 +53,8 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConnUnsent, "max-conn-unsent-bytes", 64<<20, "response bytes one connection may have unsent; past it the connection is not read until its client reads (also its share of --max-fetch-bytes-inflight)")
 	fs.Int64Var(&f.maxFetchInflight, "max-fetch-bytes-inflight", 256<<20, "fetch-response bytes built and not yet sent, over all connections; past it fetches wait, then answer without records")
 	fs.IntVar(&f.maxConns, "max-connections", 10000, "open Kafka connections; excess connections are closed on accept")
+	fs.DurationVar(&f.compactionEvery, "compaction-interval", time.Minute, "how often an agent with the jobs role asks meta for compaction work (it then runs what is due, back to back)")
+	fs.DurationVar(&f.gcEvery, "gc-interval", time.Minute, "how often an agent with the jobs role asks meta for objects to delete and for the pass over the bucket that finds orphans")
 	fs.DurationVar(&f.slowClient, "slow-client-timeout", 30*time.Second, "close a connection whose client has read none of its unsent responses for this long (it holds fetch budget others need)")
 }
 
@@ -91,6 +96,8 @@ func (f *agentFlags) validate() error {
 		return fmt.Errorf("--slow-client-timeout must be positive, got %s", f.slowClient)
 	case f.maxConns < 1:
 		return fmt.Errorf("--max-connections must be at least 1, got %d", f.maxConns)
+	case f.compactionEvery < time.Second || f.gcEvery < time.Second:
+		return fmt.Errorf("--compaction-interval (%s) and --gc-interval (%s) must be at least 1s", f.compactionEvery, f.gcEvery)
 	}
 	return nil
 }
@@ -110,6 +117,8 @@ func (f *agentFlags) config(log *slog.Logger) agent.Config {
 		CacheBytes:                 f.cacheBytes,
 		AutoCreateTopics:           f.autoCreate,
 		DefaultPartitions:          int32(f.defParts),
+		CompactionInterval:         f.compactionEvery,
+		GCInterval:                 f.gcEvery,
 		Logger:                     log,
 	}
 }
@@ -177,6 +186,7 @@ type metaLimitFlags struct {
 	retentionMs          int64
 	retentionBytes       int64
 	retentionCheck       time.Duration
+	gcGrace              time.Duration
 }
 
 func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
@@ -187,6 +197,7 @@ func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
 	fs.Int64Var(&f.retentionMs, "default-retention-ms", 7*24*3600*1000, "retention.ms of topics that do not set it: data older than this becomes unreadable; -1 keeps it forever")
 	fs.Int64Var(&f.retentionBytes, "default-retention-bytes", -1, "retention.bytes of topics that do not set it: a partition keeps at most this many bytes; -1 for no limit")
 	fs.DurationVar(&f.retentionCheck, "retention-check-interval", 30*time.Second, "how often retention advances log start offsets past expired data")
+	fs.DurationVar(&f.gcGrace, "gc-grace", 5*time.Minute, "how long an object nothing references any more stays in the bucket before it is deleted (it must outlive every reader of an old index entry); also twice the age of the oldest segment meta still accepts a commit for")
 	return f
 }
 
@@ -197,5 +208,6 @@ func (f *metaLimitFlags) apply(c controller.Config) controller.Config {
 	c.DefaultRetentionMs = f.retentionMs
 	c.DefaultRetentionBytes = f.retentionBytes
 	c.RetentionCheckInterval = f.retentionCheck
+	c.GCGrace = f.gcGrace
 	return c
 }
