@@ -1,8 +1,12 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
 	"net/url"
 	"sync/atomic"
+
+	"sluice.dev/meta/controller"
 )
 
 // healthy answers /healthz: true between startup and shutdown.
@@ -23,3 +27,50 @@ func isHealthy() bool {
 }
 
 func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
+
+// jobsFn, when set (meta and the playground), reports the objects and
+// background jobs of every cluster this process serves: /jobs, and the
+// detail of /healthz?detail=1.
+var jobsFn atomic.Pointer[func() map[string]controller.JobsStats]
+
+// jobsView is the JSON shape of one cluster's jobs.
+type jobsView struct {
+	LiveObjects             int     `json:"live_objects"`
+	LiveBytes               int64   `json:"live_bytes"`
+	DeadObjects             int     `json:"dead_objects_awaiting_gc"`
+	DeadBytes               int64   `json:"dead_bytes_awaiting_gc"`
+	AwaitingCompaction      int     `json:"objects_awaiting_compaction"`
+	AwaitingCompactionBytes int64   `json:"bytes_awaiting_compaction"`
+	CompactionLagSeconds    float64 `json:"compaction_lag_seconds"`
+	LeasedJobs              int     `json:"leased_jobs"`
+	IndexEntries            int     `json:"index_entries"`
+}
+
+func jobsViews() map[string]jobsView {
+	f := jobsFn.Load()
+	if f == nil {
+		return nil
+	}
+	out := map[string]jobsView{}
+	for name, s := range (*f)() {
+		out[name] = jobsView{
+			LiveObjects: s.LiveObjects, LiveBytes: s.LiveBytes, DeadObjects: s.DeadObjects, DeadBytes: s.DeadBytes,
+			AwaitingCompaction: s.AwaitingCompaction, AwaitingCompactionBytes: s.AwaitingCompactionBytes,
+			CompactionLagSeconds: s.CompactionLag.Seconds(), LeasedJobs: s.Leased, IndexEntries: s.IndexEntries,
+		}
+	}
+	return out
+}
+
+// serveJobs answers /jobs: the jobs' state per cluster, as JSON.
+func serveJobs(w http.ResponseWriter, _ *http.Request) {
+	v := jobsViews()
+	if v == nil {
+		http.Error(w, "no control plane in this process", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(map[string]any{"clusters": v})
+}

@@ -119,6 +119,8 @@ func runMeta(args []string) error {
 	}
 	leading := h.Leading
 	healthFn.Store(&leading)
+	stats := h.JobsStats
+	jobsFn.Store(&stats)
 	healthy.Store(true)
 
 	if httpLn != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -72,6 +73,10 @@ func runPlayground(args []string) error {
 	if err != nil {
 		return fmt.Errorf("open metadata store under --data-dir %s: %w", *dataDir, err)
 	}
+	stats := func() map[string]controller.JobsStats {
+		return map[string]controller.JobsStats{"default": m.JobsStats()}
+	}
+	jobsFn.Store(&stats)
 	bucketURL := *bucket
 	if bucketURL == "" {
 		abs, err := filepath.Abs(filepath.Join(*dataDir, "bucket"))
@@ -225,12 +230,23 @@ func httpHandler(extra func(io.Writer), pprofOn bool) http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		if !isHealthy() {
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		ok := isHealthy()
+		if r.URL.Query().Get("detail") != "" {
+			// The detail: health and the background jobs per cluster.
+			w.Header().Set("Content-Type", "application/json")
+			if !ok {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"healthy": ok, "jobs": jobsViews()})
+			return
+		}
+		if !ok {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("/jobs", serveJobs)
 	return mux
 }

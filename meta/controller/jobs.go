@@ -394,6 +394,9 @@ type JobsStats struct {
 	AwaitingCompactionBytes int64
 	CompactionLag           time.Duration
 	Leased                  int
+	// IndexEntries counts the index entries of every partition: what
+	// meta's memory and store grow with.
+	IndexEntries int
 }
 
 // JobsStats reports the objects and jobs.
@@ -414,6 +417,11 @@ func (s *Service) JobsStats() JobsStats {
 			st.AwaitingCompaction++
 			st.AwaitingCompactionBytes += ob.live
 			st.CompactionLag = max(st.CompactionLag, now.Sub(msTime(ob.committed)))
+		}
+	}
+	for _, t := range s.st.topicsByID {
+		for _, ps := range t.parts {
+			st.IndexEntries += ps.entries.len()
 		}
 	}
 	s.mu.RUnlock()

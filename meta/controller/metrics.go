@@ -1,6 +1,10 @@
 package controller
 
-import "github.com/VictoriaMetrics/metrics"
+import (
+	"sync"
+
+	"github.com/VictoriaMetrics/metrics"
+)
 
 // Metrics are package variables (one control plane per process; tests
 // that open several services share them).
@@ -29,3 +33,36 @@ var (
 	objectsDeleted      = metrics.NewCounter("sluice_meta_gc_objects_deleted_total")
 	orphansDeleted      = metrics.NewCounter("sluice_meta_gc_orphans_deleted_total")
 )
+
+// open holds the open Services, for the gauges below (a meta host opens
+// one per virtual cluster; the gauges sum over them).
+var open sync.Map // *Service -> struct{}
+
+func sumStats(f func(JobsStats) float64) func() float64 {
+	return func() float64 {
+		var v float64
+		open.Range(func(k, _ any) bool {
+			v += f(k.(*Service).JobsStats())
+			return true
+		})
+		return v
+	}
+}
+
+func init() {
+	metrics.NewGauge(`sluice_meta_objects{state="live"}`, sumStats(func(s JobsStats) float64 { return float64(s.LiveObjects) }))
+	metrics.NewGauge(`sluice_meta_objects{state="dead"}`, sumStats(func(s JobsStats) float64 { return float64(s.DeadObjects) }))
+	metrics.NewGauge(`sluice_meta_object_bytes{state="live"}`, sumStats(func(s JobsStats) float64 { return float64(s.LiveBytes) }))
+	metrics.NewGauge(`sluice_meta_object_bytes{state="dead"}`, sumStats(func(s JobsStats) float64 { return float64(s.DeadBytes) }))
+	metrics.NewGauge(`sluice_meta_compaction_awaiting_bytes`, sumStats(func(s JobsStats) float64 { return float64(s.AwaitingCompactionBytes) }))
+	metrics.NewGauge(`sluice_meta_compaction_lag_seconds`, func() float64 {
+		var v float64
+		open.Range(func(k, _ any) bool {
+			v = max(v, k.(*Service).JobsStats().CompactionLag.Seconds())
+			return true
+		})
+		return v
+	})
+	metrics.NewGauge(`sluice_meta_jobs_leased`, sumStats(func(s JobsStats) float64 { return float64(s.Leased) }))
+	metrics.NewGauge(`sluice_meta_index_entries`, sumStats(func(s JobsStats) float64 { return float64(s.IndexEntries) }))
+}

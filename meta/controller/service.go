@@ -284,6 +284,7 @@ func Open(cfg Config) (*Service, error) {
 	s.groups = groups.New(cfg.Groups, groupOffsets{s})
 	s.g.touchEvery = touchEvery(cfg.ProducerIDExpiration)
 	go s.run()
+	open.Store(s, struct{}{})
 	if !cfg.noJanitors {
 		s.startJanitors()
 	}
@@ -297,6 +298,7 @@ func Open(cfg Config) (*Service, error) {
 func (s *Service) Close() error {
 	s.closeOnce.Do(func() {
 		start := time.Now()
+		open.Delete(s)
 		s.closed.Store(true)
 		close(s.closing)
 		<-s.stopped
