@@ -14,6 +14,7 @@ import (
 
 	"sluice.dev/agent"
 	"sluice.dev/meta/controller"
+	"sluice.dev/meta/planner"
 )
 
 // agentFlags are the flags the playground and the agent share: how an
@@ -187,6 +188,11 @@ type metaLimitFlags struct {
 	retentionBytes       int64
 	retentionCheck       time.Duration
 	gcGrace              time.Duration
+	compactMinAge        time.Duration
+	compactMaxWait       time.Duration
+	compactTarget        int64
+	compactLarge         int64
+	orphanEvery          time.Duration
 }
 
 func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
@@ -198,7 +204,26 @@ func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
 	fs.Int64Var(&f.retentionBytes, "default-retention-bytes", -1, "retention.bytes of topics that do not set it: a partition keeps at most this many bytes; -1 for no limit")
 	fs.DurationVar(&f.retentionCheck, "retention-check-interval", 30*time.Second, "how often retention advances log start offsets past expired data")
 	fs.DurationVar(&f.gcGrace, "gc-grace", 5*time.Minute, "how long an object nothing references any more stays in the bucket before it is deleted (it must outlive every reader of an old index entry); also twice the age of the oldest segment meta still accepts a commit for")
+	fs.DurationVar(&f.compactMinAge, "compaction-min-age", 30*time.Second, "objects younger than this are left to tail readers, not compacted")
+	fs.DurationVar(&f.compactMaxWait, "compaction-max-wait", 2*time.Minute, "a small object waits at most this long (after --compaction-min-age) for a compaction job to fill up to --compaction-target-bytes; each level waits twice as long")
+	fs.Int64Var(&f.compactTarget, "compaction-target-bytes", 64<<20, "live bytes one compaction job gathers into one object")
+	fs.Int64Var(&f.compactLarge, "compaction-large-bytes", 16<<20, "objects at least this large are never rewritten")
+	fs.DurationVar(&f.orphanEvery, "orphan-scan-interval", 10*time.Minute, "how often a jobs agent lists the bucket to find objects uploaded but never committed")
 	return f
+}
+
+func (f *metaLimitFlags) validate() error {
+	switch {
+	case f.gcGrace < 4*time.Second:
+		return fmt.Errorf("--gc-grace must be at least 4s, got %s", f.gcGrace)
+	case f.compactMinAge <= 0 || f.compactMaxWait <= 0:
+		return fmt.Errorf("--compaction-min-age (%s) and --compaction-max-wait (%s) must be positive", f.compactMinAge, f.compactMaxWait)
+	case f.compactLarge < 1<<20 || f.compactTarget < f.compactLarge:
+		return fmt.Errorf("--compaction-large-bytes (%d) must be at least 1 MiB and --compaction-target-bytes (%d) at least that", f.compactLarge, f.compactTarget)
+	case f.orphanEvery < time.Second:
+		return fmt.Errorf("--orphan-scan-interval must be at least 1s, got %s", f.orphanEvery)
+	}
+	return nil
 }
 
 func (f *metaLimitFlags) apply(c controller.Config) controller.Config {
@@ -209,5 +234,7 @@ func (f *metaLimitFlags) apply(c controller.Config) controller.Config {
 	c.DefaultRetentionBytes = f.retentionBytes
 	c.RetentionCheckInterval = f.retentionCheck
 	c.GCGrace = f.gcGrace
+	c.Compaction = planner.Config{MinAge: f.compactMinAge, MaxWait: f.compactMaxWait, TargetObjectBytes: f.compactTarget, LargeObjectBytes: f.compactLarge}
+	c.OrphanInterval = f.orphanEvery
 	return c
 }

@@ -69,6 +69,9 @@ func runMeta(args []string) error {
 	if err := gf.validate(); err != nil {
 		return err
 	}
+	if err := limits.validate(); err != nil {
+		return err
+	}
 	token := envOr(*adminToken, "SLUICE_ADMIN_TOKEN")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

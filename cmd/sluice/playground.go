@@ -55,6 +55,9 @@ func runPlayground(args []string) error {
 	if err := gf.validate(); err != nil {
 		return err
 	}
+	if err := limits.validate(); err != nil {
+		return err
+	}
 	if *nAgents < 1 || *nAgents > 64 {
 		return fmt.Errorf("--agents must be between 1 and 64, got %d", *nAgents)
 	}
