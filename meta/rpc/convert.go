@@ -536,6 +536,20 @@ func decKeyInfo(k *pb.KeyInfo) KeyInfo {
 // Jobs (meta/jobs.go). Durations travel as nanoseconds, ids as 16 bytes,
 // counts as int64 (an int on the Go side, clamped).
 
+// indexEntries decodes a list of index entries in which every element
+// must be present: a job's sources and a compaction's output entries name
+// real ranges, and a missing one decoded as the zero entry would name
+// partition 0 of the zero topic.
+func (d *decoder) indexEntries(es []*pb.IndexEntry, what string) []meta.IndexEntry {
+	for i, e := range es {
+		if e == nil {
+			d.fail("%s %d missing", what, i)
+			return nil
+		}
+	}
+	return d.entries(es)
+}
+
 // jobKind decodes a kind; JOB_NONE and kinds this side does not know
 // fail.
 func (d *decoder) jobKind(k pb.JobKind) meta.JobKind {
@@ -604,7 +618,7 @@ func (d *decoder) job(j *pb.Job) meta.Job {
 		}
 		c := w.Compact
 		out.Compact = &meta.CompactJob{Level: d.int8(c.GetLevel(), "compaction level"), Output: d.segmentID(c.GetOutput()),
-			MaxEntryBytes: c.GetMaxEntryBytes(), Sources: d.entries(c.GetSources())}
+			MaxEntryBytes: c.GetMaxEntryBytes(), Sources: d.indexEntries(c.GetSources(), "compaction source")}
 		return out
 	case *pb.Job_Delete:
 		if out.Kind != meta.JobDelete || w.Delete == nil {
@@ -653,7 +667,7 @@ func encCompactResult(r meta.CompactResult) *pb.CompleteCompactionRequest {
 
 func (d *decoder) compactResult(r *pb.CompleteCompactionRequest) meta.CompactResult {
 	return meta.CompactResult{JobID: r.GetJobId(), Output: d.segmentID(r.GetOutput()), ObjectKey: r.GetObjectKey(),
-		Size: r.GetSize(), Entries: d.entries(r.GetEntries()), BytesRead: r.GetBytesRead()}
+		Size: r.GetSize(), Entries: d.indexEntries(r.GetEntries(), "compaction output entry"), BytesRead: r.GetBytesRead()}
 }
 
 func encDeleteResult(r meta.DeleteResult) *pb.CompleteDeleteRequest {
