@@ -521,3 +521,25 @@ func TestJobsMalformed(t *testing.T) {
 		t.Errorf("compaction level 300 decoded: %v", d.err)
 	}
 }
+
+// TestJobsFailover: a jobs call that meets a standby (it refuses with
+// "not leader" before any service runs) moves to the next replica, as
+// every other call does.
+func TestJobsFailover(t *testing.T) {
+	fake := &fakeJobs{jobOK: true}
+	fake.job = testJobs(t)[0]
+	_, addr, _ := jobsEnv(t, fake)
+	standby := newBackend()
+	standby.down = true
+	_, sAddr := serve(t, standby, "")
+	rc := dialT(t, ClientConfig{Addrs: []string{sAddr, addr}, Key: testKey})
+	ctx := ctxT(t, 30*time.Second)
+	for name, call := range jobCalls(rc) {
+		if err := call(ctx); err != nil {
+			t.Errorf("%s with a standby first: %v", name, err)
+		}
+	}
+	if got, ok, err := rc.AcquireJob(ctx, "a", []meta.JobKind{meta.JobCompact}); err != nil || !ok || !reflect.DeepEqual(got, fake.job) {
+		t.Errorf("AcquireJob after failover: %+v %v %v", got, ok, err)
+	}
+}
