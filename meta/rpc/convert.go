@@ -569,20 +569,19 @@ func encJobKinds(ks []meta.JobKind) []pb.JobKind {
 	return out
 }
 
-// knownJobKinds decodes the kinds an agent asks for, dropping those this
-// meta does not know (a newer agent's): meta cannot plan a job of a kind
-// it does not know, so leaving them out changes no answer. dropped says
-// whether any was.
-func knownJobKinds(ks []pb.JobKind) (out []meta.JobKind, dropped bool) {
-	for _, k := range ks {
-		var d decoder
-		if mk := d.jobKind(k); d.err == nil {
-			out = append(out, mk)
-		} else {
-			dropped = true
-		}
+// jobKinds decodes the kinds an agent asks for as they are, known or
+// not, so that the cluster's service answers them exactly as it would in
+// process (it refuses a kind it does not know); only a value that does
+// not fit meta.JobKind fails here.
+func (d *decoder) jobKinds(ks []pb.JobKind) []meta.JobKind {
+	if len(ks) == 0 {
+		return nil
 	}
-	return out, dropped
+	out := make([]meta.JobKind, len(ks))
+	for i, k := range ks {
+		out[i] = meta.JobKind(d.int8(int32(k), "job kind"))
+	}
+	return out
 }
 
 // encJob encodes a job. The part sent is the one Kind names, so a job

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 	pb "sluice.dev/meta/metapb"
 )
 
@@ -482,17 +483,18 @@ func TestJobsMalformed(t *testing.T) {
 		t.Fatalf("meta's service saw %d malformed requests", n)
 	}
 
-	// Kinds this meta does not know (a newer agent's) are left out; asking
-	// for nothing but those finds nothing due without asking the service.
+	// Kinds reach the service as sent, known or not, so that it answers
+	// them as it would in process; a value that does not fit meta.JobKind
+	// is refused here.
 	fake.set(func(f *fakeJobs) { f.job, f.jobOK = testJobs(t)[1], true })
 	r, err := mc.AcquireJob(ctx, &pb.AcquireJobRequest{AgentId: "a", Kinds: []pb.JobKind{99, pb.JobKind_JOB_DELETE, pb.JobKind_JOB_NONE}})
-	if err != nil || !r.Ok || r.Error != nil || !reflect.DeepEqual(fake.kinds, []meta.JobKind{meta.JobDelete}) {
+	if err != nil || !r.Ok || r.Error != nil || !reflect.DeepEqual(fake.kinds, []meta.JobKind{99, meta.JobDelete, 0}) {
 		t.Errorf("AcquireJob with unknown kinds: %v %v; reached meta with %v", r, err, fake.kinds)
 	}
 	before := fake.callCount()
-	r, err = mc.AcquireJob(ctx, &pb.AcquireJobRequest{AgentId: "a", Kinds: []pb.JobKind{99}})
-	if err != nil || r.Ok || r.Error != nil || fake.callCount() != before {
-		t.Errorf("AcquireJob with only unknown kinds: %v %v (service calls %d)", r, err, fake.callCount()-before)
+	r, err = mc.AcquireJob(ctx, &pb.AcquireJobRequest{AgentId: "a", Kinds: []pb.JobKind{pb.JobKind_JOB_DELETE, 300}})
+	if err != nil || r.Ok || r.GetError().GetCode() != pb.ErrorCode_ERR_INVALID_REQUEST || fake.callCount() != before {
+		t.Errorf("AcquireJob with kind 300: %v %v (service calls %d)", r, err, fake.callCount()-before)
 	}
 
 	// Answers that break meta.Job's promise: the agent refuses them as
@@ -541,5 +543,81 @@ func TestJobsFailover(t *testing.T) {
 	}
 	if got, ok, err := rc.AcquireJob(ctx, "a", []meta.JobKind{meta.JobCompact}); err != nil || !ok || !reflect.DeepEqual(got, fake.job) {
 		t.Errorf("AcquireJob after failover: %+v %v %v", got, ok, err)
+	}
+}
+
+// TestJobsWithService runs the jobs calls against the control plane's
+// own Service through gRPC: its answers, errors included, are the same
+// over the network as in process, and an orphan pass goes through its
+// whole lease (acquire, check, complete) over the wire.
+func TestJobsWithService(t *testing.T) {
+	const grace = 4 * time.Second // the smallest --gc-grace meta accepts
+	svc, err := controller.Open(controller.Config{Dir: t.TempDir(), Logger: quietLog, GCGrace: grace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	_, _, rc := jobsEnv(t, svc)
+	ctx := ctxT(t, 60*time.Second)
+
+	// Refusals and "lost" answers, over gRPC and in process.
+	all := []meta.JobKind{meta.JobCompact, meta.JobDelete}
+	for _, c := range []struct {
+		agent string
+		kinds []meta.JobKind
+	}{{"agent-1", all}, {"", all}, {"agent-1", []meta.JobKind{meta.JobDelete, 99}}} {
+		job, ok, err := rc.AcquireJob(ctx, c.agent, c.kinds)
+		djob, dok, derr := svc.AcquireJob(ctx, c.agent, c.kinds)
+		same(t, fmt.Sprintf("AcquireJob(%q, %v)", c.agent, c.kinds), []any{job, ok, err}, []any{djob, dok, derr})
+	}
+	const unknown = 12345
+	out, err := rc.CompleteCompaction(ctx, meta.CompactResult{JobID: unknown, Output: newSegID(), Entries: []meta.IndexEntry{testEntry(1)}})
+	dout, derr := svc.CompleteCompaction(ctx, meta.CompactResult{JobID: unknown, Output: newSegID(), Entries: []meta.IndexEntry{testEntry(1)}})
+	same(t, "CompleteCompaction of an unknown job", []any{out, err}, []any{dout, derr})
+	keys, err := rc.CheckOrphans(ctx, unknown, []string{"k"})
+	dkeys, derr := svc.CheckOrphans(ctx, unknown, []string{"k"})
+	same(t, "CheckOrphans of an unknown job", []any{keys, err}, []any{dkeys, derr})
+	same(t, "CompleteDelete of an unknown job", rc.CompleteDelete(ctx, meta.DeleteResult{JobID: unknown}),
+		svc.CompleteDelete(ctx, meta.DeleteResult{JobID: unknown}))
+	same(t, "CompleteOrphans of an unknown job", rc.CompleteOrphans(ctx, meta.OrphansResult{JobID: unknown}),
+		svc.CompleteOrphans(ctx, meta.OrphansResult{JobID: unknown}))
+	err = rc.AbandonJob(ctx, unknown, "test")
+	same(t, "AbandonJob of an unknown job", err, svc.AbandonJob(ctx, unknown, "test"))
+	if !errors.Is(err, meta.ErrJobLost) {
+		t.Errorf("AbandonJob of an unknown job: %v, want ErrJobLost", err)
+	}
+
+	// An orphan pass is due once the grace has passed since meta opened.
+	var job meta.Job
+	for {
+		j, ok, err := rc.AcquireJob(ctx, "agent-1", []meta.JobKind{meta.JobOrphans})
+		if err != nil {
+			t.Fatalf("AcquireJob orphans: %v", err)
+		}
+		if ok {
+			job = j
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no orphan pass leased within the test's deadline (grace %v)", grace)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if job.Kind != meta.JobOrphans || job.Orphans == nil || job.Orphans.MinAge != grace || job.Orphans.Prefix != meta.ObjectPrefix || job.LeaseTTL <= 0 {
+		t.Fatalf("orphan job: %+v %+v", job, job.Orphans)
+	}
+	old := meta.ObjectKey(meta.NewSegmentID(time.Now().Add(-time.Hour), [8]byte{1}))
+	fresh := meta.ObjectKey(meta.NewSegmentID(time.Now(), [8]byte{2}))
+	orphans, err := rc.CheckOrphans(ctx, job.ID, []string{old, fresh, "not/an/object"})
+	if err != nil || !reflect.DeepEqual(orphans, []string{old}) {
+		t.Fatalf("CheckOrphans: %q %v, want only %q", orphans, err, old)
+	}
+	if err := rc.CompleteOrphans(ctx, meta.OrphansResult{JobID: job.ID, Listed: 3, Deleted: 1, DeletedBytes: 10}); err != nil {
+		t.Fatalf("CompleteOrphans: %v", err)
+	}
+	// The pass is over: its lease is gone.
+	if err := rc.AbandonJob(ctx, job.ID, "test"); !errors.Is(err, meta.ErrJobLost) {
+		t.Fatalf("AbandonJob after CompleteOrphans: %v, want ErrJobLost", err)
 	}
 }

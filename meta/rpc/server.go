@@ -541,11 +541,10 @@ func (m *metaServer) AcquireJob(ctx context.Context, r *pb.AcquireJobRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	kinds, dropped := knownJobKinds(r.GetKinds())
-	if dropped && len(kinds) == 0 {
-		// Only kinds this meta does not know: none of them is due. (An
-		// empty list passed on might mean something else to the service.)
-		return &pb.AcquireJobResponse{}, nil
+	var d decoder
+	kinds := d.jobKinds(r.GetKinds())
+	if d.err != nil {
+		return &pb.AcquireJobResponse{Error: invalid(d.err)}, nil
 	}
 	job, ok, err := jc.AcquireJob(ctx, r.GetAgentId(), kinds)
 	out := &pb.AcquireJobResponse{Error: encodeErr(err), Ok: ok}
