@@ -9,7 +9,8 @@
 // or headers. There is no generic payload here: no `bytes` blob, no
 // google.protobuf.Any, no Struct. The only bytes fields are
 //   - ids of a fixed size, checked on decode: topic ids (16 bytes) and
-//     segment ids (16 bytes);
+//     segment ids (16 bytes; a compaction's output and the objects jobs
+//     delete are named by segment ids too);
 //   - consumer group protocol metadata and assignments (GroupProtocol,
 //     GroupMember, SyncGroup, GroupMemberDescription), which Kafka clients
 //     send to the group coordinator and which hold subscriptions and
@@ -79,6 +80,9 @@ const (
 	ErrorCode_ERR_GROUP_MAX_SIZE_REACHED    ErrorCode = 40
 	ErrorCode_ERR_TOO_MANY_GROUPS           ErrorCode = 41
 	ErrorCode_ERR_OFFSET_METADATA_TOO_LARGE ErrorCode = 42
+	// Background jobs (issue 12).
+	ErrorCode_ERR_SEGMENT_EXPIRED ErrorCode = 50
+	ErrorCode_ERR_JOB_LOST        ErrorCode = 51
 )
 
 // Enum value maps for ErrorCode.
@@ -115,6 +119,8 @@ var (
 		40: "ERR_GROUP_MAX_SIZE_REACHED",
 		41: "ERR_TOO_MANY_GROUPS",
 		42: "ERR_OFFSET_METADATA_TOO_LARGE",
+		50: "ERR_SEGMENT_EXPIRED",
+		51: "ERR_JOB_LOST",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERR_NONE":                       0,
@@ -148,6 +154,8 @@ var (
 		"ERR_GROUP_MAX_SIZE_REACHED":     40,
 		"ERR_TOO_MANY_GROUPS":            41,
 		"ERR_OFFSET_METADATA_TOO_LARGE":  42,
+		"ERR_SEGMENT_EXPIRED":            50,
+		"ERR_JOB_LOST":                   51,
 	}
 )
 
@@ -285,6 +293,60 @@ func (x TimestampQuery) Number() protoreflect.EnumNumber {
 // Deprecated: Use TimestampQuery.Descriptor instead.
 func (TimestampQuery) EnumDescriptor() ([]byte, []int) {
 	return file_meta_proto_rawDescGZIP(), []int{2}
+}
+
+// JobKind mirrors meta.JobKind, value for value. 0 is no kind: proto3
+// needs a zero value, and meta numbers its kinds from 1.
+type JobKind int32
+
+const (
+	JobKind_JOB_NONE    JobKind = 0
+	JobKind_JOB_COMPACT JobKind = 1
+	JobKind_JOB_DELETE  JobKind = 2
+	JobKind_JOB_ORPHANS JobKind = 3
+)
+
+// Enum value maps for JobKind.
+var (
+	JobKind_name = map[int32]string{
+		0: "JOB_NONE",
+		1: "JOB_COMPACT",
+		2: "JOB_DELETE",
+		3: "JOB_ORPHANS",
+	}
+	JobKind_value = map[string]int32{
+		"JOB_NONE":    0,
+		"JOB_COMPACT": 1,
+		"JOB_DELETE":  2,
+		"JOB_ORPHANS": 3,
+	}
+)
+
+func (x JobKind) Enum() *JobKind {
+	p := new(JobKind)
+	*p = x
+	return p
+}
+
+func (x JobKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_meta_proto_enumTypes[3].Descriptor()
+}
+
+func (JobKind) Type() protoreflect.EnumType {
+	return &file_meta_proto_enumTypes[3]
+}
+
+func (x JobKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobKind.Descriptor instead.
+func (JobKind) EnumDescriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{3}
 }
 
 // Error is an error of package meta: its code and its full message.
@@ -1991,6 +2053,7 @@ type CommitEvent struct {
 	HighWatermark  int64                  `protobuf:"varint,2,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
 	LogStartOffset int64                  `protobuf:"varint,3,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
 	Trim           bool                   `protobuf:"varint,4,opt,name=trim,proto3" json:"trim,omitempty"` // the log start moved (DeleteRecords); entry names only the partition
+	Swap           bool                   `protobuf:"varint,5,opt,name=swap,proto3" json:"swap,omitempty"` // entry replaced, by a compaction, the entries covering exactly its offsets
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -2049,6 +2112,13 @@ func (x *CommitEvent) GetLogStartOffset() int64 {
 func (x *CommitEvent) GetTrim() bool {
 	if x != nil {
 		return x.Trim
+	}
+	return false
+}
+
+func (x *CommitEvent) GetSwap() bool {
+	if x != nil {
+		return x.Swap
 	}
 	return false
 }
@@ -4518,6 +4588,886 @@ func (x *RevokeKeyRequest) GetId() string {
 	return ""
 }
 
+type AcquireJobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AgentId       string                 `protobuf:"bytes,1,opt,name=agent_id,json=agentId,proto3" json:"agent_id,omitempty"`
+	Kinds         []JobKind              `protobuf:"varint,2,rep,packed,name=kinds,proto3,enum=sluice.meta.v1.JobKind" json:"kinds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcquireJobRequest) Reset() {
+	*x = AcquireJobRequest{}
+	mi := &file_meta_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcquireJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcquireJobRequest) ProtoMessage() {}
+
+func (x *AcquireJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcquireJobRequest.ProtoReflect.Descriptor instead.
+func (*AcquireJobRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *AcquireJobRequest) GetAgentId() string {
+	if x != nil {
+		return x.AgentId
+	}
+	return ""
+}
+
+func (x *AcquireJobRequest) GetKinds() []JobKind {
+	if x != nil {
+		return x.Kinds
+	}
+	return nil
+}
+
+type AcquireJobResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Ok            bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`  // a job was leased; false: none is due
+	Job           *Job                   `protobuf:"bytes,3,opt,name=job,proto3" json:"job,omitempty"` // set when ok
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcquireJobResponse) Reset() {
+	*x = AcquireJobResponse{}
+	mi := &file_meta_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcquireJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcquireJobResponse) ProtoMessage() {}
+
+func (x *AcquireJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcquireJobResponse.ProtoReflect.Descriptor instead.
+func (*AcquireJobResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *AcquireJobResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *AcquireJobResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *AcquireJobResponse) GetJob() *Job {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+// Job is one leased unit of work; the one part set is the one kind names.
+type Job struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind          JobKind                `protobuf:"varint,2,opt,name=kind,proto3,enum=sluice.meta.v1.JobKind" json:"kind,omitempty"`
+	LeaseTtlNanos int64                  `protobuf:"varint,3,opt,name=lease_ttl_nanos,json=leaseTtlNanos,proto3" json:"lease_ttl_nanos,omitempty"`
+	// Types that are valid to be assigned to Work:
+	//
+	//	*Job_Compact
+	//	*Job_Delete
+	//	*Job_Orphans
+	Work          isJob_Work `protobuf_oneof:"work"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Job) Reset() {
+	*x = Job{}
+	mi := &file_meta_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Job) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Job) ProtoMessage() {}
+
+func (x *Job) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Job.ProtoReflect.Descriptor instead.
+func (*Job) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *Job) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Job) GetKind() JobKind {
+	if x != nil {
+		return x.Kind
+	}
+	return JobKind_JOB_NONE
+}
+
+func (x *Job) GetLeaseTtlNanos() int64 {
+	if x != nil {
+		return x.LeaseTtlNanos
+	}
+	return 0
+}
+
+func (x *Job) GetWork() isJob_Work {
+	if x != nil {
+		return x.Work
+	}
+	return nil
+}
+
+func (x *Job) GetCompact() *CompactJob {
+	if x != nil {
+		if x, ok := x.Work.(*Job_Compact); ok {
+			return x.Compact
+		}
+	}
+	return nil
+}
+
+func (x *Job) GetDelete() *DeleteJob {
+	if x != nil {
+		if x, ok := x.Work.(*Job_Delete); ok {
+			return x.Delete
+		}
+	}
+	return nil
+}
+
+func (x *Job) GetOrphans() *OrphansJob {
+	if x != nil {
+		if x, ok := x.Work.(*Job_Orphans); ok {
+			return x.Orphans
+		}
+	}
+	return nil
+}
+
+type isJob_Work interface {
+	isJob_Work()
+}
+
+type Job_Compact struct {
+	Compact *CompactJob `protobuf:"bytes,4,opt,name=compact,proto3,oneof"`
+}
+
+type Job_Delete struct {
+	Delete *DeleteJob `protobuf:"bytes,5,opt,name=delete,proto3,oneof"`
+}
+
+type Job_Orphans struct {
+	Orphans *OrphansJob `protobuf:"bytes,6,opt,name=orphans,proto3,oneof"`
+}
+
+func (*Job_Compact) isJob_Work() {}
+
+func (*Job_Delete) isJob_Work() {}
+
+func (*Job_Orphans) isJob_Work() {}
+
+type CompactJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Level         int32                  `protobuf:"varint,1,opt,name=level,proto3" json:"level,omitempty"`  // an int8
+	Output        []byte                 `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"` // 16 bytes: a segment id
+	MaxEntryBytes int64                  `protobuf:"varint,3,opt,name=max_entry_bytes,json=maxEntryBytes,proto3" json:"max_entry_bytes,omitempty"`
+	Sources       []*IndexEntry          `protobuf:"bytes,4,rep,name=sources,proto3" json:"sources,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompactJob) Reset() {
+	*x = CompactJob{}
+	mi := &file_meta_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompactJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompactJob) ProtoMessage() {}
+
+func (x *CompactJob) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompactJob.ProtoReflect.Descriptor instead.
+func (*CompactJob) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *CompactJob) GetLevel() int32 {
+	if x != nil {
+		return x.Level
+	}
+	return 0
+}
+
+func (x *CompactJob) GetOutput() []byte {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *CompactJob) GetMaxEntryBytes() int64 {
+	if x != nil {
+		return x.MaxEntryBytes
+	}
+	return 0
+}
+
+func (x *CompactJob) GetSources() []*IndexEntry {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+// ObjectRef names one object in the bucket.
+type ObjectRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            []byte                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"` // 16 bytes: a segment id
+	Key           string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Size          int64                  `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ObjectRef) Reset() {
+	*x = ObjectRef{}
+	mi := &file_meta_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ObjectRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ObjectRef) ProtoMessage() {}
+
+func (x *ObjectRef) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ObjectRef.ProtoReflect.Descriptor instead.
+func (*ObjectRef) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ObjectRef) GetId() []byte {
+	if x != nil {
+		return x.Id
+	}
+	return nil
+}
+
+func (x *ObjectRef) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ObjectRef) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type DeleteJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Objects       []*ObjectRef           `protobuf:"bytes,1,rep,name=objects,proto3" json:"objects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteJob) Reset() {
+	*x = DeleteJob{}
+	mi := &file_meta_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteJob) ProtoMessage() {}
+
+func (x *DeleteJob) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteJob.ProtoReflect.Descriptor instead.
+func (*DeleteJob) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *DeleteJob) GetObjects() []*ObjectRef {
+	if x != nil {
+		return x.Objects
+	}
+	return nil
+}
+
+type OrphansJob struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Prefix        string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	MinAgeNanos   int64                  `protobuf:"varint,2,opt,name=min_age_nanos,json=minAgeNanos,proto3" json:"min_age_nanos,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OrphansJob) Reset() {
+	*x = OrphansJob{}
+	mi := &file_meta_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OrphansJob) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OrphansJob) ProtoMessage() {}
+
+func (x *OrphansJob) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OrphansJob.ProtoReflect.Descriptor instead.
+func (*OrphansJob) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *OrphansJob) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *OrphansJob) GetMinAgeNanos() int64 {
+	if x != nil {
+		return x.MinAgeNanos
+	}
+	return 0
+}
+
+type CompleteCompactionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Output        []byte                 `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"` // 16 bytes: a segment id
+	ObjectKey     string                 `protobuf:"bytes,3,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`
+	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	Entries       []*IndexEntry          `protobuf:"bytes,5,rep,name=entries,proto3" json:"entries,omitempty"`
+	BytesRead     int64                  `protobuf:"varint,6,opt,name=bytes_read,json=bytesRead,proto3" json:"bytes_read,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteCompactionRequest) Reset() {
+	*x = CompleteCompactionRequest{}
+	mi := &file_meta_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteCompactionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteCompactionRequest) ProtoMessage() {}
+
+func (x *CompleteCompactionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteCompactionRequest.ProtoReflect.Descriptor instead.
+func (*CompleteCompactionRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *CompleteCompactionRequest) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *CompleteCompactionRequest) GetOutput() []byte {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *CompleteCompactionRequest) GetObjectKey() string {
+	if x != nil {
+		return x.ObjectKey
+	}
+	return ""
+}
+
+func (x *CompleteCompactionRequest) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *CompleteCompactionRequest) GetEntries() []*IndexEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *CompleteCompactionRequest) GetBytesRead() int64 {
+	if x != nil {
+		return x.BytesRead
+	}
+	return 0
+}
+
+type CompleteCompactionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Swapped       int64                  `protobuf:"varint,2,opt,name=swapped,proto3" json:"swapped,omitempty"`
+	Refused       int64                  `protobuf:"varint,3,opt,name=refused,proto3" json:"refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteCompactionResponse) Reset() {
+	*x = CompleteCompactionResponse{}
+	mi := &file_meta_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteCompactionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteCompactionResponse) ProtoMessage() {}
+
+func (x *CompleteCompactionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteCompactionResponse.ProtoReflect.Descriptor instead.
+func (*CompleteCompactionResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *CompleteCompactionResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *CompleteCompactionResponse) GetSwapped() int64 {
+	if x != nil {
+		return x.Swapped
+	}
+	return 0
+}
+
+func (x *CompleteCompactionResponse) GetRefused() int64 {
+	if x != nil {
+		return x.Refused
+	}
+	return 0
+}
+
+type CompleteDeleteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Deleted       [][]byte               `protobuf:"bytes,2,rep,name=deleted,proto3" json:"deleted,omitempty"` // 16 bytes each: segment ids
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteDeleteRequest) Reset() {
+	*x = CompleteDeleteRequest{}
+	mi := &file_meta_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteDeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteDeleteRequest) ProtoMessage() {}
+
+func (x *CompleteDeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteDeleteRequest.ProtoReflect.Descriptor instead.
+func (*CompleteDeleteRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *CompleteDeleteRequest) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *CompleteDeleteRequest) GetDeleted() [][]byte {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+type CheckOrphansRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Keys          []string               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"` // object keys the agent listed
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckOrphansRequest) Reset() {
+	*x = CheckOrphansRequest{}
+	mi := &file_meta_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckOrphansRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckOrphansRequest) ProtoMessage() {}
+
+func (x *CheckOrphansRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckOrphansRequest.ProtoReflect.Descriptor instead.
+func (*CheckOrphansRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *CheckOrphansRequest) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *CheckOrphansRequest) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type CheckOrphansResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Keys          []string               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"` // the orphans among them
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckOrphansResponse) Reset() {
+	*x = CheckOrphansResponse{}
+	mi := &file_meta_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckOrphansResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckOrphansResponse) ProtoMessage() {}
+
+func (x *CheckOrphansResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckOrphansResponse.ProtoReflect.Descriptor instead.
+func (*CheckOrphansResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *CheckOrphansResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *CheckOrphansResponse) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type CompleteOrphansRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Listed        int64                  `protobuf:"varint,2,opt,name=listed,proto3" json:"listed,omitempty"`
+	Deleted       int64                  `protobuf:"varint,3,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	DeletedBytes  int64                  `protobuf:"varint,4,opt,name=deleted_bytes,json=deletedBytes,proto3" json:"deleted_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteOrphansRequest) Reset() {
+	*x = CompleteOrphansRequest{}
+	mi := &file_meta_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteOrphansRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteOrphansRequest) ProtoMessage() {}
+
+func (x *CompleteOrphansRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteOrphansRequest.ProtoReflect.Descriptor instead.
+func (*CompleteOrphansRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *CompleteOrphansRequest) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *CompleteOrphansRequest) GetListed() int64 {
+	if x != nil {
+		return x.Listed
+	}
+	return 0
+}
+
+func (x *CompleteOrphansRequest) GetDeleted() int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+func (x *CompleteOrphansRequest) GetDeletedBytes() int64 {
+	if x != nil {
+		return x.DeletedBytes
+	}
+	return 0
+}
+
+type AbandonJobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbandonJobRequest) Reset() {
+	*x = AbandonJobRequest{}
+	mi := &file_meta_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbandonJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbandonJobRequest) ProtoMessage() {}
+
+func (x *AbandonJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbandonJobRequest.ProtoReflect.Descriptor instead.
+func (*AbandonJobRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *AbandonJobRequest) GetJobId() uint64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+func (x *AbandonJobRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_meta_proto protoreflect.FileDescriptor
 
 const file_meta_proto_rawDesc = "" +
@@ -4661,12 +5611,13 @@ const file_meta_proto_rawDesc = "" +
 	"\vproducer_id\x18\x02 \x01(\x03R\n" +
 	"producerId\x12%\n" +
 	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\"\x0e\n" +
-	"\fWatchRequest\"\xa4\x01\n" +
+	"\fWatchRequest\"\xb8\x01\n" +
 	"\vCommitEvent\x120\n" +
 	"\x05entry\x18\x01 \x01(\v2\x1a.sluice.meta.v1.IndexEntryR\x05entry\x12%\n" +
 	"\x0ehigh_watermark\x18\x02 \x01(\x03R\rhighWatermark\x12(\n" +
 	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\x12\x12\n" +
-	"\x04trim\x18\x04 \x01(\bR\x04trim\"q\n" +
+	"\x04trim\x18\x04 \x01(\bR\x04trim\x12\x12\n" +
+	"\x04swap\x18\x05 \x01(\bR\x04swap\"q\n" +
 	"\rWatchResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x123\n" +
 	"\x06events\x18\x02 \x03(\v2\x1b.sluice.meta.v1.CommitEventR\x06events\"+\n" +
@@ -4861,7 +5812,68 @@ const file_meta_proto_rawDesc = "" +
 	"\x04keys\x18\x02 \x03(\v2\x17.sluice.meta.v1.KeyInfoR\x04keys\"<\n" +
 	"\x10RevokeKeyRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\tR\x02id*\xb3\x06\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"]\n" +
+	"\x11AcquireJobRequest\x12\x19\n" +
+	"\bagent_id\x18\x01 \x01(\tR\aagentId\x12-\n" +
+	"\x05kinds\x18\x02 \x03(\x0e2\x17.sluice.meta.v1.JobKindR\x05kinds\"x\n" +
+	"\x12AcquireJobResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12%\n" +
+	"\x03job\x18\x03 \x01(\v2\x13.sluice.meta.v1.JobR\x03job\"\x97\x02\n" +
+	"\x03Job\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12+\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x17.sluice.meta.v1.JobKindR\x04kind\x12&\n" +
+	"\x0flease_ttl_nanos\x18\x03 \x01(\x03R\rleaseTtlNanos\x126\n" +
+	"\acompact\x18\x04 \x01(\v2\x1a.sluice.meta.v1.CompactJobH\x00R\acompact\x123\n" +
+	"\x06delete\x18\x05 \x01(\v2\x19.sluice.meta.v1.DeleteJobH\x00R\x06delete\x126\n" +
+	"\aorphans\x18\x06 \x01(\v2\x1a.sluice.meta.v1.OrphansJobH\x00R\aorphansB\x06\n" +
+	"\x04work\"\x98\x01\n" +
+	"\n" +
+	"CompactJob\x12\x14\n" +
+	"\x05level\x18\x01 \x01(\x05R\x05level\x12\x16\n" +
+	"\x06output\x18\x02 \x01(\fR\x06output\x12&\n" +
+	"\x0fmax_entry_bytes\x18\x03 \x01(\x03R\rmaxEntryBytes\x124\n" +
+	"\asources\x18\x04 \x03(\v2\x1a.sluice.meta.v1.IndexEntryR\asources\"A\n" +
+	"\tObjectRef\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\fR\x02id\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\"@\n" +
+	"\tDeleteJob\x123\n" +
+	"\aobjects\x18\x01 \x03(\v2\x19.sluice.meta.v1.ObjectRefR\aobjects\"H\n" +
+	"\n" +
+	"OrphansJob\x12\x16\n" +
+	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\"\n" +
+	"\rmin_age_nanos\x18\x02 \x01(\x03R\vminAgeNanos\"\xd2\x01\n" +
+	"\x19CompleteCompactionRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
+	"\x06output\x18\x02 \x01(\fR\x06output\x12\x1d\n" +
+	"\n" +
+	"object_key\x18\x03 \x01(\tR\tobjectKey\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x124\n" +
+	"\aentries\x18\x05 \x03(\v2\x1a.sluice.meta.v1.IndexEntryR\aentries\x12\x1d\n" +
+	"\n" +
+	"bytes_read\x18\x06 \x01(\x03R\tbytesRead\"}\n" +
+	"\x1aCompleteCompactionResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12\x18\n" +
+	"\aswapped\x18\x02 \x01(\x03R\aswapped\x12\x18\n" +
+	"\arefused\x18\x03 \x01(\x03R\arefused\"H\n" +
+	"\x15CompleteDeleteRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x18\n" +
+	"\adeleted\x18\x02 \x03(\fR\adeleted\"@\n" +
+	"\x13CheckOrphansRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x12\n" +
+	"\x04keys\x18\x02 \x03(\tR\x04keys\"W\n" +
+	"\x14CheckOrphansResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12\x12\n" +
+	"\x04keys\x18\x02 \x03(\tR\x04keys\"\x86\x01\n" +
+	"\x16CompleteOrphansRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
+	"\x06listed\x18\x02 \x01(\x03R\x06listed\x12\x18\n" +
+	"\adeleted\x18\x03 \x01(\x03R\adeleted\x12#\n" +
+	"\rdeleted_bytes\x18\x04 \x01(\x03R\fdeletedBytes\"B\n" +
+	"\x11AbandonJobRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason*\xde\x06\n" +
 	"\tErrorCode\x12\f\n" +
 	"\bERR_NONE\x10\x00\x12\x0f\n" +
 	"\vERR_UNKNOWN\x10\x01\x12\"\n" +
@@ -4894,7 +5906,9 @@ const file_meta_proto_rawDesc = "" +
 	"\tERR_LIMIT\x10\x1f\x12\x1e\n" +
 	"\x1aERR_GROUP_MAX_SIZE_REACHED\x10(\x12\x17\n" +
 	"\x13ERR_TOO_MANY_GROUPS\x10)\x12!\n" +
-	"\x1dERR_OFFSET_METADATA_TOO_LARGE\x10*\"\x04\b\t\x10\t*\xac\x01\n" +
+	"\x1dERR_OFFSET_METADATA_TOO_LARGE\x10*\x12\x17\n" +
+	"\x13ERR_SEGMENT_EXPIRED\x102\x12\x10\n" +
+	"\fERR_JOB_LOST\x103\"\x04\b\t\x10\t*\xac\x01\n" +
 	"\vChunkStatus\x12\x12\n" +
 	"\x0eCHUNK_APPENDED\x10\x00\x12\x13\n" +
 	"\x0fCHUNK_DUPLICATE\x10\x01\x12\x16\n" +
@@ -4905,7 +5919,13 @@ const file_meta_proto_rawDesc = "" +
 	"\x16CHUNK_UNKNOWN_PRODUCER\x10\x06*:\n" +
 	"\x0eTimestampQuery\x12\x15\n" +
 	"\x11FIRST_AT_OR_AFTER\x10\x00\x12\x11\n" +
-	"\rMAX_TIMESTAMP\x10\x012\x9f\x12\n" +
+	"\rMAX_TIMESTAMP\x10\x01*I\n" +
+	"\aJobKind\x12\f\n" +
+	"\bJOB_NONE\x10\x00\x12\x0f\n" +
+	"\vJOB_COMPACT\x10\x01\x12\x0e\n" +
+	"\n" +
+	"JOB_DELETE\x10\x02\x12\x0f\n" +
+	"\vJOB_ORPHANS\x10\x032\xbe\x16\n" +
 	"\x04Meta\x12P\n" +
 	"\tClusterID\x12 .sluice.meta.v1.ClusterIDRequest\x1a!.sluice.meta.v1.ClusterIDResponse\x12Y\n" +
 	"\fCreateTopics\x12#.sluice.meta.v1.CreateTopicsRequest\x1a$.sluice.meta.v1.CreateTopicsResponse\x12G\n" +
@@ -4936,7 +5956,15 @@ const file_meta_proto_rawDesc = "" +
 	"\rRegisterAgent\x12$.sluice.meta.v1.RegisterAgentRequest\x1a%.sluice.meta.v1.RegisterAgentResponse\x12X\n" +
 	"\x0fUnregisterAgent\x12&.sluice.meta.v1.UnregisterAgentRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12G\n" +
 	"\x06Agents\x12\x1d.sluice.meta.v1.AgentsRequest\x1a\x1e.sluice.meta.v1.AgentsResponse\x12^\n" +
-	"\rDeleteRecords\x12$.sluice.meta.v1.DeleteRecordsRequest\x1a'.sluice.meta.v1.PartitionStatesResponse2\xf6\x01\n" +
+	"\rDeleteRecords\x12$.sluice.meta.v1.DeleteRecordsRequest\x1a'.sluice.meta.v1.PartitionStatesResponse\x12S\n" +
+	"\n" +
+	"AcquireJob\x12!.sluice.meta.v1.AcquireJobRequest\x1a\".sluice.meta.v1.AcquireJobResponse\x12k\n" +
+	"\x12CompleteCompaction\x12).sluice.meta.v1.CompleteCompactionRequest\x1a*.sluice.meta.v1.CompleteCompactionResponse\x12V\n" +
+	"\x0eCompleteDelete\x12%.sluice.meta.v1.CompleteDeleteRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12Y\n" +
+	"\fCheckOrphans\x12#.sluice.meta.v1.CheckOrphansRequest\x1a$.sluice.meta.v1.CheckOrphansResponse\x12X\n" +
+	"\x0fCompleteOrphans\x12&.sluice.meta.v1.CompleteOrphansRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12N\n" +
+	"\n" +
+	"AbandonJob\x12!.sluice.meta.v1.AbandonJobRequest\x1a\x1d.sluice.meta.v1.ErrorResponse2\xf6\x01\n" +
 	"\x05Admin\x12P\n" +
 	"\tCreateKey\x12 .sluice.meta.v1.CreateKeyRequest\x1a!.sluice.meta.v1.CreateKeyResponse\x12M\n" +
 	"\bListKeys\x12\x1f.sluice.meta.v1.ListKeysRequest\x1a .sluice.meta.v1.ListKeysResponse\x12L\n" +
@@ -4954,213 +5982,252 @@ func file_meta_proto_rawDescGZIP() []byte {
 	return file_meta_proto_rawDescData
 }
 
-var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
 var file_meta_proto_goTypes = []any{
-	(ErrorCode)(0),                   // 0: sluice.meta.v1.ErrorCode
-	(ChunkStatus)(0),                 // 1: sluice.meta.v1.ChunkStatus
-	(TimestampQuery)(0),              // 2: sluice.meta.v1.TimestampQuery
-	(*Error)(nil),                    // 3: sluice.meta.v1.Error
-	(*ErrorResponse)(nil),            // 4: sluice.meta.v1.ErrorResponse
-	(*ErrorsResponse)(nil),           // 5: sluice.meta.v1.ErrorsResponse
-	(*TopicPartition)(nil),           // 6: sluice.meta.v1.TopicPartition
-	(*Topic)(nil),                    // 7: sluice.meta.v1.Topic
-	(*TopicSpec)(nil),                // 8: sluice.meta.v1.TopicSpec
-	(*TopicResult)(nil),              // 9: sluice.meta.v1.TopicResult
-	(*ClusterIDRequest)(nil),         // 10: sluice.meta.v1.ClusterIDRequest
-	(*ClusterIDResponse)(nil),        // 11: sluice.meta.v1.ClusterIDResponse
-	(*CreateTopicsRequest)(nil),      // 12: sluice.meta.v1.CreateTopicsRequest
-	(*CreateTopicsResponse)(nil),     // 13: sluice.meta.v1.CreateTopicsResponse
-	(*TopicsRequest)(nil),            // 14: sluice.meta.v1.TopicsRequest
-	(*TopicsByIDRequest)(nil),        // 15: sluice.meta.v1.TopicsByIDRequest
-	(*TopicsResponse)(nil),           // 16: sluice.meta.v1.TopicsResponse
-	(*PartitionStatesRequest)(nil),   // 17: sluice.meta.v1.PartitionStatesRequest
-	(*PartitionState)(nil),           // 18: sluice.meta.v1.PartitionState
-	(*DeleteRecordsSpec)(nil),        // 19: sluice.meta.v1.DeleteRecordsSpec
-	(*DeleteRecordsRequest)(nil),     // 20: sluice.meta.v1.DeleteRecordsRequest
-	(*PartitionStatesResponse)(nil),  // 21: sluice.meta.v1.PartitionStatesResponse
-	(*Chunk)(nil),                    // 22: sluice.meta.v1.Chunk
-	(*CommitSegmentRequest)(nil),     // 23: sluice.meta.v1.CommitSegmentRequest
-	(*ChunkResult)(nil),              // 24: sluice.meta.v1.ChunkResult
-	(*CommitSegmentResponse)(nil),    // 25: sluice.meta.v1.CommitSegmentResponse
-	(*IndexEntry)(nil),               // 26: sluice.meta.v1.IndexEntry
-	(*LookupRequest)(nil),            // 27: sluice.meta.v1.LookupRequest
-	(*LookupResponse)(nil),           // 28: sluice.meta.v1.LookupResponse
-	(*InitProducerIDRequest)(nil),    // 29: sluice.meta.v1.InitProducerIDRequest
-	(*InitProducerIDResponse)(nil),   // 30: sluice.meta.v1.InitProducerIDResponse
-	(*WatchRequest)(nil),             // 31: sluice.meta.v1.WatchRequest
-	(*CommitEvent)(nil),              // 32: sluice.meta.v1.CommitEvent
-	(*WatchResponse)(nil),            // 33: sluice.meta.v1.WatchResponse
-	(*DeleteTopicsRequest)(nil),      // 34: sluice.meta.v1.DeleteTopicsRequest
-	(*PartitionsSpec)(nil),           // 35: sluice.meta.v1.PartitionsSpec
-	(*CreatePartitionsRequest)(nil),  // 36: sluice.meta.v1.CreatePartitionsRequest
-	(*ConfigChange)(nil),             // 37: sluice.meta.v1.ConfigChange
-	(*AlterTopicConfigsRequest)(nil), // 38: sluice.meta.v1.AlterTopicConfigsRequest
-	(*FindTimestampRequest)(nil),     // 39: sluice.meta.v1.FindTimestampRequest
-	(*FindTimestampResponse)(nil),    // 40: sluice.meta.v1.FindTimestampResponse
-	(*GroupProtocol)(nil),            // 41: sluice.meta.v1.GroupProtocol
-	(*JoinGroupRequest)(nil),         // 42: sluice.meta.v1.JoinGroupRequest
-	(*GroupMember)(nil),              // 43: sluice.meta.v1.GroupMember
-	(*JoinGroupResponse)(nil),        // 44: sluice.meta.v1.JoinGroupResponse
-	(*SyncGroupRequest)(nil),         // 45: sluice.meta.v1.SyncGroupRequest
-	(*SyncGroupResponse)(nil),        // 46: sluice.meta.v1.SyncGroupResponse
-	(*HeartbeatRequest)(nil),         // 47: sluice.meta.v1.HeartbeatRequest
-	(*LeavingMember)(nil),            // 48: sluice.meta.v1.LeavingMember
-	(*LeaveGroupRequest)(nil),        // 49: sluice.meta.v1.LeaveGroupRequest
-	(*CommittedOffset)(nil),          // 50: sluice.meta.v1.CommittedOffset
-	(*CommitOffsetsRequest)(nil),     // 51: sluice.meta.v1.CommitOffsetsRequest
-	(*FetchOffsetsRequest)(nil),      // 52: sluice.meta.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),     // 53: sluice.meta.v1.FetchOffsetsResponse
-	(*DeleteOffsetsRequest)(nil),     // 54: sluice.meta.v1.DeleteOffsetsRequest
-	(*DeleteGroupRequest)(nil),       // 55: sluice.meta.v1.DeleteGroupRequest
-	(*ListGroupsRequest)(nil),        // 56: sluice.meta.v1.ListGroupsRequest
-	(*GroupListing)(nil),             // 57: sluice.meta.v1.GroupListing
-	(*ListGroupsResponse)(nil),       // 58: sluice.meta.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),     // 59: sluice.meta.v1.DescribeGroupRequest
-	(*GroupMemberDescription)(nil),   // 60: sluice.meta.v1.GroupMemberDescription
-	(*DescribeGroupResponse)(nil),    // 61: sluice.meta.v1.DescribeGroupResponse
-	(*AgentInfo)(nil),                // 62: sluice.meta.v1.AgentInfo
-	(*RegisterAgentRequest)(nil),     // 63: sluice.meta.v1.RegisterAgentRequest
-	(*RegisterAgentResponse)(nil),    // 64: sluice.meta.v1.RegisterAgentResponse
-	(*UnregisterAgentRequest)(nil),   // 65: sluice.meta.v1.UnregisterAgentRequest
-	(*AgentsRequest)(nil),            // 66: sluice.meta.v1.AgentsRequest
-	(*AgentsResponse)(nil),           // 67: sluice.meta.v1.AgentsResponse
-	(*KeyInfo)(nil),                  // 68: sluice.meta.v1.KeyInfo
-	(*CreateKeyRequest)(nil),         // 69: sluice.meta.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),        // 70: sluice.meta.v1.CreateKeyResponse
-	(*ListKeysRequest)(nil),          // 71: sluice.meta.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),         // 72: sluice.meta.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),         // 73: sluice.meta.v1.RevokeKeyRequest
-	nil,                              // 74: sluice.meta.v1.Topic.ConfigsEntry
-	nil,                              // 75: sluice.meta.v1.TopicSpec.ConfigsEntry
-	nil,                              // 76: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	(ErrorCode)(0),                     // 0: sluice.meta.v1.ErrorCode
+	(ChunkStatus)(0),                   // 1: sluice.meta.v1.ChunkStatus
+	(TimestampQuery)(0),                // 2: sluice.meta.v1.TimestampQuery
+	(JobKind)(0),                       // 3: sluice.meta.v1.JobKind
+	(*Error)(nil),                      // 4: sluice.meta.v1.Error
+	(*ErrorResponse)(nil),              // 5: sluice.meta.v1.ErrorResponse
+	(*ErrorsResponse)(nil),             // 6: sluice.meta.v1.ErrorsResponse
+	(*TopicPartition)(nil),             // 7: sluice.meta.v1.TopicPartition
+	(*Topic)(nil),                      // 8: sluice.meta.v1.Topic
+	(*TopicSpec)(nil),                  // 9: sluice.meta.v1.TopicSpec
+	(*TopicResult)(nil),                // 10: sluice.meta.v1.TopicResult
+	(*ClusterIDRequest)(nil),           // 11: sluice.meta.v1.ClusterIDRequest
+	(*ClusterIDResponse)(nil),          // 12: sluice.meta.v1.ClusterIDResponse
+	(*CreateTopicsRequest)(nil),        // 13: sluice.meta.v1.CreateTopicsRequest
+	(*CreateTopicsResponse)(nil),       // 14: sluice.meta.v1.CreateTopicsResponse
+	(*TopicsRequest)(nil),              // 15: sluice.meta.v1.TopicsRequest
+	(*TopicsByIDRequest)(nil),          // 16: sluice.meta.v1.TopicsByIDRequest
+	(*TopicsResponse)(nil),             // 17: sluice.meta.v1.TopicsResponse
+	(*PartitionStatesRequest)(nil),     // 18: sluice.meta.v1.PartitionStatesRequest
+	(*PartitionState)(nil),             // 19: sluice.meta.v1.PartitionState
+	(*DeleteRecordsSpec)(nil),          // 20: sluice.meta.v1.DeleteRecordsSpec
+	(*DeleteRecordsRequest)(nil),       // 21: sluice.meta.v1.DeleteRecordsRequest
+	(*PartitionStatesResponse)(nil),    // 22: sluice.meta.v1.PartitionStatesResponse
+	(*Chunk)(nil),                      // 23: sluice.meta.v1.Chunk
+	(*CommitSegmentRequest)(nil),       // 24: sluice.meta.v1.CommitSegmentRequest
+	(*ChunkResult)(nil),                // 25: sluice.meta.v1.ChunkResult
+	(*CommitSegmentResponse)(nil),      // 26: sluice.meta.v1.CommitSegmentResponse
+	(*IndexEntry)(nil),                 // 27: sluice.meta.v1.IndexEntry
+	(*LookupRequest)(nil),              // 28: sluice.meta.v1.LookupRequest
+	(*LookupResponse)(nil),             // 29: sluice.meta.v1.LookupResponse
+	(*InitProducerIDRequest)(nil),      // 30: sluice.meta.v1.InitProducerIDRequest
+	(*InitProducerIDResponse)(nil),     // 31: sluice.meta.v1.InitProducerIDResponse
+	(*WatchRequest)(nil),               // 32: sluice.meta.v1.WatchRequest
+	(*CommitEvent)(nil),                // 33: sluice.meta.v1.CommitEvent
+	(*WatchResponse)(nil),              // 34: sluice.meta.v1.WatchResponse
+	(*DeleteTopicsRequest)(nil),        // 35: sluice.meta.v1.DeleteTopicsRequest
+	(*PartitionsSpec)(nil),             // 36: sluice.meta.v1.PartitionsSpec
+	(*CreatePartitionsRequest)(nil),    // 37: sluice.meta.v1.CreatePartitionsRequest
+	(*ConfigChange)(nil),               // 38: sluice.meta.v1.ConfigChange
+	(*AlterTopicConfigsRequest)(nil),   // 39: sluice.meta.v1.AlterTopicConfigsRequest
+	(*FindTimestampRequest)(nil),       // 40: sluice.meta.v1.FindTimestampRequest
+	(*FindTimestampResponse)(nil),      // 41: sluice.meta.v1.FindTimestampResponse
+	(*GroupProtocol)(nil),              // 42: sluice.meta.v1.GroupProtocol
+	(*JoinGroupRequest)(nil),           // 43: sluice.meta.v1.JoinGroupRequest
+	(*GroupMember)(nil),                // 44: sluice.meta.v1.GroupMember
+	(*JoinGroupResponse)(nil),          // 45: sluice.meta.v1.JoinGroupResponse
+	(*SyncGroupRequest)(nil),           // 46: sluice.meta.v1.SyncGroupRequest
+	(*SyncGroupResponse)(nil),          // 47: sluice.meta.v1.SyncGroupResponse
+	(*HeartbeatRequest)(nil),           // 48: sluice.meta.v1.HeartbeatRequest
+	(*LeavingMember)(nil),              // 49: sluice.meta.v1.LeavingMember
+	(*LeaveGroupRequest)(nil),          // 50: sluice.meta.v1.LeaveGroupRequest
+	(*CommittedOffset)(nil),            // 51: sluice.meta.v1.CommittedOffset
+	(*CommitOffsetsRequest)(nil),       // 52: sluice.meta.v1.CommitOffsetsRequest
+	(*FetchOffsetsRequest)(nil),        // 53: sluice.meta.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),       // 54: sluice.meta.v1.FetchOffsetsResponse
+	(*DeleteOffsetsRequest)(nil),       // 55: sluice.meta.v1.DeleteOffsetsRequest
+	(*DeleteGroupRequest)(nil),         // 56: sluice.meta.v1.DeleteGroupRequest
+	(*ListGroupsRequest)(nil),          // 57: sluice.meta.v1.ListGroupsRequest
+	(*GroupListing)(nil),               // 58: sluice.meta.v1.GroupListing
+	(*ListGroupsResponse)(nil),         // 59: sluice.meta.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),       // 60: sluice.meta.v1.DescribeGroupRequest
+	(*GroupMemberDescription)(nil),     // 61: sluice.meta.v1.GroupMemberDescription
+	(*DescribeGroupResponse)(nil),      // 62: sluice.meta.v1.DescribeGroupResponse
+	(*AgentInfo)(nil),                  // 63: sluice.meta.v1.AgentInfo
+	(*RegisterAgentRequest)(nil),       // 64: sluice.meta.v1.RegisterAgentRequest
+	(*RegisterAgentResponse)(nil),      // 65: sluice.meta.v1.RegisterAgentResponse
+	(*UnregisterAgentRequest)(nil),     // 66: sluice.meta.v1.UnregisterAgentRequest
+	(*AgentsRequest)(nil),              // 67: sluice.meta.v1.AgentsRequest
+	(*AgentsResponse)(nil),             // 68: sluice.meta.v1.AgentsResponse
+	(*KeyInfo)(nil),                    // 69: sluice.meta.v1.KeyInfo
+	(*CreateKeyRequest)(nil),           // 70: sluice.meta.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),          // 71: sluice.meta.v1.CreateKeyResponse
+	(*ListKeysRequest)(nil),            // 72: sluice.meta.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),           // 73: sluice.meta.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),           // 74: sluice.meta.v1.RevokeKeyRequest
+	(*AcquireJobRequest)(nil),          // 75: sluice.meta.v1.AcquireJobRequest
+	(*AcquireJobResponse)(nil),         // 76: sluice.meta.v1.AcquireJobResponse
+	(*Job)(nil),                        // 77: sluice.meta.v1.Job
+	(*CompactJob)(nil),                 // 78: sluice.meta.v1.CompactJob
+	(*ObjectRef)(nil),                  // 79: sluice.meta.v1.ObjectRef
+	(*DeleteJob)(nil),                  // 80: sluice.meta.v1.DeleteJob
+	(*OrphansJob)(nil),                 // 81: sluice.meta.v1.OrphansJob
+	(*CompleteCompactionRequest)(nil),  // 82: sluice.meta.v1.CompleteCompactionRequest
+	(*CompleteCompactionResponse)(nil), // 83: sluice.meta.v1.CompleteCompactionResponse
+	(*CompleteDeleteRequest)(nil),      // 84: sluice.meta.v1.CompleteDeleteRequest
+	(*CheckOrphansRequest)(nil),        // 85: sluice.meta.v1.CheckOrphansRequest
+	(*CheckOrphansResponse)(nil),       // 86: sluice.meta.v1.CheckOrphansResponse
+	(*CompleteOrphansRequest)(nil),     // 87: sluice.meta.v1.CompleteOrphansRequest
+	(*AbandonJobRequest)(nil),          // 88: sluice.meta.v1.AbandonJobRequest
+	nil,                                // 89: sluice.meta.v1.Topic.ConfigsEntry
+	nil,                                // 90: sluice.meta.v1.TopicSpec.ConfigsEntry
+	nil,                                // 91: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 }
 var file_meta_proto_depIdxs = []int32{
-	0,  // 0: sluice.meta.v1.Error.code:type_name -> sluice.meta.v1.ErrorCode
-	3,  // 1: sluice.meta.v1.ErrorResponse.error:type_name -> sluice.meta.v1.Error
-	3,  // 2: sluice.meta.v1.ErrorsResponse.error:type_name -> sluice.meta.v1.Error
-	3,  // 3: sluice.meta.v1.ErrorsResponse.errors:type_name -> sluice.meta.v1.Error
-	74, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
-	75, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
-	7,  // 6: sluice.meta.v1.TopicResult.topic:type_name -> sluice.meta.v1.Topic
-	3,  // 7: sluice.meta.v1.TopicResult.error:type_name -> sluice.meta.v1.Error
-	3,  // 8: sluice.meta.v1.ClusterIDResponse.error:type_name -> sluice.meta.v1.Error
-	8,  // 9: sluice.meta.v1.CreateTopicsRequest.specs:type_name -> sluice.meta.v1.TopicSpec
-	3,  // 10: sluice.meta.v1.CreateTopicsResponse.error:type_name -> sluice.meta.v1.Error
-	9,  // 11: sluice.meta.v1.CreateTopicsResponse.results:type_name -> sluice.meta.v1.TopicResult
-	3,  // 12: sluice.meta.v1.TopicsResponse.error:type_name -> sluice.meta.v1.Error
-	7,  // 13: sluice.meta.v1.TopicsResponse.topics:type_name -> sluice.meta.v1.Topic
-	6,  // 14: sluice.meta.v1.PartitionStatesRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
-	3,  // 15: sluice.meta.v1.PartitionState.error:type_name -> sluice.meta.v1.Error
-	6,  // 16: sluice.meta.v1.DeleteRecordsSpec.partition:type_name -> sluice.meta.v1.TopicPartition
-	19, // 17: sluice.meta.v1.DeleteRecordsRequest.specs:type_name -> sluice.meta.v1.DeleteRecordsSpec
-	3,  // 18: sluice.meta.v1.PartitionStatesResponse.error:type_name -> sluice.meta.v1.Error
-	18, // 19: sluice.meta.v1.PartitionStatesResponse.states:type_name -> sluice.meta.v1.PartitionState
-	22, // 20: sluice.meta.v1.CommitSegmentRequest.chunks:type_name -> sluice.meta.v1.Chunk
-	1,  // 21: sluice.meta.v1.ChunkResult.status:type_name -> sluice.meta.v1.ChunkStatus
-	3,  // 22: sluice.meta.v1.CommitSegmentResponse.error:type_name -> sluice.meta.v1.Error
-	24, // 23: sluice.meta.v1.CommitSegmentResponse.chunks:type_name -> sluice.meta.v1.ChunkResult
-	6,  // 24: sluice.meta.v1.LookupRequest.partition:type_name -> sluice.meta.v1.TopicPartition
-	3,  // 25: sluice.meta.v1.LookupResponse.error:type_name -> sluice.meta.v1.Error
-	26, // 26: sluice.meta.v1.LookupResponse.entries:type_name -> sluice.meta.v1.IndexEntry
-	3,  // 27: sluice.meta.v1.InitProducerIDResponse.error:type_name -> sluice.meta.v1.Error
-	26, // 28: sluice.meta.v1.CommitEvent.entry:type_name -> sluice.meta.v1.IndexEntry
-	3,  // 29: sluice.meta.v1.WatchResponse.error:type_name -> sluice.meta.v1.Error
-	32, // 30: sluice.meta.v1.WatchResponse.events:type_name -> sluice.meta.v1.CommitEvent
-	35, // 31: sluice.meta.v1.CreatePartitionsRequest.specs:type_name -> sluice.meta.v1.PartitionsSpec
-	37, // 32: sluice.meta.v1.AlterTopicConfigsRequest.changes:type_name -> sluice.meta.v1.ConfigChange
-	6,  // 33: sluice.meta.v1.FindTimestampRequest.partition:type_name -> sluice.meta.v1.TopicPartition
-	2,  // 34: sluice.meta.v1.FindTimestampRequest.query:type_name -> sluice.meta.v1.TimestampQuery
-	3,  // 35: sluice.meta.v1.FindTimestampResponse.error:type_name -> sluice.meta.v1.Error
-	26, // 36: sluice.meta.v1.FindTimestampResponse.entry:type_name -> sluice.meta.v1.IndexEntry
-	41, // 37: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
-	3,  // 38: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
-	43, // 39: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
-	76, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
-	3,  // 41: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
-	48, // 42: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
-	50, // 43: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
-	6,  // 44: sluice.meta.v1.FetchOffsetsRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
-	3,  // 45: sluice.meta.v1.FetchOffsetsResponse.error:type_name -> sluice.meta.v1.Error
-	50, // 46: sluice.meta.v1.FetchOffsetsResponse.offsets:type_name -> sluice.meta.v1.CommittedOffset
-	6,  // 47: sluice.meta.v1.DeleteOffsetsRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
-	3,  // 48: sluice.meta.v1.ListGroupsResponse.error:type_name -> sluice.meta.v1.Error
-	57, // 49: sluice.meta.v1.ListGroupsResponse.groups:type_name -> sluice.meta.v1.GroupListing
-	3,  // 50: sluice.meta.v1.DescribeGroupResponse.error:type_name -> sluice.meta.v1.Error
-	60, // 51: sluice.meta.v1.DescribeGroupResponse.members:type_name -> sluice.meta.v1.GroupMemberDescription
-	62, // 52: sluice.meta.v1.RegisterAgentRequest.agent:type_name -> sluice.meta.v1.AgentInfo
-	3,  // 53: sluice.meta.v1.RegisterAgentResponse.error:type_name -> sluice.meta.v1.Error
-	3,  // 54: sluice.meta.v1.AgentsResponse.error:type_name -> sluice.meta.v1.Error
-	62, // 55: sluice.meta.v1.AgentsResponse.agents:type_name -> sluice.meta.v1.AgentInfo
-	3,  // 56: sluice.meta.v1.CreateKeyResponse.error:type_name -> sluice.meta.v1.Error
-	68, // 57: sluice.meta.v1.CreateKeyResponse.info:type_name -> sluice.meta.v1.KeyInfo
-	3,  // 58: sluice.meta.v1.ListKeysResponse.error:type_name -> sluice.meta.v1.Error
-	68, // 59: sluice.meta.v1.ListKeysResponse.keys:type_name -> sluice.meta.v1.KeyInfo
-	10, // 60: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
-	12, // 61: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
-	14, // 62: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
-	15, // 63: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
-	17, // 64: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
-	23, // 65: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
-	27, // 66: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
-	29, // 67: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
-	31, // 68: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
-	34, // 69: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
-	36, // 70: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
-	38, // 71: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
-	39, // 72: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
-	42, // 73: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
-	45, // 74: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
-	47, // 75: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
-	49, // 76: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
-	51, // 77: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
-	52, // 78: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
-	54, // 79: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
-	55, // 80: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
-	56, // 81: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
-	59, // 82: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	63, // 83: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
-	65, // 84: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
-	66, // 85: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
-	20, // 86: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
-	69, // 87: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
-	71, // 88: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
-	73, // 89: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
-	11, // 90: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
-	13, // 91: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
-	16, // 92: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
-	16, // 93: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
-	21, // 94: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
-	25, // 95: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
-	28, // 96: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
-	30, // 97: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
-	33, // 98: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
-	5,  // 99: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
-	5,  // 100: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
-	4,  // 101: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
-	40, // 102: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
-	44, // 103: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
-	46, // 104: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
-	4,  // 105: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
-	5,  // 106: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
-	4,  // 107: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	53, // 108: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
-	4,  // 109: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	4,  // 110: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
-	58, // 111: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
-	61, // 112: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
-	64, // 113: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
-	4,  // 114: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
-	67, // 115: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
-	21, // 116: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
-	70, // 117: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
-	72, // 118: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
-	4,  // 119: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
-	90, // [90:120] is the sub-list for method output_type
-	60, // [60:90] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	0,   // 0: sluice.meta.v1.Error.code:type_name -> sluice.meta.v1.ErrorCode
+	4,   // 1: sluice.meta.v1.ErrorResponse.error:type_name -> sluice.meta.v1.Error
+	4,   // 2: sluice.meta.v1.ErrorsResponse.error:type_name -> sluice.meta.v1.Error
+	4,   // 3: sluice.meta.v1.ErrorsResponse.errors:type_name -> sluice.meta.v1.Error
+	89,  // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
+	90,  // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
+	8,   // 6: sluice.meta.v1.TopicResult.topic:type_name -> sluice.meta.v1.Topic
+	4,   // 7: sluice.meta.v1.TopicResult.error:type_name -> sluice.meta.v1.Error
+	4,   // 8: sluice.meta.v1.ClusterIDResponse.error:type_name -> sluice.meta.v1.Error
+	9,   // 9: sluice.meta.v1.CreateTopicsRequest.specs:type_name -> sluice.meta.v1.TopicSpec
+	4,   // 10: sluice.meta.v1.CreateTopicsResponse.error:type_name -> sluice.meta.v1.Error
+	10,  // 11: sluice.meta.v1.CreateTopicsResponse.results:type_name -> sluice.meta.v1.TopicResult
+	4,   // 12: sluice.meta.v1.TopicsResponse.error:type_name -> sluice.meta.v1.Error
+	8,   // 13: sluice.meta.v1.TopicsResponse.topics:type_name -> sluice.meta.v1.Topic
+	7,   // 14: sluice.meta.v1.PartitionStatesRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 15: sluice.meta.v1.PartitionState.error:type_name -> sluice.meta.v1.Error
+	7,   // 16: sluice.meta.v1.DeleteRecordsSpec.partition:type_name -> sluice.meta.v1.TopicPartition
+	20,  // 17: sluice.meta.v1.DeleteRecordsRequest.specs:type_name -> sluice.meta.v1.DeleteRecordsSpec
+	4,   // 18: sluice.meta.v1.PartitionStatesResponse.error:type_name -> sluice.meta.v1.Error
+	19,  // 19: sluice.meta.v1.PartitionStatesResponse.states:type_name -> sluice.meta.v1.PartitionState
+	23,  // 20: sluice.meta.v1.CommitSegmentRequest.chunks:type_name -> sluice.meta.v1.Chunk
+	1,   // 21: sluice.meta.v1.ChunkResult.status:type_name -> sluice.meta.v1.ChunkStatus
+	4,   // 22: sluice.meta.v1.CommitSegmentResponse.error:type_name -> sluice.meta.v1.Error
+	25,  // 23: sluice.meta.v1.CommitSegmentResponse.chunks:type_name -> sluice.meta.v1.ChunkResult
+	7,   // 24: sluice.meta.v1.LookupRequest.partition:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 25: sluice.meta.v1.LookupResponse.error:type_name -> sluice.meta.v1.Error
+	27,  // 26: sluice.meta.v1.LookupResponse.entries:type_name -> sluice.meta.v1.IndexEntry
+	4,   // 27: sluice.meta.v1.InitProducerIDResponse.error:type_name -> sluice.meta.v1.Error
+	27,  // 28: sluice.meta.v1.CommitEvent.entry:type_name -> sluice.meta.v1.IndexEntry
+	4,   // 29: sluice.meta.v1.WatchResponse.error:type_name -> sluice.meta.v1.Error
+	33,  // 30: sluice.meta.v1.WatchResponse.events:type_name -> sluice.meta.v1.CommitEvent
+	36,  // 31: sluice.meta.v1.CreatePartitionsRequest.specs:type_name -> sluice.meta.v1.PartitionsSpec
+	38,  // 32: sluice.meta.v1.AlterTopicConfigsRequest.changes:type_name -> sluice.meta.v1.ConfigChange
+	7,   // 33: sluice.meta.v1.FindTimestampRequest.partition:type_name -> sluice.meta.v1.TopicPartition
+	2,   // 34: sluice.meta.v1.FindTimestampRequest.query:type_name -> sluice.meta.v1.TimestampQuery
+	4,   // 35: sluice.meta.v1.FindTimestampResponse.error:type_name -> sluice.meta.v1.Error
+	27,  // 36: sluice.meta.v1.FindTimestampResponse.entry:type_name -> sluice.meta.v1.IndexEntry
+	42,  // 37: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
+	4,   // 38: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
+	44,  // 39: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
+	91,  // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	4,   // 41: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
+	49,  // 42: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
+	51,  // 43: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
+	7,   // 44: sluice.meta.v1.FetchOffsetsRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 45: sluice.meta.v1.FetchOffsetsResponse.error:type_name -> sluice.meta.v1.Error
+	51,  // 46: sluice.meta.v1.FetchOffsetsResponse.offsets:type_name -> sluice.meta.v1.CommittedOffset
+	7,   // 47: sluice.meta.v1.DeleteOffsetsRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 48: sluice.meta.v1.ListGroupsResponse.error:type_name -> sluice.meta.v1.Error
+	58,  // 49: sluice.meta.v1.ListGroupsResponse.groups:type_name -> sluice.meta.v1.GroupListing
+	4,   // 50: sluice.meta.v1.DescribeGroupResponse.error:type_name -> sluice.meta.v1.Error
+	61,  // 51: sluice.meta.v1.DescribeGroupResponse.members:type_name -> sluice.meta.v1.GroupMemberDescription
+	63,  // 52: sluice.meta.v1.RegisterAgentRequest.agent:type_name -> sluice.meta.v1.AgentInfo
+	4,   // 53: sluice.meta.v1.RegisterAgentResponse.error:type_name -> sluice.meta.v1.Error
+	4,   // 54: sluice.meta.v1.AgentsResponse.error:type_name -> sluice.meta.v1.Error
+	63,  // 55: sluice.meta.v1.AgentsResponse.agents:type_name -> sluice.meta.v1.AgentInfo
+	4,   // 56: sluice.meta.v1.CreateKeyResponse.error:type_name -> sluice.meta.v1.Error
+	69,  // 57: sluice.meta.v1.CreateKeyResponse.info:type_name -> sluice.meta.v1.KeyInfo
+	4,   // 58: sluice.meta.v1.ListKeysResponse.error:type_name -> sluice.meta.v1.Error
+	69,  // 59: sluice.meta.v1.ListKeysResponse.keys:type_name -> sluice.meta.v1.KeyInfo
+	3,   // 60: sluice.meta.v1.AcquireJobRequest.kinds:type_name -> sluice.meta.v1.JobKind
+	4,   // 61: sluice.meta.v1.AcquireJobResponse.error:type_name -> sluice.meta.v1.Error
+	77,  // 62: sluice.meta.v1.AcquireJobResponse.job:type_name -> sluice.meta.v1.Job
+	3,   // 63: sluice.meta.v1.Job.kind:type_name -> sluice.meta.v1.JobKind
+	78,  // 64: sluice.meta.v1.Job.compact:type_name -> sluice.meta.v1.CompactJob
+	80,  // 65: sluice.meta.v1.Job.delete:type_name -> sluice.meta.v1.DeleteJob
+	81,  // 66: sluice.meta.v1.Job.orphans:type_name -> sluice.meta.v1.OrphansJob
+	27,  // 67: sluice.meta.v1.CompactJob.sources:type_name -> sluice.meta.v1.IndexEntry
+	79,  // 68: sluice.meta.v1.DeleteJob.objects:type_name -> sluice.meta.v1.ObjectRef
+	27,  // 69: sluice.meta.v1.CompleteCompactionRequest.entries:type_name -> sluice.meta.v1.IndexEntry
+	4,   // 70: sluice.meta.v1.CompleteCompactionResponse.error:type_name -> sluice.meta.v1.Error
+	4,   // 71: sluice.meta.v1.CheckOrphansResponse.error:type_name -> sluice.meta.v1.Error
+	11,  // 72: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
+	13,  // 73: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
+	15,  // 74: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
+	16,  // 75: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
+	18,  // 76: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
+	24,  // 77: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
+	28,  // 78: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
+	30,  // 79: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
+	32,  // 80: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
+	35,  // 81: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
+	37,  // 82: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
+	39,  // 83: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
+	40,  // 84: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
+	43,  // 85: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
+	46,  // 86: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
+	48,  // 87: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
+	50,  // 88: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
+	52,  // 89: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
+	53,  // 90: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
+	55,  // 91: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
+	56,  // 92: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
+	57,  // 93: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
+	60,  // 94: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	64,  // 95: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
+	66,  // 96: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
+	67,  // 97: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
+	21,  // 98: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
+	75,  // 99: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
+	82,  // 100: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
+	84,  // 101: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
+	85,  // 102: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
+	87,  // 103: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
+	88,  // 104: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
+	70,  // 105: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
+	72,  // 106: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
+	74,  // 107: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
+	12,  // 108: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
+	14,  // 109: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
+	17,  // 110: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
+	17,  // 111: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
+	22,  // 112: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
+	26,  // 113: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
+	29,  // 114: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
+	31,  // 115: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
+	34,  // 116: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
+	6,   // 117: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
+	6,   // 118: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 119: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
+	41,  // 120: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
+	45,  // 121: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
+	47,  // 122: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
+	5,   // 123: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 124: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 125: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	54,  // 126: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
+	5,   // 127: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 128: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
+	59,  // 129: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
+	62,  // 130: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
+	65,  // 131: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
+	5,   // 132: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
+	68,  // 133: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
+	22,  // 134: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
+	76,  // 135: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
+	83,  // 136: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
+	5,   // 137: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
+	86,  // 138: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
+	5,   // 139: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 140: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
+	71,  // 141: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
+	73,  // 142: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
+	5,   // 143: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
+	108, // [108:144] is the sub-list for method output_type
+	72,  // [72:108] is the sub-list for method input_type
+	72,  // [72:72] is the sub-list for extension type_name
+	72,  // [72:72] is the sub-list for extension extendee
+	0,   // [0:72] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -5169,13 +6236,18 @@ func file_meta_proto_init() {
 		return
 	}
 	file_meta_proto_msgTypes[34].OneofWrappers = []any{}
+	file_meta_proto_msgTypes[73].OneofWrappers = []any{
+		(*Job_Compact)(nil),
+		(*Job_Delete)(nil),
+		(*Job_Orphans)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   74,
+			NumEnums:      4,
+			NumMessages:   88,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

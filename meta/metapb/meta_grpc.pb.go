@@ -9,7 +9,8 @@
 // or headers. There is no generic payload here: no `bytes` blob, no
 // google.protobuf.Any, no Struct. The only bytes fields are
 //   - ids of a fixed size, checked on decode: topic ids (16 bytes) and
-//     segment ids (16 bytes);
+//     segment ids (16 bytes; a compaction's output and the objects jobs
+//     delete are named by segment ids too);
 //   - consumer group protocol metadata and assignments (GroupProtocol,
 //     GroupMember, SyncGroup, GroupMemberDescription), which Kafka clients
 //     send to the group coordinator and which hold subscriptions and
@@ -40,33 +41,39 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Meta_ClusterID_FullMethodName         = "/sluice.meta.v1.Meta/ClusterID"
-	Meta_CreateTopics_FullMethodName      = "/sluice.meta.v1.Meta/CreateTopics"
-	Meta_Topics_FullMethodName            = "/sluice.meta.v1.Meta/Topics"
-	Meta_TopicsByID_FullMethodName        = "/sluice.meta.v1.Meta/TopicsByID"
-	Meta_PartitionStates_FullMethodName   = "/sluice.meta.v1.Meta/PartitionStates"
-	Meta_CommitSegment_FullMethodName     = "/sluice.meta.v1.Meta/CommitSegment"
-	Meta_Lookup_FullMethodName            = "/sluice.meta.v1.Meta/Lookup"
-	Meta_InitProducerID_FullMethodName    = "/sluice.meta.v1.Meta/InitProducerID"
-	Meta_Watch_FullMethodName             = "/sluice.meta.v1.Meta/Watch"
-	Meta_DeleteTopics_FullMethodName      = "/sluice.meta.v1.Meta/DeleteTopics"
-	Meta_CreatePartitions_FullMethodName  = "/sluice.meta.v1.Meta/CreatePartitions"
-	Meta_AlterTopicConfigs_FullMethodName = "/sluice.meta.v1.Meta/AlterTopicConfigs"
-	Meta_FindTimestamp_FullMethodName     = "/sluice.meta.v1.Meta/FindTimestamp"
-	Meta_JoinGroup_FullMethodName         = "/sluice.meta.v1.Meta/JoinGroup"
-	Meta_SyncGroup_FullMethodName         = "/sluice.meta.v1.Meta/SyncGroup"
-	Meta_Heartbeat_FullMethodName         = "/sluice.meta.v1.Meta/Heartbeat"
-	Meta_LeaveGroup_FullMethodName        = "/sluice.meta.v1.Meta/LeaveGroup"
-	Meta_CommitOffsets_FullMethodName     = "/sluice.meta.v1.Meta/CommitOffsets"
-	Meta_FetchOffsets_FullMethodName      = "/sluice.meta.v1.Meta/FetchOffsets"
-	Meta_DeleteOffsets_FullMethodName     = "/sluice.meta.v1.Meta/DeleteOffsets"
-	Meta_DeleteGroup_FullMethodName       = "/sluice.meta.v1.Meta/DeleteGroup"
-	Meta_ListGroups_FullMethodName        = "/sluice.meta.v1.Meta/ListGroups"
-	Meta_DescribeGroup_FullMethodName     = "/sluice.meta.v1.Meta/DescribeGroup"
-	Meta_RegisterAgent_FullMethodName     = "/sluice.meta.v1.Meta/RegisterAgent"
-	Meta_UnregisterAgent_FullMethodName   = "/sluice.meta.v1.Meta/UnregisterAgent"
-	Meta_Agents_FullMethodName            = "/sluice.meta.v1.Meta/Agents"
-	Meta_DeleteRecords_FullMethodName     = "/sluice.meta.v1.Meta/DeleteRecords"
+	Meta_ClusterID_FullMethodName          = "/sluice.meta.v1.Meta/ClusterID"
+	Meta_CreateTopics_FullMethodName       = "/sluice.meta.v1.Meta/CreateTopics"
+	Meta_Topics_FullMethodName             = "/sluice.meta.v1.Meta/Topics"
+	Meta_TopicsByID_FullMethodName         = "/sluice.meta.v1.Meta/TopicsByID"
+	Meta_PartitionStates_FullMethodName    = "/sluice.meta.v1.Meta/PartitionStates"
+	Meta_CommitSegment_FullMethodName      = "/sluice.meta.v1.Meta/CommitSegment"
+	Meta_Lookup_FullMethodName             = "/sluice.meta.v1.Meta/Lookup"
+	Meta_InitProducerID_FullMethodName     = "/sluice.meta.v1.Meta/InitProducerID"
+	Meta_Watch_FullMethodName              = "/sluice.meta.v1.Meta/Watch"
+	Meta_DeleteTopics_FullMethodName       = "/sluice.meta.v1.Meta/DeleteTopics"
+	Meta_CreatePartitions_FullMethodName   = "/sluice.meta.v1.Meta/CreatePartitions"
+	Meta_AlterTopicConfigs_FullMethodName  = "/sluice.meta.v1.Meta/AlterTopicConfigs"
+	Meta_FindTimestamp_FullMethodName      = "/sluice.meta.v1.Meta/FindTimestamp"
+	Meta_JoinGroup_FullMethodName          = "/sluice.meta.v1.Meta/JoinGroup"
+	Meta_SyncGroup_FullMethodName          = "/sluice.meta.v1.Meta/SyncGroup"
+	Meta_Heartbeat_FullMethodName          = "/sluice.meta.v1.Meta/Heartbeat"
+	Meta_LeaveGroup_FullMethodName         = "/sluice.meta.v1.Meta/LeaveGroup"
+	Meta_CommitOffsets_FullMethodName      = "/sluice.meta.v1.Meta/CommitOffsets"
+	Meta_FetchOffsets_FullMethodName       = "/sluice.meta.v1.Meta/FetchOffsets"
+	Meta_DeleteOffsets_FullMethodName      = "/sluice.meta.v1.Meta/DeleteOffsets"
+	Meta_DeleteGroup_FullMethodName        = "/sluice.meta.v1.Meta/DeleteGroup"
+	Meta_ListGroups_FullMethodName         = "/sluice.meta.v1.Meta/ListGroups"
+	Meta_DescribeGroup_FullMethodName      = "/sluice.meta.v1.Meta/DescribeGroup"
+	Meta_RegisterAgent_FullMethodName      = "/sluice.meta.v1.Meta/RegisterAgent"
+	Meta_UnregisterAgent_FullMethodName    = "/sluice.meta.v1.Meta/UnregisterAgent"
+	Meta_Agents_FullMethodName             = "/sluice.meta.v1.Meta/Agents"
+	Meta_DeleteRecords_FullMethodName      = "/sluice.meta.v1.Meta/DeleteRecords"
+	Meta_AcquireJob_FullMethodName         = "/sluice.meta.v1.Meta/AcquireJob"
+	Meta_CompleteCompaction_FullMethodName = "/sluice.meta.v1.Meta/CompleteCompaction"
+	Meta_CompleteDelete_FullMethodName     = "/sluice.meta.v1.Meta/CompleteDelete"
+	Meta_CheckOrphans_FullMethodName       = "/sluice.meta.v1.Meta/CheckOrphans"
+	Meta_CompleteOrphans_FullMethodName    = "/sluice.meta.v1.Meta/CompleteOrphans"
+	Meta_AbandonJob_FullMethodName         = "/sluice.meta.v1.Meta/AbandonJob"
 )
 
 // MetaClient is the client API for Meta service.
@@ -114,6 +121,16 @@ type MetaClient interface {
 	UnregisterAgent(ctx context.Context, in *UnregisterAgentRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
 	Agents(ctx context.Context, in *AgentsRequest, opts ...grpc.CallOption) (*AgentsResponse, error)
 	DeleteRecords(ctx context.Context, in *DeleteRecordsRequest, opts ...grpc.CallOption) (*PartitionStatesResponse, error)
+	// Background jobs (meta.JobsClient in meta/jobs.go, issue 12): a jobs
+	// agent leases work and reports what it did. Every call is safe to
+	// retry: meta checks each result against its state when it commits it.
+	// A cluster whose service does not run jobs answers UNIMPLEMENTED.
+	AcquireJob(ctx context.Context, in *AcquireJobRequest, opts ...grpc.CallOption) (*AcquireJobResponse, error)
+	CompleteCompaction(ctx context.Context, in *CompleteCompactionRequest, opts ...grpc.CallOption) (*CompleteCompactionResponse, error)
+	CompleteDelete(ctx context.Context, in *CompleteDeleteRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
+	CheckOrphans(ctx context.Context, in *CheckOrphansRequest, opts ...grpc.CallOption) (*CheckOrphansResponse, error)
+	CompleteOrphans(ctx context.Context, in *CompleteOrphansRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
+	AbandonJob(ctx context.Context, in *AbandonJobRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
 }
 
 type metaClient struct {
@@ -403,6 +420,66 @@ func (c *metaClient) DeleteRecords(ctx context.Context, in *DeleteRecordsRequest
 	return out, nil
 }
 
+func (c *metaClient) AcquireJob(ctx context.Context, in *AcquireJobRequest, opts ...grpc.CallOption) (*AcquireJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcquireJobResponse)
+	err := c.cc.Invoke(ctx, Meta_AcquireJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) CompleteCompaction(ctx context.Context, in *CompleteCompactionRequest, opts ...grpc.CallOption) (*CompleteCompactionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteCompactionResponse)
+	err := c.cc.Invoke(ctx, Meta_CompleteCompaction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) CompleteDelete(ctx context.Context, in *CompleteDeleteRequest, opts ...grpc.CallOption) (*ErrorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorResponse)
+	err := c.cc.Invoke(ctx, Meta_CompleteDelete_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) CheckOrphans(ctx context.Context, in *CheckOrphansRequest, opts ...grpc.CallOption) (*CheckOrphansResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckOrphansResponse)
+	err := c.cc.Invoke(ctx, Meta_CheckOrphans_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) CompleteOrphans(ctx context.Context, in *CompleteOrphansRequest, opts ...grpc.CallOption) (*ErrorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorResponse)
+	err := c.cc.Invoke(ctx, Meta_CompleteOrphans_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) AbandonJob(ctx context.Context, in *AbandonJobRequest, opts ...grpc.CallOption) (*ErrorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorResponse)
+	err := c.cc.Invoke(ctx, Meta_AbandonJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServer is the server API for Meta service.
 // All implementations must embed UnimplementedMetaServer
 // for forward compatibility.
@@ -448,6 +525,16 @@ type MetaServer interface {
 	UnregisterAgent(context.Context, *UnregisterAgentRequest) (*ErrorResponse, error)
 	Agents(context.Context, *AgentsRequest) (*AgentsResponse, error)
 	DeleteRecords(context.Context, *DeleteRecordsRequest) (*PartitionStatesResponse, error)
+	// Background jobs (meta.JobsClient in meta/jobs.go, issue 12): a jobs
+	// agent leases work and reports what it did. Every call is safe to
+	// retry: meta checks each result against its state when it commits it.
+	// A cluster whose service does not run jobs answers UNIMPLEMENTED.
+	AcquireJob(context.Context, *AcquireJobRequest) (*AcquireJobResponse, error)
+	CompleteCompaction(context.Context, *CompleteCompactionRequest) (*CompleteCompactionResponse, error)
+	CompleteDelete(context.Context, *CompleteDeleteRequest) (*ErrorResponse, error)
+	CheckOrphans(context.Context, *CheckOrphansRequest) (*CheckOrphansResponse, error)
+	CompleteOrphans(context.Context, *CompleteOrphansRequest) (*ErrorResponse, error)
+	AbandonJob(context.Context, *AbandonJobRequest) (*ErrorResponse, error)
 	mustEmbedUnimplementedMetaServer()
 }
 
@@ -538,6 +625,24 @@ func (UnimplementedMetaServer) Agents(context.Context, *AgentsRequest) (*AgentsR
 }
 func (UnimplementedMetaServer) DeleteRecords(context.Context, *DeleteRecordsRequest) (*PartitionStatesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteRecords not implemented")
+}
+func (UnimplementedMetaServer) AcquireJob(context.Context, *AcquireJobRequest) (*AcquireJobResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcquireJob not implemented")
+}
+func (UnimplementedMetaServer) CompleteCompaction(context.Context, *CompleteCompactionRequest) (*CompleteCompactionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteCompaction not implemented")
+}
+func (UnimplementedMetaServer) CompleteDelete(context.Context, *CompleteDeleteRequest) (*ErrorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteDelete not implemented")
+}
+func (UnimplementedMetaServer) CheckOrphans(context.Context, *CheckOrphansRequest) (*CheckOrphansResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckOrphans not implemented")
+}
+func (UnimplementedMetaServer) CompleteOrphans(context.Context, *CompleteOrphansRequest) (*ErrorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteOrphans not implemented")
+}
+func (UnimplementedMetaServer) AbandonJob(context.Context, *AbandonJobRequest) (*ErrorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AbandonJob not implemented")
 }
 func (UnimplementedMetaServer) mustEmbedUnimplementedMetaServer() {}
 func (UnimplementedMetaServer) testEmbeddedByValue()              {}
@@ -1039,6 +1144,114 @@ func _Meta_DeleteRecords_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Meta_AcquireJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcquireJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).AcquireJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_AcquireJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).AcquireJob(ctx, req.(*AcquireJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_CompleteCompaction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteCompactionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).CompleteCompaction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_CompleteCompaction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).CompleteCompaction(ctx, req.(*CompleteCompactionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_CompleteDelete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteDeleteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).CompleteDelete(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_CompleteDelete_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).CompleteDelete(ctx, req.(*CompleteDeleteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_CheckOrphans_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckOrphansRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).CheckOrphans(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_CheckOrphans_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).CheckOrphans(ctx, req.(*CheckOrphansRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_CompleteOrphans_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteOrphansRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).CompleteOrphans(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_CompleteOrphans_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).CompleteOrphans(ctx, req.(*CompleteOrphansRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_AbandonJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AbandonJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).AbandonJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_AbandonJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).AbandonJob(ctx, req.(*AbandonJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Meta_ServiceDesc is the grpc.ServiceDesc for Meta service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1149,6 +1362,30 @@ var Meta_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteRecords",
 			Handler:    _Meta_DeleteRecords_Handler,
+		},
+		{
+			MethodName: "AcquireJob",
+			Handler:    _Meta_AcquireJob_Handler,
+		},
+		{
+			MethodName: "CompleteCompaction",
+			Handler:    _Meta_CompleteCompaction_Handler,
+		},
+		{
+			MethodName: "CompleteDelete",
+			Handler:    _Meta_CompleteDelete_Handler,
+		},
+		{
+			MethodName: "CheckOrphans",
+			Handler:    _Meta_CheckOrphans_Handler,
+		},
+		{
+			MethodName: "CompleteOrphans",
+			Handler:    _Meta_CompleteOrphans_Handler,
+		},
+		{
+			MethodName: "AbandonJob",
+			Handler:    _Meta_AbandonJob_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

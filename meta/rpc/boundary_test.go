@@ -28,6 +28,11 @@ func TestNoFieldCanCarryRecordBytes(t *testing.T) {
 		"sluice.meta.v1.IndexEntry.topic_id",
 		"sluice.meta.v1.IndexEntry.segment_id",
 		"sluice.meta.v1.CommittedOffset.topic_id",
+		// Segment ids of the jobs API (objects a job writes or deletes).
+		"sluice.meta.v1.CompactJob.output",
+		"sluice.meta.v1.ObjectRef.id",
+		"sluice.meta.v1.CompleteCompactionRequest.output",
+		"sluice.meta.v1.CompleteDeleteRequest.deleted",
 		// Consumer group protocol: subscriptions and assignments, which
 		// Kafka clients send to the group coordinator.
 		"sluice.meta.v1.GroupProtocol.metadata",

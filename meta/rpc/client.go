@@ -81,7 +81,10 @@ type Client struct {
 	closed atomic.Bool
 }
 
-var _ meta.Client = (*Client)(nil)
+var (
+	_ meta.Client     = (*Client)(nil)
+	_ meta.JobsClient = (*Client)(nil)
+)
 
 // bearerCreds puts "authorization: Bearer <token>" on every call.
 type bearerCreds struct {
@@ -720,6 +723,88 @@ func (c *Client) Agents(ctx context.Context) ([]meta.AgentInfo, error) {
 			return nil, rpcError{err}
 		}
 		return decAgents(r.Agents), decodeErr(r.Error)
+	})
+}
+
+// The jobs calls (meta.JobsClient) retry and fail over like every other
+// call: each is safe to send twice. A completion that reached meta and
+// lost its answer is checked again against meta's state (a swap only
+// replaces entries that still point at the job's sources; a delete of a
+// forgotten object is a no-op), and an AcquireJob whose answer was lost
+// leaves a lease that expires, after which the work is leased again. A
+// meta whose cluster does not run jobs answers meta.ErrUnsupported.
+
+// AcquireJob implements meta.JobsClient.
+func (c *Client) AcquireJob(ctx context.Context, agentID string, kinds []meta.JobKind) (meta.Job, bool, error) {
+	type answer struct {
+		job meta.Job
+		ok  bool
+	}
+	req := &pb.AcquireJobRequest{AgentId: agentID, Kinds: encJobKinds(kinds)}
+	a, err := callT(c, ctx, "AcquireJob", func(mc pb.MetaClient) (answer, error) {
+		r, err := mc.AcquireJob(ctx, req)
+		if err != nil {
+			return answer{}, rpcError{err}
+		}
+		if !r.Ok {
+			return answer{}, decodeErr(r.Error)
+		}
+		var d decoder
+		job := d.job(r.Job)
+		if d.err != nil {
+			return answer{}, malformed("AcquireJob", d.err)
+		}
+		return answer{job, true}, decodeErr(r.Error)
+	})
+	return a.job, a.ok, err
+}
+
+// CompleteCompaction implements meta.JobsClient.
+func (c *Client) CompleteCompaction(ctx context.Context, res meta.CompactResult) (meta.CompactOutcome, error) {
+	req := encCompactResult(res)
+	return callT(c, ctx, "CompleteCompaction", func(mc pb.MetaClient) (meta.CompactOutcome, error) {
+		r, err := mc.CompleteCompaction(ctx, req)
+		if err != nil {
+			return meta.CompactOutcome{}, rpcError{err}
+		}
+		return meta.CompactOutcome{Swapped: clampInt(r.Swapped), Refused: clampInt(r.Refused)}, decodeErr(r.Error)
+	})
+}
+
+// CompleteDelete implements meta.JobsClient.
+func (c *Client) CompleteDelete(ctx context.Context, res meta.DeleteResult) error {
+	req := encDeleteResult(res)
+	return c.errorCall(ctx, "CompleteDelete", func(mc pb.MetaClient) (*pb.ErrorResponse, error) {
+		return mc.CompleteDelete(ctx, req)
+	})
+}
+
+// CheckOrphans implements meta.JobsClient. A retry asks the same
+// question again; meta's answer depends only on its state.
+func (c *Client) CheckOrphans(ctx context.Context, jobID uint64, keys []string) ([]string, error) {
+	req := &pb.CheckOrphansRequest{JobId: jobID, Keys: keys}
+	return callT(c, ctx, "CheckOrphans", func(mc pb.MetaClient) ([]string, error) {
+		r, err := mc.CheckOrphans(ctx, req)
+		if err != nil {
+			return nil, rpcError{err}
+		}
+		return r.Keys, decodeErr(r.Error)
+	})
+}
+
+// CompleteOrphans implements meta.JobsClient.
+func (c *Client) CompleteOrphans(ctx context.Context, res meta.OrphansResult) error {
+	req := encOrphansResult(res)
+	return c.errorCall(ctx, "CompleteOrphans", func(mc pb.MetaClient) (*pb.ErrorResponse, error) {
+		return mc.CompleteOrphans(ctx, req)
+	})
+}
+
+// AbandonJob implements meta.JobsClient.
+func (c *Client) AbandonJob(ctx context.Context, jobID uint64, reason string) error {
+	req := &pb.AbandonJobRequest{JobId: jobID, Reason: reason}
+	return c.errorCall(ctx, "AbandonJob", func(mc pb.MetaClient) (*pb.ErrorResponse, error) {
+		return mc.AbandonJob(ctx, req)
 	})
 }
 

@@ -48,6 +48,14 @@ func (d *decoder) segmentID(b []byte) (id meta.SegmentID) {
 	return id
 }
 
+func (d *decoder) int8(v int32, what string) int8 {
+	if v < math.MinInt8 || v > math.MaxInt8 {
+		d.fail("%s %d does not fit 8 bits", what, v)
+		return 0
+	}
+	return int8(v)
+}
+
 func (d *decoder) int16(v int32, what string) int16 {
 	if v < math.MinInt16 || v > math.MaxInt16 {
 		d.fail("%s %d does not fit 16 bits", what, v)
@@ -288,7 +296,8 @@ func (d *decoder) entries(es []*pb.IndexEntry) []meta.IndexEntry {
 func encEvents(evs []meta.CommitEvent) []*pb.CommitEvent {
 	out := make([]*pb.CommitEvent, len(evs))
 	for i, ev := range evs {
-		out[i] = &pb.CommitEvent{Entry: encEntry(ev.Entry), HighWatermark: ev.HighWatermark, LogStartOffset: ev.LogStartOffset, Trim: ev.Trim}
+		out[i] = &pb.CommitEvent{Entry: encEntry(ev.Entry), HighWatermark: ev.HighWatermark, LogStartOffset: ev.LogStartOffset,
+			Trim: ev.Trim, Swap: ev.Swap}
 	}
 	return out
 }
@@ -300,7 +309,7 @@ func (d *decoder) events(evs []*pb.CommitEvent) []meta.CommitEvent {
 			d.fail("commit event without an index entry")
 		}
 		out[i] = meta.CommitEvent{Entry: d.entry(ev.GetEntry()), HighWatermark: ev.GetHighWatermark(),
-			LogStartOffset: ev.GetLogStartOffset(), Trim: ev.GetTrim()}
+			LogStartOffset: ev.GetLogStartOffset(), Trim: ev.GetTrim(), Swap: ev.GetSwap()}
 	}
 	return out
 }
@@ -522,4 +531,167 @@ func encKeyInfo(k KeyInfo) *pb.KeyInfo {
 func decKeyInfo(k *pb.KeyInfo) KeyInfo {
 	return KeyInfo{ID: k.GetId(), Cluster: k.GetCluster(), Created: decTime(k.GetCreatedUnixNanos()), Revoked: k.GetRevoked(),
 		RevokedAt: decTime(k.GetRevokedAtUnixNanos())}
+}
+
+// Jobs (meta/jobs.go). Durations travel as nanoseconds, ids as 16 bytes,
+// counts as int64 (an int on the Go side, clamped).
+
+// indexEntries decodes a list of index entries in which every element
+// must be present: a job's sources and a compaction's output entries name
+// real ranges, and a missing one decoded as the zero entry would name
+// partition 0 of the zero topic.
+func (d *decoder) indexEntries(es []*pb.IndexEntry, what string) []meta.IndexEntry {
+	for i, e := range es {
+		if e == nil {
+			d.fail("%s %d missing", what, i)
+			return nil
+		}
+	}
+	return d.entries(es)
+}
+
+// jobKind decodes a kind; JOB_NONE and kinds this side does not know
+// fail.
+func (d *decoder) jobKind(k pb.JobKind) meta.JobKind {
+	switch k {
+	case pb.JobKind_JOB_COMPACT, pb.JobKind_JOB_DELETE, pb.JobKind_JOB_ORPHANS:
+		return meta.JobKind(k)
+	}
+	d.fail("unknown job kind %d", k)
+	return 0
+}
+
+func encJobKinds(ks []meta.JobKind) []pb.JobKind {
+	out := make([]pb.JobKind, len(ks))
+	for i, k := range ks {
+		out[i] = pb.JobKind(k)
+	}
+	return out
+}
+
+// jobKinds decodes the kinds an agent asks for as they are, known or
+// not, so that the cluster's service answers them exactly as it would in
+// process (it refuses a kind it does not know); only a value that does
+// not fit meta.JobKind fails here.
+func (d *decoder) jobKinds(ks []pb.JobKind) []meta.JobKind {
+	if len(ks) == 0 {
+		return nil
+	}
+	out := make([]meta.JobKind, len(ks))
+	for i, k := range ks {
+		out[i] = meta.JobKind(d.int8(int32(k), "job kind"))
+	}
+	return out
+}
+
+// encJob encodes a job. The part sent is the one Kind names, so a job
+// whose Kind and part disagree (a bug in meta) arrives without its part
+// and the agent refuses it as malformed rather than doing other work.
+func encJob(j meta.Job) *pb.Job {
+	out := &pb.Job{Id: j.ID, Kind: pb.JobKind(j.Kind), LeaseTtlNanos: int64(j.LeaseTTL)}
+	switch {
+	case j.Kind == meta.JobCompact && j.Compact != nil:
+		c := j.Compact
+		out.Work = &pb.Job_Compact{Compact: &pb.CompactJob{Level: int32(c.Level), Output: c.Output[:],
+			MaxEntryBytes: c.MaxEntryBytes, Sources: encEntries(c.Sources)}}
+	case j.Kind == meta.JobDelete && j.Delete != nil:
+		out.Work = &pb.Job_Delete{Delete: &pb.DeleteJob{Objects: encObjectRefs(j.Delete.Objects)}}
+	case j.Kind == meta.JobOrphans && j.Orphans != nil:
+		out.Work = &pb.Job_Orphans{Orphans: &pb.OrphansJob{Prefix: j.Orphans.Prefix, MinAgeNanos: int64(j.Orphans.MinAge)}}
+	}
+	return out
+}
+
+// job decodes a leased job: its kind must be known and exactly the part
+// it names must be present (meta.Job's promise to the agent).
+func (d *decoder) job(j *pb.Job) meta.Job {
+	if j == nil {
+		d.fail("job missing")
+		return meta.Job{}
+	}
+	out := meta.Job{ID: j.GetId(), Kind: d.jobKind(j.GetKind()), LeaseTTL: time.Duration(j.GetLeaseTtlNanos())}
+	switch w := j.GetWork().(type) {
+	case *pb.Job_Compact:
+		if out.Kind != meta.JobCompact || w.Compact == nil {
+			break
+		}
+		c := w.Compact
+		out.Compact = &meta.CompactJob{Level: d.int8(c.GetLevel(), "compaction level"), Output: d.segmentID(c.GetOutput()),
+			MaxEntryBytes: c.GetMaxEntryBytes(), Sources: d.indexEntries(c.GetSources(), "compaction source")}
+		return out
+	case *pb.Job_Delete:
+		if out.Kind != meta.JobDelete || w.Delete == nil {
+			break
+		}
+		out.Delete = &meta.DeleteJob{Objects: d.objectRefs(w.Delete.GetObjects())}
+		return out
+	case *pb.Job_Orphans:
+		if out.Kind != meta.JobOrphans || w.Orphans == nil {
+			break
+		}
+		out.Orphans = &meta.OrphansJob{Prefix: w.Orphans.GetPrefix(), MinAge: time.Duration(w.Orphans.GetMinAgeNanos())}
+		return out
+	}
+	d.fail("%s job %d without its %s part", out.Kind, out.ID, out.Kind)
+	return out
+}
+
+func encObjectRefs(rs []meta.ObjectRef) []*pb.ObjectRef {
+	out := make([]*pb.ObjectRef, len(rs))
+	for i, r := range rs {
+		out[i] = &pb.ObjectRef{Id: r.ID[:], Key: r.Key, Size: r.Size}
+	}
+	return out
+}
+
+func (d *decoder) objectRefs(rs []*pb.ObjectRef) []meta.ObjectRef {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]meta.ObjectRef, len(rs))
+	for i, r := range rs {
+		if r == nil {
+			d.fail("object ref missing")
+			continue
+		}
+		out[i] = meta.ObjectRef{ID: d.segmentID(r.GetId()), Key: r.GetKey(), Size: r.GetSize()}
+	}
+	return out
+}
+
+func encCompactResult(r meta.CompactResult) *pb.CompleteCompactionRequest {
+	return &pb.CompleteCompactionRequest{JobId: r.JobID, Output: r.Output[:], ObjectKey: r.ObjectKey, Size: r.Size,
+		Entries: encEntries(r.Entries), BytesRead: r.BytesRead}
+}
+
+func (d *decoder) compactResult(r *pb.CompleteCompactionRequest) meta.CompactResult {
+	return meta.CompactResult{JobID: r.GetJobId(), Output: d.segmentID(r.GetOutput()), ObjectKey: r.GetObjectKey(),
+		Size: r.GetSize(), Entries: d.indexEntries(r.GetEntries(), "compaction output entry"), BytesRead: r.GetBytesRead()}
+}
+
+func encDeleteResult(r meta.DeleteResult) *pb.CompleteDeleteRequest {
+	out := &pb.CompleteDeleteRequest{JobId: r.JobID, Deleted: make([][]byte, len(r.Deleted))}
+	for i := range r.Deleted {
+		out.Deleted[i] = r.Deleted[i][:]
+	}
+	return out
+}
+
+func (d *decoder) deleteResult(r *pb.CompleteDeleteRequest) meta.DeleteResult {
+	out := meta.DeleteResult{JobID: r.GetJobId()}
+	if len(r.GetDeleted()) > 0 {
+		out.Deleted = make([]meta.SegmentID, len(r.Deleted))
+		for i, id := range r.Deleted {
+			out.Deleted[i] = d.segmentID(id)
+		}
+	}
+	return out
+}
+
+func encOrphansResult(r meta.OrphansResult) *pb.CompleteOrphansRequest {
+	return &pb.CompleteOrphansRequest{JobId: r.JobID, Listed: r.Listed, Deleted: r.Deleted, DeletedBytes: r.DeletedBytes}
+}
+
+func decOrphansResult(r *pb.CompleteOrphansRequest) meta.OrphansResult {
+	return meta.OrphansResult{JobID: r.GetJobId(), Listed: r.GetListed(), Deleted: r.GetDeleted(), DeletedBytes: r.GetDeletedBytes()}
 }

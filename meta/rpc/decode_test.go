@@ -115,8 +115,8 @@ func TestRequestSizeLimit(t *testing.T) {
 }
 
 // FuzzDecode feeds arbitrary bytes to the decoders of every message with
-// fixed-size ids. A decoded message must encode back to itself; nothing
-// may panic.
+// fixed-size ids, the jobs API's included. A decoded message must encode
+// back to itself; nothing may panic.
 func FuzzDecode(f *testing.F) {
 	id := make([]byte, 16)
 	seeds := []proto.Message{
@@ -125,6 +125,10 @@ func FuzzDecode(f *testing.F) {
 		&pb.CommitSegmentRequest{SegmentId: id, Chunks: []*pb.Chunk{{TopicId: id[:15]}}},
 		&pb.WatchResponse{Events: []*pb.CommitEvent{{Entry: &pb.IndexEntry{TopicId: id, SegmentId: id, ObjectKey: "k", BaseOffset: 1, LastOffset: 2}, HighWatermark: 3}}},
 		&pb.FetchOffsetsResponse{Offsets: []*pb.CommittedOffset{{TopicId: id, Partition: 2, Offset: 3, Metadata: "m"}}},
+		&pb.AcquireJobResponse{Ok: true, Job: &pb.Job{Id: 1, Kind: pb.JobKind_JOB_COMPACT, LeaseTtlNanos: 5, Work: &pb.Job_Compact{
+			Compact: &pb.CompactJob{Level: 1, Output: id, MaxEntryBytes: 9, Sources: []*pb.IndexEntry{{TopicId: id, SegmentId: id, ObjectKey: "k"}}}}}},
+		&pb.CompleteCompactionRequest{JobId: 1, Output: id, ObjectKey: "k", Size: 3, BytesRead: 4,
+			Entries: []*pb.IndexEntry{{TopicId: id, SegmentId: id, BaseOffset: 1, LastOffset: 2}}},
 	}
 	for i, m := range seeds {
 		b, err := proto.Marshal(m)
@@ -135,7 +139,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	unmarshal := proto.UnmarshalOptions{DiscardUnknown: true}
 	f.Fuzz(func(t *testing.T, kind uint8, b []byte) {
-		switch kind % 4 {
+		switch kind % 6 {
 		case 0, 1:
 			var r pb.CommitSegmentRequest
 			if unmarshal.Unmarshal(b, &r) != nil {
@@ -165,6 +169,26 @@ func FuzzDecode(f *testing.F) {
 			offs := d.offsets(r.Offsets)
 			if d.err == nil && !proto.Equal(&pb.FetchOffsetsResponse{Offsets: encOffsets(offs)}, &pb.FetchOffsetsResponse{Offsets: r.Offsets}) {
 				t.Fatalf("offsets round trip:\n%v\n%v", r.Offsets, encOffsets(offs))
+			}
+		case 4:
+			var r pb.AcquireJobResponse
+			if unmarshal.Unmarshal(b, &r) != nil || r.Job == nil {
+				return
+			}
+			var d decoder
+			job := d.job(r.Job)
+			if d.err == nil && !proto.Equal(encJob(job), r.Job) {
+				t.Fatalf("job round trip:\n%v\n%v", r.Job, encJob(job))
+			}
+		case 5:
+			var r pb.CompleteCompactionRequest
+			if unmarshal.Unmarshal(b, &r) != nil {
+				return
+			}
+			var d decoder
+			res := d.compactResult(&r)
+			if d.err == nil && !proto.Equal(encCompactResult(res), &r) {
+				t.Fatalf("compaction result round trip:\n%v\n%v", &r, encCompactResult(res))
 			}
 		}
 	})

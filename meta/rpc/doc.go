@@ -10,6 +10,14 @@
 // on the Watch stream it opened. Keepalive pings (client every 10 s)
 // notice a dead connection in seconds.
 //
+// # Background jobs
+//
+// The Client is also a meta.JobsClient (meta/jobs.go): a jobs agent
+// leases work and reports results over the same connection, key and
+// retry rules. The server serves those calls when the cluster's
+// meta.Client from Backend.Agent also implements meta.JobsClient and
+// answers UNIMPLEMENTED otherwise (meta.ErrUnsupported on the client).
+//
 // # Authentication
 //
 // Each call carries "authorization: Bearer <token>" in its metadata: an

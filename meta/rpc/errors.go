@@ -61,6 +61,8 @@ var codeTable = []struct {
 	{meta.ErrGroupMaxSizeReached, pb.ErrorCode_ERR_GROUP_MAX_SIZE_REACHED},
 	{meta.ErrTooManyGroups, pb.ErrorCode_ERR_TOO_MANY_GROUPS},
 	{meta.ErrOffsetMetadataTooLarge, pb.ErrorCode_ERR_OFFSET_METADATA_TOO_LARGE},
+	{meta.ErrSegmentExpired, pb.ErrorCode_ERR_SEGMENT_EXPIRED},
+	{meta.ErrJobLost, pb.ErrorCode_ERR_JOB_LOST},
 	{context.Canceled, pb.ErrorCode_ERR_CANCELED},
 	{context.DeadlineExceeded, pb.ErrorCode_ERR_DEADLINE_EXCEEDED},
 }

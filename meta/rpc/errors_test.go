@@ -46,6 +46,8 @@ var metaSentinels = map[string]error{
 	"ErrGroupMaxSizeReached":     meta.ErrGroupMaxSizeReached,
 	"ErrTooManyGroups":           meta.ErrTooManyGroups,
 	"ErrOffsetMetadataTooLarge":  meta.ErrOffsetMetadataTooLarge,
+	"ErrSegmentExpired":          meta.ErrSegmentExpired,
+	"ErrJobLost":                 meta.ErrJobLost,
 }
 
 // TestEverySentinelHasACode reads package meta's source for exported

@@ -454,9 +454,9 @@ func TestDeleteRecordsOverRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sid meta.SegmentID
-	sid[0] = 1
-	if _, err := e.rc.CommitSegment(ctx, meta.SegmentCommit{SegmentID: sid, ObjectKey: "k", Size: 100, AgentID: "a",
+	// A fresh id: meta refuses commits of ids older than half the GC
+	// grace (meta.ErrSegmentExpired), which a constant id would be.
+	if _, err := e.rc.CommitSegment(ctx, meta.SegmentCommit{SegmentID: newSegID(), ObjectKey: "k", Size: 100, AgentID: "a",
 		Chunks: []meta.Chunk{{TopicID: id, Partition: 0, Length: 100, RecordCount: 10, ProducerID: -1}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,8 @@ type Backend interface {
 	// wrapping meta.ErrUnauthenticated (unknown or revoked key) →
 	// codes.Unauthenticated; wrapping meta.ErrUnavailable (this replica
 	// is not the leader, the cluster is opening) → codes.Unavailable.
+	// The jobs RPCs are served when the Client returned also implements
+	// meta.JobsClient, and answered codes.Unimplemented otherwise.
 	Agent(ctx context.Context, key string) (meta.Client, error)
 	// AdminAuth checks an admin token; an error refuses the call with
 	// codes.PermissionDenied (codes.Unauthenticated when no token came).
@@ -515,6 +517,93 @@ func (m *metaServer) DeleteRecords(ctx context.Context, r *pb.DeleteRecordsReque
 	}
 	ss, err := c.DeleteRecords(ctx, specs)
 	return &pb.PartitionStatesResponse{Error: encodeErr(err), States: encPartitionStates(ss)}, nil
+}
+
+// jobs resolves the call's key exactly as agent does (the jobs calls are
+// agent calls: the same key, refused the same way when unknown or
+// revoked) and returns the cluster's jobs service; codes.Unimplemented
+// when the cluster's service does not run jobs. The client maps that to
+// meta.ErrUnsupported, which it does not retry.
+func (s *Server) jobs(ctx context.Context, method string) (meta.JobsClient, error) {
+	_, c, err := s.agent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	jc, ok := c.(meta.JobsClient)
+	if !ok {
+		return nil, status.Errorf(codes.Unimplemented, "meta: %s: this cluster's control plane does not run background jobs (its service implements no meta.JobsClient)", method)
+	}
+	return jc, nil
+}
+
+func (m *metaServer) AcquireJob(ctx context.Context, r *pb.AcquireJobRequest) (*pb.AcquireJobResponse, error) {
+	jc, err := m.s.jobs(ctx, "AcquireJob")
+	if err != nil {
+		return nil, err
+	}
+	var d decoder
+	kinds := d.jobKinds(r.GetKinds())
+	if d.err != nil {
+		return &pb.AcquireJobResponse{Error: invalid(d.err)}, nil
+	}
+	job, ok, err := jc.AcquireJob(ctx, r.GetAgentId(), kinds)
+	out := &pb.AcquireJobResponse{Error: encodeErr(err), Ok: ok}
+	if ok {
+		out.Job = encJob(job)
+	}
+	return out, nil
+}
+
+func (m *metaServer) CompleteCompaction(ctx context.Context, r *pb.CompleteCompactionRequest) (*pb.CompleteCompactionResponse, error) {
+	jc, err := m.s.jobs(ctx, "CompleteCompaction")
+	if err != nil {
+		return nil, err
+	}
+	var d decoder
+	res := d.compactResult(r)
+	if d.err != nil {
+		return &pb.CompleteCompactionResponse{Error: invalid(d.err)}, nil
+	}
+	o, err := jc.CompleteCompaction(ctx, res)
+	return &pb.CompleteCompactionResponse{Error: encodeErr(err), Swapped: int64(o.Swapped), Refused: int64(o.Refused)}, nil
+}
+
+func (m *metaServer) CompleteDelete(ctx context.Context, r *pb.CompleteDeleteRequest) (*pb.ErrorResponse, error) {
+	jc, err := m.s.jobs(ctx, "CompleteDelete")
+	if err != nil {
+		return nil, err
+	}
+	var d decoder
+	res := d.deleteResult(r)
+	if d.err != nil {
+		return &pb.ErrorResponse{Error: invalid(d.err)}, nil
+	}
+	return &pb.ErrorResponse{Error: encodeErr(jc.CompleteDelete(ctx, res))}, nil
+}
+
+func (m *metaServer) CheckOrphans(ctx context.Context, r *pb.CheckOrphansRequest) (*pb.CheckOrphansResponse, error) {
+	jc, err := m.s.jobs(ctx, "CheckOrphans")
+	if err != nil {
+		return nil, err
+	}
+	keys, err := jc.CheckOrphans(ctx, r.GetJobId(), r.GetKeys())
+	return &pb.CheckOrphansResponse{Error: encodeErr(err), Keys: keys}, nil
+}
+
+func (m *metaServer) CompleteOrphans(ctx context.Context, r *pb.CompleteOrphansRequest) (*pb.ErrorResponse, error) {
+	jc, err := m.s.jobs(ctx, "CompleteOrphans")
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ErrorResponse{Error: encodeErr(jc.CompleteOrphans(ctx, decOrphansResult(r)))}, nil
+}
+
+func (m *metaServer) AbandonJob(ctx context.Context, r *pb.AbandonJobRequest) (*pb.ErrorResponse, error) {
+	jc, err := m.s.jobs(ctx, "AbandonJob")
+	if err != nil {
+		return nil, err
+	}
+	return &pb.ErrorResponse{Error: encodeErr(jc.AbandonJob(ctx, r.GetJobId(), r.GetReason()))}, nil
 }
 
 // adminServer serves the key administration.
