@@ -296,7 +296,7 @@ func (l *Local) Head(ctx context.Context, key string) (ObjectInfo, error) {
 	if !fi.Mode().IsRegular() {
 		return ObjectInfo{}, fmt.Errorf("%w: %q", ErrNotFound, key)
 	}
-	return ObjectInfo{Key: key, Size: fi.Size()}, nil
+	return ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 // Delete implements Store. The directory is fsynced afterwards so that a
@@ -393,7 +393,7 @@ func (l *Local) list(ctx context.Context, dir, rel, prefix string, fn func(Objec
 				}
 				return false, fmt.Errorf("objstore: list %q: %w", prefix, err)
 			}
-			if err := fn(ObjectInfo{Key: e.key, Size: info.Size()}); err != nil {
+			if err := fn(ObjectInfo{Key: e.key, Size: info.Size(), ModTime: info.ModTime()}); err != nil {
 				return false, err
 			}
 		case e.key > prefix:

@@ -34,6 +34,7 @@ package objstore
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrNotFound is returned (possibly wrapped) when a key does not exist.
@@ -43,6 +44,14 @@ var ErrNotFound = errors.New("objstore: object not found")
 type ObjectInfo struct {
 	Key  string
 	Size int64
+	// ModTime is when the object was last written, as the store reports
+	// it: S3's LastModified (whole seconds from HeadObject, milliseconds
+	// from a listing), a file's mtime, Memory's clock at Put. It comes
+	// from the store's clock, not the caller's, so an age computed from
+	// it against the caller's clock is off by their skew; orphan GC uses
+	// it as one of two age checks for that reason, with a grace far
+	// above any plausible skew.
+	ModTime time.Time
 }
 
 // Store is the object storage boundary.
@@ -52,7 +61,7 @@ type Store interface {
 	// GetRange reads length bytes starting at off. length < 0 reads to
 	// the end of the object.
 	GetRange(ctx context.Context, key string, off, length int64) ([]byte, error)
-	// Head returns the object's size.
+	// Head returns the object's size and modification time.
 	Head(ctx context.Context, key string) (ObjectInfo, error)
 	// Delete removes key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 // testStore is the one suite every Store implementation must pass; it pins
@@ -61,7 +62,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("whole object: got %d bytes, want %d", len(got), len(data))
 		}
 		info, err := s.Head(ctx, "seg/0001")
-		if err != nil || info != (ObjectInfo{Key: "seg/0001", Size: 1000}) {
+		if err != nil || info.Key != "seg/0001" || info.Size != 1000 {
 			t.Fatalf("Head = %+v, %v", info, err)
 		}
 		for _, r := range []struct{ off, length int64 }{
@@ -76,6 +77,49 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			if !bytes.Equal(got, want) || len(got) != len(want) {
 				t.Errorf("GetRange(%d, %d): got %d bytes, want %d (equal=%v)", r.off, r.length, len(got), len(want), bytes.Equal(got, want))
 			}
+		}
+	})
+
+	t.Run("ModTime", func(t *testing.T) {
+		s := open(t)
+		// The store's clock is this machine's for every implementation
+		// under test; S3 reports whole seconds from HEAD (Last-Modified
+		// is an HTTP date) and milliseconds from a listing, hence the
+		// slack.
+		const slack = 2 * time.Second
+		inWindow := func(t *testing.T, what string, mt, before, after time.Time) {
+			t.Helper()
+			if mt.IsZero() || mt.Before(before.Add(-slack)) || mt.After(after.Add(slack)) {
+				t.Errorf("%s ModTime = %v, want within %v of [%v, %v]", what, mt, slack, before, after)
+			}
+		}
+		before := time.Now()
+		mustPut(t, s, "mt/a", []byte("first"))
+		after := time.Now()
+		head, err := s.Head(ctx, "mt/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inWindow(t, "Head", head.ModTime, before, after)
+		listed := listAll(t, s, "mt/")
+		if len(listed) != 1 {
+			t.Fatalf("List = %v", listed)
+		}
+		inWindow(t, "List", listed[0].ModTime, before, after)
+		if d := listed[0].ModTime.Sub(head.ModTime).Abs(); d >= time.Second {
+			t.Errorf("List ModTime %v and Head ModTime %v differ by %v", listed[0].ModTime, head.ModTime, d)
+		}
+		// An overwrite is a new write: its time does not go back.
+		before = time.Now()
+		mustPut(t, s, "mt/a", []byte("second"))
+		after = time.Now()
+		again, err := s.Head(ctx, "mt/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inWindow(t, "Head after overwrite", again.ModTime, before, after)
+		if again.ModTime.Before(head.ModTime) {
+			t.Errorf("ModTime went back on overwrite: %v, then %v", head.ModTime, again.ModTime)
 		}
 	})
 
@@ -328,4 +372,32 @@ func TestWrappersKeepSemantics(t *testing.T) {
 	t.Run("Faulty", func(t *testing.T) {
 		testStore(t, func(*testing.T) Store { return NewFaulty(NewMemory(), 1) })
 	})
+}
+
+func TestMemoryClock(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var mu sync.Mutex
+	now := t0
+	m.SetClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	if err := m.Put(ctx, "a", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	if err := m.Put(ctx, "b", []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := m.Head(ctx, "a"); err != nil || !info.ModTime.Equal(t0) {
+		t.Fatalf("Head(a) = %+v, %v; want ModTime %v", info, err, t0)
+	}
+	var got []time.Time
+	if err := m.List(ctx, "", func(info ObjectInfo) error { got = append(got, info.ModTime); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[0].Equal(t0) || !got[1].Equal(t0.Add(time.Hour)) {
+		t.Fatalf("List ModTimes = %v, want %v and an hour later", got, t0)
+	}
 }

@@ -429,7 +429,7 @@ func (s *S3) Head(ctx context.Context, key string) (ObjectInfo, error) {
 	if err != nil {
 		return ObjectInfo{}, s.wrap(ctx, OpHead, key, err)
 	}
-	return ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength)}, nil
+	return ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 }
 
 // Delete implements Store. S3 answers 204 for a missing key too.
@@ -478,7 +478,8 @@ func (s *S3) List(ctx context.Context, prefix string, fn func(ObjectInfo) error)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := fn(ObjectInfo{Key: k[len(s.cfg.Prefix):], Size: aws.ToInt64(obj.Size)}); err != nil {
+			info := ObjectInfo{Key: k[len(s.cfg.Prefix):], Size: aws.ToInt64(obj.Size), ModTime: aws.ToTime(obj.LastModified)}
+			if err := fn(info); err != nil {
 				return err
 			}
 		}
