@@ -17,6 +17,13 @@
 //   - Delete of a missing key is not an error (deletes are retried).
 //   - List walks keys with a prefix in lexical order.
 //
+// Keys that are portable across every store: '/'-separated non-empty
+// segments, and never a key that is also a directory prefix of another
+// ("a" and "a/b"). S3 allows the latter; file-system-backed stores refuse
+// the second Put: Local, and S3 gateways on a POSIX file system such as
+// versitygw (409 ObjectParentIsFile or ExistingObjectIsDirectory), which
+// is what a BYOC user may well run. Sluice's key scheme never makes one.
+//
 // Only agents hold an objstore.Store; the control plane never does.
 //
 // # Files
