@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -60,6 +61,25 @@ func (m *Memory) Put(ctx context.Context, key string, data []byte) error {
 	v := slices.Clone(data)
 	if v == nil {
 		v = []byte{}
+	}
+	m.mu.Lock()
+	m.objects[key] = memObject{data: v, modTime: m.now()}
+	m.mu.Unlock()
+	return nil
+}
+
+// PutReader implements Store; it reads the whole object into memory
+// first, which a test store may.
+func (m *Memory) PutReader(ctx context.Context, key string, r io.Reader, size int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if key == "" {
+		return errEmptyKey
+	}
+	v, err := readSized(ctxReader{ctx, r}, size)
+	if err != nil {
+		return fmt.Errorf("objstore: put %q: %w", key, err)
 	}
 	m.mu.Lock()
 	m.objects[key] = memObject{data: v, modTime: m.now()}

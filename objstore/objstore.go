@@ -3,7 +3,7 @@
 // Semantics every implementation keeps (the shared suite in
 // objstore_test.go checks them against each one):
 //
-//   - Put is atomic: after it returns nil the whole object is readable; a
+//   - Put (and PutReader) is atomic: after it returns nil the whole object is readable; a
 //     failed or cancelled Put leaves either no object or the previous one,
 //     never a partial one. (A failure reported after the store applied the
 //     write, like a lost reply from S3, leaves the new object: callers that
@@ -30,6 +30,7 @@
 //
 //	objstore.go  Store, ObjectInfo, ErrNotFound: the contract
 //	range.go     range checking shared by the implementations
+//	sized.go     PutReader's "exactly size bytes" checks, shared
 //	local.go     Local, a directory as a bucket (playground, single node)
 //	mem.go       Memory, a map, for unit tests
 //	s3.go        S3, an S3 bucket through aws-sdk-go-v2 (multipart, retries, timeouts)
@@ -41,6 +42,7 @@ package objstore
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -65,6 +67,17 @@ type ObjectInfo struct {
 type Store interface {
 	// Put stores data under key, replacing any previous object.
 	Put(ctx context.Context, key string, data []byte) error
+	// PutReader stores the size bytes r yields under key, atomically
+	// like Put, for an object assembled from many pieces (a compacted
+	// object from many source ranges: io.MultiReader of bytes.Readers,
+	// or readers that fetch each range when reached) without
+	// concatenating them first. r must yield exactly size bytes and then
+	// io.EOF: fewer is an error wrapping io.ErrUnexpectedEOF, more is an
+	// error, and a read error is returned wrapped; each leaves no new
+	// object. r is read once, in order, and not after PutReader returns.
+	// The store's memory for it is bounded whatever size is (S3: one
+	// part per part in flight; Memory, for tests, holds the object).
+	PutReader(ctx context.Context, key string, r io.Reader, size int64) error
 	// GetRange reads length bytes starting at off. length < 0 reads to
 	// the end of the object.
 	GetRange(ctx context.Context, key string, off, length int64) ([]byte, error)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -77,6 +78,84 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			if !bytes.Equal(got, want) || len(got) != len(want) {
 				t.Errorf("GetRange(%d, %d): got %d bytes, want %d (equal=%v)", r.off, r.length, len(got), len(want), bytes.Equal(got, want))
 			}
+		}
+	})
+
+	t.Run("PutReader", func(t *testing.T) {
+		s := open(t)
+		// Pieces of uneven sizes, as a compaction job gathers them.
+		var pieces [][]byte
+		var readers []io.Reader
+		var whole []byte
+		for i, n := range []int{1, 0, 4093, 70000, 3, 12345} {
+			p := randBytes(uint64(100+i), n)
+			pieces = append(pieces, p)
+			readers = append(readers, bytes.NewReader(p))
+			whole = append(whole, p...)
+		}
+		if err := s.PutReader(ctx, "pr/whole", io.MultiReader(readers...), int64(len(whole))); err != nil {
+			t.Fatalf("PutReader: %v", err)
+		}
+		pieces[3][0] ^= 0xff // the caller reuses its buffers
+		if got := mustGet(t, s, "pr/whole", 0, -1); !bytes.Equal(got, whole) {
+			t.Fatalf("PutReader stored %d bytes, want the %d of its pieces in order", len(got), len(whole))
+		}
+		if info, err := s.Head(ctx, "pr/whole"); err != nil || info.Size != int64(len(whole)) {
+			t.Fatalf("Head = %+v, %v", info, err)
+		}
+		if err := s.PutReader(ctx, "pr/empty", bytes.NewReader(nil), 0); err != nil {
+			t.Fatalf("PutReader of nothing: %v", err)
+		}
+		if got := mustGet(t, s, "pr/empty", 0, -1); len(got) != 0 {
+			t.Fatalf("empty object holds %d bytes", len(got))
+		}
+
+		// A reader that yields the wrong length or fails leaves no new
+		// object: neither a new key nor a changed old one.
+		mustPut(t, s, "pr/old", []byte("old"))
+		errRead := errors.New("source range unreadable")
+		for _, tc := range []struct {
+			name string
+			r    io.Reader
+			size int64
+			want error // nil: any error
+		}{
+			{"Short", bytes.NewReader(whole[:100]), 101, io.ErrUnexpectedEOF},
+			{"ShortEmpty", bytes.NewReader(nil), 1, io.ErrUnexpectedEOF},
+			{"Long", bytes.NewReader(whole[:100]), 99, nil},
+			{"ReadError", io.MultiReader(bytes.NewReader(whole[:10]), iotest.ErrReader(errRead)), 100, errRead},
+		} {
+			for _, key := range []string{"pr/new-" + tc.name, "pr/old"} {
+				r := tc.r
+				if key == "pr/old" {
+					// A fresh reader of the same shape.
+					switch tc.name {
+					case "Short":
+						r = bytes.NewReader(whole[:100])
+					case "ShortEmpty":
+						r = bytes.NewReader(nil)
+					case "Long":
+						r = bytes.NewReader(whole[:100])
+					case "ReadError":
+						r = io.MultiReader(bytes.NewReader(whole[:10]), iotest.ErrReader(errRead))
+					}
+				}
+				err := s.PutReader(ctx, key, r, tc.size)
+				if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+					t.Errorf("%s: PutReader(%q) = %v, want an error wrapping %v", tc.name, key, err, tc.want)
+				}
+			}
+			if _, err := s.Head(ctx, "pr/new-"+tc.name); !errors.Is(err, ErrNotFound) {
+				t.Errorf("%s: a failed PutReader left an object: Head = %v", tc.name, err)
+			}
+			if got := mustGet(t, s, "pr/old", 0, -1); string(got) != "old" {
+				t.Errorf("%s: a failed PutReader changed the old object to %d bytes", tc.name, len(got))
+			}
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := s.PutReader(cctx, "pr/cancelled", bytes.NewReader(whole), int64(len(whole))); !errors.Is(err, context.Canceled) {
+			t.Errorf("PutReader with a cancelled context: %v", err)
 		}
 	})
 
