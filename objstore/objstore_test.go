@@ -333,6 +333,35 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	// Orphan GC lists the bucket and deletes as it goes: every key is
+	// still visited once, and a bucket emptied that way lists nothing
+	// (no directory left behind shows up as a key).
+	t.Run("ListWhileDeleting", func(t *testing.T) {
+		s := open(t)
+		keys := []string{"gc/a/1", "gc/a/2", "gc/a/b/3", "gc/a/b/c/4", "gc/b", "gc/c/5", "gc/c/6", "gc/d"}
+		for _, k := range keys {
+			mustPut(t, s, k, []byte(k))
+		}
+		var visited []string
+		if err := s.List(ctx, "gc/", func(info ObjectInfo) error {
+			visited = append(visited, info.Key)
+			return s.Delete(ctx, info.Key)
+		}); err != nil {
+			t.Fatalf("List deleting each key: %v", err)
+		}
+		if !slices.Equal(visited, keys) {
+			t.Fatalf("visited %q, want %q", visited, keys)
+		}
+		if got := listAll(t, s, ""); len(got) != 0 {
+			t.Fatalf("List after deleting everything = %v", got)
+		}
+		// The emptied prefixes take new objects again.
+		mustPut(t, s, "gc/a/b/c/4", []byte("again"))
+		if got := listAll(t, s, "gc/"); len(got) != 1 || got[0].Key != "gc/a/b/c/4" {
+			t.Fatalf("List after a new Put = %v", got)
+		}
+	})
+
 	t.Run("ConcurrentPuts", func(t *testing.T) {
 		s := open(t)
 		const n = 32
