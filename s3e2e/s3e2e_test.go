@@ -1,6 +1,6 @@
 // Package s3e2e runs an agent whose bucket is an S3 endpoint, gofakes3 or
-// versitygw on 127.0.0.1, reached by the real SDK through objstore.Open, with 503
-// SlowDown and 500 answers injected in front of it. A franz-go client
+// versitygw on 127.0.0.1, reached by the real SDK through objstore.Open,
+// with 503 SlowDown and 500 answers injected in front of it. A franz-go client
 // produces and consumes through the agent; every acknowledged record must
 // come back, once, at dense offsets.
 package s3e2e
