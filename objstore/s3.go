@@ -135,10 +135,16 @@ type S3 struct {
 	cfg    S3Config
 	client *s3.Client
 	hc     *http.Client // the SDK's, to close idle connections
-	// parts recycles PutReader's part buffers (*[]byte of PartSize)
+	// parts recycles PutReader's part buffers (PartSize bytes each)
 	// between uploads, so that a jobs agent writing one large object
 	// after another does not allocate its part buffers anew each time.
-	parts sync.Pool
+	// It keeps at most PartConcurrency of them (32 MiB at the defaults,
+	// and only once PutReader was used). A bounded free list rather than
+	// a sync.Pool: a Pool may hand a goroutine a fresh buffer while
+	// another P holds a free one, which broke the bound of
+	// PartConcurrency buffers per upload that TestS3VersityPutMemory
+	// checks.
+	parts chan []byte
 }
 
 var _ Store = (*S3)(nil)
@@ -204,7 +210,7 @@ func NewS3(ctx context.Context, cfg S3Config) (*S3, error) {
 		// every read is noise.
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	return &S3{cfg: cfg, client: client, hc: httpClient}, nil
+	return &S3{cfg: cfg, client: client, hc: httpClient, parts: make(chan []byte, cfg.PartConcurrency)}, nil
 }
 
 // Bucket returns the bucket name; Prefix the key prefix.
@@ -292,7 +298,7 @@ func (s *S3) PutReader(ctx context.Context, key string, r io.Reader, size int64)
 	if size < 0 {
 		return fmt.Errorf("objstore: s3 put %q: negative size %d", key, size)
 	}
-	return s.put(ctx, key, size, &readerParts{r: ctxReader{ctx, r}, pool: &s.parts, poolSize: s.cfg.PartSize})
+	return s.put(ctx, key, size, &readerParts{r: ctxReader{ctx, r}, free: s.parts, partSize: s.cfg.PartSize})
 }
 
 func (s *S3) put(ctx context.Context, key string, size int64, src partSource) error {
@@ -489,14 +495,14 @@ func (p *sliceParts) next(n int64) (io.ReadSeeker, func(), error) {
 
 func (p *sliceParts) finish() error { return nil }
 
-// readerParts reads each part into a buffer, recycled through pool when
-// it has poolSize bytes (the store's part size; a larger part, for an
+// readerParts reads each part into a buffer, recycled through free when
+// it has partSize bytes (the store's part size; a larger part, for an
 // object of more than 10,000 parts, or a small object's one buffer is
 // allocated for the call).
 type readerParts struct {
 	r        io.Reader
-	pool     *sync.Pool
-	poolSize int64
+	free     chan []byte
+	partSize int64
 	read     int64
 }
 
@@ -504,15 +510,21 @@ func (p *readerParts) next(n int64) (io.ReadSeeker, func(), error) {
 	var buf []byte
 	release := func() {}
 	// Only a buffer at most twice the bytes it holds comes from the
-	// pool: a small object must not pin a whole part's worth.
-	if n <= p.poolSize && n > p.poolSize/2 {
-		bp, _ := p.pool.Get().(*[]byte)
-		if bp == nil {
-			b := make([]byte, p.poolSize)
-			bp = &b
+	// free list: a small object must not pin a whole part's worth.
+	if n <= p.partSize && n > p.partSize/2 {
+		var b []byte
+		select {
+		case b = <-p.free:
+		default:
+			b = make([]byte, p.partSize)
 		}
-		buf = (*bp)[:n]
-		release = func() { p.pool.Put(bp) }
+		buf = b[:n]
+		release = func() {
+			select {
+			case p.free <- b:
+			default: // the list is full: let it go
+			}
+		}
 	} else {
 		buf = make([]byte, n)
 	}

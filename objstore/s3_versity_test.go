@@ -216,6 +216,16 @@ func TestS3VersityPutMemory(t *testing.T) {
 	if limit := (DefaultPartConcurrency + 1) * part; pr > limit {
 		t.Errorf("PutReader of %d MiB allocated %d bytes, more than PartConcurrency+1 parts (%d)", size>>20, pr, limit)
 	}
+	// The next upload reuses those buffers.
+	readers = readers[:0]
+	for off := 0; off < size; off += 3 << 20 {
+		readers = append(readers, bytes.NewReader(data[off:min(off+3<<20, size)]))
+	}
+	again := allocated(func() error { return s.PutReader(ctx, "putreader", io.MultiReader(readers...), size) })
+	t.Logf("a second PutReader of %d MiB allocated %.1f MiB", size>>20, float64(again)/(1<<20))
+	if again > part {
+		t.Errorf("a second PutReader allocated %d bytes, more than one part (%d): part buffers are not reused", again, part)
+	}
 	for _, key := range []string{"put", "putreader"} {
 		if got, err := s.GetRange(ctx, key, size-100, 100); err != nil || !bytes.Equal(got, data[size-100:]) {
 			t.Fatalf("%s: tail read back: %v", key, err)
