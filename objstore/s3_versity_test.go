@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -230,5 +232,74 @@ func TestS3VersityPutMemory(t *testing.T) {
 		if got, err := s.GetRange(ctx, key, size-100, 100); err != nil || !bytes.Equal(got, data[size-100:]) {
 			t.Fatalf("%s: tail read back: %v", key, err)
 		}
+	}
+}
+
+// TestS3VersityFailedUploadIsAborted fails parts of a multipart upload at
+// the HTTP layer (faultProxy in front of versitygw): the upload is aborted
+// and the gateway holds no open upload and no object afterwards, and a
+// transient part failure is retried into a whole object.
+func TestS3VersityFailedUploadIsAborted(t *testing.T) {
+	gw := s3test.Start(t)
+	proxy := newFaultProxy(gw.Endpoint, 5*time.Second)
+	psrv := httptest.NewServer(proxy)
+	defer psrv.Close()
+	cfg := versityConfig(gw, gw.Bucket, "abort/")
+	cfg.Endpoint = psrv.URL
+	cfg.MultipartThreshold = 5 << 20
+	cfg.PartSize = 5 << 20
+	s := openVersity(t, cfg)
+	defer s.Close()
+	ctx := context.Background()
+	data := randBytes(12, 3*(5<<20)+1)
+
+	proxy.add(faultRule{kind: "PART", fault: fault500, n: -1})
+	err := s.Put(ctx, "doomed", data)
+	proxy.clear()
+	if err == nil || !strings.Contains(err.Error(), "InternalError") {
+		t.Fatalf("Put with every part failing = %v", err)
+	}
+	if got := proxy.count("ABORT-MPU"); got != 1 {
+		t.Errorf("%d aborts, want 1 (%s)", got, proxy.summary())
+	}
+	uploads, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &cfg.Bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(uploads.Uploads) != 0 {
+		t.Errorf("%d multipart uploads left open on the gateway", len(uploads.Uploads))
+	}
+	if _, err := s.Head(ctx, "doomed"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Head of a failed upload = %v, want ErrNotFound", err)
+	}
+
+	proxy.resetCounts()
+	proxy.add(faultRule{kind: "PART", fault: faultSlowDown, n: 1}, faultRule{kind: "PART", fault: faultDrop, n: 1})
+	defer proxy.clear()
+	if err := s.Put(ctx, "retried", data); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetRange(ctx, "retried", 0, -1); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back after retried parts: %d bytes, %v", len(got), err)
+	}
+	t.Logf("requests: %s", proxy.summary())
+}
+
+// TestOpenVersity opens the gateway by the URL s3test hands out, with
+// credentials from the environment, as `sluice agent --bucket` would.
+func TestOpenVersity(t *testing.T) {
+	gw := s3test.Start(t)
+	gw.SetEnv(t)
+	ctx := context.Background()
+	st, err := Open(ctx, gw.URL("sluice/dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Put(ctx, "segments/ab/01.seg", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := gw.Objects(t, gw.Bucket); len(got) != 1 || got[0] != "sluice/dev/segments/ab/01.seg" {
+		t.Fatalf("bucket holds %q, want the object under the URL's prefix", got)
 	}
 }
