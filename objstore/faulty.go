@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -171,6 +172,22 @@ func (f *Faulty) Put(ctx context.Context, key string, data []byte) error {
 		return fault
 	}
 	if err := f.inner.Put(ctx, key, data); err != nil {
+		return err
+	}
+	return fault
+}
+
+// PutReader implements Store under OpPut's rule: a fault without
+// AfterEffect fails it before r is read.
+func (f *Faulty) PutReader(ctx context.Context, key string, r io.Reader, size int64) error {
+	fault, after, err := f.before(ctx, OpPut)
+	if err != nil {
+		return err
+	}
+	if fault != nil && !after {
+		return fault
+	}
+	if err := f.inner.PutReader(ctx, key, r, size); err != nil {
 		return err
 	}
 	return fault

@@ -136,7 +136,34 @@ func notFound(err error) bool {
 }
 
 // Put implements Store.
-func (l *Local) Put(ctx context.Context, key string, data []byte) (err error) {
+func (l *Local) Put(ctx context.Context, key string, data []byte) error {
+	return l.put(ctx, key, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// PutReader implements Store. It copies r into the temp file as it reads,
+// so it holds one copy buffer whatever size is.
+func (l *Local) PutReader(ctx context.Context, key string, r io.Reader, size int64) error {
+	if size < 0 {
+		return fmt.Errorf("objstore: put %q: negative size %d", key, size)
+	}
+	return l.put(ctx, key, func(f *os.File) error {
+		cr := ctxReader{ctx, r}
+		n, err := io.Copy(f, io.LimitReader(cr, size))
+		if err != nil {
+			return shortRead(n, err)
+		}
+		if n < size {
+			return shortRead(n, io.EOF)
+		}
+		return checkDrained(cr, n)
+	})
+}
+
+// put writes a new object through write, atomically: see Local.
+func (l *Local) put(ctx context.Context, key string, write func(*os.File) error) (err error) {
 	p, err := l.path(key)
 	if err != nil {
 		return err
@@ -162,7 +189,7 @@ func (l *Local) Put(ctx context.Context, key string, data []byte) (err error) {
 			err = fmt.Errorf("objstore: put %q: %w", key, err)
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
+	if err := write(f); err != nil {
 		_ = f.Close()
 		return err
 	}
@@ -296,7 +323,7 @@ func (l *Local) Head(ctx context.Context, key string) (ObjectInfo, error) {
 	if !fi.Mode().IsRegular() {
 		return ObjectInfo{}, fmt.Errorf("%w: %q", ErrNotFound, key)
 	}
-	return ObjectInfo{Key: key, Size: fi.Size()}, nil
+	return ObjectInfo{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 // Delete implements Store. The directory is fsynced afterwards so that a
@@ -393,7 +420,7 @@ func (l *Local) list(ctx context.Context, dir, rel, prefix string, fn func(Objec
 				}
 				return false, fmt.Errorf("objstore: list %q: %w", prefix, err)
 			}
-			if err := fn(ObjectInfo{Key: e.key, Size: info.Size()}); err != nil {
+			if err := fn(ObjectInfo{Key: e.key, Size: info.Size(), ModTime: info.ModTime()}); err != nil {
 				return false, err
 			}
 		case e.key > prefix:

@@ -3,6 +3,7 @@ package objstore
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -75,6 +76,14 @@ func (in instrumented) Put(ctx context.Context, key string, data []byte) error {
 	start := time.Now()
 	err := in.s.Put(ctx, key, data)
 	in.done(OpPut, start, len(data), err)
+	return err
+}
+
+// PutReader counts as a put of size bytes.
+func (in instrumented) PutReader(ctx context.Context, key string, r io.Reader, size int64) error {
+	start := time.Now()
+	err := in.s.PutReader(ctx, key, r, size)
+	in.done(OpPut, start, int(size), err)
 	return err
 }
 

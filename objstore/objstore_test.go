@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/iotest"
+	"time"
 )
 
 // testStore is the one suite every Store implementation must pass; it pins
@@ -61,7 +63,7 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			t.Fatalf("whole object: got %d bytes, want %d", len(got), len(data))
 		}
 		info, err := s.Head(ctx, "seg/0001")
-		if err != nil || info != (ObjectInfo{Key: "seg/0001", Size: 1000}) {
+		if err != nil || info.Key != "seg/0001" || info.Size != 1000 {
 			t.Fatalf("Head = %+v, %v", info, err)
 		}
 		for _, r := range []struct{ off, length int64 }{
@@ -76,6 +78,127 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 			if !bytes.Equal(got, want) || len(got) != len(want) {
 				t.Errorf("GetRange(%d, %d): got %d bytes, want %d (equal=%v)", r.off, r.length, len(got), len(want), bytes.Equal(got, want))
 			}
+		}
+	})
+
+	t.Run("PutReader", func(t *testing.T) {
+		s := open(t)
+		// Pieces of uneven sizes, as a compaction job gathers them.
+		var pieces [][]byte
+		var readers []io.Reader
+		var whole []byte
+		for i, n := range []int{1, 0, 4093, 70000, 3, 12345} {
+			p := randBytes(uint64(100+i), n)
+			pieces = append(pieces, p)
+			readers = append(readers, bytes.NewReader(p))
+			whole = append(whole, p...)
+		}
+		if err := s.PutReader(ctx, "pr/whole", io.MultiReader(readers...), int64(len(whole))); err != nil {
+			t.Fatalf("PutReader: %v", err)
+		}
+		pieces[3][0] ^= 0xff // the caller reuses its buffers
+		if got := mustGet(t, s, "pr/whole", 0, -1); !bytes.Equal(got, whole) {
+			t.Fatalf("PutReader stored %d bytes, want the %d of its pieces in order", len(got), len(whole))
+		}
+		if info, err := s.Head(ctx, "pr/whole"); err != nil || info.Size != int64(len(whole)) {
+			t.Fatalf("Head = %+v, %v", info, err)
+		}
+		if err := s.PutReader(ctx, "pr/empty", bytes.NewReader(nil), 0); err != nil {
+			t.Fatalf("PutReader of nothing: %v", err)
+		}
+		if got := mustGet(t, s, "pr/empty", 0, -1); len(got) != 0 {
+			t.Fatalf("empty object holds %d bytes", len(got))
+		}
+
+		// A reader that yields the wrong length or fails leaves no new
+		// object: neither a new key nor a changed old one.
+		mustPut(t, s, "pr/old", []byte("old"))
+		errRead := errors.New("source range unreadable")
+		for _, tc := range []struct {
+			name string
+			r    io.Reader
+			size int64
+			want error // nil: any error
+		}{
+			{"Short", bytes.NewReader(whole[:100]), 101, io.ErrUnexpectedEOF},
+			{"ShortEmpty", bytes.NewReader(nil), 1, io.ErrUnexpectedEOF},
+			{"Long", bytes.NewReader(whole[:100]), 99, nil},
+			{"ReadError", io.MultiReader(bytes.NewReader(whole[:10]), iotest.ErrReader(errRead)), 100, errRead},
+		} {
+			for _, key := range []string{"pr/new-" + tc.name, "pr/old"} {
+				r := tc.r
+				if key == "pr/old" {
+					// A fresh reader of the same shape.
+					switch tc.name {
+					case "Short":
+						r = bytes.NewReader(whole[:100])
+					case "ShortEmpty":
+						r = bytes.NewReader(nil)
+					case "Long":
+						r = bytes.NewReader(whole[:100])
+					case "ReadError":
+						r = io.MultiReader(bytes.NewReader(whole[:10]), iotest.ErrReader(errRead))
+					}
+				}
+				err := s.PutReader(ctx, key, r, tc.size)
+				if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) {
+					t.Errorf("%s: PutReader(%q) = %v, want an error wrapping %v", tc.name, key, err, tc.want)
+				}
+			}
+			if _, err := s.Head(ctx, "pr/new-"+tc.name); !errors.Is(err, ErrNotFound) {
+				t.Errorf("%s: a failed PutReader left an object: Head = %v", tc.name, err)
+			}
+			if got := mustGet(t, s, "pr/old", 0, -1); string(got) != "old" {
+				t.Errorf("%s: a failed PutReader changed the old object to %d bytes", tc.name, len(got))
+			}
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := s.PutReader(cctx, "pr/cancelled", bytes.NewReader(whole), int64(len(whole))); !errors.Is(err, context.Canceled) {
+			t.Errorf("PutReader with a cancelled context: %v", err)
+		}
+	})
+
+	t.Run("ModTime", func(t *testing.T) {
+		s := open(t)
+		// The store's clock is this machine's for every implementation
+		// under test; S3 reports whole seconds from HEAD (Last-Modified
+		// is an HTTP date) and milliseconds from a listing, hence the
+		// slack.
+		const slack = 2 * time.Second
+		inWindow := func(t *testing.T, what string, mt, before, after time.Time) {
+			t.Helper()
+			if mt.IsZero() || mt.Before(before.Add(-slack)) || mt.After(after.Add(slack)) {
+				t.Errorf("%s ModTime = %v, want within %v of [%v, %v]", what, mt, slack, before, after)
+			}
+		}
+		before := time.Now()
+		mustPut(t, s, "mt/a", []byte("first"))
+		after := time.Now()
+		head, err := s.Head(ctx, "mt/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inWindow(t, "Head", head.ModTime, before, after)
+		listed := listAll(t, s, "mt/")
+		if len(listed) != 1 {
+			t.Fatalf("List = %v", listed)
+		}
+		inWindow(t, "List", listed[0].ModTime, before, after)
+		if d := listed[0].ModTime.Sub(head.ModTime).Abs(); d >= time.Second {
+			t.Errorf("List ModTime %v and Head ModTime %v differ by %v", listed[0].ModTime, head.ModTime, d)
+		}
+		// An overwrite is a new write: its time does not go back.
+		before = time.Now()
+		mustPut(t, s, "mt/a", []byte("second"))
+		after = time.Now()
+		again, err := s.Head(ctx, "mt/a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inWindow(t, "Head after overwrite", again.ModTime, before, after)
+		if again.ModTime.Before(head.ModTime) {
+			t.Errorf("ModTime went back on overwrite: %v, then %v", head.ModTime, again.ModTime)
 		}
 	})
 
@@ -210,6 +333,35 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	// Orphan GC lists the bucket and deletes as it goes: every key is
+	// still visited once, and a bucket emptied that way lists nothing
+	// (no directory left behind shows up as a key).
+	t.Run("ListWhileDeleting", func(t *testing.T) {
+		s := open(t)
+		keys := []string{"gc/a/1", "gc/a/2", "gc/a/b/3", "gc/a/b/c/4", "gc/b", "gc/c/5", "gc/c/6", "gc/d"}
+		for _, k := range keys {
+			mustPut(t, s, k, []byte(k))
+		}
+		var visited []string
+		if err := s.List(ctx, "gc/", func(info ObjectInfo) error {
+			visited = append(visited, info.Key)
+			return s.Delete(ctx, info.Key)
+		}); err != nil {
+			t.Fatalf("List deleting each key: %v", err)
+		}
+		if !slices.Equal(visited, keys) {
+			t.Fatalf("visited %q, want %q", visited, keys)
+		}
+		if got := listAll(t, s, ""); len(got) != 0 {
+			t.Fatalf("List after deleting everything = %v", got)
+		}
+		// The emptied prefixes take new objects again.
+		mustPut(t, s, "gc/a/b/c/4", []byte("again"))
+		if got := listAll(t, s, "gc/"); len(got) != 1 || got[0].Key != "gc/a/b/c/4" {
+			t.Fatalf("List after a new Put = %v", got)
+		}
+	})
+
 	t.Run("ConcurrentPuts", func(t *testing.T) {
 		s := open(t)
 		const n = 32
@@ -328,4 +480,32 @@ func TestWrappersKeepSemantics(t *testing.T) {
 	t.Run("Faulty", func(t *testing.T) {
 		testStore(t, func(*testing.T) Store { return NewFaulty(NewMemory(), 1) })
 	})
+}
+
+func TestMemoryClock(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var mu sync.Mutex
+	now := t0
+	m.SetClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	if err := m.Put(ctx, "a", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	if err := m.Put(ctx, "b", []byte("y")); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := m.Head(ctx, "a"); err != nil || !info.ModTime.Equal(t0) {
+		t.Fatalf("Head(a) = %+v, %v; want ModTime %v", info, err, t0)
+	}
+	var got []time.Time
+	if err := m.List(ctx, "", func(info ObjectInfo) error { got = append(got, info.ModTime); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[0].Equal(t0) || !got[1].Equal(t0.Add(time.Hour)) {
+		t.Fatalf("List ModTimes = %v, want %v and an hour later", got, t0)
+	}
 }

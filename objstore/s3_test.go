@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -183,6 +184,68 @@ func TestS3Multipart(t *testing.T) {
 	if f.proxy.count("PUT") != 1 || f.proxy.count("CREATE-MPU") != 0 {
 		t.Errorf("below the threshold: %s, want one PUT", f.proxy.summary())
 	}
+
+	// PutReader from many pieces whose boundaries do not fall on part
+	// boundaries: the same requests as Put, parts in parallel, and never
+	// more part buffers than PartConcurrency.
+	t.Run("PutReader", func(t *testing.T) {
+		f.proxy.resetCounts()
+		var readers []io.Reader
+		for off := 0; off < len(data); off += 777_777 {
+			readers = append(readers, bytes.NewReader(data[off:min(off+777_777, len(data))]))
+		}
+		if err := s.PutReader(ctx, "assembled", io.MultiReader(readers...), int64(len(data))); err != nil {
+			t.Fatal(err)
+		}
+		for kind, want := range map[string]int{"CREATE-MPU": 1, "PART": 4, "COMPLETE-MPU": 1, "PUT": 0, "ABORT-MPU": 0} {
+			if got := f.proxy.count(kind); got != want {
+				t.Errorf("%d %s requests, want %d (%s)", got, kind, want, f.proxy.summary())
+			}
+		}
+		if got, err := s.GetRange(ctx, "assembled", 0, -1); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read back %d bytes (equal=%v), %v", len(got), bytes.Equal(got, data), err)
+		}
+	})
+	// A reader that ends early after some parts went up: the upload is
+	// aborted, nothing appears, no upload stays open.
+	t.Run("PutReaderShortIsAborted", func(t *testing.T) {
+		f.proxy.resetCounts()
+		err := s.PutReader(ctx, "short", bytes.NewReader(data[:len(data)-1]), int64(len(data)))
+		if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), `"short"`) {
+			t.Fatalf("PutReader of a short reader = %v, want io.ErrUnexpectedEOF naming the key", err)
+		}
+		if f.proxy.count("ABORT-MPU") != 1 || f.proxy.count("COMPLETE-MPU") != 0 {
+			t.Errorf("requests %s, want one abort and no completion", f.proxy.summary())
+		}
+		if _, err := s.Head(ctx, "short"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Head after a short PutReader = %v, want ErrNotFound", err)
+		}
+		uploads, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(testBucket)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(uploads.Uploads) != 0 {
+			t.Errorf("%d multipart uploads left open", len(uploads.Uploads))
+		}
+	})
+	// A caller that gives up mid-upload leaves no parts either: the
+	// abort has a context of its own.
+	t.Run("CancelledMidUploadIsAborted", func(t *testing.T) {
+		f.proxy.resetCounts()
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		r := &cancelAfter{r: bytes.NewReader(data), n: 2 * (5 << 20), cancel: cancel}
+		err := s.PutReader(cctx, "cancelled", r, int64(len(data)))
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("PutReader cancelled mid-upload = %v, want context.Canceled", err)
+		}
+		if f.proxy.count("ABORT-MPU") != 1 || f.proxy.count("COMPLETE-MPU") != 0 {
+			t.Errorf("requests %s, want one abort and no completion", f.proxy.summary())
+		}
+		if _, err := s.Head(ctx, "cancelled"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Head after a cancelled PutReader = %v, want ErrNotFound", err)
+		}
+	})
 
 	t.Run("FailedUploadIsAborted", func(t *testing.T) {
 		f.proxy.resetCounts()
@@ -455,4 +518,19 @@ func TestOpen(t *testing.T) {
 			t.Fatalf("got %+v\nwant %+v", cfg, want)
 		}
 	})
+}
+
+// cancelAfter reads from r and calls cancel once n bytes have been read.
+type cancelAfter struct {
+	r      io.Reader
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.n -= n; c.n <= 0 {
+		c.cancel()
+	}
+	return n, err
 }

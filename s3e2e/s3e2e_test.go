@@ -1,6 +1,6 @@
-// Package s3e2e runs an agent whose bucket is an S3 endpoint: gofakes3 on
-// 127.0.0.1, reached by the real SDK through objstore.Open, with 503
-// SlowDown and 500 answers injected in front of it. A franz-go client
+// Package s3e2e runs an agent whose bucket is an S3 endpoint, gofakes3 or
+// versitygw on 127.0.0.1, reached by the real SDK through objstore.Open,
+// with 503 SlowDown and 500 answers injected in front of it. A franz-go client
 // produces and consumes through the agent; every acknowledged record must
 // come back, once, at dense offsets.
 package s3e2e
@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +27,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"sluice.dev/agent"
+	"sluice.dev/internal/s3test"
 	"sluice.dev/meta/controller"
 	"sluice.dev/objstore"
 )
@@ -81,9 +84,46 @@ func TestProduceConsumeThroughS3(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 
+	produceConsume(t, "s3://sluice-e2e/cluster-a?region=us-east-1&path_style=true&timeout=2s&endpoint="+srv.URL, fl,
+		func(t *testing.T) []string {
+			objects, err := backend.ListBucket("sluice-e2e", &gofakes3.Prefix{}, gofakes3.ListBucketPage{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			for _, o := range objects.Contents {
+				keys = append(keys, o.Key)
+			}
+			return keys
+		})
+}
+
+// TestProduceConsumeThroughVersitygw is the same run against versitygw, an
+// S3 gateway used in production (internal/s3test), behind the same
+// fault-injecting handler, here a reverse proxy: the agent's whole
+// object-store path (PUTs of segments, ranged GETs of a cold read) on a
+// real S3 implementation.
+func TestProduceConsumeThroughVersitygw(t *testing.T) {
+	gw := s3test.Start(t)
+	gw.SetEnv(t)
+	target, err := url.Parse(gw.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The proxy keeps the client's Host header, which SigV4 signed.
+	fl := &flaky{next: httputil.NewSingleHostReverseProxy(target), failEvery: 3, counts: map[string]int64{}}
+	srv := httptest.NewServer(fl)
+	defer srv.Close()
+	produceConsume(t, "s3://"+gw.Bucket+"/cluster-a?region="+gw.Region+"&path_style=true&timeout=5s&endpoint="+srv.URL, fl,
+		func(t *testing.T) []string { return gw.Objects(t, gw.Bucket) })
+}
+
+// produceConsume runs an agent on the bucket at bucketURL, whose requests
+// pass through fl; listKeys lists the bucket behind the agent's back.
+func produceConsume(t *testing.T, bucketURL string, fl *flaky, listKeys func(*testing.T) []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	raw, err := objstore.Open(ctx, "s3://sluice-e2e/cluster-a?region=us-east-1&path_style=true&timeout=2s&endpoint="+srv.URL)
+	raw, err := objstore.Open(ctx, bucketURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,13 +193,13 @@ func TestProduceConsumeThroughS3(t *testing.T) {
 		t.Fatal("no PUT reached the S3 endpoint")
 	}
 	// Every segment is under the URL's prefix and the hashed key layout.
-	objects, err := backend.ListBucket("sluice-e2e", &gofakes3.Prefix{}, gofakes3.ListBucketPage{})
-	if err != nil {
-		t.Fatal(err)
+	keys := listKeys(t)
+	if len(keys) == 0 {
+		t.Fatal("no object in the bucket")
 	}
-	for _, o := range objects.Contents {
-		if !strings.HasPrefix(o.Key, "cluster-a/segments/") || !strings.HasSuffix(o.Key, ".seg") {
-			t.Errorf("unexpected key %q", o.Key)
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "cluster-a/segments/") || !strings.HasSuffix(k, ".seg") {
+			t.Errorf("unexpected key %q", k)
 		}
 	}
 
@@ -189,5 +229,5 @@ func TestProduceConsumeThroughS3(t *testing.T) {
 		})
 	}
 	t.Logf("%d records through S3: %d objects, requests at the endpoint PUT=%d GET=%d HEAD=%d, %d injected 503/500 (all retried)",
-		n, len(objects.Contents), puts, fl.count(http.MethodGet), fl.count(http.MethodHead), fl.faults.Load())
+		n, len(keys), puts, fl.count(http.MethodGet), fl.count(http.MethodHead), fl.faults.Load())
 }
