@@ -3,6 +3,8 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -218,6 +220,12 @@ func TestCompactionAndGCUnderReaders(t *testing.T) {
 		if err := c.store.Put(ctx, k, []byte("orphan")); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The old orphan was written when its id says: the collector also
+	// wants the store's clock to agree that it is old.
+	hourAgo := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(c.dir, "bucket", old), hourAgo, hourAgo); err != nil {
+		t.Fatal(err)
 	}
 	if n := runJobs(t, c.agent, meta.JobOrphans); n != 1 {
 		t.Fatalf("%d orphan passes, want 1", n)

@@ -313,3 +313,33 @@ func TestDeleteRefusesKeyThatIsNotTheObjects(t *testing.T) {
 		t.Fatalf("foreign key deleted: %v", err)
 	}
 }
+
+// TestOrphansSkipsObjectsYoungByTheStoresClock: meta judges an orphan by
+// its id on meta's clock; the agent also leaves alone what the store says
+// was written within MinAge (defence in depth against a skewed id).
+func TestOrphansSkipsObjectsYoungByTheStoresClock(t *testing.T) {
+	store := objstore.NewMemory()
+	ctx := context.Background()
+	oldKey := meta.ObjectKey(meta.NewSegmentID(time.Now().Add(-time.Hour), [8]byte{1}))
+	youngKey := meta.ObjectKey(meta.NewSegmentID(time.Now().Add(-time.Hour), [8]byte{2}))
+	store.SetClock(func() time.Time { return time.Now().Add(-time.Hour) })
+	if err := store.Put(ctx, oldKey, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	store.SetClock(time.Now)
+	if err := store.Put(ctx, youngKey, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	fm := &fakeMeta{jobs: []meta.Job{{ID: 11, Kind: meta.JobOrphans, LeaseTTL: time.Minute,
+		Orphans: &meta.OrphansJob{Prefix: meta.ObjectPrefix, MinAge: 5 * time.Minute}}}}
+	r := newTestRunner(t, fm, store)
+	if ran, err := r.RunOne(ctx, meta.JobOrphans); !ran || err != nil {
+		t.Fatalf("RunOne = %v, %v", ran, err)
+	}
+	if len(fm.offered) != 1 || fm.offered[0] != oldKey {
+		t.Fatalf("offered %v, want only the object old by the store's clock", fm.offered)
+	}
+	if _, err := store.Head(ctx, youngKey); err != nil {
+		t.Fatalf("young object deleted: %v", err)
+	}
+}
