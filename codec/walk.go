@@ -76,13 +76,24 @@ const MaxDecompressedRatio = 32
 // Uncompressed batches are walked in place and allocate nothing;
 // compressed ones use pooled decoders and buffers.
 func ValidateRecords(batch []byte, h BatchHeader, maxDecompressed int) error {
+	return validateRecords(batch, h, maxDecompressed, false)
+}
+
+// ValidateKeyedRecords is ValidateRecords for a compacted topic
+// (cleanup.policy=compact): a record without a key is invalid too, as in
+// Kafka, since compaction keeps the latest record per key.
+func ValidateKeyedRecords(batch []byte, h BatchHeader, maxDecompressed int) error {
+	return validateRecords(batch, h, maxDecompressed, true)
+}
+
+func validateRecords(batch []byte, h BatchHeader, maxDecompressed int, needKey bool) error {
 	if len(batch) < BatchHeaderSize {
 		return fmt.Errorf("%w: batch of %d bytes has no records section", ErrInvalidRecord, len(batch))
 	}
 	body := batch[BatchHeaderSize:]
 	if h.Compression() == CompressionNone {
 		src := source{b: body}
-		return walkRecords(&src, h)
+		return walkRecords(&src, h, needKey)
 	}
 	d := decompressors.Get().(*decompressor)
 	defer d.release()
@@ -91,7 +102,7 @@ func ValidateRecords(batch []byte, h BatchHeader, maxDecompressed int) error {
 		return fmt.Errorf("%w: %s payload: %w", ErrInvalidRecord, codecName(h.Compression()), err)
 	}
 	src := source{br: br}
-	if err := walkRecords(&src, h); err != nil {
+	if err := walkRecords(&src, h, needKey); err != nil {
 		if d.lim.exceeded || errors.Is(err, errDecompressLimit) {
 			return fmt.Errorf("%w: %s payload decompresses past %d bytes (%d× max.message.bytes)",
 				ErrInvalidRecord, codecName(h.Compression()), maxDecompressed, MaxDecompressedRatio)
@@ -117,9 +128,9 @@ func codecName(c int8) string {
 
 // walkRecords reads exactly h.NumRecords records from src and then expects
 // src to be exhausted. Any error is in the ErrInvalidRecord class.
-func walkRecords(src *source, h BatchHeader) error {
+func walkRecords(src *source, h BatchHeader, needKey bool) error {
 	for i := int32(0); i < h.NumRecords; i++ {
-		if err := walkRecord(src, h, i); err != nil {
+		if err := walkRecord(src, h, i, needKey); err != nil {
 			return fmt.Errorf("%w: record %d of %d: %w", ErrInvalidRecord, i, h.NumRecords, err)
 		}
 	}
@@ -141,7 +152,7 @@ var (
 
 // walkRecord reads record i. rem counts the bytes of the record left to
 // read, so a field running past the record's length is caught.
-func walkRecord(src *source, h BatchHeader, i int32) error {
+func walkRecord(src *source, h BatchHeader, i int32, needKey bool) error {
 	length, _, err := readVarint(src, 5)
 	if err != nil {
 		return fmt.Errorf("length: %w", err)
@@ -178,11 +189,15 @@ func walkRecord(src *source, h BatchHeader, i int32) error {
 		// ListOffsets by time and retention trust maxTimestamp.
 		return fmt.Errorf("timestamp %d past the batch's maxTimestamp %d", ts, h.MaxTimestamp)
 	}
-	// Key and value: -1 is null.
-	for _, field := range [2]string{"key", "value"} {
-		if rem, err = skipBytesField(src, rem, true); err != nil {
-			return fmt.Errorf("%s: %w", field, err)
+	// Key and value: -1 is null (a key only where needKey is false).
+	if rem, err = skipBytesField(src, rem, !needKey); err != nil {
+		if needKey {
+			return fmt.Errorf("key (a compacted topic, cleanup.policy=compact, takes only records with keys): %w", err)
 		}
+		return fmt.Errorf("key: %w", err)
+	}
+	if rem, err = skipBytesField(src, rem, true); err != nil {
+		return fmt.Errorf("value: %w", err)
 	}
 	headers, n, err := readVarint(src, 5)
 	if err != nil {

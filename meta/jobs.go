@@ -32,7 +32,17 @@ const (
 	// JobOrphans lists the bucket and deletes objects that were uploaded
 	// but never committed (an agent died between PUT and commit).
 	JobOrphans JobKind = 3
+	// JobCleanKeys cleans one partition of a compacted topic
+	// (cleanup.policy=compact): the latest record of each key stays. It
+	// is a CompactJob with Clean set, polled more often than size
+	// compaction so that the compaction lag stays short.
+	JobCleanKeys JobKind = 4
 )
+
+// LevelCleaned is the level of an object written by key cleaning. Size
+// compaction never rewrites such objects (their level is above every
+// planner level): the next cleaning does.
+const LevelCleaned int8 = 64
 
 func (k JobKind) String() string {
 	switch k {
@@ -42,6 +52,8 @@ func (k JobKind) String() string {
 		return "delete"
 	case JobOrphans:
 		return "orphans"
+	case JobCleanKeys:
+		return "clean"
 	}
 	return "unknown"
 }
@@ -78,6 +90,20 @@ type CompactJob struct {
 	// offset order within one; entries of one partition that are adjacent
 	// in offsets may be merged into one output entry.
 	Sources []IndexEntry
+	// Clean, when set (JobCleanKeys), asks for the records of Sources,
+	// all of one partition and adjacent in offsets, to be cleaned by key
+	// instead of copied: the output still covers exactly their offsets.
+	Clean *CleanSpec
+}
+
+// CleanSpec is what a key cleaning needs beside its sources.
+type CleanSpec struct {
+	// DirtyStart is the first offset not cleaned before: keys are indexed
+	// from it on; below it is the clean part.
+	DirtyStart int64
+	// TombstoneHorizon (unix ms): a tombstone in the clean part whose
+	// batch's max timestamp is older goes (now - delete.retention.ms).
+	TombstoneHorizon int64
 }
 
 // CompactResult is what a compaction job wrote.
@@ -91,6 +117,11 @@ type CompactResult struct {
 	// so meta can replace those sources by it.
 	Entries   []IndexEntry
 	BytesRead int64
+	// CleanedUpTo, for a JobCleanKeys result, is the last offset whose
+	// records were judged: the partition's next cleaning indexes from
+	// the offset after it (all of the sources unless the key map filled
+	// up). Ignored for other jobs.
+	CleanedUpTo int64
 }
 
 // CompactOutcome tells what meta did with a CompactResult: entries

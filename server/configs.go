@@ -37,6 +37,21 @@ func validLong(min int64) func(string) error {
 	}
 }
 
+// validCleanupPolicy accepts Kafka's cleanup.policy values: delete,
+// compact, or both as a list in either order.
+func validCleanupPolicy(v string) error {
+	parts := strings.Split(v, ",")
+	seen := map[string]bool{}
+	for _, p := range parts {
+		p = strings.TrimSpace(p)
+		if (p != "delete" && p != "compact") || seen[p] {
+			return fmt.Errorf("%q is not delete, compact or compact,delete", v)
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
 func oneOf(vals ...string) func(string) error {
 	return func(v string) error {
 		for _, ok := range vals {
@@ -55,15 +70,23 @@ func oneOf(vals ...string) func(string) error {
 // Those marked inert mean nothing in Sluice (there are no local segment
 // files, replicas or flushes: objects in the bucket replace them); they
 // are stored and described but change nothing, and the README lists
-// them. cleanup.policy=compact and LogAppendTime are refused until they
-// are served, so that nobody relies on behaviour that does not happen.
+// them. LogAppendTime is refused until it is served, so that nobody
+// relies on behaviour that does not happen.
 var topicConfigs = map[string]topicConfig{
 	"retention.ms": {def: "604800000", typ: kmsg.ConfigTypeLong, validate: validLong(-1),
 		doc: "How long a record is kept; -1 keeps it forever. Enforced by meta every --retention-check-interval, whole batches at a time."},
 	"retention.bytes": {def: "-1", typ: kmsg.ConfigTypeLong, validate: validLong(-1),
 		doc: "How many bytes a partition keeps; -1 for no limit. Enforced like retention.ms."},
-	"cleanup.policy": {def: "delete", typ: kmsg.ConfigTypeList, validate: oneOf("delete"),
-		doc: "delete: old records are removed by retention. compact is not supported yet."},
+	"cleanup.policy": {def: "delete", typ: kmsg.ConfigTypeList, validate: validCleanupPolicy,
+		doc: "delete: old records are removed by retention; compact: jobs agents keep the latest record per key (records need keys); compact,delete: both."},
+	"delete.retention.ms": {def: "86400000", typ: kmsg.ConfigTypeLong, validate: validLong(0),
+		doc: "How long a tombstone (a record with a null value) of a compacted topic stays after its key was cleaned."},
+	"max.compaction.lag.ms": {def: maxLong, typ: kmsg.ConfigTypeLong, validate: validLong(1),
+		doc: "The longest a record of a compacted topic stays uncleaned; Sluice cleans dirty data within 30 s when this is larger."},
+	"min.cleanable.dirty.ratio": {def: "0.5", typ: kmsg.ConfigTypeDouble, validate: validRatio,
+		doc: "A compacted partition is cleaned once this share of its bytes is dirty (or its dirty data is max.compaction.lag.ms old)."},
+	"min.compaction.lag.ms": {def: "0", typ: kmsg.ConfigTypeLong, validate: validLong(0),
+		doc: "Records of a compacted topic younger than this are not cleaned."},
 	"max.message.bytes": {def: strconv.Itoa(defaultMaxMessageBytes), typ: kmsg.ConfigTypeInt, validate: validInt(0),
 		doc: "The largest record batch the topic accepts."},
 	"message.timestamp.type": {def: "CreateTime", typ: kmsg.ConfigTypeString, validate: oneOf("CreateTime"),
@@ -75,7 +98,6 @@ var topicConfigs = map[string]topicConfig{
 	"compression.gzip.level": inert("-1", kmsg.ConfigTypeInt, validIntIn(-1, -1, 1, 9), "Sluice does not recompress."),
 	"compression.lz4.level":  inert("9", kmsg.ConfigTypeInt, validIntIn(1, 17), "Sluice does not recompress."),
 	"compression.zstd.level": inert("3", kmsg.ConfigTypeInt, validIntIn(-131072, 22), "Sluice does not recompress."),
-	"delete.retention.ms":    inert("86400000", kmsg.ConfigTypeLong, validLong(0), "For compacted topics, which are not served yet."),
 	"file.delete.delay.ms":   inert("60000", kmsg.ConfigTypeLong, validLong(0), "No local files."),
 	"flush.messages":         inert(maxLong, kmsg.ConfigTypeLong, validLong(1), "Every acknowledged batch is in the bucket already."),
 	"flush.ms":               inert(maxLong, kmsg.ConfigTypeLong, validLong(0), "Every acknowledged batch is in the bucket already."),
@@ -86,15 +108,12 @@ var topicConfigs = map[string]topicConfig{
 	"index.interval.bytes":            inert("4096", kmsg.ConfigTypeInt, validInt(0), "No local index files."),
 	"local.retention.bytes":           inert("-2", kmsg.ConfigTypeLong, validLong(-2), "No local tier: all data is in the bucket."),
 	"local.retention.ms":              inert("-2", kmsg.ConfigTypeLong, validLong(-2), "No local tier: all data is in the bucket."),
-	"max.compaction.lag.ms":           inert(maxLong, kmsg.ConfigTypeLong, validLong(1), "For compacted topics, which are not served yet."),
 	"message.downconversion.enable":   inert("true", kmsg.ConfigTypeBoolean, validBool, "Removed in Kafka 4.0; Sluice never down-converts."),
 	"message.format.version":          inert("3.0-IV1", kmsg.ConfigTypeString, validAny, "Removed in Kafka 4.0; batches are v2."),
 	"message.timestamp.after.max.ms":  inert(maxLong, kmsg.ConfigTypeLong, validLong(0), "Timestamps are not checked against the clock."),
 	"message.timestamp.before.max.ms": inert(maxLong, kmsg.ConfigTypeLong, validLong(0), "Timestamps are not checked against the clock."),
 	"message.timestamp.difference.max.ms": inert(maxLong, kmsg.ConfigTypeLong, validLong(0),
 		"Timestamps are not checked against the clock."),
-	"min.cleanable.dirty.ratio":      inert("0.5", kmsg.ConfigTypeDouble, validRatio, "For compacted topics, which are not served yet."),
-	"min.compaction.lag.ms":          inert("0", kmsg.ConfigTypeLong, validLong(0), "For compacted topics, which are not served yet."),
 	"min.insync.replicas":            inert("1", kmsg.ConfigTypeInt, validInt(1), "No replicas: an acknowledged batch is durable in the bucket."),
 	"preallocate":                    inert("false", kmsg.ConfigTypeBoolean, validBool, "No local files."),
 	"remote.storage.enable":          inert("false", kmsg.ConfigTypeBoolean, validBool, "All data is in the bucket already."),

@@ -22,6 +22,7 @@ package server
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -90,8 +91,12 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 		ot.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		t, known := topics[ti]
 		maxBytes := defaultMaxMessageBytes
+		validate := codec.ValidateRecords
 		if known {
 			maxBytes = maxMessageBytes(t)
+			if compacted(t) {
+				validate = codec.ValidateKeyedRecords
+			}
 		}
 		for pi := range rt.Partitions {
 			rp := &rt.Partitions[pi]
@@ -129,7 +134,7 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 				// The CRC vouches for the bytes, not for the header's
 				// claims: walk the records (decompressing if need be)
 				// before anything of the batch is stored.
-				if err := codec.ValidateRecords(b, h, maxBytes*codec.MaxDecompressedRatio); err != nil {
+				if err := validate(b, h, maxBytes*codec.MaxDecompressedRatio); err != nil {
 					code = errorCode(err)
 					return err
 				}
@@ -241,6 +246,18 @@ func maxMessageBytes(t meta.Topic) int {
 		return n
 	}
 	return defaultMaxMessageBytes
+}
+
+// compacted reports whether the topic's cleanup.policy includes compact:
+// then every record needs a key (Kafka refuses keyless records there with
+// INVALID_RECORD).
+func compacted(t meta.Topic) bool {
+	for _, p := range strings.Split(t.Configs["cleanup.policy"], ",") {
+		if strings.TrimSpace(p) == "compact" {
+			return true
+		}
+	}
+	return false
 }
 
 func failAllProduce(resp *kmsg.ProduceResponse, req *kmsg.ProduceRequest, code int16) {

@@ -188,6 +188,7 @@ type objSnap struct {
 
 type partSnap struct {
 	LogStart, Next int64
+	CleanEnd       int64
 	Entries        []meta.IndexEntry
 }
 
@@ -217,6 +218,7 @@ func snapshot(s *Service) stateSnap {
 		for _, ps := range t.parts {
 			sn.Parts[ps.tp] = partSnap{
 				LogStart: ps.logStart,
+				CleanEnd: ps.cleanEnd,
 				Next:     ps.next,
 				Entries:  ps.entries.copyRange(nil, 0, ps.entries.len()),
 			}

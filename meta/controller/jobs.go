@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +54,7 @@ type jobRec struct {
 	agent   string
 	until   time.Time // lease end
 	level   int8
+	clean   bool // a key cleaning (JobCleanKeys)
 	output  meta.SegmentID
 	objects map[meta.SegmentID]bool // compaction sources, or objects to delete
 }
@@ -129,6 +132,8 @@ func (s *Service) AcquireJob(ctx context.Context, agentID string, kinds []meta.J
 			job, ok = s.planDelete(agentID, now)
 		case meta.JobOrphans:
 			job, ok = s.planOrphans(agentID, now)
+		case meta.JobCleanKeys:
+			job, ok = s.planClean(agentID, now)
 		default:
 			return meta.Job{}, false, fmt.Errorf("%w: job kind %d", meta.ErrInvalidRequest, k)
 		}
@@ -278,6 +283,9 @@ func (s *Service) release(id uint64) {
 // CompleteCompaction commits a compaction result (swap.go).
 func (s *Service) CompleteCompaction(ctx context.Context, r meta.CompactResult) (meta.CompactOutcome, error) {
 	jr, err := s.job(r.JobID, meta.JobCompact)
+	if errors.Is(err, meta.ErrJobLost) {
+		jr, err = s.job(r.JobID, meta.JobCleanKeys)
+	}
 	if err != nil {
 		return meta.CompactOutcome{}, err
 	}
@@ -285,7 +293,7 @@ func (s *Service) CompleteCompaction(ctx context.Context, r meta.CompactResult) 
 		return meta.CompactOutcome{}, fmt.Errorf("%w: job %d has output %s, result names %s", meta.ErrInvalidRequest, r.JobID, jr.output, r.Output)
 	}
 	r.Entries = slices.Clone(r.Entries)
-	o := &op{kind: opSwap, swap: &swapReq{res: r, sources: jr.objects, level: jr.level}}
+	o := &op{kind: opSwap, swap: &swapReq{res: r, sources: jr.objects, level: jr.level, clean: jr.clean}}
 	if err := s.submit(ctx, o); err != nil {
 		return meta.CompactOutcome{}, err
 	}
@@ -429,4 +437,138 @@ func (s *Service) JobsStats() JobsStats {
 	st.Leased = len(s.jobs.jobs)
 	s.jobs.mu.Unlock()
 	return st
+}
+
+// Key cleaning of compacted topics (cleanup.policy=compact).
+
+// maxCleanBytes bounds the bytes one key cleaning reads: a partition
+// whose log is larger is cleaned a window at a time from its start
+// (records whose later version lies past the window survive that pass:
+// less compaction, never a wrong result).
+const maxCleanBytes = 256 << 20
+
+// defaultCleanLag is how long dirty data of a compacted topic waits for
+// a cleaning when the topic sets no max.compaction.lag.ms (Kafka's
+// default never forces one): short enough that the compaction lag stays
+// under a minute with agents polling every CleanPollInterval.
+const defaultCleanLag = 30 * time.Second
+
+// cleanConfig is a compacted topic's cleaning configuration.
+type cleanConfig struct {
+	compact            bool
+	minLagMs, maxLagMs int64
+	ratio              float64
+	deleteRetentionMs  int64
+}
+
+func cleanConfigOf(t *topicState) cleanConfig {
+	c := cleanConfig{maxLagMs: defaultCleanLag.Milliseconds(), ratio: 0.5, deleteRetentionMs: 86_400_000}
+	for _, p := range strings.Split(t.topic.Configs["cleanup.policy"], ",") {
+		if strings.TrimSpace(p) == "compact" {
+			c.compact = true
+		}
+	}
+	if v, err := strconv.ParseInt(t.topic.Configs["min.compaction.lag.ms"], 10, 64); err == nil && v >= 0 {
+		c.minLagMs = v
+	}
+	if v, err := strconv.ParseInt(t.topic.Configs["max.compaction.lag.ms"], 10, 64); err == nil && v > 0 {
+		c.maxLagMs = min(v, c.maxLagMs)
+	}
+	if v, err := strconv.ParseFloat(t.topic.Configs["min.cleanable.dirty.ratio"], 64); err == nil && v >= 0 && v <= 1 {
+		c.ratio = v
+	}
+	if v, err := strconv.ParseInt(t.topic.Configs["delete.retention.ms"], 10, 64); err == nil && v >= 0 {
+		c.deleteRetentionMs = v
+	}
+	return c
+}
+
+// planClean leases the cleaning of the compacted partition whose dirty
+// data has waited longest, once it is due: its dirty share reached
+// min.cleanable.dirty.ratio, or its oldest dirty data max.compaction.lag.ms
+// (default 30 s). Data younger than min.compaction.lag.ms is left alone.
+func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	s.jobs.mu.Lock()
+	defer s.jobs.mu.Unlock()
+	s.jobs.expireLocked(now)
+	nowMs := now.UnixMilli()
+	type cand struct {
+		ps     *partState
+		cc     cleanConfig
+		oldest int64
+	}
+	var cands []cand
+	committed := func(e *meta.IndexEntry) int64 {
+		if ob := s.st.objs.byID[e.SegmentID]; ob != nil {
+			return ob.committed
+		}
+		return nowMs
+	}
+	for _, t := range s.st.topicsByID {
+		cc := cleanConfigOf(t)
+		if !cc.compact {
+			continue
+		}
+		for _, ps := range t.parts {
+			l := &ps.entries
+			dirty := max(ps.cleanEnd, ps.logStart)
+			if l.len() == 0 || dirty >= ps.next {
+				continue
+			}
+			di := max(l.find(dirty), 0)
+			oldest := committed(l.at(di))
+			var total, dirtyBytes int64
+			for k := range l.len() {
+				total += l.at(k).Length
+				if k >= di {
+					dirtyBytes += l.at(k).Length
+				}
+			}
+			if nowMs-oldest < cc.maxLagMs && float64(dirtyBytes) < cc.ratio*float64(total) {
+				continue
+			}
+			cands = append(cands, cand{ps: ps, cc: cc, oldest: oldest})
+		}
+	}
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.oldest, b.oldest) })
+	for _, c := range cands {
+		l := &c.ps.entries
+		dirty := max(c.ps.cleanEnd, c.ps.logStart)
+		var (
+			srcs  []meta.IndexEntry
+			bytes int64
+			busy  bool
+		)
+		for k := 0; k < l.len(); k++ {
+			e := l.at(k)
+			if nowMs-committed(e) < c.cc.minLagMs || (bytes+e.Length > maxCleanBytes && len(srcs) > 0) {
+				break
+			}
+			if _, b := s.jobs.busy[e.SegmentID]; b {
+				busy = true
+				break
+			}
+			srcs = append(srcs, *e)
+			bytes += e.Length
+		}
+		if busy || len(srcs) == 0 || srcs[len(srcs)-1].LastOffset < dirty {
+			continue
+		}
+		var rnd [8]byte
+		_, _ = rand.Read(rnd[:])
+		jr := &jobRec{kind: meta.JobCleanKeys, agent: agentID, until: now.Add(s.leaseTTL()), level: meta.LevelCleaned, clean: true,
+			output: meta.NewSegmentID(now, rnd), objects: make(map[meta.SegmentID]bool)}
+		for _, e := range srcs {
+			jr.objects[e.SegmentID] = true
+		}
+		s.jobs.addLocked(jr)
+		cleanLag.Update(float64(nowMs-c.oldest) / 1000)
+		return meta.Job{ID: jr.id, Kind: meta.JobCleanKeys, LeaseTTL: s.leaseTTL(), Compact: &meta.CompactJob{
+			Level: meta.LevelCleaned, Output: jr.output, MaxEntryBytes: s.cfg.CompactEntryBytes, Sources: srcs,
+			Clean: &meta.CleanSpec{DirtyStart: dirty, TombstoneHorizon: nowMs - c.cc.deleteRetentionMs},
+		}}, true
+	}
+	return meta.Job{}, false
 }

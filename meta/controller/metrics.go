@@ -32,6 +32,9 @@ var (
 	compactBytesWritten = metrics.NewCounter("sluice_meta_compaction_written_bytes_total")
 	objectsDeleted      = metrics.NewCounter("sluice_meta_gc_objects_deleted_total")
 	orphansDeleted      = metrics.NewCounter("sluice_meta_gc_orphans_deleted_total")
+	// cleanLag is, per key cleaning leased, how long the oldest dirty
+	// data of its partition had waited (compacted topics).
+	cleanLag = metrics.NewHistogram("sluice_meta_compaction_lag_seconds_at_lease")
 )
 
 // open holds the open Services, for the gauges below (a meta host opens

@@ -2,7 +2,9 @@ package controller
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Retention (issue 12, item 1): a partition's log start offset advances
@@ -32,6 +34,9 @@ const defaultRetentionMs = 7 * 24 * 60 * 60 * 1000 // Kafka's log.retention.hour
 // cluster defaults; -1 means no limit. A value meta cannot parse (the
 // agent validates configs before storing them) counts as the default.
 func (s *Service) retentionOf(t *topicState) (ms, bytes int64) {
+	if p := t.topic.Configs["cleanup.policy"]; p != "" && !slices.Contains(strings.Split(strings.ReplaceAll(p, " ", ""), ","), "delete") {
+		return -1, -1 // compact only: cleaning, not retention, removes records
+	}
 	ms, bytes = s.cfg.DefaultRetentionMs, s.cfg.DefaultRetentionBytes
 	if v, ok := t.topic.Configs["retention.ms"]; ok {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= -1 {

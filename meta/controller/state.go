@@ -73,6 +73,9 @@ type partState struct {
 	tp       tpKey
 	logStart int64
 	next     int64 // high watermark: the next offset to assign
+	// cleanEnd is the first offset key cleaning has not judged
+	// (compacted topics; 0 before the first cleaning).
+	cleanEnd int64
 	entries  entryList
 }
 
@@ -315,6 +318,7 @@ type partDelta struct {
 	ps       *partState
 	next     int64
 	logStart int64
+	cleanEnd int64
 	// trimmed: logStart moved forward in this group (DeleteRecords).
 	trimmed bool
 	entries []meta.IndexEntry // new entries, appended after ps.entries
@@ -428,6 +432,7 @@ func (g *group) part(ps *partState) *partDelta {
 	d.ps = ps
 	d.next = ps.next
 	d.logStart = ps.logStart
+	d.cleanEnd = ps.cleanEnd
 	g.parts[ps] = d
 	g.partOrder = append(g.partOrder, d)
 	return d
@@ -510,6 +515,7 @@ func (g *group) mergeLocked() {
 	for _, d := range g.partOrder {
 		d.ps.next = d.next
 		d.ps.logStart = d.logStart
+		d.ps.cleanEnd = d.cleanEnd
 		// Swaps first, last range first: their indices are into the
 		// committed list. Then appends, then the trim (writeGroup
 		// writes the same outcome: see there).

@@ -33,6 +33,8 @@ import (
 //	topics      topic id (16)       -> JSON topicRecord
 //	partitions  topic id (16) + partition (4)
 //	                                -> v | logStart (8) | next offset (8)
+//	                                   [| clean end (8): first offset key
+//	                                   cleaning has not judged, once it ran]
 //	            (only partitions that were written to; others are at 0/0)
 //	index       topic id (16) + partition (4) + base offset (8)
 //	                                -> v | lastOffset (8) | segment id (16) |
@@ -248,7 +250,10 @@ func loadState(tx kv.KVTx, stale *staleRecords) (*state, error) {
 		d.format()
 		ps.logStart = int64(d.u64())
 		ps.next = int64(d.u64())
-		if err := d.finish(); err != nil || ps.logStart < 0 || ps.next < ps.logStart {
+		if len(d.b) == 8 {
+			ps.cleanEnd = int64(d.u64()) // written once a key cleaning ran
+		}
+		if err := d.finish(); err != nil || ps.logStart < 0 || ps.next < ps.logStart || ps.cleanEnd < 0 || ps.cleanEnd > ps.next {
 			return fmt.Errorf("%w: partition %x: %x", meta.ErrCorrupt, k, v)
 		}
 		return nil
@@ -463,7 +468,11 @@ func writeGroup(tx kv.KVTx, g *group, arena *[]byte) error {
 		err := put(bucketPartitions, k, func(v []byte) []byte {
 			v = append(v, recFormat)
 			v = be.AppendUint64(v, uint64(d.logStart))
-			return be.AppendUint64(v, uint64(d.next))
+			v = be.AppendUint64(v, uint64(d.next))
+			if d.cleanEnd > 0 {
+				v = be.AppendUint64(v, uint64(d.cleanEnd))
+			}
+			return v
 		})
 		if err != nil {
 			return err

@@ -23,6 +23,9 @@ type swapReq struct {
 	res     meta.CompactResult
 	sources map[meta.SegmentID]bool
 	level   int8
+	// clean: a key cleaning (JobCleanKeys); a swapped run moves its
+	// partition's clean end past res.CleanedUpTo.
+	clean bool
 }
 
 // applySwap validates r against the committed state and records the
@@ -61,6 +64,9 @@ func (s *Service) applySwap(g *group, r *swapReq, now int64) (meta.CompactOutcom
 			j++
 		}
 		run := res.Entries[i:j]
+		if r.clean && (j-i != len(res.Entries) || res.CleanedUpTo < run[0].BaseOffset-1 || res.CleanedUpTo > run[len(run)-1].LastOffset) {
+			return out, fmt.Errorf("%w: a key cleaning result must be one run of one partition judged up to within it (cleaned up to %d)", meta.ErrInvalidRequest, res.CleanedUpTo)
+		}
 		if g.swapRun(run, r) {
 			out.Swapped += len(run)
 		} else {
@@ -113,5 +119,8 @@ func (g *group) swapRun(run []meta.IndexEntry, r *swapReq) bool {
 		}
 	}
 	d.swaps = append(d.swaps, entrySwap{i: i, j: j, with: append([]meta.IndexEntry(nil), run...), level: r.level})
+	if r.clean {
+		d.cleanEnd = max(d.cleanEnd, r.res.CleanedUpTo+1)
+	}
 	return true
 }

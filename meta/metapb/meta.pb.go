@@ -300,10 +300,11 @@ func (TimestampQuery) EnumDescriptor() ([]byte, []int) {
 type JobKind int32
 
 const (
-	JobKind_JOB_NONE    JobKind = 0
-	JobKind_JOB_COMPACT JobKind = 1
-	JobKind_JOB_DELETE  JobKind = 2
-	JobKind_JOB_ORPHANS JobKind = 3
+	JobKind_JOB_NONE       JobKind = 0
+	JobKind_JOB_COMPACT    JobKind = 1
+	JobKind_JOB_DELETE     JobKind = 2
+	JobKind_JOB_ORPHANS    JobKind = 3
+	JobKind_JOB_CLEAN_KEYS JobKind = 4
 )
 
 // Enum value maps for JobKind.
@@ -313,12 +314,14 @@ var (
 		1: "JOB_COMPACT",
 		2: "JOB_DELETE",
 		3: "JOB_ORPHANS",
+		4: "JOB_CLEAN_KEYS",
 	}
 	JobKind_value = map[string]int32{
-		"JOB_NONE":    0,
-		"JOB_COMPACT": 1,
-		"JOB_DELETE":  2,
-		"JOB_ORPHANS": 3,
+		"JOB_NONE":       0,
+		"JOB_COMPACT":    1,
+		"JOB_DELETE":     2,
+		"JOB_ORPHANS":    3,
+		"JOB_CLEAN_KEYS": 4,
 	}
 )
 
@@ -4829,6 +4832,7 @@ type CompactJob struct {
 	Output        []byte                 `protobuf:"bytes,2,opt,name=output,proto3" json:"output,omitempty"` // 16 bytes: a segment id
 	MaxEntryBytes int64                  `protobuf:"varint,3,opt,name=max_entry_bytes,json=maxEntryBytes,proto3" json:"max_entry_bytes,omitempty"`
 	Sources       []*IndexEntry          `protobuf:"bytes,4,rep,name=sources,proto3" json:"sources,omitempty"`
+	Clean         *CleanSpec             `protobuf:"bytes,5,opt,name=clean,proto3" json:"clean,omitempty"` // set for JOB_CLEAN_KEYS
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4891,6 +4895,66 @@ func (x *CompactJob) GetSources() []*IndexEntry {
 	return nil
 }
 
+func (x *CompactJob) GetClean() *CleanSpec {
+	if x != nil {
+		return x.Clean
+	}
+	return nil
+}
+
+// CleanSpec is what a key cleaning needs beside its sources.
+type CleanSpec struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	DirtyStart       int64                  `protobuf:"varint,1,opt,name=dirty_start,json=dirtyStart,proto3" json:"dirty_start,omitempty"`
+	TombstoneHorizon int64                  `protobuf:"varint,2,opt,name=tombstone_horizon,json=tombstoneHorizon,proto3" json:"tombstone_horizon,omitempty"` // unix ms
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *CleanSpec) Reset() {
+	*x = CleanSpec{}
+	mi := &file_meta_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CleanSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CleanSpec) ProtoMessage() {}
+
+func (x *CleanSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CleanSpec.ProtoReflect.Descriptor instead.
+func (*CleanSpec) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *CleanSpec) GetDirtyStart() int64 {
+	if x != nil {
+		return x.DirtyStart
+	}
+	return 0
+}
+
+func (x *CleanSpec) GetTombstoneHorizon() int64 {
+	if x != nil {
+		return x.TombstoneHorizon
+	}
+	return 0
+}
+
 // ObjectRef names one object in the bucket.
 type ObjectRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -4903,7 +4967,7 @@ type ObjectRef struct {
 
 func (x *ObjectRef) Reset() {
 	*x = ObjectRef{}
-	mi := &file_meta_proto_msgTypes[75]
+	mi := &file_meta_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4915,7 +4979,7 @@ func (x *ObjectRef) String() string {
 func (*ObjectRef) ProtoMessage() {}
 
 func (x *ObjectRef) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[75]
+	mi := &file_meta_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4928,7 +4992,7 @@ func (x *ObjectRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectRef.ProtoReflect.Descriptor instead.
 func (*ObjectRef) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{75}
+	return file_meta_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ObjectRef) GetId() []byte {
@@ -4961,7 +5025,7 @@ type DeleteJob struct {
 
 func (x *DeleteJob) Reset() {
 	*x = DeleteJob{}
-	mi := &file_meta_proto_msgTypes[76]
+	mi := &file_meta_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4973,7 +5037,7 @@ func (x *DeleteJob) String() string {
 func (*DeleteJob) ProtoMessage() {}
 
 func (x *DeleteJob) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[76]
+	mi := &file_meta_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4986,7 +5050,7 @@ func (x *DeleteJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJob.ProtoReflect.Descriptor instead.
 func (*DeleteJob) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{76}
+	return file_meta_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *DeleteJob) GetObjects() []*ObjectRef {
@@ -5006,7 +5070,7 @@ type OrphansJob struct {
 
 func (x *OrphansJob) Reset() {
 	*x = OrphansJob{}
-	mi := &file_meta_proto_msgTypes[77]
+	mi := &file_meta_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5018,7 +5082,7 @@ func (x *OrphansJob) String() string {
 func (*OrphansJob) ProtoMessage() {}
 
 func (x *OrphansJob) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[77]
+	mi := &file_meta_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5031,7 +5095,7 @@ func (x *OrphansJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrphansJob.ProtoReflect.Descriptor instead.
 func (*OrphansJob) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{77}
+	return file_meta_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *OrphansJob) GetPrefix() string {
@@ -5056,13 +5120,14 @@ type CompleteCompactionRequest struct {
 	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
 	Entries       []*IndexEntry          `protobuf:"bytes,5,rep,name=entries,proto3" json:"entries,omitempty"`
 	BytesRead     int64                  `protobuf:"varint,6,opt,name=bytes_read,json=bytesRead,proto3" json:"bytes_read,omitempty"`
+	CleanedUpTo   int64                  `protobuf:"varint,7,opt,name=cleaned_up_to,json=cleanedUpTo,proto3" json:"cleaned_up_to,omitempty"` // JOB_CLEAN_KEYS results
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompleteCompactionRequest) Reset() {
 	*x = CompleteCompactionRequest{}
-	mi := &file_meta_proto_msgTypes[78]
+	mi := &file_meta_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5074,7 +5139,7 @@ func (x *CompleteCompactionRequest) String() string {
 func (*CompleteCompactionRequest) ProtoMessage() {}
 
 func (x *CompleteCompactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[78]
+	mi := &file_meta_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5087,7 +5152,7 @@ func (x *CompleteCompactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteCompactionRequest.ProtoReflect.Descriptor instead.
 func (*CompleteCompactionRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{78}
+	return file_meta_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *CompleteCompactionRequest) GetJobId() uint64 {
@@ -5132,6 +5197,13 @@ func (x *CompleteCompactionRequest) GetBytesRead() int64 {
 	return 0
 }
 
+func (x *CompleteCompactionRequest) GetCleanedUpTo() int64 {
+	if x != nil {
+		return x.CleanedUpTo
+	}
+	return 0
+}
+
 type CompleteCompactionResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
@@ -5143,7 +5215,7 @@ type CompleteCompactionResponse struct {
 
 func (x *CompleteCompactionResponse) Reset() {
 	*x = CompleteCompactionResponse{}
-	mi := &file_meta_proto_msgTypes[79]
+	mi := &file_meta_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5155,7 +5227,7 @@ func (x *CompleteCompactionResponse) String() string {
 func (*CompleteCompactionResponse) ProtoMessage() {}
 
 func (x *CompleteCompactionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[79]
+	mi := &file_meta_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5168,7 +5240,7 @@ func (x *CompleteCompactionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteCompactionResponse.ProtoReflect.Descriptor instead.
 func (*CompleteCompactionResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{79}
+	return file_meta_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CompleteCompactionResponse) GetError() *Error {
@@ -5202,7 +5274,7 @@ type CompleteDeleteRequest struct {
 
 func (x *CompleteDeleteRequest) Reset() {
 	*x = CompleteDeleteRequest{}
-	mi := &file_meta_proto_msgTypes[80]
+	mi := &file_meta_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5214,7 +5286,7 @@ func (x *CompleteDeleteRequest) String() string {
 func (*CompleteDeleteRequest) ProtoMessage() {}
 
 func (x *CompleteDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[80]
+	mi := &file_meta_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5227,7 +5299,7 @@ func (x *CompleteDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteDeleteRequest.ProtoReflect.Descriptor instead.
 func (*CompleteDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{80}
+	return file_meta_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CompleteDeleteRequest) GetJobId() uint64 {
@@ -5254,7 +5326,7 @@ type CheckOrphansRequest struct {
 
 func (x *CheckOrphansRequest) Reset() {
 	*x = CheckOrphansRequest{}
-	mi := &file_meta_proto_msgTypes[81]
+	mi := &file_meta_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5266,7 +5338,7 @@ func (x *CheckOrphansRequest) String() string {
 func (*CheckOrphansRequest) ProtoMessage() {}
 
 func (x *CheckOrphansRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[81]
+	mi := &file_meta_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5279,7 +5351,7 @@ func (x *CheckOrphansRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckOrphansRequest.ProtoReflect.Descriptor instead.
 func (*CheckOrphansRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{81}
+	return file_meta_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *CheckOrphansRequest) GetJobId() uint64 {
@@ -5306,7 +5378,7 @@ type CheckOrphansResponse struct {
 
 func (x *CheckOrphansResponse) Reset() {
 	*x = CheckOrphansResponse{}
-	mi := &file_meta_proto_msgTypes[82]
+	mi := &file_meta_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5318,7 +5390,7 @@ func (x *CheckOrphansResponse) String() string {
 func (*CheckOrphansResponse) ProtoMessage() {}
 
 func (x *CheckOrphansResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[82]
+	mi := &file_meta_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5331,7 +5403,7 @@ func (x *CheckOrphansResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckOrphansResponse.ProtoReflect.Descriptor instead.
 func (*CheckOrphansResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{82}
+	return file_meta_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *CheckOrphansResponse) GetError() *Error {
@@ -5360,7 +5432,7 @@ type CompleteOrphansRequest struct {
 
 func (x *CompleteOrphansRequest) Reset() {
 	*x = CompleteOrphansRequest{}
-	mi := &file_meta_proto_msgTypes[83]
+	mi := &file_meta_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5372,7 +5444,7 @@ func (x *CompleteOrphansRequest) String() string {
 func (*CompleteOrphansRequest) ProtoMessage() {}
 
 func (x *CompleteOrphansRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[83]
+	mi := &file_meta_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5385,7 +5457,7 @@ func (x *CompleteOrphansRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteOrphansRequest.ProtoReflect.Descriptor instead.
 func (*CompleteOrphansRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{83}
+	return file_meta_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *CompleteOrphansRequest) GetJobId() uint64 {
@@ -5426,7 +5498,7 @@ type AbandonJobRequest struct {
 
 func (x *AbandonJobRequest) Reset() {
 	*x = AbandonJobRequest{}
-	mi := &file_meta_proto_msgTypes[84]
+	mi := &file_meta_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5438,7 +5510,7 @@ func (x *AbandonJobRequest) String() string {
 func (*AbandonJobRequest) ProtoMessage() {}
 
 func (x *AbandonJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[84]
+	mi := &file_meta_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5451,7 +5523,7 @@ func (x *AbandonJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbandonJobRequest.ProtoReflect.Descriptor instead.
 func (*AbandonJobRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{84}
+	return file_meta_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *AbandonJobRequest) GetJobId() uint64 {
@@ -5827,13 +5899,18 @@ const file_meta_proto_rawDesc = "" +
 	"\acompact\x18\x04 \x01(\v2\x1a.sluice.meta.v1.CompactJobH\x00R\acompact\x123\n" +
 	"\x06delete\x18\x05 \x01(\v2\x19.sluice.meta.v1.DeleteJobH\x00R\x06delete\x126\n" +
 	"\aorphans\x18\x06 \x01(\v2\x1a.sluice.meta.v1.OrphansJobH\x00R\aorphansB\x06\n" +
-	"\x04work\"\x98\x01\n" +
+	"\x04work\"\xc9\x01\n" +
 	"\n" +
 	"CompactJob\x12\x14\n" +
 	"\x05level\x18\x01 \x01(\x05R\x05level\x12\x16\n" +
 	"\x06output\x18\x02 \x01(\fR\x06output\x12&\n" +
 	"\x0fmax_entry_bytes\x18\x03 \x01(\x03R\rmaxEntryBytes\x124\n" +
-	"\asources\x18\x04 \x03(\v2\x1a.sluice.meta.v1.IndexEntryR\asources\"A\n" +
+	"\asources\x18\x04 \x03(\v2\x1a.sluice.meta.v1.IndexEntryR\asources\x12/\n" +
+	"\x05clean\x18\x05 \x01(\v2\x19.sluice.meta.v1.CleanSpecR\x05clean\"Y\n" +
+	"\tCleanSpec\x12\x1f\n" +
+	"\vdirty_start\x18\x01 \x01(\x03R\n" +
+	"dirtyStart\x12+\n" +
+	"\x11tombstone_horizon\x18\x02 \x01(\x03R\x10tombstoneHorizon\"A\n" +
 	"\tObjectRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
@@ -5843,7 +5920,7 @@ const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"OrphansJob\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\"\n" +
-	"\rmin_age_nanos\x18\x02 \x01(\x03R\vminAgeNanos\"\xd2\x01\n" +
+	"\rmin_age_nanos\x18\x02 \x01(\x03R\vminAgeNanos\"\xf6\x01\n" +
 	"\x19CompleteCompactionRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
 	"\x06output\x18\x02 \x01(\fR\x06output\x12\x1d\n" +
@@ -5852,7 +5929,8 @@ const file_meta_proto_rawDesc = "" +
 	"\x04size\x18\x04 \x01(\x03R\x04size\x124\n" +
 	"\aentries\x18\x05 \x03(\v2\x1a.sluice.meta.v1.IndexEntryR\aentries\x12\x1d\n" +
 	"\n" +
-	"bytes_read\x18\x06 \x01(\x03R\tbytesRead\"}\n" +
+	"bytes_read\x18\x06 \x01(\x03R\tbytesRead\x12\"\n" +
+	"\rcleaned_up_to\x18\a \x01(\x03R\vcleanedUpTo\"}\n" +
 	"\x1aCompleteCompactionResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12\x18\n" +
 	"\aswapped\x18\x02 \x01(\x03R\aswapped\x12\x18\n" +
@@ -5919,13 +5997,14 @@ const file_meta_proto_rawDesc = "" +
 	"\x16CHUNK_UNKNOWN_PRODUCER\x10\x06*:\n" +
 	"\x0eTimestampQuery\x12\x15\n" +
 	"\x11FIRST_AT_OR_AFTER\x10\x00\x12\x11\n" +
-	"\rMAX_TIMESTAMP\x10\x01*I\n" +
+	"\rMAX_TIMESTAMP\x10\x01*]\n" +
 	"\aJobKind\x12\f\n" +
 	"\bJOB_NONE\x10\x00\x12\x0f\n" +
 	"\vJOB_COMPACT\x10\x01\x12\x0e\n" +
 	"\n" +
 	"JOB_DELETE\x10\x02\x12\x0f\n" +
-	"\vJOB_ORPHANS\x10\x032\xbe\x16\n" +
+	"\vJOB_ORPHANS\x10\x03\x12\x12\n" +
+	"\x0eJOB_CLEAN_KEYS\x10\x042\xbe\x16\n" +
 	"\x04Meta\x12P\n" +
 	"\tClusterID\x12 .sluice.meta.v1.ClusterIDRequest\x1a!.sluice.meta.v1.ClusterIDResponse\x12Y\n" +
 	"\fCreateTopics\x12#.sluice.meta.v1.CreateTopicsRequest\x1a$.sluice.meta.v1.CreateTopicsResponse\x12G\n" +
@@ -5983,7 +6062,7 @@ func file_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
 var file_meta_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: sluice.meta.v1.ErrorCode
 	(ChunkStatus)(0),                   // 1: sluice.meta.v1.ChunkStatus
@@ -6064,27 +6143,28 @@ var file_meta_proto_goTypes = []any{
 	(*AcquireJobResponse)(nil),         // 76: sluice.meta.v1.AcquireJobResponse
 	(*Job)(nil),                        // 77: sluice.meta.v1.Job
 	(*CompactJob)(nil),                 // 78: sluice.meta.v1.CompactJob
-	(*ObjectRef)(nil),                  // 79: sluice.meta.v1.ObjectRef
-	(*DeleteJob)(nil),                  // 80: sluice.meta.v1.DeleteJob
-	(*OrphansJob)(nil),                 // 81: sluice.meta.v1.OrphansJob
-	(*CompleteCompactionRequest)(nil),  // 82: sluice.meta.v1.CompleteCompactionRequest
-	(*CompleteCompactionResponse)(nil), // 83: sluice.meta.v1.CompleteCompactionResponse
-	(*CompleteDeleteRequest)(nil),      // 84: sluice.meta.v1.CompleteDeleteRequest
-	(*CheckOrphansRequest)(nil),        // 85: sluice.meta.v1.CheckOrphansRequest
-	(*CheckOrphansResponse)(nil),       // 86: sluice.meta.v1.CheckOrphansResponse
-	(*CompleteOrphansRequest)(nil),     // 87: sluice.meta.v1.CompleteOrphansRequest
-	(*AbandonJobRequest)(nil),          // 88: sluice.meta.v1.AbandonJobRequest
-	nil,                                // 89: sluice.meta.v1.Topic.ConfigsEntry
-	nil,                                // 90: sluice.meta.v1.TopicSpec.ConfigsEntry
-	nil,                                // 91: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	(*CleanSpec)(nil),                  // 79: sluice.meta.v1.CleanSpec
+	(*ObjectRef)(nil),                  // 80: sluice.meta.v1.ObjectRef
+	(*DeleteJob)(nil),                  // 81: sluice.meta.v1.DeleteJob
+	(*OrphansJob)(nil),                 // 82: sluice.meta.v1.OrphansJob
+	(*CompleteCompactionRequest)(nil),  // 83: sluice.meta.v1.CompleteCompactionRequest
+	(*CompleteCompactionResponse)(nil), // 84: sluice.meta.v1.CompleteCompactionResponse
+	(*CompleteDeleteRequest)(nil),      // 85: sluice.meta.v1.CompleteDeleteRequest
+	(*CheckOrphansRequest)(nil),        // 86: sluice.meta.v1.CheckOrphansRequest
+	(*CheckOrphansResponse)(nil),       // 87: sluice.meta.v1.CheckOrphansResponse
+	(*CompleteOrphansRequest)(nil),     // 88: sluice.meta.v1.CompleteOrphansRequest
+	(*AbandonJobRequest)(nil),          // 89: sluice.meta.v1.AbandonJobRequest
+	nil,                                // 90: sluice.meta.v1.Topic.ConfigsEntry
+	nil,                                // 91: sluice.meta.v1.TopicSpec.ConfigsEntry
+	nil,                                // 92: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 }
 var file_meta_proto_depIdxs = []int32{
 	0,   // 0: sluice.meta.v1.Error.code:type_name -> sluice.meta.v1.ErrorCode
 	4,   // 1: sluice.meta.v1.ErrorResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 2: sluice.meta.v1.ErrorsResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 3: sluice.meta.v1.ErrorsResponse.errors:type_name -> sluice.meta.v1.Error
-	89,  // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
-	90,  // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
+	90,  // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
+	91,  // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
 	8,   // 6: sluice.meta.v1.TopicResult.topic:type_name -> sluice.meta.v1.Topic
 	4,   // 7: sluice.meta.v1.TopicResult.error:type_name -> sluice.meta.v1.Error
 	4,   // 8: sluice.meta.v1.ClusterIDResponse.error:type_name -> sluice.meta.v1.Error
@@ -6119,7 +6199,7 @@ var file_meta_proto_depIdxs = []int32{
 	42,  // 37: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
 	4,   // 38: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
 	44,  // 39: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
-	91,  // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	92,  // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 	4,   // 41: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
 	49,  // 42: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
 	51,  // 43: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
@@ -6144,90 +6224,91 @@ var file_meta_proto_depIdxs = []int32{
 	77,  // 62: sluice.meta.v1.AcquireJobResponse.job:type_name -> sluice.meta.v1.Job
 	3,   // 63: sluice.meta.v1.Job.kind:type_name -> sluice.meta.v1.JobKind
 	78,  // 64: sluice.meta.v1.Job.compact:type_name -> sluice.meta.v1.CompactJob
-	80,  // 65: sluice.meta.v1.Job.delete:type_name -> sluice.meta.v1.DeleteJob
-	81,  // 66: sluice.meta.v1.Job.orphans:type_name -> sluice.meta.v1.OrphansJob
+	81,  // 65: sluice.meta.v1.Job.delete:type_name -> sluice.meta.v1.DeleteJob
+	82,  // 66: sluice.meta.v1.Job.orphans:type_name -> sluice.meta.v1.OrphansJob
 	27,  // 67: sluice.meta.v1.CompactJob.sources:type_name -> sluice.meta.v1.IndexEntry
-	79,  // 68: sluice.meta.v1.DeleteJob.objects:type_name -> sluice.meta.v1.ObjectRef
-	27,  // 69: sluice.meta.v1.CompleteCompactionRequest.entries:type_name -> sluice.meta.v1.IndexEntry
-	4,   // 70: sluice.meta.v1.CompleteCompactionResponse.error:type_name -> sluice.meta.v1.Error
-	4,   // 71: sluice.meta.v1.CheckOrphansResponse.error:type_name -> sluice.meta.v1.Error
-	11,  // 72: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
-	13,  // 73: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
-	15,  // 74: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
-	16,  // 75: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
-	18,  // 76: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
-	24,  // 77: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
-	28,  // 78: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
-	30,  // 79: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
-	32,  // 80: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
-	35,  // 81: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
-	37,  // 82: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
-	39,  // 83: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
-	40,  // 84: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
-	43,  // 85: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
-	46,  // 86: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
-	48,  // 87: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
-	50,  // 88: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
-	52,  // 89: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
-	53,  // 90: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
-	55,  // 91: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
-	56,  // 92: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
-	57,  // 93: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
-	60,  // 94: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	64,  // 95: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
-	66,  // 96: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
-	67,  // 97: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
-	21,  // 98: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
-	75,  // 99: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
-	82,  // 100: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
-	84,  // 101: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
-	85,  // 102: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
-	87,  // 103: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
-	88,  // 104: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
-	70,  // 105: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
-	72,  // 106: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
-	74,  // 107: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
-	12,  // 108: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
-	14,  // 109: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
-	17,  // 110: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
-	17,  // 111: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
-	22,  // 112: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
-	26,  // 113: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
-	29,  // 114: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
-	31,  // 115: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
-	34,  // 116: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
-	6,   // 117: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
-	6,   // 118: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 119: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
-	41,  // 120: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
-	45,  // 121: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
-	47,  // 122: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
-	5,   // 123: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 124: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 125: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	54,  // 126: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
-	5,   // 127: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 128: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
-	59,  // 129: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
-	62,  // 130: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
-	65,  // 131: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
-	5,   // 132: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
-	68,  // 133: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
-	22,  // 134: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
-	76,  // 135: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
-	83,  // 136: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
-	5,   // 137: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
-	86,  // 138: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
-	5,   // 139: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 140: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
-	71,  // 141: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
-	73,  // 142: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
-	5,   // 143: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
-	108, // [108:144] is the sub-list for method output_type
-	72,  // [72:108] is the sub-list for method input_type
-	72,  // [72:72] is the sub-list for extension type_name
-	72,  // [72:72] is the sub-list for extension extendee
-	0,   // [0:72] is the sub-list for field type_name
+	79,  // 68: sluice.meta.v1.CompactJob.clean:type_name -> sluice.meta.v1.CleanSpec
+	80,  // 69: sluice.meta.v1.DeleteJob.objects:type_name -> sluice.meta.v1.ObjectRef
+	27,  // 70: sluice.meta.v1.CompleteCompactionRequest.entries:type_name -> sluice.meta.v1.IndexEntry
+	4,   // 71: sluice.meta.v1.CompleteCompactionResponse.error:type_name -> sluice.meta.v1.Error
+	4,   // 72: sluice.meta.v1.CheckOrphansResponse.error:type_name -> sluice.meta.v1.Error
+	11,  // 73: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
+	13,  // 74: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
+	15,  // 75: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
+	16,  // 76: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
+	18,  // 77: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
+	24,  // 78: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
+	28,  // 79: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
+	30,  // 80: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
+	32,  // 81: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
+	35,  // 82: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
+	37,  // 83: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
+	39,  // 84: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
+	40,  // 85: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
+	43,  // 86: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
+	46,  // 87: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
+	48,  // 88: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
+	50,  // 89: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
+	52,  // 90: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
+	53,  // 91: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
+	55,  // 92: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
+	56,  // 93: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
+	57,  // 94: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
+	60,  // 95: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	64,  // 96: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
+	66,  // 97: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
+	67,  // 98: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
+	21,  // 99: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
+	75,  // 100: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
+	83,  // 101: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
+	85,  // 102: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
+	86,  // 103: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
+	88,  // 104: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
+	89,  // 105: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
+	70,  // 106: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
+	72,  // 107: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
+	74,  // 108: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
+	12,  // 109: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
+	14,  // 110: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
+	17,  // 111: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
+	17,  // 112: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
+	22,  // 113: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
+	26,  // 114: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
+	29,  // 115: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
+	31,  // 116: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
+	34,  // 117: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
+	6,   // 118: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
+	6,   // 119: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 120: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
+	41,  // 121: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
+	45,  // 122: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
+	47,  // 123: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
+	5,   // 124: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 125: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 126: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	54,  // 127: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
+	5,   // 128: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 129: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
+	59,  // 130: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
+	62,  // 131: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
+	65,  // 132: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
+	5,   // 133: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
+	68,  // 134: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
+	22,  // 135: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
+	76,  // 136: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
+	84,  // 137: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
+	5,   // 138: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
+	87,  // 139: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
+	5,   // 140: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 141: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
+	71,  // 142: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
+	73,  // 143: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
+	5,   // 144: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
+	109, // [109:145] is the sub-list for method output_type
+	73,  // [73:109] is the sub-list for method input_type
+	73,  // [73:73] is the sub-list for extension type_name
+	73,  // [73:73] is the sub-list for extension extendee
+	0,   // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -6247,7 +6328,7 @@ func file_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   88,
+			NumMessages:   89,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

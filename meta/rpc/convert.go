@@ -554,7 +554,7 @@ func (d *decoder) indexEntries(es []*pb.IndexEntry, what string) []meta.IndexEnt
 // fail.
 func (d *decoder) jobKind(k pb.JobKind) meta.JobKind {
 	switch k {
-	case pb.JobKind_JOB_COMPACT, pb.JobKind_JOB_DELETE, pb.JobKind_JOB_ORPHANS:
+	case pb.JobKind_JOB_COMPACT, pb.JobKind_JOB_DELETE, pb.JobKind_JOB_ORPHANS, pb.JobKind_JOB_CLEAN_KEYS:
 		return meta.JobKind(k)
 	}
 	d.fail("unknown job kind %d", k)
@@ -590,10 +590,13 @@ func (d *decoder) jobKinds(ks []pb.JobKind) []meta.JobKind {
 func encJob(j meta.Job) *pb.Job {
 	out := &pb.Job{Id: j.ID, Kind: pb.JobKind(j.Kind), LeaseTtlNanos: int64(j.LeaseTTL)}
 	switch {
-	case j.Kind == meta.JobCompact && j.Compact != nil:
+	case (j.Kind == meta.JobCompact || j.Kind == meta.JobCleanKeys) && j.Compact != nil:
 		c := j.Compact
-		out.Work = &pb.Job_Compact{Compact: &pb.CompactJob{Level: int32(c.Level), Output: c.Output[:],
-			MaxEntryBytes: c.MaxEntryBytes, Sources: encEntries(c.Sources)}}
+		cj := &pb.CompactJob{Level: int32(c.Level), Output: c.Output[:], MaxEntryBytes: c.MaxEntryBytes, Sources: encEntries(c.Sources)}
+		if c.Clean != nil {
+			cj.Clean = &pb.CleanSpec{DirtyStart: c.Clean.DirtyStart, TombstoneHorizon: c.Clean.TombstoneHorizon}
+		}
+		out.Work = &pb.Job_Compact{Compact: cj}
 	case j.Kind == meta.JobDelete && j.Delete != nil:
 		out.Work = &pb.Job_Delete{Delete: &pb.DeleteJob{Objects: encObjectRefs(j.Delete.Objects)}}
 	case j.Kind == meta.JobOrphans && j.Orphans != nil:
@@ -612,12 +615,18 @@ func (d *decoder) job(j *pb.Job) meta.Job {
 	out := meta.Job{ID: j.GetId(), Kind: d.jobKind(j.GetKind()), LeaseTTL: time.Duration(j.GetLeaseTtlNanos())}
 	switch w := j.GetWork().(type) {
 	case *pb.Job_Compact:
-		if out.Kind != meta.JobCompact || w.Compact == nil {
+		if (out.Kind != meta.JobCompact && out.Kind != meta.JobCleanKeys) || w.Compact == nil {
 			break
 		}
 		c := w.Compact
 		out.Compact = &meta.CompactJob{Level: d.int8(c.GetLevel(), "compaction level"), Output: d.segmentID(c.GetOutput()),
 			MaxEntryBytes: c.GetMaxEntryBytes(), Sources: d.indexEntries(c.GetSources(), "compaction source")}
+		if cs := c.GetClean(); cs != nil {
+			out.Compact.Clean = &meta.CleanSpec{DirtyStart: cs.GetDirtyStart(), TombstoneHorizon: cs.GetTombstoneHorizon()}
+		}
+		if (out.Kind == meta.JobCleanKeys) != (out.Compact.Clean != nil) {
+			break // a cleaning without its spec, or a compaction with one
+		}
 		return out
 	case *pb.Job_Delete:
 		if out.Kind != meta.JobDelete || w.Delete == nil {
@@ -661,12 +670,13 @@ func (d *decoder) objectRefs(rs []*pb.ObjectRef) []meta.ObjectRef {
 
 func encCompactResult(r meta.CompactResult) *pb.CompleteCompactionRequest {
 	return &pb.CompleteCompactionRequest{JobId: r.JobID, Output: r.Output[:], ObjectKey: r.ObjectKey, Size: r.Size,
-		Entries: encEntries(r.Entries), BytesRead: r.BytesRead}
+		Entries: encEntries(r.Entries), BytesRead: r.BytesRead, CleanedUpTo: r.CleanedUpTo}
 }
 
 func (d *decoder) compactResult(r *pb.CompleteCompactionRequest) meta.CompactResult {
 	return meta.CompactResult{JobID: r.GetJobId(), Output: d.segmentID(r.GetOutput()), ObjectKey: r.GetObjectKey(),
-		Size: r.GetSize(), Entries: d.indexEntries(r.GetEntries(), "compaction output entry"), BytesRead: r.GetBytesRead()}
+		Size: r.GetSize(), Entries: d.indexEntries(r.GetEntries(), "compaction output entry"), BytesRead: r.GetBytesRead(),
+		CleanedUpTo: r.GetCleanedUpTo()}
 }
 
 func encDeleteResult(r meta.DeleteResult) *pb.CompleteDeleteRequest {

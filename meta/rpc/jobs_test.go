@@ -194,12 +194,14 @@ func testJobs(t testing.TB) []meta.Job {
 	jobs := []meta.Job{
 		{ID: 11, Kind: meta.JobCompact, LeaseTTL: 90 * time.Second, Compact: &meta.CompactJob{Level: -2, Output: meta.SegmentID{7, 7, 7},
 			MaxEntryBytes: 1 << 20, Sources: []meta.IndexEntry{testEntry(1), testEntry(2), testEntry(3)}}},
+		{ID: 13, Kind: meta.JobCleanKeys, LeaseTTL: 30 * time.Second, Compact: &meta.CompactJob{Level: meta.LevelCleaned, Output: meta.SegmentID{8, 8},
+			MaxEntryBytes: 1 << 20, Sources: []meta.IndexEntry{testEntry(6)}, Clean: &meta.CleanSpec{DirtyStart: 17, TombstoneHorizon: 1_700_000_000_000}}},
 		{ID: 12, Kind: meta.JobDelete, LeaseTTL: time.Minute, Delete: &meta.DeleteJob{Objects: []meta.ObjectRef{
 			{ID: meta.SegmentID{1}, Key: "objects/01/a.seg", Size: 123}, {ID: meta.SegmentID{2, 2}, Key: "objects/02/b.seg", Size: 456}}}},
 		{ID: 1<<63 + 5, Kind: meta.JobOrphans, LeaseTTL: 5 * time.Minute, Orphans: &meta.OrphansJob{Prefix: "objects/", MinAge: 10 * time.Minute}},
 	}
 	for _, j := range jobs {
-		allSet(t, fmt.Sprintf("%s job", j.Kind), j, "Compact", "Delete", "Orphans")
+		allSet(t, fmt.Sprintf("%s job", j.Kind), j, "Compact", "Delete", "Orphans", "Clean")
 	}
 	return jobs
 }
@@ -212,7 +214,7 @@ func TestJobsRoundTrip(t *testing.T) {
 	_, _, rc := jobsEnv(t, fake)
 	ctx := ctxT(t, 30*time.Second)
 
-	kinds := []meta.JobKind{meta.JobCompact, meta.JobDelete, meta.JobOrphans}
+	kinds := []meta.JobKind{meta.JobCompact, meta.JobDelete, meta.JobOrphans, meta.JobCleanKeys}
 	for _, want := range testJobs(t) {
 		fake.set(func(f *fakeJobs) { f.job, f.jobOK = want, true })
 		got, ok, err := rc.AcquireJob(ctx, "agent-7", kinds)
@@ -233,7 +235,7 @@ func TestJobsRoundTrip(t *testing.T) {
 	}
 
 	res := meta.CompactResult{JobID: 11, Output: meta.SegmentID{7, 7, 7}, ObjectKey: "objects/aa/out.seg", Size: 64 << 20,
-		Entries: []meta.IndexEntry{testEntry(4), testEntry(5)}, BytesRead: 70 << 20}
+		Entries: []meta.IndexEntry{testEntry(4), testEntry(5)}, BytesRead: 70 << 20, CleanedUpTo: 99}
 	allSet(t, "CompactResult", res)
 	outcome := meta.CompactOutcome{Swapped: 2, Refused: 1}
 	allSet(t, "CompactOutcome", outcome)
