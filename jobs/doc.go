@@ -10,6 +10,7 @@
 //	runner.go      Runner: asks meta for work every interval, one job at a time
 //	compact.go     compaction: read source ranges, lay out per partition, PUT, report
 //	gc.go          deletion of dead objects and the orphan pass over the bucket
+//	clean.go       key cleaning of a compacted topic's partition (JobCleanKeys)
 //	metrics.go     metrics per job kind
 //	keymap.go      the key -> latest offset map of compacted topics
 //	keycompact.go  the record-level cleaning of a compacted topic's range

@@ -25,7 +25,7 @@ type kindMetrics struct {
 var stats = map[meta.JobKind]*kindMetrics{}
 
 func init() {
-	for _, k := range []meta.JobKind{meta.JobCompact, meta.JobDelete, meta.JobOrphans} {
+	for _, k := range []meta.JobKind{meta.JobCompact, meta.JobDelete, meta.JobOrphans, meta.JobCleanKeys} {
 		l := fmt.Sprintf(`{kind=%q}`, k.String())
 		stats[k] = &kindMetrics{
 			runs:           metrics.NewCounter(`sluice_jobs_runs_total` + l),

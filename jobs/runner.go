@@ -32,7 +32,14 @@ type Config struct {
 	// ReadConcurrency bounds the GETs and DELETEs one job runs at once
 	// (default 8).
 	ReadConcurrency int
-	Log             *slog.Logger
+	// CleanInterval is how often the Runner asks for key cleanings of
+	// compacted topics (default the smaller of CompactionInterval and
+	// 10 s: it bounds the compaction lag). KeyMapBytes bounds a
+	// cleaning's key map (default 128 MiB: about 5 million keys; a
+	// partition with more dirty keys is cleaned in several passes).
+	CleanInterval time.Duration
+	KeyMapBytes   int64
+	Log           *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -51,6 +58,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadConcurrency == 0 {
 		c.ReadConcurrency = 8
 	}
+	if c.CleanInterval == 0 {
+		c.CleanInterval = min(c.CompactionInterval, 10*time.Second)
+	}
+	if c.KeyMapBytes == 0 {
+		c.KeyMapBytes = 128 << 20
+	}
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
@@ -61,7 +74,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("jobs: Config.Meta and Config.Store are required")
 	case c.CompactionInterval < 0 || c.GCInterval < 0:
 		return c, fmt.Errorf("jobs: --compaction-interval %v and --gc-interval %v must be positive", c.CompactionInterval, c.GCInterval)
-	case c.MaxJobBytes < 0 || c.ReadConcurrency < 0 || c.MaxJobsPerTick < 0:
+	case c.MaxJobBytes < 0 || c.ReadConcurrency < 0 || c.MaxJobsPerTick < 0 || c.CleanInterval < 0 || c.KeyMapBytes < 1<<16:
 		return c, errors.New("jobs: negative limit in Config")
 	}
 	return c, nil
@@ -96,6 +109,8 @@ func (r *Runner) Start() {
 		defer compact.Stop()
 		gc := time.NewTicker(r.cfg.GCInterval)
 		defer gc.Stop()
+		clean := time.NewTicker(r.cfg.CleanInterval)
+		defer clean.Stop()
 		for {
 			select {
 			case <-ctx.Done():
@@ -104,6 +119,8 @@ func (r *Runner) Start() {
 				r.drain(ctx, meta.JobCompact)
 			case <-gc.C:
 				r.drain(ctx, meta.JobDelete, meta.JobOrphans)
+			case <-clean.C:
+				r.drain(ctx, meta.JobCleanKeys)
 			}
 		}
 	}()
@@ -161,6 +178,8 @@ func (r *Runner) RunOne(ctx context.Context, kinds ...meta.JobKind) (ran bool, e
 		err = r.deleteDead(jctx, job)
 	case meta.JobOrphans:
 		err = r.collectOrphans(jctx, job)
+	case meta.JobCleanKeys:
+		err = r.clean(jctx, job)
 	default:
 		err = fmt.Errorf("jobs: unknown job kind %v", job.Kind)
 	}

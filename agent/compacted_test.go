@@ -1,0 +1,197 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"sluice.dev/agent"
+	"sluice.dev/meta"
+)
+
+// kvRecord is what a consumer of a compacted topic sees of one record.
+type kvRecord struct {
+	offset int64
+	value  *string // nil: a tombstone
+}
+
+// readCompacted reads the whole topic from the start with a new client
+// and returns, per partition, the records in offset order by key.
+func readCompacted(t *testing.T, addr, topic string) (map[int32][]string, map[string][]kvRecord) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := kadm.NewClient(adm).ListEndOffsets(ctx, topic)
+	adm.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	order := map[int32][]string{}
+	byKey := map[string][]kvRecord{}
+	last := map[int32]int64{}
+	done := func() bool {
+		ok := true
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Offset > 0 && last[o.Partition] < o.Offset-1 {
+				ok = false
+			}
+		})
+		return ok
+	}
+	for !done() {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("did not reach the end offsets %v (at %v)", ends, last)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Errorf("fetch: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if prev, ok := last[r.Partition]; ok && r.Offset <= prev {
+				t.Fatalf("partition %d: offset %d after %d", r.Partition, r.Offset, prev)
+			}
+			last[r.Partition] = r.Offset
+			k := string(r.Key)
+			var v *string
+			if r.Value != nil {
+				s := string(r.Value)
+				v = &s
+			}
+			order[r.Partition] = append(order[r.Partition], k)
+			byKey[k] = append(byKey[k], kvRecord{offset: r.Offset, value: v})
+		})
+	}
+	return order, byKey
+}
+
+// TestCompactedTopic: a topic created with cleanup.policy=compact (by
+// kadm) refuses records without keys, and after its partitions are
+// cleaned a consumer reading from the start sees, for every key, its
+// latest value only, in offset order, with offsets no longer dense. A
+// key whose last record is a tombstone shows the tombstone until a later
+// cleaning, past delete.retention.ms, removes it.
+func TestCompactedTopic(t *testing.T) {
+	c := startClusterMeta(t, t.TempDir(), agent.Config{
+		FlushInterval:      20 * time.Millisecond,
+		CompactionInterval: time.Hour, // the test runs the jobs
+		GCInterval:         time.Hour,
+	}, nil, lifecycleMeta)
+	const topic, parts, keys = "kv", 2, 50
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.ProducerLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	// max.compaction.lag.ms=1: dirty data is due for cleaning at once.
+	policy, delRet, maxLag := "compact", "1000", "1"
+	if _, err := adm.CreateTopic(ctx, parts, 1, map[string]*string{"cleanup.policy": &policy, "delete.retention.ms": &delRet, "max.compaction.lag.ms": &maxLag}, topic); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	rc, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rc.On(topic, nil); err != nil || !hasConfig(v.Configs, "cleanup.policy", "compact") {
+		t.Fatalf("describe: cleanup.policy is not compact: %v %v", v, err)
+	}
+
+	// A record without a key cannot be compacted: INVALID_RECORD.
+	err = cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("no key")}).FirstErr()
+	if !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("keyless record: %v, want INVALID_RECORD", err)
+	}
+
+	// Five rounds over 50 keys; in the last, keys 0-9 get tombstones.
+	produce := func(round int) {
+		var rs []*kgo.Record
+		for k := range keys {
+			r := &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%02d", k), Value: fmt.Appendf(nil, "v%d-k%02d", round, k)}
+			if round == 4 && k < 10 {
+				r.Value = nil
+			}
+			rs = append(rs, r)
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatalf("produce round %d: %v", round, err)
+		}
+	}
+	for round := range 5 {
+		produce(round)
+	}
+	if n := runJobs(t, c.agent, meta.JobCleanKeys); n == 0 {
+		t.Fatal("no key cleaning ran")
+	}
+	order, byKey := readCompacted(t, c.addr(), topic)
+	total := 0
+	for _, o := range order {
+		total += len(o)
+	}
+	if total != keys {
+		t.Fatalf("after cleaning: %d records, want one per key (%d)", total, keys)
+	}
+	for k := range keys {
+		key := fmt.Sprintf("k%02d", k)
+		rs := byKey[key]
+		if len(rs) != 1 {
+			t.Fatalf("key %s: %d records after cleaning", key, len(rs))
+		}
+		switch {
+		case k < 10 && rs[0].value != nil:
+			t.Fatalf("key %s: %q, want its tombstone", key, *rs[0].value)
+		case k >= 10 && (rs[0].value == nil || *rs[0].value != fmt.Sprintf("v4-k%02d", k)):
+			t.Fatalf("key %s: %v, want its latest value", key, rs[0].value)
+		}
+	}
+
+	// Later: a new round for keys 10-19 and a cleaning past the
+	// tombstones' delete.retention.ms removes them; the rest stays.
+	time.Sleep(1100 * time.Millisecond)
+	var rs []*kgo.Record
+	for k := 10; k < 20; k++ {
+		rs = append(rs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%02d", k), Value: fmt.Appendf(nil, "v5-k%02d", k)})
+	}
+	if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	runJobs(t, c.agent, meta.JobCleanKeys)
+	_, byKey = readCompacted(t, c.addr(), topic)
+	for k := range keys {
+		key := fmt.Sprintf("k%02d", k)
+		rs := byKey[key]
+		want := fmt.Sprintf("v4-k%02d", k)
+		if k >= 10 && k < 20 {
+			want = fmt.Sprintf("v5-k%02d", k)
+		}
+		switch {
+		case k < 10 && len(rs) != 0:
+			t.Fatalf("key %s: tombstone still there after delete.retention.ms: %v", key, rs)
+		case k >= 10 && (len(rs) != 1 || rs[0].value == nil || *rs[0].value != want):
+			t.Fatalf("key %s: %v, want only %s", key, rs, want)
+		}
+	}
+}
+
+func hasConfig(cs []kadm.Config, name, value string) bool {
+	for _, c := range cs {
+		if c.Key == name && c.Value != nil && *c.Value == value {
+			return true
+		}
+	}
+	return false
+}
