@@ -242,6 +242,7 @@ func CleanRange(m *KeyMap, r BatchReader, cfg CleanConfig, emit Emit) (CleanStat
 // batch tile [Start, covered-1] exactly; when there is no pending batch,
 // the input batches in [covered, next-1] kept nothing and still need a
 // home (the next kept batch moves back over them, or an empty batch).
+// Every span (pending batch, gap) stays within an int32 lastOffsetDelta.
 type cleaner struct {
 	m     *KeyMap
 	cfg   CleanConfig
@@ -306,7 +307,9 @@ func (c *cleaner) batch(b Batch) error {
 
 	// Where the batch will start: right after the pending batch, or back
 	// at the first uncovered offset when emptied batches precede it with
-	// nothing to widen, unless that is too far for int32 deltas.
+	// nothing to widen, unless that is too far for int32 deltas: then the
+	// gap becomes an empty batch of its own. Checked for every batch, kept
+	// or not, so a gap never outgrows an int32 lastOffsetDelta.
 	base := b.Base
 	if !c.hasPend && c.covered < b.Base {
 		if end-c.covered <= math.MaxInt32 {

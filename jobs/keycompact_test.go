@@ -204,6 +204,61 @@ func TestCompactKeysCopiesUnchangedBatches(t *testing.T) {
 	}
 }
 
+// Offset spans past what an int32 lastOffsetDelta holds (emptied batches
+// of a billion offsets each, as earlier cleanings can leave) are split
+// into several batches instead of overflowing.
+func TestCompactKeysHugeSpans(t *testing.T) {
+	var bb codec.BatchBuilder
+	src, _ := codec.ParseBatchHeader(encodeBatch(t, tBatch{recs: []tRec{kv("x", "1", 1)}}))
+	const span = 1 << 30
+	var in []Batch
+	base := int64(0)
+	addEmpty := func() {
+		bb.Reset(src, base)
+		b, err := bb.AppendTo(nil, span-1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = append(in, Batch{Base: base, Data: b})
+		base += span
+	}
+	addRec := func(k string) {
+		in = append(in, Batch{Base: base, Data: encodeBatch(t, tBatch{recs: []tRec{kv(k, "v", 1)}})})
+		base++
+	}
+	// Gap first (the next kept batch cannot move back that far), then a
+	// kept batch widened over three spans.
+	addEmpty()
+	addEmpty()
+	addEmpty()
+	addRec("a")
+	addEmpty()
+	addEmpty()
+	addEmpty()
+	addRec("b")
+	var out []Batch
+	st, err := CompactKeys(NewKeyMap(1<<12), in, CleanConfig{CleanUpTo: math.MaxInt64}, collectEmit(&out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gap [0, 3·2^30) cannot move "a" back: an empty batch takes as
+	// much as an int32 holds and "a"'s batch moves back over the rest;
+	// "a"'s batch widens until it cannot, then an empty batch and "b"
+	// take the rest the same way.
+	var layout []string
+	for _, b := range out {
+		h, _ := codec.ParseBatchHeader(b.Data)
+		layout = append(layout, fmt.Sprintf("%d+%d:%d", b.Base, h.LastOffsetDelta, h.NumRecords))
+	}
+	if want := "[0+2147483647:0 2147483648+1073741824:1 3221225473+2147483647:0 5368709121+1073741824:1]"; fmt.Sprint(layout) != want {
+		t.Fatalf("layout %v, want %s", layout, want)
+	}
+	recs, end := flatten(t, out, 0)
+	if end != base-1 || st.End != end || len(recs) != 2 || recs[0].off != 3*span || recs[1].off != 6*span+1 {
+		t.Fatalf("output ends at %d of %d, records %v", end, base-1, recs)
+	}
+}
+
 // Bad input is an error, never a bad output.
 func TestCompactKeysRefusesGaps(t *testing.T) {
 	in := partition(t, 0, []tBatch{{recs: []tRec{kv("a", "1", 1)}}, {recs: []tRec{kv("a", "2", 2)}}})
