@@ -1,0 +1,437 @@
+package jobs
+
+// Key compaction of one partition range: the record-level work of a
+// compacted topic's cleaning job (cleanup.policy=compact), free of I/O. The
+// job reads the batches, calls BuildKeyMap and CleanRange (or CompactKeys
+// for batches held in memory), and writes what CleanRange emits into a new
+// object; meta then swaps the range's index entries for the new ones.
+//
+// It is Kafka's log cleaner (LogCleaner.scala, Cleaner.doClean) for one
+// range:
+//
+//  1. BuildKeyMap indexes the dirty part [dirtyStart, upTo]: every keyed
+//     record's offset under its key, the latest winning. When the map is
+//     full it stops and says up to which offset it is complete; the caller
+//     cleans only that far and runs again later (multi-pass, never fail).
+//  2. CleanRange rewrites [start, cleanUpTo], the clean part and the
+//     indexed dirty part, keeping a record unless a later record of the
+//     same key exists (or it is a tombstone old enough to go, below).
+//
+// The rules, record by record (offset o, in a batch whose header is h):
+//
+//   - A control batch (transaction marker) is kept whole, and its records
+//     never enter the map.
+//   - A record above cleanUpTo is kept: the caller leaves the newest data
+//     alone (min.compaction.lag.ms, an incomplete map).
+//   - A record with a null key is kept: it cannot be compacted. Kafka
+//     refuses such records on compacted topics at produce time; here they
+//     may predate a change of cleanup.policy.
+//   - A record whose key has a later offset in the map is dropped.
+//     Otherwise it is the latest of its key (a key absent from the map
+//     lies in the clean part and was the latest when that was cleaned).
+//   - A tombstone (null value) that is the latest of its key is dropped
+//     when it lies in the clean part (o < dirtyStart: it has been through
+//     one cleaning already, so consumers have had a cleaning cycle to see
+//     it, as in Kafka where tombstones are removed only from the clean
+//     section) and h.MaxTimestamp < tombstoneHorizon. The caller sets the
+//     horizon to "now − delete.retention.ms" (or, like Kafka's legacy
+//     rule, the clean part's newest timestamp − delete.retention.ms). The
+//     batch's maxTimestamp rather than the record's own timestamp errs on
+//     the side of keeping: it is never below the record's, and a
+//     producer's create times inside a batch need not be ordered.
+//
+// The output tiles the range without gaps (fetch computes each batch's base
+// offset as the previous base + lastOffsetDelta + 1, see server/fetch.go):
+// a batch that keeps no record is dropped and its offsets are folded into
+// the previous kept batch (its lastOffsetDelta grows), or, when there is
+// none, into the next kept one (its base offset moves back and its records'
+// deltas are re-based); a range that keeps nothing at all becomes one empty
+// batch, so the range stays readable. A batch that keeps every record and
+// its own base is copied byte for byte, not recompressed. Compacting the
+// output again with the same inputs changes nothing.
+//
+// Not done here: records of aborted transactions are treated like committed
+// ones (Kafka's cleaner drops them using the aborted-transaction index,
+// which in Sluice lives in meta; the caller must keep cleanUpTo below the
+// last stable offset), and transaction markers are never removed.
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"sluice.dev/codec"
+)
+
+// Batch is one stored batch of a partition with its absolute base offset,
+// as the fetch path computes it from the index entry (the baseOffset field
+// in the bytes is not trusted).
+type Batch struct {
+	Base int64
+	Data []byte
+}
+
+// end returns the last offset the batch covers, from its header.
+func (b Batch) end(h codec.BatchHeader) int64 { return b.Base + int64(h.LastOffsetDelta) }
+
+// BatchReader yields a partition's batches in offset order, contiguous,
+// and io.EOF after the last. The bytes of a batch need to stay valid only
+// until the next call.
+type BatchReader interface {
+	NextBatch() (Batch, error)
+}
+
+// SliceBatches is a BatchReader over batches held in memory.
+type SliceBatches struct {
+	b []Batch
+	i int
+}
+
+// NewSliceBatches returns a reader of b.
+func NewSliceBatches(b []Batch) *SliceBatches { return &SliceBatches{b: b} }
+
+// NextBatch implements BatchReader.
+func (s *SliceBatches) NextBatch() (Batch, error) {
+	if s.i == len(s.b) {
+		return Batch{}, io.EOF
+	}
+	s.i++
+	return s.b[s.i-1], nil
+}
+
+// DefaultMaxDecompressed bounds a compressed batch's records when the
+// caller sets no bound: Kafka's default max.message.bytes (1 MiB) times
+// codec.MaxDecompressedRatio, what the produce path accepted.
+const DefaultMaxDecompressed = codec.MaxDecompressedRatio << 20
+
+// ErrKeyMapTooSmall is returned when the key map cannot hold even one key.
+var ErrKeyMapTooSmall = errors.New("jobs: key map holds no key")
+
+// BuildKeyMap clears m and indexes the latest offset of every keyed record
+// with an offset in [dirtyStart, upTo] among the batches r yields (which
+// may start before dirtyStart; it stops reading after the batch holding
+// upTo). It returns completeUpTo, the last offset up to which the map is
+// complete: upTo (or the last offset r had, if less) when everything fit,
+// less when the map filled, never less than the first dirty record's
+// offset. maxDecompressed bounds a compressed batch's records (0: the
+// default). Control batches are not indexed.
+func BuildKeyMap(m *KeyMap, r BatchReader, dirtyStart, upTo int64, maxDecompressed int) (completeUpTo int64, err error) {
+	if m.Cap() < 1 {
+		return dirtyStart - 1, ErrKeyMapTooSmall
+	}
+	if maxDecompressed <= 0 {
+		maxDecompressed = DefaultMaxDecompressed
+	}
+	m.Clear()
+	var it codec.RecordIter
+	defer it.Close()
+	completeUpTo = dirtyStart - 1
+	for {
+		b, err := r.NextBatch()
+		if err == io.EOF {
+			return min(completeUpTo, upTo), nil
+		}
+		if err != nil {
+			return completeUpTo, fmt.Errorf("jobs: key map: reading batches: %w", err)
+		}
+		if b.Base > upTo {
+			return upTo, nil
+		}
+		h, err := codec.ValidateCompactedBatch(b.Data)
+		if err != nil {
+			return completeUpTo, fmt.Errorf("jobs: key map: batch at offset %d: %w", b.Base, err)
+		}
+		end := b.end(h)
+		if end < dirtyStart || h.IsControl() {
+			completeUpTo = max(completeUpTo, end)
+			continue
+		}
+		if err := it.Reset(b.Data, h, maxDecompressed); err != nil {
+			return completeUpTo, fmt.Errorf("jobs: key map: batch at offset %d: %w", b.Base, err)
+		}
+		for it.Next() {
+			rec := it.Record()
+			off := b.Base + int64(rec.OffsetDelta)
+			if off < dirtyStart || rec.Key == nil {
+				continue
+			}
+			if off > upTo {
+				return upTo, nil
+			}
+			if !m.Put(rec.Key, off) {
+				// Full: complete up to the record before this one
+				// (records of this batch before it are in, which is
+				// harmless: they are later than completeUpTo and a
+				// later record does supersede older ones).
+				return off - 1, nil
+			}
+		}
+		if err := it.Err(); err != nil {
+			return completeUpTo, fmt.Errorf("jobs: key map: batch at offset %d: %w", b.Base, err)
+		}
+		completeUpTo = max(completeUpTo, end)
+	}
+}
+
+// CleanConfig says what CleanRange rewrites and how.
+type CleanConfig struct {
+	// Start is the first offset of the range to rewrite: the base offset
+	// of the first batch the reader yields.
+	Start int64
+	// DirtyStart is the first offset not cleaned before: below it is the
+	// clean part, where keys absent from the map are kept and old
+	// tombstones may go.
+	DirtyStart int64
+	// CleanUpTo is the last offset whose records are judged (inclusive),
+	// at most the completeUpTo of the BuildKeyMap that filled the map.
+	// Records above it are kept; the output ends with the batch that
+	// holds it.
+	CleanUpTo int64
+	// TombstoneHorizon: a latest-of-its-key tombstone in the clean part
+	// whose batch's maxTimestamp is below it is dropped (see the file
+	// comment). math.MinInt64 keeps every tombstone.
+	TombstoneHorizon int64
+	// MaxDecompressed bounds a compressed batch's records; 0 is
+	// DefaultMaxDecompressed.
+	MaxDecompressed int
+}
+
+// CleanStats counts what a CleanRange did.
+type CleanStats struct {
+	BatchesIn, BatchesOut int
+	RecordsIn, RecordsOut int64
+	BytesIn, BytesOut     int64
+	// TombstonesDropped counts tombstones dropped because they were past
+	// the horizon (superseded ones count as any superseded record).
+	TombstonesDropped int64
+	// Keys is the number of keys in the map.
+	Keys int
+	// End is the last offset the output covers: the output tiles
+	// [Start, End]. End < Start when nothing was read.
+	End int64
+	// CleanedUpTo is the last offset whose records were judged:
+	// min(CleanUpTo, End). The next run's DirtyStart is CleanedUpTo+1.
+	CleanedUpTo int64
+}
+
+// Emit receives one output batch and its base offset (also written into
+// the batch's baseOffset field). batch is only valid during the call.
+type Emit func(base int64, batch []byte) error
+
+// CleanRange rewrites the batches r yields, from cfg.Start through the
+// batch holding cfg.CleanUpTo, against the map BuildKeyMap filled, and
+// passes the output batches in offset order to emit. See the file comment
+// for the rules. An error from emit stops it and is returned as is.
+func CleanRange(m *KeyMap, r BatchReader, cfg CleanConfig, emit Emit) (CleanStats, error) {
+	c := cleaner{m: m, cfg: cfg, emit: emit, covered: cfg.Start, next: cfg.Start}
+	if c.cfg.MaxDecompressed <= 0 {
+		c.cfg.MaxDecompressed = DefaultMaxDecompressed
+	}
+	c.stats.End = cfg.Start - 1
+	c.stats.CleanedUpTo = cfg.Start - 1
+	c.stats.Keys = m.Len()
+	defer c.it.Close()
+	err := c.run(r)
+	return c.stats, err
+}
+
+// cleaner is the state of one CleanRange.
+//
+// Invariant between batches: the output emitted so far plus the pending
+// batch tile [Start, covered-1] exactly; when there is no pending batch,
+// the input batches in [covered, next-1] kept nothing and still need a
+// home (the next kept batch moves back over them, or an empty batch).
+// Every span (pending batch, gap) stays within an int32 lastOffsetDelta.
+type cleaner struct {
+	m     *KeyMap
+	cfg   CleanConfig
+	emit  Emit
+	it    codec.RecordIter
+	bb    codec.BatchBuilder
+	stats CleanStats
+
+	next    int64 // the base offset the next input batch must have
+	covered int64 // first offset not covered by emitted or pending output
+
+	hasPend  bool
+	pend     []byte // the last kept batch, held back: later empty batches may widen it
+	pendBase int64
+	pendEnd  int64 // last offset it covers; its header says so only after flush
+
+	gapHdr codec.BatchHeader // header of the first input batch in [covered, next)
+	gapSet bool
+}
+
+func (c *cleaner) run(r BatchReader) error {
+	for c.next <= c.cfg.CleanUpTo {
+		b, err := r.NextBatch()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("jobs: clean: reading batches: %w", err)
+		}
+		if err := c.batch(b); err != nil {
+			return err
+		}
+	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	if c.covered < c.next {
+		// Nothing kept since covered and no batch before to widen:
+		// one empty batch keeps the offsets readable.
+		if err := c.emitEmpty(c.covered, c.next-1); err != nil {
+			return err
+		}
+	}
+	c.stats.End = c.next - 1
+	c.stats.CleanedUpTo = min(c.cfg.CleanUpTo, c.stats.End)
+	return nil
+}
+
+// batch cleans one input batch.
+func (c *cleaner) batch(b Batch) error {
+	h, err := codec.ValidateCompactedBatch(b.Data)
+	if err != nil {
+		return fmt.Errorf("jobs: clean: batch at offset %d: %w", b.Base, err)
+	}
+	if b.Base != c.next {
+		return fmt.Errorf("jobs: clean: batch at offset %d, want %d: the batches are not contiguous", b.Base, c.next)
+	}
+	end := b.end(h)
+	c.stats.BatchesIn++
+	c.stats.BytesIn += int64(len(b.Data))
+	c.stats.RecordsIn += int64(h.NumRecords)
+
+	// Where the batch will start: right after the pending batch, or back
+	// at the first uncovered offset when emptied batches precede it with
+	// nothing to widen, unless that is too far for int32 deltas: then the
+	// gap becomes an empty batch of its own. Checked for every batch, kept
+	// or not, so a gap never outgrows an int32 lastOffsetDelta.
+	base := b.Base
+	if !c.hasPend && c.covered < b.Base {
+		if end-c.covered <= math.MaxInt32 {
+			base = c.covered
+		} else if err := c.emitEmpty(c.covered, b.Base-1); err != nil {
+			return err
+		}
+	}
+	if err := c.it.Reset(b.Data, h, c.cfg.MaxDecompressed); err != nil {
+		return fmt.Errorf("jobs: clean: batch at offset %d: %w", b.Base, err)
+	}
+	c.bb.Reset(h, base)
+	kept := 0
+	for c.it.Next() {
+		rec := c.it.Record()
+		off := b.Base + int64(rec.OffsetDelta)
+		if h.IsControl() || c.keep(rec, off, h) {
+			c.bb.Add(rec, off)
+			kept++
+		}
+	}
+	if err := c.it.Err(); err != nil {
+		return fmt.Errorf("jobs: clean: batch at offset %d: %w", b.Base, err)
+	}
+	c.next = end + 1
+
+	if kept == 0 {
+		if c.hasPend {
+			if end-c.pendBase <= math.MaxInt32 {
+				c.pendEnd = end
+				c.covered = end + 1
+				return nil
+			}
+			if err := c.flush(); err != nil {
+				return err
+			}
+		}
+		if !c.gapSet {
+			c.gapHdr, c.gapSet = h, true
+		}
+		return nil
+	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	c.pend = c.pend[:0]
+	if kept == int(h.NumRecords) && base == b.Base {
+		// Unchanged: the producer's bytes, not a recompression.
+		c.pend = append(c.pend, b.Data...)
+		codec.SetBaseOffset(c.pend, base)
+	} else if c.pend, err = c.bb.AppendTo(c.pend, int32(end-base)); err != nil {
+		return fmt.Errorf("jobs: clean: batch at offset %d: %w", b.Base, err)
+	}
+	c.stats.RecordsOut += int64(kept)
+	c.hasPend, c.pendBase, c.pendEnd, c.covered, c.gapSet = true, base, end, end+1, false
+	return nil
+}
+
+// keep decides one record of a data batch (see the file comment).
+func (c *cleaner) keep(rec *codec.Record, off int64, h codec.BatchHeader) bool {
+	if off > c.cfg.CleanUpTo || rec.Key == nil {
+		return true
+	}
+	if latest, ok := c.m.Get(rec.Key); ok && latest > off {
+		return false
+	}
+	if rec.NullValue && off < c.cfg.DirtyStart && h.MaxTimestamp < c.cfg.TombstoneHorizon {
+		c.stats.TombstonesDropped++
+		return false
+	}
+	return true
+}
+
+// flush emits the pending batch, widened to pendEnd.
+func (c *cleaner) flush() error {
+	if !c.hasPend {
+		return nil
+	}
+	c.hasPend = false
+	h, err := codec.ParseBatchHeader(c.pend)
+	if err != nil {
+		panic("BUG: jobs: pending batch without a header: " + err.Error())
+	}
+	if lod := int32(c.pendEnd - c.pendBase); lod != h.LastOffsetDelta {
+		codec.SetLastOffsetDelta(c.pend, lod)
+	}
+	return c.out(c.pendBase, c.pend)
+}
+
+// emitEmpty emits a batch with no records covering [first, last], with the
+// header of the first input batch of that gap.
+func (c *cleaner) emitEmpty(first, last int64) error {
+	if !c.gapSet {
+		panic(fmt.Sprintf("BUG: jobs: empty batch for [%d, %d] without a source batch", first, last))
+	}
+	c.bb.Reset(c.gapHdr, first)
+	var err error
+	if c.pend, err = c.bb.AppendTo(c.pend[:0], int32(last-first)); err != nil {
+		return fmt.Errorf("jobs: clean: empty batch at offset %d: %w", first, err)
+	}
+	c.covered, c.gapSet = last+1, false
+	return c.out(first, c.pend)
+}
+
+func (c *cleaner) out(base int64, batch []byte) error {
+	codec.SetBaseOffset(batch, base)
+	c.stats.BatchesOut++
+	c.stats.BytesOut += int64(len(batch))
+	return c.emit(base, batch)
+}
+
+// CompactKeys cleans a partition range held in memory: batches tile
+// [cfg.Start, …] in order. It builds the map over the dirty part up to
+// cfg.CleanUpTo, lowers CleanUpTo to where the map is complete, cleans,
+// and returns the stats (stats.End is where the output stops; when it is
+// below the range's end, run again later from a DirtyStart past what this
+// run indexed, as Kafka does when its dedupe buffer is full).
+func CompactKeys(m *KeyMap, batches []Batch, cfg CleanConfig, emit Emit) (CleanStats, error) {
+	complete, err := BuildKeyMap(m, NewSliceBatches(batches), cfg.DirtyStart, cfg.CleanUpTo, cfg.MaxDecompressed)
+	if err != nil {
+		return CleanStats{End: cfg.Start - 1}, err
+	}
+	cfg.CleanUpTo = min(cfg.CleanUpTo, complete)
+	return CleanRange(m, NewSliceBatches(batches), cfg, emit)
+}
