@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -32,6 +33,9 @@ var (
 	// mIndexStaleHits counts answers served from the cache while meta
 	// could not be reached.
 	mIndexStaleHits = metrics.NewCounter(`sluice_index_cache_stale_hits_total`)
+	// mIndexInvalidations counts partitions whose entries a reader
+	// dropped because an entry's object was gone.
+	mIndexInvalidations = metrics.NewCounter(`sluice_index_cache_invalidations_total`)
 )
 
 // Index is the agent's cache of meta's offset index. Meta keeps it current
@@ -50,6 +54,10 @@ type Index struct {
 	// since, is kept current by the events that follow it.
 	connected bool   // guarded by mu
 	gen       uint64 // guarded by mu
+	// swaps counts swap events applied. A meta answer obtained while a
+	// swap arrived may hold the entries the swap replaced, so Lookup does
+	// not cache it (the next Lookup asks again).
+	swaps uint64 // guarded by mu
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -117,9 +125,7 @@ func (x *Index) watch(ctx context.Context, ready chan struct{}) {
 			x.log.Warn("watch meta commits", "err", err)
 		} else {
 			backoff = 50 * time.Millisecond
-			x.mu.Lock()
-			x.connected = true
-			x.mu.Unlock()
+			x.reconnected()
 			for evs := range ch {
 				x.apply(evs)
 			}
@@ -153,7 +159,14 @@ func (x *Index) apply(evs []meta.CommitEvent) {
 			}
 			p.entries = append(p.entries[:0], p.entries[k:]...)
 		}
-		if !evs[i].Trim {
+		switch {
+		case evs[i].Swap:
+			// A compaction rewrote data the partition already had: never
+			// new data, and its high watermark never moves ours back
+			// (the max below).
+			p.swapLocked(e)
+			x.swaps++
+		case !evs[i].Trim:
 			p.appendLocked(e)
 		}
 		if evs[i].HighWatermark > p.hwm {
@@ -169,7 +182,15 @@ func (x *Index) apply(evs []meta.CommitEvent) {
 }
 
 // reset forgets what may be stale after the stream was lost: high
-// watermarks. Entries are immutable facts and stay.
+// watermarks. Entries stay, so that staleLookup can serve readers while
+// meta is unreachable, though they are no longer immutable facts: a
+// compaction may swap them out (and the garbage collector delete their
+// objects after --gc-grace) while no event reaches us. Serving them is
+// still safe: a swapped entry's old object holds the same batches until
+// it is deleted, and a read of a deleted object fails with
+// objstore.ErrNotFound, on which the fetch drops the partition's entries
+// (Invalidate) and asks meta again. reconnected drops them all once meta
+// answers again.
 func (x *Index) reset() {
 	x.mu.Lock()
 	x.connected = false
@@ -182,6 +203,34 @@ func (x *Index) reset() {
 	for _, fn := range ls {
 		fn(nil)
 	}
+}
+
+// reconnected marks the watch stream live again and drops every cached
+// entry: swaps and trims made while the stream was down were never seen,
+// so an entry kept through the outage may point at an object that is
+// gone. Meta answers again, so the next Lookup of each partition asks
+// it; log starts and high watermarks are refreshed the same way.
+func (x *Index) reconnected() {
+	x.mu.Lock()
+	x.connected = true
+	for _, p := range x.parts {
+		clear(p.entries)
+		p.entries = p.entries[:0]
+	}
+	x.mu.Unlock()
+}
+
+// Invalidate drops the cached entries of tp, so that the next Lookup asks
+// meta. A reader calls it when an entry's object is gone (compacted away
+// and collected while this cache still held the entry).
+func (x *Index) Invalidate(tp meta.TopicPartition) {
+	x.mu.Lock()
+	if p := x.parts[tp]; p != nil {
+		clear(p.entries)
+		p.entries = p.entries[:0]
+	}
+	x.mu.Unlock()
+	mIndexInvalidations.Inc()
 }
 
 func (x *Index) partLocked(tp meta.TopicPartition) *partIndex {
@@ -211,6 +260,39 @@ func (p *partIndex) appendLocked(e meta.IndexEntry) {
 	p.entries = append(p.entries, e)
 }
 
+// swapLocked applies a compaction's swap event: in meta's index, e
+// replaced the entries that covered its range. A swap of range [a, b]
+// arrives as one event per new entry, in offset order, adjacent, in one
+// event batch; each new entry starts and ends inside [a, b] but need not
+// fall on the old entries' boundaries (only a and b do).
+//
+// The cached run is contiguous and most recent, so a swapped range lies
+// before it (nothing to do), over its front, or inside it. When the cached
+// entries meeting e fit it exactly (or the run starts inside e), e takes
+// their place: the run stays contiguous and now points at the new object.
+// Otherwise the run's front is trimmed through the last entry meeting e:
+// what is left stays contiguous and correct, and offsets before it are
+// asked of meta. A swap never extends the run past its end: it is not new
+// data.
+func (p *partIndex) swapLocked(e meta.IndexEntry) {
+	n := len(p.entries)
+	if n == 0 || e.LastOffset < p.entries[0].BaseOffset || e.BaseOffset > p.entries[n-1].LastOffset {
+		return
+	}
+	// Entries [i, j) meet [e.BaseOffset, e.LastOffset]; i < j as they
+	// overlap the run.
+	i := sort.Search(n, func(k int) bool { return p.entries[k].LastOffset >= e.BaseOffset })
+	j := sort.Search(n, func(k int) bool { return p.entries[k].BaseOffset > e.LastOffset })
+	startFits := p.entries[i].BaseOffset == e.BaseOffset || (i == 0 && p.entries[0].BaseOffset > e.BaseOffset)
+	if startFits && p.entries[j-1].LastOffset == e.LastOffset {
+		p.entries = slices.Replace(p.entries, i, j, e)
+		return
+	}
+	k := copy(p.entries, p.entries[j:])
+	clear(p.entries[k:])
+	p.entries = p.entries[:k]
+}
+
 // Lookup returns index entries starting with the one holding offset, like
 // meta.Client.Lookup, answering from the cache when it can.
 func (x *Index) Lookup(ctx context.Context, tp meta.TopicPartition, offset int64) (meta.LookupResult, error) {
@@ -234,15 +316,16 @@ func (x *Index) Lookup(ctx context.Context, tp meta.TopicPartition, offset int64
 			return res, nil
 		}
 	}
-	live, gen := x.connected, x.gen
+	live, gen, swaps := x.connected, x.gen, x.swaps
 	x.mu.Unlock()
 	mIndexMisses.Inc()
 
 	res, err := x.meta.Lookup(ctx, tp, offset, lookupEntries)
 	if err != nil && res.HighWatermark == 0 && res.LogStartOffset == 0 {
 		if stale, ok := x.staleLookup(tp, offset); ok && errors.Is(err, meta.ErrUnavailable) {
-			// Meta is unreachable, but what the cache holds is
-			// committed and immutable: keep serving it. The high
+			// Meta is unreachable, but what the cache holds was
+			// committed: keep serving it (reset says why a swapped
+			// entry is still safe to serve). The high
 			// watermark is the last one seen, a lower bound.
 			mIndexStaleHits.Inc()
 			return stale, nil
@@ -259,8 +342,9 @@ func (x *Index) Lookup(ctx context.Context, tp meta.TopicPartition, offset int64
 		p.hwmKnown = true
 	}
 	// Cache what reaches the tail: that is what the next fetch wants and
-	// what commit events extend.
-	if n := len(res.Entries); n > 0 && res.Entries[n-1].LastOffset+1 == res.HighWatermark {
+	// what commit events extend. Not when a swap was applied meanwhile:
+	// the answer may hold the entries it replaced.
+	if n := len(res.Entries); n > 0 && res.Entries[n-1].LastOffset+1 == res.HighWatermark && swaps == x.swaps {
 		if len(p.entries) == 0 || p.entries[len(p.entries)-1].LastOffset < res.Entries[n-1].LastOffset {
 			p.entries = p.entries[:0]
 			for _, e := range res.Entries[max(0, n-maxCachedEntries):] {

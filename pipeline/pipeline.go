@@ -56,6 +56,12 @@ var (
 	// segment may still commit), so the client retries, and an idempotent
 	// producer's retry is deduplicated.
 	ErrTimedOut = fmt.Errorf("%w: the request's timeout passed first", ErrCommit)
+	// ErrSegmentRefused answers the requests of a segment meta refused on
+	// its first commit attempt as too old (meta.ErrSegmentExpired): its
+	// object may be an orphan the collector deletes, so the commit can
+	// never succeed, and nothing of it was stored. The client sends the
+	// batches again and they go into a new segment. It wraps ErrCommit.
+	ErrSegmentRefused = fmt.Errorf("%w: meta refused the segment id as too old; nothing of it was stored", ErrCommit)
 
 	// errQueuedTooLong: a segment's deadline passed before its turn. It
 	// was never sent, so it is known not committed; it says nothing about
@@ -163,6 +169,7 @@ var (
 	mBackpressure  = metrics.NewFloatCounter(`sluice_produce_backpressure_wait_seconds_total`)
 	mTimedOut      = metrics.NewCounter(`sluice_produce_timed_out_total`)
 	mFailedUntried = metrics.NewCounter(`sluice_segments_failed_untried_total`)
+	mExpired       = metrics.NewCounter(`sluice_segments_expired_total`)
 )
 
 // request is one Append waiting for its segment.
@@ -229,6 +236,10 @@ type Pipeline struct {
 	store objstore.Store
 	meta  meta.Client
 	log   *slog.Logger
+	// lastExpiredLog is when the last ErrSegmentExpired was logged at
+	// error level (unix nanos): a clock behind meta's refuses every
+	// segment, four a second, and one line per expiredLogEvery says it.
+	lastExpiredLog atomic.Int64
 
 	uploadSlots chan struct{}
 	commitWake  chan struct{} // capacity 1: tells commitLoop to look at sealed
@@ -567,6 +578,19 @@ func (p *Pipeline) commit(seg *segment) (meta.CommitResult, error) {
 			return res, nil
 		}
 		mCommitErrors.Inc()
+		if errors.Is(err, meta.ErrSegmentExpired) {
+			// Never retried: the id only gets older. Meta keeps a
+			// committed segment's answer for longer than it accepts
+			// its id (meta's SegmentResultTTL >= half of --gc-grace),
+			// so on a first attempt this means nothing was stored;
+			// after an attempt whose outcome was unknown it may have
+			// been, and the client hears the usual "outcome unknown".
+			p.logExpired(seg, attempt, err)
+			if attempt == 1 {
+				return res, fmt.Errorf("%w: segment %s: %w", ErrSegmentRefused, seg.id, err)
+			}
+			return res, fmt.Errorf("%w: %w", ErrCommit, err)
+		}
 		// Commits are idempotent on the segment id, so retrying after an
 		// unknown outcome is safe.
 		if errors.Is(err, meta.ErrClosed) || errors.Is(err, meta.ErrUnauthenticated) || time.Now().Add(backoff).After(deadline) {
@@ -577,6 +601,25 @@ func (p *Pipeline) commit(seg *segment) (meta.CommitResult, error) {
 		time.Sleep(backoff)
 		backoff = min(backoff*2, time.Second)
 	}
+}
+
+// expiredLogEvery rate-limits the error line for refused segments.
+const expiredLogEvery = 10 * time.Second
+
+// logExpired says why meta refused a segment as too old, at error level
+// at most once per expiredLogEvery (the rest at debug).
+func (p *Pipeline) logExpired(seg *segment, attempt int, err error) {
+	mExpired.Inc()
+	age := time.Since(seg.id.Time()).Round(time.Millisecond)
+	now := time.Now().UnixNano()
+	last := p.lastExpiredLog.Load()
+	if now-last >= int64(expiredLogEvery) && p.lastExpiredLog.CompareAndSwap(last, now) {
+		p.log.Error("meta refused a segment as too old to commit; its produce requests fail with a retriable error and clients send them again. "+
+			"Likely cause: meta was unreachable for longer than half of its --gc-grace, or this agent's clock is behind meta's (check NTP)",
+			"segment", seg.id.String(), "age_by_agent_clock", age, "attempts", attempt, "err", err)
+		return
+	}
+	p.log.Debug("meta refused a segment as too old to commit", "segment", seg.id.String(), "age_by_agent_clock", age, "err", err)
 }
 
 // complete answers every request of a segment (those still waiting: a

@@ -84,6 +84,18 @@ func errorCode(err error) int16 {
 		return kerr.ClusterAuthorizationFailed.Code
 	case errors.Is(err, meta.ErrInvalidRequest):
 		return kerr.InvalidRequest.Code
+	case errors.Is(err, pipeline.ErrSegmentRefused):
+		// Meta refused the segment as too old (meta.ErrSegmentExpired):
+		// nothing was stored, and the batches must go into a new
+		// segment. NOT_ENOUGH_REPLICAS says exactly "not written, try
+		// again": every client retries it without surfacing an error,
+		// idempotent producers included (Java: a RetriableException;
+		// franz-go: retriable; sarama: in its retry list; librdkafka:
+		// retry, message not persisted), and the retry keeps its
+		// sequence number, which meta accepts as new. REQUEST_TIMED_OUT
+		// would also be retried but claims an unknown outcome, and
+		// NOT_ENOUGH_REPLICAS_AFTER_APPEND claims the write happened.
+		return kerr.NotEnoughReplicas.Code
 	case errors.Is(err, pipeline.ErrCommit):
 		// The commit's outcome is unknown (meta unreachable): the
 		// client retries; an idempotent producer's retry is deduplicated.

@@ -33,14 +33,17 @@ package server
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"sluice.dev/codec"
 	"sluice.dev/meta"
+	"sluice.dev/objstore"
 )
 
 func init() { register(int16(kmsg.Fetch), 4, 17, handleFetch) }
@@ -59,6 +62,10 @@ const maxFetchBytes = 55 << 20
 // has the client ask again at once, so waiting a while is the kinder
 // backpressure.
 const fetchBudgetWait = 5 * time.Second
+
+// mFetchStaleEntries counts reads that found an index entry's object
+// deleted (readPartition): each dropped the partition's cached entries.
+var mFetchStaleEntries = metrics.NewCounter(`sluice_fetch_stale_entries_total`)
 
 type fetchPart struct {
 	tp       meta.TopicPartition
@@ -313,32 +320,62 @@ func (s *Server) fillFetch(parts []fetchPart, maxBytes int, res *fetchReservatio
 //
 // reserve is called once, before the copy is allocated, with its
 // capacity; when it refuses, nothing is copied.
+//
+// An entry whose object is gone (objstore.ErrNotFound) is stale: a
+// compaction swapped it out and the garbage collector deleted its object
+// while this agent's index cache still held it (the watch stream was down
+// longer than --gc-grace, or a Lookup raced the swap). The partition's
+// cached entries are dropped and the offset is looked up in meta again,
+// once; only a second failure is the client's error.
 func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offset int64, budget int, first bool, reserve func(int) bool) (data []byte, logStart, hwm int64, err error) {
-	res, err := s.deps.Index.Lookup(ctx, tp, offset)
-	logStart, hwm = res.LogStartOffset, res.HighWatermark
-	if err != nil {
-		return nil, logStart, hwm, err
+	for retried := false; ; retried = true {
+		res, err := s.deps.Index.Lookup(ctx, tp, offset)
+		logStart, hwm = res.LogStartOffset, res.HighWatermark
+		if err != nil {
+			return nil, logStart, hwm, err
+		}
+		if budget <= 0 && !first {
+			return nil, logStart, hwm, nil
+		}
+		data, err = s.copyEntries(ctx, res.Entries, offset, budget, first, reserve)
+		if !errors.Is(err, objstore.ErrNotFound) {
+			return data, logStart, hwm, err
+		}
+		s.deps.Index.Invalidate(tp)
+		mFetchStaleEntries.Inc()
+		if len(data) > 0 {
+			return data, logStart, hwm, nil // the next fetch looks up afresh
+		}
+		if retried {
+			return nil, logStart, hwm, err
+		}
+		s.log.Debug("fetch: index entry names a deleted object; looking the offset up again",
+			"topic", tp.TopicID.String(), "partition", tp.Partition, "offset", offset, "err", err)
 	}
-	if budget <= 0 && !first {
-		return nil, logStart, hwm, nil
-	}
-	for _, e := range res.Entries {
+}
+
+// copyEntries copies the batches of entries holding offsets from offset
+// on, as readPartition describes. An error reading an entry's bytes is
+// returned with what was copied before it; callers return that data and
+// drop the error (the next fetch retries), except objstore.ErrNotFound.
+func (s *Server) copyEntries(ctx context.Context, entries []meta.IndexEntry, offset int64, budget int, first bool, reserve func(int) bool) (data []byte, err error) {
+	for _, e := range entries {
 		raw, err := s.deps.Blocks.ReadRange(ctx, e.ObjectKey, e.ObjectSize, e.Start, e.Length)
 		if err != nil {
-			if len(data) > 0 {
-				return data, logStart, hwm, nil // return what we have; the next fetch retries
+			if len(data) > 0 && !errors.Is(err, objstore.ErrNotFound) {
+				return data, nil // return what we have; the next fetch retries
 			}
-			return nil, logStart, hwm, err
+			return data, err
 		}
 		next := e.BaseOffset
 		for len(raw) > 0 {
 			if len(raw) < codec.BatchHeaderSize {
-				return data, logStart, hwm, corruptEntry(e)
+				return data, corruptEntry(e)
 			}
 			size := 12 + int(int32(binary.BigEndian.Uint32(raw[8:])))
 			count := int64(int32(binary.BigEndian.Uint32(raw[23:]))) + 1
 			if size < codec.BatchHeaderSize || size > len(raw) || count <= 0 {
-				return data, logStart, hwm, corruptEntry(e)
+				return data, corruptEntry(e)
 			}
 			base := next
 			next += count
@@ -347,21 +384,21 @@ func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offs
 				continue
 			}
 			if len(data)+size > budget && !(first && len(data) == 0) {
-				return data, logStart, hwm, nil
+				return data, nil
 			}
 			if data == nil {
 				// Size the copy once for every entry this read can use:
 				// growing it by append would copy a response's bytes
 				// several times over (BenchmarkFetchLoopback).
 				want := 0
-				for _, e := range res.Entries {
+				for _, e := range entries {
 					if want += int(e.Length); want >= budget {
 						break
 					}
 				}
 				want = max(min(want, budget), size)
 				if !reserve(want) {
-					return nil, logStart, hwm, nil
+					return nil, nil
 				}
 				data = make([]byte, 0, want)
 			}
@@ -372,13 +409,13 @@ func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offs
 			raw = raw[size:]
 		}
 		if next != e.LastOffset+1 {
-			return data, logStart, hwm, corruptEntry(e)
+			return data, corruptEntry(e)
 		}
 		if len(data) >= budget {
 			break
 		}
 	}
-	return data, logStart, hwm, nil
+	return data, nil
 }
 
 // corruptEntry reports an index entry whose bytes do not hold the batches
