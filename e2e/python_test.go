@@ -15,11 +15,18 @@ import (
 // returns its output and the playground.
 func runConfluentCompat(t *testing.T, timeout time.Duration, checks ...string) (string, *playground) {
 	t.Helper()
+	return runConfluentCompatOn(t, timeout, nil, checks...)
+}
+
+// runConfluentCompatOn is runConfluentCompat on a playground with extra
+// flags.
+func runConfluentCompatOn(t *testing.T, timeout time.Duration, flags []string, checks ...string) (string, *playground) {
+	t.Helper()
 	const py = "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import confluent_kafka").Run(); err != nil {
 		t.Fatal("python3-confluent-kafka missing: apt-get install python3-confluent-kafka (.ci/run does)")
 	}
-	pg := startPlayground(t, t.TempDir(), "--default-partitions", "4")
+	pg := startPlayground(t, t.TempDir(), append([]string{"--default-partitions", "4"}, flags...)...)
 	ctx := testCtx(t, timeout)
 	args := append([]string{"testdata/confluent_compat.py", pg.bootstrap}, checks...)
 	out, err := exec.CommandContext(ctx, py, args...).CombinedOutput()
@@ -63,4 +70,12 @@ func TestConfluentKafkaPythonGroup(t *testing.T) {
 // delete_topics (gone from list_topics; then UNKNOWN_TOPIC_OR_PART).
 func TestConfluentKafkaPythonAdmin(t *testing.T) {
 	runConfluentCompat(t, time.Minute, "admin")
+}
+
+// TestConfluentKafkaPythonCompacted: a compacted topic made with
+// AdminClient refuses keyless records (INVALID_RECORD) and, once the
+// playground's jobs agent has cleaned it, reads back as each key's latest
+// value, tombstones included.
+func TestConfluentKafkaPythonCompacted(t *testing.T) {
+	runConfluentCompatOn(t, 2*time.Minute, []string{"--compaction-interval", "1s", "--gc-interval", "1s"}, "compacted")
 }
