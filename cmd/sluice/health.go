@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync/atomic"
+	"time"
 
 	"sluice.dev/meta/controller"
 )
@@ -32,6 +33,10 @@ func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
 // background jobs of every cluster this process serves: /jobs, and the
 // detail of /healthz?detail=1.
 var jobsFn atomic.Pointer[func() map[string]controller.JobsStats]
+
+// ageFn, when set, reports per cluster how the bytes older than 10
+// minutes lie (/jobs?age=1: compaction's target, BENCHMARKS.md).
+var ageFn atomic.Pointer[func(time.Duration) map[string]controller.AgeReport]
 
 // jobsView is the JSON shape of one cluster's jobs.
 type jobsView struct {
@@ -62,15 +67,37 @@ func jobsViews() map[string]jobsView {
 	return out
 }
 
-// serveJobs answers /jobs: the jobs' state per cluster, as JSON.
-func serveJobs(w http.ResponseWriter, _ *http.Request) {
+// serveJobs answers /jobs: the jobs' state per cluster, as JSON; with
+// ?age=DURATION also how the bytes older than that lie (it walks the
+// whole index).
+func serveJobs(w http.ResponseWriter, r *http.Request) {
 	v := jobsViews()
 	if v == nil {
 		http.Error(w, "no control plane in this process", http.StatusNotFound)
 		return
 	}
+	out := map[string]any{"clusters": v}
+	if a := r.URL.Query().Get("age"); a != "" {
+		age, err := time.ParseDuration(a)
+		if err != nil || age <= 0 {
+			http.Error(w, "age: want a positive duration like 10m", http.StatusBadRequest)
+			return
+		}
+		if f := ageFn.Load(); f != nil {
+			ages := map[string]any{}
+			for name, rep := range (*f)(age) {
+				share := 1.0
+				if rep.OlderBytes > 0 {
+					share = float64(rep.OlderInLargeObjects) / float64(rep.OlderBytes)
+				}
+				ages[name] = map[string]any{"age": age.String(), "older_bytes": rep.OlderBytes,
+					"older_bytes_in_large_objects": rep.OlderInLargeObjects, "share_in_large_objects": share}
+			}
+			out["older"] = ages
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(map[string]any{"clusters": v})
+	_ = enc.Encode(out)
 }

@@ -124,6 +124,8 @@ func runMeta(args []string) error {
 	healthFn.Store(&leading)
 	stats := h.JobsStats
 	jobsFn.Store(&stats)
+	ages := h.AgeReports
+	ageFn.Store(&ages)
 	healthy.Store(true)
 
 	if httpLn != nil {

@@ -80,6 +80,10 @@ func runPlayground(args []string) error {
 		return map[string]controller.JobsStats{"default": m.JobsStats()}
 	}
 	jobsFn.Store(&stats)
+	ages := func(age time.Duration) map[string]controller.AgeReport {
+		return map[string]controller.AgeReport{"default": m.AgeReport(age)}
+	}
+	ageFn.Store(&ages)
 	bucketURL := *bucket
 	if bucketURL == "" {
 		abs, err := filepath.Abs(filepath.Join(*dataDir, "bucket"))

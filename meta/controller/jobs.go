@@ -572,3 +572,51 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 	}
 	return meta.Job{}, false
 }
+
+// AgeReport is how the bytes older than an age lie: how many there are
+// (by their entries' largest record timestamp) and how many of them live
+// in objects of at least the planner's large size, or in an object that
+// holds the whole of its partition's older data (a partition too small to
+// fill one). It walks every index entry: for /jobs and benchmarks, not
+// for every metrics scrape.
+type AgeReport struct {
+	Age                 time.Duration
+	OlderBytes          int64
+	OlderInLargeObjects int64
+}
+
+// AgeReport measures the bytes older than age (see AgeReport).
+func (s *Service) AgeReport(age time.Duration) AgeReport {
+	cutoff := s.now().Add(-age).UnixMilli()
+	large := s.cfg.Compaction.WithDefaults().LargeObjectBytes
+	r := AgeReport{Age: age}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, t := range s.st.topicsByID {
+		for _, ps := range t.parts {
+			l := &ps.entries
+			var older, inLarge int64
+			var objs map[meta.SegmentID]bool
+			for k := range l.len() {
+				e := l.at(k)
+				if e.MaxTimestamp < 0 || e.MaxTimestamp >= cutoff {
+					continue
+				}
+				older += e.Length
+				if ob := s.st.objs.byID[e.SegmentID]; ob != nil && ob.size >= large {
+					inLarge += e.Length
+				}
+				if objs == nil {
+					objs = map[meta.SegmentID]bool{}
+				}
+				objs[e.SegmentID] = true
+			}
+			if len(objs) == 1 {
+				inLarge = older // the partition's whole older data in one object
+			}
+			r.OlderBytes += older
+			r.OlderInLargeObjects += inLarge
+		}
+	}
+	return r
+}
