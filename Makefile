@@ -66,6 +66,10 @@ compare: build ## Same load against Sluice and franz-go's kfake (durable, in mem
 	$(GO) build -o bin/kfake ./bench/kfake
 	$(GO) run ./bench/compare --sluice $(BIN) --kfake bin/kfake --duration 15s --rounds 2 --out BENCHMARKS.md
 
+.PHONY: bench-compaction
+bench-compaction: build ## compaction's figures (object sizes by age, write amplification, catch-up GETs per GiB, produce with and without compaction): about 20 minutes
+	BIN=./$(BIN) bench/scripts/compaction.sh
+
 .PHONY: loadtest
 loadtest: build ## 2-minute soak with faults on a cluster of its own; fails on any loss, duplicate, gap or reordering
 	./$(BIN) loadtest --duration 2m
