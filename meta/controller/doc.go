@@ -24,6 +24,9 @@
 //	                    offsets written through the committer
 //	registry.go         live agents (in memory), leases renewed by heartbeats
 //	janitors.go         the periodic background passes
+//	objects.go          objects the index points into, reference counts, death
+//	jobs.go             background jobs: leases, planning, completions (issue 12)
+//	swap.go             the atomic swap of a compaction or cleaning result
 //	watch.go            commit watchers
 //	metrics.go          package-level metrics
 //
