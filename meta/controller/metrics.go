@@ -2,6 +2,7 @@ package controller
 
 import (
 	"sync"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 )
@@ -45,11 +46,22 @@ func sumStats(f func(JobsStats) float64) func() float64 {
 	return func() float64 {
 		var v float64
 		open.Range(func(k, _ any) bool {
-			v += f(k.(*Service).JobsStats())
+			v += f(k.(*Service).cachedStats())
 			return true
 		})
 		return v
 	}
+}
+
+// cachedStats is JobsStats at most a second old: one scrape reads every
+// gauge below, and each would otherwise walk all objects and partitions.
+func (s *Service) cachedStats() JobsStats {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	if time.Since(s.statsAt) > time.Second {
+		s.stats, s.statsAt = s.JobsStats(), time.Now()
+	}
+	return s.stats
 }
 
 func init() {
@@ -61,7 +73,7 @@ func init() {
 	metrics.NewGauge(`sluice_meta_compaction_lag_seconds`, func() float64 {
 		var v float64
 		open.Range(func(k, _ any) bool {
-			v = max(v, k.(*Service).JobsStats().CompactionLag.Seconds())
+			v = max(v, k.(*Service).cachedStats().CompactionLag.Seconds())
 			return true
 		})
 		return v

@@ -231,6 +231,10 @@ type Service struct {
 
 	// jobs holds the leases of background jobs (jobs.go).
 	jobs *jobsState
+	// stats caches JobsStats for the gauges (metrics.go).
+	statsMu sync.Mutex
+	stats   JobsStats
+	statsAt time.Time
 
 	// registry holds the live agents (in memory; see registry.go).
 	registry *registry
