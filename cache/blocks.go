@@ -25,7 +25,9 @@
 //     64-bit hash, and each block carries its object key, compared on every
 //     hit, so a hash collision is a miss.
 //  4. At most one object store read per block is in flight; concurrent
-//     misses for it wait for that read (see BlockCache.load).
+//     misses for it wait for that read (see BlockCache.load). A read-ahead
+//     read (see "Read-ahead" on BlockCache) is that one read for every
+//     block it covers.
 package cache
 
 import (
@@ -51,11 +53,21 @@ var ErrClosed = errors.New("cache: closed")
 // build several only ever look at differences. Hits and misses count block
 // lookups, not ReadRange calls; a reader that waited for another's load
 // counts as a miss, so misses exceed GETs by the reads coalesced.
+//
+// Store reads count the GETs the block cache itself issues (the bucket-wide
+// sluice_objstore_* series also count the jobs' reads and the pipeline's
+// writes); the histogram gives the bytes per GET, which read-ahead raises
+// for large objects.
 var (
-	hitsTotal     = metrics.NewCounter("sluice_cache_hits_total")
-	missesTotal   = metrics.NewCounter("sluice_cache_misses_total")
-	insertedBytes = metrics.NewCounter("sluice_cache_inserted_bytes_total")
-	_             = metrics.NewGauge("sluice_cache_bytes", func() float64 { return float64(live.bytes()) })
+	hitsTotal        = metrics.NewCounter("sluice_cache_hits_total")
+	missesTotal      = metrics.NewCounter("sluice_cache_misses_total")
+	insertedBytes    = metrics.NewCounter("sluice_cache_inserted_bytes_total")
+	storeReads       = metrics.NewCounter("sluice_cache_store_reads_total")
+	storeReadBytes   = metrics.NewCounter("sluice_cache_store_read_bytes_total")
+	storeReadSize    = metrics.NewHistogram("sluice_cache_store_read_size_bytes")
+	readAheadBlocks  = metrics.NewCounter("sluice_cache_readahead_blocks_total")
+	readAheadSkipped = metrics.NewCounter("sluice_cache_readahead_skipped_total")
+	_                = metrics.NewGauge("sluice_cache_bytes", func() float64 { return float64(live.bytes()) })
 )
 
 // live holds the open caches, so that the package-level sluice_cache_bytes
@@ -99,6 +111,36 @@ const (
 	defaultMaxBytes  = 512 << 20
 )
 
+// Read-ahead (see BlockCache). These are not configurable per agent: the
+// zone's block owners follow extents (zone.go, ownerUnit), so every agent
+// of a zone must agree on them, as on the block size.
+const (
+	// extentBytes is the most one read-ahead GET reads: 64 MiB, the
+	// issue's 16 GETs per GiB for a cold catch-up read. An object of
+	// readAheadMinObject bytes or more is cut into extents of
+	// extentBytes/BlockSize blocks (at least one).
+	extentBytes = 64 << 20
+	// readAheadMinObject: smaller objects are read block by block. They
+	// are agents' segments (8 MiB by default: one block), read at the
+	// tail from the pushed copy; compaction outputs (16-128 MiB, docs/
+	// compaction.md) are what catch-up readers walk.
+	readAheadMinObject = 32 << 20
+)
+
+// extentBlocks is how many blocks of blockSize one extent holds.
+func extentBlocks(blockSize int64) int64 { return max(1, extentBytes/blockSize) }
+
+// ownerUnit names the unit of ownership in the zone (zone.go) holding
+// block idx of an object of objectSize bytes: the block itself, or, for
+// an object that is read ahead, the extent holding it, so that one agent
+// owns every block a read-ahead GET brings in.
+func ownerUnit(idx uint32, objectSize, blockSize int64) uint32 {
+	if objectSize < readAheadMinObject {
+		return idx
+	}
+	return uint32(int64(idx) / extentBlocks(blockSize))
+}
+
 // BlockCache caches fixed-size blocks of immutable objects read from an
 // objstore.Store. Block i of an object of size n covers bytes
 // [i*BlockSize, min((i+1)*BlockSize, n)).
@@ -109,14 +151,37 @@ const (
 // the cache is full of hot blocks it may be turned away; its first read
 // then costs one GET, which also gives it the history to be admitted.
 //
+// # Read-ahead
+//
+// A miss on block i of an object of at least readAheadMinObject bytes
+// also reads, in the same GET, the blocks after i up to the end of i's
+// extent (extentBytes, 64 MiB: blocks [k*n, (k+1)*n) for n =
+// extentBytes/BlockSize) and caches each of them: a catch-up reader
+// walking a compacted object costs one GET per 64 MiB instead of one per
+// block. The run stops early at a block that is cached or already being
+// read, and is capped at MaxBytes/8 so that its blocks do not push each
+// other out of the window. Extents never cross: in a zone, each extent
+// has one owner (zone.go), so a read-ahead never reads a block another
+// agent owns and each object is still read once per zone. Read-ahead
+// bytes in flight are bounded by MaxBytes/4 (the GET's buffer and the
+// block copies are both held while a read is split); a miss over that
+// bound reads its block alone.
+//
 // Close must not run concurrently with ReadRange or Insert: stop readers
 // first (ristretto panics on a Set racing its Close).
 type BlockCache struct {
 	store     objstore.Store
 	blockSize int64
-	cache     *ristretto.Cache[uint64, *block]
-	window    *window // recent blocks in front of ristretto (window.go)
-	closed    atomic.Bool
+	// aheadMax bounds the bytes one read-ahead GET reads (MaxBytes/8,
+	// at most extentBytes); aheadBudget bounds those in flight
+	// (MaxBytes/4), aheadInFlight counts them.
+	aheadMax      int64
+	aheadBudget   int64
+	aheadInFlight atomic.Int64
+	stats         blockCounters
+	cache         *ristretto.Cache[uint64, *block]
+	window        *window // recent blocks in front of ristretto (window.go)
+	closed        atomic.Bool
 	// closeMu keeps Close from running while ReadRange or Insert use the
 	// ristretto cache (ristretto panics on use after Close): they hold it
 	// for reading, Close for writing.
@@ -124,6 +189,35 @@ type BlockCache struct {
 
 	mu    sync.Mutex
 	loads map[loadKey]*load // guarded by mu; block reads in flight
+}
+
+// blockCounters are one BlockCache's object store reads.
+type blockCounters struct {
+	reads, readBytes, aheadBlocks atomic.Int64
+}
+
+// BlockStats are one BlockCache's object store reads: GETs, the bytes they
+// returned, and the blocks read ahead (cached without being asked for).
+type BlockStats struct {
+	StoreReads, StoreReadBytes, ReadAheadBlocks int64
+}
+
+// Stats returns this cache's counters.
+func (c *BlockCache) Stats() BlockStats {
+	return BlockStats{StoreReads: c.stats.reads.Load(), StoreReadBytes: c.stats.readBytes.Load(), ReadAheadBlocks: c.stats.aheadBlocks.Load()}
+}
+
+// getRange reads from the store and counts the read.
+func (c *BlockCache) getRange(ctx context.Context, key string, off, length int64) ([]byte, error) {
+	data, err := c.store.GetRange(ctx, key, off, length)
+	c.stats.reads.Add(1)
+	c.stats.readBytes.Add(int64(len(data)))
+	storeReads.Inc()
+	storeReadBytes.Add(len(data))
+	if err == nil {
+		storeReadSize.Update(float64(len(data)))
+	}
+	return data, err
 }
 
 // block is one cached block. Its fields never change once it is built.
@@ -218,11 +312,13 @@ func NewBlockCache(store objstore.Store, cfg BlockCacheConfig) (*BlockCache, err
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	c := &BlockCache{
-		store:     store,
-		blockSize: cfg.BlockSize,
-		cache:     rc,
-		window:    newWindow(win),
-		loads:     make(map[loadKey]*load),
+		store:       store,
+		blockSize:   cfg.BlockSize,
+		aheadMax:    min(extentBytes, cfg.MaxBytes/8),
+		aheadBudget: cfg.MaxBytes / 4,
+		cache:       rc,
+		window:      newWindow(win),
+		loads:       make(map[loadKey]*load),
 	}
 	live.mu.Lock()
 	live.m[c] = struct{}{}
@@ -260,7 +356,7 @@ func (c *BlockCache) ReadRange(ctx context.Context, key string, objectSize, off,
 	}
 	kh := xxhash.Sum64String(key)
 	if first == last {
-		data, err := c.block(ctx, key, blockKey{kh, uint32(first)}, objectSize)
+		data, err := c.block(ctx, key, blockKey{kh, uint32(first)}, objectSize, true)
 		if err != nil {
 			return nil, err
 		}
@@ -288,27 +384,44 @@ func (c *BlockCache) readSpan(ctx context.Context, key string, kh uint64, object
 			missing = append(missing, idx)
 		}
 	}
-	switch len(missing) {
-	case 0:
-		return out, nil
-	case 1:
-		data, err := c.load(ctx, key, blockKey{kh, uint32(missing[0])}, objectSize)
-		if err != nil {
-			return nil, err
-		}
-		c.copyIn(out, off, missing[0], data)
-		return out, nil
+	// Missing blocks are loaded in groups, the groups concurrently: one
+	// group per block, or, for an object that is read ahead, one per
+	// extent, loaded in order, so that the first miss of an extent reads
+	// the rest in its GET instead of racing their own GETs.
+	unit := func(idx int64) int64 { return idx }
+	if objectSize >= readAheadMinObject {
+		n := extentBlocks(c.blockSize)
+		unit = func(idx int64) int64 { return idx / n }
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, idx := range missing {
-		g.Go(func() error {
-			data, err := c.load(gctx, key, blockKey{kh, uint32(idx)}, objectSize)
+	loadGroup := func(ctx context.Context, group []int64) error {
+		for _, idx := range group {
+			data, err := c.load(ctx, key, blockKey{kh, uint32(idx)}, objectSize, true)
 			if err != nil {
 				return err
 			}
 			c.copyIn(out, off, idx, data)
-			return nil
-		})
+		}
+		return nil
+	}
+	var groups [][]int64
+	for i, idx := range missing {
+		if i == 0 || unit(idx) != unit(missing[i-1]) {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], idx)
+	}
+	switch len(groups) {
+	case 0:
+		return out, nil
+	case 1:
+		if err := loadGroup(ctx, groups[0]); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, group := range groups {
+		g.Go(func() error { return loadGroup(gctx, group) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -330,13 +443,14 @@ func (c *BlockCache) blockLen(idx uint32, objectSize int64) int64 {
 	return min(c.blockSize, objectSize-int64(idx)*c.blockSize)
 }
 
-// block returns the bytes of one block, from the cache or the store.
-func (c *BlockCache) block(ctx context.Context, key string, bk blockKey, objectSize int64) ([]byte, error) {
+// block returns the bytes of one block, from the cache or the store;
+// ahead: a miss may read ahead (see BlockCache).
+func (c *BlockCache) block(ctx context.Context, key string, bk blockKey, objectSize int64, ahead bool) ([]byte, error) {
 	data, ok, err := c.lookup(key, bk, objectSize)
 	if err != nil || ok {
 		return data, err
 	}
-	return c.load(ctx, key, bk, objectSize)
+	return c.load(ctx, key, bk, objectSize, ahead)
 }
 
 // lookup returns a cached block and counts the hit or miss.
@@ -395,7 +509,12 @@ func (c *BlockCache) checkLen(key string, idx uint32, data []byte, objectSize in
 // (which is asynchronous), so a reader arriving in between finds the load
 // and does not read the block a second time. A reader that finds neither
 // checks the cache again under c.mu before registering a load.
-func (c *BlockCache) load(ctx context.Context, key string, bk blockKey, objectSize int64) ([]byte, error) {
+//
+// With ahead set, the loader of a block of a large object also registers
+// loads for the blocks after it in its extent (registerAheadLocked) and
+// reads them all in one GET (runAheadLoad); readers of those blocks wait
+// for that GET like any coalesced miss.
+func (c *BlockCache) load(ctx context.Context, key string, bk blockKey, objectSize int64, ahead bool) ([]byte, error) {
 	lk := loadKey{key, bk.block}
 	for {
 		c.mu.Lock()
@@ -410,7 +529,14 @@ func (c *BlockCache) load(ctx context.Context, key string, bk blockKey, objectSi
 			}
 			l = &load{done: make(chan struct{})}
 			c.loads[lk] = l
+			var run []*load
+			if ahead {
+				run = c.registerAheadLocked(key, bk, objectSize)
+			}
 			c.mu.Unlock()
+			if len(run) > 0 {
+				return c.runAheadLoad(ctx, lk, bk, l, run, objectSize)
+			}
 			return c.runLoad(ctx, lk, bk, l, c.blockLen(bk.block, objectSize))
 		}
 		c.mu.Unlock()
@@ -434,9 +560,105 @@ func (c *BlockCache) load(ctx context.Context, key string, bk blockKey, objectSi
 	}
 }
 
+// registerAheadLocked registers loads for the blocks after bk that a
+// read-ahead from bk reads, and returns them in block order (none when
+// the object is small, the budget is spent, or the next block is cached
+// or being read). The caller holds c.mu and has registered bk's load; the
+// returned loads belong to it and must be finished by runAheadLoad.
+func (c *BlockCache) registerAheadLocked(key string, bk blockKey, objectSize int64) []*load {
+	if objectSize < readAheadMinObject {
+		return nil
+	}
+	n := extentBlocks(c.blockSize)
+	end := min((int64(bk.block)/n+1)*n, (objectSize+c.blockSize-1)/c.blockSize) // blocks [bk.block, end)
+	end = min(end, int64(bk.block)+max(1, c.aheadMax/c.blockSize))
+	if end <= int64(bk.block)+1 {
+		return nil
+	}
+	var run []*load
+	bytes := c.blockLen(bk.block, objectSize)
+	for idx := int64(bk.block) + 1; idx < end; idx++ {
+		lk := loadKey{key, uint32(idx)}
+		if _, ok := c.loads[lk]; ok {
+			break
+		}
+		if c.cached(key, blockKey{bk.keyHash, uint32(idx)}) != nil {
+			break
+		}
+		run = append(run, &load{done: make(chan struct{})})
+		bytes += c.blockLen(uint32(idx), objectSize)
+	}
+	if len(run) == 0 {
+		return nil
+	}
+	// The budget counts the whole GET; over it, read the block alone.
+	if c.aheadInFlight.Add(bytes) > c.aheadBudget {
+		c.aheadInFlight.Add(-bytes)
+		readAheadSkipped.Inc()
+		return nil
+	}
+	for i, l := range run {
+		c.loads[loadKey{key, bk.block + 1 + uint32(i)}] = l
+	}
+	return run
+}
+
+// runAheadLoad is the loader's half of a read-ahead: one GET for block bk
+// (load l) and the blocks after it (run), each published to its waiters
+// and cached as its own copy, so that no block pins the GET's buffer.
+func (c *BlockCache) runAheadLoad(ctx context.Context, lk loadKey, bk blockKey, l *load, run []*load, objectSize int64) ([]byte, error) {
+	first := int64(bk.block)
+	last := first + int64(len(run)) // inclusive
+	off := first * c.blockSize
+	want := last*c.blockSize + c.blockLen(uint32(last), objectSize) - off
+	defer c.aheadInFlight.Add(-want)
+	all := append([]*load{l}, run...)
+	buf, err := c.getRange(ctx, lk.key, off, want)
+	if err == nil && int64(len(buf)) != want {
+		err = fmt.Errorf("store returned %d bytes, want %d", len(buf), want)
+	}
+	if err != nil {
+		err = fmt.Errorf("cache: read blocks %d-%d of %q: %w", first, last, lk.key, err)
+		c.mu.Lock()
+		for i, x := range all {
+			x.err = err
+			// The blocks read ahead were nobody's request: their
+			// waiters read them themselves rather than fail with an
+			// error that belongs to this reader.
+			x.loaderGaveUp = i > 0 || ctx.Err() != nil
+			delete(c.loads, loadKey{lk.key, uint32(first + int64(i))})
+		}
+		c.mu.Unlock()
+		for _, x := range all {
+			close(x.done)
+		}
+		return nil, err
+	}
+	blocks := make([]*block, len(all))
+	for i, x := range all {
+		idx := uint32(first + int64(i))
+		start := int64(i) * c.blockSize
+		x.data = append([]byte(nil), buf[start:start+c.blockLen(idx, objectSize)]...)
+		close(x.done) // waiters need not wait for the cache
+		blocks[i] = &block{key: lk.key, idx: idx, data: x.data}
+	}
+	c.stats.aheadBlocks.Add(int64(len(run)))
+	readAheadBlocks.Add(len(run))
+	for _, b := range blocks {
+		c.add(blockKey{bk.keyHash, b.idx}.hash(), b)
+	}
+	c.cache.Wait()
+	c.mu.Lock()
+	for i := range all {
+		delete(c.loads, loadKey{lk.key, uint32(first + int64(i))})
+	}
+	c.mu.Unlock()
+	return l.data, nil
+}
+
 // runLoad is the loader's half of load: read, publish to waiters, cache.
 func (c *BlockCache) runLoad(ctx context.Context, lk loadKey, bk blockKey, l *load, want int64) ([]byte, error) {
-	data, err := c.store.GetRange(ctx, lk.key, int64(bk.block)*c.blockSize, want)
+	data, err := c.getRange(ctx, lk.key, int64(bk.block)*c.blockSize, want)
 	if err == nil && int64(len(data)) != want {
 		// The Store contract forbids this; never cache a short block.
 		err = fmt.Errorf("store returned %d bytes, want %d", len(data), want)
@@ -471,7 +693,21 @@ func (c *BlockCache) BlockSize() int64 { return c.blockSize }
 //
 // !!! The result is the cached block itself, shared with every other
 // reader: NEVER modify it (its capacity ends with the block).
+//
+// A miss reads ahead (see BlockCache): Block is how an owner reads its
+// blocks, for itself and for its peers.
 func (c *BlockCache) Block(ctx context.Context, key string, idx uint32, objectSize int64) ([]byte, error) {
+	return c.readBlock(ctx, key, idx, objectSize, true)
+}
+
+// blockAlone is Block without read-ahead: for a reader that does not own
+// the block (a fallback after its owner failed), which must not read the
+// owner's other blocks too.
+func (c *BlockCache) blockAlone(ctx context.Context, key string, idx uint32, objectSize int64) ([]byte, error) {
+	return c.readBlock(ctx, key, idx, objectSize, false)
+}
+
+func (c *BlockCache) readBlock(ctx context.Context, key string, idx uint32, objectSize int64, ahead bool) ([]byte, error) {
 	c.closeMu.RLock()
 	defer c.closeMu.RUnlock()
 	if c.closed.Load() {
@@ -480,7 +716,7 @@ func (c *BlockCache) Block(ctx context.Context, key string, idx uint32, objectSi
 	if objectSize <= 0 || int64(idx) > (objectSize-1)/c.blockSize {
 		return nil, fmt.Errorf("cache: block %d outside %q of size %d", idx, key, objectSize)
 	}
-	return c.block(ctx, key, blockKey{xxhash.Sum64String(key), idx}, objectSize)
+	return c.block(ctx, key, blockKey{xxhash.Sum64String(key), idx}, objectSize, ahead)
 }
 
 // InsertBlock caches block idx of the object key, of objectSize bytes,

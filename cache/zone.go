@@ -343,7 +343,7 @@ func (z *Zone) ReadRange(ctx context.Context, key string, objectSize, off, lengt
 	}
 	mine := true
 	for idx := first; idx <= last && mine; idx++ {
-		mine = r.owner(blockHash(kh, uint32(idx))) == r.self
+		mine = r.owner(z.unitHash(kh, uint32(idx), objectSize)) == r.self
 	}
 	if mine {
 		return z.blocks.ReadRange(ctx, key, objectSize, off, length)
@@ -373,7 +373,7 @@ func (z *Zone) ReadRange(ctx context.Context, key string, objectSize, off, lengt
 // agent owns the block, else from the owner, else (on any peer failure)
 // from the BlockCache after all.
 func (z *Zone) readPart(ctx context.Context, r *ring, key string, kh uint64, idx uint32, size, lo, hi int64) ([]byte, error) {
-	if o := r.owner(blockHash(kh, idx)); o != r.self {
+	if o := r.owner(z.unitHash(kh, idx, size)); o != r.self {
 		p := r.peers[o]
 		data, err := z.peerGet(ctx, p, key, idx, size, lo, hi)
 		if err == nil {
@@ -386,7 +386,13 @@ func (z *Zone) readPart(ctx context.Context, r *ring, key string, kh uint64, idx
 		mGetFallback.Inc()
 		z.logFallback(p, key, idx, err)
 	}
-	block, err := z.blocks.Block(ctx, key, idx, size)
+	// An owner reads ahead through its extent (blocks.go); a fallback
+	// reads its one block only: the others are the owner's to read.
+	read := z.blocks.Block
+	if o := r.owner(z.unitHash(kh, idx, size)); o != r.self {
+		read = z.blocks.blockAlone
+	}
+	block, err := read(ctx, key, idx, size)
 	if err != nil {
 		return nil, err
 	}
@@ -536,7 +542,7 @@ func (z *Zone) Uploaded(key string, object []byte) {
 	kh := xxhash.Sum64String(key)
 	owners := make([]int, (n-1)/z.bs+1)
 	for i := range owners {
-		owners[i] = r.owner(blockHash(kh, uint32(i)))
+		owners[i] = r.owner(z.unitHash(kh, uint32(i), n))
 	}
 	z.blocks.insert(key, object, func(idx uint32) bool { return owners[idx] == r.self })
 	var done sync.WaitGroup
@@ -737,6 +743,16 @@ func newRing(ps []Peer, selfID string) *ring {
 		r.hashes = append(r.hashes, xxhash.Sum64String(p.ID))
 	}
 	return r
+}
+
+// unitHash is the rendezvous hash of the unit of ownership holding block
+// idx of an object of size bytes whose key hashes to kh: the block's own,
+// or, for an object read ahead, its extent's (ownerUnit, blocks.go), so
+// that one agent owns every block of an extent and a read-ahead GET
+// never reads another agent's blocks. Every agent of a zone must compute
+// the same, as every caller of the ring does through this function.
+func (z *Zone) unitHash(kh uint64, idx uint32, size int64) uint64 {
+	return blockHash(kh, ownerUnit(idx, size, z.bs))
 }
 
 // blockHash names block idx of the object whose key hashes to kh, for

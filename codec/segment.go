@@ -297,6 +297,10 @@ func (b *SegmentBuilder) Finish() (object []byte, metas []ChunkMeta) {
 	return object, metas
 }
 
+// SetID names the segment Finish writes, in place of the id the builder
+// was made with: the pipeline names a segment when it seals it.
+func (b *SegmentBuilder) SetID(id [16]byte) { b.id = id }
+
 // Reset empties the builder for a new segment id, keeping its allocations.
 func (b *SegmentBuilder) Reset(id [16]byte) {
 	clear(b.chunks) // no stale references to batches in the spare capacity

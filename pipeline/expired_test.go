@@ -90,3 +90,25 @@ func TestSegmentExpiredAfterUnknownOutcome(t *testing.T) {
 		}
 	})
 }
+
+// TestLongOpenSegmentNotExpired: a segment open for longer than half of
+// meta's GC grace (a --flush-interval of 10 minutes; the grace is 5) is
+// named when it is sealed, not when it opened, so meta accepts it. Named
+// at open, it was refused as expired (and, before that refusal was
+// recognised, retried until its deadline); TestSealBySize, with its
+// hour-long interval, failed the same way.
+func TestLongOpenSegmentNotExpired(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 1)
+		p := e.start(pipeline.Config{FlushInterval: 10 * time.Minute}, objstore.NewMemory(), nil)
+		a := mustAppend(t, p, []pipeline.Batch{e.batch(0, 3, 10)})
+		time.Sleep(11 * time.Minute)
+		synctest.Wait()
+		if n, res := a.state(); n != 1 || res[0].Err != nil || res[0].BaseOffset != 0 {
+			t.Fatalf("done %d times, %+v; want appended at 0", n, res)
+		}
+		if e.hwm(0) != 3 {
+			t.Fatalf("high watermark %d, want 3", e.hwm(0))
+		}
+	})
+}

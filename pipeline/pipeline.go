@@ -211,16 +211,16 @@ func (r *request) fail(err error) {
 
 // segment is the open or a sealed segment.
 type segment struct {
-	id      meta.SegmentID
 	builder *codec.SegmentBuilder
 	reqs    []*request
 	bytes   int64 // record bytes held (for in-flight accounting)
 	timer   *time.Timer
 
 	// set at seal, under Pipeline.mu
-	seq      uint64    // seal order, from 1
-	deadline time.Time // the commit gives up here: see commitDeadline
-	capped   bool      // deadline is its requests' own, before CommitTimeout
+	id       meta.SegmentID // see sealLocked
+	seq      uint64         // seal order, from 1
+	deadline time.Time      // the commit gives up here: see commitDeadline
+	capped   bool           // deadline is its requests' own, before CommitTimeout
 
 	// set by the uploader
 	uploaded chan struct{}
@@ -334,10 +334,16 @@ func (p *Pipeline) Append(ctx context.Context, batches []Batch, done func([]Resu
 }
 
 func (p *Pipeline) newSegment() *segment {
+	return &segment{builder: codec.NewSegmentBuilder(meta.SegmentID{}), uploaded: make(chan struct{})}
+}
+
+// newSegmentID names a segment by the time now (and 8 random bytes), so
+// that ids sort by creation time.
+func newSegmentID() meta.SegmentID {
 	var id meta.SegmentID
 	binary.BigEndian.PutUint64(id[:8], uint64(time.Now().UnixNano()))
 	_, _ = rand.Read(id[8:])
-	return &segment{id: id, builder: codec.NewSegmentBuilder(id), uploaded: make(chan struct{})}
+	return id
 }
 
 // ObjectKey is where a segment lives in the bucket (meta.ObjectKey).
@@ -367,6 +373,14 @@ func (p *Pipeline) sealLocked(reason *metrics.Counter) {
 	reason.Inc()
 	p.sealSeq++
 	seg.seq = p.sealSeq
+	// The id is taken at the seal, not when the segment opened: meta
+	// refuses a commit whose id is older than half its --gc-grace
+	// (ErrSegmentExpired), and a segment may stay open for a whole
+	// --flush-interval, which nothing bounds by the grace. From the seal,
+	// the commit deadline (CommitTimeout) bounds the id's age at commit.
+	// Taken under mu, ids still sort in seal order.
+	seg.id = newSegmentID()
+	seg.builder.SetID(seg.id)
 	seg.deadline, seg.capped = commitDeadline(time.Now(), p.cfg.CommitTimeout, seg.reqs)
 	p.sealed = append(p.sealed, seg)
 	p.wakeCommitLoop()

@@ -1,0 +1,343 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+
+	"sluice.dev/objstore"
+)
+
+// genStore serves objects whose bytes are a function of (key, offset),
+// so that a 128 MiB object costs no memory until read. It counts GETs
+// and the bytes they returned.
+type genStore struct {
+	objstore.Store // nil: only GetRange is used
+	sizes          map[string]int64
+	gets, bytes    atomic.Int64
+	fail           atomic.Bool // GETs fail while set
+	mu             sync.Mutex
+	ranges         []string // guarded by mu; "key@off+len" per GET
+}
+
+func newGenStore(sizes map[string]int64) *genStore { return &genStore{sizes: sizes} }
+
+// genBytes returns bytes [off, off+length) of the object whose key
+// hashes to kh: 8-byte words, each a hash of its index, so that it is
+// fast to make even under -race.
+func genBytes(kh uint64, off, length int64) []byte {
+	start, end := off&^7, (off+length+7)&^7
+	buf := make([]byte, end-start)
+	for w := start; w < end; w += 8 {
+		binary.LittleEndian.PutUint64(buf[w-start:], uint64(w/8+1)*0x9e3779b97f4a7c15^kh)
+	}
+	return buf[off-start : off-start+length]
+}
+
+func (s *genStore) GetRange(_ context.Context, key string, off, length int64) ([]byte, error) {
+	if s.fail.Load() {
+		return nil, fmt.Errorf("genStore: injected failure reading %q", key)
+	}
+	size, ok := s.sizes[key]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", objstore.ErrNotFound, key)
+	}
+	if off < 0 || length < 0 || off+length > size {
+		return nil, fmt.Errorf("genStore: range [%d, +%d) outside %q of %d", off, length, key, size)
+	}
+	s.gets.Add(1)
+	s.bytes.Add(length)
+	s.mu.Lock()
+	s.ranges = append(s.ranges, fmt.Sprintf("%s@%d+%d", key, off, length))
+	s.mu.Unlock()
+	return genBytes(xxhash.Sum64String(key), off, length), nil
+}
+
+func (s *genStore) log() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ranges...)
+}
+
+// checkGen fails unless data is bytes [off, off+len) of key.
+func checkGen(t *testing.T, key string, off int64, data []byte) {
+	t.Helper()
+	if !bytes.Equal(data, genBytes(xxhash.Sum64String(key), off, int64(len(data)))) {
+		t.Fatalf("%s: bytes [%d, +%d) differ from the object's", key, off, len(data))
+	}
+}
+
+// readSequentially reads [from, size) of key in 1 MiB ranges, as a
+// catch-up consumer walking a compacted object's entries does.
+func readSequentially(t *testing.T, r interface {
+	ReadRange(ctx context.Context, key string, objectSize, off, length int64) ([]byte, error)
+}, key string, size, from int64) {
+	t.Helper()
+	readRange(t, r, key, size, from, size)
+}
+
+// readRange reads [from, to) of key in 1 MiB ranges.
+func readRange(t *testing.T, r interface {
+	ReadRange(ctx context.Context, key string, objectSize, off, length int64) ([]byte, error)
+}, key string, size, from, to int64) {
+	t.Helper()
+	const step = 1 << 20
+	for off := from; off < to; off += step {
+		n := min(step, to-off)
+		data, err := r.ReadRange(context.Background(), key, size, off, n)
+		if err != nil {
+			t.Fatalf("ReadRange(%d, %d): %v", off, n, err)
+		}
+		// Samples of each range: generating every expected byte
+		// costs more than the test under -race.
+		for _, at := range []int64{0, n / 2, n - 64} {
+			checkGen(t, key, off+at, data[at:at+64])
+		}
+	}
+}
+
+// TestReadAheadColdCatchUp: a cold sequential read of a 128 MiB object
+// (a large compaction output) through the cache costs one GET per 64 MiB
+// extent, 2 in all, not one per 16 MiB block (8).
+func TestReadAheadColdCatchUp(t *testing.T) {
+	const size = 128 << 20
+	s := newGenStore(map[string]int64{"big": size})
+	c := newTestCache(t, s, BlockCacheConfig{}) // defaults: 16 MiB blocks, 512 MiB
+	readSequentially(t, c, "big", size, 0)
+	if g := s.gets.Load(); g != 2 {
+		t.Fatalf("%d GETs for a cold read of 128 MiB, want 2: %v", g, s.log())
+	}
+	if b := s.bytes.Load(); b != size {
+		t.Fatalf("read %d bytes from the store for a %d-byte object", b, size)
+	}
+	st := c.Stats()
+	if st.StoreReads != 2 || st.StoreReadBytes != size || st.ReadAheadBlocks != 6 {
+		t.Fatalf("stats %+v, want 2 reads of 128 MiB and 6 blocks read ahead", st)
+	}
+	// Everything is cached now: a second pass costs nothing.
+	readSequentially(t, c, "big", size, 0)
+	if g := s.gets.Load(); g != 2 {
+		t.Fatalf("%d GETs after a warm second pass, want still 2", g)
+	}
+}
+
+// TestReadAheadStopsAtExtentsAndSmallObjects: a read starting inside an
+// extent reads to the extent's end (never across it: the next extent
+// may have another owner), and objects below readAheadMinObject are read
+// block by block.
+func TestReadAheadStopsAtExtentsAndSmallObjects(t *testing.T) {
+	const big, small = 100 << 20, 24 << 20 // 7 blocks (last one 4 MiB); 2 blocks
+	s := newGenStore(map[string]int64{"big": big, "small": small})
+	c := newTestCache(t, s, BlockCacheConfig{})
+	readSequentially(t, c, "big", big, 40<<20) // from inside block 2
+	want := []string{
+		fmt.Sprintf("big@%d+%d", 32<<20, 32<<20), // blocks 2-3: the rest of extent 0
+		fmt.Sprintf("big@%d+%d", 64<<20, 36<<20), // blocks 4-6: extent 1, short last block
+	}
+	if got := s.log(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("GETs %v, want %v", got, want)
+	}
+	readSequentially(t, c, "small", small, 0)
+	want = append(want, "small@0+16777216", fmt.Sprintf("small@%d+%d", 16<<20, 8<<20))
+	if got := s.log(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("GETs %v, want %v (a small object is read block by block)", got, want)
+	}
+}
+
+// TestReadAheadConcurrentReadersReadOnce: readers starting anywhere in a
+// cold large object at once share the reads: every byte comes from the
+// store exactly once (invariant 4 with read-ahead), whichever reader's
+// GET covers it.
+func TestReadAheadConcurrentReadersReadOnce(t *testing.T) {
+	const size = 128 << 20
+	s := newGenStore(map[string]int64{"big": size})
+	c := newTestCache(t, s, BlockCacheConfig{})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		// Reader i starts i MiB into block i and reads 20 MiB on.
+		from := int64(i)*(16<<20) + int64(i)*(1<<20)
+		wg.Go(func() { readRange(t, c, "big", size, from, min(size, from+20<<20)) })
+	}
+	wg.Wait()
+	readSequentially(t, c, "big", size, 0) // and whatever was left
+	if b := s.bytes.Load(); b != size {
+		t.Fatalf("read %d bytes from the store for a %d-byte object: a block was read twice (%v)", b, size, s.log())
+	}
+	if g := s.gets.Load(); g > 8 {
+		t.Fatalf("%d GETs, want at most one per block", g)
+	}
+}
+
+// TestReadAheadBoundedByCacheSize: a cache too small for an extent reads
+// ahead at most MaxBytes/8 per GET, so read-ahead blocks do not evict
+// each other before they are read; with a block size above that, there
+// is no read-ahead at all.
+func TestReadAheadBoundedByCacheSize(t *testing.T) {
+	const size = 64 << 20
+	s := newGenStore(map[string]int64{"big": size})
+	c := newTestCache(t, s, BlockCacheConfig{BlockSize: 4 << 20, MaxBytes: 128 << 20}) // aheadMax 16 MiB
+	readSequentially(t, c, "big", size, 0)
+	if g := s.gets.Load(); g != 4 {
+		t.Fatalf("%d GETs, want 4 of 16 MiB: %v", g, s.log())
+	}
+	s2 := newGenStore(map[string]int64{"big": size})
+	c2 := newTestCache(t, s2, BlockCacheConfig{BlockSize: 16 << 20, MaxBytes: 64 << 20}) // aheadMax 8 MiB < a block
+	readSequentially(t, c2, "big", size, 0)
+	if g := s2.gets.Load(); g != 4 {
+		t.Fatalf("%d GETs, want 4, one per block: %v", g, s2.log())
+	}
+}
+
+// TestReadAheadFailureLetsWaitersRetry: a failed read-ahead GET fails its
+// own reader, while the loads of the blocks it only read ahead are marked
+// so that their waiters read those blocks themselves (load retries a load
+// whose loader gave up) instead of failing with another reader's error.
+func TestReadAheadFailureLetsWaitersRetry(t *testing.T) {
+	const size = 64 << 20
+	s := newGenStore(map[string]int64{"big": size})
+	c := newTestCache(t, s, BlockCacheConfig{})
+	kh := xxhash.Sum64String("big")
+	c.mu.Lock()
+	l := &load{done: make(chan struct{})}
+	c.loads[loadKey{"big", 0}] = l
+	run := c.registerAheadLocked("big", blockKey{kh, 0}, size)
+	c.mu.Unlock()
+	if len(run) != 3 {
+		t.Fatalf("read-ahead of %d blocks, want 3", len(run))
+	}
+	s.fail.Store(true)
+	if _, err := c.runAheadLoad(context.Background(), loadKey{"big", 0}, blockKey{kh, 0}, l, run, size); err == nil {
+		t.Fatal("runAheadLoad succeeded with a failing store")
+	}
+	s.fail.Store(false)
+	if l.err == nil || l.loaderGaveUp {
+		t.Fatalf("own load: err %v, gave up %v; want the error, not given up", l.err, l.loaderGaveUp)
+	}
+	for i, x := range run {
+		if x.err == nil || !x.loaderGaveUp {
+			t.Fatalf("block %d read ahead: err %v, gave up %v; want given up so waiters retry", i+1, x.err, x.loaderGaveUp)
+		}
+	}
+	c.mu.Lock()
+	left := len(c.loads)
+	c.mu.Unlock()
+	if left != 0 || c.aheadInFlight.Load() != 0 {
+		t.Fatalf("%d loads registered, %d read-ahead bytes in flight after the failure", left, c.aheadInFlight.Load())
+	}
+	data, err := c.Block(context.Background(), "big", 2, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGen(t, "big", 32<<20, data)
+}
+
+// TestReadAheadZoneOncePerZone: two agents of one zone read a cold
+// 128 MiB object. Each extent has one owner (ownerUnit), the owner reads
+// it in one GET, and the other agent gets its blocks from the owner: the
+// zone reads each byte of the object once, in 2 GETs, each by the owner
+// of its extent (peer fallbacks aside, see below).
+func TestReadAheadZoneOncePerZone(t *testing.T) {
+	const size = 128 << 20
+	s := newGenStore(map[string]int64{"big": size})
+	var peers atomic.Pointer[[]Peer]
+	var zones []*Zone
+	var caches []*BlockCache
+	var all []Peer
+	for _, id := range []string{"a", "b"} {
+		c := newTestCache(t, s, BlockCacheConfig{})
+		z, err := StartZone(ZoneConfig{
+			SelfID: id, Zone: "z1", Secret: testSecret, Listen: "127.0.0.1:0",
+			Peers:  func() []Peer { return *peers.Load() },
+			Logger: testLogger(t),
+		}, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { z.Close() })
+		zones, caches = append(zones, z), append(caches, c)
+		all = append(all, Peer{ID: id, Addr: z.Addr(), Zone: "z1"})
+	}
+	peers.Store(&all)
+
+	// Which agent owns each extent, and so must read it.
+	r := newRing(all, "a")
+	kh := xxhash.Sum64String("big")
+	wantReads := make([]int64, 2)
+	for ext := range uint32(2) {
+		o := r.owner(zones[0].unitHash(kh, ext*4, size))
+		for idx := ext * 4; idx < ext*4+4; idx++ {
+			if r.owner(zones[0].unitHash(kh, idx, size)) != o {
+				t.Fatalf("block %d and block %d of one extent have different owners", idx, ext*4)
+			}
+		}
+		wantReads[o]++
+	}
+
+	for _, z := range zones { // both agents read it all, one after the other
+		readSequentially(t, z, "big", size, 0)
+	}
+	// A peer GET that times out (5 s: only under -race on a loaded
+	// machine, while the owner reads 64 MiB) falls back to reading that
+	// one block from the store, without read-ahead: each fallback costs
+	// one GET of one block, and nothing else may.
+	var fallbacks int64
+	for _, z := range zones {
+		fallbacks += z.Stats().Fallbacks
+	}
+	t.Logf("%d GETs of %d bytes, %d peer fallbacks", s.gets.Load(), s.bytes.Load(), fallbacks)
+	if g, b := s.gets.Load(), s.bytes.Load(); g != 2+fallbacks || b != size+fallbacks*(16<<20) {
+		t.Fatalf("%d GETs of %d bytes in the zone with %d fallbacks, want %d of %d: %v", g, b, fallbacks, 2+fallbacks, size+fallbacks*(16<<20), s.log())
+	}
+	for i, c := range caches {
+		if st := c.Stats(); st.ReadAheadBlocks != 3*wantReads[i] {
+			t.Fatalf("agent %d read %d blocks ahead, want %d (3 for each extent it owns, none of others')", i, st.ReadAheadBlocks, 3*wantReads[i])
+		}
+	}
+}
+
+// TestReadAheadSpanOneGetPerExtent: one ReadRange over several missing
+// blocks of a large object loads them extent by extent, so the first
+// block's read-ahead covers the others instead of each racing its own
+// GET (readSpan groups by extent).
+func TestReadAheadSpanOneGetPerExtent(t *testing.T) {
+	const size = 128 << 20
+	s := newGenStore(map[string]int64{"big": size})
+	c := newTestCache(t, s, BlockCacheConfig{})
+	off, n := int64(1<<20), int64(72<<20) // blocks 0-4: extent 0 and block 4 of extent 1
+	data, err := c.ReadRange(context.Background(), "big", size, off, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, at := range []int64{0, 20 << 20, n - 64} {
+		checkGen(t, "big", off+at, data[at:at+64])
+	}
+	want := []string{fmt.Sprintf("big@0+%d", 64<<20), fmt.Sprintf("big@%d+%d", 64<<20, 64<<20)}
+	got := s.log()
+	slices.Sort(got)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("GETs %v, want %v", got, want)
+	}
+}
+
+// TestReadAheadBudget: while the read-ahead bytes in flight are at the
+// bound (MaxBytes/4), a miss reads its one block only.
+func TestReadAheadBudget(t *testing.T) {
+	const size = 128 << 20
+	s := newGenStore(map[string]int64{"big": size})
+	c := newTestCache(t, s, BlockCacheConfig{})
+	c.aheadInFlight.Store(c.aheadBudget - 16<<20) // room for one block, not four
+	readRange(t, c, "big", size, 0, 1<<20)
+	if got, want := s.log(), []string{"big@0+16777216"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("GETs %v over the read-ahead budget, want %v", got, want)
+	}
+	if n := c.aheadInFlight.Load(); n != c.aheadBudget-16<<20 {
+		t.Fatalf("read-ahead bytes in flight %d, want unchanged %d", n, c.aheadBudget-16<<20)
+	}
+}
