@@ -60,6 +60,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 
 	"sluice.dev/codec"
 )
@@ -224,17 +225,36 @@ type Emit func(base int64, batch []byte) error
 // passes the output batches in offset order to emit. See the file comment
 // for the rules. An error from emit stops it and is returned as is.
 func CleanRange(m *KeyMap, r BatchReader, cfg CleanConfig, emit Emit) (CleanStats, error) {
-	c := cleaner{m: m, cfg: cfg, emit: emit, covered: cfg.Start, next: cfg.Start}
+	c := cleaners.Get().(*cleaner)
+	*c = cleaner{
+		m: m, cfg: cfg, emit: emit, covered: cfg.Start, next: cfg.Start,
+		bb: c.bb, pend: c.pend[:0], // reused: compressors and buffers
+	}
 	if c.cfg.MaxDecompressed <= 0 {
 		c.cfg.MaxDecompressed = DefaultMaxDecompressed
 	}
 	c.stats.End = cfg.Start - 1
 	c.stats.CleanedUpTo = cfg.Start - 1
 	c.stats.Keys = m.Len()
-	defer c.it.Close()
 	err := c.run(r)
-	return c.stats, err
+	st := c.stats
+	c.it.Close()
+	c.m, c.emit = nil, nil
+	if cap(c.pend) > maxPooledPend {
+		c.pend = nil
+	}
+	cleaners.Put(c)
+	return st, err
 }
+
+// cleaners keeps cleaners, and with them their BatchBuilder's compressors
+// (a zstd encoder costs megabytes to set up), from one CleanRange to the
+// next.
+var cleaners = sync.Pool{New: func() any { return new(cleaner) }}
+
+// maxPooledPend is the largest output buffer a pooled cleaner keeps: a few
+// producer-sized batches.
+const maxPooledPend = 8 << 20
 
 // cleaner is the state of one CleanRange.
 //

@@ -409,9 +409,9 @@ func firstKeyed(recs []flatRec, from, to int64) int64 {
 // horizons and map sizes, every codec; see checkCompaction. A failure
 // names its seed; FuzzCompactKeys replays one.
 func TestCompactKeysRandom(t *testing.T) {
-	n := 400
+	n := 2000
 	if testing.Short() {
-		n = 50
+		n = 200
 	}
 	for seed := range uint64(n) {
 		checkCompaction(t, seed)
