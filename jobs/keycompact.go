@@ -33,12 +33,15 @@ package jobs
 //     when it lies in the clean part (o < dirtyStart: it has been through
 //     one cleaning already, so consumers have had a cleaning cycle to see
 //     it, as in Kafka where tombstones are removed only from the clean
-//     section) and h.MaxTimestamp < tombstoneHorizon. The caller sets the
-//     horizon to "now − delete.retention.ms" (or, like Kafka's legacy
-//     rule, the clean part's newest timestamp − delete.retention.ms). The
-//     batch's maxTimestamp rather than the record's own timestamp errs on
-//     the side of keeping: it is never below the record's, and a
-//     producer's create times inside a batch need not be ordered.
+//     section) and its timestamp (as a consumer sees it: the batch's
+//     maxTimestamp under LogAppendTime) is below tombstoneHorizon. The
+//     caller sets the horizon to "now − delete.retention.ms" (or, like
+//     Kafka's legacy rule, the clean part's newest timestamp −
+//     delete.retention.ms). Not the batch's maxTimestamp: cleaning
+//     recomputes it from the records kept, so it can fall below the
+//     horizon on the next pass with nothing else changed, and a second
+//     pass would then drop what the first kept (the property test found
+//     this; the record's own timestamp never changes).
 //
 // The output tiles the range without gaps (fetch computes each batch's base
 // offset as the previous base + lastOffsetDelta + 1, see server/fetch.go):
@@ -190,7 +193,7 @@ type CleanConfig struct {
 	// holds it.
 	CleanUpTo int64
 	// TombstoneHorizon: a latest-of-its-key tombstone in the clean part
-	// whose batch's maxTimestamp is below it is dropped (see the file
+	// whose timestamp is below it is dropped (see the file
 	// comment). math.MinInt64 keeps every tombstone.
 	TombstoneHorizon int64
 	// MaxDecompressed bounds a compressed batch's records; 0 is
@@ -346,7 +349,7 @@ func (c *cleaner) batch(b Batch) error {
 	for c.it.Next() {
 		rec := c.it.Record()
 		off := b.Base + int64(rec.OffsetDelta)
-		if h.IsControl() || c.keep(rec, off, h) {
+		if h.IsControl() || c.keep(rec, off) {
 			c.bb.Add(rec, off)
 			kept++
 		}
@@ -389,14 +392,14 @@ func (c *cleaner) batch(b Batch) error {
 }
 
 // keep decides one record of a data batch (see the file comment).
-func (c *cleaner) keep(rec *codec.Record, off int64, h codec.BatchHeader) bool {
+func (c *cleaner) keep(rec *codec.Record, off int64) bool {
 	if off > c.cfg.CleanUpTo || rec.Key == nil {
 		return true
 	}
 	if latest, ok := c.m.Get(rec.Key); ok && latest > off {
 		return false
 	}
-	if rec.NullValue && off < c.cfg.DirtyStart && h.MaxTimestamp < c.cfg.TombstoneHorizon {
+	if rec.NullValue && off < c.cfg.DirtyStart && rec.Timestamp < c.cfg.TombstoneHorizon {
 		c.stats.TombstonesDropped++
 		return false
 	}

@@ -141,7 +141,7 @@ type flatRec struct {
 	key, value         string
 	nullKey, nullValue bool
 	ts                 int64 // create timestamp
-	batchMaxTS         int64
+	tsSeen             int64 // the timestamp a consumer sees
 	control            bool
 }
 
@@ -185,7 +185,7 @@ func flatten(t testing.TB, batches []Batch, first int64) ([]flatRec, int64) {
 			out = append(out, flatRec{
 				off: b.Base + int64(r.OffsetDelta), key: string(r.Key), value: string(r.Value),
 				nullKey: r.Key == nil, nullValue: r.NullValue, ts: r.CreateTimestamp,
-				batchMaxTS: h.MaxTimestamp, control: h.IsControl(),
+				tsSeen: r.Timestamp, control: h.IsControl(),
 			})
 		}
 		if err := it.Err(); err != nil {
