@@ -33,12 +33,15 @@ package jobs
 //     when it lies in the clean part (o < dirtyStart: it has been through
 //     one cleaning already, so consumers have had a cleaning cycle to see
 //     it, as in Kafka where tombstones are removed only from the clean
-//     section) and h.MaxTimestamp < tombstoneHorizon. The caller sets the
-//     horizon to "now − delete.retention.ms" (or, like Kafka's legacy
-//     rule, the clean part's newest timestamp − delete.retention.ms). The
-//     batch's maxTimestamp rather than the record's own timestamp errs on
-//     the side of keeping: it is never below the record's, and a
-//     producer's create times inside a batch need not be ordered.
+//     section) and its timestamp (as a consumer sees it: the batch's
+//     maxTimestamp under LogAppendTime) is below tombstoneHorizon. The
+//     caller sets the horizon to "now − delete.retention.ms" (or, like
+//     Kafka's legacy rule, the clean part's newest timestamp −
+//     delete.retention.ms). Not the batch's maxTimestamp: cleaning
+//     recomputes it from the records kept, so it can fall below the
+//     horizon on the next pass with nothing else changed, and a second
+//     pass would then drop what the first kept (the property test found
+//     this; the record's own timestamp never changes).
 //
 // The output tiles the range without gaps (fetch computes each batch's base
 // offset as the previous base + lastOffsetDelta + 1, see server/fetch.go):
@@ -60,6 +63,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 
 	"sluice.dev/codec"
 )
@@ -189,7 +193,7 @@ type CleanConfig struct {
 	// holds it.
 	CleanUpTo int64
 	// TombstoneHorizon: a latest-of-its-key tombstone in the clean part
-	// whose batch's maxTimestamp is below it is dropped (see the file
+	// whose timestamp is below it is dropped (see the file
 	// comment). math.MinInt64 keeps every tombstone.
 	TombstoneHorizon int64
 	// MaxDecompressed bounds a compressed batch's records; 0 is
@@ -224,17 +228,36 @@ type Emit func(base int64, batch []byte) error
 // passes the output batches in offset order to emit. See the file comment
 // for the rules. An error from emit stops it and is returned as is.
 func CleanRange(m *KeyMap, r BatchReader, cfg CleanConfig, emit Emit) (CleanStats, error) {
-	c := cleaner{m: m, cfg: cfg, emit: emit, covered: cfg.Start, next: cfg.Start}
+	c := cleaners.Get().(*cleaner)
+	*c = cleaner{
+		m: m, cfg: cfg, emit: emit, covered: cfg.Start, next: cfg.Start,
+		bb: c.bb, pend: c.pend[:0], // reused: compressors and buffers
+	}
 	if c.cfg.MaxDecompressed <= 0 {
 		c.cfg.MaxDecompressed = DefaultMaxDecompressed
 	}
 	c.stats.End = cfg.Start - 1
 	c.stats.CleanedUpTo = cfg.Start - 1
 	c.stats.Keys = m.Len()
-	defer c.it.Close()
 	err := c.run(r)
-	return c.stats, err
+	st := c.stats
+	c.it.Close()
+	c.m, c.emit = nil, nil
+	if cap(c.pend) > maxPooledPend {
+		c.pend = nil
+	}
+	cleaners.Put(c)
+	return st, err
 }
+
+// cleaners keeps cleaners, and with them their BatchBuilder's compressors
+// (a zstd encoder costs megabytes to set up), from one CleanRange to the
+// next.
+var cleaners = sync.Pool{New: func() any { return new(cleaner) }}
+
+// maxPooledPend is the largest output buffer a pooled cleaner keeps: a few
+// producer-sized batches.
+const maxPooledPend = 8 << 20
 
 // cleaner is the state of one CleanRange.
 //
@@ -326,7 +349,7 @@ func (c *cleaner) batch(b Batch) error {
 	for c.it.Next() {
 		rec := c.it.Record()
 		off := b.Base + int64(rec.OffsetDelta)
-		if h.IsControl() || c.keep(rec, off, h) {
+		if h.IsControl() || c.keep(rec, off) {
 			c.bb.Add(rec, off)
 			kept++
 		}
@@ -369,14 +392,14 @@ func (c *cleaner) batch(b Batch) error {
 }
 
 // keep decides one record of a data batch (see the file comment).
-func (c *cleaner) keep(rec *codec.Record, off int64, h codec.BatchHeader) bool {
+func (c *cleaner) keep(rec *codec.Record, off int64) bool {
 	if off > c.cfg.CleanUpTo || rec.Key == nil {
 		return true
 	}
 	if latest, ok := c.m.Get(rec.Key); ok && latest > off {
 		return false
 	}
-	if rec.NullValue && off < c.cfg.DirtyStart && h.MaxTimestamp < c.cfg.TombstoneHorizon {
+	if rec.NullValue && off < c.cfg.DirtyStart && rec.Timestamp < c.cfg.TombstoneHorizon {
 		c.stats.TombstonesDropped++
 		return false
 	}

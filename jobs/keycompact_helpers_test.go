@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -36,6 +37,22 @@ var kgoCodecs = map[int8]kgo.CompressionCodec{
 	2: kgo.SnappyCompression(),
 	3: kgo.Lz4Compression(),
 	4: kgo.ZstdCompression(),
+}
+
+// compressors caches franz-go's compressors: making one sets up encoder
+// pools (a zstd encoder is megabytes), which would dominate the tests.
+var compressors sync.Map // int8 -> kgo.Compressor
+
+func compressorFor(t testing.TB, c int8) kgo.Compressor {
+	if v, ok := compressors.Load(c); ok {
+		return v.(kgo.Compressor)
+	}
+	comp, err := kgo.DefaultCompressor(kgoCodecs[c])
+	if err != nil {
+		t.Fatal(err)
+	}
+	compressors.Store(c, comp)
+	return comp
 }
 
 func appendVarBytes(b, v []byte) []byte {
@@ -71,10 +88,7 @@ func encodeBatch(t testing.TB, tb tBatch) []byte {
 		recs = append(recs, body...)
 	}
 	if tb.codec != 0 {
-		comp, err := kgo.DefaultCompressor(kgoCodecs[tb.codec])
-		if err != nil {
-			t.Fatal(err)
-		}
+		comp := compressorFor(t, tb.codec)
 		out, typ := comp.Compress(new(bytes.Buffer), recs)
 		if int8(typ) != tb.codec {
 			t.Fatalf("franz-go compressed with %d, want %d", typ, tb.codec)
@@ -127,7 +141,7 @@ type flatRec struct {
 	key, value         string
 	nullKey, nullValue bool
 	ts                 int64 // create timestamp
-	batchMaxTS         int64
+	tsSeen             int64 // the timestamp a consumer sees
 	control            bool
 }
 
@@ -171,7 +185,7 @@ func flatten(t testing.TB, batches []Batch, first int64) ([]flatRec, int64) {
 			out = append(out, flatRec{
 				off: b.Base + int64(r.OffsetDelta), key: string(r.Key), value: string(r.Value),
 				nullKey: r.Key == nil, nullValue: r.NullValue, ts: r.CreateTimestamp,
-				batchMaxTS: h.MaxTimestamp, control: h.IsControl(),
+				tsSeen: r.Timestamp, control: h.IsControl(),
 			})
 		}
 		if err := it.Err(); err != nil {
