@@ -46,6 +46,10 @@ type Report struct {
 	Problems     []string `json:"problems,omitempty"` // the first ones
 	ProblemCount int      `json:"problem_count"`
 
+	// Lifecycle is set in lifecycle mode (--compaction): the samples
+	// over time, the plateau and orphan verdicts, the jobs counted.
+	Lifecycle *Lifecycle `json:"lifecycle,omitempty"`
+
 	Timings Timings `json:"timings"`
 	Dir     string  `json:"dir,omitempty"` // the run's directory, when kept
 }
@@ -57,6 +61,9 @@ type GroupStats struct {
 	Redelivered int64  `json:"redelivered"` // received again after a rebalance
 	FetchErrors int64  `json:"fetch_errors"`
 	CaughtUp    bool   `json:"caught_up"` // reached the end offsets within the drain timeout
+	// Expired counts acknowledged records the group never received
+	// because retention removed them first (lifecycle mode).
+	Expired int64 `json:"expired,omitempty"`
 }
 
 // Timings are the phases of a run, in seconds.
@@ -112,7 +119,12 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, e := range r.ProduceErrors {
 		fmt.Fprintf(&b, "            produce error: %s\n", e)
 	}
-	fmt.Fprintf(&b, "  log       %d records read back from offset 0\n", r.LogRecords)
+	if r.Lifecycle != nil && r.Lifecycle.Retention != "off" {
+		fmt.Fprintf(&b, "  log       %d records read back from the log start; %d acknowledged records were below the final log start (expired by retention)\n",
+			r.LogRecords, r.Lifecycle.ExpiredRead)
+	} else {
+		fmt.Fprintf(&b, "  log       %d records read back from offset 0\n", r.LogRecords)
+	}
 
 	if len(r.Faults) == 0 {
 		fmt.Fprintf(&b, "  faults    none\n")
@@ -132,11 +144,21 @@ func (r *Report) WriteText(w io.Writer) error {
 	if len(r.GroupStats) > 0 {
 		fmt.Fprintf(&b, "\n  groups\n")
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "    group\treceived\tredelivered\tfetch errors\tcaught up")
-		for _, g := range r.GroupStats {
-			fmt.Fprintf(tw, "    %s\t%d\t%d\t%d\t%v\n", g.Name, g.Received, g.Redelivered, g.FetchErrors, g.CaughtUp)
+		if r.Lifecycle == nil {
+			fmt.Fprintln(tw, "    group\treceived\tredelivered\tfetch errors\tcaught up")
+			for _, g := range r.GroupStats {
+				fmt.Fprintf(tw, "    %s\t%d\t%d\t%d\t%v\n", g.Name, g.Received, g.Redelivered, g.FetchErrors, g.CaughtUp)
+			}
+		} else {
+			fmt.Fprintln(tw, "    group\treceived\tredelivered\tfetch errors\tcaught up\texpired before received")
+			for _, g := range r.GroupStats {
+				fmt.Fprintf(tw, "    %s\t%d\t%d\t%d\t%v\t%d\n", g.Name, g.Received, g.Redelivered, g.FetchErrors, g.CaughtUp, g.Expired)
+			}
 		}
 		tw.Flush()
+	}
+	if lc := r.Lifecycle; lc != nil {
+		writeLifecycle(&b, lc)
 	}
 	t := r.Timings
 	fmt.Fprintf(&b, "\n  timings   cluster start %.1fs, load %.1fs, flush %.1fs, groups catch up %.1fs, verify %.1fs, total %.1fs\n",
@@ -148,9 +170,16 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  warning   %s\n", wn)
 	}
 	fmt.Fprintln(&b)
-	if r.Pass {
+	switch {
+	case r.Pass && r.Lifecycle != nil && r.Lifecycle.Retention != "off":
+		fmt.Fprintf(&b, "PASS: of %d acknowledged records, all at or above the log start are in the log at their offsets, once and in order, and every group received them; "+
+			"%d expired; whatever was read holds what was acknowledged; the bucket and meta's index reached a plateau; no orphan was left\n", r.Acked, r.Lifecycle.ExpiredRead)
+	case r.Pass && r.Lifecycle != nil:
+		fmt.Fprintf(&b, "PASS: all %d acknowledged records are in the log at their offsets, once and in order; offsets are dense; every group received them all; "+
+			"the bucket and meta's index reached a plateau; no orphan was left\n", r.Acked)
+	case r.Pass:
 		fmt.Fprintf(&b, "PASS: all %d acknowledged records are in the log at their offsets, once and in order; offsets are dense; every group received them all\n", r.Acked)
-	} else {
+	default:
 		fmt.Fprintf(&b, "FAIL: %d problem(s)", r.ProblemCount)
 		if len(r.Problems) < r.ProblemCount {
 			fmt.Fprintf(&b, ", the first %d", len(r.Problems))
@@ -165,4 +194,46 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeLifecycle writes the lifecycle section: the timings, the samples
+// over time, the plateau and orphan verdicts.
+func writeLifecycle(b *strings.Builder, lc *Lifecycle) {
+	fmt.Fprintf(b, "\n  lifecycle retention %s", lc.Retention)
+	if lc.RetCheck != "" {
+		fmt.Fprintf(b, " (checked every %s)", lc.RetCheck)
+	}
+	fmt.Fprintf(b, ", jobs every %s on one jobs agent, compaction min age %s, max wait %s, gc grace %s, orphan scan every %s\n",
+		lc.Interval, lc.MinAge, lc.MaxWait, lc.Grace, lc.OrphanScan)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "    at\tbucket objects\tbucket MiB\tmeta live\tdead awaiting GC\tindex entries\tleased\tcompactions\tdeletes\torphan passes\torphans found\t")
+	num := func(v int64) string {
+		if v < 0 {
+			return "?"
+		}
+		return fmt.Sprint(v)
+	}
+	for _, s := range lc.Samples {
+		mib := "?"
+		if s.BucketBytes >= 0 {
+			mib = fmt.Sprintf("%.2f", float64(s.BucketBytes)/(1<<20))
+		}
+		fmt.Fprintf(tw, "    %.0fs\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n", s.AtS, num(s.BucketObjects), mib,
+			num(s.LiveObjects), num(s.DeadObjects), num(s.IndexEntries), num(s.LeasedJobs), s.Compactions, s.Deletes, s.OrphanPasses, s.OrphansFound)
+	}
+	tw.Flush()
+	fmt.Fprintf(b, "  plateau   over the last third of the load, each at most 1.25 x its middle third's maximum + what the first third added in two intervals:\n")
+	for _, c := range lc.Plateau {
+		if c.Note != "" {
+			fmt.Fprintf(b, "            %-15s FAIL: %s\n", c.What, c.Note)
+			continue
+		}
+		fmt.Fprintf(b, "            %-15s %s: last third max %d, bound %d (middle max %d + slack %d)\n", c.What, verdict(c.OK), c.LastMax, c.Bound, c.MiddleMax, c.Slack)
+	}
+	if o := lc.Orphans; o != nil {
+		fmt.Fprintf(b, "  orphans   %s: %s\n", verdict(o.OK), o.Detail)
+	}
+	j := lc.JobsAtEnd
+	fmt.Fprintf(b, "  jobs      compaction %d, delete %d, orphan passes %d (all agents, across restarts); %d failed; %d orphans found; %d objects deleted\n",
+		j.Compactions, j.Deletes, j.OrphanPasses, j.Failures, j.OrphansFound, j.ObjectsDeleted)
 }
