@@ -22,8 +22,9 @@ const (
 // order. Lifecycle mode (--compaction) adds FaultKillJobsAgent to "all".
 var FaultKinds = []string{FaultKillAgent, FaultRestartMeta, FaultStoreErrors, FaultStallClient}
 
-// LifecycleFaultKinds is "all" in lifecycle mode.
-var LifecycleFaultKinds = append(append([]string{}, FaultKinds...), FaultKillJobsAgent)
+// LifecycleFaultKinds is "all" in lifecycle mode. The jobs agent is
+// killed first, so that most of the run shows jobs going on after it.
+var LifecycleFaultKinds = append([]string{FaultKillJobsAgent}, FaultKinds...)
 
 // Config is one `sluice loadtest` run. Errors from Validate name the flag
 // to change.
@@ -201,6 +202,7 @@ func (t lifecycleTimings) orphanWait() time.Duration {
 func (t lifecycleTimings) orphanDeadline() time.Duration {
 	return t.orphanWait() + t.orphanScan + t.interval
 }
+
 // holds says how long each fault lasts, scaled down when faults come more
 // often than the full lengths allow, so that one ends before the next.
 type holds struct {

@@ -109,7 +109,7 @@ func TestParseFaults(t *testing.T) {
 	if _, err := ParseFaults("kill-agent,unplug", false); err == nil || !strings.Contains(err.Error(), "--faults") {
 		t.Fatalf("unknown: %v", err)
 	}
-	if k, err := ParseFaults("all", true); err != nil || len(k) != 5 || k[4] != FaultKillJobsAgent {
+	if k, err := ParseFaults("all", true); err != nil || len(k) != 5 || k[0] != FaultKillJobsAgent {
 		t.Fatalf("all in lifecycle mode: %v %v", k, err)
 	}
 }
