@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -88,5 +89,31 @@ func TestParseSeriesAndRestarts(t *testing.T) {
 	}
 	if c.total() != 8 {
 		t.Fatalf("total %v, want 8", c.total())
+	}
+}
+
+// TestReportTextFromJSON: a report read back from --json (Load is not in
+// the JSON) still prints the load's length, and the lifecycle section.
+func TestReportTextFromJSON(t *testing.T) {
+	rep := &Report{Pass: true, Load: 2 * time.Minute, LoadS: 120, Acked: 10,
+		Lifecycle: &Lifecycle{Retention: "20s", Samples: []Sample{{AtS: 5, BucketObjects: 3, BucketBytes: 1 << 20, LiveObjects: -1, DeadObjects: -1, IndexEntries: -1, LeasedJobs: -1}},
+			Plateau: []PlateauCheck{{What: "bucket objects", OK: true, LastMax: 3, Bound: 9}},
+			Orphans: &OrphanCheck{OK: true, Detail: "no orphan left"}}}
+	var js strings.Builder
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal([]byte(js.String()), &back); err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	if err := back.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"2m0s", "bucket objects  PASS", "orphans   PASS: no orphan left", "   5s               3        1.00          ?"} {
+		if !strings.Contains(text.String(), want) {
+			t.Fatalf("report lacks %q:\n%s", want, text.String())
+		}
 	}
 }
