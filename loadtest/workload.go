@@ -140,13 +140,6 @@ func (g *group) valueAt(partition int32, offset int64) uint32 {
 	return vs[offset]
 }
 
-func (g *group) has(partition int32, offset int64) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	b := g.seen[partition]
-	return b != nil && b.has(offset)
-}
-
 // caughtUp reports whether the group received every offset in
 // [starts, ends) (starts nil: from 0), and how many are missing.
 func (g *group) caughtUp(starts, ends map[int32]int64) (bool, int64) {
