@@ -160,7 +160,7 @@ func TestLoadtestLifecycle(t *testing.T) {
 	if lc.JobsAtEnd.Compactions == 0 || lc.JobsAtEnd.Deletes == 0 || lc.JobsAtEnd.OrphanPasses == 0 {
 		t.Fatalf("jobs at the end %+v: want compaction, delete and orphan passes\n%s", lc.JobsAtEnd, text.String())
 	}
-	if lc.ExpiredRead == 0 {
+	if rep.Expired == 0 {
 		t.Fatalf("nothing expired in 2 minutes with 20s retention:\n%s", text.String())
 	}
 	seen := map[string]bool{}

@@ -89,18 +89,17 @@ type OrphanCheck struct {
 
 // Lifecycle is the lifecycle part of a report.
 type Lifecycle struct {
-	Retention   string         `json:"retention"`
-	Interval    string         `json:"interval"`
-	MinAge      string         `json:"compaction_min_age"`
-	MaxWait     string         `json:"compaction_max_wait"`
-	Grace       string         `json:"gc_grace"`
-	OrphanScan  string         `json:"orphan_scan_interval"`
-	RetCheck    string         `json:"retention_check_interval,omitempty"`
-	Samples     []Sample       `json:"samples"`
-	Plateau     []PlateauCheck `json:"plateau"`
-	Orphans     *OrphanCheck   `json:"orphans,omitempty"`
-	JobsAtEnd   JobCounts      `json:"jobs_at_end"`
-	ExpiredRead int64          `json:"expired_before_read"` // acknowledged records below the final log start
+	Retention  string         `json:"retention"`
+	Interval   string         `json:"interval"`
+	MinAge     string         `json:"compaction_min_age"`
+	MaxWait    string         `json:"compaction_max_wait"`
+	Grace      string         `json:"gc_grace"`
+	OrphanScan string         `json:"orphan_scan_interval"`
+	RetCheck   string         `json:"retention_check_interval,omitempty"`
+	Samples    []Sample       `json:"samples"`
+	Plateau    []PlateauCheck `json:"plateau"`
+	Orphans    *OrphanCheck   `json:"orphans,omitempty"`
+	JobsAtEnd  JobCounts      `json:"jobs_at_end"`
 }
 
 // sampleEvery is the sampler's period: about 10 s as the issue asks,

@@ -95,7 +95,7 @@ func TestParseSeriesAndRestarts(t *testing.T) {
 // TestReportTextFromJSON: a report read back from --json (Load is not in
 // the JSON) still prints the load's length, and the lifecycle section.
 func TestReportTextFromJSON(t *testing.T) {
-	rep := &Report{Pass: true, Load: 2 * time.Minute, LoadS: 120, Acked: 10,
+	rep := &Report{Pass: true, Load: 2 * time.Minute, LoadS: 120, Acked: 10, Retention: "20s", Expired: 7,
 		Lifecycle: &Lifecycle{Retention: "20s", Samples: []Sample{{AtS: 5, BucketObjects: 3, BucketBytes: 1 << 20, LiveObjects: -1, DeadObjects: -1, IndexEntries: -1, LeasedJobs: -1}},
 			Plateau: []PlateauCheck{{What: "bucket objects", OK: true, LastMax: 3, Bound: 9}},
 			Orphans: &OrphanCheck{OK: true, Detail: "no orphan left"}}}
@@ -111,7 +111,7 @@ func TestReportTextFromJSON(t *testing.T) {
 	if err := back.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"2m0s", "bucket objects  PASS", "orphans   PASS: no orphan left", "   5s               3        1.00          ?"} {
+	for _, want := range []string{"2m0s", "bucket objects  PASS", "orphans   PASS: no orphan left", "7 acknowledged records were below the final log start", "   5s               3        1.00          ?"} {
 		if !strings.Contains(text.String(), want) {
 			t.Fatalf("report lacks %q:\n%s", want, text.String())
 		}

@@ -280,7 +280,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var lc *Lifecycle
 	if r.obs != nil {
 		lc = r.lifecycleVerdict(ctx, load, lastUpload, ps)
-		lc.ExpiredRead = expiredBelow(w.oracle, r.topic, starts)
 	}
 
 	rep := &Report{
@@ -293,6 +292,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		ProduceErrors: w.firstErrs,
 		Problems:      ps.list, ProblemCount: ps.total,
 		Lifecycle: lc,
+		Retention: cfg.Retention.String(), Expired: expiredBelow(w.oracle, r.topic, starts),
 		Timings: Timings{
 			StartS: started.Sub(began).Seconds(), LoadS: load.Seconds(), FlushS: flushTook.Seconds(),
 			CatchUpS: catchTook.Seconds(), VerifyS: verifyTook.Seconds(), TotalS: time.Since(began).Seconds(),
