@@ -9,12 +9,15 @@ package loadtest
 //     entries, leased jobs) and every agent's sluice_jobs_* counters.
 //   - plateau: over the last third of the load, bucket objects, bucket
 //     bytes and index entries must stay below 1.25 × their maximum over
-//     the middle third plus what the first third added in two intervals.
-//     Why these numbers: with nothing collected the quantities grow
-//     linearly from zero, and then last/middle is exactly 1.5 whatever
-//     the run's length, so 1.25 tells growth from a plateau; a plateau
-//     swings by about what one compaction or GC cycle (an interval)
-//     adds, the slack.
+//     the middle third plus a slack: what the first third added, at its
+//     average rate, in two intervals and in the longest stall of the
+//     jobs a fault causes (faultStall). Why these numbers: with nothing
+//     collected the quantities grow linearly from zero, and then
+//     last/middle is exactly 1.5 whatever the run's length, so 1.25
+//     tells growth from a plateau; a plateau swings by about what one
+//     compaction or GC cycle adds, and by what piles up while a fault
+//     (store errors on the jobs agent, its kill) holds the jobs back,
+//     which may fall in the last third and not in the middle one.
 //   - orphans: once producers stop, the bucket must come to hold exactly
 //     the objects meta knows (live + dead awaiting GC) within
 //     lifecycleTimings.orphanWait, while no job is leased.
@@ -349,11 +352,24 @@ func (s Sample) String() string {
 		s.Compactions, s.Deletes, s.OrphanPasses, s.Failures, s.OrphansFound, s.ObjectsDeleted)
 }
 
+// faultStall is the longest a fault holds the jobs back: store errors
+// on the jobs agent for the fault's hold, or the jobs agent's kill: down,
+// then the killed job's lease (grace/4) runs out, then the next interval.
+// None without faults.
+func faultStall(cfg Config, h holds) time.Duration {
+	if len(cfg.Faults) == 0 {
+		return 0
+	}
+	t := timingsFor(cfg)
+	return max(h.hold, h.agentDown+t.grace/4+t.interval)
+}
+
 // plateauChecks judges bucket objects, bucket bytes and index entries
 // over a load of the given length (see the top of this file for the
-// bound). interval is the jobs' interval. A quantity with no sample in
-// the first, middle or last third fails: nothing shows it stayed flat.
-func plateauChecks(samples []Sample, load, interval time.Duration) []PlateauCheck {
+// bound). interval is the jobs' interval, stall faultStall. A quantity
+// with no sample in the first, middle or last third fails: nothing shows
+// it stayed flat.
+func plateauChecks(samples []Sample, load, interval, stall time.Duration) []PlateauCheck {
 	third := load.Seconds() / 3
 	quantities := []struct {
 		what string
@@ -384,9 +400,9 @@ func plateauChecks(samples []Sample, load, interval time.Duration) []PlateauChec
 			out = append(out, c)
 			continue
 		}
-		// What the first third added in two intervals, at its average
-		// rate: one cycle of compaction and one of GC.
-		c.Slack = int64(float64(first) / third * 2 * interval.Seconds())
+		// What the first third added at its average rate in one cycle
+		// of compaction and one of GC, and in the longest stall.
+		c.Slack = int64(float64(first) / third * (2*interval + stall).Seconds())
 		c.Bound = middle + middle/4 + c.Slack
 		c.OK = last <= c.Bound
 		out = append(out, c)

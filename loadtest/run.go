@@ -519,13 +519,13 @@ func (r *runner) lifecycleVerdict(ctx context.Context, load time.Duration, lastU
 	r.mu.Lock()
 	samples := append([]Sample(nil), r.samples...)
 	r.mu.Unlock()
-	lc.Plateau = plateauChecks(samples, load, t.interval)
+	lc.Plateau = plateauChecks(samples, load, t.interval, faultStall(r.cfg, r.holds))
 	for _, c := range lc.Plateau {
 		if !c.OK {
 			if c.Note != "" {
 				ps.addf("plateau of %s not shown: %s", c.What, c.Note)
 			} else {
-				ps.addf("%s did not plateau: at most %d over the last third of the load, bound %d (1.25 x %d, the middle third's maximum, + %d)",
+				ps.addf("%s did not plateau: at most %d over the last third of the load, bound %d (1.25 x %d, the middle third's maximum, + slack %d)",
 					c.What, c.LastMax, c.Bound, c.MiddleMax, c.Slack)
 			}
 		}
