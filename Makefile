@@ -74,6 +74,10 @@ bench-compaction: build ## compaction's figures (object sizes by age, write ampl
 loadtest: build ## 2-minute soak with faults on a cluster of its own; fails on any loss, duplicate, gap or reordering
 	./$(BIN) loadtest --duration 2m
 
+.PHONY: loadtest-lifecycle
+loadtest-lifecycle: build ## 10-minute soak with 60s retention and jobs every 10s; fails unless bucket and index plateau and no orphan is left
+	./$(BIN) loadtest --duration 10m --retention 60s --compaction 10s
+
 .PHONY: lint
 lint: ## go vet and staticcheck
 	$(GO) vet $(PKGS)

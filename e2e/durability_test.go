@@ -105,7 +105,7 @@ func consumeAll(t *testing.T, bootstrap, topic string) map[loadtest.TopicPartiti
 // verify fails the test on any loss, gap or changed record.
 func verify(t *testing.T, oracle *loadtest.Oracle, log map[loadtest.TopicPartition][]loadtest.Consumed) {
 	t.Helper()
-	if errs := oracle.Verify(log, 10); len(errs) > 0 {
+	if errs := oracle.Verify(log, nil, 10); len(errs) > 0 {
 		t.Fatalf("%d problems, first: %v", len(errs), errs)
 	}
 }

@@ -116,3 +116,64 @@ func TestAgentFaultInjection(t *testing.T) {
 		t.Fatalf("produce after the reset: %v", err)
 	}
 }
+
+// TestLoadtestLifecycle runs `sluice loadtest` in lifecycle mode for 2
+// minutes with every fault, the jobs agent's kill included: retention
+// 20s and jobs every 4s (grace 12s), scaled down from the 10-minute
+// `make loadtest-lifecycle` (60s, 10s) so that objects live through
+// retention, death and grace several times within the run. The verdict
+// must be PASS: nothing acknowledged at or above the final log start
+// lost or duplicated, the bucket's objects and bytes and meta's index
+// entries on a plateau, no orphan left, and jobs running again after the
+// jobs agent's restart. Wall time about 2.5 minutes.
+func TestLoadtestLifecycle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 2-minute load test")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sluiceBin, "loadtest", "--duration", "2m", "--retention", "20s", "--compaction", "4s",
+		"--fault-every", "20s", "--agents", "2", "--rate", "500", "--json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("sluice loadtest took %v", time.Since(start).Round(100*time.Millisecond))
+	var rep loadtest.Report
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		t.Fatalf("sluice loadtest: %v; report is not JSON (%v):\n%s\nprogress (last 8 KiB):\n%s", err, jerr, stdout.String(), tail(stderr.String(), 8192))
+	}
+	var text strings.Builder
+	_ = rep.WriteText(&text)
+	if err != nil || !rep.Pass {
+		t.Fatalf("sluice loadtest: %v\nreport:\n%s\nprogress (last 8 KiB):\n%s", err, text.String(), tail(stderr.String(), 8192))
+	}
+	lc := rep.Lifecycle
+	if lc == nil || len(lc.Plateau) != 3 || lc.Orphans == nil || !lc.Orphans.OK {
+		t.Fatalf("no lifecycle verdict in a passing report:\n%s", text.String())
+	}
+	for _, c := range lc.Plateau {
+		if !c.OK {
+			t.Fatalf("plateau of %s failed in a passing report:\n%s", c.What, text.String())
+		}
+	}
+	if lc.JobsAtEnd.Compactions == 0 || lc.JobsAtEnd.Deletes == 0 || lc.JobsAtEnd.OrphanPasses == 0 {
+		t.Fatalf("jobs at the end %+v: want compaction, delete and orphan passes\n%s", lc.JobsAtEnd, text.String())
+	}
+	if rep.Expired == 0 {
+		t.Fatalf("nothing expired in 2 minutes with 20s retention:\n%s", text.String())
+	}
+	seen := map[string]bool{}
+	for _, f := range rep.Faults {
+		seen[f.Kind] = true
+		if f.Kind == loadtest.FaultKillJobsAgent && !strings.Contains(f.Detail, "jobs resumed") {
+			t.Fatalf("kill-jobs-agent does not show jobs resuming: %s\n%s", f.Detail, text.String())
+		}
+	}
+	for _, kind := range loadtest.LifecycleFaultKinds {
+		if !seen[kind] {
+			t.Fatalf("no %s fault injected:\n%s", kind, text.String())
+		}
+	}
+	t.Logf("report:\n%s", text.String())
+}

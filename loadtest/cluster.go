@@ -160,9 +160,11 @@ func startCluster(ctx context.Context, cfg Config, dir, runID string, rng *mrand
 	if c.metaHTTP, err = freeAddr(rng); err != nil {
 		return nil, err
 	}
+	margs := []string{"meta", "--listen", c.metaAddr, "--store", c.store, "--http-addr", c.metaHTTP, "--agent-ttl", "5s"}
+	margs = append(margs, metaLifecycleArgs(cfg)...)
 	c.meta = &child{
 		name:    "meta",
-		args:    []string{"meta", "--listen", c.metaAddr, "--store", c.store, "--http-addr", c.metaHTTP, "--agent-ttl", "5s"},
+		args:    margs,
 		env:     []string{"SLUICE_ADMIN_TOKEN=" + c.token},
 		logPath: filepath.Join(dir, "logs", "meta.log"),
 		crashed: crashed,
@@ -182,9 +184,9 @@ func startCluster(ctx context.Context, cfg Config, dir, runID string, rng *mrand
 		}
 		a.child = &child{
 			name: a.id,
-			args: []string{"agent", "--meta-addr", c.metaAddr, "--bucket", c.bucket, "--agent-id", "loadtest-" + a.id,
+			args: append([]string{"agent", "--meta-addr", c.metaAddr, "--bucket", c.bucket, "--agent-id", "loadtest-" + a.id,
 				"--kafka-addr", a.kafka, "--http-addr", a.httpAddr, "--peer-addr", a.peerAddr,
-				"--fault-injection"},
+				"--fault-injection"}, agentLifecycleArgs(cfg, i)...),
 			env:     []string{"SLUICE_AGENT_KEY=" + c.key},
 			logPath: filepath.Join(dir, "logs", a.id+".log"),
 			crashed: crashed,
@@ -200,6 +202,41 @@ func startCluster(ctx context.Context, cfg Config, dir, runID string, rng *mrand
 	}
 	return c, nil
 }
+
+// metaLifecycleArgs are meta's flags for --retention and --compaction;
+// none in a plain run, which keeps meta's defaults.
+func metaLifecycleArgs(cfg Config) []string {
+	t := timingsFor(cfg)
+	var out []string
+	if cfg.Retention > 0 {
+		out = append(out, "--retention-check-interval", t.retentionCheck.String())
+	}
+	if cfg.Lifecycle() {
+		out = append(out, "--compaction-min-age", t.minAge.String(), "--compaction-max-wait", t.maxWait.String(),
+			"--gc-grace", t.grace.String(), "--orphan-scan-interval", t.orphanScan.String())
+	}
+	return out
+}
+
+// agentLifecycleArgs are agent i's flags in lifecycle mode: everyone's
+// job intervals, and the jobs role for agent-0 only, so that killing it
+// (FaultKillJobsAgent) stops all background work until it is back, and
+// the jobs counters it shows after its restart prove the work resumed.
+func agentLifecycleArgs(cfg Config, i int) []string {
+	if !cfg.Lifecycle() {
+		return nil
+	}
+	t := timingsFor(cfg)
+	out := []string{"--compaction-interval", t.interval.String(), "--gc-interval", t.interval.String()}
+	if i != jobsAgent {
+		out = append(out, "--roles", "produce,consume")
+	}
+	return out
+}
+
+// jobsAgent is the index of the one agent with the jobs role in
+// lifecycle mode.
+const jobsAgent = 0
 
 // createKey asks meta's admin API for an agent key, retrying while meta
 // settles (its leadership loop starts just after it listens).

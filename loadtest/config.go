@@ -13,10 +13,18 @@ const (
 	FaultRestartMeta = "restart-meta" // SIGKILL meta, restart it on the same --listen and --store
 	FaultStoreErrors = "store-errors" // one agent's object store fails some requests, slowly
 	FaultStallClient = "stall-client" // a client that sends half a request, and one that never reads
+	// FaultKillJobsAgent SIGKILLs the only agent with the jobs role while
+	// meta holds a job leased (lifecycle mode only, see lifecycle.go).
+	FaultKillJobsAgent = "kill-jobs-agent"
 )
 
-// FaultKinds lists every fault kind, in schedule order.
+// FaultKinds lists the fault kinds of every run ("all"), in schedule
+// order. Lifecycle mode (--compaction) adds FaultKillJobsAgent to "all".
 var FaultKinds = []string{FaultKillAgent, FaultRestartMeta, FaultStoreErrors, FaultStallClient}
+
+// LifecycleFaultKinds is "all" in lifecycle mode. The jobs agent is
+// killed first, so that most of the run shows jobs going on after it.
+var LifecycleFaultKinds = append([]string{FaultKillJobsAgent}, FaultKinds...)
 
 // Config is one `sluice loadtest` run. Errors from Validate name the flag
 // to change.
@@ -56,6 +64,18 @@ type Config struct {
 	// DrainTimeout bounds, after producing stops, the wait for in-flight
 	// produces and then for every group to reach the end offsets.
 	DrainTimeout time.Duration
+
+	// Retention, when positive, is the run's topic's retention.ms; meta
+	// then checks retention every Retention/6 (1s to 30s), and the
+	// verifier accepts records below the final log start offset as
+	// expired (see verify). Zero keeps everything, as a plain run.
+	Retention time.Duration
+	// Compaction, when positive, turns lifecycle mode on: agents run
+	// compaction and GC every Compaction, meta's compaction and GC
+	// timings are scaled to it (lifecycleTimings), only agent-0 has the
+	// jobs role, and the run samples the bucket and meta to check that
+	// they plateau and that every orphan is collected (lifecycle.go).
+	Compaction time.Duration
 }
 
 // Defaults are the flag defaults of `sluice loadtest`.
@@ -72,11 +92,17 @@ var Defaults = Config{
 	DrainTimeout: 60 * time.Second,
 }
 
+// Lifecycle reports whether the run is in lifecycle mode (--compaction).
+func (c *Config) Lifecycle() bool { return c.Compaction > 0 }
+
 // ParseFaults reads the --faults flag: "all", "none" or a comma-separated
-// list of kinds.
-func ParseFaults(s string) ([]string, error) {
+// list of kinds. "all" is LifecycleFaultKinds when lifecycle is set.
+func ParseFaults(s string, lifecycle bool) ([]string, error) {
 	switch strings.TrimSpace(s) {
 	case "all":
+		if lifecycle {
+			return LifecycleFaultKinds, nil
+		}
 		return FaultKinds, nil
 	case "", "none":
 		return nil, nil
@@ -88,11 +114,11 @@ func ParseFaults(s string) ([]string, error) {
 			continue
 		}
 		ok := false
-		for _, known := range FaultKinds {
+		for _, known := range LifecycleFaultKinds {
 			ok = ok || k == known
 		}
 		if !ok {
-			return nil, fmt.Errorf("--faults: unknown fault %q (want all, none, or some of %s)", k, strings.Join(FaultKinds, ","))
+			return nil, fmt.Errorf("--faults: unknown fault %q (want all, none, or some of %s)", k, strings.Join(LifecycleFaultKinds, ","))
 		}
 		out = append(out, k)
 	}
@@ -125,12 +151,56 @@ func (c *Config) Validate() error {
 	case strings.HasPrefix(c.Bucket, "mem:"):
 		return fmt.Errorf("--bucket %q: agents are separate processes and cannot share an in-memory bucket; use a directory or s3://", c.Bucket)
 	}
+	switch {
+	case c.Retention < 0 || (c.Retention > 0 && c.Retention < time.Second):
+		return fmt.Errorf("--retention must be 0 (off) or at least 1s, got %s", c.Retention)
+	case c.Compaction < 0 || (c.Compaction > 0 && c.Compaction < time.Second):
+		return fmt.Errorf("--compaction must be 0 (off) or at least 1s, got %s", c.Compaction)
+	}
 	for _, k := range c.Faults {
-		if _, err := ParseFaults(k); err != nil {
+		if _, err := ParseFaults(k, true); err != nil {
 			return err
+		}
+		if k == FaultKillJobsAgent && !c.Lifecycle() {
+			return fmt.Errorf("--faults %s needs lifecycle mode: give --compaction", k)
 		}
 	}
 	return nil
+}
+
+// lifecycleTimings are the jobs' timings of a lifecycle run, all scaled
+// to --compaction (C) so that every step of an object's life happens
+// several times within the run.
+type lifecycleTimings struct {
+	interval       time.Duration // agents' --compaction-interval and --gc-interval: C
+	minAge         time.Duration // meta's --compaction-min-age: C
+	maxWait        time.Duration // meta's --compaction-max-wait: 2C
+	grace          time.Duration // meta's --gc-grace: max(3C, 4s), meta's floor
+	orphanScan     time.Duration // meta's --orphan-scan-interval: 2C
+	retentionCheck time.Duration // meta's --retention-check-interval: Retention/6 in [1s, 30s]
+}
+
+func timingsFor(c Config) lifecycleTimings {
+	C := c.Compaction
+	t := lifecycleTimings{interval: C, minAge: C, maxWait: 2 * C, grace: max(3*C, 4*time.Second), orphanScan: 2 * C}
+	if c.Retention > 0 {
+		t.retentionCheck = min(max(c.Retention/6, time.Second), 30*time.Second)
+	}
+	return t
+}
+
+// orphanWait is how long after the last upload the bucket must hold no
+// orphan: an object uploaded just before and never committed is old
+// enough to collect after the grace period; the next orphan pass, which
+// meta plans at most every orphanScan and the jobs agent asks for every
+// interval, deletes it. orphanDeadline adds one more pass of slack for a
+// pass that a fault (or a busy machine) made fail.
+func (t lifecycleTimings) orphanWait() time.Duration {
+	return t.grace + t.orphanScan + t.interval
+}
+
+func (t lifecycleTimings) orphanDeadline() time.Duration {
+	return t.orphanWait() + t.orphanScan + t.interval
 }
 
 // holds says how long each fault lasts, scaled down when faults come more

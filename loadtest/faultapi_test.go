@@ -97,17 +97,20 @@ func TestFaultAPIAbsent(t *testing.T) {
 }
 
 func TestParseFaults(t *testing.T) {
-	if k, err := ParseFaults("all"); err != nil || len(k) != 4 {
+	if k, err := ParseFaults("all", false); err != nil || len(k) != 4 {
 		t.Fatalf("all: %v %v", k, err)
 	}
-	if k, err := ParseFaults("none"); err != nil || len(k) != 0 {
+	if k, err := ParseFaults("none", false); err != nil || len(k) != 0 {
 		t.Fatalf("none: %v %v", k, err)
 	}
-	if k, err := ParseFaults(" kill-agent, stall-client "); err != nil || len(k) != 2 || k[1] != FaultStallClient {
+	if k, err := ParseFaults(" kill-agent, stall-client ", false); err != nil || len(k) != 2 || k[1] != FaultStallClient {
 		t.Fatalf("list: %v %v", k, err)
 	}
-	if _, err := ParseFaults("kill-agent,unplug"); err == nil || !strings.Contains(err.Error(), "--faults") {
+	if _, err := ParseFaults("kill-agent,unplug", false); err == nil || !strings.Contains(err.Error(), "--faults") {
 		t.Fatalf("unknown: %v", err)
+	}
+	if k, err := ParseFaults("all", true); err != nil || len(k) != 5 || k[0] != FaultKillJobsAgent {
+		t.Fatalf("all in lifecycle mode: %v %v", k, err)
 	}
 }
 
@@ -127,12 +130,33 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.FaultEvery = 0 }, "--fault-every"},
 		{func(c *Config) { c.Bucket = "mem://" }, "--bucket"},
 		{func(c *Config) { c.Duration = 0 }, "--duration"},
+		{func(c *Config) { c.Retention = time.Millisecond }, "--retention"},
+		{func(c *Config) { c.Compaction = -time.Second }, "--compaction"},
+		{func(c *Config) { c.Faults = []string{FaultKillJobsAgent} }, "--compaction"},
 	} {
 		cfg := ok
 		c.edit(&cfg)
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.flag) {
 			t.Fatalf("want an error naming %s, got %v", c.flag, err)
 		}
+	}
+}
+
+// TestLifecycleTimings pins the scaling the README states: at
+// --compaction 10s, min age 10s, max wait 20s, grace 30s, orphan scan
+// 20s; the grace never goes below meta's floor of 4s.
+func TestLifecycleTimings(t *testing.T) {
+	got := timingsFor(Config{Compaction: 10 * time.Second, Retention: time.Minute})
+	want := lifecycleTimings{interval: 10 * time.Second, minAge: 10 * time.Second, maxWait: 20 * time.Second,
+		grace: 30 * time.Second, orphanScan: 20 * time.Second, retentionCheck: 10 * time.Second}
+	if got != want {
+		t.Fatalf("10s: %+v, want %+v", got, want)
+	}
+	if got.orphanWait() != 60*time.Second {
+		t.Fatalf("orphan wait %s, want 60s", got.orphanWait())
+	}
+	if g := timingsFor(Config{Compaction: time.Second}); g.grace != 4*time.Second || g.retentionCheck != 0 {
+		t.Fatalf("1s: %+v", g)
 	}
 }
 

@@ -76,6 +76,8 @@ func (r *runner) inject(ctx context.Context, kind string) FaultEvent {
 		err = r.storeErrors(ctx, &ev)
 	case FaultStallClient:
 		err = r.stallClient(ctx, &ev)
+	case FaultKillJobsAgent:
+		err = r.killJobsAgent(ctx, &ev)
 	}
 	ev.Took = time.Since(r.start) - ev.At
 	ev.AtS, ev.TookS = ev.At.Seconds(), ev.Took.Seconds()

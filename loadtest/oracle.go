@@ -60,10 +60,20 @@ func (o *Oracle) Count() int {
 }
 
 // Verify checks a full read of the log, records per partition in the order
-// consumed: offsets are dense from zero and increasing, no offset was
-// acknowledged twice, and every acknowledged record is present at its
-// offset with its value. It returns one error per problem, at most limit.
-func (o *Oracle) Verify(log map[TopicPartition][]Consumed, limit int) []error {
+// consumed, against the acknowledgements. starts are the partitions' log
+// start offsets after the read (nil: all 0, nothing deleted records):
+//
+//   - offsets rise strictly (an offset read twice is a duplicate);
+//   - offsets are dense at and above the log start; a gap is allowed
+//     only below it (expired records the reader skipped when retention
+//     moved the start while it read: OFFSET_OUT_OF_RANGE and a reset);
+//   - no offset was acknowledged twice;
+//   - every acknowledged record at or above the log start is present at
+//     its offset with its value; one below it may be missing (expired),
+//     but if it was read it must hold its value.
+//
+// It returns one error per problem, at most limit.
+func (o *Oracle) Verify(log map[TopicPartition][]Consumed, starts map[TopicPartition]int64, limit int) []error {
 	var errs []error
 	add := func(format string, args ...any) bool {
 		errs = append(errs, fmt.Errorf(format, args...))
@@ -79,20 +89,36 @@ func (o *Oracle) Verify(log map[TopicPartition][]Consumed, limit int) []error {
 		}
 		return tps[i].Partition < tps[j].Partition
 	})
+	// byOffset indexes each partition's records by offset; the read is
+	// sorted by offset once the checks below pass.
+	byOffset := make(map[TopicPartition]map[int64][]byte, len(log))
 	for _, tp := range tps {
+		start := starts[tp]
+		prev := int64(-1)
+		idx := make(map[int64][]byte, len(log[tp]))
+		byOffset[tp] = idx
 		for i, r := range log[tp] {
-			if r.Offset != int64(i) {
-				if !add("%s/%d: record %d has offset %d: offsets not dense", tp.Topic, tp.Partition, i, r.Offset) {
+			switch {
+			case r.Offset <= prev:
+				if !add("%s/%d: record %d has offset %d after offset %d: offset read twice or out of order", tp.Topic, tp.Partition, i, r.Offset, prev) {
 					return errs
 				}
-				break
+			case r.Offset > prev+1 && r.Offset > start:
+				if !add("%s/%d: record %d has offset %d after offset %d: offsets not dense (log start %d)", tp.Topic, tp.Partition, i, r.Offset, prev, start) {
+					return errs
+				}
+			}
+			prev = max(prev, r.Offset)
+			if _, dup := idx[r.Offset]; !dup {
+				idx[r.Offset] = r.Value
 			}
 		}
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for tp, acks := range o.acked {
-		recs := log[tp]
+		recs := byOffset[tp]
+		start := starts[tp]
 		seen := make(map[int64]bool, len(acks))
 		for _, a := range acks {
 			if seen[a.Offset] {
@@ -101,13 +127,14 @@ func (o *Oracle) Verify(log map[TopicPartition][]Consumed, limit int) []error {
 				}
 			}
 			seen[a.Offset] = true
+			v, ok := recs[a.Offset]
 			switch {
-			case a.Offset < 0 || a.Offset >= int64(len(recs)):
-				if !add("%s/%d: acknowledged record %q at offset %d lost (partition holds %d)", tp.Topic, tp.Partition, a.Value, a.Offset, len(recs)) {
+			case !ok && (a.Offset < 0 || a.Offset >= start):
+				if !add("%s/%d: acknowledged record %q at offset %d lost (log start %d, %d records read)", tp.Topic, tp.Partition, a.Value, a.Offset, start, len(recs)) {
 					return errs
 				}
-			case string(recs[a.Offset].Value) != a.Value:
-				if !add("%s/%d: offset %d holds %q, acknowledged %q", tp.Topic, tp.Partition, a.Offset, recs[a.Offset].Value, a.Value) {
+			case ok && string(v) != a.Value:
+				if !add("%s/%d: offset %d holds %q, acknowledged %q", tp.Topic, tp.Partition, a.Offset, v, a.Value) {
 					return errs
 				}
 			}

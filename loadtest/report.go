@@ -38,6 +38,11 @@ type Report struct {
 	AckedPerS     float64       `json:"acked_per_s"`
 	ProduceErrors []string      `json:"produce_errors,omitempty"` // the first few distinct ones
 	LogRecords    int64         `json:"log_records"`              // read back from the start
+	// Retention is the topic's retention.ms ("0s": none); Expired counts
+	// the acknowledged records below the final log start, which
+	// retention removed before the read back.
+	Retention string `json:"retention"`
+	Expired   int64  `json:"expired"`
 
 	Faults     []FaultEvent `json:"faults"`
 	GroupStats []GroupStats `json:"group_stats"`
@@ -45,6 +50,10 @@ type Report struct {
 	Warnings     []string `json:"warnings,omitempty"`
 	Problems     []string `json:"problems,omitempty"` // the first ones
 	ProblemCount int      `json:"problem_count"`
+
+	// Lifecycle is set in lifecycle mode (--compaction): the samples
+	// over time, the plateau and orphan verdicts, the jobs counted.
+	Lifecycle *Lifecycle `json:"lifecycle,omitempty"`
 
 	Timings Timings `json:"timings"`
 	Dir     string  `json:"dir,omitempty"` // the run's directory, when kept
@@ -57,6 +66,9 @@ type GroupStats struct {
 	Redelivered int64  `json:"redelivered"` // received again after a rebalance
 	FetchErrors int64  `json:"fetch_errors"`
 	CaughtUp    bool   `json:"caught_up"` // reached the end offsets within the drain timeout
+	// Expired counts acknowledged records the group never received
+	// because retention removed them first (lifecycle mode).
+	Expired int64 `json:"expired,omitempty"`
 }
 
 // Timings are the phases of a run, in seconds.
@@ -68,6 +80,9 @@ type Timings struct {
 	VerifyS  float64 `json:"verify_s"`  // reading the log back, checking
 	TotalS   float64 `json:"total_s"`
 }
+
+// retained says the run's topic had retention.
+func (r *Report) retained() bool { return r.Retention != "" && r.Retention != "0s" }
 
 // redactStore hides a password in a postgres:// URL.
 func redactStore(s string) string {
@@ -106,13 +121,18 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "  cluster   %d agents, meta on %s, bucket %s\n", r.Agents, store, r.Bucket)
 	fmt.Fprintf(&b, "  load      %d producers at %d rec/s into %s (%d partitions), %d groups x %d members, %s, seed %d\n",
-		r.Producers, r.Rate, r.Topic, r.Partitions, r.Groups, r.Members, r.Load.Round(100*time.Millisecond), r.Seed)
+		r.Producers, r.Rate, r.Topic, r.Partitions, r.Groups, r.Members, time.Duration(r.LoadS*float64(time.Second)).Round(100*time.Millisecond), r.Seed)
 	fmt.Fprintf(&b, "  produced  %d acknowledged (%.0f rec/s), %d failed (not acknowledged: allowed), %d cut off at the end\n",
 		r.Acked, r.AckedPerS, r.Failed, r.CutOff)
 	for _, e := range r.ProduceErrors {
 		fmt.Fprintf(&b, "            produce error: %s\n", e)
 	}
-	fmt.Fprintf(&b, "  log       %d records read back from offset 0\n", r.LogRecords)
+	if r.retained() {
+		fmt.Fprintf(&b, "  log       %d records read back from the log start; %d acknowledged records were below the final log start (expired by retention.ms=%s)\n",
+			r.LogRecords, r.Expired, r.Retention)
+	} else {
+		fmt.Fprintf(&b, "  log       %d records read back from offset 0\n", r.LogRecords)
+	}
 
 	if len(r.Faults) == 0 {
 		fmt.Fprintf(&b, "  faults    none\n")
@@ -132,11 +152,21 @@ func (r *Report) WriteText(w io.Writer) error {
 	if len(r.GroupStats) > 0 {
 		fmt.Fprintf(&b, "\n  groups\n")
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "    group\treceived\tredelivered\tfetch errors\tcaught up")
-		for _, g := range r.GroupStats {
-			fmt.Fprintf(tw, "    %s\t%d\t%d\t%d\t%v\n", g.Name, g.Received, g.Redelivered, g.FetchErrors, g.CaughtUp)
+		if r.Lifecycle == nil && !r.retained() {
+			fmt.Fprintln(tw, "    group\treceived\tredelivered\tfetch errors\tcaught up")
+			for _, g := range r.GroupStats {
+				fmt.Fprintf(tw, "    %s\t%d\t%d\t%d\t%v\n", g.Name, g.Received, g.Redelivered, g.FetchErrors, g.CaughtUp)
+			}
+		} else {
+			fmt.Fprintln(tw, "    group\treceived\tredelivered\tfetch errors\tcaught up\texpired before received")
+			for _, g := range r.GroupStats {
+				fmt.Fprintf(tw, "    %s\t%d\t%d\t%d\t%v\t%d\n", g.Name, g.Received, g.Redelivered, g.FetchErrors, g.CaughtUp, g.Expired)
+			}
 		}
 		tw.Flush()
+	}
+	if lc := r.Lifecycle; lc != nil {
+		writeLifecycle(&b, lc)
 	}
 	t := r.Timings
 	fmt.Fprintf(&b, "\n  timings   cluster start %.1fs, load %.1fs, flush %.1fs, groups catch up %.1fs, verify %.1fs, total %.1fs\n",
@@ -148,9 +178,20 @@ func (r *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "  warning   %s\n", wn)
 	}
 	fmt.Fprintln(&b)
-	if r.Pass {
+	switch {
+	case r.Pass && r.retained():
+		fmt.Fprintf(&b, "PASS: of %d acknowledged records, all at or above the log start are in the log at their offsets, once and in order, and every group received them; "+
+			"%d expired; whatever was read holds what was acknowledged", r.Acked, r.Expired)
+		if r.Lifecycle != nil {
+			fmt.Fprintf(&b, "; the bucket and meta's index reached a plateau; no orphan was left")
+		}
+		fmt.Fprintln(&b)
+	case r.Pass && r.Lifecycle != nil:
+		fmt.Fprintf(&b, "PASS: all %d acknowledged records are in the log at their offsets, once and in order; offsets are dense; every group received them all; "+
+			"the bucket and meta's index reached a plateau; no orphan was left\n", r.Acked)
+	case r.Pass:
 		fmt.Fprintf(&b, "PASS: all %d acknowledged records are in the log at their offsets, once and in order; offsets are dense; every group received them all\n", r.Acked)
-	} else {
+	default:
 		fmt.Fprintf(&b, "FAIL: %d problem(s)", r.ProblemCount)
 		if len(r.Problems) < r.ProblemCount {
 			fmt.Fprintf(&b, ", the first %d", len(r.Problems))
@@ -165,4 +206,46 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeLifecycle writes the lifecycle section: the timings, the samples
+// over time, the plateau and orphan verdicts.
+func writeLifecycle(b *strings.Builder, lc *Lifecycle) {
+	fmt.Fprintf(b, "\n  lifecycle retention %s", lc.Retention)
+	if lc.RetCheck != "" {
+		fmt.Fprintf(b, " (checked every %s)", lc.RetCheck)
+	}
+	fmt.Fprintf(b, ", jobs every %s on one jobs agent, compaction min age %s, max wait %s, gc grace %s, orphan scan every %s\n",
+		lc.Interval, lc.MinAge, lc.MaxWait, lc.Grace, lc.OrphanScan)
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "    at\tbucket objects\tbucket MiB\tmeta live\tdead awaiting GC\tindex entries\tleased\tcompactions\tdeletes\torphan passes\torphans found\t")
+	num := func(v int64) string {
+		if v < 0 {
+			return "?"
+		}
+		return fmt.Sprint(v)
+	}
+	for _, s := range lc.Samples {
+		mib := "?"
+		if s.BucketBytes >= 0 {
+			mib = fmt.Sprintf("%.2f", float64(s.BucketBytes)/(1<<20))
+		}
+		fmt.Fprintf(tw, "    %.0fs\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t\n", s.AtS, num(s.BucketObjects), mib,
+			num(s.LiveObjects), num(s.DeadObjects), num(s.IndexEntries), num(s.LeasedJobs), s.Compactions, s.Deletes, s.OrphanPasses, s.OrphansFound)
+	}
+	tw.Flush()
+	fmt.Fprintf(b, "  plateau   over the last third of the load, each at most 1.25 x its middle third's maximum + slack (what the first third added in two intervals and a fault's stall of the jobs):\n")
+	for _, c := range lc.Plateau {
+		if c.Note != "" {
+			fmt.Fprintf(b, "            %-15s FAIL: %s\n", c.What, c.Note)
+			continue
+		}
+		fmt.Fprintf(b, "            %-15s %s: last third max %d, bound %d (middle max %d + slack %d)\n", c.What, verdict(c.OK), c.LastMax, c.Bound, c.MiddleMax, c.Slack)
+	}
+	if o := lc.Orphans; o != nil {
+		fmt.Fprintf(b, "  orphans   %s: %s\n", verdict(o.OK), o.Detail)
+	}
+	j := lc.JobsAtEnd
+	fmt.Fprintf(b, "  jobs      compaction %d, delete %d, orphan passes %d (all agents, across restarts); %d failed; %d orphans found; %d objects deleted\n",
+		j.Compactions, j.Deletes, j.OrphanPasses, j.Failures, j.OrphansFound, j.ObjectsDeleted)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,11 +37,13 @@ type runner struct {
 	start time.Time // of the load
 
 	current atomic.Pointer[string] // the fault in progress, for progress lines
+	obs     *observer              // lifecycle mode only
 
 	mu       sync.Mutex
 	events   []FaultEvent // guarded by mu
 	warnings []string     // guarded by mu
 	faultPs  problems     // guarded by mu; problems found while injecting
+	samples  []Sample     // guarded by mu; lifecycle mode's samples
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -121,8 +124,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	defer admin.Close()
 	adm := kadm.NewClient(admin)
-	if err := createTopic(ctx, adm, r.topic, cfg.Partitions); err != nil {
+	var topicConfigs map[string]*string
+	if cfg.Retention > 0 {
+		ms := strconv.FormatInt(cfg.Retention.Milliseconds(), 10)
+		topicConfigs = map[string]*string{"retention.ms": &ms}
+	}
+	if err := createTopic(ctx, adm, r.topic, cfg.Partitions, topicConfigs); err != nil {
 		return nil, err
+	}
+	if cfg.Lifecycle() {
+		r.obs = newObserver(c)
+		defer r.obs.close()
+		t := timingsFor(cfg)
+		r.logf("lifecycle mode: retention %s, jobs every %s on %s only, compaction min age %s, max wait %s, gc grace %s, orphan scan every %s",
+			cfg.Retention, t.interval, c.agents[jobsAgent].id, t.minAge, t.maxWait, t.grace, t.orphanScan)
 	}
 
 	w := &workload{cfg: cfg, topic: r.topic, seeds: seeds, oracle: &Oracle{}}
@@ -155,6 +170,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	progressDone := make(chan struct{})
 	stopProgress := make(chan struct{})
 	go func() { defer close(progressDone); r.progress(stopProgress) }()
+	// The lifecycle sampler runs until Run returns: through the orphan
+	// wait after the load.
+	samplerDone := make(chan struct{})
+	stopSampler := make(chan struct{})
+	if r.obs != nil {
+		go func() { defer close(samplerDone); r.sampleLoop(ctx, stopSampler) }()
+	} else {
+		close(samplerDone)
+	}
+	defer func() { close(stopSampler); <-samplerDone }()
 	defer func() {
 		select {
 		case <-stopProgress:
@@ -201,6 +226,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	acks.Wait()
 	flushTook := time.Since(flushStart)
+	lastUpload := time.Now() // nothing produces any more: no upload but compaction's after this
 	close(stopProgress)
 	<-progressDone
 
@@ -210,7 +236,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	caughtUp := r.waitGroups(ctx, ends)
+	caughtUp := r.waitGroups(ctx, adm, ends)
 	stopConsumers()
 	cwg.Wait()
 	for _, g := range w.groups {
@@ -225,12 +251,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	// Read the whole log back with a fresh consumer and check it.
 	verifyStart := time.Now()
-	r.logf("reading the log back from offset 0 and verifying")
-	starts, err := listOffsets(ctx, adm, r.topic, true)
+	readFrom, err := listOffsets(ctx, adm, r.topic, true)
 	if err != nil {
 		return nil, err
 	}
-	log, err := readLog(ctx, seeds, r.topic, ends)
+	r.logf("reading the log back from the log start offsets and verifying")
+	log, err := readLog(ctx, seeds, r.topic, readFrom, ends)
+	if err != nil {
+		return nil, err
+	}
+	// The log start after the read is the one that counts: with
+	// retention it may have moved while the read went on, and what lies
+	// below it may be missing from the read.
+	starts, err := listOffsets(ctx, adm, r.topic, true)
 	if err != nil {
 		return nil, err
 	}
@@ -241,8 +274,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if w.acked.Load() == 0 {
 		ps.addf("nothing was acknowledged: the cluster took no writes at all")
 	}
-	verify(w.oracle, logCheck{topic: r.topic, partitions: cfg.Partitions, log: log, starts: starts, ends: ends, groups: w.groups}, ps)
+	verify(w.oracle, logCheck{topic: r.topic, partitions: cfg.Partitions, log: log, starts: starts, ends: ends, groups: w.groups, retention: cfg.Retention > 0}, ps)
 	verifyTook := time.Since(verifyStart)
+
+	var lc *Lifecycle
+	if r.obs != nil {
+		lc = r.lifecycleVerdict(ctx, load, lastUpload, ps)
+	}
 
 	rep := &Report{
 		Pass: ps.total == 0, Seed: cfg.Seed,
@@ -253,6 +291,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		AckedPerS:     float64(w.acked.Load()) / load.Seconds(),
 		ProduceErrors: w.firstErrs,
 		Problems:      ps.list, ProblemCount: ps.total,
+		Lifecycle: lc,
+		Retention: cfg.Retention.String(), Expired: expiredBelow(w.oracle, r.topic, starts),
 		Timings: Timings{
 			StartS: started.Sub(began).Seconds(), LoadS: load.Seconds(), FlushS: flushTook.Seconds(),
 			CatchUpS: catchTook.Seconds(), VerifyS: verifyTook.Seconds(), TotalS: time.Since(began).Seconds(),
@@ -268,7 +308,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for i, g := range w.groups {
 		rep.GroupStats = append(rep.GroupStats, GroupStats{
 			Name: g.name, Received: g.distinct.Load(), Redelivered: g.delivered.Load() - g.distinct.Load(),
-			FetchErrors: g.fetchErrs.Load(), CaughtUp: caughtUp[i],
+			FetchErrors: g.fetchErrs.Load(), CaughtUp: caughtUp[i], Expired: g.expired,
 		})
 	}
 	if cfg.Keep {
@@ -303,18 +343,26 @@ func (r *runner) progress(stop <-chan struct{}) {
 }
 
 // waitGroups waits, up to the drain timeout, until every group received
-// every offset below the end offsets; it reports which did.
-func (r *runner) waitGroups(ctx context.Context, ends map[int32]int64) []bool {
+// every offset below the end offsets (and, with retention, at or above
+// the log start, listed again every few seconds); it reports which did.
+func (r *runner) waitGroups(ctx context.Context, adm *kadm.Client, ends map[int32]int64) []bool {
 	deadline := time.Now().Add(r.cfg.DrainTimeout)
 	done := make([]bool, len(r.w.groups))
 	lastLog := time.Now()
+	var starts map[int32]int64
+	var listed time.Time
 	for {
+		if r.cfg.Retention > 0 && time.Since(listed) > 2*time.Second {
+			if s, err := listOffsets(ctx, adm, r.topic, true); err == nil {
+				starts, listed = s, time.Now()
+			}
+		}
 		all := true
 		var missing int64
 		for i, g := range r.w.groups {
 			if !done[i] {
 				var m int64
-				done[i], m = g.caughtUp(ends)
+				done[i], m = g.caughtUp(starts, ends)
 				missing += m
 			}
 			all = all && done[i]
@@ -335,11 +383,11 @@ func (r *runner) waitGroups(ctx context.Context, ends map[int32]int64) []bool {
 }
 
 // createTopic creates the run's topic, retrying while the cluster settles.
-func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32) error {
+func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, configs map[string]*string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		resp, err := adm.CreateTopic(cctx, partitions, 1, nil, topic)
+		resp, err := adm.CreateTopic(cctx, partitions, 1, configs, topic)
 		cancel()
 		if err == nil {
 			err = resp.Err
@@ -382,17 +430,19 @@ func listOffsets(ctx context.Context, adm *kadm.Client, topic string, start bool
 	}
 }
 
-// readLog reads every partition from offset 0 up to its end offset with a
-// consumer of its own (no group). A partition that stops short is read
-// until nothing has arrived for idleLimit: what is missing then is for
-// verify to report.
-func readLog(ctx context.Context, seeds []string, topic string, ends map[int32]int64) (map[TopicPartition][]Consumed, error) {
+// readLog reads every partition from its start offset up to its end
+// offset with a consumer of its own (no group). Should retention move
+// the log start past the read, the consumer resets to the new start
+// (OFFSET_OUT_OF_RANGE, then the earliest offset). A partition that stops
+// short is read until nothing has arrived for idleLimit: what is missing
+// then is for verify to report.
+func readLog(ctx context.Context, seeds []string, topic string, starts, ends map[int32]int64) (map[TopicPartition][]Consumed, error) {
 	const idleLimit = 15 * time.Second
 	offsets := map[int32]kgo.Offset{}
 	want := 0
 	for p, end := range ends {
-		if end > 0 {
-			offsets[p] = kgo.NewOffset().At(0)
+		if start := starts[p]; end > start {
+			offsets[p] = kgo.NewOffset().At(start)
 			want++
 		}
 	}
@@ -402,6 +452,7 @@ func readLog(ctx context.Context, seeds []string, topic string, ends map[int32]i
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID("loadtest-verify"),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(250*time.Millisecond))
 	if err != nil {
 		return nil, err
@@ -429,4 +480,89 @@ func readLog(ctx context.Context, seeds []string, topic string, ends map[int32]i
 		})
 	}
 	return out, nil
+}
+
+// sampleLoop takes a lifecycle sample every sampleEvery until stop, and
+// prints each.
+func (r *runner) sampleLoop(ctx context.Context, stop <-chan struct{}) {
+	t := time.NewTicker(sampleEvery(timingsFor(r.cfg).interval))
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := r.obs.sample(ctx, time.Since(r.start))
+		r.mu.Lock()
+		r.samples = append(r.samples, s)
+		r.mu.Unlock()
+		r.logf("lifecycle: %s", s)
+	}
+}
+
+// lifecycleVerdict checks the plateau over the load and waits for the
+// orphans; failures go to ps.
+func (r *runner) lifecycleVerdict(ctx context.Context, load time.Duration, lastUpload time.Time, ps *problems) *Lifecycle {
+	t := timingsFor(r.cfg)
+	lc := &Lifecycle{
+		Retention: r.cfg.Retention.String(), Interval: t.interval.String(), MinAge: t.minAge.String(), MaxWait: t.maxWait.String(),
+		Grace: t.grace.String(), OrphanScan: t.orphanScan.String(),
+	}
+	if r.cfg.Retention > 0 {
+		lc.RetCheck = t.retentionCheck.String()
+	} else {
+		lc.Retention = "off"
+	}
+	r.mu.Lock()
+	samples := append([]Sample(nil), r.samples...)
+	r.mu.Unlock()
+	lc.Plateau = plateauChecks(samples, load, t.interval, faultStall(r.cfg, r.holds))
+	for _, c := range lc.Plateau {
+		if !c.OK {
+			if c.Note != "" {
+				ps.addf("plateau of %s not shown: %s", c.What, c.Note)
+			} else {
+				ps.addf("%s did not plateau: at most %d over the last third of the load, bound %d (1.25 x %d, the middle third's maximum, + slack %d)",
+					c.What, c.LastMax, c.Bound, c.MiddleMax, c.Slack)
+			}
+		}
+	}
+	lc.Orphans = r.obs.waitOrphans(ctx, lastUpload, t.orphanWait(), t.orphanDeadline(), r.logf)
+	if !lc.Orphans.OK && ctx.Err() == nil {
+		ps.addf("orphans: %s", lc.Orphans.Detail)
+	}
+	r.mu.Lock()
+	lc.Samples = append([]Sample(nil), r.samples...)
+	r.mu.Unlock()
+	for _, a := range r.c.agents {
+		_, _ = r.obs.scrapeAgent(ctx, a)
+	}
+	lc.JobsAtEnd = r.obs.jobCounts()
+	if lc.JobsAtEnd.Compactions == 0 {
+		ps.addf("no compaction job ran in the whole run")
+	}
+	if lc.JobsAtEnd.Deletes == 0 {
+		ps.addf("no garbage collection (delete) job ran in the whole run")
+	}
+	return lc
+}
+
+// expiredBelow counts acknowledged records below the final log start:
+// expired by retention before the read back.
+func expiredBelow(o *Oracle, topic string, starts map[int32]int64) int64 {
+	var n int64
+	for tp, acks := range o.Acked() {
+		if tp.Topic != topic {
+			continue
+		}
+		for _, a := range acks {
+			if a.Offset < starts[tp.Partition] {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -40,9 +40,9 @@ func newFixture() *fixture {
 		g := newGroup(name)
 		for tp, recs := range f.in.log {
 			for _, r := range recs {
-				g.mark(tp.Partition, r.Offset)
+				g.mark(tp.Partition, r.Offset, r.Value)
 				if name == "g1" {
-					g.mark(tp.Partition, r.Offset) // a redelivery: allowed
+					g.mark(tp.Partition, r.Offset, r.Value) // a redelivery: allowed
 				}
 			}
 		}
@@ -116,7 +116,7 @@ func TestVerifyDetects(t *testing.T) {
 			for tp, recs := range f.in.log {
 				for _, r := range recs {
 					if tp.Partition != 1 || r.Offset != 6 {
-						g.mark(tp.Partition, r.Offset)
+						g.mark(tp.Partition, r.Offset, r.Value)
 					}
 				}
 			}
@@ -150,7 +150,7 @@ func TestVerifyGroupMissingUnackedIsFine(t *testing.T) {
 	for tp, recs := range f.in.log {
 		for _, r := range recs {
 			if r.Offset%2 == 0 {
-				g.mark(tp.Partition, r.Offset)
+				g.mark(tp.Partition, r.Offset, r.Value)
 			}
 		}
 	}
@@ -209,14 +209,21 @@ func TestBitset(t *testing.T) {
 		t.Fatal("has wrong")
 	}
 	g := newGroup("g")
-	g.mark(0, 0)
-	g.mark(0, 1)
-	g.mark(1, 0)
-	if ok, missing := g.caughtUp(map[int32]int64{0: 2, 1: 2}); ok || missing != 1 {
+	g.mark(0, 0, nil)
+	g.mark(0, 1, nil)
+	g.mark(1, 0, nil)
+	if ok, missing := g.caughtUp(nil, map[int32]int64{0: 2, 1: 2}); ok || missing != 1 {
 		t.Fatalf("caughtUp = %v, %d missing; want false, 1", ok, missing)
 	}
-	g.mark(1, 1)
-	if ok, _ := g.caughtUp(map[int32]int64{0: 2, 1: 2, 2: 0}); !ok {
+	// With retention, offsets below the log start are not waited for.
+	if ok, missing := g.caughtUp(map[int32]int64{1: 1}, map[int32]int64{0: 2, 1: 2}); ok || missing != 1 {
+		t.Fatalf("caughtUp from 1 = %v, %d missing; want false, 1", ok, missing)
+	}
+	if ok, _ := g.caughtUp(map[int32]int64{1: 2, 2: 5}, map[int32]int64{0: 2, 1: 2, 2: 5}); !ok {
+		t.Fatal("not caught up from the log start")
+	}
+	g.mark(1, 1, nil)
+	if ok, _ := g.caughtUp(nil, map[int32]int64{0: 2, 1: 2, 2: 0}); !ok {
 		t.Fatal("not caught up")
 	}
 }
@@ -245,5 +252,115 @@ func TestStallFrames(t *testing.T) {
 	h := halfProduce(16 << 20)
 	if binary.BigEndian.Uint32(h) != 16<<20 || len(h) > 64 {
 		t.Fatalf("half produce: %x", h)
+	}
+}
+
+// retentionFixture is the clean fixture after retention moved both log
+// starts to 4: the read back starts there, and a third group, g2, joined
+// late and never received what expired before it read.
+func retentionFixture() *fixture {
+	f := newFixture()
+	f.in.retention = true
+	for p := range int32(2) {
+		tp := TopicPartition{f.in.topic, p}
+		f.in.starts[p] = 4
+		f.in.log[tp] = f.in.log[tp][4:]
+	}
+	g := newGroup("g2")
+	for tp, recs := range f.in.log {
+		for _, r := range recs {
+			g.mark(tp.Partition, r.Offset, r.Value)
+		}
+	}
+	f.in.groups = append(f.in.groups, g)
+	return f
+}
+
+func TestVerifyRetention(t *testing.T) {
+	f := retentionFixture()
+	if p := f.verify(); p.total != 0 {
+		t.Fatalf("clean run with retention: %d problems: %v", p.total, p.list)
+	}
+	// Acknowledged offsets 0 and 2 of each partition expired before g2.
+	if g := f.in.groups[2]; g.expired != 4 {
+		t.Fatalf("g2 expired %d, want 4", g.expired)
+	}
+	// Everything expired: nothing to read, nothing missing.
+	f = newFixture()
+	f.in.retention = true
+	for p := range int32(2) {
+		f.in.starts[p] = 10
+		f.in.log[TopicPartition{f.in.topic, p}] = nil
+	}
+	if p := f.verify(); p.total != 0 {
+		t.Fatalf("all expired: %d problems: %v", p.total, p.list)
+	}
+
+	cases := []struct {
+		name string
+		edit func(f *fixture)
+		want string
+	}{
+		{"acknowledged record above the log start lost", func(f *fixture) {
+			tp := TopicPartition{"t", 0}
+			f.in.log[tp] = append(f.in.log[tp][:2:2], f.in.log[tp][3:]...) // offset 6
+		}, "not dense"},
+		{"record at the log start lost", func(f *fixture) {
+			tp := TopicPartition{"t", 1}
+			f.in.log[tp] = f.in.log[tp][1:] // offset 4, unacknowledged
+		}, "not dense"},
+		{"value stored twice above the log start", func(f *fixture) {
+			tp := TopicPartition{"t", 0}
+			f.in.log[tp] = append(f.in.log[tp], Consumed{Offset: 10, Value: f.in.log[tp][1].Value})
+			f.in.ends[0] = 11
+		}, "stored twice"},
+		{"offset read twice", func(f *fixture) {
+			tp := TopicPartition{"t", 1}
+			f.in.log[tp] = append(f.in.log[tp][:3:3], f.in.log[tp][2:]...)
+		}, "read twice"},
+		{"group missed a record above the log start", func(f *fixture) {
+			g := newGroup("g3")
+			for tp, recs := range f.in.log {
+				for _, r := range recs {
+					if tp.Partition != 0 || r.Offset != 8 {
+						g.mark(tp.Partition, r.Offset, r.Value)
+					}
+				}
+			}
+			f.in.groups = append(f.in.groups, g)
+		}, "group g3 never received acknowledged record"},
+		{"group received a wrong value", func(f *fixture) {
+			f.in.groups[0].mark(1, 7, []byte("p09-000000000009"))
+		}, "two different values"},
+		{"group received a wrong value once", func(f *fixture) {
+			g := newGroup("g3")
+			for tp, recs := range f.in.log {
+				for _, r := range recs {
+					v := r.Value
+					if tp.Partition == 1 && r.Offset == 5 {
+						v = []byte("p09-000000000009")
+					}
+					g.mark(tp.Partition, r.Offset, v)
+				}
+			}
+			f.in.groups = append(f.in.groups, g)
+		}, "group g3 received another value than the log's"},
+		{"group received a wrong value below the log start", func(f *fixture) {
+			f.in.groups[2].mark(0, 2, []byte("p09-000000000009"))
+		}, "group g2 received another value than acknowledged"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := retentionFixture()
+			tc.edit(f)
+			p := f.verify()
+			found := false
+			for _, s := range p.list {
+				found = found || strings.Contains(s, tc.want)
+			}
+			if !found {
+				t.Fatalf("problems %q, want one containing %q", p.list, tc.want)
+			}
+		})
 	}
 }

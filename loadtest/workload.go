@@ -61,23 +61,46 @@ type workload struct {
 }
 
 // group is one consumer group's view of the topic: every offset any of
-// its members received, per partition.
+// its members received, per partition, and a hash of the value each held.
 type group struct {
 	name    string
 	clients []*kgo.Client
 
-	mu   sync.Mutex
-	seen map[int32]*bitset // guarded by mu
+	mu        sync.Mutex
+	seen      map[int32]*bitset  // guarded by mu
+	vals      map[int32][]uint32 // guarded by mu; valueHash of the value at each offset received, 0 for none
+	conflicts []string           // guarded by mu; offsets received twice with different values (first few)
+	nConflict int                // guarded by mu
 
 	distinct  atomic.Int64 // offsets received at least once
 	delivered atomic.Int64 // records received, redeliveries included
 	fetchErrs atomic.Int64
+	// expired counts acknowledged records the group never received
+	// because retention removed them first (below the final log start:
+	// the members were reset past them after OFFSET_OUT_OF_RANGE); set
+	// by checkGroups.
+	expired int64
 }
 
-func newGroup(name string) *group { return &group{name: name, seen: map[int32]*bitset{}} }
+func newGroup(name string) *group {
+	return &group{name: name, seen: map[int32]*bitset{}, vals: map[int32][]uint32{}}
+}
 
-func (g *group) mark(partition int32, offset int64) {
+// valueHash is a record value's FNV-1a hash, never 0 (0 means "not
+// received"): 4 bytes per received offset lets verify check what a group
+// got against the log without keeping the values.
+func valueHash(v []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range v {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h | 1
+}
+
+func (g *group) mark(partition int32, offset int64, value []byte) {
 	g.delivered.Add(1)
+	h := valueHash(value)
 	g.mu.Lock()
 	b := g.seen[partition]
 	if b == nil {
@@ -85,31 +108,51 @@ func (g *group) mark(partition int32, offset int64) {
 		g.seen[partition] = b
 	}
 	fresh := b.set(offset)
+	if offset >= 0 {
+		vs := g.vals[partition]
+		for int64(len(vs)) <= offset {
+			vs = append(vs, 0)
+		}
+		if old := vs[offset]; old != 0 && old != h {
+			g.nConflict++
+			if len(g.conflicts) < 3 {
+				g.conflicts = append(g.conflicts, fmt.Sprintf("partition %d offset %d received with two different values (the second %q)", partition, offset, value))
+			}
+		}
+		vs[offset] = h
+		g.vals[partition] = vs
+	}
 	g.mu.Unlock()
 	if fresh {
 		g.distinct.Add(1)
 	}
 }
 
-func (g *group) has(partition int32, offset int64) bool {
+// valueAt is the hash of the value the group received at offset, 0 when
+// it received none.
+func (g *group) valueAt(partition int32, offset int64) uint32 {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	b := g.seen[partition]
-	return b != nil && b.has(offset)
+	vs := g.vals[partition]
+	if offset < 0 || offset >= int64(len(vs)) {
+		return 0
+	}
+	return vs[offset]
 }
 
-// caughtUp reports whether the group received every offset below the end
-// offsets, and how many are missing.
-func (g *group) caughtUp(ends map[int32]int64) (bool, int64) {
+// caughtUp reports whether the group received every offset in
+// [starts, ends) (starts nil: from 0), and how many are missing.
+func (g *group) caughtUp(starts, ends map[int32]int64) (bool, int64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var missing int64
 	for p, end := range ends {
+		start := min(starts[p], end)
 		var n int64
 		if b := g.seen[p]; b != nil {
-			n = b.countBelow(end)
+			n = b.countBelow(end) - b.countBelow(start)
 		}
-		missing += end - n
+		missing += end - start - n
 	}
 	return missing == 0, missing
 }
@@ -228,7 +271,7 @@ func (w *workload) consume(ctx context.Context, g *group, cl *kgo.Client) {
 				g.fetchErrs.Add(1)
 			}
 		})
-		f.EachRecord(func(r *kgo.Record) { g.mark(r.Partition, r.Offset) })
+		f.EachRecord(func(r *kgo.Record) { g.mark(r.Partition, r.Offset, r.Value) })
 	}
 }
 

@@ -28,6 +28,18 @@ Faults (--faults, one every --fault-every, round robin):
   restart-meta   SIGKILL meta, restart it on the same --listen and --store
   store-errors   one agent's object store fails 30% of requests, +100ms each
   stall-client   half a request, and a client that never reads, on one agent
+  kill-jobs-agent  (lifecycle mode) SIGKILL the only jobs agent while meta
+                 holds a job leased, restart it, wait until it runs a job again
+
+Lifecycle mode (--compaction, usually with --retention): agent-0 alone has
+the jobs role; agents run compaction and GC every --compaction; meta gets
+--compaction-min-age C, --compaction-max-wait 2C, --gc-grace max(3C, 4s),
+--orphan-scan-interval 2C, and --retention-check-interval retention/6 (1s
+to 30s). Records below the final log start may have expired; everything at
+or above it must be there once. Every 5-10s the run prints the bucket's
+objects and bytes, meta's live and dead objects and index entries, and the
+job counts; it fails unless these plateau over the last third of the load
+and the bucket holds no orphan once producing stopped.
 
 `
 
@@ -51,6 +63,8 @@ func runLoadtest(args []string) error {
 	seed := fs.Uint64("seed", 0, "seed of every random choice (which agent a fault hits); 0 picks one, the report prints it")
 	keep := fs.Bool("keep", false, "keep the run's directory: every process's log, the embedded store and the bucket")
 	jsonOut := fs.Bool("json", false, "print one JSON line on stdout instead of the report")
+	retention := fs.Duration("retention", 0, "retention.ms of the run's topic; 0 keeps everything (records below the final log start may then be missing from the read back and the groups)")
+	compaction := fs.Duration("compaction", 0, "lifecycle mode: agents' --compaction-interval and --gc-interval, meta's compaction and GC timings scaled to it, one jobs agent, plateau and orphan checks; 0 is off")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -60,7 +74,7 @@ func runLoadtest(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("loadtest: unexpected argument %q", fs.Arg(0))
 	}
-	kinds, err := loadtest.ParseFaults(*faults)
+	kinds, err := loadtest.ParseFaults(*faults, *compaction > 0)
 	if err != nil {
 		return err
 	}
@@ -73,6 +87,7 @@ func runLoadtest(args []string) error {
 	cfg.Duration, cfg.Producers, cfg.Rate, cfg.Partitions = *duration, *producers, *rate, int32(*partitions)
 	cfg.Groups, cfg.Members, cfg.Faults, cfg.FaultEvery = *groups, *members, kinds, *faultEvery
 	cfg.Seed, cfg.Keep, cfg.Progress = *seed, *keep, os.Stderr
+	cfg.Retention, cfg.Compaction = *retention, *compaction
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
