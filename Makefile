@@ -47,6 +47,10 @@ bench: ## Go benchmarks of the hot paths and the in-process produce path (-bench
 bench-latency: ## Produce acks=all latency at light load through an in-process agent (~90s)
 	$(GO) test -run '^$$' -bench 'ProduceLatency' -benchtime 1x -count 1 ./agent/
 
+.PHONY: bench-meta
+bench-meta: ## Meta after 30, 8 and 1 days of load (64 partitions, 4 segments/s, 7-day retention) on both stores: open, heap, store size, takeover (~15 min)
+	$(GO) test -count=1 -timeout 90m -run '^TestMetaMonth$$' -v ./meta/controller/ -meta.month
+
 .PHONY: fuzz
 fuzz: ## Fuzz the decoders for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzOpenSegment$$' -fuzztime 30s ./codec/

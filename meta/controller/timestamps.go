@@ -19,6 +19,10 @@ import (
 // headers); that view stays valid without the lock because the state
 // never changes an entry in place: appends write past every block's
 // length as viewed, and trims and swaps never write a slot a view holds (entryList).
+// timestampScanHook, set only by tests, runs at the start of every
+// FindTimestamp scan, after the view is taken and Service.mu released.
+var timestampScanHook func()
+
 func (s *Service) FindTimestamp(ctx context.Context, tp meta.TopicPartition, q meta.TimestampQuery, ts int64) (meta.TimestampResult, error) {
 	if err := s.readable(ctx); err != nil {
 		return meta.TimestampResult{}, err
@@ -35,6 +39,9 @@ func (s *Service) FindTimestamp(ctx context.Context, tp meta.TopicPartition, q m
 	r := meta.TimestampResult{LogStartOffset: ps.logStart, HighWatermark: ps.next}
 	view := entryList{blocks: slices.Clone(ps.entries.blocks), off: ps.entries.off, n: ps.entries.n}
 	s.mu.RUnlock()
+	if h := timestampScanHook; h != nil {
+		h() // tests hold the scan here to show that commits go on meanwhile
+	}
 
 	best := -1
 	for i := 0; i < view.len(); i++ {
