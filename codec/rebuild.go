@@ -525,7 +525,13 @@ func (b *BatchBuilder) compress(dst []byte, codec int8) ([]byte, error) {
 	case CompressionLZ4:
 		b.out.b = dst
 		if b.lz == nil {
+			// 64 KiB blocks as Kafka's own LZ4 stream writes them: the
+			// library's default of 4 MiB makes every reader of the batch
+			// (consumers, and our own cleaners) set up a 4 MiB buffer.
 			b.lz = lz4.NewWriter(&b.out)
+			if err := b.lz.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
+				return dst, fmt.Errorf("BUG: lz4 options: %w", err)
+			}
 		} else {
 			b.lz.Reset(&b.out)
 		}

@@ -417,6 +417,9 @@ func TestCompactKeysRandom(t *testing.T) {
 	if testing.Short() {
 		n = 200
 	}
+	if raceEnabled {
+		n = 20
+	}
 	for seed := range uint64(n) {
 		checkCompaction(t, seed)
 	}
@@ -433,7 +436,11 @@ func FuzzCompactKeys(f *testing.F) {
 // indexed, correctly, and runs after it finish the job: the result of the
 // passes is the result of one pass with a map large enough.
 func TestCompactKeysMultiPass(t *testing.T) {
-	for seed := range uint64(60) {
+	n := uint64(60)
+	if raceEnabled {
+		n = 6
+	}
+	for seed := range n {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		in := randomPartition(t, rng, 0)
 		_, inEnd := flatten(t, in, 0)

@@ -272,10 +272,6 @@ func createTopic(t testing.TB, s *Service, name string, parts int32) meta.Topic 
 
 var segCounter atomic.Uint64
 
-// newSegID returns a segment id shaped like the agent's: a time prefix
-// and random bytes.
-func newSegID() meta.SegmentID { return newSegIDAt(time.Now()) }
-
 // newSegIDAt makes an id at t: tests whose committer runs on a fake clock
 // make ids on that clock, as an agent's ids follow real time (meta
 // refuses ids older than half the GC grace).
