@@ -1,12 +1,15 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -136,6 +139,12 @@ func TestCompactedTopic(t *testing.T) {
 	}
 	if n := runJobs(t, c.agent, meta.JobCleanKeys); n == 0 {
 		t.Fatal("no key cleaning ran")
+	}
+	// Each committed cleaning observes its compaction lag.
+	var prom bytes.Buffer
+	metrics.WritePrometheus(&prom, false)
+	if !regexp.MustCompile(`(?m)^sluice_meta_key_cleaning_lag_seconds_count [1-9]`).Match(prom.Bytes()) {
+		t.Fatalf("no key cleaning lag observed:\n%s", prom.String())
 	}
 	order, byKey := readCompacted(t, c.addr(), topic)
 	total := 0

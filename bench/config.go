@@ -23,10 +23,17 @@ type Config struct {
 	RecordSize int `json:"record_size"`
 	// Rate is the total target in records per second across producers;
 	// 0 produces as fast as the client accepts records.
-	Rate      int           `json:"rate"`
-	Duration  time.Duration `json:"duration_ns"`
-	Producers int           `json:"producers"`
-	Consumers int           `json:"consumers"`
+	Rate int `json:"rate"`
+	// Keys, when positive, gives records keys from a space of that many
+	// ("k0" to "k<Keys-1>", in turn), for compacted topics; 0 sends
+	// records without keys.
+	Keys int `json:"keys,omitempty"`
+	// TopicConfigs are set on the topic when the run creates it (for
+	// example cleanup.policy=compact).
+	TopicConfigs map[string]string `json:"topic_configs,omitempty"`
+	Duration     time.Duration     `json:"duration_ns"`
+	Producers    int               `json:"producers"`
+	Consumers    int               `json:"consumers"`
 	// Acks is "all", "1" or "0". Only "all" keeps the idempotent producer
 	// (franz-go's default); the others disable it, as Kafka requires.
 	Acks        string        `json:"acks"`
@@ -107,6 +114,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--partitions must be between 1 and 100000, got %d", c.Partitions)
 	case c.RecordSize < minRecordSize || c.RecordSize > 64<<20:
 		return fmt.Errorf("--record-size must be between %d (the timestamp) and 64 MiB, got %d", minRecordSize, c.RecordSize)
+	case c.Keys < 0:
+		return fmt.Errorf("--keys must be 0 (no keys) or positive, got %d", c.Keys)
 	case c.Rate < 0:
 		return fmt.Errorf("--rate must be 0 (as fast as possible) or positive, got %d", c.Rate)
 	case c.Duration <= 0:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,7 +110,7 @@ func run(ctx context.Context, cfg Config, mode Mode) (*Result, error) {
 			err = fmt.Errorf("topic %q does not exist: produce to it first or check --topic", cfg.Topic)
 		}
 	} else {
-		partitions, err = ensureTopic(setupCtx, admin, cfg.Topic, cfg.Partitions)
+		partitions, err = ensureTopic(setupCtx, admin, cfg.Topic, cfg.Partitions, cfg.TopicConfigs)
 	}
 	if err != nil {
 		return nil, err
@@ -328,13 +329,17 @@ func (r *runner) produce(ctx context.Context, cl *kgo.Client, rate float64, dead
 			r.prodErrs.Add(1)
 			r.noteErr("produce", err)
 		}
-		v := rec.Value
-		*rec = kgo.Record{Value: v}
+		v, k := rec.Value, rec.Key
+		*rec = kgo.Record{Value: v, Key: k[:0]}
 		r.recPool.Put(rec)
 	}
 	send := func(now time.Time) {
 		rec := r.recPool.Get().(*kgo.Record)
 		binary.BigEndian.PutUint64(rec.Value, uint64(now.UnixNano()))
+		if r.cfg.Keys > 0 {
+			k := (r.sent.Load()) % int64(r.cfg.Keys)
+			rec.Key = strconv.AppendInt(append(rec.Key[:0], 'k'), k, 10)
+		}
 		r.sent.Add(1)
 		cl.Produce(ctx, rec, promise)
 	}
@@ -514,13 +519,18 @@ func (r *runner) newConsumers(ctx context.Context, admin *kgo.Client, partitions
 
 // ensureTopic creates topic with n partitions unless it exists, and
 // returns its partition count.
-func ensureTopic(ctx context.Context, cl *kgo.Client, topic string, n int32) (int32, error) {
+func ensureTopic(ctx context.Context, cl *kgo.Client, topic string, n int32, configs map[string]string) (int32, error) {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	req.TimeoutMillis = 30000
 	t := kmsg.NewCreateTopicsRequestTopic()
 	t.Topic = topic
 	t.NumPartitions = n
 	t.ReplicationFactor = -1 // the broker's default
+	for k, v := range configs {
+		c := kmsg.NewCreateTopicsRequestTopicConfig()
+		c.Name, c.Value = k, kmsg.StringPtr(v)
+		t.Configs = append(t.Configs, c)
+	}
 	req.Topics = append(req.Topics, t)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"sluice.dev/agent"
 	"sluice.dev/bench"
@@ -181,6 +183,52 @@ func TestRunProduceAndE2E(t *testing.T) {
 			t.Fatalf("agent figures: %+v", a)
 		}
 		checkReports(t, res)
+	})
+
+	t.Run("keyed", func(t *testing.T) {
+		cfg := bench.Config{
+			Brokers: []string{addr}, Topic: "bench-keyed", Partitions: 2, RecordSize: 64,
+			Rate: 500, Duration: time.Second, Keys: 7,
+			TopicConfigs: map[string]string{"cleanup.policy": "compact", "segment.ms": "3600000"},
+		}
+		res, err := bench.RunProduce(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSide(t, "produce", res.Produce)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("bench-keyed"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		keys := map[string]bool{}
+		var n int64
+		fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		for n < res.Produce.Records && fctx.Err() == nil {
+			cl.PollFetches(fctx).EachRecord(func(r *kgo.Record) {
+				keys[string(r.Key)] = true
+				n++
+			})
+		}
+		if n != res.Produce.Records || len(keys) != 7 || !keys["k0"] || !keys["k6"] {
+			t.Fatalf("read %d of %d records with keys %v, want k0..k6", n, res.Produce.Records, keys)
+		}
+		dres, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, "bench-keyed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := dres.On("bench-keyed", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, c := range rc.Configs {
+			got[c.Key] = c.MaybeValue()
+		}
+		if got["cleanup.policy"] != "compact" || got["segment.ms"] != "3600000" {
+			t.Fatalf("topic configs %v, want the run's", got)
+		}
 	})
 
 	t.Run("e2e", func(t *testing.T) {

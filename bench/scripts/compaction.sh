@@ -8,20 +8,29 @@
 #   2. write amplification: bytes compaction wrote / bytes the agent
 #      uploaded as segments;
 #   3. a cold catch-up read (playground restarted, empty cache) of the
-#      whole topic: object store GETs per GiB read;
+#      whole topic after IDLE (default 10m) without produce, so that all of
+#      it is older than 10 minutes as in 1: object store GETs per GiB read
+#      (the share of 1 is measured again at that point);
+#   5. compaction lag of a compacted topic at the defaults (PARTS=clean):
+#      keyed records (KEYS keys) at RATE for CLEAN_DUR; the p99 and max of
+#      sluice_meta_key_cleaning_lag_seconds, the time from the commit of
+#      the oldest dirty data a cleaning took to the commit of its result;
 #   4. peak produce throughput with compaction running on a backlog, and
 #      with compaction off, each for TPUT_DUR (alternating is left to the
 #      reader: run the script twice).
 #
-# Usage: bench/scripts/compaction.sh   (env: BIN, DUR, RATE, TPUT_DUR, OUT;
-# PARTS=steady or PARTS=tput runs only that half)
+# Usage: bench/scripts/compaction.sh   (env: BIN, DUR, RATE, IDLE, TPUT_DUR, OUT;
+# PARTS=steady, clean or tput runs only that part; default all three)
 set -euo pipefail
 BIN=${BIN:-./bin/sluice}
 DUR=${DUR:-13m}
 RATE=${RATE:-2000} # 1 KiB records: about 2 MiB/s
 TPUT_DUR=${TPUT_DUR:-60s}
+IDLE=${IDLE:-10m}
+CLEAN_DUR=${CLEAN_DUR:-5m}
+KEYS=${KEYS:-10000}
 OUT=${OUT:-$(mktemp -d)}
-PARTS=${PARTS:-steady,tput}
+PARTS=${PARTS:-steady,clean,tput}
 mkdir -p "$OUT"
 echo "compaction figures in $OUT"
 
@@ -51,10 +60,40 @@ written=$(metric sluice_meta_compaction_written_bytes_total)
 echo "segments uploaded: $ingested bytes; compaction wrote: $written bytes" | tee "$OUT/amplification.txt"
 awk -v w="$written" -v i="$ingested" 'BEGIN{printf "write amplification of rewriting: %.3f (bytes rewritten per byte ingested)\n", w/i}' | tee -a "$OUT/amplification.txt"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); o=d["older"]["default"]; print("older than %s: %d bytes, %.4f in objects >= 16 MiB" % (o["age"], o["older_bytes"], o["share_in_large_objects"])); print(json.dumps(d["clusters"]["default"]))' "$OUT/jobs.json" | tee "$OUT/age.txt"
+echo "no produce for $IDLE: compaction finishes the tail"
+sleep "$IDLE"
+curl -s "http://$HTTP/jobs?age=10m" >"$OUT/jobs-idle.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); o=d["older"]["default"]; print("after idle, older than %s: %d bytes, %.4f in objects >= 16 MiB" % (o["age"], o["older_bytes"], o["share_in_large_objects"])); print(json.dumps(d["clusters"]["default"]))' "$OUT/jobs-idle.json" | tee -a "$OUT/age.txt"
 stop_pg
 start_pg "$OUT/steady" --compaction-interval 1h --gc-interval 1h # cold cache, no jobs during the read
 "$BIN" bench consume --brokers "$BOOT" --topic steady --from earliest --duration 120s --agent-metrics "http://$HTTP/metrics" >"$OUT/catchup.txt"
 cat "$OUT/catchup.txt"
+stop_pg
+fi
+
+# 5: compaction lag of a compacted topic, every setting at its default.
+if [[ $PARTS == *clean* ]]; then
+start_pg "$OUT/clean"
+"$BIN" bench produce --brokers "$BOOT" --topic keyed --partitions 16 --rate "$RATE" --duration "$CLEAN_DUR" \
+  --keys "$KEYS" --topic-config cleanup.policy=compact --json >"$OUT/clean-produce.json"
+curl -s "http://$HTTP/metrics" | grep '^sluice_meta_key_cleaning_lag_seconds' >"$OUT/clean-lag.prom"
+python3 - "$OUT/clean-lag.prom" <<'PY' | tee "$OUT/clean-lag.txt"
+import re, sys
+buckets, count = [], 0
+for line in open(sys.argv[1]):
+    m = re.match(r'\S+_bucket\{vmrange="([^.]+\.[^.]+)\.\.\.(\S+)"\} (\S+)', line)
+    if m:
+        buckets.append((float(m.group(2)), float(m.group(3))))
+    elif line.startswith("sluice_meta_key_cleaning_lag_seconds_count"):
+        count = float(line.split()[1])
+buckets.sort()
+acc, p99, top = 0, None, buckets[-1][0] if buckets else 0
+for upper, n in buckets:
+    acc += n
+    if p99 is None and acc >= 0.99 * count:
+        p99 = upper
+print("key cleanings: %d; compaction lag p99 <= %.1f s, max <= %.1f s (upper bounds of the histogram's buckets)" % (count, p99 or 0, top))
+PY
 stop_pg
 fi
 

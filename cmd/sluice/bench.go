@@ -50,16 +50,26 @@ func runBench(args []string) error {
 	htmlOut := fs.String("html", "", "also write a self-contained HTML report with charts to this file")
 	agentMetrics := fs.String("agent-metrics", "", "an agent's Prometheus /metrics URL (e.g. http://127.0.0.1:8080/metrics): report its CPU seconds and object store requests per GiB")
 	var (
-		partitions, recordSize, rate, producers, consumers *int
-		acks, compression, group, from                     *string
-		linger                                             = d.Linger
-		producerFlags, consumerFlags                       bool
+		partitions, recordSize, rate, producers, consumers, keys *int
+		topicConfigs                                             = map[string]string{}
+		acks, compression, group, from                           *string
+		linger                                                   = d.Linger
+		producerFlags, consumerFlags                             bool
 	)
 	if mode != bench.ModeConsume {
 		producerFlags = true
 		partitions = fs.Int("partitions", int(d.Partitions), "partition count if the topic has to be created (an existing topic keeps its own)")
 		recordSize = fs.Int("record-size", d.RecordSize, "record value size in bytes (at least 8: the first 8 carry the produce time)")
 		rate = fs.Int("rate", 0, "target records per second across all producers; 0 = as fast as possible")
+		keys = fs.Int("keys", 0, "give records keys from a space of this many (k0, k1, ... in turn), for compacted topics; 0 = no keys")
+		fs.Func("topic-config", "a config name=value for the topic if the run creates it (e.g. cleanup.policy=compact); repeat for more", func(kv string) error {
+			name, value, ok := strings.Cut(kv, "=")
+			if !ok || name == "" {
+				return fmt.Errorf("want name=value, got %q", kv)
+			}
+			topicConfigs[name] = value
+			return nil
+		})
 		producers = fs.Int("producers", d.Producers, "producer clients, each with its own connections")
 		acks = fs.String("acks", d.Acks, "all, 1 or 0 (all keeps the idempotent producer)")
 		compression = fs.String("compression", d.Compression, "none, lz4, zstd, snappy or gzip")
@@ -95,6 +105,10 @@ func runBench(args []string) error {
 		cfg.Partitions = int32(*partitions)
 		cfg.RecordSize, cfg.Rate, cfg.Producers = *recordSize, *rate, *producers
 		cfg.Acks, cfg.Compression, cfg.Linger = *acks, *compression, linger
+		cfg.Keys = *keys
+		if len(topicConfigs) > 0 {
+			cfg.TopicConfigs = topicConfigs
+		}
 		if *partitions <= 0 {
 			return fmt.Errorf("--partitions must be positive, got %d", *partitions)
 		}

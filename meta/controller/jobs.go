@@ -49,14 +49,18 @@ type jobsState struct {
 
 // jobRec is one leased job.
 type jobRec struct {
-	id      uint64
-	kind    meta.JobKind
-	agent   string
-	until   time.Time // lease end
-	level   int8
-	clean   bool // a key cleaning (JobCleanKeys)
-	output  meta.SegmentID
-	objects map[meta.SegmentID]bool // compaction sources, or objects to delete
+	id    uint64
+	kind  meta.JobKind
+	agent string
+	until time.Time // lease end
+	level int8
+	clean bool // a key cleaning (JobCleanKeys)
+	// dirtySince is, for a key cleaning, when the oldest dirty data it
+	// cleans was committed (unix ms): its completion observes the
+	// compaction lag from it.
+	dirtySince int64
+	output     meta.SegmentID
+	objects    map[meta.SegmentID]bool // compaction sources, or objects to delete
 }
 
 func newJobsState() *jobsState {
@@ -302,6 +306,9 @@ func (s *Service) CompleteCompaction(ctx context.Context, r meta.CompactResult) 
 	}
 	if o.err != nil {
 		return meta.CompactOutcome{}, o.err
+	}
+	if jr.clean && o.swapOutcome.Swapped > 0 {
+		cleanLagDone.Update(float64(s.now().UnixMilli()-jr.dirtySince) / 1000)
 	}
 	compactSwapped.Add(o.swapOutcome.Swapped)
 	compactRefused.Add(o.swapOutcome.Refused)
@@ -559,7 +566,7 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 		var rnd [8]byte
 		_, _ = rand.Read(rnd[:])
 		jr := &jobRec{kind: meta.JobCleanKeys, agent: agentID, until: now.Add(s.leaseTTL()), level: meta.LevelCleaned, clean: true,
-			output: meta.NewSegmentID(now, rnd), objects: make(map[meta.SegmentID]bool)}
+			dirtySince: c.oldest, output: meta.NewSegmentID(now, rnd), objects: make(map[meta.SegmentID]bool)}
 		for _, e := range srcs {
 			jr.objects[e.SegmentID] = true
 		}

@@ -36,6 +36,11 @@ var (
 	// cleanLag is, per key cleaning leased, how long the oldest dirty
 	// data of its partition had waited (compacted topics).
 	cleanLag = metrics.NewHistogram("sluice_meta_compaction_lag_seconds_at_lease")
+	// cleanLagDone is, per key cleaning committed, the time from the
+	// commit of the oldest dirty data it cleaned to the commit of its
+	// result: the longest any record of it waited to be compacted (Kafka's
+	// compaction lag, measured as its worst case per job).
+	cleanLagDone = metrics.NewHistogram("sluice_meta_key_cleaning_lag_seconds")
 )
 
 // open holds the open Services, for the gauges below (a meta host opens
