@@ -303,10 +303,20 @@ func (p *pgKV) View(fn func(KVTx) error) error {
 		var (
 			bucket string
 			pairs  []pgPair
+			slab   pgSlab
 		)
+		// Keys and values are copied out of the driver's read buffer
+		// into large slabs (3 allocations per row with Scan made the
+		// load of a month's index GC-bound). The bucket, text, has the
+		// same bytes in either format; keys and values must come in
+		// binary (raw bytea), or the rows are scanned.
+		fds := rows.FieldDescriptions()
+		raw := len(fds) == 3 && fds[1].Format == pgx.BinaryFormatCode && fds[2].Format == pgx.BinaryFormatCode
 		for rows.Next() {
 			var b, k, val []byte
-			if err := rows.Scan(&b, &k, &val); err != nil {
+			if rv := rows.RawValues(); raw && rv[0] != nil && rv[1] != nil && rv[2] != nil {
+				b, k, val = rv[0], slab.copy(rv[1]), slab.copy(rv[2])
+			} else if b, k, val, err = scanPair(rows); err != nil {
 				return err
 			}
 			if string(b) != bucket {
@@ -334,6 +344,31 @@ func (p *pgKV) View(fn func(KVTx) error) error {
 }
 
 type pgPair struct{ k, v []byte }
+
+// scanPair scans a row of sqlLoad (copies the driver makes).
+func scanPair(rows pgx.Rows) (b, k, v []byte, err error) {
+	err = rows.Scan(&b, &k, &v)
+	return b, k, v, err
+}
+
+// pgSlab hands out copies of small byte strings from 1 MiB blocks. Each
+// copy has its capacity cut to its length, so an append by whoever
+// holds it reallocates instead of writing over its neighbour.
+type pgSlab struct{ buf []byte }
+
+const pgSlabBlock = 1 << 20
+
+func (s *pgSlab) copy(b []byte) []byte {
+	if len(b) > pgSlabBlock/8 {
+		return append([]byte(nil), b...)
+	}
+	if cap(s.buf)-len(s.buf) < len(b) {
+		s.buf = make([]byte, 0, pgSlabBlock)
+	}
+	n := len(s.buf)
+	s.buf = append(s.buf, b...)
+	return s.buf[n : n+len(b) : n+len(b)]
+}
 
 // pgView is a View's transaction: the cluster in memory, each bucket's
 // pairs sorted by key.
