@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // ErrInvalidKey is returned (wrapped) by Local for a key it cannot map
@@ -21,8 +22,15 @@ var ErrInvalidKey = errors.New("objstore: invalid key")
 
 // tempPrefix starts the name of every temp file Put writes. Keys may not
 // have a segment starting with it, so a temp file can never be mistaken
-// for an object, and NewLocal may delete every file named like it.
+// for an object, and NewLocal may delete the stale files named like it.
 const tempPrefix = ".sluice-tmp-"
+
+// staleTempAge is how long a temp file goes unmodified before NewLocal
+// takes it for a crash's leftover. Several processes may share one
+// directory (a playground's agents, a loadtest cluster): a temp file
+// another process is writing right now must survive our start, and no Put
+// leaves its temp file untouched for an hour.
+const staleTempAge = time.Hour
 
 // Local is a Store kept in a directory on a local file system: the object
 // with key "a/b/c" is the file <dir>/a/b/c. It backs the playground and
@@ -33,7 +41,7 @@ const tempPrefix = ".sluice-tmp-"
 // Put writes a temp file next to the target, fsyncs it, renames it over
 // the target and fsyncs the directory. A crash at any point leaves the old
 // object or the new one, never a torn one, plus perhaps a temp file, which
-// NewLocal deletes. Directories a Put creates have their parent fsynced
+// a later NewLocal deletes once it is an hour old (staleTempAge). Directories a Put creates have their parent fsynced
 // before the Put returns, so an acknowledged object cannot vanish with a
 // directory entry that never reached the disk.
 //
@@ -94,14 +102,26 @@ func NewLocal(dir string) (*Local, error) {
 func (l *Local) Dir() string { return l.root }
 
 func (l *Local) removeTempFiles() error {
+	cutoff := time.Now().Add(-staleTempAge)
 	return filepath.WalkDir(l.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && strings.HasPrefix(d.Name(), tempPrefix) {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), tempPrefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // renamed or removed by its writer meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if info.ModTime().After(cutoff) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 		return nil
 	})

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func newTestLocal(t *testing.T, dir string) *Local {
@@ -20,7 +21,8 @@ func newTestLocal(t *testing.T, dir string) *Local {
 
 // A crash between writing the temp file and renaming it leaves the temp
 // file behind. It must never show up as an object, and the next NewLocal
-// must remove it.
+// must remove it once it is stale, but not a fresh one: another process
+// sharing the directory may be writing it.
 func TestLocalTempFiles(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -32,10 +34,18 @@ func TestLocalTempFiles(t *testing.T) {
 		filepath.Join(dir, "seg", tempPrefix+"123"),
 		filepath.Join(dir, tempPrefix+"456"),
 	}
+	old := time.Now().Add(-staleTempAge - time.Minute)
 	for _, p := range leftovers {
 		if err := os.WriteFile(p, []byte("torn"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inFlight := filepath.Join(dir, "seg", tempPrefix+"789") // another process's Put
+	if err := os.WriteFile(inFlight, []byte("writing"), 0o600); err != nil {
+		t.Fatal(err)
 	}
 	var keys []string
 	if err := s.List(ctx, "", func(info ObjectInfo) error {
@@ -56,6 +66,9 @@ func TestLocalTempFiles(t *testing.T) {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("temp file %s survived reopening: %v", p, err)
 		}
+	}
+	if _, err := os.Stat(inFlight); err != nil {
+		t.Errorf("a fresh temp file was removed at reopening: %v", err)
 	}
 	if got, err := s2.GetRange(ctx, "seg/a", 0, -1); err != nil || string(got) != "a" {
 		t.Fatalf("object after reopening: %q, %v", got, err)
