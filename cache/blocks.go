@@ -511,7 +511,7 @@ func (c *BlockCache) checkLen(key string, idx uint32, data []byte, objectSize in
 // checks the cache again under c.mu before registering a load.
 //
 // With ahead set, the loader of a block of a large object also registers
-// loads for the blocks after it in its extent (registerAheadLocked) and
+// loads for the other blocks of its extent (registerAheadLocked) and
 // reads them all in one GET (runAheadLoad); readers of those blocks wait
 // for that GET like any coalesced miss.
 func (c *BlockCache) load(ctx context.Context, key string, bk blockKey, objectSize int64, ahead bool) ([]byte, error) {
@@ -529,13 +529,13 @@ func (c *BlockCache) load(ctx context.Context, key string, bk blockKey, objectSi
 			}
 			l = &load{done: make(chan struct{})}
 			c.loads[lk] = l
-			var run []*load
+			var ar aheadRun
 			if ahead {
-				run = c.registerAheadLocked(key, bk, objectSize)
+				ar = c.registerAheadLocked(key, bk, objectSize, l)
 			}
 			c.mu.Unlock()
-			if len(run) > 0 {
-				return c.runAheadLoad(ctx, lk, bk, l, run, objectSize)
+			if len(ar.loads) > 1 {
+				return c.runAheadLoad(ctx, key, bk, ar, objectSize)
 			}
 			return c.runLoad(ctx, lk, bk, l, c.blockLen(bk.block, objectSize))
 		}
@@ -560,73 +560,104 @@ func (c *BlockCache) load(ctx context.Context, key string, bk blockKey, objectSi
 	}
 }
 
-// registerAheadLocked registers loads for the blocks after bk that a
-// read-ahead from bk reads, and returns them in block order (none when
-// the object is small, the budget is spent, or the next block is cached
-// or being read). The caller holds c.mu and has registered bk's load; the
-// returned loads belong to it and must be finished by runAheadLoad.
-func (c *BlockCache) registerAheadLocked(key string, bk blockKey, objectSize int64) []*load {
+// aheadRun is a read-ahead GET's loads: one per block from block first
+// on, the reader's own at index mine.
+type aheadRun struct {
+	first uint32
+	loads []*load
+	mine  int
+}
+
+// registerAheadLocked registers the loads a read-ahead from bk reads and
+// returns them in block order with l, bk's load, among them (a run of l
+// alone when the object is small or the budget is spent). The caller
+// holds c.mu and has registered l; the other loads of the run belong to
+// it and must be finished by runAheadLoad.
+//
+// The run is bk's whole extent when no block of it is cached or being
+// read: a catch-up consumer's partitions lie side by side in a compacted
+// object, so their first fetches miss on different blocks of one extent
+// at once, and reading from each miss onwards would split the extent into
+// several GETs. Otherwise it is the blocks after bk up to the first one
+// cached or being read, within the extent.
+func (c *BlockCache) registerAheadLocked(key string, bk blockKey, objectSize int64, l *load) aheadRun {
+	alone := aheadRun{first: bk.block, loads: []*load{l}}
 	if objectSize < readAheadMinObject {
-		return nil
+		return alone
 	}
 	n := extentBlocks(c.blockSize)
-	end := min((int64(bk.block)/n+1)*n, (objectSize+c.blockSize-1)/c.blockSize) // blocks [bk.block, end)
-	end = min(end, int64(bk.block)+max(1, c.aheadMax/c.blockSize))
-	if end <= int64(bk.block)+1 {
-		return nil
-	}
-	var run []*load
-	bytes := c.blockLen(bk.block, objectSize)
-	for idx := int64(bk.block) + 1; idx < end; idx++ {
-		lk := loadKey{key, uint32(idx)}
-		if _, ok := c.loads[lk]; ok {
-			break
+	nblocks := (objectSize + c.blockSize - 1) / c.blockSize
+	idx := int64(bk.block)
+	start, end := idx/n*n, min((idx/n+1)*n, nblocks) // the extent: blocks [start, end)
+	maxBlocks := max(1, c.aheadMax/c.blockSize)
+	free := func(i int64) bool {
+		if _, ok := c.loads[loadKey{key, uint32(i)}]; ok {
+			return false
 		}
-		if c.cached(key, blockKey{bk.keyHash, uint32(idx)}) != nil {
-			break
-		}
-		run = append(run, &load{done: make(chan struct{})})
-		bytes += c.blockLen(uint32(idx), objectSize)
+		return c.cached(key, blockKey{bk.keyHash, uint32(i)}) == nil
 	}
-	if len(run) == 0 {
-		return nil
+	first, last := idx, idx // the run: blocks [first, last]
+	whole := end-start <= maxBlocks
+	for i := start; whole && i < end; i++ {
+		whole = i == idx || free(i)
+	}
+	if whole {
+		first, last = start, end-1
+	} else {
+		for i := idx + 1; i < min(end, idx+maxBlocks) && free(i); i++ {
+			last = i
+		}
+	}
+	if first == last {
+		return alone
+	}
+	var bytes int64
+	for i := first; i <= last; i++ {
+		bytes += c.blockLen(uint32(i), objectSize)
 	}
 	// The budget counts the whole GET; over it, read the block alone.
 	if c.aheadInFlight.Add(bytes) > c.aheadBudget {
 		c.aheadInFlight.Add(-bytes)
 		readAheadSkipped.Inc()
-		return nil
+		return alone
 	}
-	for i, l := range run {
-		c.loads[loadKey{key, bk.block + 1 + uint32(i)}] = l
+	run := aheadRun{first: uint32(first), mine: int(idx - first)}
+	for i := first; i <= last; i++ {
+		x := l
+		if i != idx {
+			x = &load{done: make(chan struct{})}
+			c.loads[loadKey{key, uint32(i)}] = x
+		}
+		run.loads = append(run.loads, x)
 	}
 	return run
 }
 
-// runAheadLoad is the loader's half of a read-ahead: one GET for block bk
-// (load l) and the blocks after it (run), each published to its waiters
-// and cached as its own copy, so that no block pins the GET's buffer.
-func (c *BlockCache) runAheadLoad(ctx context.Context, lk loadKey, bk blockKey, l *load, run []*load, objectSize int64) ([]byte, error) {
-	first := int64(bk.block)
-	last := first + int64(len(run)) // inclusive
+// runAheadLoad is the loader's half of a read-ahead: one GET for the
+// run's blocks, each published to its waiters and cached as its own
+// copy, so that no block pins the GET's buffer. It returns the data of
+// block bk, the reader's own.
+func (c *BlockCache) runAheadLoad(ctx context.Context, key string, bk blockKey, ar aheadRun, objectSize int64) ([]byte, error) {
+	first := int64(ar.first)
+	last := first + int64(len(ar.loads)) - 1 // inclusive
 	off := first * c.blockSize
 	want := last*c.blockSize + c.blockLen(uint32(last), objectSize) - off
 	defer c.aheadInFlight.Add(-want)
-	all := append([]*load{l}, run...)
-	buf, err := c.getRange(ctx, lk.key, off, want)
+	all := ar.loads
+	buf, err := c.getRange(ctx, key, off, want)
 	if err == nil && int64(len(buf)) != want {
 		err = fmt.Errorf("store returned %d bytes, want %d", len(buf), want)
 	}
 	if err != nil {
-		err = fmt.Errorf("cache: read blocks %d-%d of %q: %w", first, last, lk.key, err)
+		err = fmt.Errorf("cache: read blocks %d-%d of %q: %w", first, last, key, err)
 		c.mu.Lock()
 		for i, x := range all {
 			x.err = err
 			// The blocks read ahead were nobody's request: their
 			// waiters read them themselves rather than fail with an
 			// error that belongs to this reader.
-			x.loaderGaveUp = i > 0 || ctx.Err() != nil
-			delete(c.loads, loadKey{lk.key, uint32(first + int64(i))})
+			x.loaderGaveUp = i != ar.mine || ctx.Err() != nil
+			delete(c.loads, loadKey{key, uint32(first + int64(i))})
 		}
 		c.mu.Unlock()
 		for _, x := range all {
@@ -640,20 +671,20 @@ func (c *BlockCache) runAheadLoad(ctx context.Context, lk loadKey, bk blockKey, 
 		start := int64(i) * c.blockSize
 		x.data = append([]byte(nil), buf[start:start+c.blockLen(idx, objectSize)]...)
 		close(x.done) // waiters need not wait for the cache
-		blocks[i] = &block{key: lk.key, idx: idx, data: x.data}
+		blocks[i] = &block{key: key, idx: idx, data: x.data}
 	}
-	c.stats.aheadBlocks.Add(int64(len(run)))
-	readAheadBlocks.Add(len(run))
+	c.stats.aheadBlocks.Add(int64(len(all) - 1))
+	readAheadBlocks.Add(len(all) - 1)
 	for _, b := range blocks {
 		c.add(blockKey{bk.keyHash, b.idx}.hash(), b)
 	}
 	c.cache.Wait()
 	c.mu.Lock()
 	for i := range all {
-		delete(c.loads, loadKey{lk.key, uint32(first + int64(i))})
+		delete(c.loads, loadKey{key, uint32(first + int64(i))})
 	}
 	c.mu.Unlock()
-	return l.data, nil
+	return all[ar.mine].data, nil
 }
 
 // runLoad is the loader's half of load: read, publish to waiters, cache.
