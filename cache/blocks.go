@@ -115,11 +115,14 @@ const (
 // zone's block owners follow extents (zone.go, ownerUnit), so every agent
 // of a zone must agree on them, as on the block size.
 const (
-	// extentBytes is the most one read-ahead GET reads: 64 MiB, the
+	// extentBytes is the size one read-ahead GET aims at: 64 MiB, the
 	// issue's 16 GETs per GiB for a cold catch-up read. An object of
-	// readAheadMinObject bytes or more is cut into extents of
-	// extentBytes/BlockSize blocks (at least one).
-	extentBytes = 64 << 20
+	// readAheadMinObject bytes or more is cut into round(size/extentBytes)
+	// extents of whole blocks (extentOf), so that compaction's outputs,
+	// which come out a little over their 64 MiB target, are one extent
+	// and not one plus a sliver; an extent is at most maxExtentBytes.
+	extentBytes    = 64 << 20
+	maxExtentBytes = extentBytes * 3 / 2
 	// readAheadMinObject: smaller objects are read block by block. They
 	// are agents' segments (8 MiB by default: one block), read at the
 	// tail from the pushed copy; compaction outputs (16-128 MiB, docs/
@@ -127,8 +130,23 @@ const (
 	readAheadMinObject = 32 << 20
 )
 
-// extentBlocks is how many blocks of blockSize one extent holds.
-func extentBlocks(blockSize int64) int64 { return max(1, extentBytes/blockSize) }
+// extentBlocks is how many blocks each extent of an object of objectSize
+// bytes holds (the last may hold fewer): the object's blocks shared out
+// over round(objectSize/extentBytes) extents, at least one. With 16 MiB
+// blocks an object of 64.2 MiB is one extent of 5 blocks, one of
+// 100 MiB two of 4 and 3.
+func extentBlocks(objectSize, blockSize int64) int64 {
+	nblocks := max(1, (objectSize+blockSize-1)/blockSize)
+	k := max(1, (objectSize+extentBytes/2)/extentBytes)
+	return max(1, (nblocks+k-1)/k)
+}
+
+// extentOf returns the extent holding block idx: blocks [start, end).
+func extentOf(idx, objectSize, blockSize int64) (start, end int64) {
+	per := extentBlocks(objectSize, blockSize)
+	start = idx / per * per
+	return start, min(start+per, (objectSize+blockSize-1)/blockSize)
+}
 
 // ownerUnit names the unit of ownership in the zone (zone.go) holding
 // block idx of an object of objectSize bytes: the block itself, or, for
@@ -138,7 +156,7 @@ func ownerUnit(idx uint32, objectSize, blockSize int64) uint32 {
 	if objectSize < readAheadMinObject {
 		return idx
 	}
-	return uint32(int64(idx) / extentBlocks(blockSize))
+	return uint32(int64(idx) / extentBlocks(objectSize, blockSize))
 }
 
 // BlockCache caches fixed-size blocks of immutable objects read from an
@@ -154,16 +172,15 @@ func ownerUnit(idx uint32, objectSize, blockSize int64) uint32 {
 // # Read-ahead
 //
 // A miss on block i of an object of at least readAheadMinObject bytes
-// also reads, in the same GET, the blocks after i up to the end of i's
-// extent (extentBytes, 64 MiB: blocks [k*n, (k+1)*n) for n =
-// extentBytes/BlockSize) and caches each of them: a catch-up reader
-// walking a compacted object costs one GET per 64 MiB instead of one per
-// block. The run stops early at a block that is cached or already being
-// read, and is capped at MaxBytes/8 so that its blocks do not push each
-// other out of the window. Extents never cross: in a zone, each extent
+// also reads, in the same GET, the other blocks of i's extent (about
+// extentBytes, 64 MiB, see extentOf) and caches each of them: a catch-up
+// reader walking a compacted object costs one GET per extent instead of
+// one per block. When part of the extent is cached or being read, the
+// run goes from i to the first such block. It is capped at MaxBytes/5 so
+// that its blocks do not push each other out of the window. Extents never cross: in a zone, each extent
 // has one owner (zone.go), so a read-ahead never reads a block another
 // agent owns and each object is still read once per zone. Read-ahead
-// bytes in flight are bounded by MaxBytes/4 (the GET's buffer and the
+// bytes in flight are bounded by MaxBytes/3 (the GET's buffer and the
 // block copies are both held while a read is split); a miss over that
 // bound reads its block alone.
 //
@@ -172,9 +189,9 @@ func ownerUnit(idx uint32, objectSize, blockSize int64) uint32 {
 type BlockCache struct {
 	store     objstore.Store
 	blockSize int64
-	// aheadMax bounds the bytes one read-ahead GET reads (MaxBytes/8,
-	// at most extentBytes); aheadBudget bounds those in flight
-	// (MaxBytes/4), aheadInFlight counts them.
+	// aheadMax bounds the bytes one read-ahead GET reads (MaxBytes/5,
+	// at most maxExtentBytes); aheadBudget bounds those in flight
+	// (MaxBytes/3), aheadInFlight counts them.
 	aheadMax      int64
 	aheadBudget   int64
 	aheadInFlight atomic.Int64
@@ -314,8 +331,8 @@ func NewBlockCache(store objstore.Store, cfg BlockCacheConfig) (*BlockCache, err
 	c := &BlockCache{
 		store:       store,
 		blockSize:   cfg.BlockSize,
-		aheadMax:    min(extentBytes, cfg.MaxBytes/8),
-		aheadBudget: cfg.MaxBytes / 4,
+		aheadMax:    min(maxExtentBytes, cfg.MaxBytes/5),
+		aheadBudget: cfg.MaxBytes / 3,
 		cache:       rc,
 		window:      newWindow(win),
 		loads:       make(map[loadKey]*load),
@@ -390,7 +407,7 @@ func (c *BlockCache) readSpan(ctx context.Context, key string, kh uint64, object
 	// the rest in its GET instead of racing their own GETs.
 	unit := func(idx int64) int64 { return idx }
 	if objectSize >= readAheadMinObject {
-		n := extentBlocks(c.blockSize)
+		n := extentBlocks(objectSize, c.blockSize)
 		unit = func(idx int64) int64 { return idx / n }
 	}
 	loadGroup := func(ctx context.Context, group []int64) error {
@@ -585,10 +602,8 @@ func (c *BlockCache) registerAheadLocked(key string, bk blockKey, objectSize int
 	if objectSize < readAheadMinObject {
 		return alone
 	}
-	n := extentBlocks(c.blockSize)
-	nblocks := (objectSize + c.blockSize - 1) / c.blockSize
 	idx := int64(bk.block)
-	start, end := idx/n*n, min((idx/n+1)*n, nblocks) // the extent: blocks [start, end)
+	start, end := extentOf(idx, objectSize, c.blockSize)
 	maxBlocks := max(1, c.aheadMax/c.blockSize)
 	free := func(i int64) bool {
 		if _, ok := c.loads[loadKey{key, uint32(i)}]; ok {

@@ -139,7 +139,7 @@ func TestReadAheadStopsAtExtentsAndSmallObjects(t *testing.T) {
 	c := newTestCache(t, s, BlockCacheConfig{})
 	readSequentially(t, c, "big", big, 40<<20) // from inside block 2
 	want := []string{
-		fmt.Sprintf("big@%d+%d", 0, 64<<20), // blocks 0-3: extent 0, cold
+		fmt.Sprintf("big@%d+%d", 0, 64<<20),      // blocks 0-3: extent 0, cold
 		fmt.Sprintf("big@%d+%d", 64<<20, 36<<20), // blocks 4-6: extent 1, short last block
 	}
 	if got := s.log(); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -149,6 +149,39 @@ func TestReadAheadStopsAtExtentsAndSmallObjects(t *testing.T) {
 	want = append(want, "small@0+16777216", fmt.Sprintf("small@%d+%d", 16<<20, 8<<20))
 	if got := s.log(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("GETs %v, want %v (a small object is read block by block)", got, want)
+	}
+}
+
+// TestExtentsRoundToObjectSize: an object a little over 64 MiB (what
+// compaction makes) is one extent, not one and a sliver.
+func TestExtentsRoundToObjectSize(t *testing.T) {
+	const bs, mib = 16 << 20, 1 << 20
+	for _, c := range []struct {
+		size    int64
+		extents []int64 // the first block of each extent, then the block count
+	}{
+		{32 * mib, []int64{0, 2}},
+		{64 * mib, []int64{0, 4}},
+		{64*mib + 300*1024, []int64{0, 5}},
+		{95 * mib, []int64{0, 6}},
+		{100 * mib, []int64{0, 4, 7}},
+		{128 * mib, []int64{0, 4, 8}},
+		{200 * mib, []int64{0, 5, 10, 13}},
+	} {
+		nblocks := (c.size + bs - 1) / bs
+		var got []int64
+		for idx := int64(0); idx < nblocks; {
+			start, end := extentOf(idx, c.size, bs)
+			if start != idx || end <= start || (end-start)*bs > maxExtentBytes {
+				t.Fatalf("size %d: extent of block %d is [%d, %d)", c.size, idx, start, end)
+			}
+			got = append(got, start)
+			idx = end
+		}
+		got = append(got, nblocks)
+		if fmt.Sprint(got) != fmt.Sprint(c.extents) {
+			t.Errorf("size %d MiB: extents at %v, want %v", c.size/mib, got, c.extents)
+		}
 	}
 }
 
@@ -225,19 +258,20 @@ func TestReadAheadConcurrentReadersReadOnce(t *testing.T) {
 }
 
 // TestReadAheadBoundedByCacheSize: a cache too small for an extent reads
-// ahead at most MaxBytes/8 per GET, so read-ahead blocks do not evict
+// ahead at most MaxBytes/5 per GET, so read-ahead blocks do not evict
 // each other before they are read; with a block size above that, there
 // is no read-ahead at all.
 func TestReadAheadBoundedByCacheSize(t *testing.T) {
 	const size = 64 << 20
 	s := newGenStore(map[string]int64{"big": size})
-	c := newTestCache(t, s, BlockCacheConfig{BlockSize: 4 << 20, MaxBytes: 128 << 20}) // aheadMax 16 MiB
+	c := newTestCache(t, s, BlockCacheConfig{BlockSize: 4 << 20, MaxBytes: 128 << 20}) // aheadMax 25.6 MiB: 6 blocks
 	readSequentially(t, c, "big", size, 0)
-	if g := s.gets.Load(); g != 4 {
-		t.Fatalf("%d GETs, want 4 of 16 MiB: %v", g, s.log())
+	want := []string{fmt.Sprintf("big@0+%d", 24<<20), fmt.Sprintf("big@%d+%d", 24<<20, 24<<20), fmt.Sprintf("big@%d+%d", 48<<20, 16<<20)}
+	if got := s.log(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("GETs %v, want %v", got, want)
 	}
 	s2 := newGenStore(map[string]int64{"big": size})
-	c2 := newTestCache(t, s2, BlockCacheConfig{BlockSize: 16 << 20, MaxBytes: 64 << 20}) // aheadMax 8 MiB < a block
+	c2 := newTestCache(t, s2, BlockCacheConfig{BlockSize: 16 << 20, MaxBytes: 64 << 20}) // aheadMax 12.8 MiB < a block
 	readSequentially(t, c2, "big", size, 0)
 	if g := s2.gets.Load(); g != 4 {
 		t.Fatalf("%d GETs, want 4, one per block: %v", g, s2.log())
@@ -402,7 +436,7 @@ func TestReadAheadSpanOneGetPerExtent(t *testing.T) {
 }
 
 // TestReadAheadBudget: while the read-ahead bytes in flight are at the
-// bound (MaxBytes/4), a miss reads its one block only.
+// bound (MaxBytes/3), a miss reads its one block only.
 func TestReadAheadBudget(t *testing.T) {
 	const size = 128 << 20
 	s := newGenStore(map[string]int64{"big": size})
