@@ -401,10 +401,10 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 				}
 				return gnet.None
 			}
-			// Size and API key (the first field of every request
-			// header); a frame has at least 8 bytes, so 6 always come.
-			hdr, err := gc.Peek(6)
-			if err != nil || len(hdr) < 6 {
+			// The size is checked as soon as it is known: a client that
+			// sends only a bad size must be closed, not waited for.
+			hdr, err := gc.Peek(4)
+			if err != nil || len(hdr) < 4 {
 				return gnet.None
 			}
 			size := int(int32(binary.BigEndian.Uint32(hdr)))
@@ -416,6 +416,11 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 				return gnet.Close
 			}
 			if have := gc.InboundBuffered() - 4; have < size && have < size/8 {
+				return gnet.None
+			}
+			// The API key, the first field of every request header,
+			// picks the frame's buffer; a frame has at least 8 bytes.
+			if hdr, err = gc.Peek(6); err != nil || len(hdr) < 6 {
 				return gnet.None
 			}
 			key := int16(binary.BigEndian.Uint16(hdr[4:]))
