@@ -41,6 +41,7 @@ test-short: ## Quick test pass without the race detector
 .PHONY: bench
 bench: ## Go benchmarks of the hot paths and the in-process produce path (-benchmem)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./codec/ ./meta/controller/ ./cache/ ./pipeline/ ./server/
+	$(GO) test -run '^$$' -bench CompactLayoutPut -benchmem -count 1 ./jobs/
 	$(GO) test -run '^$$' -bench 'ProduceLoopback|FetchLoopback' -benchmem -benchtime 5s -count 1 ./agent/
 
 .PHONY: bench-latency

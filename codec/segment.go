@@ -232,6 +232,62 @@ func (b *SegmentBuilder) Size() int {
 // Allocations: the object and the metas slice; the scratch slices are
 // reused across Reset.
 func (b *SegmentBuilder) Finish() (object []byte, metas []ChunkMeta) {
+	metas = b.plan()
+	size := b.Size()
+	object = make([]byte, 0, size)
+	object = appendSegmentHeader(object, b.id)
+	for _, i := range b.layout {
+		object = append(object, b.chunks[i].batch...)
+	}
+	object = b.appendIndex(object, metas, crc32.Checksum(object[:SegmentHeaderSize], castagnoli))
+	if len(object) != size {
+		panic(fmt.Sprintf("BUG: codec: segment laid out to %d bytes, Size said %d", len(object), size))
+	}
+	b.dropBatches()
+	return object, metas
+}
+
+// FinishParts is Finish without laying the bytes out: it returns the
+// object as a vector whose concatenation is exactly what Finish would
+// return (header, the added batches in body order, index and trailer),
+// for a caller that writes the parts out one after another (a vectored
+// write to a file, or a streamed PUT) instead of copying them into one
+// new buffer first. Batches that sit next to each other in the caller's
+// memory and in the body are one part. The parts alias the added batches:
+// the caller keeps them unmodified until it has written the parts out.
+// The builder drops its references, as after Finish.
+func (b *SegmentBuilder) FinishParts() (parts [][]byte, size int, metas []ChunkMeta) {
+	metas = b.plan()
+	size = b.Size()
+	parts = make([][]byte, 0, 2+len(b.layout))
+	parts = append(parts, appendSegmentHeader(make([]byte, 0, SegmentHeaderSize), b.id))
+	for _, i := range b.layout {
+		batch := b.chunks[i].batch
+		if last := parts[len(parts)-1]; len(parts) > 1 && adjacent(last, batch) {
+			parts[len(parts)-1] = last[:len(last)+len(batch)]
+			continue
+		}
+		parts = append(parts, batch)
+	}
+	tail := make([]byte, 0, len(b.chunks)*SegmentIndexEntrySize+SegmentTrailerSize)
+	parts = append(parts, b.appendIndex(tail, metas, crc32.Checksum(parts[0], castagnoli)))
+	b.dropBatches()
+	return parts, size, metas
+}
+
+// adjacent reports whether next starts where prev ends, in one backing
+// array that prev's capacity reaches into, so prev can be extended over
+// next without copying.
+func adjacent(prev, next []byte) bool {
+	if len(next) == 0 || cap(prev)-len(prev) < len(next) {
+		return false
+	}
+	return &prev[:len(prev)+1][len(prev)] == &next[0]
+}
+
+// plan orders the chunks by partition (b.layout, body order) and returns
+// their metadata with final Start positions.
+func (b *SegmentBuilder) plan() []ChunkMeta {
 	if b.finished {
 		panic("BUG: codec: SegmentBuilder.Finish called twice without Reset")
 	}
@@ -259,42 +315,40 @@ func (b *SegmentBuilder) Finish() (object []byte, metas []ChunkMeta) {
 		b.layout[g.next] = int32(i)
 		g.next++
 	}
-
-	size := b.Size()
-	object = make([]byte, 0, size)
-	metas = make([]ChunkMeta, n)
-
-	object = appendSegmentHeader(object, b.id)
-	headerCRC := crc32.Checksum(object[:SegmentHeaderSize], castagnoli)
+	metas := make([]ChunkMeta, n)
+	pos := int64(SegmentHeaderSize)
 	for _, i := range b.layout {
-		c := &b.chunks[i]
-		m := c.meta
-		m.Start = int64(len(object))
-		object = append(object, c.batch...)
+		m := b.chunks[i].meta
+		m.Start = pos
+		pos += int64(len(b.chunks[i].batch))
 		metas[i] = m
 	}
-	indexOffset := len(object)
+	return metas
+}
+
+// appendIndex appends the index (in body order) and the trailer of the
+// planned segment to dst; headerCRC is the CRC of its header.
+func (b *SegmentBuilder) appendIndex(dst []byte, metas []ChunkMeta, headerCRC uint32) []byte {
+	start := len(dst)
 	for _, i := range b.layout {
-		object = appendIndexEntry(object, &metas[i])
+		dst = appendIndexEntry(dst, &metas[i])
 	}
-	object = appendTrailer(object, Trailer{
-		IndexOffset: int64(indexOffset),
-		IndexLength: int32(len(object) - indexOffset),
-		ChunkCount:  int32(n),
-		IndexCRC:    crc32.Checksum(object[indexOffset:], castagnoli),
+	return appendTrailer(dst, Trailer{
+		IndexOffset: int64(SegmentHeaderSize + b.bodySize),
+		IndexLength: int32(len(dst) - start),
+		ChunkCount:  int32(len(b.chunks)),
+		IndexCRC:    crc32.Checksum(dst[start:], castagnoli),
 		HeaderCRC:   headerCRC,
 		Version:     SegmentVersion,
 	})
-	if len(object) != size {
-		panic(fmt.Sprintf("BUG: codec: segment laid out to %d bytes, Size said %d", len(object), size))
-	}
+}
 
-	// Drop the references to the caller's batches: they may be pooled
-	// buffers, and a builder waiting for Reset must not keep them alive.
+// dropBatches drops the references to the caller's batches: they may be
+// pooled buffers, and a builder waiting for Reset must not keep them alive.
+func (b *SegmentBuilder) dropBatches() {
 	for i := range b.chunks {
 		b.chunks[i].batch = nil
 	}
-	return object, metas
 }
 
 // SetID names the segment Finish writes, in place of the id the builder

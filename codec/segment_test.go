@@ -384,3 +384,54 @@ func TestOpenSegmentEveryByteFlipped(t *testing.T) {
 		}
 	}
 }
+
+// TestFinishPartsIsFinish: the parts of FinishParts concatenate to exactly
+// the object Finish lays out, with the same metas, for batches that are
+// separate allocations and for batches carved one after another out of
+// one buffer (which FinishParts joins into one part where the body keeps
+// them adjacent, and must not join where it does not).
+func TestFinishPartsIsFinish(t *testing.T) {
+	for _, carve := range []bool{false, true} {
+		for seed := range uint64(20) {
+			want, wantMetas, added := buildSegment(t, seed, topic(4, 4), testKeys, 1+int(seed)*13)
+			if carve {
+				var all []byte
+				for _, a := range added {
+					all = append(all, a.batch...)
+				}
+				off := 0
+				for i := range added {
+					n := len(added[i].batch)
+					added[i].batch = all[off : off+n]
+					off += n
+				}
+			}
+			b := NewSegmentBuilder(topic(4, 4))
+			for _, a := range added {
+				b.Add(a.topic, a.partition, a.batch, a.h)
+			}
+			size := b.Size()
+			parts, gotSize, gotMetas := b.FinishParts()
+			got := bytes.Join(parts, nil)
+			if gotSize != size || len(got) != size || !bytes.Equal(got, want) || !slices.Equal(gotMetas, wantMetas) {
+				t.Fatalf("carve=%v seed %d: parts (%d bytes in %d parts, size %d) differ from Finish (%d bytes)", carve, seed, len(got), len(parts), gotSize, len(want))
+			}
+			if !carve && len(parts) != len(added)+2 {
+				t.Fatalf("seed %d: %d parts for %d separate batches, want header, each batch, index", seed, len(parts), len(added))
+			}
+			if carve && len(added) > 1 && len(parts) >= len(added)+2 && len(testKeys) > 1 {
+				// With batches carved in arrival order, runs of one
+				// partition that arrived together must have been joined.
+				joined := false
+				for i := 1; i < len(added); i++ {
+					if added[i].topic == added[i-1].topic && added[i].partition == added[i-1].partition {
+						joined = true
+					}
+				}
+				if joined {
+					t.Fatalf("seed %d: %d parts for %d carved batches: adjacent batches were not joined", seed, len(parts), len(added))
+				}
+			}
+		}
+	}
+}

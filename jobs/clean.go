@@ -7,6 +7,7 @@ import (
 
 	"sluice.dev/codec"
 	"sluice.dev/meta"
+	"sluice.dev/objstore"
 )
 
 // clean runs a key cleaning (meta.JobCleanKeys) of one partition of a
@@ -88,17 +89,17 @@ func (r *Runner) clean(ctx context.Context, job meta.Job) error {
 	if st.End != last.LastOffset {
 		return fmt.Errorf("BUG: jobs: cleaned output covers [%d, %d], the range is [%d, %d]", first.BaseOffset, st.End, first.BaseOffset, last.LastOffset)
 	}
-	object, entries, err := layoutBatches(cj, first.TopicID, first.Partition, out)
+	object, size, entries, err := layoutBatches(cj, first.TopicID, first.Partition, out)
 	if err != nil {
 		return err
 	}
 	key := meta.ObjectKey(cj.Output)
-	if err := r.cfg.Store.Put(ctx, key, object); err != nil {
+	if err := r.cfg.Store.PutReader(ctx, key, objstore.NewParts(object), size); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	m.written.Add(len(object))
+	m.written.Add(int(size))
 	res, err := r.cfg.Meta.CompleteCompaction(ctx, meta.CompactResult{
-		JobID: job.ID, Output: cj.Output, ObjectKey: key, Size: int64(len(object)),
+		JobID: job.ID, Output: cj.Output, ObjectKey: key, Size: size,
 		Entries: entries, BytesRead: read, CleanedUpTo: st.CleanedUpTo,
 	})
 	if err != nil {
@@ -107,7 +108,7 @@ func (r *Runner) clean(ctx context.Context, job meta.Job) error {
 	m.entriesSwapped.Add(res.Swapped)
 	m.entriesRefused.Add(res.Refused)
 	r.log.Debug("jobs: cleaned", "job", job.ID, "partition", first.Partition, "range", [2]int64{first.BaseOffset, last.LastOffset},
-		"records_in", st.RecordsIn, "records_out", st.RecordsOut, "bytes_in", st.BytesIn, "bytes_out", len(object),
+		"records_in", st.RecordsIn, "records_out", st.RecordsOut, "bytes_in", st.BytesIn, "bytes_out", size,
 		"tombstones_dropped", st.TombstonesDropped, "cleaned_up_to", st.CleanedUpTo)
 	return nil
 }
@@ -125,15 +126,16 @@ func keyMapBytes(n, limit int64) int {
 }
 
 // layoutBatches writes one partition's batches, in offset order, as an
-// object, cutting them into entries of at most MaxEntryBytes.
-func layoutBatches(cj *meta.CompactJob, topic meta.TopicID, part int32, batches []Batch) ([]byte, []meta.IndexEntry, error) {
+// object (as parts aliasing the batches, see FinishParts), cutting them
+// into entries of at most MaxEntryBytes.
+func layoutBatches(cj *meta.CompactJob, topic meta.TopicID, part int32, batches []Batch) ([][]byte, int64, []meta.IndexEntry, error) {
 	b := codec.NewSegmentBuilder(cj.Output)
 	var ents []*outEntry
 	var cur *outEntry
 	for _, bt := range batches {
 		h, err := codec.CheckStoredBatch(bt.Data)
 		if err != nil {
-			return nil, nil, fmt.Errorf("cleaned batch at %d: %w", bt.Base, err)
+			return nil, 0, nil, fmt.Errorf("cleaned batch at %d: %w", bt.Base, err)
 		}
 		if cur == nil || (cur.bytes+int64(len(bt.Data)) > cj.MaxEntryBytes && cj.MaxEntryBytes > 0) {
 			cur = &outEntry{e: meta.IndexEntry{TopicID: topic, Partition: part, BaseOffset: bt.Base, MaxTimestamp: -1}, first: -1}
@@ -148,15 +150,15 @@ func layoutBatches(cj *meta.CompactJob, topic meta.TopicID, part int32, batches 
 		cur.e.LastOffset = bt.Base + int64(h.LastOffsetDelta)
 		cur.e.MaxTimestamp = max(cur.e.MaxTimestamp, h.MaxTimestamp)
 	}
-	object, metas := b.Finish()
+	object, size, metas := b.FinishParts()
 	key := meta.ObjectKey(cj.Output)
 	entries := make([]meta.IndexEntry, 0, len(ents))
 	for _, oe := range ents {
 		e := oe.e
-		e.SegmentID, e.ObjectKey, e.ObjectSize = cj.Output, key, int64(len(object))
+		e.SegmentID, e.ObjectKey, e.ObjectSize = cj.Output, key, int64(size)
 		e.Start = metas[oe.first].Start
 		e.Length = metas[oe.last].End() - e.Start
 		entries = append(entries, e)
 	}
-	return object, entries, nil
+	return object, int64(size), entries, nil
 }

@@ -169,6 +169,17 @@ func (l *Local) PutReader(ctx context.Context, key string, r io.Reader, size int
 	if size < 0 {
 		return fmt.Errorf("objstore: put %q: negative size %d", key, size)
 	}
+	if v, ok := r.(*Parts); ok {
+		// A vector of known size: each slice is written straight into the
+		// file, with no copy through a buffer of our own.
+		if v.Len() != size {
+			return fmt.Errorf("objstore: put %q: %w: %d bytes given for size %d", key, errSizeMismatch, v.Len(), size)
+		}
+		return l.put(ctx, key, func(f *os.File) error {
+			_, err := v.WriteTo(f)
+			return err
+		})
+	}
 	return l.put(ctx, key, func(f *os.File) error {
 		cr := ctxReader{ctx, r}
 		n, err := io.Copy(f, io.LimitReader(cr, size))

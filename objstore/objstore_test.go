@@ -159,6 +159,40 @@ func testStore(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("PutParts", func(t *testing.T) {
+		// A vector of slices (what compaction writes, objstore.Parts):
+		// stored as their concatenation, and a size that is not the
+		// vector's leaves no object.
+		s := open(t)
+		var bufs [][]byte
+		var whole []byte
+		for i, n := range []int{24, 0, 70000, 1, 4093, 66 * 3} {
+			b := randBytes(uint64(200+i), n)
+			bufs = append(bufs, b)
+			whole = append(whole, b...)
+		}
+		if err := s.PutReader(ctx, "pp/whole", NewParts(slices.Clone(bufs)), int64(len(whole))); err != nil {
+			t.Fatalf("PutReader(Parts): %v", err)
+		}
+		bufs[2][0] ^= 0xff // the caller reuses its buffers
+		if got := mustGet(t, s, "pp/whole", 0, -1); !bytes.Equal(got, whole) {
+			t.Fatalf("Parts stored %d bytes, want the %d of its slices in order", len(got), len(whole))
+		}
+		for _, size := range []int64{int64(len(whole)) - 1, int64(len(whole)) + 1} {
+			if err := s.PutReader(ctx, "pp/bad", NewParts(slices.Clone(bufs)), size); err == nil {
+				t.Errorf("PutReader(Parts of %d bytes, size %d) succeeded", len(whole), size)
+			}
+			if _, err := s.Head(ctx, "pp/bad"); !errors.Is(err, ErrNotFound) {
+				t.Errorf("a failed PutReader(Parts) left an object: Head = %v", err)
+			}
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if err := s.PutReader(cctx, "pp/cancelled", NewParts(slices.Clone(bufs)), int64(len(whole))); !errors.Is(err, context.Canceled) {
+			t.Errorf("PutReader(Parts) with a cancelled context: %v", err)
+		}
+	})
+
 	t.Run("ModTime", func(t *testing.T) {
 		s := open(t)
 		// The store's clock is this machine's for every implementation
