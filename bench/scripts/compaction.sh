@@ -17,10 +17,15 @@
 #      the oldest dirty data a cleaning took to the commit of its result;
 #   4. peak produce throughput with compaction running on a backlog, and
 #      with compaction off, each for TPUT_DUR, alternating for ROUNDS
-#      rounds (timings on a shared machine are noisy: compare the pairs).
+#      rounds (timings on a shared machine are noisy: compare the pairs);
+#      PARTS=split does the same with the roles in separate processes, as
+#      a deployment with jobs agents runs them: sluice meta, an agent with
+#      the produce and consume roles, and (compaction on) an agent with the
+#      jobs role alone at the lowest CPU priority (nice 19) on the same
+#      machine.
 #
 # Usage: bench/scripts/compaction.sh   (env: BIN, DUR, RATE, IDLE, TPUT_DUR, ROUNDS, OUT;
-# PARTS=steady, clean or tput runs only that part; default all three)
+# PARTS=steady, clean, tput or split runs only those parts; default the first three)
 set -euo pipefail
 BIN=${BIN:-./bin/sluice}
 DUR=${DUR:-13m}
@@ -114,6 +119,39 @@ for r in $(seq 1 "$ROUNDS"); do
     # A run at full speed leaves 10-25 GB in its bucket: drop it now.
     rm -rf "${OUT:?}/tput-$mode-$r"
     echo "round $r compaction $mode: $(awk '$1=="produce"{print $6" MiB/s"}' "$OUT/tput-$mode-$r.txt"); $(tail -1 "$OUT/tput-$mode-$r.txt")" | tee -a "$OUT/tput.txt"
+  done
+done
+fi
+
+# 4b: the same with the jobs role in its own process at nice 19.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 100); do curl -sf "http://$1/metrics" >/dev/null && return 0; sleep 0.1; done; echo "no $1"; exit 1; }
+if [[ $PARTS == *split* ]]; then
+for r in $(seq 1 "$ROUNDS"); do
+  for mode in on off; do
+    dir="$OUT/split-$mode-$r"; mkdir -p "$dir"
+    mport=$(free_port); mhttp=127.0.0.1:$(free_port); kport=$(free_port); HTTP=127.0.0.1:$(free_port); jhttp=127.0.0.1:$(free_port)
+    export SLUICE_ADMIN_TOKEN=bench-token
+    "$BIN" meta --store "$dir/meta" --listen "127.0.0.1:$mport" --http-addr "$mhttp" \
+      --compaction-min-age 1s --compaction-max-wait 2s >"$dir/meta.log" 2>&1 &
+    pids=($!)
+    wait_http "$mhttp"
+    key=$("$BIN" meta keys create --meta-addr "127.0.0.1:$mport" --cluster bench)
+    SLUICE_AGENT_KEY=$key "$BIN" agent --meta-addr "127.0.0.1:$mport" --bucket "file://$dir/bucket" --roles produce,consume \
+      --kafka-addr "127.0.0.1:$kport" --http-addr "$HTTP" >"$dir/agent.log" 2>&1 &
+    pids+=($!)
+    if [ $mode = on ]; then
+      SLUICE_AGENT_KEY=$key nice -n 19 "$BIN" agent --meta-addr "127.0.0.1:$mport" --bucket "file://$dir/bucket" --roles jobs \
+        --kafka-addr 127.0.0.1:0 --http-addr "$jhttp" --compaction-interval 1s --gc-interval 1s >"$dir/jobs.log" 2>&1 &
+      pids+=($!)
+    fi
+    wait_http "$HTTP"
+    "$BIN" bench produce --brokers "127.0.0.1:$kport" --topic tput --partitions 16 --duration "$TPUT_DUR" --agent-metrics "http://$HTTP/metrics" >"$dir.txt"
+    written=$(curl -s "http://$mhttp/metrics" | awk '$1=="sluice_meta_compaction_written_bytes_total"{print $2}')
+    echo "compaction wrote ${written:-0} bytes" >>"$dir.txt"
+    kill -TERM "${pids[@]}"; wait "${pids[@]}" || true
+    rm -rf "${dir:?}"
+    echo "split round $r compaction $mode: $(awk '$1=="produce"{print $6" MiB/s"}' "$dir.txt"); $(tail -1 "$dir.txt")" | tee -a "$OUT/split.txt"
   done
 done
 fi
