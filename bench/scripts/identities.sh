@@ -53,7 +53,10 @@ for ids in $IDS; do
 			t0=$(date +%s.%N)
 			case $c in
 			franz) "$BIN" bench produce --brokers "$boot" --topic "f$RANDOM" --partitions 16 --record-size 1024 \
-				--rate "$RATE" --duration "${DUR}s" --linger 5ms 2>&1 | grep -iE "p50|p99|records/s|latency" | tr -s ' ' | head -4 | tr '\n' ' ' ;;
+				--rate "$RATE" --duration "${DUR}s" --linger 5ms --json 2>/dev/null | tail -1 | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["produce"]; l = p["latency"]
+print("franz rate=%d n=%d errors=%d p50_ms=%.0f p99_ms=%.0f max_ms=%.0f" % (p["records_per_sec"], l["count"], p["errors"], l["p50_ns"]/1e6, l["p99_ns"]/1e6, l["max_ns"]/1e6))'  ;;
 			rdkafka) /usr/bin/python3 bench/scripts/rdkafka_latency.py "$boot" --rate "$RATE" --duration "$DUR" ;;
 			sarama) "$SARAMA" -brokers "$boot" -rate "$RATE" -duration "${DUR}s" ;;
 			esac
