@@ -217,3 +217,127 @@ func testIdentitiesInFlight(t *testing.T, n int, sharePort bool) {
 	checkExactlyOnce(t, topic, parts, records, consumeN(t, c.addr(), topic, records))
 	t.Logf("%v read", time.Now().Format("15:04:05.000"))
 }
+
+// TestBrokerIdentitiesTwoAgents: with two agents of three identities
+// each, both agents answer Metadata with the same six node ids, each
+// agent's identity k at its own port + k and the first at the node id
+// meta assigned; the group coordinator is named by that first id; and
+// an idempotent producer writing through all six gets every record
+// acknowledged once with dense offsets, read back byte for byte.
+func TestBrokerIdentitiesTwoAgents(t *testing.T) {
+	const n, topic, parts, records = 3, "ids2", 16, 1600
+	c := startCluster(t, t.TempDir(), agent.Config{BrokerIdentities: n})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	b, err := agent.Start(ctx, agent.Config{ID: "second", KafkaAddr: "127.0.0.1:0", BrokerIdentities: n, Logger: quietLogger()}, c.meta, c.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop(context.Background())
+	createTopic(t, c.addr(), topic, parts)
+
+	// want: node id -> address, from each agent's own first identity.
+	// Every agent reads the registry at most once a second.
+	time.Sleep(1100 * time.Millisecond)
+	var first map[int32]string
+	for _, addr := range []string{c.addr(), b.AdvertisedAddr()} {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		adm := kadm.NewClient(cl)
+		md, err := adm.Metadata(ctx, topic)
+		if err != nil {
+			cl.Close()
+			t.Fatal(err)
+		}
+		got := map[int32]string{}
+		for _, br := range md.Brokers {
+			got[br.NodeID] = net.JoinHostPort(br.Host, strconv.Itoa(int(br.Port)))
+		}
+		if len(got) != 2*n || got[c.agent.NodeID()] != c.addr() || got[b.NodeID()] != b.AdvertisedAddr() {
+			cl.Close()
+			t.Fatalf("agent %s lists %v, want %d brokers with each agent's own id at its address", addr, got, 2*n)
+		}
+		for _, a := range []string{c.addr(), b.AdvertisedAddr()} {
+			host, portStr, _ := net.SplitHostPort(a)
+			port, _ := strconv.Atoi(portStr)
+			for k := range n {
+				want := net.JoinHostPort(host, strconv.Itoa(port+k))
+				found := false
+				for _, g := range got {
+					found = found || g == want
+				}
+				if !found {
+					cl.Close()
+					t.Fatalf("agent %s lists %v: no identity at %s", addr, got, want)
+				}
+			}
+		}
+		if first == nil {
+			first = got
+		} else if fmt.Sprint(first) != fmt.Sprint(got) {
+			cl.Close()
+			t.Fatalf("the agents disagree: %v and %v", first, got)
+		}
+		co := adm.FindGroupCoordinators(ctx, "g")
+		cl.Close()
+		for _, r := range co {
+			if r.Err != nil || (r.NodeID != c.agent.NodeID() && r.NodeID != b.NodeID()) {
+				t.Fatalf("coordinator %+v, want one agent's first identity", r)
+			}
+		}
+	}
+
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
+	// Synchronously first: franz-go keeps one request in flight per
+	// partition until the partition's first success.
+	offsets := map[int32][]int64{}
+	for i := range parts {
+		r := makeRecord(topic, i)
+		r.Partition = int32(i % parts)
+		res := pcl.ProduceSync(ctx, r)
+		if err := res.FirstErr(); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		offsets[r.Partition] = append(offsets[r.Partition], res[0].Record.Offset)
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i := parts; i < records; i++ {
+		r := makeRecord(topic, i)
+		r.Partition = int32(i % parts)
+		wg.Add(1)
+		pcl.Produce(ctx, r, func(r *kgo.Record, err error) {
+			defer wg.Done()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			offsets[r.Partition] = append(offsets[r.Partition], r.Offset)
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d records failed, first: %v", len(errs), errs[0])
+	}
+	for p := range int32(parts) {
+		seen := map[int64]bool{}
+		for _, o := range offsets[p] {
+			if seen[o] || o < 0 || o >= int64(len(offsets[p])) {
+				t.Fatalf("partition %d: offset %d acknowledged twice or out of 0..%d", p, o, len(offsets[p])-1)
+			}
+			seen[o] = true
+		}
+	}
+	checkExactlyOnce(t, topic, parts, records, consumeN(t, c.addr(), topic, records))
+}
