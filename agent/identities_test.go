@@ -221,7 +221,8 @@ func testIdentitiesInFlight(t *testing.T, n int, sharePort bool) {
 // TestBrokerIdentitiesTwoAgents: with two agents of three identities
 // each, both agents answer Metadata with the same six node ids, each
 // agent's identity k at its own port + k and the first at the node id
-// meta assigned; the group coordinator is named by that first id; and
+// meta assigned; each identity describes itself (DescribeConfigs) under
+// its own broker.id; the group coordinator is named by that first id; and
 // an idempotent producer writing through all six gets every record
 // acknowledged once with dense offsets, read back byte for byte.
 func TestBrokerIdentitiesTwoAgents(t *testing.T) {
@@ -279,6 +280,26 @@ func TestBrokerIdentitiesTwoAgents(t *testing.T) {
 		} else if fmt.Sprint(first) != fmt.Sprint(got) {
 			cl.Close()
 			t.Fatalf("the agents disagree: %v and %v", first, got)
+		}
+		// A tool describing every listed broker asks each at its own
+		// address; an identity answers with its own broker.id.
+		for node := range got {
+			rcs, err := adm.DescribeBrokerConfigs(ctx, node)
+			if err != nil {
+				cl.Close()
+				t.Fatalf("describe broker %d: %v", node, err)
+			}
+			rc, err := rcs.On(strconv.Itoa(int(node)), nil)
+			if err != nil || rc.Err != nil {
+				cl.Close()
+				t.Fatalf("describe broker %d: %v %v", node, err, rc.Err)
+			}
+			for _, cf := range rc.Configs {
+				if cf.Key == "broker.id" && cf.MaybeValue() != strconv.Itoa(int(node)) {
+					cl.Close()
+					t.Fatalf("broker %d describes itself as broker.id %s", node, cf.MaybeValue())
+				}
+			}
 		}
 		co := adm.FindGroupCoordinators(ctx, "g")
 		cl.Close()
