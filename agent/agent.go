@@ -32,7 +32,12 @@ type Config struct {
 	// 0 takes the default, negative turns small early seals off).
 	EarlySealsPerSecond float64
 	MaxInFlightBytes    int64 // --max-inflight-bytes
-	MaxRequestBytes     int   // --max-request-bytes
+	// BrokerIdentities and IdentitiesSharePort: --broker-identities and
+	// --broker-identities-share-port (server.Config; 0 or 1 identities:
+	// one Kafka node id per agent, on KafkaAddr alone).
+	BrokerIdentities    int
+	IdentitiesSharePort bool
+	MaxRequestBytes     int // --max-request-bytes
 	// Per-connection and per-agent memory bounds of the Kafka listener
 	// (server.Config); zero takes the server's defaults.
 	MaxInflightRequestsPerConn int           // --max-inflight-requests-per-conn
@@ -157,6 +162,8 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			AdvertisedAddr:        cfg.AdvertisedAddr,
 			NodeID:                cfg.NodeID,
 			AgentID:               cfg.ID,
+			BrokerIdentities:      cfg.BrokerIdentities,
+			IdentitiesSharePort:   cfg.IdentitiesSharePort,
 			Zone:                  cfg.Zone,
 			Group:                 cfg.Group,
 			Roles:                 cfg.Roles,

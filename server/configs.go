@@ -241,11 +241,12 @@ const (
 // and none can be altered at runtime, so every one is read-only. (A flag
 // given its default value reads as DEFAULT_CONFIG: the agent does not
 // keep which flags were typed.) The log.* defaults are the topic config
-// defaults of topicConfigs, under their broker names.
-func (s *Server) brokerConfigs() []brokerConfig {
+// defaults of topicConfigs, under their broker names. node is the broker
+// id asked for: this agent's own, or one of its other broker identities
+// (agents.go), which broker.id then names.
+func (s *Server) brokerConfigs(node int32) []brokerConfig {
 	str := func(v string) *string { return &v }
 	num := func(v int64) *string { return str(strconv.FormatInt(v, 10)) }
-	node := s.nodeID.Load()
 	listener := ""
 	if s.addr != nil {
 		listener = "PLAINTEXT://" + s.addr.String()

@@ -42,9 +42,11 @@ func handleDescribeCluster(s *Server, rc *reqCtx, r kmsg.Request) {
 	resp.ControllerID = s.nodeID.Load()
 	offered, _ := s.offeredTo(rc.clientID)
 	for _, br := range offered {
-		b := kmsg.NewDescribeClusterResponseBroker()
-		b.NodeID, b.Host, b.Port, b.Rack = br.node, br.host, br.port, br.rack()
-		resp.Brokers = append(resp.Brokers, b)
+		for _, id := range br.identities() { // as Metadata lists them
+			b := kmsg.NewDescribeClusterResponseBroker()
+			b.NodeID, b.Host, b.Port, b.Rack = id.node, br.host, id.port, br.rack()
+			resp.Brokers = append(resp.Brokers, b)
+		}
 	}
 	resp.ClusterAuthorizedOperations = -2147483648
 	rc.respond(resp)
@@ -118,22 +120,40 @@ func handleDescribeConfigs(s *Server, rc *reqCtx, r kmsg.Request) {
 	rc.respond(resp)
 }
 
+// namesSelf reports whether a broker resource name is the node id of one
+// of this agent's other identities (agents.go): a tool that describes
+// every broker of Metadata asks each at its address.
+func namesSelf(s *Server, name string) (int32, bool) {
+	n, err := strconv.ParseInt(name, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	return int32(n), s.isSelfNode(ctx, int32(n))
+}
+
 // describeBroker fills rr for a BROKER resource (see the file comment).
 func describeBroker(s *Server, req *kmsg.DescribeConfigsRequest, res *kmsg.DescribeConfigsRequestResource, rr *kmsg.DescribeConfigsResponseResource) {
 	if res.ResourceName == "" {
 		return // no cluster-wide dynamic broker defaults exist
 	}
-	self := strconv.Itoa(int(s.nodeID.Load()))
+	node := s.nodeID.Load()
+	self := strconv.Itoa(int(node))
 	if res.ResourceName != self {
-		rr.ErrorCode = kerr.InvalidRequest.Code
-		rr.ErrorMessage = strPtr(fmt.Sprintf("unexpected broker id %q: this agent is broker %s; ask each broker for its own configs", res.ResourceName, self))
-		return
+		if n, ok := namesSelf(s, res.ResourceName); ok {
+			node = n
+		} else {
+			rr.ErrorCode = kerr.InvalidRequest.Code
+			rr.ErrorMessage = strPtr(fmt.Sprintf("unexpected broker id %q: this agent is broker %s; ask each broker for its own configs", res.ResourceName, self))
+			return
+		}
 	}
 	want := map[string]bool{}
 	for _, n := range res.ConfigNames {
 		want[n] = true
 	}
-	for _, bc := range s.brokerConfigs() {
+	for _, bc := range s.brokerConfigs(node) {
 		if len(want) > 0 && !want[bc.name] {
 			continue
 		}

@@ -8,6 +8,8 @@ package server
 // load, by rendezvous hashing (agents.go). With
 // --auto-create-topics, unknown topics named in a request that allows it
 // (always before v4) are created with --default-partitions partitions.
+// An agent with several broker identities (agents.go) is listed once per
+// identity, every one at its address, and leads partitions under each.
 // Each broker's rack is its agent's zone (Kafka's broker.rack convention),
 // so tools and rack-aware clients see zones; an agent without a zone has
 // no rack (null). AuthorizedOperations are not computed (no ACLs yet); they are left at
@@ -35,9 +37,11 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 
 	brokers, leaders := s.offeredTo(rc.clientID)
 	for _, br := range brokers {
-		b := kmsg.NewMetadataResponseBroker()
-		b.NodeID, b.Host, b.Port, b.Rack = br.node, br.host, br.port, br.rack()
-		resp.Brokers = append(resp.Brokers, b)
+		for _, id := range br.identities() {
+			b := kmsg.NewMetadataResponseBroker()
+			b.NodeID, b.Host, b.Port, b.Rack = id.node, br.host, id.port, br.rack()
+			resp.Brokers = append(resp.Brokers, b)
+		}
 	}
 	cid := s.clusterID
 	resp.ClusterID = &cid

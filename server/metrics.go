@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -17,6 +18,15 @@ var (
 	mProduceErrors  = metrics.NewCounter(`sluice_produce_partition_errors_total`)
 	mFetchBytes     = metrics.NewCounter(`sluice_fetch_bytes_total`)
 )
+
+// producesParked counts acks=1/all produce requests appended to the
+// pipeline and not yet answered, over all connections: requests clients
+// have in flight at once while a segment fills. An idempotent client
+// keeps at most five per broker, so it shows what broker identities
+// (agents.go) give it.
+var producesParked atomic.Int64
+
+var _ = metrics.NewGauge(`sluice_produce_requests_parked`, func() float64 { return float64(producesParked.Load()) })
 
 // Limits hit (issue 11): each counts one time a bound held something back.
 var (

@@ -182,6 +182,7 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 
 	done := func(results []pipeline.Result) {
 		rc.c.pendingProduces.Add(-1)
+		producesParked.Add(-1)
 		cancel()
 		failed := anyErr
 		for _, sl := range slots {
@@ -216,12 +217,14 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 		rc.skip()
 	}
 	rc.c.pendingProduces.Add(1)
+	producesParked.Add(1)
 	// The batches alias the frame: the pipeline holds a reference of its
 	// own until it has laid them out (frames.go).
 	rc.frame.retain()
 	if err := s.deps.Pipeline.AppendRelease(ctx, batches, done, rc.frame.release); err != nil {
 		rc.frame.release()
 		rc.c.pendingProduces.Add(-1)
+		producesParked.Add(-1)
 		cancel()
 		code := errorCode(err)
 		for _, sl := range slots {

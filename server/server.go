@@ -44,6 +44,14 @@ type Config struct {
 	NodeID int32
 	// AgentID names this agent in meta's registry (agents.go).
 	AgentID string
+	// BrokerIdentities is how many Kafka node ids this agent answers
+	// under (agents.go; flag --broker-identities); 0 or 1: one. Identity
+	// k listens on Addr's port + k and is advertised at AdvertisedAddr's
+	// port + k, unless IdentitiesSharePort puts them all at the one
+	// address (which librdkafka cannot use). Every agent of a cluster
+	// must use the same values.
+	BrokerIdentities    int
+	IdentitiesSharePort bool
 	// Zone, Group and Roles place this agent (zones.go).
 	Zone  string
 	Group string
@@ -195,11 +203,15 @@ func (s *Server) Start(ctx context.Context) error {
 	if _, _, err := net.SplitHostPort(s.cfg.Addr); err != nil {
 		return fmt.Errorf("server: bad --kafka-addr %q: %w", s.cfg.Addr, err)
 	}
+	addrs, err := s.listenAddrs()
+	if err != nil {
+		return err
+	}
 	// Listeners are registered before the first connection can arrive.
 	s.deps.Index.AddListener(s.onCommit)
 	go func() {
 		defer close(s.runDone)
-		err := gnet.Run(s, "tcp://"+s.cfg.Addr,
+		err := gnet.Rotate(s, addrs,
 			gnet.WithMulticore(s.cfg.Multicore),
 			// A restarted agent gets its port back at once, though the
 			// killed process's connections linger in TIME_WAIT (Go's own
@@ -274,7 +286,10 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 
 func (s *Server) learnAddr() error {
 	host, _, _ := net.SplitHostPort(s.cfg.Addr)
-	fd, err := s.eng.Dup()
+	fd, err := s.eng.DupListener("tcp", s.cfg.Addr) // identity 0's listener
+	if err != nil {
+		fd, err = s.eng.Dup() // the only one
+	}
 	if err != nil {
 		return fmt.Errorf("server: find bound address: %w", err)
 	}

@@ -91,7 +91,9 @@ func selectFor(all []broker, p placement) (offered, leaders []broker) {
 // coordinatorFor picks the agent that answers for a group (or any
 // coordinator key): this agent when it is offered to the client (no extra
 // hop: every agent forwards group calls to meta), otherwise a stable
-// choice among the offered ones.
+// choice among the offered ones. A coordinator is named by its agent's
+// first identity (the node id meta assigned; agents.go), which every
+// Metadata response lists, whatever --broker-identities is.
 func coordinatorFor(offered []broker, selfID, key string) broker {
 	for _, b := range offered {
 		if b.id == selfID {

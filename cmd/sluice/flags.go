@@ -28,6 +28,8 @@ type agentFlags struct {
 	maxInFlight int64
 	cacheBytes  int64
 	earlySeals  float64
+	identities  int
+	sharePort   bool
 	pprof       bool
 	// Memory bounds of the Kafka listener (issue 11).
 	maxConnInflight  int
@@ -49,6 +51,8 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.maxInFlight, "max-inflight-bytes", 256<<20, "produce bytes admitted but not yet acknowledged; past it producers wait")
 	fs.Int64Var(&f.cacheBytes, "cache-bytes", 512<<20, "read cache size in bytes")
 	fs.Float64Var(&f.earlySeals, "max-early-seals-per-second", 8, "segments sealed before --flush-interval because a producer is stalled on them (all its requests in flight) while under 2 MiB: each is an extra object PUT; 0 turns them off")
+	fs.IntVar(&f.identities, "broker-identities", 1, "Kafka node ids each agent answers under, partition leadership spread over them, identity k on the --kafka-addr (and advertised) port + k: an idempotent producer keeps 5 requests in flight per node id, so n identities give it 5n per agent; every agent of a cluster must use the same value")
+	fs.BoolVar(&f.sharePort, "broker-identities-share-port", false, "put every broker identity on the one --kafka-addr port (franz-go, Java and sarama tell them apart by node id; librdkafka 2.0 cannot and must not use such a cluster)")
 	fs.BoolVar(&f.pprof, "pprof", false, pprofUsage)
 	fs.IntVar(&f.maxConnInflight, "max-inflight-requests-per-conn", 32, "requests one connection may have dispatched and unanswered; past it the connection is not read until it drains")
 	fs.IntVar(&f.maxConnUnsent, "max-conn-unsent-bytes", 64<<20, "response bytes one connection may have unsent; past it the connection is not read until its client reads (also its share of --max-fetch-bytes-inflight)")
@@ -85,6 +89,8 @@ func (f *agentFlags) validate() error {
 		return fmt.Errorf("--max-inflight-bytes (%d) must be at least --max-segment-bytes (%d)", f.maxInFlight, f.maxSeg)
 	case f.earlySeals < 0:
 		return fmt.Errorf("--max-early-seals-per-second must be 0 or more, got %g", f.earlySeals)
+	case f.identities < 1 || f.identities > 64:
+		return fmt.Errorf("--broker-identities must be between 1 and 64, got %d", f.identities)
 	case f.cacheBytes < 1<<20:
 		return fmt.Errorf("--cache-bytes must be at least 1 MiB, got %d", f.cacheBytes)
 	case f.maxConnInflight < 1:
@@ -108,6 +114,8 @@ func (f *agentFlags) config(log *slog.Logger) agent.Config {
 		FlushInterval:              f.flush,
 		MaxSegmentBytes:            f.maxSeg,
 		EarlySealsPerSecond:        earlySealRate(f.earlySeals),
+		BrokerIdentities:           f.identities,
+		IdentitiesSharePort:        f.sharePort,
 		MaxInFlightBytes:           f.maxInFlight,
 		MaxRequestBytes:            f.maxReq,
 		MaxInflightRequestsPerConn: f.maxConnInflight,

@@ -122,7 +122,11 @@ func runPlayground(args []string) error {
 	}
 	var lines []string
 	for i := range *nAgents {
-		kaddr, err := shiftPort(*kafkaAddr, i)
+		stride := 1 // the ports of agent i's broker identities come before agent i+1's
+		if !af.sharePort {
+			stride = af.identities
+		}
+		kaddr, err := shiftPort(*kafkaAddr, i*stride)
 		if err != nil {
 			return fmt.Errorf("--kafka-addr: %w", err)
 		}
