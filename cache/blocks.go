@@ -115,11 +115,14 @@ const (
 // zone's block owners follow extents (zone.go, ownerUnit), so every agent
 // of a zone must agree on them, as on the block size.
 const (
-	// extentBytes is the most one read-ahead GET reads: 64 MiB, the
+	// extentBytes is the size one read-ahead GET aims at: 64 MiB, the
 	// issue's 16 GETs per GiB for a cold catch-up read. An object of
-	// readAheadMinObject bytes or more is cut into extents of
-	// extentBytes/BlockSize blocks (at least one).
-	extentBytes = 64 << 20
+	// readAheadMinObject bytes or more is cut into round(size/extentBytes)
+	// extents of whole blocks (extentOf), so that compaction's outputs,
+	// which come out a little over their 64 MiB target, are one extent
+	// and not one plus a sliver; an extent is at most maxExtentBytes.
+	extentBytes    = 64 << 20
+	maxExtentBytes = extentBytes * 3 / 2
 	// readAheadMinObject: smaller objects are read block by block. They
 	// are agents' segments (8 MiB by default: one block), read at the
 	// tail from the pushed copy; compaction outputs (16-128 MiB, docs/
@@ -127,8 +130,23 @@ const (
 	readAheadMinObject = 32 << 20
 )
 
-// extentBlocks is how many blocks of blockSize one extent holds.
-func extentBlocks(blockSize int64) int64 { return max(1, extentBytes/blockSize) }
+// extentBlocks is how many blocks each extent of an object of objectSize
+// bytes holds (the last may hold fewer): the object's blocks shared out
+// over round(objectSize/extentBytes) extents, at least one. With 16 MiB
+// blocks an object of 64.2 MiB is one extent of 5 blocks, one of
+// 100 MiB two of 4 and 3.
+func extentBlocks(objectSize, blockSize int64) int64 {
+	nblocks := max(1, (objectSize+blockSize-1)/blockSize)
+	k := max(1, (objectSize+extentBytes/2)/extentBytes)
+	return max(1, (nblocks+k-1)/k)
+}
+
+// extentOf returns the extent holding block idx: blocks [start, end).
+func extentOf(idx, objectSize, blockSize int64) (start, end int64) {
+	per := extentBlocks(objectSize, blockSize)
+	start = idx / per * per
+	return start, min(start+per, (objectSize+blockSize-1)/blockSize)
+}
 
 // ownerUnit names the unit of ownership in the zone (zone.go) holding
 // block idx of an object of objectSize bytes: the block itself, or, for
@@ -138,7 +156,7 @@ func ownerUnit(idx uint32, objectSize, blockSize int64) uint32 {
 	if objectSize < readAheadMinObject {
 		return idx
 	}
-	return uint32(int64(idx) / extentBlocks(blockSize))
+	return uint32(int64(idx) / extentBlocks(objectSize, blockSize))
 }
 
 // BlockCache caches fixed-size blocks of immutable objects read from an
@@ -154,16 +172,15 @@ func ownerUnit(idx uint32, objectSize, blockSize int64) uint32 {
 // # Read-ahead
 //
 // A miss on block i of an object of at least readAheadMinObject bytes
-// also reads, in the same GET, the blocks after i up to the end of i's
-// extent (extentBytes, 64 MiB: blocks [k*n, (k+1)*n) for n =
-// extentBytes/BlockSize) and caches each of them: a catch-up reader
-// walking a compacted object costs one GET per 64 MiB instead of one per
-// block. The run stops early at a block that is cached or already being
-// read, and is capped at MaxBytes/8 so that its blocks do not push each
-// other out of the window. Extents never cross: in a zone, each extent
+// also reads, in the same GET, the other blocks of i's extent (about
+// extentBytes, 64 MiB, see extentOf) and caches each of them: a catch-up
+// reader walking a compacted object costs one GET per extent instead of
+// one per block. When part of the extent is cached or being read, the
+// run goes from i to the first such block. It is capped at MaxBytes/5 so
+// that its blocks do not push each other out of the window. Extents never cross: in a zone, each extent
 // has one owner (zone.go), so a read-ahead never reads a block another
 // agent owns and each object is still read once per zone. Read-ahead
-// bytes in flight are bounded by MaxBytes/4 (the GET's buffer and the
+// bytes in flight are bounded by MaxBytes/3 (the GET's buffer and the
 // block copies are both held while a read is split); a miss over that
 // bound reads its block alone.
 //
@@ -172,9 +189,9 @@ func ownerUnit(idx uint32, objectSize, blockSize int64) uint32 {
 type BlockCache struct {
 	store     objstore.Store
 	blockSize int64
-	// aheadMax bounds the bytes one read-ahead GET reads (MaxBytes/8,
-	// at most extentBytes); aheadBudget bounds those in flight
-	// (MaxBytes/4), aheadInFlight counts them.
+	// aheadMax bounds the bytes one read-ahead GET reads (MaxBytes/5,
+	// at most maxExtentBytes); aheadBudget bounds those in flight
+	// (MaxBytes/3), aheadInFlight counts them.
 	aheadMax      int64
 	aheadBudget   int64
 	aheadInFlight atomic.Int64
@@ -314,8 +331,8 @@ func NewBlockCache(store objstore.Store, cfg BlockCacheConfig) (*BlockCache, err
 	c := &BlockCache{
 		store:       store,
 		blockSize:   cfg.BlockSize,
-		aheadMax:    min(extentBytes, cfg.MaxBytes/8),
-		aheadBudget: cfg.MaxBytes / 4,
+		aheadMax:    min(maxExtentBytes, cfg.MaxBytes/5),
+		aheadBudget: cfg.MaxBytes / 3,
 		cache:       rc,
 		window:      newWindow(win),
 		loads:       make(map[loadKey]*load),
@@ -390,7 +407,7 @@ func (c *BlockCache) readSpan(ctx context.Context, key string, kh uint64, object
 	// the rest in its GET instead of racing their own GETs.
 	unit := func(idx int64) int64 { return idx }
 	if objectSize >= readAheadMinObject {
-		n := extentBlocks(c.blockSize)
+		n := extentBlocks(objectSize, c.blockSize)
 		unit = func(idx int64) int64 { return idx / n }
 	}
 	loadGroup := func(ctx context.Context, group []int64) error {
@@ -511,7 +528,7 @@ func (c *BlockCache) checkLen(key string, idx uint32, data []byte, objectSize in
 // checks the cache again under c.mu before registering a load.
 //
 // With ahead set, the loader of a block of a large object also registers
-// loads for the blocks after it in its extent (registerAheadLocked) and
+// loads for the other blocks of its extent (registerAheadLocked) and
 // reads them all in one GET (runAheadLoad); readers of those blocks wait
 // for that GET like any coalesced miss.
 func (c *BlockCache) load(ctx context.Context, key string, bk blockKey, objectSize int64, ahead bool) ([]byte, error) {
@@ -529,13 +546,13 @@ func (c *BlockCache) load(ctx context.Context, key string, bk blockKey, objectSi
 			}
 			l = &load{done: make(chan struct{})}
 			c.loads[lk] = l
-			var run []*load
+			var ar aheadRun
 			if ahead {
-				run = c.registerAheadLocked(key, bk, objectSize)
+				ar = c.registerAheadLocked(key, bk, objectSize, l)
 			}
 			c.mu.Unlock()
-			if len(run) > 0 {
-				return c.runAheadLoad(ctx, lk, bk, l, run, objectSize)
+			if len(ar.loads) > 1 {
+				return c.runAheadLoad(ctx, key, bk, ar, objectSize)
 			}
 			return c.runLoad(ctx, lk, bk, l, c.blockLen(bk.block, objectSize))
 		}
@@ -560,73 +577,102 @@ func (c *BlockCache) load(ctx context.Context, key string, bk blockKey, objectSi
 	}
 }
 
-// registerAheadLocked registers loads for the blocks after bk that a
-// read-ahead from bk reads, and returns them in block order (none when
-// the object is small, the budget is spent, or the next block is cached
-// or being read). The caller holds c.mu and has registered bk's load; the
-// returned loads belong to it and must be finished by runAheadLoad.
-func (c *BlockCache) registerAheadLocked(key string, bk blockKey, objectSize int64) []*load {
+// aheadRun is a read-ahead GET's loads: one per block from block first
+// on, the reader's own at index mine.
+type aheadRun struct {
+	first uint32
+	loads []*load
+	mine  int
+}
+
+// registerAheadLocked registers the loads a read-ahead from bk reads and
+// returns them in block order with l, bk's load, among them (a run of l
+// alone when the object is small or the budget is spent). The caller
+// holds c.mu and has registered l; the other loads of the run belong to
+// it and must be finished by runAheadLoad.
+//
+// The run is bk's whole extent when no block of it is cached or being
+// read: a catch-up consumer's partitions lie side by side in a compacted
+// object, so their first fetches miss on different blocks of one extent
+// at once, and reading from each miss onwards would split the extent into
+// several GETs. Otherwise it is the blocks after bk up to the first one
+// cached or being read, within the extent.
+func (c *BlockCache) registerAheadLocked(key string, bk blockKey, objectSize int64, l *load) aheadRun {
+	alone := aheadRun{first: bk.block, loads: []*load{l}}
 	if objectSize < readAheadMinObject {
-		return nil
+		return alone
 	}
-	n := extentBlocks(c.blockSize)
-	end := min((int64(bk.block)/n+1)*n, (objectSize+c.blockSize-1)/c.blockSize) // blocks [bk.block, end)
-	end = min(end, int64(bk.block)+max(1, c.aheadMax/c.blockSize))
-	if end <= int64(bk.block)+1 {
-		return nil
-	}
-	var run []*load
-	bytes := c.blockLen(bk.block, objectSize)
-	for idx := int64(bk.block) + 1; idx < end; idx++ {
-		lk := loadKey{key, uint32(idx)}
-		if _, ok := c.loads[lk]; ok {
-			break
+	idx := int64(bk.block)
+	start, end := extentOf(idx, objectSize, c.blockSize)
+	maxBlocks := max(1, c.aheadMax/c.blockSize)
+	free := func(i int64) bool {
+		if _, ok := c.loads[loadKey{key, uint32(i)}]; ok {
+			return false
 		}
-		if c.cached(key, blockKey{bk.keyHash, uint32(idx)}) != nil {
-			break
-		}
-		run = append(run, &load{done: make(chan struct{})})
-		bytes += c.blockLen(uint32(idx), objectSize)
+		return c.cached(key, blockKey{bk.keyHash, uint32(i)}) == nil
 	}
-	if len(run) == 0 {
-		return nil
+	first, last := idx, idx // the run: blocks [first, last]
+	whole := end-start <= maxBlocks
+	for i := start; whole && i < end; i++ {
+		whole = i == idx || free(i)
+	}
+	if whole {
+		first, last = start, end-1
+	} else {
+		for i := idx + 1; i < min(end, idx+maxBlocks) && free(i); i++ {
+			last = i
+		}
+	}
+	if first == last {
+		return alone
+	}
+	var bytes int64
+	for i := first; i <= last; i++ {
+		bytes += c.blockLen(uint32(i), objectSize)
 	}
 	// The budget counts the whole GET; over it, read the block alone.
 	if c.aheadInFlight.Add(bytes) > c.aheadBudget {
 		c.aheadInFlight.Add(-bytes)
 		readAheadSkipped.Inc()
-		return nil
+		return alone
 	}
-	for i, l := range run {
-		c.loads[loadKey{key, bk.block + 1 + uint32(i)}] = l
+	run := aheadRun{first: uint32(first), mine: int(idx - first)}
+	for i := first; i <= last; i++ {
+		x := l
+		if i != idx {
+			x = &load{done: make(chan struct{})}
+			c.loads[loadKey{key, uint32(i)}] = x
+		}
+		run.loads = append(run.loads, x)
 	}
 	return run
 }
 
-// runAheadLoad is the loader's half of a read-ahead: one GET for block bk
-// (load l) and the blocks after it (run), each published to its waiters
-// and cached as its own copy, so that no block pins the GET's buffer.
-func (c *BlockCache) runAheadLoad(ctx context.Context, lk loadKey, bk blockKey, l *load, run []*load, objectSize int64) ([]byte, error) {
-	first := int64(bk.block)
-	last := first + int64(len(run)) // inclusive
+// runAheadLoad is the loader's half of a read-ahead: one GET for the
+// run's blocks, each published to its waiters and cached as its own
+// copy, so that no block pins the GET's buffer. It returns the data of
+// block bk, the reader's own.
+func (c *BlockCache) runAheadLoad(ctx context.Context, key string, bk blockKey, ar aheadRun, objectSize int64) ([]byte, error) {
+	first := int64(ar.first)
+	last := first + int64(len(ar.loads)) - 1 // inclusive
 	off := first * c.blockSize
 	want := last*c.blockSize + c.blockLen(uint32(last), objectSize) - off
 	defer c.aheadInFlight.Add(-want)
-	all := append([]*load{l}, run...)
-	buf, err := c.getRange(ctx, lk.key, off, want)
+	all := ar.loads
+	buf, err := c.getRange(ctx, key, off, want)
 	if err == nil && int64(len(buf)) != want {
 		err = fmt.Errorf("store returned %d bytes, want %d", len(buf), want)
 	}
 	if err != nil {
-		err = fmt.Errorf("cache: read blocks %d-%d of %q: %w", first, last, lk.key, err)
+		err = fmt.Errorf("cache: read blocks %d-%d of %q: %w", first, last, key, err)
 		c.mu.Lock()
 		for i, x := range all {
 			x.err = err
 			// The blocks read ahead were nobody's request: their
 			// waiters read them themselves rather than fail with an
 			// error that belongs to this reader.
-			x.loaderGaveUp = i > 0 || ctx.Err() != nil
-			delete(c.loads, loadKey{lk.key, uint32(first + int64(i))})
+			x.loaderGaveUp = i != ar.mine || ctx.Err() != nil
+			delete(c.loads, loadKey{key, uint32(first + int64(i))})
 		}
 		c.mu.Unlock()
 		for _, x := range all {
@@ -640,20 +686,20 @@ func (c *BlockCache) runAheadLoad(ctx context.Context, lk loadKey, bk blockKey, 
 		start := int64(i) * c.blockSize
 		x.data = append([]byte(nil), buf[start:start+c.blockLen(idx, objectSize)]...)
 		close(x.done) // waiters need not wait for the cache
-		blocks[i] = &block{key: lk.key, idx: idx, data: x.data}
+		blocks[i] = &block{key: key, idx: idx, data: x.data}
 	}
-	c.stats.aheadBlocks.Add(int64(len(run)))
-	readAheadBlocks.Add(len(run))
+	c.stats.aheadBlocks.Add(int64(len(all) - 1))
+	readAheadBlocks.Add(len(all) - 1)
 	for _, b := range blocks {
 		c.add(blockKey{bk.keyHash, b.idx}.hash(), b)
 	}
 	c.cache.Wait()
 	c.mu.Lock()
 	for i := range all {
-		delete(c.loads, loadKey{lk.key, uint32(first + int64(i))})
+		delete(c.loads, loadKey{key, uint32(first + int64(i))})
 	}
 	c.mu.Unlock()
-	return l.data, nil
+	return all[ar.mine].data, nil
 }
 
 // runLoad is the loader's half of load: read, publish to waiters, cache.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -128,8 +129,8 @@ func TestReadAheadColdCatchUp(t *testing.T) {
 	}
 }
 
-// TestReadAheadStopsAtExtentsAndSmallObjects: a read starting inside an
-// extent reads to the extent's end (never across it: the next extent
+// TestReadAheadStopsAtExtentsAndSmallObjects: a read starting inside a
+// cold extent reads the whole extent (never across it: the next extent
 // may have another owner), and objects below readAheadMinObject are read
 // block by block.
 func TestReadAheadStopsAtExtentsAndSmallObjects(t *testing.T) {
@@ -138,7 +139,7 @@ func TestReadAheadStopsAtExtentsAndSmallObjects(t *testing.T) {
 	c := newTestCache(t, s, BlockCacheConfig{})
 	readSequentially(t, c, "big", big, 40<<20) // from inside block 2
 	want := []string{
-		fmt.Sprintf("big@%d+%d", 32<<20, 32<<20), // blocks 2-3: the rest of extent 0
+		fmt.Sprintf("big@%d+%d", 0, 64<<20),      // blocks 0-3: extent 0, cold
 		fmt.Sprintf("big@%d+%d", 64<<20, 36<<20), // blocks 4-6: extent 1, short last block
 	}
 	if got := s.log(); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -148,6 +149,87 @@ func TestReadAheadStopsAtExtentsAndSmallObjects(t *testing.T) {
 	want = append(want, "small@0+16777216", fmt.Sprintf("small@%d+%d", 16<<20, 8<<20))
 	if got := s.log(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("GETs %v, want %v (a small object is read block by block)", got, want)
+	}
+}
+
+// TestExtentsRoundToObjectSize: an object a little over 64 MiB (what
+// compaction makes) is one extent, not one and a sliver.
+func TestExtentsRoundToObjectSize(t *testing.T) {
+	const bs, mib = 16 << 20, 1 << 20
+	for _, c := range []struct {
+		size    int64
+		extents []int64 // the first block of each extent, then the block count
+	}{
+		{32 * mib, []int64{0, 2}},
+		{64 * mib, []int64{0, 4}},
+		{64*mib + 300*1024, []int64{0, 5}},
+		{95 * mib, []int64{0, 6}},
+		{100 * mib, []int64{0, 4, 7}},
+		{128 * mib, []int64{0, 4, 8}},
+		{200 * mib, []int64{0, 5, 10, 13}},
+	} {
+		nblocks := (c.size + bs - 1) / bs
+		var got []int64
+		for idx := int64(0); idx < nblocks; {
+			start, end := extentOf(idx, c.size, bs)
+			if start != idx || end <= start || (end-start)*bs > maxExtentBytes {
+				t.Fatalf("size %d: extent of block %d is [%d, %d)", c.size, idx, start, end)
+			}
+			got = append(got, start)
+			idx = end
+		}
+		got = append(got, nblocks)
+		if fmt.Sprint(got) != fmt.Sprint(c.extents) {
+			t.Errorf("size %d MiB: extents at %v, want %v", c.size/mib, got, c.extents)
+		}
+	}
+}
+
+// TestReadAheadExtentWhole: a catch-up consumer's partitions lie side by
+// side in a compacted object, so their first fetches miss on different
+// blocks of one extent at once; the first miss reads the whole cold
+// extent, and a miss in a partly cached extent reads from itself to the
+// first block already there.
+func TestReadAheadExtentWhole(t *testing.T) {
+	const size = 64 << 20
+	s := newGenStore(map[string]int64{"obj": size, "warm": size})
+	c := newTestCache(t, s, BlockCacheConfig{})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for _, idx := range []uint32{2, 0, 3, 1} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data, err := c.Block(ctx, "obj", idx, size)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			checkGen(t, "obj", int64(idx)*(16<<20), data)
+		}()
+	}
+	wg.Wait()
+	if got := s.log(); fmt.Sprint(got) != fmt.Sprint([]string{"obj@0+67108864"}) {
+		t.Fatalf("GETs %v, want one of the whole extent", got)
+	}
+	// Block 3 of "warm" is being read by someone else.
+	other := &load{done: make(chan struct{})}
+	c.mu.Lock()
+	c.loads[loadKey{"warm", 3}] = other
+	c.mu.Unlock()
+	data, err := c.Block(ctx, "warm", 1, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGen(t, "warm", 16<<20, data)
+	c.mu.Lock()
+	delete(c.loads, loadKey{"warm", 3})
+	c.mu.Unlock()
+	other.err, other.loaderGaveUp = errors.New("test"), true
+	close(other.done)
+	want := []string{"obj@0+67108864", fmt.Sprintf("warm@%d+%d", 16<<20, 32<<20)}
+	if got := s.log(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("GETs %v, want %v", got, want)
 	}
 }
 
@@ -176,19 +258,20 @@ func TestReadAheadConcurrentReadersReadOnce(t *testing.T) {
 }
 
 // TestReadAheadBoundedByCacheSize: a cache too small for an extent reads
-// ahead at most MaxBytes/8 per GET, so read-ahead blocks do not evict
+// ahead at most MaxBytes/5 per GET, so read-ahead blocks do not evict
 // each other before they are read; with a block size above that, there
 // is no read-ahead at all.
 func TestReadAheadBoundedByCacheSize(t *testing.T) {
 	const size = 64 << 20
 	s := newGenStore(map[string]int64{"big": size})
-	c := newTestCache(t, s, BlockCacheConfig{BlockSize: 4 << 20, MaxBytes: 128 << 20}) // aheadMax 16 MiB
+	c := newTestCache(t, s, BlockCacheConfig{BlockSize: 4 << 20, MaxBytes: 128 << 20}) // aheadMax 25.6 MiB: 6 blocks
 	readSequentially(t, c, "big", size, 0)
-	if g := s.gets.Load(); g != 4 {
-		t.Fatalf("%d GETs, want 4 of 16 MiB: %v", g, s.log())
+	want := []string{fmt.Sprintf("big@0+%d", 24<<20), fmt.Sprintf("big@%d+%d", 24<<20, 24<<20), fmt.Sprintf("big@%d+%d", 48<<20, 16<<20)}
+	if got := s.log(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("GETs %v, want %v", got, want)
 	}
 	s2 := newGenStore(map[string]int64{"big": size})
-	c2 := newTestCache(t, s2, BlockCacheConfig{BlockSize: 16 << 20, MaxBytes: 64 << 20}) // aheadMax 8 MiB < a block
+	c2 := newTestCache(t, s2, BlockCacheConfig{BlockSize: 16 << 20, MaxBytes: 64 << 20}) // aheadMax 12.8 MiB < a block
 	readSequentially(t, c2, "big", size, 0)
 	if g := s2.gets.Load(); g != 4 {
 		t.Fatalf("%d GETs, want 4, one per block: %v", g, s2.log())
@@ -207,13 +290,14 @@ func TestReadAheadFailureLetsWaitersRetry(t *testing.T) {
 	c.mu.Lock()
 	l := &load{done: make(chan struct{})}
 	c.loads[loadKey{"big", 0}] = l
-	run := c.registerAheadLocked("big", blockKey{kh, 0}, size)
+	ar := c.registerAheadLocked("big", blockKey{kh, 0}, size, l)
 	c.mu.Unlock()
-	if len(run) != 3 {
-		t.Fatalf("read-ahead of %d blocks, want 3", len(run))
+	if len(ar.loads) != 4 || ar.mine != 0 || ar.loads[0] != l {
+		t.Fatalf("read-ahead of %d blocks with its own at %d, want 4 from its own", len(ar.loads), ar.mine)
 	}
+	run := ar.loads[1:]
 	s.fail.Store(true)
-	if _, err := c.runAheadLoad(context.Background(), loadKey{"big", 0}, blockKey{kh, 0}, l, run, size); err == nil {
+	if _, err := c.runAheadLoad(context.Background(), "big", blockKey{kh, 0}, ar, size); err == nil {
 		t.Fatal("runAheadLoad succeeded with a failing store")
 	}
 	s.fail.Store(false)
@@ -352,7 +436,7 @@ func TestReadAheadSpanOneGetPerExtent(t *testing.T) {
 }
 
 // TestReadAheadBudget: while the read-ahead bytes in flight are at the
-// bound (MaxBytes/4), a miss reads its one block only.
+// bound (MaxBytes/3), a miss reads its one block only.
 func TestReadAheadBudget(t *testing.T) {
 	const size = 128 << 20
 	s := newGenStore(map[string]int64{"big": size})

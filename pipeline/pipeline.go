@@ -139,9 +139,9 @@ type Batch struct {
 	Partition int32
 	// Data must stay valid and unmodified until the pipeline lets go of
 	// it, which may be after done: a request answered at its deadline
-	// leaves its bytes in a segment still uploading. The pipeline drops
-	// its references once that segment completes (callers hold
-	// garbage-collected frames and never reuse them).
+	// leaves its bytes in a segment still waiting to be laid out. With
+	// AppendRelease the pipeline says when (release); with Append the
+	// caller must never reuse Data.
 	Data   []byte
 	Header codec.BatchHeader
 }
@@ -180,6 +180,9 @@ type request struct {
 	timer    *time.Timer // answers at deadline; nil without one
 	answered atomic.Bool // done has been called (by the segment or the timer)
 	done     func([]Result)
+	// release, if set, is called once the segment no longer refers to
+	// the request's batch bytes (upload, after Finish); exactly once.
+	release func()
 }
 
 // answer calls done once; later calls (the timer racing the segment's
@@ -281,6 +284,20 @@ func (p *Pipeline) Config() Config { return p.cfg }
 // connection workers) and returns an error without calling done when ctx
 // ends first or the pipeline is closed.
 func (p *Pipeline) Append(ctx context.Context, batches []Batch, done func([]Result)) error {
+	return p.AppendRelease(ctx, batches, done, nil)
+}
+
+// AppendRelease is Append for callers that reuse the batches' memory
+// (pooled request frames): when it returns nil, release is called exactly
+// once, from the segment's upload goroutine, as soon as the pipeline
+// holds no reference to any batch's Data, which is once the segment has
+// been laid out into its object (codec.SegmentBuilder.Finish copies the
+// bytes). That can be before or after done. When it returns an error the
+// pipeline kept nothing and release is not called.
+//
+// Why not at done: a request answered at its own deadline (its timer)
+// leaves its batches in a segment that is still waiting to be laid out.
+func (p *Pipeline) AppendRelease(ctx context.Context, batches []Batch, done func([]Result), release func()) error {
 	var n int64
 	for i := range batches {
 		n += int64(len(batches[i].Data))
@@ -307,7 +324,7 @@ func (p *Pipeline) Append(ctx context.Context, batches []Batch, done func([]Resu
 		seg.timer = time.AfterFunc(p.cfg.FlushInterval, func() { p.sealIfOpen(seg) })
 	}
 	seg := p.open
-	r := &request{chunks: make([]int, len(batches)), bytes: n, done: done}
+	r := &request{chunks: make([]int, len(batches)), bytes: n, done: done, release: release}
 	for i := range batches {
 		b := &batches[i]
 		r.chunks[i] = seg.builder.Add(b.TopicID, b.Partition, b.Data, b.Header)
@@ -425,6 +442,15 @@ func (p *Pipeline) upload(seg *segment) {
 
 	obj, metas := seg.builder.Finish()
 	seg.builder = nil
+	// The object holds copies of every batch: the requests' own memory
+	// may go back to its owners now, before the PUT, so that a pooled
+	// frame is reused while still warm. Nothing below reads it (a retry
+	// puts obj again).
+	for _, r := range seg.reqs {
+		if r.release != nil {
+			r.release()
+		}
+	}
 	seg.key = ObjectKey(seg.id)
 	seg.size = int64(len(obj))
 	seg.metas = metas

@@ -66,7 +66,7 @@ type conn struct {
 	shareLimit int64
 
 	mu          sync.Mutex
-	queue       [][]byte          // guarded by mu: frames waiting for dispatch
+	queue       []*frameBuf       // guarded by mu: frames waiting for dispatch
 	queuedBytes int               // guarded by mu
 	running     bool              // guarded by mu: a worker is draining queue
 	blocked     bool              // guarded by mu: the worker stopped at the inflight/unsent bound
@@ -108,6 +108,11 @@ type conn struct {
 	pendingProduces atomic.Int32
 	// zone is whether the client's zone matches the agent's (zones.go).
 	zone atomic.Int32
+
+	// The frame being read (OnTraffic), and how many of its bytes have
+	// arrived. Only the event loop touches them, so no lock.
+	rd  *frameBuf
+	rdN int
 }
 
 func newConn(s *Server, gc gnet.Conn) *conn {
@@ -175,15 +180,17 @@ func (c *conn) resumeLocked() bool {
 	return true
 }
 
-// enqueue queues a frame; called on the event loop, never blocks.
-func (c *conn) enqueue(frame []byte) {
+// enqueue queues a frame, taking over the reference OnTraffic holds;
+// called on the event loop, never blocks.
+func (c *conn) enqueue(frame *frameBuf) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		frame.release()
 		return
 	}
 	c.queue = append(c.queue, frame)
-	c.queuedBytes += len(frame)
+	c.queuedBytes += len(frame.b)
 	start := !c.running && !c.blocked
 	if start {
 		c.running = true
@@ -222,7 +229,7 @@ func (c *conn) work() {
 		frame := c.queue[0]
 		c.queue[0] = nil
 		c.queue = c.queue[1:]
-		c.queuedBytes -= len(frame)
+		c.queuedBytes -= len(frame.b)
 		seq := c.nextSeq
 		c.nextSeq++
 		wake := c.stalled && len(c.queue) < maxConnQueued/2 && c.queuedBytes < c.s.cfg.MaxConnPendingBytes/2
@@ -560,6 +567,10 @@ func (c *conn) closeLocked() {
 		return
 	}
 	c.closed = true
+	// Frames never dispatched: the queue holds their only reference.
+	for _, f := range c.queue {
+		f.release()
+	}
 	c.queue = nil
 	c.pending = nil
 	c.pendingBytes = 0

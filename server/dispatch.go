@@ -54,6 +54,10 @@ type reqCtx struct {
 	clientID string
 	start    time.Time
 	done     bool
+	// frame holds the request's bytes; the handler's request aliases
+	// them. A handler that keeps them past its return takes a reference
+	// (frame.retain) and releases it when done (frames.go).
+	frame *frameBuf
 	// sizeHint, when set, is the expected encoded response size: the
 	// encoder's buffer starts that large instead of growing by copying
 	// (a fetch response carries megabytes of record batches).
@@ -150,8 +154,9 @@ func parseRequest(frame []byte) (requestHeader, kmsg.Request, error) {
 		return hdr, nil, err
 	}
 	// UnsafeReadFrom aliases body for bytes and strings: body is this
-	// request's own copy of the frame, never reused, so that is safe and
-	// saves copying record batches.
+	// request's own copy of the frame, reused only once every holder
+	// released it (frames.go), so that is safe and saves copying record
+	// batches.
 	if err := readRequest(req, body); err != nil {
 		return hdr, nil, err
 	}
@@ -165,10 +170,13 @@ func parseRequest(frame []byte) (requestHeader, kmsg.Request, error) {
 // versions it has, KIP-511). A handler panic is a bug, but one client's
 // request must not take the agent down: it is logged and the connection
 // closed.
-func (s *Server) dispatch(c *conn, seq uint64, frame []byte) (ok bool) {
-	hdr, req, err := parseRequest(frame)
+//
+// It releases the connection's reference to frame when it returns.
+func (s *Server) dispatch(c *conn, seq uint64, frame *frameBuf) (ok bool) {
+	defer frame.release()
+	hdr, req, err := parseRequest(frame.b)
 	rc := &reqCtx{c: c, seq: seq, key: hdr.key, version: hdr.version, corrID: hdr.corrID,
-		clientID: hdr.clientID, start: time.Now()}
+		clientID: hdr.clientID, start: time.Now(), frame: frame}
 	s.countZoneMatch(c, hdr.clientID)
 	if err != nil {
 		var uv *errUnsupportedVersion

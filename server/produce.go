@@ -63,6 +63,14 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 		return
 	}
 
+	// The topic names alias the frame, which goes back to a pool once
+	// the pipeline has laid out its batches (frames.go), possibly before
+	// the response is encoded; the response and the topic cache keep
+	// names. One small copy per topic, never per record.
+	for i := range req.Topics {
+		req.Topics[i].Topic = strings.Clone(req.Topics[i].Topic)
+	}
+
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
 	if timeout <= 0 {
 		timeout = 30 * time.Second
@@ -208,7 +216,11 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 		rc.skip()
 	}
 	rc.c.pendingProduces.Add(1)
-	if err := s.deps.Pipeline.Append(ctx, batches, done); err != nil {
+	// The batches alias the frame: the pipeline holds a reference of its
+	// own until it has laid them out (frames.go).
+	rc.frame.retain()
+	if err := s.deps.Pipeline.AppendRelease(ctx, batches, done, rc.frame.release); err != nil {
+		rc.frame.release()
 		rc.c.pendingProduces.Add(-1)
 		cancel()
 		code := errorCode(err)

@@ -2,9 +2,10 @@
 // framing, request headers, routing by API key, and per-connection ordered
 // asynchronous responses. Handlers live one file per Kafka API.
 //
-// The event loop never blocks (DESIGN.md invariant 6): OnTraffic only cuts
-// complete frames out of the inbound buffer, copies them and queues them on
-// their connection. A per-connection worker goroutine (started on demand,
+// The event loop never blocks (DESIGN.md invariant 6): OnTraffic only reads
+// frames out of the inbound buffer into buffers of their own (produce
+// frames pooled, see frames.go) and queues complete ones on their
+// connection. A per-connection worker goroutine (started on demand,
 // exiting when idle) decodes and dispatches them in arrival order; handlers
 // that wait (produce for its commit, fetch for data) complete later from
 // other goroutines, and the connection's response sequencer writes responses
@@ -341,6 +342,11 @@ func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	c.markClosed()
+	if c.rd != nil {
+		// A frame half read: only the loop ever held it.
+		c.rd.release()
+		c.rd = nil
+	}
 	s.uncountZone(c)
 	s.connsMu.Lock()
 	delete(s.conns, c)
@@ -352,9 +358,21 @@ func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
 // OnTick implements gnet.EventHandler.
 func (s *Server) OnTick() (time.Duration, gnet.Action) { return time.Hour, gnet.None }
 
-// OnTraffic cuts complete frames out of the inbound buffer. It runs on the
-// event loop and must never block: it copies each frame (the Peek slice is
-// invalid after Discard) and queues it on the connection.
+// OnTraffic cuts frames out of the inbound stream. It runs on the event
+// loop and must never block.
+//
+// A frame is read straight into its own buffer (newFrame), in as many
+// calls as its bytes take to arrive, instead of waiting for the whole
+// frame in gnet's inbound ring and copying it out of there: gnet copies
+// whatever one OnTraffic leaves unread from its read buffer into the
+// ring, and Peek of a frame that wraps the ring copies it once more, so a
+// 1 MiB frame arriving in 256 KiB reads was copied up to three times on
+// the loop. Consuming every byte as it comes leaves one copy.
+//
+// The buffer is allocated once an eighth of the frame has arrived (or all
+// of it): a client that only claims a large frame cannot make the agent
+// allocate more than eight times what it sent, while a frame that is
+// streaming in is copied out of the ring at most for its first eighth.
 func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	c, _ := gc.Context().(*conn)
 	if c == nil {
@@ -364,49 +382,62 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	// loop, where the outbound buffer may be looked at (conn.go).
 	c.observeOutbound(gc.OutboundBuffered())
 	for {
-		if c.overBound() {
-			// The worker wakes this connection when it has caught up.
-			// Not cutting frames does not stop gnet reading the socket
-			// into its inbound buffer (eventloop_unix.go read(): every
-			// readable event is read and appended; gnet v2 has no way to
-			// pause one connection). Measured: with the connection
-			// blocked on a parked request, a client wrote 20 MiB more in
-			// 0.6 s. So TCP backpressure never reaches the client, and a
-			// hard cap on the inbound buffer (one largest frame plus the
-			// queue's bound) closes a client that keeps sending.
-			if gc.InboundBuffered() > s.cfg.MaxRequestBytes+s.cfg.MaxConnPendingBytes {
-				s.log.Warn("closing connection: client ignores backpressure",
-					"remote", c.remote, "buffered", gc.InboundBuffered())
+		if c.rd == nil {
+			if c.overBound() {
+				// The worker wakes this connection when it has caught up.
+				// Not cutting frames does not stop gnet reading the socket
+				// into its inbound buffer (eventloop_unix.go read(): every
+				// readable event is read and appended; gnet v2 has no way to
+				// pause one connection). Measured: with the connection
+				// blocked on a parked request, a client wrote 20 MiB more in
+				// 0.6 s. So TCP backpressure never reaches the client, and a
+				// hard cap on the inbound buffer (one largest frame plus the
+				// queue's bound) closes a client that keeps sending.
+				if gc.InboundBuffered() > s.cfg.MaxRequestBytes+s.cfg.MaxConnPendingBytes {
+					s.log.Warn("closing connection: client ignores backpressure",
+						"remote", c.remote, "buffered", gc.InboundBuffered())
+					mBadConns.Inc()
+					return gnet.Close
+				}
+				return gnet.None
+			}
+			// The size is checked as soon as it is known: a client that
+			// sends only a bad size must be closed, not waited for.
+			hdr, err := gc.Peek(4)
+			if err != nil || len(hdr) < 4 {
+				return gnet.None
+			}
+			size := int(int32(binary.BigEndian.Uint32(hdr)))
+			if size < 8 || size > s.cfg.MaxRequestBytes {
+				s.log.Warn("closing connection: bad frame size",
+					"remote", c.remote, "size", size, "max", s.cfg.MaxRequestBytes,
+					"hint", "raise --max-request-bytes if this client is legitimate")
 				mBadConns.Inc()
 				return gnet.Close
 			}
-			return gnet.None
+			if have := gc.InboundBuffered() - 4; have < size && have < size/8 {
+				return gnet.None
+			}
+			// The API key, the first field of every request header,
+			// picks the frame's buffer; a frame has at least 8 bytes.
+			if hdr, err = gc.Peek(6); err != nil || len(hdr) < 6 {
+				return gnet.None
+			}
+			key := int16(binary.BigEndian.Uint16(hdr[4:]))
+			if _, err := gc.Discard(4); err != nil {
+				return gnet.Close
+			}
+			c.rd = newFrame(size, key)
+			c.rdN = 0
 		}
-		hdr, err := gc.Peek(4)
-		if err != nil || len(hdr) < 4 {
-			return gnet.None
+		n, _ := gc.Read(c.rd.b[c.rdN:])
+		c.rdN += n
+		if c.rdN < len(c.rd.b) {
+			return gnet.None // the rest comes with later reads
 		}
-		size := int(int32(binary.BigEndian.Uint32(hdr)))
-		if size < 8 || size > s.cfg.MaxRequestBytes {
-			s.log.Warn("closing connection: bad frame size",
-				"remote", c.remote, "size", size, "max", s.cfg.MaxRequestBytes,
-				"hint", "raise --max-request-bytes if this client is legitimate")
-			mBadConns.Inc()
-			return gnet.Close
-		}
-		if gc.InboundBuffered() < 4+size {
-			return gnet.None
-		}
-		frame, err := gc.Peek(4 + size)
-		if err != nil {
-			return gnet.None
-		}
-		buf := make([]byte, size)
-		copy(buf, frame[4:])
-		if _, err := gc.Discard(4 + size); err != nil {
-			return gnet.Close
-		}
-		c.enqueue(buf)
+		f := c.rd
+		c.rd = nil
+		c.enqueue(f)
 	}
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures compaction's targets (issue 12, docs/compaction.md) on a
 # playground with the default compaction settings (min age 30 s, max wait
-# 2 min, target 64 MiB, large 16 MiB), agents polling every 10 s:
+# 2 min, target 80 MiB, large 16 MiB), agents polling every 10 s:
 #
 #   1. share of the bytes older than 10 minutes that live in objects of at
 #      least 16 MiB (or in one object per partition), after DUR of produce;
@@ -16,16 +16,17 @@
 #      sluice_meta_key_cleaning_lag_seconds, the time from the commit of
 #      the oldest dirty data a cleaning took to the commit of its result;
 #   4. peak produce throughput with compaction running on a backlog, and
-#      with compaction off, each for TPUT_DUR (alternating is left to the
-#      reader: run the script twice).
+#      with compaction off, each for TPUT_DUR, alternating for ROUNDS
+#      rounds (timings on a shared machine are noisy: compare the pairs).
 #
-# Usage: bench/scripts/compaction.sh   (env: BIN, DUR, RATE, IDLE, TPUT_DUR, OUT;
+# Usage: bench/scripts/compaction.sh   (env: BIN, DUR, RATE, IDLE, TPUT_DUR, ROUNDS, OUT;
 # PARTS=steady, clean or tput runs only that part; default all three)
 set -euo pipefail
 BIN=${BIN:-./bin/sluice}
 DUR=${DUR:-13m}
 RATE=${RATE:-2000} # 1 KiB records: about 2 MiB/s
 TPUT_DUR=${TPUT_DUR:-60s}
+ROUNDS=${ROUNDS:-3}
 IDLE=${IDLE:-10m}
 CLEAN_DUR=${CLEAN_DUR:-5m}
 KEYS=${KEYS:-10000}
@@ -97,14 +98,20 @@ PY
 stop_pg
 fi
 
-# 4: peak produce with compaction busy on the backlog it makes, and without.
+# 4: peak produce with compaction busy on the backlog it makes, and without,
+# alternating. Each run has a fresh playground and topic.
 if [[ $PARTS == *tput* ]]; then
-start_pg "$OUT/tput-on" --compaction-interval 1s --gc-interval 1s --compaction-min-age 1s --compaction-max-wait 2s
-"$BIN" bench produce --brokers "$BOOT" --topic tput --partitions 16 --duration "$TPUT_DUR" --agent-metrics "http://$HTTP/metrics" >"$OUT/tput-on.txt"
-echo "compaction jobs during the run: $(metric 'sluice_jobs_runs_total{kind="compact"}')" >>"$OUT/tput-on.txt"
-stop_pg
-start_pg "$OUT/tput-off" --compaction-interval 1h --gc-interval 1h
-"$BIN" bench produce --brokers "$BOOT" --topic tput --partitions 16 --duration "$TPUT_DUR" --agent-metrics "http://$HTTP/metrics" >"$OUT/tput-off.txt"
-stop_pg
-echo "== with compaction"; cat "$OUT/tput-on.txt"; echo "== without"; cat "$OUT/tput-off.txt"
+for r in $(seq 1 "$ROUNDS"); do
+  for mode in on off; do
+    if [ $mode = on ]; then
+      start_pg "$OUT/tput-$mode-$r" --compaction-interval 1s --gc-interval 1s --compaction-min-age 1s --compaction-max-wait 2s
+    else
+      start_pg "$OUT/tput-$mode-$r" --compaction-interval 1h --gc-interval 1h
+    fi
+    "$BIN" bench produce --brokers "$BOOT" --topic tput --partitions 16 --duration "$TPUT_DUR" --agent-metrics "http://$HTTP/metrics" >"$OUT/tput-$mode-$r.txt"
+    echo "compaction jobs during the run: $(metric 'sluice_jobs_runs_total{kind="compact"}'); compaction wrote $(metric sluice_meta_compaction_written_bytes_total) bytes" >>"$OUT/tput-$mode-$r.txt"
+    stop_pg
+    echo "round $r compaction $mode: $(awk '$1=="produce"{print $5" MiB/s"}' "$OUT/tput-$mode-$r.txt"); $(tail -1 "$OUT/tput-$mode-$r.txt")" | tee -a "$OUT/tput.txt"
+  done
+done
 fi

@@ -206,7 +206,7 @@ func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
 	fs.DurationVar(&f.gcGrace, "gc-grace", 5*time.Minute, "how long an object nothing references any more stays in the bucket before it is deleted (it must outlive every reader of an old index entry); also twice the age of the oldest segment meta still accepts a commit for")
 	fs.DurationVar(&f.compactMinAge, "compaction-min-age", 30*time.Second, "objects younger than this are left to tail readers, not compacted")
 	fs.DurationVar(&f.compactMaxWait, "compaction-max-wait", 2*time.Minute, "a small object waits at most this long (after --compaction-min-age) for a compaction job to fill up to --compaction-target-bytes; each level waits twice as long")
-	fs.Int64Var(&f.compactTarget, "compaction-target-bytes", 64<<20, "live bytes one compaction job gathers into one object")
+	fs.Int64Var(&f.compactTarget, "compaction-target-bytes", 80<<20, "live bytes one compaction job gathers into one object")
 	fs.Int64Var(&f.compactLarge, "compaction-large-bytes", 16<<20, "objects at least this large are never rewritten")
 	fs.DurationVar(&f.orphanEvery, "orphan-scan-interval", 10*time.Minute, "how often a jobs agent lists the bucket to find objects uploaded but never committed")
 	return f

@@ -20,6 +20,7 @@ import (
 	"sluice.dev/internal/pgtest"
 	"sluice.dev/meta"
 	"sluice.dev/meta/kv"
+	"sluice.dev/meta/planner"
 )
 
 // Issue 12 item 6, "metadata that stays small": meta's memory, store
@@ -478,7 +479,10 @@ func TestMetaLifecycleDay(t *testing.T) {
 	// A 1-minute grace lets objects compacted in the exact window be
 	// deleted within it.
 	const grace = time.Minute
-	s := openT(t, t.TempDir(), func(c *Config) { c.GCGrace = grace })
+	s := openT(t, t.TempDir(), func(c *Config) {
+		c.GCGrace = grace
+		c.Compaction.TargetObjectBytes = L.ObjectBytes // the model's objects
+	})
 	d := newLifeDriver(t, s, L)
 	d.run()
 	live := d.check()
@@ -601,6 +605,7 @@ const monthCluster = "month"
 func (m *monthStore) config(t testing.TB) Config {
 	t.Helper()
 	cfg := Config{Dir: m.dir, Logger: quietLog, noJanitors: true}
+	cfg.Compaction.TargetObjectBytes = defaultLifeLoad(0).ObjectBytes // the model's objects
 	if m.mode == "postgres" {
 		store, err := kv.OpenPostgres(ctxT(t), m.pool, monthCluster, m.lease)
 		if err != nil {
@@ -866,7 +871,7 @@ func (m *monthStore) takeover(t testing.TB, tp meta.TopicPartition, offset int64
 		t.Fatal(err)
 	}
 	t1 := time.Now()
-	s, err := Open(Config{Store: store, Logger: quietLog, noJanitors: true})
+	s, err := Open(Config{Store: store, Logger: quietLog, noJanitors: true, Compaction: planner.Config{TargetObjectBytes: defaultLifeLoad(0).ObjectBytes}})
 	if err != nil {
 		t.Fatal(err)
 	}

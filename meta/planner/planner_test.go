@@ -25,8 +25,8 @@ func TestCompactionPlans(t *testing.T) {
 	}{
 		{name: "nothing", want: nil},
 		{name: "young objects wait", objs: []Object{obj(1, 0, 40*mib, now), obj(2, 0, 40*mib, now)}, want: nil},
-		{name: "target reached", objs: []Object{obj(1, 0, 10*mib, old), obj(2, 0, 10*mib, old), obj(3, 0, 10*mib, old), obj(4, 0, 10*mib, old), obj(5, 0, 15*mib, old), obj(6, 0, 15*mib, old), obj(7, 0, 1*mib, old)},
-			want: []byte{1, 2, 3, 4, 5, 6}, level: 1},
+		{name: "target reached", objs: []Object{obj(1, 0, 15*mib, old), obj(2, 0, 15*mib, old), obj(3, 0, 10*mib, old), obj(4, 0, 10*mib, old), obj(5, 0, 15*mib, old), obj(6, 0, 15*mib, old), obj(7, 0, 1*mib, old)},
+			want: []byte{1, 2, 3, 4, 5, 6}, level: 1}, // 80 MiB
 		{name: "large objects are never rewritten", objs: []Object{obj(1, 0, 16*mib, old), obj(2, 0, 20*mib, old)}, want: nil},
 		{name: "waiting for the target", objs: []Object{obj(1, 0, mib, now.Add(-time.Minute)), obj(2, 0, mib, now.Add(-time.Minute))}, want: nil},
 		{name: "max wait passed", objs: []Object{obj(1, 0, mib, now.Add(-3*time.Minute)), obj(2, 0, mib, now.Add(-time.Minute))},
