@@ -20,13 +20,18 @@ import (
 // benchRun runs `sluice bench MODE --json` against addr and returns its
 // result. Its per-second lines go to progress when verbose.
 func (c *config) benchRun(ctx context.Context, mode, addr, topic string, extra ...string) (*bench.Result, error) {
-	args := []string{"bench", mode, "--brokers", addr, "--topic", topic, "--duration", c.duration.String(), "--json"}
+	return c.benchRunFor(ctx, c.duration, mode, addr, topic, extra...)
+}
+
+// benchRunFor is benchRun with its own --duration.
+func (c *config) benchRunFor(ctx context.Context, duration time.Duration, mode, addr, topic string, extra ...string) (*bench.Result, error) {
+	args := []string{"bench", mode, "--brokers", addr, "--topic", topic, "--duration", duration.String(), "--json"}
 	if mode != "consume" {
 		args = append(args, "--partitions", strconv.Itoa(c.partitions), "--record-size", strconv.Itoa(c.recordSize),
 			"--acks", "all", "--linger", "5ms", "--compression", "none")
 	}
 	args = append(args, extra...)
-	ctx, cancel := context.WithTimeout(ctx, c.duration+3*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, duration+3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.sluice, args...)
 	stderr := &tailBuffer{max: 8 << 10}
@@ -48,6 +53,11 @@ func (c *config) benchRun(ctx context.Context, mode, addr, topic string, extra .
 	for _, s := range []*bench.Side{res.Produce, res.Consume} {
 		if s != nil && s.Errors > 0 {
 			return &res, fmt.Errorf("sluice bench %s on %s: %d errors, the first: %s", mode, topic, s.Errors, s.FirstError)
+		}
+		// Every figure divides by what moved: nothing moved is a
+		// failed load, not an infinite CPU-s/GiB.
+		if s != nil && (s.Records == 0 || s.Bytes == 0) {
+			return &res, fmt.Errorf("sluice bench %s on %s moved no records in %v", mode, topic, duration)
 		}
 	}
 	return &res, nil
