@@ -66,10 +66,15 @@ test-reopen: ## Long reopen property run of meta on both stores (5,000 steps eac
 	$(GO) test -count=1 -timeout 60m -run '^TestReopenProperty$$' ./meta/controller/ -reopen.steps 5000
 	SLUICE_META_STORE=postgres $(GO) test -count=1 -timeout 60m -run '^TestReopenProperty$$' ./meta/controller/ -reopen.steps 5000
 
+# COMPARE_QUICK=1 runs every load for a second, once: it checks the
+# harness (as TestQuick does in CI) and writes neither BENCHMARKS.md nor
+# bench/results/.
+COMPARE_OUT := $(if $(COMPARE_QUICK),--out "" --results "",--out BENCHMARKS.md --results bench/results)
+
 .PHONY: compare
-compare: build ## Same load against Sluice and franz-go's kfake (durable, in memory); writes BENCHMARKS.md
+compare: build ## Sluice vs franz-go's kfake (durable, in memory), alternating (~10 min; COMPARE_QUICK=1: ~1 min); writes BENCHMARKS.md and bench/results/
 	$(GO) build -o bin/kfake ./bench/kfake
-	$(GO) run ./bench/compare --sluice $(BIN) --kfake bin/kfake --duration 15s --rounds 2 --out BENCHMARKS.md
+	$(GO) run ./bench/compare --sluice $(BIN) --kfake bin/kfake $(COMPARE_OUT)
 
 .PHONY: bench-compaction
 bench-compaction: build ## compaction's figures (object sizes by age, write amplification, catch-up GETs per GiB, produce with and without compaction): about 20 minutes

@@ -1,221 +1,456 @@
-// Command compare runs `make compare`: the same `sluice bench e2e` load
-// against Sluice's playground and against franz-go's kfake broker, durable
-// (fsync per batch) and in memory, alternating A B C A B C in one run on
-// one machine, and writes the ratio table into BENCHMARKS.md between the
-// markers <!-- compare:begin --> and <!-- compare:end -->.
+// Command compare runs `make compare`: the same loads against Sluice's
+// playground and against franz-go's kfake broker, durable (fsync per
+// batch) and in memory, alternating Sluice, kfake durable, kfake in
+// memory, round after round, in one run on one machine (issue 13). It
+// writes every figure of every round as JSON under bench/results/ (one
+// file per run, named by its date, committed: the history of each figure
+// is in git) and the medians as a table between the markers
+// <!-- compare:begin --> and <!-- compare:end --> of BENCHMARKS.md.
 //
-// Figures per run: produce throughput (acks=all, idempotent), produce p99,
-// end-to-end p99, and the broker process's CPU seconds per GiB produced
-// (utime+stime from /proc/PID/stat). The machine's loopback throughput,
-// measured first, is the ceiling.
+// Each round starts a fresh broker and runs, with franz-go (`sluice
+// bench`, acks=all, idempotent, linger 5 ms, 1 KiB records, 16
+// partitions), in this order:
+//
+//  1. light: produce at 5,000 records/s: p50, p99 (against Sluice also
+//     confluent-kafka-python and sarama, idempotent, linger 5 ms);
+//  2. peak: produce as fast as the client goes: MiB/s, broker CPU-s/GiB;
+//  3. half: produce only at half of Sluice's peak of the round: p50,
+//     p99, CPU-s/GiB;
+//  4. catch-up: consume the half load's topic from the earliest offset:
+//     MiB/s, CPU-s/GiB;
+//  5. e2e: produce at the same rate with a consumer at the head: e2e
+//     p99, and the tail read's MiB/s and CPU-s/GiB (this load's CPU less
+//     the half load's).
+//
+// Before the rounds all three brokers sit idle together (one topic, no
+// client) to measure idle CPU and, for Sluice, object store PUTs.
+//
+// CPU is each broker's own process_cpu_seconds_total (Sluice's /metrics;
+// bench/kfake serves the same series), scraped before and after a load.
+//
+// COMPARE_QUICK=1 (or --quick) runs everything with tiny durations, to
+// check the harness end to end (TestQuick runs it in CI).
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"os/signal"
 	"runtime"
-	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"sluice.dev/bench"
 )
 
-type target struct {
-	name  string
-	start func(dir string) *exec.Cmd
-}
+type config struct {
+	sluice, kfake   string
+	python          string
+	confluentScript string
+	duration        time.Duration // of each load
+	// catchupFor is the catch-up read's --duration. Its MiB/s counts up
+	// to the last record received, so a longer window does not lower it,
+	// but the window's idle tail adds the broker's idle CPU to its
+	// CPU-s/GiB: the duration of the load it reads back, where reading
+	// is faster than writing, is enough; quick mode gives the consumer's
+	// start-up (metadata, first fetch: a second or more on a busy
+	// machine) room of its own.
+	catchupFor time.Duration
+	idle       time.Duration
+	rounds     int
+	lightRate  int
+	recordSize int
+	partitions int
+	flush      time.Duration
+	cacheBytes int64
+	quick      bool
+	verbose    bool
+	out        string // BENCHMARKS.md, or empty
+	results    string // directory for the JSON, or empty
+	note       string // a sentence under the table's header
 
-type figures struct {
-	MiBPS      float64
-	ProduceP99 time.Duration
-	E2EP99     time.Duration
-	CPUPerGiB  float64
-	Errors     int64
-}
-
-// benchJSON is the part of `sluice bench --json` compare reads.
-type benchJSON struct {
-	Produce *struct {
-		Bytes   int64   `json:"bytes"`
-		Errors  int64   `json:"errors"`
-		MiBPS   float64 `json:"mib_per_sec"`
-		Latency struct {
-			P99 time.Duration `json:"p99_ns"`
-		} `json:"latency"`
-	} `json:"produce"`
-	Consume *struct {
-		Latency struct {
-			P99 time.Duration `json:"p99_ns"`
-		} `json:"latency"`
-	} `json:"consume"`
+	progress io.Writer
+	began    time.Time
 }
 
 func main() {
-	sluice := flag.String("sluice", "bin/sluice", "the sluice binary")
-	kfake := flag.String("kfake", "bin/kfake", "the kfake program (bench/kfake)")
-	duration := flag.Duration("duration", 15*time.Second, "length of each run")
-	rounds := flag.Int("rounds", 2, "rounds; each runs every target once, in turn")
-	out := flag.String("out", "BENCHMARKS.md", "file whose compare markers get the table; empty prints it only")
+	c := &config{progress: os.Stdout}
+	flag.StringVar(&c.sluice, "sluice", "bin/sluice", "the sluice binary (playground and bench)")
+	flag.StringVar(&c.kfake, "kfake", "bin/kfake", "the kfake program (go build ./bench/kfake)")
+	flag.StringVar(&c.python, "python", "/usr/bin/python3", "the Python with confluent_kafka (Debian: python3-confluent-kafka)")
+	flag.StringVar(&c.confluentScript, "confluent-script", "bench/scripts/confluent_latency.py", "the confluent-kafka-python load")
+	flag.DurationVar(&c.duration, "duration", 10*time.Second, "length of each load")
+	flag.DurationVar(&c.idle, "idle", time.Minute, "how long the brokers sit idle for the idle figures")
+	flag.IntVar(&c.rounds, "rounds", 2, "rounds; each runs every broker once, in turn")
+	flag.IntVar(&c.lightRate, "light-rate", 5000, "records/s of the light load")
+	flag.DurationVar(&c.flush, "flush-interval", 250*time.Millisecond, "the playground's --flush-interval")
+	flag.Int64Var(&c.cacheBytes, "cache-bytes", 2<<30, "the playground's --cache-bytes: large enough to hold the half load's topic, so that the catch-up read is served from the cache")
+	flag.BoolVar(&c.quick, "quick", os.Getenv("COMPARE_QUICK") != "", "tiny durations, one round: checks the harness, measures nothing (default from COMPARE_QUICK)")
+	flag.BoolVar(&c.verbose, "v", false, "also print each load's per-second lines")
+	flag.StringVar(&c.out, "out", "BENCHMARKS.md", "file whose compare markers get the table; empty prints it only")
+	flag.StringVar(&c.results, "results", "bench/results", "directory for the run's JSON; empty writes none")
+	flag.StringVar(&c.note, "note", "", "a sentence printed under the table's header (for example the machine's state)")
+	fromJSON := flag.String("from-json", "", "render the table of an earlier run's JSON into --out instead of measuring")
 	flag.Parse()
-	if err := run(*sluice, *kfake, *duration, *rounds, *out); err != nil {
+	c.recordSize, c.partitions = 1024, 16
+	if c.quick {
+		c.quickSettings()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if *fromJSON != "" {
+		err = c.rerender(*fromJSON)
+	} else {
+		_, err = c.run(ctx)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "compare:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sluice, kfake string, duration time.Duration, rounds int, out string) error {
-	targets := []target{
-		{"Sluice playground (local-directory bucket)", func(dir string) *exec.Cmd {
-			return exec.Command(sluice, "playground", "--data-dir", dir, "--kafka-addr", "127.0.0.1:0", "--http-addr", "", "--log-level", "warn")
-		}},
-		{"kfake durable (DataDir + SyncWrites)", func(dir string) *exec.Cmd {
-			return exec.Command(kfake, "--data-dir", dir, "--sync")
-		}},
-		{"kfake in memory", func(string) *exec.Cmd { return exec.Command(kfake) }},
-	}
-	loop := loopbackMiBPS(3 * time.Second)
-	fmt.Printf("loopback ceiling: %.0f MiB/s\n", loop)
-	results := make([][]figures, len(targets))
-	for r := 1; r <= rounds; r++ {
-		for i, tg := range targets {
-			f, err := runOne(sluice, tg, duration)
-			if err != nil {
-				return fmt.Errorf("round %d, %s: %w", r, tg.name, err)
-			}
-			fmt.Printf("round %d  %-44s %7.1f MiB/s  produce p99 %-9v e2e p99 %-9v %.2f CPU-s/GiB  errors %d\n",
-				r, tg.name, f.MiBPS, f.ProduceP99.Round(time.Millisecond), f.E2EP99.Round(time.Millisecond), f.CPUPerGiB, f.Errors)
-			results[i] = append(results[i], f)
+// quickSettings shrinks the run to check the harness in well under a
+// minute: every load and figure, no meaning.
+func (c *config) quickSettings() {
+	c.quick = true
+	c.duration = time.Second
+	c.idle = 2 * time.Second
+	c.rounds = 1
+	c.lightRate = 500
+	c.catchupFor = 4 * time.Second
+}
+
+func (c *config) logf(format string, args ...any) {
+	el := time.Since(c.began).Round(time.Second)
+	fmt.Fprintf(c.progress, "[%2d:%02d] %s\n", int(el.Minutes()), int(el.Seconds())%60, fmt.Sprintf(format, args...))
+}
+
+// preflight fails fast, before minutes of loads, on what a later load
+// would fail on.
+func (c *config) preflight() error {
+	for _, bin := range []string{c.sluice, c.kfake, c.python} {
+		if _, err := os.Stat(bin); err != nil {
+			return fmt.Errorf("preflight: %w", err)
 		}
 	}
-	table := render(targets, results, loop, duration, rounds)
-	fmt.Println(table)
-	if out == "" {
+	if _, err := os.Stat(c.confluentScript); err != nil {
+		return fmt.Errorf("preflight: --confluent-script: %w", err)
+	}
+	if err := exec.Command(c.python, "-c", "import confluent_kafka").Run(); err != nil {
+		return fmt.Errorf("preflight: %s cannot import confluent_kafka (apt-get install python3-confluent-kafka): %w", c.python, err)
+	}
+	return nil
+}
+
+func (c *config) run(ctx context.Context) (*Results, error) {
+	c.began = time.Now()
+	if c.catchupFor == 0 {
+		c.catchupFor = c.duration
+	}
+	if err := c.preflight(); err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	res := &Results{
+		Date: c.began.UTC().Truncate(time.Second), Host: host, Cores: runtime.NumCPU(), Arch: runtime.GOARCH,
+		GoVersion: runtime.Version(), Commit: gitCommit(),
+		Settings: Settings{Quick: c.quick, Rounds: c.rounds, PhaseSeconds: c.duration.Seconds(), IdleSeconds: c.idle.Seconds(),
+			RecordSize: c.recordSize, Partitions: c.partitions, LightRate: c.lightRate,
+			FlushInterval: c.flush.String(), CacheBytes: c.cacheBytes},
+	}
+	kinds := brokerKinds()
+	// Per round: Sluice 7 loads, each kfake 5, plus start-up and drains.
+	est := time.Duration(c.rounds)*(17*c.duration+30*time.Second) + c.idle + 10*time.Second
+	c.logf("compare: %d rounds × 3 brokers, %v loads; about %v in all", c.rounds, c.duration, est.Round(time.Minute/2))
+
+	loop := time.Second
+	if c.quick {
+		loop = 200 * time.Millisecond
+	}
+	res.LoopbackMiBPS = loopbackMiBPS(loop)
+	c.logf("loopback ceiling: %.0f MiB/s", res.LoopbackMiBPS)
+
+	idle, err := c.measureIdle(ctx, kinds)
+	if err != nil {
+		return nil, err
+	}
+	res.Idle = idle
+
+	brokers := make([]BrokerResult, len(kinds))
+	for i, k := range kinds {
+		brokers[i] = BrokerResult{Key: k.key, Name: k.name}
+	}
+	confluent := ClientResult{Client: "confluent-kafka-python (librdkafka)", Settings: "enable.idempotence=true, linger.ms=5"}
+	sarama := ClientResult{Client: "sarama", Settings: "Idempotent (so MaxOpenRequests 1: one request in flight per broker), Flush.Frequency 5 ms"}
+	for r := 1; r <= c.rounds; r++ {
+		var halfRate float64
+		for i, k := range kinds {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			tag := fmt.Sprintf("round %d/%d %s", r, c.rounds, k.name)
+			f, cl, err := c.round(ctx, tag, k, &halfRate)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", tag, err)
+			}
+			brokers[i].Rounds = append(brokers[i].Rounds, f)
+			if cl != nil {
+				confluent.Rounds = append(confluent.Rounds, cl[0])
+				sarama.Rounds = append(sarama.Rounds, cl[1])
+			}
+		}
+	}
+	for i := range brokers {
+		brokers[i].Median = medianOf(brokers[i].Rounds)
+	}
+	confluent.Median, sarama.Median = medianOf(confluent.Rounds), medianOf(sarama.Rounds)
+	res.Brokers, res.Clients = brokers, []ClientResult{confluent, sarama}
+	res.checkTargets()
+
+	file := ""
+	if c.results != "" {
+		file = resultsName(c.results, res.Date)
+		if err := writeResults(file, res); err != nil {
+			return res, err
+		}
+	}
+	block := res.render(file, c.note)
+	fmt.Fprintln(c.progress)
+	fmt.Fprintln(c.progress, block)
+	if c.out != "" {
+		if err := writeBetween(c.out, block); err != nil {
+			return res, err
+		}
+		c.logf("table written to %s", c.out)
+	}
+	if file != "" {
+		c.logf("figures written to %s", file)
+	}
+	return res, nil
+}
+
+// rerender writes the table of an earlier run into c.out.
+func (c *config) rerender(file string) error {
+	res, err := readResults(file)
+	if err != nil {
+		return err
+	}
+	block := res.render(file, c.note)
+	fmt.Fprintln(c.progress, block)
+	if c.out == "" {
 		return nil
 	}
-	return writeBetween(out, table)
+	return writeBetween(c.out, block)
 }
 
-// runOne starts a broker, runs one e2e load against it and stops it.
-func runOne(sluice string, tg target, duration time.Duration) (figures, error) {
-	dir, err := os.MkdirTemp("", "sluice-compare-")
-	if err != nil {
-		return figures{}, err
-	}
-	defer os.RemoveAll(dir)
-	cmd := tg.start(filepath.Join(dir, "data"))
-	cmd.Stderr = io.Discard
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return figures{}, err
-	}
-	if err := cmd.Start(); err != nil {
-		return figures{}, err
-	}
+// measureIdle starts every broker at once, makes one topic on each, and
+// leaves them alone: their CPU and Sluice's PUTs over c.idle. Idle
+// brokers barely touch the cores, so running them together does not
+// disturb the figure.
+func (c *config) measureIdle(ctx context.Context, kinds []brokerKind) ([]Idle, error) {
+	c.logf("idle: all three brokers, one topic each, no client, %v", c.idle)
+	var bs []*broker
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		for _, b := range bs {
+			b.stop()
 		}
 	}()
-	addr, err := bootstrapLine(stdout, 60*time.Second)
-	if err != nil {
-		return figures{}, err
+	for _, k := range kinds {
+		b, err := startBroker(c, k)
+		if err != nil {
+			return nil, err
+		}
+		bs = append(bs, b)
+		if err := createTopics(ctx, b.bootstrap, int32(c.partitions), "idle"); err != nil {
+			return nil, fmt.Errorf("%s: %w", k.name, err)
+		}
 	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-
-	cpu0, err := cpuSeconds(cmd.Process.Pid)
-	if err != nil {
-		return figures{}, err
+	// Let start-up work (registration, first heartbeats) pass.
+	settle := 3 * time.Second
+	if c.quick {
+		settle = 500 * time.Millisecond
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), duration+2*time.Minute)
-	defer cancel()
-	b := exec.CommandContext(ctx, sluice, "bench", "e2e", "--brokers", addr, "--topic", "compare",
-		"--partitions", "16", "--record-size", "1024", "--rate", "0", "--duration", duration.String(),
-		"--producers", "1", "--acks", "all", "--linger", "5ms", "--compression", "none", "--json")
-	var berr bytes.Buffer
-	b.Stderr = &berr
-	raw, err := b.Output()
-	if err != nil {
-		return figures{}, fmt.Errorf("sluice bench: %w\n%s", err, berr.String())
+	if !sleepCtx(ctx, settle) {
+		return nil, ctx.Err()
 	}
-	cpu1, err := cpuSeconds(cmd.Process.Pid)
-	if err != nil {
-		return figures{}, err
+	before := make([]counters, len(bs))
+	for i, b := range bs {
+		var err error
+		if before[i], err = b.scrape(ctx); err != nil {
+			return nil, err
+		}
 	}
-	var res benchJSON
-	if err := json.Unmarshal(lastLine(raw), &res); err != nil || res.Produce == nil || res.Consume == nil {
-		return figures{}, fmt.Errorf("sluice bench printed %q: %v", raw, err)
+	start := time.Now()
+	if !sleepCtx(ctx, c.idle) {
+		return nil, ctx.Err()
 	}
-	f := figures{MiBPS: res.Produce.MiBPS, ProduceP99: res.Produce.Latency.P99, E2EP99: res.Consume.Latency.P99, Errors: res.Produce.Errors}
-	if res.Produce.Bytes > 0 {
-		f.CPUPerGiB = (cpu1 - cpu0) / (float64(res.Produce.Bytes) / (1 << 30))
+	var out []Idle
+	for i, b := range bs {
+		after, err := b.scrape(ctx)
+		if err != nil {
+			return nil, err
+		}
+		secs := time.Since(start).Seconds()
+		id := Idle{Key: b.kind.key, Seconds: secs, CPUSeconds: after.cpu - before[i].cpu}
+		id.Cores = id.CPUSeconds / secs
+		if b.kind.sluice {
+			id.Puts = ptr(after.reqs["put"] - before[i].reqs["put"])
+			c.logf("idle %-24s %.4f cores, %.0f PUT", b.kind.name, id.Cores, *id.Puts)
+		} else {
+			c.logf("idle %-24s %.4f cores", b.kind.name, id.Cores)
+		}
+		out = append(out, id)
 	}
-	return f, nil
+	return out, nil
 }
 
-func bootstrapLine(r io.Reader, within time.Duration) (string, error) {
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "bootstrap: "); ok {
-				lines <- strings.Fields(v)[0]
-				return
-			}
+// round runs every load against one fresh broker. *halfRate is set by
+// Sluice's round (the first of each round) from its peak and used by the
+// kfake rounds, so that every broker of a round gets the same rate.
+func (c *config) round(ctx context.Context, tag string, k brokerKind, halfRate *float64) (Figures, []latency, error) {
+	var f Figures
+	b, err := startBroker(c, k)
+	if err != nil {
+		return f, nil, err
+	}
+	defer b.stop()
+	fail := func(err error) (Figures, []latency, error) {
+		return f, nil, fmt.Errorf("%w\nbroker's last output:\n%s", err, b.stderr.String())
+	}
+	topics := []string{"light", "peak", "half", "tail"}
+	if k.sluice {
+		topics = append(topics, "confluent", "sarama")
+	}
+	if err := createTopics(ctx, b.bootstrap, int32(c.partitions), topics...); err != nil {
+		return fail(err)
+	}
+	gib := func(bytes int64) float64 { return float64(bytes) / (1 << 30) }
+
+	// 1. Light load.
+	c.logf("%s: produce at %d rec/s (franz-go)", tag, c.lightRate)
+	light, err := c.benchRun(ctx, "produce", b.bootstrap, "light", "--rate", fmt.Sprint(c.lightRate))
+	if err != nil {
+		return fail(err)
+	}
+	f.LightRate = float64(c.lightRate)
+	f.LightP50Ms, f.LightP99Ms = ms(light.Produce.Latency.P50), ms(light.Produce.Latency.P99)
+	c.logf("%s:   p50 %s, p99 %s", tag, fmtMs(f.LightP50Ms), fmtMs(f.LightP99Ms))
+	var clients []latency
+	if k.sluice {
+		c.logf("%s: produce at %d rec/s (confluent-kafka-python)", tag, c.lightRate)
+		cl, err := c.confluentRun(ctx, b.bootstrap, "confluent", c.lightRate)
+		if err != nil {
+			return fail(err)
 		}
-		close(lines)
-	}()
+		c.logf("%s:   p50 %s, p99 %s", tag, fmtMs(cl.P50Ms), fmtMs(cl.P99Ms))
+		c.logf("%s: produce at %d rec/s (sarama)", tag, c.lightRate)
+		sa, err := c.saramaRun(ctx, b.bootstrap, "sarama", c.lightRate)
+		if err != nil {
+			return fail(err)
+		}
+		c.logf("%s:   p50 %s, p99 %s", tag, fmtMs(sa.P50Ms), fmtMs(sa.P99Ms))
+		clients = []latency{cl, sa}
+	}
+
+	// 2. Peak.
+	c.logf("%s: produce at full speed", tag)
+	var peak *bench.Result
+	d, err := b.measure(ctx, func() (err error) {
+		peak, err = c.benchRun(ctx, "produce", b.bootstrap, "peak", "--rate", "0")
+		return err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	f.PeakMiBPS, f.PeakRecordsPS = peak.Produce.MiBPS, peak.Produce.RecordsPS
+	f.PeakCPUPerGiB = d.cpu / gib(peak.Produce.Bytes)
+	if k.sluice {
+		f.PeakPutsPerGiB = ptr(d.reqs["put"] / gib(peak.Produce.Bytes))
+		*halfRate = math.Round(f.PeakRecordsPS / 2)
+	}
+	c.logf("%s:   %.1f MiB/s, %.2f CPU-s/GiB", tag, f.PeakMiBPS, f.PeakCPUPerGiB)
+	if *halfRate < 1 {
+		return fail(fmt.Errorf("no half-of-peak rate: Sluice's peak was %.0f records/s", f.PeakRecordsPS))
+	}
+
+	// 3. Half of Sluice's peak, produce only.
+	f.HalfRate = *halfRate
+	rate := fmt.Sprint(int(f.HalfRate))
+	c.logf("%s: produce at %s rec/s (half of Sluice's peak)", tag, rate)
+	var half *bench.Result
+	dHalf, err := b.measure(ctx, func() (err error) {
+		half, err = c.benchRun(ctx, "produce", b.bootstrap, "half", "--rate", rate)
+		return err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	f.HalfMiBPS = half.Produce.MiBPS
+	f.HalfP50Ms, f.HalfP99Ms = ms(half.Produce.Latency.P50), ms(half.Produce.Latency.P99)
+	f.HalfCPUPerGiB = dHalf.cpu / gib(half.Produce.Bytes)
+	c.logf("%s:   %.1f MiB/s, p50 %s, p99 %s, %.2f CPU-s/GiB", tag, f.HalfMiBPS, fmtMs(f.HalfP50Ms), fmtMs(f.HalfP99Ms), f.HalfCPUPerGiB)
+
+	// 4. Catch-up: read the half load's topic back from the start.
+	c.logf("%s: consume %.2f GiB from the earliest offset", tag, gib(half.Produce.Bytes))
+	var catchup *bench.Result
+	d, err = b.measure(ctx, func() (err error) {
+		catchup, err = c.benchRunFor(ctx, c.catchupFor, "consume", b.bootstrap, "half", "--from", "earliest")
+		return err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	f.CatchupGiB = gib(catchup.Consume.Bytes)
+	f.CatchupMiBPS = catchup.Consume.MiBPS
+	f.CatchupCPUPerGiB = d.cpu / f.CatchupGiB
+	if k.sluice {
+		f.CatchupGets = ptr(d.reqs["get"])
+	}
+	c.logf("%s:   %.2f GiB at %.1f MiB/s, %.2f CPU-s/GiB", tag, f.CatchupGiB, f.CatchupMiBPS, f.CatchupCPUPerGiB)
+
+	// 5. The same rate with a consumer at the head.
+	c.logf("%s: produce at %s rec/s with a consumer at the head", tag, rate)
+	var e2e *bench.Result
+	d, err = b.measure(ctx, func() (err error) {
+		e2e, err = c.benchRun(ctx, "e2e", b.bootstrap, "tail", "--rate", rate)
+		return err
+	})
+	if err != nil {
+		return fail(err)
+	}
+	f.E2EP99Ms, f.E2EProduceP99Ms = ms(e2e.Consume.Latency.P99), ms(e2e.Produce.Latency.P99)
+	f.TailMiBPS = e2e.Consume.MiBPS
+	produceShare := dHalf.cpu * float64(e2e.Produce.Bytes) / float64(half.Produce.Bytes)
+	f.TailCPUPerGiB = (d.cpu - produceShare) / gib(e2e.Consume.Bytes)
+	c.logf("%s:   e2e p99 %s, tail read %.1f MiB/s, %.2f CPU-s/GiB", tag, fmtMs(f.E2EP99Ms), f.TailMiBPS, f.TailCPUPerGiB)
+	return f, clients, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
-	case l, ok := <-lines:
-		if !ok {
-			return "", errors.New("broker exited before printing its bootstrap address")
-		}
-		return l, nil
-	case <-time.After(within):
-		return "", errors.New("broker not ready in time")
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
-func lastLine(b []byte) []byte {
-	b = bytes.TrimSpace(b)
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		return b[i+1:]
-	}
-	return b
-}
-
-// cpuSeconds reads a process's user+system CPU time from /proc.
-func cpuSeconds(pid int) (float64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
 	if err != nil {
-		return 0, err
+		return ""
 	}
-	// Fields after the parenthesised command name; utime and stime are
-	// fields 14 and 15 (1-based), in clock ticks of 1/100 s on Linux.
-	s := string(raw)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	ut, err1 := strconv.ParseFloat(f[11], 64)
-	st, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("parse %s", raw)
-	}
-	return (ut + st) / 100, nil
+	return strings.TrimSpace(string(out))
 }
 
 // loopbackMiBPS measures one TCP stream over loopback, both ends in this
@@ -250,63 +485,4 @@ func loopbackMiBPS(d time.Duration) float64 {
 	c.Close()
 	n := <-got
 	return float64(n) / (1 << 20) / time.Since(start).Seconds()
-}
-
-func median(fs []figures, get func(figures) float64) float64 {
-	vs := make([]float64, len(fs))
-	for i, f := range fs {
-		vs[i] = get(f)
-	}
-	slices.Sort(vs)
-	if len(vs)%2 == 1 {
-		return vs[len(vs)/2]
-	}
-	return (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
-}
-
-func render(targets []target, results [][]figures, loop float64, d time.Duration, rounds int) string {
-	var b strings.Builder
-	host, _ := os.Hostname()
-	fmt.Fprintf(&b, "Run %s on %s (%d cores, %s): `make compare` = %d rounds × %v per target, alternating; "+
-		"`sluice bench e2e`, 1 producer + 1 consumer, acks=all idempotent, 1 KiB records, 16 partitions, linger 5 ms, no compression. "+
-		"Medians of the rounds; the client runs on the same cores. Loopback ceiling (one TCP stream): **%.0f MiB/s**.\n\n",
-		time.Now().UTC().Format("2006-01-02"), host, runtime.NumCPU(), runtime.GOARCH, rounds, d, loop)
-	fmt.Fprintln(&b, "| broker | produce MiB/s | produce p99 | e2e p99 | broker CPU-s/GiB |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|")
-	med := make([][4]float64, len(targets))
-	for i, tg := range targets {
-		rs := results[i]
-		med[i] = [4]float64{
-			median(rs, func(f figures) float64 { return f.MiBPS }),
-			median(rs, func(f figures) float64 { return float64(f.ProduceP99) }),
-			median(rs, func(f figures) float64 { return float64(f.E2EP99) }),
-			median(rs, func(f figures) float64 { return f.CPUPerGiB }),
-		}
-		fmt.Fprintf(&b, "| %s | %.1f | %v | %v | %.2f |\n", tg.name, med[i][0],
-			time.Duration(med[i][1]).Round(time.Millisecond), time.Duration(med[i][2]).Round(time.Millisecond), med[i][3])
-	}
-	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, "| Sluice ÷ | produce throughput | produce p99 | e2e p99 | CPU-s/GiB |")
-	fmt.Fprintln(&b, "|---|---|---|---|---|")
-	for i := 1; i < len(targets); i++ {
-		fmt.Fprintf(&b, "| %s | %.2f× | %.2f× | %.2f× | %.2f× |\n", targets[i].name,
-			med[0][0]/med[i][0], med[0][1]/med[i][1], med[0][2]/med[i][2], med[0][3]/med[i][3])
-	}
-	return b.String()
-}
-
-// writeBetween replaces the text between the compare markers in file.
-func writeBetween(file, table string) error {
-	const begin, end = "<!-- compare:begin -->", "<!-- compare:end -->"
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		return err
-	}
-	s := string(raw)
-	i, j := strings.Index(s, begin), strings.Index(s, end)
-	if i < 0 || j < i {
-		return fmt.Errorf("%s has no %s ... %s markers", file, begin, end)
-	}
-	s = s[:i+len(begin)] + "\n" + table + s[j:]
-	return os.WriteFile(file, []byte(s), 0o644)
 }
