@@ -21,31 +21,20 @@ import (
 func BenchmarkCompactLayoutPut(b *testing.B) {
 	const segments, partitions, batchesPerEntry = 64, 16, 64
 	cj := &meta.CompactJob{Output: meta.NewSegmentID(time.Now(), [8]byte{1}), MaxEntryBytes: 1 << 20}
+	// Sources in partition order, then commit order, as meta plans them.
 	var data [][]byte
-	next := map[int32]int64{}
-	for s := range segments {
-		for p := range int32(partitions) {
+	for p := range int32(partitions) {
+		for s := range segments {
 			var entry []byte
 			for range batchesPerEntry {
 				entry = kafkatest.AppendBatch(entry, kafkatest.BatchOpts{Records: 1, ValueSize: 1000, FirstTS: int64(s), ProducerID: -1})
 			}
+			base := int64(s) * batchesPerEntry
 			cj.Sources = append(cj.Sources, meta.IndexEntry{TopicID: topicA, Partition: p,
-				BaseOffset: next[p], LastOffset: next[p] + batchesPerEntry - 1, Length: int64(len(entry))})
-			next[p] += batchesPerEntry
+				BaseOffset: base, LastOffset: base + batchesPerEntry - 1, Length: int64(len(entry))})
 			data = append(data, entry)
 		}
 	}
-	// Meta plans sources in partition order.
-	order := make([]int, len(cj.Sources))
-	for i := range order {
-		order[i] = (i%partitions)*segments + i/partitions
-	}
-	srcs, bufs := make([]meta.IndexEntry, len(order)), make([][]byte, len(order))
-	for i, j := range order {
-		k := (j%segments)*partitions + j/segments
-		srcs[i], bufs[i] = cj.Sources[k], data[k]
-	}
-	cj.Sources, data = srcs, bufs
 	var total int64
 	for _, d := range data {
 		total += int64(len(d))
