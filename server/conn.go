@@ -60,6 +60,10 @@ type conn struct {
 	s      *Server
 	gc     gnet.Conn
 	remote string
+	// principal is who the connection acts as (principal.go): set by
+	// the TLS handshake or SASL before the requests it governs, read by
+	// the authorizer.
+	principal atomic.Pointer[Principal]
 	// shareLimit is this connection's share of the agent's fetch
 	// budget (MaxConnUnsentBytes), so one client that never reads pins
 	// at most about this much of it (see takeShare).

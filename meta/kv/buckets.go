@@ -16,10 +16,15 @@ var (
 	// BucketKeys holds agent keys, in the system store of meta/host
 	// only (hashed; see meta/host/keys.go).
 	BucketKeys = []byte("keys")
+	// BucketScram holds a cluster's SCRAM credentials (salt,
+	// iterations, stored key, server key; never a password) and
+	// BucketACLs its ACL bindings (docs/security.md).
+	BucketScram = []byte("scram")
+	BucketACLs  = []byte("acls")
 )
 
 // allBuckets lists every bucket above.
-var allBuckets = [][]byte{BucketMeta, BucketTopics, BucketPartitions, BucketIndex, BucketProducers, BucketSegments, BucketOffsets, BucketKeys}
+var allBuckets = [][]byte{BucketMeta, BucketTopics, BucketPartitions, BucketIndex, BucketProducers, BucketSegments, BucketOffsets, BucketKeys, BucketScram, BucketACLs}
 
 // boltFile is the embedded store's file in its directory.
 const boltFile = "meta.db"
