@@ -56,6 +56,12 @@ type Config struct {
 	// (jobs.Config; 0 takes the defaults, 1 minute each).
 	CompactionInterval time.Duration // --compaction-interval
 	GCInterval         time.Duration // --gc-interval
+	// JobsMaxBytesPerSecond paces compaction and key cleaning, bytes
+	// read and written together (jobs.Config.MaxBytesPerSecond; flag
+	// --jobs-max-bytes-per-second). 0 takes the default,
+	// DefaultJobsPaceWithProduce when the agent also takes produce and
+	// unlimited when it does not; negative is unlimited.
+	JobsMaxBytesPerSecond int64
 	// PeerListen, when set, runs the zone cache (cache.Zone): agents of
 	// one zone share their block caches over an authenticated peer
 	// protocol on this address. PeerSecret authenticates it (every agent
@@ -220,6 +226,7 @@ func (a *Agent) startJobs(store objstore.Store) error {
 		Store:              store,
 		CompactionInterval: a.cfg.CompactionInterval,
 		GCInterval:         a.cfg.GCInterval,
+		MaxBytesPerSecond:  a.jobsPace(),
 		Log:                a.log,
 	})
 	if err != nil {
@@ -228,6 +235,28 @@ func (a *Agent) startJobs(store objstore.Store) error {
 	a.jobs = r
 	r.Start()
 	return nil
+}
+
+// DefaultJobsPaceWithProduce is the default pace of the jobs of an
+// agent that also takes produce: rewriting objects competes with produce
+// for the disk, the page cache and memory bandwidth, and CPU priority does
+// not share those out. BENCHMARKS.md ("Compaction") has the measurements
+// behind the figure. A jobs-only agent is not paced by default.
+const DefaultJobsPaceWithProduce = 64 << 20
+
+// jobsPace maps Config.JobsMaxBytesPerSecond to jobs.Config's
+// convention (0 = unlimited).
+func (a *Agent) jobsPace() int64 {
+	switch v := a.cfg.JobsMaxBytesPerSecond; {
+	case v < 0:
+		return 0
+	case v > 0:
+		return v
+	}
+	if len(a.cfg.Roles) == 0 || slices.Contains(a.cfg.Roles, "produce") {
+		return DefaultJobsPaceWithProduce
+	}
+	return 0
 }
 
 // Jobs is the agent's job runner, nil without the jobs role (tests run

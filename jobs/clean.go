@@ -94,6 +94,9 @@ func (r *Runner) clean(ctx context.Context, job meta.Job) error {
 		return err
 	}
 	key := meta.ObjectKey(cj.Output)
+	if err := r.pace.wait(ctx, size); err != nil {
+		return err
+	}
 	if err := r.cfg.Store.PutReader(ctx, key, objstore.NewParts(object), size); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}

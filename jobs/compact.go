@@ -52,6 +52,9 @@ func (r *Runner) compact(ctx context.Context, job meta.Job) error {
 		return err
 	}
 	key := meta.ObjectKey(cj.Output)
+	if err := r.pace.wait(ctx, size); err != nil {
+		return err
+	}
 	if err := r.cfg.Store.PutReader(ctx, key, objstore.NewParts(object), size); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
@@ -117,6 +120,9 @@ func (r *Runner) readSources(ctx context.Context, srcs []meta.IndexEntry) ([][]b
 	bufs := make([][]byte, len(spans))
 	for k, sp := range spans {
 		g.Go(func() error {
+			if err := r.pace.wait(gctx, sp.end-sp.start); err != nil {
+				return err
+			}
 			b, err := r.cfg.Store.GetRange(gctx, sp.key, sp.start, sp.end-sp.start)
 			if err != nil {
 				return fmt.Errorf("read %s [%d, %d): %w", sp.key, sp.start, sp.end, err)

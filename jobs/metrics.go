@@ -24,6 +24,11 @@ type kindMetrics struct {
 
 var stats = map[meta.JobKind]*kindMetrics{}
 
+// mPacedSeconds is the time jobs spent waiting for their pace (pace.go):
+// growing fast means the pace, not the work, sets how far compaction
+// keeps up.
+var mPacedSeconds = metrics.NewFloatCounter(`sluice_jobs_paced_seconds_total`)
+
 func init() {
 	for _, k := range []meta.JobKind{meta.JobCompact, meta.JobDelete, meta.JobOrphans, meta.JobCleanKeys} {
 		l := fmt.Sprintf(`{kind=%q}`, k.String())

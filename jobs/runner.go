@@ -39,7 +39,11 @@ type Config struct {
 	// partition with more dirty keys is cleaned in several passes).
 	CleanInterval time.Duration
 	KeyMapBytes   int64
-	Log           *slog.Logger
+	// MaxBytesPerSecond paces compaction and key cleaning: the bytes
+	// they read and write together, per second (pace.go; flag
+	// --jobs-max-bytes-per-second). 0 is unlimited.
+	MaxBytesPerSecond int64
+	Log               *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -74,16 +78,24 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("jobs: Config.Meta and Config.Store are required")
 	case c.CompactionInterval < 0 || c.GCInterval < 0:
 		return c, fmt.Errorf("jobs: --compaction-interval %v and --gc-interval %v must be positive", c.CompactionInterval, c.GCInterval)
+	case c.MaxBytesPerSecond != 0 && c.MaxBytesPerSecond < MinBytesPerSecond:
+		return c, fmt.Errorf("jobs: --jobs-max-bytes-per-second %d is below %d (4 MiB/s): a job would outlive its lease; use 0 for unlimited", c.MaxBytesPerSecond, MinBytesPerSecond)
 	case c.MaxJobBytes < 0 || c.ReadConcurrency < 0 || c.MaxJobsPerTick < 0 || c.CleanInterval < 0 || c.KeyMapBytes < 1<<16:
 		return c, errors.New("jobs: negative limit in Config")
 	}
 	return c, nil
 }
 
+// MinBytesPerSecond is the slowest pace a Runner takes: at it, a
+// compaction job of the default target (about 80 MiB read and as much
+// written) takes about 40 s of its lease (2 minutes by default).
+const MinBytesPerSecond = 4 << 20
+
 // Runner asks meta for jobs and runs them, one at a time.
 type Runner struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	pace *pacer // nil: unlimited
 
 	mu     sync.Mutex // serialises jobs: one at a time bounds memory
 	cancel context.CancelFunc
@@ -96,7 +108,7 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{cfg: cfg, log: cfg.Log.With("component", "jobs")}, nil
+	return &Runner{cfg: cfg, log: cfg.Log.With("component", "jobs"), pace: newPacer(cfg.MaxBytesPerSecond)}, nil
 }
 
 // Start runs the loop until Stop.

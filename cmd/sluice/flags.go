@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"sluice.dev/agent"
+	"sluice.dev/jobs"
 	"sluice.dev/meta/controller"
 	"sluice.dev/meta/planner"
 )
@@ -40,6 +41,7 @@ type agentFlags struct {
 	// Background jobs of an agent with the jobs role (issue 12).
 	compactionEvery time.Duration
 	gcEvery         time.Duration
+	jobsPace        int64
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -60,6 +62,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConns, "max-connections", 10000, "open Kafka connections; excess connections are closed on accept")
 	fs.DurationVar(&f.compactionEvery, "compaction-interval", time.Minute, "how often an agent with the jobs role asks meta for compaction work (it then runs what is due, back to back)")
 	fs.DurationVar(&f.gcEvery, "gc-interval", time.Minute, "how often an agent with the jobs role asks meta for objects to delete and for the pass over the bucket that finds orphans")
+	fs.Int64Var(&f.jobsPace, "jobs-max-bytes-per-second", -1, "pace of compaction and key cleaning on an agent with the jobs role, bytes read and written together per second; -1: 64 MiB/s when the agent also has the produce role (so rewriting objects leaves produce its disk and memory bandwidth), unlimited on a jobs-only agent; 0: unlimited")
 	fs.DurationVar(&f.slowClient, "slow-client-timeout", 30*time.Second, "close a connection whose client has read none of its unsent responses for this long (it holds fetch budget others need)")
 }
 
@@ -67,6 +70,18 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 // (0 = default, negative = off).
 func earlySealRate(v float64) float64 {
 	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+// jobsPace maps the flag (-1 = default, 0 = unlimited) to agent.Config's
+// convention (0 = default, negative = unlimited).
+func jobsPace(v int64) int64 {
+	switch v {
+	case -1:
+		return 0
+	case 0:
 		return -1
 	}
 	return v
@@ -103,6 +118,8 @@ func (f *agentFlags) validate() error {
 		return fmt.Errorf("--slow-client-timeout must be positive, got %s", f.slowClient)
 	case f.maxConns < 1:
 		return fmt.Errorf("--max-connections must be at least 1, got %d", f.maxConns)
+	case f.jobsPace < -1 || (f.jobsPace > 0 && f.jobsPace < jobs.MinBytesPerSecond):
+		return fmt.Errorf("--jobs-max-bytes-per-second must be -1 (default), 0 (unlimited) or at least %d (4 MiB/s), got %d", jobs.MinBytesPerSecond, f.jobsPace)
 	case f.compactionEvery < time.Second || f.gcEvery < time.Second:
 		return fmt.Errorf("--compaction-interval (%s) and --gc-interval (%s) must be at least 1s", f.compactionEvery, f.gcEvery)
 	}
@@ -128,6 +145,7 @@ func (f *agentFlags) config(log *slog.Logger) agent.Config {
 		DefaultPartitions:          int32(f.defParts),
 		CompactionInterval:         f.compactionEvery,
 		GCInterval:                 f.gcEvery,
+		JobsMaxBytesPerSecond:      jobsPace(f.jobsPace),
 		Logger:                     log,
 	}
 }
