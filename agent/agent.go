@@ -227,6 +227,7 @@ func (a *Agent) startJobs(store objstore.Store) error {
 		CompactionInterval: a.cfg.CompactionInterval,
 		GCInterval:         a.cfg.GCInterval,
 		MaxBytesPerSecond:  a.jobsPace(),
+		Busy:               a.producing,
 		Log:                a.log,
 	})
 	if err != nil {
@@ -243,6 +244,12 @@ func (a *Agent) startJobs(store objstore.Store) error {
 // not share those out. BENCHMARKS.md ("Compaction") has the measurements
 // behind the figure. A jobs-only agent is not paced by default.
 const DefaultJobsPaceWithProduce = 64 << 20
+
+// producing reports whether produce is in flight on this agent: the jobs'
+// pace applies only then (jobs.Config.Busy).
+func (a *Agent) producing() bool {
+	return a.pipeline != nil && a.pipeline.InFlightBytes() > 0
+}
 
 // jobsPace maps Config.JobsMaxBytesPerSecond to jobs.Config's
 // convention (0 = unlimited).

@@ -16,8 +16,13 @@ import (
 // Each call reserves its bytes on a virtual clock and sleeps until its
 // turn, so the long-run rate holds however the calls are sized; a
 // reservation never waits for later ones. A nil pacer does not pace.
+//
+// The pace holds only while busy reports true (the agent has produce in
+// flight): an agent whose producers went quiet works off the backlog a
+// burst left at full speed.
 type pacer struct {
-	rate float64 // bytes per second
+	rate float64     // bytes per second
+	busy func() bool // nil: always
 
 	mu   sync.Mutex
 	next time.Time // guarded by mu: when the next reservation may start
@@ -25,16 +30,16 @@ type pacer struct {
 
 // newPacer returns a pacer of rate bytes per second, nil for rate <= 0
 // (unlimited).
-func newPacer(rate int64) *pacer {
+func newPacer(rate int64, busy func() bool) *pacer {
 	if rate <= 0 {
 		return nil
 	}
-	return &pacer{rate: float64(rate)}
+	return &pacer{rate: float64(rate), busy: busy}
 }
 
 // wait blocks until n bytes may move, or ctx ends.
 func (p *pacer) wait(ctx context.Context, n int64) error {
-	if p == nil || n <= 0 {
+	if p == nil || n <= 0 || (p.busy != nil && !p.busy()) {
 		return nil
 	}
 	p.mu.Lock()

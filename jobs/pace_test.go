@@ -15,7 +15,7 @@ import (
 // first call does not wait, and a cancelled wait returns at once.
 func TestPacerSpreadsBytesOverTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newPacer(1 << 20) // 1 MiB/s
+		p := newPacer(1<<20, nil) // 1 MiB/s
 		start := time.Now()
 		if err := p.wait(context.Background(), 3<<20); err != nil {
 			t.Fatal(err)
@@ -48,13 +48,33 @@ func TestPacerSpreadsBytesOverTime(t *testing.T) {
 			t.Fatalf("cancelled wait returned after %v, want 1s", d)
 		}
 	})
-	if newPacer(0) != nil {
+	if newPacer(0, nil) != nil {
 		t.Fatal("rate 0 must be unlimited (nil pacer)")
 	}
 	var p *pacer
 	if err := p.wait(context.Background(), 1<<30); err != nil {
 		t.Fatal(err)
 	}
+	// Not busy: no pace, and nothing reserved for when it is busy again.
+	synctest.Test(t, func(t *testing.T) {
+		busy := false
+		p := newPacer(1<<20, func() bool { return busy })
+		start := time.Now()
+		for range 3 {
+			if err := p.wait(context.Background(), 10<<20); err != nil {
+				t.Fatal(err)
+			}
+		}
+		busy = true
+		for range 2 {
+			if err := p.wait(context.Background(), 1<<20); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Fatalf("30 MiB idle, then 2 MiB busy at 1 MiB/s took %v, want 1s", d)
+		}
+	})
 }
 
 // A paced compaction takes the time its bytes need at the pace: what it

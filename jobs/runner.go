@@ -43,7 +43,11 @@ type Config struct {
 	// they read and write together, per second (pace.go; flag
 	// --jobs-max-bytes-per-second). 0 is unlimited.
 	MaxBytesPerSecond int64
-	Log               *slog.Logger
+	// Busy, when set, says whether the pace applies now: the agent
+	// passes "produce is in flight", so an idle agent compacts at full
+	// speed.
+	Busy func() bool
+	Log  *slog.Logger
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -108,7 +112,7 @@ func New(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Runner{cfg: cfg, log: cfg.Log.With("component", "jobs"), pace: newPacer(cfg.MaxBytesPerSecond)}, nil
+	return &Runner{cfg: cfg, log: cfg.Log.With("component", "jobs"), pace: newPacer(cfg.MaxBytesPerSecond, cfg.Busy)}, nil
 }
 
 // Start runs the loop until Stop.
