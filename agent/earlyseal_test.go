@@ -25,7 +25,7 @@ func TestStalledClientSealsEarly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	send := func(valueSize int) int32 {
+	build := func(valueSize int) *kmsg.ProduceRequest {
 		req := kmsg.NewPtrProduceRequest()
 		req.SetVersion(9)
 		req.Acks = -1
@@ -36,15 +36,25 @@ func TestStalledClientSealsEarly(t *testing.T) {
 		rp.Records = kafkatest.AppendBatch(nil, kafkatest.BatchOpts{Records: 8, ValueSize: valueSize, ProducerID: -1})
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
+		return req
+	}
+	send := func(req *kmsg.ProduceRequest) int32 {
 		corr, err := conn.Send(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return corr
 	}
-	var corrs []int32
+	// Built first and sent back to back, as a client's pipeline does: a
+	// client that pauses between requests looks stalled at fewer
+	// (TestQuietClientSealsEarly).
+	var reqs []*kmsg.ProduceRequest
 	for i := 0; i < 5; i++ {
-		corrs = append(corrs, send(64<<10)) // 5 × 512 KiB: past the 2 MiB floor
+		reqs = append(reqs, build(64<<10)) // 5 × 512 KiB: past the 2 MiB floor
+	}
+	var corrs []int32
+	for _, req := range reqs {
+		corrs = append(corrs, send(req))
 	}
 	for _, corr := range corrs {
 		resp := kmsg.NewPtrProduceResponse()
@@ -61,7 +71,7 @@ func TestStalledClientSealsEarly(t *testing.T) {
 	// Five small requests: the segment is too small to be worth an early
 	// object, so they wait for the interval.
 	for i := 0; i < 5; i++ {
-		send(10)
+		send(build(10))
 	}
 	resp := kmsg.NewPtrProduceResponse()
 	resp.SetVersion(9)
@@ -120,5 +130,45 @@ func TestStalledClientEarlySealBudget(t *testing.T) {
 	resp.SetVersion(9)
 	if err := conn.Receive(last-4, resp, 2*time.Second); err == nil {
 		t.Fatal("sealed early past the budget")
+	}
+}
+
+// A client that keeps fewer than five requests in flight (sarama keeps one
+// when idempotent, librdkafka one per partition) stalls with fewer parked:
+// a connection with produce parked that sends nothing more for a few
+// lingers counts as stalled, and its small segment is sealed within the
+// early-seal budget instead of waiting out the flush interval.
+func TestQuietClientSealsEarly(t *testing.T) {
+	c := startCluster(t, t.TempDir(), agent.Config{FlushInterval: time.Minute})
+	createTopic(t, c.addr(), "quiet", 1)
+	conn, err := kafkatest.Dial(c.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for round := 0; round < 3; round++ {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(9)
+		req.Acks = -1
+		req.TimeoutMillis = 120000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "quiet"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = kafkatest.AppendBatch(nil, kafkatest.BatchOpts{Records: 4, ValueSize: 10, ProducerID: -1})
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		corr, err := conn.Send(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := kmsg.NewPtrProduceResponse()
+		resp.SetVersion(9)
+		// Far below the one-minute flush interval.
+		if err := conn.Receive(corr, resp, 20*time.Second); err != nil {
+			t.Fatalf("round %d: one parked request of a quiet client not answered before the flush interval: %v", round, err)
+		}
+		if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != int64(4*round) {
+			t.Fatalf("round %d: error %v, base offset %d", round, kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+		}
 	}
 }

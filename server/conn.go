@@ -110,6 +110,15 @@ type conn struct {
 	// pendingProduces counts acks=1/all produce requests admitted to the
 	// pipeline and not yet answered.
 	pendingProduces atomic.Int32
+	// lastProduce (unix nanoseconds) is when the connection last parked
+	// a produce; stallArmed is whether a stall check is scheduled
+	// (stall.go).
+	lastProduce atomic.Int64
+	stallArmed  atomic.Bool
+	// lastReceived (unix nanoseconds) is when bytes last arrived from
+	// the client (stall.go): a large request streaming in is not
+	// silence.
+	lastReceived atomic.Int64
 	// zone is whether the client's zone matches the agent's (zones.go).
 	zone atomic.Int32
 

@@ -30,8 +30,11 @@ var _ = metrics.NewGauge(`sluice_produce_requests_parked`, func() float64 { retu
 
 // Limits hit (issue 11): each counts one time a bound held something back.
 var (
-	mConnsRefused        = metrics.NewCounter(`sluice_kafka_connections_refused_total{reason="max_connections"}`)
-	mSlowClientsClosed   = metrics.NewCounter(`sluice_kafka_slow_clients_closed_total`)
+	mConnsRefused      = metrics.NewCounter(`sluice_kafka_connections_refused_total{reason="max_connections"}`)
+	mSlowClientsClosed = metrics.NewCounter(`sluice_kafka_slow_clients_closed_total`)
+	// mStallsQuiet counts connections seen stalled by their silence with
+	// produce parked (stall.go); each asked for an early seal.
+	mStallsQuiet         = metrics.NewCounter(`sluice_produce_stalls_quiet_total`)
 	mConnInflightLimited = metrics.NewCounter(`sluice_kafka_conn_limited_total{limit="inflight_requests"}`)
 	mConnUnsentLimited   = metrics.NewCounter(`sluice_kafka_conn_limited_total{limit="unsent_bytes"}`)
 	mFetchBudgetRefused  = metrics.NewCounter(`sluice_fetch_budget_refused_total`)

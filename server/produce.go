@@ -237,8 +237,12 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 		}
 		return
 	}
-	if rc.c.pendingProduces.Load() >= clientPipelineDepth {
+	switch {
+	case acks == 0:
+	case rc.c.pendingProduces.Load() >= clientPipelineDepth:
 		s.deps.Pipeline.SealIfAtLeast(minEarlySealBytes)
+	default:
+		s.watchStall(rc.c, rc.start) // stall.go
 	}
 }
 

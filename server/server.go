@@ -396,6 +396,9 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	// gnet calls OnTraffic for reads and for Wake; either way this is the
 	// loop, where the outbound buffer may be looked at (conn.go).
 	c.observeOutbound(gc.OutboundBuffered())
+	if gc.InboundBuffered() > 0 {
+		c.received(time.Now()) // stall.go
+	}
 	for {
 		if c.rd == nil {
 			if c.overBound() {

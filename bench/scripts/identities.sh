@@ -8,6 +8,8 @@
 #   rdkafka  bench/scripts/rdkafka_latency.py: confluent-kafka-python
 #            (librdkafka 2.0.2), enable.idempotence=true, linger.ms=5
 #   sarama   bench/scripts/sarama_latency: sarama's defaults, flush 5 ms
+#   sarama-idem  the same, idempotent: acks=all and one request in flight
+#            per broker (sarama allows no more with idempotence)
 #
 # 1 KiB records into a fresh 16-partition topic at RATE records a second
 # for DUR. After each client it prints the segments sealed a second by
@@ -59,6 +61,7 @@ p = json.load(sys.stdin)["produce"]; l = p["latency"]
 print("franz rate=%d n=%d errors=%d p50_ms=%.0f p99_ms=%.0f max_ms=%.0f" % (p["records_per_sec"], l["count"], p["errors"], l["p50_ns"]/1e6, l["p99_ns"]/1e6, l["max_ns"]/1e6))'  ;;
 			rdkafka) /usr/bin/python3 bench/scripts/rdkafka_latency.py "$boot" --rate "$RATE" --duration "$DUR" ;;
 			sarama) "$SARAMA" -brokers "$boot" -rate "$RATE" -duration "${DUR}s" ;;
+			sarama-idem) "$SARAMA" -brokers "$boot" -rate "$RATE" -duration "${DUR}s" -idempotent ;;
 			esac
 			t1=$(date +%s.%N)
 			echo "  [ids=$ids early=$early client=$c secs=$(echo "$t1 - $t0" | bc) seals before: $before after: $(seals)]"
