@@ -19,11 +19,11 @@ func TestPrincipalRulesKafkaExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	for dn, want := range map[string]string{
-		"CN=Duke,OU=ServiceUsers,O=Org,C=US":      "duke",
+		"CN=Duke,OU=ServiceUsers,O=Org,C=US":        "duke",
 		"CN=Duke,OU=SME,O=mycp,L=Fulton,ST=MD,C=US": "duke@sme",
-		"cn=duke,ou=sme,dc=mycp,dc=com":            "DUKE@SME",
-		"cN=duke,OU=JavaSoft,O=Sun Microsystems":   "DUKE",
-		"OU=JavaSoft,O=Sun Microsystems,C=US":      "OU=JavaSoft,O=Sun Microsystems,C=US",
+		"cn=duke,ou=sme,dc=mycp,dc=com":             "DUKE@SME",
+		"cN=duke,OU=JavaSoft,O=Sun Microsystems":    "DUKE",
+		"OU=JavaSoft,O=Sun Microsystems,C=US":       "OU=JavaSoft,O=Sun Microsystems,C=US",
 	} {
 		if got, err := m.name(dn); err != nil || got != want {
 			t.Errorf("name(%q) = %q, %v; want %q", dn, got, err, want)

@@ -98,8 +98,8 @@ type Config struct {
 	Multicore bool
 	// TLS, when its CertFile is set, serves every port of the listener
 	// over TLS instead of plaintext (tls.go, transport.go).
-	TLS TLSConfig
-	Logger    *slog.Logger
+	TLS    TLSConfig
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
