@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"sluice.dev/internal/tlsconf"
 )
 
 var (
@@ -86,7 +88,7 @@ func (t *tlsTransport) close() {
 
 // startTLS listens on every address of the listener with TLS.
 func (s *Server) startTLS(addrs []string) error {
-	cfg, err := ServerTLS(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.cfg.TLS.ClientCAFile, "kafka", s.log)
+	cfg, err := tlsconf.Server(s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile, s.cfg.TLS.ClientCAFile, "kafka", s.log)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
