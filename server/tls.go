@@ -8,7 +8,7 @@ type TLSConfig struct {
 	// CertFile and KeyFile are the server's certificate chain and key, PEM
 	// (flags --kafka-tls-cert, --kafka-tls-key). They are re-read when
 	// either file changes (size or modification time, looked at most
-	// every certCheckInterval), so a rotated certificate is served to new
+	// every tlsconf.CheckInterval), so a rotated certificate is served to new
 	// connections without a restart.
 	CertFile string
 	KeyFile  string

@@ -13,11 +13,11 @@ import (
 	"time"
 )
 
-// certCheckInterval is how often, at most, a handshake looks at the
+// CheckInterval is how often, at most, a handshake looks at the
 // certificate files: a stat of two files per handshake would be cheap, but
 // a reconnect storm needs no syscalls it can do without, and a rotation
 // taking effect within seconds is what operators expect.
-const certCheckInterval = 2 * time.Second
+const CheckInterval = 2 * time.Second
 
 // Server builds the tls.Config of a listener from certificate files: TLS
 // 1.2 and later only, AEAD cipher suites with forward secrecy for 1.2 (1.3's
@@ -124,7 +124,7 @@ func (r *certReloader) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
-	if now.Sub(r.lastLook) < certCheckInterval {
+	if now.Sub(r.lastLook) < CheckInterval {
 		return r.cert, nil
 	}
 	r.lastLook = now
