@@ -118,8 +118,9 @@ func TestTLSClientCertificatePrincipals(t *testing.T) {
 		waitPrincipals(t, s, tc.want)
 
 		handshakeFails(t, addr, &tls.Config{RootCAs: ca.Pool()})
-		handshakeFails(t, addr, &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{mallory.TLS}})
-		handshakeFails(t, addr, &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{alice.TLS}, MaxVersion: tls.VersionTLS11})
+		handshakeFails(t, addr, &tls.Config{RootCAs: ca.Pool(),
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &mallory.TLS, nil }})
+		handshakeFails(t, addr, &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{alice.TLS}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 		// A plaintext Kafka client: its ApiVersions request is no TLS
 		// record; the connection is closed.
 		pc, err := net.Dial("tcp", addr)
