@@ -6,7 +6,6 @@ package server
 // flushLocked hands over.
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -214,7 +213,10 @@ func (s *Server) serveTLS(c *conn, t *tlsTransport) {
 
 // readTLS cuts frames out of the decrypted stream, as OnTraffic does.
 func (s *Server) readTLS(c *conn, t *tlsTransport) {
-	br := bufio.NewReaderSize(t.tc, 32<<10)
+	// No bufio: tls.Conn holds the decrypted record already, so a small
+	// read is a copy out of it, and an idle connection keeps no buffer of
+	// ours.
+	br := t.tc
 	var hdr [6]byte
 	for {
 		for c.overBound() {
@@ -263,10 +265,19 @@ func (s *Server) readTLS(c *conn, t *tlsTransport) {
 	}
 }
 
+// coalesceMax: a chunk of responses this small in all is copied into one
+// buffer and written with one Write, so it goes out as one TLS record (a
+// Write per response would make a record, with its header, MAC and
+// syscall, of each). One TLS record holds at most 16 KiB.
+const coalesceMax = 16 << 10
+
+// coalesceBufs are the buffers of that copy, shared by every connection:
+// an idle TLS connection holds none.
+var coalesceBufs = sync.Pool{New: func() any { b := make([]byte, 0, coalesceMax); return &b }}
+
 // writeLoop writes the chunks flushLocked hands over, in order, and reports
 // each written; it ends when the connection closes.
 func (t *tlsTransport) writeLoop(c *conn, timeout time.Duration) {
-	bw := bufio.NewWriterSize(t.tc, 32<<10)
 	for {
 		var bufs [][]byte
 		select {
@@ -277,23 +288,42 @@ func (t *tlsTransport) writeLoop(c *conn, timeout time.Duration) {
 		var n int64
 		for _, b := range bufs {
 			n += int64(len(b))
-			for len(b) > 0 {
-				p := b[:min(len(b), writePiece)]
-				b = b[len(p):]
-				_ = t.nc.SetWriteDeadline(time.Now().Add(timeout))
-				if _, err := bw.Write(p); err != nil {
-					t.writeFailed(c, err, timeout)
-					return
-				}
-			}
 		}
-		_ = t.nc.SetWriteDeadline(time.Now().Add(timeout))
-		if err := bw.Flush(); err != nil {
+		if n <= coalesceMax && len(bufs) > 1 {
+			bp := coalesceBufs.Get().(*[]byte)
+			one := (*bp)[:0]
+			for _, b := range bufs {
+				one = append(one, b...)
+			}
+			bufs = [][]byte{one}
+			err := t.write(bufs, timeout)
+			*bp = one[:0]
+			coalesceBufs.Put(bp)
+			if err != nil {
+				t.writeFailed(c, err, timeout)
+				return
+			}
+		} else if err := t.write(bufs, timeout); err != nil {
 			t.writeFailed(c, err, timeout)
 			return
 		}
 		c.written(n, 0)
 	}
+}
+
+// write writes bufs, at most writePiece bytes under one deadline.
+func (t *tlsTransport) write(bufs [][]byte, timeout time.Duration) error {
+	for _, b := range bufs {
+		for len(b) > 0 {
+			p := b[:min(len(b), writePiece)]
+			b = b[len(p):]
+			_ = t.nc.SetWriteDeadline(time.Now().Add(timeout))
+			if _, err := t.tc.Write(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (t *tlsTransport) writeFailed(c *conn, err error, timeout time.Duration) {
