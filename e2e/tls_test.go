@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -294,4 +297,79 @@ func servedSerial(t *testing.T, addr string, cfg *tls.Config) string {
 	}
 	defer c.Close()
 	return c.ConnectionState().PeerCertificates[0].SerialNumber.String()
+}
+
+// TestCanaryBytesNeverReachMetaTLS is TestCanaryBytesNeverReachMeta with
+// a `sluice agent` serving mTLS on its Kafka port and mutual TLS on its
+// peer port: canary keys and values produced and consumed (in a group)
+// over mTLS appear nowhere in the agent's traffic with meta, nor in meta's
+// files. TLS changes where record bytes are encrypted, not where they go.
+func TestCanaryBytesNeverReachMetaTLS(t *testing.T) {
+	dir := t.TempDir()
+	p := newTLSPKI(t)
+	peer := p.ca.Server(t, p.dir, "peer")
+	m := startMeta(t, "meta", filepath.Join(dir, "meta"), "127.0.0.1:0")
+	key := createKey(t, m.lines["meta"], "canary-tls")
+	cp := newCapture(t, m.lines["meta"])
+	a := startAgent(t, "agent-canary-tls", cp.ln.Addr().String(), key, "file://"+filepath.Join(dir, "bucket"),
+		"--kafka-tls-cert", p.srv.CertFile, "--kafka-tls-key", p.srv.KeyFile, "--kafka-tls-client-ca", p.ca.File,
+		"--peer-tls-cert", peer.CertFile, "--peer-tls-key", peer.KeyFile, "--peer-tls-ca", p.ca.File,
+		"--default-partitions", "4")
+	bootstrap := a.lines["bootstrap"]
+	ctx := testCtx(t, 2*time.Minute)
+	dial := kgo.DialTLSConfig(&tls.Config{RootCAs: p.ca.Pool(), Certificates: []tls.Certificate{p.alice.TLS}})
+
+	const topic, group, n = "canary-tls-topic", "canary-tls-group", 1000
+	prefix := "CANARY" + randHex(4)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), dial, kgo.DefaultProduceTopic(topic),
+		kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var recs []*kgo.Record
+	for range n {
+		recs = append(recs, &kgo.Record{Key: []byte(prefix + "-key-" + randHex(12)), Value: []byte(prefix + "-value-" + randHex(24))})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), dial, kgo.ConsumeTopics(topic), kgo.ConsumerGroup(group),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for len(seen) < n && ctx.Err() == nil {
+		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+	}
+	if err := cons.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cons.Close()
+	if len(seen) != n {
+		t.Fatalf("consumed %d distinct records over mTLS, want %d", len(seen), n)
+	}
+	up, down := cp.bytes()
+	if !bytes.Contains(up, []byte(topic)) || !bytes.Contains(up, []byte(group)) {
+		t.Fatalf("capture of %d bytes agent->meta lacks the topic or group name: capture broken", len(up))
+	}
+	if bytes.Contains(up, []byte(prefix)) || bytes.Contains(down, []byte(prefix)) {
+		t.Fatal("canary bytes crossed between agent and meta")
+	}
+	err = filepath.Walk(filepath.Join(dir, "meta"), func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(b, []byte(prefix)) {
+			return fmt.Errorf("canary bytes in meta's store file %s", path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.stop(t)
+	m.stop(t)
 }
