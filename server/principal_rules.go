@@ -249,13 +249,25 @@ type rawATV struct {
 	Value asn1.RawValue
 }
 
-// writeDNValue escapes an attribute value as RFC 2253 (and Java) do.
+// writeDNValue escapes an attribute value as Java's RFC 2253 rendering
+// does (sun.security.x509.AVA.toRFC2253String): a backslash before each of
+// , = + < > # ; " \ wherever it stands, NUL as \00, and before every
+// space (or CR) of a leading or trailing run.
 func writeDNValue(b *strings.Builder, v string) {
-	for k, c := range v {
+	lead := 0
+	for lead < len(v) && (v[lead] == ' ' || v[lead] == '\r') {
+		lead++
+	}
+	trail := len(v) - 1
+	for trail >= lead && (v[trail] == ' ' || v[trail] == '\r') {
+		trail--
+	}
+	for i, c := range v {
 		switch {
-		case strings.ContainsRune(",+\"\\<>;=", c),
-			c == '#' && k == 0,
-			c == ' ' && (k == 0 || k == len(v)-1):
+		case c == 0:
+			b.WriteString(`\00`)
+			continue
+		case strings.ContainsRune(`,=+<>#;"\`, c), i < lead || i > trail:
 			b.WriteByte('\\')
 		}
 		b.WriteRune(c)

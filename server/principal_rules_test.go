@@ -94,7 +94,8 @@ func TestPrincipalRulesNoMatch(t *testing.T) {
 }
 
 // The DN is rendered as Java's X500Principal.getName() does: most specific
-// RDN first, Java's keywords, others as OID=#hex, RFC 2253 escapes.
+// RDN first, Java's keywords, others as OID=#hex, and Java's escapes
+// (= and # anywhere, every leading and trailing space).
 func TestKafkaDN(t *testing.T) {
 	attr := func(oid asn1.ObjectIdentifier, v any) pkix.AttributeTypeAndValue {
 		return pkix.AttributeTypeAndValue{Type: oid, Value: v}
@@ -104,14 +105,14 @@ func TestKafkaDN(t *testing.T) {
 		{attr(asn1.ObjectIdentifier{2, 5, 4, 10}, "Org, Inc.")},
 		{attr(asn1.ObjectIdentifier{2, 5, 4, 11}, "eng"), attr(asn1.ObjectIdentifier{0, 9, 2342, 19200300, 100, 1, 25}, "example")},
 		{attr(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 1}, "a@b")},
-		{attr(asn1.ObjectIdentifier{2, 5, 4, 3}, " alice#1 ")},
+		{attr(asn1.ObjectIdentifier{2, 5, 4, 3}, "  alice#1=x ")},
 	}
 	raw, err := asn1.Marshal(seq)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := kafkaDN(raw)
-	want := `CN=\ alice#1\ ,1.2.840.113549.1.9.1=#0c03614062,OU=eng+DC=example,O=Org\, Inc.,C=US`
+	want := `CN=\ \ alice\#1\=x\ ,1.2.840.113549.1.9.1=#0c03614062,OU=eng+DC=example,O=Org\, Inc.,C=US`
 	if err != nil || got != want {
 		t.Fatalf("kafkaDN = %q, %v\nwant      %q", got, err, want)
 	}
