@@ -1,5 +1,6 @@
 // Package server owns the Kafka listener of an agent: the gnet event loop
-// (plaintext) or crypto/tls connections (TLS; transport.go), framing, request headers, routing by API key, and per-connection ordered
+// (plaintext) or crypto/tls connections (TLS; transport.go), framing,
+// request headers, routing by API key, and per-connection ordered
 // asynchronous responses. Handlers live one file per Kafka API.
 //
 // The event loop never blocks (DESIGN.md invariant 6): OnTraffic only reads
