@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -93,4 +94,73 @@ func TestSlowTLSClientClosed(t *testing.T) {
 	if got := len(r.(*kmsg.FetchResponse).Topics[0].Partitions[0].RecordBatches); got == 0 {
 		t.Fatal("fetch after the slow TLS clients were closed returned no records")
 	}
+}
+
+// TestTLSClientBackpressure: a TLS client that pipelines produce requests
+// while the pipeline cannot take them (uploads stalled, the in-flight
+// bytes at their bound) is stopped by TCP: the TLS reader stops reading
+// once the connection's queue is at its bound, so the client's writes
+// block, and the agent holds a bounded amount however long it tries
+// (gnet, by contrast, keeps reading and must close such a client).
+func TestTLSClientBackpressure(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "sluice")
+	srv := ca.Server(t, dir, "agent")
+	c := startCluster(t, t.TempDir(), agent.Config{MaxInFlightBytes: 16 << 20, MaxSegmentBytes: 1 << 20,
+		KafkaTLS: server.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}})
+	tcfg := &tls.Config{RootCAs: ca.Pool()}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.DialTLSConfig(tcfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 1, 1, nil, "pushy"); err != nil {
+		t.Fatal(err)
+	}
+	release := c.stallStore()
+	defer release()
+
+	// One 1 MiB produce request, sent again and again.
+	var recs []byte
+	for range 16 {
+		recs = kafkatest.AppendBatch(recs, kafkatest.BatchOpts{Records: 16, ValueSize: 4 << 10, ProducerID: -1})
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(9)
+	req.Acks = 1
+	req.TimeoutMillis = 60000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "pushy"
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = recs
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	frame := appendRequest(nil, 1, req)
+
+	conn, err := tls.Dial("tcp", c.addr(), tcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The agent may hold its in-flight bytes, the connection's queue
+	// (64 MiB) and what the kernel buffers on both sides; 512 MiB is far
+	// past all of it.
+	const limit = 512 << 20
+	sent := 0
+	for sent < limit {
+		_ = conn.SetWriteDeadline(time.Now().Add(3 * time.Second))
+		n, err := conn.Write(frame)
+		sent += n
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("write after %d MiB: %v (want a blocked write, not a closed connection)", sent>>20, err)
+			}
+			t.Logf("writes blocked after %d MiB", sent>>20)
+			return
+		}
+	}
+	t.Fatalf("wrote %d MiB with the pipeline stalled and no write ever blocked", sent>>20)
 }
