@@ -139,6 +139,7 @@ func TestTLSClients(t *testing.T) {
 	kcatRoundTrip(ctx, t, kcat, pg.bootstrap, "kcat-tls", 500, p.kcatSSL(nil))
 	runPythonTLS(ctx, t, pg.bootstrap, p.ca.File)
 	franzRoundTrip(ctx, t, pg.bootstrap, "franz-tls", 500, &tls.Config{RootCAs: p.ca.Pool()})
+	pg.stop(t) // a clean exit: under -race, no race on the TLS paths
 }
 
 // TestMTLSClients: with --kafka-tls-client-ca, kcat, confluent-kafka-python
@@ -269,6 +270,7 @@ func TestMTLSClients(t *testing.T) {
 	if !strings.Contains(pg.stderr.String(), "TLS certificate reloaded") {
 		t.Fatal("no log line for the reloaded certificate")
 	}
+	pg.stop(t) // a clean exit: under -race, no race on the TLS paths
 }
 
 // tlsFirstRead handshakes with cfg and reads once: the refusal of a client
