@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
+	"errors"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/segmentio/kafka-go"
 
 	"sluice.dev/agent"
 	"sluice.dev/internal/tlstest"
@@ -173,4 +175,61 @@ func TestKafkaJSMTLS(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "PASS") {
 		t.Fatalf("kafkajs over mTLS failed: %v", err)
 	}
+}
+
+// TestKafkaGoMTLS: kafka-go's Writer (acks=all) and partition Readers over
+// mutual TLS, every record checked.
+func TestKafkaGoMTLS(t *testing.T) {
+	c := startTLSCluster(t)
+	tcfg := &tls.Config{RootCAs: c.ca.Pool(), Certificates: []tls.Certificate{c.client.TLS}}
+	const topic, n, parts = "kafkago-mtls", 400, 4
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	w := &kafka.Writer{Addr: kafka.TCP(c.addr()), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+		BatchSize: 50, BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: true, MaxAttempts: 10,
+		Transport: &kafka.Transport{TLS: tcfg}}
+	defer w.Close()
+	var msgs []kafka.Message
+	for i := range n {
+		msgs = append(msgs, kafka.Message{Key: []byte(keyOf(topic, i)), Value: []byte(valueOf(topic, i))})
+	}
+	var err error
+	for range 20 { // the first write may race auto-creation, as in kafkagoProduce
+		if err = w.WriteMessages(ctx, msgs...); err == nil || (!errors.Is(err, kafka.UnknownTopicOrPartition) && !errors.Is(err, kafka.LeaderNotAvailable)) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("kafka-go produce over mTLS: %v", err)
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(c.addr()), Transport: &kafka.Transport{TLS: tcfg}}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for p := range parts {
+		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
+	}
+	resp, err := cl.ListOffsets(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []rec
+	for _, po := range resp.Topics[topic] {
+		if po.Error != nil || po.LastOffset == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{c.addr()}, Topic: topic, Partition: po.Partition,
+			MaxWait: 200 * time.Millisecond, MaxBytes: 10 << 20, Dialer: &kafka.Dialer{Timeout: 10 * time.Second, TLS: tcfg}})
+		for {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				t.Fatalf("kafka-go consume over mTLS %s[%d]: %v", topic, po.Partition, err)
+			}
+			got = append(got, rec{partition: int32(m.Partition), offset: m.Offset, key: string(m.Key), value: string(m.Value)})
+			if m.Offset+1 >= po.LastOffset {
+				break
+			}
+		}
+		r.Close()
+	}
+	checkExact(t, topic, n, got)
 }
