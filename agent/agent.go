@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -79,6 +80,13 @@ type Config struct {
 	CommitTimeout     time.Duration
 	DefaultPartitions int32 // --default-partitions
 	Logger            *slog.Logger
+	// TLS (issue 14): KafkaTLS serves the Kafka listener over TLS
+	// (--kafka-tls-*, --ssl-principal-mapping-rules); PeerTLS and
+	// PeerClientTLS run the zone cache's peer port over mutual TLS
+	// (--peer-tls-*; internal/tlsconf.Peer builds them).
+	KafkaTLS      server.TLSConfig
+	PeerTLS       *tls.Config
+	PeerClientTLS *tls.Config
 }
 
 // Agent is a running agent.
@@ -183,6 +191,7 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			DefaultPartitions:     cfg.DefaultPartitions,
 			Multicore:             true,
 			Logger:                a.log,
+			TLS:                   cfg.KafkaTLS,
 		}, server.Deps{Meta: mc, Pipeline: a.pipeline, Index: a.index, Blocks: reader})
 		return a.server.Start(ctx)
 	}); err != nil {

@@ -80,6 +80,8 @@ func (a *Agent) startZone() error {
 		Advertise: a.cfg.PeerAdvertise,
 		Peers:     a.peerView.list,
 		Logger:    a.log,
+		TLS:       a.cfg.PeerTLS,
+		ClientTLS: a.cfg.PeerClientTLS,
 	}, a.blocks)
 	if err != nil {
 		return fmt.Errorf("zone cache on --peer-addr %s: %w", a.cfg.PeerListen, err)

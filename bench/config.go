@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -48,6 +51,11 @@ type Config struct {
 	// AgentMetrics is a Prometheus /metrics URL scraped before and after
 	// the run; empty skips the agent figures.
 	AgentMetrics string `json:"agent_metrics,omitempty"`
+	// TLS dials the brokers over TLS, verifying them against the system's
+	// roots, or against the PEM CA bundle TLSCA when set (flags --tls,
+	// --tls-ca; a CA implies TLS).
+	TLS   bool   `json:"tls,omitempty"`
+	TLSCA string `json:"tls_ca,omitempty"`
 
 	// Progress receives one line per second while the run lasts; nil
 	// stays quiet.
@@ -134,6 +142,9 @@ func (c *Config) Validate() error {
 	if _, err := c.acks(); err != nil {
 		return err
 	}
+	if _, err := c.tlsConfig(); err != nil {
+		return err
+	}
 	if _, err := c.codec(); err != nil {
 		return err
 	}
@@ -168,12 +179,40 @@ func (c *Config) codec() (kgo.CompressionCodec, error) {
 	return kgo.CompressionCodec{}, fmt.Errorf("--compression must be none, lz4, zstd, snappy or gzip, got %q", c.Compression)
 }
 
+// tlsConfig is the client TLS of the run; nil for plaintext.
+func (c *Config) tlsConfig() (*tls.Config, error) {
+	if !c.TLS && c.TLSCA == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.TLSCA != "" {
+		b, err := os.ReadFile(c.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--tls-ca: %s holds no PEM certificate", c.TLSCA)
+		}
+	}
+	return cfg, nil
+}
+
+// seedOpts are the options every client of the run starts from: the
+// brokers, and TLS when asked for.
+func (c *Config) seedOpts() []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
+	if cfg, _ := c.tlsConfig(); cfg != nil {
+		opts = append(opts, kgo.DialTLSConfig(cfg))
+	}
+	return opts
+}
+
 // producerOpts are the client options of one producer.
 func (c *Config) producerOpts() []kgo.Opt {
 	acks, _ := c.acks()
 	codec, _ := c.codec()
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(c.Brokers...),
+	opts := append(c.seedOpts(),
 		kgo.DefaultProduceTopic(c.Topic),
 		kgo.RequiredAcks(acks),
 		kgo.ProducerBatchCompression(codec),
@@ -182,9 +221,9 @@ func (c *Config) producerOpts() []kgo.Opt {
 		// buffer.memory (32 MiB), rather than by franz-go's default of
 		// 10000 records: small records are then limited by the broker,
 		// and at --rate 0 the queueing in the client stays bounded.
-		kgo.MaxBufferedBytes(32 << 20),
-		kgo.MaxBufferedRecords(1 << 20),
-	}
+		kgo.MaxBufferedBytes(32<<20),
+		kgo.MaxBufferedRecords(1<<20),
+	)
 	if c.Acks != "all" && c.Acks != "-1" {
 		opts = append(opts, kgo.DisableIdempotentWrite())
 	}

@@ -95,7 +95,7 @@ func run(ctx context.Context, cfg Config, mode Mode) (*Result, error) {
 		return &kgo.Record{Value: append([]byte(nil), r.filler...)}
 	}
 
-	admin, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	admin, err := kgo.NewClient(cfg.seedOpts()...)
 	if err != nil {
 		return nil, fmt.Errorf("--brokers: %w", err)
 	}
@@ -422,7 +422,7 @@ func (r *runner) consume(ctx context.Context, cl *kgo.Client, last *atomic.Int64
 // group has commits from an earlier run, which it resumes from).
 func (r *runner) newConsumers(ctx context.Context, admin *kgo.Client, partitions int32, groups bool) ([]*kgo.Client, error) {
 	cfg := r.cfg
-	base := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.FetchMaxWait(500 * time.Millisecond)}
+	base := append(cfg.seedOpts(), kgo.FetchMaxWait(500*time.Millisecond))
 	var clients []*kgo.Client
 	fail := func(err error) ([]*kgo.Client, error) {
 		for _, c := range clients {

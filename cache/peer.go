@@ -3,7 +3,10 @@ package cache
 // The peer protocol: how the agents of a zone ask each other for blocks
 // and push freshly uploaded ones (zone.go says who asks whom).
 //
-// It is HTTP/1.1 over plain TCP, one path, two methods:
+// It is HTTP/1.1 over plain TCP, or over TLS when the agents have peer
+// certificates (ZoneConfig.TLS; flags --peer-tls-*, mutual TLS against
+// the cluster's peer CA, see internal/tlsconf.Peer), one path, two
+// methods:
 //
 //	GET /sluice/peer/v1/block?k=<object key>&i=<block>&s=<object size>&o=<offset in block>&n=<length>
 //	    → 200, body = bytes [o, o+n) of block i (raw or lz4)
@@ -38,7 +41,8 @@ package cache
 // cannot make a reader accept its bytes. The sum is xxhash because it is
 // computed for every GET an owner serves; it protects against corruption
 // and strangers, not against an active man in the middle (nothing on
-// plain TCP does).
+// plain TCP does: with peer TLS on, the channel itself is authenticated
+// and encrypted, and the MACs stay as a second lock).
 //
 // # Bounds
 //
@@ -173,9 +177,10 @@ func responseMAC(secret, reqMAC []byte, enc string, rawLen, wireLen int64, sum u
 	return h.Sum(nil)
 }
 
-// newPeerRequest builds the signed HTTP request for r to addr, and
-// returns the MAC it carries (a GET's answer is checked against it).
-func newPeerRequest(ctx context.Context, addr string, r *peerReq, secret []byte, body []byte) (*http.Request, []byte, error) {
+// newPeerRequest builds the signed HTTP request for r to base
+// ("http://host:port", or https with --peer-tls-cert), and returns the MAC
+// it carries (a GET's answer is checked against it).
+func newPeerRequest(ctx context.Context, base string, r *peerReq, secret []byte, body []byte) (*http.Request, []byte, error) {
 	q := url.Values{
 		"k": {r.key},
 		"i": {strconv.FormatUint(uint64(r.idx), 10)},
@@ -187,7 +192,7 @@ func newPeerRequest(ctx context.Context, addr string, r *peerReq, secret []byte,
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, "http://"+addr+peerPath+"?"+q.Encode(), rd)
+	req, err := http.NewRequestWithContext(ctx, r.method, base+peerPath+"?"+q.Encode(), rd)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -365,7 +370,7 @@ func (z *Zone) fetchRange(ctx context.Context, addr, key string, idx uint32, siz
 	defer cancel()
 	r := &peerReq{method: http.MethodGet, key: key, idx: idx, size: size, off: off, n: n,
 		ts: time.Now().UnixMilli(), from: z.cfg.SelfID, zone: z.cfg.Zone}
-	req, mac, err := newPeerRequest(ctx, addr, r, z.secret, nil)
+	req, mac, err := newPeerRequest(ctx, z.scheme+addr, r, z.secret, nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -412,7 +417,7 @@ func (z *Zone) sendPush(ctx context.Context, addr string, it pushItem) error {
 	r := &peerReq{method: http.MethodPut, key: it.key, idx: it.idx, size: it.size, off: 0, n: int64(len(it.data)),
 		ts: time.Now().UnixMilli(), from: z.cfg.SelfID, zone: z.cfg.Zone,
 		enc: enc, rawLen: int64(len(it.data)), bodySum: hex.EncodeToString(sum[:])}
-	req, _, err := newPeerRequest(ctx, addr, r, z.secret, body)
+	req, _, err := newPeerRequest(ctx, z.scheme+addr, r, z.secret, body)
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ func pushReq(t *testing.T, addr, key string, idx uint32, size int64, signed, sen
 	sum := sha256.Sum256(signed)
 	r := &peerReq{method: http.MethodPut, key: key, idx: idx, size: size, n: int64(len(signed)), ts: ts.UnixMilli(),
 		from: "stranger", zone: "z1", enc: encRaw, rawLen: int64(len(signed)), bodySum: hex.EncodeToString(sum[:])}
-	req, _, err := newPeerRequest(context.Background(), addr, r, secret, sent)
+	req, _, err := newPeerRequest(context.Background(), "http://"+addr, r, secret, sent)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestPeerAuth(t *testing.T) {
 	now := time.Now()
 	get := func(secret []byte, ts time.Time) *http.Request {
 		r := &peerReq{method: http.MethodGet, key: "seg/x", idx: 1, size: 2500, off: 0, n: bs, ts: ts.UnixMilli(), from: "stranger"}
-		req, _, err := newPeerRequest(context.Background(), b.Addr(), r, secret, nil)
+		req, _, err := newPeerRequest(context.Background(), "http://"+b.Addr(), r, secret, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

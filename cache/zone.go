@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,12 @@ type ZoneConfig struct {
 	// the owner one GET later.
 	PushQueue int64
 	Logger    *slog.Logger
+	// TLS, when set, serves the peer listener over TLS, and ClientTLS
+	// (required with it) dials peers over TLS (internal/tlsconf.Peer;
+	// flags --peer-tls-cert, --peer-tls-key, --peer-tls-ca). Every agent
+	// of a zone must agree: a TLS agent and a plaintext one cannot talk,
+	// and each then reads the object store itself.
+	TLS, ClientTLS *tls.Config
 }
 
 const (
@@ -141,6 +148,7 @@ type Zone struct {
 	bs       int64
 	log      *slog.Logger
 	addr     string
+	scheme   string // "http://", or "https://" with ZoneConfig.TLS
 	srv      *http.Server
 	client   *http.Client
 	lz4Slots chan *lz4Slot
@@ -192,6 +200,8 @@ func StartZone(cfg ZoneConfig, blocks *BlockCache) (*Zone, error) {
 		return nil, errors.New("cache: ZoneConfig.Peers is nil")
 	case cfg.Listen == "":
 		return nil, errors.New("cache: ZoneConfig.Listen is empty")
+	case (cfg.TLS == nil) != (cfg.ClientTLS == nil):
+		return nil, errors.New("cache: ZoneConfig.TLS and ClientTLS must be set together")
 	case cfg.PushQueue < 0:
 		return nil, fmt.Errorf("cache: ZoneConfig.PushQueue %d is negative", cfg.PushQueue)
 	case cfg.PushQueue > 0 && cfg.PushQueue < blocks.BlockSize():
@@ -207,6 +217,11 @@ func StartZone(cfg ZoneConfig, blocks *BlockCache) (*Zone, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache: peer listener: %w", err)
 	}
+	scheme := "http://"
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+		scheme = "https://"
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	z := &Zone{
 		cfg:      cfg,
@@ -215,6 +230,7 @@ func StartZone(cfg ZoneConfig, blocks *BlockCache) (*Zone, error) {
 		bs:       blocks.BlockSize(),
 		log:      cfg.Logger.With("component", "zone-cache"),
 		addr:     cfg.Advertise,
+		scheme:   scheme,
 		lz4Slots: make(chan *lz4Slot, lz4Slots),
 		pushSem:  make(chan struct{}, maxPushHandlers),
 		queue:    newPushQueue(cfg.PushQueue),
@@ -248,6 +264,10 @@ func StartZone(cfg ZoneConfig, blocks *BlockCache) (*Zone, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: getTimeout,
 		DisableCompression:    true, // bodies are lz4 or incompressible
+		// HTTP/1.1 over TLS too: ForceAttemptHTTP2 stays off, and the
+		// listener's config offers no h2.
+		TLSClientConfig:     cfg.ClientTLS,
+		TLSHandshakeTimeout: 3 * time.Second,
 	}}
 	z.srv = &http.Server{
 		Handler:           handler{z},

@@ -2,11 +2,10 @@ package server
 
 import (
 	"encoding/binary"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/panjf2000/gnet/v2"
 )
 
 // maxConnQueued bounds the number of requests queued on one connection and
@@ -57,8 +56,10 @@ const (
 // socket into its inbound buffer regardless, which OnTraffic bounds by
 // closing the connection; see there).
 type conn struct {
-	s      *Server
-	gc     gnet.Conn
+	s *Server
+	// tr is the socket: gnet's for plaintext, a crypto/tls connection
+	// with its own reader and writer goroutines for TLS (transport.go).
+	tr     transport
 	remote string
 	// principal is who the connection acts as (principal.go): set by
 	// the TLS handshake or SASL before the requests it governs, read by
@@ -128,11 +129,11 @@ type conn struct {
 	rdN int
 }
 
-func newConn(s *Server, gc gnet.Conn) *conn {
-	c := &conn{s: s, gc: gc, pending: make(map[uint64][]byte), reserved: make(map[uint64]int64),
+func newConn(s *Server, tr transport, remote net.Addr) *conn {
+	c := &conn{s: s, tr: tr, pending: make(map[uint64][]byte), reserved: make(map[uint64]int64),
 		shareLimit: min(int64(s.cfg.MaxConnUnsentBytes), s.fetchBudget.limit)}
-	if a := gc.RemoteAddr(); a != nil {
-		c.remote = a.String()
+	if remote != nil {
+		c.remote = remote.String()
 	}
 	return c
 }
@@ -251,9 +252,9 @@ func (c *conn) work() {
 		}
 		c.mu.Unlock()
 		if wake {
-			// Frames may sit in gnet's inbound buffer; have the event
-			// loop cut them now.
-			_ = c.gc.Wake(nil)
+			// Frames may sit in gnet's inbound buffer (or the TLS
+			// reader waits); have the reader cut them now.
+			c.tr.wake()
 		}
 		if !c.s.dispatch(c, seq, frame) {
 			c.close()
@@ -462,13 +463,7 @@ func (c *conn) flushLocked() {
 	}
 	c.writeQBytes -= n
 	c.handoff += n
-	if err := c.gc.AsyncWritev(out, func(gc gnet.Conn, err error) error {
-		if err != nil {
-			return nil // closed: OnClose released everything
-		}
-		c.written(n, gc.OutboundBuffered())
-		return nil
-	}); err != nil {
+	if err := c.tr.writev(c, out, n); err != nil {
 		c.handoff -= n
 		c.closeLocked()
 	}
@@ -558,7 +553,7 @@ func (c *conn) pollOutbound() {
 	closed := c.closed
 	c.mu.Unlock()
 	if !closed {
-		_ = c.gc.Wake(nil) // OnTraffic calls observeOutbound
+		c.tr.wake() // OnTraffic calls observeOutbound
 	}
 }
 
@@ -607,7 +602,7 @@ func (c *conn) markClosed() {
 
 func (c *conn) close() {
 	c.markClosed()
-	_ = c.gc.Close()
+	c.tr.close()
 }
 
 // isClosed reports whether the connection has gone; long waits check it to

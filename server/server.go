@@ -1,5 +1,6 @@
-// Package server owns the Kafka listener of an agent: the gnet event loop,
-// framing, request headers, routing by API key, and per-connection ordered
+// Package server owns the Kafka listener of an agent: the gnet event loop
+// (plaintext) or crypto/tls connections (TLS; transport.go), framing,
+// request headers, routing by API key, and per-connection ordered
 // asynchronous responses. Handlers live one file per Kafka API.
 //
 // The event loop never blocks (DESIGN.md invariant 6): OnTraffic only reads
@@ -14,6 +15,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -95,7 +97,10 @@ type Config struct {
 	DefaultPartitions int32
 	// Multicore runs one event loop per CPU.
 	Multicore bool
-	Logger    *slog.Logger
+	// TLS, when its CertFile is set, serves every port of the listener
+	// over TLS instead of plaintext (tls.go, transport.go).
+	TLS    TLSConfig
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -173,6 +178,13 @@ type Server struct {
 	nodeID     atomic.Int32
 	view       agentView
 	zoneConns  [2]atomic.Int64 // open connections whose client's zone matches / does not
+
+	// The TLS transport (tls_conn.go), when Config.TLS is enabled.
+	tlsCfg    *tls.Config
+	mapper    *principalMapper
+	listeners []net.Listener
+	acceptWG  sync.WaitGroup // accept loops
+	connWG    sync.WaitGroup // connection readers
 }
 
 // New creates a server; Start begins listening.
@@ -209,6 +221,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	// Listeners are registered before the first connection can arrive.
 	s.deps.Index.AddListener(s.onCommit)
+	if s.cfg.TLS.Enabled() {
+		return s.startTLS(addrs)
+	}
 	go func() {
 		defer close(s.runDone)
 		err := gnet.Rotate(s, addrs,
@@ -258,6 +273,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.waiters.closeAll()
+	if s.cfg.TLS.Enabled() {
+		return s.stopTLS(ctx)
+	}
 	err := s.eng.Stop(ctx)
 	select {
 	case <-s.runDone:
@@ -335,7 +353,7 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		}
 		return nil, gnet.Close
 	}
-	c := newConn(s, gc)
+	c := newConn(s, gnetTransport{gc}, gc.RemoteAddr())
 	gc.SetContext(c)
 	s.conns[c] = struct{}{}
 	s.connsMu.Unlock()

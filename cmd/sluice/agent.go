@@ -139,6 +139,9 @@ func runAgent(args []string) error {
 		acfg.PeerListen = *peerAddr
 		acfg.PeerAdvertise = *peerAdvertise
 		acfg.PeerSecret = peerSecretFrom(envOr(*peerSecret, "SLUICE_PEER_SECRET"), key)
+		if acfg.PeerTLS, acfg.PeerClientTLS, err = af.peerTLS(log); err != nil {
+			return err
+		}
 	}
 	a, err := agent.Start(ctx, acfg, mc, store)
 	if err != nil {

@@ -48,6 +48,8 @@ func runBench(args []string) error {
 	duration := fs.Duration("duration", d.Duration, "how long to produce (produce, e2e) or consume (consume)")
 	jsonOut := fs.Bool("json", false, "print one JSON line on stdout instead of the summary table")
 	htmlOut := fs.String("html", "", "also write a self-contained HTML report with charts to this file")
+	useTLS := fs.Bool("tls", false, "dial the brokers over TLS, verified against the system's CA certificates (or --tls-ca)")
+	tlsCA := fs.String("tls-ca", "", "PEM CA bundle to verify the brokers' TLS certificates with; implies --tls")
 	agentMetrics := fs.String("agent-metrics", "", "an agent's Prometheus /metrics URL (e.g. http://127.0.0.1:8080/metrics): report its CPU seconds and object store requests per GiB")
 	var (
 		partitions, recordSize, rate, producers, consumers, keys *int
@@ -95,6 +97,7 @@ func runBench(args []string) error {
 
 	cfg := bench.Config{
 		Topic: *topic, Duration: *duration, AgentMetrics: *agentMetrics, Progress: os.Stderr,
+		TLS: *useTLS, TLSCA: *tlsCA,
 	}
 	for _, b := range strings.Split(*brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -13,9 +14,11 @@ import (
 	"time"
 
 	"sluice.dev/agent"
+	"sluice.dev/internal/tlsconf"
 	"sluice.dev/jobs"
 	"sluice.dev/meta/controller"
 	"sluice.dev/meta/planner"
+	"sluice.dev/server"
 )
 
 // agentFlags are the flags the playground and the agent share: how an
@@ -42,6 +45,10 @@ type agentFlags struct {
 	compactionEvery time.Duration
 	gcEvery         time.Duration
 	jobsPace        int64
+	// TLS on the Kafka listener and the peer port (issue 14, tls).
+	kafkaTLSCert, kafkaTLSKey, kafkaTLSClientCA string
+	principalRules                              string
+	peerTLSCert, peerTLSKey, peerTLSCA          string
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -64,6 +71,33 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.gcEvery, "gc-interval", time.Minute, "how often an agent with the jobs role asks meta for objects to delete and for the pass over the bucket that finds orphans")
 	fs.Int64Var(&f.jobsPace, "jobs-max-bytes-per-second", -1, "pace of compaction and key cleaning on an agent with the jobs role, bytes read and written together per second; -1: 64 MiB/s when the agent also has the produce role (so rewriting objects leaves produce its disk and memory bandwidth), unlimited on a jobs-only agent; the pace holds only while produce is in flight; 0: unlimited")
 	fs.DurationVar(&f.slowClient, "slow-client-timeout", 30*time.Second, "close a connection whose client has read none of its unsent responses for this long (it holds fetch budget others need)")
+	// TLS (issue 14, tls).
+	fs.StringVar(&f.kafkaTLSCert, "kafka-tls-cert", "", "PEM certificate chain of the Kafka listener: every Kafka port then speaks TLS only (1.2+); re-read when the file changes, so certificates rotate without a restart")
+	fs.StringVar(&f.kafkaTLSKey, "kafka-tls-key", "", "PEM private key of --kafka-tls-cert (re-read with it)")
+	fs.StringVar(&f.kafkaTLSClientCA, "kafka-tls-client-ca", "", "PEM CA bundle: require every Kafka client to present a certificate it signed (mTLS); the principal comes from the certificate's subject")
+	fs.StringVar(&f.principalRules, "ssl-principal-mapping-rules", "DEFAULT", "Kafka's ssl.principal.mapping.rules: how a client certificate's subject DN becomes the principal User:<name>, e.g. 'RULE:^CN=([^,]+),.*$/$1/L,DEFAULT'")
+	fs.StringVar(&f.peerTLSCert, "peer-tls-cert", "", "PEM certificate of this agent on the zone cache's peer port (--peer-addr): peers then talk mutual TLS, on top of the peer secret's MACs; needs --peer-tls-key and --peer-tls-ca")
+	fs.StringVar(&f.peerTLSKey, "peer-tls-key", "", "PEM private key of --peer-tls-cert")
+	fs.StringVar(&f.peerTLSCA, "peer-tls-ca", "", "PEM CA bundle that issued every agent's --peer-tls-cert: peers are verified against it in both directions (host names are not checked)")
+}
+
+// kafkaTLS is the Kafka listener's TLS configuration (issue 14, tls).
+func (f *agentFlags) kafkaTLS() server.TLSConfig {
+	rules := f.principalRules
+	if rules == "DEFAULT" {
+		rules = ""
+	}
+	return server.TLSConfig{CertFile: f.kafkaTLSCert, KeyFile: f.kafkaTLSKey,
+		ClientCAFile: f.kafkaTLSClientCA, PrincipalMappingRules: rules}
+}
+
+// peerTLS builds the zone cache's TLS configurations; nil, nil without
+// --peer-tls-cert (issue 14, tls).
+func (f *agentFlags) peerTLS(log *slog.Logger) (srv, client *tls.Config, err error) {
+	if f.peerTLSCert == "" {
+		return nil, nil, nil
+	}
+	return tlsconf.Peer(f.peerTLSCert, f.peerTLSKey, f.peerTLSCA, log)
 }
 
 // earlySealRate maps the flag (0 = off) to pipeline.Config's convention
@@ -122,6 +156,13 @@ func (f *agentFlags) validate() error {
 		return fmt.Errorf("--jobs-max-bytes-per-second must be -1 (default), 0 (unlimited) or at least %d (4 MiB/s), got %d", jobs.MinBytesPerSecond, f.jobsPace)
 	case f.compactionEvery < time.Second || f.gcEvery < time.Second:
 		return fmt.Errorf("--compaction-interval (%s) and --gc-interval (%s) must be at least 1s", f.compactionEvery, f.gcEvery)
+	// TLS (issue 14, tls).
+	case (f.kafkaTLSCert == "") != (f.kafkaTLSKey == ""):
+		return fmt.Errorf("--kafka-tls-cert and --kafka-tls-key must be set together")
+	case f.kafkaTLSClientCA != "" && f.kafkaTLSCert == "":
+		return fmt.Errorf("--kafka-tls-client-ca needs --kafka-tls-cert and --kafka-tls-key: client certificates are asked for in the TLS handshake")
+	case (f.peerTLSCert == "") != (f.peerTLSKey == "") || (f.peerTLSCA != "" && f.peerTLSCert == ""):
+		return fmt.Errorf("--peer-tls-cert, --peer-tls-key and --peer-tls-ca must be set together")
 	}
 	return nil
 }
@@ -147,6 +188,7 @@ func (f *agentFlags) config(log *slog.Logger) agent.Config {
 		GCInterval:                 f.gcEvery,
 		JobsMaxBytesPerSecond:      jobsPace(f.jobsPace),
 		Logger:                     log,
+		KafkaTLS:                   f.kafkaTLS(),
 	}
 }
 

@@ -137,6 +137,12 @@ func runPlayground(args []string) error {
 		if *nAgents > 1 {
 			acfg.PeerListen = "127.0.0.1:0"
 			acfg.PeerSecret = secret
+			if acfg.PeerTLS, acfg.PeerClientTLS, err = af.peerTLS(log); err != nil {
+				_ = stopAll(context.Background())
+				store.Close()
+				m.Close()
+				return err
+			}
 		}
 		a, err := agent.Start(ctx, acfg, m, store)
 		if err != nil {
