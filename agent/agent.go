@@ -73,6 +73,10 @@ type Config struct {
 	CommitTimeout     time.Duration
 	DefaultPartitions int32 // --default-partitions
 	Logger            *slog.Logger
+	// Authorizer and SuperUsers: --authorizer and --super-users
+	// (server/authz.go, issue 14).
+	Authorizer server.AuthorizerMode
+	SuperUsers []server.Principal
 }
 
 // Agent is a running agent.
@@ -175,6 +179,8 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			SlowClientTimeout:     cfg.SlowClientTimeout,
 			AutoCreateTopics:      cfg.AutoCreateTopics,
 			DefaultPartitions:     cfg.DefaultPartitions,
+			Authorizer:            cfg.Authorizer,
+			SuperUsers:            cfg.SuperUsers,
 			Multicore:             true,
 			Logger:                a.log,
 		}, server.Deps{Meta: mc, Pipeline: a.pipeline, Index: a.index, Blocks: reader})

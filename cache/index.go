@@ -147,6 +147,9 @@ func (x *Index) watch(ctx context.Context, ready chan struct{}) {
 func (x *Index) apply(evs []meta.CommitEvent) {
 	x.mu.Lock()
 	for i := range evs {
+		if evs[i].ACLs {
+			continue // names no partition; the authorizer listens for it
+		}
 		e := evs[i].Entry
 		tp := meta.TopicPartition{TopicID: e.TopicID, Partition: e.Partition}
 		p := x.partLocked(tp)

@@ -95,6 +95,11 @@ type Config struct {
 	DefaultPartitions int32
 	// Multicore runs one event loop per CPU.
 	Multicore bool
+	// Authorization (issue 14, authz.go): Authorizer is --authorizer,
+	// SuperUsers --super-users (allowed everything in acl and shadow
+	// modes).
+	Authorizer AuthorizerMode
+	SuperUsers []Principal
 	Logger    *slog.Logger
 }
 
@@ -173,6 +178,9 @@ type Server struct {
 	nodeID     atomic.Int32
 	view       agentView
 	zoneConns  [2]atomic.Int64 // open connections whose client's zone matches / does not
+	// authz is nil with --authorizer none: then no check runs
+	// (authz.go).
+	authz *authorizer
 }
 
 // New creates a server; Start begins listening.
@@ -190,6 +198,9 @@ func New(cfg Config, deps Deps) *Server {
 	s.topics = newTopicCache(deps.Meta)
 	s.waiters = newFetchWaiters()
 	s.fetchBudget = newByteBudget(cfg.MaxFetchBytesInflight)
+	if cfg.Authorizer != AuthorizerNone {
+		s.authz = newAuthorizer(cfg.Authorizer, cfg.SuperUsers, deps.Meta, s.log)
+	}
 	return s
 }
 
@@ -207,8 +218,12 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Listeners are registered before the first connection can arrive.
+	// Listeners are registered before the first connection can arrive,
+	// and the ACLs are read before it too.
 	s.deps.Index.AddListener(s.onCommit)
+	if s.authz != nil {
+		s.authz.start(ctx)
+	}
 	go func() {
 		defer close(s.runDone)
 		err := gnet.Rotate(s, addrs,
@@ -258,6 +273,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.waiters.closeAll()
+	if s.authz != nil {
+		s.authz.stop()
+	}
 	err := s.eng.Stop(ctx)
 	select {
 	case <-s.runDone:
@@ -463,9 +481,14 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 func (s *Server) onCommit(evs []meta.CommitEvent) {
 	if evs == nil {
 		s.waiters.notifyAll()
+		s.authzChanged() // ACL changes may have been missed too
 		return
 	}
 	for i := range evs {
+		if evs[i].ACLs {
+			s.authzChanged()
+			continue
+		}
 		s.waiters.notify(meta.TopicPartition{TopicID: evs[i].Entry.TopicID, Partition: evs[i].Entry.Partition})
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"sluice.dev/agent"
 	"sluice.dev/meta/controller"
 	"sluice.dev/meta/planner"
+	"sluice.dev/server"
 )
 
 // agentFlags are the flags the playground and the agent share: how an
@@ -40,6 +41,9 @@ type agentFlags struct {
 	// Background jobs of an agent with the jobs role (issue 12).
 	compactionEvery time.Duration
 	gcEvery         time.Duration
+	// ACLs and the authorizer (issue 14, acl).
+	authorizer string
+	superUsers string
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -61,6 +65,9 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.compactionEvery, "compaction-interval", time.Minute, "how often an agent with the jobs role asks meta for compaction work (it then runs what is due, back to back)")
 	fs.DurationVar(&f.gcEvery, "gc-interval", time.Minute, "how often an agent with the jobs role asks meta for objects to delete and for the pass over the bucket that finds orphans")
 	fs.DurationVar(&f.slowClient, "slow-client-timeout", 30*time.Second, "close a connection whose client has read none of its unsent responses for this long (it holds fetch budget others need)")
+	// ACLs and the authorizer (issue 14, acl).
+	fs.StringVar(&f.authorizer, "authorizer", "none", "none: no authorization; acl: enforce the cluster's Kafka ACLs; shadow: evaluate them, log and count each denial, but allow")
+	fs.StringVar(&f.superUsers, "super-users", "", "principals allowed everything under --authorizer acl or shadow, Kafka's super.users syntax: User:alice;User:bob")
 }
 
 // earlySealRate maps the flag (0 = off) to pipeline.Config's convention
@@ -106,6 +113,13 @@ func (f *agentFlags) validate() error {
 	case f.compactionEvery < time.Second || f.gcEvery < time.Second:
 		return fmt.Errorf("--compaction-interval (%s) and --gc-interval (%s) must be at least 1s", f.compactionEvery, f.gcEvery)
 	}
+	// ACLs and the authorizer (issue 14, acl).
+	if _, err := server.ParseAuthorizerMode(f.authorizer); err != nil {
+		return err
+	}
+	if _, err := server.ParseSuperUsers(f.superUsers); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -129,7 +143,18 @@ func (f *agentFlags) config(log *slog.Logger) agent.Config {
 		CompactionInterval:         f.compactionEvery,
 		GCInterval:                 f.gcEvery,
 		Logger:                     log,
+		// ACLs and the authorizer (issue 14, acl); validate checked both.
+		Authorizer: must(server.ParseAuthorizerMode(f.authorizer)),
+		SuperUsers: must(server.ParseSuperUsers(f.superUsers)),
 	}
+}
+
+// must unwraps a value validate already checked (ACLs, issue 14).
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic("BUG: flag not validated: " + err.Error())
+	}
+	return v
 }
 
 // envOr returns the flag's value, or the environment variable's when the
