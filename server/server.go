@@ -100,7 +100,7 @@ type Config struct {
 	// modes).
 	Authorizer AuthorizerMode
 	SuperUsers []Principal
-	Logger    *slog.Logger
+	Logger     *slog.Logger
 }
 
 func (c *Config) setDefaults() {
