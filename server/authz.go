@@ -16,8 +16,9 @@ package server
 // The hot path: the bindings live in an immutable snapshot, indexed by
 // resource type and literal name, swapped whole with an atomic pointer
 // when meta publishes an ACL change (Server.onCommit). A check is one
-// atomic load, two map lookups, a scan of the prefixed patterns of that
-// resource type and of the few bindings found; it allocates nothing.
+// atomic load, two map lookups for the literal name and "*", one per
+// prefix length in use, and a scan of the few bindings found; it
+// allocates nothing.
 // With --authorizer none the Server has no authorizer and a check is one
 // nil comparison.
 //
@@ -31,6 +32,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -110,15 +112,14 @@ type aclRule struct {
 	deny         bool
 }
 
-type prefixRules struct {
-	prefix string
-	rules  []aclRule
-}
-
-// resourceRules are the bindings of one resource type.
+// resourceRules are the bindings of one resource type. Prefixed
+// patterns are found by looking up each prefix length in use: a name
+// matches at most one prefix of each length, so a check costs one map
+// lookup per distinct length rather than a scan of every prefix.
 type resourceRules struct {
 	literal  map[string][]aclRule // by name; "*" is the wildcard
-	prefixed []prefixRules
+	prefixed map[string][]aclRule // by prefix
+	lens     []int                // the prefix lengths in prefixed, ascending
 }
 
 // aclSnapshot is an immutable view of a cluster's bindings.
@@ -129,7 +130,6 @@ type aclSnapshot struct {
 
 func newACLSnapshot(bs []meta.ACLBinding) *aclSnapshot {
 	s := &aclSnapshot{n: len(bs)}
-	prefixIdx := map[meta.ResourceType]map[string]int{}
 	for _, b := range bs {
 		if b.ResourceType < meta.ResourceTopic || b.ResourceType > meta.ResourceTransactionalID {
 			continue
@@ -147,19 +147,18 @@ func newACLSnapshot(bs []meta.ACLBinding) *aclSnapshot {
 			}
 			rr.literal[b.ResourceName] = append(rr.literal[b.ResourceName], r)
 		case meta.PatternPrefixed:
-			m := prefixIdx[b.ResourceType]
-			if m == nil {
-				m = map[string]int{}
-				prefixIdx[b.ResourceType] = m
+			if rr.prefixed == nil {
+				rr.prefixed = map[string][]aclRule{}
 			}
-			i, ok := m[b.ResourceName]
-			if !ok {
-				i = len(rr.prefixed)
-				m[b.ResourceName] = i
-				rr.prefixed = append(rr.prefixed, prefixRules{prefix: b.ResourceName})
+			if _, seen := rr.prefixed[b.ResourceName]; !seen {
+				rr.lens = append(rr.lens, len(b.ResourceName))
 			}
-			rr.prefixed[i].rules = append(rr.prefixed[i].rules, r)
+			rr.prefixed[b.ResourceName] = append(rr.prefixed[b.ResourceName], r)
 		}
+	}
+	for i := range s.byType {
+		slices.Sort(s.byType[i].lens)
+		s.byType[i].lens = slices.Compact(s.byType[i].lens)
 	}
 	return s
 }
@@ -210,10 +209,11 @@ func (s *aclSnapshot) allows(p *Principal, host string, op meta.ACLOperation, rt
 		allow, deny = scan(rr.literal[name], p, host, op, allow, deny)
 		allow, deny = scan(rr.literal[meta.WildcardName], p, host, op, allow, deny)
 	}
-	for i := range rr.prefixed {
-		if strings.HasPrefix(name, rr.prefixed[i].prefix) {
-			allow, deny = scan(rr.prefixed[i].rules, p, host, op, allow, deny)
+	for _, l := range rr.lens {
+		if l > len(name) {
+			break
 		}
+		allow, deny = scan(rr.prefixed[name[:l]], p, host, op, allow, deny)
 	}
 	return allow && !deny
 }
@@ -404,20 +404,16 @@ func (s *aclSnapshot) allowsAny(p *Principal, host string, op meta.ACLOperation,
 	if _, deny := scan(rr.literal[meta.WildcardName], p, host, op, false, false); deny {
 		return false
 	}
-	for i := range rr.prefixed {
-		if rr.prefixed[i].prefix == "" {
-			if _, deny := scan(rr.prefixed[i].rules, p, host, op, false, false); deny {
-				return false
-			}
-		}
+	if _, deny := scan(rr.prefixed[""], p, host, op, false, false); deny {
+		return false
 	}
 	for name, rules := range rr.literal {
 		if allow, _ := scan(rules, p, host, op, false, false); allow && s.allows(p, host, op, rt, name) {
 			return true
 		}
 	}
-	for i := range rr.prefixed {
-		if allow, _ := scan(rr.prefixed[i].rules, p, host, op, false, false); allow {
+	for _, rules := range rr.prefixed {
+		if allow, _ := scan(rules, p, host, op, false, false); allow {
 			return true
 		}
 	}
@@ -486,4 +482,14 @@ func (s *Server) authzChanged() {
 	if s.authz != nil {
 		s.authz.changed()
 	}
+}
+
+// ACLBindings is how many ACL bindings this agent's authorizer holds
+// now, -1 with --authorizer none: tests wait on it for a change to be in
+// force here.
+func (s *Server) ACLBindings() int {
+	if s.authz == nil {
+		return -1
+	}
+	return s.authz.snap.Load().n
 }
