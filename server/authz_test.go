@@ -2,9 +2,13 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"sluice.dev/meta"
 )
@@ -183,4 +187,62 @@ func BenchmarkAuthorize(b *testing.B) {
 			}
 		}
 	})
+}
+
+// fakeACLMeta serves ACLs from a list, failing the first fail reads.
+type fakeACLMeta struct {
+	meta.Client // nil: only ACLs is called
+	mu          sync.Mutex
+	bs          []meta.ACLBinding
+	fail        int
+	reads       int
+}
+
+func (f *fakeACLMeta) ACLs(ctx context.Context, _ meta.ACLFilter) ([]meta.ACLBinding, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	if f.fail > 0 {
+		f.fail--
+		return nil, meta.ErrUnavailable
+	}
+	return slices.Clone(f.bs), nil
+}
+
+// TestAuthorizerReload: until the first read succeeds only super users
+// pass (fail closed); a failed read is retried; a change signal (what
+// Server.onCommit sends for an ACL event, and for a lost watch) makes the
+// loop re-read.
+func TestAuthorizerReload(t *testing.T) {
+	f := &fakeACLMeta{fail: 3, bs: []meta.ACLBinding{binding(meta.ResourceTopic, "t", meta.PatternLiteral, "User:ANONYMOUS", "*", meta.OpRead, meta.PermissionAllow)}}
+	a := newAuthorizer(AuthorizerACL, nil, f, slog.New(slog.DiscardHandler))
+	a.start(context.Background())
+	defer a.stop()
+	p := Anonymous
+	if a.decide(&p, "1.2.3.4", meta.OpRead, meta.ResourceTopic, "t") && a.loads.Load() == 0 {
+		t.Fatal("allowed before the ACLs were read")
+	}
+	waitUntil(t, "the retried first read", func() bool { return a.loads.Load() == 1 })
+	if !a.decide(&p, "1.2.3.4", meta.OpRead, meta.ResourceTopic, "t") {
+		t.Fatal("denied after the read")
+	}
+	f.mu.Lock()
+	f.bs = nil
+	f.mu.Unlock()
+	a.changed()
+	waitUntil(t, "the re-read after a change", func() bool { return a.snap.Load().n == 0 })
+	if a.decide(&p, "1.2.3.4", meta.OpRead, meta.ResourceTopic, "t") {
+		t.Fatal("allowed after the binding was removed")
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not happen within 10s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
