@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -225,6 +226,7 @@ type authorizer struct {
 	meta   meta.Client
 	log    *slog.Logger
 	snap   atomic.Pointer[aclSnapshot]
+	loadMu sync.Mutex // serializes load
 	// reload is signalled (never blocking) when the bindings may have
 	// changed; the loop coalesces signals into one read.
 	reload chan struct{}
@@ -300,7 +302,13 @@ func (a *authorizer) loop(ctx context.Context) {
 
 var aclFilterAll = meta.ACLFilter{ResourceType: meta.ResourceAny, PatternType: meta.PatternAny, Operation: meta.OpAny, Permission: meta.PermissionAny}
 
+// load reads every binding and swaps the snapshot. Loads are
+// serialized (loadMu): a read that began before a change must not store
+// its older view after a later read stored the newer one (the loop and
+// an ACL API's own reload can run at once).
 func (a *authorizer) load(ctx context.Context) error {
+	a.loadMu.Lock()
+	defer a.loadMu.Unlock()
 	bs, err := a.meta.ACLs(ctx, aclFilterAll)
 	if err != nil {
 		return err
@@ -369,7 +377,10 @@ func (s *Server) authorizeACL(rc *reqCtx, op meta.ACLOperation, rt meta.Resource
 	return false
 }
 
-// authorizeCluster is authorize on the CLUSTER resource.
+// authorizeCluster is authorize on the CLUSTER resource. The SCRAM
+// credential APIs (the SASL handlers) use it as Kafka does:
+// AlterUserScramCredentials needs ALTER, DescribeUserScramCredentials
+// DESCRIBE, else CLUSTER_AUTHORIZATION_FAILED.
 func (s *Server) authorizeCluster(rc *reqCtx, op meta.ACLOperation) bool {
 	return s.authorize(rc, op, meta.ResourceCluster, meta.ClusterResourceName)
 }
