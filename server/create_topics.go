@@ -34,7 +34,7 @@ func handleCreateTopics(s *Server, rc *reqCtx, r kmsg.Request) {
 	var toCreate []slot
 	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
 	seen := make(map[string]int, len(req.Topics))
-	clusterCreate := s.authz == nil || s.authorizeCluster(rc, meta.OpCreate)
+	clusterCreate := s.allowedQuietly(rc, meta.OpCreate, meta.ResourceCluster, meta.ClusterResourceName)
 	for i, t := range req.Topics {
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic = t.Topic

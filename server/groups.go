@@ -513,7 +513,7 @@ func handleListGroups(s *Server, rc *reqCtx, r kmsg.Request) {
 	for _, st := range req.StatesFilter {
 		want[st] = true
 	}
-	all := s.authz == nil || s.authorizeCluster(rc, meta.OpDescribe)
+	all := s.allowedQuietly(rc, meta.OpDescribe, meta.ResourceCluster, meta.ClusterResourceName)
 	for _, g := range gs {
 		if len(want) > 0 && !want[g.State] {
 			continue

@@ -31,7 +31,7 @@ func handleInitProducerID(s *Server, rc *reqCtx, r kmsg.Request) {
 	}
 	// An idempotent producer needs IDEMPOTENT_WRITE on the cluster or
 	// WRITE on some topic (Kafka 3.0+, KIP-679; authz.go).
-	if s.authz != nil && !s.authorizeCluster(rc, meta.OpIdempotentWrite) && !s.authorizeAny(rc, meta.OpWrite, meta.ResourceTopic) {
+	if s.authz != nil && !s.allowedQuietly(rc, meta.OpIdempotentWrite, meta.ResourceCluster, meta.ClusterResourceName) && !s.authorizeAny(rc, meta.OpWrite, meta.ResourceTopic) {
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		rc.respond(resp)
 		return

@@ -131,7 +131,7 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 			}
 		}
 		topics = kept
-		createOK := !autoCreate || s.authorizeCluster(rc, meta.OpCreate)
+		createOK := !autoCreate || s.allowedQuietly(rc, meta.OpCreate, meta.ResourceCluster, meta.ClusterResourceName)
 		still := unknown[:0]
 		for _, n := range unknown {
 			if !s.authorize(rc, meta.OpDescribe, meta.ResourceTopic, n) || !createOK && !s.authorize(rc, meta.OpCreate, meta.ResourceTopic, n) {
