@@ -30,7 +30,7 @@ func TestSaramaACLs(t *testing.T) {
 		t.Fatalf("CreateACLs: %v", err)
 	}
 	bad := sarama.Acl{Principal: "alice", Host: "*", Operation: sarama.AclOperationRead, PermissionType: sarama.AclPermissionAllow}
-	if err := admin.CreateACL(literal, bad); err == nil {
+	if err := admin.CreateACLs([]*sarama.ResourceAcls{{Resource: literal, Acls: []*sarama.Acl{&bad}}}); err == nil {
 		t.Fatal("a principal that is not Type:Name was accepted")
 	}
 
