@@ -442,8 +442,23 @@ func (s *aclSnapshot) allowsAny(p *Principal, host string, op meta.ACLOperation,
 			return true
 		}
 	}
-	for _, rules := range rr.prefixed {
-		if allow, _ := scan(rules, p, host, op, false, false); allow {
+	for prefix, rules := range rr.prefixed {
+		if allow, _ := scan(rules, p, host, op, false, false); !allow {
+			continue
+		}
+		// Unless a DENY covers every name under the prefix: a DENY on
+		// a prefix of it (itself included).
+		denied := false
+		for _, l := range rr.lens {
+			if l > len(prefix) {
+				break
+			}
+			if _, deny := scan(rr.prefixed[prefix[:l]], p, host, op, false, false); deny {
+				denied = true
+				break
+			}
+		}
+		if !denied {
 			return true
 		}
 	}

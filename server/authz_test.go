@@ -76,6 +76,17 @@ func TestACLSnapshotSemantics(t *testing.T) {
 	if !snap.allowsAny(&alice, "1.2.3.4", meta.OpWrite, T) || snap.allowsAny(&ops, "1.2.3.4", meta.OpWrite, T) {
 		t.Error("allowsAny: alice may WRITE some topic, ops none")
 	}
+	// A prefixed ALLOW under a prefixed DENY of a shorter prefix allows
+	// no name; a literal ALLOW denied by its literal DENY neither.
+	covered := newACLSnapshot([]meta.ACLBinding{
+		binding(T, "pay-eu", prefix, "User:alice", "*", meta.OpWrite, allow),
+		binding(T, "pay", prefix, "User:alice", "*", meta.OpWrite, deny),
+		binding(T, "x", lit, "User:alice", "*", meta.OpWrite, allow),
+		binding(T, "x", lit, "User:alice", "*", meta.OpWrite, deny),
+	})
+	if covered.allowsAny(&alice, "1.2.3.4", meta.OpWrite, T) {
+		t.Error("allowsAny: every ALLOW is covered by a DENY")
+	}
 }
 
 func TestParseSuperUsersAndMode(t *testing.T) {
