@@ -12,16 +12,15 @@ package agent_test
 // authorizer holds them (setACLs), so each step knows what is in force.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -565,17 +564,7 @@ func TestACLSuperUsersAndShadow(t *testing.T) {
 
 // shadowDenials reads sluice_authz_denied_total{mode="shadow"}.
 func shadowDenials(t *testing.T) float64 {
-	var buf bytes.Buffer
-	metrics.WritePrometheus(&buf, false)
-	for _, l := range strings.Split(buf.String(), "\n") {
-		if v, ok := strings.CutPrefix(l, `sluice_authz_denied_total{mode="shadow"} `); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
-		}
-	}
-	t.Fatal("no shadow denial metric")
-	return 0
+	return metricValue(t, `sluice_authz_denied_total{mode="shadow"}`)
 }
 
 // TestACLAPIsWithKadm: kadm creates, describes (with MATCH) and deletes
@@ -622,4 +611,78 @@ func TestACLAPIsWithKadm(t *testing.T) {
 	if err != nil || len(bad) != 1 || !errors.Is(bad[0].Err, kerr.InvalidRequest) {
 		t.Fatalf("an ACL whose principal is not Type:Name: %+v, %v, want INVALID_REQUEST", bad, err)
 	}
+}
+
+// cutWatch is a meta client whose Watch streams can be cut, and new
+// ones held back until released.
+type cutWatch struct {
+	meta.Client
+	mu      sync.Mutex
+	cancels []context.CancelFunc
+	hold    chan struct{} // while non-nil, Watch waits for it to close
+}
+
+func (w *cutWatch) Watch(ctx context.Context) (<-chan []meta.CommitEvent, error) {
+	w.mu.Lock()
+	hold := w.hold
+	w.mu.Unlock()
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	w.mu.Lock()
+	w.cancels = append(w.cancels, cancel)
+	w.mu.Unlock()
+	return w.Client.Watch(wctx)
+}
+
+// cut ends every open stream and holds new ones back until release.
+func (w *cutWatch) cut() (release func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range w.cancels {
+		c()
+	}
+	w.cancels = nil
+	hold := make(chan struct{})
+	w.hold = hold
+	return func() {
+		w.mu.Lock()
+		w.hold = nil
+		w.mu.Unlock()
+		close(hold)
+	}
+}
+
+// TestACLChangeWhileWatchIsDown: an ACL change committed while the
+// agent's watch of meta is down (so no event reaches it) is in force once
+// the watch is back: the agent re-reads the ACLs when its stream returns,
+// not only when it is lost.
+func TestACLChangeWhileWatchIsDown(t *testing.T) {
+	var w *cutWatch
+	c := startClusterWith(t, t.TempDir(), agent.Config{Authorizer: server.AuthorizerACL, FlushInterval: 50 * time.Millisecond},
+		func(m meta.Client) meta.Client { w = &cutWatch{Client: m}; return w })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	setACLs(t, c)
+	reloads := metricValue(t, "sluice_authz_acl_reloads_total")
+	release := w.cut()
+	// The agent re-reads at once on losing the stream; the change comes
+	// after that read, and no event carries it.
+	deadline := time.Now().Add(5 * time.Second)
+	for metricValue(t, "sluice_authz_acl_reloads_total") == reloads {
+		if time.Now().After(deadline) {
+			t.Fatal("no re-read of the ACLs after the watch was lost")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if errs, err := c.meta.CreateACLs(ctx, []meta.ACLBinding{clusterACL(meta.OpDescribe)}); err != nil || errs[0] != nil {
+		t.Fatal(err, errs)
+	}
+	release()
+	waitACLs(t, c.agent, 1)
 }
