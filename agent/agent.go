@@ -87,6 +87,10 @@ type Config struct {
 	KafkaTLS      server.TLSConfig
 	PeerTLS       *tls.Config
 	PeerClientTLS *tls.Config
+	// Authorizer and SuperUsers: --authorizer and --super-users
+	// (server/authz.go, issue 14).
+	Authorizer server.AuthorizerMode
+	SuperUsers []server.Principal
 }
 
 // Agent is a running agent.
@@ -189,6 +193,8 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			SlowClientTimeout:     cfg.SlowClientTimeout,
 			AutoCreateTopics:      cfg.AutoCreateTopics,
 			DefaultPartitions:     cfg.DefaultPartitions,
+			Authorizer:            cfg.Authorizer,
+			SuperUsers:            cfg.SuperUsers,
 			Multicore:             true,
 			Logger:                a.log,
 			TLS:                   cfg.KafkaTLS,

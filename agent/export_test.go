@@ -20,3 +20,7 @@ func (a *Agent) Crash() {
 	a.blocks.Close()
 	a.index.Close()
 }
+
+// ACLBindings is how many ACL bindings the agent's authorizer holds
+// (server.Server.ACLBindings).
+func (a *Agent) ACLBindings() int { return a.server.ACLBindings() }

@@ -100,8 +100,8 @@ func (x *Index) Close() {
 }
 
 // AddListener registers fn to receive every batch of commit events after
-// the index has applied it, and nil when the stream was lost (everything
-// may have changed). fn runs on the watch goroutine and must not block.
+// the index has applied it, and nil when the stream was lost and again
+// when it is back (everything may have changed in between). fn runs on the watch goroutine and must not block.
 func (x *Index) AddListener(fn func([]meta.CommitEvent)) {
 	x.mu.Lock()
 	x.listeners = append(x.listeners, fn)
@@ -112,6 +112,7 @@ func (x *Index) watch(ctx context.Context, ready chan struct{}) {
 	defer close(x.done)
 	backoff := 50 * time.Millisecond
 	first := true
+	lost := false // a stream was lost (reset) since the last one began
 	for {
 		ch, err := x.meta.Watch(ctx)
 		if first {
@@ -126,6 +127,14 @@ func (x *Index) watch(ctx context.Context, ready chan struct{}) {
 		} else {
 			backoff = 50 * time.Millisecond
 			x.reconnected()
+			if lost {
+				lost = false
+				// Whatever changed between the lost stream and this
+				// one reached no listener: tell them again, now that
+				// every later change will (the ACLs, issue 14, are
+				// re-read on it; parked fetches re-check).
+				x.notifyLost()
+			}
 			for evs := range ch {
 				x.apply(evs)
 			}
@@ -135,6 +144,7 @@ func (x *Index) watch(ctx context.Context, ready chan struct{}) {
 		}
 		mIndexResets.Inc()
 		x.reset()
+		lost = true
 		select {
 		case <-ctx.Done():
 			return
@@ -147,6 +157,9 @@ func (x *Index) watch(ctx context.Context, ready chan struct{}) {
 func (x *Index) apply(evs []meta.CommitEvent) {
 	x.mu.Lock()
 	for i := range evs {
+		if evs[i].ACLs {
+			continue // names no partition; the authorizer listens for it
+		}
 		e := evs[i].Entry
 		tp := meta.TopicPartition{TopicID: e.TopicID, Partition: e.Partition}
 		p := x.partLocked(tp)
@@ -198,6 +211,13 @@ func (x *Index) reset() {
 	for _, p := range x.parts {
 		p.hwmKnown = false
 	}
+	x.mu.Unlock()
+	x.notifyLost()
+}
+
+// notifyLost calls every listener with nil: events may have been missed.
+func (x *Index) notifyLost() {
+	x.mu.Lock()
 	ls := x.listeners
 	x.mu.Unlock()
 	for _, fn := range ls {

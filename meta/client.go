@@ -67,4 +67,12 @@ type Client interface {
 
 	// DeleteRecords moves log start offsets (records.go).
 	DeleteRecords(ctx context.Context, specs []DeleteRecordsSpec) ([]PartitionState, error)
+
+	// ACLs (issue 14, acls.go): CreateACLs stores bindings, one error
+	// per binding; DeleteACLs removes what each filter matches; ACLs
+	// lists what one filter matches. Every change is published to
+	// watchers as a CommitEvent with ACLs set.
+	CreateACLs(ctx context.Context, bs []ACLBinding) ([]error, error)
+	DeleteACLs(ctx context.Context, fs []ACLFilter) ([]DeletedACLs, error)
+	ACLs(ctx context.Context, f ACLFilter) ([]ACLBinding, error)
 }

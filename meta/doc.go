@@ -16,6 +16,7 @@
 //	agents.go      the agent registry's AgentInfo and AgentRegistration
 //	admin.go       topic administration and DeleteRecords requests
 //	timestamps.go  ListOffsets by timestamp (FindTimestamp)
+//	acls.go        ACL bindings and filters with Kafka's semantics
 //
 // # Behind the contract
 //

@@ -150,6 +150,9 @@ type CommitEvent struct {
 	LogStartOffset int64
 	Trim           bool
 	Swap           bool
+	// ACLs: the cluster's ACL bindings changed (issue 14); the event
+	// names no partition. A watcher re-reads them all (Client.ACLs).
+	ACLs bool
 }
 
 // ProducerIDRequest asks for a producer id (InitProducerId).

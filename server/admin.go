@@ -10,6 +10,12 @@ package server
 // refused: there are no replicas to place. Configs are validated against
 // the table in configs.go; an unknown or invalid one is refused with
 // INVALID_CONFIG, never ignored. Broker configs cannot be altered.
+//
+// Authorization (authz.go): DeleteTopics needs DELETE on the topic,
+// CreatePartitions ALTER, the config APIs ALTER_CONFIGS on the topic
+// (on the cluster for broker resources); a denied topic is answered
+// TOPIC_AUTHORIZATION_FAILED and left untouched, a denied broker
+// resource CLUSTER_AUTHORIZATION_FAILED.
 
 import (
 	"context"
@@ -33,14 +39,44 @@ func handleDeleteTopics(s *Server, rc *reqCtx, r kmsg.Request) {
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
-	errs, err := s.deps.Meta.DeleteTopics(ctx, req.TopicNames)
+	names := req.TopicNames
+	var deniedAt map[int]bool
+	if s.authz != nil {
+		names = nil
+		for i, name := range req.TopicNames {
+			if s.authorize(rc, meta.OpDelete, meta.ResourceTopic, name) {
+				names = append(names, name)
+			} else {
+				if deniedAt == nil {
+					deniedAt = map[int]bool{}
+				}
+				deniedAt[i] = true
+			}
+		}
+	}
+	var errs []error
+	var err error
+	if len(names) > 0 {
+		errs, err = s.deps.Meta.DeleteTopics(ctx, names)
+	}
+	j := 0
 	for i, name := range req.TopicNames {
 		rt := kmsg.NewDeleteTopicsResponseTopic()
 		rt.Topic = strPtr(name)
+		if deniedAt[i] {
+			rt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
 		e := err
 		if e == nil {
-			e = errs[i]
+			if j < len(errs) {
+				e = errs[j]
+			} else {
+				e = errors.New("meta answered fewer results than topics")
+			}
 		}
+		j++
 		rt.ErrorCode = errorCode(e)
 		if e != nil && rc.version >= 5 {
 			rt.ErrorMessage = strPtr(e.Error())
@@ -62,6 +98,10 @@ func handleCreatePartitions(s *Server, rc *reqCtx, r kmsg.Request) {
 	for i, t := range req.Topics {
 		out[i] = kmsg.NewCreatePartitionsResponseTopic()
 		out[i].Topic = t.Topic
+		if !s.authorize(rc, meta.OpAlter, meta.ResourceTopic, t.Topic) {
+			out[i].ErrorCode = kerr.TopicAuthorizationFailed.Code
+			continue
+		}
 		if len(t.Assignment) > 0 {
 			out[i].ErrorCode = kerr.InvalidReplicaAssignment.Code
 			out[i].ErrorMessage = strPtr("sluice has no replicas to assign: durability comes from object storage")
@@ -149,6 +189,11 @@ func handleAlterConfigs(s *Server, rc *reqCtx, r kmsg.Request) {
 	for _, res := range req.Resources {
 		rr := kmsg.NewAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = res.ResourceType, res.ResourceName
+		if code := s.authorizeConfigResource(rc, res.ResourceType, res.ResourceName, meta.OpAlterConfigs); code != 0 {
+			rr.ErrorCode = code
+			resp.Resources = append(resp.Resources, rr)
+			continue
+		}
 		if res.ResourceType != kmsg.ConfigResourceTypeTopic {
 			rr.ErrorCode, rr.ErrorMessage = kerr.InvalidRequest.Code, strPtr(errBrokerConfigs.Error())
 		} else {
@@ -175,6 +220,11 @@ func handleIncrementalAlterConfigs(s *Server, rc *reqCtx, r kmsg.Request) {
 	for _, res := range req.Resources {
 		rr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = res.ResourceType, res.ResourceName
+		if code := s.authorizeConfigResource(rc, res.ResourceType, res.ResourceName, meta.OpAlterConfigs); code != 0 {
+			rr.ErrorCode = code
+			resp.Resources = append(resp.Resources, rr)
+			continue
+		}
 		if res.ResourceType != kmsg.ConfigResourceTypeTopic {
 			rr.ErrorCode, rr.ErrorMessage = kerr.InvalidRequest.Code, strPtr(errBrokerConfigs.Error())
 			resp.Resources = append(resp.Resources, rr)
@@ -206,4 +256,24 @@ func handleIncrementalAlterConfigs(s *Server, rc *reqCtx, r kmsg.Request) {
 		resp.Resources = append(resp.Resources, rr)
 	}
 	rc.respond(resp)
+}
+
+// authorizeConfigResource checks op (ALTER_CONFIGS or DESCRIBE_CONFIGS)
+// on a config resource: the topic for a topic, the cluster for a broker
+// or broker logger (Kafka's rule). It returns the Kafka error code of a
+// denial, or 0.
+func (s *Server) authorizeConfigResource(rc *reqCtx, rt kmsg.ConfigResourceType, name string, op meta.ACLOperation) int16 {
+	if s.authz == nil {
+		return 0
+	}
+	if rt == kmsg.ConfigResourceTypeTopic {
+		if !s.authorize(rc, op, meta.ResourceTopic, name) {
+			return kerr.TopicAuthorizationFailed.Code
+		}
+		return 0
+	}
+	if !s.authorizeCluster(rc, op) {
+		return kerr.ClusterAuthorizationFailed.Code
+	}
+	return 0
 }

@@ -7,6 +7,8 @@ package server
 // every topic reports a replication factor of 1. Manual replica
 // assignments are refused (INVALID_REPLICA_ASSIGNMENT): there are no
 // replicas to place. ValidateOnly checks the request without creating anything.
+// Authorization (authz.go): CREATE on the cluster, or else on each
+// topic; a denied topic gets TOPIC_AUTHORIZATION_FAILED.
 
 import (
 	"context"
@@ -32,6 +34,7 @@ func handleCreateTopics(s *Server, rc *reqCtx, r kmsg.Request) {
 	var toCreate []slot
 	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
 	seen := make(map[string]int, len(req.Topics))
+	clusterCreate := s.allowedQuietly(rc, meta.OpCreate, meta.ResourceCluster, meta.ClusterResourceName)
 	for i, t := range req.Topics {
 		rt := kmsg.NewCreateTopicsResponseTopic()
 		rt.Topic = t.Topic
@@ -50,6 +53,8 @@ func handleCreateTopics(s *Server, rc *reqCtx, r kmsg.Request) {
 		switch {
 		case seen[t.Topic] > 1:
 			fail(kerr.InvalidRequest.Code, "topic named twice in one request")
+		case !clusterCreate && !s.authorize(rc, meta.OpCreate, meta.ResourceTopic, t.Topic):
+			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to create the topic (CREATE on the cluster or the topic)")
 		case !isValidTopicName(t.Topic):
 			fail(kerr.InvalidTopicException.Code, "topic names are 1-249 characters of [a-zA-Z0-9._-], not '.' or '..'")
 		case len(t.ReplicaAssignment) > 0:

@@ -34,10 +34,14 @@ func handleDeleteRecords(s *Server, rc *reqCtx, r kmsg.Request) {
 		rt := kmsg.NewDeleteRecordsResponseTopic()
 		rt.Topic = t.Topic
 		topic, known := byName[t.Topic]
+		// DELETE on the topic (authz.go).
+		denied := !s.authorize(rc, meta.OpDelete, meta.ResourceTopic, t.Topic)
 		for _, p := range t.Partitions {
 			rp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			rp.Partition, rp.LowWatermark = p.Partition, -1
 			switch {
+			case denied:
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case err != nil:
 				rp.ErrorCode = errorCode(err)
 			case !known || p.Partition < 0 || p.Partition >= topic.Partitions:

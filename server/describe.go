@@ -21,6 +21,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"sluice.dev/meta"
 )
 
 func init() {
@@ -38,6 +40,12 @@ func handleDescribeCluster(s *Server, rc *reqCtx, r kmsg.Request) {
 		rc.respond(resp)
 		return
 	}
+	// DESCRIBE on the cluster (authz.go).
+	if !s.authorizeCluster(rc, meta.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		rc.respond(resp)
+		return
+	}
 	resp.ClusterID = s.clusterID
 	resp.ControllerID = s.nodeID.Load()
 	offered, _ := s.offeredTo(rc.clientID)
@@ -49,6 +57,9 @@ func handleDescribeCluster(s *Server, rc *reqCtx, r kmsg.Request) {
 		}
 	}
 	resp.ClusterAuthorizedOperations = -2147483648
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = s.authorizedOps(rc, meta.ResourceCluster, meta.ClusterResourceName)
+	}
 	rc.respond(resp)
 }
 
@@ -60,6 +71,12 @@ func handleDescribeConfigs(s *Server, rc *reqCtx, r kmsg.Request) {
 	for _, res := range req.Resources {
 		rr := kmsg.NewDescribeConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = res.ResourceType, res.ResourceName
+		// DESCRIBE_CONFIGS on the topic, or the cluster for brokers.
+		if code := s.authorizeConfigResource(rc, res.ResourceType, res.ResourceName, meta.OpDescribeConfigs); code != 0 {
+			rr.ErrorCode = code
+			resp.Resources = append(resp.Resources, rr)
+			continue
+		}
 		switch res.ResourceType {
 		case kmsg.ConfigResourceTypeBroker:
 			describeBroker(s, req, &res, &rr)

@@ -17,6 +17,8 @@ func errorCode(err error) int16 {
 	switch {
 	case err == nil:
 		return 0
+	case errors.Is(err, meta.ErrInvalidACL):
+		return kerr.InvalidRequest.Code
 	case errors.Is(err, meta.ErrUnknownTopicOrPartition):
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, meta.ErrTopicExists):

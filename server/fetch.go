@@ -105,6 +105,12 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 		ot.Topic, ot.TopicID = rt.Topic, rt.TopicID
 		ot.Partitions = make([]kmsg.FetchResponseTopicPartition, len(rt.Partitions))
 		t, known := topics[ti]
+		name := rt.Topic
+		if known {
+			name = t.Name
+		}
+		// READ on the topic (authz.go), before existence as in Kafka.
+		denied := !(!known && rc.version >= 13) && !s.authorize(rc, meta.OpRead, meta.ResourceTopic, name)
 		for pi := range rt.Partitions {
 			rp := &rt.Partitions[pi]
 			op := &ot.Partitions[pi]
@@ -118,6 +124,8 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 			switch {
 			case !known && rc.version >= 13:
 				op.ErrorCode = kerr.UnknownTopicID.Code
+			case denied:
+				op.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case !known || rp.Partition < 0 || rp.Partition >= t.Partitions:
 				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:

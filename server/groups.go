@@ -12,7 +12,17 @@ package server
 // the connection worker or the event loop, and responses keep request
 // order. Left out: the KIP-848 consumer protocol (ConsumerGroupHeartbeat;
 // clients fall back to the classic protocol when it is not advertised),
-// OffsetCommit/OffsetFetch by topic id (v9+), and authorized operations.
+// OffsetCommit/OffsetFetch by topic id (v9+).
+//
+// Authorization (authz.go), as Kafka's: JoinGroup, SyncGroup, Heartbeat,
+// LeaveGroup need READ on the group; OffsetCommit READ on the group and
+// on each topic; OffsetFetch DESCRIBE on the group and each topic (all
+// committed offsets: only the topics it may DESCRIBE); FindCoordinator
+// DESCRIBE on the group; ListGroups DESCRIBE on the cluster, or else
+// lists the groups it may DESCRIBE; DescribeGroups DESCRIBE, DeleteGroups
+// DELETE on each group; OffsetDelete DELETE on the group and READ on each
+// topic. Denials are GROUP_AUTHORIZATION_FAILED and
+// TOPIC_AUTHORIZATION_FAILED.
 
 import (
 	"context"
@@ -67,7 +77,10 @@ func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
 			b := coordinatorFor(offered, s.cfg.AgentID, k)
 			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = k, b.node, b.host, b.port, code, msg
-			if code != 0 {
+			if code == 0 && !s.authorize(rc, meta.OpDescribe, meta.ResourceGroup, k) {
+				c.ErrorCode, c.ErrorMessage = kerr.GroupAuthorizationFailed.Code, nil
+			}
+			if c.ErrorCode != 0 {
 				c.NodeID, c.Host, c.Port = -1, "", -1
 			}
 			resp.Coordinators = append(resp.Coordinators, c)
@@ -76,7 +89,10 @@ func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
 		b := coordinatorFor(offered, s.cfg.AgentID, req.CoordinatorKey)
 		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, b.node, b.host, b.port
 		resp.ErrorMessage = msg
-		if code != 0 {
+		if code == 0 && !s.authorize(rc, meta.OpDescribe, meta.ResourceGroup, req.CoordinatorKey) {
+			resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		}
+		if resp.ErrorCode != 0 {
 			resp.NodeID, resp.Host, resp.Port = -1, "", -1
 		}
 	}
@@ -86,6 +102,14 @@ func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
 func handleJoinGroup(s *Server, rc *reqCtx, r kmsg.Request) {
 	req := r.(*kmsg.JoinGroupRequest)
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+	if !s.authorize(rc, meta.OpRead, meta.ResourceGroup, req.Group) {
+		resp.ErrorCode, resp.Generation = kerr.GroupAuthorizationFailed.Code, -1
+		if rc.version < 7 {
+			resp.Protocol = strPtr("")
+		}
+		rc.respond(resp)
+		return
+	}
 	jr := meta.JoinGroupRequest{
 		Group:              req.Group,
 		MemberID:           req.MemberID,
@@ -167,6 +191,11 @@ func hostOf(addr string) string {
 func handleSyncGroup(s *Server, rc *reqCtx, r kmsg.Request) {
 	req := r.(*kmsg.SyncGroupRequest)
 	resp := req.ResponseKind().(*kmsg.SyncGroupResponse)
+	if !s.authorize(rc, meta.OpRead, meta.ResourceGroup, req.Group) {
+		resp.ErrorCode, resp.MemberAssignment = kerr.GroupAuthorizationFailed.Code, []byte{}
+		rc.respond(resp)
+		return
+	}
 	sr := meta.SyncGroupRequest{Group: req.Group, MemberID: req.MemberID, Generation: req.Generation}
 	if req.InstanceID != nil {
 		sr.InstanceID = *req.InstanceID
@@ -199,6 +228,11 @@ func handleSyncGroup(s *Server, rc *reqCtx, r kmsg.Request) {
 func handleHeartbeat(s *Server, rc *reqCtx, r kmsg.Request) {
 	req := r.(*kmsg.HeartbeatRequest)
 	resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+	if !s.authorize(rc, meta.OpRead, meta.ResourceGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		rc.respond(resp)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
 	inst := ""
@@ -212,6 +246,11 @@ func handleHeartbeat(s *Server, rc *reqCtx, r kmsg.Request) {
 func handleLeaveGroup(s *Server, rc *reqCtx, r kmsg.Request) {
 	req := r.(*kmsg.LeaveGroupRequest)
 	resp := req.ResponseKind().(*kmsg.LeaveGroupResponse)
+	if !s.authorize(rc, meta.OpRead, meta.ResourceGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		rc.respond(resp)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
 	var members []meta.LeavingMember
@@ -263,11 +302,17 @@ func handleOffsetCommit(s *Server, rc *reqCtx, r kmsg.Request) {
 		cr.InstanceID = *req.InstanceID
 	}
 	codes := make([][]int16, len(req.Topics))
+	groupDenied := !s.authorize(rc, meta.OpRead, meta.ResourceGroup, req.Group)
 	for i, t := range req.Topics {
 		codes[i] = make([]int16, len(t.Partitions))
 		tp, ok := byName[t.Topic]
+		topicDenied := !groupDenied && !s.authorize(rc, meta.OpRead, meta.ResourceTopic, t.Topic)
 		for j, p := range t.Partitions {
 			switch {
+			case groupDenied:
+				codes[i][j] = kerr.GroupAuthorizationFailed.Code
+			case topicDenied:
+				codes[i][j] = kerr.TopicAuthorizationFailed.Code
 			case err != nil:
 				codes[i][j] = errorCode(err)
 			case !ok || p.Partition < 0 || p.Partition >= tp.Partitions:
@@ -321,7 +366,10 @@ type fetchedTopic struct {
 
 // offsetFetchGroup answers one group: the named topics' partitions, or
 // every committed offset when topics is nil.
-func (s *Server) offsetFetchGroup(ctx context.Context, group string, topics []kmsg.OffsetFetchRequestGroupTopic) ([]fetchedTopic, int16) {
+func (s *Server) offsetFetchGroup(ctx context.Context, rc *reqCtx, group string, topics []kmsg.OffsetFetchRequestGroupTopic) ([]fetchedTopic, int16) {
+	if !s.authorize(rc, meta.OpDescribe, meta.ResourceGroup, group) {
+		return nil, kerr.GroupAuthorizationFailed.Code
+	}
 	offs, err := s.deps.Meta.FetchOffsets(ctx, group, nil)
 	if err != nil {
 		return nil, errorCode(err)
@@ -363,6 +411,9 @@ func (s *Server) offsetFetchGroup(ctx context.Context, group string, topics []km
 			if !ok {
 				continue // topic deleted
 			}
+			if !s.authorize(rc, meta.OpDescribe, meta.ResourceTopic, t.Name) {
+				continue // Kafka leaves out what the principal may not see
+			}
 			i, seen := idx[o.TopicID]
 			if !seen {
 				i = len(out)
@@ -384,13 +435,18 @@ func (s *Server) offsetFetchGroup(ctx context.Context, group string, topics []km
 	for _, t := range topics {
 		ft := fetchedTopic{name: t.Topic}
 		tm, known := byName[t.Topic]
+		denied := !s.authorize(rc, meta.OpDescribe, meta.ResourceTopic, t.Topic)
 		for _, p := range t.Partitions {
 			var o meta.CommittedOffset
 			ok := false
-			if known {
+			if known && !denied {
 				o, ok = have[key{tm.ID, p}]
 			}
-			ft.parts = append(ft.parts, part(p, o, ok))
+			rp := part(p, o, ok)
+			if denied {
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			}
+			ft.parts = append(ft.parts, rp)
 		}
 		out = append(out, ft)
 	}
@@ -406,7 +462,7 @@ func handleOffsetFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 		for _, g := range req.Groups {
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group = g.Group
-			fts, code := s.offsetFetchGroup(ctx, g.Group, g.Topics)
+			fts, code := s.offsetFetchGroup(ctx, rc, g.Group, g.Topics)
 			rg.ErrorCode = code
 			for _, ft := range fts {
 				rt := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -428,7 +484,7 @@ func handleOffsetFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 			topics = append(topics, gt)
 		}
 	}
-	fts, code := s.offsetFetchGroup(ctx, req.Group, topics)
+	fts, code := s.offsetFetchGroup(ctx, rc, req.Group, topics)
 	resp.ErrorCode = code
 	for _, ft := range fts {
 		rt := kmsg.NewOffsetFetchResponseTopic()
@@ -457,8 +513,12 @@ func handleListGroups(s *Server, rc *reqCtx, r kmsg.Request) {
 	for _, st := range req.StatesFilter {
 		want[st] = true
 	}
+	all := s.allowedQuietly(rc, meta.OpDescribe, meta.ResourceCluster, meta.ClusterResourceName)
 	for _, g := range gs {
 		if len(want) > 0 && !want[g.State] {
+			continue
+		}
+		if !all && !s.authorize(rc, meta.OpDescribe, meta.ResourceGroup, g.Group) {
 			continue
 		}
 		rg := kmsg.NewListGroupsResponseGroup()
@@ -474,12 +534,20 @@ func handleDescribeGroups(s *Server, rc *reqCtx, r kmsg.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
 	for _, name := range req.Groups {
-		d, err := s.deps.Meta.DescribeGroup(ctx, name)
 		rg := kmsg.NewDescribeGroupsResponseGroup()
 		rg.Group = name
+		rg.AuthorizedOperations = -2147483648
+		if !s.authorize(rc, meta.OpDescribe, meta.ResourceGroup, name) {
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
+		d, err := s.deps.Meta.DescribeGroup(ctx, name)
 		rg.ErrorCode = errorCode(err)
 		rg.State, rg.ProtocolType, rg.Protocol = d.State, d.ProtocolType, d.Protocol
-		rg.AuthorizedOperations = -2147483648
+		if req.IncludeAuthorizedOperations && rc.version >= 3 {
+			rg.AuthorizedOperations = s.authorizedOps(rc, meta.ResourceGroup, name)
+		}
 		for _, m := range d.Members {
 			rm := kmsg.NewDescribeGroupsResponseGroupMember()
 			rm.MemberID, rm.ClientID, rm.ClientHost = m.MemberID, m.ClientID, m.ClientHost
@@ -508,6 +576,11 @@ func handleDeleteGroups(s *Server, rc *reqCtx, r kmsg.Request) {
 	for _, name := range req.Groups {
 		rg := kmsg.NewDeleteGroupsResponseGroup()
 		rg.Group = name
+		if !s.authorize(rc, meta.OpDelete, meta.ResourceGroup, name) {
+			rg.ErrorCode = kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, rg)
+			continue
+		}
 		rg.ErrorCode = errorCode(s.deps.Meta.DeleteGroup(ctx, name))
 		resp.Groups = append(resp.Groups, rg)
 	}
@@ -517,16 +590,25 @@ func handleDeleteGroups(s *Server, rc *reqCtx, r kmsg.Request) {
 func handleOffsetDelete(s *Server, rc *reqCtx, r kmsg.Request) {
 	req := r.(*kmsg.OffsetDeleteRequest)
 	resp := req.ResponseKind().(*kmsg.OffsetDeleteResponse)
+	if !s.authorize(rc, meta.OpDelete, meta.ResourceGroup, req.Group) {
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		rc.respond(resp)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
+	topicDenied := make([]bool, len(req.Topics))
+	for i, t := range req.Topics {
+		topicDenied[i] = !s.authorize(rc, meta.OpRead, meta.ResourceTopic, t.Topic)
+	}
 	names := make([]string, len(req.Topics))
 	for i, t := range req.Topics {
 		names[i] = t.Topic
 	}
 	byName, err := s.topics.byNames(ctx, names)
 	var tps []meta.TopicPartition
-	for _, t := range req.Topics {
-		if tm, ok := byName[t.Topic]; ok {
+	for i, t := range req.Topics {
+		if tm, ok := byName[t.Topic]; ok && !topicDenied[i] {
 			for _, p := range t.Partitions {
 				tps = append(tps, meta.TopicPartition{TopicID: tm.ID, Partition: p.Partition})
 			}
@@ -539,7 +621,7 @@ func handleOffsetDelete(s *Server, rc *reqCtx, r kmsg.Request) {
 		resp.ErrorCode = code
 		err = nil
 	}
-	for _, t := range req.Topics {
+	for i, t := range req.Topics {
 		rt := kmsg.NewOffsetDeleteResponseTopic()
 		rt.Topic = t.Topic
 		_, known := byName[t.Topic]
@@ -547,7 +629,10 @@ func handleOffsetDelete(s *Server, rc *reqCtx, r kmsg.Request) {
 			rp := kmsg.NewOffsetDeleteResponseTopicPartition()
 			rp.Partition = p.Partition
 			rp.ErrorCode = errorCode(err)
-			if !known {
+			switch {
+			case topicDenied[i]:
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			case !known:
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			}
 			rt.Partitions = append(rt.Partitions, rp)

@@ -29,6 +29,13 @@ func handleInitProducerID(s *Server, rc *reqCtx, r kmsg.Request) {
 		rc.respond(resp)
 		return
 	}
+	// An idempotent producer needs IDEMPOTENT_WRITE on the cluster or
+	// WRITE on some topic (Kafka 3.0+, KIP-679; authz.go).
+	if s.authz != nil && !s.allowedQuietly(rc, meta.OpIdempotentWrite, meta.ResourceCluster, meta.ClusterResourceName) && !s.authorizeAny(rc, meta.OpWrite, meta.ResourceTopic) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		rc.respond(resp)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
 	pid, epoch := int64(-1), int16(-1)

@@ -40,11 +40,15 @@ func handleListOffsets(s *Server, rc *reqCtx, r kmsg.Request) {
 		ot := kmsg.NewListOffsetsResponseTopic()
 		ot.Topic = rt.Topic
 		t, known := byName[rt.Topic]
+		// DESCRIBE on the topic (authz.go).
+		denied := !s.authorize(rc, meta.OpDescribe, meta.ResourceTopic, rt.Topic)
 		for _, rp := range rt.Partitions {
 			op := kmsg.NewListOffsetsResponseTopicPartition()
 			op.Partition = rp.Partition
 			op.Timestamp, op.Offset, op.LeaderEpoch = -1, -1, 0
 			switch {
+			case denied:
+				op.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case err != nil:
 				op.ErrorCode = errorCode(err)
 			case !known || rp.Partition < 0 || rp.Partition >= t.Partitions:

@@ -12,8 +12,14 @@ package server
 // identity, every one at its address, and leads partitions under each.
 // Each broker's rack is its agent's zone (Kafka's broker.rack convention),
 // so tools and rack-aware clients see zones; an agent without a zone has
-// no rack (null). AuthorizedOperations are not computed (no ACLs yet); they are left at
-// Kafka's "not requested" value.
+// no rack (null).
+//
+// Authorization (authz.go), as Kafka's: a request for all topics lists
+// those the principal may DESCRIBE; a named topic it may not DESCRIBE is
+// answered TOPIC_AUTHORIZATION_FAILED whether it exists or not; an
+// auto-creation needs CREATE on the cluster or the topic, else
+// TOPIC_AUTHORIZATION_FAILED. The topic and cluster authorizedOperations
+// are filled when the request asks for them (v8+; the cluster's v8–10).
 
 import (
 	"context"
@@ -98,6 +104,44 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 	}
 
 	autoCreate := s.cfg.AutoCreateTopics && (rc.version < 4 || req.AllowAutoTopicCreation)
+	// Authorization (authz.go): denied holds named topics answered
+	// TOPIC_AUTHORIZATION_FAILED, deniedIDs topics asked for by id.
+	var denied []string
+	var deniedIDs []meta.TopicID
+	if s.authz != nil {
+		byID := map[meta.TopicID]bool{}
+		if !all {
+			for _, t := range req.Topics {
+				if (t.Topic == nil || *t.Topic == "") && t.TopicID != ([16]byte{}) {
+					byID[t.TopicID] = true
+				}
+			}
+		}
+		kept := topics[:0]
+		for _, t := range topics {
+			switch {
+			case s.authorize(rc, meta.OpDescribe, meta.ResourceTopic, t.Name):
+				kept = append(kept, t)
+			case all:
+				// left out silently
+			case byID[t.ID]:
+				deniedIDs = append(deniedIDs, t.ID)
+			default:
+				denied = append(denied, t.Name)
+			}
+		}
+		topics = kept
+		createOK := !autoCreate || s.allowedQuietly(rc, meta.OpCreate, meta.ResourceCluster, meta.ClusterResourceName)
+		still := unknown[:0]
+		for _, n := range unknown {
+			if !s.authorize(rc, meta.OpDescribe, meta.ResourceTopic, n) || !createOK && !s.authorize(rc, meta.OpCreate, meta.ResourceTopic, n) {
+				denied = append(denied, n)
+			} else {
+				still = append(still, n)
+			}
+		}
+		unknown = still
+	}
 	if autoCreate && len(unknown) > 0 {
 		specs := make([]meta.TopicSpec, len(unknown))
 		for i, n := range unknown {
@@ -138,6 +182,9 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 		mt.Topic = &name
 		mt.TopicID = t.ID
 		mt.AuthorizedOperations = -2147483648
+		if req.IncludeTopicAuthorizedOperations && rc.version >= 8 {
+			mt.AuthorizedOperations = s.authorizedOps(rc, meta.ResourceTopic, t.Name)
+		}
 		mt.Partitions = make([]kmsg.MetadataResponseTopicPartition, t.Partitions)
 		for p := int32(0); p < t.Partitions; p++ {
 			mp := kmsg.NewMetadataResponseTopicPartition()
@@ -160,6 +207,22 @@ func handleMetadata(s *Server, rc *reqCtx, r kmsg.Request) {
 			mt.ErrorCode = kerr.InvalidTopicException.Code
 		}
 		resp.Topics = append(resp.Topics, mt)
+	}
+	for _, n := range denied {
+		mt := kmsg.NewMetadataResponseTopic()
+		name := n
+		mt.Topic = &name
+		mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		resp.Topics = append(resp.Topics, mt)
+	}
+	for _, id := range deniedIDs {
+		mt := kmsg.NewMetadataResponseTopic()
+		mt.TopicID = id
+		mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+		resp.Topics = append(resp.Topics, mt)
+	}
+	if req.IncludeClusterAuthorizedOperations && rc.version >= 8 && rc.version <= 10 {
+		resp.AuthorizedOperations = s.authorizedOps(rc, meta.ResourceCluster, meta.ClusterResourceName)
 	}
 	for _, id := range unknownIDs {
 		mt := kmsg.NewMetadataResponseTopic()

@@ -98,6 +98,13 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 		ot.Topic, ot.TopicID = rt.Topic, rt.TopicID
 		ot.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		t, known := topics[ti]
+		name := rt.Topic
+		if known {
+			name = t.Name
+		}
+		// WRITE on the topic (authz.go); checked before existence, as
+		// Kafka does, so that a denied client learns nothing of it.
+		denied := !(!known && rc.version >= 13) && !s.authorize(rc, meta.OpWrite, meta.ResourceTopic, name)
 		maxBytes := defaultMaxMessageBytes
 		validate := codec.ValidateRecords
 		if known {
@@ -115,6 +122,8 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 			switch {
 			case !known && rc.version >= 13:
 				op.ErrorCode = kerr.UnknownTopicID.Code
+			case denied:
+				op.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case !known || rp.Partition < 0 || rp.Partition >= t.Partitions:
 				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			}

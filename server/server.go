@@ -99,8 +99,13 @@ type Config struct {
 	Multicore bool
 	// TLS, when its CertFile is set, serves every port of the listener
 	// over TLS instead of plaintext (tls.go, transport.go).
-	TLS    TLSConfig
-	Logger *slog.Logger
+	TLS TLSConfig
+	// Authorization (issue 14, authz.go): Authorizer is --authorizer,
+	// SuperUsers --super-users (allowed everything in acl and shadow
+	// modes).
+	Authorizer AuthorizerMode
+	SuperUsers []Principal
+	Logger     *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -185,6 +190,9 @@ type Server struct {
 	listeners []net.Listener
 	acceptWG  sync.WaitGroup // accept loops
 	connWG    sync.WaitGroup // connection readers
+	// authz is nil with --authorizer none: then no check runs
+	// (authz.go).
+	authz *authorizer
 }
 
 // New creates a server; Start begins listening.
@@ -202,6 +210,9 @@ func New(cfg Config, deps Deps) *Server {
 	s.topics = newTopicCache(deps.Meta)
 	s.waiters = newFetchWaiters()
 	s.fetchBudget = newByteBudget(cfg.MaxFetchBytesInflight)
+	if cfg.Authorizer != AuthorizerNone {
+		s.authz = newAuthorizer(cfg.Authorizer, cfg.SuperUsers, deps.Meta, s.log)
+	}
 	return s
 }
 
@@ -219,8 +230,12 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Listeners are registered before the first connection can arrive.
+	// Listeners are registered before the first connection can arrive,
+	// and the ACLs are read before it too.
 	s.deps.Index.AddListener(s.onCommit)
+	if s.authz != nil {
+		s.authz.start(ctx)
+	}
 	if s.cfg.TLS.Enabled() {
 		return s.startTLS(addrs)
 	}
@@ -273,6 +288,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.waiters.closeAll()
+	if s.authz != nil {
+		s.authz.stop()
+	}
 	if s.cfg.TLS.Enabled() {
 		return s.stopTLS(ctx)
 	}
@@ -484,9 +502,14 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 func (s *Server) onCommit(evs []meta.CommitEvent) {
 	if evs == nil {
 		s.waiters.notifyAll()
+		s.authzChanged() // ACL changes may have been missed too
 		return
 	}
 	for i := range evs {
+		if evs[i].ACLs {
+			s.authzChanged()
+			continue
+		}
 		s.waiters.notify(meta.TopicPartition{TopicID: evs[i].Entry.TopicID, Partition: evs[i].Entry.Partition})
 	}
 }

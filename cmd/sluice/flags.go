@@ -49,6 +49,9 @@ type agentFlags struct {
 	kafkaTLSCert, kafkaTLSKey, kafkaTLSClientCA string
 	principalRules                              string
 	peerTLSCert, peerTLSKey, peerTLSCA          string
+	// ACLs and the authorizer (issue 14, acl).
+	authorizer string
+	superUsers string
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -79,6 +82,9 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.peerTLSCert, "peer-tls-cert", "", "PEM certificate of this agent on the zone cache's peer port (--peer-addr): peers then talk mutual TLS, on top of the peer secret's MACs; needs --peer-tls-key and --peer-tls-ca")
 	fs.StringVar(&f.peerTLSKey, "peer-tls-key", "", "PEM private key of --peer-tls-cert")
 	fs.StringVar(&f.peerTLSCA, "peer-tls-ca", "", "PEM CA bundle that issued every agent's --peer-tls-cert: peers are verified against it in both directions (host names are not checked)")
+	// ACLs and the authorizer (issue 14, acl).
+	fs.StringVar(&f.authorizer, "authorizer", "none", "none: no authorization; acl: enforce the cluster's Kafka ACLs; shadow: evaluate them, log and count each denial, but allow")
+	fs.StringVar(&f.superUsers, "super-users", "", "principals allowed everything under --authorizer acl or shadow, Kafka's super.users syntax: User:alice;User:bob")
 }
 
 // kafkaTLS is the Kafka listener's TLS configuration (issue 14, tls).
@@ -164,6 +170,13 @@ func (f *agentFlags) validate() error {
 	case (f.peerTLSCert == "") != (f.peerTLSKey == "") || (f.peerTLSCA != "" && f.peerTLSCert == ""):
 		return fmt.Errorf("--peer-tls-cert, --peer-tls-key and --peer-tls-ca must be set together")
 	}
+	// ACLs and the authorizer (issue 14, acl).
+	if _, err := server.ParseAuthorizerMode(f.authorizer); err != nil {
+		return err
+	}
+	if _, err := server.ParseSuperUsers(f.superUsers); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -189,7 +202,18 @@ func (f *agentFlags) config(log *slog.Logger) agent.Config {
 		JobsMaxBytesPerSecond:      jobsPace(f.jobsPace),
 		Logger:                     log,
 		KafkaTLS:                   f.kafkaTLS(),
+		// ACLs and the authorizer (issue 14, acl); validate checked both.
+		Authorizer: must(server.ParseAuthorizerMode(f.authorizer)),
+		SuperUsers: must(server.ParseSuperUsers(f.superUsers)),
 	}
+}
+
+// must unwraps a value validate already checked (ACLs, issue 14).
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic("BUG: flag not validated: " + err.Error())
+	}
+	return v
 }
 
 // envOr returns the flag's value, or the environment variable's when the

@@ -37,6 +37,8 @@ func (s *Service) apply(g *group, o *op, now int64) {
 		o.orphans = s.applyCheckOrphans(g, o.orphanKeys, now)
 	case opForgetObjects:
 		g.forget = append(g.forget, o.forgetIDs...)
+	case opACLs:
+		o.aclsDeleted, o.adminErrs = applyACLs(g, o.acl)
 	case opExpireProducers:
 		o.count = applyExpireProducers(g, s.cfg.ProducerIDExpiration)
 	default:

@@ -56,6 +56,7 @@ const (
 	opSwap          // a compaction result (swap.go)
 	opCheckOrphans  // jobs.go: reads only, ordered after every commit before it
 	opForgetObjects // jobs.go: deleted objects; changes memory only
+	opACLs          // acls.go: create or delete ACL bindings
 )
 
 // op is one mutation on its way through the committer. The caller fills
@@ -76,6 +77,7 @@ type op struct {
 	swap       *swapReq
 	orphanKeys []string
 	forgetIDs  []meta.SegmentID
+	acl        *aclReq
 
 	err           error
 	topicResults  []meta.TopicResult
@@ -85,6 +87,7 @@ type op struct {
 	deleteResults []meta.PartitionState
 	swapOutcome   meta.CompactOutcome
 	orphans       []string
+	aclsDeleted   [][]meta.ACLBinding
 	count         int // producer ids expired (opExpireProducers), partitions moved (opRetention)
 	done          chan struct{}
 }

@@ -176,6 +176,8 @@ type stateSnap struct {
 	// Objects: the live objects (dead ones are not kept across a
 	// restart: the orphan pass finds them).
 	Objects map[meta.SegmentID]objSnap
+	// ACLs: the ACL bindings by key (issue 14).
+	ACLs map[string]meta.ACLBinding
 }
 
 type objSnap struct {
@@ -206,6 +208,7 @@ func snapshot(s *Service) stateSnap {
 		Offsets:   make(map[string]map[meta.TopicPartition]meta.CommittedOffset),
 	}
 	sn.PIDUse = maps.Clone(st.pidUse)
+	sn.ACLs = maps.Clone(st.acls)
 	for g, m := range st.offsets {
 		sn.Offsets[g] = maps.Clone(m)
 	}

@@ -366,7 +366,9 @@ func (d *reopenDriver) pick() func() {
 	t, s := d.t, d.s
 	ctx := ctxT(t)
 	ts := d.topics()
-	switch d.choose(17) {
+	switch d.choose(19) {
+	case 17, 18: // ACLs (issue 14): create a binding, or delete by a filter
+		return d.pickACL()
 	case 15, 16: // a compaction result for a run of a partition's entries
 		return d.pickSwap(ts)
 	case 14: // a retention check (topics get retention configs below)
@@ -665,4 +667,40 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// pickACL creates an ACL binding or deletes those a filter matches
+// (issue 14): a few names, principals and both pattern types, so that
+// creates repeat and filters match several.
+func (d *reopenDriver) pickACL() func() {
+	t, s := d.t, d.s
+	ctx := ctxT(t)
+	names := []string{"a", "ab", "*"}
+	b := meta.ACLBinding{
+		ResourceType: []meta.ResourceType{meta.ResourceTopic, meta.ResourceGroup}[d.choose(2)],
+		ResourceName: names[d.choose(len(names))],
+		PatternType:  []meta.PatternType{meta.PatternLiteral, meta.PatternPrefixed}[d.choose(2)],
+		Principal:    []string{"User:x", "User:y"}[d.choose(2)],
+		Host:         "*",
+		Operation:    []meta.ACLOperation{meta.OpRead, meta.OpWrite}[d.choose(2)],
+		Permission:   []meta.ACLPermission{meta.PermissionAllow, meta.PermissionDeny}[d.choose(2)],
+	}
+	if d.choose(3) > 0 {
+		d.counts["acl"]++
+		d.logf("create acl %+v", b)
+		return func() {
+			if errs, err := s.CreateACLs(ctx, []meta.ACLBinding{b}); err != nil || errs[0] != nil {
+				t.Errorf("CreateACLs: %v %v", err, errs)
+			}
+		}
+	}
+	name := b.ResourceName
+	f := meta.ACLFilter{ResourceType: meta.ResourceAny, ResourceName: &name, PatternType: meta.PatternMatch, Operation: meta.OpAny, Permission: meta.PermissionAny}
+	d.counts["delacl"]++
+	d.logf("delete acls matching %q", name)
+	return func() {
+		if res, err := s.DeleteACLs(ctx, []meta.ACLFilter{f}); err != nil || res[0].Err != nil {
+			t.Errorf("DeleteACLs: %v %+v", err, res)
+		}
+	}
 }

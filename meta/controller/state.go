@@ -46,6 +46,9 @@ type state struct {
 
 	// offsets holds consumer groups' committed offsets.
 	offsets map[string]map[meta.TopicPartition]meta.CommittedOffset
+
+	// acls holds the ACL bindings by meta.ACLKey (acls.go).
+	acls map[string]meta.ACLBinding
 }
 
 func newState() *state {
@@ -58,6 +61,7 @@ func newState() *state {
 		segs:         make(map[meta.SegmentID][]byte),
 		offsets:      make(map[string]map[meta.TopicPartition]meta.CommittedOffset),
 		objs:         newObjects(),
+		acls:         make(map[string]meta.ACLBinding),
 	}
 }
 
@@ -296,6 +300,9 @@ type group struct {
 	objsNew []bornObj
 	// forget: deleted objects meta stops tracking (CompleteDelete).
 	forget []meta.SegmentID
+
+	// acls: ACL bindings created or deleted in this group (acls.go).
+	acls map[string]aclChange
 }
 
 type bornObj struct {
@@ -347,6 +354,7 @@ func newGroup(st *state) *group {
 		pidUse:       make(map[int64]int64),
 		deadPIDs:     make(map[int64]bool),
 		segIdx:       make(map[meta.SegmentID]int),
+		acls:         make(map[string]aclChange),
 	}
 }
 
@@ -383,12 +391,14 @@ func (g *group) reset() {
 	clear(g.objsNew)
 	g.objsNew = g.objsNew[:0]
 	g.forget = g.forget[:0]
+	clear(g.acls)
 }
 
 // dirty reports whether the group changed anything that must be written.
 func (g *group) dirty() bool {
 	return len(g.newTopics) > 0 || len(g.partOrder) > 0 || len(g.epochs) > 0 || len(g.pidUse) > 0 || len(g.deadPIDs) > 0 ||
-		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0 || len(g.topicChanges) > 0
+		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0 || len(g.topicChanges) > 0 ||
+		len(g.acls) > 0
 }
 
 func (g *group) topicByName(name string) *topicState {
@@ -554,6 +564,7 @@ func (g *group) mergeLocked() {
 	st.nextPID = g.nextPID
 	mergeOffsetsLocked(st, g.offsets)
 	mergeTopicChangesLocked(st, g.topicChanges, now)
+	mergeACLsLocked(st, g.acls)
 	for _, b := range g.objsNew {
 		objs.bornDead(b.id, b.key, b.size, b.level, now)
 	}
@@ -589,10 +600,17 @@ func (g *group) events() []meta.CommitEvent {
 			n += len(sw.with)
 		}
 	}
+	if len(g.acls) > 0 {
+		n++
+	}
 	if n == 0 {
 		return nil
 	}
 	evs := make([]meta.CommitEvent, 0, n)
+	if len(g.acls) > 0 {
+		// One event for any number of changes: agents re-read them all.
+		evs = append(evs, meta.CommitEvent{ACLs: true})
+	}
 	for _, d := range g.partOrder {
 		if d.trimmed {
 			evs = append(evs, meta.CommitEvent{

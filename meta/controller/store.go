@@ -357,6 +357,9 @@ func loadState(tx kv.KVTx, stale *staleRecords) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := loadACLs(tx, st); err != nil {
+		return nil, err
+	}
 	return st, st.verify()
 }
 
@@ -574,6 +577,9 @@ func writeGroup(tx kv.KVTx, g *group, arena *[]byte) error {
 		if err := tx.Put(bucketSegments, g.segs[i].key[:], g.segs[i].enc); err != nil {
 			return err
 		}
+	}
+	if err := writeACLs(tx, g.acls); err != nil {
+		return err
 	}
 	return writeTopicChanges(tx, g)
 }

@@ -83,6 +83,8 @@ const (
 	// Background jobs (issue 12).
 	ErrorCode_ERR_SEGMENT_EXPIRED ErrorCode = 50
 	ErrorCode_ERR_JOB_LOST        ErrorCode = 51
+	// ACLs (issue 14).
+	ErrorCode_ERR_INVALID_ACL ErrorCode = 70
 )
 
 // Enum value maps for ErrorCode.
@@ -121,6 +123,7 @@ var (
 		42: "ERR_OFFSET_METADATA_TOO_LARGE",
 		50: "ERR_SEGMENT_EXPIRED",
 		51: "ERR_JOB_LOST",
+		70: "ERR_INVALID_ACL",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERR_NONE":                       0,
@@ -156,6 +159,7 @@ var (
 		"ERR_OFFSET_METADATA_TOO_LARGE":  42,
 		"ERR_SEGMENT_EXPIRED":            50,
 		"ERR_JOB_LOST":                   51,
+		"ERR_INVALID_ACL":                70,
 	}
 )
 
@@ -2057,6 +2061,7 @@ type CommitEvent struct {
 	LogStartOffset int64                  `protobuf:"varint,3,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
 	Trim           bool                   `protobuf:"varint,4,opt,name=trim,proto3" json:"trim,omitempty"` // the log start moved (DeleteRecords); entry names only the partition
 	Swap           bool                   `protobuf:"varint,5,opt,name=swap,proto3" json:"swap,omitempty"` // entry replaced, by a compaction, the entries covering exactly its offsets
+	Acls           bool                   `protobuf:"varint,6,opt,name=acls,proto3" json:"acls,omitempty"` // the cluster's ACL bindings changed; no entry (issue 14)
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -2122,6 +2127,13 @@ func (x *CommitEvent) GetTrim() bool {
 func (x *CommitEvent) GetSwap() bool {
 	if x != nil {
 		return x.Swap
+	}
+	return false
+}
+
+func (x *CommitEvent) GetAcls() bool {
+	if x != nil {
+		return x.Acls
 	}
 	return false
 }
@@ -5540,6 +5552,479 @@ func (x *AbandonJobRequest) GetReason() string {
 	return ""
 }
 
+type ACLBinding struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ResourceType  int32                  `protobuf:"varint,1,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceName  string                 `protobuf:"bytes,2,opt,name=resource_name,json=resourceName,proto3" json:"resource_name,omitempty"`
+	PatternType   int32                  `protobuf:"varint,3,opt,name=pattern_type,json=patternType,proto3" json:"pattern_type,omitempty"`
+	Principal     string                 `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	Host          string                 `protobuf:"bytes,5,opt,name=host,proto3" json:"host,omitempty"`
+	Operation     int32                  `protobuf:"varint,6,opt,name=operation,proto3" json:"operation,omitempty"`
+	Permission    int32                  `protobuf:"varint,7,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLBinding) Reset() {
+	*x = ACLBinding{}
+	mi := &file_meta_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLBinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLBinding) ProtoMessage() {}
+
+func (x *ACLBinding) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLBinding.ProtoReflect.Descriptor instead.
+func (*ACLBinding) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *ACLBinding) GetResourceType() int32 {
+	if x != nil {
+		return x.ResourceType
+	}
+	return 0
+}
+
+func (x *ACLBinding) GetResourceName() string {
+	if x != nil {
+		return x.ResourceName
+	}
+	return ""
+}
+
+func (x *ACLBinding) GetPatternType() int32 {
+	if x != nil {
+		return x.PatternType
+	}
+	return 0
+}
+
+func (x *ACLBinding) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *ACLBinding) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *ACLBinding) GetOperation() int32 {
+	if x != nil {
+		return x.Operation
+	}
+	return 0
+}
+
+func (x *ACLBinding) GetPermission() int32 {
+	if x != nil {
+		return x.Permission
+	}
+	return 0
+}
+
+// ACLFilter: an unset optional string matches every value.
+type ACLFilter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ResourceType  int32                  `protobuf:"varint,1,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
+	ResourceName  *string                `protobuf:"bytes,2,opt,name=resource_name,json=resourceName,proto3,oneof" json:"resource_name,omitempty"`
+	PatternType   int32                  `protobuf:"varint,3,opt,name=pattern_type,json=patternType,proto3" json:"pattern_type,omitempty"`
+	Principal     *string                `protobuf:"bytes,4,opt,name=principal,proto3,oneof" json:"principal,omitempty"`
+	Host          *string                `protobuf:"bytes,5,opt,name=host,proto3,oneof" json:"host,omitempty"`
+	Operation     int32                  `protobuf:"varint,6,opt,name=operation,proto3" json:"operation,omitempty"`
+	Permission    int32                  `protobuf:"varint,7,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ACLFilter) Reset() {
+	*x = ACLFilter{}
+	mi := &file_meta_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ACLFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ACLFilter) ProtoMessage() {}
+
+func (x *ACLFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ACLFilter.ProtoReflect.Descriptor instead.
+func (*ACLFilter) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *ACLFilter) GetResourceType() int32 {
+	if x != nil {
+		return x.ResourceType
+	}
+	return 0
+}
+
+func (x *ACLFilter) GetResourceName() string {
+	if x != nil && x.ResourceName != nil {
+		return *x.ResourceName
+	}
+	return ""
+}
+
+func (x *ACLFilter) GetPatternType() int32 {
+	if x != nil {
+		return x.PatternType
+	}
+	return 0
+}
+
+func (x *ACLFilter) GetPrincipal() string {
+	if x != nil && x.Principal != nil {
+		return *x.Principal
+	}
+	return ""
+}
+
+func (x *ACLFilter) GetHost() string {
+	if x != nil && x.Host != nil {
+		return *x.Host
+	}
+	return ""
+}
+
+func (x *ACLFilter) GetOperation() int32 {
+	if x != nil {
+		return x.Operation
+	}
+	return 0
+}
+
+func (x *ACLFilter) GetPermission() int32 {
+	if x != nil {
+		return x.Permission
+	}
+	return 0
+}
+
+type CreateACLsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Bindings      []*ACLBinding          `protobuf:"bytes,1,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateACLsRequest) Reset() {
+	*x = CreateACLsRequest{}
+	mi := &file_meta_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateACLsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateACLsRequest) ProtoMessage() {}
+
+func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateACLsRequest.ProtoReflect.Descriptor instead.
+func (*CreateACLsRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *CreateACLsRequest) GetBindings() []*ACLBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+type DeleteACLsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filters       []*ACLFilter           `protobuf:"bytes,1,rep,name=filters,proto3" json:"filters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteACLsRequest) Reset() {
+	*x = DeleteACLsRequest{}
+	mi := &file_meta_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteACLsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteACLsRequest) ProtoMessage() {}
+
+func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteACLsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteACLsRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *DeleteACLsRequest) GetFilters() []*ACLFilter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
+type DeletedACLs struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Bindings      []*ACLBinding          `protobuf:"bytes,2,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeletedACLs) Reset() {
+	*x = DeletedACLs{}
+	mi := &file_meta_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeletedACLs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeletedACLs) ProtoMessage() {}
+
+func (x *DeletedACLs) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeletedACLs.ProtoReflect.Descriptor instead.
+func (*DeletedACLs) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *DeletedACLs) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *DeletedACLs) GetBindings() []*ACLBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
+type DeleteACLsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Results       []*DeletedACLs         `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"` // one per filter, in request order
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteACLsResponse) Reset() {
+	*x = DeleteACLsResponse{}
+	mi := &file_meta_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteACLsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteACLsResponse) ProtoMessage() {}
+
+func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteACLsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteACLsResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *DeleteACLsResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *DeleteACLsResponse) GetResults() []*DeletedACLs {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type DescribeACLsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filter        *ACLFilter             `protobuf:"bytes,1,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeACLsRequest) Reset() {
+	*x = DescribeACLsRequest{}
+	mi := &file_meta_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeACLsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeACLsRequest) ProtoMessage() {}
+
+func (x *DescribeACLsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeACLsRequest.ProtoReflect.Descriptor instead.
+func (*DescribeACLsRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *DescribeACLsRequest) GetFilter() *ACLFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+type DescribeACLsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Bindings      []*ACLBinding          `protobuf:"bytes,2,rep,name=bindings,proto3" json:"bindings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeACLsResponse) Reset() {
+	*x = DescribeACLsResponse{}
+	mi := &file_meta_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeACLsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeACLsResponse) ProtoMessage() {}
+
+func (x *DescribeACLsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeACLsResponse.ProtoReflect.Descriptor instead.
+func (*DescribeACLsResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *DescribeACLsResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *DescribeACLsResponse) GetBindings() []*ACLBinding {
+	if x != nil {
+		return x.Bindings
+	}
+	return nil
+}
+
 var File_meta_proto protoreflect.FileDescriptor
 
 const file_meta_proto_rawDesc = "" +
@@ -5683,13 +6168,14 @@ const file_meta_proto_rawDesc = "" +
 	"\vproducer_id\x18\x02 \x01(\x03R\n" +
 	"producerId\x12%\n" +
 	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\"\x0e\n" +
-	"\fWatchRequest\"\xb8\x01\n" +
+	"\fWatchRequest\"\xcc\x01\n" +
 	"\vCommitEvent\x120\n" +
 	"\x05entry\x18\x01 \x01(\v2\x1a.sluice.meta.v1.IndexEntryR\x05entry\x12%\n" +
 	"\x0ehigh_watermark\x18\x02 \x01(\x03R\rhighWatermark\x12(\n" +
 	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\x12\x12\n" +
 	"\x04trim\x18\x04 \x01(\bR\x04trim\x12\x12\n" +
-	"\x04swap\x18\x05 \x01(\bR\x04swap\"q\n" +
+	"\x04swap\x18\x05 \x01(\bR\x04swap\x12\x12\n" +
+	"\x04acls\x18\x06 \x01(\bR\x04acls\"q\n" +
 	"\rWatchResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x123\n" +
 	"\x06events\x18\x02 \x03(\v2\x1b.sluice.meta.v1.CommitEventR\x06events\"+\n" +
@@ -5951,7 +6437,47 @@ const file_meta_proto_rawDesc = "" +
 	"\rdeleted_bytes\x18\x04 \x01(\x03R\fdeletedBytes\"B\n" +
 	"\x11AbandonJobRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason*\xde\x06\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xe9\x01\n" +
+	"\n" +
+	"ACLBinding\x12#\n" +
+	"\rresource_type\x18\x01 \x01(\x05R\fresourceType\x12#\n" +
+	"\rresource_name\x18\x02 \x01(\tR\fresourceName\x12!\n" +
+	"\fpattern_type\x18\x03 \x01(\x05R\vpatternType\x12\x1c\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04host\x18\x05 \x01(\tR\x04host\x12\x1c\n" +
+	"\toperation\x18\x06 \x01(\x05R\toperation\x12\x1e\n" +
+	"\n" +
+	"permission\x18\a \x01(\x05R\n" +
+	"permission\"\xa0\x02\n" +
+	"\tACLFilter\x12#\n" +
+	"\rresource_type\x18\x01 \x01(\x05R\fresourceType\x12(\n" +
+	"\rresource_name\x18\x02 \x01(\tH\x00R\fresourceName\x88\x01\x01\x12!\n" +
+	"\fpattern_type\x18\x03 \x01(\x05R\vpatternType\x12!\n" +
+	"\tprincipal\x18\x04 \x01(\tH\x01R\tprincipal\x88\x01\x01\x12\x17\n" +
+	"\x04host\x18\x05 \x01(\tH\x02R\x04host\x88\x01\x01\x12\x1c\n" +
+	"\toperation\x18\x06 \x01(\x05R\toperation\x12\x1e\n" +
+	"\n" +
+	"permission\x18\a \x01(\x05R\n" +
+	"permissionB\x10\n" +
+	"\x0e_resource_nameB\f\n" +
+	"\n" +
+	"_principalB\a\n" +
+	"\x05_host\"K\n" +
+	"\x11CreateACLsRequest\x126\n" +
+	"\bbindings\x18\x01 \x03(\v2\x1a.sluice.meta.v1.ACLBindingR\bbindings\"H\n" +
+	"\x11DeleteACLsRequest\x123\n" +
+	"\afilters\x18\x01 \x03(\v2\x19.sluice.meta.v1.ACLFilterR\afilters\"r\n" +
+	"\vDeletedACLs\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x126\n" +
+	"\bbindings\x18\x02 \x03(\v2\x1a.sluice.meta.v1.ACLBindingR\bbindings\"x\n" +
+	"\x12DeleteACLsResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x125\n" +
+	"\aresults\x18\x02 \x03(\v2\x1b.sluice.meta.v1.DeletedACLsR\aresults\"H\n" +
+	"\x13DescribeACLsRequest\x121\n" +
+	"\x06filter\x18\x01 \x01(\v2\x19.sluice.meta.v1.ACLFilterR\x06filter\"{\n" +
+	"\x14DescribeACLsResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x126\n" +
+	"\bbindings\x18\x02 \x03(\v2\x1a.sluice.meta.v1.ACLBindingR\bbindings*\xf3\x06\n" +
 	"\tErrorCode\x12\f\n" +
 	"\bERR_NONE\x10\x00\x12\x0f\n" +
 	"\vERR_UNKNOWN\x10\x01\x12\"\n" +
@@ -5986,7 +6512,8 @@ const file_meta_proto_rawDesc = "" +
 	"\x13ERR_TOO_MANY_GROUPS\x10)\x12!\n" +
 	"\x1dERR_OFFSET_METADATA_TOO_LARGE\x10*\x12\x17\n" +
 	"\x13ERR_SEGMENT_EXPIRED\x102\x12\x10\n" +
-	"\fERR_JOB_LOST\x103\"\x04\b\t\x10\t*\xac\x01\n" +
+	"\fERR_JOB_LOST\x103\x12\x13\n" +
+	"\x0fERR_INVALID_ACL\x10F\"\x04\b\t\x10\t*\xac\x01\n" +
 	"\vChunkStatus\x12\x12\n" +
 	"\x0eCHUNK_APPENDED\x10\x00\x12\x13\n" +
 	"\x0fCHUNK_DUPLICATE\x10\x01\x12\x16\n" +
@@ -6004,7 +6531,7 @@ const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"JOB_DELETE\x10\x02\x12\x0f\n" +
 	"\vJOB_ORPHANS\x10\x03\x12\x12\n" +
-	"\x0eJOB_CLEAN_KEYS\x10\x042\xbe\x16\n" +
+	"\x0eJOB_CLEAN_KEYS\x10\x042\xbf\x18\n" +
 	"\x04Meta\x12P\n" +
 	"\tClusterID\x12 .sluice.meta.v1.ClusterIDRequest\x1a!.sluice.meta.v1.ClusterIDResponse\x12Y\n" +
 	"\fCreateTopics\x12#.sluice.meta.v1.CreateTopicsRequest\x1a$.sluice.meta.v1.CreateTopicsResponse\x12G\n" +
@@ -6043,7 +6570,12 @@ const file_meta_proto_rawDesc = "" +
 	"\fCheckOrphans\x12#.sluice.meta.v1.CheckOrphansRequest\x1a$.sluice.meta.v1.CheckOrphansResponse\x12X\n" +
 	"\x0fCompleteOrphans\x12&.sluice.meta.v1.CompleteOrphansRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12N\n" +
 	"\n" +
-	"AbandonJob\x12!.sluice.meta.v1.AbandonJobRequest\x1a\x1d.sluice.meta.v1.ErrorResponse2\xf6\x01\n" +
+	"AbandonJob\x12!.sluice.meta.v1.AbandonJobRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12O\n" +
+	"\n" +
+	"CreateACLs\x12!.sluice.meta.v1.CreateACLsRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12S\n" +
+	"\n" +
+	"DeleteACLs\x12!.sluice.meta.v1.DeleteACLsRequest\x1a\".sluice.meta.v1.DeleteACLsResponse\x12Y\n" +
+	"\fDescribeACLs\x12#.sluice.meta.v1.DescribeACLsRequest\x1a$.sluice.meta.v1.DescribeACLsResponse2\xf6\x01\n" +
 	"\x05Admin\x12P\n" +
 	"\tCreateKey\x12 .sluice.meta.v1.CreateKeyRequest\x1a!.sluice.meta.v1.CreateKeyResponse\x12M\n" +
 	"\bListKeys\x12\x1f.sluice.meta.v1.ListKeysRequest\x1a .sluice.meta.v1.ListKeysResponse\x12L\n" +
@@ -6062,7 +6594,7 @@ func file_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
 var file_meta_proto_goTypes = []any{
 	(ErrorCode)(0),                     // 0: sluice.meta.v1.ErrorCode
 	(ChunkStatus)(0),                   // 1: sluice.meta.v1.ChunkStatus
@@ -6154,17 +6686,25 @@ var file_meta_proto_goTypes = []any{
 	(*CheckOrphansResponse)(nil),       // 87: sluice.meta.v1.CheckOrphansResponse
 	(*CompleteOrphansRequest)(nil),     // 88: sluice.meta.v1.CompleteOrphansRequest
 	(*AbandonJobRequest)(nil),          // 89: sluice.meta.v1.AbandonJobRequest
-	nil,                                // 90: sluice.meta.v1.Topic.ConfigsEntry
-	nil,                                // 91: sluice.meta.v1.TopicSpec.ConfigsEntry
-	nil,                                // 92: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	(*ACLBinding)(nil),                 // 90: sluice.meta.v1.ACLBinding
+	(*ACLFilter)(nil),                  // 91: sluice.meta.v1.ACLFilter
+	(*CreateACLsRequest)(nil),          // 92: sluice.meta.v1.CreateACLsRequest
+	(*DeleteACLsRequest)(nil),          // 93: sluice.meta.v1.DeleteACLsRequest
+	(*DeletedACLs)(nil),                // 94: sluice.meta.v1.DeletedACLs
+	(*DeleteACLsResponse)(nil),         // 95: sluice.meta.v1.DeleteACLsResponse
+	(*DescribeACLsRequest)(nil),        // 96: sluice.meta.v1.DescribeACLsRequest
+	(*DescribeACLsResponse)(nil),       // 97: sluice.meta.v1.DescribeACLsResponse
+	nil,                                // 98: sluice.meta.v1.Topic.ConfigsEntry
+	nil,                                // 99: sluice.meta.v1.TopicSpec.ConfigsEntry
+	nil,                                // 100: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 }
 var file_meta_proto_depIdxs = []int32{
 	0,   // 0: sluice.meta.v1.Error.code:type_name -> sluice.meta.v1.ErrorCode
 	4,   // 1: sluice.meta.v1.ErrorResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 2: sluice.meta.v1.ErrorsResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 3: sluice.meta.v1.ErrorsResponse.errors:type_name -> sluice.meta.v1.Error
-	90,  // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
-	91,  // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
+	98,  // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
+	99,  // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
 	8,   // 6: sluice.meta.v1.TopicResult.topic:type_name -> sluice.meta.v1.Topic
 	4,   // 7: sluice.meta.v1.TopicResult.error:type_name -> sluice.meta.v1.Error
 	4,   // 8: sluice.meta.v1.ClusterIDResponse.error:type_name -> sluice.meta.v1.Error
@@ -6199,7 +6739,7 @@ var file_meta_proto_depIdxs = []int32{
 	42,  // 37: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
 	4,   // 38: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
 	44,  // 39: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
-	92,  // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	100, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 	4,   // 41: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
 	49,  // 42: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
 	51,  // 43: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
@@ -6232,83 +6772,98 @@ var file_meta_proto_depIdxs = []int32{
 	27,  // 70: sluice.meta.v1.CompleteCompactionRequest.entries:type_name -> sluice.meta.v1.IndexEntry
 	4,   // 71: sluice.meta.v1.CompleteCompactionResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 72: sluice.meta.v1.CheckOrphansResponse.error:type_name -> sluice.meta.v1.Error
-	11,  // 73: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
-	13,  // 74: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
-	15,  // 75: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
-	16,  // 76: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
-	18,  // 77: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
-	24,  // 78: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
-	28,  // 79: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
-	30,  // 80: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
-	32,  // 81: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
-	35,  // 82: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
-	37,  // 83: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
-	39,  // 84: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
-	40,  // 85: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
-	43,  // 86: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
-	46,  // 87: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
-	48,  // 88: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
-	50,  // 89: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
-	52,  // 90: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
-	53,  // 91: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
-	55,  // 92: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
-	56,  // 93: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
-	57,  // 94: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
-	60,  // 95: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	64,  // 96: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
-	66,  // 97: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
-	67,  // 98: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
-	21,  // 99: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
-	75,  // 100: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
-	83,  // 101: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
-	85,  // 102: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
-	86,  // 103: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
-	88,  // 104: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
-	89,  // 105: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
-	70,  // 106: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
-	72,  // 107: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
-	74,  // 108: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
-	12,  // 109: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
-	14,  // 110: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
-	17,  // 111: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
-	17,  // 112: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
-	22,  // 113: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
-	26,  // 114: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
-	29,  // 115: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
-	31,  // 116: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
-	34,  // 117: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
-	6,   // 118: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
-	6,   // 119: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 120: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
-	41,  // 121: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
-	45,  // 122: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
-	47,  // 123: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
-	5,   // 124: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 125: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 126: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	54,  // 127: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
-	5,   // 128: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 129: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
-	59,  // 130: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
-	62,  // 131: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
-	65,  // 132: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
-	5,   // 133: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
-	68,  // 134: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
-	22,  // 135: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
-	76,  // 136: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
-	84,  // 137: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
-	5,   // 138: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
-	87,  // 139: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
-	5,   // 140: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 141: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
-	71,  // 142: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
-	73,  // 143: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
-	5,   // 144: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
-	109, // [109:145] is the sub-list for method output_type
-	73,  // [73:109] is the sub-list for method input_type
-	73,  // [73:73] is the sub-list for extension type_name
-	73,  // [73:73] is the sub-list for extension extendee
-	0,   // [0:73] is the sub-list for field type_name
+	90,  // 73: sluice.meta.v1.CreateACLsRequest.bindings:type_name -> sluice.meta.v1.ACLBinding
+	91,  // 74: sluice.meta.v1.DeleteACLsRequest.filters:type_name -> sluice.meta.v1.ACLFilter
+	4,   // 75: sluice.meta.v1.DeletedACLs.error:type_name -> sluice.meta.v1.Error
+	90,  // 76: sluice.meta.v1.DeletedACLs.bindings:type_name -> sluice.meta.v1.ACLBinding
+	4,   // 77: sluice.meta.v1.DeleteACLsResponse.error:type_name -> sluice.meta.v1.Error
+	94,  // 78: sluice.meta.v1.DeleteACLsResponse.results:type_name -> sluice.meta.v1.DeletedACLs
+	91,  // 79: sluice.meta.v1.DescribeACLsRequest.filter:type_name -> sluice.meta.v1.ACLFilter
+	4,   // 80: sluice.meta.v1.DescribeACLsResponse.error:type_name -> sluice.meta.v1.Error
+	90,  // 81: sluice.meta.v1.DescribeACLsResponse.bindings:type_name -> sluice.meta.v1.ACLBinding
+	11,  // 82: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
+	13,  // 83: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
+	15,  // 84: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
+	16,  // 85: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
+	18,  // 86: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
+	24,  // 87: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
+	28,  // 88: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
+	30,  // 89: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
+	32,  // 90: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
+	35,  // 91: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
+	37,  // 92: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
+	39,  // 93: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
+	40,  // 94: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
+	43,  // 95: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
+	46,  // 96: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
+	48,  // 97: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
+	50,  // 98: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
+	52,  // 99: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
+	53,  // 100: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
+	55,  // 101: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
+	56,  // 102: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
+	57,  // 103: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
+	60,  // 104: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	64,  // 105: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
+	66,  // 106: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
+	67,  // 107: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
+	21,  // 108: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
+	75,  // 109: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
+	83,  // 110: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
+	85,  // 111: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
+	86,  // 112: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
+	88,  // 113: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
+	89,  // 114: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
+	92,  // 115: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
+	93,  // 116: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
+	96,  // 117: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
+	70,  // 118: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
+	72,  // 119: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
+	74,  // 120: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
+	12,  // 121: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
+	14,  // 122: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
+	17,  // 123: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
+	17,  // 124: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
+	22,  // 125: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
+	26,  // 126: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
+	29,  // 127: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
+	31,  // 128: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
+	34,  // 129: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
+	6,   // 130: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
+	6,   // 131: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 132: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
+	41,  // 133: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
+	45,  // 134: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
+	47,  // 135: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
+	5,   // 136: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 137: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 138: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	54,  // 139: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
+	5,   // 140: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 141: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
+	59,  // 142: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
+	62,  // 143: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
+	65,  // 144: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
+	5,   // 145: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
+	68,  // 146: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
+	22,  // 147: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
+	76,  // 148: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
+	84,  // 149: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
+	5,   // 150: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
+	87,  // 151: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
+	5,   // 152: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 153: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 154: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
+	95,  // 155: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
+	97,  // 156: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
+	71,  // 157: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
+	73,  // 158: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
+	5,   // 159: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
+	121, // [121:160] is the sub-list for method output_type
+	82,  // [82:121] is the sub-list for method input_type
+	82,  // [82:82] is the sub-list for extension type_name
+	82,  // [82:82] is the sub-list for extension extendee
+	0,   // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -6322,13 +6877,14 @@ func file_meta_proto_init() {
 		(*Job_Delete)(nil),
 		(*Job_Orphans)(nil),
 	}
+	file_meta_proto_msgTypes[87].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   89,
+			NumMessages:   97,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -74,6 +74,9 @@ const (
 	Meta_CheckOrphans_FullMethodName       = "/sluice.meta.v1.Meta/CheckOrphans"
 	Meta_CompleteOrphans_FullMethodName    = "/sluice.meta.v1.Meta/CompleteOrphans"
 	Meta_AbandonJob_FullMethodName         = "/sluice.meta.v1.Meta/AbandonJob"
+	Meta_CreateACLs_FullMethodName         = "/sluice.meta.v1.Meta/CreateACLs"
+	Meta_DeleteACLs_FullMethodName         = "/sluice.meta.v1.Meta/DeleteACLs"
+	Meta_DescribeACLs_FullMethodName       = "/sluice.meta.v1.Meta/DescribeACLs"
 )
 
 // MetaClient is the client API for Meta service.
@@ -131,6 +134,12 @@ type MetaClient interface {
 	CheckOrphans(ctx context.Context, in *CheckOrphansRequest, opts ...grpc.CallOption) (*CheckOrphansResponse, error)
 	CompleteOrphans(ctx context.Context, in *CompleteOrphansRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
 	AbandonJob(ctx context.Context, in *AbandonJobRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
+	// ACLs (issue 14, meta/acls.go): Kafka's ACL bindings of the caller's
+	// cluster. Every change is published on Watch as an event with acls
+	// set, on which agents re-read them all with DescribeACLs.
+	CreateACLs(ctx context.Context, in *CreateACLsRequest, opts ...grpc.CallOption) (*ErrorsResponse, error)
+	DeleteACLs(ctx context.Context, in *DeleteACLsRequest, opts ...grpc.CallOption) (*DeleteACLsResponse, error)
+	DescribeACLs(ctx context.Context, in *DescribeACLsRequest, opts ...grpc.CallOption) (*DescribeACLsResponse, error)
 }
 
 type metaClient struct {
@@ -480,6 +489,36 @@ func (c *metaClient) AbandonJob(ctx context.Context, in *AbandonJobRequest, opts
 	return out, nil
 }
 
+func (c *metaClient) CreateACLs(ctx context.Context, in *CreateACLsRequest, opts ...grpc.CallOption) (*ErrorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorsResponse)
+	err := c.cc.Invoke(ctx, Meta_CreateACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) DeleteACLs(ctx context.Context, in *DeleteACLsRequest, opts ...grpc.CallOption) (*DeleteACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteACLsResponse)
+	err := c.cc.Invoke(ctx, Meta_DeleteACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) DescribeACLs(ctx context.Context, in *DescribeACLsRequest, opts ...grpc.CallOption) (*DescribeACLsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeACLsResponse)
+	err := c.cc.Invoke(ctx, Meta_DescribeACLs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServer is the server API for Meta service.
 // All implementations must embed UnimplementedMetaServer
 // for forward compatibility.
@@ -535,6 +574,12 @@ type MetaServer interface {
 	CheckOrphans(context.Context, *CheckOrphansRequest) (*CheckOrphansResponse, error)
 	CompleteOrphans(context.Context, *CompleteOrphansRequest) (*ErrorResponse, error)
 	AbandonJob(context.Context, *AbandonJobRequest) (*ErrorResponse, error)
+	// ACLs (issue 14, meta/acls.go): Kafka's ACL bindings of the caller's
+	// cluster. Every change is published on Watch as an event with acls
+	// set, on which agents re-read them all with DescribeACLs.
+	CreateACLs(context.Context, *CreateACLsRequest) (*ErrorsResponse, error)
+	DeleteACLs(context.Context, *DeleteACLsRequest) (*DeleteACLsResponse, error)
+	DescribeACLs(context.Context, *DescribeACLsRequest) (*DescribeACLsResponse, error)
 	mustEmbedUnimplementedMetaServer()
 }
 
@@ -643,6 +688,15 @@ func (UnimplementedMetaServer) CompleteOrphans(context.Context, *CompleteOrphans
 }
 func (UnimplementedMetaServer) AbandonJob(context.Context, *AbandonJobRequest) (*ErrorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AbandonJob not implemented")
+}
+func (UnimplementedMetaServer) CreateACLs(context.Context, *CreateACLsRequest) (*ErrorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateACLs not implemented")
+}
+func (UnimplementedMetaServer) DeleteACLs(context.Context, *DeleteACLsRequest) (*DeleteACLsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteACLs not implemented")
+}
+func (UnimplementedMetaServer) DescribeACLs(context.Context, *DescribeACLsRequest) (*DescribeACLsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeACLs not implemented")
 }
 func (UnimplementedMetaServer) mustEmbedUnimplementedMetaServer() {}
 func (UnimplementedMetaServer) testEmbeddedByValue()              {}
@@ -1252,6 +1306,60 @@ func _Meta_AbandonJob_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Meta_CreateACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).CreateACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_CreateACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).CreateACLs(ctx, req.(*CreateACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_DeleteACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).DeleteACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_DeleteACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).DeleteACLs(ctx, req.(*DeleteACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_DescribeACLs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeACLsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).DescribeACLs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_DescribeACLs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).DescribeACLs(ctx, req.(*DescribeACLsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Meta_ServiceDesc is the grpc.ServiceDesc for Meta service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1386,6 +1494,18 @@ var Meta_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "AbandonJob",
 			Handler:    _Meta_AbandonJob_Handler,
+		},
+		{
+			MethodName: "CreateACLs",
+			Handler:    _Meta_CreateACLs_Handler,
+		},
+		{
+			MethodName: "DeleteACLs",
+			Handler:    _Meta_DeleteACLs_Handler,
+		},
+		{
+			MethodName: "DescribeACLs",
+			Handler:    _Meta_DescribeACLs_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -296,6 +296,10 @@ func (d *decoder) entries(es []*pb.IndexEntry) []meta.IndexEntry {
 func encEvents(evs []meta.CommitEvent) []*pb.CommitEvent {
 	out := make([]*pb.CommitEvent, len(evs))
 	for i, ev := range evs {
+		if ev.ACLs {
+			out[i] = &pb.CommitEvent{Acls: true}
+			continue
+		}
 		out[i] = &pb.CommitEvent{Entry: encEntry(ev.Entry), HighWatermark: ev.HighWatermark, LogStartOffset: ev.LogStartOffset,
 			Trim: ev.Trim, Swap: ev.Swap}
 	}
@@ -305,6 +309,10 @@ func encEvents(evs []meta.CommitEvent) []*pb.CommitEvent {
 func (d *decoder) events(evs []*pb.CommitEvent) []meta.CommitEvent {
 	out := make([]meta.CommitEvent, len(evs))
 	for i, ev := range evs {
+		if ev.GetAcls() {
+			out[i] = meta.CommitEvent{ACLs: true}
+			continue
+		}
 		if ev.GetEntry() == nil {
 			d.fail("commit event without an index entry")
 		}

@@ -63,6 +63,8 @@ var codeTable = []struct {
 	{meta.ErrOffsetMetadataTooLarge, pb.ErrorCode_ERR_OFFSET_METADATA_TOO_LARGE},
 	{meta.ErrSegmentExpired, pb.ErrorCode_ERR_SEGMENT_EXPIRED},
 	{meta.ErrJobLost, pb.ErrorCode_ERR_JOB_LOST},
+	// ACLs (issue 14).
+	{meta.ErrInvalidACL, pb.ErrorCode_ERR_INVALID_ACL},
 	{context.Canceled, pb.ErrorCode_ERR_CANCELED},
 	{context.DeadlineExceeded, pb.ErrorCode_ERR_DEADLINE_EXCEEDED},
 }

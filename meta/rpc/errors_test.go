@@ -48,6 +48,7 @@ var metaSentinels = map[string]error{
 	"ErrOffsetMetadataTooLarge":  meta.ErrOffsetMetadataTooLarge,
 	"ErrSegmentExpired":          meta.ErrSegmentExpired,
 	"ErrJobLost":                 meta.ErrJobLost,
+	"ErrInvalidACL":              meta.ErrInvalidACL, // issue 14
 }
 
 // TestEverySentinelHasACode reads package meta's source for exported

@@ -429,9 +429,14 @@ func TestWatchCarriesSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	swap := meta.CommitEvent{Entry: testEntry(6), HighWatermark: 1000, LogStartOffset: 10, Trim: true, Swap: true}
-	allSet(t, "CommitEvent", swap)
+	// An ACL change (issue 14) is an event of its own, with no entry:
+	// every field is checked across the two.
+	acls := meta.CommitEvent{ACLs: true}
+	all := swap
+	all.ACLs = true
+	allSet(t, "CommitEvent", all)
 	plain := meta.CommitEvent{Entry: testEntry(7), HighWatermark: 1001, LogStartOffset: 10}
-	want := []meta.CommitEvent{swap, plain}
+	want := []meta.CommitEvent{swap, acls, plain}
 	fake.events <- want
 	if got := recvT(t, ch, "swap"); !reflect.DeepEqual(got, want) {
 		t.Errorf("Watch:\ngot  %+v\nwant %+v", got, want)
