@@ -67,4 +67,7 @@ type Client interface {
 
 	// DeleteRecords moves log start offsets (records.go).
 	DeleteRecords(ctx context.Context, specs []DeleteRecordsSpec) ([]PartitionState, error)
+
+	// SASL (issue 14): SCRAM credentials of the cluster (scram.go).
+	ScramCredentials
 }

@@ -39,6 +39,9 @@ func (s *Service) apply(g *group, o *op, now int64) {
 		g.forget = append(g.forget, o.forgetIDs...)
 	case opExpireProducers:
 		o.count = applyExpireProducers(g, s.cfg.ProducerIDExpiration)
+	// SASL (issue 14)
+	case opScram:
+		o.adminErrs = s.applyScram(g, o.scram)
 	default:
 		panic(fmt.Sprintf("BUG: meta: op kind %d", o.kind))
 	}

@@ -56,6 +56,8 @@ const (
 	opSwap          // a compaction result (swap.go)
 	opCheckOrphans  // jobs.go: reads only, ordered after every commit before it
 	opForgetObjects // jobs.go: deleted objects; changes memory only
+	// SASL (issue 14): SCRAM credentials (scram.go).
+	opScram
 )
 
 // op is one mutation on its way through the committer. The caller fills
@@ -76,6 +78,9 @@ type op struct {
 	swap       *swapReq
 	orphanKeys []string
 	forgetIDs  []meta.SegmentID
+	// SASL (issue 14): scram is an AlterScramCredentials (scram.go);
+	// its answers go to adminErrs.
+	scram *scramReq
 
 	err           error
 	topicResults  []meta.TopicResult

@@ -46,6 +46,9 @@ type state struct {
 
 	// offsets holds consumer groups' committed offsets.
 	offsets map[string]map[meta.TopicPartition]meta.CommittedOffset
+
+	// SASL (issue 14): scram holds SCRAM credentials (scram.go).
+	scram map[scramKey]*meta.ScramCredential
 }
 
 func newState() *state {
@@ -58,6 +61,7 @@ func newState() *state {
 		segs:         make(map[meta.SegmentID][]byte),
 		offsets:      make(map[string]map[meta.TopicPartition]meta.CommittedOffset),
 		objs:         newObjects(),
+		scram:        make(map[scramKey]*meta.ScramCredential),
 	}
 }
 
@@ -296,6 +300,9 @@ type group struct {
 	objsNew []bornObj
 	// forget: deleted objects meta stops tracking (CompleteDelete).
 	forget []meta.SegmentID
+
+	// SASL (issue 14): SCRAM credentials changed, in order (scram.go).
+	scram []scramChange
 }
 
 type bornObj struct {
@@ -383,12 +390,15 @@ func (g *group) reset() {
 	clear(g.objsNew)
 	g.objsNew = g.objsNew[:0]
 	g.forget = g.forget[:0]
+	clear(g.scram)
+	g.scram = g.scram[:0]
 }
 
 // dirty reports whether the group changed anything that must be written.
 func (g *group) dirty() bool {
 	return len(g.newTopics) > 0 || len(g.partOrder) > 0 || len(g.epochs) > 0 || len(g.pidUse) > 0 || len(g.deadPIDs) > 0 ||
-		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0 || len(g.topicChanges) > 0
+		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0 || len(g.topicChanges) > 0 ||
+		len(g.scram) > 0 // SASL (issue 14)
 }
 
 func (g *group) topicByName(name string) *topicState {
@@ -554,6 +564,7 @@ func (g *group) mergeLocked() {
 	st.nextPID = g.nextPID
 	mergeOffsetsLocked(st, g.offsets)
 	mergeTopicChangesLocked(st, g.topicChanges, now)
+	mergeScramLocked(st, g.scram) // SASL (issue 14)
 	for _, b := range g.objsNew {
 		objs.bornDead(b.id, b.key, b.size, b.level, now)
 	}

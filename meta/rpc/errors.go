@@ -63,6 +63,10 @@ var codeTable = []struct {
 	{meta.ErrOffsetMetadataTooLarge, pb.ErrorCode_ERR_OFFSET_METADATA_TOO_LARGE},
 	{meta.ErrSegmentExpired, pb.ErrorCode_ERR_SEGMENT_EXPIRED},
 	{meta.ErrJobLost, pb.ErrorCode_ERR_JOB_LOST},
+	// SASL (issue 14)
+	{meta.ErrScramUserNotFound, pb.ErrorCode_ERR_SCRAM_USER_NOT_FOUND},
+	{meta.ErrScramUnacceptable, pb.ErrorCode_ERR_SCRAM_UNACCEPTABLE},
+	{meta.ErrScramMechanism, pb.ErrorCode_ERR_SCRAM_MECHANISM},
 	{context.Canceled, pb.ErrorCode_ERR_CANCELED},
 	{context.DeadlineExceeded, pb.ErrorCode_ERR_DEADLINE_EXCEEDED},
 }
