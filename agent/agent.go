@@ -73,6 +73,9 @@ type Config struct {
 	CommitTimeout     time.Duration
 	DefaultPartitions int32 // --default-partitions
 	Logger            *slog.Logger
+	// SASL (issue 14): authentication on the Kafka listener
+	// (--sasl-* flags; server/sasl.go). The zero value is none.
+	SASL server.SASLConfig
 }
 
 // Agent is a running agent.
@@ -177,6 +180,7 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			DefaultPartitions:     cfg.DefaultPartitions,
 			Multicore:             true,
 			Logger:                a.log,
+			SASL:                  cfg.SASL, // issue 14
 		}, server.Deps{Meta: mc, Pipeline: a.pipeline, Index: a.index, Blocks: reader})
 		return a.server.Start(ctx)
 	}); err != nil {

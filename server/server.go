@@ -95,7 +95,10 @@ type Config struct {
 	DefaultPartitions int32
 	// Multicore runs one event loop per CPU.
 	Multicore bool
-	Logger    *slog.Logger
+	// SASL (issue 14): authentication on the listener (sasl.go); the
+	// zero value is none.
+	SASL   SASLConfig
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -173,6 +176,9 @@ type Server struct {
 	nodeID     atomic.Int32
 	view       agentView
 	zoneConns  [2]atomic.Int64 // open connections whose client's zone matches / does not
+	// sasl is nil when no SASL mechanism is offered (sasl.go); set by
+	// Start before the first connection.
+	sasl *saslServer
 }
 
 // New creates a server; Start begins listening.
@@ -200,6 +206,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("server: read cluster id: %w", err)
 	}
 	s.clusterID = id
+	if s.sasl, err = newSASLServer(s.cfg.SASL); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	if _, _, err := net.SplitHostPort(s.cfg.Addr); err != nil {
 		return fmt.Errorf("server: bad --kafka-addr %q: %w", s.cfg.Addr, err)
 	}
