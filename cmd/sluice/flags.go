@@ -40,6 +40,8 @@ type agentFlags struct {
 	// Background jobs of an agent with the jobs role (issue 12).
 	compactionEvery time.Duration
 	gcEvery         time.Duration
+	// SASL on the Kafka listener (issue 14; saslflags.go).
+	sasl saslFlags
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -60,6 +62,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConns, "max-connections", 10000, "open Kafka connections; excess connections are closed on accept")
 	fs.DurationVar(&f.compactionEvery, "compaction-interval", time.Minute, "how often an agent with the jobs role asks meta for compaction work (it then runs what is due, back to back)")
 	fs.DurationVar(&f.gcEvery, "gc-interval", time.Minute, "how often an agent with the jobs role asks meta for objects to delete and for the pass over the bucket that finds orphans")
+	f.sasl.register(fs) // SASL (issue 14)
 	fs.DurationVar(&f.slowClient, "slow-client-timeout", 30*time.Second, "close a connection whose client has read none of its unsent responses for this long (it holds fetch budget others need)")
 }
 
@@ -106,7 +109,7 @@ func (f *agentFlags) validate() error {
 	case f.compactionEvery < time.Second || f.gcEvery < time.Second:
 		return fmt.Errorf("--compaction-interval (%s) and --gc-interval (%s) must be at least 1s", f.compactionEvery, f.gcEvery)
 	}
-	return nil
+	return f.sasl.validate() // SASL (issue 14)
 }
 
 func (f *agentFlags) config(log *slog.Logger) agent.Config {
@@ -129,6 +132,7 @@ func (f *agentFlags) config(log *slog.Logger) agent.Config {
 		CompactionInterval:         f.compactionEvery,
 		GCInterval:                 f.gcEvery,
 		Logger:                     log,
+		SASL:                       f.sasl.cfg, // issue 14
 	}
 }
 

@@ -6064,6 +6064,111 @@ func (x *DescribeScramCredentialsResponse) GetUsers() []*ScramUser {
 	return nil
 }
 
+// SASL (issue 14): the Admin service's user calls, for one cluster.
+type AlterUsersRequest struct {
+	state         protoimpl.MessageState        `protogen:"open.v1"`
+	Cluster       string                        `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Changes       *AlterScramCredentialsRequest `protobuf:"bytes,2,opt,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterUsersRequest) Reset() {
+	*x = AlterUsersRequest{}
+	mi := &file_meta_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterUsersRequest) ProtoMessage() {}
+
+func (x *AlterUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterUsersRequest.ProtoReflect.Descriptor instead.
+func (*AlterUsersRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *AlterUsersRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *AlterUsersRequest) GetChanges() *AlterScramCredentialsRequest {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+type DescribeUsersRequest struct {
+	state         protoimpl.MessageState           `protogen:"open.v1"`
+	Cluster       string                           `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Describe      *DescribeScramCredentialsRequest `protobuf:"bytes,2,opt,name=describe,proto3" json:"describe,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeUsersRequest) Reset() {
+	*x = DescribeUsersRequest{}
+	mi := &file_meta_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeUsersRequest) ProtoMessage() {}
+
+func (x *DescribeUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeUsersRequest.ProtoReflect.Descriptor instead.
+func (*DescribeUsersRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *DescribeUsersRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *DescribeUsersRequest) GetDescribe() *DescribeScramCredentialsRequest {
+	if x != nil {
+		return x.Describe
+	}
+	return nil
+}
+
 var File_meta_proto protoreflect.FileDescriptor
 
 const file_meta_proto_rawDesc = "" +
@@ -6515,7 +6620,13 @@ const file_meta_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\"\x80\x01\n" +
 	" DescribeScramCredentialsResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12/\n" +
-	"\x05users\x18\x02 \x03(\v2\x19.sluice.meta.v1.ScramUserR\x05users*\xb1\a\n" +
+	"\x05users\x18\x02 \x03(\v2\x19.sluice.meta.v1.ScramUserR\x05users\"u\n" +
+	"\x11AlterUsersRequest\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12F\n" +
+	"\achanges\x18\x02 \x01(\v2,.sluice.meta.v1.AlterScramCredentialsRequestR\achanges\"}\n" +
+	"\x14DescribeUsersRequest\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12K\n" +
+	"\bdescribe\x18\x02 \x01(\v2/.sluice.meta.v1.DescribeScramCredentialsRequestR\bdescribe*\xb1\a\n" +
 	"\tErrorCode\x12\f\n" +
 	"\bERR_NONE\x10\x00\x12\x0f\n" +
 	"\vERR_UNKNOWN\x10\x01\x12\"\n" +
@@ -6613,11 +6724,14 @@ const file_meta_proto_rawDesc = "" +
 	"AbandonJob\x12!.sluice.meta.v1.AbandonJobRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12b\n" +
 	"\x0fScramCredential\x12&.sluice.meta.v1.ScramCredentialRequest\x1a'.sluice.meta.v1.ScramCredentialResponse\x12e\n" +
 	"\x15AlterScramCredentials\x12,.sluice.meta.v1.AlterScramCredentialsRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12}\n" +
-	"\x18DescribeScramCredentials\x12/.sluice.meta.v1.DescribeScramCredentialsRequest\x1a0.sluice.meta.v1.DescribeScramCredentialsResponse2\xf6\x01\n" +
+	"\x18DescribeScramCredentials\x12/.sluice.meta.v1.DescribeScramCredentialsRequest\x1a0.sluice.meta.v1.DescribeScramCredentialsResponse2\xb0\x03\n" +
 	"\x05Admin\x12P\n" +
 	"\tCreateKey\x12 .sluice.meta.v1.CreateKeyRequest\x1a!.sluice.meta.v1.CreateKeyResponse\x12M\n" +
 	"\bListKeys\x12\x1f.sluice.meta.v1.ListKeysRequest\x1a .sluice.meta.v1.ListKeysResponse\x12L\n" +
-	"\tRevokeKey\x12 .sluice.meta.v1.RevokeKeyRequest\x1a\x1d.sluice.meta.v1.ErrorResponseB\x18Z\x16sluice.dev/meta/metapbb\x06proto3"
+	"\tRevokeKey\x12 .sluice.meta.v1.RevokeKeyRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12O\n" +
+	"\n" +
+	"AlterUsers\x12!.sluice.meta.v1.AlterUsersRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12g\n" +
+	"\rDescribeUsers\x12$.sluice.meta.v1.DescribeUsersRequest\x1a0.sluice.meta.v1.DescribeScramCredentialsResponseB\x18Z\x16sluice.dev/meta/metapbb\x06proto3"
 
 var (
 	file_meta_proto_rawDescOnce sync.Once
@@ -6632,7 +6746,7 @@ func file_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
 var file_meta_proto_goTypes = []any{
 	(ErrorCode)(0),                           // 0: sluice.meta.v1.ErrorCode
 	(ChunkStatus)(0),                         // 1: sluice.meta.v1.ChunkStatus
@@ -6733,17 +6847,19 @@ var file_meta_proto_goTypes = []any{
 	(*ScramCredentialInfo)(nil),              // 96: sluice.meta.v1.ScramCredentialInfo
 	(*ScramUser)(nil),                        // 97: sluice.meta.v1.ScramUser
 	(*DescribeScramCredentialsResponse)(nil), // 98: sluice.meta.v1.DescribeScramCredentialsResponse
-	nil,                                      // 99: sluice.meta.v1.Topic.ConfigsEntry
-	nil,                                      // 100: sluice.meta.v1.TopicSpec.ConfigsEntry
-	nil,                                      // 101: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	(*AlterUsersRequest)(nil),                // 99: sluice.meta.v1.AlterUsersRequest
+	(*DescribeUsersRequest)(nil),             // 100: sluice.meta.v1.DescribeUsersRequest
+	nil,                                      // 101: sluice.meta.v1.Topic.ConfigsEntry
+	nil,                                      // 102: sluice.meta.v1.TopicSpec.ConfigsEntry
+	nil,                                      // 103: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 }
 var file_meta_proto_depIdxs = []int32{
 	0,   // 0: sluice.meta.v1.Error.code:type_name -> sluice.meta.v1.ErrorCode
 	4,   // 1: sluice.meta.v1.ErrorResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 2: sluice.meta.v1.ErrorsResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 3: sluice.meta.v1.ErrorsResponse.errors:type_name -> sluice.meta.v1.Error
-	99,  // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
-	100, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
+	101, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
+	102, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
 	8,   // 6: sluice.meta.v1.TopicResult.topic:type_name -> sluice.meta.v1.Topic
 	4,   // 7: sluice.meta.v1.TopicResult.error:type_name -> sluice.meta.v1.Error
 	4,   // 8: sluice.meta.v1.ClusterIDResponse.error:type_name -> sluice.meta.v1.Error
@@ -6778,7 +6894,7 @@ var file_meta_proto_depIdxs = []int32{
 	42,  // 37: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
 	4,   // 38: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
 	44,  // 39: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
-	101, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	103, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 	4,   // 41: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
 	49,  // 42: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
 	51,  // 43: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
@@ -6819,89 +6935,95 @@ var file_meta_proto_depIdxs = []int32{
 	4,   // 78: sluice.meta.v1.ScramUser.error:type_name -> sluice.meta.v1.Error
 	4,   // 79: sluice.meta.v1.DescribeScramCredentialsResponse.error:type_name -> sluice.meta.v1.Error
 	97,  // 80: sluice.meta.v1.DescribeScramCredentialsResponse.users:type_name -> sluice.meta.v1.ScramUser
-	11,  // 81: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
-	13,  // 82: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
-	15,  // 83: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
-	16,  // 84: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
-	18,  // 85: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
-	24,  // 86: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
-	28,  // 87: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
-	30,  // 88: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
-	32,  // 89: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
-	35,  // 90: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
-	37,  // 91: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
-	39,  // 92: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
-	40,  // 93: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
-	43,  // 94: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
-	46,  // 95: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
-	48,  // 96: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
-	50,  // 97: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
-	52,  // 98: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
-	53,  // 99: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
-	55,  // 100: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
-	56,  // 101: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
-	57,  // 102: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
-	60,  // 103: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	64,  // 104: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
-	66,  // 105: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
-	67,  // 106: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
-	21,  // 107: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
-	75,  // 108: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
-	83,  // 109: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
-	85,  // 110: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
-	86,  // 111: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
-	88,  // 112: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
-	89,  // 113: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
-	91,  // 114: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
-	94,  // 115: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
-	95,  // 116: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
-	70,  // 117: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
-	72,  // 118: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
-	74,  // 119: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
-	12,  // 120: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
-	14,  // 121: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
-	17,  // 122: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
-	17,  // 123: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
-	22,  // 124: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
-	26,  // 125: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
-	29,  // 126: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
-	31,  // 127: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
-	34,  // 128: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
-	6,   // 129: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
-	6,   // 130: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 131: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
-	41,  // 132: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
-	45,  // 133: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
-	47,  // 134: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
-	5,   // 135: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 136: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 137: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	54,  // 138: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
-	5,   // 139: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 140: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
-	59,  // 141: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
-	62,  // 142: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
-	65,  // 143: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
-	5,   // 144: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
-	68,  // 145: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
-	22,  // 146: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
-	76,  // 147: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
-	84,  // 148: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
-	5,   // 149: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
-	87,  // 150: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
-	5,   // 151: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 152: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
-	92,  // 153: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
-	6,   // 154: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
-	98,  // 155: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
-	71,  // 156: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
-	73,  // 157: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
-	5,   // 158: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
-	120, // [120:159] is the sub-list for method output_type
-	81,  // [81:120] is the sub-list for method input_type
-	81,  // [81:81] is the sub-list for extension type_name
-	81,  // [81:81] is the sub-list for extension extendee
-	0,   // [0:81] is the sub-list for field type_name
+	94,  // 81: sluice.meta.v1.AlterUsersRequest.changes:type_name -> sluice.meta.v1.AlterScramCredentialsRequest
+	95,  // 82: sluice.meta.v1.DescribeUsersRequest.describe:type_name -> sluice.meta.v1.DescribeScramCredentialsRequest
+	11,  // 83: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
+	13,  // 84: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
+	15,  // 85: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
+	16,  // 86: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
+	18,  // 87: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
+	24,  // 88: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
+	28,  // 89: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
+	30,  // 90: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
+	32,  // 91: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
+	35,  // 92: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
+	37,  // 93: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
+	39,  // 94: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
+	40,  // 95: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
+	43,  // 96: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
+	46,  // 97: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
+	48,  // 98: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
+	50,  // 99: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
+	52,  // 100: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
+	53,  // 101: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
+	55,  // 102: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
+	56,  // 103: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
+	57,  // 104: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
+	60,  // 105: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	64,  // 106: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
+	66,  // 107: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
+	67,  // 108: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
+	21,  // 109: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
+	75,  // 110: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
+	83,  // 111: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
+	85,  // 112: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
+	86,  // 113: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
+	88,  // 114: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
+	89,  // 115: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
+	91,  // 116: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
+	94,  // 117: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
+	95,  // 118: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
+	70,  // 119: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
+	72,  // 120: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
+	74,  // 121: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
+	99,  // 122: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
+	100, // 123: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
+	12,  // 124: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
+	14,  // 125: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
+	17,  // 126: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
+	17,  // 127: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
+	22,  // 128: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
+	26,  // 129: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
+	29,  // 130: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
+	31,  // 131: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
+	34,  // 132: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
+	6,   // 133: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
+	6,   // 134: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 135: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
+	41,  // 136: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
+	45,  // 137: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
+	47,  // 138: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
+	5,   // 139: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 140: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 141: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	54,  // 142: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
+	5,   // 143: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 144: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
+	59,  // 145: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
+	62,  // 146: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
+	65,  // 147: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
+	5,   // 148: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
+	68,  // 149: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
+	22,  // 150: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
+	76,  // 151: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
+	84,  // 152: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
+	5,   // 153: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
+	87,  // 154: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
+	5,   // 155: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 156: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
+	92,  // 157: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
+	6,   // 158: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
+	98,  // 159: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	71,  // 160: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
+	73,  // 161: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
+	5,   // 162: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 163: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
+	98,  // 164: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	124, // [124:165] is the sub-list for method output_type
+	83,  // [83:124] is the sub-list for method input_type
+	83,  // [83:83] is the sub-list for extension type_name
+	83,  // [83:83] is the sub-list for extension extendee
+	0,   // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -6921,7 +7043,7 @@ func file_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   98,
+			NumMessages:   100,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1521,9 +1521,11 @@ var Meta_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Admin_CreateKey_FullMethodName = "/sluice.meta.v1.Admin/CreateKey"
-	Admin_ListKeys_FullMethodName  = "/sluice.meta.v1.Admin/ListKeys"
-	Admin_RevokeKey_FullMethodName = "/sluice.meta.v1.Admin/RevokeKey"
+	Admin_CreateKey_FullMethodName     = "/sluice.meta.v1.Admin/CreateKey"
+	Admin_ListKeys_FullMethodName      = "/sluice.meta.v1.Admin/ListKeys"
+	Admin_RevokeKey_FullMethodName     = "/sluice.meta.v1.Admin/RevokeKey"
+	Admin_AlterUsers_FullMethodName    = "/sluice.meta.v1.Admin/AlterUsers"
+	Admin_DescribeUsers_FullMethodName = "/sluice.meta.v1.Admin/DescribeUsers"
 )
 
 // AdminClient is the client API for Admin service.
@@ -1541,6 +1543,10 @@ type AdminClient interface {
 	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error)
 	// RevokeKey revokes a key by id; its streams end within seconds.
 	RevokeKey(ctx context.Context, in *RevokeKeyRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
+	// SASL (issue 14): SCRAM users of a cluster (`sluice meta users`).
+	// Credentials are derived by the caller; no password is sent.
+	AlterUsers(ctx context.Context, in *AlterUsersRequest, opts ...grpc.CallOption) (*ErrorsResponse, error)
+	DescribeUsers(ctx context.Context, in *DescribeUsersRequest, opts ...grpc.CallOption) (*DescribeScramCredentialsResponse, error)
 }
 
 type adminClient struct {
@@ -1581,6 +1587,26 @@ func (c *adminClient) RevokeKey(ctx context.Context, in *RevokeKeyRequest, opts 
 	return out, nil
 }
 
+func (c *adminClient) AlterUsers(ctx context.Context, in *AlterUsersRequest, opts ...grpc.CallOption) (*ErrorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorsResponse)
+	err := c.cc.Invoke(ctx, Admin_AlterUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) DescribeUsers(ctx context.Context, in *DescribeUsersRequest, opts ...grpc.CallOption) (*DescribeScramCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeScramCredentialsResponse)
+	err := c.cc.Invoke(ctx, Admin_DescribeUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -1596,6 +1622,10 @@ type AdminServer interface {
 	ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error)
 	// RevokeKey revokes a key by id; its streams end within seconds.
 	RevokeKey(context.Context, *RevokeKeyRequest) (*ErrorResponse, error)
+	// SASL (issue 14): SCRAM users of a cluster (`sluice meta users`).
+	// Credentials are derived by the caller; no password is sent.
+	AlterUsers(context.Context, *AlterUsersRequest) (*ErrorsResponse, error)
+	DescribeUsers(context.Context, *DescribeUsersRequest) (*DescribeScramCredentialsResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -1614,6 +1644,12 @@ func (UnimplementedAdminServer) ListKeys(context.Context, *ListKeysRequest) (*Li
 }
 func (UnimplementedAdminServer) RevokeKey(context.Context, *RevokeKeyRequest) (*ErrorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeKey not implemented")
+}
+func (UnimplementedAdminServer) AlterUsers(context.Context, *AlterUsersRequest) (*ErrorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AlterUsers not implemented")
+}
+func (UnimplementedAdminServer) DescribeUsers(context.Context, *DescribeUsersRequest) (*DescribeScramCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeUsers not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -1690,6 +1726,42 @@ func _Admin_RevokeKey_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_AlterUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AlterUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).AlterUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_AlterUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).AlterUsers(ctx, req.(*AlterUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_DescribeUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DescribeUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DescribeUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DescribeUsers(ctx, req.(*DescribeUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1708,6 +1780,14 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeKey",
 			Handler:    _Admin_RevokeKey_Handler,
+		},
+		{
+			MethodName: "AlterUsers",
+			Handler:    _Admin_AlterUsers_Handler,
+		},
+		{
+			MethodName: "DescribeUsers",
+			Handler:    _Admin_DescribeUsers_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
