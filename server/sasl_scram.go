@@ -240,7 +240,16 @@ func (x *scramExchange) clientFinalMessage(msg string) ([]byte, error) {
 	if err != nil || string(cb) != x.gs2 {
 		return nil, scramBad("channel binding differs from the GS2 header")
 	}
-	if subtle.ConstantTimeCompare([]byte(fields[1][2:]), []byte(x.nonce)) != 1 {
+	// RFC 5802 wants the nonce echoed exactly; Kafka checks only that it
+	// ends with the one it sent (ScramSaslServer: endsWith), and
+	// librdkafka (2.x, the kcat and confluent-kafka-python of Debian)
+	// relies on that: it sends its client nonce followed by the whole
+	// server nonce, so an exact check refused every librdkafka SCRAM
+	// login (found by TestKcatSASL). The server nonce, which is what
+	// makes the proof fresh, is still required; the client signs the
+	// message as sent either way.
+	echoed := fields[1][2:]
+	if len(echoed) < len(x.nonce) || subtle.ConstantTimeCompare([]byte(echoed[len(echoed)-len(x.nonce):]), []byte(x.nonce)) != 1 {
 		return nil, scramBad("nonce mismatch")
 	}
 	proof, err := base64.StdEncoding.DecodeString(proofB64)
