@@ -106,7 +106,10 @@ func testConfluentKafkaPythonSASL(t *testing.T, protocol string) {
 			unknown := run(mech, "mallory", "alice-secret", "refused")
 			// librdkafka shows the broker's message: it must not tell
 			// which part was wrong.
-			if msg := func(s string) string { _, after, _ := strings.Cut(s, "refused "+mech); return strings.Split(after, "\n")[0] }; !strings.Contains(msg(wrong), "Authentication failed") || strings.Contains(msg(wrong), "alice") || strings.Contains(msg(unknown), "mallory") {
+			if msg := func(s string) string {
+				_, after, _ := strings.Cut(s, "refused "+mech)
+				return strings.Split(after, "\n")[0]
+			}; !strings.Contains(msg(wrong), "Authentication failed") || strings.Contains(msg(wrong), "alice") || strings.Contains(msg(unknown), "mallory") {
 				t.Fatalf("refusals tell too much or too little: %q / %q", msg(wrong), msg(unknown))
 			}
 		})
