@@ -176,6 +176,8 @@ type stateSnap struct {
 	// Objects: the live objects (dead ones are not kept across a
 	// restart: the orphan pass finds them).
 	Objects map[meta.SegmentID]objSnap
+	// SASL (issue 14): SCRAM credentials.
+	Scram map[scramKey]meta.ScramCredential
 }
 
 type objSnap struct {
@@ -232,6 +234,10 @@ func snapshot(s *Service) stateSnap {
 	}
 	for k, v := range st.segs {
 		sn.Segs[k] = slices.Clone(v)
+	}
+	sn.Scram = make(map[scramKey]meta.ScramCredential)
+	for k, c := range st.scram {
+		sn.Scram[k] = *c
 	}
 	sn.Objects = make(map[meta.SegmentID]objSnap)
 	for id, ob := range st.objs.byID {
