@@ -112,6 +112,10 @@ func randomBytes(n int) []byte {
 	return b
 }
 
+// fakeIterations is the iteration count made up for unknown users: the
+// default of the CLI (cmd/sluice scramIterations).
+const fakeIterations = 8192
+
 // scramCredential looks a user up, making up parameters for an unknown
 // one (see the top of this file); known is false then.
 func scramCredential(ctx context.Context, mc meta.Client, sh *scramHash, user string, fakeKey []byte) (cred meta.ScramCredential, known bool, err error) {
@@ -120,8 +124,11 @@ func scramCredential(ctx context.Context, mc meta.Client, sh *scramHash, user st
 	case err == nil:
 		return cred, true, nil
 	case errors.Is(err, meta.ErrScramUserNotFound):
+		// Shaped like what `sluice meta users set` and --bootstrap-user
+		// store (32-byte salt, fakeIterations), the likeliest shape of
+		// the real users an attacker would compare with.
 		fake := sh.hmac(fakeKey, []byte(sh.name), []byte{0}, []byte(user))
-		return meta.ScramCredential{User: user, Mechanism: sh.mech, Salt: fake[:16], Iterations: meta.ScramMinIterations,
+		return meta.ScramCredential{User: user, Mechanism: sh.mech, Salt: fake[:32], Iterations: fakeIterations,
 			StoredKey: make([]byte, sh.size), ServerKey: make([]byte, sh.size)}, false, nil
 	default:
 		// Meta unreachable: not the client's fault, and not counted
