@@ -7,6 +7,9 @@ package compat_test
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,5 +132,28 @@ func TestKafkaJSSASL(t *testing.T) {
 		t.Run(mech, func(t *testing.T) {
 			runKafkaJSOn(t, startSASLCluster, "sasl", []string{"KAFKAJS_SASL=" + mech + ":alice:alice-secret"})
 		})
+	}
+}
+
+// TestFranzGoOwnSCRAMTests runs franz-go's own SCRAM tests (kgo's
+// TestSCRAMAuth and TestSCRAMAuthBadCredentials, switched on by its
+// KGO_TEST_SCRAM variables) against an agent, for SHA-256 and SHA-512.
+// (Its TestOAuthAuth is not run: it sends unsecured "alg":"none" tokens,
+// which Kafka's unsecured validator takes and ours refuses by design.)
+func TestFranzGoOwnSCRAMTests(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal("go not on PATH")
+	}
+	c := startSASLCluster(t)
+	for _, bits := range []string{"256", "512"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		cmd := exec.CommandContext(ctx, goBin, "test", "github.com/twmb/franz-go/pkg/kgo", "-run", "^TestSCRAMAuth", "-count=1", "-v")
+		cmd.Env = append(os.Environ(), "KGO_SEEDS="+c.addr(), "KGO_TEST_SCRAM_SEEDS="+c.addr(), "KGO_TEST_SCRAM=alice:alice-secret:"+bits)
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestSCRAMAuth ") || !strings.Contains(string(out), "--- PASS: TestSCRAMAuthBadCredentials") {
+			t.Fatalf("franz-go's SCRAM tests (SHA-%s): %v\n%s", bits, err, out)
+		}
 	}
 }
