@@ -553,3 +553,45 @@ func TestSASLOAuthBearer(t *testing.T) {
 		})
 	}
 }
+
+// TestSASLLargeFrameBeforeAuthRefused: a client that has not logged in
+// cannot make the agent buffer a large frame (Kafka's 512 KiB bound).
+func TestSASLLargeFrameBeforeAuthRefused(t *testing.T) {
+	c := startCluster(t, t.TempDir(), agent.Config{SASL: server.SASLConfig{Mechanisms: allSASL}})
+	conn, err := kafkatest.Dial(c.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A frame header announcing 1 MiB; the rest never needs to come.
+	if _, err := conn.Write([]byte{0, 0x10, 0, 0, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	closedByPeer(t, conn)
+}
+
+// TestSASLOAuthSessionEndsWithToken: with a session lifetime longer than
+// the token's, the session ends when the token does (KIP-368, as Kafka).
+func TestSASLOAuthSessionEndsWithToken(t *testing.T) {
+	js := newJWKSServer(t)
+	v, err := server.NewJWKSValidator(context.Background(), server.JWKSConfig{JWKS: js.url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startCluster(t, t.TempDir(), agent.Config{SASL: server.SASLConfig{Mechanisms: []string{server.MechOAuthBearer},
+		TokenValidator: v, SessionLifetime: time.Hour}})
+	exp := time.Now().Add(90 * time.Second)
+	tok := js.sign(t, "ec1", js.keys["ec1"], map[string]any{"sub": "svc", "exp": exp.Unix()})
+	conn, err := kafkatest.Dial(c.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := saslRaw(t, conn, "OAUTHBEARER", []byte("n,,\x01auth=Bearer "+tok+"\x01\x01"))
+	if err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("OAUTHBEARER: %v %+v", err, resp)
+	}
+	if ms := resp.SessionLifetimeMillis; ms <= 0 || ms > time.Until(exp).Milliseconds()+1000 {
+		t.Fatalf("session lifetime %d ms for a token expiring in %v", ms, time.Until(exp))
+	}
+}

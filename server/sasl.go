@@ -337,6 +337,10 @@ func (s *Server) saslRawToken(c *conn, seq uint64, frame *frameBuf) bool {
 	return true
 }
 
+// saslMaxPreAuthFrame bounds a frame of a connection that has not
+// authenticated (Kafka's sasl.server.max.receive.size default).
+const saslMaxPreAuthFrame = 512 << 10
+
 // saslLookupTimeout bounds the credential lookup in meta of one step.
 const saslLookupTimeout = 10 * time.Second
 

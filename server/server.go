@@ -439,6 +439,17 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 				mBadConns.Inc()
 				return gnet.Close
 			}
+			// SASL (issue 14): before a connection authenticated, a
+			// frame is a handshake or a token, and Kafka reads at most
+			// sasl.server.max.receive.size (512 KiB) of one; without
+			// this a client that never logs in could make the agent
+			// buffer --max-request-bytes frames.
+			if s.sasl != nil && size > saslMaxPreAuthFrame && c.principal.Load() == nil {
+				s.log.Warn("closing connection: frame too large before SASL authentication",
+					"remote", c.remote, "size", size, "max", saslMaxPreAuthFrame)
+				mBadConns.Inc()
+				return gnet.Close
+			}
 			if have := gc.InboundBuffered() - 4; have < size && have < size/8 {
 				return gnet.None
 			}
