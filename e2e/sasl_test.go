@@ -31,24 +31,31 @@ func startSASLPlayground(t *testing.T, extra ...string) *playground {
 		"--sasl-mechanisms", strings.Join(saslMechanisms, ","), "--bootstrap-user", "alice:alice-secret"}, extra...)...)
 }
 
-// kcatSASL is the librdkafka configuration of a SASL login.
-func kcatSASL(protocol, mechanism, user, password string) []string {
-	return []string{"-X", "security.protocol=" + protocol, "-X", "sasl.mechanisms=" + mechanism,
+// kcatSASL is the librdkafka configuration of a SASL login; extra are
+// more librdkafka properties (key=value: the TLS ones for SASL_SSL).
+func kcatSASL(protocol, mechanism, user, password string, extra ...string) []string {
+	args := []string{"-X", "security.protocol=" + protocol, "-X", "sasl.mechanisms=" + mechanism,
 		"-X", "sasl.username=" + user, "-X", "sasl.password=" + password}
+	for _, kv := range extra {
+		args = append(args, "-X", kv)
+	}
+	return args
 }
 
 func TestKcatSASL(t *testing.T) {
-	testKcatSASL(t, "SASL_PLAINTEXT")
+	testKcatSASL(t, "SASL_PLAINTEXT", nil, nil)
 }
 
-func testKcatSASL(t *testing.T, protocol string) {
+// testKcatSASL: playgroundFlags are added to the playground's (the TLS
+// ones for SASL_SSL), rdkafka to every kcat's configuration.
+func testKcatSASL(t *testing.T, protocol string, playgroundFlags, rdkafka []string) {
 	kcat := lookKcat(t)
-	pg := startSASLPlayground(t)
+	pg := startSASLPlayground(t, playgroundFlags...)
 	ctx := testCtx(t, 2*time.Minute)
 	for _, mech := range saslMechanisms {
 		t.Run(mech, func(t *testing.T) {
 			topic := "kcat-" + strings.ToLower(mech)
-			auth := kcatSASL(protocol, mech, "alice", "alice-secret")
+			auth := kcatSASL(protocol, mech, "alice", "alice-secret", rdkafka...)
 			var want []string
 			for i := range 50 {
 				want = append(want, fmt.Sprintf("k%d:%s value %d", i, mech, i))
@@ -72,7 +79,7 @@ func testKcatSASL(t *testing.T, protocol string) {
 	for name, up := range map[string][2]string{"wrong password": {"alice", "nope"}, "unknown user": {"mallory", "alice-secret"}} {
 		t.Run(name, func(t *testing.T) {
 			for _, mech := range saslMechanisms {
-				out, err := exec.CommandContext(ctx, kcat, append([]string{"-L", "-b", pg.bootstrap, "-m", "5"}, kcatSASL(protocol, mech, up[0], up[1])...)...).CombinedOutput()
+				out, err := exec.CommandContext(ctx, kcat, append([]string{"-L", "-b", pg.bootstrap, "-m", "5"}, kcatSASL(protocol, mech, up[0], up[1], rdkafka...)...)...).CombinedOutput()
 				if err == nil || !strings.Contains(string(out), "Authentication failed") {
 					t.Fatalf("%s: kcat -L: %v, want an authentication failure\n%s", mech, err, out)
 				}
@@ -82,18 +89,21 @@ func testKcatSASL(t *testing.T, protocol string) {
 }
 
 func TestConfluentKafkaPythonSASL(t *testing.T) {
-	testConfluentKafkaPythonSASL(t, "SASL_PLAINTEXT")
+	testConfluentKafkaPythonSASL(t, "SASL_PLAINTEXT", nil, nil)
 }
 
-func testConfluentKafkaPythonSASL(t *testing.T, protocol string) {
+// testConfluentKafkaPythonSASL: playgroundFlags are added to the
+// playground's, rdkafka (key=value) to every client's configuration.
+func testConfluentKafkaPythonSASL(t *testing.T, protocol string, playgroundFlags, rdkafka []string) {
 	const py = "/usr/bin/python3"
 	if err := exec.Command(py, "-c", "import confluent_kafka").Run(); err != nil {
 		t.Fatal("python3-confluent-kafka missing: apt-get install python3-confluent-kafka (.ci/run does)")
 	}
-	pg := startSASLPlayground(t)
+	pg := startSASLPlayground(t, playgroundFlags...)
 	ctx := testCtx(t, 3*time.Minute)
 	run := func(mech, user, password, expect string) string {
-		out, err := exec.CommandContext(ctx, py, "testdata/confluent_sasl.py", pg.bootstrap, protocol, mech, user, password, expect).CombinedOutput()
+		args := append([]string{"testdata/confluent_sasl.py", pg.bootstrap, protocol, mech, user, password, expect}, rdkafka...)
+		out, err := exec.CommandContext(ctx, py, args...).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "\nPASS\n") {
 			t.Fatalf("confluent-kafka %s %s as %s: %v\n%s\nagent log:\n%s", mech, expect, user, err, out, tail(pg.stderr.String(), 4096))
 		}

@@ -184,6 +184,10 @@ var (
 	errSASLFailed = errors.New("Authentication failed: invalid credentials")
 	// errSASLState is a SASL request out of order.
 	errSASLState = errors.New("SASL request out of order")
+	// errSASLLookup marks a failure that is not the client's (meta
+	// unreachable): answered as a failed authentication, not counted
+	// against the client's address.
+	errSASLLookup = errors.New("credential lookup failed")
 )
 
 // saslMessage is what a failed client is told, whatever the cause.
@@ -294,7 +298,7 @@ func (s *Server) saslStep(c *conn, token []byte, now time.Time) (challenge []byt
 	challenge, done, principal, expires, err := st.exchange.step(ctx, token)
 	if err != nil {
 		st.mech, st.exchange = "", nil
-		if errors.Is(err, errSASLFailed) {
+		if errors.Is(err, errSASLFailed) && !errors.Is(err, errSASLLookup) {
 			ss.limiter.fail(ip, now)
 			mSASLFailed.Inc()
 		}

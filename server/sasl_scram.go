@@ -133,7 +133,7 @@ func scramCredential(ctx context.Context, mc meta.Client, sh *scramHash, user st
 	default:
 		// Meta unreachable: not the client's fault, and not counted
 		// against its address; the client retries.
-		return cred, false, fmt.Errorf("%w (credential lookup: %v)", errSASLFailed, err)
+		return cred, false, fmt.Errorf("%w (%w: %v)", errSASLFailed, errSASLLookup, err)
 	}
 }
 

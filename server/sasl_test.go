@@ -195,7 +195,7 @@ func TestPlainAgainstScramCredential(t *testing.T) {
 	// (saslStep counts errSASLFailed; the message says why in the log).
 	m.err = meta.ErrUnavailable
 	x := &plainExchange{meta: m, fakeKey: []byte("k")}
-	if _, _, _, _, err := x.step(context.Background(), []byte("\x00alice\x00secret")); !errors.Is(err, errSASLFailed) {
+	if _, _, _, _, err := x.step(context.Background(), []byte("\x00alice\x00secret")); !errors.Is(err, errSASLFailed) || !errors.Is(err, errSASLLookup) {
 		t.Fatalf("meta down: %v", err)
 	}
 }

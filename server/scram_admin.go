@@ -40,9 +40,10 @@ func handleDescribeUserScramCredentials(s *Server, rc *reqCtx, req kmsg.Request)
 	resp := r.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
 	ctx, cancel := context.WithTimeout(context.Background(), scramAdminTimeout)
 	defer cancel()
-	var users []string // nil: every user
+	// Null or empty: every user (Kafka's DescribeUserScramCredentials).
+	var users []string
 	seen := map[string]int{}
-	if r.Users != nil {
+	if len(r.Users) > 0 {
 		users = []string{}
 		for _, u := range r.Users {
 			seen[u.Name]++

@@ -1,6 +1,6 @@
 """librdkafka (python3-confluent-kafka) logging in to a Sluice agent with SASL.
 
-Usage: confluent_sasl.py BOOTSTRAP SECURITY_PROTOCOL MECHANISM USER PASSWORD ok|refused
+Usage: confluent_sasl.py BOOTSTRAP SECURITY_PROTOCOL MECHANISM USER PASSWORD ok|refused [KEY=VALUE...]
 
   ok       produce 20 records (idempotent, acks=all) to py-sasl-<mechanism>,
            consume them back and compare; print "ok MECHANISM".
@@ -9,7 +9,7 @@ Usage: confluent_sasl.py BOOTSTRAP SECURITY_PROTOCOL MECHANISM USER PASSWORD ok|
            "refused MECHANISM <error>".
 
 SECURITY_PROTOCOL is SASL_PLAINTEXT here (SASL_SSL once the listener has
-TLS). Prints "PASS" at the end; exits non-zero with a message otherwise.
+TLS); KEY=VALUE are more librdkafka properties (ssl.ca.location, ...). Prints "PASS" at the end; exits non-zero with a message otherwise.
 """
 import sys
 import uuid
@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 BOOT, PROTO, MECH, USER, PASSWORD, EXPECT = sys.argv[1:7]
+EXTRA = dict(kv.split("=", 1) for kv in sys.argv[7:])
 N = 20
 
 
@@ -34,6 +35,7 @@ def conf(**extra):
         "sasl.username": USER,
         "sasl.password": PASSWORD,
     }
+    c.update(EXTRA)
     c.update(extra)
     return c
 
