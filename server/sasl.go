@@ -181,7 +181,7 @@ type saslExchange interface {
 var (
 	// errSASLFailed is every failed authentication: one message for
 	// all causes, so a client learns nothing of which part was wrong.
-	errSASLFailed = errors.New("Authentication failed: invalid credentials")
+	errSASLFailed = errors.New("invalid credentials")
 	// errSASLState is a SASL request out of order.
 	errSASLState = errors.New("SASL request out of order")
 	// errSASLLookup marks a failure that is not the client's (meta
@@ -190,8 +190,9 @@ var (
 	errSASLLookup = errors.New("credential lookup failed")
 )
 
-// saslMessage is what a failed client is told, whatever the cause.
-var saslMessage = errSASLFailed.Error()
+// saslMessage is what a failed client is told, whatever the cause (the
+// log line has the cause).
+var saslMessage = "Authentication failed: invalid credentials"
 
 // saslAllows is the gate of dispatch, reached only when SASL is on: may
 // the connection send this request now?
