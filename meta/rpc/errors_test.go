@@ -48,6 +48,10 @@ var metaSentinels = map[string]error{
 	"ErrOffsetMetadataTooLarge":  meta.ErrOffsetMetadataTooLarge,
 	"ErrSegmentExpired":          meta.ErrSegmentExpired,
 	"ErrJobLost":                 meta.ErrJobLost,
+	// SASL (issue 14)
+	"ErrScramUserNotFound": meta.ErrScramUserNotFound,
+	"ErrScramUnacceptable": meta.ErrScramUnacceptable,
+	"ErrScramMechanism":    meta.ErrScramMechanism,
 }
 
 // TestEverySentinelHasACode reads package meta's source for exported
