@@ -90,6 +90,9 @@ func runPlayground(args []string) error {
 			return fmt.Errorf("--bootstrap-user: %w", err)
 		}
 		log.Info("bootstrap user ready (SCRAM-SHA-256, SCRAM-SHA-512; PLAIN checks against them)", "user", bootName)
+		if len(af.sasl.cfg.Mechanisms) == 0 {
+			log.Warn("--bootstrap-user is set but --sasl-mechanisms is empty: clients connect without logging in", "hint", "add --sasl-mechanisms PLAIN,SCRAM-SHA-256,SCRAM-SHA-512")
+		}
 	}
 	stats := func() map[string]controller.JobsStats {
 		return map[string]controller.JobsStats{"default": m.JobsStats()}
