@@ -595,3 +595,33 @@ func TestSASLOAuthSessionEndsWithToken(t *testing.T) {
 		t.Fatalf("session lifetime %d ms for a token expiring in %v", ms, time.Until(exp))
 	}
 }
+
+// TestSASLOffByDefault: without --sasl-mechanisms every request is served
+// with no login, and a SaslHandshake is answered ILLEGAL_SASL_STATE, as
+// Kafka answers it on a PLAINTEXT listener.
+func TestSASLOffByDefault(t *testing.T) {
+	c := startCluster(t, t.TempDir(), agent.Config{})
+	conn, err := kafkatest.Dial(c.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	md := kmsg.NewPtrMetadataRequest()
+	md.SetVersion(9)
+	if _, err := conn.RoundTrip(md, 5*time.Second); err != nil {
+		t.Fatalf("Metadata without SASL: %v", err)
+	}
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = "PLAIN"
+	resp, err := conn.RoundTrip(hs, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.SASLHandshakeResponse).ErrorCode; code != kerr.IllegalSaslState.Code {
+		t.Fatalf("handshake with SASL off: code %d, want ILLEGAL_SASL_STATE", code)
+	}
+	if _, err := conn.RoundTrip(md, 5*time.Second); err != nil {
+		t.Fatalf("Metadata after the refused handshake: %v", err)
+	}
+}
