@@ -54,6 +54,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -121,6 +122,10 @@ type saslServer struct {
 	// fakeKey salts the made-up SCRAM parameters of unknown users
 	// (sasl_scram.go), so they look the same on every attempt.
 	fakeKey []byte
+	// limitedLog: unix second of the last log line for a refusal over
+	// the failure budget; at most one a second, so an address being
+	// refused cannot flood the log (the metric counts every one).
+	limitedLog atomic.Int64
 }
 
 func newSASLServer(cfg SASLConfig) (*saslServer, error) {
@@ -188,6 +193,8 @@ var (
 	// unreachable): answered as a failed authentication, not counted
 	// against the client's address.
 	errSASLLookup = errors.New("credential lookup failed")
+	// errSASLLimited: the source address is over its failure budget.
+	errSASLLimited = fmt.Errorf("%w (source address over its failure budget)", errSASLFailed)
 )
 
 // saslMessage is what a failed client is told, whatever the cause (the
@@ -274,6 +281,12 @@ func handleSASLAuthenticate(s *Server, rc *reqCtx, req kmsg.Request) {
 		resp.ErrorCode = errorCode(err)
 		resp.ErrorMessage = &saslMessage
 		rc.respond(resp)
+		if err == errSASLLimited {
+			if sec := rc.start.Unix(); s.sasl.limitedLog.Swap(sec) == sec {
+				rc.c.close() // logged this second already
+				return
+			}
+		}
 		s.saslClose(rc, "SASL authentication failed: "+err.Error())
 		return
 	}
@@ -292,7 +305,7 @@ func (s *Server) saslStep(c *conn, token []byte, now time.Time) (challenge []byt
 	ip := remoteIP(c.remote)
 	if !ss.limiter.allow(ip, now) {
 		mSASLRateLimited.Inc()
-		return nil, false, fmt.Errorf("%w (source address over its failure budget)", errSASLFailed)
+		return nil, false, errSASLLimited
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), saslLookupTimeout)
 	defer cancel()
@@ -332,9 +345,12 @@ func (s *Server) saslStep(c *conn, token []byte, now time.Time) (challenge []byt
 // top of this file). It returns false to close the connection.
 func (s *Server) saslRawToken(c *conn, seq uint64, frame *frameBuf) bool {
 	defer frame.release()
-	challenge, _, err := s.saslStep(c, frame.b, time.Now())
+	now := time.Now()
+	challenge, _, err := s.saslStep(c, frame.b, now)
 	if err != nil {
-		s.log.Warn("closing connection: SASL authentication failed", "remote", c.remote, "err", err)
+		if sec := now.Unix(); err != errSASLLimited || s.sasl.limitedLog.Swap(sec) != sec {
+			s.log.Warn("closing connection: SASL authentication failed", "remote", c.remote, "err", err)
+		}
 		return false
 	}
 	b := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(challenge)), uint32(len(challenge)))
