@@ -434,6 +434,21 @@ func TestACLMatrix(t *testing.T) {
 				r.Filters = append(r.Filters, f)
 				return req(t, r).(*kmsg.DeleteACLsResponse).Results[0].ErrorCode
 			}},
+		{name: "DescribeUserScramCredentials", need: []meta.ACLBinding{clusterACL(meta.OpDescribe)}, denied: kerr.ClusterAuthorizationFailed.Code,
+			call: func(t *testing.T) int16 {
+				return req(t, kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()).(*kmsg.DescribeUserSCRAMCredentialsResponse).ErrorCode
+			}},
+		{name: "AlterUserScramCredentials", need: []meta.ACLBinding{clusterACL(meta.OpAlter)}, denied: kerr.ClusterAuthorizationFailed.Code,
+			// Deleting a credential that does not exist: allowed, it
+			// reaches meta, which finds no such user.
+			ok: []int16{kerr.ResourceNotFound.Code},
+			call: func(t *testing.T) int16 {
+				r := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+				d := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
+				d.Name, d.Mechanism = "nobody", 1
+				r.Deletions = append(r.Deletions, d)
+				return req(t, r).(*kmsg.AlterUserSCRAMCredentialsResponse).Results[0].ErrorCode
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -91,6 +91,9 @@ type Config struct {
 	// (server/authz.go, issue 14).
 	Authorizer server.AuthorizerMode
 	SuperUsers []server.Principal
+	// SASL (issue 14): authentication on the Kafka listener
+	// (--sasl-* flags; server/sasl.go). The zero value is none.
+	SASL server.SASLConfig
 }
 
 // Agent is a running agent.
@@ -198,6 +201,7 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			Multicore:             true,
 			Logger:                a.log,
 			TLS:                   cfg.KafkaTLS,
+			SASL:                  cfg.SASL, // issue 14
 		}, server.Deps{Meta: mc, Pipeline: a.pipeline, Index: a.index, Blocks: reader})
 		return a.server.Start(ctx)
 	}); err != nil {

@@ -28,7 +28,9 @@ type cluster struct {
 	agent *agent.Agent
 }
 
-func startCluster(t testing.TB) *cluster {
+// startCluster starts the cluster; opts adjust the agent's configuration
+// (SASL, issue 14).
+func startCluster(t testing.TB, opts ...func(*agent.Config)) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -43,13 +45,17 @@ func startCluster(t testing.TB) *cluster {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	a, err := agent.Start(ctx, agent.Config{
+	acfg := agent.Config{
 		KafkaAddr:         "127.0.0.1:0",
 		FlushInterval:     20 * time.Millisecond,
 		AutoCreateTopics:  true,
 		DefaultPartitions: 4,
 		Logger:            log,
-	}, m, local)
+	}
+	for _, o := range opts {
+		o(&acfg)
+	}
+	a, err := agent.Start(ctx, acfg, m, local)
 	if err != nil {
 		local.Close()
 		m.Close()

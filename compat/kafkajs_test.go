@@ -8,11 +8,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sluice.dev/agent"
 )
 
 // runKafkaJS runs compat/kafkajs/compat.js in one mode against a fresh
 // agent; the script asserts and prints PASS.
 func runKafkaJS(t *testing.T, mode string) {
+	t.Helper()
+	runKafkaJSOn(t, startCluster, mode, nil)
+}
+
+// runKafkaJSOn runs compat.js on a cluster start gives, with env added.
+func runKafkaJSOn(t *testing.T, start func(testing.TB, ...func(*agent.Config)) *cluster, mode string, env []string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -21,10 +29,12 @@ func runKafkaJS(t *testing.T, mode string) {
 	if _, err := os.Stat(filepath.Join("kafkajs", "node_modules", "kafkajs")); err != nil {
 		t.Fatal("kafkajs is not installed: run `npm ci --prefix compat/kafkajs` (.ci/run does)")
 	}
-	c := startCluster(t)
+	c := start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, node, filepath.Join("kafkajs", "compat.js"), c.addr(), mode).CombinedOutput()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("kafkajs", "compat.js"), c.addr(), mode)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
 	t.Logf("kafkajs %s:\n%s", mode, out)
 	if err != nil || !strings.Contains(string(out), "PASS") {
 		t.Fatalf("kafkajs %s failed: %v", mode, err)

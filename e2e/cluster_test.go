@@ -33,6 +33,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"sluice.dev/internal/kafkatest"
 	"sluice.dev/loadtest"
@@ -65,6 +67,17 @@ func createKey(t *testing.T, metaAddr, cluster string) string {
 		t.Fatalf("keys create printed %q, want the key alone", out)
 	}
 	return key
+}
+
+// metaUsers runs `sluice meta users ACTION --meta-addr ADDR ARGS...` with
+// password on its standard input (SASL, issue 14).
+func metaUsers(t *testing.T, metaAddr, password, action string, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(sluiceBin, append([]string{"meta", "users", action, "--meta-addr", metaAddr}, args...)...)
+	cmd.Env = append(os.Environ(), "SLUICE_ADMIN_TOKEN="+adminToken)
+	cmd.Stdin = strings.NewReader(password + "\n")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 func metaKeys(t *testing.T, metaAddr string, args ...string) (string, error) {
@@ -157,16 +170,40 @@ func randHex(n int) string {
 // offset traffic flows too), and none of their bytes appears in the
 // capture, in either direction, nor in meta's store files.
 func TestCanaryBytesNeverReachMeta(t *testing.T) {
+	canaryNeverReachesMeta(t, false)
+}
+
+// TestCanaryBytesNeverReachMetaWithSASL is the canary test with SASL on
+// (issue 14): the user is made with `sluice meta users set`, the clients
+// log in with SCRAM-SHA-512 and PLAIN, and the password joins the
+// canaries: PLAIN sends it to the agent, which must check it against the
+// SCRAM credential it fetched and never pass it on.
+func TestCanaryBytesNeverReachMetaWithSASL(t *testing.T) {
+	canaryNeverReachesMeta(t, true)
+}
+
+func canaryNeverReachesMeta(t *testing.T, withSASL bool) {
 	dir := t.TempDir()
 	m := startMeta(t, "meta", filepath.Join(dir, "meta"), "127.0.0.1:0")
 	key := createKey(t, m.lines["meta"], "canary")
 	cp := newCapture(t, m.lines["meta"])
-	a := startAgent(t, "agent-canary", cp.ln.Addr().String(), key, "file://"+filepath.Join(dir, "bucket"))
+	var agentFlags []string
+	var scramOpt, plainOpt []kgo.Opt
+	password := "CANARYPW" + randHex(8)
+	if withSASL {
+		if out, err := metaUsers(t, m.lines["meta"], password, "set", "--cluster", "canary", "--user", "carol"); err != nil {
+			t.Fatalf("sluice meta users set: %v\n%s", err, out)
+		}
+		agentFlags = []string{"--sasl-mechanisms", "SCRAM-SHA-512,PLAIN"}
+		scramOpt = []kgo.Opt{kgo.SASL(scram.Auth{User: "carol", Pass: password}.AsSha512Mechanism())}
+		plainOpt = []kgo.Opt{kgo.SASL(plain.Auth{User: "carol", Pass: password}.AsMechanism())}
+	}
+	a := startAgent(t, "agent-canary", cp.ln.Addr().String(), key, "file://"+filepath.Join(dir, "bucket"), agentFlags...)
 	bootstrap := a.lines["bootstrap"]
 	ctx := testCtx(t, 2*time.Minute)
 
 	const topic = "canary-topic"
-	adm, err := kgo.NewClient(kgo.SeedBrokers(bootstrap))
+	adm, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bootstrap)}, scramOpt...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +214,11 @@ func TestCanaryBytesNeverReachMeta(t *testing.T) {
 
 	prefix := "CANARY" + randHex(4)
 	var canaries []string
-	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.DefaultProduceTopic(topic),
-		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if withSASL {
+		canaries = append(canaries, password)
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.DefaultProduceTopic(topic),
+		kgo.ProducerBatchCompression(kgo.NoCompression())}, plainOpt...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,8 +236,9 @@ func TestCanaryBytesNeverReachMeta(t *testing.T) {
 	}
 
 	// Consume everything back through a group that commits offsets.
-	cons, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.ConsumeTopics(topic), kgo.ConsumerGroup("canary-group"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	consOpts := []kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.ConsumeTopics(topic), kgo.ConsumerGroup("canary-group"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200 * time.Millisecond)}
+	cons, err := kgo.NewClient(append(consOpts, scramOpt...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +267,10 @@ func TestCanaryBytesNeverReachMeta(t *testing.T) {
 	if !bytes.Contains(up, []byte(topic)) || !bytes.Contains(up, []byte("canary-group")) {
 		t.Fatalf("capture of %d bytes agent->meta lacks the topic or group name: capture broken", len(up))
 	}
+	if withSASL && !bytes.Contains(up, []byte("carol")) {
+		// The agent asked meta for carol's credential through the capture.
+		t.Fatalf("capture of %d bytes agent->meta lacks the user name: the logins did not go through meta", len(up))
+	}
 	t.Logf("captured %d bytes agent->meta, %d bytes meta->agent", len(up), len(down))
 	for _, c := range append([]string{prefix}, canaries...) {
 		for _, side := range []struct {
@@ -248,6 +293,9 @@ func TestCanaryBytesNeverReachMeta(t *testing.T) {
 		}
 		if bytes.Contains(b, []byte(prefix)) {
 			return fmt.Errorf("canary bytes in meta's store file %s", path)
+		}
+		if withSASL && bytes.Contains(b, []byte(password)) {
+			return fmt.Errorf("the SASL password in meta's store file %s", path)
 		}
 		return nil
 	})

@@ -75,4 +75,6 @@ type Client interface {
 	CreateACLs(ctx context.Context, bs []ACLBinding) ([]error, error)
 	DeleteACLs(ctx context.Context, fs []ACLFilter) ([]DeletedACLs, error)
 	ACLs(ctx context.Context, f ACLFilter) ([]ACLBinding, error)
+	// SASL (issue 14): SCRAM credentials of the cluster (scram.go).
+	ScramCredentials
 }

@@ -65,6 +65,9 @@ type conn struct {
 	// the TLS handshake or SASL before the requests it governs, read by
 	// the authorizer.
 	principal atomic.Pointer[Principal]
+	// sasl is the connection's SASL state (sasl.go): nil until its
+	// first SaslHandshake; only its worker touches it.
+	sasl *saslConn
 	// shareLimit is this connection's share of the agent's fetch
 	// budget (MaxConnUnsentBytes), so one client that never reads pins
 	// at most about this much of it (see takeShare).

@@ -173,6 +173,12 @@ func parseRequest(frame []byte) (requestHeader, kmsg.Request, error) {
 //
 // It releases the connection's reference to frame when it returns.
 func (s *Server) dispatch(c *conn, seq uint64, frame *frameBuf) (ok bool) {
+	// SASL (issue 14): after a v0 SaslHandshake the next frames are bare
+	// tokens, not requests (sasl.go). With SASL off, s.sasl is nil and
+	// this and the gate below cost one predictable branch each.
+	if s.sasl != nil && c.sasl != nil && c.sasl.raw {
+		return s.saslRawToken(c, seq, frame)
+	}
 	defer frame.release()
 	hdr, req, err := parseRequest(frame.b)
 	rc := &reqCtx{c: c, seq: seq, key: hdr.key, version: hdr.version, corrID: hdr.corrID,
@@ -191,6 +197,15 @@ func (s *Server) dispatch(c *conn, seq uint64, frame *frameBuf) (ok bool) {
 			"api", kmsg.NameForKey(hdr.key), "api_key", hdr.key, "version", hdr.version, "err", err)
 		mBadRequests.Inc()
 		return false
+	}
+	// SASL (issue 14): until the connection authenticated only
+	// ApiVersions and the SASL requests pass; anything else, or any
+	// request after the session expired, closes it (Kafka's behaviour).
+	if s.sasl != nil {
+		if allowed, why := s.saslAllows(c, hdr.key, rc.start); !allowed {
+			s.log.Warn("closing connection: "+why, "remote", c.remote, "api", kmsg.NameForKey(hdr.key))
+			return false
+		}
 	}
 	defer func() {
 		if r := recover(); r != nil {

@@ -104,6 +104,19 @@ func errorCode(err error) int16 {
 		return kerr.RequestTimedOut.Code
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, meta.ErrUnavailable):
 		return kerr.RequestTimedOut.Code
+	// SASL (issue 14): SCRAM credential administration (scram_admin.go).
+	case errors.Is(err, meta.ErrScramUserNotFound):
+		return kerr.ResourceNotFound.Code
+	case errors.Is(err, meta.ErrScramUnacceptable):
+		return kerr.UnacceptableCredential.Code
+	case errors.Is(err, meta.ErrScramMechanism):
+		return kerr.UnsupportedSaslMechanism.Code
+	case errors.Is(err, errScramDuplicate):
+		return kerr.DuplicateResource.Code
+	case errors.Is(err, errSASLFailed):
+		return kerr.SaslAuthenticationFailed.Code
+	case errors.Is(err, errSASLState):
+		return kerr.IllegalSaslState.Code
 	default:
 		return kerr.UnknownServerError.Code
 	}

@@ -105,7 +105,10 @@ type Config struct {
 	// modes).
 	Authorizer AuthorizerMode
 	SuperUsers []Principal
-	Logger     *slog.Logger
+	// SASL (issue 14): authentication on the listener (sasl.go); the
+	// zero value is none.
+	SASL   SASLConfig
+	Logger *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -193,6 +196,9 @@ type Server struct {
 	// authz is nil with --authorizer none: then no check runs
 	// (authz.go).
 	authz *authorizer
+	// sasl is nil when no SASL mechanism is offered (sasl.go); set by
+	// Start before the first connection.
+	sasl *saslServer
 }
 
 // New creates a server; Start begins listening.
@@ -223,6 +229,9 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("server: read cluster id: %w", err)
 	}
 	s.clusterID = id
+	if s.sasl, err = newSASLServer(s.cfg.SASL); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 	if _, _, err := net.SplitHostPort(s.cfg.Addr); err != nil {
 		return fmt.Errorf("server: bad --kafka-addr %q: %w", s.cfg.Addr, err)
 	}
@@ -466,6 +475,17 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 				s.log.Warn("closing connection: bad frame size",
 					"remote", c.remote, "size", size, "max", s.cfg.MaxRequestBytes,
 					"hint", "raise --max-request-bytes if this client is legitimate")
+				mBadConns.Inc()
+				return gnet.Close
+			}
+			// SASL (issue 14): before a connection authenticated, a
+			// frame is a handshake or a token, and Kafka reads at most
+			// sasl.server.max.receive.size (512 KiB) of one; without
+			// this a client that never logs in could make the agent
+			// buffer --max-request-bytes frames.
+			if s.sasl != nil && size > saslMaxPreAuthFrame && c.principal.Load() == nil {
+				s.log.Warn("closing connection: frame too large before SASL authentication",
+					"remote", c.remote, "size", size, "max", saslMaxPreAuthFrame)
 				mBadConns.Inc()
 				return gnet.Close
 			}

@@ -52,6 +52,8 @@ type agentFlags struct {
 	// ACLs and the authorizer (issue 14, acl).
 	authorizer string
 	superUsers string
+	// SASL on the Kafka listener (issue 14; saslflags.go).
+	sasl saslFlags
 }
 
 func (f *agentFlags) register(fs *flag.FlagSet) {
@@ -73,6 +75,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.compactionEvery, "compaction-interval", time.Minute, "how often an agent with the jobs role asks meta for compaction work (it then runs what is due, back to back)")
 	fs.DurationVar(&f.gcEvery, "gc-interval", time.Minute, "how often an agent with the jobs role asks meta for objects to delete and for the pass over the bucket that finds orphans")
 	fs.Int64Var(&f.jobsPace, "jobs-max-bytes-per-second", -1, "pace of compaction and key cleaning on an agent with the jobs role, bytes read and written together per second; -1: 64 MiB/s when the agent also has the produce role (so rewriting objects leaves produce its disk and memory bandwidth), unlimited on a jobs-only agent; the pace holds only while produce is in flight; 0: unlimited")
+	f.sasl.register(fs) // SASL (issue 14)
 	fs.DurationVar(&f.slowClient, "slow-client-timeout", 30*time.Second, "close a connection whose client has read none of its unsent responses for this long (it holds fetch budget others need)")
 	// TLS (issue 14, tls).
 	fs.StringVar(&f.kafkaTLSCert, "kafka-tls-cert", "", "PEM certificate chain of the Kafka listener: every Kafka port then speaks TLS only (1.2+); re-read when the file changes, so certificates rotate without a restart")
@@ -177,7 +180,7 @@ func (f *agentFlags) validate() error {
 	if _, err := server.ParseSuperUsers(f.superUsers); err != nil {
 		return err
 	}
-	return nil
+	return f.sasl.validate() // SASL (issue 14)
 }
 
 func (f *agentFlags) config(log *slog.Logger) agent.Config {
@@ -205,6 +208,7 @@ func (f *agentFlags) config(log *slog.Logger) agent.Config {
 		// ACLs and the authorizer (issue 14, acl); validate checked both.
 		Authorizer: must(server.ParseAuthorizerMode(f.authorizer)),
 		SuperUsers: must(server.ParseSuperUsers(f.superUsers)),
+		SASL:       f.sasl.cfg, // issue 14
 	}
 }
 

@@ -27,13 +27,19 @@ const metaUsage = `Usage:
   sluice meta keys create --meta-addr ADDR --cluster NAME   print a new agent key (alone, on stdout)
   sluice meta keys list   --meta-addr ADDR [--cluster NAME]
   sluice meta keys revoke --meta-addr ADDR --cluster NAME --id KEY_ID
+  sluice meta users set    --meta-addr ADDR --cluster NAME --user USER   password on stdin or in SLUICE_USER_PASSWORD
+  sluice meta users list   --meta-addr ADDR --cluster NAME
+  sluice meta users delete --meta-addr ADDR --cluster NAME --user USER [--mechanism M]
 
-The keys commands need the admin token: --admin-token or SLUICE_ADMIN_TOKEN.
+The keys and users commands need the admin token: --admin-token or SLUICE_ADMIN_TOKEN.
 `
 
 func runMeta(args []string) error {
 	if len(args) > 0 && args[0] == "keys" {
 		return runMetaKeys(args[1:])
+	}
+	if len(args) > 0 && args[0] == "users" { // SASL (issue 14): users.go
+		return runMetaUsers(args[1:])
 	}
 	fs := flag.NewFlagSet("meta", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), metaUsage, "\nFlags of sluice meta:\n"); fs.PrintDefaults() }

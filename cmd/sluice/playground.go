@@ -39,6 +39,8 @@ func runPlayground(args []string) error {
 	gf.register(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	limits := addMetaLimitFlags(fs)
+	// SASL (issue 14): one user to try SASL with, in one command.
+	bootstrapUser := fs.String("bootstrap-user", "", "NAME:PASSWORD of a user to create (or reset) at start with SCRAM-SHA-256 and SCRAM-SHA-512 credentials, for --sasl-mechanisms; default $SLUICE_BOOTSTRAP_USER")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -58,6 +60,12 @@ func runPlayground(args []string) error {
 	if err := limits.validate(); err != nil {
 		return err
 	}
+	var bootName, bootPass string // SASL (issue 14)
+	if v := envOr(*bootstrapUser, "SLUICE_BOOTSTRAP_USER"); v != "" {
+		if bootName, bootPass, err = parseUserPassword(v); err != nil {
+			return err
+		}
+	}
 	if *nAgents < 1 || *nAgents > 64 {
 		return fmt.Errorf("--agents must be between 1 and 64, got %d", *nAgents)
 	}
@@ -75,6 +83,16 @@ func runPlayground(args []string) error {
 	m, err := controller.Open(limits.apply(controller.Config{Dir: filepath.Join(*dataDir, "meta"), Groups: gf.config(), Logger: log}))
 	if err != nil {
 		return fmt.Errorf("open metadata store under --data-dir %s: %w", *dataDir, err)
+	}
+	if bootName != "" { // SASL (issue 14)
+		if err := setUser(ctx, m.AlterScramCredentials, bootName, bootPass, bothScram, scramIterations); err != nil {
+			m.Close()
+			return fmt.Errorf("--bootstrap-user: %w", err)
+		}
+		log.Info("bootstrap user ready (SCRAM-SHA-256, SCRAM-SHA-512; PLAIN checks against them)", "user", bootName)
+		if len(af.sasl.cfg.Mechanisms) == 0 {
+			log.Warn("--bootstrap-user is set but --sasl-mechanisms is empty: clients connect without logging in", "hint", "add --sasl-mechanisms PLAIN,SCRAM-SHA-256,SCRAM-SHA-512")
+		}
 	}
 	stats := func() map[string]controller.JobsStats {
 		return map[string]controller.JobsStats{"default": m.JobsStats()}

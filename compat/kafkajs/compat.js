@@ -10,8 +10,16 @@ CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
 CompressionCodecs[CompressionTypes.LZ4] = new LZ4Codec().codec
 
 const [bootstrap, mode] = process.argv.slice(2)
+// SASL (issue 14): KAFKAJS_SASL=mechanism:user:password logs every client
+// in (mechanism as kafkajs names it: plain, scram-sha-256, scram-sha-512).
+const saslOf = v => {
+  if (!v) return undefined
+  const [mechanism, username, ...rest] = v.split(':')
+  return { mechanism, username, password: rest.join(':') }
+}
+const sasl = saslOf(process.env.KAFKAJS_SASL)
 const kafka = new Kafka({ clientId: 'compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.ERROR,
-  retry: { retries: 10, initialRetryTime: 100 } })
+  retry: { retries: 10, initialRetryTime: 100 }, sasl })
 
 let failures = 0
 function fail (msg) { failures++; console.log('FAIL: ' + msg) }
@@ -221,9 +229,34 @@ async function adminOps () {
   await admin.disconnect()
 }
 
-const modes = { codecs, group, admin: adminOps }
+// saslCheck (SASL, issue 14): the logged-in client produces and reads
+// back; the same mechanism with a wrong password is refused with
+// SASL_AUTHENTICATION_FAILED (kafkajs names the error KafkaJSSASLAuthenticationError).
+async function saslCheck () {
+  const topic = 'kafkajs-sasl-' + sasl.mechanism
+  await produce(topic, CompressionTypes.None, 0, 20)
+  const hw = await highWatermarks(topic)
+  const total = Object.values(hw).reduce((a, b) => a + b, 0)
+  if (total !== 20) fail(`high watermarks sum to ${total}, want 20`)
+  // A fresh object: kafkajs keeps the one it was given (and the
+  // spread of it still logged in with the right password).
+  const wrong = saslOf(process.env.KAFKAJS_SASL)
+  wrong.password += '-wrong'
+  const bad = new Kafka({ clientId: 'compat-kafkajs-bad', brokers: [bootstrap], logLevel: logLevel.NOTHING,
+    retry: { retries: 0 }, sasl: wrong }).admin()
+  try {
+    await bad.connect()
+    await bad.listTopics()
+    fail('a wrong password connected')
+  } catch (e) {
+    if (e.name !== 'KafkaJSSASLAuthenticationError') fail(`wrong password: ${e.name} ${e.message}, want KafkaJSSASLAuthenticationError`)
+  }
+  await bad.disconnect()
+}
+
+const modes = { codecs, group, admin: adminOps, sasl: saslCheck }
 if (!modes[mode]) {
-  console.log('usage: node compat.js <bootstrap> codecs|group|admin')
+  console.log('usage: node compat.js <bootstrap> codecs|group|admin|sasl')
   process.exit(2)
 }
 modes[mode]().then(() => {

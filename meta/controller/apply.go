@@ -41,6 +41,9 @@ func (s *Service) apply(g *group, o *op, now int64) {
 		o.aclsDeleted, o.adminErrs = applyACLs(g, o.acl)
 	case opExpireProducers:
 		o.count = applyExpireProducers(g, s.cfg.ProducerIDExpiration)
+	// SASL (issue 14)
+	case opScram:
+		o.adminErrs = s.applyScram(g, o.scram)
 	default:
 		panic(fmt.Sprintf("BUG: meta: op kind %d", o.kind))
 	}

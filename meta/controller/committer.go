@@ -57,6 +57,8 @@ const (
 	opCheckOrphans  // jobs.go: reads only, ordered after every commit before it
 	opForgetObjects // jobs.go: deleted objects; changes memory only
 	opACLs          // acls.go: create or delete ACL bindings
+	// SASL (issue 14): SCRAM credentials (scram.go).
+	opScram
 )
 
 // op is one mutation on its way through the committer. The caller fills
@@ -78,6 +80,9 @@ type op struct {
 	orphanKeys []string
 	forgetIDs  []meta.SegmentID
 	acl        *aclReq
+	// SASL (issue 14): scram is an AlterScramCredentials (scram.go);
+	// its answers go to adminErrs.
+	scram *scramReq
 
 	err           error
 	topicResults  []meta.TopicResult

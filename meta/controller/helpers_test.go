@@ -178,6 +178,8 @@ type stateSnap struct {
 	Objects map[meta.SegmentID]objSnap
 	// ACLs: the ACL bindings by key (issue 14).
 	ACLs map[string]meta.ACLBinding
+	// SASL (issue 14): SCRAM credentials.
+	Scram map[scramKey]meta.ScramCredential
 }
 
 type objSnap struct {
@@ -235,6 +237,10 @@ func snapshot(s *Service) stateSnap {
 	}
 	for k, v := range st.segs {
 		sn.Segs[k] = slices.Clone(v)
+	}
+	sn.Scram = make(map[scramKey]meta.ScramCredential)
+	for k, c := range st.scram {
+		sn.Scram[k] = *c
 	}
 	sn.Objects = make(map[meta.SegmentID]objSnap)
 	for id, ob := range st.objs.byID {

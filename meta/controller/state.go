@@ -49,6 +49,8 @@ type state struct {
 
 	// acls holds the ACL bindings by meta.ACLKey (acls.go).
 	acls map[string]meta.ACLBinding
+	// SASL (issue 14): scram holds SCRAM credentials (scram.go).
+	scram map[scramKey]*meta.ScramCredential
 }
 
 func newState() *state {
@@ -62,6 +64,7 @@ func newState() *state {
 		offsets:      make(map[string]map[meta.TopicPartition]meta.CommittedOffset),
 		objs:         newObjects(),
 		acls:         make(map[string]meta.ACLBinding),
+		scram:        make(map[scramKey]*meta.ScramCredential),
 	}
 }
 
@@ -303,6 +306,8 @@ type group struct {
 
 	// acls: ACL bindings created or deleted in this group (acls.go).
 	acls map[string]aclChange
+	// SASL (issue 14): SCRAM credentials changed, in order (scram.go).
+	scram []scramChange
 }
 
 type bornObj struct {
@@ -392,13 +397,16 @@ func (g *group) reset() {
 	g.objsNew = g.objsNew[:0]
 	g.forget = g.forget[:0]
 	clear(g.acls)
+	clear(g.scram)
+	g.scram = g.scram[:0]
 }
 
 // dirty reports whether the group changed anything that must be written.
 func (g *group) dirty() bool {
 	return len(g.newTopics) > 0 || len(g.partOrder) > 0 || len(g.epochs) > 0 || len(g.pidUse) > 0 || len(g.deadPIDs) > 0 ||
 		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0 || len(g.topicChanges) > 0 ||
-		len(g.acls) > 0
+		len(g.acls) > 0 ||
+		len(g.scram) > 0 // SASL (issue 14)
 }
 
 func (g *group) topicByName(name string) *topicState {
@@ -565,6 +573,7 @@ func (g *group) mergeLocked() {
 	mergeOffsetsLocked(st, g.offsets)
 	mergeTopicChangesLocked(st, g.topicChanges, now)
 	mergeACLsLocked(st, g.acls)
+	mergeScramLocked(st, g.scram) // SASL (issue 14)
 	for _, b := range g.objsNew {
 		objs.bornDead(b.id, b.key, b.size, b.level, now)
 	}

@@ -237,6 +237,10 @@ func loadState(tx kv.KVTx, stale *staleRecords) (*state, error) {
 	if err := loadOffsets(tx, st, stale); err != nil {
 		return nil, err
 	}
+	// SASL (issue 14)
+	if err := loadScram(tx, st); err != nil {
+		return nil, err
+	}
 	err = tx.ForEach(bucketPartitions, func(k, v []byte) error {
 		ps, err := st.partByKey(k)
 		if errors.Is(err, errNoTopic) {
@@ -564,6 +568,10 @@ func writeGroup(tx kv.KVTx, g *group, arena *[]byte) error {
 	}
 
 	if err := writeOffsets(tx, g.offsets); err != nil {
+		return err
+	}
+	// SASL (issue 14)
+	if err := writeScram(tx, g.scram); err != nil {
 		return err
 	}
 

@@ -11,6 +11,10 @@
 //   - ids of a fixed size, checked on decode: topic ids (16 bytes) and
 //     segment ids (16 bytes; a compaction's output and the objects jobs
 //     delete are named by segment ids too);
+//   - SCRAM credentials (ScramCredential: salt, stored key, server key),
+//     fixed-purpose values derived from a password by PBKDF2 and HMAC
+//     (RFC 5802), at most 1 KiB of salt and 64-byte keys, checked on
+//     both sides (meta.CheckScramCredential); they hold no record byte;
 //   - consumer group protocol metadata and assignments (GroupProtocol,
 //     GroupMember, SyncGroup, GroupMemberDescription), which Kafka clients
 //     send to the group coordinator and which hold subscriptions and
@@ -85,6 +89,10 @@ const (
 	ErrorCode_ERR_JOB_LOST        ErrorCode = 51
 	// ACLs (issue 14).
 	ErrorCode_ERR_INVALID_ACL ErrorCode = 70
+	// SASL (issue 14).
+	ErrorCode_ERR_SCRAM_USER_NOT_FOUND ErrorCode = 60
+	ErrorCode_ERR_SCRAM_UNACCEPTABLE   ErrorCode = 61
+	ErrorCode_ERR_SCRAM_MECHANISM      ErrorCode = 62
 )
 
 // Enum value maps for ErrorCode.
@@ -124,6 +132,9 @@ var (
 		50: "ERR_SEGMENT_EXPIRED",
 		51: "ERR_JOB_LOST",
 		70: "ERR_INVALID_ACL",
+		60: "ERR_SCRAM_USER_NOT_FOUND",
+		61: "ERR_SCRAM_UNACCEPTABLE",
+		62: "ERR_SCRAM_MECHANISM",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERR_NONE":                       0,
@@ -160,6 +171,9 @@ var (
 		"ERR_SEGMENT_EXPIRED":            50,
 		"ERR_JOB_LOST":                   51,
 		"ERR_INVALID_ACL":                70,
+		"ERR_SCRAM_USER_NOT_FOUND":       60,
+		"ERR_SCRAM_UNACCEPTABLE":         61,
+		"ERR_SCRAM_MECHANISM":            62,
 	}
 )
 
@@ -6025,6 +6039,621 @@ func (x *DescribeACLsResponse) GetBindings() []*ACLBinding {
 	return nil
 }
 
+// SASL (issue 14): SCRAM credentials. mechanism is 1 for SCRAM-SHA-256, 2
+// for SCRAM-SHA-512 (Kafka's numbering).
+type ScramCredential struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Mechanism     int32                  `protobuf:"varint,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	Salt          []byte                 `protobuf:"bytes,3,opt,name=salt,proto3" json:"salt,omitempty"`
+	Iterations    int32                  `protobuf:"varint,4,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	StoredKey     []byte                 `protobuf:"bytes,5,opt,name=stored_key,json=storedKey,proto3" json:"stored_key,omitempty"`
+	ServerKey     []byte                 `protobuf:"bytes,6,opt,name=server_key,json=serverKey,proto3" json:"server_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramCredential) Reset() {
+	*x = ScramCredential{}
+	mi := &file_meta_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramCredential) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramCredential) ProtoMessage() {}
+
+func (x *ScramCredential) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramCredential.ProtoReflect.Descriptor instead.
+func (*ScramCredential) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *ScramCredential) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ScramCredential) GetMechanism() int32 {
+	if x != nil {
+		return x.Mechanism
+	}
+	return 0
+}
+
+func (x *ScramCredential) GetSalt() []byte {
+	if x != nil {
+		return x.Salt
+	}
+	return nil
+}
+
+func (x *ScramCredential) GetIterations() int32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+func (x *ScramCredential) GetStoredKey() []byte {
+	if x != nil {
+		return x.StoredKey
+	}
+	return nil
+}
+
+func (x *ScramCredential) GetServerKey() []byte {
+	if x != nil {
+		return x.ServerKey
+	}
+	return nil
+}
+
+type ScramCredentialRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Mechanism     int32                  `protobuf:"varint,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramCredentialRequest) Reset() {
+	*x = ScramCredentialRequest{}
+	mi := &file_meta_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramCredentialRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramCredentialRequest) ProtoMessage() {}
+
+func (x *ScramCredentialRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramCredentialRequest.ProtoReflect.Descriptor instead.
+func (*ScramCredentialRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *ScramCredentialRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ScramCredentialRequest) GetMechanism() int32 {
+	if x != nil {
+		return x.Mechanism
+	}
+	return 0
+}
+
+type ScramCredentialResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Credential    *ScramCredential       `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramCredentialResponse) Reset() {
+	*x = ScramCredentialResponse{}
+	mi := &file_meta_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramCredentialResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramCredentialResponse) ProtoMessage() {}
+
+func (x *ScramCredentialResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramCredentialResponse.ProtoReflect.Descriptor instead.
+func (*ScramCredentialResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *ScramCredentialResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ScramCredentialResponse) GetCredential() *ScramCredential {
+	if x != nil {
+		return x.Credential
+	}
+	return nil
+}
+
+type ScramDeletion struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Mechanism     int32                  `protobuf:"varint,2,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramDeletion) Reset() {
+	*x = ScramDeletion{}
+	mi := &file_meta_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramDeletion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramDeletion) ProtoMessage() {}
+
+func (x *ScramDeletion) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramDeletion.ProtoReflect.Descriptor instead.
+func (*ScramDeletion) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *ScramDeletion) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ScramDeletion) GetMechanism() int32 {
+	if x != nil {
+		return x.Mechanism
+	}
+	return 0
+}
+
+type AlterScramCredentialsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Upserts       []*ScramCredential     `protobuf:"bytes,1,rep,name=upserts,proto3" json:"upserts,omitempty"`
+	Deletes       []*ScramDeletion       `protobuf:"bytes,2,rep,name=deletes,proto3" json:"deletes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterScramCredentialsRequest) Reset() {
+	*x = AlterScramCredentialsRequest{}
+	mi := &file_meta_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterScramCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterScramCredentialsRequest) ProtoMessage() {}
+
+func (x *AlterScramCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterScramCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*AlterScramCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *AlterScramCredentialsRequest) GetUpserts() []*ScramCredential {
+	if x != nil {
+		return x.Upserts
+	}
+	return nil
+}
+
+func (x *AlterScramCredentialsRequest) GetDeletes() []*ScramDeletion {
+	if x != nil {
+		return x.Deletes
+	}
+	return nil
+}
+
+type DescribeScramCredentialsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Users         []string               `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	All           bool                   `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"` // every user; users is ignored
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeScramCredentialsRequest) Reset() {
+	*x = DescribeScramCredentialsRequest{}
+	mi := &file_meta_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeScramCredentialsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeScramCredentialsRequest) ProtoMessage() {}
+
+func (x *DescribeScramCredentialsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeScramCredentialsRequest.ProtoReflect.Descriptor instead.
+func (*DescribeScramCredentialsRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *DescribeScramCredentialsRequest) GetUsers() []string {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *DescribeScramCredentialsRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+type ScramCredentialInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Mechanism     int32                  `protobuf:"varint,1,opt,name=mechanism,proto3" json:"mechanism,omitempty"`
+	Iterations    int32                  `protobuf:"varint,2,opt,name=iterations,proto3" json:"iterations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramCredentialInfo) Reset() {
+	*x = ScramCredentialInfo{}
+	mi := &file_meta_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramCredentialInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramCredentialInfo) ProtoMessage() {}
+
+func (x *ScramCredentialInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramCredentialInfo.ProtoReflect.Descriptor instead.
+func (*ScramCredentialInfo) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *ScramCredentialInfo) GetMechanism() int32 {
+	if x != nil {
+		return x.Mechanism
+	}
+	return 0
+}
+
+func (x *ScramCredentialInfo) GetIterations() int32 {
+	if x != nil {
+		return x.Iterations
+	}
+	return 0
+}
+
+type ScramUser struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Credentials   []*ScramCredentialInfo `protobuf:"bytes,2,rep,name=credentials,proto3" json:"credentials,omitempty"`
+	Error         *Error                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScramUser) Reset() {
+	*x = ScramUser{}
+	mi := &file_meta_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScramUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScramUser) ProtoMessage() {}
+
+func (x *ScramUser) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScramUser.ProtoReflect.Descriptor instead.
+func (*ScramUser) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *ScramUser) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ScramUser) GetCredentials() []*ScramCredentialInfo {
+	if x != nil {
+		return x.Credentials
+	}
+	return nil
+}
+
+func (x *ScramUser) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type DescribeScramCredentialsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Users         []*ScramUser           `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeScramCredentialsResponse) Reset() {
+	*x = DescribeScramCredentialsResponse{}
+	mi := &file_meta_proto_msgTypes[102]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeScramCredentialsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeScramCredentialsResponse) ProtoMessage() {}
+
+func (x *DescribeScramCredentialsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[102]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeScramCredentialsResponse.ProtoReflect.Descriptor instead.
+func (*DescribeScramCredentialsResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{102}
+}
+
+func (x *DescribeScramCredentialsResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *DescribeScramCredentialsResponse) GetUsers() []*ScramUser {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+// SASL (issue 14): the Admin service's user calls, for one cluster.
+type AlterUsersRequest struct {
+	state         protoimpl.MessageState        `protogen:"open.v1"`
+	Cluster       string                        `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Changes       *AlterScramCredentialsRequest `protobuf:"bytes,2,opt,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlterUsersRequest) Reset() {
+	*x = AlterUsersRequest{}
+	mi := &file_meta_proto_msgTypes[103]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlterUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlterUsersRequest) ProtoMessage() {}
+
+func (x *AlterUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[103]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlterUsersRequest.ProtoReflect.Descriptor instead.
+func (*AlterUsersRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{103}
+}
+
+func (x *AlterUsersRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *AlterUsersRequest) GetChanges() *AlterScramCredentialsRequest {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+type DescribeUsersRequest struct {
+	state         protoimpl.MessageState           `protogen:"open.v1"`
+	Cluster       string                           `protobuf:"bytes,1,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	Describe      *DescribeScramCredentialsRequest `protobuf:"bytes,2,opt,name=describe,proto3" json:"describe,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeUsersRequest) Reset() {
+	*x = DescribeUsersRequest{}
+	mi := &file_meta_proto_msgTypes[104]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeUsersRequest) ProtoMessage() {}
+
+func (x *DescribeUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[104]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeUsersRequest.ProtoReflect.Descriptor instead.
+func (*DescribeUsersRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{104}
+}
+
+func (x *DescribeUsersRequest) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *DescribeUsersRequest) GetDescribe() *DescribeScramCredentialsRequest {
+	if x != nil {
+		return x.Describe
+	}
+	return nil
+}
+
 var File_meta_proto protoreflect.FileDescriptor
 
 const file_meta_proto_rawDesc = "" +
@@ -6477,7 +7106,53 @@ const file_meta_proto_rawDesc = "" +
 	"\x06filter\x18\x01 \x01(\v2\x19.sluice.meta.v1.ACLFilterR\x06filter\"{\n" +
 	"\x14DescribeACLsResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x126\n" +
-	"\bbindings\x18\x02 \x03(\v2\x1a.sluice.meta.v1.ACLBindingR\bbindings*\xf3\x06\n" +
+	"\bbindings\x18\x02 \x03(\v2\x1a.sluice.meta.v1.ACLBindingR\bbindings\"\xb5\x01\n" +
+	"\x0fScramCredential\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\x05R\tmechanism\x12\x12\n" +
+	"\x04salt\x18\x03 \x01(\fR\x04salt\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x04 \x01(\x05R\n" +
+	"iterations\x12\x1d\n" +
+	"\n" +
+	"stored_key\x18\x05 \x01(\fR\tstoredKey\x12\x1d\n" +
+	"\n" +
+	"server_key\x18\x06 \x01(\fR\tserverKey\"J\n" +
+	"\x16ScramCredentialRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\x05R\tmechanism\"\x87\x01\n" +
+	"\x17ScramCredentialResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12?\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\v2\x1f.sluice.meta.v1.ScramCredentialR\n" +
+	"credential\"A\n" +
+	"\rScramDeletion\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1c\n" +
+	"\tmechanism\x18\x02 \x01(\x05R\tmechanism\"\x92\x01\n" +
+	"\x1cAlterScramCredentialsRequest\x129\n" +
+	"\aupserts\x18\x01 \x03(\v2\x1f.sluice.meta.v1.ScramCredentialR\aupserts\x127\n" +
+	"\adeletes\x18\x02 \x03(\v2\x1d.sluice.meta.v1.ScramDeletionR\adeletes\"I\n" +
+	"\x1fDescribeScramCredentialsRequest\x12\x14\n" +
+	"\x05users\x18\x01 \x03(\tR\x05users\x12\x10\n" +
+	"\x03all\x18\x02 \x01(\bR\x03all\"S\n" +
+	"\x13ScramCredentialInfo\x12\x1c\n" +
+	"\tmechanism\x18\x01 \x01(\x05R\tmechanism\x12\x1e\n" +
+	"\n" +
+	"iterations\x18\x02 \x01(\x05R\n" +
+	"iterations\"\x93\x01\n" +
+	"\tScramUser\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12E\n" +
+	"\vcredentials\x18\x02 \x03(\v2#.sluice.meta.v1.ScramCredentialInfoR\vcredentials\x12+\n" +
+	"\x05error\x18\x03 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\"\x80\x01\n" +
+	" DescribeScramCredentialsResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12/\n" +
+	"\x05users\x18\x02 \x03(\v2\x19.sluice.meta.v1.ScramUserR\x05users\"u\n" +
+	"\x11AlterUsersRequest\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12F\n" +
+	"\achanges\x18\x02 \x01(\v2,.sluice.meta.v1.AlterScramCredentialsRequestR\achanges\"}\n" +
+	"\x14DescribeUsersRequest\x12\x18\n" +
+	"\acluster\x18\x01 \x01(\tR\acluster\x12K\n" +
+	"\bdescribe\x18\x02 \x01(\v2/.sluice.meta.v1.DescribeScramCredentialsRequestR\bdescribe*\xc6\a\n" +
 	"\tErrorCode\x12\f\n" +
 	"\bERR_NONE\x10\x00\x12\x0f\n" +
 	"\vERR_UNKNOWN\x10\x01\x12\"\n" +
@@ -6513,7 +7188,10 @@ const file_meta_proto_rawDesc = "" +
 	"\x1dERR_OFFSET_METADATA_TOO_LARGE\x10*\x12\x17\n" +
 	"\x13ERR_SEGMENT_EXPIRED\x102\x12\x10\n" +
 	"\fERR_JOB_LOST\x103\x12\x13\n" +
-	"\x0fERR_INVALID_ACL\x10F\"\x04\b\t\x10\t*\xac\x01\n" +
+	"\x0fERR_INVALID_ACL\x10F\x12\x1c\n" +
+	"\x18ERR_SCRAM_USER_NOT_FOUND\x10<\x12\x1a\n" +
+	"\x16ERR_SCRAM_UNACCEPTABLE\x10=\x12\x17\n" +
+	"\x13ERR_SCRAM_MECHANISM\x10>\"\x04\b\t\x10\t*\xac\x01\n" +
 	"\vChunkStatus\x12\x12\n" +
 	"\x0eCHUNK_APPENDED\x10\x00\x12\x13\n" +
 	"\x0fCHUNK_DUPLICATE\x10\x01\x12\x16\n" +
@@ -6531,7 +7209,7 @@ const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"JOB_DELETE\x10\x02\x12\x0f\n" +
 	"\vJOB_ORPHANS\x10\x03\x12\x12\n" +
-	"\x0eJOB_CLEAN_KEYS\x10\x042\xbf\x18\n" +
+	"\x0eJOB_CLEAN_KEYS\x10\x042\x89\x1b\n" +
 	"\x04Meta\x12P\n" +
 	"\tClusterID\x12 .sluice.meta.v1.ClusterIDRequest\x1a!.sluice.meta.v1.ClusterIDResponse\x12Y\n" +
 	"\fCreateTopics\x12#.sluice.meta.v1.CreateTopicsRequest\x1a$.sluice.meta.v1.CreateTopicsResponse\x12G\n" +
@@ -6575,11 +7253,17 @@ const file_meta_proto_rawDesc = "" +
 	"CreateACLs\x12!.sluice.meta.v1.CreateACLsRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12S\n" +
 	"\n" +
 	"DeleteACLs\x12!.sluice.meta.v1.DeleteACLsRequest\x1a\".sluice.meta.v1.DeleteACLsResponse\x12Y\n" +
-	"\fDescribeACLs\x12#.sluice.meta.v1.DescribeACLsRequest\x1a$.sluice.meta.v1.DescribeACLsResponse2\xf6\x01\n" +
+	"\fDescribeACLs\x12#.sluice.meta.v1.DescribeACLsRequest\x1a$.sluice.meta.v1.DescribeACLsResponse\x12b\n" +
+	"\x0fScramCredential\x12&.sluice.meta.v1.ScramCredentialRequest\x1a'.sluice.meta.v1.ScramCredentialResponse\x12e\n" +
+	"\x15AlterScramCredentials\x12,.sluice.meta.v1.AlterScramCredentialsRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12}\n" +
+	"\x18DescribeScramCredentials\x12/.sluice.meta.v1.DescribeScramCredentialsRequest\x1a0.sluice.meta.v1.DescribeScramCredentialsResponse2\xb0\x03\n" +
 	"\x05Admin\x12P\n" +
 	"\tCreateKey\x12 .sluice.meta.v1.CreateKeyRequest\x1a!.sluice.meta.v1.CreateKeyResponse\x12M\n" +
 	"\bListKeys\x12\x1f.sluice.meta.v1.ListKeysRequest\x1a .sluice.meta.v1.ListKeysResponse\x12L\n" +
-	"\tRevokeKey\x12 .sluice.meta.v1.RevokeKeyRequest\x1a\x1d.sluice.meta.v1.ErrorResponseB\x18Z\x16sluice.dev/meta/metapbb\x06proto3"
+	"\tRevokeKey\x12 .sluice.meta.v1.RevokeKeyRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12O\n" +
+	"\n" +
+	"AlterUsers\x12!.sluice.meta.v1.AlterUsersRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12g\n" +
+	"\rDescribeUsers\x12$.sluice.meta.v1.DescribeUsersRequest\x1a0.sluice.meta.v1.DescribeScramCredentialsResponseB\x18Z\x16sluice.dev/meta/metapbb\x06proto3"
 
 var (
 	file_meta_proto_rawDescOnce sync.Once
@@ -6594,117 +7278,128 @@ func file_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 108)
 var file_meta_proto_goTypes = []any{
-	(ErrorCode)(0),                     // 0: sluice.meta.v1.ErrorCode
-	(ChunkStatus)(0),                   // 1: sluice.meta.v1.ChunkStatus
-	(TimestampQuery)(0),                // 2: sluice.meta.v1.TimestampQuery
-	(JobKind)(0),                       // 3: sluice.meta.v1.JobKind
-	(*Error)(nil),                      // 4: sluice.meta.v1.Error
-	(*ErrorResponse)(nil),              // 5: sluice.meta.v1.ErrorResponse
-	(*ErrorsResponse)(nil),             // 6: sluice.meta.v1.ErrorsResponse
-	(*TopicPartition)(nil),             // 7: sluice.meta.v1.TopicPartition
-	(*Topic)(nil),                      // 8: sluice.meta.v1.Topic
-	(*TopicSpec)(nil),                  // 9: sluice.meta.v1.TopicSpec
-	(*TopicResult)(nil),                // 10: sluice.meta.v1.TopicResult
-	(*ClusterIDRequest)(nil),           // 11: sluice.meta.v1.ClusterIDRequest
-	(*ClusterIDResponse)(nil),          // 12: sluice.meta.v1.ClusterIDResponse
-	(*CreateTopicsRequest)(nil),        // 13: sluice.meta.v1.CreateTopicsRequest
-	(*CreateTopicsResponse)(nil),       // 14: sluice.meta.v1.CreateTopicsResponse
-	(*TopicsRequest)(nil),              // 15: sluice.meta.v1.TopicsRequest
-	(*TopicsByIDRequest)(nil),          // 16: sluice.meta.v1.TopicsByIDRequest
-	(*TopicsResponse)(nil),             // 17: sluice.meta.v1.TopicsResponse
-	(*PartitionStatesRequest)(nil),     // 18: sluice.meta.v1.PartitionStatesRequest
-	(*PartitionState)(nil),             // 19: sluice.meta.v1.PartitionState
-	(*DeleteRecordsSpec)(nil),          // 20: sluice.meta.v1.DeleteRecordsSpec
-	(*DeleteRecordsRequest)(nil),       // 21: sluice.meta.v1.DeleteRecordsRequest
-	(*PartitionStatesResponse)(nil),    // 22: sluice.meta.v1.PartitionStatesResponse
-	(*Chunk)(nil),                      // 23: sluice.meta.v1.Chunk
-	(*CommitSegmentRequest)(nil),       // 24: sluice.meta.v1.CommitSegmentRequest
-	(*ChunkResult)(nil),                // 25: sluice.meta.v1.ChunkResult
-	(*CommitSegmentResponse)(nil),      // 26: sluice.meta.v1.CommitSegmentResponse
-	(*IndexEntry)(nil),                 // 27: sluice.meta.v1.IndexEntry
-	(*LookupRequest)(nil),              // 28: sluice.meta.v1.LookupRequest
-	(*LookupResponse)(nil),             // 29: sluice.meta.v1.LookupResponse
-	(*InitProducerIDRequest)(nil),      // 30: sluice.meta.v1.InitProducerIDRequest
-	(*InitProducerIDResponse)(nil),     // 31: sluice.meta.v1.InitProducerIDResponse
-	(*WatchRequest)(nil),               // 32: sluice.meta.v1.WatchRequest
-	(*CommitEvent)(nil),                // 33: sluice.meta.v1.CommitEvent
-	(*WatchResponse)(nil),              // 34: sluice.meta.v1.WatchResponse
-	(*DeleteTopicsRequest)(nil),        // 35: sluice.meta.v1.DeleteTopicsRequest
-	(*PartitionsSpec)(nil),             // 36: sluice.meta.v1.PartitionsSpec
-	(*CreatePartitionsRequest)(nil),    // 37: sluice.meta.v1.CreatePartitionsRequest
-	(*ConfigChange)(nil),               // 38: sluice.meta.v1.ConfigChange
-	(*AlterTopicConfigsRequest)(nil),   // 39: sluice.meta.v1.AlterTopicConfigsRequest
-	(*FindTimestampRequest)(nil),       // 40: sluice.meta.v1.FindTimestampRequest
-	(*FindTimestampResponse)(nil),      // 41: sluice.meta.v1.FindTimestampResponse
-	(*GroupProtocol)(nil),              // 42: sluice.meta.v1.GroupProtocol
-	(*JoinGroupRequest)(nil),           // 43: sluice.meta.v1.JoinGroupRequest
-	(*GroupMember)(nil),                // 44: sluice.meta.v1.GroupMember
-	(*JoinGroupResponse)(nil),          // 45: sluice.meta.v1.JoinGroupResponse
-	(*SyncGroupRequest)(nil),           // 46: sluice.meta.v1.SyncGroupRequest
-	(*SyncGroupResponse)(nil),          // 47: sluice.meta.v1.SyncGroupResponse
-	(*HeartbeatRequest)(nil),           // 48: sluice.meta.v1.HeartbeatRequest
-	(*LeavingMember)(nil),              // 49: sluice.meta.v1.LeavingMember
-	(*LeaveGroupRequest)(nil),          // 50: sluice.meta.v1.LeaveGroupRequest
-	(*CommittedOffset)(nil),            // 51: sluice.meta.v1.CommittedOffset
-	(*CommitOffsetsRequest)(nil),       // 52: sluice.meta.v1.CommitOffsetsRequest
-	(*FetchOffsetsRequest)(nil),        // 53: sluice.meta.v1.FetchOffsetsRequest
-	(*FetchOffsetsResponse)(nil),       // 54: sluice.meta.v1.FetchOffsetsResponse
-	(*DeleteOffsetsRequest)(nil),       // 55: sluice.meta.v1.DeleteOffsetsRequest
-	(*DeleteGroupRequest)(nil),         // 56: sluice.meta.v1.DeleteGroupRequest
-	(*ListGroupsRequest)(nil),          // 57: sluice.meta.v1.ListGroupsRequest
-	(*GroupListing)(nil),               // 58: sluice.meta.v1.GroupListing
-	(*ListGroupsResponse)(nil),         // 59: sluice.meta.v1.ListGroupsResponse
-	(*DescribeGroupRequest)(nil),       // 60: sluice.meta.v1.DescribeGroupRequest
-	(*GroupMemberDescription)(nil),     // 61: sluice.meta.v1.GroupMemberDescription
-	(*DescribeGroupResponse)(nil),      // 62: sluice.meta.v1.DescribeGroupResponse
-	(*AgentInfo)(nil),                  // 63: sluice.meta.v1.AgentInfo
-	(*RegisterAgentRequest)(nil),       // 64: sluice.meta.v1.RegisterAgentRequest
-	(*RegisterAgentResponse)(nil),      // 65: sluice.meta.v1.RegisterAgentResponse
-	(*UnregisterAgentRequest)(nil),     // 66: sluice.meta.v1.UnregisterAgentRequest
-	(*AgentsRequest)(nil),              // 67: sluice.meta.v1.AgentsRequest
-	(*AgentsResponse)(nil),             // 68: sluice.meta.v1.AgentsResponse
-	(*KeyInfo)(nil),                    // 69: sluice.meta.v1.KeyInfo
-	(*CreateKeyRequest)(nil),           // 70: sluice.meta.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),          // 71: sluice.meta.v1.CreateKeyResponse
-	(*ListKeysRequest)(nil),            // 72: sluice.meta.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),           // 73: sluice.meta.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),           // 74: sluice.meta.v1.RevokeKeyRequest
-	(*AcquireJobRequest)(nil),          // 75: sluice.meta.v1.AcquireJobRequest
-	(*AcquireJobResponse)(nil),         // 76: sluice.meta.v1.AcquireJobResponse
-	(*Job)(nil),                        // 77: sluice.meta.v1.Job
-	(*CompactJob)(nil),                 // 78: sluice.meta.v1.CompactJob
-	(*CleanSpec)(nil),                  // 79: sluice.meta.v1.CleanSpec
-	(*ObjectRef)(nil),                  // 80: sluice.meta.v1.ObjectRef
-	(*DeleteJob)(nil),                  // 81: sluice.meta.v1.DeleteJob
-	(*OrphansJob)(nil),                 // 82: sluice.meta.v1.OrphansJob
-	(*CompleteCompactionRequest)(nil),  // 83: sluice.meta.v1.CompleteCompactionRequest
-	(*CompleteCompactionResponse)(nil), // 84: sluice.meta.v1.CompleteCompactionResponse
-	(*CompleteDeleteRequest)(nil),      // 85: sluice.meta.v1.CompleteDeleteRequest
-	(*CheckOrphansRequest)(nil),        // 86: sluice.meta.v1.CheckOrphansRequest
-	(*CheckOrphansResponse)(nil),       // 87: sluice.meta.v1.CheckOrphansResponse
-	(*CompleteOrphansRequest)(nil),     // 88: sluice.meta.v1.CompleteOrphansRequest
-	(*AbandonJobRequest)(nil),          // 89: sluice.meta.v1.AbandonJobRequest
-	(*ACLBinding)(nil),                 // 90: sluice.meta.v1.ACLBinding
-	(*ACLFilter)(nil),                  // 91: sluice.meta.v1.ACLFilter
-	(*CreateACLsRequest)(nil),          // 92: sluice.meta.v1.CreateACLsRequest
-	(*DeleteACLsRequest)(nil),          // 93: sluice.meta.v1.DeleteACLsRequest
-	(*DeletedACLs)(nil),                // 94: sluice.meta.v1.DeletedACLs
-	(*DeleteACLsResponse)(nil),         // 95: sluice.meta.v1.DeleteACLsResponse
-	(*DescribeACLsRequest)(nil),        // 96: sluice.meta.v1.DescribeACLsRequest
-	(*DescribeACLsResponse)(nil),       // 97: sluice.meta.v1.DescribeACLsResponse
-	nil,                                // 98: sluice.meta.v1.Topic.ConfigsEntry
-	nil,                                // 99: sluice.meta.v1.TopicSpec.ConfigsEntry
-	nil,                                // 100: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	(ErrorCode)(0),                           // 0: sluice.meta.v1.ErrorCode
+	(ChunkStatus)(0),                         // 1: sluice.meta.v1.ChunkStatus
+	(TimestampQuery)(0),                      // 2: sluice.meta.v1.TimestampQuery
+	(JobKind)(0),                             // 3: sluice.meta.v1.JobKind
+	(*Error)(nil),                            // 4: sluice.meta.v1.Error
+	(*ErrorResponse)(nil),                    // 5: sluice.meta.v1.ErrorResponse
+	(*ErrorsResponse)(nil),                   // 6: sluice.meta.v1.ErrorsResponse
+	(*TopicPartition)(nil),                   // 7: sluice.meta.v1.TopicPartition
+	(*Topic)(nil),                            // 8: sluice.meta.v1.Topic
+	(*TopicSpec)(nil),                        // 9: sluice.meta.v1.TopicSpec
+	(*TopicResult)(nil),                      // 10: sluice.meta.v1.TopicResult
+	(*ClusterIDRequest)(nil),                 // 11: sluice.meta.v1.ClusterIDRequest
+	(*ClusterIDResponse)(nil),                // 12: sluice.meta.v1.ClusterIDResponse
+	(*CreateTopicsRequest)(nil),              // 13: sluice.meta.v1.CreateTopicsRequest
+	(*CreateTopicsResponse)(nil),             // 14: sluice.meta.v1.CreateTopicsResponse
+	(*TopicsRequest)(nil),                    // 15: sluice.meta.v1.TopicsRequest
+	(*TopicsByIDRequest)(nil),                // 16: sluice.meta.v1.TopicsByIDRequest
+	(*TopicsResponse)(nil),                   // 17: sluice.meta.v1.TopicsResponse
+	(*PartitionStatesRequest)(nil),           // 18: sluice.meta.v1.PartitionStatesRequest
+	(*PartitionState)(nil),                   // 19: sluice.meta.v1.PartitionState
+	(*DeleteRecordsSpec)(nil),                // 20: sluice.meta.v1.DeleteRecordsSpec
+	(*DeleteRecordsRequest)(nil),             // 21: sluice.meta.v1.DeleteRecordsRequest
+	(*PartitionStatesResponse)(nil),          // 22: sluice.meta.v1.PartitionStatesResponse
+	(*Chunk)(nil),                            // 23: sluice.meta.v1.Chunk
+	(*CommitSegmentRequest)(nil),             // 24: sluice.meta.v1.CommitSegmentRequest
+	(*ChunkResult)(nil),                      // 25: sluice.meta.v1.ChunkResult
+	(*CommitSegmentResponse)(nil),            // 26: sluice.meta.v1.CommitSegmentResponse
+	(*IndexEntry)(nil),                       // 27: sluice.meta.v1.IndexEntry
+	(*LookupRequest)(nil),                    // 28: sluice.meta.v1.LookupRequest
+	(*LookupResponse)(nil),                   // 29: sluice.meta.v1.LookupResponse
+	(*InitProducerIDRequest)(nil),            // 30: sluice.meta.v1.InitProducerIDRequest
+	(*InitProducerIDResponse)(nil),           // 31: sluice.meta.v1.InitProducerIDResponse
+	(*WatchRequest)(nil),                     // 32: sluice.meta.v1.WatchRequest
+	(*CommitEvent)(nil),                      // 33: sluice.meta.v1.CommitEvent
+	(*WatchResponse)(nil),                    // 34: sluice.meta.v1.WatchResponse
+	(*DeleteTopicsRequest)(nil),              // 35: sluice.meta.v1.DeleteTopicsRequest
+	(*PartitionsSpec)(nil),                   // 36: sluice.meta.v1.PartitionsSpec
+	(*CreatePartitionsRequest)(nil),          // 37: sluice.meta.v1.CreatePartitionsRequest
+	(*ConfigChange)(nil),                     // 38: sluice.meta.v1.ConfigChange
+	(*AlterTopicConfigsRequest)(nil),         // 39: sluice.meta.v1.AlterTopicConfigsRequest
+	(*FindTimestampRequest)(nil),             // 40: sluice.meta.v1.FindTimestampRequest
+	(*FindTimestampResponse)(nil),            // 41: sluice.meta.v1.FindTimestampResponse
+	(*GroupProtocol)(nil),                    // 42: sluice.meta.v1.GroupProtocol
+	(*JoinGroupRequest)(nil),                 // 43: sluice.meta.v1.JoinGroupRequest
+	(*GroupMember)(nil),                      // 44: sluice.meta.v1.GroupMember
+	(*JoinGroupResponse)(nil),                // 45: sluice.meta.v1.JoinGroupResponse
+	(*SyncGroupRequest)(nil),                 // 46: sluice.meta.v1.SyncGroupRequest
+	(*SyncGroupResponse)(nil),                // 47: sluice.meta.v1.SyncGroupResponse
+	(*HeartbeatRequest)(nil),                 // 48: sluice.meta.v1.HeartbeatRequest
+	(*LeavingMember)(nil),                    // 49: sluice.meta.v1.LeavingMember
+	(*LeaveGroupRequest)(nil),                // 50: sluice.meta.v1.LeaveGroupRequest
+	(*CommittedOffset)(nil),                  // 51: sluice.meta.v1.CommittedOffset
+	(*CommitOffsetsRequest)(nil),             // 52: sluice.meta.v1.CommitOffsetsRequest
+	(*FetchOffsetsRequest)(nil),              // 53: sluice.meta.v1.FetchOffsetsRequest
+	(*FetchOffsetsResponse)(nil),             // 54: sluice.meta.v1.FetchOffsetsResponse
+	(*DeleteOffsetsRequest)(nil),             // 55: sluice.meta.v1.DeleteOffsetsRequest
+	(*DeleteGroupRequest)(nil),               // 56: sluice.meta.v1.DeleteGroupRequest
+	(*ListGroupsRequest)(nil),                // 57: sluice.meta.v1.ListGroupsRequest
+	(*GroupListing)(nil),                     // 58: sluice.meta.v1.GroupListing
+	(*ListGroupsResponse)(nil),               // 59: sluice.meta.v1.ListGroupsResponse
+	(*DescribeGroupRequest)(nil),             // 60: sluice.meta.v1.DescribeGroupRequest
+	(*GroupMemberDescription)(nil),           // 61: sluice.meta.v1.GroupMemberDescription
+	(*DescribeGroupResponse)(nil),            // 62: sluice.meta.v1.DescribeGroupResponse
+	(*AgentInfo)(nil),                        // 63: sluice.meta.v1.AgentInfo
+	(*RegisterAgentRequest)(nil),             // 64: sluice.meta.v1.RegisterAgentRequest
+	(*RegisterAgentResponse)(nil),            // 65: sluice.meta.v1.RegisterAgentResponse
+	(*UnregisterAgentRequest)(nil),           // 66: sluice.meta.v1.UnregisterAgentRequest
+	(*AgentsRequest)(nil),                    // 67: sluice.meta.v1.AgentsRequest
+	(*AgentsResponse)(nil),                   // 68: sluice.meta.v1.AgentsResponse
+	(*KeyInfo)(nil),                          // 69: sluice.meta.v1.KeyInfo
+	(*CreateKeyRequest)(nil),                 // 70: sluice.meta.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),                // 71: sluice.meta.v1.CreateKeyResponse
+	(*ListKeysRequest)(nil),                  // 72: sluice.meta.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),                 // 73: sluice.meta.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),                 // 74: sluice.meta.v1.RevokeKeyRequest
+	(*AcquireJobRequest)(nil),                // 75: sluice.meta.v1.AcquireJobRequest
+	(*AcquireJobResponse)(nil),               // 76: sluice.meta.v1.AcquireJobResponse
+	(*Job)(nil),                              // 77: sluice.meta.v1.Job
+	(*CompactJob)(nil),                       // 78: sluice.meta.v1.CompactJob
+	(*CleanSpec)(nil),                        // 79: sluice.meta.v1.CleanSpec
+	(*ObjectRef)(nil),                        // 80: sluice.meta.v1.ObjectRef
+	(*DeleteJob)(nil),                        // 81: sluice.meta.v1.DeleteJob
+	(*OrphansJob)(nil),                       // 82: sluice.meta.v1.OrphansJob
+	(*CompleteCompactionRequest)(nil),        // 83: sluice.meta.v1.CompleteCompactionRequest
+	(*CompleteCompactionResponse)(nil),       // 84: sluice.meta.v1.CompleteCompactionResponse
+	(*CompleteDeleteRequest)(nil),            // 85: sluice.meta.v1.CompleteDeleteRequest
+	(*CheckOrphansRequest)(nil),              // 86: sluice.meta.v1.CheckOrphansRequest
+	(*CheckOrphansResponse)(nil),             // 87: sluice.meta.v1.CheckOrphansResponse
+	(*CompleteOrphansRequest)(nil),           // 88: sluice.meta.v1.CompleteOrphansRequest
+	(*AbandonJobRequest)(nil),                // 89: sluice.meta.v1.AbandonJobRequest
+	(*ACLBinding)(nil),                       // 90: sluice.meta.v1.ACLBinding
+	(*ACLFilter)(nil),                        // 91: sluice.meta.v1.ACLFilter
+	(*CreateACLsRequest)(nil),                // 92: sluice.meta.v1.CreateACLsRequest
+	(*DeleteACLsRequest)(nil),                // 93: sluice.meta.v1.DeleteACLsRequest
+	(*DeletedACLs)(nil),                      // 94: sluice.meta.v1.DeletedACLs
+	(*DeleteACLsResponse)(nil),               // 95: sluice.meta.v1.DeleteACLsResponse
+	(*DescribeACLsRequest)(nil),              // 96: sluice.meta.v1.DescribeACLsRequest
+	(*DescribeACLsResponse)(nil),             // 97: sluice.meta.v1.DescribeACLsResponse
+	(*ScramCredential)(nil),                  // 98: sluice.meta.v1.ScramCredential
+	(*ScramCredentialRequest)(nil),           // 99: sluice.meta.v1.ScramCredentialRequest
+	(*ScramCredentialResponse)(nil),          // 100: sluice.meta.v1.ScramCredentialResponse
+	(*ScramDeletion)(nil),                    // 101: sluice.meta.v1.ScramDeletion
+	(*AlterScramCredentialsRequest)(nil),     // 102: sluice.meta.v1.AlterScramCredentialsRequest
+	(*DescribeScramCredentialsRequest)(nil),  // 103: sluice.meta.v1.DescribeScramCredentialsRequest
+	(*ScramCredentialInfo)(nil),              // 104: sluice.meta.v1.ScramCredentialInfo
+	(*ScramUser)(nil),                        // 105: sluice.meta.v1.ScramUser
+	(*DescribeScramCredentialsResponse)(nil), // 106: sluice.meta.v1.DescribeScramCredentialsResponse
+	(*AlterUsersRequest)(nil),                // 107: sluice.meta.v1.AlterUsersRequest
+	(*DescribeUsersRequest)(nil),             // 108: sluice.meta.v1.DescribeUsersRequest
+	nil,                                      // 109: sluice.meta.v1.Topic.ConfigsEntry
+	nil,                                      // 110: sluice.meta.v1.TopicSpec.ConfigsEntry
+	nil,                                      // 111: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 }
 var file_meta_proto_depIdxs = []int32{
 	0,   // 0: sluice.meta.v1.Error.code:type_name -> sluice.meta.v1.ErrorCode
 	4,   // 1: sluice.meta.v1.ErrorResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 2: sluice.meta.v1.ErrorsResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 3: sluice.meta.v1.ErrorsResponse.errors:type_name -> sluice.meta.v1.Error
-	98,  // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
-	99,  // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
+	109, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
+	110, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
 	8,   // 6: sluice.meta.v1.TopicResult.topic:type_name -> sluice.meta.v1.Topic
 	4,   // 7: sluice.meta.v1.TopicResult.error:type_name -> sluice.meta.v1.Error
 	4,   // 8: sluice.meta.v1.ClusterIDResponse.error:type_name -> sluice.meta.v1.Error
@@ -6739,7 +7434,7 @@ var file_meta_proto_depIdxs = []int32{
 	42,  // 37: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
 	4,   // 38: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
 	44,  // 39: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
-	100, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	111, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 	4,   // 41: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
 	49,  // 42: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
 	51,  // 43: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
@@ -6781,89 +7476,109 @@ var file_meta_proto_depIdxs = []int32{
 	91,  // 79: sluice.meta.v1.DescribeACLsRequest.filter:type_name -> sluice.meta.v1.ACLFilter
 	4,   // 80: sluice.meta.v1.DescribeACLsResponse.error:type_name -> sluice.meta.v1.Error
 	90,  // 81: sluice.meta.v1.DescribeACLsResponse.bindings:type_name -> sluice.meta.v1.ACLBinding
-	11,  // 82: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
-	13,  // 83: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
-	15,  // 84: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
-	16,  // 85: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
-	18,  // 86: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
-	24,  // 87: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
-	28,  // 88: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
-	30,  // 89: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
-	32,  // 90: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
-	35,  // 91: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
-	37,  // 92: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
-	39,  // 93: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
-	40,  // 94: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
-	43,  // 95: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
-	46,  // 96: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
-	48,  // 97: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
-	50,  // 98: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
-	52,  // 99: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
-	53,  // 100: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
-	55,  // 101: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
-	56,  // 102: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
-	57,  // 103: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
-	60,  // 104: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	64,  // 105: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
-	66,  // 106: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
-	67,  // 107: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
-	21,  // 108: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
-	75,  // 109: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
-	83,  // 110: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
-	85,  // 111: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
-	86,  // 112: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
-	88,  // 113: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
-	89,  // 114: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
-	92,  // 115: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
-	93,  // 116: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
-	96,  // 117: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
-	70,  // 118: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
-	72,  // 119: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
-	74,  // 120: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
-	12,  // 121: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
-	14,  // 122: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
-	17,  // 123: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
-	17,  // 124: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
-	22,  // 125: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
-	26,  // 126: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
-	29,  // 127: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
-	31,  // 128: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
-	34,  // 129: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
-	6,   // 130: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
-	6,   // 131: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 132: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
-	41,  // 133: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
-	45,  // 134: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
-	47,  // 135: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
-	5,   // 136: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 137: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 138: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	54,  // 139: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
-	5,   // 140: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 141: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
-	59,  // 142: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
-	62,  // 143: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
-	65,  // 144: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
-	5,   // 145: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
-	68,  // 146: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
-	22,  // 147: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
-	76,  // 148: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
-	84,  // 149: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
-	5,   // 150: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
-	87,  // 151: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
-	5,   // 152: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 153: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 154: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
-	95,  // 155: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
-	97,  // 156: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
-	71,  // 157: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
-	73,  // 158: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
-	5,   // 159: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
-	121, // [121:160] is the sub-list for method output_type
-	82,  // [82:121] is the sub-list for method input_type
-	82,  // [82:82] is the sub-list for extension type_name
-	82,  // [82:82] is the sub-list for extension extendee
-	0,   // [0:82] is the sub-list for field type_name
+	4,   // 82: sluice.meta.v1.ScramCredentialResponse.error:type_name -> sluice.meta.v1.Error
+	98,  // 83: sluice.meta.v1.ScramCredentialResponse.credential:type_name -> sluice.meta.v1.ScramCredential
+	98,  // 84: sluice.meta.v1.AlterScramCredentialsRequest.upserts:type_name -> sluice.meta.v1.ScramCredential
+	101, // 85: sluice.meta.v1.AlterScramCredentialsRequest.deletes:type_name -> sluice.meta.v1.ScramDeletion
+	104, // 86: sluice.meta.v1.ScramUser.credentials:type_name -> sluice.meta.v1.ScramCredentialInfo
+	4,   // 87: sluice.meta.v1.ScramUser.error:type_name -> sluice.meta.v1.Error
+	4,   // 88: sluice.meta.v1.DescribeScramCredentialsResponse.error:type_name -> sluice.meta.v1.Error
+	105, // 89: sluice.meta.v1.DescribeScramCredentialsResponse.users:type_name -> sluice.meta.v1.ScramUser
+	102, // 90: sluice.meta.v1.AlterUsersRequest.changes:type_name -> sluice.meta.v1.AlterScramCredentialsRequest
+	103, // 91: sluice.meta.v1.DescribeUsersRequest.describe:type_name -> sluice.meta.v1.DescribeScramCredentialsRequest
+	11,  // 92: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
+	13,  // 93: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
+	15,  // 94: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
+	16,  // 95: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
+	18,  // 96: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
+	24,  // 97: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
+	28,  // 98: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
+	30,  // 99: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
+	32,  // 100: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
+	35,  // 101: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
+	37,  // 102: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
+	39,  // 103: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
+	40,  // 104: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
+	43,  // 105: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
+	46,  // 106: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
+	48,  // 107: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
+	50,  // 108: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
+	52,  // 109: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
+	53,  // 110: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
+	55,  // 111: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
+	56,  // 112: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
+	57,  // 113: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
+	60,  // 114: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	64,  // 115: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
+	66,  // 116: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
+	67,  // 117: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
+	21,  // 118: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
+	75,  // 119: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
+	83,  // 120: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
+	85,  // 121: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
+	86,  // 122: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
+	88,  // 123: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
+	89,  // 124: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
+	92,  // 125: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
+	93,  // 126: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
+	96,  // 127: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
+	99,  // 128: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
+	102, // 129: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
+	103, // 130: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
+	70,  // 131: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
+	72,  // 132: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
+	74,  // 133: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
+	107, // 134: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
+	108, // 135: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
+	12,  // 136: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
+	14,  // 137: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
+	17,  // 138: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
+	17,  // 139: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
+	22,  // 140: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
+	26,  // 141: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
+	29,  // 142: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
+	31,  // 143: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
+	34,  // 144: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
+	6,   // 145: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
+	6,   // 146: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 147: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
+	41,  // 148: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
+	45,  // 149: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
+	47,  // 150: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
+	5,   // 151: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 152: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 153: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	54,  // 154: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
+	5,   // 155: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 156: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
+	59,  // 157: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
+	62,  // 158: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
+	65,  // 159: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
+	5,   // 160: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
+	68,  // 161: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
+	22,  // 162: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
+	76,  // 163: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
+	84,  // 164: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
+	5,   // 165: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
+	87,  // 166: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
+	5,   // 167: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 168: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 169: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
+	95,  // 170: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
+	97,  // 171: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
+	100, // 172: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
+	6,   // 173: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
+	106, // 174: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	71,  // 175: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
+	73,  // 176: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
+	5,   // 177: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 178: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
+	106, // 179: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	136, // [136:180] is the sub-list for method output_type
+	92,  // [92:136] is the sub-list for method input_type
+	92,  // [92:92] is the sub-list for extension type_name
+	92,  // [92:92] is the sub-list for extension extendee
+	0,   // [0:92] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -6884,7 +7599,7 @@ func file_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   97,
+			NumMessages:   108,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

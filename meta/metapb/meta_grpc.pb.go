@@ -11,6 +11,10 @@
 //   - ids of a fixed size, checked on decode: topic ids (16 bytes) and
 //     segment ids (16 bytes; a compaction's output and the objects jobs
 //     delete are named by segment ids too);
+//   - SCRAM credentials (ScramCredential: salt, stored key, server key),
+//     fixed-purpose values derived from a password by PBKDF2 and HMAC
+//     (RFC 5802), at most 1 KiB of salt and 64-byte keys, checked on
+//     both sides (meta.CheckScramCredential); they hold no record byte;
 //   - consumer group protocol metadata and assignments (GroupProtocol,
 //     GroupMember, SyncGroup, GroupMemberDescription), which Kafka clients
 //     send to the group coordinator and which hold subscriptions and
@@ -41,42 +45,45 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Meta_ClusterID_FullMethodName          = "/sluice.meta.v1.Meta/ClusterID"
-	Meta_CreateTopics_FullMethodName       = "/sluice.meta.v1.Meta/CreateTopics"
-	Meta_Topics_FullMethodName             = "/sluice.meta.v1.Meta/Topics"
-	Meta_TopicsByID_FullMethodName         = "/sluice.meta.v1.Meta/TopicsByID"
-	Meta_PartitionStates_FullMethodName    = "/sluice.meta.v1.Meta/PartitionStates"
-	Meta_CommitSegment_FullMethodName      = "/sluice.meta.v1.Meta/CommitSegment"
-	Meta_Lookup_FullMethodName             = "/sluice.meta.v1.Meta/Lookup"
-	Meta_InitProducerID_FullMethodName     = "/sluice.meta.v1.Meta/InitProducerID"
-	Meta_Watch_FullMethodName              = "/sluice.meta.v1.Meta/Watch"
-	Meta_DeleteTopics_FullMethodName       = "/sluice.meta.v1.Meta/DeleteTopics"
-	Meta_CreatePartitions_FullMethodName   = "/sluice.meta.v1.Meta/CreatePartitions"
-	Meta_AlterTopicConfigs_FullMethodName  = "/sluice.meta.v1.Meta/AlterTopicConfigs"
-	Meta_FindTimestamp_FullMethodName      = "/sluice.meta.v1.Meta/FindTimestamp"
-	Meta_JoinGroup_FullMethodName          = "/sluice.meta.v1.Meta/JoinGroup"
-	Meta_SyncGroup_FullMethodName          = "/sluice.meta.v1.Meta/SyncGroup"
-	Meta_Heartbeat_FullMethodName          = "/sluice.meta.v1.Meta/Heartbeat"
-	Meta_LeaveGroup_FullMethodName         = "/sluice.meta.v1.Meta/LeaveGroup"
-	Meta_CommitOffsets_FullMethodName      = "/sluice.meta.v1.Meta/CommitOffsets"
-	Meta_FetchOffsets_FullMethodName       = "/sluice.meta.v1.Meta/FetchOffsets"
-	Meta_DeleteOffsets_FullMethodName      = "/sluice.meta.v1.Meta/DeleteOffsets"
-	Meta_DeleteGroup_FullMethodName        = "/sluice.meta.v1.Meta/DeleteGroup"
-	Meta_ListGroups_FullMethodName         = "/sluice.meta.v1.Meta/ListGroups"
-	Meta_DescribeGroup_FullMethodName      = "/sluice.meta.v1.Meta/DescribeGroup"
-	Meta_RegisterAgent_FullMethodName      = "/sluice.meta.v1.Meta/RegisterAgent"
-	Meta_UnregisterAgent_FullMethodName    = "/sluice.meta.v1.Meta/UnregisterAgent"
-	Meta_Agents_FullMethodName             = "/sluice.meta.v1.Meta/Agents"
-	Meta_DeleteRecords_FullMethodName      = "/sluice.meta.v1.Meta/DeleteRecords"
-	Meta_AcquireJob_FullMethodName         = "/sluice.meta.v1.Meta/AcquireJob"
-	Meta_CompleteCompaction_FullMethodName = "/sluice.meta.v1.Meta/CompleteCompaction"
-	Meta_CompleteDelete_FullMethodName     = "/sluice.meta.v1.Meta/CompleteDelete"
-	Meta_CheckOrphans_FullMethodName       = "/sluice.meta.v1.Meta/CheckOrphans"
-	Meta_CompleteOrphans_FullMethodName    = "/sluice.meta.v1.Meta/CompleteOrphans"
-	Meta_AbandonJob_FullMethodName         = "/sluice.meta.v1.Meta/AbandonJob"
-	Meta_CreateACLs_FullMethodName         = "/sluice.meta.v1.Meta/CreateACLs"
-	Meta_DeleteACLs_FullMethodName         = "/sluice.meta.v1.Meta/DeleteACLs"
-	Meta_DescribeACLs_FullMethodName       = "/sluice.meta.v1.Meta/DescribeACLs"
+	Meta_ClusterID_FullMethodName                = "/sluice.meta.v1.Meta/ClusterID"
+	Meta_CreateTopics_FullMethodName             = "/sluice.meta.v1.Meta/CreateTopics"
+	Meta_Topics_FullMethodName                   = "/sluice.meta.v1.Meta/Topics"
+	Meta_TopicsByID_FullMethodName               = "/sluice.meta.v1.Meta/TopicsByID"
+	Meta_PartitionStates_FullMethodName          = "/sluice.meta.v1.Meta/PartitionStates"
+	Meta_CommitSegment_FullMethodName            = "/sluice.meta.v1.Meta/CommitSegment"
+	Meta_Lookup_FullMethodName                   = "/sluice.meta.v1.Meta/Lookup"
+	Meta_InitProducerID_FullMethodName           = "/sluice.meta.v1.Meta/InitProducerID"
+	Meta_Watch_FullMethodName                    = "/sluice.meta.v1.Meta/Watch"
+	Meta_DeleteTopics_FullMethodName             = "/sluice.meta.v1.Meta/DeleteTopics"
+	Meta_CreatePartitions_FullMethodName         = "/sluice.meta.v1.Meta/CreatePartitions"
+	Meta_AlterTopicConfigs_FullMethodName        = "/sluice.meta.v1.Meta/AlterTopicConfigs"
+	Meta_FindTimestamp_FullMethodName            = "/sluice.meta.v1.Meta/FindTimestamp"
+	Meta_JoinGroup_FullMethodName                = "/sluice.meta.v1.Meta/JoinGroup"
+	Meta_SyncGroup_FullMethodName                = "/sluice.meta.v1.Meta/SyncGroup"
+	Meta_Heartbeat_FullMethodName                = "/sluice.meta.v1.Meta/Heartbeat"
+	Meta_LeaveGroup_FullMethodName               = "/sluice.meta.v1.Meta/LeaveGroup"
+	Meta_CommitOffsets_FullMethodName            = "/sluice.meta.v1.Meta/CommitOffsets"
+	Meta_FetchOffsets_FullMethodName             = "/sluice.meta.v1.Meta/FetchOffsets"
+	Meta_DeleteOffsets_FullMethodName            = "/sluice.meta.v1.Meta/DeleteOffsets"
+	Meta_DeleteGroup_FullMethodName              = "/sluice.meta.v1.Meta/DeleteGroup"
+	Meta_ListGroups_FullMethodName               = "/sluice.meta.v1.Meta/ListGroups"
+	Meta_DescribeGroup_FullMethodName            = "/sluice.meta.v1.Meta/DescribeGroup"
+	Meta_RegisterAgent_FullMethodName            = "/sluice.meta.v1.Meta/RegisterAgent"
+	Meta_UnregisterAgent_FullMethodName          = "/sluice.meta.v1.Meta/UnregisterAgent"
+	Meta_Agents_FullMethodName                   = "/sluice.meta.v1.Meta/Agents"
+	Meta_DeleteRecords_FullMethodName            = "/sluice.meta.v1.Meta/DeleteRecords"
+	Meta_AcquireJob_FullMethodName               = "/sluice.meta.v1.Meta/AcquireJob"
+	Meta_CompleteCompaction_FullMethodName       = "/sluice.meta.v1.Meta/CompleteCompaction"
+	Meta_CompleteDelete_FullMethodName           = "/sluice.meta.v1.Meta/CompleteDelete"
+	Meta_CheckOrphans_FullMethodName             = "/sluice.meta.v1.Meta/CheckOrphans"
+	Meta_CompleteOrphans_FullMethodName          = "/sluice.meta.v1.Meta/CompleteOrphans"
+	Meta_AbandonJob_FullMethodName               = "/sluice.meta.v1.Meta/AbandonJob"
+	Meta_CreateACLs_FullMethodName               = "/sluice.meta.v1.Meta/CreateACLs"
+	Meta_DeleteACLs_FullMethodName               = "/sluice.meta.v1.Meta/DeleteACLs"
+	Meta_DescribeACLs_FullMethodName             = "/sluice.meta.v1.Meta/DescribeACLs"
+	Meta_ScramCredential_FullMethodName          = "/sluice.meta.v1.Meta/ScramCredential"
+	Meta_AlterScramCredentials_FullMethodName    = "/sluice.meta.v1.Meta/AlterScramCredentials"
+	Meta_DescribeScramCredentials_FullMethodName = "/sluice.meta.v1.Meta/DescribeScramCredentials"
 )
 
 // MetaClient is the client API for Meta service.
@@ -140,6 +147,11 @@ type MetaClient interface {
 	CreateACLs(ctx context.Context, in *CreateACLsRequest, opts ...grpc.CallOption) (*ErrorsResponse, error)
 	DeleteACLs(ctx context.Context, in *DeleteACLsRequest, opts ...grpc.CallOption) (*DeleteACLsResponse, error)
 	DescribeACLs(ctx context.Context, in *DescribeACLsRequest, opts ...grpc.CallOption) (*DescribeACLsResponse, error)
+	// SASL (issue 14): SCRAM credentials (meta.ScramCredentials in
+	// meta/scram.go). Salts and keys, never a password.
+	ScramCredential(ctx context.Context, in *ScramCredentialRequest, opts ...grpc.CallOption) (*ScramCredentialResponse, error)
+	AlterScramCredentials(ctx context.Context, in *AlterScramCredentialsRequest, opts ...grpc.CallOption) (*ErrorsResponse, error)
+	DescribeScramCredentials(ctx context.Context, in *DescribeScramCredentialsRequest, opts ...grpc.CallOption) (*DescribeScramCredentialsResponse, error)
 }
 
 type metaClient struct {
@@ -519,6 +531,36 @@ func (c *metaClient) DescribeACLs(ctx context.Context, in *DescribeACLsRequest, 
 	return out, nil
 }
 
+func (c *metaClient) ScramCredential(ctx context.Context, in *ScramCredentialRequest, opts ...grpc.CallOption) (*ScramCredentialResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ScramCredentialResponse)
+	err := c.cc.Invoke(ctx, Meta_ScramCredential_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) AlterScramCredentials(ctx context.Context, in *AlterScramCredentialsRequest, opts ...grpc.CallOption) (*ErrorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorsResponse)
+	err := c.cc.Invoke(ctx, Meta_AlterScramCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) DescribeScramCredentials(ctx context.Context, in *DescribeScramCredentialsRequest, opts ...grpc.CallOption) (*DescribeScramCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeScramCredentialsResponse)
+	err := c.cc.Invoke(ctx, Meta_DescribeScramCredentials_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServer is the server API for Meta service.
 // All implementations must embed UnimplementedMetaServer
 // for forward compatibility.
@@ -580,6 +622,11 @@ type MetaServer interface {
 	CreateACLs(context.Context, *CreateACLsRequest) (*ErrorsResponse, error)
 	DeleteACLs(context.Context, *DeleteACLsRequest) (*DeleteACLsResponse, error)
 	DescribeACLs(context.Context, *DescribeACLsRequest) (*DescribeACLsResponse, error)
+	// SASL (issue 14): SCRAM credentials (meta.ScramCredentials in
+	// meta/scram.go). Salts and keys, never a password.
+	ScramCredential(context.Context, *ScramCredentialRequest) (*ScramCredentialResponse, error)
+	AlterScramCredentials(context.Context, *AlterScramCredentialsRequest) (*ErrorsResponse, error)
+	DescribeScramCredentials(context.Context, *DescribeScramCredentialsRequest) (*DescribeScramCredentialsResponse, error)
 	mustEmbedUnimplementedMetaServer()
 }
 
@@ -697,6 +744,15 @@ func (UnimplementedMetaServer) DeleteACLs(context.Context, *DeleteACLsRequest) (
 }
 func (UnimplementedMetaServer) DescribeACLs(context.Context, *DescribeACLsRequest) (*DescribeACLsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeACLs not implemented")
+}
+func (UnimplementedMetaServer) ScramCredential(context.Context, *ScramCredentialRequest) (*ScramCredentialResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ScramCredential not implemented")
+}
+func (UnimplementedMetaServer) AlterScramCredentials(context.Context, *AlterScramCredentialsRequest) (*ErrorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AlterScramCredentials not implemented")
+}
+func (UnimplementedMetaServer) DescribeScramCredentials(context.Context, *DescribeScramCredentialsRequest) (*DescribeScramCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeScramCredentials not implemented")
 }
 func (UnimplementedMetaServer) mustEmbedUnimplementedMetaServer() {}
 func (UnimplementedMetaServer) testEmbeddedByValue()              {}
@@ -1360,6 +1416,60 @@ func _Meta_DescribeACLs_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Meta_ScramCredential_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ScramCredentialRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).ScramCredential(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_ScramCredential_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).ScramCredential(ctx, req.(*ScramCredentialRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_AlterScramCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AlterScramCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).AlterScramCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_AlterScramCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).AlterScramCredentials(ctx, req.(*AlterScramCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_DescribeScramCredentials_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeScramCredentialsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).DescribeScramCredentials(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_DescribeScramCredentials_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).DescribeScramCredentials(ctx, req.(*DescribeScramCredentialsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Meta_ServiceDesc is the grpc.ServiceDesc for Meta service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1507,6 +1617,18 @@ var Meta_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "DescribeACLs",
 			Handler:    _Meta_DescribeACLs_Handler,
 		},
+		{
+			MethodName: "ScramCredential",
+			Handler:    _Meta_ScramCredential_Handler,
+		},
+		{
+			MethodName: "AlterScramCredentials",
+			Handler:    _Meta_AlterScramCredentials_Handler,
+		},
+		{
+			MethodName: "DescribeScramCredentials",
+			Handler:    _Meta_DescribeScramCredentials_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -1519,9 +1641,11 @@ var Meta_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Admin_CreateKey_FullMethodName = "/sluice.meta.v1.Admin/CreateKey"
-	Admin_ListKeys_FullMethodName  = "/sluice.meta.v1.Admin/ListKeys"
-	Admin_RevokeKey_FullMethodName = "/sluice.meta.v1.Admin/RevokeKey"
+	Admin_CreateKey_FullMethodName     = "/sluice.meta.v1.Admin/CreateKey"
+	Admin_ListKeys_FullMethodName      = "/sluice.meta.v1.Admin/ListKeys"
+	Admin_RevokeKey_FullMethodName     = "/sluice.meta.v1.Admin/RevokeKey"
+	Admin_AlterUsers_FullMethodName    = "/sluice.meta.v1.Admin/AlterUsers"
+	Admin_DescribeUsers_FullMethodName = "/sluice.meta.v1.Admin/DescribeUsers"
 )
 
 // AdminClient is the client API for Admin service.
@@ -1539,6 +1663,10 @@ type AdminClient interface {
 	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error)
 	// RevokeKey revokes a key by id; its streams end within seconds.
 	RevokeKey(ctx context.Context, in *RevokeKeyRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
+	// SASL (issue 14): SCRAM users of a cluster (`sluice meta users`).
+	// Credentials are derived by the caller; no password is sent.
+	AlterUsers(ctx context.Context, in *AlterUsersRequest, opts ...grpc.CallOption) (*ErrorsResponse, error)
+	DescribeUsers(ctx context.Context, in *DescribeUsersRequest, opts ...grpc.CallOption) (*DescribeScramCredentialsResponse, error)
 }
 
 type adminClient struct {
@@ -1579,6 +1707,26 @@ func (c *adminClient) RevokeKey(ctx context.Context, in *RevokeKeyRequest, opts 
 	return out, nil
 }
 
+func (c *adminClient) AlterUsers(ctx context.Context, in *AlterUsersRequest, opts ...grpc.CallOption) (*ErrorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorsResponse)
+	err := c.cc.Invoke(ctx, Admin_AlterUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) DescribeUsers(ctx context.Context, in *DescribeUsersRequest, opts ...grpc.CallOption) (*DescribeScramCredentialsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeScramCredentialsResponse)
+	err := c.cc.Invoke(ctx, Admin_DescribeUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -1594,6 +1742,10 @@ type AdminServer interface {
 	ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error)
 	// RevokeKey revokes a key by id; its streams end within seconds.
 	RevokeKey(context.Context, *RevokeKeyRequest) (*ErrorResponse, error)
+	// SASL (issue 14): SCRAM users of a cluster (`sluice meta users`).
+	// Credentials are derived by the caller; no password is sent.
+	AlterUsers(context.Context, *AlterUsersRequest) (*ErrorsResponse, error)
+	DescribeUsers(context.Context, *DescribeUsersRequest) (*DescribeScramCredentialsResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -1612,6 +1764,12 @@ func (UnimplementedAdminServer) ListKeys(context.Context, *ListKeysRequest) (*Li
 }
 func (UnimplementedAdminServer) RevokeKey(context.Context, *RevokeKeyRequest) (*ErrorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeKey not implemented")
+}
+func (UnimplementedAdminServer) AlterUsers(context.Context, *AlterUsersRequest) (*ErrorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AlterUsers not implemented")
+}
+func (UnimplementedAdminServer) DescribeUsers(context.Context, *DescribeUsersRequest) (*DescribeScramCredentialsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeUsers not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -1688,6 +1846,42 @@ func _Admin_RevokeKey_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_AlterUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AlterUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).AlterUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_AlterUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).AlterUsers(ctx, req.(*AlterUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_DescribeUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).DescribeUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_DescribeUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).DescribeUsers(ctx, req.(*DescribeUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1706,6 +1900,14 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeKey",
 			Handler:    _Admin_RevokeKey_Handler,
+		},
+		{
+			MethodName: "AlterUsers",
+			Handler:    _Admin_AlterUsers_Handler,
+		},
+		{
+			MethodName: "DescribeUsers",
+			Handler:    _Admin_DescribeUsers_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -41,6 +41,15 @@ func TestNoFieldCanCarryRecordBytes(t *testing.T) {
 		"sluice.meta.v1.SyncGroupResponse.assignment",
 		"sluice.meta.v1.GroupMemberDescription.metadata",
 		"sluice.meta.v1.GroupMemberDescription.assignment",
+		// SASL (issue 14): SCRAM credentials. A salt and two keys
+		// derived from a password (PBKDF2, HMAC; RFC 5802), written by
+		// AlterUserScramCredentials or `sluice meta users set` and
+		// checked on decode (meta.CheckScramCredential: 32- or 64-byte
+		// keys, at most 1 KiB of salt). They are credentials of a
+		// user, never bytes of a record.
+		"sluice.meta.v1.ScramCredential.salt",
+		"sluice.meta.v1.ScramCredential.stored_key",
+		"sluice.meta.v1.ScramCredential.server_key",
 	}
 	fd := metapb.File_meta_proto
 	var found []string

@@ -65,6 +65,10 @@ var codeTable = []struct {
 	{meta.ErrJobLost, pb.ErrorCode_ERR_JOB_LOST},
 	// ACLs (issue 14).
 	{meta.ErrInvalidACL, pb.ErrorCode_ERR_INVALID_ACL},
+	// SASL (issue 14)
+	{meta.ErrScramUserNotFound, pb.ErrorCode_ERR_SCRAM_USER_NOT_FOUND},
+	{meta.ErrScramUnacceptable, pb.ErrorCode_ERR_SCRAM_UNACCEPTABLE},
+	{meta.ErrScramMechanism, pb.ErrorCode_ERR_SCRAM_MECHANISM},
 	{context.Canceled, pb.ErrorCode_ERR_CANCELED},
 	{context.DeadlineExceeded, pb.ErrorCode_ERR_DEADLINE_EXCEEDED},
 }

@@ -49,6 +49,10 @@ var metaSentinels = map[string]error{
 	"ErrSegmentExpired":          meta.ErrSegmentExpired,
 	"ErrJobLost":                 meta.ErrJobLost,
 	"ErrInvalidACL":              meta.ErrInvalidACL, // issue 14
+	// SASL (issue 14)
+	"ErrScramUserNotFound": meta.ErrScramUserNotFound,
+	"ErrScramUnacceptable": meta.ErrScramUnacceptable,
+	"ErrScramMechanism":    meta.ErrScramMechanism,
 }
 
 // TestEverySentinelHasACode reads package meta's source for exported
