@@ -109,8 +109,11 @@ type conn struct {
 	gnetTotal  int64
 	lastSent   int64
 	stuckSince time.Time
-	pollArmed  bool          // guarded by mu: a Wake is scheduled to look at outbound again
-	pollDelay  time.Duration // guarded by mu
+	// closeOnDrain (guarded by mu): close once the write queue and the
+	// hand-off are empty (closeWhenSent).
+	closeOnDrain bool
+	pollArmed    bool          // guarded by mu: a Wake is scheduled to look at outbound again
+	pollDelay    time.Duration // guarded by mu
 	// pendingProduces counts acks=1/all produce requests admitted to the
 	// pipeline and not yet answered.
 	pendingProduces atomic.Int32
@@ -480,6 +483,29 @@ func (c *conn) written(n int64, outbound int) {
 	c.gnetTotal += n
 	c.mu.Unlock()
 	c.observeOutbound(outbound)
+	c.mu.Lock()
+	drained := c.closeOnDrain && c.handoff == 0 && len(c.writeQ) == 0
+	c.mu.Unlock()
+	if drained {
+		c.close()
+	}
+}
+
+// closeWhenSent closes the connection once the responses already queued
+// for the socket have left for it (a failed SASL login: its error
+// response first, then the close). gnet writes what it holds before it
+// closes; the TLS writer would not, so the close waits for its write. A
+// response still waiting for its turn behind earlier ones is dropped with
+// the connection.
+func (c *conn) closeWhenSent() {
+	c.mu.Lock()
+	if c.handoff == 0 && len(c.writeQ) == 0 {
+		c.mu.Unlock()
+		c.close()
+		return
+	}
+	c.closeOnDrain = true
+	c.mu.Unlock()
 }
 
 // observeOutbound records the size of gnet's outbound buffer, read on the

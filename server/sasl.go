@@ -283,7 +283,7 @@ func handleSASLAuthenticate(s *Server, rc *reqCtx, req kmsg.Request) {
 		rc.respond(resp)
 		if err == errSASLLimited {
 			if sec := rc.start.Unix(); s.sasl.limitedLog.Swap(sec) == sec {
-				rc.c.close() // logged this second already
+				rc.c.closeWhenSent() // logged this second already
 				return
 			}
 		}
@@ -366,13 +366,13 @@ const saslMaxPreAuthFrame = 512 << 10
 const saslLookupTimeout = 10 * time.Second
 
 // saslClose closes the connection once the response just given is on
-// its way: respond handed it to the event loop (AsyncWritev, which gnet
-// runs before a Close queued after it, and gnet's close writes what is
-// still buffered). A response still waiting behind earlier ones (a client
-// that pipelines SASL requests) is dropped with the connection.
+// its way (conn.closeWhenSent: over TLS an immediate close would drop it,
+// and librdkafka then reports a broken connection instead of the failed
+// login). A response still waiting behind earlier ones (a client that
+// pipelines SASL requests) is dropped with the connection.
 func (s *Server) saslClose(rc *reqCtx, why string) {
 	s.log.Warn("closing connection: "+why, "remote", rc.c.remote, "api", kmsg.NameForKey(rc.key))
-	rc.c.close()
+	rc.c.closeWhenSent()
 }
 
 func (ss *saslServer) newExchange(s *Server, mech string) saslExchange {
