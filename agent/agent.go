@@ -262,7 +262,7 @@ func (a *Agent) startJobs(store objstore.Store) error {
 // for the disk, the page cache and memory bandwidth, and CPU priority does
 // not share those out. BENCHMARKS.md ("Compaction") has the measurements
 // behind the figure. A jobs-only agent is not paced by default.
-const DefaultJobsPaceWithProduce = 64 << 20
+const DefaultJobsPaceWithProduce = 32 << 20
 
 // producing reports whether produce is in flight on this agent: the jobs'
 // pace applies only then (jobs.Config.Busy).

@@ -26,6 +26,8 @@
 #
 # Usage: bench/scripts/compaction.sh   (env: BIN, DUR, RATE, IDLE, TPUT_DUR, ROUNDS, OUT;
 # PARTS=steady, clean, tput or split runs only those parts; default the first three)
+# TPUT_ON_FLAGS adds playground flags to part 4's runs with compaction on
+# (for example --jobs-max-bytes-per-second 33554432)
 set -euo pipefail
 BIN=${BIN:-./bin/sluice}
 DUR=${DUR:-13m}
@@ -109,7 +111,8 @@ if [[ $PARTS == *tput* ]]; then
 for r in $(seq 1 "$ROUNDS"); do
   for mode in on off; do
     if [ $mode = on ]; then
-      start_pg "$OUT/tput-$mode-$r" --compaction-interval 1s --gc-interval 1s --compaction-min-age 1s --compaction-max-wait 2s
+      # shellcheck disable=SC2086 # TPUT_ON_FLAGS is a list of flags
+      start_pg "$OUT/tput-$mode-$r" --compaction-interval 1s --gc-interval 1s --compaction-min-age 1s --compaction-max-wait 2s ${TPUT_ON_FLAGS:-}
     else
       start_pg "$OUT/tput-$mode-$r" --compaction-interval 1h --gc-interval 1h
     fi

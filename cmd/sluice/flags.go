@@ -74,7 +74,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConns, "max-connections", 10000, "open Kafka connections; excess connections are closed on accept")
 	fs.DurationVar(&f.compactionEvery, "compaction-interval", time.Minute, "how often an agent with the jobs role asks meta for compaction work (it then runs what is due, back to back)")
 	fs.DurationVar(&f.gcEvery, "gc-interval", time.Minute, "how often an agent with the jobs role asks meta for objects to delete and for the pass over the bucket that finds orphans")
-	fs.Int64Var(&f.jobsPace, "jobs-max-bytes-per-second", -1, "pace of compaction and key cleaning on an agent with the jobs role, bytes read and written together per second; -1: 64 MiB/s when the agent also has the produce role (so rewriting objects leaves produce its disk and memory bandwidth), unlimited on a jobs-only agent; the pace holds only while produce is in flight; 0: unlimited")
+	fs.Int64Var(&f.jobsPace, "jobs-max-bytes-per-second", -1, "pace of compaction and key cleaning on an agent with the jobs role, bytes read and written together per second; -1: 32 MiB/s when the agent also has the produce role (so rewriting objects leaves produce its disk and memory bandwidth), unlimited on a jobs-only agent; the pace holds only while produce is in flight; 0: unlimited")
 	f.sasl.register(fs) // SASL (issue 14)
 	fs.DurationVar(&f.slowClient, "slow-client-timeout", 30*time.Second, "close a connection whose client has read none of its unsent responses for this long (it holds fetch budget others need)")
 	// TLS (issue 14, tls).
