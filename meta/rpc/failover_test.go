@@ -51,7 +51,7 @@ func TestFailoverToNextAddr(t *testing.T) {
 
 	// Only a standby: unavailable, with its message, within the deadline.
 	rc := dialT(t, ClientConfig{Addrs: []string{sAddr}, Key: testKey})
-	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second) // as in TestFailoverInBandNotLeader
 	defer cancel()
 	_, err := rc.ClusterID(sctx)
 	if !errors.Is(err, meta.ErrNotLeader) || !errors.Is(err, meta.ErrUnavailable) || !strings.Contains(err.Error(), "the leader is elsewhere") {
@@ -82,7 +82,10 @@ func TestFailoverInBandNotLeader(t *testing.T) {
 		t.Fatalf("ClusterID = %q, %v", id, err)
 	}
 	only := dialT(t, ClientConfig{Addrs: []string{lAddr}, Key: testKey})
-	sctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	// Long enough for a first answer under -race with every package
+	// testing at once (500 ms was not: the call timed out before the
+	// replica's in-band answer, once in CI).
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if _, err := only.ClusterID(sctx); !errors.Is(err, meta.ErrNotLeader) || !strings.Contains(err.Error(), "epoch 7") {
 		t.Fatalf("ClusterID of a replica that lost its lease: %v", err)
