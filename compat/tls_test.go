@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"errors"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,8 +17,6 @@ import (
 
 	"sluice.dev/agent"
 	"sluice.dev/internal/tlstest"
-	"sluice.dev/meta/controller"
-	"sluice.dev/objstore"
 	"sluice.dev/server"
 )
 
@@ -37,40 +34,8 @@ func startTLSCluster(t *testing.T) *tlsCluster {
 	ca := tlstest.NewCA(t, dir, "sluice")
 	srv := ca.Server(t, dir, "agent")
 	client := ca.Client(t, dir, "client", pkix.Name{CommonName: "compat"})
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := controller.Open(controller.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	local, err := objstore.NewLocal(filepath.Join(dir, "bucket"))
-	if err != nil {
-		m.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	a, err := agent.Start(ctx, agent.Config{
-		KafkaAddr:         "127.0.0.1:0",
-		FlushInterval:     20 * time.Millisecond,
-		AutoCreateTopics:  true,
-		DefaultPartitions: 4,
-		Logger:            log,
-		KafkaTLS:          server.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCAFile: ca.File},
-	}, m, local)
-	if err != nil {
-		local.Close()
-		m.Close()
-		t.Fatal(err)
-	}
-	c := &cluster{meta: m, store: local, agent: a}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer scancel()
-		if err := c.agent.Stop(sctx); err != nil {
-			t.Errorf("stop agent: %v", err)
-		}
-		c.store.Close()
-		c.meta.Close()
+	c := startCluster(t, func(cfg *agent.Config) {
+		cfg.KafkaTLS = server.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile, ClientCAFile: ca.File}
 	})
 	return &tlsCluster{cluster: c, ca: ca, client: client}
 }
