@@ -186,6 +186,35 @@ func redactStore(s string) string {
 	return s
 }
 
+// adminFlags are the flags of the admin commands (`sluice meta keys`,
+// `sluice meta users`): which meta, and how to reach it.
+type adminFlags struct {
+	addr, token, ca *string
+	insecure        *bool
+}
+
+func registerAdminFlags(fs *flag.FlagSet) adminFlags {
+	return adminFlags{
+		addr:     fs.String("meta-addr", "127.0.0.1:9093", "address of a running sluice meta (its leader)"),
+		token:    fs.String("admin-token", "", "admin token; default $SLUICE_ADMIN_TOKEN"),
+		ca:       fs.String("meta-ca", "", "PEM CA certificate to verify a TLS meta; plaintext when empty"),
+		insecure: fs.Bool("meta-insecure", false, "allow plaintext (no --meta-ca) to a --meta-addr that is not loopback: the admin token then crosses the network readable"),
+	}
+}
+
+// dial connects to meta's admin API.
+func (f adminFlags) dial() (*rpc.AdminClient, error) {
+	tlsCfg, err := clientTLS(*f.ca)
+	if err != nil {
+		return nil, err
+	}
+	ac, err := rpc.DialAdmin(*f.addr, envOr(*f.token, "SLUICE_ADMIN_TOKEN"), tlsCfg, *f.insecure)
+	if err != nil {
+		return nil, fmt.Errorf("--meta-addr %s: %w", *f.addr, err)
+	}
+	return ac, nil
+}
+
 func runMetaKeys(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, metaUsage)
@@ -193,25 +222,18 @@ func runMetaKeys(args []string) error {
 	}
 	action := args[0]
 	fs := flag.NewFlagSet("meta keys "+action, flag.ContinueOnError)
-	addr := fs.String("meta-addr", "127.0.0.1:9093", "address of a running sluice meta (its leader)")
+	af := registerAdminFlags(fs)
 	cluster := fs.String("cluster", "", "virtual cluster name")
 	id := fs.String("id", "", "key id to revoke (from list)")
-	token := fs.String("admin-token", "", "admin token; default $SLUICE_ADMIN_TOKEN")
-	ca := fs.String("meta-ca", "", "PEM CA certificate to verify a TLS meta; plaintext when empty")
-	insecureMeta := fs.Bool("meta-insecure", false, "allow plaintext (no --meta-ca) to a --meta-addr that is not loopback: the admin token then crosses the network readable")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	tlsCfg, err := clientTLS(*ca)
+	ac, err := af.dial()
 	if err != nil {
 		return err
-	}
-	ac, err := rpc.DialAdmin(*addr, envOr(*token, "SLUICE_ADMIN_TOKEN"), tlsCfg, *insecureMeta)
-	if err != nil {
-		return fmt.Errorf("--meta-addr %s: %w", *addr, err)
 	}
 	defer ac.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

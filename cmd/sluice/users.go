@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"sluice.dev/meta"
-	"sluice.dev/meta/rpc"
 )
 
 func runMetaUsers(args []string) error {
@@ -29,14 +28,11 @@ func runMetaUsers(args []string) error {
 	}
 	action := args[0]
 	fs := flag.NewFlagSet("meta users "+action, flag.ContinueOnError)
-	addr := fs.String("meta-addr", "127.0.0.1:9093", "address of a running sluice meta (its leader)")
+	af := registerAdminFlags(fs)
 	cluster := fs.String("cluster", "", "virtual cluster name")
 	user := fs.String("user", "", "user name")
 	mechanism := fs.String("mechanism", "", "SCRAM-SHA-256 or SCRAM-SHA-512 (set and delete: default both)")
 	iterations := fs.Int("iterations", scramIterations, "SCRAM iteration count, 4096 to 16384 (set)")
-	token := fs.String("admin-token", "", "admin token; default $SLUICE_ADMIN_TOKEN")
-	ca := fs.String("meta-ca", "", "PEM CA certificate to verify a TLS meta; plaintext when empty")
-	insecureMeta := fs.Bool("meta-insecure", false, "allow plaintext (no --meta-ca) to a --meta-addr that is not loopback: the admin token then crosses the network readable")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -56,13 +52,9 @@ func runMetaUsers(args []string) error {
 	default:
 		return fmt.Errorf("--mechanism %q: want SCRAM-SHA-256 or SCRAM-SHA-512", *mechanism)
 	}
-	tlsCfg, err := clientTLS(*ca)
+	ac, err := af.dial()
 	if err != nil {
 		return err
-	}
-	ac, err := rpc.DialAdmin(*addr, envOr(*token, "SLUICE_ADMIN_TOKEN"), tlsCfg, *insecureMeta)
-	if err != nil {
-		return fmt.Errorf("--meta-addr %s: %w", *addr, err)
 	}
 	defer ac.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
