@@ -51,7 +51,14 @@ func saramaProduce(t *testing.T, addr, topic string, codec sarama.CompressionCod
 // to its high watermark.
 func saramaConsumeAll(t *testing.T, addr, topic string) []rec {
 	t.Helper()
-	cl, err := sarama.NewClient([]string{addr}, saramaConfig())
+	return saramaConsumeAllWith(t, addr, topic, saramaConfig())
+}
+
+// saramaConsumeAllWith is saramaConsumeAll with the client configured by
+// cfg (TLS: compat/tls_test.go).
+func saramaConsumeAllWith(t *testing.T, addr, topic string, cfg *sarama.Config) []rec {
+	t.Helper()
+	cl, err := sarama.NewClient([]string{addr}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

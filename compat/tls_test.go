@@ -65,50 +65,7 @@ func TestSaramaMTLS(t *testing.T) {
 	}
 	p.Close()
 
-	cl, err := sarama.NewClient([]string{c.addr()}, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	cons, err := sarama.NewConsumerFromClient(cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Close()
-	parts, err := cl.Partitions(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []rec
-	for _, part := range parts {
-		hwm, err := cl.GetOffset(topic, part, sarama.OffsetNewest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hwm == 0 {
-			continue
-		}
-		pc, err := cons.ConsumePartition(topic, part, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		timeout := time.After(30 * time.Second)
-	read:
-		for {
-			select {
-			case m := <-pc.Messages():
-				got = append(got, rec{partition: m.Partition, offset: m.Offset, key: string(m.Key), value: string(m.Value)})
-				if m.Offset+1 >= hwm {
-					break read
-				}
-			case err := <-pc.Errors():
-				t.Fatalf("sarama consume over mTLS: %v", err)
-			case <-timeout:
-				t.Fatalf("sarama consume %s[%d] over mTLS: timed out", topic, part)
-			}
-		}
-		pc.Close()
-	}
+	got := saramaConsumeAllWith(t, c.addr(), topic, cfg)
 	checkExact(t, topic, n, got)
 
 	noCert := saramaConfig()
