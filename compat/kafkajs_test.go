@@ -19,8 +19,9 @@ func runKafkaJS(t *testing.T, mode string) {
 	runKafkaJSOn(t, startCluster, mode, nil)
 }
 
-// runKafkaJSOn runs compat.js on a cluster start gives, with env added.
-func runKafkaJSOn(t *testing.T, start func(testing.TB, ...func(*agent.Config)) *cluster, mode string, env []string) {
+// lookKafkaJS returns node's path, failing the test when node or the
+// kafkajs package is missing.
+func lookKafkaJS(t *testing.T) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -29,6 +30,13 @@ func runKafkaJSOn(t *testing.T, start func(testing.TB, ...func(*agent.Config)) *
 	if _, err := os.Stat(filepath.Join("kafkajs", "node_modules", "kafkajs")); err != nil {
 		t.Fatal("kafkajs is not installed: run `npm ci --prefix compat/kafkajs` (.ci/run does)")
 	}
+	return node
+}
+
+// runKafkaJSOn runs compat.js on a cluster start gives, with env added.
+func runKafkaJSOn(t *testing.T, start func(testing.TB, ...func(*agent.Config)) *cluster, mode string, env []string) {
+	t.Helper()
+	node := lookKafkaJS(t)
 	c := start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

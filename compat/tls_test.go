@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -81,13 +80,7 @@ func TestSaramaMTLS(t *testing.T) {
 // TestKafkaJSMTLS: kafkajs produces (idempotent, acks=-1) and consumes in
 // a group over mutual TLS, every record checked (compat/kafkajs/tls.js).
 func TestKafkaJSMTLS(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is not installed: kafkajs tests need Node.js 20")
-	}
-	if _, err := os.Stat(filepath.Join("kafkajs", "node_modules", "kafkajs")); err != nil {
-		t.Fatal("kafkajs is not installed: run `npm ci --prefix compat/kafkajs` (.ci/run does)")
-	}
+	node := lookKafkaJS(t)
 	c := startTLSCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
