@@ -230,7 +230,8 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 	// The batches alias the frame: the pipeline holds a reference of its
 	// own until it has laid them out (frames.go).
 	rc.frame.retain()
-	if err := s.deps.Pipeline.AppendRelease(ctx, batches, done, rc.frame.release); err != nil {
+	seq, err := s.deps.Pipeline.AppendReleaseSeq(ctx, batches, done, rc.frame.release)
+	if err != nil {
 		rc.frame.release()
 		rc.c.pendingProduces.Add(-1)
 		producesParked.Add(-1)
@@ -249,9 +250,9 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 	switch {
 	case acks == 0:
 	case rc.c.pendingProduces.Load() >= clientPipelineDepth:
-		s.deps.Pipeline.SealIfAtLeast(minEarlySealBytes)
+		s.deps.Pipeline.SealEarly(seq, minEarlySealBytes, pipeline.StallFull)
 	default:
-		s.watchStall(rc.c, rc.start) // stall.go
+		s.watchStall(rc.c, rc.start, seq) // stall.go
 	}
 }
 

@@ -1,6 +1,10 @@
 package server
 
-import "time"
+import (
+	"time"
+
+	"sluice.dev/pipeline"
+)
 
 // A client stalls on us when it can send nothing more until we answer:
 // its produce pipeline is full. Waiting out the flush interval then adds
@@ -33,8 +37,10 @@ const stallQuiet = 15 * time.Millisecond
 
 // watchStall notes a produce parked on c and makes sure a check runs
 // stallQuiet after the connection's last produce.
-func (s *Server) watchStall(c *conn, now time.Time) {
+func (s *Server) watchStall(c *conn, now time.Time, seq uint64) {
 	c.lastProduce.Store(now.UnixNano())
+	for old := c.parkedSeq.Load(); seq > old && !c.parkedSeq.CompareAndSwap(old, seq); old = c.parkedSeq.Load() {
+	}
 	if c.stallArmed.CompareAndSwap(false, true) {
 		time.AfterFunc(stallQuiet, func() { s.checkStall(c) })
 	}
@@ -65,7 +71,11 @@ func (s *Server) checkStall(c *conn) {
 			return
 		}
 		mStallsQuiet.Inc()
-		s.deps.Pipeline.SealIfAtLeast(minEarlySealBytes)
+		// Only the segment this connection's newest produce joined: if
+		// that one is sealed already, its requests wait on the upload and
+		// commit, and sealing the next segment would answer them no
+		// sooner.
+		s.deps.Pipeline.SealEarly(c.parkedSeq.Load(), minEarlySealBytes, pipeline.StallQuiet)
 		// The client's requests are on their way out; its next produce
 		// re-arms the watch.
 		c.stallArmed.Store(false)
