@@ -38,16 +38,19 @@ func explain(err error, s subject, serverMsg string) error {
 		}
 		return fmt.Errorf("%s: %w", s, err)
 	}
-	tag := ke.Message
+	// Where the plain words say all there is (a name that does not exist,
+	// or already does), the broker's message would only repeat them.
+	name := ke.Message
+	tag := name
 	if serverMsg != "" && serverMsg != ke.Description {
 		tag += ": " + serverMsg
 	}
 	var what string
 	switch ke.Code {
 	case kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicID.Code:
-		what = fmt.Sprintf("topic %q does not exist (%s); list topics with `sluice topic list`", s.name, tag)
+		what = fmt.Sprintf("topic %q does not exist (%s); list topics with `sluice topic list`", s.name, name)
 	case kerr.TopicAlreadyExists.Code:
-		what = fmt.Sprintf("topic %q already exists (%s); see it with `sluice topic describe %s`", s.name, tag, s.name)
+		what = fmt.Sprintf("topic %q already exists (%s); see it with `sluice topic describe %s`", s.name, name, s.name)
 	case kerr.InvalidTopicException.Code:
 		what = fmt.Sprintf("%q is not a valid topic name (%s); use 1-249 characters of a-z A-Z 0-9 . _ -", s.name, tag)
 	case kerr.InvalidPartitions.Code:
@@ -59,7 +62,7 @@ func explain(err error, s subject, serverMsg string) error {
 	case kerr.PolicyViolation.Code:
 		what = fmt.Sprintf("%s: refused by the cluster's policy (%s)", s, tag)
 	case kerr.GroupIDNotFound.Code:
-		what = fmt.Sprintf("group %q does not exist (%s); list groups with `sluice group list`", s.name, tag)
+		what = fmt.Sprintf("group %q does not exist (%s); list groups with `sluice group list`", s.name, name)
 	case kerr.NonEmptyGroup.Code:
 		what = fmt.Sprintf("group %q still has members (%s); stop its consumers first", s.name, tag)
 	case kerr.InvalidGroupID.Code:

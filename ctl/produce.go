@@ -35,7 +35,16 @@ func produce(ctx context.Context, e *env, args []string) error {
 	if *maxLine < 1 {
 		return fmt.Errorf("--max-line-bytes must be positive, got %d", *maxLine)
 	}
-	opts := []kgo.Opt{kgo.DefaultProduceTopic(topic), kgo.RecordDeliveryTimeout(e.conn.timeout), kgo.ProducerLinger(0)}
+	opts := []kgo.Opt{kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0)}
+	if e.json() {
+		// kgo measures a record's delivery timeout from its timestamp,
+		// and JSON records may carry old ones: a timeout would fail them
+		// at once. Bound the retries instead (about --timeout's worth of
+		// kgo's backoff).
+		opts = append(opts, kgo.RecordRetries(20), kgo.ProduceRequestTimeout(e.conn.timeout))
+	} else {
+		opts = append(opts, kgo.RecordDeliveryTimeout(e.conn.timeout))
+	}
 	switch *acks {
 	case "all", "-1":
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
