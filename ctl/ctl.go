@@ -131,6 +131,9 @@ func groupUsage(w io.Writer, root string, subs []command) {
 	fmt.Fprintf(w, "\nRun \"sluice %s SUBCOMMAND --help\" for its flags.\n", root)
 }
 
+// onFlagSet, when set (by tests), sees every flag set a command makes.
+var onFlagSet func(*flag.FlagSet)
+
 // env is what a running command has: its flags, its IO, and the clients
 // it opened (closed by runCommand).
 type env struct {
@@ -163,6 +166,9 @@ func (e *env) flags(path string) *flag.FlagSet {
 	fs.SetOutput(e.Err)
 	flagusage.Set(fs, "sluice "+e.cmd.synopsis)
 	e.conn.register(fs, e.getenv)
+	if onFlagSet != nil {
+		onFlagSet(fs)
+	}
 	return fs
 }
 

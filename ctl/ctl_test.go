@@ -170,3 +170,5 @@ func golden(t *testing.T, name, got string) {
 		t.Errorf("%s differs from %s (go test ./ctl -run %s -update rewrites it)\n--- got:\n%s--- want:\n%s", name, path, t.Name(), got, want)
 	}
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

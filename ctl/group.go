@@ -550,7 +550,14 @@ func groupResetOffsets(ctx context.Context, e *env, args []string) error {
 	if *dry {
 		fmt.Fprintln(e.Out, "(dry run: nothing committed; run again without --dry-run to reset)")
 	} else {
-		fmt.Fprintf(e.Out, "reset %d partitions of group %s\n", len(plan), group)
+		fmt.Fprintf(e.Out, "reset %d %s of group %s\n", len(plan), plural(len(plan), "partition"), group)
 	}
 	return nil
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

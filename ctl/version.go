@@ -54,6 +54,9 @@ func Version(args []string, s IO, linked string) error {
 	fs.SetOutput(s.Err)
 	flagusage.Set(fs, "sluice version [flags]")
 	format := fs.String("format", "table", "output: table (for people) or json (for scripts)")
+	if onFlagSet != nil {
+		onFlagSet(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return nil
