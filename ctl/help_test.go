@@ -48,7 +48,7 @@ func TestHelpEveryCommand(t *testing.T) {
 	}
 	seen = nil
 	var vh bytes.Buffer
-	if err := Version([]string{"--help"}, IO{Err: &vh}, "dev"); err != nil || len(seen) != 1 {
+	if err := Version([]string{"--help"}, IO{Err: &vh}, "dev", ""); err != nil || len(seen) != 1 {
 		t.Errorf("sluice version --help: %v, %d flag sets", err, len(seen))
 	} else if err := flagusage.Check(vh.String(), seen[0]); err != nil {
 		t.Errorf("sluice version --help: %v", err)
@@ -80,22 +80,22 @@ func TestHelpEveryCommand(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	var out bytes.Buffer
-	if err := Version(nil, IO{Out: &out}, "v1.2.3"); err != nil {
+	if err := Version(nil, IO{Out: &out}, "v1.2.3", "0123abc"); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(out.String(), "\n")
-	if lines[0] != "sluice v1.2.3" || !strings.HasPrefix(lines[1], "commit ") || !strings.Contains(lines[2], "go1.") {
+	if lines[0] != "sluice v1.2.3" || !strings.HasPrefix(lines[1], "commit 0123abc") || !strings.Contains(lines[2], "go1.") {
 		t.Errorf("sluice version printed:\n%s", out.String())
 	}
 	out.Reset()
-	if err := Version([]string{"--format", "json"}, IO{Out: &out}, "dev"); err != nil {
+	if err := Version([]string{"--format", "json"}, IO{Out: &out}, "dev", ""); err != nil {
 		t.Fatal(err)
 	}
 	var b BuildInfo
 	if err := jsonUnmarshal(out.String(), &b); err != nil || b.Version == "" || !strings.HasPrefix(b.GoVersion, "go1.") || b.Commit == "" {
 		t.Errorf("sluice version --format json: %q (%v)", out.String(), err)
 	}
-	if err := Version([]string{"--format", "yaml"}, IO{Out: &out}, "dev"); err == nil || !strings.Contains(err.Error(), "--format") {
+	if err := Version([]string{"--format", "yaml"}, IO{Out: &out}, "dev", ""); err == nil || !strings.Contains(err.Error(), "--format") {
 		t.Errorf("--format yaml: %v, want an error naming --format", err)
 	}
 }

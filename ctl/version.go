@@ -19,12 +19,16 @@ type BuildInfo struct {
 	Platform   string `json:"platform"`
 }
 
-// Build reads the binary's build information. linked is the version set
-// at link time (-ldflags "-X main.version=..."); "dev" or "" means none,
-// and then the module version Go stamped (a tag, or a pseudo-version from
-// the commit) is used when there is one.
-func Build(linked string) BuildInfo {
+// Build reads the binary's build information. linked and linkedCommit
+// are the version and commit set at link time (-ldflags "-X
+// main.version=... -X main.commit=..."); "dev" or "" means none, and then
+// the module version Go stamped (a tag, or a pseudo-version from the
+// commit) is used when there is one. Go's VCS stamp wins for the commit.
+func Build(linked, linkedCommit string) BuildInfo {
 	b := BuildInfo{Version: linked, Commit: "unknown", GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+	if linkedCommit != "" {
+		b.Commit = linkedCommit
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return b
@@ -49,7 +53,7 @@ func Build(linked string) BuildInfo {
 }
 
 // Version runs `sluice version [--format table|json]`.
-func Version(args []string, s IO, linked string) error {
+func Version(args []string, s IO, linked, linkedCommit string) error {
 	fs := flag.NewFlagSet("sluice version", flag.ContinueOnError)
 	fs.SetOutput(s.Err)
 	flagusage.Set(fs, "sluice version [flags]")
@@ -66,7 +70,7 @@ func Version(args []string, s IO, linked string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("version: unexpected argument %q", fs.Arg(0))
 	}
-	b := Build(linked)
+	b := Build(linked, linkedCommit)
 	switch *format {
 	case "json":
 		return writeJSON(s.Out, b)

@@ -21,5 +21,5 @@ func runAdmin(args []string) error {
 }
 
 func runVersion(args []string) error {
-	return ctl.Version(args, ctl.IO{Out: os.Stdout, Err: helpOut}, version)
+	return ctl.Version(args, ctl.IO{Out: os.Stdout, Err: helpOut}, version, commit)
 }

@@ -27,7 +27,10 @@ Admin CLI (any Kafka cluster; --brokers, default 127.0.0.1:9092 or $SLUICE_BROKE
 Run "sluice COMMAND --help" for a command's flags.
 `
 
-var version = "dev"
+// version and commit are set at link time (make build: -ldflags "-X
+// main.version=... -X main.commit=..."); `sluice version` falls back to
+// Go's build info (issue 16, cli).
+var version, commit = "dev", ""
 
 func main() {
 	if len(os.Args) < 2 {
