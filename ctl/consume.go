@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -35,7 +36,7 @@ func consume(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := []kgo.Opt{kgo.FetchMaxWait(min(e.conn.timeout, 500e6))}
+	opts := []kgo.Opt{kgo.FetchMaxWait(min(e.conn.timeout, 500*time.Millisecond))}
 	if *readCommitted {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}

@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 
 	"sluice.dev/internal/flagusage"
@@ -208,9 +207,8 @@ func (e *env) parse(fs *flag.FlagSet, args []string, what string, min, max int) 
 
 // kv is a repeatable name=value flag (--config, --set, -H).
 type kv struct {
-	flagName string
-	order    []string
-	vals     map[string]string
+	order []string // names in the order given
+	vals  map[string]string
 }
 
 func (k *kv) String() string {
@@ -255,13 +253,4 @@ func (l *list) Set(s string) error {
 	}
 	*l = append(*l, s)
 	return nil
-}
-
-func sortedKeys[M ~map[string]V, V any](m M) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -19,7 +19,7 @@ func produce(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("produce")
 	keyDelim := fs.String("K", "", "key delimiter: each line is KEY<delimiter>VALUE (split at the first one); empty: each line is a value without a key")
 	partition := fs.Int("p", -1, "produce every record to this partition; -1: records with a key go by its hash (as Java clients do), records without one spread")
-	headers := &kv{flagName: "H"}
+	headers := &kv{}
 	fs.Var(headers, "H", "a header name=value on every record; repeat for more")
 	acks := fs.String("acks", "all", "all (idempotent: no duplicates on retry), 1 or 0 (no acknowledgement, no offsets)")
 	compression := fs.String("compression", "none", "batch compression: none, gzip, snappy, lz4 or zstd")

@@ -68,7 +68,7 @@ func topicCreate(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("topic create")
 	partitions := fs.Int("partitions", -1, "partitions of each new topic; -1: the cluster's default (an agent's --default-partitions)")
 	replicas := fs.Int("replicas", -1, "replication factor; -1: the cluster's default (Sluice keeps data in the object store and reports 1)")
-	configs := &kv{flagName: "config"}
+	configs := &kv{}
 	fs.Var(configs, "config", "a topic config name=value, e.g. retention.ms=86400000 or cleanup.policy=compact; repeat for more")
 	dry := fs.Bool("dry-run", false, "only validate: ask the cluster whether it would create the topics, create nothing")
 	names, err := e.parse(fs, args, "the topic to create", 1, -1)
@@ -301,7 +301,7 @@ func sourceName(s kmsg.ConfigSource) string {
 
 func topicAlterConfig(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("topic alter-config")
-	set := &kv{flagName: "set"}
+	set := &kv{}
 	fs.Var(set, "set", "set a config name=value on the topics; repeat for more")
 	var del list
 	fs.Var(&del, "delete", "remove a config from the topics (back to the cluster's default); repeat for more")
