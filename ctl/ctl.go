@@ -199,8 +199,10 @@ func (e *env) parse(fs *flag.FlagSet, args []string, what string, min, max int) 
 	switch {
 	case len(pos) < min:
 		return nil, fmt.Errorf("name %s (see --help)", what)
+	case max == 0 && len(pos) > 0:
+		return nil, fmt.Errorf("unexpected argument %q: this command takes only flags (see --help)", pos[0])
 	case max >= 0 && len(pos) > max:
-		return nil, fmt.Errorf("unexpected argument %q: give at most %d %s", pos[max], max, what)
+		return nil, fmt.Errorf("unexpected argument %q: name only %s", pos[max], what)
 	}
 	return pos, nil
 }

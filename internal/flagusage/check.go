@@ -29,9 +29,17 @@ func Check(help string, fs *flag.FlagSet) error {
 			}
 			found = true
 			// Strings are quoted, numbers, durations and bools are not;
-			// either way the default itself must be there, even "".
-			plain, quoted := "(default "+f.DefValue+")", fmt.Sprintf("(default %q)", f.DefValue)
-			if i+1 >= len(lines) || !(f.DefValue != "" && strings.HasSuffix(lines[i+1], plain) || strings.HasSuffix(lines[i+1], quoted)) {
+			// either way the default itself must be there, even "",
+			// unless the description says in words what an empty
+			// default means.
+			plain, quoted := "(default "+f.DefValue+")", `(default "`+f.DefValue+`")`
+			desc := ""
+			if i+1 < len(lines) {
+				desc = lines[i+1]
+			}
+			ok := strings.HasSuffix(desc, quoted) || (f.DefValue != "" && strings.HasSuffix(desc, plain)) ||
+				(f.DefValue == "" && SaysDefault(desc))
+			if !ok {
 				errs = append(errs, fmt.Sprintf("%s%s: description does not end in %s", dash, f.Name, quoted))
 			}
 		}

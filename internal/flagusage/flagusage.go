@@ -25,8 +25,11 @@ func Set(fs *flag.FlagSet, synopsis string) {
 //	--name type
 //	    description (default value)
 //
-// Every flag line carries "(default ...)": strings and flags without a
-// typed default are quoted, so an empty default shows as "".
+// Every flag states its default: "(default ...)" at the end, strings and
+// flags without a typed default in double quotes (as typed in a shell, so
+// an empty default shows as ""). A flag whose default is empty and whose
+// description already says what the default is ("default: the bound
+// --kafka-addr", "default $SLUICE_AGENT_KEY") keeps those words alone.
 func Print(w io.Writer, fs *flag.FlagSet, synopsis string) {
 	var b strings.Builder
 	if strings.HasPrefix(synopsis, "Usage:") {
@@ -58,7 +61,15 @@ func Line(f *flag.Flag) string {
 	if typ != "" && !isBool(f) {
 		head += " " + typ
 	}
+	if f.DefValue == "" && SaysDefault(usage) {
+		return fmt.Sprintf("%s\n      %s\n", head, usage)
+	}
 	return fmt.Sprintf("%s\n      %s (default %s)\n", head, usage, Default(f))
+}
+
+// SaysDefault reports whether a description states a default in words.
+func SaysDefault(usage string) bool {
+	return strings.Contains(usage, "default")
 }
 
 // Default renders f's default as Line shows it.
@@ -67,7 +78,7 @@ func Default(f *flag.Flag) string {
 	if isBool(f) || (f.DefValue != "" && typ != "string" && typ != "value") {
 		return f.DefValue
 	}
-	return fmt.Sprintf("%q", f.DefValue)
+	return `"` + f.DefValue + `"`
 }
 
 func isBool(f *flag.Flag) bool {
