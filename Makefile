@@ -68,6 +68,7 @@ fuzz: ## Fuzz the decoders for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./server/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./meta/rpc/
 	$(GO) test -run '^$$' -fuzz '^FuzzReopen$$' -fuzztime 30s ./meta/controller/
+	$(GO) test -run '^$$' -fuzz '^FuzzRecordFormat$$' -fuzztime 30s ./ctl/
 
 .PHONY: test-reopen
 test-reopen: ## Long reopen property run of meta on both stores (5,000 steps each)

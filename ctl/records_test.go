@@ -157,3 +157,20 @@ func sortLines(s string) string {
 	sort.Strings(lines)
 	return strings.Join(lines, "")
 }
+
+// FuzzRecordFormat: any -f string either fails to parse or formats any
+// record without panicking.
+func FuzzRecordFormat(f *testing.F) {
+	for _, s := range []string{`%s\n`, `%t %p %o %k %K %s %S %T %h %%`, `\\\t\r\0`, `%`, `\`} {
+		f.Add(s, "key", "value")
+	}
+	f.Fuzz(func(t *testing.T, format, key, value string) {
+		rf, err := parseRecordFormat(format)
+		if err != nil {
+			return
+		}
+		r := &kgo.Record{Topic: "t", Key: []byte(key), Value: []byte(value), Headers: []kgo.RecordHeader{{Key: key, Value: []byte(value)}}}
+		_ = rf.append(nil, r)
+		_ = rf.append(nil, &kgo.Record{})
+	})
+}
