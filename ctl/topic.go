@@ -468,7 +468,7 @@ func topicAddPartitions(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return explain(err, subject{}, "")
 	}
-	return printStatus(e, "TOPIC", fmt.Sprintf("added %d partitions", *num), resps.Sorted(), func(r kadm.CreatePartitionsResponse) (string, error) {
+	return printStatus(e, "TOPIC", fmt.Sprintf("added %d %s", *num, plural(*num, "partition")), resps.Sorted(), func(r kadm.CreatePartitionsResponse) (string, error) {
 		return r.Topic, explain(r.Err, topicSubject(r.Topic), r.ErrMessage)
 	})
 }
