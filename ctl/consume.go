@@ -36,7 +36,10 @@ func consume(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts := []kgo.Opt{kgo.FetchMaxWait(min(e.conn.timeout, 500*time.Millisecond))}
+	// Control records (transaction markers) are asked for so that -e sees
+	// the offsets they take: a partition whose last record is a marker
+	// would otherwise never look read to its end. They are not printed.
+	opts := []kgo.Opt{kgo.FetchMaxWait(min(e.conn.timeout, 500*time.Millisecond)), kgo.KeepControlRecords()}
 	if *readCommitted {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
@@ -120,6 +123,13 @@ func consume(ctx context.Context, e *env, args []string) error {
 		iter := fetches.RecordIter()
 		for !iter.Done() && !reached() {
 			r := iter.Next()
+			if r.Attrs.IsControl() {
+				if *group != "" {
+					cl.MarkCommitRecords(r)
+				}
+				reachedEnd(pending, r)
+				continue
+			}
 			if e.json() {
 				b, err := json.Marshal(toJSON(r))
 				if err != nil {
@@ -136,20 +146,24 @@ func consume(ctx context.Context, e *env, args []string) error {
 			if *group != "" {
 				cl.MarkCommitRecords(r)
 			}
-			if pending != nil {
-				if end, ok := pending[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
-					delete(pending[r.Topic], r.Partition)
-					if len(pending[r.Topic]) == 0 {
-						delete(pending, r.Topic)
-					}
-				}
-			}
+			reachedEnd(pending, r)
 		}
 		if err := w.Flush(); err != nil {
 			return err
 		}
 	}
 	return w.Flush()
+}
+
+// reachedEnd takes r's partition off pending (for -e) once r is at or
+// past the end offset the partition had at start.
+func reachedEnd(pending map[string]map[int32]int64, r *kgo.Record) {
+	if end, ok := pending[r.Topic][r.Partition]; ok && r.Offset+1 >= end {
+		delete(pending[r.Topic], r.Partition)
+		if len(pending[r.Topic]) == 0 {
+			delete(pending, r.Topic)
+		}
+	}
 }
 
 // resolveStart turns -p and -o into an exact first offset per partition,

@@ -21,6 +21,9 @@ import (
 	"sluice.dev/internal/testcluster"
 )
 
+// runLimit bounds one command of a test; every command ends long before.
+var runLimit = 60 * time.Second
+
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // cli runs admin commands in-process against one cluster, as a user at
@@ -45,12 +48,17 @@ func newCLI(t *testing.T, opts ...func(*agent.Config)) *cli {
 func (c *cli) run(stdin string, args ...string) (string, error) {
 	c.t.Helper()
 	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), runLimit)
 	defer cancel()
 	if c.addr != "" {
 		args = append(args, "--brokers", c.addr)
 	}
 	err := Run(ctx, args, IO{In: strings.NewReader(stdin), Out: &out, Err: &errb, Getenv: func(k string) string { return c.env[k] }})
+	if ctx.Err() != nil {
+		// A consume ends quietly when its context ends (Ctrl-C); here
+		// that means it did not end by itself.
+		c.t.Fatalf("sluice %s: still running after %s", strings.Join(args, " "), runLimit)
+	}
 	c.stderr = errb.String()
 	return out.String(), err
 }
