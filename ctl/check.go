@@ -20,7 +20,7 @@ func checkTopic(ctx context.Context, e *env, cl *kgo.Client, topic string, p int
 	}
 	d, ok := tds[topic]
 	if !ok || errors.Is(d.Err, errUnknownTopic) {
-		return fmt.Errorf("topic %q does not exist (%s); create it with `sluice topic create %s`", topic, kerr.UnknownTopicOrPartition.Message, topic)
+		return fmt.Errorf("topic %q does not exist (%s); create it with `sluice topic create %s`, or list topics with `sluice topic list`", topic, kerr.UnknownTopicOrPartition.Message, topic)
 	}
 	if d.Err != nil {
 		return explain(d.Err, topicSubject(topic), "")

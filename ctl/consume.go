@@ -16,7 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func consume(ctx context.Context, e *env, args []string) error {
+func consume(ctx context.Context, e *env, args []string) (err error) {
 	fs := e.flags("consume")
 	group := fs.String("group", "", "consume as this consumer group: partitions shared with its other members, progress committed (exactly the records printed); empty: read partitions directly and commit nothing")
 	count := fs.Int("n", 0, "exit after this many records; 0: no limit (until interrupted, or -e)")
@@ -44,10 +44,20 @@ func consume(ctx context.Context, e *env, args []string) error {
 		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
 
+	// The topics must exist: a consumer would wait for them forever.
 	// Without a group the partitions and their first offsets are resolved
 	// here, exactly, so -e knows where each partition ends.
+	adminCl, err := e.client(ctx)
+	if err != nil {
+		return err
+	}
 	var pending map[string]map[int32]int64 // -e: end offset still to reach
 	if *group != "" {
+		for _, t := range topics {
+			if err := checkTopic(ctx, e, adminCl, t, -1); err != nil {
+				return err
+			}
+		}
 		if *partitions != "" || *exitAtEnd {
 			return errors.New("-p and -e read partitions directly: leave out --group (a group's members share partitions as the coordinator assigns them)")
 		}
@@ -63,11 +73,7 @@ func consume(ctx context.Context, e *env, args []string) error {
 		opts = append(opts, kgo.ConsumerGroup(*group), kgo.ConsumeTopics(topics...),
 			kgo.ConsumeResetOffset(reset), kgo.AutoCommitMarks())
 	} else {
-		cl, err := e.client(ctx)
-		if err != nil {
-			return err
-		}
-		offsets, ends, err := resolveStart(ctx, e, kadm.NewClient(cl), topics, *partitions, *start)
+		offsets, ends, err := resolveStart(ctx, e, kadm.NewClient(adminCl), topics, *partitions, *start)
 		if err != nil {
 			return err
 		}
@@ -103,7 +109,9 @@ func consume(ctx context.Context, e *env, args []string) error {
 			// Commit exactly what was printed, before Close leaves the group.
 			cctx, cancel := e.bounded(context.WithoutCancel(ctx))
 			defer cancel()
-			_ = cl.CommitMarkedOffsets(cctx)
+			if cerr := cl.CommitMarkedOffsets(cctx); cerr != nil && err == nil {
+				err = explain(cerr, groupSubject(*group), "")
+			}
 		}
 	}()
 	for !reached() {

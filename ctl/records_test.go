@@ -90,6 +90,7 @@ func TestProduceConsume(t *testing.T) {
 	c.fails([]string{"-p and -e read partitions directly"}, "", "consume", "events", "--group", "g", "-e")
 	c.fails([]string{"-o with --group must be beginning or end", "sluice group reset-offsets"}, "", "consume", "events", "--group", "g", "-o", "5")
 	c.fails([]string{`topic "events" has no partition 7`}, "", "consume", "events", "-p", "7", "-e")
+	c.fails([]string{`topic "nope" does not exist (UNKNOWN_TOPIC_OR_PARTITION)`}, "", "consume", "nope", "--group", "g", "-n", "1")
 	c.fails([]string{`topic "events" has no partition 9`, "-p"}, "x\n", "produce", "events", "-p", "9")
 	c.fails([]string{"stdin line 1 is longer than --max-line-bytes 4"}, "12345\n", "produce", "events", "--max-line-bytes", "4")
 	c.fails([]string{"stdin line 2", "not a JSON record object"}, "{\"value\":\"a\"}\nnot json\n", "produce", "events", "--format", "json")
