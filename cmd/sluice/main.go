@@ -16,12 +16,13 @@ Usage:
   sluice agent [flags]        a stateless agent connecting to a running meta
   sluice bench MODE [flags]   measure any Kafka cluster: produce, consume or e2e
   sluice loadtest [flags]     a cluster of its own under load and faults: proves nothing acknowledged is lost
-  sluice version [--format json]  version, commit and Go version of this binary
+  sluice version [flags]      version, commit and Go version of this binary
 
 Admin CLI (any Kafka cluster; --brokers, default 127.0.0.1:9092 or $SLUICE_BROKERS):
   sluice topic list|create|describe|alter-config|delete|add-partitions
   sluice group list|describe|lag|reset-offsets|delete
-  sluice produce TOPIC < lines     sluice consume TOPIC [-n N] [-o START] [--group G]
+  sluice produce TOPIC < lines
+  sluice consume TOPIC [-n N] [-o START] [--group G]
   sluice cluster info
 
 Run "sluice COMMAND --help" for a command's flags.
