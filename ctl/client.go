@@ -60,7 +60,7 @@ func (f *connFlags) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&f.saslUser, "sasl-user", "", "SASL user name (or $"+EnvSASLUser+")")
 	fs.StringVar(&f.saslPassword, "sasl-password", "", "SASL password (better: $"+EnvSASLPassword+", which ps does not show)")
 	fs.StringVar(&f.format, "format", "table", "output: table (for people) or json (for scripts)")
-	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the cluster: reaching a broker, each admin request, each produced record's acknowledgement")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for the cluster: to reach a broker, for a command's admin requests, for each produced record's acknowledgement")
 }
 
 // validate checks the flags and prepares TLS and SASL; it opens nothing.
