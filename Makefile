@@ -14,9 +14,17 @@ META_STORE_PKGS := ./meta/controller ./meta/kv ./meta/groups
 help: ## Show the targets and what they do
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+# The version and commit `sluice version` prints (issue 16, cli): the
+# nearest tag or the commit, "-dirty" for uncommitted changes. Go's own
+# build info has the commit too, but not where VCS stamping is off
+# (-buildvcs=false) or .git is a worktree's file.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 .PHONY: build
 build: ## Build bin/sluice
-	$(GO) build -o $(BIN) ./cmd/sluice
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sluice
 
 .PHONY: run
 run: build ## Start a playground: Kafka on 127.0.0.1:9092, data under ./data
@@ -60,6 +68,7 @@ fuzz: ## Fuzz the decoders for 30s each
 	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime 30s ./server/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 30s ./meta/rpc/
 	$(GO) test -run '^$$' -fuzz '^FuzzReopen$$' -fuzztime 30s ./meta/controller/
+	$(GO) test -run '^$$' -fuzz '^FuzzRecordFormat$$' -fuzztime 30s ./ctl/
 
 .PHONY: test-reopen
 test-reopen: ## Long reopen property run of meta on both stores (5,000 steps each)

@@ -40,7 +40,7 @@ func peerSecretFrom(given, agentKey string) []byte {
 // bucket, talking to a separately running meta over one outbound gRPC
 // connection.
 func runAgent(args []string) error {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs := newFlagSet("agent", "sluice agent --meta-addr ADDR --agent-key KEY [flags]")
 	metaAddr := fs.String("meta-addr", "127.0.0.1:9093", "meta replicas to connect to, comma-separated host:port; the agent uses the leader and moves on when one is unreachable or a standby")
 	agentKey := fs.String("agent-key", "", "the agent key of this agent's cluster (from 'sluice meta keys create'); default $SLUICE_AGENT_KEY")
 	metaCA := fs.String("meta-ca", "", "PEM CA certificate to verify meta's TLS certificate; plaintext when empty")

@@ -42,7 +42,7 @@ func runBench(args []string) error {
 	}
 
 	d := bench.Defaults
-	fs := flag.NewFlagSet("bench "+string(mode), flag.ContinueOnError)
+	fs := newFlagSet("bench "+string(mode), "sluice bench "+string(mode)+" [flags]")
 	brokers := fs.String("brokers", strings.Join(d.Brokers, ","), "Kafka bootstrap addresses, comma-separated")
 	topic := fs.String("topic", d.Topic, "topic to use")
 	duration := fs.Duration("duration", d.Duration, "how long to produce (produce, e2e) or consume (consume)")

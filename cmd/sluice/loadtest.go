@@ -47,8 +47,7 @@ and the bucket holds no orphan once producing stopped.
 // harness is in package loadtest.
 func runLoadtest(args []string) error {
 	d := loadtest.Defaults
-	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), loadtestUsage, "Flags of sluice loadtest:\n"); fs.PrintDefaults() }
+	fs := newFlagSet("loadtest", loadtestUsage)
 	agents := fs.Int("agents", d.Agents, "agent processes")
 	store := fs.String("store", "", "meta's store: empty for an embedded store in the run's directory, or a postgres:// URL")
 	bucket := fs.String("bucket", "", "the agents' bucket: empty for a directory in the run's directory, or file:///path or s3://bucket/prefix?region=R (the run writes under a fresh sub-prefix of its own)")

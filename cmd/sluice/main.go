@@ -16,12 +16,22 @@ Usage:
   sluice agent [flags]        a stateless agent connecting to a running meta
   sluice bench MODE [flags]   measure any Kafka cluster: produce, consume or e2e
   sluice loadtest [flags]     a cluster of its own under load and faults: proves nothing acknowledged is lost
-  sluice version
+  sluice version [flags]      version, commit and Go version of this binary
+
+Admin CLI (any Kafka cluster; --brokers, default 127.0.0.1:9092 or $SLUICE_BROKERS):
+  sluice topic list|create|describe|alter-config|delete|add-partitions
+  sluice group list|describe|lag|reset-offsets|delete
+  sluice produce TOPIC < lines
+  sluice consume TOPIC [-n N] [-o START] [--group G]
+  sluice cluster info
 
 Run "sluice COMMAND --help" for a command's flags.
 `
 
-var version = "dev"
+// version and commit are set at link time (make build: -ldflags "-X
+// main.version=... -X main.commit=..."); `sluice version` falls back to
+// Go's build info (issue 16, cli).
+var version, commit = "dev", ""
 
 func main() {
 	if len(os.Args) < 2 {
@@ -41,7 +51,10 @@ func main() {
 	case "loadtest":
 		err = runLoadtest(os.Args[2:])
 	case "version", "--version", "-v":
-		fmt.Println("sluice", version)
+		err = runVersion(os.Args[2:]) // issue 16, cli
+	// Admin CLI (issue 16, cli): package ctl.
+	case "topic", "group", "produce", "consume", "cluster":
+		err = runAdmin(os.Args[1:])
 	case "help", "--help", "-h":
 		fmt.Print(usage)
 	default:

@@ -41,8 +41,7 @@ func runMeta(args []string) error {
 	if len(args) > 0 && args[0] == "users" { // SASL (issue 14): users.go
 		return runMetaUsers(args[1:])
 	}
-	fs := flag.NewFlagSet("meta", flag.ContinueOnError)
-	fs.Usage = func() { fmt.Fprint(fs.Output(), metaUsage, "\nFlags of sluice meta:\n"); fs.PrintDefaults() }
+	fs := newFlagSet("meta", metaUsage)
 	listen := fs.String("listen", "127.0.0.1:9093", "address of the gRPC API agents and admins connect to; port 0 picks a free port")
 	advertise := fs.String("advertise-addr", "", "this replica's address as agents reach it, recorded when it leads (default: the bound --listen address)")
 	store := fs.String("store", "./data/meta", "a directory for the embedded store, or a postgres:// URL (several replicas on one PostgreSQL: one leads, the others stand by)")
@@ -221,7 +220,7 @@ func runMetaKeys(args []string) error {
 		return errors.New("sluice meta keys: name an action: create, list or revoke")
 	}
 	action := args[0]
-	fs := flag.NewFlagSet("meta keys "+action, flag.ContinueOnError)
+	fs := newFlagSet("meta keys "+action, "sluice meta keys "+action+" --meta-addr ADDR --cluster NAME [flags]")
 	af := registerAdminFlags(fs)
 	cluster := fs.String("cluster", "", "virtual cluster name")
 	id := fs.String("id", "", "key id to revoke (from list)")

@@ -26,7 +26,7 @@ import (
 )
 
 func runPlayground(args []string) error {
-	fs := flag.NewFlagSet("playground", flag.ContinueOnError)
+	fs := newFlagSet("playground", "sluice playground [flags]")
 	dataDir := fs.String("data-dir", "./data", "directory for the embedded metadata store (meta/) and the default local bucket (bucket/)")
 	bucket := fs.String("bucket", "", "where segments go: file:///path, a bare path, or s3://bucket/prefix?region=R[&endpoint=URL&path_style=true]; S3 credentials come from the AWS chain and never go to meta (default file://<data-dir>/bucket)")
 	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "Kafka listener address; port 0 picks a free port")

@@ -27,7 +27,7 @@ func runMetaUsers(args []string) error {
 		return errors.New("sluice meta users: name an action: set, list or delete")
 	}
 	action := args[0]
-	fs := flag.NewFlagSet("meta users "+action, flag.ContinueOnError)
+	fs := newFlagSet("meta users "+action, "sluice meta users "+action+" --meta-addr ADDR --cluster NAME [--user USER] [flags]")
 	af := registerAdminFlags(fs)
 	cluster := fs.String("cluster", "", "virtual cluster name")
 	user := fs.String("user", "", "user name")
