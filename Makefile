@@ -114,3 +114,16 @@ generate: ## Regenerate meta/metapb from meta.proto (needs protoc)
 .PHONY: clean
 clean: ## Remove build output (not ./data)
 	rm -rf bin
+
+# Deploy (issue 16): the container image, the Helm chart, the Grafana
+# dashboards. deploy/ is a Go module of its own (sluice.dev/deploy) so
+# that go-containerregistry, Helm and the Kubernetes API types pin their
+# versions there without entering the server's go.mod; `go test ./...`
+# at the root does not see it, so `deploy-test` (run by .ci/run) does.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: image
+image: ## Container image without a Docker daemon: bin/image (OCI layout), bin/sluice-image.tar (docker load)
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/linux/sluice ./cmd/sluice
+	cd deploy && $(GO) run ./image --binary ../bin/linux/sluice --version $(VERSION) \
+	  --oci-layout ../bin/image --tarball ../bin/sluice-image.tar --tag sluice:$(VERSION)
