@@ -127,3 +127,13 @@ image: ## Container image without a Docker daemon: bin/image (OCI layout), bin/s
 	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/linux/sluice ./cmd/sluice
 	cd deploy && $(GO) run ./image --binary ../bin/linux/sluice --version $(VERSION) \
 	  --oci-layout ../bin/image --tarball ../bin/sluice-image.tar --tag sluice:$(VERSION)
+
+.PHONY: chart-check
+chart-check: ## Lint and render the Helm chart (Helm's packages, pinned in deploy/go.mod) and validate every manifest against the Kubernetes API types, offline
+	cd deploy && $(GO) test -count=1 -run '^TestChart' ./helm
+
+.PHONY: deploy-test
+deploy-test: ## deploy/'s tests: the image (built, inspected, run), chart-check, the Grafana dashboards against live /metrics
+	cd deploy && $(GO) vet ./...
+	@unformatted=$$(gofmt -l deploy); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	cd deploy && $(GO) test -count=1 -timeout 15m ./...
