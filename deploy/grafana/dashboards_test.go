@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -161,9 +162,10 @@ func selectors(expr string) ([]selector, error) {
 type sample struct {
 	name   string
 	labels map[string]string
+	value  float64
 }
 
-var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? \S+$`)
+var sampleLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$`)
 var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
 
 // parseExposition reads /metrics. A line it cannot read fails the test:
@@ -179,7 +181,11 @@ func parseExposition(t *testing.T, text string) map[string][]sample {
 		if m == nil {
 			t.Fatalf("/metrics line %q is not Prometheus text format", line)
 		}
-		s := sample{name: m[1], labels: map[string]string{}}
+		v, err := strconv.ParseFloat(m[4], 64)
+		if err != nil {
+			t.Fatalf("/metrics line %q: value: %v", line, err)
+		}
+		s := sample{name: m[1], labels: map[string]string{}, value: v}
 		for _, p := range labelPair.FindAllStringSubmatch(m[3], -1) {
 			s.labels[p[1]] = p[2]
 		}
@@ -407,9 +413,15 @@ func TestDashboardMetricsExist(t *testing.T) {
 		t.Fatalf("sluice meta keys create: %v", err)
 	}
 	key := strings.TrimSpace(string(keyOut))
+	// The zone comes from a file, as the Helm chart's init container
+	// hands it over (--zone-file), trailing newline included.
+	zoneFile := filepath.Join(dir, "zone")
+	if err := os.WriteFile(zoneFile, []byte("zone-a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	agent := start(t, bin, []string{"SLUICE_AGENT_KEY=" + key},
 		[]string{"agent", "--meta-addr", meta.lines["meta"], "--bucket", "file://" + filepath.Join(dir, "bucket"),
-			"--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--flush-interval", "20ms", "--zone", "zone-a"},
+			"--kafka-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--flush-interval", "20ms", "--zone-file", zoneFile},
 		"bootstrap", "http")
 
 	// Traffic: a zone-aware client produces 200 records (acks=all) and
@@ -459,6 +471,24 @@ func TestDashboardMetricsExist(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Error(p)
+	}
+
+	// The values the control-plane dashboard's stat panels show, and the
+	// zone the agent read from --zone-file with the client (still
+	// connected, sluice_az=zone-a) counted as served in its zone.
+	metaExp := parseExposition(t, scrape(t, meta.lines["http"]))
+	for name, want := range map[string]float64{
+		"sluice_meta_leader": 1, "sluice_meta_store_postgres": 0, "sluice_meta_clusters_open": 1, "sluice_meta_agents_registered": 1,
+	} {
+		if ss := metaExp[name]; len(ss) != 1 || ss[0].value != want {
+			t.Errorf("meta %s = %v, want one sample of %v", name, ss, want)
+		}
+	}
+	agentExp := parseExposition(t, scrape(t, agent.lines["http"]))
+	if ss := agentExp["sluice_agent_zone_client_connections"]; !slices.ContainsFunc(ss, func(s sample) bool {
+		return s.labels["zone"] == "zone-a" && s.labels["zone_match"] == "true" && s.value >= 1
+	}) {
+		t.Errorf("agent zone series %v: want zone=\"zone-a\" (from --zone-file) with the client counted as zone_match=\"true\"", ss)
 	}
 	t.Logf("checked %d agent and %d meta queries", len(agentQs), len(metaQs))
 }
