@@ -147,7 +147,7 @@ func selectors(expr string) ([]selector, error) {
 		}
 		s := selector{name: vs.Name}
 		for _, m := range vs.LabelMatchers {
-			if m.Name == labels.MetricName || strings.Contains(m.Value, "$") {
+			if m.Name == "__name__" || strings.Contains(m.Value, "$") {
 				continue
 			}
 			s.matchers = append(s.matchers, m)
