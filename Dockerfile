@@ -18,14 +18,15 @@ RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w -X main.version=
 RUN mkdir -p /out/etc /out/home/nonroot /out/data /out/tmp \
  && printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > /out/etc/passwd \
  && printf 'root:x:0:\nnonroot:x:65532:\n' > /out/etc/group \
- && chown 65532:65532 /out/home/nonroot /out/data && chmod 0700 /out/home/nonroot /out/data && chmod 1777 /out/tmp
+ && chmod 0700 /out/home/nonroot /out/data && chmod 1777 /out/tmp
 
 # Run: nothing but the binary, CA certificates (S3 over TLS) and the user.
 FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/etc/passwd /out/etc/group /etc/
-COPY --from=build /out/home /home
-COPY --from=build /out/data /data
+# COPY sets owner 0:0 unless told: the user's own directories need --chown.
+COPY --from=build --chown=65532:65532 /out/home /home
+COPY --from=build --chown=65532:65532 /out/data /data
 COPY --from=build /out/tmp /tmp
 COPY --from=build /out/sluice /sluice
 USER 65532:65532

@@ -555,6 +555,9 @@ func TestChartPostgres(t *testing.T) {
 	if n := len(ofType[*serviceMonitor](r)); n != 1 {
 		t.Errorf("%d ServiceMonitors, want 1", n)
 	}
+	if !strings.Contains(r.notes, "--meta-addr sluice-meta.streaming.svc:9093 --meta-ca /tls/ca.crt") {
+		t.Errorf("with meta TLS, NOTES.txt must create the key over TLS:\n%s", r.notes)
+	}
 }
 
 // TestChartRefusesBadValues: each mistake fails the render with a message

@@ -240,7 +240,13 @@ func TestDockerfileMatchesBuilder(t *testing.T) {
 		got[op] = append(got[op], arg)
 		if op == "COPY" {
 			fields := strings.Fields(arg)
-			copied = append(copied, fields[len(fields)-1])
+			dst := fields[len(fields)-1]
+			copied = append(copied, dst)
+			// The builder's layer gives /data and /home/nonroot to the
+			// user; Docker's COPY would give them to root.
+			if (dst == "/data" || dst == "/home") && !slices.Contains(fields, "--chown=65532:65532") {
+				t.Errorf("Dockerfile: COPY to %s without --chown=65532:65532: the builder gives it to the non-root user", dst)
+			}
 		}
 	}
 	if got["FROM"][0] != "scratch" {
