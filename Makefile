@@ -133,7 +133,8 @@ chart-check: ## Lint and render the Helm chart (Helm's packages, pinned in deplo
 	cd deploy && $(GO) test -count=1 -run '^TestChart' ./helm
 
 .PHONY: deploy-test
-deploy-test: ## deploy/'s tests: the image (built, inspected, run), chart-check, the Grafana dashboards against live /metrics
+deploy-test: ## deploy/'s vet, staticcheck and tests: the image (built, inspected, run), chart-check, the Grafana dashboards against live /metrics
 	cd deploy && $(GO) vet ./...
+	cd deploy && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 	@unformatted=$$(gofmt -l deploy); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	cd deploy && $(GO) test -count=1 -timeout 15m ./...
