@@ -569,10 +569,15 @@ func TestChartRefusesBadValues(t *testing.T) {
 		want string
 	}{
 		{"no bucket", map[string]any{}, "bucket is required"},
-		{"unknown store", map[string]any{"bucket": "s3://b", "meta": map[string]any{"store": "etcd"}}, "meta.store"},
+		{"unknown store", map[string]any{"bucket": "s3://b", "meta": map[string]any{"store": "etcd"}}, "/meta/store"},
 		{"postgres without URL", map[string]any{"bucket": "s3://b", "meta": map[string]any{"store": "postgres"}}, "meta.postgres.existingSecret"},
 		{"one postgres replica", map[string]any{"bucket": "s3://b", "meta": map[string]any{"store": "postgres", "replicas": 1, "postgres": map[string]any{"existingSecret": "pg"}}}, "meta.replicas"},
 		{"no agent key", map[string]any{"bucket": "s3://b", "agent": map[string]any{"key": map[string]any{"existingSecret": ""}}}, "agent.key.existingSecret"},
+		// values.schema.json: a misspelt or mistyped value is refused by
+		// name instead of silently ignored.
+		{"misspelt value", map[string]any{"bucket": "s3://b", "agent": map[string]any{"replica": 3}}, "replica"},
+		{"unknown role", map[string]any{"bucket": "s3://b", "agent": map[string]any{"roles": "produce,fetch"}}, "/agent/roles"},
+		{"bytes as a string", map[string]any{"bucket": "s3://b", "agent": map[string]any{"cacheBytes": "512Mi"}}, "/agent/cacheBytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.vals)
