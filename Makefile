@@ -123,3 +123,27 @@ generate: ## Regenerate meta/metapb from meta.proto (needs protoc)
 .PHONY: clean
 clean: ## Remove build output (not ./data)
 	rm -rf bin
+
+# Deploy (issue 16): the container image, the Helm chart, the Grafana
+# dashboards. deploy/ is a Go module of its own (sluice.dev/deploy) so
+# that go-containerregistry, Helm and the Kubernetes API types pin their
+# versions there without entering the server's go.mod; `go test ./...`
+# at the root does not see it, so `deploy-test` (run by .ci/run) does.
+# VERSION and LDFLAGS are build's (above).
+
+.PHONY: image
+image: ## Container image without a Docker daemon: bin/image (OCI layout), bin/sluice-image.tar (docker load)
+	CGO_ENABLED=0 GOOS=linux $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o bin/linux/sluice ./cmd/sluice
+	cd deploy && $(GO) run ./image --binary ../bin/linux/sluice --version $(VERSION) \
+	  --oci-layout ../bin/image --tarball ../bin/sluice-image.tar --tag sluice:$(VERSION)
+
+.PHONY: chart-check
+chart-check: ## Lint and render the Helm chart (Helm's packages, pinned in deploy/go.mod) and validate every manifest against the Kubernetes API types, offline
+	cd deploy && $(GO) test -count=1 -run '^TestChart' ./helm
+
+.PHONY: deploy-test
+deploy-test: ## deploy/'s vet, staticcheck and tests: the image (built, inspected, run), chart-check, the Grafana dashboards against live /metrics
+	cd deploy && $(GO) vet ./...
+	cd deploy && $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	@unformatted=$$(gofmt -l deploy); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	cd deploy && $(GO) test -count=1 -timeout 15m ./...

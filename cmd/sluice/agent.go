@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,6 +48,7 @@ func runAgent(args []string) error {
 	metaInsecure := fs.Bool("meta-insecure", false, "allow plaintext (no --meta-ca) to a --meta-addr that is not loopback: the agent key then crosses the network readable")
 	bucket := fs.String("bucket", "", "where segments go: file:///path, a bare path, or s3://bucket/prefix?region=R[&endpoint=URL&path_style=true]; S3 credentials come from the AWS chain and never go to meta (required)")
 	zone := fs.String("zone", "", "availability zone of this agent")
+	zoneFile := fs.String("zone-file", "", "read the availability zone from this file instead of --zone (surrounding white space ignored): Kubernetes cannot pass a node label through the downward API, so the Helm chart's init container writes the node's topology.kubernetes.io/zone here")
 	group := fs.String("group", "", "agent group of this agent")
 	roles := fs.String("roles", "", "what this agent is offered for, comma-separated: produce, consume, jobs (default all)")
 	id := fs.String("agent-id", "", "unique id of this agent process (default: host name plus a random suffix)")
@@ -83,6 +85,16 @@ func runAgent(args []string) error {
 		return errors.New("--meta-addr is empty: name at least one meta replica, host:port")
 	case *faultInjection && *httpAddr == "":
 		return errors.New("--fault-injection serves its controls on --http-addr: give one")
+	}
+	if *zoneFile != "" {
+		if *zone != "" {
+			return errors.New("--zone and --zone-file both given: keep one")
+		}
+		z, err := readZoneFile(*zoneFile)
+		if err != nil {
+			return err
+		}
+		*zone = z
 	}
 	for _, r := range splitList(*roles) {
 		if r != "produce" && r != "consume" && r != "jobs" {
@@ -194,4 +206,20 @@ func startAgentHTTP(addr string, extra func(io.Writer), faults *objstore.Faulty,
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln, nil
+}
+
+// readZoneFile reads --zone-file: one line naming the zone. An empty file
+// is an error, not "no zone": it means whatever should have written it
+// (the chart's init container) did not, and an agent without its zone
+// would serve clients of every zone and pay for cross-zone traffic.
+func readZoneFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("--zone-file: %w", err)
+	}
+	z := strings.TrimSpace(string(b))
+	if z == "" {
+		return "", fmt.Errorf("--zone-file %s is empty: it should name the zone (the node's topology.kubernetes.io/zone label)", path)
+	}
+	return z, nil
 }

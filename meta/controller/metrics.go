@@ -85,4 +85,18 @@ func init() {
 	})
 	metrics.NewGauge(`sluice_meta_jobs_leased`, sumStats(func(s JobsStats) float64 { return float64(s.Leased) }))
 	metrics.NewGauge(`sluice_meta_index_entries`, sumStats(func(s JobsStats) float64 { return float64(s.IndexEntries) }))
+	// Deploy (issue 16): registered agents for the control-plane
+	// dashboard, over every open cluster. An agent past its TTL counts
+	// until the next registry call expires it (at most one --agent-ttl).
+	metrics.NewGauge(`sluice_meta_agents_registered`, func() float64 {
+		var n int
+		open.Range(func(k, _ any) bool {
+			r := k.(*Service).registry
+			r.mu.Lock()
+			n += len(r.agents)
+			r.mu.Unlock()
+			return true
+		})
+		return float64(n)
+	})
 }

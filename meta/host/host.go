@@ -105,6 +105,7 @@ func Open(ctx context.Context, cfg Config) (*Host, error) {
 			return nil, fmt.Errorf("--store: PostgreSQL at %s:%d does not answer: %w", pcfg.ConnConfig.Host, pcfg.ConnConfig.Port, err)
 		}
 		h.pool = pool
+		openHosts.Store(h, struct{}{})
 		return h, nil
 	}
 	if cfg.Store == "" {
@@ -120,6 +121,7 @@ func Open(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("--store %s: %w", cfg.Store, err)
 	}
 	h.system, h.keys, h.leading = sys, keys, true
+	openHosts.Store(h, struct{}{})
 	return h, nil
 }
 
@@ -275,6 +277,7 @@ func (h *Host) Close() error {
 		return nil
 	}
 	h.closed = true
+	openHosts.Delete(h)
 	clusters, sys := h.clusters, h.system
 	h.clusters, h.system, h.leading = nil, nil, false
 	h.mu.Unlock()
