@@ -37,13 +37,21 @@ const (
 
 // jobsState holds the leases. Lock order: Service.mu before jobsState.mu.
 type jobsState struct {
-	mu     sync.Mutex
-	next   uint64
-	jobs   map[uint64]*jobRec
-	busy   map[meta.SegmentID]uint64 // object -> the job that holds it
-	orphan struct {
-		leased   uint64    // the orphan pass in progress, 0 if none
-		lastDone time.Time // when the last pass ended
+	mu   sync.Mutex
+	next uint64
+	jobs map[uint64]*jobRec
+	busy map[meta.SegmentID]uint64 // object -> the job that holds it
+	// cooling holds the objects of a job given back (AbandonJob) out of
+	// new jobs until the time given: a job that fails the same way each
+	// time (an object missing from the bucket, a bad byte range) was
+	// planned again at once, first, and every tick of every jobs agent
+	// spent its budget on it, so that one broken object stopped all
+	// compaction.
+	cooling map[meta.SegmentID]time.Time
+	orphan  struct {
+		leased    uint64    // the orphan pass in progress, 0 if none
+		lastDone  time.Time // when the last pass ended
+		coolUntil time.Time // a pass given back: no new one before this
 	}
 }
 
@@ -69,7 +77,24 @@ func newJobsState() *jobsState {
 	// Ids start at a random point so that a result from before a restart
 	// does not match a job of the new process by chance.
 	n := uint64(seed[0])<<40 | uint64(seed[1])<<32 | uint64(seed[2])<<24 | uint64(seed[3])<<16 | uint64(seed[4])<<8 | uint64(seed[5])
-	return &jobsState{next: n + 1, jobs: make(map[uint64]*jobRec), busy: make(map[meta.SegmentID]uint64)}
+	return &jobsState{next: n + 1, jobs: make(map[uint64]*jobRec), busy: make(map[meta.SegmentID]uint64),
+		cooling: make(map[meta.SegmentID]time.Time)}
+}
+
+// abandonCooldown is how long the objects of a job given back stay out
+// of new jobs (jobsState.cooling). Jobs are background work: a minute's
+// delay costs little, and a job that keeps failing is tried once a
+// minute, with one log line each time, instead of in a loop.
+const abandonCooldown = time.Minute
+
+// heldLocked reports whether object id may not go into a new job now: a
+// job holds it, or it is cooling after a job was given back.
+func (j *jobsState) heldLocked(id meta.SegmentID, now time.Time) bool {
+	if _, ok := j.busy[id]; ok {
+		return true
+	}
+	until, ok := j.cooling[id]
+	return ok && now.Before(until)
 }
 
 // commitMaxAge is the oldest segment id a commit may name: half the GC
@@ -80,11 +105,17 @@ func (s *Service) commitMaxAge() time.Duration { return s.cfg.GCGrace / 2 }
 // leaseTTL is how long a job stays one agent's.
 func (s *Service) leaseTTL() time.Duration { return s.cfg.JobLeaseTTL }
 
-// expireLocked drops leases that ran out, freeing their objects.
+// expireLocked drops leases that ran out, freeing their objects, and the
+// cooldowns that are over.
 func (j *jobsState) expireLocked(now time.Time) {
 	for id, jr := range j.jobs {
 		if now.After(jr.until) {
 			j.releaseLocked(id)
+		}
+	}
+	for id, until := range j.cooling {
+		if !now.Before(until) {
+			delete(j.cooling, id)
 		}
 	}
 }
@@ -156,7 +187,7 @@ func (s *Service) planCompaction(agentID string, now time.Time) (meta.Job, bool)
 	defer s.jobs.mu.Unlock()
 	s.jobs.expireLocked(now)
 	objs := s.st.objs.planInput()
-	busy := func(id meta.SegmentID) bool { _, ok := s.jobs.busy[id]; return ok }
+	busy := func(id meta.SegmentID) bool { return s.jobs.heldLocked(id, now) }
 	plan, ok := planner.Compaction(objs, busy, now, s.cfg.Compaction)
 	if !ok {
 		return meta.Job{}, false
@@ -229,7 +260,7 @@ func (s *Service) planDelete(agentID string, now time.Time) (meta.Job, bool) {
 		if ob.refs > 0 || ob.deadSince == 0 || ob.deadSince > cutoff {
 			continue
 		}
-		if _, busy := s.jobs.busy[id]; busy {
+		if s.jobs.heldLocked(id, now) {
 			continue
 		}
 		refs = append(refs, meta.ObjectRef{ID: id, Key: ob.key, Size: ob.size})
@@ -256,7 +287,7 @@ func (s *Service) planOrphans(agentID string, now time.Time) (meta.Job, bool) {
 	s.jobs.mu.Lock()
 	defer s.jobs.mu.Unlock()
 	s.jobs.expireLocked(now)
-	if s.jobs.orphan.leased != 0 || now.Sub(s.openedAt) < s.cfg.GCGrace ||
+	if s.jobs.orphan.leased != 0 || now.Sub(s.openedAt) < s.cfg.GCGrace || now.Before(s.jobs.orphan.coolUntil) ||
 		(!s.jobs.orphan.lastDone.IsZero() && now.Sub(s.jobs.orphan.lastDone) < s.cfg.OrphanInterval) {
 		return meta.Job{}, false
 	}
@@ -390,6 +421,15 @@ func (s *Service) CompleteOrphans(ctx context.Context, r meta.OrphansResult) err
 func (s *Service) AbandonJob(ctx context.Context, jobID uint64, reason string) error {
 	s.jobs.mu.Lock()
 	jr := s.jobs.releaseLocked(jobID)
+	if jr != nil {
+		until := s.now().Add(abandonCooldown)
+		for o := range jr.objects {
+			s.jobs.cooling[o] = until
+		}
+		if jr.kind == meta.JobOrphans {
+			s.jobs.orphan.coolUntil = until
+		}
+	}
 	s.jobs.mu.Unlock()
 	if jr == nil {
 		return fmt.Errorf("%w: job %d", meta.ErrJobLost, jobID)
@@ -553,7 +593,7 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 			if nowMs-committed(e) < c.cc.minLagMs || (bytes+e.Length > maxCleanBytes && len(srcs) > 0) {
 				break
 			}
-			if _, b := s.jobs.busy[e.SegmentID]; b {
+			if s.jobs.heldLocked(e.SegmentID, now) {
 				busy = true
 				break
 			}
