@@ -56,9 +56,19 @@ func chart(id, unit string, window time.Duration, now time.Time, ss []series, fo
 		top = 1
 	}
 	top = niceCeil(top)
+	// The x axis spans the window, or less while the ring holds less
+	// (after a start or a failover), so a young history is readable.
 	start := now.Add(-window)
+	if first, ok := oldest(ss); ok && first.After(start) {
+		start = first
+	}
+	span := now.Sub(start)
+	if span <= 0 {
+		span = time.Second
+		start = now.Add(-span)
+	}
 	x := func(t time.Time) float64 {
-		return padL + float64(t.Sub(start))/float64(window)*(chartW-padL-padR)
+		return padL + float64(t.Sub(start))/float64(span)*(chartW-padL-padR)
 	}
 	y := func(v float64) float64 { return padT + (1-v/top)*(chartH-padT-padB) }
 	fmt.Fprintf(&b, `<svg class="chart" id="chart-%s" data-points="%d" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s over the last %s">`,
@@ -69,7 +79,7 @@ func chart(id, unit string, window time.Duration, now time.Time, ss []series, fo
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>`, padL, chartW-padR, y(v), y(v))
 		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" font-size="11" fill="#555">%s</text>`, padL-6, y(v)+4, template.HTMLEscapeString(format(v)))
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#555">-%s</text>`, padL, chartH-6, window)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-size="11" fill="#555">-%s</text>`, padL, chartH-6, span.Round(time.Second))
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" font-size="11" fill="#555">now</text>`, chartW-padR, chartH-6)
 	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" font-size="11" fill="#555">%s</text>`, (chartW+padL)/2, chartH-6, template.HTMLEscapeString(unit))
 	for i, s := range ss {
@@ -101,6 +111,16 @@ func chart(id, unit string, window time.Duration, now time.Time, ss []series, fo
 		b.WriteString(`</ul>`)
 	}
 	return template.HTML(b.String()) //nolint:gosec // every name above is escaped
+}
+
+func oldest(ss []series) (time.Time, bool) {
+	var t time.Time
+	for _, s := range ss {
+		if len(s.Points) > 0 && (t.IsZero() || s.Points[0].At.Before(t)) {
+			t = s.Points[0].At
+		}
+	}
+	return t, !t.IsZero()
 }
 
 // niceCeil rounds v up to 1, 2 or 5 times a power of ten, so the axis
@@ -158,6 +178,11 @@ var funcs = template.FuncMap{
 	"dollars": fmtDollars,
 	"price":   func(v float64) string { return fmt.Sprintf("%g", v) },
 	"time":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
-	"dur":     func(d time.Duration) string { return d.Round(time.Second).String() },
-	"list":    func(s ...string) []string { return s },
+	"dur": func(d time.Duration) string {
+		if d < time.Second {
+			return d.String()
+		}
+		return d.Round(time.Second).String()
+	},
+	"list": func(s ...string) []string { return s },
 }
