@@ -130,17 +130,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("kadm says the group lags %d records, want 20", total)
 	}
 
-	// The charts need samples: wait (bounded) until the overview has a
-	// lag chart with points and the lag in it.
+	// The charts need samples, and the agents' traffic counters arrive
+	// with their heartbeats: wait (bounded) until the overview shows the
+	// lag, and produce and fetch throughput above zero.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		body, code := get(t, base+"/console/c/default/", "")
-		if code == http.StatusOK && strings.Contains(body, `id="total-lag">20<`) && !strings.Contains(body, `data-points="0"`) &&
-			!strings.Contains(body, `data-points="1"`) {
+		if code == http.StatusOK && strings.Contains(body, `id="total-lag">20<`) && !strings.Contains(body, `data-max="0"`) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the overview shows no lag of 20 or no chart with data in 30s:\n%s", body)
+			t.Fatalf("in 30s the overview shows no lag of 20, or a chart without data (data-max=\"0\"):\n%s", body)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -205,6 +205,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		Topics, Partitions, Groups, Agents, Lag string
 		Charts                                  map[string]struct {
 			Points int
+			Max    float64
 			Lines  int
 		}
 		NoBytes string
@@ -216,15 +217,16 @@ func TestConsoleInBrowser(t *testing.T) {
 		Agents: document.getElementById("n-agents").textContent,
 		Lag: document.getElementById("total-lag").textContent,
 		Charts: Object.fromEntries(Array.from(document.querySelectorAll("svg.chart")).map(s =>
-			[s.id, {Points: Number(s.dataset.points), Lines: s.querySelectorAll("polyline.series").length}])),
+			[s.id, {Points: Number(s.dataset.points), Max: Number(s.dataset.max), Lines: s.querySelectorAll("polyline.series").length}])),
 		NoBytes: document.getElementById("no-record-bytes").textContent,
 	})`)
 	if overview.Topics != "2" || overview.Partitions != "5" || overview.Groups != "1" || overview.Agents != "2" || overview.Lag != "20" {
 		t.Fatalf("overview shows %+v, want 2 topics, 5 partitions, 1 group, 2 agents, lag 20", overview)
 	}
 	for _, id := range []string{"chart-produce", "chart-fetch", "chart-lag"} {
-		if c := overview.Charts[id]; c.Points < 2 || c.Lines != 1 {
-			t.Fatalf("chart %s: %d points in %d lines, want a line of at least 2 points (all charts: %+v)", id, c.Points, c.Lines, overview.Charts)
+		if c := overview.Charts[id]; c.Points < 2 || c.Lines != 1 || c.Max <= 0 {
+			t.Fatalf("chart %s: %d points in %d lines, peak %g; want a line of at least 2 points above zero (all charts: %+v)",
+				id, c.Points, c.Lines, c.Max, overview.Charts)
 		}
 	}
 	if !strings.Contains(overview.NoBytes, "never reads a record") {

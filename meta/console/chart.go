@@ -40,8 +40,9 @@ const (
 )
 
 // chart draws the series over the window ending at now. The svg element
-// carries data-points (the number of points drawn) so tests and scripts
-// can tell a chart with data from an empty one.
+// carries data-points (the number of points drawn) and data-max (the
+// largest value) so tests and scripts can tell a chart with data from an
+// empty one.
 func chart(id, unit string, window time.Duration, now time.Time, ss []series, format func(float64) string) template.HTML {
 	var b strings.Builder
 	top := 0.0
@@ -52,6 +53,7 @@ func chart(id, unit string, window time.Duration, now time.Time, ss []series, fo
 			points++
 		}
 	}
+	peak := top
 	if top <= 0 {
 		top = 1
 	}
@@ -71,8 +73,8 @@ func chart(id, unit string, window time.Duration, now time.Time, ss []series, fo
 		return padL + float64(t.Sub(start))/float64(span)*(chartW-padL-padR)
 	}
 	y := func(v float64) float64 { return padT + (1-v/top)*(chartH-padT-padB) }
-	fmt.Fprintf(&b, `<svg class="chart" id="chart-%s" data-points="%d" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s over the last %s">`,
-		template.HTMLEscapeString(id), points, chartW, chartH, chartW, chartH, template.HTMLEscapeString(id), window)
+	fmt.Fprintf(&b, `<svg class="chart" id="chart-%s" data-points="%d" data-max="%g" viewBox="0 0 %d %d" width="%d" height="%d" role="img" aria-label="%s over the last %s">`,
+		template.HTMLEscapeString(id), points, peak, chartW, chartH, chartW, chartH, template.HTMLEscapeString(id), window)
 	// Grid and axes: four horizontal lines labelled with their value.
 	for i := 0; i <= 4; i++ {
 		v := top * float64(i) / 4
@@ -143,6 +145,9 @@ func fmtBytes(v float64) string {
 		i++
 	}
 	if i == 0 {
+		if v < 10 && v != math.Trunc(v) {
+			return fmt.Sprintf("%.2f B", v)
+		}
 		return fmt.Sprintf("%.0f B", v)
 	}
 	return fmt.Sprintf("%.1f %s", v, units[i])
