@@ -191,8 +191,9 @@ func (c *Console) measure(ctx context.Context, cl Cluster) (sample, []controller
 		lag  int64
 	}
 	var lags []gl
+	names := map[meta.TopicID]string{} // lag only: the names are not needed
 	for _, g := range groups {
-		rows, err := groupLag(ctx, cl, g.Group, nil)
+		rows, err := groupLag(ctx, cl, g.Group, names)
 		if err != nil {
 			return sample{}, nil, err
 		}
