@@ -29,6 +29,7 @@ type Cluster interface {
 	AgentStatuses(ctx context.Context) ([]controller.AgentStatus, error)
 	PartitionBytes() map[meta.TopicPartition]int64
 	JobsStats() controller.JobsStats
+	DefaultRetention() (ms, bytes int64)
 }
 
 var _ Cluster = (*controller.Service)(nil)

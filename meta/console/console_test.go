@@ -85,8 +85,9 @@ func TestConsoleNeedsTheAdminToken(t *testing.T) {
 func TestConsolePagesShowTopicsAndEscapeNames(t *testing.T) {
 	s := openService(t)
 	ctx := context.Background()
-	res, err := s.CreateTopics(ctx, []meta.TopicSpec{{Name: "orders", Partitions: 2, Configs: map[string]string{"retention.ms": "-1"}}})
-	if err != nil || res[0].Err != nil {
+	res, err := s.CreateTopics(ctx, []meta.TopicSpec{{Name: "orders", Partitions: 2, Configs: map[string]string{"retention.ms": "-1"}},
+		{Name: "plain", Partitions: 1}})
+	if err != nil || res[0].Err != nil || res[1].Err != nil {
 		t.Fatal(err, res)
 	}
 	if _, err := s.RegisterAgent(ctx, meta.AgentInfo{ID: "a<script>1", Zone: "z1", Addr: "127.0.0.1:1",
@@ -97,7 +98,10 @@ func TestConsolePagesShowTopicsAndEscapeNames(t *testing.T) {
 	c.SampleNow(ctx)
 	h := c.Handler()
 	code, body := fetch(t, h, "/console/c/acme/topics", nil)
-	if code != http.StatusOK || !strings.Contains(body, `data-topic="orders"`) || !strings.Contains(body, "<td>forever</td>") {
+	// orders keeps its records forever; plain has the cluster's default
+	// (seven days, no size limit).
+	if code != http.StatusOK || !strings.Contains(body, `data-topic="orders"`) || !strings.Contains(body, "<td>forever</td>") ||
+		!strings.Contains(body, "<td>168h0m0s (default)</td><td>no limit (default)</td>") {
 		t.Fatalf("topics: %d\n%s", code, body)
 	}
 	code, body = fetch(t, h, "/console/c/acme/agents", nil)

@@ -196,11 +196,14 @@ func (c *Console) topics(ctx context.Context, _ *http.Request, _ string, cl Clus
 		return "", "", nil, err
 	}
 	bytes := cl.PartitionBytes()
+	defMs, defBytes := cl.DefaultRetention()
 	k := 0
 	views := make([]topicView, 0, len(ts))
 	for _, t := range ts {
 		v := topicView{Name: t.Name, ID: t.ID.String(), PartitionCnt: t.Partitions,
-			RetentionMs: "cluster default", RetentionB: "cluster default", CleanupPol: "delete"}
+			RetentionMs: fmtRetentionMs(strconv.FormatInt(defMs, 10)) + " (default)",
+			RetentionB:  fmtRetentionBytes(strconv.FormatInt(defBytes, 10)) + " (default)",
+			CleanupPol:  "delete"}
 		for p := range t.Partitions {
 			pv := partView{Partition: p}
 			if k < len(states) && states[k].Err == nil {
@@ -222,7 +225,7 @@ func (c *Console) topics(ctx context.Context, _ *http.Request, _ string, cl Clus
 			v.RetentionMs = fmtRetentionMs(s)
 		}
 		if s, ok := t.Configs["retention.bytes"]; ok {
-			v.RetentionB = s
+			v.RetentionB = fmtRetentionBytes(s)
 		}
 		if s, ok := t.Configs["cleanup.policy"]; ok {
 			v.CleanupPol = s
@@ -230,6 +233,17 @@ func (c *Console) topics(ctx context.Context, _ *http.Request, _ string, cl Clus
 		views = append(views, v)
 	}
 	return "topics", "Topics", views, nil
+}
+
+func fmtRetentionBytes(s string) string {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return s
+	}
+	if n < 0 {
+		return "no limit"
+	}
+	return fmtBytes(float64(n))
 }
 
 func fmtRetentionMs(s string) string {

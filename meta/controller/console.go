@@ -63,3 +63,9 @@ func (s *Service) PartitionBytes() map[meta.TopicPartition]int64 {
 	}
 	return out
 }
+
+// DefaultRetention is the retention.ms and retention.bytes of topics
+// that set neither (-1: no limit).
+func (s *Service) DefaultRetention() (ms, bytes int64) {
+	return s.cfg.DefaultRetentionMs, s.cfg.DefaultRetentionBytes
+}
