@@ -112,6 +112,10 @@ type Agent struct {
 	ttl    time.Duration // registry lease, from meta
 	hbStop chan struct{}
 	hbDone chan struct{}
+
+	// storeCounts are this agent's bucket requests, reported to meta
+	// with every heartbeat for the console's cost page (issue 16).
+	storeCounts objstore.Counts
 }
 
 // Start brings an agent up: index, block cache, pipeline, listener.
@@ -130,6 +134,7 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.ID), meta: mc,
 		hbStop: make(chan struct{}), hbDone: make(chan struct{})}
+	store = objstore.Count(store, &a.storeCounts) // console (issue 16)
 
 	step := func(name string, fn func() error) error {
 		start := time.Now()

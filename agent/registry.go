@@ -50,6 +50,12 @@ func (a *Agent) info() meta.AgentInfo {
 	if a.zone != nil {
 		info.PeerAddr = a.zone.Addr()
 	}
+	// console (issue 16): traffic and bucket requests so far.
+	info.Stats.ProducedBytes, info.Stats.FetchedBytes = a.server.Traffic()
+	info.Stats.ObjectPuts = a.storeCounts.Puts.Load()
+	info.Stats.ObjectGets = a.storeCounts.Gets.Load()
+	info.Stats.BytesPut = a.storeCounts.BytesPut.Load()
+	info.Stats.BytesGot = a.storeCounts.BytesGot.Load()
 	return info
 }
 

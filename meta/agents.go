@@ -19,6 +19,23 @@ type AgentInfo struct {
 	// derived from ID, so it stays the same across meta restarts unless
 	// two live agents' ids collide.
 	NodeID int32
+	// Stats are the agent's traffic counters (console, issue 16): sent
+	// with every heartbeat, ignored by everything but the console.
+	Stats AgentStats
+}
+
+// AgentStats are an agent's cumulative counters since its process
+// started (console, issue 16). They are counts and byte totals only,
+// never record bytes; meta keeps the latest per live agent and the web
+// console turns them into throughput and object store cost. A counter
+// smaller than the one last reported means the agent restarted.
+type AgentStats struct {
+	ProducedBytes int64 // record batch bytes accepted by Produce
+	FetchedBytes  int64 // record batch bytes returned by Fetch
+	ObjectPuts    int64 // PUT requests to the bucket (uploads)
+	ObjectGets    int64 // ranged GET requests to the bucket
+	BytesPut      int64
+	BytesGot      int64
 }
 
 // AgentRegistration answers RegisterAgent.

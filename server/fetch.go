@@ -320,6 +320,7 @@ func (s *Server) fillFetch(parts []fetchPart, maxBytes int, res *fetchReservatio
 		total += len(data)
 	}
 	mFetchBytes.Add(total)
+	s.fetchedBytes.Add(int64(total)) // console (issue 16)
 	return total, hardErr
 }
 

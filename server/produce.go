@@ -187,6 +187,7 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 		n += len(batches[i].Data)
 	}
 	mProduceBytes.Add(n)
+	s.producedBytes.Add(int64(n)) // console (issue 16)
 	mProduceBatches.Add(len(batches))
 
 	done := func(results []pipeline.Result) {

@@ -199,6 +199,17 @@ type Server struct {
 	// sasl is nil when no SASL mechanism is offered (sasl.go); set by
 	// Start before the first connection.
 	sasl *saslServer
+
+	// console (issue 16): record batch bytes this server accepted and
+	// returned, reported to meta with the agent's heartbeat (Traffic).
+	// One atomic add per request, next to the process-wide counters.
+	producedBytes, fetchedBytes atomic.Int64
+}
+
+// Traffic reports the record batch bytes this server accepted by Produce
+// and returned by Fetch since it started (console, issue 16).
+func (s *Server) Traffic() (produced, fetched int64) {
+	return s.producedBytes.Load(), s.fetchedBytes.Load()
 }
 
 // New creates a server; Start begins listening.

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"sluice.dev/meta/console"
 	"sluice.dev/meta/controller"
 	"sluice.dev/meta/host"
 	"sluice.dev/meta/rpc"
@@ -55,6 +56,7 @@ func runMeta(args []string) error {
 	var gf groupFlags
 	gf.register(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	consoleEvery := registerConsoleFlags(fs) // console (issue 16)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -120,6 +122,12 @@ func runMeta(args []string) error {
 		}
 	}()
 
+	// console (issue 16): behind the admin token, like the Admin API.
+	startConsole(ctx, console.Config{
+		Source:      console.Services{Names: h.OpenClusters, Get: h.OpenCluster},
+		Token:       token,
+		SampleEvery: *consoleEvery,
+	}, log)
 	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr", nil, *pprofOn)
 	if err != nil {
 		gs.Stop()
@@ -135,6 +143,7 @@ func runMeta(args []string) error {
 
 	if httpLn != nil {
 		fmt.Printf("http: %s\n", httpLn.Addr())
+		fmt.Printf("console: http://%s/console/\n", httpLn.Addr()) // console (issue 16); behind the admin token
 	}
 	fmt.Printf("meta: %s\n", ln.Addr())
 	if token == "" {

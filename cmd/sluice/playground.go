@@ -21,6 +21,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"sluice.dev/agent"
+	"sluice.dev/meta/console"
 	"sluice.dev/meta/controller"
 	"sluice.dev/objstore"
 )
@@ -41,6 +42,7 @@ func runPlayground(args []string) error {
 	limits := addMetaLimitFlags(fs)
 	// SASL (issue 14): one user to try SASL with, in one command.
 	bootstrapUser := fs.String("bootstrap-user", "", "NAME:PASSWORD of a user to create (or reset) at start with SCRAM-SHA-256 and SCRAM-SHA-512 credentials, for --sasl-mechanisms; default $SLUICE_BOOTSTRAP_USER")
+	consoleEvery := registerConsoleFlags(fs) // console (issue 16)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -102,6 +104,25 @@ func runPlayground(args []string) error {
 		return map[string]controller.AgeReport{"default": m.AgeReport(age)}
 	}
 	ageFn.Store(&ages)
+	// console (issue 16): open on loopback; elsewhere only with
+	// SLUICE_ADMIN_TOKEN.
+	consoleToken := envOr("", "SLUICE_ADMIN_TOKEN")
+	consoleOpen := consoleToken == "" && loopbackAddr(*httpAddr)
+	startConsole(ctx, console.Config{
+		Source: console.Services{
+			Names: func() []string { return []string{"default"} },
+			Get: func(name string) *controller.Service {
+				if name == "default" {
+					return m
+				}
+				return nil
+			},
+		},
+		Token: consoleToken, Open: consoleOpen, SampleEvery: *consoleEvery,
+	}, log)
+	if *httpAddr != "" && !consoleOpen && consoleToken == "" {
+		log.Warn("the web console is locked: --http-addr is not loopback and SLUICE_ADMIN_TOKEN is empty; set SLUICE_ADMIN_TOKEN to open it with that token")
+	}
 	bucketURL := *bucket
 	if bucketURL == "" {
 		abs, err := filepath.Abs(filepath.Join(*dataDir, "bucket"))
@@ -191,6 +212,7 @@ func runPlayground(args []string) error {
 		}
 		if i == 0 && httpAt != "" {
 			fmt.Printf("http: %s\n", httpAt)
+			fmt.Printf("console: http://%s/console/\n", httpAt) // console (issue 16)
 		}
 		zone := acfg.Zone
 		if zone == "" {
@@ -283,5 +305,6 @@ func httpHandler(extra func(io.Writer), pprofOn bool) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/jobs", serveJobs)
+	mux.HandleFunc("/console/", serveConsole) // console (issue 16)
 	return mux
 }

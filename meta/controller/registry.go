@@ -31,6 +31,7 @@ type registry struct {
 type liveAgent struct {
 	info    meta.AgentInfo
 	expires time.Time
+	seen    time.Time // the last heartbeat (console, issue 16)
 }
 
 func newRegistry(ttl time.Duration) *registry {
@@ -99,6 +100,7 @@ func (s *Service) RegisterAgent(ctx context.Context, a meta.AgentInfo) (meta.Age
 	a.Roles = slices.Clone(a.Roles)
 	la.info = a
 	la.expires = now.Add(r.ttl)
+	la.seen = now
 	return meta.AgentRegistration{NodeID: a.NodeID, TTL: r.ttl}, nil
 }
 

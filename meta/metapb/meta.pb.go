@@ -3961,14 +3961,17 @@ func (x *DescribeGroupResponse) GetMembers() []*GroupMemberDescription {
 }
 
 type AgentInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Zone          string                 `protobuf:"bytes,2,opt,name=zone,proto3" json:"zone,omitempty"`
-	Group         string                 `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
-	Roles         []string               `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
-	Addr          string                 `protobuf:"bytes,5,opt,name=addr,proto3" json:"addr,omitempty"`
-	NodeId        int32                  `protobuf:"varint,6,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	PeerAddr      string                 `protobuf:"bytes,7,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"` // the agent-to-agent cache listener, host:port
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Zone     string                 `protobuf:"bytes,2,opt,name=zone,proto3" json:"zone,omitempty"`
+	Group    string                 `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
+	Roles    []string               `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
+	Addr     string                 `protobuf:"bytes,5,opt,name=addr,proto3" json:"addr,omitempty"`
+	NodeId   int32                  `protobuf:"varint,6,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	PeerAddr string                 `protobuf:"bytes,7,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"` // the agent-to-agent cache listener, host:port
+	// console (issue 16): the agent's traffic counters, sent with every
+	// heartbeat.
+	Stats         *AgentStats `protobuf:"bytes,8,opt,name=stats,proto3" json:"stats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4052,6 +4055,99 @@ func (x *AgentInfo) GetPeerAddr() string {
 	return ""
 }
 
+func (x *AgentInfo) GetStats() *AgentStats {
+	if x != nil {
+		return x.Stats
+	}
+	return nil
+}
+
+// AgentStats: cumulative counters since the agent process started
+// (console, issue 16; meta.AgentStats). Counts only, never record bytes.
+type AgentStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProducedBytes int64                  `protobuf:"varint,1,opt,name=produced_bytes,json=producedBytes,proto3" json:"produced_bytes,omitempty"`
+	FetchedBytes  int64                  `protobuf:"varint,2,opt,name=fetched_bytes,json=fetchedBytes,proto3" json:"fetched_bytes,omitempty"`
+	ObjectPuts    int64                  `protobuf:"varint,3,opt,name=object_puts,json=objectPuts,proto3" json:"object_puts,omitempty"`
+	ObjectGets    int64                  `protobuf:"varint,4,opt,name=object_gets,json=objectGets,proto3" json:"object_gets,omitempty"`
+	BytesPut      int64                  `protobuf:"varint,5,opt,name=bytes_put,json=bytesPut,proto3" json:"bytes_put,omitempty"`
+	BytesGot      int64                  `protobuf:"varint,6,opt,name=bytes_got,json=bytesGot,proto3" json:"bytes_got,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentStats) Reset() {
+	*x = AgentStats{}
+	mi := &file_meta_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentStats) ProtoMessage() {}
+
+func (x *AgentStats) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentStats.ProtoReflect.Descriptor instead.
+func (*AgentStats) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *AgentStats) GetProducedBytes() int64 {
+	if x != nil {
+		return x.ProducedBytes
+	}
+	return 0
+}
+
+func (x *AgentStats) GetFetchedBytes() int64 {
+	if x != nil {
+		return x.FetchedBytes
+	}
+	return 0
+}
+
+func (x *AgentStats) GetObjectPuts() int64 {
+	if x != nil {
+		return x.ObjectPuts
+	}
+	return 0
+}
+
+func (x *AgentStats) GetObjectGets() int64 {
+	if x != nil {
+		return x.ObjectGets
+	}
+	return 0
+}
+
+func (x *AgentStats) GetBytesPut() int64 {
+	if x != nil {
+		return x.BytesPut
+	}
+	return 0
+}
+
+func (x *AgentStats) GetBytesGot() int64 {
+	if x != nil {
+		return x.BytesGot
+	}
+	return 0
+}
+
 type RegisterAgentRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Agent         *AgentInfo             `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
@@ -4061,7 +4157,7 @@ type RegisterAgentRequest struct {
 
 func (x *RegisterAgentRequest) Reset() {
 	*x = RegisterAgentRequest{}
-	mi := &file_meta_proto_msgTypes[60]
+	mi := &file_meta_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4073,7 +4169,7 @@ func (x *RegisterAgentRequest) String() string {
 func (*RegisterAgentRequest) ProtoMessage() {}
 
 func (x *RegisterAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[60]
+	mi := &file_meta_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4086,7 +4182,7 @@ func (x *RegisterAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAgentRequest.ProtoReflect.Descriptor instead.
 func (*RegisterAgentRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{60}
+	return file_meta_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RegisterAgentRequest) GetAgent() *AgentInfo {
@@ -4107,7 +4203,7 @@ type RegisterAgentResponse struct {
 
 func (x *RegisterAgentResponse) Reset() {
 	*x = RegisterAgentResponse{}
-	mi := &file_meta_proto_msgTypes[61]
+	mi := &file_meta_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4119,7 +4215,7 @@ func (x *RegisterAgentResponse) String() string {
 func (*RegisterAgentResponse) ProtoMessage() {}
 
 func (x *RegisterAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[61]
+	mi := &file_meta_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4132,7 +4228,7 @@ func (x *RegisterAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterAgentResponse.ProtoReflect.Descriptor instead.
 func (*RegisterAgentResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{61}
+	return file_meta_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RegisterAgentResponse) GetError() *Error {
@@ -4165,7 +4261,7 @@ type UnregisterAgentRequest struct {
 
 func (x *UnregisterAgentRequest) Reset() {
 	*x = UnregisterAgentRequest{}
-	mi := &file_meta_proto_msgTypes[62]
+	mi := &file_meta_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4177,7 +4273,7 @@ func (x *UnregisterAgentRequest) String() string {
 func (*UnregisterAgentRequest) ProtoMessage() {}
 
 func (x *UnregisterAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[62]
+	mi := &file_meta_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4190,7 +4286,7 @@ func (x *UnregisterAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnregisterAgentRequest.ProtoReflect.Descriptor instead.
 func (*UnregisterAgentRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{62}
+	return file_meta_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UnregisterAgentRequest) GetId() string {
@@ -4208,7 +4304,7 @@ type AgentsRequest struct {
 
 func (x *AgentsRequest) Reset() {
 	*x = AgentsRequest{}
-	mi := &file_meta_proto_msgTypes[63]
+	mi := &file_meta_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4220,7 +4316,7 @@ func (x *AgentsRequest) String() string {
 func (*AgentsRequest) ProtoMessage() {}
 
 func (x *AgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[63]
+	mi := &file_meta_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4233,7 +4329,7 @@ func (x *AgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentsRequest.ProtoReflect.Descriptor instead.
 func (*AgentsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{63}
+	return file_meta_proto_rawDescGZIP(), []int{64}
 }
 
 type AgentsResponse struct {
@@ -4246,7 +4342,7 @@ type AgentsResponse struct {
 
 func (x *AgentsResponse) Reset() {
 	*x = AgentsResponse{}
-	mi := &file_meta_proto_msgTypes[64]
+	mi := &file_meta_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4258,7 +4354,7 @@ func (x *AgentsResponse) String() string {
 func (*AgentsResponse) ProtoMessage() {}
 
 func (x *AgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[64]
+	mi := &file_meta_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4271,7 +4367,7 @@ func (x *AgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentsResponse.ProtoReflect.Descriptor instead.
 func (*AgentsResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{64}
+	return file_meta_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *AgentsResponse) GetError() *Error {
@@ -4302,7 +4398,7 @@ type KeyInfo struct {
 
 func (x *KeyInfo) Reset() {
 	*x = KeyInfo{}
-	mi := &file_meta_proto_msgTypes[65]
+	mi := &file_meta_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4314,7 +4410,7 @@ func (x *KeyInfo) String() string {
 func (*KeyInfo) ProtoMessage() {}
 
 func (x *KeyInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[65]
+	mi := &file_meta_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4327,7 +4423,7 @@ func (x *KeyInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyInfo.ProtoReflect.Descriptor instead.
 func (*KeyInfo) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{65}
+	return file_meta_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *KeyInfo) GetId() string {
@@ -4374,7 +4470,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_meta_proto_msgTypes[66]
+	mi := &file_meta_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4386,7 +4482,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[66]
+	mi := &file_meta_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4399,7 +4495,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{66}
+	return file_meta_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *CreateKeyRequest) GetCluster() string {
@@ -4420,7 +4516,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_meta_proto_msgTypes[67]
+	mi := &file_meta_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4432,7 +4528,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[67]
+	mi := &file_meta_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4445,7 +4541,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{67}
+	return file_meta_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *CreateKeyResponse) GetError() *Error {
@@ -4478,7 +4574,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_meta_proto_msgTypes[68]
+	mi := &file_meta_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4490,7 +4586,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[68]
+	mi := &file_meta_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4503,7 +4599,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{68}
+	return file_meta_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ListKeysRequest) GetCluster() string {
@@ -4523,7 +4619,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_meta_proto_msgTypes[69]
+	mi := &file_meta_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4535,7 +4631,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[69]
+	mi := &file_meta_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4548,7 +4644,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{69}
+	return file_meta_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListKeysResponse) GetError() *Error {
@@ -4575,7 +4671,7 @@ type RevokeKeyRequest struct {
 
 func (x *RevokeKeyRequest) Reset() {
 	*x = RevokeKeyRequest{}
-	mi := &file_meta_proto_msgTypes[70]
+	mi := &file_meta_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4587,7 +4683,7 @@ func (x *RevokeKeyRequest) String() string {
 func (*RevokeKeyRequest) ProtoMessage() {}
 
 func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[70]
+	mi := &file_meta_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4600,7 +4696,7 @@ func (x *RevokeKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeKeyRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{70}
+	return file_meta_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RevokeKeyRequest) GetCluster() string {
@@ -4627,7 +4723,7 @@ type AcquireJobRequest struct {
 
 func (x *AcquireJobRequest) Reset() {
 	*x = AcquireJobRequest{}
-	mi := &file_meta_proto_msgTypes[71]
+	mi := &file_meta_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4639,7 +4735,7 @@ func (x *AcquireJobRequest) String() string {
 func (*AcquireJobRequest) ProtoMessage() {}
 
 func (x *AcquireJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[71]
+	mi := &file_meta_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4652,7 +4748,7 @@ func (x *AcquireJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireJobRequest.ProtoReflect.Descriptor instead.
 func (*AcquireJobRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{71}
+	return file_meta_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *AcquireJobRequest) GetAgentId() string {
@@ -4680,7 +4776,7 @@ type AcquireJobResponse struct {
 
 func (x *AcquireJobResponse) Reset() {
 	*x = AcquireJobResponse{}
-	mi := &file_meta_proto_msgTypes[72]
+	mi := &file_meta_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4692,7 +4788,7 @@ func (x *AcquireJobResponse) String() string {
 func (*AcquireJobResponse) ProtoMessage() {}
 
 func (x *AcquireJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[72]
+	mi := &file_meta_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4705,7 +4801,7 @@ func (x *AcquireJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireJobResponse.ProtoReflect.Descriptor instead.
 func (*AcquireJobResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{72}
+	return file_meta_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *AcquireJobResponse) GetError() *Error {
@@ -4747,7 +4843,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_meta_proto_msgTypes[73]
+	mi := &file_meta_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4759,7 +4855,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[73]
+	mi := &file_meta_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4772,7 +4868,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{73}
+	return file_meta_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *Job) GetId() uint64 {
@@ -4865,7 +4961,7 @@ type CompactJob struct {
 
 func (x *CompactJob) Reset() {
 	*x = CompactJob{}
-	mi := &file_meta_proto_msgTypes[74]
+	mi := &file_meta_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4877,7 +4973,7 @@ func (x *CompactJob) String() string {
 func (*CompactJob) ProtoMessage() {}
 
 func (x *CompactJob) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[74]
+	mi := &file_meta_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4890,7 +4986,7 @@ func (x *CompactJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompactJob.ProtoReflect.Descriptor instead.
 func (*CompactJob) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{74}
+	return file_meta_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *CompactJob) GetLevel() int32 {
@@ -4939,7 +5035,7 @@ type CleanSpec struct {
 
 func (x *CleanSpec) Reset() {
 	*x = CleanSpec{}
-	mi := &file_meta_proto_msgTypes[75]
+	mi := &file_meta_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4951,7 +5047,7 @@ func (x *CleanSpec) String() string {
 func (*CleanSpec) ProtoMessage() {}
 
 func (x *CleanSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[75]
+	mi := &file_meta_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4964,7 +5060,7 @@ func (x *CleanSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanSpec.ProtoReflect.Descriptor instead.
 func (*CleanSpec) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{75}
+	return file_meta_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *CleanSpec) GetDirtyStart() int64 {
@@ -4993,7 +5089,7 @@ type ObjectRef struct {
 
 func (x *ObjectRef) Reset() {
 	*x = ObjectRef{}
-	mi := &file_meta_proto_msgTypes[76]
+	mi := &file_meta_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5005,7 +5101,7 @@ func (x *ObjectRef) String() string {
 func (*ObjectRef) ProtoMessage() {}
 
 func (x *ObjectRef) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[76]
+	mi := &file_meta_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5018,7 +5114,7 @@ func (x *ObjectRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectRef.ProtoReflect.Descriptor instead.
 func (*ObjectRef) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{76}
+	return file_meta_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ObjectRef) GetId() []byte {
@@ -5051,7 +5147,7 @@ type DeleteJob struct {
 
 func (x *DeleteJob) Reset() {
 	*x = DeleteJob{}
-	mi := &file_meta_proto_msgTypes[77]
+	mi := &file_meta_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5063,7 +5159,7 @@ func (x *DeleteJob) String() string {
 func (*DeleteJob) ProtoMessage() {}
 
 func (x *DeleteJob) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[77]
+	mi := &file_meta_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5076,7 +5172,7 @@ func (x *DeleteJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteJob.ProtoReflect.Descriptor instead.
 func (*DeleteJob) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{77}
+	return file_meta_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *DeleteJob) GetObjects() []*ObjectRef {
@@ -5096,7 +5192,7 @@ type OrphansJob struct {
 
 func (x *OrphansJob) Reset() {
 	*x = OrphansJob{}
-	mi := &file_meta_proto_msgTypes[78]
+	mi := &file_meta_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5108,7 +5204,7 @@ func (x *OrphansJob) String() string {
 func (*OrphansJob) ProtoMessage() {}
 
 func (x *OrphansJob) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[78]
+	mi := &file_meta_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5121,7 +5217,7 @@ func (x *OrphansJob) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OrphansJob.ProtoReflect.Descriptor instead.
 func (*OrphansJob) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{78}
+	return file_meta_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *OrphansJob) GetPrefix() string {
@@ -5153,7 +5249,7 @@ type CompleteCompactionRequest struct {
 
 func (x *CompleteCompactionRequest) Reset() {
 	*x = CompleteCompactionRequest{}
-	mi := &file_meta_proto_msgTypes[79]
+	mi := &file_meta_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5165,7 +5261,7 @@ func (x *CompleteCompactionRequest) String() string {
 func (*CompleteCompactionRequest) ProtoMessage() {}
 
 func (x *CompleteCompactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[79]
+	mi := &file_meta_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5178,7 +5274,7 @@ func (x *CompleteCompactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteCompactionRequest.ProtoReflect.Descriptor instead.
 func (*CompleteCompactionRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{79}
+	return file_meta_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *CompleteCompactionRequest) GetJobId() uint64 {
@@ -5241,7 +5337,7 @@ type CompleteCompactionResponse struct {
 
 func (x *CompleteCompactionResponse) Reset() {
 	*x = CompleteCompactionResponse{}
-	mi := &file_meta_proto_msgTypes[80]
+	mi := &file_meta_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5253,7 +5349,7 @@ func (x *CompleteCompactionResponse) String() string {
 func (*CompleteCompactionResponse) ProtoMessage() {}
 
 func (x *CompleteCompactionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[80]
+	mi := &file_meta_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5266,7 +5362,7 @@ func (x *CompleteCompactionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteCompactionResponse.ProtoReflect.Descriptor instead.
 func (*CompleteCompactionResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{80}
+	return file_meta_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *CompleteCompactionResponse) GetError() *Error {
@@ -5300,7 +5396,7 @@ type CompleteDeleteRequest struct {
 
 func (x *CompleteDeleteRequest) Reset() {
 	*x = CompleteDeleteRequest{}
-	mi := &file_meta_proto_msgTypes[81]
+	mi := &file_meta_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5312,7 +5408,7 @@ func (x *CompleteDeleteRequest) String() string {
 func (*CompleteDeleteRequest) ProtoMessage() {}
 
 func (x *CompleteDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[81]
+	mi := &file_meta_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5325,7 +5421,7 @@ func (x *CompleteDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteDeleteRequest.ProtoReflect.Descriptor instead.
 func (*CompleteDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{81}
+	return file_meta_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *CompleteDeleteRequest) GetJobId() uint64 {
@@ -5352,7 +5448,7 @@ type CheckOrphansRequest struct {
 
 func (x *CheckOrphansRequest) Reset() {
 	*x = CheckOrphansRequest{}
-	mi := &file_meta_proto_msgTypes[82]
+	mi := &file_meta_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5364,7 +5460,7 @@ func (x *CheckOrphansRequest) String() string {
 func (*CheckOrphansRequest) ProtoMessage() {}
 
 func (x *CheckOrphansRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[82]
+	mi := &file_meta_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5377,7 +5473,7 @@ func (x *CheckOrphansRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckOrphansRequest.ProtoReflect.Descriptor instead.
 func (*CheckOrphansRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{82}
+	return file_meta_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *CheckOrphansRequest) GetJobId() uint64 {
@@ -5404,7 +5500,7 @@ type CheckOrphansResponse struct {
 
 func (x *CheckOrphansResponse) Reset() {
 	*x = CheckOrphansResponse{}
-	mi := &file_meta_proto_msgTypes[83]
+	mi := &file_meta_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5416,7 +5512,7 @@ func (x *CheckOrphansResponse) String() string {
 func (*CheckOrphansResponse) ProtoMessage() {}
 
 func (x *CheckOrphansResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[83]
+	mi := &file_meta_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5429,7 +5525,7 @@ func (x *CheckOrphansResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckOrphansResponse.ProtoReflect.Descriptor instead.
 func (*CheckOrphansResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{83}
+	return file_meta_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *CheckOrphansResponse) GetError() *Error {
@@ -5458,7 +5554,7 @@ type CompleteOrphansRequest struct {
 
 func (x *CompleteOrphansRequest) Reset() {
 	*x = CompleteOrphansRequest{}
-	mi := &file_meta_proto_msgTypes[84]
+	mi := &file_meta_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5470,7 +5566,7 @@ func (x *CompleteOrphansRequest) String() string {
 func (*CompleteOrphansRequest) ProtoMessage() {}
 
 func (x *CompleteOrphansRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[84]
+	mi := &file_meta_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5483,7 +5579,7 @@ func (x *CompleteOrphansRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteOrphansRequest.ProtoReflect.Descriptor instead.
 func (*CompleteOrphansRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{84}
+	return file_meta_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *CompleteOrphansRequest) GetJobId() uint64 {
@@ -5524,7 +5620,7 @@ type AbandonJobRequest struct {
 
 func (x *AbandonJobRequest) Reset() {
 	*x = AbandonJobRequest{}
-	mi := &file_meta_proto_msgTypes[85]
+	mi := &file_meta_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5536,7 +5632,7 @@ func (x *AbandonJobRequest) String() string {
 func (*AbandonJobRequest) ProtoMessage() {}
 
 func (x *AbandonJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[85]
+	mi := &file_meta_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5549,7 +5645,7 @@ func (x *AbandonJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbandonJobRequest.ProtoReflect.Descriptor instead.
 func (*AbandonJobRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{85}
+	return file_meta_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *AbandonJobRequest) GetJobId() uint64 {
@@ -5581,7 +5677,7 @@ type ACLBinding struct {
 
 func (x *ACLBinding) Reset() {
 	*x = ACLBinding{}
-	mi := &file_meta_proto_msgTypes[86]
+	mi := &file_meta_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5593,7 +5689,7 @@ func (x *ACLBinding) String() string {
 func (*ACLBinding) ProtoMessage() {}
 
 func (x *ACLBinding) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[86]
+	mi := &file_meta_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5606,7 +5702,7 @@ func (x *ACLBinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLBinding.ProtoReflect.Descriptor instead.
 func (*ACLBinding) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{86}
+	return file_meta_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ACLBinding) GetResourceType() int32 {
@@ -5674,7 +5770,7 @@ type ACLFilter struct {
 
 func (x *ACLFilter) Reset() {
 	*x = ACLFilter{}
-	mi := &file_meta_proto_msgTypes[87]
+	mi := &file_meta_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5686,7 +5782,7 @@ func (x *ACLFilter) String() string {
 func (*ACLFilter) ProtoMessage() {}
 
 func (x *ACLFilter) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[87]
+	mi := &file_meta_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5699,7 +5795,7 @@ func (x *ACLFilter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ACLFilter.ProtoReflect.Descriptor instead.
 func (*ACLFilter) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{87}
+	return file_meta_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ACLFilter) GetResourceType() int32 {
@@ -5760,7 +5856,7 @@ type CreateACLsRequest struct {
 
 func (x *CreateACLsRequest) Reset() {
 	*x = CreateACLsRequest{}
-	mi := &file_meta_proto_msgTypes[88]
+	mi := &file_meta_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5772,7 +5868,7 @@ func (x *CreateACLsRequest) String() string {
 func (*CreateACLsRequest) ProtoMessage() {}
 
 func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[88]
+	mi := &file_meta_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5785,7 +5881,7 @@ func (x *CreateACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateACLsRequest.ProtoReflect.Descriptor instead.
 func (*CreateACLsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{88}
+	return file_meta_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *CreateACLsRequest) GetBindings() []*ACLBinding {
@@ -5804,7 +5900,7 @@ type DeleteACLsRequest struct {
 
 func (x *DeleteACLsRequest) Reset() {
 	*x = DeleteACLsRequest{}
-	mi := &file_meta_proto_msgTypes[89]
+	mi := &file_meta_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5816,7 +5912,7 @@ func (x *DeleteACLsRequest) String() string {
 func (*DeleteACLsRequest) ProtoMessage() {}
 
 func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[89]
+	mi := &file_meta_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5829,7 +5925,7 @@ func (x *DeleteACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteACLsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteACLsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{89}
+	return file_meta_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *DeleteACLsRequest) GetFilters() []*ACLFilter {
@@ -5849,7 +5945,7 @@ type DeletedACLs struct {
 
 func (x *DeletedACLs) Reset() {
 	*x = DeletedACLs{}
-	mi := &file_meta_proto_msgTypes[90]
+	mi := &file_meta_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5861,7 +5957,7 @@ func (x *DeletedACLs) String() string {
 func (*DeletedACLs) ProtoMessage() {}
 
 func (x *DeletedACLs) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[90]
+	mi := &file_meta_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5874,7 +5970,7 @@ func (x *DeletedACLs) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletedACLs.ProtoReflect.Descriptor instead.
 func (*DeletedACLs) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{90}
+	return file_meta_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *DeletedACLs) GetError() *Error {
@@ -5901,7 +5997,7 @@ type DeleteACLsResponse struct {
 
 func (x *DeleteACLsResponse) Reset() {
 	*x = DeleteACLsResponse{}
-	mi := &file_meta_proto_msgTypes[91]
+	mi := &file_meta_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5913,7 +6009,7 @@ func (x *DeleteACLsResponse) String() string {
 func (*DeleteACLsResponse) ProtoMessage() {}
 
 func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[91]
+	mi := &file_meta_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5926,7 +6022,7 @@ func (x *DeleteACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteACLsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteACLsResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{91}
+	return file_meta_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *DeleteACLsResponse) GetError() *Error {
@@ -5952,7 +6048,7 @@ type DescribeACLsRequest struct {
 
 func (x *DescribeACLsRequest) Reset() {
 	*x = DescribeACLsRequest{}
-	mi := &file_meta_proto_msgTypes[92]
+	mi := &file_meta_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5964,7 +6060,7 @@ func (x *DescribeACLsRequest) String() string {
 func (*DescribeACLsRequest) ProtoMessage() {}
 
 func (x *DescribeACLsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[92]
+	mi := &file_meta_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5977,7 +6073,7 @@ func (x *DescribeACLsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeACLsRequest.ProtoReflect.Descriptor instead.
 func (*DescribeACLsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{92}
+	return file_meta_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *DescribeACLsRequest) GetFilter() *ACLFilter {
@@ -5997,7 +6093,7 @@ type DescribeACLsResponse struct {
 
 func (x *DescribeACLsResponse) Reset() {
 	*x = DescribeACLsResponse{}
-	mi := &file_meta_proto_msgTypes[93]
+	mi := &file_meta_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6009,7 +6105,7 @@ func (x *DescribeACLsResponse) String() string {
 func (*DescribeACLsResponse) ProtoMessage() {}
 
 func (x *DescribeACLsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[93]
+	mi := &file_meta_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6022,7 +6118,7 @@ func (x *DescribeACLsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeACLsResponse.ProtoReflect.Descriptor instead.
 func (*DescribeACLsResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{93}
+	return file_meta_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *DescribeACLsResponse) GetError() *Error {
@@ -6055,7 +6151,7 @@ type ScramCredential struct {
 
 func (x *ScramCredential) Reset() {
 	*x = ScramCredential{}
-	mi := &file_meta_proto_msgTypes[94]
+	mi := &file_meta_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6067,7 +6163,7 @@ func (x *ScramCredential) String() string {
 func (*ScramCredential) ProtoMessage() {}
 
 func (x *ScramCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[94]
+	mi := &file_meta_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6080,7 +6176,7 @@ func (x *ScramCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramCredential.ProtoReflect.Descriptor instead.
 func (*ScramCredential) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{94}
+	return file_meta_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ScramCredential) GetUser() string {
@@ -6135,7 +6231,7 @@ type ScramCredentialRequest struct {
 
 func (x *ScramCredentialRequest) Reset() {
 	*x = ScramCredentialRequest{}
-	mi := &file_meta_proto_msgTypes[95]
+	mi := &file_meta_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6147,7 +6243,7 @@ func (x *ScramCredentialRequest) String() string {
 func (*ScramCredentialRequest) ProtoMessage() {}
 
 func (x *ScramCredentialRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[95]
+	mi := &file_meta_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6160,7 +6256,7 @@ func (x *ScramCredentialRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramCredentialRequest.ProtoReflect.Descriptor instead.
 func (*ScramCredentialRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{95}
+	return file_meta_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *ScramCredentialRequest) GetUser() string {
@@ -6187,7 +6283,7 @@ type ScramCredentialResponse struct {
 
 func (x *ScramCredentialResponse) Reset() {
 	*x = ScramCredentialResponse{}
-	mi := &file_meta_proto_msgTypes[96]
+	mi := &file_meta_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6199,7 +6295,7 @@ func (x *ScramCredentialResponse) String() string {
 func (*ScramCredentialResponse) ProtoMessage() {}
 
 func (x *ScramCredentialResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[96]
+	mi := &file_meta_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6212,7 +6308,7 @@ func (x *ScramCredentialResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramCredentialResponse.ProtoReflect.Descriptor instead.
 func (*ScramCredentialResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{96}
+	return file_meta_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ScramCredentialResponse) GetError() *Error {
@@ -6239,7 +6335,7 @@ type ScramDeletion struct {
 
 func (x *ScramDeletion) Reset() {
 	*x = ScramDeletion{}
-	mi := &file_meta_proto_msgTypes[97]
+	mi := &file_meta_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6251,7 +6347,7 @@ func (x *ScramDeletion) String() string {
 func (*ScramDeletion) ProtoMessage() {}
 
 func (x *ScramDeletion) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[97]
+	mi := &file_meta_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6264,7 +6360,7 @@ func (x *ScramDeletion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramDeletion.ProtoReflect.Descriptor instead.
 func (*ScramDeletion) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{97}
+	return file_meta_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ScramDeletion) GetUser() string {
@@ -6291,7 +6387,7 @@ type AlterScramCredentialsRequest struct {
 
 func (x *AlterScramCredentialsRequest) Reset() {
 	*x = AlterScramCredentialsRequest{}
-	mi := &file_meta_proto_msgTypes[98]
+	mi := &file_meta_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6303,7 +6399,7 @@ func (x *AlterScramCredentialsRequest) String() string {
 func (*AlterScramCredentialsRequest) ProtoMessage() {}
 
 func (x *AlterScramCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[98]
+	mi := &file_meta_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6316,7 +6412,7 @@ func (x *AlterScramCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterScramCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*AlterScramCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{98}
+	return file_meta_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *AlterScramCredentialsRequest) GetUpserts() []*ScramCredential {
@@ -6343,7 +6439,7 @@ type DescribeScramCredentialsRequest struct {
 
 func (x *DescribeScramCredentialsRequest) Reset() {
 	*x = DescribeScramCredentialsRequest{}
-	mi := &file_meta_proto_msgTypes[99]
+	mi := &file_meta_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6355,7 +6451,7 @@ func (x *DescribeScramCredentialsRequest) String() string {
 func (*DescribeScramCredentialsRequest) ProtoMessage() {}
 
 func (x *DescribeScramCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[99]
+	mi := &file_meta_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6368,7 +6464,7 @@ func (x *DescribeScramCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeScramCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*DescribeScramCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{99}
+	return file_meta_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *DescribeScramCredentialsRequest) GetUsers() []string {
@@ -6395,7 +6491,7 @@ type ScramCredentialInfo struct {
 
 func (x *ScramCredentialInfo) Reset() {
 	*x = ScramCredentialInfo{}
-	mi := &file_meta_proto_msgTypes[100]
+	mi := &file_meta_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6407,7 +6503,7 @@ func (x *ScramCredentialInfo) String() string {
 func (*ScramCredentialInfo) ProtoMessage() {}
 
 func (x *ScramCredentialInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[100]
+	mi := &file_meta_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6420,7 +6516,7 @@ func (x *ScramCredentialInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramCredentialInfo.ProtoReflect.Descriptor instead.
 func (*ScramCredentialInfo) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{100}
+	return file_meta_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *ScramCredentialInfo) GetMechanism() int32 {
@@ -6448,7 +6544,7 @@ type ScramUser struct {
 
 func (x *ScramUser) Reset() {
 	*x = ScramUser{}
-	mi := &file_meta_proto_msgTypes[101]
+	mi := &file_meta_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6460,7 +6556,7 @@ func (x *ScramUser) String() string {
 func (*ScramUser) ProtoMessage() {}
 
 func (x *ScramUser) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[101]
+	mi := &file_meta_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6473,7 +6569,7 @@ func (x *ScramUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScramUser.ProtoReflect.Descriptor instead.
 func (*ScramUser) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{101}
+	return file_meta_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *ScramUser) GetUser() string {
@@ -6507,7 +6603,7 @@ type DescribeScramCredentialsResponse struct {
 
 func (x *DescribeScramCredentialsResponse) Reset() {
 	*x = DescribeScramCredentialsResponse{}
-	mi := &file_meta_proto_msgTypes[102]
+	mi := &file_meta_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6519,7 +6615,7 @@ func (x *DescribeScramCredentialsResponse) String() string {
 func (*DescribeScramCredentialsResponse) ProtoMessage() {}
 
 func (x *DescribeScramCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[102]
+	mi := &file_meta_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6532,7 +6628,7 @@ func (x *DescribeScramCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeScramCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*DescribeScramCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{102}
+	return file_meta_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *DescribeScramCredentialsResponse) GetError() *Error {
@@ -6560,7 +6656,7 @@ type AlterUsersRequest struct {
 
 func (x *AlterUsersRequest) Reset() {
 	*x = AlterUsersRequest{}
-	mi := &file_meta_proto_msgTypes[103]
+	mi := &file_meta_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6572,7 +6668,7 @@ func (x *AlterUsersRequest) String() string {
 func (*AlterUsersRequest) ProtoMessage() {}
 
 func (x *AlterUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[103]
+	mi := &file_meta_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6585,7 +6681,7 @@ func (x *AlterUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlterUsersRequest.ProtoReflect.Descriptor instead.
 func (*AlterUsersRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{103}
+	return file_meta_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *AlterUsersRequest) GetCluster() string {
@@ -6612,7 +6708,7 @@ type DescribeUsersRequest struct {
 
 func (x *DescribeUsersRequest) Reset() {
 	*x = DescribeUsersRequest{}
-	mi := &file_meta_proto_msgTypes[104]
+	mi := &file_meta_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6624,7 +6720,7 @@ func (x *DescribeUsersRequest) String() string {
 func (*DescribeUsersRequest) ProtoMessage() {}
 
 func (x *DescribeUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_meta_proto_msgTypes[104]
+	mi := &file_meta_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6637,7 +6733,7 @@ func (x *DescribeUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeUsersRequest.ProtoReflect.Descriptor instead.
 func (*DescribeUsersRequest) Descriptor() ([]byte, []int) {
-	return file_meta_proto_rawDescGZIP(), []int{104}
+	return file_meta_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *DescribeUsersRequest) GetCluster() string {
@@ -6959,7 +7055,7 @@ const file_meta_proto_rawDesc = "" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12#\n" +
 	"\rprotocol_type\x18\x04 \x01(\tR\fprotocolType\x12\x1a\n" +
 	"\bprotocol\x18\x05 \x01(\tR\bprotocol\x12@\n" +
-	"\amembers\x18\x06 \x03(\v2&.sluice.meta.v1.GroupMemberDescriptionR\amembers\"\xa5\x01\n" +
+	"\amembers\x18\x06 \x03(\v2&.sluice.meta.v1.GroupMemberDescriptionR\amembers\"\xd7\x01\n" +
 	"\tAgentInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04zone\x18\x02 \x01(\tR\x04zone\x12\x14\n" +
@@ -6967,7 +7063,18 @@ const file_meta_proto_rawDesc = "" +
 	"\x05roles\x18\x04 \x03(\tR\x05roles\x12\x12\n" +
 	"\x04addr\x18\x05 \x01(\tR\x04addr\x12\x17\n" +
 	"\anode_id\x18\x06 \x01(\x05R\x06nodeId\x12\x1b\n" +
-	"\tpeer_addr\x18\a \x01(\tR\bpeerAddr\"G\n" +
+	"\tpeer_addr\x18\a \x01(\tR\bpeerAddr\x120\n" +
+	"\x05stats\x18\b \x01(\v2\x1a.sluice.meta.v1.AgentStatsR\x05stats\"\xd4\x01\n" +
+	"\n" +
+	"AgentStats\x12%\n" +
+	"\x0eproduced_bytes\x18\x01 \x01(\x03R\rproducedBytes\x12#\n" +
+	"\rfetched_bytes\x18\x02 \x01(\x03R\ffetchedBytes\x12\x1f\n" +
+	"\vobject_puts\x18\x03 \x01(\x03R\n" +
+	"objectPuts\x12\x1f\n" +
+	"\vobject_gets\x18\x04 \x01(\x03R\n" +
+	"objectGets\x12\x1b\n" +
+	"\tbytes_put\x18\x05 \x01(\x03R\bbytesPut\x12\x1b\n" +
+	"\tbytes_got\x18\x06 \x01(\x03R\bbytesGot\"G\n" +
 	"\x14RegisterAgentRequest\x12/\n" +
 	"\x05agent\x18\x01 \x01(\v2\x19.sluice.meta.v1.AgentInfoR\x05agent\"z\n" +
 	"\x15RegisterAgentResponse\x12+\n" +
@@ -7278,7 +7385,7 @@ func file_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 108)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 109)
 var file_meta_proto_goTypes = []any{
 	(ErrorCode)(0),                           // 0: sluice.meta.v1.ErrorCode
 	(ChunkStatus)(0),                         // 1: sluice.meta.v1.ChunkStatus
@@ -7344,62 +7451,63 @@ var file_meta_proto_goTypes = []any{
 	(*GroupMemberDescription)(nil),           // 61: sluice.meta.v1.GroupMemberDescription
 	(*DescribeGroupResponse)(nil),            // 62: sluice.meta.v1.DescribeGroupResponse
 	(*AgentInfo)(nil),                        // 63: sluice.meta.v1.AgentInfo
-	(*RegisterAgentRequest)(nil),             // 64: sluice.meta.v1.RegisterAgentRequest
-	(*RegisterAgentResponse)(nil),            // 65: sluice.meta.v1.RegisterAgentResponse
-	(*UnregisterAgentRequest)(nil),           // 66: sluice.meta.v1.UnregisterAgentRequest
-	(*AgentsRequest)(nil),                    // 67: sluice.meta.v1.AgentsRequest
-	(*AgentsResponse)(nil),                   // 68: sluice.meta.v1.AgentsResponse
-	(*KeyInfo)(nil),                          // 69: sluice.meta.v1.KeyInfo
-	(*CreateKeyRequest)(nil),                 // 70: sluice.meta.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),                // 71: sluice.meta.v1.CreateKeyResponse
-	(*ListKeysRequest)(nil),                  // 72: sluice.meta.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),                 // 73: sluice.meta.v1.ListKeysResponse
-	(*RevokeKeyRequest)(nil),                 // 74: sluice.meta.v1.RevokeKeyRequest
-	(*AcquireJobRequest)(nil),                // 75: sluice.meta.v1.AcquireJobRequest
-	(*AcquireJobResponse)(nil),               // 76: sluice.meta.v1.AcquireJobResponse
-	(*Job)(nil),                              // 77: sluice.meta.v1.Job
-	(*CompactJob)(nil),                       // 78: sluice.meta.v1.CompactJob
-	(*CleanSpec)(nil),                        // 79: sluice.meta.v1.CleanSpec
-	(*ObjectRef)(nil),                        // 80: sluice.meta.v1.ObjectRef
-	(*DeleteJob)(nil),                        // 81: sluice.meta.v1.DeleteJob
-	(*OrphansJob)(nil),                       // 82: sluice.meta.v1.OrphansJob
-	(*CompleteCompactionRequest)(nil),        // 83: sluice.meta.v1.CompleteCompactionRequest
-	(*CompleteCompactionResponse)(nil),       // 84: sluice.meta.v1.CompleteCompactionResponse
-	(*CompleteDeleteRequest)(nil),            // 85: sluice.meta.v1.CompleteDeleteRequest
-	(*CheckOrphansRequest)(nil),              // 86: sluice.meta.v1.CheckOrphansRequest
-	(*CheckOrphansResponse)(nil),             // 87: sluice.meta.v1.CheckOrphansResponse
-	(*CompleteOrphansRequest)(nil),           // 88: sluice.meta.v1.CompleteOrphansRequest
-	(*AbandonJobRequest)(nil),                // 89: sluice.meta.v1.AbandonJobRequest
-	(*ACLBinding)(nil),                       // 90: sluice.meta.v1.ACLBinding
-	(*ACLFilter)(nil),                        // 91: sluice.meta.v1.ACLFilter
-	(*CreateACLsRequest)(nil),                // 92: sluice.meta.v1.CreateACLsRequest
-	(*DeleteACLsRequest)(nil),                // 93: sluice.meta.v1.DeleteACLsRequest
-	(*DeletedACLs)(nil),                      // 94: sluice.meta.v1.DeletedACLs
-	(*DeleteACLsResponse)(nil),               // 95: sluice.meta.v1.DeleteACLsResponse
-	(*DescribeACLsRequest)(nil),              // 96: sluice.meta.v1.DescribeACLsRequest
-	(*DescribeACLsResponse)(nil),             // 97: sluice.meta.v1.DescribeACLsResponse
-	(*ScramCredential)(nil),                  // 98: sluice.meta.v1.ScramCredential
-	(*ScramCredentialRequest)(nil),           // 99: sluice.meta.v1.ScramCredentialRequest
-	(*ScramCredentialResponse)(nil),          // 100: sluice.meta.v1.ScramCredentialResponse
-	(*ScramDeletion)(nil),                    // 101: sluice.meta.v1.ScramDeletion
-	(*AlterScramCredentialsRequest)(nil),     // 102: sluice.meta.v1.AlterScramCredentialsRequest
-	(*DescribeScramCredentialsRequest)(nil),  // 103: sluice.meta.v1.DescribeScramCredentialsRequest
-	(*ScramCredentialInfo)(nil),              // 104: sluice.meta.v1.ScramCredentialInfo
-	(*ScramUser)(nil),                        // 105: sluice.meta.v1.ScramUser
-	(*DescribeScramCredentialsResponse)(nil), // 106: sluice.meta.v1.DescribeScramCredentialsResponse
-	(*AlterUsersRequest)(nil),                // 107: sluice.meta.v1.AlterUsersRequest
-	(*DescribeUsersRequest)(nil),             // 108: sluice.meta.v1.DescribeUsersRequest
-	nil,                                      // 109: sluice.meta.v1.Topic.ConfigsEntry
-	nil,                                      // 110: sluice.meta.v1.TopicSpec.ConfigsEntry
-	nil,                                      // 111: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	(*AgentStats)(nil),                       // 64: sluice.meta.v1.AgentStats
+	(*RegisterAgentRequest)(nil),             // 65: sluice.meta.v1.RegisterAgentRequest
+	(*RegisterAgentResponse)(nil),            // 66: sluice.meta.v1.RegisterAgentResponse
+	(*UnregisterAgentRequest)(nil),           // 67: sluice.meta.v1.UnregisterAgentRequest
+	(*AgentsRequest)(nil),                    // 68: sluice.meta.v1.AgentsRequest
+	(*AgentsResponse)(nil),                   // 69: sluice.meta.v1.AgentsResponse
+	(*KeyInfo)(nil),                          // 70: sluice.meta.v1.KeyInfo
+	(*CreateKeyRequest)(nil),                 // 71: sluice.meta.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),                // 72: sluice.meta.v1.CreateKeyResponse
+	(*ListKeysRequest)(nil),                  // 73: sluice.meta.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),                 // 74: sluice.meta.v1.ListKeysResponse
+	(*RevokeKeyRequest)(nil),                 // 75: sluice.meta.v1.RevokeKeyRequest
+	(*AcquireJobRequest)(nil),                // 76: sluice.meta.v1.AcquireJobRequest
+	(*AcquireJobResponse)(nil),               // 77: sluice.meta.v1.AcquireJobResponse
+	(*Job)(nil),                              // 78: sluice.meta.v1.Job
+	(*CompactJob)(nil),                       // 79: sluice.meta.v1.CompactJob
+	(*CleanSpec)(nil),                        // 80: sluice.meta.v1.CleanSpec
+	(*ObjectRef)(nil),                        // 81: sluice.meta.v1.ObjectRef
+	(*DeleteJob)(nil),                        // 82: sluice.meta.v1.DeleteJob
+	(*OrphansJob)(nil),                       // 83: sluice.meta.v1.OrphansJob
+	(*CompleteCompactionRequest)(nil),        // 84: sluice.meta.v1.CompleteCompactionRequest
+	(*CompleteCompactionResponse)(nil),       // 85: sluice.meta.v1.CompleteCompactionResponse
+	(*CompleteDeleteRequest)(nil),            // 86: sluice.meta.v1.CompleteDeleteRequest
+	(*CheckOrphansRequest)(nil),              // 87: sluice.meta.v1.CheckOrphansRequest
+	(*CheckOrphansResponse)(nil),             // 88: sluice.meta.v1.CheckOrphansResponse
+	(*CompleteOrphansRequest)(nil),           // 89: sluice.meta.v1.CompleteOrphansRequest
+	(*AbandonJobRequest)(nil),                // 90: sluice.meta.v1.AbandonJobRequest
+	(*ACLBinding)(nil),                       // 91: sluice.meta.v1.ACLBinding
+	(*ACLFilter)(nil),                        // 92: sluice.meta.v1.ACLFilter
+	(*CreateACLsRequest)(nil),                // 93: sluice.meta.v1.CreateACLsRequest
+	(*DeleteACLsRequest)(nil),                // 94: sluice.meta.v1.DeleteACLsRequest
+	(*DeletedACLs)(nil),                      // 95: sluice.meta.v1.DeletedACLs
+	(*DeleteACLsResponse)(nil),               // 96: sluice.meta.v1.DeleteACLsResponse
+	(*DescribeACLsRequest)(nil),              // 97: sluice.meta.v1.DescribeACLsRequest
+	(*DescribeACLsResponse)(nil),             // 98: sluice.meta.v1.DescribeACLsResponse
+	(*ScramCredential)(nil),                  // 99: sluice.meta.v1.ScramCredential
+	(*ScramCredentialRequest)(nil),           // 100: sluice.meta.v1.ScramCredentialRequest
+	(*ScramCredentialResponse)(nil),          // 101: sluice.meta.v1.ScramCredentialResponse
+	(*ScramDeletion)(nil),                    // 102: sluice.meta.v1.ScramDeletion
+	(*AlterScramCredentialsRequest)(nil),     // 103: sluice.meta.v1.AlterScramCredentialsRequest
+	(*DescribeScramCredentialsRequest)(nil),  // 104: sluice.meta.v1.DescribeScramCredentialsRequest
+	(*ScramCredentialInfo)(nil),              // 105: sluice.meta.v1.ScramCredentialInfo
+	(*ScramUser)(nil),                        // 106: sluice.meta.v1.ScramUser
+	(*DescribeScramCredentialsResponse)(nil), // 107: sluice.meta.v1.DescribeScramCredentialsResponse
+	(*AlterUsersRequest)(nil),                // 108: sluice.meta.v1.AlterUsersRequest
+	(*DescribeUsersRequest)(nil),             // 109: sluice.meta.v1.DescribeUsersRequest
+	nil,                                      // 110: sluice.meta.v1.Topic.ConfigsEntry
+	nil,                                      // 111: sluice.meta.v1.TopicSpec.ConfigsEntry
+	nil,                                      // 112: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 }
 var file_meta_proto_depIdxs = []int32{
 	0,   // 0: sluice.meta.v1.Error.code:type_name -> sluice.meta.v1.ErrorCode
 	4,   // 1: sluice.meta.v1.ErrorResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 2: sluice.meta.v1.ErrorsResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 3: sluice.meta.v1.ErrorsResponse.errors:type_name -> sluice.meta.v1.Error
-	109, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
-	110, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
+	110, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
+	111, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
 	8,   // 6: sluice.meta.v1.TopicResult.topic:type_name -> sluice.meta.v1.Topic
 	4,   // 7: sluice.meta.v1.TopicResult.error:type_name -> sluice.meta.v1.Error
 	4,   // 8: sluice.meta.v1.ClusterIDResponse.error:type_name -> sluice.meta.v1.Error
@@ -7434,7 +7542,7 @@ var file_meta_proto_depIdxs = []int32{
 	42,  // 37: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
 	4,   // 38: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
 	44,  // 39: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
-	111, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	112, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 	4,   // 41: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
 	49,  // 42: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
 	51,  // 43: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
@@ -7446,139 +7554,140 @@ var file_meta_proto_depIdxs = []int32{
 	58,  // 49: sluice.meta.v1.ListGroupsResponse.groups:type_name -> sluice.meta.v1.GroupListing
 	4,   // 50: sluice.meta.v1.DescribeGroupResponse.error:type_name -> sluice.meta.v1.Error
 	61,  // 51: sluice.meta.v1.DescribeGroupResponse.members:type_name -> sluice.meta.v1.GroupMemberDescription
-	63,  // 52: sluice.meta.v1.RegisterAgentRequest.agent:type_name -> sluice.meta.v1.AgentInfo
-	4,   // 53: sluice.meta.v1.RegisterAgentResponse.error:type_name -> sluice.meta.v1.Error
-	4,   // 54: sluice.meta.v1.AgentsResponse.error:type_name -> sluice.meta.v1.Error
-	63,  // 55: sluice.meta.v1.AgentsResponse.agents:type_name -> sluice.meta.v1.AgentInfo
-	4,   // 56: sluice.meta.v1.CreateKeyResponse.error:type_name -> sluice.meta.v1.Error
-	69,  // 57: sluice.meta.v1.CreateKeyResponse.info:type_name -> sluice.meta.v1.KeyInfo
-	4,   // 58: sluice.meta.v1.ListKeysResponse.error:type_name -> sluice.meta.v1.Error
-	69,  // 59: sluice.meta.v1.ListKeysResponse.keys:type_name -> sluice.meta.v1.KeyInfo
-	3,   // 60: sluice.meta.v1.AcquireJobRequest.kinds:type_name -> sluice.meta.v1.JobKind
-	4,   // 61: sluice.meta.v1.AcquireJobResponse.error:type_name -> sluice.meta.v1.Error
-	77,  // 62: sluice.meta.v1.AcquireJobResponse.job:type_name -> sluice.meta.v1.Job
-	3,   // 63: sluice.meta.v1.Job.kind:type_name -> sluice.meta.v1.JobKind
-	78,  // 64: sluice.meta.v1.Job.compact:type_name -> sluice.meta.v1.CompactJob
-	81,  // 65: sluice.meta.v1.Job.delete:type_name -> sluice.meta.v1.DeleteJob
-	82,  // 66: sluice.meta.v1.Job.orphans:type_name -> sluice.meta.v1.OrphansJob
-	27,  // 67: sluice.meta.v1.CompactJob.sources:type_name -> sluice.meta.v1.IndexEntry
-	79,  // 68: sluice.meta.v1.CompactJob.clean:type_name -> sluice.meta.v1.CleanSpec
-	80,  // 69: sluice.meta.v1.DeleteJob.objects:type_name -> sluice.meta.v1.ObjectRef
-	27,  // 70: sluice.meta.v1.CompleteCompactionRequest.entries:type_name -> sluice.meta.v1.IndexEntry
-	4,   // 71: sluice.meta.v1.CompleteCompactionResponse.error:type_name -> sluice.meta.v1.Error
-	4,   // 72: sluice.meta.v1.CheckOrphansResponse.error:type_name -> sluice.meta.v1.Error
-	90,  // 73: sluice.meta.v1.CreateACLsRequest.bindings:type_name -> sluice.meta.v1.ACLBinding
-	91,  // 74: sluice.meta.v1.DeleteACLsRequest.filters:type_name -> sluice.meta.v1.ACLFilter
-	4,   // 75: sluice.meta.v1.DeletedACLs.error:type_name -> sluice.meta.v1.Error
-	90,  // 76: sluice.meta.v1.DeletedACLs.bindings:type_name -> sluice.meta.v1.ACLBinding
-	4,   // 77: sluice.meta.v1.DeleteACLsResponse.error:type_name -> sluice.meta.v1.Error
-	94,  // 78: sluice.meta.v1.DeleteACLsResponse.results:type_name -> sluice.meta.v1.DeletedACLs
-	91,  // 79: sluice.meta.v1.DescribeACLsRequest.filter:type_name -> sluice.meta.v1.ACLFilter
-	4,   // 80: sluice.meta.v1.DescribeACLsResponse.error:type_name -> sluice.meta.v1.Error
-	90,  // 81: sluice.meta.v1.DescribeACLsResponse.bindings:type_name -> sluice.meta.v1.ACLBinding
-	4,   // 82: sluice.meta.v1.ScramCredentialResponse.error:type_name -> sluice.meta.v1.Error
-	98,  // 83: sluice.meta.v1.ScramCredentialResponse.credential:type_name -> sluice.meta.v1.ScramCredential
-	98,  // 84: sluice.meta.v1.AlterScramCredentialsRequest.upserts:type_name -> sluice.meta.v1.ScramCredential
-	101, // 85: sluice.meta.v1.AlterScramCredentialsRequest.deletes:type_name -> sluice.meta.v1.ScramDeletion
-	104, // 86: sluice.meta.v1.ScramUser.credentials:type_name -> sluice.meta.v1.ScramCredentialInfo
-	4,   // 87: sluice.meta.v1.ScramUser.error:type_name -> sluice.meta.v1.Error
-	4,   // 88: sluice.meta.v1.DescribeScramCredentialsResponse.error:type_name -> sluice.meta.v1.Error
-	105, // 89: sluice.meta.v1.DescribeScramCredentialsResponse.users:type_name -> sluice.meta.v1.ScramUser
-	102, // 90: sluice.meta.v1.AlterUsersRequest.changes:type_name -> sluice.meta.v1.AlterScramCredentialsRequest
-	103, // 91: sluice.meta.v1.DescribeUsersRequest.describe:type_name -> sluice.meta.v1.DescribeScramCredentialsRequest
-	11,  // 92: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
-	13,  // 93: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
-	15,  // 94: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
-	16,  // 95: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
-	18,  // 96: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
-	24,  // 97: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
-	28,  // 98: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
-	30,  // 99: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
-	32,  // 100: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
-	35,  // 101: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
-	37,  // 102: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
-	39,  // 103: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
-	40,  // 104: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
-	43,  // 105: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
-	46,  // 106: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
-	48,  // 107: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
-	50,  // 108: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
-	52,  // 109: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
-	53,  // 110: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
-	55,  // 111: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
-	56,  // 112: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
-	57,  // 113: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
-	60,  // 114: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	64,  // 115: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
-	66,  // 116: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
-	67,  // 117: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
-	21,  // 118: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
-	75,  // 119: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
-	83,  // 120: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
-	85,  // 121: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
-	86,  // 122: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
-	88,  // 123: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
-	89,  // 124: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
-	92,  // 125: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
-	93,  // 126: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
-	96,  // 127: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
-	99,  // 128: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
-	102, // 129: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
-	103, // 130: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
-	70,  // 131: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
-	72,  // 132: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
-	74,  // 133: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
-	107, // 134: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
-	108, // 135: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
-	12,  // 136: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
-	14,  // 137: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
-	17,  // 138: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
-	17,  // 139: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
-	22,  // 140: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
-	26,  // 141: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
-	29,  // 142: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
-	31,  // 143: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
-	34,  // 144: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
-	6,   // 145: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
-	6,   // 146: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 147: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
-	41,  // 148: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
-	45,  // 149: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
-	47,  // 150: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
-	5,   // 151: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 152: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 153: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	54,  // 154: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
-	5,   // 155: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 156: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
-	59,  // 157: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
-	62,  // 158: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
-	65,  // 159: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
-	5,   // 160: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
-	68,  // 161: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
-	22,  // 162: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
-	76,  // 163: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
-	84,  // 164: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
-	5,   // 165: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
-	87,  // 166: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
-	5,   // 167: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 168: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 169: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
-	95,  // 170: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
-	97,  // 171: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
-	100, // 172: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
-	6,   // 173: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
-	106, // 174: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
-	71,  // 175: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
-	73,  // 176: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
-	5,   // 177: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 178: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
-	106, // 179: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
-	136, // [136:180] is the sub-list for method output_type
-	92,  // [92:136] is the sub-list for method input_type
-	92,  // [92:92] is the sub-list for extension type_name
-	92,  // [92:92] is the sub-list for extension extendee
-	0,   // [0:92] is the sub-list for field type_name
+	64,  // 52: sluice.meta.v1.AgentInfo.stats:type_name -> sluice.meta.v1.AgentStats
+	63,  // 53: sluice.meta.v1.RegisterAgentRequest.agent:type_name -> sluice.meta.v1.AgentInfo
+	4,   // 54: sluice.meta.v1.RegisterAgentResponse.error:type_name -> sluice.meta.v1.Error
+	4,   // 55: sluice.meta.v1.AgentsResponse.error:type_name -> sluice.meta.v1.Error
+	63,  // 56: sluice.meta.v1.AgentsResponse.agents:type_name -> sluice.meta.v1.AgentInfo
+	4,   // 57: sluice.meta.v1.CreateKeyResponse.error:type_name -> sluice.meta.v1.Error
+	70,  // 58: sluice.meta.v1.CreateKeyResponse.info:type_name -> sluice.meta.v1.KeyInfo
+	4,   // 59: sluice.meta.v1.ListKeysResponse.error:type_name -> sluice.meta.v1.Error
+	70,  // 60: sluice.meta.v1.ListKeysResponse.keys:type_name -> sluice.meta.v1.KeyInfo
+	3,   // 61: sluice.meta.v1.AcquireJobRequest.kinds:type_name -> sluice.meta.v1.JobKind
+	4,   // 62: sluice.meta.v1.AcquireJobResponse.error:type_name -> sluice.meta.v1.Error
+	78,  // 63: sluice.meta.v1.AcquireJobResponse.job:type_name -> sluice.meta.v1.Job
+	3,   // 64: sluice.meta.v1.Job.kind:type_name -> sluice.meta.v1.JobKind
+	79,  // 65: sluice.meta.v1.Job.compact:type_name -> sluice.meta.v1.CompactJob
+	82,  // 66: sluice.meta.v1.Job.delete:type_name -> sluice.meta.v1.DeleteJob
+	83,  // 67: sluice.meta.v1.Job.orphans:type_name -> sluice.meta.v1.OrphansJob
+	27,  // 68: sluice.meta.v1.CompactJob.sources:type_name -> sluice.meta.v1.IndexEntry
+	80,  // 69: sluice.meta.v1.CompactJob.clean:type_name -> sluice.meta.v1.CleanSpec
+	81,  // 70: sluice.meta.v1.DeleteJob.objects:type_name -> sluice.meta.v1.ObjectRef
+	27,  // 71: sluice.meta.v1.CompleteCompactionRequest.entries:type_name -> sluice.meta.v1.IndexEntry
+	4,   // 72: sluice.meta.v1.CompleteCompactionResponse.error:type_name -> sluice.meta.v1.Error
+	4,   // 73: sluice.meta.v1.CheckOrphansResponse.error:type_name -> sluice.meta.v1.Error
+	91,  // 74: sluice.meta.v1.CreateACLsRequest.bindings:type_name -> sluice.meta.v1.ACLBinding
+	92,  // 75: sluice.meta.v1.DeleteACLsRequest.filters:type_name -> sluice.meta.v1.ACLFilter
+	4,   // 76: sluice.meta.v1.DeletedACLs.error:type_name -> sluice.meta.v1.Error
+	91,  // 77: sluice.meta.v1.DeletedACLs.bindings:type_name -> sluice.meta.v1.ACLBinding
+	4,   // 78: sluice.meta.v1.DeleteACLsResponse.error:type_name -> sluice.meta.v1.Error
+	95,  // 79: sluice.meta.v1.DeleteACLsResponse.results:type_name -> sluice.meta.v1.DeletedACLs
+	92,  // 80: sluice.meta.v1.DescribeACLsRequest.filter:type_name -> sluice.meta.v1.ACLFilter
+	4,   // 81: sluice.meta.v1.DescribeACLsResponse.error:type_name -> sluice.meta.v1.Error
+	91,  // 82: sluice.meta.v1.DescribeACLsResponse.bindings:type_name -> sluice.meta.v1.ACLBinding
+	4,   // 83: sluice.meta.v1.ScramCredentialResponse.error:type_name -> sluice.meta.v1.Error
+	99,  // 84: sluice.meta.v1.ScramCredentialResponse.credential:type_name -> sluice.meta.v1.ScramCredential
+	99,  // 85: sluice.meta.v1.AlterScramCredentialsRequest.upserts:type_name -> sluice.meta.v1.ScramCredential
+	102, // 86: sluice.meta.v1.AlterScramCredentialsRequest.deletes:type_name -> sluice.meta.v1.ScramDeletion
+	105, // 87: sluice.meta.v1.ScramUser.credentials:type_name -> sluice.meta.v1.ScramCredentialInfo
+	4,   // 88: sluice.meta.v1.ScramUser.error:type_name -> sluice.meta.v1.Error
+	4,   // 89: sluice.meta.v1.DescribeScramCredentialsResponse.error:type_name -> sluice.meta.v1.Error
+	106, // 90: sluice.meta.v1.DescribeScramCredentialsResponse.users:type_name -> sluice.meta.v1.ScramUser
+	103, // 91: sluice.meta.v1.AlterUsersRequest.changes:type_name -> sluice.meta.v1.AlterScramCredentialsRequest
+	104, // 92: sluice.meta.v1.DescribeUsersRequest.describe:type_name -> sluice.meta.v1.DescribeScramCredentialsRequest
+	11,  // 93: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
+	13,  // 94: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
+	15,  // 95: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
+	16,  // 96: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
+	18,  // 97: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
+	24,  // 98: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
+	28,  // 99: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
+	30,  // 100: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
+	32,  // 101: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
+	35,  // 102: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
+	37,  // 103: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
+	39,  // 104: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
+	40,  // 105: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
+	43,  // 106: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
+	46,  // 107: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
+	48,  // 108: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
+	50,  // 109: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
+	52,  // 110: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
+	53,  // 111: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
+	55,  // 112: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
+	56,  // 113: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
+	57,  // 114: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
+	60,  // 115: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	65,  // 116: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
+	67,  // 117: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
+	68,  // 118: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
+	21,  // 119: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
+	76,  // 120: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
+	84,  // 121: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
+	86,  // 122: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
+	87,  // 123: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
+	89,  // 124: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
+	90,  // 125: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
+	93,  // 126: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
+	94,  // 127: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
+	97,  // 128: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
+	100, // 129: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
+	103, // 130: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
+	104, // 131: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
+	71,  // 132: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
+	73,  // 133: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
+	75,  // 134: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
+	108, // 135: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
+	109, // 136: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
+	12,  // 137: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
+	14,  // 138: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
+	17,  // 139: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
+	17,  // 140: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
+	22,  // 141: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
+	26,  // 142: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
+	29,  // 143: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
+	31,  // 144: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
+	34,  // 145: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
+	6,   // 146: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
+	6,   // 147: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 148: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
+	41,  // 149: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
+	45,  // 150: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
+	47,  // 151: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
+	5,   // 152: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 153: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 154: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	54,  // 155: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
+	5,   // 156: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 157: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
+	59,  // 158: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
+	62,  // 159: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
+	66,  // 160: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
+	5,   // 161: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
+	69,  // 162: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
+	22,  // 163: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
+	77,  // 164: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
+	85,  // 165: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
+	5,   // 166: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
+	88,  // 167: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
+	5,   // 168: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 169: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 170: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
+	96,  // 171: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
+	98,  // 172: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
+	101, // 173: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
+	6,   // 174: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
+	107, // 175: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	72,  // 176: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
+	74,  // 177: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
+	5,   // 178: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 179: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
+	107, // 180: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	137, // [137:181] is the sub-list for method output_type
+	93,  // [93:137] is the sub-list for method input_type
+	93,  // [93:93] is the sub-list for extension type_name
+	93,  // [93:93] is the sub-list for extension extendee
+	0,   // [0:93] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -7587,19 +7696,19 @@ func file_meta_proto_init() {
 		return
 	}
 	file_meta_proto_msgTypes[34].OneofWrappers = []any{}
-	file_meta_proto_msgTypes[73].OneofWrappers = []any{
+	file_meta_proto_msgTypes[74].OneofWrappers = []any{
 		(*Job_Compact)(nil),
 		(*Job_Delete)(nil),
 		(*Job_Orphans)(nil),
 	}
-	file_meta_proto_msgTypes[87].OneofWrappers = []any{}
+	file_meta_proto_msgTypes[88].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   108,
+			NumMessages:   109,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -490,11 +490,24 @@ func decDescription(r *pb.DescribeGroupResponse) meta.GroupDescription {
 }
 
 func encAgent(a meta.AgentInfo) *pb.AgentInfo {
-	return &pb.AgentInfo{Id: a.ID, Zone: a.Zone, Group: a.Group, Roles: a.Roles, Addr: a.Addr, NodeId: a.NodeID, PeerAddr: a.PeerAddr}
+	return &pb.AgentInfo{Id: a.ID, Zone: a.Zone, Group: a.Group, Roles: a.Roles, Addr: a.Addr, NodeId: a.NodeID, PeerAddr: a.PeerAddr,
+		Stats: encAgentStats(a.Stats)} // console (issue 16)
 }
 
 func decAgent(a *pb.AgentInfo) meta.AgentInfo {
-	return meta.AgentInfo{ID: a.GetId(), Zone: a.GetZone(), Group: a.GetGroup(), Roles: a.GetRoles(), Addr: a.GetAddr(), NodeID: a.GetNodeId(), PeerAddr: a.GetPeerAddr()}
+	return meta.AgentInfo{ID: a.GetId(), Zone: a.GetZone(), Group: a.GetGroup(), Roles: a.GetRoles(), Addr: a.GetAddr(), NodeID: a.GetNodeId(), PeerAddr: a.GetPeerAddr(),
+		Stats: decAgentStats(a.GetStats())} // console (issue 16)
+}
+
+// console (issue 16): an agent's traffic counters.
+func encAgentStats(s meta.AgentStats) *pb.AgentStats {
+	return &pb.AgentStats{ProducedBytes: s.ProducedBytes, FetchedBytes: s.FetchedBytes, ObjectPuts: s.ObjectPuts,
+		ObjectGets: s.ObjectGets, BytesPut: s.BytesPut, BytesGot: s.BytesGot}
+}
+
+func decAgentStats(s *pb.AgentStats) meta.AgentStats {
+	return meta.AgentStats{ProducedBytes: s.GetProducedBytes(), FetchedBytes: s.GetFetchedBytes(), ObjectPuts: s.GetObjectPuts(),
+		ObjectGets: s.GetObjectGets(), BytesPut: s.GetBytesPut(), BytesGot: s.GetBytesGot()}
 }
 
 func encAgents(as []meta.AgentInfo) []*pb.AgentInfo {
