@@ -6,75 +6,26 @@
 package compat_test
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
 	"testing"
-	"time"
 
 	"sluice.dev/agent"
-	"sluice.dev/meta/controller"
-	"sluice.dev/objstore"
+	"sluice.dev/internal/testcluster"
 )
 
-// cluster is a playground in the test process: embedded meta, a local
-// bucket and one agent on a free port.
-type cluster struct {
-	meta  *controller.Service
-	store objstore.Store
-	agent *agent.Agent
-}
+// cluster is a playground in the test process (internal/testcluster):
+// embedded meta, a local bucket and one agent on a free port.
+type cluster struct{ *testcluster.Cluster }
 
 // startCluster starts the cluster; opts adjust the agent's configuration
 // (SASL, issue 14).
 func startCluster(t testing.TB, opts ...func(*agent.Config)) *cluster {
 	t.Helper()
-	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := controller.Open(controller.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	local, err := objstore.NewLocal(filepath.Join(dir, "bucket"))
-	if err != nil {
-		m.Close()
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	acfg := agent.Config{
-		KafkaAddr:         "127.0.0.1:0",
-		FlushInterval:     20 * time.Millisecond,
-		AutoCreateTopics:  true,
-		DefaultPartitions: 4,
-		Logger:            log,
-	}
-	for _, o := range opts {
-		o(&acfg)
-	}
-	a, err := agent.Start(ctx, acfg, m, local)
-	if err != nil {
-		local.Close()
-		m.Close()
-		t.Fatal(err)
-	}
-	c := &cluster{meta: m, store: local, agent: a}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer scancel()
-		if err := c.agent.Stop(sctx); err != nil {
-			t.Errorf("stop agent: %v", err)
-		}
-		c.store.Close()
-		c.meta.Close()
-	})
-	return c
+	return &cluster{testcluster.Start(t, opts...)}
 }
 
-func (c *cluster) addr() string { return c.agent.AdvertisedAddr() }
+func (c *cluster) addr() string { return c.Addr() }
 
 // rec is one consumed record, client-neutral.
 type rec struct {

@@ -65,7 +65,7 @@ func (m *slowMember) last() (id string, gen int32, n, claims int) {
 // again. Now one rebalance settles it and every member keeps its id.
 func TestSaramaSlowCleanupRebalance(t *testing.T) {
 	c := startCluster(t)
-	addr := c.agent.AdvertisedAddr()
+	addr := c.Agent.AdvertisedAddr()
 	const topic, group = "sarama-slow", "sarama-slow-g"
 	admin, err := sarama.NewClusterAdmin([]string{addr}, saramaConfig())
 	if err != nil {

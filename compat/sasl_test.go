@@ -36,7 +36,7 @@ func startSASLCluster(t testing.TB, _ ...func(*agent.Config)) *cluster {
 		}
 		creds = append(creds, cred)
 	}
-	if errs, err := c.meta.AlterScramCredentials(context.Background(), creds, nil); err != nil || errors.Join(errs...) != nil {
+	if errs, err := c.Meta.AlterScramCredentials(context.Background(), creds, nil); err != nil || errors.Join(errs...) != nil {
 		t.Fatalf("add alice: %v %v", err, errs)
 	}
 	return c
