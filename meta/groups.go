@@ -121,6 +121,7 @@ type GroupDescription struct {
 	State        string
 	ProtocolType string
 	Protocol     string
+	Type         string // GroupTypeClassic or GroupTypeConsumer (KIP-848)
 	Members      []GroupMemberDescription
 }
 
@@ -139,6 +140,7 @@ type GroupListing struct {
 	Group        string
 	ProtocolType string
 	State        string
+	Type         string // GroupTypeClassic or GroupTypeConsumer (KIP-848)
 }
 
 // MaxGroupIDBytes bounds a group id: it is part of every committed
