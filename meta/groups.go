@@ -113,6 +113,9 @@ type OffsetCommitRequest struct {
 	InstanceID string
 	Generation int32
 	Offsets    []CommittedOffset
+	// APIVersion is the OffsetCommit version the client sent: a KIP-848
+	// consumer-protocol member must commit with v9 or later.
+	APIVersion int16
 }
 
 // GroupDescription describes a group (DescribeGroups).

@@ -753,6 +753,8 @@ func (g *kgroup) checkConsumerCommitLocked(req meta.OffsetCommitRequest) error {
 	switch {
 	case m == nil:
 		return meta.ErrUnknownMemberID
+	case req.APIVersion < 9:
+		return fmt.Errorf("%w: OffsetCommit version 9 or above must be used by members using the consumer group protocol", meta.ErrUnsupported)
 	case req.InstanceID != "" && m.instanceID != req.InstanceID:
 		return meta.ErrFencedInstanceID
 	case req.Generation > m.epoch:

@@ -469,10 +469,14 @@ func TestConsumerCommitEpochs(t *testing.T) {
 		{"zz", m.epoch, meta.ErrUnknownMemberID},
 		{"", -1, meta.ErrUnknownMemberID}, // an outsider while the group has members
 	} {
-		err := c.CheckCommit(meta.OffsetCommitRequest{Group: "g", MemberID: tc.member, Generation: tc.epoch})
+		err := c.CheckCommit(meta.OffsetCommitRequest{Group: "g", MemberID: tc.member, Generation: tc.epoch, APIVersion: 9})
 		if !errors.Is(err, tc.want) && !(err == nil && tc.want == nil) {
 			t.Errorf("commit %s@%d: %v, want %v", tc.member, tc.epoch, err, tc.want)
 		}
+	}
+	// Kafka: members of the consumer protocol commit with v9 or later.
+	if err := c.CheckCommit(meta.OffsetCommitRequest{Group: "g", MemberID: "m1", Generation: m.epoch, APIVersion: 8}); !errors.Is(err, meta.ErrUnsupported) {
+		t.Errorf("commit with v8: %v, want ErrUnsupported", err)
 	}
 }
 
