@@ -32,9 +32,18 @@ type cluster struct {
 // (SASL, issue 14).
 func startCluster(t testing.TB, opts ...func(*agent.Config)) *cluster {
 	t.Helper()
+	return startClusterWithMeta(t, controller.Config{}, opts...)
+}
+
+// startClusterWithMeta is startCluster with meta's configuration (its
+// directory and logger are filled in): KIP-848 tests shorten the
+// consumer group heartbeat interval.
+func startClusterWithMeta(t testing.TB, mcfg controller.Config, opts ...func(*agent.Config)) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := controller.Open(controller.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
+	mcfg.Dir, mcfg.Logger = filepath.Join(dir, "meta"), log
+	m, err := controller.Open(mcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,314 @@
+package compat_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
+	"sluice.dev/meta/groups"
+)
+
+// KIP-848 with franz-go (v1.22, kgo.ServerSideBalancer): members join and
+// leave a group while a producer keeps writing; the coordinator in meta
+// assigns. Checked: no partition is ever owned by two members at once (as
+// the members' own assign/revoke callbacks see it, and for every record
+// polled), nothing acknowledged is missed, and the group really is a
+// consumer-protocol group. The same churn with the classic protocol
+// (cooperative-sticky) runs beside it; both report rebalance times and
+// records consumed twice (BENCHMARKS.md).
+
+// churnResult is what one churn run measured.
+type churnResult struct {
+	rebalances []time.Duration // one per membership change
+	produced   int
+	consumed   int
+	duplicates int // records delivered more than once
+}
+
+// owners tracks which member owns each partition, from the members'
+// callbacks, and fails the test on a double owner.
+type owners struct {
+	t     *testing.T
+	mu    sync.Mutex
+	owner map[int32]string
+	bad   atomic.Int32
+}
+
+func (o *owners) assign(member string, ps []int32) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, p := range ps {
+		if cur, ok := o.owner[p]; ok && cur != member {
+			o.bad.Add(1)
+			o.t.Errorf("partition %d assigned to %s while %s owns it", p, member, cur)
+		}
+		o.owner[p] = member
+	}
+}
+
+func (o *owners) revoke(member string, ps []int32) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, p := range ps {
+		if o.owner[p] == member {
+			delete(o.owner, p)
+		}
+	}
+}
+
+// check reports whether member owns p (a record it polled must be from a
+// partition it owns).
+func (o *owners) check(member string, p int32) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.owner[p] == member
+}
+
+// settled reports whether all n partitions are owned, each by one of members.
+func (o *owners) settled(n int, members map[string]bool) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.owner) != n {
+		return false
+	}
+	per := map[string]int{}
+	for _, m := range o.owner {
+		if !members[m] {
+			return false
+		}
+		per[m]++
+	}
+	return len(per) == len(members) || len(members) > n
+}
+
+// runChurn produces to topic from one client while members of group join
+// and leave by the script, and returns what it measured. kip848 selects
+// the protocol.
+func runChurn(t *testing.T, c *cluster, topic, group string, partitions int, kip848 bool) churnResult {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(c.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ct := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, int32(partitions), 1
+	ct.Topics = append(ct.Topics, rt)
+	if resp, err := ct.RequestWith(ctx, adm); err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create topic: %v %+v", err, resp)
+	}
+
+	// The producer: keys are sequence numbers; acknowledged ones are kept.
+	var acked sync.Map // key → struct{}
+	var nacked atomic.Int64
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, pstop := context.WithCancel(ctx)
+	var pwg sync.WaitGroup
+	pwg.Add(1)
+	go func() {
+		defer pwg.Done()
+		for i := 0; pctx.Err() == nil; i++ {
+			k := strconv.Itoa(i)
+			prod.Produce(pctx, &kgo.Record{Topic: topic, Key: []byte(k), Value: []byte(k)}, func(r *kgo.Record, err error) {
+				if err == nil {
+					acked.Store(string(r.Key), struct{}{})
+					nacked.Add(1)
+				}
+			})
+			if i%50 == 49 {
+				time.Sleep(5 * time.Millisecond) // a steady few thousand records a second
+			}
+		}
+	}()
+
+	own := &owners{t: t, owner: map[int32]string{}}
+	var seenMu sync.Mutex
+	seen := map[string]int{}
+	type member struct {
+		name string
+		cl   *kgo.Client
+		done chan struct{}
+	}
+	live := map[string]*member{}
+	start := func(name string) {
+		opts := []kgo.Opt{kgo.SeedBrokers(c.addr()), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.Balancers(kgo.CooperativeStickyBalancer()),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { own.assign(name, m[topic]) }),
+			kgo.OnPartitionsRevoked(func(_ context.Context, cl *kgo.Client, m map[string][]int32) {
+				// As franz-go does by default: commit what was
+				// consumed before giving the partitions up.
+				_ = cl.CommitUncommittedOffsets(context.Background())
+				own.revoke(name, m[topic])
+			}),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { own.revoke(name, m[topic]) }),
+			kgo.ClientID(name),
+		}
+		if kip848 {
+			opts = append(opts, kgo.ServerSideBalancer())
+		} else {
+			opts = append(opts, kgo.HeartbeatInterval(200*time.Millisecond))
+		}
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &member{name: name, cl: cl, done: make(chan struct{})}
+		live[name] = m
+		go func() {
+			defer close(m.done)
+			for {
+				fs := cl.PollFetches(ctx)
+				if fs.IsClientClosed() || ctx.Err() != nil {
+					return
+				}
+				fs.EachRecord(func(r *kgo.Record) {
+					if !own.check(name, r.Partition) {
+						t.Errorf("%s polled %s[%d]@%d, a partition it does not own", name, r.Topic, r.Partition, r.Offset)
+					}
+					seenMu.Lock()
+					seen[fmt.Sprintf("%d/%d", r.Partition, r.Offset)]++
+					seenMu.Unlock()
+				})
+			}
+		}()
+	}
+	stop := func(name string) {
+		m := live[name]
+		delete(live, name)
+		m.cl.Close() // leaves the group, committing on revoke
+		<-m.done
+	}
+	names := func() map[string]bool {
+		out := map[string]bool{}
+		for n := range live {
+			out[n] = true
+		}
+		return out
+	}
+	var res churnResult
+	settle := func(what string, began time.Time) {
+		want := names()
+		for !own.settled(partitions, want) {
+			if ctx.Err() != nil {
+				t.Fatalf("%s: group did not settle: owners %v, members %v", what, own.owner, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		res.rebalances = append(res.rebalances, time.Since(began))
+	}
+	script := []struct {
+		join, leave string
+	}{{join: "m1"}, {join: "m2"}, {join: "m3"}, {leave: "m1"}, {join: "m4"}, {leave: "m2"}, {leave: "m3"}}
+	for i, step := range script {
+		time.Sleep(300 * time.Millisecond) // let records flow between changes
+		began := time.Now()
+		if step.join != "" {
+			start(step.join)
+		} else {
+			stop(step.leave)
+		}
+		settle(fmt.Sprintf("step %d %+v", i, step), began)
+		if i == 1 && kip848 {
+			// The group is a consumer-protocol group, listed and
+			// described as one.
+			lr := kmsg.NewPtrListGroupsRequest()
+			lr.TypesFilter = []string{"consumer"}
+			resp, err := lr.RequestWith(ctx, adm)
+			if err != nil || len(resp.Groups) != 1 || resp.Groups[0].Group != group || resp.Groups[0].GroupType != "consumer" {
+				t.Fatalf("ListGroups by type consumer: %v %+v", err, resp)
+			}
+			dr := kmsg.NewPtrConsumerGroupDescribeRequest()
+			dr.Groups = []string{group, "no-such-group"}
+			dresp, err := dr.RequestWith(ctx, adm)
+			if err != nil || len(dresp.Groups) != 2 || dresp.Groups[0].ErrorCode != 0 || len(dresp.Groups[0].Members) != 2 ||
+				dresp.Groups[0].AssignorName != "uniform" || dresp.Groups[1].ErrorCode != kerr.GroupIDNotFound.Code {
+				t.Fatalf("ConsumerGroupDescribe: %v %+v", err, dresp)
+			}
+		}
+	}
+	// Stop producing, let the last member read to the end, then compare.
+	pstop()
+	pwg.Wait()
+	prod.Flush(context.Background())
+	prod.Close()
+	res.produced = int(nacked.Load())
+	last := live["m4"]
+	deadline := time.Now().Add(time.Minute)
+	for {
+		seenMu.Lock()
+		n := len(seen)
+		seenMu.Unlock()
+		if n >= res.produced || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop(last.name)
+	seenMu.Lock()
+	defer seenMu.Unlock()
+	for _, k := range seen {
+		res.consumed += k
+		if k > 1 {
+			res.duplicates += k - 1
+		}
+	}
+	// No gap: every acknowledged record was consumed (offsets are
+	// dense per partition, so the count of distinct offsets consumed
+	// equals the count acknowledged when none is missing).
+	if len(seen) != res.produced {
+		t.Errorf("consumed %d distinct records, %d acknowledged", len(seen), res.produced)
+	}
+	n := 0
+	acked.Range(func(_, _ any) bool { n++; return true })
+	if n != res.produced {
+		t.Errorf("acked map %d, counter %d", n, res.produced)
+	}
+	return res
+}
+
+func TestFranzGoKIP848ChurnUnderLoad(t *testing.T) {
+	c := startClusterWithMeta(t, controller.Config{Groups: groups.Config{
+		// Partitions move at heartbeats; 200 ms keeps the test short
+		// (Kafka's default is 5 s). The classic run below heartbeats
+		// at 200 ms too.
+		ConsumerHeartbeatInterval: 200 * time.Millisecond,
+		ConsumerSessionTimeout:    10 * time.Second,
+	}})
+	for _, kip848 := range []bool{true, false} {
+		name := map[bool]string{true: "consumer", false: "classic"}[kip848]
+		t.Run(name, func(t *testing.T) {
+			res := runChurn(t, c, "churn-"+name, "g-"+name, 6, kip848)
+			sorted := append([]time.Duration(nil), res.rebalances...)
+			sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+			t.Logf("%s protocol: %d records produced, %d consumed, %d duplicates; rebalances %v (median %v, max %v)",
+				name, res.produced, res.consumed, res.duplicates, res.rebalances, sorted[len(sorted)/2], sorted[len(sorted)-1])
+			if res.produced == 0 {
+				t.Fatal("nothing produced")
+			}
+		})
+	}
+	if gs, err := c.meta.ListGroups(context.Background()); err == nil {
+		for _, g := range gs {
+			if g.Group == "g-classic" && g.Type != meta.GroupTypeClassic {
+				t.Errorf("classic group listed as %q", g.Type)
+			}
+		}
+	}
+}
