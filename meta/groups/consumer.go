@@ -364,7 +364,9 @@ func (g *kgroup) heartbeatLocked(req meta.ConsumerHeartbeatRequest, re *regexp.R
 		}
 	}
 	m.staticLeft = false
-	m.clientID, m.host = req.ClientID, req.ClientHost
+	if req.ClientID != "" || req.ClientHost != "" {
+		m.clientID, m.host = req.ClientID, req.ClientHost
+	}
 	if req.RackID != "" {
 		m.rack = req.RackID
 	}

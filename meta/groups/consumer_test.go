@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -534,5 +535,19 @@ func TestConsumerRandomChurnNoDoubleOwners(t *testing.T) {
 		if d, _ := c.DescribeConsumer("g"); d.State != "Stable" {
 			t.Fatalf("seed %d: settled group is %s: %+v", seed, d.State, d)
 		}
+	}
+}
+
+// The consumer-protocol settings are validated and name their flags.
+func TestConsumerConfigValidation(t *testing.T) {
+	for _, c := range []Config{{ConsumerSessionTimeout: time.Millisecond}, {ConsumerSessionTimeout: time.Hour},
+		{ConsumerHeartbeatInterval: time.Microsecond}, {ConsumerSessionTimeout: 2 * time.Second, ConsumerHeartbeatInterval: 3 * time.Second}} {
+		if _, err := c.WithDefaults(); err == nil || !strings.Contains(err.Error(), "--group-consumer-") {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	c, err := Config{}.WithDefaults()
+	if err != nil || c.ConsumerSessionTimeout != 45*time.Second || c.ConsumerHeartbeatInterval != 5*time.Second {
+		t.Fatalf("defaults: %+v %v", c, err)
 	}
 }
