@@ -312,3 +312,161 @@ func TestFranzGoKIP848ChurnUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// createTopics creates topics of n partitions through franz-go.
+func createTopics(ctx context.Context, t *testing.T, cl *kgo.Client, n int32, names ...string) {
+	t.Helper()
+	ct := kmsg.NewPtrCreateTopicsRequest()
+	for _, name := range names {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, n, 1
+		ct.Topics = append(ct.Topics, rt)
+	}
+	resp, err := ct.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range resp.Topics {
+		if rt.ErrorCode != 0 {
+			t.Fatalf("create %s: %v", rt.Topic, kerr.ErrorForCode(rt.ErrorCode))
+		}
+	}
+}
+
+// A franz-go KIP-848 member subscribing by regular expression: the
+// coordinator resolves it (whole names), and a matching topic created
+// later is assigned and consumed without the member doing anything.
+func TestFranzGoKIP848Regex(t *testing.T) {
+	c := startClusterWithMeta(t, controller.Config{Groups: groups.Config{ConsumerHeartbeatInterval: 200 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	createTopics(ctx, t, cl, 2, "rx-a", "rx-b", "other-rx-a")
+	produce := func(topics ...string) {
+		for _, topic := range topics {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(topic)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	produce("rx-a", "rx-b", "other-rx-a")
+	cons, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.ConsumerGroup("rx"), kgo.ConsumeRegex(), kgo.ConsumeTopics("^rx-.*"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.Balancers(kgo.RangeBalancer()), kgo.ServerSideBalancer(),
+		kgo.MetadataMinAge(100*time.Millisecond), kgo.MetadataMaxAge(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	got := map[string]int{}
+	want := func(topics ...string) {
+		for {
+			ok := true
+			for _, tp := range topics {
+				ok = ok && got[tp] > 0
+			}
+			if ok {
+				return
+			}
+			fs := cons.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("waiting for %v: consumed %v", topics, got)
+			}
+			fs.EachRecord(func(r *kgo.Record) { got[r.Topic]++ })
+		}
+	}
+	want("rx-a", "rx-b")
+	createTopics(ctx, t, cl, 1, "rx-c")
+	produce("rx-c")
+	want("rx-c")
+	if got["other-rx-a"] != 0 {
+		t.Fatalf("consumed a topic the regex does not match: %v", got)
+	}
+	d, err := c.meta.DescribeConsumerGroup(ctx, "rx")
+	if err != nil || len(d.Members) != 1 || d.Members[0].Regex == "" || d.Assignor != "range" {
+		t.Fatalf("describe: %+v %v", d, err)
+	}
+}
+
+// franz-go KIP-848 static members (kgo.InstanceID): one closes (a static
+// leave, epoch -2) and comes back as a new client with the same instance
+// id, and gets the same partitions back while the other member never
+// took them.
+func TestFranzGoKIP848StaticMember(t *testing.T) {
+	c := startClusterWithMeta(t, controller.Config{Groups: groups.Config{ConsumerHeartbeatInterval: 200 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(c.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	createTopics(ctx, t, adm, 4, "static")
+	own := &owners{t: t, owner: map[int32]string{}}
+	member := func(name, instance string) *kgo.Client {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.ConsumerGroup("static-g"), kgo.ConsumeTopics("static"),
+			kgo.InstanceID(instance), kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.ServerSideBalancer(),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { own.assign(name, m["static"]) }),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { own.revoke(name, m["static"]) }),
+			kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, m map[string][]int32) { own.revoke(name, m["static"]) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				if fs := cl.PollFetches(ctx); fs.IsClientClosed() || ctx.Err() != nil {
+					return
+				}
+			}
+		}()
+		return cl
+	}
+	a := member("a", "inst-a")
+	b := member("b", "inst-b")
+	defer b.Close()
+	for !own.settled(4, map[string]bool{"a": true, "b": true}) {
+		if ctx.Err() != nil {
+			t.Fatalf("did not settle: %v", own.owner)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	own.mu.Lock()
+	var held []int32
+	for p, m := range own.owner {
+		if m == "a" {
+			held = append(held, p)
+		}
+	}
+	own.mu.Unlock()
+	before, err := c.meta.DescribeConsumerGroup(ctx, "static-g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close() // a static leave: its partitions stay reserved for inst-a
+	time.Sleep(time.Second) // five heartbeat intervals: b would have taken them by now
+	for _, p := range held {
+		if own.check("b", p) {
+			t.Fatalf("b took partition %d of the departed static member", p)
+		}
+	}
+	a2 := member("a2", "inst-a")
+	defer a2.Close()
+	for !own.settled(4, map[string]bool{"a2": true, "b": true}) {
+		if ctx.Err() != nil {
+			t.Fatalf("did not settle after the static member came back: %v", own.owner)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, p := range held {
+		if !own.check("a2", p) {
+			t.Fatalf("returning static member does not own %d (had %v): %v", p, held, own.owner)
+		}
+	}
+	after, err := c.meta.DescribeConsumerGroup(ctx, "static-g")
+	if err != nil || after.GroupEpoch != before.GroupEpoch {
+		t.Fatalf("group epoch %d → %d (%v): a static rejoin should not rebalance", before.GroupEpoch, after.GroupEpoch, err)
+	}
+}
