@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"sluice.dev/meta"
 	"sluice.dev/meta/controller"
@@ -445,7 +446,7 @@ func TestFranzGoKIP848StaticMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Close() // a static leave: its partitions stay reserved for inst-a
+	a.Close()               // a static leave: its partitions stay reserved for inst-a
 	time.Sleep(time.Second) // five heartbeat intervals: b would have taken them by now
 	for _, p := range held {
 		if own.check("b", p) {
@@ -468,5 +469,104 @@ func TestFranzGoKIP848StaticMember(t *testing.T) {
 	after, err := c.meta.DescribeConsumerGroup(ctx, "static-g")
 	if err != nil || after.GroupEpoch != before.GroupEpoch {
 		t.Fatalf("group epoch %d → %d (%v): a static rejoin should not rebalance", before.GroupEpoch, after.GroupEpoch, err)
+	}
+}
+
+// ConsumerGroupHeartbeat refusals reach a real client with Kafka's exact
+// error codes, through the agent.
+func TestKIP848ErrorCodes(t *testing.T) {
+	c := startCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	createTopics(ctx, t, cl, 2, "codes")
+	hb := func(f func(*kmsg.ConsumerGroupHeartbeatRequest)) *kmsg.ConsumerGroupHeartbeatResponse {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.RebalanceTimeoutMillis = "codes-g", "member-1", 30_000
+		req.SubscribedTopicNames, req.Topics = []string{"codes"}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		f(req)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	str := func(s string) *string { return &s }
+	// A join (v1) works and is answered with the assignment.
+	if r := hb(func(*kmsg.ConsumerGroupHeartbeatRequest) {}); r.ErrorCode != 0 || r.MemberEpoch != 1 || r.Assignment == nil ||
+		len(r.Assignment.Topics) != 1 || len(r.Assignment.Topics[0].Partitions) != 2 || r.HeartbeatIntervalMillis != 5000 {
+		t.Fatalf("join: %+v", r)
+	}
+	// v0 (a client capped at it): the coordinator names the member.
+	vs := kversion.Stable()
+	vs.SetMaxKeyVersion(int16(kmsg.ConsumerGroupHeartbeat), 0)
+	cl0, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.MaxVersions(vs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl0.Close()
+	j0 := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	j0.Group, j0.RebalanceTimeoutMillis = "codes-g", 30_000
+	j0.SubscribedTopicNames, j0.Topics = []string{"codes"}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	if r, err := j0.RequestWith(ctx, cl0); err != nil || r.Version != 0 || r.ErrorCode != 0 || r.MemberID == nil || *r.MemberID == "" {
+		t.Fatalf("v0 join: %v %+v", err, r)
+	}
+	for _, tc := range []struct {
+		name string
+		f    func(*kmsg.ConsumerGroupHeartbeatRequest)
+		want *kerr.Error
+	}{
+		{"v1 without member id", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberID = "" }, kerr.InvalidRequest},
+		{"epoch ahead", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch = 9 }, kerr.FencedMemberEpoch},
+		{"unknown member", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberID, r.MemberEpoch = "ghost", 1 }, kerr.UnknownMemberID},
+		{"bad regex", func(r *kmsg.ConsumerGroupHeartbeatRequest) {
+			r.MemberID, r.SubscribedTopicNames, r.SubscribedTopicRegex = "m2", nil, str("([")
+		}, kerr.InvalidRegularExpression},
+		{"unknown assignor", func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberID, r.ServerAssignor = "m3", str("cooperative") }, kerr.UnsupportedAssignor},
+		{"join owning partitions", func(r *kmsg.ConsumerGroupHeartbeatRequest) {
+			r.MemberID = "m4"
+			r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{{Partitions: []int32{0}}}
+		}, kerr.InvalidRequest},
+	} {
+		if r := hb(tc.f); r.ErrorCode != tc.want.Code {
+			t.Errorf("%s: %v, want %v", tc.name, kerr.ErrorForCode(r.ErrorCode), tc.want)
+		}
+	}
+	// A classic member cannot join a consumer group, nor a consumer
+	// member a classic group with members.
+	jg := kmsg.NewPtrJoinGroupRequest()
+	jg.Group, jg.ProtocolType, jg.SessionTimeoutMillis, jg.RebalanceTimeoutMillis = "codes-g", "consumer", 10_000, 10_000
+	jg.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{}}}
+	if r, err := jg.RequestWith(ctx, cl); err != nil || r.ErrorCode != kerr.InconsistentGroupProtocol.Code {
+		t.Fatalf("classic join of a consumer group: %v %v", err, r)
+	}
+	// An OffsetCommit at a stale epoch.
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.Version = 9
+	oc.Group, oc.MemberID, oc.Generation = "codes-g", "member-1", 0
+	ot := kmsg.NewOffsetCommitRequestTopic()
+	ot.Topic = "codes"
+	op := kmsg.NewOffsetCommitRequestTopicPartition()
+	op.Partition, op.Offset = 0, 1
+	ot.Partitions = append(ot.Partitions, op)
+	oc.Topics = append(oc.Topics, ot)
+	if r, err := oc.RequestWith(ctx, cl); err != nil || r.Topics[0].Partitions[0].ErrorCode != kerr.StaleMemberEpoch.Code {
+		t.Fatalf("stale commit: %v %+v", err, r)
+	}
+	oc.Generation = 1
+	if r, err := oc.RequestWith(ctx, cl); err != nil || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("commit at the member epoch: %v %+v", err, r)
+	}
+	// Leaving answers epoch -1; the member is then unknown.
+	if r := hb(func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch = -1 }); r.ErrorCode != 0 || r.MemberEpoch != -1 {
+		t.Fatalf("leave: %+v", r)
+	}
+	if r := hb(func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch = 1 }); r.ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("after leaving: %v", kerr.ErrorForCode(r.ErrorCode))
 	}
 }
