@@ -1,10 +1,12 @@
 package groups
 
 import (
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -101,7 +103,12 @@ type kgroup struct {
 	target      map[string]map[tp]bool
 	// topicsSig describes the subscribed topics as last seen (name, id,
 	// partitions); a change bumps the epoch.
-	topicsSig  string
+	topicsSig string
+	// The union of the members' subscriptions (subscriptionLocked),
+	// rebuilt when subsStale.
+	subNames   []string
+	subRes     []*regexp.Regexp
+	subsStale  bool
 	emptySince time.Time
 }
 
@@ -423,10 +430,122 @@ func (g *kgroup) checkEpochLocked(m *kmember, req meta.ConsumerHeartbeatRequest)
 	return fmt.Errorf("%w: epoch %d, the member is at %d", meta.ErrFencedMemberEpoch, req.MemberEpoch, m.epoch)
 }
 
-// subscribedLocked resolves what the group's members subscribe to against
-// the cluster's topics: each member's topic ids, the topics' partition
-// counts, and a signature of both that changes when they do.
-func (g *kgroup) subscribedLocked() (map[string]map[meta.TopicID]bool, map[meta.TopicID]int32, string) {
+// subscriptionLocked is what the group's members subscribe to, as a
+// union: the topic names they list and their distinct expressions. It is
+// rebuilt only after a subscription or the membership changed
+// (g.subsStale), so that a keepalive costs O(topics of the cluster), not
+// O(members × topics).
+func (g *kgroup) subscriptionLocked() ([]string, []*regexp.Regexp) {
+	if g.subsStale || g.subNames == nil {
+		names := map[string]bool{}
+		res := map[string]*regexp.Regexp{}
+		for _, m := range g.members {
+			for _, n := range m.topics {
+				names[n] = true
+			}
+			if m.re != nil {
+				res[m.regex] = m.re
+			}
+		}
+		g.subNames = make([]string, 0, len(names))
+		for n := range names {
+			g.subNames = append(g.subNames, n)
+		}
+		g.subRes = g.subRes[:0]
+		for _, re := range res {
+			g.subRes = append(g.subRes, re)
+		}
+		g.subsStale = false
+	}
+	return g.subNames, g.subRes
+}
+
+// topicsSigLocked describes the subscribed topics that exist (name, id,
+// partitions, in name order); a change of it bumps the group epoch.
+func (g *kgroup) topicsSigLocked(all []meta.Topic, byName map[string]meta.Topic) string {
+	names, res := g.subscriptionLocked()
+	used := map[string]bool{}
+	for _, n := range names {
+		if _, ok := byName[n]; ok {
+			used[n] = true
+		}
+	}
+	if len(res) > 0 {
+		for _, t := range all {
+			if used[t.Name] {
+				continue
+			}
+			for _, re := range res {
+				if re.MatchString(t.Name) {
+					used[t.Name] = true
+					break
+				}
+			}
+		}
+	}
+	sorted := make([]string, 0, len(used))
+	for n := range used {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	sig := make([]byte, 0, 56*len(sorted))
+	for _, n := range sorted {
+		t := byName[n]
+		sig = append(sig, n...)
+		sig = append(sig, '/')
+		sig = hex.AppendEncode(sig, t.ID[:])
+		sig = append(sig, '/')
+		sig = strconv.AppendInt(sig, int64(t.Partitions), 10)
+		sig = append(sig, ';')
+	}
+	return string(sig)
+}
+
+// memberTopicsLocked resolves each member's subscription against the
+// cluster's topics (for an assignment): its topic ids, and the partition
+// counts of all of them.
+func (g *kgroup) memberTopicsLocked(all []meta.Topic, byName map[string]meta.Topic) (map[string]map[meta.TopicID]bool, map[meta.TopicID]int32) {
+	subs := make(map[string]map[meta.TopicID]bool, len(g.members))
+	topics := map[meta.TopicID]int32{}
+	// Members of a group usually share one expression: match each
+	// distinct one once.
+	matched := map[string][]meta.Topic{}
+	for id, m := range g.members {
+		s := map[meta.TopicID]bool{}
+		for _, name := range m.topics {
+			if t, ok := byName[name]; ok {
+				s[t.ID] = true
+				topics[t.ID] = t.Partitions
+			}
+		}
+		if m.re != nil {
+			ts, ok := matched[m.regex]
+			if !ok {
+				for _, t := range all {
+					if m.re.MatchString(t.Name) {
+						ts = append(ts, t)
+					}
+				}
+				matched[m.regex] = ts
+			}
+			for _, t := range ts {
+				s[t.ID] = true
+				topics[t.ID] = t.Partitions
+			}
+		}
+		subs[id] = s
+	}
+	return subs, topics
+}
+
+// refreshTargetLocked bumps the group epoch when the subscribed topics
+// changed (new topics matching a regular expression, new partitions,
+// deleted topics) and recomputes the target assignment when the group
+// epoch is ahead of it.
+func (g *kgroup) refreshTargetLocked(changed bool) {
+	if changed {
+		g.subsStale = true
+	}
 	var all []meta.Topic
 	if g.c.topics != nil {
 		all = g.c.topics()
@@ -435,55 +554,14 @@ func (g *kgroup) subscribedLocked() (map[string]map[meta.TopicID]bool, map[meta.
 	for _, t := range all {
 		byName[t.Name] = t
 	}
-	subs := make(map[string]map[meta.TopicID]bool, len(g.members))
-	topics := map[meta.TopicID]int32{}
-	names := map[string]bool{}
-	for id, m := range g.members {
-		s := map[meta.TopicID]bool{}
-		for _, name := range m.topics {
-			if t, ok := byName[name]; ok {
-				s[t.ID] = true
-				topics[t.ID] = t.Partitions
-				names[name] = true
-			}
-		}
-		if m.re != nil {
-			for _, t := range all {
-				if m.re.MatchString(t.Name) {
-					s[t.ID] = true
-					topics[t.ID] = t.Partitions
-					names[t.Name] = true
-				}
-			}
-		}
-		subs[id] = s
-	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
-	sig := make([]byte, 0, 32*len(sorted))
-	for _, n := range sorted {
-		t := byName[n]
-		sig = fmt.Appendf(sig, "%s/%x/%d;", n, t.ID[:], t.Partitions)
-	}
-	return subs, topics, string(sig)
-}
-
-// refreshTargetLocked bumps the group epoch when the subscribed topics
-// changed (new topics matching a regular expression, new partitions,
-// deleted topics) and recomputes the target assignment when the group
-// epoch is ahead of it.
-func (g *kgroup) refreshTargetLocked(changed bool) {
-	subs, topics, sig := g.subscribedLocked()
-	if sig != g.topicsSig || changed {
+	if sig := g.topicsSigLocked(all, byName); sig != g.topicsSig || changed {
 		g.topicsSig = sig
 		g.epoch++
 	}
 	if g.assignEpoch == g.epoch {
 		return
 	}
+	subs, topics := g.memberTopicsLocked(all, byName)
 	g.assignor = g.preferredAssignorLocked()
 	ids := make([]string, 0, len(g.members))
 	for id := range g.members {
@@ -632,6 +710,7 @@ func (g *kgroup) removeLocked(m *kmember) {
 	m.stopTimers()
 	delete(g.members, m.id)
 	delete(g.target, m.id)
+	g.subsStale = true
 	if m.instanceID != "" && g.instances[m.instanceID] == m.id {
 		delete(g.instances, m.instanceID)
 	}

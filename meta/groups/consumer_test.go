@@ -551,3 +551,46 @@ func TestConsumerConfigValidation(t *testing.T) {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 }
+
+// BenchmarkConsumerHeartbeat measures one keepalive heartbeat of a member
+// of a settled group: 100 members subscribed to 100 topics of 10
+// partitions (every heartbeat re-reads the topics to notice metadata
+// changes, so this cost grows with the cluster's topic count).
+func BenchmarkConsumerHeartbeat(b *testing.B) {
+	for _, regex := range []bool{false, true} {
+		b.Run(map[bool]string{false: "names", true: "regex"}[regex], func(b *testing.B) {
+			var ts []meta.Topic
+			var names []string
+			for i := range 100 {
+				name := fmt.Sprintf("t%03d", i)
+				ts = append(ts, meta.Topic{Name: name, ID: meta.TopicID{byte(i), 1}, Partitions: 10})
+				names = append(names, name)
+			}
+			t := &testing.T{}
+			c, _ := consumerCoordinator(t, Config{}, ts...)
+			var sims []*sim
+			for i := range 100 {
+				s := newSim(t, c, fmt.Sprintf("m%03d", i), names...)
+				if regex {
+					s.regex = "t.*"
+				}
+				sims = append(sims, s)
+			}
+			for range 4 {
+				for _, s := range sims {
+					if _, err := s.hb(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			req := meta.ConsumerHeartbeatRequest{Group: "g", MemberID: sims[0].id, MemberEpoch: sims[0].epoch}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := c.ConsumerHeartbeat(req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
