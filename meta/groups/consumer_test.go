@@ -452,6 +452,25 @@ func TestConsumerRefusesMixedGroups(t *testing.T) {
 	if d := c.Describe("g"); d.Type != meta.GroupTypeConsumer || d.State != "Stable" || len(d.Members) != 1 {
 		t.Fatalf("describe: %+v", d)
 	}
+	// A consumer group with members is not deleted, nor its offsets.
+	if err := c.Delete("g"); !errors.Is(err, meta.ErrGroupNotEmpty) {
+		t.Fatalf("delete: %v", err)
+	}
+	if err := c.CheckDeleteOffsets("g"); !errors.Is(err, meta.ErrGroupSubscribedToTopic) {
+		t.Fatalf("delete offsets: %v", err)
+	}
+	if active := c.Active("g"); !active {
+		t.Fatal("a consumer group with members is not active")
+	}
+	if err := m.leave(meta.MemberEpochLeave); err != nil {
+		t.Fatal(err)
+	}
+	if g, members, _ := c.Counts(); g != 1 || members != 0 {
+		t.Fatalf("after the last consumer member left: %d groups (the classic one), %d members", g, members)
+	}
+	if err := c.Delete("g"); !errors.Is(err, meta.ErrGroupIDNotFound) {
+		t.Fatalf("delete of the emptied consumer group without offsets: %v", err)
+	}
 }
 
 // Offset commits of consumer-protocol members carry their member epoch.
