@@ -3,8 +3,11 @@ package compat_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -569,4 +572,39 @@ func TestKIP848ErrorCodes(t *testing.T) {
 	if r := hb(func(r *kmsg.ConsumerGroupHeartbeatRequest) { r.MemberEpoch = 1 }); r.ErrorCode != kerr.UnknownMemberID.Code {
 		t.Fatalf("after leaving: %v", kerr.ErrorForCode(r.ErrorCode))
 	}
+}
+
+// TestFranzGoOwnKIP848Tests runs franz-go's own group tests against an
+// agent: TestGroupETL, whose KIP-848 variants (range/848, sticky/848 and
+// sticky/848/static: three chained consume-produce groups moving 20,000
+// records, every record checked) run beside its classic ones, and
+// TestGroupSimple (classic and 848). franz-go switches to KIP-848 only
+// when ApiVersions advertises ConsumerGroupHeartbeat v1. Not run:
+// Test848RegexBrokerResolves, which expects the broker to assign the
+// internal topic __consumer_offsets, which Sluice does not have.
+func TestFranzGoOwnKIP848Tests(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal("go not on PATH")
+	}
+	c := startClusterWithMeta(t, controller.Config{Groups: groups.Config{ConsumerHeartbeatInterval: 500 * time.Millisecond}})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, goBin, "test", "github.com/twmb/franz-go/pkg/kgo",
+		"-run", "^(TestGroupETL|TestGroupSimple)$", "-count=1", "-v")
+	cmd.Env = append(os.Environ(), "KGO_SEEDS="+c.addr(), "KGO_TEST_RF=1", "KGO_TEST_RECORDS=20000")
+	out, err := cmd.CombinedOutput()
+	for _, want := range []string{"--- PASS: TestGroupETL/range/848 ", "--- PASS: TestGroupETL/sticky/848 ",
+		"--- PASS: TestGroupETL/sticky/848/static ", "--- PASS: TestGroupETL/cooperative-sticky ", "--- PASS: TestGroupSimple/848 "} {
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("franz-go's group tests: %v; no %q in\n%s", err, want, tail(string(out), 8192))
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }
