@@ -386,6 +386,38 @@ func TestFranzGoKIP848Regex(t *testing.T) {
 	createTopics(ctx, t, cl, 1, "rx-c")
 	produce("rx-c")
 	want("rx-c")
+	// New partitions of a subscribed topic bump the group epoch and are
+	// assigned: a record in rx-a's new partition 2 is consumed.
+	cp := kmsg.NewPtrCreatePartitionsRequest()
+	cpt := kmsg.NewCreatePartitionsRequestTopic()
+	cpt.Topic, cpt.Count = "rx-a", 3
+	cp.Topics = append(cp.Topics, cpt)
+	if r, err := cp.RequestWith(ctx, cl); err != nil || r.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create partitions: %v %+v", err, r)
+	}
+	manual, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer manual.Close()
+	if err := manual.ProduceSync(ctx, &kgo.Record{Topic: "rx-a", Partition: 2, Value: []byte("p2")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if got["rx-a/2"] > 0 {
+			break
+		}
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("the new partition rx-a[2] was not consumed: %v", got)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			got[r.Topic]++
+			if r.Partition == 2 {
+				got[r.Topic+"/2"]++
+			}
+		})
+	}
 	if got["other-rx-a"] != 0 {
 		t.Fatalf("consumed a topic the regex does not match: %v", got)
 	}
