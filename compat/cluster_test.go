@@ -12,6 +12,7 @@ import (
 
 	"sluice.dev/agent"
 	"sluice.dev/internal/testcluster"
+	"sluice.dev/meta/controller"
 )
 
 // cluster is a playground in the test process (internal/testcluster):
@@ -23,6 +24,14 @@ type cluster struct{ *testcluster.Cluster }
 func startCluster(t testing.TB, opts ...func(*agent.Config)) *cluster {
 	t.Helper()
 	return &cluster{testcluster.Start(t, opts...)}
+}
+
+// startClusterWithMeta is startCluster with meta's configuration (its
+// directory and logger are filled in): KIP-848 tests shorten the
+// consumer group heartbeat interval.
+func startClusterWithMeta(t testing.TB, mcfg controller.Config, opts ...func(*agent.Config)) *cluster {
+	t.Helper()
+	return &cluster{testcluster.StartWithMeta(t, mcfg, opts...)}
 }
 
 func (c *cluster) addr() string { return c.Addr() }

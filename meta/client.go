@@ -58,6 +58,11 @@ type Client interface {
 	DeleteGroup(ctx context.Context, group string) error
 	ListGroups(ctx context.Context) ([]GroupListing, error)
 	DescribeGroup(ctx context.Context, group string) (GroupDescription, error)
+	// KIP-848 consumer groups (consumer_groups.go): the heartbeat
+	// never waits; DescribeConsumerGroup returns ErrGroupIDNotFound for
+	// a group that is not a consumer-protocol group.
+	ConsumerGroupHeartbeat(ctx context.Context, req ConsumerHeartbeatRequest) (ConsumerHeartbeatResult, error)
+	DescribeConsumerGroup(ctx context.Context, group string) (ConsumerGroupDescription, error)
 
 	// The agent registry (registry.go). RegisterAgent is also the
 	// heartbeat.

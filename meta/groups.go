@@ -113,6 +113,9 @@ type OffsetCommitRequest struct {
 	InstanceID string
 	Generation int32
 	Offsets    []CommittedOffset
+	// APIVersion is the OffsetCommit version the client sent: a KIP-848
+	// consumer-protocol member must commit with v9 or later.
+	APIVersion int16
 }
 
 // GroupDescription describes a group (DescribeGroups).
@@ -121,6 +124,7 @@ type GroupDescription struct {
 	State        string
 	ProtocolType string
 	Protocol     string
+	Type         string // GroupTypeClassic or GroupTypeConsumer (KIP-848)
 	Members      []GroupMemberDescription
 }
 
@@ -139,6 +143,7 @@ type GroupListing struct {
 	Group        string
 	ProtocolType string
 	State        string
+	Type         string // GroupTypeClassic or GroupTypeConsumer (KIP-848)
 }
 
 // MaxGroupIDBytes bounds a group id: it is part of every committed

@@ -59,6 +59,17 @@ func errorCode(err error) int16 {
 		return kerr.GroupSubscribedToTopic.Code
 	case errors.Is(err, meta.ErrGroupMaxSizeReached):
 		return kerr.GroupMaxSizeReached.Code
+	// KIP-848 consumer groups (consumer_groups.go).
+	case errors.Is(err, meta.ErrFencedMemberEpoch):
+		return kerr.FencedMemberEpoch.Code
+	case errors.Is(err, meta.ErrStaleMemberEpoch):
+		return kerr.StaleMemberEpoch.Code
+	case errors.Is(err, meta.ErrUnsupportedAssignor):
+		return kerr.UnsupportedAssignor.Code
+	case errors.Is(err, meta.ErrUnreleasedInstanceID):
+		return kerr.UnreleasedInstanceID.Code
+	case errors.Is(err, meta.ErrInvalidRegularExpression):
+		return kerr.InvalidRegularExpression.Code
 	case errors.Is(err, meta.ErrTooManyGroups):
 		// Kafka has no limit on the number of groups, hence no code.
 		// POLICY_VIOLATION ("request parameters do not satisfy the

@@ -1,18 +1,22 @@
 package server
 
 // Consumer groups, classic protocol: FindCoordinator 0–4, JoinGroup 0–9,
-// SyncGroup 0–5, Heartbeat 0–4, LeaveGroup 0–5, OffsetCommit 0–8,
-// OffsetFetch 0–8, ListGroups 0–4, DescribeGroups 0–5, DeleteGroups 0–2,
-// OffsetDelete 0.
+// SyncGroup 0–5, Heartbeat 0–4, LeaveGroup 0–5, OffsetCommit 0–9,
+// OffsetFetch 0–8, ListGroups 0–5, DescribeGroups 0–5, DeleteGroups 0–2,
+// OffsetDelete 0. The KIP-848 consumer protocol is consumer_groups.go;
+// here it shows in OffsetCommit v9 (a consumer-protocol member commits at
+// its member epoch, and must use v9+: below it Kafka answers
+// UNSUPPORTED_VERSION), ListGroups v5 (group types and the type filter),
+// and DescribeGroups (a consumer group is described with protocol type
+// "consumer" and its assignor as the protocol).
 //
 // The coordinator is meta: every agent forwards group requests to it, so
 // members connected to different agents share one group. FindCoordinator
 // therefore answers with the agent that was asked. JoinGroup and SyncGroup
 // may wait for other members; they wait on their own goroutine, never on
 // the connection worker or the event loop, and responses keep request
-// order. Left out: the KIP-848 consumer protocol (ConsumerGroupHeartbeat;
-// clients fall back to the classic protocol when it is not advertised),
-// OffsetCommit/OffsetFetch by topic id (v9+).
+// order. Left out: OffsetFetch v9 (member epochs on fetches) and
+// OffsetCommit/OffsetFetch by topic id (v10).
 //
 // Authorization (authz.go), as Kafka's: JoinGroup, SyncGroup, Heartbeat,
 // LeaveGroup need READ on the group; OffsetCommit READ on the group and
@@ -28,6 +32,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -42,9 +47,9 @@ func init() {
 	register(int16(kmsg.SyncGroup), 0, 5, handleSyncGroup)
 	register(int16(kmsg.Heartbeat), 0, 4, handleHeartbeat)
 	register(int16(kmsg.LeaveGroup), 0, 5, handleLeaveGroup)
-	register(int16(kmsg.OffsetCommit), 0, 8, handleOffsetCommit)
+	register(int16(kmsg.OffsetCommit), 0, 9, handleOffsetCommit)
 	register(int16(kmsg.OffsetFetch), 0, 8, handleOffsetFetch)
-	register(int16(kmsg.ListGroups), 0, 4, handleListGroups)
+	register(int16(kmsg.ListGroups), 0, 5, handleListGroups)
 	register(int16(kmsg.DescribeGroups), 0, 5, handleDescribeGroups)
 	register(int16(kmsg.DeleteGroups), 0, 2, handleDeleteGroups)
 	register(int16(kmsg.OffsetDelete), 0, 0, handleOffsetDelete)
@@ -294,7 +299,7 @@ func handleOffsetCommit(s *Server, rc *reqCtx, r kmsg.Request) {
 		names[i] = t.Topic
 	}
 	byName, err := s.topics.byNames(ctx, names)
-	cr := meta.OffsetCommitRequest{Group: req.Group, MemberID: req.MemberID, Generation: req.Generation}
+	cr := meta.OffsetCommitRequest{Group: req.Group, MemberID: req.MemberID, Generation: req.Generation, APIVersion: rc.version}
 	if rc.version == 0 {
 		cr.Generation = -1
 	}
@@ -513,16 +518,24 @@ func handleListGroups(s *Server, rc *reqCtx, r kmsg.Request) {
 	for _, st := range req.StatesFilter {
 		want[st] = true
 	}
+	// KIP-848: v5 filters by group type, case-insensitively as Kafka.
+	types := map[string]bool{}
+	for _, t := range req.TypesFilter {
+		types[strings.ToLower(t)] = true
+	}
 	all := s.allowedQuietly(rc, meta.OpDescribe, meta.ResourceCluster, meta.ClusterResourceName)
 	for _, g := range gs {
 		if len(want) > 0 && !want[g.State] {
+			continue
+		}
+		if len(types) > 0 && !types[g.Type] {
 			continue
 		}
 		if !all && !s.authorize(rc, meta.OpDescribe, meta.ResourceGroup, g.Group) {
 			continue
 		}
 		rg := kmsg.NewListGroupsResponseGroup()
-		rg.Group, rg.ProtocolType, rg.GroupState = g.Group, g.ProtocolType, g.State
+		rg.Group, rg.ProtocolType, rg.GroupState, rg.GroupType = g.Group, g.ProtocolType, g.State, g.Type
 		resp.Groups = append(resp.Groups, rg)
 	}
 	rc.respond(resp)

@@ -14,12 +14,17 @@ import (
 type groupFlags struct {
 	maxGroups, maxMembers int
 	offsetsRetention      time.Duration
+	// KIP-848 consumer groups.
+	consumerSession, consumerHeartbeat time.Duration
 }
 
 func (g *groupFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&g.maxGroups, "max-groups", 100_000, "consumer groups per virtual cluster (with members, or only committed offsets); a new one past it gets POLICY_VIOLATION")
 	fs.IntVar(&g.maxMembers, "max-members-per-group", 10_000, "members (and member ids not yet joined) per consumer group; a new one past it gets GROUP_MAX_SIZE_REACHED")
 	fs.DurationVar(&g.offsetsRetention, "offsets-retention", 7*24*time.Hour, "committed offsets of a group without members are deleted this long after the later of their commit and the last member leaving (Kafka's offsets.retention.minutes)")
+	// KIP-848 consumer groups.
+	fs.DurationVar(&g.consumerSession, "group-consumer-session-timeout", 45*time.Second, "a KIP-848 consumer group member that has not heartbeaten for this long is removed and its partitions reassigned (Kafka's group.consumer.session.timeout.ms)")
+	fs.DurationVar(&g.consumerHeartbeat, "group-consumer-heartbeat-interval", 5*time.Second, "how often KIP-848 consumer group members heartbeat; partitions move between members at heartbeats (Kafka's group.consumer.heartbeat.interval.ms)")
 }
 
 func (g *groupFlags) validate() error {
@@ -30,10 +35,15 @@ func (g *groupFlags) validate() error {
 		return fmt.Errorf("--max-members-per-group must be at least 1, got %d", g.maxMembers)
 	case g.offsetsRetention < time.Minute:
 		return fmt.Errorf("--offsets-retention must be at least 1m, got %s", g.offsetsRetention)
+	case g.consumerSession < time.Second || g.consumerSession > 30*time.Minute:
+		return fmt.Errorf("--group-consumer-session-timeout must be between 1s and 30m, got %s", g.consumerSession)
+	case g.consumerHeartbeat < 10*time.Millisecond || g.consumerHeartbeat >= g.consumerSession:
+		return fmt.Errorf("--group-consumer-heartbeat-interval must be at least 10ms and below --group-consumer-session-timeout (%s), got %s", g.consumerSession, g.consumerHeartbeat)
 	}
 	return nil
 }
 
 func (g *groupFlags) config() groups.Config {
-	return groups.Config{MaxGroups: g.maxGroups, MaxMembersPerGroup: g.maxMembers, OffsetsRetention: g.offsetsRetention}
+	return groups.Config{MaxGroups: g.maxGroups, MaxMembersPerGroup: g.maxMembers, OffsetsRetention: g.offsetsRetention,
+		ConsumerSessionTimeout: g.consumerSession, ConsumerHeartbeatInterval: g.consumerHeartbeat}
 }

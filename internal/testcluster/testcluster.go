@@ -29,9 +29,17 @@ type Cluster struct {
 // topics with 4 partitions; opts adjust the agent's configuration.
 func Start(t testing.TB, opts ...func(*agent.Config)) *Cluster {
 	t.Helper()
+	return StartWithMeta(t, controller.Config{}, opts...)
+}
+
+// StartWithMeta is Start with meta's configuration; its directory and
+// logger are filled in.
+func StartWithMeta(t testing.TB, mcfg controller.Config, opts ...func(*agent.Config)) *Cluster {
+	t.Helper()
 	dir := t.TempDir()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := controller.Open(controller.Config{Dir: filepath.Join(dir, "meta"), Logger: log})
+	mcfg.Dir, mcfg.Logger = filepath.Join(dir, "meta"), log
+	m, err := controller.Open(mcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

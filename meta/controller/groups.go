@@ -127,3 +127,43 @@ func (s *Service) logLimit(err error) {
 	}
 	s.log.Warn("meta: group limit reached", "err", err)
 }
+
+// KIP-848 consumer groups (meta/groups/consumer.go): membership and
+// assignment are the coordinator's, in memory like classic groups;
+// offsets stay here.
+
+// ConsumerGroupHeartbeat serves a ConsumerGroupHeartbeat.
+func (s *Service) ConsumerGroupHeartbeat(ctx context.Context, req meta.ConsumerHeartbeatRequest) (meta.ConsumerHeartbeatResult, error) {
+	if s.closed.Load() {
+		return meta.ConsumerHeartbeatResult{}, meta.ErrClosed
+	}
+	res, err := s.groups.ConsumerHeartbeat(req)
+	s.logLimit(err)
+	return res, err
+}
+
+// DescribeConsumerGroup describes a consumer-protocol group;
+// meta.ErrGroupIDNotFound when there is none.
+func (s *Service) DescribeConsumerGroup(ctx context.Context, group string) (meta.ConsumerGroupDescription, error) {
+	if s.closed.Load() {
+		return meta.ConsumerGroupDescription{}, meta.ErrClosed
+	}
+	d, ok := s.groups.DescribeConsumer(group)
+	if !ok {
+		return d, meta.ErrGroupIDNotFound
+	}
+	return d, nil
+}
+
+// consumerGroupTopics lists every topic for the coordinator, which
+// resolves subscriptions and regular expressions against it. It takes
+// Service.mu for reading (lock order: groups → Service.mu).
+func (s *Service) consumerGroupTopics() []meta.Topic {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]meta.Topic, 0, len(s.st.topicsByName))
+	for _, t := range s.st.topicsByName {
+		out = append(out, meta.Topic{Name: t.topic.Name, ID: t.topic.ID, Partitions: t.topic.Partitions})
+	}
+	return out
+}

@@ -286,6 +286,7 @@ func Open(cfg Config) (*Service, error) {
 		jobs:     newJobsState(),
 	}
 	s.groups = groups.New(cfg.Groups, groupOffsets{s})
+	s.groups.SetTopics(s.consumerGroupTopics) // KIP-848 consumer groups
 	s.g.touchEvery = touchEvery(cfg.ProducerIDExpiration)
 	go s.run()
 	open.Store(s, struct{}{})

@@ -1,11 +1,15 @@
-// Package groups is the classic consumer group coordinator (JoinGroup,
-// SyncGroup, Heartbeat, LeaveGroup): membership, rebalances, their
-// timers, and the limits on what clients can make meta keep. Its state is
-// in memory only; the committed offsets, which are durable, belong to
-// meta/controller, which the coordinator reads through Offsets. The
-// states, timers and limits are described at the top of groups.go.
+// Package groups is the consumer group coordinator: the classic protocol
+// (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and the KIP-848 consumer
+// protocol (ConsumerGroupHeartbeat, ConsumerGroupDescribe): membership,
+// rebalances and assignments, their timers, and the limits on what
+// clients can make meta keep. Its state is in memory only; the committed
+// offsets, which are durable, belong to meta/controller, which the
+// coordinator reads through Offsets. The states, timers and limits are
+// described at the top of groups.go and consumer.go.
 //
 // # Files
 //
-//	groups.go  Coordinator, Config, Offsets; the group state machine
+//	groups.go    Coordinator, Config, Offsets; the classic group state machine
+//	consumer.go  KIP-848 consumer groups: epochs, reconciliation, timers
+//	assign.go    the server-side assignors, uniform and range
 package groups

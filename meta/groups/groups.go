@@ -76,6 +76,19 @@ type Config struct {
 	// member left, whichever is later (Kafka's offsets.retention.minutes,
 	// KIP-211). Default 7 days (`--offsets-retention`).
 	OffsetsRetention time.Duration
+
+	// KIP-848 consumer groups (consumer.go).
+	// ConsumerSessionTimeout removes a consumer-protocol member that has
+	// not heartbeaten for this long (Kafka's
+	// group.consumer.session.timeout.ms; default 45 s,
+	// --group-consumer-session-timeout).
+	ConsumerSessionTimeout time.Duration
+	// ConsumerHeartbeatInterval is the interval consumer-protocol members
+	// are told to heartbeat at (Kafka's
+	// group.consumer.heartbeat.interval.ms; default 5 s,
+	// --group-consumer-heartbeat-interval). Partitions move between
+	// members at heartbeats, so it bounds how fast a rebalance is.
+	ConsumerHeartbeatInterval time.Duration
 }
 
 const (
@@ -94,6 +107,12 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.OffsetsRetention == 0 {
 		c.OffsetsRetention = defaultOffsetsRetention
 	}
+	if c.ConsumerSessionTimeout == 0 {
+		c.ConsumerSessionTimeout = defaultConsumerSessionTimeout
+	}
+	if c.ConsumerHeartbeatInterval == 0 {
+		c.ConsumerHeartbeatInterval = defaultConsumerHeartbeatInterval
+	}
 	switch {
 	case c.MaxGroups < 0:
 		return c, fmt.Errorf("meta: Config.Groups.MaxGroups %d < 0 (--max-groups)", c.MaxGroups)
@@ -103,6 +122,13 @@ func (c Config) WithDefaults() (Config, error) {
 		// Shorter would expire the offsets of a group whose members
 		// are merely between two commits after a restart.
 		return c, fmt.Errorf("meta: Config.Groups.OffsetsRetention %v < 1m (--offsets-retention)", c.OffsetsRetention)
+	case c.ConsumerSessionTimeout < minSessionTimeout || c.ConsumerSessionTimeout > maxSessionTimeout:
+		return c, fmt.Errorf("meta: Config.Groups.ConsumerSessionTimeout %v is outside [%v, %v] (--group-consumer-session-timeout)",
+			c.ConsumerSessionTimeout, minSessionTimeout, maxSessionTimeout)
+	case c.ConsumerHeartbeatInterval < 10*time.Millisecond || c.ConsumerHeartbeatInterval >= c.ConsumerSessionTimeout:
+		// A member must be able to heartbeat several times per session.
+		return c, fmt.Errorf("meta: Config.Groups.ConsumerHeartbeatInterval %v must be at least 10ms and below the session timeout %v (--group-consumer-heartbeat-interval)",
+			c.ConsumerHeartbeatInterval, c.ConsumerSessionTimeout)
 	}
 	return c, nil
 }
@@ -146,6 +172,11 @@ type Coordinator struct {
 	// mu. An entry goes when the group gets a member again, is deleted,
 	// or its offsets expire.
 	emptySince map[string]time.Time
+
+	// KIP-848 consumer groups (consumer.go), guarded by mu. A name is a
+	// key of groups or of consumers while it has members, never of both.
+	consumers map[string]*kgroup
+	topics    TopicSource // set once by SetTopics before serving
 }
 
 // cgroup is one group. Its fields are guarded by its mu; the
@@ -212,13 +243,15 @@ type Offsets interface {
 // Config.WithDefaults) that reads committed offsets through offs.
 func New(cfg Config, offs Offsets) *Coordinator {
 	return &Coordinator{cfg: cfg, offs: offs,
-		groups: make(map[string]*cgroup), emptySince: make(map[string]time.Time)}
+		groups: make(map[string]*cgroup), emptySince: make(map[string]time.Time),
+		consumers: make(map[string]*kgroup)}
 }
 
 // live reports whether name is one of c.groups; c.mu must be held.
 func (c *Coordinator) live(name string) bool {
 	_, ok := c.groups[name]
-	return ok
+	_, kok := c.consumers[name]
+	return ok || kok
 }
 
 // group returns the named group, creating it when create is set (nil,
@@ -229,8 +262,14 @@ func (c *Coordinator) group(name string, create bool) (*cgroup, error) {
 	defer c.mu.Unlock()
 	g := c.groups[name]
 	if g == nil && create {
+		if c.consumers[name] != nil {
+			// KIP-848 consumer groups: no classic member joins a group
+			// that has consumer members (see consumer.go).
+			return nil, fmt.Errorf("%w: group %q is a consumer-protocol group; mixing protocols in one group is not supported",
+				meta.ErrInconsistentProtocol, name)
+		}
 		if !c.offs.HasOffsets(name) {
-			if n := len(c.groups) + c.offs.CountNotIn(c.live); n >= c.cfg.MaxGroups {
+			if n := len(c.groups) + len(c.consumers) + c.offs.CountNotIn(c.live); n >= c.cfg.MaxGroups {
 				return nil, fmt.Errorf("%w: the cluster has %d groups, the limit (sluice meta --max-groups)", meta.ErrTooManyGroups, n)
 			}
 		}
@@ -300,6 +339,16 @@ func (c *Coordinator) Active(name string) bool {
 func (c *Coordinator) EmptyState(name string) (active bool, since time.Time, known bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if k := c.consumers[name]; k != nil {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if len(k.members) > 0 {
+			return true, time.Time{}, false
+		}
+		if !k.emptySince.IsZero() {
+			return false, k.emptySince, true
+		}
+	}
 	g := c.groups[name]
 	if g == nil {
 		since, known = c.emptySince[name]
@@ -970,6 +1019,11 @@ func (c *Coordinator) CheckCommit(req meta.OffsetCommitRequest) error {
 				len(o.Metadata), o.Partition, meta.MaxOffsetMetadataBytes)
 		}
 	}
+	if k, _ := c.lockConsumerGroup(req.Group, false); k != nil {
+		err := k.checkConsumerCommitLocked(req)
+		k.mu.Unlock()
+		return err
+	}
 	g, _ := c.lockGroup(req.Group, false)
 	switch {
 	case g != nil && (req.MemberID != "" || req.Generation >= 0):
@@ -1003,6 +1057,13 @@ func (c *Coordinator) CheckCommit(req meta.OffsetCommitRequest) error {
 // the group has members. A group that has neither members nor offsets is
 // not found, as in Kafka.
 func (c *Coordinator) CheckDeleteOffsets(group string) error {
+	if k, _ := c.lockConsumerGroup(group, false); k != nil {
+		busy := len(k.members) > 0
+		k.mu.Unlock()
+		if busy {
+			return meta.ErrGroupSubscribedToTopic
+		}
+	}
 	g, _ := c.lockGroup(group, false)
 	if g != nil {
 		busy := len(g.members) > 0
@@ -1023,6 +1084,19 @@ func (c *Coordinator) CheckDeleteOffsets(group string) error {
 // then deletes its offsets.
 func (c *Coordinator) Delete(group string) error {
 	c.mu.Lock()
+	if k := c.consumers[group]; k != nil {
+		k.mu.Lock()
+		busy := len(k.members) > 0
+		if !busy {
+			k.dead = true
+			delete(c.consumers, group)
+		}
+		k.mu.Unlock()
+		if busy {
+			c.mu.Unlock()
+			return meta.ErrGroupNotEmpty
+		}
+	}
 	g := c.groups[group]
 	if g != nil {
 		g.mu.Lock()
@@ -1059,17 +1133,30 @@ func (c *Coordinator) Delete(group string) error {
 func (c *Coordinator) List(withOffsets []string) []meta.GroupListing {
 	seen := map[string]meta.GroupListing{}
 	for _, name := range withOffsets {
-		seen[name] = meta.GroupListing{Group: name, ProtocolType: "consumer", State: groupEmpty.String()}
+		seen[name] = meta.GroupListing{Group: name, ProtocolType: "consumer", State: groupEmpty.String(), Type: meta.GroupTypeClassic}
 	}
 	c.mu.Lock()
 	gs := make([]*cgroup, 0, len(c.groups))
 	for _, g := range c.groups {
 		gs = append(gs, g)
 	}
+	ks := make([]*kgroup, 0, len(c.consumers))
+	for _, k := range c.consumers {
+		ks = append(ks, k)
+	}
 	c.mu.Unlock()
+	for _, k := range ks {
+		k.mu.Lock()
+		l := meta.GroupListing{Group: k.name, ProtocolType: "consumer", State: k.stateLocked(), Type: meta.GroupTypeConsumer}
+		dead := k.dead
+		k.mu.Unlock()
+		if !dead {
+			seen[k.name] = l
+		}
+	}
 	for _, g := range gs {
 		g.mu.Lock()
-		l := meta.GroupListing{Group: g.name, ProtocolType: g.protocolType, State: g.state.String()}
+		l := meta.GroupListing{Group: g.name, ProtocolType: g.protocolType, State: g.state.String(), Type: meta.GroupTypeClassic}
 		dead := g.dead
 		g.mu.Unlock()
 		if dead {
@@ -1092,6 +1179,18 @@ func (c *Coordinator) List(withOffsets []string) []meta.GroupListing {
 // described as Dead with no members, as Kafka does.
 func (c *Coordinator) Describe(group string) meta.GroupDescription {
 	d := meta.GroupDescription{Group: group, State: "Dead"}
+	if k, ok := c.DescribeConsumer(group); ok {
+		// A consumer-protocol group as DescribeGroups shows it (Kafka
+		// does the same): its state, the assignor as the protocol, the
+		// members without classic metadata.
+		d.State, d.ProtocolType, d.Protocol, d.Type = k.State, "consumer", k.Assignor, meta.GroupTypeConsumer
+		for _, m := range k.Members {
+			d.Members = append(d.Members, meta.GroupMemberDescription{MemberID: m.MemberID, InstanceID: m.InstanceID,
+				ClientID: m.ClientID, ClientHost: m.ClientHost})
+		}
+		return d
+	}
+	d.Type = meta.GroupTypeClassic
 	g, _ := c.lockGroup(group, false)
 	if g == nil {
 		if c.offs.HasOffsets(group) {
@@ -1132,7 +1231,12 @@ func (c *Coordinator) Counts() (groups, members, pending int) {
 		pending += len(g.pending)
 		g.mu.Unlock()
 	}
-	return len(c.groups), members, pending
+	for _, k := range c.consumers {
+		k.mu.Lock()
+		members += len(k.members)
+		k.mu.Unlock()
+	}
+	return len(c.groups) + len(c.consumers), members, pending
 }
 
 // ForgetEmpty forgets when groups became empty once their offsets are
@@ -1147,7 +1251,7 @@ func (c *Coordinator) ForgetEmpty() {
 	for _, name := range names {
 		if !c.offs.HasOffsets(name) {
 			c.mu.Lock()
-			if _, live := c.groups[name]; !live && !c.offs.HasOffsets(name) {
+			if !c.live(name) && !c.offs.HasOffsets(name) {
 				delete(c.emptySince, name)
 			}
 			c.mu.Unlock()
@@ -1164,10 +1268,15 @@ func (c *Coordinator) ForgetEmpty() {
 // rather than read through Offsets.
 func (c *Coordinator) AdmitNewGroup(group string, withOffsets int, hasOffsets func(string) bool) error {
 	c.mu.Lock()
-	_, known := c.groups[group]
+	known := c.live(group)
 	n := withOffsets
 	if !known {
 		for name := range c.groups {
+			if !hasOffsets(name) {
+				n++
+			}
+		}
+		for name := range c.consumers {
 			if !hasOffsets(name) {
 				n++
 			}

@@ -93,6 +93,12 @@ const (
 	ErrorCode_ERR_SCRAM_USER_NOT_FOUND ErrorCode = 60
 	ErrorCode_ERR_SCRAM_UNACCEPTABLE   ErrorCode = 61
 	ErrorCode_ERR_SCRAM_MECHANISM      ErrorCode = 62
+	// KIP-848 consumer groups.
+	ErrorCode_ERR_FENCED_MEMBER_EPOCH        ErrorCode = 90
+	ErrorCode_ERR_STALE_MEMBER_EPOCH         ErrorCode = 91
+	ErrorCode_ERR_UNSUPPORTED_ASSIGNOR       ErrorCode = 92
+	ErrorCode_ERR_UNRELEASED_INSTANCE_ID     ErrorCode = 93
+	ErrorCode_ERR_INVALID_REGULAR_EXPRESSION ErrorCode = 94
 )
 
 // Enum value maps for ErrorCode.
@@ -135,6 +141,11 @@ var (
 		60: "ERR_SCRAM_USER_NOT_FOUND",
 		61: "ERR_SCRAM_UNACCEPTABLE",
 		62: "ERR_SCRAM_MECHANISM",
+		90: "ERR_FENCED_MEMBER_EPOCH",
+		91: "ERR_STALE_MEMBER_EPOCH",
+		92: "ERR_UNSUPPORTED_ASSIGNOR",
+		93: "ERR_UNRELEASED_INSTANCE_ID",
+		94: "ERR_INVALID_REGULAR_EXPRESSION",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERR_NONE":                       0,
@@ -174,6 +185,11 @@ var (
 		"ERR_SCRAM_USER_NOT_FOUND":       60,
 		"ERR_SCRAM_UNACCEPTABLE":         61,
 		"ERR_SCRAM_MECHANISM":            62,
+		"ERR_FENCED_MEMBER_EPOCH":        90,
+		"ERR_STALE_MEMBER_EPOCH":         91,
+		"ERR_UNSUPPORTED_ASSIGNOR":       92,
+		"ERR_UNRELEASED_INSTANCE_ID":     93,
+		"ERR_INVALID_REGULAR_EXPRESSION": 94,
 	}
 )
 
@@ -3323,6 +3339,7 @@ type CommitOffsetsRequest struct {
 	InstanceId    string                 `protobuf:"bytes,3,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	Generation    int32                  `protobuf:"varint,4,opt,name=generation,proto3" json:"generation,omitempty"`
 	Offsets       []*CommittedOffset     `protobuf:"bytes,5,rep,name=offsets,proto3" json:"offsets,omitempty"`
+	ApiVersion    int32                  `protobuf:"varint,20,opt,name=api_version,json=apiVersion,proto3" json:"api_version,omitempty"` // KIP-848: the OffsetCommit version (v9+ for consumer-protocol members)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3390,6 +3407,13 @@ func (x *CommitOffsetsRequest) GetOffsets() []*CommittedOffset {
 		return x.Offsets
 	}
 	return nil
+}
+
+func (x *CommitOffsetsRequest) GetApiVersion() int32 {
+	if x != nil {
+		return x.ApiVersion
+	}
+	return 0
 }
 
 type FetchOffsetsRequest struct {
@@ -3641,6 +3665,7 @@ type GroupListing struct {
 	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
 	ProtocolType  string                 `protobuf:"bytes,2,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
 	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	Type          string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"` // KIP-848: "classic" or "consumer"
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3692,6 +3717,13 @@ func (x *GroupListing) GetProtocolType() string {
 func (x *GroupListing) GetState() string {
 	if x != nil {
 		return x.State
+	}
+	return ""
+}
+
+func (x *GroupListing) GetType() string {
+	if x != nil {
+		return x.Type
 	}
 	return ""
 }
@@ -3884,6 +3916,7 @@ type DescribeGroupResponse struct {
 	ProtocolType  string                    `protobuf:"bytes,4,opt,name=protocol_type,json=protocolType,proto3" json:"protocol_type,omitempty"`
 	Protocol      string                    `protobuf:"bytes,5,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	Members       []*GroupMemberDescription `protobuf:"bytes,6,rep,name=members,proto3" json:"members,omitempty"`
+	Type          string                    `protobuf:"bytes,7,opt,name=type,proto3" json:"type,omitempty"` // KIP-848: "classic" or "consumer"
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3958,6 +3991,13 @@ func (x *DescribeGroupResponse) GetMembers() []*GroupMemberDescription {
 		return x.Members
 	}
 	return nil
+}
+
+func (x *DescribeGroupResponse) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
 }
 
 type AgentInfo struct {
@@ -6750,6 +6790,516 @@ func (x *DescribeUsersRequest) GetDescribe() *DescribeScramCredentialsRequest {
 	return nil
 }
 
+// KIP-848 consumer groups. Topic names, partition numbers and member
+// identities only: no record data.
+type TopicPartitions struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TopicId       []byte                 `protobuf:"bytes,1,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"` // 16 bytes
+	Partitions    []int32                `protobuf:"varint,2,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TopicPartitions) Reset() {
+	*x = TopicPartitions{}
+	mi := &file_meta_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TopicPartitions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TopicPartitions) ProtoMessage() {}
+
+func (x *TopicPartitions) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TopicPartitions.ProtoReflect.Descriptor instead.
+func (*TopicPartitions) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *TopicPartitions) GetTopicId() []byte {
+	if x != nil {
+		return x.TopicId
+	}
+	return nil
+}
+
+func (x *TopicPartitions) GetPartitions() []int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ConsumerGroupHeartbeatRequest struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Group               string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	MemberId            string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberEpoch         int32                  `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	InstanceId          string                 `protobuf:"bytes,4,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	RackId              string                 `protobuf:"bytes,5,opt,name=rack_id,json=rackId,proto3" json:"rack_id,omitempty"`
+	RebalanceTimeoutMs  int32                  `protobuf:"varint,6,opt,name=rebalance_timeout_ms,json=rebalanceTimeoutMs,proto3" json:"rebalance_timeout_ms,omitempty"` // 0: unchanged
+	SubscribedTopics    []string               `protobuf:"bytes,7,rep,name=subscribed_topics,json=subscribedTopics,proto3" json:"subscribed_topics,omitempty"`
+	SubscribedTopicsSet bool                   `protobuf:"varint,8,opt,name=subscribed_topics_set,json=subscribedTopicsSet,proto3" json:"subscribed_topics_set,omitempty"` // false: unchanged
+	Regex               string                 `protobuf:"bytes,9,opt,name=regex,proto3" json:"regex,omitempty"`
+	RegexSet            bool                   `protobuf:"varint,10,opt,name=regex_set,json=regexSet,proto3" json:"regex_set,omitempty"`
+	Assignor            string                 `protobuf:"bytes,11,opt,name=assignor,proto3" json:"assignor,omitempty"`
+	AssignorSet         bool                   `protobuf:"varint,12,opt,name=assignor_set,json=assignorSet,proto3" json:"assignor_set,omitempty"`
+	Owned               []*TopicPartitions     `protobuf:"bytes,13,rep,name=owned,proto3" json:"owned,omitempty"`
+	OwnedSet            bool                   `protobuf:"varint,14,opt,name=owned_set,json=ownedSet,proto3" json:"owned_set,omitempty"` // false: unchanged since the last full heartbeat
+	ClientId            string                 `protobuf:"bytes,15,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientHost          string                 `protobuf:"bytes,16,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ConsumerGroupHeartbeatRequest) Reset() {
+	*x = ConsumerGroupHeartbeatRequest{}
+	mi := &file_meta_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumerGroupHeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumerGroupHeartbeatRequest) ProtoMessage() {}
+
+func (x *ConsumerGroupHeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumerGroupHeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*ConsumerGroupHeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetRackId() string {
+	if x != nil {
+		return x.RackId
+	}
+	return ""
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetRebalanceTimeoutMs() int32 {
+	if x != nil {
+		return x.RebalanceTimeoutMs
+	}
+	return 0
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetSubscribedTopics() []string {
+	if x != nil {
+		return x.SubscribedTopics
+	}
+	return nil
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetSubscribedTopicsSet() bool {
+	if x != nil {
+		return x.SubscribedTopicsSet
+	}
+	return false
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetRegex() string {
+	if x != nil {
+		return x.Regex
+	}
+	return ""
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetRegexSet() bool {
+	if x != nil {
+		return x.RegexSet
+	}
+	return false
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetAssignor() string {
+	if x != nil {
+		return x.Assignor
+	}
+	return ""
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetAssignorSet() bool {
+	if x != nil {
+		return x.AssignorSet
+	}
+	return false
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetOwned() []*TopicPartitions {
+	if x != nil {
+		return x.Owned
+	}
+	return nil
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetOwnedSet() bool {
+	if x != nil {
+		return x.OwnedSet
+	}
+	return false
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ConsumerGroupHeartbeatRequest) GetClientHost() string {
+	if x != nil {
+		return x.ClientHost
+	}
+	return ""
+}
+
+type ConsumerGroupHeartbeatResponse struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Error               *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	MemberId            string                 `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	MemberEpoch         int32                  `protobuf:"varint,3,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	HeartbeatIntervalMs int32                  `protobuf:"varint,4,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
+	Assignment          []*TopicPartitions     `protobuf:"bytes,5,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	AssignmentSet       bool                   `protobuf:"varint,6,opt,name=assignment_set,json=assignmentSet,proto3" json:"assignment_set,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ConsumerGroupHeartbeatResponse) Reset() {
+	*x = ConsumerGroupHeartbeatResponse{}
+	mi := &file_meta_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumerGroupHeartbeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumerGroupHeartbeatResponse) ProtoMessage() {}
+
+func (x *ConsumerGroupHeartbeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumerGroupHeartbeatResponse.ProtoReflect.Descriptor instead.
+func (*ConsumerGroupHeartbeatResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *ConsumerGroupHeartbeatResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *ConsumerGroupHeartbeatResponse) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ConsumerGroupHeartbeatResponse) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *ConsumerGroupHeartbeatResponse) GetHeartbeatIntervalMs() int32 {
+	if x != nil {
+		return x.HeartbeatIntervalMs
+	}
+	return 0
+}
+
+func (x *ConsumerGroupHeartbeatResponse) GetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+func (x *ConsumerGroupHeartbeatResponse) GetAssignmentSet() bool {
+	if x != nil {
+		return x.AssignmentSet
+	}
+	return false
+}
+
+type ConsumerMemberDescription struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	MemberId         string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	InstanceId       string                 `protobuf:"bytes,2,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	RackId           string                 `protobuf:"bytes,3,opt,name=rack_id,json=rackId,proto3" json:"rack_id,omitempty"`
+	MemberEpoch      int32                  `protobuf:"varint,4,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
+	ClientId         string                 `protobuf:"bytes,5,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientHost       string                 `protobuf:"bytes,6,opt,name=client_host,json=clientHost,proto3" json:"client_host,omitempty"`
+	SubscribedTopics []string               `protobuf:"bytes,7,rep,name=subscribed_topics,json=subscribedTopics,proto3" json:"subscribed_topics,omitempty"`
+	Regex            string                 `protobuf:"bytes,8,opt,name=regex,proto3" json:"regex,omitempty"`
+	Assignment       []*TopicPartitions     `protobuf:"bytes,9,rep,name=assignment,proto3" json:"assignment,omitempty"`
+	TargetAssignment []*TopicPartitions     `protobuf:"bytes,10,rep,name=target_assignment,json=targetAssignment,proto3" json:"target_assignment,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ConsumerMemberDescription) Reset() {
+	*x = ConsumerMemberDescription{}
+	mi := &file_meta_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConsumerMemberDescription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConsumerMemberDescription) ProtoMessage() {}
+
+func (x *ConsumerMemberDescription) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConsumerMemberDescription.ProtoReflect.Descriptor instead.
+func (*ConsumerMemberDescription) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *ConsumerMemberDescription) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *ConsumerMemberDescription) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *ConsumerMemberDescription) GetRackId() string {
+	if x != nil {
+		return x.RackId
+	}
+	return ""
+}
+
+func (x *ConsumerMemberDescription) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
+}
+
+func (x *ConsumerMemberDescription) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *ConsumerMemberDescription) GetClientHost() string {
+	if x != nil {
+		return x.ClientHost
+	}
+	return ""
+}
+
+func (x *ConsumerMemberDescription) GetSubscribedTopics() []string {
+	if x != nil {
+		return x.SubscribedTopics
+	}
+	return nil
+}
+
+func (x *ConsumerMemberDescription) GetRegex() string {
+	if x != nil {
+		return x.Regex
+	}
+	return ""
+}
+
+func (x *ConsumerMemberDescription) GetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.Assignment
+	}
+	return nil
+}
+
+func (x *ConsumerMemberDescription) GetTargetAssignment() []*TopicPartitions {
+	if x != nil {
+		return x.TargetAssignment
+	}
+	return nil
+}
+
+type DescribeConsumerGroupResponse struct {
+	state           protoimpl.MessageState       `protogen:"open.v1"`
+	Error           *Error                       `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Group           string                       `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	State           string                       `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	GroupEpoch      int32                        `protobuf:"varint,4,opt,name=group_epoch,json=groupEpoch,proto3" json:"group_epoch,omitempty"`
+	AssignmentEpoch int32                        `protobuf:"varint,5,opt,name=assignment_epoch,json=assignmentEpoch,proto3" json:"assignment_epoch,omitempty"`
+	Assignor        string                       `protobuf:"bytes,6,opt,name=assignor,proto3" json:"assignor,omitempty"`
+	Members         []*ConsumerMemberDescription `protobuf:"bytes,7,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DescribeConsumerGroupResponse) Reset() {
+	*x = DescribeConsumerGroupResponse{}
+	mi := &file_meta_proto_msgTypes[110]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeConsumerGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeConsumerGroupResponse) ProtoMessage() {}
+
+func (x *DescribeConsumerGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[110]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeConsumerGroupResponse.ProtoReflect.Descriptor instead.
+func (*DescribeConsumerGroupResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{110}
+}
+
+func (x *DescribeConsumerGroupResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *DescribeConsumerGroupResponse) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *DescribeConsumerGroupResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *DescribeConsumerGroupResponse) GetGroupEpoch() int32 {
+	if x != nil {
+		return x.GroupEpoch
+	}
+	return 0
+}
+
+func (x *DescribeConsumerGroupResponse) GetAssignmentEpoch() int32 {
+	if x != nil {
+		return x.AssignmentEpoch
+	}
+	return 0
+}
+
+func (x *DescribeConsumerGroupResponse) GetAssignor() string {
+	if x != nil {
+		return x.Assignor
+	}
+	return ""
+}
+
+func (x *DescribeConsumerGroupResponse) GetMembers() []*ConsumerMemberDescription {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 var File_meta_proto protoreflect.FileDescriptor
 
 const file_meta_proto_rawDesc = "" +
@@ -7002,7 +7552,7 @@ const file_meta_proto_rawDesc = "" +
 	"\fleader_epoch\x18\x04 \x01(\x05R\vleaderEpoch\x12\x1a\n" +
 	"\bmetadata\x18\x05 \x01(\tR\bmetadata\x12\x1f\n" +
 	"\vcommit_time\x18\x06 \x01(\x03R\n" +
-	"commitTime\"\xc5\x01\n" +
+	"commitTime\"\xe6\x01\n" +
 	"\x14CommitOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x1f\n" +
@@ -7011,7 +7561,9 @@ const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"generation\x18\x04 \x01(\x05R\n" +
 	"generation\x129\n" +
-	"\aoffsets\x18\x05 \x03(\v2\x1f.sluice.meta.v1.CommittedOffsetR\aoffsets\"}\n" +
+	"\aoffsets\x18\x05 \x03(\v2\x1f.sluice.meta.v1.CommittedOffsetR\aoffsets\x12\x1f\n" +
+	"\vapi_version\x18\x14 \x01(\x05R\n" +
+	"apiVersion\"}\n" +
 	"\x13FetchOffsetsRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x10\n" +
 	"\x03all\x18\x02 \x01(\bR\x03all\x12>\n" +
@@ -7028,11 +7580,12 @@ const file_meta_proto_rawDesc = "" +
 	"partitions\"*\n" +
 	"\x12DeleteGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\"\x13\n" +
-	"\x11ListGroupsRequest\"_\n" +
+	"\x11ListGroupsRequest\"s\n" +
 	"\fGroupListing\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12#\n" +
 	"\rprotocol_type\x18\x02 \x01(\tR\fprotocolType\x12\x14\n" +
-	"\x05state\x18\x03 \x01(\tR\x05state\"w\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x12\n" +
+	"\x04type\x18\x04 \x01(\tR\x04type\"w\n" +
 	"\x12ListGroupsResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x124\n" +
 	"\x06groups\x18\x02 \x03(\v2\x1c.sluice.meta.v1.GroupListingR\x06groups\",\n" +
@@ -7048,14 +7601,15 @@ const file_meta_proto_rawDesc = "" +
 	"\bmetadata\x18\x05 \x01(\fR\bmetadata\x12\x1e\n" +
 	"\n" +
 	"assignment\x18\x06 \x01(\fR\n" +
-	"assignment\"\xf3\x01\n" +
+	"assignment\"\x87\x02\n" +
 	"\x15DescribeGroupResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x14\n" +
 	"\x05state\x18\x03 \x01(\tR\x05state\x12#\n" +
 	"\rprotocol_type\x18\x04 \x01(\tR\fprotocolType\x12\x1a\n" +
 	"\bprotocol\x18\x05 \x01(\tR\bprotocol\x12@\n" +
-	"\amembers\x18\x06 \x03(\v2&.sluice.meta.v1.GroupMemberDescriptionR\amembers\"\xd7\x01\n" +
+	"\amembers\x18\x06 \x03(\v2&.sluice.meta.v1.GroupMemberDescriptionR\amembers\x12\x12\n" +
+	"\x04type\x18\a \x01(\tR\x04type\"\xd7\x01\n" +
 	"\tAgentInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04zone\x18\x02 \x01(\tR\x04zone\x12\x14\n" +
@@ -7259,7 +7813,66 @@ const file_meta_proto_rawDesc = "" +
 	"\achanges\x18\x02 \x01(\v2,.sluice.meta.v1.AlterScramCredentialsRequestR\achanges\"}\n" +
 	"\x14DescribeUsersRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12K\n" +
-	"\bdescribe\x18\x02 \x01(\v2/.sluice.meta.v1.DescribeScramCredentialsRequestR\bdescribe*\xc6\a\n" +
+	"\bdescribe\x18\x02 \x01(\v2/.sluice.meta.v1.DescribeScramCredentialsRequestR\bdescribe\"L\n" +
+	"\x0fTopicPartitions\x12\x19\n" +
+	"\btopic_id\x18\x01 \x01(\fR\atopicId\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\x05R\n" +
+	"partitions\"\xc6\x04\n" +
+	"\x1dConsumerGroupHeartbeatRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x05R\vmemberEpoch\x12\x1f\n" +
+	"\vinstance_id\x18\x04 \x01(\tR\n" +
+	"instanceId\x12\x17\n" +
+	"\arack_id\x18\x05 \x01(\tR\x06rackId\x120\n" +
+	"\x14rebalance_timeout_ms\x18\x06 \x01(\x05R\x12rebalanceTimeoutMs\x12+\n" +
+	"\x11subscribed_topics\x18\a \x03(\tR\x10subscribedTopics\x122\n" +
+	"\x15subscribed_topics_set\x18\b \x01(\bR\x13subscribedTopicsSet\x12\x14\n" +
+	"\x05regex\x18\t \x01(\tR\x05regex\x12\x1b\n" +
+	"\tregex_set\x18\n" +
+	" \x01(\bR\bregexSet\x12\x1a\n" +
+	"\bassignor\x18\v \x01(\tR\bassignor\x12!\n" +
+	"\fassignor_set\x18\f \x01(\bR\vassignorSet\x125\n" +
+	"\x05owned\x18\r \x03(\v2\x1f.sluice.meta.v1.TopicPartitionsR\x05owned\x12\x1b\n" +
+	"\towned_set\x18\x0e \x01(\bR\bownedSet\x12\x1b\n" +
+	"\tclient_id\x18\x0f \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_host\x18\x10 \x01(\tR\n" +
+	"clientHost\"\xa9\x02\n" +
+	"\x1eConsumerGroupHeartbeatResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12\x1b\n" +
+	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x03 \x01(\x05R\vmemberEpoch\x122\n" +
+	"\x15heartbeat_interval_ms\x18\x04 \x01(\x05R\x13heartbeatIntervalMs\x12?\n" +
+	"\n" +
+	"assignment\x18\x05 \x03(\v2\x1f.sluice.meta.v1.TopicPartitionsR\n" +
+	"assignment\x12%\n" +
+	"\x0eassignment_set\x18\x06 \x01(\bR\rassignmentSet\"\xa5\x03\n" +
+	"\x19ConsumerMemberDescription\x12\x1b\n" +
+	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1f\n" +
+	"\vinstance_id\x18\x02 \x01(\tR\n" +
+	"instanceId\x12\x17\n" +
+	"\arack_id\x18\x03 \x01(\tR\x06rackId\x12!\n" +
+	"\fmember_epoch\x18\x04 \x01(\x05R\vmemberEpoch\x12\x1b\n" +
+	"\tclient_id\x18\x05 \x01(\tR\bclientId\x12\x1f\n" +
+	"\vclient_host\x18\x06 \x01(\tR\n" +
+	"clientHost\x12+\n" +
+	"\x11subscribed_topics\x18\a \x03(\tR\x10subscribedTopics\x12\x14\n" +
+	"\x05regex\x18\b \x01(\tR\x05regex\x12?\n" +
+	"\n" +
+	"assignment\x18\t \x03(\v2\x1f.sluice.meta.v1.TopicPartitionsR\n" +
+	"assignment\x12L\n" +
+	"\x11target_assignment\x18\n" +
+	" \x03(\v2\x1f.sluice.meta.v1.TopicPartitionsR\x10targetAssignment\"\xa5\x02\n" +
+	"\x1dDescribeConsumerGroupResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x1f\n" +
+	"\vgroup_epoch\x18\x04 \x01(\x05R\n" +
+	"groupEpoch\x12)\n" +
+	"\x10assignment_epoch\x18\x05 \x01(\x05R\x0fassignmentEpoch\x12\x1a\n" +
+	"\bassignor\x18\x06 \x01(\tR\bassignor\x12C\n" +
+	"\amembers\x18\a \x03(\v2).sluice.meta.v1.ConsumerMemberDescriptionR\amembers*\xe1\b\n" +
 	"\tErrorCode\x12\f\n" +
 	"\bERR_NONE\x10\x00\x12\x0f\n" +
 	"\vERR_UNKNOWN\x10\x01\x12\"\n" +
@@ -7298,7 +7911,12 @@ const file_meta_proto_rawDesc = "" +
 	"\x0fERR_INVALID_ACL\x10F\x12\x1c\n" +
 	"\x18ERR_SCRAM_USER_NOT_FOUND\x10<\x12\x1a\n" +
 	"\x16ERR_SCRAM_UNACCEPTABLE\x10=\x12\x17\n" +
-	"\x13ERR_SCRAM_MECHANISM\x10>\"\x04\b\t\x10\t*\xac\x01\n" +
+	"\x13ERR_SCRAM_MECHANISM\x10>\x12\x1b\n" +
+	"\x17ERR_FENCED_MEMBER_EPOCH\x10Z\x12\x1a\n" +
+	"\x16ERR_STALE_MEMBER_EPOCH\x10[\x12\x1c\n" +
+	"\x18ERR_UNSUPPORTED_ASSIGNOR\x10\\\x12\x1e\n" +
+	"\x1aERR_UNRELEASED_INSTANCE_ID\x10]\x12\"\n" +
+	"\x1eERR_INVALID_REGULAR_EXPRESSION\x10^\"\x04\b\t\x10\t*\xac\x01\n" +
 	"\vChunkStatus\x12\x12\n" +
 	"\x0eCHUNK_APPENDED\x10\x00\x12\x13\n" +
 	"\x0fCHUNK_DUPLICATE\x10\x01\x12\x16\n" +
@@ -7316,7 +7934,7 @@ const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"JOB_DELETE\x10\x02\x12\x0f\n" +
 	"\vJOB_ORPHANS\x10\x03\x12\x12\n" +
-	"\x0eJOB_CLEAN_KEYS\x10\x042\x89\x1b\n" +
+	"\x0eJOB_CLEAN_KEYS\x10\x042\xf0\x1c\n" +
 	"\x04Meta\x12P\n" +
 	"\tClusterID\x12 .sluice.meta.v1.ClusterIDRequest\x1a!.sluice.meta.v1.ClusterIDResponse\x12Y\n" +
 	"\fCreateTopics\x12#.sluice.meta.v1.CreateTopicsRequest\x1a$.sluice.meta.v1.CreateTopicsResponse\x12G\n" +
@@ -7363,7 +7981,9 @@ const file_meta_proto_rawDesc = "" +
 	"\fDescribeACLs\x12#.sluice.meta.v1.DescribeACLsRequest\x1a$.sluice.meta.v1.DescribeACLsResponse\x12b\n" +
 	"\x0fScramCredential\x12&.sluice.meta.v1.ScramCredentialRequest\x1a'.sluice.meta.v1.ScramCredentialResponse\x12e\n" +
 	"\x15AlterScramCredentials\x12,.sluice.meta.v1.AlterScramCredentialsRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12}\n" +
-	"\x18DescribeScramCredentials\x12/.sluice.meta.v1.DescribeScramCredentialsRequest\x1a0.sluice.meta.v1.DescribeScramCredentialsResponse2\xb0\x03\n" +
+	"\x18DescribeScramCredentials\x12/.sluice.meta.v1.DescribeScramCredentialsRequest\x1a0.sluice.meta.v1.DescribeScramCredentialsResponse\x12w\n" +
+	"\x16ConsumerGroupHeartbeat\x12-.sluice.meta.v1.ConsumerGroupHeartbeatRequest\x1a..sluice.meta.v1.ConsumerGroupHeartbeatResponse\x12l\n" +
+	"\x15DescribeConsumerGroup\x12$.sluice.meta.v1.DescribeGroupRequest\x1a-.sluice.meta.v1.DescribeConsumerGroupResponse2\xb0\x03\n" +
 	"\x05Admin\x12P\n" +
 	"\tCreateKey\x12 .sluice.meta.v1.CreateKeyRequest\x1a!.sluice.meta.v1.CreateKeyResponse\x12M\n" +
 	"\bListKeys\x12\x1f.sluice.meta.v1.ListKeysRequest\x1a .sluice.meta.v1.ListKeysResponse\x12L\n" +
@@ -7385,7 +8005,7 @@ func file_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 109)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 114)
 var file_meta_proto_goTypes = []any{
 	(ErrorCode)(0),                           // 0: sluice.meta.v1.ErrorCode
 	(ChunkStatus)(0),                         // 1: sluice.meta.v1.ChunkStatus
@@ -7497,17 +8117,22 @@ var file_meta_proto_goTypes = []any{
 	(*DescribeScramCredentialsResponse)(nil), // 107: sluice.meta.v1.DescribeScramCredentialsResponse
 	(*AlterUsersRequest)(nil),                // 108: sluice.meta.v1.AlterUsersRequest
 	(*DescribeUsersRequest)(nil),             // 109: sluice.meta.v1.DescribeUsersRequest
-	nil,                                      // 110: sluice.meta.v1.Topic.ConfigsEntry
-	nil,                                      // 111: sluice.meta.v1.TopicSpec.ConfigsEntry
-	nil,                                      // 112: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	(*TopicPartitions)(nil),                  // 110: sluice.meta.v1.TopicPartitions
+	(*ConsumerGroupHeartbeatRequest)(nil),    // 111: sluice.meta.v1.ConsumerGroupHeartbeatRequest
+	(*ConsumerGroupHeartbeatResponse)(nil),   // 112: sluice.meta.v1.ConsumerGroupHeartbeatResponse
+	(*ConsumerMemberDescription)(nil),        // 113: sluice.meta.v1.ConsumerMemberDescription
+	(*DescribeConsumerGroupResponse)(nil),    // 114: sluice.meta.v1.DescribeConsumerGroupResponse
+	nil,                                      // 115: sluice.meta.v1.Topic.ConfigsEntry
+	nil,                                      // 116: sluice.meta.v1.TopicSpec.ConfigsEntry
+	nil,                                      // 117: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 }
 var file_meta_proto_depIdxs = []int32{
 	0,   // 0: sluice.meta.v1.Error.code:type_name -> sluice.meta.v1.ErrorCode
 	4,   // 1: sluice.meta.v1.ErrorResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 2: sluice.meta.v1.ErrorsResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 3: sluice.meta.v1.ErrorsResponse.errors:type_name -> sluice.meta.v1.Error
-	110, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
-	111, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
+	115, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
+	116, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
 	8,   // 6: sluice.meta.v1.TopicResult.topic:type_name -> sluice.meta.v1.Topic
 	4,   // 7: sluice.meta.v1.TopicResult.error:type_name -> sluice.meta.v1.Error
 	4,   // 8: sluice.meta.v1.ClusterIDResponse.error:type_name -> sluice.meta.v1.Error
@@ -7542,7 +8167,7 @@ var file_meta_proto_depIdxs = []int32{
 	42,  // 37: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
 	4,   // 38: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
 	44,  // 39: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
-	112, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	117, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 	4,   // 41: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
 	49,  // 42: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
 	51,  // 43: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
@@ -7595,99 +8220,110 @@ var file_meta_proto_depIdxs = []int32{
 	106, // 90: sluice.meta.v1.DescribeScramCredentialsResponse.users:type_name -> sluice.meta.v1.ScramUser
 	103, // 91: sluice.meta.v1.AlterUsersRequest.changes:type_name -> sluice.meta.v1.AlterScramCredentialsRequest
 	104, // 92: sluice.meta.v1.DescribeUsersRequest.describe:type_name -> sluice.meta.v1.DescribeScramCredentialsRequest
-	11,  // 93: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
-	13,  // 94: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
-	15,  // 95: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
-	16,  // 96: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
-	18,  // 97: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
-	24,  // 98: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
-	28,  // 99: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
-	30,  // 100: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
-	32,  // 101: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
-	35,  // 102: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
-	37,  // 103: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
-	39,  // 104: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
-	40,  // 105: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
-	43,  // 106: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
-	46,  // 107: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
-	48,  // 108: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
-	50,  // 109: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
-	52,  // 110: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
-	53,  // 111: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
-	55,  // 112: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
-	56,  // 113: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
-	57,  // 114: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
-	60,  // 115: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	65,  // 116: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
-	67,  // 117: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
-	68,  // 118: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
-	21,  // 119: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
-	76,  // 120: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
-	84,  // 121: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
-	86,  // 122: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
-	87,  // 123: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
-	89,  // 124: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
-	90,  // 125: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
-	93,  // 126: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
-	94,  // 127: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
-	97,  // 128: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
-	100, // 129: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
-	103, // 130: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
-	104, // 131: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
-	71,  // 132: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
-	73,  // 133: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
-	75,  // 134: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
-	108, // 135: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
-	109, // 136: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
-	12,  // 137: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
-	14,  // 138: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
-	17,  // 139: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
-	17,  // 140: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
-	22,  // 141: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
-	26,  // 142: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
-	29,  // 143: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
-	31,  // 144: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
-	34,  // 145: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
-	6,   // 146: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
-	6,   // 147: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 148: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
-	41,  // 149: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
-	45,  // 150: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
-	47,  // 151: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
-	5,   // 152: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 153: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 154: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	54,  // 155: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
-	5,   // 156: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 157: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
-	59,  // 158: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
-	62,  // 159: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
-	66,  // 160: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
-	5,   // 161: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
-	69,  // 162: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
-	22,  // 163: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
-	77,  // 164: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
-	85,  // 165: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
-	5,   // 166: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
-	88,  // 167: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
-	5,   // 168: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 169: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 170: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
-	96,  // 171: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
-	98,  // 172: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
-	101, // 173: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
-	6,   // 174: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
-	107, // 175: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
-	72,  // 176: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
-	74,  // 177: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
-	5,   // 178: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 179: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
-	107, // 180: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
-	137, // [137:181] is the sub-list for method output_type
-	93,  // [93:137] is the sub-list for method input_type
-	93,  // [93:93] is the sub-list for extension type_name
-	93,  // [93:93] is the sub-list for extension extendee
-	0,   // [0:93] is the sub-list for field type_name
+	110, // 93: sluice.meta.v1.ConsumerGroupHeartbeatRequest.owned:type_name -> sluice.meta.v1.TopicPartitions
+	4,   // 94: sluice.meta.v1.ConsumerGroupHeartbeatResponse.error:type_name -> sluice.meta.v1.Error
+	110, // 95: sluice.meta.v1.ConsumerGroupHeartbeatResponse.assignment:type_name -> sluice.meta.v1.TopicPartitions
+	110, // 96: sluice.meta.v1.ConsumerMemberDescription.assignment:type_name -> sluice.meta.v1.TopicPartitions
+	110, // 97: sluice.meta.v1.ConsumerMemberDescription.target_assignment:type_name -> sluice.meta.v1.TopicPartitions
+	4,   // 98: sluice.meta.v1.DescribeConsumerGroupResponse.error:type_name -> sluice.meta.v1.Error
+	113, // 99: sluice.meta.v1.DescribeConsumerGroupResponse.members:type_name -> sluice.meta.v1.ConsumerMemberDescription
+	11,  // 100: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
+	13,  // 101: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
+	15,  // 102: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
+	16,  // 103: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
+	18,  // 104: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
+	24,  // 105: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
+	28,  // 106: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
+	30,  // 107: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
+	32,  // 108: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
+	35,  // 109: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
+	37,  // 110: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
+	39,  // 111: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
+	40,  // 112: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
+	43,  // 113: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
+	46,  // 114: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
+	48,  // 115: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
+	50,  // 116: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
+	52,  // 117: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
+	53,  // 118: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
+	55,  // 119: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
+	56,  // 120: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
+	57,  // 121: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
+	60,  // 122: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	65,  // 123: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
+	67,  // 124: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
+	68,  // 125: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
+	21,  // 126: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
+	76,  // 127: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
+	84,  // 128: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
+	86,  // 129: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
+	87,  // 130: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
+	89,  // 131: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
+	90,  // 132: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
+	93,  // 133: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
+	94,  // 134: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
+	97,  // 135: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
+	100, // 136: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
+	103, // 137: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
+	104, // 138: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
+	111, // 139: sluice.meta.v1.Meta.ConsumerGroupHeartbeat:input_type -> sluice.meta.v1.ConsumerGroupHeartbeatRequest
+	60,  // 140: sluice.meta.v1.Meta.DescribeConsumerGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	71,  // 141: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
+	73,  // 142: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
+	75,  // 143: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
+	108, // 144: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
+	109, // 145: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
+	12,  // 146: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
+	14,  // 147: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
+	17,  // 148: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
+	17,  // 149: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
+	22,  // 150: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
+	26,  // 151: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
+	29,  // 152: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
+	31,  // 153: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
+	34,  // 154: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
+	6,   // 155: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
+	6,   // 156: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 157: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
+	41,  // 158: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
+	45,  // 159: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
+	47,  // 160: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
+	5,   // 161: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 162: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 163: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	54,  // 164: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
+	5,   // 165: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 166: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
+	59,  // 167: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
+	62,  // 168: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
+	66,  // 169: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
+	5,   // 170: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
+	69,  // 171: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
+	22,  // 172: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
+	77,  // 173: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
+	85,  // 174: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
+	5,   // 175: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
+	88,  // 176: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
+	5,   // 177: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 178: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 179: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
+	96,  // 180: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
+	98,  // 181: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
+	101, // 182: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
+	6,   // 183: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
+	107, // 184: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	112, // 185: sluice.meta.v1.Meta.ConsumerGroupHeartbeat:output_type -> sluice.meta.v1.ConsumerGroupHeartbeatResponse
+	114, // 186: sluice.meta.v1.Meta.DescribeConsumerGroup:output_type -> sluice.meta.v1.DescribeConsumerGroupResponse
+	72,  // 187: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
+	74,  // 188: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
+	5,   // 189: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 190: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
+	107, // 191: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	146, // [146:192] is the sub-list for method output_type
+	100, // [100:146] is the sub-list for method input_type
+	100, // [100:100] is the sub-list for extension type_name
+	100, // [100:100] is the sub-list for extension extendee
+	0,   // [0:100] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -7708,7 +8344,7 @@ func file_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   109,
+			NumMessages:   114,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -84,6 +84,8 @@ const (
 	Meta_ScramCredential_FullMethodName          = "/sluice.meta.v1.Meta/ScramCredential"
 	Meta_AlterScramCredentials_FullMethodName    = "/sluice.meta.v1.Meta/AlterScramCredentials"
 	Meta_DescribeScramCredentials_FullMethodName = "/sluice.meta.v1.Meta/DescribeScramCredentials"
+	Meta_ConsumerGroupHeartbeat_FullMethodName   = "/sluice.meta.v1.Meta/ConsumerGroupHeartbeat"
+	Meta_DescribeConsumerGroup_FullMethodName    = "/sluice.meta.v1.Meta/DescribeConsumerGroup"
 )
 
 // MetaClient is the client API for Meta service.
@@ -152,6 +154,10 @@ type MetaClient interface {
 	ScramCredential(ctx context.Context, in *ScramCredentialRequest, opts ...grpc.CallOption) (*ScramCredentialResponse, error)
 	AlterScramCredentials(ctx context.Context, in *AlterScramCredentialsRequest, opts ...grpc.CallOption) (*ErrorsResponse, error)
 	DescribeScramCredentials(ctx context.Context, in *DescribeScramCredentialsRequest, opts ...grpc.CallOption) (*DescribeScramCredentialsResponse, error)
+	// KIP-848 consumer groups (meta/consumer_groups.go): the heartbeat
+	// answers at once; assignment is computed by meta from topic metadata.
+	ConsumerGroupHeartbeat(ctx context.Context, in *ConsumerGroupHeartbeatRequest, opts ...grpc.CallOption) (*ConsumerGroupHeartbeatResponse, error)
+	DescribeConsumerGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeConsumerGroupResponse, error)
 }
 
 type metaClient struct {
@@ -561,6 +567,26 @@ func (c *metaClient) DescribeScramCredentials(ctx context.Context, in *DescribeS
 	return out, nil
 }
 
+func (c *metaClient) ConsumerGroupHeartbeat(ctx context.Context, in *ConsumerGroupHeartbeatRequest, opts ...grpc.CallOption) (*ConsumerGroupHeartbeatResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConsumerGroupHeartbeatResponse)
+	err := c.cc.Invoke(ctx, Meta_ConsumerGroupHeartbeat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) DescribeConsumerGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeConsumerGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeConsumerGroupResponse)
+	err := c.cc.Invoke(ctx, Meta_DescribeConsumerGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServer is the server API for Meta service.
 // All implementations must embed UnimplementedMetaServer
 // for forward compatibility.
@@ -627,6 +653,10 @@ type MetaServer interface {
 	ScramCredential(context.Context, *ScramCredentialRequest) (*ScramCredentialResponse, error)
 	AlterScramCredentials(context.Context, *AlterScramCredentialsRequest) (*ErrorsResponse, error)
 	DescribeScramCredentials(context.Context, *DescribeScramCredentialsRequest) (*DescribeScramCredentialsResponse, error)
+	// KIP-848 consumer groups (meta/consumer_groups.go): the heartbeat
+	// answers at once; assignment is computed by meta from topic metadata.
+	ConsumerGroupHeartbeat(context.Context, *ConsumerGroupHeartbeatRequest) (*ConsumerGroupHeartbeatResponse, error)
+	DescribeConsumerGroup(context.Context, *DescribeGroupRequest) (*DescribeConsumerGroupResponse, error)
 	mustEmbedUnimplementedMetaServer()
 }
 
@@ -753,6 +783,12 @@ func (UnimplementedMetaServer) AlterScramCredentials(context.Context, *AlterScra
 }
 func (UnimplementedMetaServer) DescribeScramCredentials(context.Context, *DescribeScramCredentialsRequest) (*DescribeScramCredentialsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeScramCredentials not implemented")
+}
+func (UnimplementedMetaServer) ConsumerGroupHeartbeat(context.Context, *ConsumerGroupHeartbeatRequest) (*ConsumerGroupHeartbeatResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConsumerGroupHeartbeat not implemented")
+}
+func (UnimplementedMetaServer) DescribeConsumerGroup(context.Context, *DescribeGroupRequest) (*DescribeConsumerGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeConsumerGroup not implemented")
 }
 func (UnimplementedMetaServer) mustEmbedUnimplementedMetaServer() {}
 func (UnimplementedMetaServer) testEmbeddedByValue()              {}
@@ -1470,6 +1506,42 @@ func _Meta_DescribeScramCredentials_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Meta_ConsumerGroupHeartbeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConsumerGroupHeartbeatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).ConsumerGroupHeartbeat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_ConsumerGroupHeartbeat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).ConsumerGroupHeartbeat(ctx, req.(*ConsumerGroupHeartbeatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_DescribeConsumerGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).DescribeConsumerGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_DescribeConsumerGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).DescribeConsumerGroup(ctx, req.(*DescribeGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Meta_ServiceDesc is the grpc.ServiceDesc for Meta service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1628,6 +1700,14 @@ var Meta_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DescribeScramCredentials",
 			Handler:    _Meta_DescribeScramCredentials_Handler,
+		},
+		{
+			MethodName: "ConsumerGroupHeartbeat",
+			Handler:    _Meta_ConsumerGroupHeartbeat_Handler,
+		},
+		{
+			MethodName: "DescribeConsumerGroup",
+			Handler:    _Meta_DescribeConsumerGroup_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

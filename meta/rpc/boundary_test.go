@@ -50,6 +50,9 @@ func TestNoFieldCanCarryRecordBytes(t *testing.T) {
 		"sluice.meta.v1.ScramCredential.salt",
 		"sluice.meta.v1.ScramCredential.stored_key",
 		"sluice.meta.v1.ScramCredential.server_key",
+		// KIP-848 consumer groups: topic ids of owned and assigned
+		// partitions, length-checked by consumer_groups.go.
+		"sluice.meta.v1.TopicPartitions.topic_id",
 	}
 	fd := metapb.File_meta_proto
 	var found []string

@@ -633,7 +633,7 @@ func (c *Client) LeaveGroup(ctx context.Context, group string, members []meta.Le
 // CommitOffsets implements meta.Client.
 func (c *Client) CommitOffsets(ctx context.Context, oreq meta.OffsetCommitRequest) error {
 	req := &pb.CommitOffsetsRequest{Group: oreq.Group, MemberId: oreq.MemberID, InstanceId: oreq.InstanceID,
-		Generation: oreq.Generation, Offsets: encOffsets(oreq.Offsets)}
+		Generation: oreq.Generation, Offsets: encOffsets(oreq.Offsets), ApiVersion: int32(oreq.APIVersion)}
 	return c.errorCall(ctx, "CommitOffsets", func(mc pb.MetaClient) (*pb.ErrorResponse, error) {
 		return mc.CommitOffsets(ctx, req)
 	})

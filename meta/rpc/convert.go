@@ -451,7 +451,7 @@ func (d *decoder) offsets(os []*pb.CommittedOffset) []meta.CommittedOffset {
 func encGroupListings(ls []meta.GroupListing) []*pb.GroupListing {
 	out := make([]*pb.GroupListing, len(ls))
 	for i, l := range ls {
-		out[i] = &pb.GroupListing{Group: l.Group, ProtocolType: l.ProtocolType, State: l.State}
+		out[i] = &pb.GroupListing{Group: l.Group, ProtocolType: l.ProtocolType, State: l.State, Type: l.Type}
 	}
 	return out
 }
@@ -462,7 +462,7 @@ func decGroupListings(ls []*pb.GroupListing) []meta.GroupListing {
 	}
 	out := make([]meta.GroupListing, len(ls))
 	for i, l := range ls {
-		out[i] = meta.GroupListing{Group: l.GetGroup(), ProtocolType: l.GetProtocolType(), State: l.GetState()}
+		out[i] = meta.GroupListing{Group: l.GetGroup(), ProtocolType: l.GetProtocolType(), State: l.GetState(), Type: l.GetType()}
 	}
 	return out
 }
@@ -474,11 +474,12 @@ func encDescription(g meta.GroupDescription, err error) *pb.DescribeGroupRespons
 			ClientHost: m.ClientHost, Metadata: m.Metadata, Assignment: m.Assignment}
 	}
 	return &pb.DescribeGroupResponse{Error: encodeErr(err), Group: g.Group, State: g.State, ProtocolType: g.ProtocolType,
-		Protocol: g.Protocol, Members: ms}
+		Protocol: g.Protocol, Members: ms, Type: g.Type}
 }
 
 func decDescription(r *pb.DescribeGroupResponse) meta.GroupDescription {
-	out := meta.GroupDescription{Group: r.GetGroup(), State: r.GetState(), ProtocolType: r.GetProtocolType(), Protocol: r.GetProtocol()}
+	out := meta.GroupDescription{Group: r.GetGroup(), State: r.GetState(), ProtocolType: r.GetProtocolType(), Protocol: r.GetProtocol(),
+		Type: r.GetType()}
 	if len(r.GetMembers()) > 0 {
 		out.Members = make([]meta.GroupMemberDescription, len(r.Members))
 		for i, m := range r.Members {

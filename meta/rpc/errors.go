@@ -69,6 +69,12 @@ var codeTable = []struct {
 	{meta.ErrScramUserNotFound, pb.ErrorCode_ERR_SCRAM_USER_NOT_FOUND},
 	{meta.ErrScramUnacceptable, pb.ErrorCode_ERR_SCRAM_UNACCEPTABLE},
 	{meta.ErrScramMechanism, pb.ErrorCode_ERR_SCRAM_MECHANISM},
+	// KIP-848 consumer groups.
+	{meta.ErrFencedMemberEpoch, pb.ErrorCode_ERR_FENCED_MEMBER_EPOCH},
+	{meta.ErrStaleMemberEpoch, pb.ErrorCode_ERR_STALE_MEMBER_EPOCH},
+	{meta.ErrUnsupportedAssignor, pb.ErrorCode_ERR_UNSUPPORTED_ASSIGNOR},
+	{meta.ErrUnreleasedInstanceID, pb.ErrorCode_ERR_UNRELEASED_INSTANCE_ID},
+	{meta.ErrInvalidRegularExpression, pb.ErrorCode_ERR_INVALID_REGULAR_EXPRESSION},
 	{context.Canceled, pb.ErrorCode_ERR_CANCELED},
 	{context.DeadlineExceeded, pb.ErrorCode_ERR_DEADLINE_EXCEEDED},
 }

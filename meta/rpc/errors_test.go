@@ -53,6 +53,12 @@ var metaSentinels = map[string]error{
 	"ErrScramUserNotFound": meta.ErrScramUserNotFound,
 	"ErrScramUnacceptable": meta.ErrScramUnacceptable,
 	"ErrScramMechanism":    meta.ErrScramMechanism,
+	// KIP-848 consumer groups.
+	"ErrFencedMemberEpoch":        meta.ErrFencedMemberEpoch,
+	"ErrStaleMemberEpoch":         meta.ErrStaleMemberEpoch,
+	"ErrUnsupportedAssignor":      meta.ErrUnsupportedAssignor,
+	"ErrUnreleasedInstanceID":     meta.ErrUnreleasedInstanceID,
+	"ErrInvalidRegularExpression": meta.ErrInvalidRegularExpression,
 }
 
 // TestEverySentinelHasACode reads package meta's source for exported

@@ -413,7 +413,7 @@ func (m *metaServer) CommitOffsets(ctx context.Context, r *pb.CommitOffsetsReque
 	}
 	var d decoder
 	req := meta.OffsetCommitRequest{Group: r.GetGroup(), MemberID: r.GetMemberId(), InstanceID: r.GetInstanceId(),
-		Generation: r.GetGeneration(), Offsets: d.offsets(r.GetOffsets())}
+		Generation: r.GetGeneration(), Offsets: d.offsets(r.GetOffsets()), APIVersion: d.int16(r.GetApiVersion(), "api version")}
 	if d.err != nil {
 		return &pb.ErrorResponse{Error: invalid(d.err)}, nil
 	}
