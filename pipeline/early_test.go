@@ -41,30 +41,3 @@ func TestTokenBucket(t *testing.T) {
 		t.Fatal("a token with the budget off")
 	}
 }
-
-// wait says how long until take succeeds: 0 with a token, the time to the
-// next one without, -1 with the budget off; it takes nothing.
-func TestTokenBucketWait(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	var b tokenBucket
-	if w := b.wait(t0, 4); w != 0 {
-		t.Fatalf("full bucket: wait %v, want 0", w)
-	}
-	for range 4 {
-		b.take(t0, 4)
-	}
-	w := b.wait(t0, 4)
-	if w < 250*time.Millisecond || w > 260*time.Millisecond {
-		t.Fatalf("empty bucket at 4 a second: wait %v, want about 250 ms", w)
-	}
-	if b.take(t0.Add(w-2*time.Millisecond), 4) {
-		t.Fatal("a token before the wait was over")
-	}
-	if !b.take(t0.Add(w), 4) {
-		t.Fatal("no token once the wait was over")
-	}
-	var off tokenBucket
-	if off.wait(t0, 0) != -1 || off.wait(t0, -1) != -1 {
-		t.Fatal("budget off: want -1")
-	}
-}

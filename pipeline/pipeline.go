@@ -98,11 +98,6 @@ type Config struct {
 	// Default 8 (flag --max-early-seals-per-second); negative turns such
 	// seals off.
 	EarlySealsPerSecond float64
-	// EarlySealRejoin is how long after a small early seal completes a
-	// quiet client's early seal, put off meanwhile, is made (early.go):
-	// long enough for the clients it answered to send again (a linger)
-	// and fall quiet (the server's stall check, 15 ms). Default 20 ms.
-	EarlySealRejoin time.Duration
 	// AgentID names this agent in commits.
 	AgentID string
 	Logger  *slog.Logger
@@ -135,9 +130,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.EarlySealsPerSecond == 0 {
 		c.EarlySealsPerSecond = 8
-	}
-	if c.EarlySealRejoin <= 0 {
-		c.EarlySealRejoin = 20 * time.Millisecond
 	}
 }
 
@@ -264,15 +256,6 @@ type Pipeline struct {
 	closed   bool            // guarded by mu
 	sealSeq  uint64          // guarded by mu: seq of the last sealed segment
 	early    tokenBucket     // guarded by mu: budget of small early seals (early.go)
-	// earlySeq is the seq of the segment sealed early by the budget and
-	// not yet completed (0: none); earlyWanted says an early seal was put
-	// off until it completes (early.go).
-	earlySeq    uint64 // guarded by mu
-	earlyWanted bool   // guarded by mu
-	earlyMin    int    // guarded by mu: the minBytes of the early seal put off
-	// earlyTimerSeq is the seq of the open segment whose early seal waits
-	// for the budget's next token (early.go).
-	earlyTimerSeq uint64 // guarded by mu
 }
 
 // New starts a pipeline.
@@ -315,27 +298,18 @@ func (p *Pipeline) Append(ctx context.Context, batches []Batch, done func([]Resu
 // Why not at done: a request answered at its own deadline (its timer)
 // leaves its batches in a segment that is still waiting to be laid out.
 func (p *Pipeline) AppendRelease(ctx context.Context, batches []Batch, done func([]Result), release func()) error {
-	_, err := p.AppendReleaseSeq(ctx, batches, done, release)
-	return err
-}
-
-// AppendReleaseSeq is AppendRelease that also returns the sequence number
-// the batches' segment will have when it is sealed: SealEarly takes it, so
-// that a client stalled on a segment already sealed does not seal the next
-// one (which holds none of its batches) out of the early-seal budget.
-func (p *Pipeline) AppendReleaseSeq(ctx context.Context, batches []Batch, done func([]Result), release func()) (seq uint64, err error) {
 	var n int64
 	for i := range batches {
 		n += int64(len(batches[i].Data))
 	}
 	if err := p.admit(ctx, n); err != nil {
-		return 0, err
+		return err
 	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		p.release(n)
-		return 0, ErrClosed
+		return ErrClosed
 	}
 	// Keep a segment near its size limit: seal what is open if this
 	// request would push it past, unless the segment is empty (a request
@@ -369,12 +343,11 @@ func (p *Pipeline) AppendReleaseSeq(ctx context.Context, batches []Batch, done f
 	}
 	seg.reqs = append(seg.reqs, r)
 	seg.bytes += n
-	seq = p.sealSeq + 1 // the open segment is the next one sealed
 	if seg.builder.Size() >= p.cfg.MaxSegmentBytes {
 		p.sealLocked(mSealSize)
 	}
 	p.mu.Unlock()
-	return seq, nil
+	return nil
 }
 
 func (p *Pipeline) newSegment() *segment {
@@ -710,7 +683,6 @@ func (p *Pipeline) complete(seg *segment, res meta.CommitResult, err error) {
 		r.answer(out)
 	}
 	p.release(seg.bytes)
-	p.earlyDone(seg)
 }
 
 // admit waits until n bytes fit under MaxInFlightBytes.

@@ -122,9 +122,6 @@ type conn struct {
 	// (stall.go).
 	lastProduce atomic.Int64
 	stallArmed  atomic.Bool
-	// parkedSeq is the highest pipeline segment sequence number a produce
-	// of this connection waits on (pipeline.AppendReleaseSeq).
-	parkedSeq atomic.Uint64
 	// lastReceived (unix nanoseconds) is when bytes last arrived from
 	// the client (stall.go): a large request streaming in is not
 	// silence.

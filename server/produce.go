@@ -231,8 +231,7 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 	// The batches alias the frame: the pipeline holds a reference of its
 	// own until it has laid them out (frames.go).
 	rc.frame.retain()
-	seq, err := s.deps.Pipeline.AppendReleaseSeq(ctx, batches, done, rc.frame.release)
-	if err != nil {
+	if err := s.deps.Pipeline.AppendRelease(ctx, batches, done, rc.frame.release); err != nil {
 		rc.frame.release()
 		rc.c.pendingProduces.Add(-1)
 		producesParked.Add(-1)
@@ -251,9 +250,9 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 	switch {
 	case acks == 0:
 	case rc.c.pendingProduces.Load() >= clientPipelineDepth:
-		s.deps.Pipeline.SealEarly(seq, minEarlySealBytes, pipeline.StallFull)
+		s.deps.Pipeline.SealIfAtLeast(minEarlySealBytes)
 	default:
-		s.watchStall(rc.c, rc.start, seq) // stall.go
+		s.watchStall(rc.c, rc.start) // stall.go
 	}
 }
 

@@ -1,10 +1,6 @@
 package server
 
-import (
-	"time"
-
-	"sluice.dev/pipeline"
-)
+import "time"
 
 // A client stalls on us when it can send nothing more until we answer:
 // its produce pipeline is full. Waiting out the flush interval then adds
@@ -37,10 +33,8 @@ const stallQuiet = 15 * time.Millisecond
 
 // watchStall notes a produce parked on c and makes sure a check runs
 // stallQuiet after the connection's last produce.
-func (s *Server) watchStall(c *conn, now time.Time, seq uint64) {
+func (s *Server) watchStall(c *conn, now time.Time) {
 	c.lastProduce.Store(now.UnixNano())
-	for old := c.parkedSeq.Load(); seq > old && !c.parkedSeq.CompareAndSwap(old, seq); old = c.parkedSeq.Load() {
-	}
 	if c.stallArmed.CompareAndSwap(false, true) {
 		time.AfterFunc(stallQuiet, func() { s.checkStall(c) })
 	}
@@ -71,11 +65,7 @@ func (s *Server) checkStall(c *conn) {
 			return
 		}
 		mStallsQuiet.Inc()
-		// Only the segment this connection's newest produce joined: if
-		// that one is sealed already, its requests wait on the upload and
-		// commit, and sealing the next segment would answer them no
-		// sooner.
-		s.deps.Pipeline.SealEarly(c.parkedSeq.Load(), minEarlySealBytes, pipeline.StallQuiet)
+		s.deps.Pipeline.SealIfAtLeast(minEarlySealBytes)
 		// The client's requests are on their way out; its next produce
 		// re-arms the watch.
 		c.stallArmed.Store(false)
