@@ -93,6 +93,13 @@ const (
 	ErrorCode_ERR_SCRAM_USER_NOT_FOUND ErrorCode = 60
 	ErrorCode_ERR_SCRAM_UNACCEPTABLE   ErrorCode = 61
 	ErrorCode_ERR_SCRAM_MECHANISM      ErrorCode = 62
+	// Transactions (issue 15).
+	ErrorCode_ERR_INVALID_TXN_STATE           ErrorCode = 80
+	ErrorCode_ERR_PRODUCER_FENCED             ErrorCode = 81
+	ErrorCode_ERR_TRANSACTIONAL_ID_NOT_FOUND  ErrorCode = 82
+	ErrorCode_ERR_INVALID_TXN_TIMEOUT         ErrorCode = 83
+	ErrorCode_ERR_INVALID_PRODUCER_ID_MAPPING ErrorCode = 84
+	ErrorCode_ERR_OPERATION_NOT_ATTEMPTED     ErrorCode = 85
 )
 
 // Enum value maps for ErrorCode.
@@ -135,45 +142,57 @@ var (
 		60: "ERR_SCRAM_USER_NOT_FOUND",
 		61: "ERR_SCRAM_UNACCEPTABLE",
 		62: "ERR_SCRAM_MECHANISM",
+		80: "ERR_INVALID_TXN_STATE",
+		81: "ERR_PRODUCER_FENCED",
+		82: "ERR_TRANSACTIONAL_ID_NOT_FOUND",
+		83: "ERR_INVALID_TXN_TIMEOUT",
+		84: "ERR_INVALID_PRODUCER_ID_MAPPING",
+		85: "ERR_OPERATION_NOT_ATTEMPTED",
 	}
 	ErrorCode_value = map[string]int32{
-		"ERR_NONE":                       0,
-		"ERR_UNKNOWN":                    1,
-		"ERR_UNKNOWN_TOPIC_OR_PARTITION": 2,
-		"ERR_TOPIC_EXISTS":               3,
-		"ERR_INVALID_TOPIC":              4,
-		"ERR_INVALID_PARTITIONS":         5,
-		"ERR_OFFSET_OUT_OF_RANGE":        6,
-		"ERR_INVALID_PRODUCER_EPOCH":     7,
-		"ERR_UNSUPPORTED":                8,
-		"ERR_UNAVAILABLE":                10,
-		"ERR_NOT_LEADER":                 11,
-		"ERR_INVALID_REQUEST":            12,
-		"ERR_UNAUTHENTICATED":            13,
-		"ERR_CORRUPT":                    14,
-		"ERR_CANCELED":                   15,
-		"ERR_DEADLINE_EXCEEDED":          16,
-		"ERR_UNKNOWN_MEMBER_ID":          20,
-		"ERR_ILLEGAL_GENERATION":         21,
-		"ERR_REBALANCE_IN_PROGRESS":      22,
-		"ERR_MEMBER_ID_REQUIRED":         23,
-		"ERR_INCONSISTENT_PROTOCOL":      24,
-		"ERR_INVALID_SESSION_TIMEOUT":    25,
-		"ERR_GROUP_NOT_EMPTY":            26,
-		"ERR_GROUP_ID_NOT_FOUND":         27,
-		"ERR_FENCED_INSTANCE_ID":         28,
-		"ERR_INVALID_GROUP_ID":           29,
-		"ERR_GROUP_SUBSCRIBED_TO_TOPIC":  30,
-		"ERR_LIMIT":                      31,
-		"ERR_GROUP_MAX_SIZE_REACHED":     40,
-		"ERR_TOO_MANY_GROUPS":            41,
-		"ERR_OFFSET_METADATA_TOO_LARGE":  42,
-		"ERR_SEGMENT_EXPIRED":            50,
-		"ERR_JOB_LOST":                   51,
-		"ERR_INVALID_ACL":                70,
-		"ERR_SCRAM_USER_NOT_FOUND":       60,
-		"ERR_SCRAM_UNACCEPTABLE":         61,
-		"ERR_SCRAM_MECHANISM":            62,
+		"ERR_NONE":                        0,
+		"ERR_UNKNOWN":                     1,
+		"ERR_UNKNOWN_TOPIC_OR_PARTITION":  2,
+		"ERR_TOPIC_EXISTS":                3,
+		"ERR_INVALID_TOPIC":               4,
+		"ERR_INVALID_PARTITIONS":          5,
+		"ERR_OFFSET_OUT_OF_RANGE":         6,
+		"ERR_INVALID_PRODUCER_EPOCH":      7,
+		"ERR_UNSUPPORTED":                 8,
+		"ERR_UNAVAILABLE":                 10,
+		"ERR_NOT_LEADER":                  11,
+		"ERR_INVALID_REQUEST":             12,
+		"ERR_UNAUTHENTICATED":             13,
+		"ERR_CORRUPT":                     14,
+		"ERR_CANCELED":                    15,
+		"ERR_DEADLINE_EXCEEDED":           16,
+		"ERR_UNKNOWN_MEMBER_ID":           20,
+		"ERR_ILLEGAL_GENERATION":          21,
+		"ERR_REBALANCE_IN_PROGRESS":       22,
+		"ERR_MEMBER_ID_REQUIRED":          23,
+		"ERR_INCONSISTENT_PROTOCOL":       24,
+		"ERR_INVALID_SESSION_TIMEOUT":     25,
+		"ERR_GROUP_NOT_EMPTY":             26,
+		"ERR_GROUP_ID_NOT_FOUND":          27,
+		"ERR_FENCED_INSTANCE_ID":          28,
+		"ERR_INVALID_GROUP_ID":            29,
+		"ERR_GROUP_SUBSCRIBED_TO_TOPIC":   30,
+		"ERR_LIMIT":                       31,
+		"ERR_GROUP_MAX_SIZE_REACHED":      40,
+		"ERR_TOO_MANY_GROUPS":             41,
+		"ERR_OFFSET_METADATA_TOO_LARGE":   42,
+		"ERR_SEGMENT_EXPIRED":             50,
+		"ERR_JOB_LOST":                    51,
+		"ERR_INVALID_ACL":                 70,
+		"ERR_SCRAM_USER_NOT_FOUND":        60,
+		"ERR_SCRAM_UNACCEPTABLE":          61,
+		"ERR_SCRAM_MECHANISM":             62,
+		"ERR_INVALID_TXN_STATE":           80,
+		"ERR_PRODUCER_FENCED":             81,
+		"ERR_TRANSACTIONAL_ID_NOT_FOUND":  82,
+		"ERR_INVALID_TXN_TIMEOUT":         83,
+		"ERR_INVALID_PRODUCER_ID_MAPPING": 84,
+		"ERR_OPERATION_NOT_ATTEMPTED":     85,
 	}
 )
 
@@ -215,6 +234,7 @@ const (
 	ChunkStatus_CHUNK_UNKNOWN_PARTITION ChunkStatus = 4
 	ChunkStatus_CHUNK_INVALID           ChunkStatus = 5
 	ChunkStatus_CHUNK_UNKNOWN_PRODUCER  ChunkStatus = 6
+	ChunkStatus_CHUNK_INVALID_TXN_STATE ChunkStatus = 7 // transactions (issue 15)
 )
 
 // Enum value maps for ChunkStatus.
@@ -227,6 +247,7 @@ var (
 		4: "CHUNK_UNKNOWN_PARTITION",
 		5: "CHUNK_INVALID",
 		6: "CHUNK_UNKNOWN_PRODUCER",
+		7: "CHUNK_INVALID_TXN_STATE",
 	}
 	ChunkStatus_value = map[string]int32{
 		"CHUNK_APPENDED":          0,
@@ -236,6 +257,7 @@ var (
 		"CHUNK_UNKNOWN_PARTITION": 4,
 		"CHUNK_INVALID":           5,
 		"CHUNK_UNKNOWN_PRODUCER":  6,
+		"CHUNK_INVALID_TXN_STATE": 7,
 	}
 )
 
@@ -1376,6 +1398,7 @@ type Chunk struct {
 	ProducerId     int64                  `protobuf:"varint,8,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
 	ProducerEpoch  int32                  `protobuf:"varint,9,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"` // an int16
 	BaseSequence   int32                  `protobuf:"varint,10,opt,name=base_sequence,json=baseSequence,proto3" json:"base_sequence,omitempty"`
+	Transactional  bool                   `protobuf:"varint,11,opt,name=transactional,proto3" json:"transactional,omitempty"` // transactions (issue 15)
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1478,6 +1501,13 @@ func (x *Chunk) GetBaseSequence() int32 {
 		return x.BaseSequence
 	}
 	return 0
+}
+
+func (x *Chunk) GetTransactional() bool {
+	if x != nil {
+		return x.Transactional
+	}
+	return false
 }
 
 type CommitSegmentRequest struct {
@@ -1669,17 +1699,22 @@ func (x *CommitSegmentResponse) GetChunks() []*ChunkResult {
 }
 
 type IndexEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TopicId       []byte                 `protobuf:"bytes,1,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"` // 16 bytes
-	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
-	BaseOffset    int64                  `protobuf:"varint,3,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
-	LastOffset    int64                  `protobuf:"varint,4,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
-	SegmentId     []byte                 `protobuf:"bytes,5,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"` // 16 bytes
-	ObjectKey     string                 `protobuf:"bytes,6,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`
-	ObjectSize    int64                  `protobuf:"varint,7,opt,name=object_size,json=objectSize,proto3" json:"object_size,omitempty"`
-	Start         int64                  `protobuf:"varint,8,opt,name=start,proto3" json:"start,omitempty"`
-	Length        int64                  `protobuf:"varint,9,opt,name=length,proto3" json:"length,omitempty"`
-	MaxTimestamp  int64                  `protobuf:"varint,10,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TopicId      []byte                 `protobuf:"bytes,1,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"` // 16 bytes
+	Partition    int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	BaseOffset   int64                  `protobuf:"varint,3,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
+	LastOffset   int64                  `protobuf:"varint,4,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
+	SegmentId    []byte                 `protobuf:"bytes,5,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"` // 16 bytes
+	ObjectKey    string                 `protobuf:"bytes,6,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`
+	ObjectSize   int64                  `protobuf:"varint,7,opt,name=object_size,json=objectSize,proto3" json:"object_size,omitempty"`
+	Start        int64                  `protobuf:"varint,8,opt,name=start,proto3" json:"start,omitempty"`
+	Length       int64                  `protobuf:"varint,9,opt,name=length,proto3" json:"length,omitempty"`
+	MaxTimestamp int64                  `protobuf:"varint,10,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	// Transactions (issue 15): a marker (control 1 abort, 2 commit) has
+	// no object; these name the producer whose transaction it ends.
+	Control       int32 `protobuf:"varint,11,opt,name=control,proto3" json:"control,omitempty"`
+	ProducerId    int64 `protobuf:"varint,12,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch int32 `protobuf:"varint,13,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"` // an int16
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1780,6 +1815,27 @@ func (x *IndexEntry) GetLength() int64 {
 func (x *IndexEntry) GetMaxTimestamp() int64 {
 	if x != nil {
 		return x.MaxTimestamp
+	}
+	return 0
+}
+
+func (x *IndexEntry) GetControl() int32 {
+	if x != nil {
+		return x.Control
+	}
+	return 0
+}
+
+func (x *IndexEntry) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *IndexEntry) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
 	}
 	return 0
 }
@@ -1913,12 +1969,13 @@ func (x *LookupResponse) GetHighWatermark() int64 {
 }
 
 type InitProducerIDRequest struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	TransactionalId string                 `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
-	ProducerId      int64                  `protobuf:"varint,2,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
-	ProducerEpoch   int32                  `protobuf:"varint,3,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"` // an int16
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	TransactionalId      string                 `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	ProducerId           int64                  `protobuf:"varint,2,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch        int32                  `protobuf:"varint,3,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`                        // an int16
+	TransactionTimeoutMs int32                  `protobuf:"varint,4,opt,name=transaction_timeout_ms,json=transactionTimeoutMs,proto3" json:"transaction_timeout_ms,omitempty"` // transactions (issue 15)
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *InitProducerIDRequest) Reset() {
@@ -1968,6 +2025,13 @@ func (x *InitProducerIDRequest) GetProducerId() int64 {
 func (x *InitProducerIDRequest) GetProducerEpoch() int32 {
 	if x != nil {
 		return x.ProducerEpoch
+	}
+	return 0
+}
+
+func (x *InitProducerIDRequest) GetTransactionTimeoutMs() int32 {
+	if x != nil {
+		return x.TransactionTimeoutMs
 	}
 	return 0
 }
@@ -6654,6 +6718,667 @@ func (x *DescribeUsersRequest) GetDescribe() *DescribeScramCredentialsRequest {
 	return nil
 }
 
+// Transactions (issue 15).
+type TxnProducer struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	TransactionalId string                 `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	ProducerId      int64                  `protobuf:"varint,2,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch   int32                  `protobuf:"varint,3,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"` // an int16
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *TxnProducer) Reset() {
+	*x = TxnProducer{}
+	mi := &file_meta_proto_msgTypes[105]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnProducer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnProducer) ProtoMessage() {}
+
+func (x *TxnProducer) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[105]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnProducer.ProtoReflect.Descriptor instead.
+func (*TxnProducer) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{105}
+}
+
+func (x *TxnProducer) GetTransactionalId() string {
+	if x != nil {
+		return x.TransactionalId
+	}
+	return ""
+}
+
+func (x *TxnProducer) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TxnProducer) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+type AddPartitionsToTxnRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Producer      *TxnProducer           `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	Partitions    []*TopicPartition      `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddPartitionsToTxnRequest) Reset() {
+	*x = AddPartitionsToTxnRequest{}
+	mi := &file_meta_proto_msgTypes[106]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddPartitionsToTxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddPartitionsToTxnRequest) ProtoMessage() {}
+
+func (x *AddPartitionsToTxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[106]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddPartitionsToTxnRequest.ProtoReflect.Descriptor instead.
+func (*AddPartitionsToTxnRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{106}
+}
+
+func (x *AddPartitionsToTxnRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *AddPartitionsToTxnRequest) GetPartitions() []*TopicPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type AddOffsetsToTxnRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Producer      *TxnProducer           `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddOffsetsToTxnRequest) Reset() {
+	*x = AddOffsetsToTxnRequest{}
+	mi := &file_meta_proto_msgTypes[107]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddOffsetsToTxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddOffsetsToTxnRequest) ProtoMessage() {}
+
+func (x *AddOffsetsToTxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[107]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddOffsetsToTxnRequest.ProtoReflect.Descriptor instead.
+func (*AddOffsetsToTxnRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{107}
+}
+
+func (x *AddOffsetsToTxnRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *AddOffsetsToTxnRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type TxnOffsetCommitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Producer      *TxnProducer           `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	Commit        *CommitOffsetsRequest  `protobuf:"bytes,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnOffsetCommitRequest) Reset() {
+	*x = TxnOffsetCommitRequest{}
+	mi := &file_meta_proto_msgTypes[108]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnOffsetCommitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnOffsetCommitRequest) ProtoMessage() {}
+
+func (x *TxnOffsetCommitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[108]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnOffsetCommitRequest.ProtoReflect.Descriptor instead.
+func (*TxnOffsetCommitRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{108}
+}
+
+func (x *TxnOffsetCommitRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *TxnOffsetCommitRequest) GetCommit() *CommitOffsetsRequest {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
+type EndTxnRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Producer      *TxnProducer           `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	Commit        bool                   `protobuf:"varint,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndTxnRequest) Reset() {
+	*x = EndTxnRequest{}
+	mi := &file_meta_proto_msgTypes[109]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndTxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndTxnRequest) ProtoMessage() {}
+
+func (x *EndTxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[109]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndTxnRequest.ProtoReflect.Descriptor instead.
+func (*EndTxnRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{109}
+}
+
+func (x *EndTxnRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *EndTxnRequest) GetCommit() bool {
+	if x != nil {
+		return x.Commit
+	}
+	return false
+}
+
+type TxnPartitionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     *TopicPartition        `protobuf:"bytes,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	From          int64                  `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnPartitionRequest) Reset() {
+	*x = TxnPartitionRequest{}
+	mi := &file_meta_proto_msgTypes[110]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnPartitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnPartitionRequest) ProtoMessage() {}
+
+func (x *TxnPartitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[110]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnPartitionRequest.ProtoReflect.Descriptor instead.
+func (*TxnPartitionRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{110}
+}
+
+func (x *TxnPartitionRequest) GetPartition() *TopicPartition {
+	if x != nil {
+		return x.Partition
+	}
+	return nil
+}
+
+func (x *TxnPartitionRequest) GetFrom() int64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+type AbortedTxn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProducerId    int64                  `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	FirstOffset   int64                  `protobuf:"varint,2,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
+	LastOffset    int64                  `protobuf:"varint,3,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortedTxn) Reset() {
+	*x = AbortedTxn{}
+	mi := &file_meta_proto_msgTypes[111]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortedTxn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortedTxn) ProtoMessage() {}
+
+func (x *AbortedTxn) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[111]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortedTxn.ProtoReflect.Descriptor instead.
+func (*AbortedTxn) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{111}
+}
+
+func (x *AbortedTxn) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *AbortedTxn) GetFirstOffset() int64 {
+	if x != nil {
+		return x.FirstOffset
+	}
+	return 0
+}
+
+func (x *AbortedTxn) GetLastOffset() int64 {
+	if x != nil {
+		return x.LastOffset
+	}
+	return 0
+}
+
+type TxnPartitionResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Error            *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	LastStableOffset int64                  `protobuf:"varint,2,opt,name=last_stable_offset,json=lastStableOffset,proto3" json:"last_stable_offset,omitempty"`
+	HighWatermark    int64                  `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	LogStartOffset   int64                  `protobuf:"varint,4,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	Aborted          []*AbortedTxn          `protobuf:"bytes,5,rep,name=aborted,proto3" json:"aborted,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *TxnPartitionResponse) Reset() {
+	*x = TxnPartitionResponse{}
+	mi := &file_meta_proto_msgTypes[112]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnPartitionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnPartitionResponse) ProtoMessage() {}
+
+func (x *TxnPartitionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[112]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnPartitionResponse.ProtoReflect.Descriptor instead.
+func (*TxnPartitionResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{112}
+}
+
+func (x *TxnPartitionResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *TxnPartitionResponse) GetLastStableOffset() int64 {
+	if x != nil {
+		return x.LastStableOffset
+	}
+	return 0
+}
+
+func (x *TxnPartitionResponse) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *TxnPartitionResponse) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *TxnPartitionResponse) GetAborted() []*AbortedTxn {
+	if x != nil {
+		return x.Aborted
+	}
+	return nil
+}
+
+type DescribeTransactionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	All           bool                   `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"` // every transactional id (ListTransactions); ids is ignored
+	Ids           []string               `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeTransactionsRequest) Reset() {
+	*x = DescribeTransactionsRequest{}
+	mi := &file_meta_proto_msgTypes[113]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeTransactionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeTransactionsRequest) ProtoMessage() {}
+
+func (x *DescribeTransactionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[113]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeTransactionsRequest.ProtoReflect.Descriptor instead.
+func (*DescribeTransactionsRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{113}
+}
+
+func (x *DescribeTransactionsRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *DescribeTransactionsRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+type TxnDescription struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Error           *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	TransactionalId string                 `protobuf:"bytes,2,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	State           string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	ProducerId      int64                  `protobuf:"varint,4,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch   int32                  `protobuf:"varint,5,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"` // an int16
+	TimeoutMs       int32                  `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	StartMs         int64                  `protobuf:"varint,7,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	Partitions      []*TopicPartition      `protobuf:"bytes,8,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *TxnDescription) Reset() {
+	*x = TxnDescription{}
+	mi := &file_meta_proto_msgTypes[114]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnDescription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnDescription) ProtoMessage() {}
+
+func (x *TxnDescription) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[114]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnDescription.ProtoReflect.Descriptor instead.
+func (*TxnDescription) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{114}
+}
+
+func (x *TxnDescription) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *TxnDescription) GetTransactionalId() string {
+	if x != nil {
+		return x.TransactionalId
+	}
+	return ""
+}
+
+func (x *TxnDescription) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TxnDescription) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TxnDescription) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+func (x *TxnDescription) GetTimeoutMs() int32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *TxnDescription) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *TxnDescription) GetPartitions() []*TopicPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type DescribeTransactionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Transactions  []*TxnDescription      `protobuf:"bytes,2,rep,name=transactions,proto3" json:"transactions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeTransactionsResponse) Reset() {
+	*x = DescribeTransactionsResponse{}
+	mi := &file_meta_proto_msgTypes[115]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeTransactionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeTransactionsResponse) ProtoMessage() {}
+
+func (x *DescribeTransactionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[115]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeTransactionsResponse.ProtoReflect.Descriptor instead.
+func (*DescribeTransactionsResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{115}
+}
+
+func (x *DescribeTransactionsResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *DescribeTransactionsResponse) GetTransactions() []*TxnDescription {
+	if x != nil {
+		return x.Transactions
+	}
+	return nil
+}
+
 var File_meta_proto protoreflect.FileDescriptor
 
 const file_meta_proto_rawDesc = "" +
@@ -6729,7 +7454,7 @@ const file_meta_proto_rawDesc = "" +
 	"\x05specs\x18\x01 \x03(\v2!.sluice.meta.v1.DeleteRecordsSpecR\x05specs\"~\n" +
 	"\x17PartitionStatesResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x126\n" +
-	"\x06states\x18\x02 \x03(\v2\x1e.sluice.meta.v1.PartitionStateR\x06states\"\xcc\x02\n" +
+	"\x06states\x18\x02 \x03(\v2\x1e.sluice.meta.v1.PartitionStateR\x06states\"\xf2\x02\n" +
 	"\x05Chunk\x12\x19\n" +
 	"\btopic_id\x18\x01 \x01(\fR\atopicId\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
@@ -6742,7 +7467,8 @@ const file_meta_proto_rawDesc = "" +
 	"producerId\x12%\n" +
 	"\x0eproducer_epoch\x18\t \x01(\x05R\rproducerEpoch\x12#\n" +
 	"\rbase_sequence\x18\n" +
-	" \x01(\x05R\fbaseSequence\"\xb2\x01\n" +
+	" \x01(\x05R\fbaseSequence\x12$\n" +
+	"\rtransactional\x18\v \x01(\bR\rtransactional\"\xb2\x01\n" +
 	"\x14CommitSegmentRequest\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x01 \x01(\fR\tsegmentId\x12\x1d\n" +
@@ -6758,7 +7484,7 @@ const file_meta_proto_rawDesc = "" +
 	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\"y\n" +
 	"\x15CommitSegmentResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x123\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x1b.sluice.meta.v1.ChunkResultR\x06chunks\"\xb9\x02\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x1b.sluice.meta.v1.ChunkResultR\x06chunks\"\x9b\x03\n" +
 	"\n" +
 	"IndexEntry\x12\x19\n" +
 	"\btopic_id\x18\x01 \x01(\fR\atopicId\x12\x1c\n" +
@@ -6776,7 +7502,11 @@ const file_meta_proto_rawDesc = "" +
 	"\x05start\x18\b \x01(\x03R\x05start\x12\x16\n" +
 	"\x06length\x18\t \x01(\x03R\x06length\x12#\n" +
 	"\rmax_timestamp\x18\n" +
-	" \x01(\x03R\fmaxTimestamp\"\x86\x01\n" +
+	" \x01(\x03R\fmaxTimestamp\x12\x18\n" +
+	"\acontrol\x18\v \x01(\x05R\acontrol\x12\x1f\n" +
+	"\vproducer_id\x18\f \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\r \x01(\x05R\rproducerEpoch\"\x86\x01\n" +
 	"\rLookupRequest\x12<\n" +
 	"\tpartition\x18\x01 \x01(\v2\x1e.sluice.meta.v1.TopicPartitionR\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1f\n" +
@@ -6786,12 +7516,13 @@ const file_meta_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x124\n" +
 	"\aentries\x18\x02 \x03(\v2\x1a.sluice.meta.v1.IndexEntryR\aentries\x12(\n" +
 	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\x12%\n" +
-	"\x0ehigh_watermark\x18\x04 \x01(\x03R\rhighWatermark\"\x8a\x01\n" +
+	"\x0ehigh_watermark\x18\x04 \x01(\x03R\rhighWatermark\"\xc0\x01\n" +
 	"\x15InitProducerIDRequest\x12)\n" +
 	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\x12\x1f\n" +
 	"\vproducer_id\x18\x02 \x01(\x03R\n" +
 	"producerId\x12%\n" +
-	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\"\x8d\x01\n" +
+	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\x124\n" +
+	"\x16transaction_timeout_ms\x18\x04 \x01(\x05R\x14transactionTimeoutMs\"\x8d\x01\n" +
 	"\x16InitProducerIDResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12\x1f\n" +
 	"\vproducer_id\x18\x02 \x01(\x03R\n" +
@@ -7152,7 +7883,61 @@ const file_meta_proto_rawDesc = "" +
 	"\achanges\x18\x02 \x01(\v2,.sluice.meta.v1.AlterScramCredentialsRequestR\achanges\"}\n" +
 	"\x14DescribeUsersRequest\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12K\n" +
-	"\bdescribe\x18\x02 \x01(\v2/.sluice.meta.v1.DescribeScramCredentialsRequestR\bdescribe*\xc6\a\n" +
+	"\bdescribe\x18\x02 \x01(\v2/.sluice.meta.v1.DescribeScramCredentialsRequestR\bdescribe\"\x80\x01\n" +
+	"\vTxnProducer\x12)\n" +
+	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\x12\x1f\n" +
+	"\vproducer_id\x18\x02 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\"\x94\x01\n" +
+	"\x19AddPartitionsToTxnRequest\x127\n" +
+	"\bproducer\x18\x01 \x01(\v2\x1b.sluice.meta.v1.TxnProducerR\bproducer\x12>\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\x1e.sluice.meta.v1.TopicPartitionR\n" +
+	"partitions\"g\n" +
+	"\x16AddOffsetsToTxnRequest\x127\n" +
+	"\bproducer\x18\x01 \x01(\v2\x1b.sluice.meta.v1.TxnProducerR\bproducer\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"\x8f\x01\n" +
+	"\x16TxnOffsetCommitRequest\x127\n" +
+	"\bproducer\x18\x01 \x01(\v2\x1b.sluice.meta.v1.TxnProducerR\bproducer\x12<\n" +
+	"\x06commit\x18\x02 \x01(\v2$.sluice.meta.v1.CommitOffsetsRequestR\x06commit\"`\n" +
+	"\rEndTxnRequest\x127\n" +
+	"\bproducer\x18\x01 \x01(\v2\x1b.sluice.meta.v1.TxnProducerR\bproducer\x12\x16\n" +
+	"\x06commit\x18\x02 \x01(\bR\x06commit\"g\n" +
+	"\x13TxnPartitionRequest\x12<\n" +
+	"\tpartition\x18\x01 \x01(\v2\x1e.sluice.meta.v1.TopicPartitionR\tpartition\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x03R\x04from\"q\n" +
+	"\n" +
+	"AbortedTxn\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12!\n" +
+	"\ffirst_offset\x18\x02 \x01(\x03R\vfirstOffset\x12\x1f\n" +
+	"\vlast_offset\x18\x03 \x01(\x03R\n" +
+	"lastOffset\"\xf8\x01\n" +
+	"\x14TxnPartitionResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12,\n" +
+	"\x12last_stable_offset\x18\x02 \x01(\x03R\x10lastStableOffset\x12%\n" +
+	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\x12(\n" +
+	"\x10log_start_offset\x18\x04 \x01(\x03R\x0elogStartOffset\x124\n" +
+	"\aaborted\x18\x05 \x03(\v2\x1a.sluice.meta.v1.AbortedTxnR\aaborted\"A\n" +
+	"\x1bDescribeTransactionsRequest\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\x12\x10\n" +
+	"\x03ids\x18\x02 \x03(\tR\x03ids\"\xc0\x02\n" +
+	"\x0eTxnDescription\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12)\n" +
+	"\x10transactional_id\x18\x02 \x01(\tR\x0ftransactionalId\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x1f\n" +
+	"\vproducer_id\x18\x04 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x05 \x01(\x05R\rproducerEpoch\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x06 \x01(\x05R\ttimeoutMs\x12\x19\n" +
+	"\bstart_ms\x18\a \x01(\x03R\astartMs\x12>\n" +
+	"\n" +
+	"partitions\x18\b \x03(\v2\x1e.sluice.meta.v1.TopicPartitionR\n" +
+	"partitions\"\x8f\x01\n" +
+	"\x1cDescribeTransactionsResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12B\n" +
+	"\ftransactions\x18\x02 \x03(\v2\x1e.sluice.meta.v1.TxnDescriptionR\ftransactions*\x81\t\n" +
 	"\tErrorCode\x12\f\n" +
 	"\bERR_NONE\x10\x00\x12\x0f\n" +
 	"\vERR_UNKNOWN\x10\x01\x12\"\n" +
@@ -7191,7 +7976,13 @@ const file_meta_proto_rawDesc = "" +
 	"\x0fERR_INVALID_ACL\x10F\x12\x1c\n" +
 	"\x18ERR_SCRAM_USER_NOT_FOUND\x10<\x12\x1a\n" +
 	"\x16ERR_SCRAM_UNACCEPTABLE\x10=\x12\x17\n" +
-	"\x13ERR_SCRAM_MECHANISM\x10>\"\x04\b\t\x10\t*\xac\x01\n" +
+	"\x13ERR_SCRAM_MECHANISM\x10>\x12\x19\n" +
+	"\x15ERR_INVALID_TXN_STATE\x10P\x12\x17\n" +
+	"\x13ERR_PRODUCER_FENCED\x10Q\x12\"\n" +
+	"\x1eERR_TRANSACTIONAL_ID_NOT_FOUND\x10R\x12\x1b\n" +
+	"\x17ERR_INVALID_TXN_TIMEOUT\x10S\x12#\n" +
+	"\x1fERR_INVALID_PRODUCER_ID_MAPPING\x10T\x12\x1f\n" +
+	"\x1bERR_OPERATION_NOT_ATTEMPTED\x10U\"\x04\b\t\x10\t*\xc9\x01\n" +
 	"\vChunkStatus\x12\x12\n" +
 	"\x0eCHUNK_APPENDED\x10\x00\x12\x13\n" +
 	"\x0fCHUNK_DUPLICATE\x10\x01\x12\x16\n" +
@@ -7199,7 +7990,8 @@ const file_meta_proto_rawDesc = "" +
 	"\fCHUNK_FENCED\x10\x03\x12\x1b\n" +
 	"\x17CHUNK_UNKNOWN_PARTITION\x10\x04\x12\x11\n" +
 	"\rCHUNK_INVALID\x10\x05\x12\x1a\n" +
-	"\x16CHUNK_UNKNOWN_PRODUCER\x10\x06*:\n" +
+	"\x16CHUNK_UNKNOWN_PRODUCER\x10\x06\x12\x1b\n" +
+	"\x17CHUNK_INVALID_TXN_STATE\x10\a*:\n" +
 	"\x0eTimestampQuery\x12\x15\n" +
 	"\x11FIRST_AT_OR_AFTER\x10\x00\x12\x11\n" +
 	"\rMAX_TIMESTAMP\x10\x01*]\n" +
@@ -7209,7 +8001,7 @@ const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"JOB_DELETE\x10\x02\x12\x0f\n" +
 	"\vJOB_ORPHANS\x10\x03\x12\x12\n" +
-	"\x0eJOB_CLEAN_KEYS\x10\x042\x89\x1b\n" +
+	"\x0eJOB_CLEAN_KEYS\x10\x042\xb5\x1f\n" +
 	"\x04Meta\x12P\n" +
 	"\tClusterID\x12 .sluice.meta.v1.ClusterIDRequest\x1a!.sluice.meta.v1.ClusterIDResponse\x12Y\n" +
 	"\fCreateTopics\x12#.sluice.meta.v1.CreateTopicsRequest\x1a$.sluice.meta.v1.CreateTopicsResponse\x12G\n" +
@@ -7256,7 +8048,13 @@ const file_meta_proto_rawDesc = "" +
 	"\fDescribeACLs\x12#.sluice.meta.v1.DescribeACLsRequest\x1a$.sluice.meta.v1.DescribeACLsResponse\x12b\n" +
 	"\x0fScramCredential\x12&.sluice.meta.v1.ScramCredentialRequest\x1a'.sluice.meta.v1.ScramCredentialResponse\x12e\n" +
 	"\x15AlterScramCredentials\x12,.sluice.meta.v1.AlterScramCredentialsRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12}\n" +
-	"\x18DescribeScramCredentials\x12/.sluice.meta.v1.DescribeScramCredentialsRequest\x1a0.sluice.meta.v1.DescribeScramCredentialsResponse2\xb0\x03\n" +
+	"\x18DescribeScramCredentials\x12/.sluice.meta.v1.DescribeScramCredentialsRequest\x1a0.sluice.meta.v1.DescribeScramCredentialsResponse\x12_\n" +
+	"\x12AddPartitionsToTxn\x12).sluice.meta.v1.AddPartitionsToTxnRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12X\n" +
+	"\x0fAddOffsetsToTxn\x12&.sluice.meta.v1.AddOffsetsToTxnRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12Y\n" +
+	"\x0fTxnOffsetCommit\x12&.sluice.meta.v1.TxnOffsetCommitRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12F\n" +
+	"\x06EndTxn\x12\x1d.sluice.meta.v1.EndTxnRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12Y\n" +
+	"\fTxnPartition\x12#.sluice.meta.v1.TxnPartitionRequest\x1a$.sluice.meta.v1.TxnPartitionResponse\x12q\n" +
+	"\x14DescribeTransactions\x12+.sluice.meta.v1.DescribeTransactionsRequest\x1a,.sluice.meta.v1.DescribeTransactionsResponse2\xb0\x03\n" +
 	"\x05Admin\x12P\n" +
 	"\tCreateKey\x12 .sluice.meta.v1.CreateKeyRequest\x1a!.sluice.meta.v1.CreateKeyResponse\x12M\n" +
 	"\bListKeys\x12\x1f.sluice.meta.v1.ListKeysRequest\x1a .sluice.meta.v1.ListKeysResponse\x12L\n" +
@@ -7278,7 +8076,7 @@ func file_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 108)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 119)
 var file_meta_proto_goTypes = []any{
 	(ErrorCode)(0),                           // 0: sluice.meta.v1.ErrorCode
 	(ChunkStatus)(0),                         // 1: sluice.meta.v1.ChunkStatus
@@ -7389,17 +8187,28 @@ var file_meta_proto_goTypes = []any{
 	(*DescribeScramCredentialsResponse)(nil), // 106: sluice.meta.v1.DescribeScramCredentialsResponse
 	(*AlterUsersRequest)(nil),                // 107: sluice.meta.v1.AlterUsersRequest
 	(*DescribeUsersRequest)(nil),             // 108: sluice.meta.v1.DescribeUsersRequest
-	nil,                                      // 109: sluice.meta.v1.Topic.ConfigsEntry
-	nil,                                      // 110: sluice.meta.v1.TopicSpec.ConfigsEntry
-	nil,                                      // 111: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	(*TxnProducer)(nil),                      // 109: sluice.meta.v1.TxnProducer
+	(*AddPartitionsToTxnRequest)(nil),        // 110: sluice.meta.v1.AddPartitionsToTxnRequest
+	(*AddOffsetsToTxnRequest)(nil),           // 111: sluice.meta.v1.AddOffsetsToTxnRequest
+	(*TxnOffsetCommitRequest)(nil),           // 112: sluice.meta.v1.TxnOffsetCommitRequest
+	(*EndTxnRequest)(nil),                    // 113: sluice.meta.v1.EndTxnRequest
+	(*TxnPartitionRequest)(nil),              // 114: sluice.meta.v1.TxnPartitionRequest
+	(*AbortedTxn)(nil),                       // 115: sluice.meta.v1.AbortedTxn
+	(*TxnPartitionResponse)(nil),             // 116: sluice.meta.v1.TxnPartitionResponse
+	(*DescribeTransactionsRequest)(nil),      // 117: sluice.meta.v1.DescribeTransactionsRequest
+	(*TxnDescription)(nil),                   // 118: sluice.meta.v1.TxnDescription
+	(*DescribeTransactionsResponse)(nil),     // 119: sluice.meta.v1.DescribeTransactionsResponse
+	nil,                                      // 120: sluice.meta.v1.Topic.ConfigsEntry
+	nil,                                      // 121: sluice.meta.v1.TopicSpec.ConfigsEntry
+	nil,                                      // 122: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 }
 var file_meta_proto_depIdxs = []int32{
 	0,   // 0: sluice.meta.v1.Error.code:type_name -> sluice.meta.v1.ErrorCode
 	4,   // 1: sluice.meta.v1.ErrorResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 2: sluice.meta.v1.ErrorsResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 3: sluice.meta.v1.ErrorsResponse.errors:type_name -> sluice.meta.v1.Error
-	109, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
-	110, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
+	120, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
+	121, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
 	8,   // 6: sluice.meta.v1.TopicResult.topic:type_name -> sluice.meta.v1.Topic
 	4,   // 7: sluice.meta.v1.TopicResult.error:type_name -> sluice.meta.v1.Error
 	4,   // 8: sluice.meta.v1.ClusterIDResponse.error:type_name -> sluice.meta.v1.Error
@@ -7434,7 +8243,7 @@ var file_meta_proto_depIdxs = []int32{
 	42,  // 37: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
 	4,   // 38: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
 	44,  // 39: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
-	111, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	122, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 	4,   // 41: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
 	49,  // 42: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
 	51,  // 43: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
@@ -7486,99 +8295,124 @@ var file_meta_proto_depIdxs = []int32{
 	105, // 89: sluice.meta.v1.DescribeScramCredentialsResponse.users:type_name -> sluice.meta.v1.ScramUser
 	102, // 90: sluice.meta.v1.AlterUsersRequest.changes:type_name -> sluice.meta.v1.AlterScramCredentialsRequest
 	103, // 91: sluice.meta.v1.DescribeUsersRequest.describe:type_name -> sluice.meta.v1.DescribeScramCredentialsRequest
-	11,  // 92: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
-	13,  // 93: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
-	15,  // 94: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
-	16,  // 95: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
-	18,  // 96: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
-	24,  // 97: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
-	28,  // 98: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
-	30,  // 99: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
-	32,  // 100: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
-	35,  // 101: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
-	37,  // 102: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
-	39,  // 103: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
-	40,  // 104: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
-	43,  // 105: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
-	46,  // 106: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
-	48,  // 107: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
-	50,  // 108: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
-	52,  // 109: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
-	53,  // 110: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
-	55,  // 111: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
-	56,  // 112: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
-	57,  // 113: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
-	60,  // 114: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	64,  // 115: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
-	66,  // 116: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
-	67,  // 117: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
-	21,  // 118: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
-	75,  // 119: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
-	83,  // 120: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
-	85,  // 121: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
-	86,  // 122: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
-	88,  // 123: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
-	89,  // 124: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
-	92,  // 125: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
-	93,  // 126: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
-	96,  // 127: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
-	99,  // 128: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
-	102, // 129: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
-	103, // 130: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
-	70,  // 131: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
-	72,  // 132: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
-	74,  // 133: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
-	107, // 134: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
-	108, // 135: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
-	12,  // 136: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
-	14,  // 137: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
-	17,  // 138: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
-	17,  // 139: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
-	22,  // 140: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
-	26,  // 141: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
-	29,  // 142: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
-	31,  // 143: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
-	34,  // 144: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
-	6,   // 145: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
-	6,   // 146: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 147: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
-	41,  // 148: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
-	45,  // 149: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
-	47,  // 150: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
-	5,   // 151: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 152: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 153: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	54,  // 154: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
-	5,   // 155: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 156: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
-	59,  // 157: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
-	62,  // 158: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
-	65,  // 159: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
-	5,   // 160: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
-	68,  // 161: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
-	22,  // 162: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
-	76,  // 163: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
-	84,  // 164: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
-	5,   // 165: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
-	87,  // 166: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
-	5,   // 167: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 168: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 169: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
-	95,  // 170: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
-	97,  // 171: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
-	100, // 172: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
-	6,   // 173: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
-	106, // 174: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
-	71,  // 175: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
-	73,  // 176: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
-	5,   // 177: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 178: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
-	106, // 179: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
-	136, // [136:180] is the sub-list for method output_type
-	92,  // [92:136] is the sub-list for method input_type
-	92,  // [92:92] is the sub-list for extension type_name
-	92,  // [92:92] is the sub-list for extension extendee
-	0,   // [0:92] is the sub-list for field type_name
+	109, // 92: sluice.meta.v1.AddPartitionsToTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	7,   // 93: sluice.meta.v1.AddPartitionsToTxnRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
+	109, // 94: sluice.meta.v1.AddOffsetsToTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	109, // 95: sluice.meta.v1.TxnOffsetCommitRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	52,  // 96: sluice.meta.v1.TxnOffsetCommitRequest.commit:type_name -> sluice.meta.v1.CommitOffsetsRequest
+	109, // 97: sluice.meta.v1.EndTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	7,   // 98: sluice.meta.v1.TxnPartitionRequest.partition:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 99: sluice.meta.v1.TxnPartitionResponse.error:type_name -> sluice.meta.v1.Error
+	115, // 100: sluice.meta.v1.TxnPartitionResponse.aborted:type_name -> sluice.meta.v1.AbortedTxn
+	4,   // 101: sluice.meta.v1.TxnDescription.error:type_name -> sluice.meta.v1.Error
+	7,   // 102: sluice.meta.v1.TxnDescription.partitions:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 103: sluice.meta.v1.DescribeTransactionsResponse.error:type_name -> sluice.meta.v1.Error
+	118, // 104: sluice.meta.v1.DescribeTransactionsResponse.transactions:type_name -> sluice.meta.v1.TxnDescription
+	11,  // 105: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
+	13,  // 106: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
+	15,  // 107: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
+	16,  // 108: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
+	18,  // 109: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
+	24,  // 110: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
+	28,  // 111: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
+	30,  // 112: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
+	32,  // 113: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
+	35,  // 114: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
+	37,  // 115: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
+	39,  // 116: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
+	40,  // 117: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
+	43,  // 118: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
+	46,  // 119: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
+	48,  // 120: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
+	50,  // 121: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
+	52,  // 122: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
+	53,  // 123: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
+	55,  // 124: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
+	56,  // 125: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
+	57,  // 126: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
+	60,  // 127: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	64,  // 128: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
+	66,  // 129: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
+	67,  // 130: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
+	21,  // 131: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
+	75,  // 132: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
+	83,  // 133: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
+	85,  // 134: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
+	86,  // 135: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
+	88,  // 136: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
+	89,  // 137: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
+	92,  // 138: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
+	93,  // 139: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
+	96,  // 140: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
+	99,  // 141: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
+	102, // 142: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
+	103, // 143: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
+	110, // 144: sluice.meta.v1.Meta.AddPartitionsToTxn:input_type -> sluice.meta.v1.AddPartitionsToTxnRequest
+	111, // 145: sluice.meta.v1.Meta.AddOffsetsToTxn:input_type -> sluice.meta.v1.AddOffsetsToTxnRequest
+	112, // 146: sluice.meta.v1.Meta.TxnOffsetCommit:input_type -> sluice.meta.v1.TxnOffsetCommitRequest
+	113, // 147: sluice.meta.v1.Meta.EndTxn:input_type -> sluice.meta.v1.EndTxnRequest
+	114, // 148: sluice.meta.v1.Meta.TxnPartition:input_type -> sluice.meta.v1.TxnPartitionRequest
+	117, // 149: sluice.meta.v1.Meta.DescribeTransactions:input_type -> sluice.meta.v1.DescribeTransactionsRequest
+	70,  // 150: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
+	72,  // 151: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
+	74,  // 152: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
+	107, // 153: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
+	108, // 154: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
+	12,  // 155: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
+	14,  // 156: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
+	17,  // 157: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
+	17,  // 158: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
+	22,  // 159: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
+	26,  // 160: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
+	29,  // 161: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
+	31,  // 162: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
+	34,  // 163: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
+	6,   // 164: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
+	6,   // 165: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 166: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
+	41,  // 167: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
+	45,  // 168: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
+	47,  // 169: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
+	5,   // 170: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 171: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 172: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	54,  // 173: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
+	5,   // 174: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 175: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
+	59,  // 176: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
+	62,  // 177: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
+	65,  // 178: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
+	5,   // 179: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
+	68,  // 180: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
+	22,  // 181: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
+	76,  // 182: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
+	84,  // 183: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
+	5,   // 184: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
+	87,  // 185: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
+	5,   // 186: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 187: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 188: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
+	95,  // 189: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
+	97,  // 190: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
+	100, // 191: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
+	6,   // 192: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
+	106, // 193: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	6,   // 194: sluice.meta.v1.Meta.AddPartitionsToTxn:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 195: sluice.meta.v1.Meta.AddOffsetsToTxn:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 196: sluice.meta.v1.Meta.TxnOffsetCommit:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 197: sluice.meta.v1.Meta.EndTxn:output_type -> sluice.meta.v1.ErrorResponse
+	116, // 198: sluice.meta.v1.Meta.TxnPartition:output_type -> sluice.meta.v1.TxnPartitionResponse
+	119, // 199: sluice.meta.v1.Meta.DescribeTransactions:output_type -> sluice.meta.v1.DescribeTransactionsResponse
+	71,  // 200: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
+	73,  // 201: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
+	5,   // 202: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 203: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
+	106, // 204: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	155, // [155:205] is the sub-list for method output_type
+	105, // [105:155] is the sub-list for method input_type
+	105, // [105:105] is the sub-list for extension type_name
+	105, // [105:105] is the sub-list for extension extendee
+	0,   // [0:105] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -7599,7 +8433,7 @@ func file_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   108,
+			NumMessages:   119,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

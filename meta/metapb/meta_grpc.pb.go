@@ -84,6 +84,12 @@ const (
 	Meta_ScramCredential_FullMethodName          = "/sluice.meta.v1.Meta/ScramCredential"
 	Meta_AlterScramCredentials_FullMethodName    = "/sluice.meta.v1.Meta/AlterScramCredentials"
 	Meta_DescribeScramCredentials_FullMethodName = "/sluice.meta.v1.Meta/DescribeScramCredentials"
+	Meta_AddPartitionsToTxn_FullMethodName       = "/sluice.meta.v1.Meta/AddPartitionsToTxn"
+	Meta_AddOffsetsToTxn_FullMethodName          = "/sluice.meta.v1.Meta/AddOffsetsToTxn"
+	Meta_TxnOffsetCommit_FullMethodName          = "/sluice.meta.v1.Meta/TxnOffsetCommit"
+	Meta_EndTxn_FullMethodName                   = "/sluice.meta.v1.Meta/EndTxn"
+	Meta_TxnPartition_FullMethodName             = "/sluice.meta.v1.Meta/TxnPartition"
+	Meta_DescribeTransactions_FullMethodName     = "/sluice.meta.v1.Meta/DescribeTransactions"
 )
 
 // MetaClient is the client API for Meta service.
@@ -152,6 +158,15 @@ type MetaClient interface {
 	ScramCredential(ctx context.Context, in *ScramCredentialRequest, opts ...grpc.CallOption) (*ScramCredentialResponse, error)
 	AlterScramCredentials(ctx context.Context, in *AlterScramCredentialsRequest, opts ...grpc.CallOption) (*ErrorsResponse, error)
 	DescribeScramCredentials(ctx context.Context, in *DescribeScramCredentialsRequest, opts ...grpc.CallOption) (*DescribeScramCredentialsResponse, error)
+	// Transactions (issue 15, meta/txn.go): the transaction coordinator.
+	// Ids, offsets and states only; markers are index entries without
+	// an object (IndexEntry.control), never bytes.
+	AddPartitionsToTxn(ctx context.Context, in *AddPartitionsToTxnRequest, opts ...grpc.CallOption) (*ErrorsResponse, error)
+	AddOffsetsToTxn(ctx context.Context, in *AddOffsetsToTxnRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
+	TxnOffsetCommit(ctx context.Context, in *TxnOffsetCommitRequest, opts ...grpc.CallOption) (*ErrorsResponse, error)
+	EndTxn(ctx context.Context, in *EndTxnRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
+	TxnPartition(ctx context.Context, in *TxnPartitionRequest, opts ...grpc.CallOption) (*TxnPartitionResponse, error)
+	DescribeTransactions(ctx context.Context, in *DescribeTransactionsRequest, opts ...grpc.CallOption) (*DescribeTransactionsResponse, error)
 }
 
 type metaClient struct {
@@ -561,6 +576,66 @@ func (c *metaClient) DescribeScramCredentials(ctx context.Context, in *DescribeS
 	return out, nil
 }
 
+func (c *metaClient) AddPartitionsToTxn(ctx context.Context, in *AddPartitionsToTxnRequest, opts ...grpc.CallOption) (*ErrorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorsResponse)
+	err := c.cc.Invoke(ctx, Meta_AddPartitionsToTxn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) AddOffsetsToTxn(ctx context.Context, in *AddOffsetsToTxnRequest, opts ...grpc.CallOption) (*ErrorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorResponse)
+	err := c.cc.Invoke(ctx, Meta_AddOffsetsToTxn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) TxnOffsetCommit(ctx context.Context, in *TxnOffsetCommitRequest, opts ...grpc.CallOption) (*ErrorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorsResponse)
+	err := c.cc.Invoke(ctx, Meta_TxnOffsetCommit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) EndTxn(ctx context.Context, in *EndTxnRequest, opts ...grpc.CallOption) (*ErrorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorResponse)
+	err := c.cc.Invoke(ctx, Meta_EndTxn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) TxnPartition(ctx context.Context, in *TxnPartitionRequest, opts ...grpc.CallOption) (*TxnPartitionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TxnPartitionResponse)
+	err := c.cc.Invoke(ctx, Meta_TxnPartition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) DescribeTransactions(ctx context.Context, in *DescribeTransactionsRequest, opts ...grpc.CallOption) (*DescribeTransactionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeTransactionsResponse)
+	err := c.cc.Invoke(ctx, Meta_DescribeTransactions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServer is the server API for Meta service.
 // All implementations must embed UnimplementedMetaServer
 // for forward compatibility.
@@ -627,6 +702,15 @@ type MetaServer interface {
 	ScramCredential(context.Context, *ScramCredentialRequest) (*ScramCredentialResponse, error)
 	AlterScramCredentials(context.Context, *AlterScramCredentialsRequest) (*ErrorsResponse, error)
 	DescribeScramCredentials(context.Context, *DescribeScramCredentialsRequest) (*DescribeScramCredentialsResponse, error)
+	// Transactions (issue 15, meta/txn.go): the transaction coordinator.
+	// Ids, offsets and states only; markers are index entries without
+	// an object (IndexEntry.control), never bytes.
+	AddPartitionsToTxn(context.Context, *AddPartitionsToTxnRequest) (*ErrorsResponse, error)
+	AddOffsetsToTxn(context.Context, *AddOffsetsToTxnRequest) (*ErrorResponse, error)
+	TxnOffsetCommit(context.Context, *TxnOffsetCommitRequest) (*ErrorsResponse, error)
+	EndTxn(context.Context, *EndTxnRequest) (*ErrorResponse, error)
+	TxnPartition(context.Context, *TxnPartitionRequest) (*TxnPartitionResponse, error)
+	DescribeTransactions(context.Context, *DescribeTransactionsRequest) (*DescribeTransactionsResponse, error)
 	mustEmbedUnimplementedMetaServer()
 }
 
@@ -753,6 +837,24 @@ func (UnimplementedMetaServer) AlterScramCredentials(context.Context, *AlterScra
 }
 func (UnimplementedMetaServer) DescribeScramCredentials(context.Context, *DescribeScramCredentialsRequest) (*DescribeScramCredentialsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeScramCredentials not implemented")
+}
+func (UnimplementedMetaServer) AddPartitionsToTxn(context.Context, *AddPartitionsToTxnRequest) (*ErrorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddPartitionsToTxn not implemented")
+}
+func (UnimplementedMetaServer) AddOffsetsToTxn(context.Context, *AddOffsetsToTxnRequest) (*ErrorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddOffsetsToTxn not implemented")
+}
+func (UnimplementedMetaServer) TxnOffsetCommit(context.Context, *TxnOffsetCommitRequest) (*ErrorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TxnOffsetCommit not implemented")
+}
+func (UnimplementedMetaServer) EndTxn(context.Context, *EndTxnRequest) (*ErrorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EndTxn not implemented")
+}
+func (UnimplementedMetaServer) TxnPartition(context.Context, *TxnPartitionRequest) (*TxnPartitionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TxnPartition not implemented")
+}
+func (UnimplementedMetaServer) DescribeTransactions(context.Context, *DescribeTransactionsRequest) (*DescribeTransactionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeTransactions not implemented")
 }
 func (UnimplementedMetaServer) mustEmbedUnimplementedMetaServer() {}
 func (UnimplementedMetaServer) testEmbeddedByValue()              {}
@@ -1470,6 +1572,114 @@ func _Meta_DescribeScramCredentials_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Meta_AddPartitionsToTxn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddPartitionsToTxnRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).AddPartitionsToTxn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_AddPartitionsToTxn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).AddPartitionsToTxn(ctx, req.(*AddPartitionsToTxnRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_AddOffsetsToTxn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddOffsetsToTxnRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).AddOffsetsToTxn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_AddOffsetsToTxn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).AddOffsetsToTxn(ctx, req.(*AddOffsetsToTxnRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_TxnOffsetCommit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TxnOffsetCommitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).TxnOffsetCommit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_TxnOffsetCommit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).TxnOffsetCommit(ctx, req.(*TxnOffsetCommitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_EndTxn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndTxnRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).EndTxn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_EndTxn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).EndTxn(ctx, req.(*EndTxnRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_TxnPartition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TxnPartitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).TxnPartition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_TxnPartition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).TxnPartition(ctx, req.(*TxnPartitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_DescribeTransactions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeTransactionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).DescribeTransactions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_DescribeTransactions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).DescribeTransactions(ctx, req.(*DescribeTransactionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Meta_ServiceDesc is the grpc.ServiceDesc for Meta service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1628,6 +1838,30 @@ var Meta_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DescribeScramCredentials",
 			Handler:    _Meta_DescribeScramCredentials_Handler,
+		},
+		{
+			MethodName: "AddPartitionsToTxn",
+			Handler:    _Meta_AddPartitionsToTxn_Handler,
+		},
+		{
+			MethodName: "AddOffsetsToTxn",
+			Handler:    _Meta_AddOffsetsToTxn_Handler,
+		},
+		{
+			MethodName: "TxnOffsetCommit",
+			Handler:    _Meta_TxnOffsetCommit_Handler,
+		},
+		{
+			MethodName: "EndTxn",
+			Handler:    _Meta_EndTxn_Handler,
+		},
+		{
+			MethodName: "TxnPartition",
+			Handler:    _Meta_TxnPartition_Handler,
+		},
+		{
+			MethodName: "DescribeTransactions",
+			Handler:    _Meta_DescribeTransactions_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

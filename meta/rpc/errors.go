@@ -69,6 +69,13 @@ var codeTable = []struct {
 	{meta.ErrScramUserNotFound, pb.ErrorCode_ERR_SCRAM_USER_NOT_FOUND},
 	{meta.ErrScramUnacceptable, pb.ErrorCode_ERR_SCRAM_UNACCEPTABLE},
 	{meta.ErrScramMechanism, pb.ErrorCode_ERR_SCRAM_MECHANISM},
+	// Transactions (issue 15).
+	{meta.ErrInvalidTxnState, pb.ErrorCode_ERR_INVALID_TXN_STATE},
+	{meta.ErrProducerFenced, pb.ErrorCode_ERR_PRODUCER_FENCED},
+	{meta.ErrTransactionalIDNotFound, pb.ErrorCode_ERR_TRANSACTIONAL_ID_NOT_FOUND},
+	{meta.ErrInvalidTxnTimeout, pb.ErrorCode_ERR_INVALID_TXN_TIMEOUT},
+	{meta.ErrInvalidProducerIDMapping, pb.ErrorCode_ERR_INVALID_PRODUCER_ID_MAPPING},
+	{meta.ErrOperationNotAttempted, pb.ErrorCode_ERR_OPERATION_NOT_ATTEMPTED},
 	{context.Canceled, pb.ErrorCode_ERR_CANCELED},
 	{context.DeadlineExceeded, pb.ErrorCode_ERR_DEADLINE_EXCEEDED},
 }
