@@ -37,6 +37,10 @@ type Transactions interface {
 	// lists them all.
 	DescribeTransactions(ctx context.Context, ids []string) ([]TxnDescription, error)
 	ListTransactions(ctx context.Context) ([]TxnDescription, error)
+	// PendingTxnOffsets lists the partitions for which an ongoing
+	// transaction holds offsets of group not yet committed (OffsetFetch
+	// with require_stable answers them UNSTABLE_OFFSET_COMMIT, KIP-447).
+	PendingTxnOffsets(ctx context.Context, group string) ([]TopicPartition, error)
 }
 
 // TxnProducer names a transactional producer as the APIs do.

@@ -586,3 +586,23 @@ func (st *state) hadTxnLocked(ps *partState) bool {
 	}
 	return false
 }
+
+// PendingTxnOffsets implements meta.Transactions. It walks every
+// transactional id: OffsetFetch asks it only with require_stable.
+func (s *Service) PendingTxnOffsets(ctx context.Context, group string) ([]meta.TopicPartition, error) {
+	if err := s.readable(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []meta.TopicPartition
+	for _, t := range s.st.txns {
+		if !t.ongoing {
+			continue
+		}
+		for tp := range t.groups[group] {
+			out = append(out, tp)
+		}
+	}
+	return out, nil
+}

@@ -90,6 +90,7 @@ const (
 	Meta_EndTxn_FullMethodName                   = "/sluice.meta.v1.Meta/EndTxn"
 	Meta_TxnPartition_FullMethodName             = "/sluice.meta.v1.Meta/TxnPartition"
 	Meta_DescribeTransactions_FullMethodName     = "/sluice.meta.v1.Meta/DescribeTransactions"
+	Meta_PendingTxnOffsets_FullMethodName        = "/sluice.meta.v1.Meta/PendingTxnOffsets"
 )
 
 // MetaClient is the client API for Meta service.
@@ -167,6 +168,7 @@ type MetaClient interface {
 	EndTxn(ctx context.Context, in *EndTxnRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
 	TxnPartition(ctx context.Context, in *TxnPartitionRequest, opts ...grpc.CallOption) (*TxnPartitionResponse, error)
 	DescribeTransactions(ctx context.Context, in *DescribeTransactionsRequest, opts ...grpc.CallOption) (*DescribeTransactionsResponse, error)
+	PendingTxnOffsets(ctx context.Context, in *PendingTxnOffsetsRequest, opts ...grpc.CallOption) (*PendingTxnOffsetsResponse, error)
 }
 
 type metaClient struct {
@@ -636,6 +638,16 @@ func (c *metaClient) DescribeTransactions(ctx context.Context, in *DescribeTrans
 	return out, nil
 }
 
+func (c *metaClient) PendingTxnOffsets(ctx context.Context, in *PendingTxnOffsetsRequest, opts ...grpc.CallOption) (*PendingTxnOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PendingTxnOffsetsResponse)
+	err := c.cc.Invoke(ctx, Meta_PendingTxnOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServer is the server API for Meta service.
 // All implementations must embed UnimplementedMetaServer
 // for forward compatibility.
@@ -711,6 +723,7 @@ type MetaServer interface {
 	EndTxn(context.Context, *EndTxnRequest) (*ErrorResponse, error)
 	TxnPartition(context.Context, *TxnPartitionRequest) (*TxnPartitionResponse, error)
 	DescribeTransactions(context.Context, *DescribeTransactionsRequest) (*DescribeTransactionsResponse, error)
+	PendingTxnOffsets(context.Context, *PendingTxnOffsetsRequest) (*PendingTxnOffsetsResponse, error)
 	mustEmbedUnimplementedMetaServer()
 }
 
@@ -855,6 +868,9 @@ func (UnimplementedMetaServer) TxnPartition(context.Context, *TxnPartitionReques
 }
 func (UnimplementedMetaServer) DescribeTransactions(context.Context, *DescribeTransactionsRequest) (*DescribeTransactionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeTransactions not implemented")
+}
+func (UnimplementedMetaServer) PendingTxnOffsets(context.Context, *PendingTxnOffsetsRequest) (*PendingTxnOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PendingTxnOffsets not implemented")
 }
 func (UnimplementedMetaServer) mustEmbedUnimplementedMetaServer() {}
 func (UnimplementedMetaServer) testEmbeddedByValue()              {}
@@ -1680,6 +1696,24 @@ func _Meta_DescribeTransactions_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Meta_PendingTxnOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PendingTxnOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).PendingTxnOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_PendingTxnOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).PendingTxnOffsets(ctx, req.(*PendingTxnOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Meta_ServiceDesc is the grpc.ServiceDesc for Meta service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1862,6 +1896,10 @@ var Meta_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DescribeTransactions",
 			Handler:    _Meta_DescribeTransactions_Handler,
+		},
+		{
+			MethodName: "PendingTxnOffsets",
+			Handler:    _Meta_PendingTxnOffsets_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -197,3 +197,29 @@ func (m *metaServer) DescribeTransactions(ctx context.Context, r *pb.DescribeTra
 	}
 	return resp, nil
 }
+
+// PendingTxnOffsets implements meta.Client.
+func (c *Client) PendingTxnOffsets(ctx context.Context, group string) ([]meta.TopicPartition, error) {
+	req := &pb.PendingTxnOffsetsRequest{Group: group}
+	return callT(c, ctx, "PendingTxnOffsets", func(mc pb.MetaClient) ([]meta.TopicPartition, error) {
+		r, err := mc.PendingTxnOffsets(ctx, req)
+		if err != nil {
+			return nil, rpcError{err}
+		}
+		var d decoder
+		out := d.tps(r.GetPartitions())
+		if d.err != nil {
+			return nil, malformed("PendingTxnOffsets", d.err)
+		}
+		return out, decodeErr(r.Error)
+	})
+}
+
+func (m *metaServer) PendingTxnOffsets(ctx context.Context, r *pb.PendingTxnOffsetsRequest) (*pb.PendingTxnOffsetsResponse, error) {
+	_, c, err := m.s.agent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tps, err := c.PendingTxnOffsets(ctx, r.GetGroup())
+	return &pb.PendingTxnOffsetsResponse{Error: encodeErr(err), Partitions: encTPs(tps)}, nil
+}
