@@ -129,8 +129,18 @@ func TestTxnCommitAbortFranz(t *testing.T) {
 	if d, ok := ds["txn-commit-abort"]; err != nil || !ok || d.State != "Ongoing" || len(d.Topics) != 1 {
 		t.Fatalf("DescribeTransactions: %+v %v", ds, err)
 	}
+	// DescribeProducers: the transactional producer, its open
+	// transaction starting at 25.
+	dp, err := adm.DescribeProducers(ctx, kadm.TopicsSet{"txn": {0: {}}})
+	if ps := dp.SortedProducers(); err != nil || len(ps) != 1 || ps[0].CurrentTxnStartOffset != 25 || ps[0].ProducerEpoch != 0 {
+		t.Fatalf("DescribeProducers: %+v %v, want one producer with a transaction open at 25", ps, err)
+	}
 	if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
+	}
+	dp, err = adm.DescribeProducers(ctx, kadm.TopicsSet{"txn": {0: {}}})
+	if ps := dp.SortedProducers(); err != nil || len(ps) != 1 || ps[0].CurrentTxnStartOffset != -1 {
+		t.Fatalf("DescribeProducers after the commit: %+v %v", ps, err)
 	}
 	lso, err = adm.ListCommittedOffsets(ctx, "txn")
 	if o, _ := lso.Lookup("txn", 0); err != nil || o.Offset != 27 {

@@ -41,6 +41,28 @@ type Transactions interface {
 	// transaction holds offsets of group not yet committed (OffsetFetch
 	// with require_stable answers them UNSTABLE_OFFSET_COMMIT, KIP-447).
 	PendingTxnOffsets(ctx context.Context, group string) ([]TopicPartition, error)
+	// DescribeProducers lists the producers meta keeps sequence state
+	// for on each partition (DescribeProducers), one answer per
+	// partition in order; Err is ErrUnknownTopicOrPartition for an
+	// unknown one.
+	DescribeProducers(ctx context.Context, tps []TopicPartition) ([]PartitionProducers, error)
+}
+
+// ProducerState is one producer's state on one partition.
+type ProducerState struct {
+	ProducerID    int64
+	ProducerEpoch int16
+	LastSequence  int32
+	// CurrentTxnStartOffset is the first offset of the producer's open
+	// transaction on the partition, -1 when none.
+	CurrentTxnStartOffset int64
+}
+
+// PartitionProducers answers DescribeProducers for one partition.
+type PartitionProducers struct {
+	TopicPartition
+	Producers []ProducerState
+	Err       error
 }
 
 // TxnProducer names a transactional producer as the APIs do.

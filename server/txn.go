@@ -2,7 +2,7 @@ package server
 
 // Transactions (issue 15, docs/transactions.md): AddPartitionsToTxn 0–3,
 // AddOffsetsToTxn 0–3, TxnOffsetCommit 0–3, EndTxn 0–3,
-// DescribeTransactions 0, ListTransactions 0–1. InitProducerId with a
+// DescribeTransactions 0, ListTransactions 0–1, DescribeProducers 0. InitProducerId with a
 // transactional id is in init_producer_id.go, FindCoordinator of key
 // type 1 in groups.go.
 //
@@ -13,14 +13,16 @@ package server
 // clients fall back to AddPartitionsToTxn), AddPartitionsToTxn v4+ (the
 // broker-to-broker verification batch: meta verifies at commit itself),
 // the TRANSACTION_ABORTABLE versions (EndTxn and AddOffsetsToTxn v4,
-// TxnOffsetCommit v4+), DescribeProducers (meta keeps producer state per
-// partition but does not serve it yet), ListTransactions v2 (pattern).
+// TxnOffsetCommit v4+), ListTransactions v2 (pattern). DescribeProducers
+// answers from meta's idempotence state: last timestamp and coordinator
+// epoch are not kept (-1).
 //
 // Authorization, as Kafka's: WRITE on the transactional id for every
 // request of the producer; AddPartitionsToTxn WRITE on each topic;
 // AddOffsetsToTxn READ on the group; TxnOffsetCommit READ on the group
 // and each topic; DescribeTransactions DESCRIBE on each id; ListTransactions
-// lists the ids the caller may DESCRIBE. Denials are
+// lists the ids the caller may DESCRIBE; DescribeProducers READ on each
+// topic. Denials are
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED, TOPIC_, GROUP_AUTHORIZATION_FAILED.
 //
 // OffsetFetch with require_stable (v7+, KIP-447) answers a partition for
@@ -52,6 +54,7 @@ func init() {
 	register(int16(kmsg.EndTxn), 0, 3, handleEndTxn)
 	register(int16(kmsg.DescribeTransactions), 0, 0, handleDescribeTransactions)
 	register(int16(kmsg.ListTransactions), 0, 1, handleListTransactions)
+	register(int16(kmsg.DescribeProducers), 0, 0, handleDescribeProducers)
 }
 
 // txnCode maps err for a request of version v, where PRODUCER_FENCED
@@ -373,4 +376,73 @@ func (s *Server) markUnstable(ctx context.Context, group string, fts []fetchedTo
 			}
 		}
 	}
+}
+
+func handleDescribeProducers(s *Server, rc *reqCtx, r kmsg.Request) {
+	req := r.(*kmsg.DescribeProducersRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	names := make([]string, len(req.Topics))
+	for i, t := range req.Topics {
+		names[i] = t.Topic
+	}
+	byName, err := s.topics.byNames(ctx, names)
+	var tps []meta.TopicPartition
+	for _, t := range req.Topics {
+		rt := kmsg.NewDescribeProducersResponseTopic()
+		rt.Topic = t.Topic
+		tt, known := byName[t.Topic]
+		denied := !s.authorize(rc, meta.OpRead, meta.ResourceTopic, t.Topic)
+		for _, p := range t.Partitions {
+			rp := kmsg.NewDescribeProducersResponseTopicPartition()
+			rp.Partition = p
+			switch {
+			case denied:
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			case err != nil:
+				rp.ErrorCode = errorCode(err)
+			case !known || p < 0 || p >= tt.Partitions:
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				tps = append(tps, meta.TopicPartition{TopicID: tt.ID, Partition: p})
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	var pps []meta.PartitionProducers
+	if len(tps) > 0 {
+		pps, err = s.deps.Meta.DescribeProducers(ctx, tps)
+	}
+	k := 0
+	for i, t := range req.Topics {
+		tt := byName[t.Topic]
+		for j := range resp.Topics[i].Partitions {
+			rp := &resp.Topics[i].Partitions[j]
+			if rp.ErrorCode != 0 {
+				continue
+			}
+			switch {
+			case err != nil || k >= len(pps):
+				rp.ErrorCode = errorCode(err)
+				if rp.ErrorCode == 0 {
+					rp.ErrorCode = kerr.UnknownServerError.Code
+				}
+			case pps[k].TopicID != tt.ID || pps[k].Partition != rp.Partition:
+				rp.ErrorCode = kerr.UnknownServerError.Code // meta answered out of order
+			case pps[k].Err != nil:
+				rp.ErrorCode = errorCode(pps[k].Err)
+			default:
+				for _, ps := range pps[k].Producers {
+					ap := kmsg.NewDescribeProducersResponseTopicPartitionActiveProducer()
+					ap.ProducerID, ap.ProducerEpoch, ap.LastSequence = ps.ProducerID, int32(ps.ProducerEpoch), ps.LastSequence
+					ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = -1, -1, ps.CurrentTxnStartOffset
+					rp.ActiveProducers = append(rp.ActiveProducers, ap)
+				}
+			}
+			k++
+		}
+	}
+	rc.respond(resp)
 }

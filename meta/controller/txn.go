@@ -606,3 +606,41 @@ func (s *Service) PendingTxnOffsets(ctx context.Context, group string) ([]meta.T
 	}
 	return out, nil
 }
+
+// DescribeProducers implements meta.Transactions. It walks every
+// producer's partition state: an admin request, not a hot path.
+func (s *Service) DescribeProducers(ctx context.Context, tps []meta.TopicPartition) ([]meta.PartitionProducers, error) {
+	if err := s.readable(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]meta.PartitionProducers, len(tps))
+	idx := make(map[tpKey][]int, len(tps))
+	for i, tp := range tps {
+		out[i].TopicPartition = tp
+		if s.partLocked(tp) == nil {
+			out[i].Err = meta.ErrUnknownTopicOrPartition
+			continue
+		}
+		k := tpKey{topic: tp.TopicID, part: tp.Partition}
+		idx[k] = append(idx[k], i)
+	}
+	for k, pp := range s.st.prodParts {
+		is := idx[k.tp]
+		if len(is) == 0 || pp.n == 0 {
+			continue
+		}
+		ps := meta.ProducerState{ProducerID: k.pid, ProducerEpoch: pp.epoch, LastSequence: pp.win[pp.n-1].last, CurrentTxnStartOffset: -1}
+		if first, ok := s.st.openTxns[k.tp][k.pid]; ok {
+			ps.CurrentTxnStartOffset = first
+		}
+		for _, i := range is {
+			out[i].Producers = append(out[i].Producers, ps)
+		}
+	}
+	for i := range out {
+		slices.SortFunc(out[i].Producers, func(a, b meta.ProducerState) int { return cmp.Compare(a.ProducerID, b.ProducerID) })
+	}
+	return out, nil
+}

@@ -91,6 +91,7 @@ const (
 	Meta_TxnPartition_FullMethodName             = "/sluice.meta.v1.Meta/TxnPartition"
 	Meta_DescribeTransactions_FullMethodName     = "/sluice.meta.v1.Meta/DescribeTransactions"
 	Meta_PendingTxnOffsets_FullMethodName        = "/sluice.meta.v1.Meta/PendingTxnOffsets"
+	Meta_DescribeProducers_FullMethodName        = "/sluice.meta.v1.Meta/DescribeProducers"
 )
 
 // MetaClient is the client API for Meta service.
@@ -169,6 +170,7 @@ type MetaClient interface {
 	TxnPartition(ctx context.Context, in *TxnPartitionRequest, opts ...grpc.CallOption) (*TxnPartitionResponse, error)
 	DescribeTransactions(ctx context.Context, in *DescribeTransactionsRequest, opts ...grpc.CallOption) (*DescribeTransactionsResponse, error)
 	PendingTxnOffsets(ctx context.Context, in *PendingTxnOffsetsRequest, opts ...grpc.CallOption) (*PendingTxnOffsetsResponse, error)
+	DescribeProducers(ctx context.Context, in *DescribeProducersRequest, opts ...grpc.CallOption) (*DescribeProducersResponse, error)
 }
 
 type metaClient struct {
@@ -648,6 +650,16 @@ func (c *metaClient) PendingTxnOffsets(ctx context.Context, in *PendingTxnOffset
 	return out, nil
 }
 
+func (c *metaClient) DescribeProducers(ctx context.Context, in *DescribeProducersRequest, opts ...grpc.CallOption) (*DescribeProducersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeProducersResponse)
+	err := c.cc.Invoke(ctx, Meta_DescribeProducers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServer is the server API for Meta service.
 // All implementations must embed UnimplementedMetaServer
 // for forward compatibility.
@@ -724,6 +736,7 @@ type MetaServer interface {
 	TxnPartition(context.Context, *TxnPartitionRequest) (*TxnPartitionResponse, error)
 	DescribeTransactions(context.Context, *DescribeTransactionsRequest) (*DescribeTransactionsResponse, error)
 	PendingTxnOffsets(context.Context, *PendingTxnOffsetsRequest) (*PendingTxnOffsetsResponse, error)
+	DescribeProducers(context.Context, *DescribeProducersRequest) (*DescribeProducersResponse, error)
 	mustEmbedUnimplementedMetaServer()
 }
 
@@ -871,6 +884,9 @@ func (UnimplementedMetaServer) DescribeTransactions(context.Context, *DescribeTr
 }
 func (UnimplementedMetaServer) PendingTxnOffsets(context.Context, *PendingTxnOffsetsRequest) (*PendingTxnOffsetsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PendingTxnOffsets not implemented")
+}
+func (UnimplementedMetaServer) DescribeProducers(context.Context, *DescribeProducersRequest) (*DescribeProducersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeProducers not implemented")
 }
 func (UnimplementedMetaServer) mustEmbedUnimplementedMetaServer() {}
 func (UnimplementedMetaServer) testEmbeddedByValue()              {}
@@ -1714,6 +1730,24 @@ func _Meta_PendingTxnOffsets_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Meta_DescribeProducers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeProducersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).DescribeProducers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_DescribeProducers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).DescribeProducers(ctx, req.(*DescribeProducersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Meta_ServiceDesc is the grpc.ServiceDesc for Meta service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1900,6 +1934,10 @@ var Meta_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PendingTxnOffsets",
 			Handler:    _Meta_PendingTxnOffsets_Handler,
+		},
+		{
+			MethodName: "DescribeProducers",
+			Handler:    _Meta_DescribeProducers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -223,3 +223,52 @@ func (m *metaServer) PendingTxnOffsets(ctx context.Context, r *pb.PendingTxnOffs
 	tps, err := c.PendingTxnOffsets(ctx, r.GetGroup())
 	return &pb.PendingTxnOffsetsResponse{Error: encodeErr(err), Partitions: encTPs(tps)}, nil
 }
+
+// DescribeProducers implements meta.Client.
+func (c *Client) DescribeProducers(ctx context.Context, tps []meta.TopicPartition) ([]meta.PartitionProducers, error) {
+	req := &pb.DescribeProducersRequest{Partitions: encTPs(tps)}
+	return callT(c, ctx, "DescribeProducers", func(mc pb.MetaClient) ([]meta.PartitionProducers, error) {
+		r, err := mc.DescribeProducers(ctx, req)
+		if err != nil {
+			return nil, rpcError{err}
+		}
+		var d decoder
+		out := make([]meta.PartitionProducers, 0, len(r.GetPartitions()))
+		for _, p := range r.GetPartitions() {
+			pp := meta.PartitionProducers{TopicPartition: d.tp(p.GetPartition()), Err: decodeErr(p.GetError())}
+			for _, s := range p.GetProducers() {
+				pp.Producers = append(pp.Producers, meta.ProducerState{ProducerID: s.GetProducerId(),
+					ProducerEpoch: d.int16(s.GetProducerEpoch(), "producer epoch"), LastSequence: s.GetLastSequence(),
+					CurrentTxnStartOffset: s.GetCurrentTxnStartOffset()})
+			}
+			out = append(out, pp)
+		}
+		if d.err != nil {
+			return nil, malformed("DescribeProducers", d.err)
+		}
+		return out, decodeErr(r.Error)
+	})
+}
+
+func (m *metaServer) DescribeProducers(ctx context.Context, r *pb.DescribeProducersRequest) (*pb.DescribeProducersResponse, error) {
+	_, c, err := m.s.agent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var d decoder
+	tps := d.tps(r.GetPartitions())
+	if d.err != nil {
+		return &pb.DescribeProducersResponse{Error: invalid(d.err)}, nil
+	}
+	pps, err := c.DescribeProducers(ctx, tps)
+	resp := &pb.DescribeProducersResponse{Error: encodeErr(err)}
+	for _, pp := range pps {
+		pr := &pb.PartitionProducers{Error: encodeErr(pp.Err), Partition: encTP(pp.TopicPartition)}
+		for _, s := range pp.Producers {
+			pr.Producers = append(pr.Producers, &pb.ProducerState{ProducerId: s.ProducerID, ProducerEpoch: int32(s.ProducerEpoch),
+				LastSequence: s.LastSequence, CurrentTxnStartOffset: s.CurrentTxnStartOffset})
+		}
+		resp.Partitions = append(resp.Partitions, pr)
+	}
+	return resp, nil
+}
