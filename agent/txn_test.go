@@ -17,8 +17,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"sluice.dev/agent"
+	"sluice.dev/meta"
+	"sluice.dev/server"
 )
 
 func txnClient(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
@@ -355,4 +358,54 @@ func TestTxnGroupTransactSessionTwoAgents(t *testing.T) {
 	}
 	// (consumeValues fails the test unless it gets that many.)
 	consumeValues(ctx, t, c.addr(), "eos-out", n+4+int(died.Load()))
+}
+
+// TestTxnACLs: with the ACL authorizer, a transactional producer needs
+// WRITE on its transactional id (Kafka's rule): without it FindCoordinator
+// and InitProducerId answer TRANSACTIONAL_ID_AUTHORIZATION_FAILED; with
+// it (and WRITE on the topic) a transaction commits. DescribeTransactions
+// needs DESCRIBE on the id.
+func TestTxnACLs(t *testing.T) {
+	c := startCluster(t, t.TempDir(), agent.Config{Authorizer: server.AuthorizerACL, DefaultPartitions: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := c.meta.CreateTopics(ctx, []meta.TopicSpec{{Name: "acl-txn", Partitions: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	topicW := allowACL(meta.ResourceTopic, "acl-txn", meta.OpWrite)
+	topicR := allowACL(meta.ResourceTopic, "acl-txn", meta.OpDescribe)
+	setACLs(t, c, topicW, topicR)
+
+	raw := txnClient(t, c.addr())
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorType, fc.CoordinatorKey, fc.CoordinatorKeys = 1, "acl-tx", []string{"acl-tx"}
+	fr, err := fc.RequestWith(ctx, raw)
+	if err != nil || len(fr.Coordinators) != 1 || fr.Coordinators[0].ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
+		t.Fatalf("FindCoordinator(txn) without DESCRIBE on the id: %+v %v", fr, err)
+	}
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	id := "acl-tx"
+	ip.TransactionalID, ip.TransactionTimeoutMillis = &id, 10000
+	// kgo turns this response's error code into the call's error.
+	ir, err := ip.RequestWith(ctx, raw)
+	if !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) && (err != nil || ir.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code) {
+		t.Fatalf("InitProducerId without WRITE on the id: %+v %v", ir, err)
+	}
+
+	setACLs(t, c, topicW, topicR, allowACL(meta.ResourceTransactionalID, "acl-tx", meta.OpWrite),
+		allowACL(meta.ResourceTransactionalID, "acl-tx", meta.OpDescribe))
+	prod := txnClient(t, c.addr(), kgo.TransactionalID("acl-tx"), kgo.DefaultProduceTopic("acl-txn"))
+	produceTxn(ctx, t, prod, "acl-txn", "ok", 3, true)
+	d := kmsg.NewPtrDescribeTransactionsRequest()
+	d.TransactionalIDs = []string{"acl-tx"}
+	dr, err := d.RequestWith(ctx, raw)
+	if err != nil || len(dr.TransactionStates) != 1 || dr.TransactionStates[0].ErrorCode != 0 || dr.TransactionStates[0].State != "Empty" {
+		t.Fatalf("DescribeTransactions: %+v %v", dr, err)
+	}
+	// Another id: kgo first looks its coordinator up, which needs
+	// DESCRIBE on it.
+	d.TransactionalIDs = []string{"other-tx"}
+	if _, err := d.RequestWith(ctx, raw); !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		t.Fatalf("DescribeTransactions of an id without DESCRIBE: %v", err)
+	}
 }
