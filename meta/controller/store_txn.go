@@ -176,6 +176,16 @@ func writeTxns(tx kv.KVTx, g *group, put func(b, k []byte, fn func([]byte) []byt
 			return err
 		}
 	}
+	for _, d := range g.partOrder {
+		if !d.trimmed {
+			continue
+		}
+		for _, a := range g.st.aborted[d.ps.tp][:abortedBelow(g.st.aborted[d.ps.tp], d.logStart)] {
+			if err := tx.Delete(kv.BucketTxnAborted, be.AppendUint64(appendTPKey(nil, d.ps.tp), uint64(a.LastOffset))); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

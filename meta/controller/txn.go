@@ -401,6 +401,27 @@ func mergeTxnsLocked(st *state, g *group) {
 	for _, a := range g.txnAborts {
 		st.aborted[a.tp] = append(st.aborted[a.tp], a.a)
 	}
+	// Retention and DeleteRecords: aborted transactions that end below
+	// the new log start are gone with their records (writeTxns deletes
+	// the same ones).
+	for _, d := range g.partOrder {
+		if !d.trimmed {
+			continue
+		}
+		if n := abortedBelow(st.aborted[d.ps.tp], d.logStart); n > 0 {
+			st.aborted[d.ps.tp] = slices.Delete(st.aborted[d.ps.tp], 0, n)
+			if len(st.aborted[d.ps.tp]) == 0 {
+				delete(st.aborted, d.ps.tp)
+			}
+		}
+	}
+}
+
+// abortedBelow counts the aborted transactions of as (sorted by
+// LastOffset) that end below logStart.
+func abortedBelow(as []meta.AbortedTxn, logStart int64) int {
+	n, _ := slices.BinarySearchFunc(as, logStart, func(a meta.AbortedTxn, off int64) int { return cmp.Compare(a.LastOffset, off) })
+	return n
 }
 
 func (st *state) indexTxn(t *txnState) {

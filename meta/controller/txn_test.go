@@ -205,4 +205,16 @@ func TestTxnTimeoutAndLimits(t *testing.T) {
 	if n, _ := s.AbortTimedOutTxns(ctx); n != 0 {
 		t.Fatalf("a second pass aborted %d more", n)
 	}
+	// DeleteRecords past the abort marker drops the aborted range from
+	// the index, in memory and in the store (reopen compares both).
+	if _, err := s.DeleteRecords(ctx, []meta.DeleteRecordsSpec{{TopicPartition: p0, Offset: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.RLock()
+	left := len(s.st.aborted[tpKey{topic: top.ID, part: 0}])
+	s.mu.RUnlock()
+	if left != 0 {
+		t.Fatalf("%d aborted transactions kept below the log start", left)
+	}
+	s = reopen(t, s)
 }
