@@ -119,12 +119,10 @@ func decodeTxnValue(id string, v []byte, st *state) (*txnState, error) {
 		t.parts = make(map[tpKey]int64, n)
 	}
 	for range n {
+		// A partition of a topic deleted since stays, as in memory:
+		// EndTxn skips it (no marker goes nowhere).
 		tp := tpKey{topic: meta.TopicID(d.id16()), part: int32(d.u32())}
-		first := int64(d.u64())
-		if _, err := st.partByKey(appendTPKey(nil, tp)); errors.Is(err, errNoTopic) {
-			continue // the topic was deleted: its marker would go nowhere
-		}
-		t.parts[tp] = first
+		t.parts[tp] = int64(d.u64())
 	}
 	ng := d.uvarint()
 	if ng > maxTxnItems {
