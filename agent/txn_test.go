@@ -228,7 +228,9 @@ func TestTxnTimeoutFranz(t *testing.T) {
 }
 
 // TestTxnGroupTransactSessionTwoAgents: consume-transform-produce with
-// franz-go's GroupTransactSession, one member on each of two agents.
+// franz-go's GroupTransactSession, one member on each of two agents
+// (read_committed; franz-go group consumers always fetch offsets with
+// require_stable).
 // The first member dies in the middle of a transaction (records
 // produced, offsets not committed); the second takes its partitions
 // over. The output, read with read_committed, holds every input record
@@ -255,7 +257,7 @@ func TestTxnGroupTransactSessionTwoAgents(t *testing.T) {
 	member := func(ctx context.Context, id, addr string, die bool, committedOnce chan<- struct{}) error {
 		sess, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(addr), kgo.TransactionalID("eos-"+id),
 			kgo.ConsumerGroup("eos"), kgo.ConsumeTopics("eos-in"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-			kgo.RequireStableFetchOffsets(), kgo.TransactionTimeout(2*time.Second),
+			kgo.TransactionTimeout(2*time.Second), // (franz-go always asks for stable offsets: require_stable)
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 		if err != nil {
 			return err

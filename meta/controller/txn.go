@@ -234,13 +234,12 @@ func (g *group) endTxn(t *txnState, commit bool) {
 
 // txnReq is one of the transactional ops (opTxn).
 type txnReq struct {
-	kind     txnOpKind
-	p        meta.TxnProducer
-	tps      []meta.TopicPartition
-	group    string
-	offsets  []meta.CommittedOffset
-	commit   bool
-	nowLimit int64 // opTxnTimeouts: abort transactions started before (ms)
+	kind    txnOpKind
+	p       meta.TxnProducer
+	tps     []meta.TopicPartition
+	group   string
+	offsets []meta.CommittedOffset
+	commit  bool
 }
 
 type txnOpKind uint8

@@ -216,5 +216,5 @@ func TestTxnTimeoutAndLimits(t *testing.T) {
 	if left != 0 {
 		t.Fatalf("%d aborted transactions kept below the log start", left)
 	}
-	s = reopen(t, s)
+	reopen(t, s)
 }
