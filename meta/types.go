@@ -123,24 +123,27 @@ type CommitResult struct {
 // segment object. The first batch in the range has BaseOffset; each next
 // batch starts where the previous one's offsets end.
 type IndexEntry struct {
-	TopicID      TopicID
-	Partition    int32
-	BaseOffset   int64
-	LastOffset   int64 // inclusive
-	SegmentID    SegmentID
-	ObjectKey    string
-	ObjectSize   int64
-	Start        int64
-	Length       int64
-	MaxTimestamp int64
+	TopicID   TopicID
+	Partition int32
 	// Control is ControlNone for data. A transaction marker (issue 15)
 	// is an entry without an object (zero SegmentID, empty ObjectKey,
 	// no bytes) of exactly one offset: Control says commit or abort and
 	// ProducerID/ProducerEpoch whose transaction it ends. The agent
-	// renders it as a control batch (docs/transactions.md).
+	// renders it as a control batch (docs/transactions.md). Control and
+	// ProducerEpoch sit in what was padding after Partition: an entry
+	// grows by ProducerID's 8 bytes only (104 to 112), in meta's index
+	// and every agent's index cache.
 	Control       int8
-	ProducerID    int64
 	ProducerEpoch int16
+	BaseOffset    int64
+	LastOffset    int64 // inclusive
+	SegmentID     SegmentID
+	ObjectKey     string
+	ObjectSize    int64
+	Start         int64
+	Length        int64
+	MaxTimestamp  int64
+	ProducerID    int64
 }
 
 // IsMarker reports whether e is a transaction marker (no object).
