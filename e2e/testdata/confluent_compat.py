@@ -29,7 +29,9 @@ CHECKs (all of them when none is given):
            the committed records, read_uncommitted all of them; a
            consume-transform-produce transaction with
            send_offsets_to_transaction commits the group's offsets with
-           its output, and an aborted one leaves both untouched.
+           its output, and an aborted one leaves both untouched; a
+           second producer with the same transactional id fences the
+           first, whose commit then fails.
 
 Prints "ok ..." per check and "PASS" at the end; exits non-zero with a
 message on the first mismatch.
@@ -502,8 +504,36 @@ def check_txn():
     c2.close()
     if [m.value() for m in got2] != [b"t-" + v for v in want]:
         fail("txn: output read_committed %s" % [m.value() for m in got2])
-    print("ok txn: committed %d, aborted 7 hidden, group offset %d committed with the output"
-          % (len(committed), cm[0].offset))
+    # Fencing: a second producer with the same transactional id fences
+    # the first, whose open transaction is aborted; its commit fails.
+    tid = "py-txn-fence-" + uuid.uuid4().hex[:8]
+    zombie = Producer({"bootstrap.servers": BOOT, "transactional.id": tid})
+    zombie.init_transactions(30)
+    zombie.begin_transaction()
+    zombie.produce(out, value=b"zombie")
+    zombie.flush(30)
+    fresh = Producer({"bootstrap.servers": BOOT, "transactional.id": tid})
+    fresh.init_transactions(30)
+    try:
+        zombie.commit_transaction(30)
+        fail("txn: the fenced producer committed")
+    except KafkaException as e:
+        err = e.args[0]
+        if not (err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)):
+            fail("txn: the fenced producer's commit: %s, want a fatal fencing error" % err)
+    # The new instance commits an end record after the zombie's: reading
+    # up to it with read_committed passes where the zombie's record is.
+    fresh.begin_transaction()
+    fresh.produce(out, value=b"end")
+    fresh.commit_transaction(30)
+    c3, got3 = consume({"bootstrap.servers": BOOT, "group.id": "py-txn-out-" + uuid.uuid4().hex[:8],
+                        "auto.offset.reset": "earliest", "isolation.level": "read_committed"}, out, 16)
+    c3.close()
+    vals = [m.value() for m in got3]
+    if len(vals) != 16 or vals[-1] != b"end" or b"zombie" in vals:
+        fail("txn: after fencing, read_committed got %s; want the 15 outputs, then end, no zombie" % vals)
+    print("ok txn: committed %d, aborted 7 hidden, group offset %d committed with the output, zombie fenced (%s)"
+          % (len(committed), cm[0].offset, err.name()))
 
 
 CHECKS = {"compacted": check_compacted, "codecs": check_codecs, "resume": check_group_resume,
