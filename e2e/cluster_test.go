@@ -743,7 +743,11 @@ func transactionalCanaries(ctx context.Context, t *testing.T, bootstrap, topic, 
 			t.Fatal(err)
 		}
 		var recs []*kgo.Record
-		for range map[bool]int{true: 100, false: 50}[commit] {
+		n := 50
+		if commit {
+			n = 100
+		}
+		for range n {
 			v := prefix + "-txn-" + randHex(16)
 			canaries = append(canaries, v)
 			committed[v] = commit

@@ -332,7 +332,11 @@ func (s *Service) applyTxn(g *group, o *op) {
 			if t.lastEnd == want {
 				return // a retry of the EndTxn that ended it
 			}
-			o.err = fmt.Errorf("%w: transactional id %q has no ongoing transaction to %s", meta.ErrInvalidTxnState, t.id, map[bool]string{true: "commit", false: "abort"}[r.commit])
+			verb := "abort"
+			if r.commit {
+				verb = "commit"
+			}
+			o.err = fmt.Errorf("%w: transactional id %q has no ongoing transaction to %s", meta.ErrInvalidTxnState, t.id, verb)
 			return
 		}
 		g.endTxn(g.txnMut(t.id), r.commit)
