@@ -292,6 +292,7 @@ type metaLimitFlags struct {
 	orphanEvery          time.Duration
 	// Transactions (issue 15).
 	maxTxnTimeout time.Duration
+	txnIDExpiry   time.Duration
 }
 
 func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
@@ -310,6 +311,7 @@ func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
 	fs.DurationVar(&f.orphanEvery, "orphan-scan-interval", 10*time.Minute, "how often a jobs agent lists the bucket to find objects uploaded but never committed")
 	// Transactions (issue 15)
 	fs.DurationVar(&f.maxTxnTimeout, "max-transaction-timeout", 15*time.Minute, "largest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms); InitProducerId above it gets INVALID_TRANSACTION_TIMEOUT")
+	fs.DurationVar(&f.txnIDExpiry, "transactional-id-expiration", 7*24*time.Hour, "forget a transactional id with no transaction open after it went unused this long (Kafka's transactional.id.expiration.ms)")
 	return f
 }
 
@@ -323,6 +325,8 @@ func (f *metaLimitFlags) validate() error {
 		return fmt.Errorf("--compaction-large-bytes (%d) must be at least 1 MiB and --compaction-target-bytes (%d) at least that", f.compactLarge, f.compactTarget)
 	case f.orphanEvery < time.Second:
 		return fmt.Errorf("--orphan-scan-interval must be at least 1s, got %s", f.orphanEvery)
+	case f.txnIDExpiry < time.Second:
+		return fmt.Errorf("--transactional-id-expiration must be at least 1s, got %s", f.txnIDExpiry)
 	case f.maxTxnTimeout < time.Millisecond || f.maxTxnTimeout.Milliseconds() > math.MaxInt32:
 		return fmt.Errorf("--max-transaction-timeout must be in [1ms, %dms], got %s", math.MaxInt32, f.maxTxnTimeout)
 	}
@@ -340,5 +344,6 @@ func (f *metaLimitFlags) apply(c controller.Config) controller.Config {
 	c.Compaction = planner.Config{MinAge: f.compactMinAge, MaxWait: f.compactMaxWait, TargetObjectBytes: f.compactTarget, LargeObjectBytes: f.compactLarge}
 	c.OrphanInterval = f.orphanEvery
 	c.MaxTransactionTimeoutMs = int32(f.maxTxnTimeout.Milliseconds()) // transactions (issue 15)
+	c.TransactionalIDExpiration = f.txnIDExpiry
 	return c
 }

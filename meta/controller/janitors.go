@@ -43,6 +43,14 @@ func (s *Service) startJanitors() {
 		}
 		return err
 	})
+	s.janitor("transactional id expiry", min(max(s.cfg.TransactionalIDExpiration/16, time.Second), 5*time.Minute),
+		func(ctx context.Context) error {
+			n, err := s.ExpireTxnIDs(ctx)
+			if n > 0 {
+				s.log.Info("meta: expired idle transactional ids", "count", n, "idle_for", s.cfg.TransactionalIDExpiration)
+			}
+			return err
+		})
 	s.janitor("offset expiry", offsetsCheckInterval, func(ctx context.Context) error {
 		n, err := s.expireOffsets(ctx, time.Now())
 		if n > 0 {

@@ -101,6 +101,11 @@ type Config struct {
 	// InitProducerId above it fails with INVALID_TRANSACTION_TIMEOUT.
 	// Default 15 minutes, Kafka's (--max-transaction-timeout).
 	MaxTransactionTimeoutMs int32
+	// TransactionalIDExpiration is how long an idle transactional id
+	// (no transaction open) is kept (Kafka's
+	// transactional.id.expiration.ms); then meta forgets it. Default 7
+	// days, Kafka's (--transactional-id-expiration).
+	TransactionalIDExpiration time.Duration
 	// Logger receives meta's log lines. Default slog.Default().
 	Logger *slog.Logger
 
@@ -138,6 +143,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxTransactionTimeoutMs == 0 {
 		cfg.MaxTransactionTimeoutMs = defaultMaxTxnTimeout
+	}
+	if cfg.TransactionalIDExpiration == 0 {
+		cfg.TransactionalIDExpiration = 7 * 24 * time.Hour
 	}
 	if cfg.AgentTTL == 0 {
 		cfg.AgentTTL = defaultAgentTTL
@@ -198,6 +206,8 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("meta: --gc-grace %v must be at least 4s and the job lease %v in (0, grace/2]", cfg.GCGrace, cfg.JobLeaseTTL)
 	case cfg.MaxTransactionTimeoutMs < 0:
 		return cfg, fmt.Errorf("meta: --max-transaction-timeout %dms < 0", cfg.MaxTransactionTimeoutMs)
+	case cfg.TransactionalIDExpiration < 0:
+		return cfg, fmt.Errorf("meta: --transactional-id-expiration %v < 0", cfg.TransactionalIDExpiration)
 	case cfg.WatchBuffer < 0:
 		return cfg, fmt.Errorf("meta: Config.WatchBuffer %d < 0", cfg.WatchBuffer)
 	}

@@ -325,6 +325,7 @@ type group struct {
 	// the state's) and aborted transactions index entries added.
 	txns      map[string]*txnState
 	txnAborts []txnAbort
+	txnDead   map[string]bool // expired in this group
 }
 
 type bornObj struct {
@@ -378,6 +379,7 @@ func newGroup(st *state) *group {
 		segIdx:       make(map[meta.SegmentID]int),
 		acls:         make(map[string]aclChange),
 		txns:         make(map[string]*txnState),
+		txnDead:      make(map[string]bool),
 	}
 }
 
@@ -418,6 +420,7 @@ func (g *group) reset() {
 	clear(g.scram)
 	g.scram = g.scram[:0]
 	clear(g.txns)
+	clear(g.txnDead)
 	clear(g.txnAborts)
 	g.txnAborts = g.txnAborts[:0]
 }
@@ -428,7 +431,7 @@ func (g *group) dirty() bool {
 		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0 || len(g.topicChanges) > 0 ||
 		len(g.acls) > 0 ||
 		len(g.scram) > 0 || // SASL (issue 14)
-		len(g.txns) > 0 || len(g.txnAborts) > 0 // transactions (issue 15)
+		len(g.txns) > 0 || len(g.txnAborts) > 0 || len(g.txnDead) > 0 // transactions (issue 15)
 }
 
 func (g *group) topicByName(name string) *topicState {

@@ -14,6 +14,7 @@ import (
 //	txns        transactional id    -> v | producer id (8) | epoch (2) |
 //	                                   timeout ms (4) | ongoing (1) |
 //	                                   start ms (8) | last end (1) |
+//	                                   last change ms (8) |
 //	                                   uvarint n | n × (topic id (16) |
 //	                                   partition (4) | first offset (8)) |
 //	                                   uvarint groups | groups × (uvarint
@@ -66,6 +67,7 @@ func appendTxnValue(v []byte, t *txnState) []byte {
 	v = append(v, ongoing)
 	v = be.AppendUint64(v, uint64(t.startMs))
 	v = append(v, byte(t.lastEnd))
+	v = be.AppendUint64(v, uint64(t.lastMs))
 	v = appendUvarint(v, uint64(len(t.parts)))
 	for tp, first := range t.parts {
 		v = appendTPKey(v, tp)
@@ -110,6 +112,7 @@ func decodeTxnValue(id string, v []byte, st *state) (*txnState, error) {
 	t.ongoing = d.u8() == 1
 	t.startMs = int64(d.u64())
 	t.lastEnd = int8(d.u8())
+	t.lastMs = int64(d.u64())
 	n := d.uvarint()
 	if n > maxTxnItems {
 		d.bad = true
@@ -160,6 +163,13 @@ func decodeTxnValue(id string, v []byte, st *state) (*txnState, error) {
 // writeTxns writes the group's changed transactions and aborted index
 // entries.
 func writeTxns(tx kv.KVTx, g *group, put func(b, k []byte, fn func([]byte) []byte) error) error {
+	for id := range g.txnDead {
+		if _, reborn := g.txns[id]; !reborn {
+			if err := tx.Delete(kv.BucketTxns, []byte(id)); err != nil {
+				return err
+			}
+		}
+	}
 	for id, t := range g.txns {
 		if err := put(kv.BucketTxns, []byte(id), func(v []byte) []byte { return appendTxnValue(v, t) }); err != nil {
 			return err

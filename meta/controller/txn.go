@@ -49,6 +49,9 @@ type txnState struct {
 	// (meta.ControlCommit or ControlAbort; ControlNone after a bump), so
 	// that a retried EndTxn is answered as the first one was.
 	lastEnd int8
+	// lastMs is when the id last changed (unix ms): an Empty id unused
+	// for Config.TransactionalIDExpiration is forgotten (expireTxnIDs).
+	lastMs int64
 	// parts are the partitions added, each with the first offset the
 	// transaction wrote there (-1 before its first write).
 	parts map[tpKey]int64
@@ -80,6 +83,9 @@ func (g *group) txn(id string) *txnState {
 	if t, ok := g.txns[id]; ok {
 		return t
 	}
+	if g.txnDead[id] {
+		return nil
+	}
 	return g.st.txns[id]
 }
 
@@ -92,19 +98,22 @@ func (g *group) txnByPID(pid int64) *txnState {
 	}
 	t := g.st.txnPID[pid]
 	if t != nil {
-		if o, ok := g.txns[t.id]; ok && o.pid != pid {
-			return nil // moved to a new producer id in this group
+		if o, ok := g.txns[t.id]; ok && o.pid != pid || g.txnDead[t.id] {
+			return nil // moved to a new producer id, or expired, in this group
 		}
 	}
 	return t
 }
 
-// txnMut returns a clone of id's state that the group may change.
+// txnMut returns a clone of id's state that the group may change, and
+// notes the change's time.
 func (g *group) txnMut(id string) *txnState {
 	if t, ok := g.txns[id]; ok {
+		t.lastMs = g.nowMs
 		return t
 	}
 	t := g.st.txns[id].clone()
+	t.lastMs = g.nowMs
 	g.txns[id] = t
 	return t
 }
@@ -147,7 +156,8 @@ func applyInitTxnProducer(g *group, req meta.ProducerIDRequest, maxTimeoutMs int
 	old := g.txn(id)
 	if old == nil {
 		r := g.allocPID()
-		g.txns[id] = &txnState{id: id, pid: r.ProducerID, epoch: r.ProducerEpoch, timeoutMs: req.TransactionTimeoutMs}
+		delete(g.txnDead, id) // expired earlier in this group: a new life
+		g.txns[id] = &txnState{id: id, pid: r.ProducerID, epoch: r.ProducerEpoch, timeoutMs: req.TransactionTimeoutMs, lastMs: g.nowMs}
 		return r, nil
 	}
 	if req.ProducerID >= 0 && (req.ProducerID != old.pid || req.ProducerEpoch != old.epoch) {
@@ -250,14 +260,19 @@ const (
 	txnOffsetCommit
 	txnEnd
 	txnTimeouts
+	txnExpire
 )
 
 // applyTxn runs one transactional op; per-item errors go to
 // o.adminErrs, the count of timed out transactions to o.count.
 func (s *Service) applyTxn(g *group, o *op) {
 	r := o.txn
-	if r.kind == txnTimeouts {
+	switch r.kind {
+	case txnTimeouts:
 		o.count = applyTxnTimeouts(g)
+		return
+	case txnExpire:
+		o.count = applyExpireTxnIDs(g, s.cfg.TransactionalIDExpiration)
 		return
 	}
 	t, err := g.checkTxnProducer(r.p)
@@ -391,9 +406,37 @@ func (g *group) noteTxnWrite(pid int64, tp tpKey, base int64) {
 	g.txnMut(t.id).parts[tp] = base
 }
 
+// applyExpireTxnIDs forgets every Empty transactional id unchanged for
+// exp (Kafka's transactional.id.expiration.ms). Its producer id stays,
+// as an idempotent one, until producer id expiry forgets it too.
+func applyExpireTxnIDs(g *group, exp time.Duration) int {
+	n := 0
+	for id, t := range g.st.txns {
+		if _, changed := g.txns[id]; changed || t.ongoing || g.txnDead[id] || g.nowMs-t.lastMs <= exp.Milliseconds() {
+			continue
+		}
+		g.txnDead[id] = true
+		n++
+	}
+	return n
+}
+
+// ExpireTxnIDs runs applyExpireTxnIDs (the janitor's job) and returns
+// how many ids it forgot.
+func (s *Service) ExpireTxnIDs(ctx context.Context) (int, error) {
+	o, err := s.submitTxn(ctx, &txnReq{kind: txnExpire})
+	return o.count, err
+}
+
 // mergeTxnsLocked installs the group's changed transactions and their
 // derived per-partition state.
 func mergeTxnsLocked(st *state, g *group) {
+	for id := range g.txnDead {
+		if old := st.txns[id]; old != nil {
+			st.unindexTxn(old)
+			delete(st.txns, id)
+		}
+	}
 	for id, t := range g.txns {
 		if old := st.txns[id]; old != nil {
 			st.unindexTxn(old)

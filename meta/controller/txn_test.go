@@ -218,3 +218,45 @@ func TestTxnTimeoutAndLimits(t *testing.T) {
 	}
 	reopen(t, s)
 }
+
+// TestTxnIDExpiry: an idle transactional id (no transaction open) is
+// forgotten after Config.TransactionalIDExpiration, in memory and in the
+// store; one with a transaction open is kept; the id can start over.
+func TestTxnIDExpiry(t *testing.T) {
+	clk := &fakeClock{t: time.Now()}
+	s := openT(t, t.TempDir(), func(c *Config) { c.TransactionalIDExpiration = time.Hour })
+	s.now = clk.now
+	ctx := ctxT(t)
+	top := createTopic(t, s, "tx", 1)
+	p0 := meta.TopicPartition{TopicID: top.ID, Partition: 0}
+	init := func(id string) meta.TxnProducer {
+		r, err := s.InitProducerID(ctx, meta.ProducerIDRequest{TransactionalID: id, ProducerID: -1, ProducerEpoch: -1, TransactionTimeoutMs: 60000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return meta.TxnProducer{TransactionalID: id, ProducerID: r.ProducerID, ProducerEpoch: r.ProducerEpoch}
+	}
+	init("idle")
+	open := init("open")
+	if _, err := s.AddPartitionsToTxn(ctx, open, []meta.TopicPartition{p0}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(30 * time.Minute)
+	if n, err := s.ExpireTxnIDs(ctx); err != nil || n != 0 {
+		t.Fatalf("expired %d (%v) after half the expiration", n, err)
+	}
+	clk.add(31 * time.Minute)
+	if n, err := s.ExpireTxnIDs(ctx); err != nil || n != 1 {
+		t.Fatalf("expired %d (%v), want the idle id only", n, err)
+	}
+	d, _ := s.DescribeTransactions(ctx, []string{"idle", "open"})
+	if !errors.Is(d[0].Err, meta.ErrTransactionalIDNotFound) || d[1].Err != nil {
+		t.Fatalf("after expiry: %+v", d)
+	}
+	s = reopen(t, s, func(c *Config) { c.TransactionalIDExpiration = time.Hour })
+	s.now = clk.now
+	if p := init("idle"); p.ProducerEpoch != 0 {
+		t.Fatalf("the expired id starts over at epoch %d, want 0", p.ProducerEpoch)
+	}
+	reopen(t, s, func(c *Config) { c.TransactionalIDExpiration = time.Hour })
+}
