@@ -201,30 +201,6 @@ func TestAdminTopicLifecycle(t *testing.T) {
 	}
 }
 
-// Transactions are refused at once with a fatal, explicit error rather
-// than retried until a timeout.
-func TestTransactionalProducerRefused(t *testing.T) {
-	c := startCluster(t, t.TempDir(), agent.Config{})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.TransactionalID("tx-1"), kgo.DefaultProduceTopic("tx"),
-		kgo.AllowAutoTopicCreation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	err = cl.BeginTransaction()
-	if err == nil {
-		err = cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr()
-	}
-	if !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
-		t.Fatalf("transactional produce: %v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatal("refusal took until the deadline")
-	}
-}
-
 // TestDeleteRecords: kadm's DeleteRecords moves the log start; ListOffsets
 // earliest follows it, a consumer from the start begins there, a fetch
 // below it is out of range, and producing goes on.

@@ -96,6 +96,11 @@ type ChunkMeta struct {
 	ProducerID     int64
 	ProducerEpoch  int16
 	BaseSequence   int32
+	// Transactional: the batch's transactional attribute bit, for
+	// meta's transaction check at commit (issue 15). Not a field of the
+	// segment's index entry (the batch header holds it); ParseIndex
+	// leaves it false.
+	Transactional bool
 }
 
 // End returns the byte position just after the chunk.
@@ -210,6 +215,7 @@ func (b *SegmentBuilder) Add(topicID [16]byte, partition int32, batch []byte, h 
 			ProducerID:     h.ProducerID,
 			ProducerEpoch:  h.ProducerEpoch,
 			BaseSequence:   h.BaseSequence,
+			Transactional:  h.IsTransactional(),
 		},
 	})
 	b.bodySize += len(batch)

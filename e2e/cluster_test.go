@@ -260,12 +260,21 @@ func canaryNeverReachesMeta(t *testing.T, withSASL bool) {
 		t.Fatalf("consumed %d distinct records, want %d", len(seen), n)
 	}
 
+	// Transactions (issue 15): a committed and an aborted transaction of
+	// canary records, read back with read_committed, through the same
+	// capture: markers and aborted ranges cross as offsets only.
+	txnCanaries := transactionalCanaries(ctx, t, bootstrap, topic, prefix, append(plainOpt, scramOpt...))
+	canaries = append(canaries, txnCanaries...)
+
 	up, down := cp.bytes()
 	// Positive control: the capture does see the metadata that must
 	// cross (the topic and group names), so an empty or broken capture
 	// cannot pass.
 	if !bytes.Contains(up, []byte(topic)) || !bytes.Contains(up, []byte("canary-group")) {
 		t.Fatalf("capture of %d bytes agent->meta lacks the topic or group name: capture broken", len(up))
+	}
+	if !bytes.Contains(up, []byte("canary-txn")) {
+		t.Fatalf("capture of %d bytes agent->meta lacks the transactional id: capture broken", len(up))
 	}
 	if withSASL && !bytes.Contains(up, []byte("carol")) {
 		// The agent asked meta for carol's credential through the capture.
@@ -713,4 +722,63 @@ func TestPlaygroundZones(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.stop(t)
+}
+
+// transactionalCanaries (issue 15) commits 100 canary records in one
+// transaction and aborts 50 in another, then reads the topic with
+// read_committed until it has seen all 100 committed ones and none of the
+// aborted ones. It returns the canaries it wrote.
+func transactionalCanaries(ctx context.Context, t *testing.T, bootstrap, topic, prefix string, opts []kgo.Opt) []string {
+	t.Helper()
+	p, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.DefaultProduceTopic(topic),
+		kgo.TransactionalID("canary-txn"), kgo.ProducerBatchCompression(kgo.NoCompression())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var canaries []string
+	committed := map[string]bool{}
+	for _, commit := range []bool{true, false} {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		var recs []*kgo.Record
+		n := 50
+		if commit {
+			n = 100
+		}
+		for range n {
+			v := prefix + "-txn-" + randHex(16)
+			canaries = append(canaries, v)
+			committed[v] = commit
+			recs = append(recs, &kgo.Record{Value: []byte(v)})
+		}
+		if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("EndTransaction(commit=%v): %v", commit, err)
+		}
+	}
+	c, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := 0
+	for got < 100 {
+		f := c.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read_committed: %d of 100 committed transactional records", got)
+		}
+		f.EachRecord(func(r *kgo.Record) {
+			if ok, txn := committed[string(r.Value)]; txn && !ok {
+				t.Errorf("read_committed returned an aborted record %q", r.Value)
+			} else if txn {
+				got++
+			}
+		})
+	}
+	return canaries
 }

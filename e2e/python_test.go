@@ -79,3 +79,11 @@ func TestConfluentKafkaPythonAdmin(t *testing.T) {
 func TestConfluentKafkaPythonCompacted(t *testing.T) {
 	runConfluentCompatOn(t, 2*time.Minute, []string{"--compaction-interval", "1s", "--gc-interval", "1s"}, "compacted")
 }
+
+// TestConfluentKafkaPythonTxn (issue 15): librdkafka's transactional
+// producer commits and aborts; read_committed consumers see only what
+// was committed; send_offsets_to_transaction commits the group's offsets
+// with the transaction's output, and an abort leaves them untouched.
+func TestConfluentKafkaPythonTxn(t *testing.T) {
+	runConfluentCompat(t, 2*time.Minute, "txn")
+}

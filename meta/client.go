@@ -82,4 +82,6 @@ type Client interface {
 	ACLs(ctx context.Context, f ACLFilter) ([]ACLBinding, error)
 	// SASL (issue 14): SCRAM credentials of the cluster (scram.go).
 	ScramCredentials
+	// Transactions (issue 15): the transaction coordinator (txn.go).
+	Transactions
 }

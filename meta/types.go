@@ -75,6 +75,9 @@ type Chunk struct {
 	ProducerID     int64 // -1 when not idempotent
 	ProducerEpoch  int16
 	BaseSequence   int32
+	// Transactional: the batch has the transactional attribute bit
+	// (issue 15); meta checks the producer's transaction at commit.
+	Transactional bool
 }
 
 // SegmentCommit asks meta to assign offsets to the chunks of one uploaded
@@ -98,6 +101,9 @@ const (
 	ChunkUnknownPartition                    // topic or partition does not exist
 	ChunkInvalid                             // metadata cannot be right (bytes outside the object, RecordCount < 1, negative epoch or sequence); only this chunk is refused
 	ChunkUnknownProducer                     // the producer id was handed out but expired (Config.ProducerIDExpiration): UNKNOWN_PRODUCER_ID
+	// Transactions (issue 15): a transactional batch whose producer has
+	// no ongoing transaction with that partition at that epoch.
+	ChunkInvalidTxnState // INVALID_TXN_STATE
 )
 
 // ChunkResult answers one Chunk, in the order of SegmentCommit.Chunks.
@@ -117,17 +123,31 @@ type CommitResult struct {
 // segment object. The first batch in the range has BaseOffset; each next
 // batch starts where the previous one's offsets end.
 type IndexEntry struct {
-	TopicID      TopicID
-	Partition    int32
-	BaseOffset   int64
-	LastOffset   int64 // inclusive
-	SegmentID    SegmentID
-	ObjectKey    string
-	ObjectSize   int64
-	Start        int64
-	Length       int64
-	MaxTimestamp int64
+	TopicID   TopicID
+	Partition int32
+	// Control is ControlNone for data. A transaction marker (issue 15)
+	// is an entry without an object (zero SegmentID, empty ObjectKey,
+	// no bytes) of exactly one offset: Control says commit or abort and
+	// ProducerID/ProducerEpoch whose transaction it ends. The agent
+	// renders it as a control batch (docs/transactions.md). Control and
+	// ProducerEpoch sit in what was padding after Partition: an entry
+	// grows by ProducerID's 8 bytes only (104 to 112), in meta's index
+	// and every agent's index cache.
+	Control       int8
+	ProducerEpoch int16
+	BaseOffset    int64
+	LastOffset    int64 // inclusive
+	SegmentID     SegmentID
+	ObjectKey     string
+	ObjectSize    int64
+	Start         int64
+	Length        int64
+	MaxTimestamp  int64
+	ProducerID    int64
 }
+
+// IsMarker reports whether e is a transaction marker (no object).
+func (e *IndexEntry) IsMarker() bool { return e.Control != ControlNone }
 
 // LookupResult answers Lookup.
 type LookupResult struct {
@@ -160,6 +180,9 @@ type ProducerIDRequest struct {
 	TransactionalID string // empty for an idempotent producer
 	ProducerID      int64  // -1, or an existing id to bump its epoch (KIP-360)
 	ProducerEpoch   int16  // -1, or the existing epoch
+	// TransactionTimeoutMs is transaction.timeout.ms of a transactional
+	// producer (issue 15).
+	TransactionTimeoutMs int32
 }
 
 // ProducerIDResult answers ProducerIDRequest.

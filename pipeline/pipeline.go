@@ -595,6 +595,7 @@ func (p *Pipeline) commit(seg *segment) (meta.CommitResult, error) {
 			ProducerID:     m.ProducerID,
 			ProducerEpoch:  m.ProducerEpoch,
 			BaseSequence:   m.BaseSequence,
+			Transactional:  m.Transactional,
 		}
 	}
 	start := time.Now()

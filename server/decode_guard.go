@@ -213,6 +213,16 @@ var guards = map[int16]wireSchema{
 			field(wInt8), field(wString), primArray(sizeofString, wString)),
 		since(1, wInt8), since(3, wInt8),
 	}},
+	// Transactions (issue 15): a transaction's offsets, up to every
+	// partition a member consumed.
+	int16(kmsg.TxnOffsetCommit): {3, []wireField{
+		field(wString), field(wString), field(wInt64), field(wInt16),
+		since(3, wInt32), since(3, wString), since(3, wNString),
+		array(unsafe.Sizeof(kmsg.TxnOffsetCommitRequestTopic{}),
+			field(wString),
+			array(unsafe.Sizeof(kmsg.TxnOffsetCommitRequestTopicPartition{}),
+				field(wInt32), field(wInt64), since(2, wInt32), field(wNString))),
+	}},
 }
 
 // decodeGuard walks one request body.

@@ -128,6 +128,21 @@ func errorCode(err error) int16 {
 		return kerr.SaslAuthenticationFailed.Code
 	case errors.Is(err, errSASLState):
 		return kerr.IllegalSaslState.Code
+	// Transactions (issue 15). PRODUCER_FENCED is turned into
+	// INVALID_PRODUCER_EPOCH for request versions that predate it
+	// (txnFencedCode).
+	case errors.Is(err, meta.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, meta.ErrProducerFenced):
+		return kerr.ProducerFenced.Code
+	case errors.Is(err, meta.ErrTransactionalIDNotFound):
+		return kerr.TransactionalIDNotFound.Code
+	case errors.Is(err, meta.ErrInvalidTxnTimeout):
+		return kerr.InvalidTransactionTimeout.Code
+	case errors.Is(err, meta.ErrInvalidProducerIDMapping):
+		return kerr.InvalidProducerIDMapping.Code
+	case errors.Is(err, meta.ErrOperationNotAttempted):
+		return kerr.OperationNotAttempted.Code
 	default:
 		return kerr.UnknownServerError.Code
 	}
@@ -151,6 +166,10 @@ func chunkStatusCode(st meta.ChunkStatus) int16 {
 		// --producer-id-expiration): clients get a new id, as after
 		// Kafka expires a producer's state.
 		return kerr.UnknownProducerID.Code
+	case meta.ChunkInvalidTxnState:
+		// Transactions (issue 15): no ongoing transaction of this
+		// epoch holds the partition (KIP-890's verification, at commit).
+		return kerr.InvalidTxnState.Code
 	case meta.ChunkInvalid:
 		// The agent validated the batch, so meta refusing its metadata
 		// means the batch header lied about itself.

@@ -26,15 +26,24 @@ package server
 // the client simply fetches again. MaxWaitMs is capped at 30 s.
 //
 // Fetch sessions (KIP-227) are not kept: the response carries session id
-// 0, which tells clients to send full fetch requests. Isolation levels are
-// the same while there are no transactions (last stable offset = high
-// watermark). Rack-aware preferred read replicas: -1.
+// 0, which tells clients to send full fetch requests. Rack-aware preferred
+// read replicas: -1.
+//
+// Transactions (issue 15, docs/transactions.md): a marker entry (no
+// object) is rendered as a control batch (codec.AppendControlBatch) in
+// both isolation levels. read_committed asks meta for the partition's
+// last stable offset and aborted transactions (Client.TxnPartition), one
+// call per partition per fill, returns nothing at or past the LSO and
+// lists the aborted transactions that start below it. A long poll wakes
+// on every commit event of its partitions, markers included, so an
+// EndTxn that moves the LSO wakes it.
 
 import (
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -73,6 +82,8 @@ type fetchPart struct {
 	maxBytes int
 	out      *kmsg.FetchResponseTopicPartition
 	known    bool
+	// committed: isolation_level read_committed (issue 15).
+	committed bool
 }
 
 func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
@@ -120,7 +131,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 			op.PreferredReadReplica = -1
 			// Empty, never null: librdkafka rejects a null record set.
 			op.RecordBatches = []byte{}
-			fp := fetchPart{offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes), out: op}
+			fp := fetchPart{offset: rp.FetchOffset, maxBytes: int(rp.PartitionMaxBytes), out: op, committed: req.IsolationLevel == 1}
 			switch {
 			case !known && rc.version >= 13:
 				op.ErrorCode = kerr.UnknownTopicID.Code
@@ -303,11 +314,31 @@ func (s *Server) fillFetch(parts []fetchPart, maxBytes int, res *fetchReservatio
 			reserved = int64(n)
 			return true
 		}
-		data, logStart, hwm, err := s.readPartition(ctx, fp.tp, fp.offset, budget, total == 0 && !res.refused, reserve)
-		res.settle(reserved, int64(cap(data)))
+		limit, lso := int64(math.MaxInt64), int64(-1)
 		op := fp.out
+		op.AbortedTransactions = nil
+		if fp.committed {
+			// Transactions (issue 15): nothing at or past the LSO.
+			ts, err := s.deps.Meta.TxnPartition(ctx, fp.tp, fp.offset)
+			if err != nil {
+				op.ErrorCode, op.RecordBatches = errorCode(err), []byte{}
+				hardErr = true
+				continue
+			}
+			limit, lso = ts.LastStableOffset, ts.LastStableOffset
+			for _, a := range ts.Aborted {
+				at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+				at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+				op.AbortedTransactions = append(op.AbortedTransactions, at)
+			}
+		}
+		data, logStart, hwm, err := s.readPartition(ctx, fp.tp, fp.offset, limit, budget, total == 0 && !res.refused, reserve)
+		res.settle(reserved, int64(cap(data)))
 		op.ErrorCode = errorCode(err)
-		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hwm, hwm, logStart
+		if lso < 0 || lso > hwm {
+			lso = hwm // read_uncommitted; or the index cache is behind meta
+		}
+		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hwm, lso, logStart
 		if data == nil {
 			data = []byte{} // empty, never null (librdkafka rejects null)
 		}
@@ -336,17 +367,19 @@ func (s *Server) fillFetch(parts []fetchPart, maxBytes int, res *fetchReservatio
 // longer than --gc-grace, or a Lookup raced the swap). The partition's
 // cached entries are dropped and the offset is looked up in meta again,
 // once; only a second failure is the client's error.
-func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offset int64, budget int, first bool, reserve func(int) bool) (data []byte, logStart, hwm int64, err error) {
+//
+// Nothing at or past limit is copied (read_committed: the LSO).
+func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offset, limit int64, budget int, first bool, reserve func(int) bool) (data []byte, logStart, hwm int64, err error) {
 	for retried := false; ; retried = true {
 		res, err := s.deps.Index.Lookup(ctx, tp, offset)
 		logStart, hwm = res.LogStartOffset, res.HighWatermark
 		if err != nil {
 			return nil, logStart, hwm, err
 		}
-		if budget <= 0 && !first {
+		if budget <= 0 && !first || offset >= limit {
 			return nil, logStart, hwm, nil
 		}
-		data, err = s.copyEntries(ctx, res.Entries, offset, budget, first, reserve)
+		data, err = s.copyEntries(ctx, res.Entries, offset, limit, budget, first, reserve)
 		if !errors.Is(err, objstore.ErrNotFound) {
 			return data, logStart, hwm, err
 		}
@@ -367,8 +400,42 @@ func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offs
 // on, as readPartition describes. An error reading an entry's bytes is
 // returned with what was copied before it; callers return that data and
 // drop the error (the next fetch retries), except objstore.ErrNotFound.
-func (s *Server) copyEntries(ctx context.Context, entries []meta.IndexEntry, offset int64, budget int, first bool, reserve func(int) bool) (data []byte, err error) {
+func (s *Server) copyEntries(ctx context.Context, entries []meta.IndexEntry, offset, limit int64, budget int, first bool, reserve func(int) bool) (data []byte, err error) {
+	// alloc sizes the copy once for every entry this read can use:
+	// growing it by append would copy a response's bytes several times
+	// over (BenchmarkFetchLoopback).
+	alloc := func(size int) bool {
+		want := 0
+		for i := range entries {
+			if want += entryBytes(&entries[i]); want >= budget {
+				break
+			}
+		}
+		want = max(min(want, budget), size)
+		if !reserve(want) {
+			return false
+		}
+		data = make([]byte, 0, want)
+		return true
+	}
 	for _, e := range entries {
+		if e.BaseOffset >= limit {
+			break
+		}
+		if e.IsMarker() {
+			// Transactions (issue 15): rendered, never read.
+			if e.BaseOffset < offset {
+				continue
+			}
+			if len(data)+codec.ControlBatchSize > budget && !(first && len(data) == 0) {
+				return data, nil
+			}
+			if data == nil && !alloc(codec.ControlBatchSize) {
+				return nil, nil
+			}
+			data = codec.AppendControlBatch(data, e.BaseOffset, e.ProducerID, e.ProducerEpoch, e.Control == meta.ControlCommit, e.MaxTimestamp)
+			continue
+		}
 		raw, err := s.deps.Blocks.ReadRange(ctx, e.ObjectKey, e.ObjectSize, e.Start, e.Length)
 		if err != nil {
 			if len(data) > 0 && !errors.Is(err, objstore.ErrNotFound) {
@@ -392,24 +459,14 @@ func (s *Server) copyEntries(ctx context.Context, entries []meta.IndexEntry, off
 				raw = raw[size:]
 				continue
 			}
+			if base >= limit {
+				return data, nil // read_committed: the LSO is a batch's base
+			}
 			if len(data)+size > budget && !(first && len(data) == 0) {
 				return data, nil
 			}
-			if data == nil {
-				// Size the copy once for every entry this read can use:
-				// growing it by append would copy a response's bytes
-				// several times over (BenchmarkFetchLoopback).
-				want := 0
-				for _, e := range entries {
-					if want += int(e.Length); want >= budget {
-						break
-					}
-				}
-				want = max(min(want, budget), size)
-				if !reserve(want) {
-					return nil, nil
-				}
-				data = make([]byte, 0, want)
+			if data == nil && !alloc(size) {
+				return nil, nil
 			}
 			at := len(data)
 			data = append(data, raw[:size]...)
@@ -425,6 +482,14 @@ func (s *Server) copyEntries(ctx context.Context, entries []meta.IndexEntry, off
 		}
 	}
 	return data, nil
+}
+
+// entryBytes is what entry e adds to a fetch response.
+func entryBytes(e *meta.IndexEntry) int {
+	if e.IsMarker() {
+		return codec.ControlBatchSize
+	}
+	return int(e.Length)
 }
 
 // corruptEntry reports an index entry whose bytes do not hold the batches

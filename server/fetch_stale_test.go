@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"sort"
 	"sync"
 	"testing"
@@ -127,7 +128,7 @@ func newStaleEnv(t *testing.T) *staleEnv {
 
 func (e *staleEnv) read(t *testing.T) ([]byte, error) {
 	t.Helper()
-	data, _, hwm, err := e.s.readPartition(context.Background(), e.tp, 0, 1<<20, true, func(int) bool { return true })
+	data, _, hwm, err := e.s.readPartition(context.Background(), e.tp, 0, math.MaxInt64, 1<<20, true, func(int) bool { return true })
 	if err == nil && hwm != 10 {
 		t.Fatalf("high watermark %d, want 10", hwm)
 	}

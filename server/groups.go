@@ -69,21 +69,25 @@ func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
 	offered, _ := s.offeredTo(rc.clientID)
 	code := int16(0)
 	var msg *string
-	if req.CoordinatorType != 0 {
-		// Transaction coordinators (type 1) are not served yet. A
-		// retriable COORDINATOR_NOT_AVAILABLE would have transactional
-		// producers retry until they time out; this error is fatal for
-		// them and says why at once.
-		code = kerr.TransactionalIDAuthorizationFailed.Code
-		msg = strPtr("transactions are not supported by this Sluice version")
+	// Key type 0 names a group, 1 a transactional id (issue 15): meta
+	// coordinates both, behind every agent. Kafka checks DESCRIBE on the
+	// named resource.
+	resource, denied := meta.ResourceGroup, kerr.GroupAuthorizationFailed.Code
+	switch req.CoordinatorType {
+	case 0:
+	case 1:
+		resource, denied = meta.ResourceTransactionalID, kerr.TransactionalIDAuthorizationFailed.Code
+	default:
+		code = kerr.InvalidRequest.Code
+		msg = strPtr("unknown coordinator key type")
 	}
 	if rc.version >= 4 {
 		for _, k := range req.CoordinatorKeys {
 			c := kmsg.NewFindCoordinatorResponseCoordinator()
 			b := coordinatorFor(offered, s.cfg.AgentID, k)
 			c.Key, c.NodeID, c.Host, c.Port, c.ErrorCode, c.ErrorMessage = k, b.node, b.host, b.port, code, msg
-			if code == 0 && !s.authorize(rc, meta.OpDescribe, meta.ResourceGroup, k) {
-				c.ErrorCode, c.ErrorMessage = kerr.GroupAuthorizationFailed.Code, nil
+			if code == 0 && !s.authorize(rc, meta.OpDescribe, resource, k) {
+				c.ErrorCode, c.ErrorMessage = denied, nil
 			}
 			if c.ErrorCode != 0 {
 				c.NodeID, c.Host, c.Port = -1, "", -1
@@ -94,8 +98,8 @@ func handleFindCoordinator(s *Server, rc *reqCtx, r kmsg.Request) {
 		b := coordinatorFor(offered, s.cfg.AgentID, req.CoordinatorKey)
 		resp.ErrorCode, resp.NodeID, resp.Host, resp.Port = code, b.node, b.host, b.port
 		resp.ErrorMessage = msg
-		if code == 0 && !s.authorize(rc, meta.OpDescribe, meta.ResourceGroup, req.CoordinatorKey) {
-			resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		if code == 0 && !s.authorize(rc, meta.OpDescribe, resource, req.CoordinatorKey) {
+			resp.ErrorCode = denied
 		}
 		if resp.ErrorCode != 0 {
 			resp.NodeID, resp.Host, resp.Port = -1, "", -1
@@ -468,6 +472,9 @@ func handleOffsetFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 			rg := kmsg.NewOffsetFetchResponseGroup()
 			rg.Group = g.Group
 			fts, code := s.offsetFetchGroup(ctx, rc, g.Group, g.Topics)
+			if req.RequireStable && code == 0 {
+				s.markUnstable(ctx, g.Group, fts) // transactions (issue 15)
+			}
 			rg.ErrorCode = code
 			for _, ft := range fts {
 				rt := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -490,6 +497,9 @@ func handleOffsetFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 		}
 	}
 	fts, code := s.offsetFetchGroup(ctx, rc, req.Group, topics)
+	if req.RequireStable && code == 0 {
+		s.markUnstable(ctx, req.Group, fts) // transactions (issue 15)
+	}
 	resp.ErrorCode = code
 	for _, ft := range fts {
 		rt := kmsg.NewOffsetFetchResponseTopic()

@@ -3,9 +3,12 @@ package server
 // InitProducerId, versions 0–5.
 //
 // Idempotent producers (no transactional id) get a fresh producer id, or
-// an epoch bump of the id they hold (KIP-360). Transactions are not served
-// yet: a transactional id is refused with a clear message, and the
-// transactional APIs are not advertised.
+// an epoch bump of the id they hold (KIP-360). A transactional id
+// (issue 15, txn.go) goes to meta's transaction coordinator: the id's
+// producer id with a bumped epoch, which fences older instances and
+// aborts the transaction they left open; transaction.timeout.ms above
+// meta's --max-transaction-timeout is INVALID_TRANSACTION_TIMEOUT. It
+// needs WRITE on the transactional id.
 
 import (
 	"context"
@@ -23,10 +26,7 @@ func handleInitProducerID(s *Server, rc *reqCtx, r kmsg.Request) {
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	if req.TransactionalID != nil && *req.TransactionalID != "" {
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		s.log.Info("refused transactional producer: transactions are not supported yet",
-			"remote", rc.c.remote, "transactional_id", *req.TransactionalID)
-		rc.respond(resp)
+		initTxnProducer(s, rc, req, resp)
 		return
 	}
 	// An idempotent producer needs IDEMPOTENT_WRITE on the cluster or
@@ -45,6 +45,29 @@ func handleInitProducerID(s *Server, rc *reqCtx, r kmsg.Request) {
 	res, err := s.deps.Meta.InitProducerID(ctx, meta.ProducerIDRequest{ProducerID: pid, ProducerEpoch: epoch})
 	if err != nil {
 		resp.ErrorCode = errorCode(err)
+		rc.respond(resp)
+		return
+	}
+	resp.ProducerID, resp.ProducerEpoch = res.ProducerID, res.ProducerEpoch
+	rc.respond(resp)
+}
+
+// initTxnProducer is InitProducerId of a transactional producer.
+func initTxnProducer(s *Server, rc *reqCtx, req *kmsg.InitProducerIDRequest, resp *kmsg.InitProducerIDResponse) {
+	if !s.authorize(rc, meta.OpWrite, meta.ResourceTransactionalID, *req.TransactionalID) {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		rc.respond(resp)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
+	defer cancel()
+	mr := meta.ProducerIDRequest{TransactionalID: *req.TransactionalID, ProducerID: -1, ProducerEpoch: -1, TransactionTimeoutMs: req.TransactionTimeoutMillis}
+	if rc.version >= 3 {
+		mr.ProducerID, mr.ProducerEpoch = req.ProducerID, req.ProducerEpoch
+	}
+	res, err := s.deps.Meta.InitProducerID(ctx, mr)
+	if err != nil {
+		resp.ErrorCode = txnCode(err, rc.version, 4)
 		rc.respond(resp)
 		return
 	}

@@ -11,6 +11,9 @@ package server
 // first offset for a timestamp query, its last for -3), which can only
 // make a consumer start earlier, never skip a record. Versions 8+ (tiered
 // storage offsets) are not advertised.
+//
+// Transactions (issue 15): latest (-1) with isolation_level
+// read_committed answers the last stable offset, from meta.
 
 import (
 	"context"
@@ -65,7 +68,14 @@ func handleListOffsets(s *Server, rc *reqCtx, r kmsg.Request) {
 					op.ErrorCode = errorCode(e)
 					break
 				}
-				if rp.Timestamp == -1 {
+				if rp.Timestamp == -1 && req.IsolationLevel == 1 {
+					ts, e := s.deps.Meta.TxnPartition(ctx, meta.TopicPartition{TopicID: t.ID, Partition: rp.Partition}, hwm)
+					if e != nil {
+						op.ErrorCode = errorCode(e)
+						break
+					}
+					op.Offset = ts.LastStableOffset
+				} else if rp.Timestamp == -1 {
 					op.Offset = hwm
 				} else {
 					op.Offset = logStart
@@ -90,6 +100,11 @@ func (s *Server) offsetForTimestamp(ctx context.Context, tp meta.TopicPartition,
 		return -1, -1, err
 	}
 	e := res.Entry
+	if e.IsMarker() {
+		// A transaction marker (issue 15): its one offset, stamped when
+		// the transaction ended.
+		return e.BaseOffset, e.MaxTimestamp, nil
+	}
 	raw, err := s.deps.Blocks.ReadRange(ctx, e.ObjectKey, e.ObjectSize, e.Start, e.Length)
 	if err != nil {
 		return -1, -1, err

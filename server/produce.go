@@ -16,8 +16,14 @@ package server
 // (and, as in Kafka, a closed connection when the request fails, since that
 // is the only way to tell the client).
 //
-// Left out: transactional and control batches (INVALID_RECORD: transactions
-// are not served yet), LogAppendTime topics.
+// Transactions (issue 15): a request with a transactional id needs WRITE
+// on it; its transactional batches are checked by meta at commit (an
+// ongoing transaction of that epoch holding the partition, else
+// INVALID_TXN_STATE or INVALID_PRODUCER_EPOCH). A transactional batch in a
+// request without a transactional id, and every control batch (only the
+// coordinator makes markers), is INVALID_RECORD.
+//
+// Left out: LogAppendTime topics.
 
 import (
 	"context"
@@ -52,7 +58,8 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	acks := req.Acks
 
-	if req.TransactionID != nil && *req.TransactionID != "" {
+	txnal := req.TransactionID != nil && *req.TransactionID != ""
+	if txnal && !s.authorize(rc, meta.OpWrite, meta.ResourceTransactionalID, *req.TransactionID) {
 		failAllProduce(resp, req, kerr.TransactionalIDAuthorizationFailed.Code)
 		finishProduce(s, rc, resp, acks, true)
 		return
@@ -142,7 +149,7 @@ func handleProduce(s *Server, rc *reqCtx, r kmsg.Request) {
 				switch {
 				case len(b) > maxBytes:
 					code = kerr.MessageTooLarge.Code
-				case h.IsControl() || h.IsTransactional():
+				case h.IsControl() || h.IsTransactional() && (!txnal || h.ProducerID < 0):
 					code = kerr.InvalidRecord.Code
 				}
 				if code != 0 {

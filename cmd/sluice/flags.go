@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -289,6 +290,9 @@ type metaLimitFlags struct {
 	compactTarget        int64
 	compactLarge         int64
 	orphanEvery          time.Duration
+	// Transactions (issue 15).
+	maxTxnTimeout time.Duration
+	txnIDExpiry   time.Duration
 }
 
 func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
@@ -305,6 +309,9 @@ func addMetaLimitFlags(fs *flag.FlagSet) *metaLimitFlags {
 	fs.Int64Var(&f.compactTarget, "compaction-target-bytes", 80<<20, "live bytes one compaction job gathers into one object")
 	fs.Int64Var(&f.compactLarge, "compaction-large-bytes", 16<<20, "objects at least this large are never rewritten")
 	fs.DurationVar(&f.orphanEvery, "orphan-scan-interval", 10*time.Minute, "how often a jobs agent lists the bucket to find objects uploaded but never committed")
+	// Transactions (issue 15)
+	fs.DurationVar(&f.maxTxnTimeout, "max-transaction-timeout", 15*time.Minute, "largest transaction.timeout.ms a transactional producer may ask for (Kafka's transaction.max.timeout.ms); InitProducerId above it gets INVALID_TRANSACTION_TIMEOUT")
+	fs.DurationVar(&f.txnIDExpiry, "transactional-id-expiration", 7*24*time.Hour, "forget a transactional id with no transaction open after it went unused this long (Kafka's transactional.id.expiration.ms)")
 	return f
 }
 
@@ -318,6 +325,10 @@ func (f *metaLimitFlags) validate() error {
 		return fmt.Errorf("--compaction-large-bytes (%d) must be at least 1 MiB and --compaction-target-bytes (%d) at least that", f.compactLarge, f.compactTarget)
 	case f.orphanEvery < time.Second:
 		return fmt.Errorf("--orphan-scan-interval must be at least 1s, got %s", f.orphanEvery)
+	case f.txnIDExpiry < time.Second:
+		return fmt.Errorf("--transactional-id-expiration must be at least 1s, got %s", f.txnIDExpiry)
+	case f.maxTxnTimeout < time.Millisecond || f.maxTxnTimeout.Milliseconds() > math.MaxInt32:
+		return fmt.Errorf("--max-transaction-timeout must be in [1ms, %dms], got %s", math.MaxInt32, f.maxTxnTimeout)
 	}
 	return nil
 }
@@ -332,5 +343,7 @@ func (f *metaLimitFlags) apply(c controller.Config) controller.Config {
 	c.GCGrace = f.gcGrace
 	c.Compaction = planner.Config{MinAge: f.compactMinAge, MaxWait: f.compactMaxWait, TargetObjectBytes: f.compactTarget, LargeObjectBytes: f.compactLarge}
 	c.OrphanInterval = f.orphanEvery
+	c.MaxTransactionTimeoutMs = int32(f.maxTxnTimeout.Milliseconds()) // transactions (issue 15)
+	c.TransactionalIDExpiration = f.txnIDExpiry
 	return c
 }

@@ -24,6 +24,14 @@ CHECKs (all of them when none is given):
            message.max.bytes a DEFAULT_CONFIG, num.partitions what
            --default-partitions says (the Go test starts the playground
            with 4).
+  txn      transactions (issue 15): a transactional producer commits,
+           aborts and commits again; a read_committed consumer sees only
+           the committed records, read_uncommitted all of them; a
+           consume-transform-produce transaction with
+           send_offsets_to_transaction commits the group's offsets with
+           its output, and an aborted one leaves both untouched; a
+           second producer with the same transactional id fences the
+           first, whose commit then fails.
 
 Prints "ok ..." per check and "PASS" at the end; exits non-zero with a
 message on the first mismatch.
@@ -435,10 +443,103 @@ def check_compacted():
         fail("compacted: a record at offset 0 survived, though every key was written again after it")
     print("ok compacted: %d keys, %d tombstones, first offset read %d" % (keys, 8, first))
 
+def check_txn():
+    """Transactions (issue 15); see the top of this file."""
+    admin = AdminClient({"bootstrap.servers": BOOT})
+    src, out = "py-txn-" + uuid.uuid4().hex[:8], "py-txn-out-" + uuid.uuid4().hex[:8]
+    for name in (src, out):
+        admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)], operation_timeout=10)[name].result(30)
+    p = Producer({"bootstrap.servers": BOOT, "transactional.id": "py-txn-" + uuid.uuid4().hex[:8]})
+    p.init_transactions(30)
+    for prefix, n, commit in (("c1", 10, True), ("ab", 7, False), ("c2", 5, True)):
+        p.begin_transaction()
+        for i in range(n):
+            p.produce(src, key=b"%d" % i, value=b"%s-%d" % (prefix.encode(), i))
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.flush(30)
+            p.abort_transaction(30)
+
+    def values(isolation, want):
+        c, got = consume({"bootstrap.servers": BOOT, "group.id": "py-txn-read-" + uuid.uuid4().hex[:8],
+                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                          "isolation.level": isolation}, src, want)
+        c.close()
+        return [m.value() for m in got]
+
+    committed = values("read_committed", 15)
+    want = [b"c1-%d" % i for i in range(10)] + [b"c2-%d" % i for i in range(5)]
+    if committed != want:
+        fail("txn: read_committed got %s, want %s" % (committed, want))
+    everything = values("read_uncommitted", 22)
+    if len(everything) != 22 or sum(v.startswith(b"ab-") for v in everything) != 7:
+        fail("txn: read_uncommitted got %s, want all 22 records" % everything)
+
+    # Consume-transform-produce: an aborted attempt, then a committed one.
+    group = "py-txn-eos-" + uuid.uuid4().hex[:8]
+    c, got = consume({"bootstrap.servers": BOOT, "group.id": group, "auto.offset.reset": "earliest",
+                      "enable.auto.commit": False, "isolation.level": "read_committed"}, src, 15)
+    if len(got) != 15:
+        fail("txn: the transform consumer read %d of 15 records" % len(got))
+    positions = c.position(c.assignment())
+    for commit in (False, True):
+        p.begin_transaction()
+        for m in got:
+            p.produce(out, key=m.key(), value=b"t-" + m.value())
+        p.send_offsets_to_transaction(positions, c.consumer_group_metadata(), 30)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+            cm = c.committed([TopicPartition(src, 0)], timeout=10)
+            if cm[0].offset >= 0:
+                fail("txn: an aborted transaction committed offset %d" % cm[0].offset)
+    cm = c.committed([TopicPartition(src, 0)], timeout=10)
+    if cm[0].offset != positions[0].offset or positions[0].offset < 24:
+        fail("txn: committed offset %d, sent %d (want past the last record, 23)" % (cm[0].offset, positions[0].offset))
+    c.close()
+    c2, got2 = consume({"bootstrap.servers": BOOT, "group.id": "py-txn-out-" + uuid.uuid4().hex[:8],
+                        "auto.offset.reset": "earliest", "isolation.level": "read_committed"}, out, 15)
+    c2.close()
+    if [m.value() for m in got2] != [b"t-" + v for v in want]:
+        fail("txn: output read_committed %s" % [m.value() for m in got2])
+    # Fencing: a second producer with the same transactional id fences
+    # the first, whose open transaction is aborted; its commit fails.
+    tid = "py-txn-fence-" + uuid.uuid4().hex[:8]
+    zombie = Producer({"bootstrap.servers": BOOT, "transactional.id": tid})
+    zombie.init_transactions(30)
+    zombie.begin_transaction()
+    zombie.produce(out, value=b"zombie")
+    zombie.flush(30)
+    fresh = Producer({"bootstrap.servers": BOOT, "transactional.id": tid})
+    fresh.init_transactions(30)
+    try:
+        zombie.commit_transaction(30)
+        fail("txn: the fenced producer committed")
+    except KafkaException as e:
+        err = e.args[0]
+        if not (err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)):
+            fail("txn: the fenced producer's commit: %s, want a fatal fencing error" % err)
+    # The new instance commits an end record after the zombie's: reading
+    # up to it with read_committed passes where the zombie's record is.
+    fresh.begin_transaction()
+    fresh.produce(out, value=b"end")
+    fresh.commit_transaction(30)
+    c3, got3 = consume({"bootstrap.servers": BOOT, "group.id": "py-txn-out-" + uuid.uuid4().hex[:8],
+                        "auto.offset.reset": "earliest", "isolation.level": "read_committed"}, out, 16)
+    c3.close()
+    vals = [m.value() for m in got3]
+    if len(vals) != 16 or vals[-1] != b"end" or b"zombie" in vals:
+        fail("txn: after fencing, read_committed got %s; want the 15 outputs, then end, no zombie" % vals)
+    print("ok txn: committed %d, aborted 7 hidden, group offset %d committed with the output, zombie fenced (%s)"
+          % (len(committed), cm[0].offset, err.name()))
+
 
 CHECKS = {"compacted": check_compacted, "codecs": check_codecs, "resume": check_group_resume,
           "members": check_group_members, "admin": check_admin,
-          "broker": check_broker_configs}
+          "broker": check_broker_configs,
+          "txn": check_txn}  # transactions (issue 15)
 for name in sys.argv[2:] or list(CHECKS):
     if name not in CHECKS:
         fail("unknown check %r (have %s)" % (name, ", ".join(CHECKS)))

@@ -22,6 +22,10 @@ func (s *Service) apply(g *group, o *op, now int64) {
 	case opCommitSegment:
 		o.commitResult, o.err = applyCommit(g, o.commit, now, s.commitMaxAge())
 	case opInitProducerID:
+		if o.pidReq.TransactionalID != "" {
+			o.pidResult, o.err = applyInitTxnProducer(g, o.pidReq, s.cfg.MaxTransactionTimeoutMs)
+			break
+		}
 		o.pidResult, o.err = applyInitProducerID(g, o.pidReq)
 	case opCommitOffsets:
 		o.err = s.applyCommitOffsets(g, o.offs, now)
@@ -44,6 +48,9 @@ func (s *Service) apply(g *group, o *op, now int64) {
 	// SASL (issue 14)
 	case opScram:
 		o.adminErrs = s.applyScram(g, o.scram)
+	// Transactions (issue 15)
+	case opTxn:
+		s.applyTxn(g, o)
 	default:
 		panic(fmt.Sprintf("BUG: meta: op kind %d", o.kind))
 	}
@@ -216,6 +223,11 @@ func (g *group) appendChunk(ps *partState, c *meta.SegmentCommit, ch *meta.Chunk
 			// accepts any idempotent producer's first batch.
 			return meta.ChunkUnknownProducer, 0
 		}
+		if ch.Transactional {
+			if st := g.checkTxnChunk(ch, ps.tp); st != meta.ChunkAppended {
+				return st, 0
+			}
+		}
 		st, dupBase := checkSequence(&pp, havePP, pidEpoch, havePID, ch)
 		if st != meta.ChunkAppended {
 			return st, dupBase
@@ -231,6 +243,9 @@ func (g *group) appendChunk(ps *partState, c *meta.SegmentCommit, ch *meta.Chunk
 		pp.record(havePP, ch, base)
 		g.prodParts[pk] = pp
 		g.touchPID(ch.ProducerID)
+		if ch.Transactional {
+			g.noteTxnWrite(ch.ProducerID, ps.tp, base)
+		}
 	}
 
 	// Extend the open run when this chunk's bytes follow its bytes.
@@ -260,9 +275,6 @@ func (g *group) appendChunk(ps *partState, c *meta.SegmentCommit, ch *meta.Chunk
 
 // applyInitProducerID implements InitProducerID for idempotent producers.
 func applyInitProducerID(g *group, req meta.ProducerIDRequest) (meta.ProducerIDResult, error) {
-	if req.TransactionalID != "" {
-		return meta.ProducerIDResult{}, fmt.Errorf("%w: transactional producers", meta.ErrUnsupported)
-	}
 	if req.ProducerID == -1 {
 		return g.allocPID(), nil
 	}

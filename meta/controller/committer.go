@@ -59,6 +59,8 @@ const (
 	opACLs          // acls.go: create or delete ACL bindings
 	// SASL (issue 14): SCRAM credentials (scram.go).
 	opScram
+	// Transactions (issue 15): the coordinator's writes (txn.go).
+	opTxn
 )
 
 // op is one mutation on its way through the committer. The caller fills
@@ -83,6 +85,8 @@ type op struct {
 	// SASL (issue 14): scram is an AlterScramCredentials (scram.go);
 	// its answers go to adminErrs.
 	scram *scramReq
+	// txn is a transactional op (issue 15, txn.go).
+	txn *txnReq
 
 	err           error
 	topicResults  []meta.TopicResult

@@ -29,6 +29,9 @@
 //	swap.go             the atomic swap of a compaction or cleaning result
 //	watch.go            commit watchers
 //	metrics.go          package-level metrics
+//	txn.go              the transaction coordinator (issue 15): state,
+//	                    EndTxn's markers, LSO, aborted index, timeouts
+//	store_txn.go        what transactions store: txns, txnaborted, markers
 //
 // # The write path
 //

@@ -180,6 +180,11 @@ type stateSnap struct {
 	ACLs map[string]meta.ACLBinding
 	// SASL (issue 14): SCRAM credentials.
 	Scram map[scramKey]meta.ScramCredential
+	// Transactions (issue 15): coordinator state, the derived open
+	// first offsets and the aborted index.
+	Txns     map[string]txnState
+	OpenTxns map[tpKey]map[int64]int64
+	Aborted  map[tpKey][]meta.AbortedTxn
 }
 
 type objSnap struct {
@@ -241,6 +246,19 @@ func snapshot(s *Service) stateSnap {
 	sn.Scram = make(map[scramKey]meta.ScramCredential)
 	for k, c := range st.scram {
 		sn.Scram[k] = *c
+	}
+	// Transactions (issue 15)
+	sn.Txns = make(map[string]txnState)
+	for id, t := range st.txns {
+		sn.Txns[id] = *t.clone()
+	}
+	sn.OpenTxns = make(map[tpKey]map[int64]int64)
+	for tp, m := range st.openTxns {
+		sn.OpenTxns[tp] = maps.Clone(m)
+	}
+	sn.Aborted = make(map[tpKey][]meta.AbortedTxn)
+	for tp, as := range st.aborted {
+		sn.Aborted[tp] = slices.Clone(as)
 	}
 	sn.Objects = make(map[meta.SegmentID]objSnap)
 	for id, ob := range st.objs.byID {

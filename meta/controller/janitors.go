@@ -30,6 +30,27 @@ func (s *Service) startJanitors() {
 		}
 		return err
 	})
+	// Transactions (issue 15): abort those past their timeout. Checked
+	// every second: a timeout is at least 1 ms and at most 15 min by
+	// default, and the check reads memory only unless one is due.
+	s.janitor("transaction timeouts", time.Second, func(ctx context.Context) error {
+		if !s.anyTxnDue() {
+			return nil
+		}
+		n, err := s.AbortTimedOutTxns(ctx)
+		if n > 0 {
+			s.log.Info("meta: aborted transactions past their timeout", "count", n)
+		}
+		return err
+	})
+	s.janitor("transactional id expiry", min(max(s.cfg.TransactionalIDExpiration/16, time.Second), 5*time.Minute),
+		func(ctx context.Context) error {
+			n, err := s.ExpireTxnIDs(ctx)
+			if n > 0 {
+				s.log.Info("meta: expired idle transactional ids", "count", n, "idle_for", s.cfg.TransactionalIDExpiration)
+			}
+			return err
+		})
 	s.janitor("offset expiry", offsetsCheckInterval, func(ctx context.Context) error {
 		n, err := s.expireOffsets(ctx, time.Now())
 		if n > 0 {

@@ -564,6 +564,14 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 			if l.len() == 0 || dirty >= ps.next {
 				continue
 			}
+			// Transactions (issue 15): key cleaning does not yet drop
+			// aborted records or old markers, and keeping the latest
+			// value per key could keep an aborted one over a committed
+			// one. A partition that ever had a transaction (a marker,
+			// an aborted range, an open transaction) is not cleaned.
+			if s.st.hadTxnLocked(ps) {
+				continue
+			}
 			di := max(l.find(dirty), 0)
 			oldest := committed(l.at(di))
 			var total, dirtyBytes int64

@@ -68,6 +68,9 @@ func (o *objects) ensure(id meta.SegmentID, key string, size int64, level int8, 
 
 // ref counts a new entry pointing into its object.
 func (o *objects) ref(e *meta.IndexEntry, level int8, nowMs int64) {
+	if e.IsMarker() {
+		return // a transaction marker has no object (issue 15)
+	}
 	ob := o.ensure(e.SegmentID, e.ObjectKey, e.ObjectSize, level, nowMs)
 	ob.refs++
 	ob.live += e.Length
@@ -84,6 +87,9 @@ func (o *objects) ref(e *meta.IndexEntry, level int8, nowMs int64) {
 // unref drops an entry that left the index; its object dies when it was
 // the last.
 func (o *objects) unref(e *meta.IndexEntry, nowMs int64) {
+	if e.IsMarker() {
+		return
+	}
 	ob := o.byID[e.SegmentID]
 	if ob == nil || ob.refs <= 0 {
 		// Invariant: every entry in the index was counted.

@@ -62,6 +62,9 @@ func applyExpireProducers(g *group, exp time.Duration) int {
 		if _, used := g.epochs[pid]; used {
 			continue
 		}
+		if g.st.txnPID[pid] != nil {
+			continue // a transactional id's producer: kept with its id (issue 15)
+		}
 		g.deadPIDs[pid] = true
 		n++
 	}

@@ -234,7 +234,8 @@ func TestInitProducerID(t *testing.T) {
 		{meta.ProducerIDRequest{ProducerID: last + 100, ProducerEpoch: 0}, meta.ErrInvalidProducerEpoch},
 		{meta.ProducerIDRequest{ProducerID: last, ProducerEpoch: -1}, meta.ErrInvalidProducerEpoch},
 		{meta.ProducerIDRequest{ProducerID: -5, ProducerEpoch: 0}, meta.ErrInvalidProducerEpoch},
-		{meta.ProducerIDRequest{TransactionalID: "tx", ProducerID: -1, ProducerEpoch: -1}, meta.ErrUnsupported},
+		// Transactions (issue 15): a transactional id needs a timeout.
+		{meta.ProducerIDRequest{TransactionalID: "tx", ProducerID: -1, ProducerEpoch: -1}, meta.ErrInvalidTxnTimeout},
 	} {
 		if _, err := s.InitProducerID(ctx, c.req); !errors.Is(err, c.want) {
 			t.Errorf("%+v: err %v, want %v", c.req, err, c.want)

@@ -217,7 +217,27 @@ func TestReopenProperty(t *testing.T) {
 			t.Fatalf("step %d failed (seed %d); ops so far:\n%s", i, seed, strings.Join(d.log, "\n"))
 		}
 	}
-	t.Logf("%d steps: %s swapped=%d", steps, d.summary(), d.swapped.Load())
+	t.Logf("%d steps: %s swapped=%d txnended=%d", steps, d.summary(), d.swapped.Load(), d.txnEnded.Load())
+}
+
+// markers counts the transaction markers in the index (issue 15); the
+// summary reports the most seen after any step (retention and deletes
+// take them away again).
+func (d *reopenDriver) markers() int {
+	d.s.mu.RLock()
+	defer d.s.mu.RUnlock()
+	n := 0
+	for _, t := range d.s.st.topicsByID {
+		for _, ps := range t.parts {
+			for k := range ps.entries.len() {
+				if ps.entries.at(k).IsMarker() {
+					n++
+				}
+			}
+		}
+	}
+	d.counts["txnmarkers"] = max(d.counts["txnmarkers"], n)
+	return n
 }
 
 // FuzzReopen drives the same operations from the fuzzer's bytes (one or
@@ -266,6 +286,8 @@ type reopenDriver struct {
 	seqs map[pidTP]int32
 	// swapped counts compaction results that swapped entries in.
 	swapped atomic.Int64
+	// txnEnded counts EndTxn calls that succeeded (issue 15).
+	txnEnded atomic.Int64
 	// dead holds ids of deleted topics, to aim ops at them too.
 	dead []meta.TopicID
 	clk  *fakeClock
@@ -309,7 +331,8 @@ func (d *reopenDriver) logf(format string, args ...any) {
 
 func (d *reopenDriver) summary() string {
 	var b strings.Builder
-	for _, k := range []string{"create", "plain", "idem", "delete", "partitions", "records", "offsets", "deloffsets", "delgroup", "pid", "bump", "fenced", "config", "expire", "retention", "swap", "burst"} {
+	for _, k := range []string{"create", "plain", "idem", "delete", "partitions", "records", "offsets", "deloffsets", "delgroup", "pid", "bump", "fenced", "config", "expire", "retention", "swap", "burst",
+		"txn", "txnmarkers"} { // transactions (issue 15)
 		b.WriteString(k + "=" + strconv.Itoa(d.counts[k]) + " ")
 	}
 	return b.String()
@@ -357,6 +380,7 @@ func (d *reopenDriver) step() {
 	d.s = reopen(d.t, d.s, withReopenExp)
 	d.s.now = d.clk.now
 	checkInvariants(d.t, d.s)
+	d.markers()
 }
 
 // pick chooses an op and its arguments now (so that the choices do not
@@ -366,7 +390,9 @@ func (d *reopenDriver) pick() func() {
 	t, s := d.t, d.s
 	ctx := ctxT(t)
 	ts := d.topics()
-	switch d.choose(19) {
+	switch d.choose(21) {
+	case 19, 20: // transactions (issue 15): one coordinator step
+		return d.pickTxn(ts)
 	case 17, 18: // ACLs (issue 14): create a binding, or delete by a filter
 		return d.pickACL()
 	case 15, 16: // a compaction result for a run of a partition's entries
@@ -701,6 +727,99 @@ func (d *reopenDriver) pickACL() func() {
 	return func() {
 		if res, err := s.DeleteACLs(ctx, []meta.ACLFilter{f}); err != nil || res[0].Err != nil {
 			t.Errorf("DeleteACLs: %v %+v", err, res)
+		}
+	}
+}
+
+// Transactions (issue 15).
+
+var reopenTxnIDs = []string{"ta", "tb"}
+
+// pickTxn makes one step of a transactional id's life: InitProducerID
+// (which fences and aborts), AddPartitionsToTxn, a transactional write
+// (sometimes of a stale epoch or to a partition not added), an offset
+// commit in the transaction, EndTxn commit or abort, or time passing
+// beyond the timeout and the janitor's pass. The producer's id and
+// epoch are read now from DescribeTransactions; a burst may change them
+// first, so the coordinator's refusals (fenced, wrong state, wrong id)
+// are fine answers, any other error is not.
+func (d *reopenDriver) pickTxn(ts []meta.Topic) func() {
+	t, s := d.t, d.s
+	ctx := ctxT(t)
+	id := reopenTxnIDs[d.choose(len(reopenTxnIDs))]
+	ds, err := s.DescribeTransactions(ctx, []string{id})
+	if err != nil {
+		t.Fatalf("DescribeTransactions: %v", err)
+	}
+	p := meta.TxnProducer{TransactionalID: id, ProducerID: ds[0].ProducerID, ProducerEpoch: ds[0].ProducerEpoch}
+	fine := func(what string, err error) {
+		if err != nil && !errors.Is(err, meta.ErrProducerFenced) && !errors.Is(err, meta.ErrInvalidTxnState) &&
+			!errors.Is(err, meta.ErrInvalidProducerIDMapping) && !errors.Is(err, meta.ErrUnknownTopicOrPartition) &&
+			!errors.Is(err, meta.ErrOperationNotAttempted) {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	d.counts["txn"]++
+	tp, haveTP := d.tp(ts)
+	k := d.choose(8)
+	if ds[0].State == meta.TxnStateEmpty && k >= 5 {
+		k = 1 // nothing to end or time out yet: start one (mostly)
+	}
+	switch {
+	case ds[0].Err != nil || k == 0:
+		d.logf("txn %s init", id)
+		return func() {
+			_, err := s.InitProducerID(ctx, meta.ProducerIDRequest{TransactionalID: id, ProducerID: -1, ProducerEpoch: -1, TransactionTimeoutMs: 60_000})
+			fine("InitProducerID(txn)", err)
+		}
+	case k <= 2 && haveTP:
+		d.logf("txn %s add %x/%d", id, tp.TopicID[:2], tp.Partition)
+		return func() {
+			errs, err := s.AddPartitionsToTxn(ctx, p, []meta.TopicPartition{tp})
+			fine("AddPartitionsToTxn", err)
+			for _, e := range errs {
+				fine("AddPartitionsToTxn", e)
+			}
+		}
+	case k == 3 && haveTP:
+		epoch := p.ProducerEpoch - int16(d.choose(2)) // sometimes stale
+		sg := newSegmentAt(d.clk.now()).addP(tp.TopicID, tp.Partition, int32(1+d.choose(3)), 50, p.ProducerID, max(epoch, 0), int32(d.choose(4)))
+		sg.Chunks[0].Transactional = true
+		d.logf("txn %s write %x/%d epoch %d", id, tp.TopicID[:2], tp.Partition, epoch)
+		return func() {
+			if _, err := s.CommitSegment(ctx, sg.SegmentCommit); err != nil {
+				t.Errorf("CommitSegment(txn): %v", err)
+			}
+		}
+	case k == 4 && haveTP:
+		grp := reopenGroups[d.choose(len(reopenGroups))]
+		off := int64(d.choose(100))
+		d.logf("txn %s offsets %s %x/%d=%d", id, grp, tp.TopicID[:2], tp.Partition, off)
+		return func() {
+			fine("AddOffsetsToTxn", s.AddOffsetsToTxn(ctx, p, grp))
+			errs, err := s.TxnOffsetCommit(ctx, p, meta.OffsetCommitRequest{Group: grp, Offsets: []meta.CommittedOffset{{TopicPartition: tp, Offset: off}}})
+			fine("TxnOffsetCommit", err)
+			for _, e := range errs {
+				fine("TxnOffsetCommit", e)
+			}
+		}
+	case k == 5:
+		d.logf("txn %s timeouts", id)
+		return func() {
+			d.clk.add(2 * time.Minute) // past the 60 s timeout
+			if _, err := s.AbortTimedOutTxns(ctx); err != nil {
+				t.Errorf("AbortTimedOutTxns: %v", err)
+			}
+		}
+	default:
+		commit := d.choose(2) == 0
+		d.logf("txn %s end commit=%v", id, commit)
+		return func() {
+			err := s.EndTxn(ctx, p, commit)
+			if err == nil {
+				d.txnEnded.Add(1)
+			}
+			fine("EndTxn", err)
 		}
 	}
 }

@@ -96,6 +96,16 @@ type Config struct {
 	OrphanInterval time.Duration
 	// Groups bounds consumer groups and their offsets (groups.go).
 	Groups groups.Config
+	// MaxTransactionTimeoutMs caps a transactional producer's
+	// transaction.timeout.ms (Kafka's transaction.max.timeout.ms);
+	// InitProducerId above it fails with INVALID_TRANSACTION_TIMEOUT.
+	// Default 15 minutes, Kafka's (--max-transaction-timeout).
+	MaxTransactionTimeoutMs int32
+	// TransactionalIDExpiration is how long an idle transactional id
+	// (no transaction open) is kept (Kafka's
+	// transactional.id.expiration.ms); then meta forgets it. Default 7
+	// days, Kafka's (--transactional-id-expiration).
+	TransactionalIDExpiration time.Duration
 	// Logger receives meta's log lines. Default slog.Default().
 	Logger *slog.Logger
 
@@ -130,6 +140,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxTransactionTimeoutMs == 0 {
+		cfg.MaxTransactionTimeoutMs = defaultMaxTxnTimeout
+	}
+	if cfg.TransactionalIDExpiration == 0 {
+		cfg.TransactionalIDExpiration = 7 * 24 * time.Hour
 	}
 	if cfg.AgentTTL == 0 {
 		cfg.AgentTTL = defaultAgentTTL
@@ -188,6 +204,10 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("meta: Config.ProducerIDExpiration %v < 0", cfg.ProducerIDExpiration)
 	case cfg.GCGrace < 4*time.Second || cfg.JobLeaseTTL <= 0 || cfg.JobLeaseTTL > cfg.GCGrace/2 || cfg.OrphanInterval < 0 || cfg.CompactEntryBytes < 0:
 		return cfg, fmt.Errorf("meta: --gc-grace %v must be at least 4s and the job lease %v in (0, grace/2]", cfg.GCGrace, cfg.JobLeaseTTL)
+	case cfg.MaxTransactionTimeoutMs < 0:
+		return cfg, fmt.Errorf("meta: --max-transaction-timeout %dms < 0", cfg.MaxTransactionTimeoutMs)
+	case cfg.TransactionalIDExpiration < 0:
+		return cfg, fmt.Errorf("meta: --transactional-id-expiration %v < 0", cfg.TransactionalIDExpiration)
 	case cfg.WatchBuffer < 0:
 		return cfg, fmt.Errorf("meta: Config.WatchBuffer %d < 0", cfg.WatchBuffer)
 	}

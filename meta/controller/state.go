@@ -51,6 +51,15 @@ type state struct {
 	acls map[string]meta.ACLBinding
 	// SASL (issue 14): scram holds SCRAM credentials (scram.go).
 	scram map[scramKey]*meta.ScramCredential
+
+	// Transactions (issue 15, txn.go): txns by transactional id, the
+	// same by producer id, the first offsets of ongoing transactions
+	// per partition (derived) and the aborted transactions index per
+	// partition, sorted by LastOffset.
+	txns     map[string]*txnState
+	txnPID   map[int64]*txnState
+	openTxns map[tpKey]map[int64]int64
+	aborted  map[tpKey][]meta.AbortedTxn
 }
 
 func newState() *state {
@@ -65,6 +74,10 @@ func newState() *state {
 		objs:         newObjects(),
 		acls:         make(map[string]meta.ACLBinding),
 		scram:        make(map[scramKey]*meta.ScramCredential),
+		txns:         make(map[string]*txnState),
+		txnPID:       make(map[int64]*txnState),
+		openTxns:     make(map[tpKey]map[int64]int64),
+		aborted:      make(map[tpKey][]meta.AbortedTxn),
 	}
 }
 
@@ -308,6 +321,11 @@ type group struct {
 	acls map[string]aclChange
 	// SASL (issue 14): SCRAM credentials changed, in order (scram.go).
 	scram []scramChange
+	// Transactions (issue 15): changed transactional ids (clones of
+	// the state's) and aborted transactions index entries added.
+	txns      map[string]*txnState
+	txnAborts []txnAbort
+	txnDead   map[string]bool // expired in this group
 }
 
 type bornObj struct {
@@ -360,6 +378,8 @@ func newGroup(st *state) *group {
 		deadPIDs:     make(map[int64]bool),
 		segIdx:       make(map[meta.SegmentID]int),
 		acls:         make(map[string]aclChange),
+		txns:         make(map[string]*txnState),
+		txnDead:      make(map[string]bool),
 	}
 }
 
@@ -399,6 +419,10 @@ func (g *group) reset() {
 	clear(g.acls)
 	clear(g.scram)
 	g.scram = g.scram[:0]
+	clear(g.txns)
+	clear(g.txnDead)
+	clear(g.txnAborts)
+	g.txnAborts = g.txnAborts[:0]
 }
 
 // dirty reports whether the group changed anything that must be written.
@@ -406,7 +430,8 @@ func (g *group) dirty() bool {
 	return len(g.newTopics) > 0 || len(g.partOrder) > 0 || len(g.epochs) > 0 || len(g.pidUse) > 0 || len(g.deadPIDs) > 0 ||
 		len(g.prodParts) > 0 || g.pidChanged || len(g.segs) > 0 || len(g.offsets) > 0 || len(g.topicChanges) > 0 ||
 		len(g.acls) > 0 ||
-		len(g.scram) > 0 // SASL (issue 14)
+		len(g.scram) > 0 || // SASL (issue 14)
+		len(g.txns) > 0 || len(g.txnAborts) > 0 || len(g.txnDead) > 0 // transactions (issue 15)
 }
 
 func (g *group) topicByName(name string) *topicState {
@@ -574,6 +599,7 @@ func (g *group) mergeLocked() {
 	mergeTopicChangesLocked(st, g.topicChanges, now)
 	mergeACLsLocked(st, g.acls)
 	mergeScramLocked(st, g.scram) // SASL (issue 14)
+	mergeTxnsLocked(st, g)        // transactions (issue 15)
 	for _, b := range g.objsNew {
 		objs.bornDead(b.id, b.key, b.size, b.level, now)
 	}

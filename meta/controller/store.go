@@ -47,6 +47,8 @@ import (
 //	            producer id (8) + topic id (16) + partition (4)
 //	                                -> v | epoch (2) | n (1) |
 //	                                   n × (first seq (4) | last seq (4) | base offset (8))
+//	            (v = 3: a transaction marker, no object: see
+//	            store_txn.go)
 //	segments    commit time ns (8) + segment id (16)
 //	                                -> v | uvarint n | n × (status (1) |
 //	                                   varint baseOffset | varint logStartOffset)
@@ -364,6 +366,10 @@ func loadState(tx kv.KVTx, stale *staleRecords) (*state, error) {
 	if err := loadACLs(tx, st); err != nil {
 		return nil, err
 	}
+	// Transactions (issue 15), after topics and producers.
+	if err := loadTxns(tx, st, stale); err != nil {
+		return nil, err
+	}
 	return st, st.verify()
 }
 
@@ -589,6 +595,10 @@ func writeGroup(tx kv.KVTx, g *group, arena *[]byte) error {
 	if err := writeACLs(tx, g.acls); err != nil {
 		return err
 	}
+	// Transactions (issue 15)
+	if err := writeTxns(tx, g, put); err != nil {
+		return err
+	}
 	return writeTopicChanges(tx, g)
 }
 
@@ -598,6 +608,9 @@ func appendTPKey(dst []byte, tp tpKey) []byte {
 }
 
 func appendIndexValue(v []byte, e *meta.IndexEntry, level int8) []byte {
+	if e.IsMarker() {
+		return appendMarkerValue(v, e)
+	}
 	if level == 0 {
 		v = append(v, recFormat)
 	} else {
@@ -619,6 +632,9 @@ func decodeIndexEntry(k, v []byte) (meta.IndexEntry, int8, error) {
 		TopicID:    meta.TopicID(k[:16]),
 		Partition:  int32(be.Uint32(k[16:20])),
 		BaseOffset: int64(be.Uint64(k[20:28])),
+	}
+	if len(v) > 0 && v[0] == recFormatMarker {
+		return decodeMarkerValue(e, k, v)
 	}
 	d := decoder{b: v}
 	var level int8

@@ -53,7 +53,8 @@ func (s *Service) applySwap(g *group, r *swapReq, now int64) (meta.CompactOutcom
 	for i := range res.Entries {
 		e := &res.Entries[i]
 		if e.SegmentID != res.Output || e.ObjectKey != res.ObjectKey || e.ObjectSize != res.Size ||
-			e.Start < 0 || e.Length <= 0 || e.Start > res.Size-e.Length || e.LastOffset < e.BaseOffset || e.BaseOffset < 0 {
+			e.Start < 0 || e.Length <= 0 || e.Start > res.Size-e.Length || e.LastOffset < e.BaseOffset || e.BaseOffset < 0 ||
+			e.Control != meta.ControlNone { // only the coordinator makes markers (issue 15)
 			return out, fmt.Errorf("%w: compaction result entry %d ([%d, %d] at %d+%d) does not fit its object", meta.ErrInvalidRequest, i, e.BaseOffset, e.LastOffset, e.Start, e.Length)
 		}
 	}

@@ -144,6 +144,9 @@ func mergeTopicChangesLocked(st *state, chs []topicChange, nowMs int64) {
 			}
 			delete(st.topicsByID, c.old.topic.ID)
 			for _, ps := range c.old.parts {
+				delete(st.aborted, ps.tp) // transactions (issue 15)
+			}
+			for _, ps := range c.old.parts {
 				for k := range ps.entries.len() {
 					st.objs.unref(ps.entries.at(k), nowMs)
 				}
@@ -235,7 +238,7 @@ func writeTopicChanges(tx kv.KVTx, g *group) error {
 			if err := tx.Delete(bucketTopics, id[:]); err != nil {
 				return err
 			}
-			for _, b := range [][]byte{bucketPartitions, bucketIndex} {
+			for _, b := range [][]byte{bucketPartitions, bucketIndex, kv.BucketTxnAborted} {
 				if err := tx.DeletePrefix(b, id[:]); err != nil {
 					return err
 				}

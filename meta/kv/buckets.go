@@ -21,10 +21,15 @@ var (
 	// BucketACLs its ACL bindings (docs/security.md).
 	BucketScram = []byte("scram")
 	BucketACLs  = []byte("acls")
+	// Transactions (issue 15): BucketTxns holds transactional ids'
+	// coordinator state, BucketTxnAborted the aborted transactions
+	// index of each partition (meta/controller/store_txn.go).
+	BucketTxns       = []byte("txns")
+	BucketTxnAborted = []byte("txnaborted")
 )
 
 // allBuckets lists every bucket above.
-var allBuckets = [][]byte{BucketMeta, BucketTopics, BucketPartitions, BucketIndex, BucketProducers, BucketSegments, BucketOffsets, BucketKeys, BucketScram, BucketACLs}
+var allBuckets = [][]byte{BucketMeta, BucketTopics, BucketPartitions, BucketIndex, BucketProducers, BucketSegments, BucketOffsets, BucketKeys, BucketScram, BucketACLs, BucketTxns, BucketTxnAborted}
 
 // boltFile is the embedded store's file in its directory.
 const boltFile = "meta.db"

@@ -99,6 +99,13 @@ const (
 	ErrorCode_ERR_UNSUPPORTED_ASSIGNOR       ErrorCode = 92
 	ErrorCode_ERR_UNRELEASED_INSTANCE_ID     ErrorCode = 93
 	ErrorCode_ERR_INVALID_REGULAR_EXPRESSION ErrorCode = 94
+	// Transactions (issue 15).
+	ErrorCode_ERR_INVALID_TXN_STATE           ErrorCode = 80
+	ErrorCode_ERR_PRODUCER_FENCED             ErrorCode = 81
+	ErrorCode_ERR_TRANSACTIONAL_ID_NOT_FOUND  ErrorCode = 82
+	ErrorCode_ERR_INVALID_TXN_TIMEOUT         ErrorCode = 83
+	ErrorCode_ERR_INVALID_PRODUCER_ID_MAPPING ErrorCode = 84
+	ErrorCode_ERR_OPERATION_NOT_ATTEMPTED     ErrorCode = 85
 )
 
 // Enum value maps for ErrorCode.
@@ -146,50 +153,62 @@ var (
 		92: "ERR_UNSUPPORTED_ASSIGNOR",
 		93: "ERR_UNRELEASED_INSTANCE_ID",
 		94: "ERR_INVALID_REGULAR_EXPRESSION",
+		80: "ERR_INVALID_TXN_STATE",
+		81: "ERR_PRODUCER_FENCED",
+		82: "ERR_TRANSACTIONAL_ID_NOT_FOUND",
+		83: "ERR_INVALID_TXN_TIMEOUT",
+		84: "ERR_INVALID_PRODUCER_ID_MAPPING",
+		85: "ERR_OPERATION_NOT_ATTEMPTED",
 	}
 	ErrorCode_value = map[string]int32{
-		"ERR_NONE":                       0,
-		"ERR_UNKNOWN":                    1,
-		"ERR_UNKNOWN_TOPIC_OR_PARTITION": 2,
-		"ERR_TOPIC_EXISTS":               3,
-		"ERR_INVALID_TOPIC":              4,
-		"ERR_INVALID_PARTITIONS":         5,
-		"ERR_OFFSET_OUT_OF_RANGE":        6,
-		"ERR_INVALID_PRODUCER_EPOCH":     7,
-		"ERR_UNSUPPORTED":                8,
-		"ERR_UNAVAILABLE":                10,
-		"ERR_NOT_LEADER":                 11,
-		"ERR_INVALID_REQUEST":            12,
-		"ERR_UNAUTHENTICATED":            13,
-		"ERR_CORRUPT":                    14,
-		"ERR_CANCELED":                   15,
-		"ERR_DEADLINE_EXCEEDED":          16,
-		"ERR_UNKNOWN_MEMBER_ID":          20,
-		"ERR_ILLEGAL_GENERATION":         21,
-		"ERR_REBALANCE_IN_PROGRESS":      22,
-		"ERR_MEMBER_ID_REQUIRED":         23,
-		"ERR_INCONSISTENT_PROTOCOL":      24,
-		"ERR_INVALID_SESSION_TIMEOUT":    25,
-		"ERR_GROUP_NOT_EMPTY":            26,
-		"ERR_GROUP_ID_NOT_FOUND":         27,
-		"ERR_FENCED_INSTANCE_ID":         28,
-		"ERR_INVALID_GROUP_ID":           29,
-		"ERR_GROUP_SUBSCRIBED_TO_TOPIC":  30,
-		"ERR_LIMIT":                      31,
-		"ERR_GROUP_MAX_SIZE_REACHED":     40,
-		"ERR_TOO_MANY_GROUPS":            41,
-		"ERR_OFFSET_METADATA_TOO_LARGE":  42,
-		"ERR_SEGMENT_EXPIRED":            50,
-		"ERR_JOB_LOST":                   51,
-		"ERR_INVALID_ACL":                70,
-		"ERR_SCRAM_USER_NOT_FOUND":       60,
-		"ERR_SCRAM_UNACCEPTABLE":         61,
-		"ERR_SCRAM_MECHANISM":            62,
-		"ERR_FENCED_MEMBER_EPOCH":        90,
-		"ERR_STALE_MEMBER_EPOCH":         91,
-		"ERR_UNSUPPORTED_ASSIGNOR":       92,
-		"ERR_UNRELEASED_INSTANCE_ID":     93,
-		"ERR_INVALID_REGULAR_EXPRESSION": 94,
+		"ERR_NONE":                        0,
+		"ERR_UNKNOWN":                     1,
+		"ERR_UNKNOWN_TOPIC_OR_PARTITION":  2,
+		"ERR_TOPIC_EXISTS":                3,
+		"ERR_INVALID_TOPIC":               4,
+		"ERR_INVALID_PARTITIONS":          5,
+		"ERR_OFFSET_OUT_OF_RANGE":         6,
+		"ERR_INVALID_PRODUCER_EPOCH":      7,
+		"ERR_UNSUPPORTED":                 8,
+		"ERR_UNAVAILABLE":                 10,
+		"ERR_NOT_LEADER":                  11,
+		"ERR_INVALID_REQUEST":             12,
+		"ERR_UNAUTHENTICATED":             13,
+		"ERR_CORRUPT":                     14,
+		"ERR_CANCELED":                    15,
+		"ERR_DEADLINE_EXCEEDED":           16,
+		"ERR_UNKNOWN_MEMBER_ID":           20,
+		"ERR_ILLEGAL_GENERATION":          21,
+		"ERR_REBALANCE_IN_PROGRESS":       22,
+		"ERR_MEMBER_ID_REQUIRED":          23,
+		"ERR_INCONSISTENT_PROTOCOL":       24,
+		"ERR_INVALID_SESSION_TIMEOUT":     25,
+		"ERR_GROUP_NOT_EMPTY":             26,
+		"ERR_GROUP_ID_NOT_FOUND":          27,
+		"ERR_FENCED_INSTANCE_ID":          28,
+		"ERR_INVALID_GROUP_ID":            29,
+		"ERR_GROUP_SUBSCRIBED_TO_TOPIC":   30,
+		"ERR_LIMIT":                       31,
+		"ERR_GROUP_MAX_SIZE_REACHED":      40,
+		"ERR_TOO_MANY_GROUPS":             41,
+		"ERR_OFFSET_METADATA_TOO_LARGE":   42,
+		"ERR_SEGMENT_EXPIRED":             50,
+		"ERR_JOB_LOST":                    51,
+		"ERR_INVALID_ACL":                 70,
+		"ERR_SCRAM_USER_NOT_FOUND":        60,
+		"ERR_SCRAM_UNACCEPTABLE":          61,
+		"ERR_SCRAM_MECHANISM":             62,
+		"ERR_FENCED_MEMBER_EPOCH":         90,
+		"ERR_STALE_MEMBER_EPOCH":          91,
+		"ERR_UNSUPPORTED_ASSIGNOR":        92,
+		"ERR_UNRELEASED_INSTANCE_ID":      93,
+		"ERR_INVALID_REGULAR_EXPRESSION":  94,
+		"ERR_INVALID_TXN_STATE":           80,
+		"ERR_PRODUCER_FENCED":             81,
+		"ERR_TRANSACTIONAL_ID_NOT_FOUND":  82,
+		"ERR_INVALID_TXN_TIMEOUT":         83,
+		"ERR_INVALID_PRODUCER_ID_MAPPING": 84,
+		"ERR_OPERATION_NOT_ATTEMPTED":     85,
 	}
 )
 
@@ -231,6 +250,7 @@ const (
 	ChunkStatus_CHUNK_UNKNOWN_PARTITION ChunkStatus = 4
 	ChunkStatus_CHUNK_INVALID           ChunkStatus = 5
 	ChunkStatus_CHUNK_UNKNOWN_PRODUCER  ChunkStatus = 6
+	ChunkStatus_CHUNK_INVALID_TXN_STATE ChunkStatus = 7 // transactions (issue 15)
 )
 
 // Enum value maps for ChunkStatus.
@@ -243,6 +263,7 @@ var (
 		4: "CHUNK_UNKNOWN_PARTITION",
 		5: "CHUNK_INVALID",
 		6: "CHUNK_UNKNOWN_PRODUCER",
+		7: "CHUNK_INVALID_TXN_STATE",
 	}
 	ChunkStatus_value = map[string]int32{
 		"CHUNK_APPENDED":          0,
@@ -252,6 +273,7 @@ var (
 		"CHUNK_UNKNOWN_PARTITION": 4,
 		"CHUNK_INVALID":           5,
 		"CHUNK_UNKNOWN_PRODUCER":  6,
+		"CHUNK_INVALID_TXN_STATE": 7,
 	}
 )
 
@@ -1392,6 +1414,7 @@ type Chunk struct {
 	ProducerId     int64                  `protobuf:"varint,8,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
 	ProducerEpoch  int32                  `protobuf:"varint,9,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"` // an int16
 	BaseSequence   int32                  `protobuf:"varint,10,opt,name=base_sequence,json=baseSequence,proto3" json:"base_sequence,omitempty"`
+	Transactional  bool                   `protobuf:"varint,11,opt,name=transactional,proto3" json:"transactional,omitempty"` // transactions (issue 15)
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1494,6 +1517,13 @@ func (x *Chunk) GetBaseSequence() int32 {
 		return x.BaseSequence
 	}
 	return 0
+}
+
+func (x *Chunk) GetTransactional() bool {
+	if x != nil {
+		return x.Transactional
+	}
+	return false
 }
 
 type CommitSegmentRequest struct {
@@ -1685,17 +1715,22 @@ func (x *CommitSegmentResponse) GetChunks() []*ChunkResult {
 }
 
 type IndexEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TopicId       []byte                 `protobuf:"bytes,1,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"` // 16 bytes
-	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
-	BaseOffset    int64                  `protobuf:"varint,3,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
-	LastOffset    int64                  `protobuf:"varint,4,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
-	SegmentId     []byte                 `protobuf:"bytes,5,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"` // 16 bytes
-	ObjectKey     string                 `protobuf:"bytes,6,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`
-	ObjectSize    int64                  `protobuf:"varint,7,opt,name=object_size,json=objectSize,proto3" json:"object_size,omitempty"`
-	Start         int64                  `protobuf:"varint,8,opt,name=start,proto3" json:"start,omitempty"`
-	Length        int64                  `protobuf:"varint,9,opt,name=length,proto3" json:"length,omitempty"`
-	MaxTimestamp  int64                  `protobuf:"varint,10,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	TopicId      []byte                 `protobuf:"bytes,1,opt,name=topic_id,json=topicId,proto3" json:"topic_id,omitempty"` // 16 bytes
+	Partition    int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	BaseOffset   int64                  `protobuf:"varint,3,opt,name=base_offset,json=baseOffset,proto3" json:"base_offset,omitempty"`
+	LastOffset   int64                  `protobuf:"varint,4,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
+	SegmentId    []byte                 `protobuf:"bytes,5,opt,name=segment_id,json=segmentId,proto3" json:"segment_id,omitempty"` // 16 bytes
+	ObjectKey    string                 `protobuf:"bytes,6,opt,name=object_key,json=objectKey,proto3" json:"object_key,omitempty"`
+	ObjectSize   int64                  `protobuf:"varint,7,opt,name=object_size,json=objectSize,proto3" json:"object_size,omitempty"`
+	Start        int64                  `protobuf:"varint,8,opt,name=start,proto3" json:"start,omitempty"`
+	Length       int64                  `protobuf:"varint,9,opt,name=length,proto3" json:"length,omitempty"`
+	MaxTimestamp int64                  `protobuf:"varint,10,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	// Transactions (issue 15): a marker (control 1 abort, 2 commit) has
+	// no object; these name the producer whose transaction it ends.
+	Control       int32 `protobuf:"varint,11,opt,name=control,proto3" json:"control,omitempty"`
+	ProducerId    int64 `protobuf:"varint,12,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch int32 `protobuf:"varint,13,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"` // an int16
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1796,6 +1831,27 @@ func (x *IndexEntry) GetLength() int64 {
 func (x *IndexEntry) GetMaxTimestamp() int64 {
 	if x != nil {
 		return x.MaxTimestamp
+	}
+	return 0
+}
+
+func (x *IndexEntry) GetControl() int32 {
+	if x != nil {
+		return x.Control
+	}
+	return 0
+}
+
+func (x *IndexEntry) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *IndexEntry) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
 	}
 	return 0
 }
@@ -1929,12 +1985,13 @@ func (x *LookupResponse) GetHighWatermark() int64 {
 }
 
 type InitProducerIDRequest struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	TransactionalId string                 `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
-	ProducerId      int64                  `protobuf:"varint,2,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
-	ProducerEpoch   int32                  `protobuf:"varint,3,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"` // an int16
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	TransactionalId      string                 `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	ProducerId           int64                  `protobuf:"varint,2,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch        int32                  `protobuf:"varint,3,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"`                        // an int16
+	TransactionTimeoutMs int32                  `protobuf:"varint,4,opt,name=transaction_timeout_ms,json=transactionTimeoutMs,proto3" json:"transaction_timeout_ms,omitempty"` // transactions (issue 15)
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *InitProducerIDRequest) Reset() {
@@ -1984,6 +2041,13 @@ func (x *InitProducerIDRequest) GetProducerId() int64 {
 func (x *InitProducerIDRequest) GetProducerEpoch() int32 {
 	if x != nil {
 		return x.ProducerEpoch
+	}
+	return 0
+}
+
+func (x *InitProducerIDRequest) GetTransactionTimeoutMs() int32 {
+	if x != nil {
+		return x.TransactionTimeoutMs
 	}
 	return 0
 }
@@ -7300,6 +7364,987 @@ func (x *DescribeConsumerGroupResponse) GetMembers() []*ConsumerMemberDescriptio
 	return nil
 }
 
+// Transactions (issue 15).
+type TxnProducer struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	TransactionalId string                 `protobuf:"bytes,1,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	ProducerId      int64                  `protobuf:"varint,2,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch   int32                  `protobuf:"varint,3,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"` // an int16
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *TxnProducer) Reset() {
+	*x = TxnProducer{}
+	mi := &file_meta_proto_msgTypes[111]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnProducer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnProducer) ProtoMessage() {}
+
+func (x *TxnProducer) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[111]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnProducer.ProtoReflect.Descriptor instead.
+func (*TxnProducer) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{111}
+}
+
+func (x *TxnProducer) GetTransactionalId() string {
+	if x != nil {
+		return x.TransactionalId
+	}
+	return ""
+}
+
+func (x *TxnProducer) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TxnProducer) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+type AddPartitionsToTxnRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Producer      *TxnProducer           `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	Partitions    []*TopicPartition      `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddPartitionsToTxnRequest) Reset() {
+	*x = AddPartitionsToTxnRequest{}
+	mi := &file_meta_proto_msgTypes[112]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddPartitionsToTxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddPartitionsToTxnRequest) ProtoMessage() {}
+
+func (x *AddPartitionsToTxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[112]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddPartitionsToTxnRequest.ProtoReflect.Descriptor instead.
+func (*AddPartitionsToTxnRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{112}
+}
+
+func (x *AddPartitionsToTxnRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *AddPartitionsToTxnRequest) GetPartitions() []*TopicPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type AddOffsetsToTxnRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Producer      *TxnProducer           `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	Group         string                 `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddOffsetsToTxnRequest) Reset() {
+	*x = AddOffsetsToTxnRequest{}
+	mi := &file_meta_proto_msgTypes[113]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddOffsetsToTxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddOffsetsToTxnRequest) ProtoMessage() {}
+
+func (x *AddOffsetsToTxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[113]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddOffsetsToTxnRequest.ProtoReflect.Descriptor instead.
+func (*AddOffsetsToTxnRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{113}
+}
+
+func (x *AddOffsetsToTxnRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *AddOffsetsToTxnRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type TxnOffsetCommitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Producer      *TxnProducer           `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	Commit        *CommitOffsetsRequest  `protobuf:"bytes,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnOffsetCommitRequest) Reset() {
+	*x = TxnOffsetCommitRequest{}
+	mi := &file_meta_proto_msgTypes[114]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnOffsetCommitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnOffsetCommitRequest) ProtoMessage() {}
+
+func (x *TxnOffsetCommitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[114]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnOffsetCommitRequest.ProtoReflect.Descriptor instead.
+func (*TxnOffsetCommitRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{114}
+}
+
+func (x *TxnOffsetCommitRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *TxnOffsetCommitRequest) GetCommit() *CommitOffsetsRequest {
+	if x != nil {
+		return x.Commit
+	}
+	return nil
+}
+
+type EndTxnRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Producer      *TxnProducer           `protobuf:"bytes,1,opt,name=producer,proto3" json:"producer,omitempty"`
+	Commit        bool                   `protobuf:"varint,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndTxnRequest) Reset() {
+	*x = EndTxnRequest{}
+	mi := &file_meta_proto_msgTypes[115]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndTxnRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndTxnRequest) ProtoMessage() {}
+
+func (x *EndTxnRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[115]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndTxnRequest.ProtoReflect.Descriptor instead.
+func (*EndTxnRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{115}
+}
+
+func (x *EndTxnRequest) GetProducer() *TxnProducer {
+	if x != nil {
+		return x.Producer
+	}
+	return nil
+}
+
+func (x *EndTxnRequest) GetCommit() bool {
+	if x != nil {
+		return x.Commit
+	}
+	return false
+}
+
+type TxnPartitionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     *TopicPartition        `protobuf:"bytes,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	From          int64                  `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnPartitionRequest) Reset() {
+	*x = TxnPartitionRequest{}
+	mi := &file_meta_proto_msgTypes[116]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnPartitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnPartitionRequest) ProtoMessage() {}
+
+func (x *TxnPartitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[116]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnPartitionRequest.ProtoReflect.Descriptor instead.
+func (*TxnPartitionRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{116}
+}
+
+func (x *TxnPartitionRequest) GetPartition() *TopicPartition {
+	if x != nil {
+		return x.Partition
+	}
+	return nil
+}
+
+func (x *TxnPartitionRequest) GetFrom() int64 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+type AbortedTxn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ProducerId    int64                  `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	FirstOffset   int64                  `protobuf:"varint,2,opt,name=first_offset,json=firstOffset,proto3" json:"first_offset,omitempty"`
+	LastOffset    int64                  `protobuf:"varint,3,opt,name=last_offset,json=lastOffset,proto3" json:"last_offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbortedTxn) Reset() {
+	*x = AbortedTxn{}
+	mi := &file_meta_proto_msgTypes[117]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbortedTxn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbortedTxn) ProtoMessage() {}
+
+func (x *AbortedTxn) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[117]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbortedTxn.ProtoReflect.Descriptor instead.
+func (*AbortedTxn) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{117}
+}
+
+func (x *AbortedTxn) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *AbortedTxn) GetFirstOffset() int64 {
+	if x != nil {
+		return x.FirstOffset
+	}
+	return 0
+}
+
+func (x *AbortedTxn) GetLastOffset() int64 {
+	if x != nil {
+		return x.LastOffset
+	}
+	return 0
+}
+
+type TxnPartitionResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Error            *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	LastStableOffset int64                  `protobuf:"varint,2,opt,name=last_stable_offset,json=lastStableOffset,proto3" json:"last_stable_offset,omitempty"`
+	HighWatermark    int64                  `protobuf:"varint,3,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
+	LogStartOffset   int64                  `protobuf:"varint,4,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
+	Aborted          []*AbortedTxn          `protobuf:"bytes,5,rep,name=aborted,proto3" json:"aborted,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *TxnPartitionResponse) Reset() {
+	*x = TxnPartitionResponse{}
+	mi := &file_meta_proto_msgTypes[118]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnPartitionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnPartitionResponse) ProtoMessage() {}
+
+func (x *TxnPartitionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[118]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnPartitionResponse.ProtoReflect.Descriptor instead.
+func (*TxnPartitionResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{118}
+}
+
+func (x *TxnPartitionResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *TxnPartitionResponse) GetLastStableOffset() int64 {
+	if x != nil {
+		return x.LastStableOffset
+	}
+	return 0
+}
+
+func (x *TxnPartitionResponse) GetHighWatermark() int64 {
+	if x != nil {
+		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *TxnPartitionResponse) GetLogStartOffset() int64 {
+	if x != nil {
+		return x.LogStartOffset
+	}
+	return 0
+}
+
+func (x *TxnPartitionResponse) GetAborted() []*AbortedTxn {
+	if x != nil {
+		return x.Aborted
+	}
+	return nil
+}
+
+type DescribeTransactionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	All           bool                   `protobuf:"varint,1,opt,name=all,proto3" json:"all,omitempty"` // every transactional id (ListTransactions); ids is ignored
+	Ids           []string               `protobuf:"bytes,2,rep,name=ids,proto3" json:"ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeTransactionsRequest) Reset() {
+	*x = DescribeTransactionsRequest{}
+	mi := &file_meta_proto_msgTypes[119]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeTransactionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeTransactionsRequest) ProtoMessage() {}
+
+func (x *DescribeTransactionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[119]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeTransactionsRequest.ProtoReflect.Descriptor instead.
+func (*DescribeTransactionsRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{119}
+}
+
+func (x *DescribeTransactionsRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+func (x *DescribeTransactionsRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+type TxnDescription struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Error           *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	TransactionalId string                 `protobuf:"bytes,2,opt,name=transactional_id,json=transactionalId,proto3" json:"transactional_id,omitempty"`
+	State           string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	ProducerId      int64                  `protobuf:"varint,4,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch   int32                  `protobuf:"varint,5,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"` // an int16
+	TimeoutMs       int32                  `protobuf:"varint,6,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	StartMs         int64                  `protobuf:"varint,7,opt,name=start_ms,json=startMs,proto3" json:"start_ms,omitempty"`
+	Partitions      []*TopicPartition      `protobuf:"bytes,8,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *TxnDescription) Reset() {
+	*x = TxnDescription{}
+	mi := &file_meta_proto_msgTypes[120]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnDescription) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnDescription) ProtoMessage() {}
+
+func (x *TxnDescription) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[120]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnDescription.ProtoReflect.Descriptor instead.
+func (*TxnDescription) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{120}
+}
+
+func (x *TxnDescription) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *TxnDescription) GetTransactionalId() string {
+	if x != nil {
+		return x.TransactionalId
+	}
+	return ""
+}
+
+func (x *TxnDescription) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *TxnDescription) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *TxnDescription) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+func (x *TxnDescription) GetTimeoutMs() int32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *TxnDescription) GetStartMs() int64 {
+	if x != nil {
+		return x.StartMs
+	}
+	return 0
+}
+
+func (x *TxnDescription) GetPartitions() []*TopicPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type DescribeTransactionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Transactions  []*TxnDescription      `protobuf:"bytes,2,rep,name=transactions,proto3" json:"transactions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeTransactionsResponse) Reset() {
+	*x = DescribeTransactionsResponse{}
+	mi := &file_meta_proto_msgTypes[121]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeTransactionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeTransactionsResponse) ProtoMessage() {}
+
+func (x *DescribeTransactionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[121]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeTransactionsResponse.ProtoReflect.Descriptor instead.
+func (*DescribeTransactionsResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{121}
+}
+
+func (x *DescribeTransactionsResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *DescribeTransactionsResponse) GetTransactions() []*TxnDescription {
+	if x != nil {
+		return x.Transactions
+	}
+	return nil
+}
+
+type PendingTxnOffsetsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         string                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PendingTxnOffsetsRequest) Reset() {
+	*x = PendingTxnOffsetsRequest{}
+	mi := &file_meta_proto_msgTypes[122]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingTxnOffsetsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingTxnOffsetsRequest) ProtoMessage() {}
+
+func (x *PendingTxnOffsetsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[122]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingTxnOffsetsRequest.ProtoReflect.Descriptor instead.
+func (*PendingTxnOffsetsRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{122}
+}
+
+func (x *PendingTxnOffsetsRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+type PendingTxnOffsetsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Partitions    []*TopicPartition      `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PendingTxnOffsetsResponse) Reset() {
+	*x = PendingTxnOffsetsResponse{}
+	mi := &file_meta_proto_msgTypes[123]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingTxnOffsetsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingTxnOffsetsResponse) ProtoMessage() {}
+
+func (x *PendingTxnOffsetsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[123]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingTxnOffsetsResponse.ProtoReflect.Descriptor instead.
+func (*PendingTxnOffsetsResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{123}
+}
+
+func (x *PendingTxnOffsetsResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *PendingTxnOffsetsResponse) GetPartitions() []*TopicPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type DescribeProducersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partitions    []*TopicPartition      `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeProducersRequest) Reset() {
+	*x = DescribeProducersRequest{}
+	mi := &file_meta_proto_msgTypes[124]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeProducersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeProducersRequest) ProtoMessage() {}
+
+func (x *DescribeProducersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[124]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeProducersRequest.ProtoReflect.Descriptor instead.
+func (*DescribeProducersRequest) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{124}
+}
+
+func (x *DescribeProducersRequest) GetPartitions() []*TopicPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ProducerState struct {
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	ProducerId            int64                  `protobuf:"varint,1,opt,name=producer_id,json=producerId,proto3" json:"producer_id,omitempty"`
+	ProducerEpoch         int32                  `protobuf:"varint,2,opt,name=producer_epoch,json=producerEpoch,proto3" json:"producer_epoch,omitempty"` // an int16
+	LastSequence          int32                  `protobuf:"varint,3,opt,name=last_sequence,json=lastSequence,proto3" json:"last_sequence,omitempty"`
+	CurrentTxnStartOffset int64                  `protobuf:"varint,4,opt,name=current_txn_start_offset,json=currentTxnStartOffset,proto3" json:"current_txn_start_offset,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *ProducerState) Reset() {
+	*x = ProducerState{}
+	mi := &file_meta_proto_msgTypes[125]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProducerState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProducerState) ProtoMessage() {}
+
+func (x *ProducerState) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[125]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProducerState.ProtoReflect.Descriptor instead.
+func (*ProducerState) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{125}
+}
+
+func (x *ProducerState) GetProducerId() int64 {
+	if x != nil {
+		return x.ProducerId
+	}
+	return 0
+}
+
+func (x *ProducerState) GetProducerEpoch() int32 {
+	if x != nil {
+		return x.ProducerEpoch
+	}
+	return 0
+}
+
+func (x *ProducerState) GetLastSequence() int32 {
+	if x != nil {
+		return x.LastSequence
+	}
+	return 0
+}
+
+func (x *ProducerState) GetCurrentTxnStartOffset() int64 {
+	if x != nil {
+		return x.CurrentTxnStartOffset
+	}
+	return 0
+}
+
+type PartitionProducers struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Partition     *TopicPartition        `protobuf:"bytes,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Producers     []*ProducerState       `protobuf:"bytes,3,rep,name=producers,proto3" json:"producers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionProducers) Reset() {
+	*x = PartitionProducers{}
+	mi := &file_meta_proto_msgTypes[126]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionProducers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionProducers) ProtoMessage() {}
+
+func (x *PartitionProducers) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[126]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionProducers.ProtoReflect.Descriptor instead.
+func (*PartitionProducers) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{126}
+}
+
+func (x *PartitionProducers) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *PartitionProducers) GetPartition() *TopicPartition {
+	if x != nil {
+		return x.Partition
+	}
+	return nil
+}
+
+func (x *PartitionProducers) GetProducers() []*ProducerState {
+	if x != nil {
+		return x.Producers
+	}
+	return nil
+}
+
+type DescribeProducersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Error         *Error                 `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Partitions    []*PartitionProducers  `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeProducersResponse) Reset() {
+	*x = DescribeProducersResponse{}
+	mi := &file_meta_proto_msgTypes[127]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeProducersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeProducersResponse) ProtoMessage() {}
+
+func (x *DescribeProducersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_meta_proto_msgTypes[127]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeProducersResponse.ProtoReflect.Descriptor instead.
+func (*DescribeProducersResponse) Descriptor() ([]byte, []int) {
+	return file_meta_proto_rawDescGZIP(), []int{127}
+}
+
+func (x *DescribeProducersResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *DescribeProducersResponse) GetPartitions() []*PartitionProducers {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
 var File_meta_proto protoreflect.FileDescriptor
 
 const file_meta_proto_rawDesc = "" +
@@ -7375,7 +8420,7 @@ const file_meta_proto_rawDesc = "" +
 	"\x05specs\x18\x01 \x03(\v2!.sluice.meta.v1.DeleteRecordsSpecR\x05specs\"~\n" +
 	"\x17PartitionStatesResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x126\n" +
-	"\x06states\x18\x02 \x03(\v2\x1e.sluice.meta.v1.PartitionStateR\x06states\"\xcc\x02\n" +
+	"\x06states\x18\x02 \x03(\v2\x1e.sluice.meta.v1.PartitionStateR\x06states\"\xf2\x02\n" +
 	"\x05Chunk\x12\x19\n" +
 	"\btopic_id\x18\x01 \x01(\fR\atopicId\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x14\n" +
@@ -7388,7 +8433,8 @@ const file_meta_proto_rawDesc = "" +
 	"producerId\x12%\n" +
 	"\x0eproducer_epoch\x18\t \x01(\x05R\rproducerEpoch\x12#\n" +
 	"\rbase_sequence\x18\n" +
-	" \x01(\x05R\fbaseSequence\"\xb2\x01\n" +
+	" \x01(\x05R\fbaseSequence\x12$\n" +
+	"\rtransactional\x18\v \x01(\bR\rtransactional\"\xb2\x01\n" +
 	"\x14CommitSegmentRequest\x12\x1d\n" +
 	"\n" +
 	"segment_id\x18\x01 \x01(\fR\tsegmentId\x12\x1d\n" +
@@ -7404,7 +8450,7 @@ const file_meta_proto_rawDesc = "" +
 	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\"y\n" +
 	"\x15CommitSegmentResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x123\n" +
-	"\x06chunks\x18\x02 \x03(\v2\x1b.sluice.meta.v1.ChunkResultR\x06chunks\"\xb9\x02\n" +
+	"\x06chunks\x18\x02 \x03(\v2\x1b.sluice.meta.v1.ChunkResultR\x06chunks\"\x9b\x03\n" +
 	"\n" +
 	"IndexEntry\x12\x19\n" +
 	"\btopic_id\x18\x01 \x01(\fR\atopicId\x12\x1c\n" +
@@ -7422,7 +8468,11 @@ const file_meta_proto_rawDesc = "" +
 	"\x05start\x18\b \x01(\x03R\x05start\x12\x16\n" +
 	"\x06length\x18\t \x01(\x03R\x06length\x12#\n" +
 	"\rmax_timestamp\x18\n" +
-	" \x01(\x03R\fmaxTimestamp\"\x86\x01\n" +
+	" \x01(\x03R\fmaxTimestamp\x12\x18\n" +
+	"\acontrol\x18\v \x01(\x05R\acontrol\x12\x1f\n" +
+	"\vproducer_id\x18\f \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\r \x01(\x05R\rproducerEpoch\"\x86\x01\n" +
 	"\rLookupRequest\x12<\n" +
 	"\tpartition\x18\x01 \x01(\v2\x1e.sluice.meta.v1.TopicPartitionR\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1f\n" +
@@ -7432,12 +8482,13 @@ const file_meta_proto_rawDesc = "" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x124\n" +
 	"\aentries\x18\x02 \x03(\v2\x1a.sluice.meta.v1.IndexEntryR\aentries\x12(\n" +
 	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\x12%\n" +
-	"\x0ehigh_watermark\x18\x04 \x01(\x03R\rhighWatermark\"\x8a\x01\n" +
+	"\x0ehigh_watermark\x18\x04 \x01(\x03R\rhighWatermark\"\xc0\x01\n" +
 	"\x15InitProducerIDRequest\x12)\n" +
 	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\x12\x1f\n" +
 	"\vproducer_id\x18\x02 \x01(\x03R\n" +
 	"producerId\x12%\n" +
-	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\"\x8d\x01\n" +
+	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\x124\n" +
+	"\x16transaction_timeout_ms\x18\x04 \x01(\x05R\x14transactionTimeoutMs\"\x8d\x01\n" +
 	"\x16InitProducerIDResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12\x1f\n" +
 	"\vproducer_id\x18\x02 \x01(\x03R\n" +
@@ -7872,7 +8923,88 @@ const file_meta_proto_rawDesc = "" +
 	"groupEpoch\x12)\n" +
 	"\x10assignment_epoch\x18\x05 \x01(\x05R\x0fassignmentEpoch\x12\x1a\n" +
 	"\bassignor\x18\x06 \x01(\tR\bassignor\x12C\n" +
-	"\amembers\x18\a \x03(\v2).sluice.meta.v1.ConsumerMemberDescriptionR\amembers*\xe1\b\n" +
+	"\amembers\x18\a \x03(\v2).sluice.meta.v1.ConsumerMemberDescriptionR\amembers\"\x80\x01\n" +
+	"\vTxnProducer\x12)\n" +
+	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\x12\x1f\n" +
+	"\vproducer_id\x18\x02 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\"\x94\x01\n" +
+	"\x19AddPartitionsToTxnRequest\x127\n" +
+	"\bproducer\x18\x01 \x01(\v2\x1b.sluice.meta.v1.TxnProducerR\bproducer\x12>\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\x1e.sluice.meta.v1.TopicPartitionR\n" +
+	"partitions\"g\n" +
+	"\x16AddOffsetsToTxnRequest\x127\n" +
+	"\bproducer\x18\x01 \x01(\v2\x1b.sluice.meta.v1.TxnProducerR\bproducer\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\tR\x05group\"\x8f\x01\n" +
+	"\x16TxnOffsetCommitRequest\x127\n" +
+	"\bproducer\x18\x01 \x01(\v2\x1b.sluice.meta.v1.TxnProducerR\bproducer\x12<\n" +
+	"\x06commit\x18\x02 \x01(\v2$.sluice.meta.v1.CommitOffsetsRequestR\x06commit\"`\n" +
+	"\rEndTxnRequest\x127\n" +
+	"\bproducer\x18\x01 \x01(\v2\x1b.sluice.meta.v1.TxnProducerR\bproducer\x12\x16\n" +
+	"\x06commit\x18\x02 \x01(\bR\x06commit\"g\n" +
+	"\x13TxnPartitionRequest\x12<\n" +
+	"\tpartition\x18\x01 \x01(\v2\x1e.sluice.meta.v1.TopicPartitionR\tpartition\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x03R\x04from\"q\n" +
+	"\n" +
+	"AbortedTxn\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12!\n" +
+	"\ffirst_offset\x18\x02 \x01(\x03R\vfirstOffset\x12\x1f\n" +
+	"\vlast_offset\x18\x03 \x01(\x03R\n" +
+	"lastOffset\"\xf8\x01\n" +
+	"\x14TxnPartitionResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12,\n" +
+	"\x12last_stable_offset\x18\x02 \x01(\x03R\x10lastStableOffset\x12%\n" +
+	"\x0ehigh_watermark\x18\x03 \x01(\x03R\rhighWatermark\x12(\n" +
+	"\x10log_start_offset\x18\x04 \x01(\x03R\x0elogStartOffset\x124\n" +
+	"\aaborted\x18\x05 \x03(\v2\x1a.sluice.meta.v1.AbortedTxnR\aaborted\"A\n" +
+	"\x1bDescribeTransactionsRequest\x12\x10\n" +
+	"\x03all\x18\x01 \x01(\bR\x03all\x12\x10\n" +
+	"\x03ids\x18\x02 \x03(\tR\x03ids\"\xc0\x02\n" +
+	"\x0eTxnDescription\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12)\n" +
+	"\x10transactional_id\x18\x02 \x01(\tR\x0ftransactionalId\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12\x1f\n" +
+	"\vproducer_id\x18\x04 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x05 \x01(\x05R\rproducerEpoch\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x06 \x01(\x05R\ttimeoutMs\x12\x19\n" +
+	"\bstart_ms\x18\a \x01(\x03R\astartMs\x12>\n" +
+	"\n" +
+	"partitions\x18\b \x03(\v2\x1e.sluice.meta.v1.TopicPartitionR\n" +
+	"partitions\"\x8f\x01\n" +
+	"\x1cDescribeTransactionsResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12B\n" +
+	"\ftransactions\x18\x02 \x03(\v2\x1e.sluice.meta.v1.TxnDescriptionR\ftransactions\"0\n" +
+	"\x18PendingTxnOffsetsRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\"\x88\x01\n" +
+	"\x19PendingTxnOffsetsResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12>\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\x1e.sluice.meta.v1.TopicPartitionR\n" +
+	"partitions\"Z\n" +
+	"\x18DescribeProducersRequest\x12>\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1e.sluice.meta.v1.TopicPartitionR\n" +
+	"partitions\"\xb5\x01\n" +
+	"\rProducerState\x12\x1f\n" +
+	"\vproducer_id\x18\x01 \x01(\x03R\n" +
+	"producerId\x12%\n" +
+	"\x0eproducer_epoch\x18\x02 \x01(\x05R\rproducerEpoch\x12#\n" +
+	"\rlast_sequence\x18\x03 \x01(\x05R\flastSequence\x127\n" +
+	"\x18current_txn_start_offset\x18\x04 \x01(\x03R\x15currentTxnStartOffset\"\xbc\x01\n" +
+	"\x12PartitionProducers\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12<\n" +
+	"\tpartition\x18\x02 \x01(\v2\x1e.sluice.meta.v1.TopicPartitionR\tpartition\x12;\n" +
+	"\tproducers\x18\x03 \x03(\v2\x1d.sluice.meta.v1.ProducerStateR\tproducers\"\x8c\x01\n" +
+	"\x19DescribeProducersResponse\x12+\n" +
+	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12B\n" +
+	"\n" +
+	"partitions\x18\x02 \x03(\v2\".sluice.meta.v1.PartitionProducersR\n" +
+	"partitions*\x9c\n" +
+	"\n" +
 	"\tErrorCode\x12\f\n" +
 	"\bERR_NONE\x10\x00\x12\x0f\n" +
 	"\vERR_UNKNOWN\x10\x01\x12\"\n" +
@@ -7916,7 +9048,13 @@ const file_meta_proto_rawDesc = "" +
 	"\x16ERR_STALE_MEMBER_EPOCH\x10[\x12\x1c\n" +
 	"\x18ERR_UNSUPPORTED_ASSIGNOR\x10\\\x12\x1e\n" +
 	"\x1aERR_UNRELEASED_INSTANCE_ID\x10]\x12\"\n" +
-	"\x1eERR_INVALID_REGULAR_EXPRESSION\x10^\"\x04\b\t\x10\t*\xac\x01\n" +
+	"\x1eERR_INVALID_REGULAR_EXPRESSION\x10^\x12\x19\n" +
+	"\x15ERR_INVALID_TXN_STATE\x10P\x12\x17\n" +
+	"\x13ERR_PRODUCER_FENCED\x10Q\x12\"\n" +
+	"\x1eERR_TRANSACTIONAL_ID_NOT_FOUND\x10R\x12\x1b\n" +
+	"\x17ERR_INVALID_TXN_TIMEOUT\x10S\x12#\n" +
+	"\x1fERR_INVALID_PRODUCER_ID_MAPPING\x10T\x12\x1f\n" +
+	"\x1bERR_OPERATION_NOT_ATTEMPTED\x10U\"\x04\b\t\x10\t*\xc9\x01\n" +
 	"\vChunkStatus\x12\x12\n" +
 	"\x0eCHUNK_APPENDED\x10\x00\x12\x13\n" +
 	"\x0fCHUNK_DUPLICATE\x10\x01\x12\x16\n" +
@@ -7924,7 +9062,8 @@ const file_meta_proto_rawDesc = "" +
 	"\fCHUNK_FENCED\x10\x03\x12\x1b\n" +
 	"\x17CHUNK_UNKNOWN_PARTITION\x10\x04\x12\x11\n" +
 	"\rCHUNK_INVALID\x10\x05\x12\x1a\n" +
-	"\x16CHUNK_UNKNOWN_PRODUCER\x10\x06*:\n" +
+	"\x16CHUNK_UNKNOWN_PRODUCER\x10\x06\x12\x1b\n" +
+	"\x17CHUNK_INVALID_TXN_STATE\x10\a*:\n" +
 	"\x0eTimestampQuery\x12\x15\n" +
 	"\x11FIRST_AT_OR_AFTER\x10\x00\x12\x11\n" +
 	"\rMAX_TIMESTAMP\x10\x01*]\n" +
@@ -7934,7 +9073,7 @@ const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"JOB_DELETE\x10\x02\x12\x0f\n" +
 	"\vJOB_ORPHANS\x10\x03\x12\x12\n" +
-	"\x0eJOB_CLEAN_KEYS\x10\x042\xf0\x1c\n" +
+	"\x0eJOB_CLEAN_KEYS\x10\x042\xf0\"\n" +
 	"\x04Meta\x12P\n" +
 	"\tClusterID\x12 .sluice.meta.v1.ClusterIDRequest\x1a!.sluice.meta.v1.ClusterIDResponse\x12Y\n" +
 	"\fCreateTopics\x12#.sluice.meta.v1.CreateTopicsRequest\x1a$.sluice.meta.v1.CreateTopicsResponse\x12G\n" +
@@ -7983,7 +9122,15 @@ const file_meta_proto_rawDesc = "" +
 	"\x15AlterScramCredentials\x12,.sluice.meta.v1.AlterScramCredentialsRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12}\n" +
 	"\x18DescribeScramCredentials\x12/.sluice.meta.v1.DescribeScramCredentialsRequest\x1a0.sluice.meta.v1.DescribeScramCredentialsResponse\x12w\n" +
 	"\x16ConsumerGroupHeartbeat\x12-.sluice.meta.v1.ConsumerGroupHeartbeatRequest\x1a..sluice.meta.v1.ConsumerGroupHeartbeatResponse\x12l\n" +
-	"\x15DescribeConsumerGroup\x12$.sluice.meta.v1.DescribeGroupRequest\x1a-.sluice.meta.v1.DescribeConsumerGroupResponse2\xb0\x03\n" +
+	"\x15DescribeConsumerGroup\x12$.sluice.meta.v1.DescribeGroupRequest\x1a-.sluice.meta.v1.DescribeConsumerGroupResponse\x12_\n" +
+	"\x12AddPartitionsToTxn\x12).sluice.meta.v1.AddPartitionsToTxnRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12X\n" +
+	"\x0fAddOffsetsToTxn\x12&.sluice.meta.v1.AddOffsetsToTxnRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12Y\n" +
+	"\x0fTxnOffsetCommit\x12&.sluice.meta.v1.TxnOffsetCommitRequest\x1a\x1e.sluice.meta.v1.ErrorsResponse\x12F\n" +
+	"\x06EndTxn\x12\x1d.sluice.meta.v1.EndTxnRequest\x1a\x1d.sluice.meta.v1.ErrorResponse\x12Y\n" +
+	"\fTxnPartition\x12#.sluice.meta.v1.TxnPartitionRequest\x1a$.sluice.meta.v1.TxnPartitionResponse\x12q\n" +
+	"\x14DescribeTransactions\x12+.sluice.meta.v1.DescribeTransactionsRequest\x1a,.sluice.meta.v1.DescribeTransactionsResponse\x12h\n" +
+	"\x11PendingTxnOffsets\x12(.sluice.meta.v1.PendingTxnOffsetsRequest\x1a).sluice.meta.v1.PendingTxnOffsetsResponse\x12h\n" +
+	"\x11DescribeProducers\x12(.sluice.meta.v1.DescribeProducersRequest\x1a).sluice.meta.v1.DescribeProducersResponse2\xb0\x03\n" +
 	"\x05Admin\x12P\n" +
 	"\tCreateKey\x12 .sluice.meta.v1.CreateKeyRequest\x1a!.sluice.meta.v1.CreateKeyResponse\x12M\n" +
 	"\bListKeys\x12\x1f.sluice.meta.v1.ListKeysRequest\x1a .sluice.meta.v1.ListKeysResponse\x12L\n" +
@@ -8005,7 +9152,7 @@ func file_meta_proto_rawDescGZIP() []byte {
 }
 
 var file_meta_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 114)
+var file_meta_proto_msgTypes = make([]protoimpl.MessageInfo, 131)
 var file_meta_proto_goTypes = []any{
 	(ErrorCode)(0),                           // 0: sluice.meta.v1.ErrorCode
 	(ChunkStatus)(0),                         // 1: sluice.meta.v1.ChunkStatus
@@ -8122,17 +9269,34 @@ var file_meta_proto_goTypes = []any{
 	(*ConsumerGroupHeartbeatResponse)(nil),   // 112: sluice.meta.v1.ConsumerGroupHeartbeatResponse
 	(*ConsumerMemberDescription)(nil),        // 113: sluice.meta.v1.ConsumerMemberDescription
 	(*DescribeConsumerGroupResponse)(nil),    // 114: sluice.meta.v1.DescribeConsumerGroupResponse
-	nil,                                      // 115: sluice.meta.v1.Topic.ConfigsEntry
-	nil,                                      // 116: sluice.meta.v1.TopicSpec.ConfigsEntry
-	nil,                                      // 117: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	(*TxnProducer)(nil),                      // 115: sluice.meta.v1.TxnProducer
+	(*AddPartitionsToTxnRequest)(nil),        // 116: sluice.meta.v1.AddPartitionsToTxnRequest
+	(*AddOffsetsToTxnRequest)(nil),           // 117: sluice.meta.v1.AddOffsetsToTxnRequest
+	(*TxnOffsetCommitRequest)(nil),           // 118: sluice.meta.v1.TxnOffsetCommitRequest
+	(*EndTxnRequest)(nil),                    // 119: sluice.meta.v1.EndTxnRequest
+	(*TxnPartitionRequest)(nil),              // 120: sluice.meta.v1.TxnPartitionRequest
+	(*AbortedTxn)(nil),                       // 121: sluice.meta.v1.AbortedTxn
+	(*TxnPartitionResponse)(nil),             // 122: sluice.meta.v1.TxnPartitionResponse
+	(*DescribeTransactionsRequest)(nil),      // 123: sluice.meta.v1.DescribeTransactionsRequest
+	(*TxnDescription)(nil),                   // 124: sluice.meta.v1.TxnDescription
+	(*DescribeTransactionsResponse)(nil),     // 125: sluice.meta.v1.DescribeTransactionsResponse
+	(*PendingTxnOffsetsRequest)(nil),         // 126: sluice.meta.v1.PendingTxnOffsetsRequest
+	(*PendingTxnOffsetsResponse)(nil),        // 127: sluice.meta.v1.PendingTxnOffsetsResponse
+	(*DescribeProducersRequest)(nil),         // 128: sluice.meta.v1.DescribeProducersRequest
+	(*ProducerState)(nil),                    // 129: sluice.meta.v1.ProducerState
+	(*PartitionProducers)(nil),               // 130: sluice.meta.v1.PartitionProducers
+	(*DescribeProducersResponse)(nil),        // 131: sluice.meta.v1.DescribeProducersResponse
+	nil,                                      // 132: sluice.meta.v1.Topic.ConfigsEntry
+	nil,                                      // 133: sluice.meta.v1.TopicSpec.ConfigsEntry
+	nil,                                      // 134: sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 }
 var file_meta_proto_depIdxs = []int32{
 	0,   // 0: sluice.meta.v1.Error.code:type_name -> sluice.meta.v1.ErrorCode
 	4,   // 1: sluice.meta.v1.ErrorResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 2: sluice.meta.v1.ErrorsResponse.error:type_name -> sluice.meta.v1.Error
 	4,   // 3: sluice.meta.v1.ErrorsResponse.errors:type_name -> sluice.meta.v1.Error
-	115, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
-	116, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
+	132, // 4: sluice.meta.v1.Topic.configs:type_name -> sluice.meta.v1.Topic.ConfigsEntry
+	133, // 5: sluice.meta.v1.TopicSpec.configs:type_name -> sluice.meta.v1.TopicSpec.ConfigsEntry
 	8,   // 6: sluice.meta.v1.TopicResult.topic:type_name -> sluice.meta.v1.Topic
 	4,   // 7: sluice.meta.v1.TopicResult.error:type_name -> sluice.meta.v1.Error
 	4,   // 8: sluice.meta.v1.ClusterIDResponse.error:type_name -> sluice.meta.v1.Error
@@ -8167,7 +9331,7 @@ var file_meta_proto_depIdxs = []int32{
 	42,  // 37: sluice.meta.v1.JoinGroupRequest.protocols:type_name -> sluice.meta.v1.GroupProtocol
 	4,   // 38: sluice.meta.v1.JoinGroupResponse.error:type_name -> sluice.meta.v1.Error
 	44,  // 39: sluice.meta.v1.JoinGroupResponse.members:type_name -> sluice.meta.v1.GroupMember
-	117, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
+	134, // 40: sluice.meta.v1.SyncGroupRequest.assignments:type_name -> sluice.meta.v1.SyncGroupRequest.AssignmentsEntry
 	4,   // 41: sluice.meta.v1.SyncGroupResponse.error:type_name -> sluice.meta.v1.Error
 	49,  // 42: sluice.meta.v1.LeaveGroupRequest.members:type_name -> sluice.meta.v1.LeavingMember
 	51,  // 43: sluice.meta.v1.CommitOffsetsRequest.offsets:type_name -> sluice.meta.v1.CommittedOffset
@@ -8227,103 +9391,140 @@ var file_meta_proto_depIdxs = []int32{
 	110, // 97: sluice.meta.v1.ConsumerMemberDescription.target_assignment:type_name -> sluice.meta.v1.TopicPartitions
 	4,   // 98: sluice.meta.v1.DescribeConsumerGroupResponse.error:type_name -> sluice.meta.v1.Error
 	113, // 99: sluice.meta.v1.DescribeConsumerGroupResponse.members:type_name -> sluice.meta.v1.ConsumerMemberDescription
-	11,  // 100: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
-	13,  // 101: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
-	15,  // 102: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
-	16,  // 103: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
-	18,  // 104: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
-	24,  // 105: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
-	28,  // 106: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
-	30,  // 107: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
-	32,  // 108: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
-	35,  // 109: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
-	37,  // 110: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
-	39,  // 111: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
-	40,  // 112: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
-	43,  // 113: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
-	46,  // 114: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
-	48,  // 115: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
-	50,  // 116: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
-	52,  // 117: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
-	53,  // 118: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
-	55,  // 119: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
-	56,  // 120: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
-	57,  // 121: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
-	60,  // 122: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	65,  // 123: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
-	67,  // 124: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
-	68,  // 125: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
-	21,  // 126: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
-	76,  // 127: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
-	84,  // 128: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
-	86,  // 129: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
-	87,  // 130: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
-	89,  // 131: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
-	90,  // 132: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
-	93,  // 133: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
-	94,  // 134: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
-	97,  // 135: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
-	100, // 136: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
-	103, // 137: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
-	104, // 138: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
-	111, // 139: sluice.meta.v1.Meta.ConsumerGroupHeartbeat:input_type -> sluice.meta.v1.ConsumerGroupHeartbeatRequest
-	60,  // 140: sluice.meta.v1.Meta.DescribeConsumerGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	71,  // 141: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
-	73,  // 142: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
-	75,  // 143: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
-	108, // 144: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
-	109, // 145: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
-	12,  // 146: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
-	14,  // 147: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
-	17,  // 148: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
-	17,  // 149: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
-	22,  // 150: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
-	26,  // 151: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
-	29,  // 152: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
-	31,  // 153: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
-	34,  // 154: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
-	6,   // 155: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
-	6,   // 156: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 157: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
-	41,  // 158: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
-	45,  // 159: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
-	47,  // 160: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
-	5,   // 161: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 162: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 163: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	54,  // 164: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
-	5,   // 165: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 166: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
-	59,  // 167: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
-	62,  // 168: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
-	66,  // 169: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
-	5,   // 170: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
-	69,  // 171: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
-	22,  // 172: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
-	77,  // 173: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
-	85,  // 174: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
-	5,   // 175: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
-	88,  // 176: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
-	5,   // 177: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 178: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 179: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
-	96,  // 180: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
-	98,  // 181: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
-	101, // 182: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
-	6,   // 183: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
-	107, // 184: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
-	112, // 185: sluice.meta.v1.Meta.ConsumerGroupHeartbeat:output_type -> sluice.meta.v1.ConsumerGroupHeartbeatResponse
-	114, // 186: sluice.meta.v1.Meta.DescribeConsumerGroup:output_type -> sluice.meta.v1.DescribeConsumerGroupResponse
-	72,  // 187: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
-	74,  // 188: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
-	5,   // 189: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 190: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
-	107, // 191: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
-	146, // [146:192] is the sub-list for method output_type
-	100, // [100:146] is the sub-list for method input_type
-	100, // [100:100] is the sub-list for extension type_name
-	100, // [100:100] is the sub-list for extension extendee
-	0,   // [0:100] is the sub-list for field type_name
+	115, // 100: sluice.meta.v1.AddPartitionsToTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	7,   // 101: sluice.meta.v1.AddPartitionsToTxnRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
+	115, // 102: sluice.meta.v1.AddOffsetsToTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	115, // 103: sluice.meta.v1.TxnOffsetCommitRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	52,  // 104: sluice.meta.v1.TxnOffsetCommitRequest.commit:type_name -> sluice.meta.v1.CommitOffsetsRequest
+	115, // 105: sluice.meta.v1.EndTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	7,   // 106: sluice.meta.v1.TxnPartitionRequest.partition:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 107: sluice.meta.v1.TxnPartitionResponse.error:type_name -> sluice.meta.v1.Error
+	121, // 108: sluice.meta.v1.TxnPartitionResponse.aborted:type_name -> sluice.meta.v1.AbortedTxn
+	4,   // 109: sluice.meta.v1.TxnDescription.error:type_name -> sluice.meta.v1.Error
+	7,   // 110: sluice.meta.v1.TxnDescription.partitions:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 111: sluice.meta.v1.DescribeTransactionsResponse.error:type_name -> sluice.meta.v1.Error
+	124, // 112: sluice.meta.v1.DescribeTransactionsResponse.transactions:type_name -> sluice.meta.v1.TxnDescription
+	4,   // 113: sluice.meta.v1.PendingTxnOffsetsResponse.error:type_name -> sluice.meta.v1.Error
+	7,   // 114: sluice.meta.v1.PendingTxnOffsetsResponse.partitions:type_name -> sluice.meta.v1.TopicPartition
+	7,   // 115: sluice.meta.v1.DescribeProducersRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 116: sluice.meta.v1.PartitionProducers.error:type_name -> sluice.meta.v1.Error
+	7,   // 117: sluice.meta.v1.PartitionProducers.partition:type_name -> sluice.meta.v1.TopicPartition
+	129, // 118: sluice.meta.v1.PartitionProducers.producers:type_name -> sluice.meta.v1.ProducerState
+	4,   // 119: sluice.meta.v1.DescribeProducersResponse.error:type_name -> sluice.meta.v1.Error
+	130, // 120: sluice.meta.v1.DescribeProducersResponse.partitions:type_name -> sluice.meta.v1.PartitionProducers
+	11,  // 121: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
+	13,  // 122: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
+	15,  // 123: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
+	16,  // 124: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
+	18,  // 125: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
+	24,  // 126: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
+	28,  // 127: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
+	30,  // 128: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
+	32,  // 129: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
+	35,  // 130: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
+	37,  // 131: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
+	39,  // 132: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
+	40,  // 133: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
+	43,  // 134: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
+	46,  // 135: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
+	48,  // 136: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
+	50,  // 137: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
+	52,  // 138: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
+	53,  // 139: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
+	55,  // 140: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
+	56,  // 141: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
+	57,  // 142: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
+	60,  // 143: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	65,  // 144: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
+	67,  // 145: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
+	68,  // 146: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
+	21,  // 147: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
+	76,  // 148: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
+	84,  // 149: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
+	86,  // 150: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
+	87,  // 151: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
+	89,  // 152: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
+	90,  // 153: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
+	93,  // 154: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
+	94,  // 155: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
+	97,  // 156: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
+	100, // 157: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
+	103, // 158: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
+	104, // 159: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
+	111, // 160: sluice.meta.v1.Meta.ConsumerGroupHeartbeat:input_type -> sluice.meta.v1.ConsumerGroupHeartbeatRequest
+	60,  // 161: sluice.meta.v1.Meta.DescribeConsumerGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	116, // 162: sluice.meta.v1.Meta.AddPartitionsToTxn:input_type -> sluice.meta.v1.AddPartitionsToTxnRequest
+	117, // 163: sluice.meta.v1.Meta.AddOffsetsToTxn:input_type -> sluice.meta.v1.AddOffsetsToTxnRequest
+	118, // 164: sluice.meta.v1.Meta.TxnOffsetCommit:input_type -> sluice.meta.v1.TxnOffsetCommitRequest
+	119, // 165: sluice.meta.v1.Meta.EndTxn:input_type -> sluice.meta.v1.EndTxnRequest
+	120, // 166: sluice.meta.v1.Meta.TxnPartition:input_type -> sluice.meta.v1.TxnPartitionRequest
+	123, // 167: sluice.meta.v1.Meta.DescribeTransactions:input_type -> sluice.meta.v1.DescribeTransactionsRequest
+	126, // 168: sluice.meta.v1.Meta.PendingTxnOffsets:input_type -> sluice.meta.v1.PendingTxnOffsetsRequest
+	128, // 169: sluice.meta.v1.Meta.DescribeProducers:input_type -> sluice.meta.v1.DescribeProducersRequest
+	71,  // 170: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
+	73,  // 171: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
+	75,  // 172: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
+	108, // 173: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
+	109, // 174: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
+	12,  // 175: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
+	14,  // 176: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
+	17,  // 177: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
+	17,  // 178: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
+	22,  // 179: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
+	26,  // 180: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
+	29,  // 181: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
+	31,  // 182: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
+	34,  // 183: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
+	6,   // 184: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
+	6,   // 185: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 186: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
+	41,  // 187: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
+	45,  // 188: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
+	47,  // 189: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
+	5,   // 190: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 191: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 192: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	54,  // 193: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
+	5,   // 194: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 195: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
+	59,  // 196: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
+	62,  // 197: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
+	66,  // 198: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
+	5,   // 199: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
+	69,  // 200: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
+	22,  // 201: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
+	77,  // 202: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
+	85,  // 203: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
+	5,   // 204: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
+	88,  // 205: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
+	5,   // 206: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 207: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 208: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
+	96,  // 209: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
+	98,  // 210: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
+	101, // 211: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
+	6,   // 212: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
+	107, // 213: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	112, // 214: sluice.meta.v1.Meta.ConsumerGroupHeartbeat:output_type -> sluice.meta.v1.ConsumerGroupHeartbeatResponse
+	114, // 215: sluice.meta.v1.Meta.DescribeConsumerGroup:output_type -> sluice.meta.v1.DescribeConsumerGroupResponse
+	6,   // 216: sluice.meta.v1.Meta.AddPartitionsToTxn:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 217: sluice.meta.v1.Meta.AddOffsetsToTxn:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 218: sluice.meta.v1.Meta.TxnOffsetCommit:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 219: sluice.meta.v1.Meta.EndTxn:output_type -> sluice.meta.v1.ErrorResponse
+	122, // 220: sluice.meta.v1.Meta.TxnPartition:output_type -> sluice.meta.v1.TxnPartitionResponse
+	125, // 221: sluice.meta.v1.Meta.DescribeTransactions:output_type -> sluice.meta.v1.DescribeTransactionsResponse
+	127, // 222: sluice.meta.v1.Meta.PendingTxnOffsets:output_type -> sluice.meta.v1.PendingTxnOffsetsResponse
+	131, // 223: sluice.meta.v1.Meta.DescribeProducers:output_type -> sluice.meta.v1.DescribeProducersResponse
+	72,  // 224: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
+	74,  // 225: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
+	5,   // 226: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 227: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
+	107, // 228: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	175, // [175:229] is the sub-list for method output_type
+	121, // [121:175] is the sub-list for method input_type
+	121, // [121:121] is the sub-list for extension type_name
+	121, // [121:121] is the sub-list for extension extendee
+	0,   // [0:121] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }
@@ -8344,7 +9545,7 @@ func file_meta_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_meta_proto_rawDesc), len(file_meta_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   114,
+			NumMessages:   131,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -86,6 +86,14 @@ const (
 	Meta_DescribeScramCredentials_FullMethodName = "/sluice.meta.v1.Meta/DescribeScramCredentials"
 	Meta_ConsumerGroupHeartbeat_FullMethodName   = "/sluice.meta.v1.Meta/ConsumerGroupHeartbeat"
 	Meta_DescribeConsumerGroup_FullMethodName    = "/sluice.meta.v1.Meta/DescribeConsumerGroup"
+	Meta_AddPartitionsToTxn_FullMethodName       = "/sluice.meta.v1.Meta/AddPartitionsToTxn"
+	Meta_AddOffsetsToTxn_FullMethodName          = "/sluice.meta.v1.Meta/AddOffsetsToTxn"
+	Meta_TxnOffsetCommit_FullMethodName          = "/sluice.meta.v1.Meta/TxnOffsetCommit"
+	Meta_EndTxn_FullMethodName                   = "/sluice.meta.v1.Meta/EndTxn"
+	Meta_TxnPartition_FullMethodName             = "/sluice.meta.v1.Meta/TxnPartition"
+	Meta_DescribeTransactions_FullMethodName     = "/sluice.meta.v1.Meta/DescribeTransactions"
+	Meta_PendingTxnOffsets_FullMethodName        = "/sluice.meta.v1.Meta/PendingTxnOffsets"
+	Meta_DescribeProducers_FullMethodName        = "/sluice.meta.v1.Meta/DescribeProducers"
 )
 
 // MetaClient is the client API for Meta service.
@@ -158,6 +166,17 @@ type MetaClient interface {
 	// answers at once; assignment is computed by meta from topic metadata.
 	ConsumerGroupHeartbeat(ctx context.Context, in *ConsumerGroupHeartbeatRequest, opts ...grpc.CallOption) (*ConsumerGroupHeartbeatResponse, error)
 	DescribeConsumerGroup(ctx context.Context, in *DescribeGroupRequest, opts ...grpc.CallOption) (*DescribeConsumerGroupResponse, error)
+	// Transactions (issue 15, meta/txn.go): the transaction coordinator.
+	// Ids, offsets and states only; markers are index entries without
+	// an object (IndexEntry.control), never bytes.
+	AddPartitionsToTxn(ctx context.Context, in *AddPartitionsToTxnRequest, opts ...grpc.CallOption) (*ErrorsResponse, error)
+	AddOffsetsToTxn(ctx context.Context, in *AddOffsetsToTxnRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
+	TxnOffsetCommit(ctx context.Context, in *TxnOffsetCommitRequest, opts ...grpc.CallOption) (*ErrorsResponse, error)
+	EndTxn(ctx context.Context, in *EndTxnRequest, opts ...grpc.CallOption) (*ErrorResponse, error)
+	TxnPartition(ctx context.Context, in *TxnPartitionRequest, opts ...grpc.CallOption) (*TxnPartitionResponse, error)
+	DescribeTransactions(ctx context.Context, in *DescribeTransactionsRequest, opts ...grpc.CallOption) (*DescribeTransactionsResponse, error)
+	PendingTxnOffsets(ctx context.Context, in *PendingTxnOffsetsRequest, opts ...grpc.CallOption) (*PendingTxnOffsetsResponse, error)
+	DescribeProducers(ctx context.Context, in *DescribeProducersRequest, opts ...grpc.CallOption) (*DescribeProducersResponse, error)
 }
 
 type metaClient struct {
@@ -587,6 +606,86 @@ func (c *metaClient) DescribeConsumerGroup(ctx context.Context, in *DescribeGrou
 	return out, nil
 }
 
+func (c *metaClient) AddPartitionsToTxn(ctx context.Context, in *AddPartitionsToTxnRequest, opts ...grpc.CallOption) (*ErrorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorsResponse)
+	err := c.cc.Invoke(ctx, Meta_AddPartitionsToTxn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) AddOffsetsToTxn(ctx context.Context, in *AddOffsetsToTxnRequest, opts ...grpc.CallOption) (*ErrorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorResponse)
+	err := c.cc.Invoke(ctx, Meta_AddOffsetsToTxn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) TxnOffsetCommit(ctx context.Context, in *TxnOffsetCommitRequest, opts ...grpc.CallOption) (*ErrorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorsResponse)
+	err := c.cc.Invoke(ctx, Meta_TxnOffsetCommit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) EndTxn(ctx context.Context, in *EndTxnRequest, opts ...grpc.CallOption) (*ErrorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ErrorResponse)
+	err := c.cc.Invoke(ctx, Meta_EndTxn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) TxnPartition(ctx context.Context, in *TxnPartitionRequest, opts ...grpc.CallOption) (*TxnPartitionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TxnPartitionResponse)
+	err := c.cc.Invoke(ctx, Meta_TxnPartition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) DescribeTransactions(ctx context.Context, in *DescribeTransactionsRequest, opts ...grpc.CallOption) (*DescribeTransactionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeTransactionsResponse)
+	err := c.cc.Invoke(ctx, Meta_DescribeTransactions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) PendingTxnOffsets(ctx context.Context, in *PendingTxnOffsetsRequest, opts ...grpc.CallOption) (*PendingTxnOffsetsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PendingTxnOffsetsResponse)
+	err := c.cc.Invoke(ctx, Meta_PendingTxnOffsets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metaClient) DescribeProducers(ctx context.Context, in *DescribeProducersRequest, opts ...grpc.CallOption) (*DescribeProducersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeProducersResponse)
+	err := c.cc.Invoke(ctx, Meta_DescribeProducers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MetaServer is the server API for Meta service.
 // All implementations must embed UnimplementedMetaServer
 // for forward compatibility.
@@ -657,6 +756,17 @@ type MetaServer interface {
 	// answers at once; assignment is computed by meta from topic metadata.
 	ConsumerGroupHeartbeat(context.Context, *ConsumerGroupHeartbeatRequest) (*ConsumerGroupHeartbeatResponse, error)
 	DescribeConsumerGroup(context.Context, *DescribeGroupRequest) (*DescribeConsumerGroupResponse, error)
+	// Transactions (issue 15, meta/txn.go): the transaction coordinator.
+	// Ids, offsets and states only; markers are index entries without
+	// an object (IndexEntry.control), never bytes.
+	AddPartitionsToTxn(context.Context, *AddPartitionsToTxnRequest) (*ErrorsResponse, error)
+	AddOffsetsToTxn(context.Context, *AddOffsetsToTxnRequest) (*ErrorResponse, error)
+	TxnOffsetCommit(context.Context, *TxnOffsetCommitRequest) (*ErrorsResponse, error)
+	EndTxn(context.Context, *EndTxnRequest) (*ErrorResponse, error)
+	TxnPartition(context.Context, *TxnPartitionRequest) (*TxnPartitionResponse, error)
+	DescribeTransactions(context.Context, *DescribeTransactionsRequest) (*DescribeTransactionsResponse, error)
+	PendingTxnOffsets(context.Context, *PendingTxnOffsetsRequest) (*PendingTxnOffsetsResponse, error)
+	DescribeProducers(context.Context, *DescribeProducersRequest) (*DescribeProducersResponse, error)
 	mustEmbedUnimplementedMetaServer()
 }
 
@@ -789,6 +899,30 @@ func (UnimplementedMetaServer) ConsumerGroupHeartbeat(context.Context, *Consumer
 }
 func (UnimplementedMetaServer) DescribeConsumerGroup(context.Context, *DescribeGroupRequest) (*DescribeConsumerGroupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DescribeConsumerGroup not implemented")
+}
+func (UnimplementedMetaServer) AddPartitionsToTxn(context.Context, *AddPartitionsToTxnRequest) (*ErrorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddPartitionsToTxn not implemented")
+}
+func (UnimplementedMetaServer) AddOffsetsToTxn(context.Context, *AddOffsetsToTxnRequest) (*ErrorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddOffsetsToTxn not implemented")
+}
+func (UnimplementedMetaServer) TxnOffsetCommit(context.Context, *TxnOffsetCommitRequest) (*ErrorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TxnOffsetCommit not implemented")
+}
+func (UnimplementedMetaServer) EndTxn(context.Context, *EndTxnRequest) (*ErrorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EndTxn not implemented")
+}
+func (UnimplementedMetaServer) TxnPartition(context.Context, *TxnPartitionRequest) (*TxnPartitionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TxnPartition not implemented")
+}
+func (UnimplementedMetaServer) DescribeTransactions(context.Context, *DescribeTransactionsRequest) (*DescribeTransactionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeTransactions not implemented")
+}
+func (UnimplementedMetaServer) PendingTxnOffsets(context.Context, *PendingTxnOffsetsRequest) (*PendingTxnOffsetsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PendingTxnOffsets not implemented")
+}
+func (UnimplementedMetaServer) DescribeProducers(context.Context, *DescribeProducersRequest) (*DescribeProducersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeProducers not implemented")
 }
 func (UnimplementedMetaServer) mustEmbedUnimplementedMetaServer() {}
 func (UnimplementedMetaServer) testEmbeddedByValue()              {}
@@ -1542,6 +1676,150 @@ func _Meta_DescribeConsumerGroup_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Meta_AddPartitionsToTxn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddPartitionsToTxnRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).AddPartitionsToTxn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_AddPartitionsToTxn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).AddPartitionsToTxn(ctx, req.(*AddPartitionsToTxnRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_AddOffsetsToTxn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddOffsetsToTxnRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).AddOffsetsToTxn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_AddOffsetsToTxn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).AddOffsetsToTxn(ctx, req.(*AddOffsetsToTxnRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_TxnOffsetCommit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TxnOffsetCommitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).TxnOffsetCommit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_TxnOffsetCommit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).TxnOffsetCommit(ctx, req.(*TxnOffsetCommitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_EndTxn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EndTxnRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).EndTxn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_EndTxn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).EndTxn(ctx, req.(*EndTxnRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_TxnPartition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TxnPartitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).TxnPartition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_TxnPartition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).TxnPartition(ctx, req.(*TxnPartitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_DescribeTransactions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeTransactionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).DescribeTransactions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_DescribeTransactions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).DescribeTransactions(ctx, req.(*DescribeTransactionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_PendingTxnOffsets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PendingTxnOffsetsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).PendingTxnOffsets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_PendingTxnOffsets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).PendingTxnOffsets(ctx, req.(*PendingTxnOffsetsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Meta_DescribeProducers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeProducersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetaServer).DescribeProducers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Meta_DescribeProducers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetaServer).DescribeProducers(ctx, req.(*DescribeProducersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Meta_ServiceDesc is the grpc.ServiceDesc for Meta service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1708,6 +1986,38 @@ var Meta_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DescribeConsumerGroup",
 			Handler:    _Meta_DescribeConsumerGroup_Handler,
+		},
+		{
+			MethodName: "AddPartitionsToTxn",
+			Handler:    _Meta_AddPartitionsToTxn_Handler,
+		},
+		{
+			MethodName: "AddOffsetsToTxn",
+			Handler:    _Meta_AddOffsetsToTxn_Handler,
+		},
+		{
+			MethodName: "TxnOffsetCommit",
+			Handler:    _Meta_TxnOffsetCommit_Handler,
+		},
+		{
+			MethodName: "EndTxn",
+			Handler:    _Meta_EndTxn_Handler,
+		},
+		{
+			MethodName: "TxnPartition",
+			Handler:    _Meta_TxnPartition_Handler,
+		},
+		{
+			MethodName: "DescribeTransactions",
+			Handler:    _Meta_DescribeTransactions_Handler,
+		},
+		{
+			MethodName: "PendingTxnOffsets",
+			Handler:    _Meta_PendingTxnOffsets_Handler,
+		},
+		{
+			MethodName: "DescribeProducers",
+			Handler:    _Meta_DescribeProducers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

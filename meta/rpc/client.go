@@ -443,7 +443,8 @@ func (c *Client) Lookup(ctx context.Context, tp meta.TopicPartition, offset int6
 
 // InitProducerID implements meta.Client.
 func (c *Client) InitProducerID(ctx context.Context, preq meta.ProducerIDRequest) (meta.ProducerIDResult, error) {
-	req := &pb.InitProducerIDRequest{TransactionalId: preq.TransactionalID, ProducerId: preq.ProducerID, ProducerEpoch: int32(preq.ProducerEpoch)}
+	req := &pb.InitProducerIDRequest{TransactionalId: preq.TransactionalID, ProducerId: preq.ProducerID, ProducerEpoch: int32(preq.ProducerEpoch),
+		TransactionTimeoutMs: preq.TransactionTimeoutMs}
 	return callT(c, ctx, "InitProducerID", func(mc pb.MetaClient) (meta.ProducerIDResult, error) {
 		r, err := mc.InitProducerID(ctx, req)
 		if err != nil {

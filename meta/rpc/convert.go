@@ -216,7 +216,7 @@ func encCommit(c meta.SegmentCommit) *pb.CommitSegmentRequest {
 	for i, ch := range c.Chunks {
 		chunks[i] = &pb.Chunk{TopicId: ch.TopicID[:], Partition: ch.Partition, Start: ch.Start, Length: ch.Length,
 			RecordCount: ch.RecordCount, FirstTimestamp: ch.FirstTimestamp, MaxTimestamp: ch.MaxTimestamp,
-			ProducerId: ch.ProducerID, ProducerEpoch: int32(ch.ProducerEpoch), BaseSequence: ch.BaseSequence}
+			ProducerId: ch.ProducerID, ProducerEpoch: int32(ch.ProducerEpoch), BaseSequence: ch.BaseSequence, Transactional: ch.Transactional}
 	}
 	return &pb.CommitSegmentRequest{SegmentId: c.SegmentID[:], ObjectKey: c.ObjectKey, Size: c.Size, AgentId: c.AgentID, Chunks: chunks}
 }
@@ -230,7 +230,8 @@ func (d *decoder) commit(r *pb.CommitSegmentRequest) meta.SegmentCommit {
 		c.Chunks[i] = meta.Chunk{TopicID: d.topicID(ch.GetTopicId()), Partition: ch.GetPartition(), Start: ch.GetStart(),
 			Length: ch.GetLength(), RecordCount: ch.GetRecordCount(), FirstTimestamp: ch.GetFirstTimestamp(),
 			MaxTimestamp: ch.GetMaxTimestamp(), ProducerID: ch.GetProducerId(),
-			ProducerEpoch: d.int16(ch.GetProducerEpoch(), "producer epoch"), BaseSequence: ch.GetBaseSequence()}
+			ProducerEpoch: d.int16(ch.GetProducerEpoch(), "producer epoch"), BaseSequence: ch.GetBaseSequence(),
+			Transactional: ch.GetTransactional()}
 	}
 	return c
 }
@@ -261,7 +262,7 @@ func (d *decoder) commitResult(rs []*pb.ChunkResult) meta.CommitResult {
 func encEntry(e meta.IndexEntry) *pb.IndexEntry {
 	return &pb.IndexEntry{TopicId: e.TopicID[:], Partition: e.Partition, BaseOffset: e.BaseOffset, LastOffset: e.LastOffset,
 		SegmentId: e.SegmentID[:], ObjectKey: e.ObjectKey, ObjectSize: e.ObjectSize, Start: e.Start, Length: e.Length,
-		MaxTimestamp: e.MaxTimestamp}
+		MaxTimestamp: e.MaxTimestamp, Control: int32(e.Control), ProducerId: e.ProducerID, ProducerEpoch: int32(e.ProducerEpoch)}
 }
 
 // entry decodes an index entry; an absent one is the zero entry.
@@ -271,7 +272,17 @@ func (d *decoder) entry(e *pb.IndexEntry) meta.IndexEntry {
 	}
 	return meta.IndexEntry{TopicID: d.topicID(e.TopicId), Partition: e.Partition, BaseOffset: e.BaseOffset,
 		LastOffset: e.LastOffset, SegmentID: d.segmentID(e.SegmentId), ObjectKey: e.ObjectKey, ObjectSize: e.ObjectSize,
-		Start: e.Start, Length: e.Length, MaxTimestamp: e.MaxTimestamp}
+		Start: e.Start, Length: e.Length, MaxTimestamp: e.MaxTimestamp,
+		Control: d.control(e.Control), ProducerID: e.ProducerId, ProducerEpoch: d.int16(e.ProducerEpoch, "marker producer epoch")}
+}
+
+// control decodes a marker type (transactions, issue 15).
+func (d *decoder) control(c int32) int8 {
+	if c < int32(meta.ControlNone) || c > int32(meta.ControlCommit) {
+		d.fail("index entry control %d", c)
+		return meta.ControlNone
+	}
+	return int8(c)
 }
 
 func encEntries(es []meta.IndexEntry) []*pb.IndexEntry {

@@ -75,6 +75,13 @@ var codeTable = []struct {
 	{meta.ErrUnsupportedAssignor, pb.ErrorCode_ERR_UNSUPPORTED_ASSIGNOR},
 	{meta.ErrUnreleasedInstanceID, pb.ErrorCode_ERR_UNRELEASED_INSTANCE_ID},
 	{meta.ErrInvalidRegularExpression, pb.ErrorCode_ERR_INVALID_REGULAR_EXPRESSION},
+	// Transactions (issue 15).
+	{meta.ErrInvalidTxnState, pb.ErrorCode_ERR_INVALID_TXN_STATE},
+	{meta.ErrProducerFenced, pb.ErrorCode_ERR_PRODUCER_FENCED},
+	{meta.ErrTransactionalIDNotFound, pb.ErrorCode_ERR_TRANSACTIONAL_ID_NOT_FOUND},
+	{meta.ErrInvalidTxnTimeout, pb.ErrorCode_ERR_INVALID_TXN_TIMEOUT},
+	{meta.ErrInvalidProducerIDMapping, pb.ErrorCode_ERR_INVALID_PRODUCER_ID_MAPPING},
+	{meta.ErrOperationNotAttempted, pb.ErrorCode_ERR_OPERATION_NOT_ATTEMPTED},
 	{context.Canceled, pb.ErrorCode_ERR_CANCELED},
 	{context.DeadlineExceeded, pb.ErrorCode_ERR_DEADLINE_EXCEEDED},
 }

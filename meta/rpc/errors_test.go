@@ -59,6 +59,14 @@ var metaSentinels = map[string]error{
 	"ErrUnsupportedAssignor":      meta.ErrUnsupportedAssignor,
 	"ErrUnreleasedInstanceID":     meta.ErrUnreleasedInstanceID,
 	"ErrInvalidRegularExpression": meta.ErrInvalidRegularExpression,
+
+	// Transactions (issue 15).
+	"ErrInvalidTxnState":          meta.ErrInvalidTxnState,
+	"ErrProducerFenced":           meta.ErrProducerFenced,
+	"ErrTransactionalIDNotFound":  meta.ErrTransactionalIDNotFound,
+	"ErrInvalidTxnTimeout":        meta.ErrInvalidTxnTimeout,
+	"ErrInvalidProducerIDMapping": meta.ErrInvalidProducerIDMapping,
+	"ErrOperationNotAttempted":    meta.ErrOperationNotAttempted,
 }
 
 // TestEverySentinelHasACode reads package meta's source for exported

@@ -186,7 +186,10 @@ func allSet(t testing.TB, what string, v any, nilOK ...string) {
 func testEntry(n int64) meta.IndexEntry {
 	return meta.IndexEntry{TopicID: meta.TopicID{1, 2, byte(n)}, Partition: int32(n) + 3, BaseOffset: 100 * n, LastOffset: 100*n + 99,
 		SegmentID: meta.SegmentID{9, byte(n)}, ObjectKey: fmt.Sprintf("objects/%02d/k%d.seg", n, n), ObjectSize: 1 << 20,
-		Start: 4096 * n, Length: 4000 + n, MaxTimestamp: 1_700_000_000_000 + n}
+		Start: 4096 * n, Length: 4000 + n, MaxTimestamp: 1_700_000_000_000 + n,
+		// Transactions (issue 15): the marker fields, so that the round
+		// trip checks them (a real entry has either an object or these).
+		Control: meta.ControlCommit, ProducerID: 7000 + n, ProducerEpoch: int16(n)}
 }
 
 // testJobs returns one job of each kind, every field set.

@@ -257,7 +257,7 @@ func (m *metaServer) InitProducerID(ctx context.Context, r *pb.InitProducerIDReq
 	}
 	var d decoder
 	req := meta.ProducerIDRequest{TransactionalID: r.GetTransactionalId(), ProducerID: r.GetProducerId(),
-		ProducerEpoch: d.int16(r.GetProducerEpoch(), "producer epoch")}
+		ProducerEpoch: d.int16(r.GetProducerEpoch(), "producer epoch"), TransactionTimeoutMs: r.GetTransactionTimeoutMs()}
 	if d.err != nil {
 		return &pb.InitProducerIDResponse{Error: invalid(d.err)}, nil
 	}
