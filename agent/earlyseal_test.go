@@ -49,8 +49,12 @@ func TestStalledClientSealsEarly(t *testing.T) {
 	// client that pauses between requests looks stalled at fewer
 	// (TestQuietClientSealsEarly).
 	var reqs []*kmsg.ProduceRequest
+	// 5 × 448 KiB: past the 2 MiB floor, and four are not. A slow machine
+	// can leave a gap of a few lingers between two of the sends, and the
+	// quiet-client check then runs with four parked: with four past the
+	// floor it sealed those, and the fifth waited alone for the interval.
 	for i := 0; i < 5; i++ {
-		reqs = append(reqs, build(64<<10)) // 5 × 512 KiB: past the 2 MiB floor
+		reqs = append(reqs, build(56<<10))
 	}
 	var corrs []int32
 	for _, req := range reqs {
@@ -92,29 +96,34 @@ func TestStalledClientEarlySealBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	send := func() int32 {
-		req := kmsg.NewPtrProduceRequest()
-		req.SetVersion(9)
-		req.Acks = -1
-		req.TimeoutMillis = 120000
-		rt := kmsg.NewProduceRequestTopic()
-		rt.Topic = "budget"
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Records = kafkatest.AppendBatch(nil, kafkatest.BatchOpts{Records: 2, ValueSize: 10, ProducerID: -1})
-		rt.Partitions = append(rt.Partitions, rp)
-		req.Topics = append(req.Topics, rt)
-		corr, err := conn.Send(req)
+	// send5 sends five small requests in one write: sent one by one, a
+	// gap of a few lingers between two (a loaded machine) let the
+	// quiet-client check spend the one token on the first few, and the
+	// rest waited for the interval.
+	send5 := func() (last int32) {
+		var reqs []kmsg.Request
+		for range 5 {
+			req := kmsg.NewPtrProduceRequest()
+			req.SetVersion(9)
+			req.Acks = -1
+			req.TimeoutMillis = 120000
+			rt := kmsg.NewProduceRequestTopic()
+			rt.Topic = "budget"
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Records = kafkatest.AppendBatch(nil, kafkatest.BatchOpts{Records: 2, ValueSize: 10, ProducerID: -1})
+			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = append(req.Topics, rt)
+			reqs = append(reqs, req)
+		}
+		first, err := conn.SendAll(reqs...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return corr
+		return first + 4
 	}
 	// The budget's one token (a burst of at least one): five small
 	// requests are answered long before the one-minute interval.
-	var last int32
-	for range 5 {
-		last = send()
-	}
+	last := send5()
 	for corr := last - 4; corr <= last; corr++ {
 		resp := kmsg.NewPtrProduceResponse()
 		resp.SetVersion(9)
@@ -123,9 +132,7 @@ func TestStalledClientEarlySealBudget(t *testing.T) {
 		}
 	}
 	// The budget is spent (0.01 a second): the next five wait.
-	for range 5 {
-		last = send()
-	}
+	last = send5()
 	resp := kmsg.NewPtrProduceResponse()
 	resp.SetVersion(9)
 	if err := conn.Receive(last-4, resp, 2*time.Second); err == nil {

@@ -97,21 +97,34 @@ func Dial(addr string) (*Conn, error) {
 
 // Send writes one request frame and returns its correlation id.
 func (c *Conn) Send(req kmsg.Request) (int32, error) {
-	c.corr++
-	b := make([]byte, 4, 256)
-	b = binary.BigEndian.AppendUint16(b, uint16(req.Key()))
-	b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
-	b = binary.BigEndian.AppendUint32(b, uint32(c.corr))
-	b = binary.BigEndian.AppendUint16(b, uint16(len("kafkatest")))
-	b = append(b, "kafkatest"...)
-	if req.IsFlexible() {
-		b = append(b, 0)
+	return c.SendAll(req)
+}
+
+// SendAll writes the request frames in one write, as a client's pipeline
+// does when it has them all ready (a test that means "sent together"
+// must not depend on two writes arriving within some time of each
+// other), and returns the first's correlation id; the others follow it.
+func (c *Conn) SendAll(reqs ...kmsg.Request) (int32, error) {
+	b := make([]byte, 0, 256)
+	first := c.corr + 1
+	for _, req := range reqs {
+		c.corr++
+		start := len(b)
+		b = append(b, 0, 0, 0, 0)
+		b = binary.BigEndian.AppendUint16(b, uint16(req.Key()))
+		b = binary.BigEndian.AppendUint16(b, uint16(req.GetVersion()))
+		b = binary.BigEndian.AppendUint32(b, uint32(c.corr))
+		b = binary.BigEndian.AppendUint16(b, uint16(len("kafkatest")))
+		b = append(b, "kafkatest"...)
+		if req.IsFlexible() {
+			b = append(b, 0)
+		}
+		b = req.AppendTo(b)
+		binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
 	}
-	b = req.AppendTo(b)
-	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
 	_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	_, err := c.Write(b)
-	return c.corr, err
+	return first, err
 }
 
 // Receive reads one response frame into resp (whose version must be set).
