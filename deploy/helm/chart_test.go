@@ -178,7 +178,7 @@ func sluiceFlags(t *testing.T, sub string) map[string]bool {
 		t.Fatalf("sluice %s --help: %v\n%s", sub, err, out)
 	}
 	flags := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^\s+-([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^\s+--?([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
 		flags[m[1]] = true
 	}
 	if len(flags) < 5 {
