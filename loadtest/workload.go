@@ -56,8 +56,9 @@ type workload struct {
 	errMu     sync.Mutex
 	firstErrs []string // guarded by errMu; the first few distinct produce errors
 
-	producers []*kgo.Client
+	producers []*kgo.Client // idempotent producers; none in transactions mode
 	groups    []*group
+	txn       *txnWorkload // transactions mode only
 }
 
 // group is one consumer group's view of the topic: every offset any of
@@ -232,6 +233,12 @@ func (w *workload) start() error {
 			gr.clients = append(gr.clients, cl)
 		}
 		w.groups = append(w.groups, gr)
+	}
+	if w.cfg.Transactions {
+		// Each transactional producer makes its client in its own loop
+		// (txnWorkload.run), and makes it again after an error.
+		w.txn = newTxnWorkload(w)
+		return nil
 	}
 	for p := range w.cfg.Producers {
 		// Idempotent (franz-go's default with acks=all), retrying without
