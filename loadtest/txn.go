@@ -102,7 +102,7 @@ type txnWorkload struct {
 func newTxnWorkload(w *workload) *txnWorkload {
 	return &txnWorkload{
 		w: w, txnSize: w.cfg.TxnRecords, every: w.cfg.AbortEvery, timeout: w.cfg.TxnTimeout,
-		txns:    make([][]*txnRec, w.cfg.Producers),
+		txns: make([][]*txnRec, w.cfg.Producers),
 	}
 }
 
