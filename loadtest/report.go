@@ -123,8 +123,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		store = r.Store
 	}
 	fmt.Fprintf(&b, "  cluster   %d agents, meta on %s, bucket %s\n", r.Agents, store, r.Bucket)
-	fmt.Fprintf(&b, "  load      %d producers at %d rec/s into %s (%d partitions), %d groups x %d members, %s, seed %d\n",
-		r.Producers, r.Rate, r.Topic, r.Partitions, r.Groups, r.Members, time.Duration(r.LoadS*float64(time.Second)).Round(100*time.Millisecond), r.Seed)
+	groups := fmt.Sprintf("%d groups x %d members", r.Groups, r.Members)
+	if r.Txn != nil {
+		groups = "no groups (transactions mode reads the log itself)"
+	}
+	fmt.Fprintf(&b, "  load      %d producers at %d rec/s into %s (%d partitions), %s, %s, seed %d\n",
+		r.Producers, r.Rate, r.Topic, r.Partitions, groups, time.Duration(r.LoadS*float64(time.Second)).Round(100*time.Millisecond), r.Seed)
 	fmt.Fprintf(&b, "  produced  %d acknowledged (%.0f rec/s), %d failed (not acknowledged: allowed), %d cut off at the end\n",
 		r.Acked, r.AckedPerS, r.Failed, r.CutOff)
 	for _, e := range r.ProduceErrors {
