@@ -125,7 +125,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "  cluster   %d agents, meta on %s, bucket %s\n", r.Agents, store, r.Bucket)
 	groups := fmt.Sprintf("%d groups x %d members", r.Groups, r.Members)
 	if r.Txn != nil {
-		groups = "no groups (transactions mode reads the log itself)"
+		groups = fmt.Sprintf("%d read_committed groups x %d members", r.Groups, r.Members)
 	}
 	fmt.Fprintf(&b, "  load      %d producers at %d rec/s into %s (%d partitions), %s, %s, seed %d\n",
 		r.Producers, r.Rate, r.Topic, r.Partitions, groups, time.Duration(r.LoadS*float64(time.Second)).Round(100*time.Millisecond), r.Seed)

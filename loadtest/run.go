@@ -84,9 +84,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		crand.Read(b[:])
 		cfg.Seed = binary.LittleEndian.Uint64(b[:]) >> 1
 	}
-	if cfg.Transactions {
-		cfg.Groups = 0 // the oracle reads the log itself, with both isolation levels
-	}
 	began := time.Now()
 	r := &runner{
 		cfg:   cfg,
@@ -254,7 +251,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	caughtUp := r.waitGroups(ctx, adm, ends)
+	// In transactions mode the groups read with read_committed: they
+	// must get what a fresh read_committed read gets, so that read comes
+	// first (with the read_uncommitted one), and the groups wait for its
+	// records.
+	var views *txnViews
+	var want map[int32][]int64
+	if w.txn != nil {
+		r.logf("reading the log back with read_uncommitted and read_committed")
+		if views, err = r.readTxnViews(ctx, adm, seeds, ends); err != nil {
+			return nil, err
+		}
+		want = views.committedOffsets()
+	}
+	caughtUp := r.waitGroups(ctx, adm, ends, want)
 	stopConsumers()
 	cwg.Wait()
 	for _, g := range w.groups {
@@ -280,12 +290,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var log map[TopicPartition][]Consumed
 	var txnStats *TxnStats
 	if w.txn != nil {
-		// Both views from offset 0, markers kept, then the oracle.
-		r.logf("reading the log back with read_uncommitted and read_committed and verifying")
-		txnStats, log, err = r.verifyTxn(ctx, adm, seeds, ends, ps)
-		if err != nil {
-			return nil, err
-		}
+		r.logf("verifying transactions")
+		txnStats, log = r.verifyTxn(views, ps), views.unc
 	} else {
 		r.logf("reading the log back from the log start offsets and verifying")
 		log, err = readLog(ctx, seeds, r.topic, readFrom, ends)
@@ -377,7 +383,10 @@ func (r *runner) progress(stop <-chan struct{}) {
 // waitGroups waits, up to the drain timeout, until every group received
 // every offset below the end offsets (and, with retention, at or above
 // the log start, listed again every few seconds); it reports which did.
-func (r *runner) waitGroups(ctx context.Context, adm *kadm.Client, ends map[int32]int64) []bool {
+//
+// want, when set (transactions mode), replaces the offsets to wait for:
+// per partition, the offsets of the records read_committed shows.
+func (r *runner) waitGroups(ctx context.Context, adm *kadm.Client, ends map[int32]int64, want map[int32][]int64) []bool {
 	deadline := time.Now().Add(r.cfg.DrainTimeout)
 	done := make([]bool, len(r.w.groups))
 	lastLog := time.Now()
@@ -394,7 +403,11 @@ func (r *runner) waitGroups(ctx context.Context, adm *kadm.Client, ends map[int3
 		for i, g := range r.w.groups {
 			if !done[i] {
 				var m int64
-				done[i], m = g.caughtUp(starts, ends)
+				if want != nil {
+					done[i], m = g.hasAll(want)
+				} else {
+					done[i], m = g.caughtUp(starts, ends)
+				}
 				missing += m
 			}
 			all = all && done[i]

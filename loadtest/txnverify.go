@@ -175,27 +175,115 @@ func verifyTxn(o *Oracle, txns []*txnRec, in txnCheck, p *problems) TxnStats {
 	return st
 }
 
-// verifyTxn lists the last stable offsets, reads the log from offset 0
-// with read_uncommitted and with read_committed, control records kept,
-// and runs the oracle; it returns the counts and the read_uncommitted
-// view. An error means the harness could not read at all.
-func (r *runner) verifyTxn(ctx context.Context, adm *kadm.Client, seeds []string, ends map[int32]int64, ps *problems) (*TxnStats, map[TopicPartition][]Consumed, error) {
-	lsos, err := listStableOffsets(ctx, adm, r.topic)
-	if err != nil {
-		return nil, nil, err
+// txnViews are the reads the transactions oracle checks: the last
+// stable offsets and both views of the log from offset 0, control
+// records kept, all taken once every transactional id was fenced.
+type txnViews struct {
+	ends, lsos map[int32]int64
+	unc, com   map[TopicPartition][]Consumed
+}
+
+// readTxnViews lists the last stable offsets and reads the log from
+// offset 0 with read_uncommitted and with read_committed. An error means
+// the harness could not read at all.
+func (r *runner) readTxnViews(ctx context.Context, adm *kadm.Client, seeds []string, ends map[int32]int64) (*txnViews, error) {
+	v := &txnViews{ends: ends}
+	var err error
+	if v.lsos, err = listStableOffsets(ctx, adm, r.topic); err != nil {
+		return nil, err
 	}
 	zero := map[int32]int64{}
-	unc, err := readLog(ctx, seeds, r.topic, zero, ends, kgo.KeepControlRecords(), kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
-	if err != nil {
-		return nil, nil, err
+	if v.unc, err = readLog(ctx, seeds, r.topic, zero, ends, kgo.KeepControlRecords(), kgo.FetchIsolationLevel(kgo.ReadUncommitted())); err != nil {
+		return nil, err
 	}
-	com, err := readLog(ctx, seeds, r.topic, zero, ends, kgo.KeepControlRecords(), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
-	if err != nil {
-		return nil, nil, err
+	if v.com, err = readLog(ctx, seeds, r.topic, zero, ends, kgo.KeepControlRecords(), kgo.FetchIsolationLevel(kgo.ReadCommitted())); err != nil {
+		return nil, err
 	}
+	return v, nil
+}
+
+// committedOffsets are, per partition, the offsets of the data records
+// read_committed shows: what a read_committed group must receive.
+func (v *txnViews) committedOffsets() map[int32][]int64 {
+	out := map[int32][]int64{}
+	for tp, recs := range v.com {
+		offs := []int64{}
+		for _, c := range recs {
+			if !c.Control {
+				offs = append(offs, c.Offset)
+			}
+		}
+		out[tp.Partition] = offs
+	}
+	return out
+}
+
+// verifyTxn runs the oracle on the views and checks the read_committed
+// groups against them.
+func (r *runner) verifyTxn(v *txnViews, ps *problems) *TxnStats {
 	t := r.w.txn
-	st := verifyTxn(r.w.oracle, t.all(), txnCheck{topic: r.topic, partitions: r.cfg.Partitions, unc: unc, com: com, ends: ends, lsos: lsos}, ps)
+	st := verifyTxn(r.w.oracle, t.all(), txnCheck{topic: r.topic, partitions: r.cfg.Partitions, unc: v.unc, com: v.com, ends: v.ends, lsos: v.lsos}, ps)
 	st.RecordsPerTxn, st.AbortEvery = t.txnSize, t.every
 	st.Reinits, st.Fenced = t.reinits.Load(), t.fenced.Load()
-	return &st, unc, nil
+	checkTxnGroups(r.w.groups, r.topic, r.cfg.Partitions, v.com, ps)
+	return &st
+}
+
+// checkTxnGroups checks what each read_committed group received while
+// the transactions ran against the read_committed read at the end: every
+// record of it, with its value (redeliveries are fine), and nothing else:
+// an offset the read does not show as a record (an aborted record, a
+// marker, an open transaction's record) is a problem.
+func checkTxnGroups(groups []*group, topic string, partitions int32, com map[TopicPartition][]Consumed, p *problems) {
+	for _, g := range groups {
+		missing, extra := 0, 0
+		for part := range partitions {
+			tp := TopicPartition{topic, part}
+			isData := map[int64]bool{}
+			for _, c := range com[tp] {
+				if c.Control {
+					continue
+				}
+				isData[c.Offset] = true
+				switch h := g.valueAt(tp.Partition, c.Offset); {
+				case h == 0:
+					if missing++; missing <= 3 {
+						p.addf("read_committed group %s never received committed record %q (%s/%d offset %d)", g.name, c.Value, tp.Topic, tp.Partition, c.Offset)
+					}
+				case h != valueHash(c.Value):
+					p.addf("read_committed group %s received another value than %q at %s/%d offset %d", g.name, c.Value, tp.Topic, tp.Partition, c.Offset)
+				}
+			}
+			g.mu.Lock()
+			var got []int64
+			if b := g.seen[tp.Partition]; b != nil {
+				for i, w := range b.w {
+					for j := range 64 {
+						if w&(1<<j) != 0 {
+							got = append(got, int64(i)<<6+int64(j))
+						}
+					}
+				}
+			}
+			g.mu.Unlock()
+			for _, off := range got {
+				if !isData[off] {
+					if extra++; extra <= 3 {
+						p.addf("read_committed group %s received offset %d of %s/%d, which is no committed record", g.name, off, tp.Topic, tp.Partition)
+					}
+				}
+			}
+		}
+		if missing > 3 {
+			p.addf("read_committed group %s never received %d committed records in all", g.name, missing)
+		}
+		if extra > 3 {
+			p.addf("read_committed group %s received %d offsets that are no committed record in all", g.name, extra)
+		}
+		g.mu.Lock()
+		for _, c := range g.conflicts {
+			p.addf("group %s: %s", g.name, c)
+		}
+		g.mu.Unlock()
+	}
 }

@@ -170,3 +170,52 @@ func TestTxnIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckTxnGroups: a read_committed group must receive every record
+// the read_committed read shows, and no other offset (an aborted
+// record's or a marker's).
+func TestCheckTxnGroups(t *testing.T) {
+	receiveAll := func(f *txnFixture) *group {
+		g := newGroup("g")
+		for tp, recs := range f.in.com {
+			for _, c := range recs {
+				if !c.Control {
+					g.mark(tp.Partition, c.Offset, c.Value)
+				}
+			}
+		}
+		return g
+	}
+	f := newTxnFixture()
+	g := receiveAll(f)
+	g.mark(1, 2, f.in.com[TopicPartition{"t", 1}][2].Value) // a redelivery
+	ps := &problems{limit: 10}
+	checkTxnGroups([]*group{g}, "t", 2, f.in.com, ps)
+	if ps.total != 0 {
+		t.Fatalf("group that received everything once or twice: %v", ps.list)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(g *group)
+		want string
+	}{
+		{"aborted record received", func(g *group) { g.mark(0, 2, appendValue(nil, 0, 2)) }, "received offset 2 of t/0, which is no committed record"},
+		{"marker offset received", func(g *group) { g.mark(1, 6, []byte("x")) }, "received offset 6 of t/1"},
+		{"committed record missed", func(g *group) { g.seen[1] = &bitset{}; g.vals[1] = nil }, "never received committed record \"p00-000000000001\""},
+		{"another value", func(g *group) { g.vals[0][0] = valueHash([]byte("other")) }, "received another value than \"p00-000000000000\""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := newTxnFixture()
+			g := receiveAll(f)
+			c.edit(g)
+			ps := &problems{limit: 10}
+			checkTxnGroups([]*group{g}, "t", 2, f.in.com, ps)
+			for _, p := range ps.list {
+				if strings.Contains(p, c.want) {
+					return
+				}
+			}
+			t.Fatalf("problems %q; none contains %q", ps.list, c.want)
+		})
+	}
+}
