@@ -59,7 +59,8 @@ func TestLoadtest(t *testing.T) {
 // again. The exactly-once oracle must pass: every committed
 // transaction's records visible to read_committed once, no aborted one,
 // unknown outcomes all or nothing, read_uncommitted dense across data
-// and markers with every acknowledged record in place.
+// and markers with every acknowledged record in place, and the two
+// read_committed groups given exactly the committed records.
 func TestLoadtestTransactions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 20 s load test")
@@ -88,6 +89,11 @@ func TestLoadtestTransactions(t *testing.T) {
 	}
 	if want := tx.Committed*int64(tx.RecordsPerTxn) + tx.UnknownCommitted*int64(tx.RecordsPerTxn); tx.RecordsVisible != want {
 		t.Fatalf("%d records visible to read_committed, want %d (committed and unknown-but-committed transactions):\n%s", tx.RecordsVisible, want, text.String())
+	}
+	for _, g := range rep.GroupStats {
+		if !g.CaughtUp || g.Received != tx.RecordsVisible {
+			t.Fatalf("read_committed group %s received %d distinct offsets, want the %d committed records:\n%s", g.Name, g.Received, tx.RecordsVisible, text.String())
+		}
 	}
 	seen := map[string]bool{}
 	for _, f := range rep.Faults {

@@ -79,9 +79,10 @@ type Config struct {
 
 	// Transactions turns transactions mode on (txn.go): the producers are
 	// transactional, TxnRecords records per transaction, every
-	// AbortEvery-th transaction aborted on purpose (0: none), no
-	// consumer groups, and the exactly-once oracle (txnverify.go)
-	// checks the read_committed and read_uncommitted views.
+	// AbortEvery-th transaction aborted on purpose (0: none), groups
+	// reading with read_committed, and the exactly-once oracle
+	// (txnverify.go) checks the read_committed and read_uncommitted
+	// views and the groups.
 	Transactions bool
 	TxnRecords   int
 	AbortEvery   int

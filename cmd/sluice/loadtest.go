@@ -51,7 +51,8 @@ read_uncommitted: every committed transaction's records are visible
 exactly once, no aborted one is, a transaction whose EndTxn(commit)
 returned an error is visible wholly or not at all, and read_uncommitted
 holds every acknowledged record at its offset, offsets dense across data
-and markers. No consumer groups run in this mode.
+and markers. The consumer groups read with read_committed while the
+transactions run, and must receive exactly what that final read shows.
 
 `
 
@@ -75,7 +76,7 @@ func runLoadtest(args []string) error {
 	keep := fs.Bool("keep", false, "keep the run's directory: every process's log, the embedded store and the bucket")
 	jsonOut := fs.Bool("json", false, "print one JSON line on stdout instead of the report")
 	retention := fs.Duration("retention", 0, "retention.ms of the run's topic; 0 keeps everything (records below the final log start may then be missing from the read back and the groups)")
-	transactions := fs.Bool("transactions", false, "transactions mode: transactional producers, --txn-records records per transaction, every --abort-every-th aborted on purpose, no groups; checks exactly-once with read_committed")
+	transactions := fs.Bool("transactions", false, "transactions mode: transactional producers, --txn-records records per transaction, every --abort-every-th aborted on purpose, read_committed groups; checks exactly-once with read_committed")
 	txnRecords := fs.Int("txn-records", d.TxnRecords, "records per transaction (--transactions)")
 	abortEvery := fs.Int("abort-every", d.AbortEvery, "abort every n-th transaction on purpose (--transactions); 0 never")
 	txnTimeout := fs.Duration("txn-timeout", d.TxnTimeout, "transaction.timeout.ms of the producers (--transactions), and how long a transaction may take before the producer gives it up; shorter than a fault makes meta abort transactions under the producers")
