@@ -95,7 +95,7 @@ loadtest: build ## 2-minute soak with faults on a cluster of its own; fails on a
 
 .PHONY: loadtest-txn
 loadtest-txn: build ## 5-minute soak of transactional producers with faults; fails unless read_committed shows every committed transaction once and no aborted one
-	./$(BIN) loadtest --transactions --duration 5m --fault-every 20s
+	./$(BIN) loadtest --transactions --duration 5m --producers 8 --rate 800 --fault-every 20s
 
 .PHONY: loadtest-lifecycle
 loadtest-lifecycle: build ## 10-minute soak with 60s retention and jobs every 10s; fails unless bucket and index plateau and no orphan is left
