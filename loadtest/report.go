@@ -137,6 +137,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.retained() {
 		fmt.Fprintf(&b, "  log       %d records read back from the log start; %d acknowledged records were below the final log start (expired by retention.ms=%s)\n",
 			r.LogRecords, r.Expired, r.Retention)
+	} else if r.Txn != nil {
+		fmt.Fprintf(&b, "  log       %d records and markers read back from offset 0 with read_uncommitted\n", r.LogRecords)
 	} else {
 		fmt.Fprintf(&b, "  log       %d records read back from offset 0\n", r.LogRecords)
 	}
