@@ -373,6 +373,9 @@ func (r *runner) progress(stop <-chan struct{}) {
 		for _, g := range r.w.groups {
 			fmt.Fprintf(&b, " %s=%d", g.name[strings.LastIndexByte(g.name, '-')+1:], g.distinct.Load())
 		}
+		if r.w.txn != nil {
+			fmt.Fprintf(&b, "; %s", r.w.txn.progress())
+		}
 		if f := r.current.Load(); f != nil {
 			fmt.Fprintf(&b, ", fault: %s", *f)
 		}

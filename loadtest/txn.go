@@ -92,8 +92,9 @@ type txnWorkload struct {
 	every   int           // abort every every-th transaction on purpose; 0 never
 	timeout time.Duration // the producers' transaction.timeout.ms
 
-	reinits atomic.Int64 // clients given up and started again
-	fenced  atomic.Int64 // errors that were PRODUCER_FENCED or INVALID_PRODUCER_EPOCH
+	ended   [txnUnknown + 1]atomic.Int64 // transactions by outcome, for progress lines
+	reinits atomic.Int64                 // clients given up and started again
+	fenced  atomic.Int64                 // errors that were PRODUCER_FENCED or INVALID_PRODUCER_EPOCH
 
 	mu   sync.Mutex
 	txns [][]*txnRec // guarded by mu; per producer, in order
@@ -168,7 +169,9 @@ func (t *txnWorkload) run(ctx context.Context, stop <-chan struct{}, id int, see
 		t.mu.Lock()
 		t.txns[id] = append(t.txns[id], tx)
 		t.mu.Unlock()
-		if ok := t.one(ctx, cl, tx, rng); !ok {
+		ok := t.one(ctx, cl, tx, rng)
+		t.ended[tx.outcome].Add(1)
+		if !ok {
 			cl.Close()
 			t.reinits.Add(1)
 			if cl, err = t.newClient(id); err != nil {
@@ -281,6 +284,12 @@ func (t *txnWorkload) fence(ctx context.Context, bound time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// progress is the outcomes so far, for a progress line.
+func (t *txnWorkload) progress() string {
+	return fmt.Sprintf("transactions: %d committed, %d aborted, %d failed, %d unknown, %d re-inits",
+		t.ended[txnCommitted].Load(), t.ended[txnAborted].Load(), t.ended[txnFailed].Load(), t.ended[txnUnknown].Load(), t.reinits.Load())
 }
 
 // all returns every transaction, by producer then number.
