@@ -93,6 +93,10 @@ bench-compaction: build ## compaction's figures (object sizes by age, write ampl
 loadtest: build ## 2-minute soak with faults on a cluster of its own; fails on any loss, duplicate, gap or reordering
 	./$(BIN) loadtest --duration 2m
 
+.PHONY: loadtest-txn
+loadtest-txn: build ## 5-minute soak of transactional producers with faults; fails unless read_committed shows every committed transaction once and no aborted one
+	./$(BIN) loadtest --transactions --duration 5m --producers 8 --rate 800 --fault-every 20s
+
 .PHONY: loadtest-lifecycle
 loadtest-lifecycle: build ## 10-minute soak with 60s retention and jobs every 10s; fails unless bucket and index plateau and no orphan is left
 	./$(BIN) loadtest --duration 10m --retention 60s --compaction 10s

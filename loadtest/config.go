@@ -76,6 +76,22 @@ type Config struct {
 	// jobs role, and the run samples the bucket and meta to check that
 	// they plateau and that every orphan is collected (lifecycle.go).
 	Compaction time.Duration
+
+	// Transactions turns transactions mode on (txn.go): the producers are
+	// transactional, TxnRecords records per transaction, every
+	// AbortEvery-th transaction aborted on purpose (0: none), groups
+	// reading with read_committed, and the exactly-once oracle
+	// (txnverify.go) checks the read_committed and read_uncommitted
+	// views and the groups.
+	Transactions bool
+	TxnRecords   int
+	AbortEvery   int
+	// TxnTimeout is the producers' transaction.timeout.ms, and how long
+	// a transaction's produces and its EndTxn may take before the
+	// producer gives the transaction up. Shorter than a fault's
+	// downtime, it makes meta's janitor abort transactions under the
+	// producers' feet (they are then fenced and re-initialise).
+	TxnTimeout time.Duration
 }
 
 // Defaults are the flag defaults of `sluice loadtest`.
@@ -90,6 +106,13 @@ var Defaults = Config{
 	Faults:       FaultKinds,
 	FaultEvery:   15 * time.Second,
 	DrainTimeout: 60 * time.Second,
+	// A few records per transaction, over several partitions each, and
+	// enough aborts that every run has some.
+	TxnRecords: 5,
+	AbortEvery: 5,
+	// Long enough for a fault (an agent down 3 s, meta down 2 s) to
+	// pass within one transaction.
+	TxnTimeout: 20 * time.Second,
 }
 
 // Lifecycle reports whether the run is in lifecycle mode (--compaction).
@@ -156,6 +179,20 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--retention must be 0 (off) or at least 1s, got %s", c.Retention)
 	case c.Compaction < 0 || (c.Compaction > 0 && c.Compaction < time.Second):
 		return fmt.Errorf("--compaction must be 0 (off) or at least 1s, got %s", c.Compaction)
+	}
+	if c.Transactions {
+		switch {
+		case c.TxnRecords < 1 || c.TxnRecords > 1000:
+			return fmt.Errorf("--txn-records must be between 1 and 1000, got %d", c.TxnRecords)
+		case c.TxnTimeout < time.Second:
+			return fmt.Errorf("--txn-timeout must be at least 1s, got %s", c.TxnTimeout)
+		case c.AbortEvery < 0:
+			return fmt.Errorf("--abort-every must not be negative, got %d", c.AbortEvery)
+		case c.Retention > 0 || c.Compaction > 0:
+			return fmt.Errorf("--transactions does not combine with --retention or --compaction: its oracle reads every offset from 0")
+		case c.Rate < c.Producers*c.TxnRecords:
+			return fmt.Errorf("--rate must be at least one transaction per second per producer (%d records), got %d", c.Producers*c.TxnRecords, c.Rate)
+		}
 	}
 	for _, k := range c.Faults {
 		if _, err := ParseFaults(k, true); err != nil {

@@ -120,6 +120,11 @@ func TestConfigValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	txn := ok
+	txn.Transactions = true
+	if err := txn.Validate(); err != nil {
+		t.Fatalf("transactions mode with the defaults: %v", err)
+	}
 	for _, c := range []struct {
 		edit func(*Config)
 		flag string
@@ -133,6 +138,11 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.Retention = time.Millisecond }, "--retention"},
 		{func(c *Config) { c.Compaction = -time.Second }, "--compaction"},
 		{func(c *Config) { c.Faults = []string{FaultKillJobsAgent} }, "--compaction"},
+		{func(c *Config) { c.Transactions, c.TxnRecords = true, 0 }, "--txn-records"},
+		{func(c *Config) { c.Transactions, c.AbortEvery = true, -1 }, "--abort-every"},
+		{func(c *Config) { c.Transactions, c.TxnTimeout = true, time.Millisecond }, "--txn-timeout"},
+		{func(c *Config) { c.Transactions, c.Retention = true, time.Minute }, "--transactions"},
+		{func(c *Config) { c.Transactions, c.Rate = true, 5 }, "--rate"},
 	} {
 		cfg := ok
 		c.edit(&cfg)

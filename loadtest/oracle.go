@@ -32,10 +32,13 @@ type Acked struct {
 	Value  string
 }
 
-// Consumed is one record read back.
+// Consumed is one record read back. Control is set for a control record
+// (a transaction's commit or abort marker), read only in transactions
+// mode.
 type Consumed struct {
-	Offset int64
-	Value  []byte
+	Offset  int64
+	Value   []byte
+	Control bool
 }
 
 // Ack records an acknowledgement.

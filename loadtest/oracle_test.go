@@ -7,7 +7,7 @@ import (
 
 func TestOracle(t *testing.T) {
 	tp := TopicPartition{"t", 0}
-	log := map[TopicPartition][]Consumed{tp: {{0, []byte("a")}, {1, []byte("b")}, {2, []byte("c")}}}
+	log := map[TopicPartition][]Consumed{tp: {{Offset: 0, Value: []byte("a")}, {Offset: 1, Value: []byte("b")}, {Offset: 2, Value: []byte("c")}}}
 	var o Oracle
 	o.Ack(tp, 0, []byte("a"))
 	o.Ack(tp, 2, []byte("c"))
@@ -52,7 +52,7 @@ func TestOracleWithRetention(t *testing.T) {
 	full := func() []Consumed {
 		var out []Consumed
 		for i, v := range vals {
-			out = append(out, Consumed{int64(i), []byte(v)})
+			out = append(out, Consumed{Offset: int64(i), Value: []byte(v)})
 		}
 		return out
 	}
@@ -87,7 +87,7 @@ func TestOracleWithRetention(t *testing.T) {
 		{"loss at the tail", full()[:5], "lost"},
 		{"duplicate above the log start", append(full()[:5:5], full()[4:]...), "read twice"},
 		{"duplicate below the log start", append(full()[:2:2], full()[1:]...), "read twice"},
-		{"wrong value below the log start", append([]Consumed{{0, []byte("x")}}, full()[1:]...), "holds"},
+		{"wrong value below the log start", append([]Consumed{{Offset: 0, Value: []byte("x")}}, full()[1:]...), "holds"},
 	}
 	for _, c := range bad {
 		errs := ackAll().Verify(map[TopicPartition][]Consumed{tp: c.log}, starts, 10)

@@ -54,6 +54,9 @@ type Report struct {
 	// Lifecycle is set in lifecycle mode (--compaction): the samples
 	// over time, the plateau and orphan verdicts, the jobs counted.
 	Lifecycle *Lifecycle `json:"lifecycle,omitempty"`
+	// Txn is set in transactions mode (--transactions): the
+	// transactions' outcomes and what the exactly-once oracle checked.
+	Txn *TxnStats `json:"transactions,omitempty"`
 
 	Timings Timings `json:"timings"`
 	Dir     string  `json:"dir,omitempty"` // the run's directory, when kept
@@ -120,8 +123,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		store = r.Store
 	}
 	fmt.Fprintf(&b, "  cluster   %d agents, meta on %s, bucket %s\n", r.Agents, store, r.Bucket)
-	fmt.Fprintf(&b, "  load      %d producers at %d rec/s into %s (%d partitions), %d groups x %d members, %s, seed %d\n",
-		r.Producers, r.Rate, r.Topic, r.Partitions, r.Groups, r.Members, time.Duration(r.LoadS*float64(time.Second)).Round(100*time.Millisecond), r.Seed)
+	groups := fmt.Sprintf("%d groups x %d members", r.Groups, r.Members)
+	if r.Txn != nil {
+		groups = fmt.Sprintf("%d read_committed groups x %d members", r.Groups, r.Members)
+	}
+	fmt.Fprintf(&b, "  load      %d producers at %d rec/s into %s (%d partitions), %s, %s, seed %d\n",
+		r.Producers, r.Rate, r.Topic, r.Partitions, groups, time.Duration(r.LoadS*float64(time.Second)).Round(100*time.Millisecond), r.Seed)
 	fmt.Fprintf(&b, "  produced  %d acknowledged (%.0f rec/s), %d failed (not acknowledged: allowed), %d cut off at the end\n",
 		r.Acked, r.AckedPerS, r.Failed, r.CutOff)
 	for _, e := range r.ProduceErrors {
@@ -130,6 +137,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.retained() {
 		fmt.Fprintf(&b, "  log       %d records read back from the log start; %d acknowledged records were below the final log start (expired by retention.ms=%s)\n",
 			r.LogRecords, r.Expired, r.Retention)
+	} else if r.Txn != nil {
+		fmt.Fprintf(&b, "  log       %d records and markers read back from offset 0 with read_uncommitted\n", r.LogRecords)
 	} else {
 		fmt.Fprintf(&b, "  log       %d records read back from offset 0\n", r.LogRecords)
 	}
@@ -168,6 +177,14 @@ func (r *Report) WriteText(w io.Writer) error {
 	if lc := r.Lifecycle; lc != nil {
 		writeLifecycle(&b, lc)
 	}
+	if tx := r.Txn; tx != nil {
+		fmt.Fprintf(&b, "\n  transactions (%d records each, every %d aborted on purpose)\n", tx.RecordsPerTxn, tx.AbortEvery)
+		fmt.Fprintf(&b, "            %d committed, %d aborted on purpose, %d failed and aborted, %d of unknown outcome (%d turned out committed, %d aborted)\n",
+			tx.Committed, tx.AbortedOnPurpose, tx.Failed, tx.Unknown, tx.UnknownCommitted, tx.UnknownAborted)
+		fmt.Fprintf(&b, "            %d clients re-initialised (new epoch), %d PRODUCER_FENCED / INVALID_PRODUCER_EPOCH errors\n", tx.Reinits, tx.Fenced)
+		fmt.Fprintf(&b, "            read_committed: %d records visible, each checked against its transaction; %d aborted records hidden; %d markers in the read_uncommitted log\n",
+			tx.RecordsVisible, tx.RecordsHidden, tx.Markers)
+	}
 	t := r.Timings
 	fmt.Fprintf(&b, "\n  timings   cluster start %.1fs, load %.1fs, flush %.1fs, groups catch up %.1fs, verify %.1fs, total %.1fs\n",
 		t.StartS, t.LoadS, t.FlushS, t.CatchUpS, t.VerifyS, t.TotalS)
@@ -179,6 +196,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintln(&b)
 	switch {
+	case r.Pass && r.Txn != nil:
+		fmt.Fprintf(&b, "PASS: every committed transaction's records are visible to read_committed exactly once (%d records), no aborted one is, "+
+			"unknown outcomes are all or nothing; read_uncommitted holds all %d acknowledged records at their offsets, dense across data and %d markers\n",
+			r.Txn.RecordsVisible, r.Acked, r.Txn.Markers)
 	case r.Pass && r.retained():
 		fmt.Fprintf(&b, "PASS: of %d acknowledged records, all at or above the log start are in the log at their offsets, once and in order, and every group received them; "+
 			"%d expired; whatever was read holds what was acknowledged", r.Acked, r.Expired)

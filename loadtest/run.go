@@ -167,6 +167,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		loops.Add(1)
 		go func() { defer loops.Done(); w.produce(ctx, stopProducing, i, cl, rate, &acks) }()
 	}
+	if w.txn != nil {
+		rate := float64(cfg.Rate) / float64(cfg.Producers)
+		for i := range cfg.Producers {
+			loops.Add(1)
+			go func() { defer loops.Done(); w.txn.run(ctx, stopProducing, i, cfg.Seed, rate) }()
+		}
+	}
 	progressDone := make(chan struct{})
 	stopProgress := make(chan struct{})
 	go func() { defer close(progressDone); r.progress(stopProgress) }()
@@ -225,6 +232,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		p.Close()
 	}
 	acks.Wait()
+	if w.txn != nil {
+		// A transaction a given-up client left open would hold the last
+		// stable offset back until meta's timeout: fence them all now.
+		r.logf("fencing every transactional id (InitProducerId), so that no transaction stays open")
+		if err := w.txn.fence(ctx, cfg.DrainTimeout); err != nil {
+			r.problem("%v", err)
+		}
+	}
 	flushTook := time.Since(flushStart)
 	lastUpload := time.Now() // nothing produces any more: no upload but compaction's after this
 	close(stopProgress)
@@ -236,7 +251,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	caughtUp := r.waitGroups(ctx, adm, ends)
+	// In transactions mode the groups read with read_committed: they
+	// must get what a fresh read_committed read gets, so that read comes
+	// first (with the read_uncommitted one), and the groups wait for its
+	// records.
+	var views *txnViews
+	var want map[int32][]int64
+	if w.txn != nil {
+		r.logf("reading the log back with read_uncommitted and read_committed")
+		if views, err = r.readTxnViews(ctx, adm, seeds, ends); err != nil {
+			return nil, err
+		}
+		want = views.committedOffsets()
+	}
+	caughtUp := r.waitGroups(ctx, adm, ends, want)
 	stopConsumers()
 	cwg.Wait()
 	for _, g := range w.groups {
@@ -255,10 +283,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.logf("reading the log back from the log start offsets and verifying")
-	log, err := readLog(ctx, seeds, r.topic, readFrom, ends)
-	if err != nil {
-		return nil, err
+	ps := &problems{limit: maxProblems}
+	r.mu.Lock()
+	ps.list, ps.total = append(ps.list, r.faultPs.list...), r.faultPs.total
+	r.mu.Unlock()
+	var log map[TopicPartition][]Consumed
+	var txnStats *TxnStats
+	if w.txn != nil {
+		r.logf("verifying transactions")
+		txnStats, log = r.verifyTxn(views, ps), views.unc
+	} else {
+		r.logf("reading the log back from the log start offsets and verifying")
+		log, err = readLog(ctx, seeds, r.topic, readFrom, ends)
+		if err != nil {
+			return nil, err
+		}
 	}
 	// The log start after the read is the one that counts: with
 	// retention it may have moved while the read went on, and what lies
@@ -267,14 +306,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps := &problems{limit: maxProblems}
-	r.mu.Lock()
-	ps.list, ps.total = append(ps.list, r.faultPs.list...), r.faultPs.total
-	r.mu.Unlock()
 	if w.acked.Load() == 0 {
 		ps.addf("nothing was acknowledged: the cluster took no writes at all")
 	}
-	verify(w.oracle, logCheck{topic: r.topic, partitions: cfg.Partitions, log: log, starts: starts, ends: ends, groups: w.groups, retention: cfg.Retention > 0}, ps)
+	if w.txn == nil {
+		verify(w.oracle, logCheck{topic: r.topic, partitions: cfg.Partitions, log: log, starts: starts, ends: ends, groups: w.groups, retention: cfg.Retention > 0}, ps)
+	}
 	verifyTook := time.Since(verifyStart)
 
 	var lc *Lifecycle
@@ -292,6 +329,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		ProduceErrors: w.firstErrs,
 		Problems:      ps.list, ProblemCount: ps.total,
 		Lifecycle: lc,
+		Txn:       txnStats,
 		Retention: cfg.Retention.String(), Expired: expiredBelow(w.oracle, r.topic, starts),
 		Timings: Timings{
 			StartS: started.Sub(began).Seconds(), LoadS: load.Seconds(), FlushS: flushTook.Seconds(),
@@ -335,6 +373,9 @@ func (r *runner) progress(stop <-chan struct{}) {
 		for _, g := range r.w.groups {
 			fmt.Fprintf(&b, " %s=%d", g.name[strings.LastIndexByte(g.name, '-')+1:], g.distinct.Load())
 		}
+		if r.w.txn != nil {
+			fmt.Fprintf(&b, "; %s", r.w.txn.progress())
+		}
 		if f := r.current.Load(); f != nil {
 			fmt.Fprintf(&b, ", fault: %s", *f)
 		}
@@ -345,7 +386,10 @@ func (r *runner) progress(stop <-chan struct{}) {
 // waitGroups waits, up to the drain timeout, until every group received
 // every offset below the end offsets (and, with retention, at or above
 // the log start, listed again every few seconds); it reports which did.
-func (r *runner) waitGroups(ctx context.Context, adm *kadm.Client, ends map[int32]int64) []bool {
+//
+// want, when set (transactions mode), replaces the offsets to wait for:
+// per partition, the offsets of the records read_committed shows.
+func (r *runner) waitGroups(ctx context.Context, adm *kadm.Client, ends map[int32]int64, want map[int32][]int64) []bool {
 	deadline := time.Now().Add(r.cfg.DrainTimeout)
 	done := make([]bool, len(r.w.groups))
 	lastLog := time.Now()
@@ -362,7 +406,11 @@ func (r *runner) waitGroups(ctx context.Context, adm *kadm.Client, ends map[int3
 		for i, g := range r.w.groups {
 			if !done[i] {
 				var m int64
-				done[i], m = g.caughtUp(starts, ends)
+				if want != nil {
+					done[i], m = g.hasAll(want)
+				} else {
+					done[i], m = g.caughtUp(starts, ends)
+				}
 				missing += m
 			}
 			all = all && done[i]
@@ -404,16 +452,24 @@ func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions
 
 // listOffsets lists the topic's start or end offsets, retrying a while.
 func listOffsets(ctx context.Context, adm *kadm.Client, topic string, start bool) (map[int32]int64, error) {
+	list := adm.ListEndOffsets
+	if start {
+		list = adm.ListStartOffsets
+	}
+	return listOffsetsBy(ctx, topic, list)
+}
+
+// listStableOffsets lists the topic's last stable offsets (ListOffsets
+// latest with read_committed), retrying a while.
+func listStableOffsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, error) {
+	return listOffsetsBy(ctx, topic, adm.ListCommittedOffsets)
+}
+
+func listOffsetsBy(ctx context.Context, topic string, list func(context.Context, ...string) (kadm.ListedOffsets, error)) (map[int32]int64, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		var lo kadm.ListedOffsets
-		var err error
-		if start {
-			lo, err = adm.ListStartOffsets(cctx, topic)
-		} else {
-			lo, err = adm.ListEndOffsets(cctx, topic)
-		}
+		lo, err := list(cctx, topic)
 		cancel()
 		if err == nil {
 			err = lo.Error()
@@ -436,7 +492,11 @@ func listOffsets(ctx context.Context, adm *kadm.Client, topic string, start bool
 // (OFFSET_OUT_OF_RANGE, then the earliest offset). A partition that stops
 // short is read until nothing has arrived for idleLimit: what is missing
 // then is for verify to report.
-func readLog(ctx context.Context, seeds []string, topic string, starts, ends map[int32]int64) (map[TopicPartition][]Consumed, error) {
+//
+// opts are added to the reader's options: transactions mode reads with
+// read_committed and keeps control records, so that a partition whose
+// last offset is a marker is read to its end.
+func readLog(ctx context.Context, seeds []string, topic string, starts, ends map[int32]int64, opts ...kgo.Opt) (map[TopicPartition][]Consumed, error) {
 	const idleLimit = 15 * time.Second
 	offsets := map[int32]kgo.Offset{}
 	want := 0
@@ -450,10 +510,10 @@ func readLog(ctx context.Context, seeds []string, topic string, starts, ends map
 	if want == 0 {
 		return out, nil
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ClientID("loadtest-verify"),
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ClientID("loadtest-verify"),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(250*time.Millisecond))
+		kgo.FetchMaxWait(250 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -471,7 +531,7 @@ func readLog(ctx context.Context, seeds []string, topic string, starts, ends map
 		f.EachRecord(func(r *kgo.Record) {
 			lastProgress = time.Now()
 			tp := TopicPartition{Topic: r.Topic, Partition: r.Partition}
-			out[tp] = append(out[tp], Consumed{Offset: r.Offset, Value: r.Value})
+			out[tp] = append(out[tp], Consumed{Offset: r.Offset, Value: r.Value, Control: r.Attrs.IsControl()})
 			before := next[r.Partition] >= ends[r.Partition]
 			next[r.Partition] = r.Offset + 1
 			if !before && next[r.Partition] >= ends[r.Partition] {

@@ -56,8 +56,9 @@ type workload struct {
 	errMu     sync.Mutex
 	firstErrs []string // guarded by errMu; the first few distinct produce errors
 
-	producers []*kgo.Client
+	producers []*kgo.Client // idempotent producers; none in transactions mode
 	groups    []*group
+	txn       *txnWorkload // transactions mode only
 }
 
 // group is one consumer group's view of the topic: every offset any of
@@ -157,6 +158,23 @@ func (g *group) caughtUp(starts, ends map[int32]int64) (bool, int64) {
 	return missing == 0, missing
 }
 
+// hasAll reports whether the group received every offset of want, and
+// how many it misses.
+func (g *group) hasAll(want map[int32][]int64) (bool, int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var missing int64
+	for p, offs := range want {
+		b := g.seen[p]
+		for _, o := range offs {
+			if b == nil || !b.has(o) {
+				missing++
+			}
+		}
+	}
+	return missing == 0, missing
+}
+
 // bitset is a growable set of non-negative offsets.
 type bitset struct{ w []uint64 }
 
@@ -218,20 +236,33 @@ func (w *workload) start() error {
 	for g := range w.cfg.Groups {
 		gr := newGroup(fmt.Sprintf("%s-g%d", w.topic, g))
 		for m := range w.cfg.Members {
-			cl, err := kgo.NewClient(
+			opts := []kgo.Opt{
 				kgo.SeedBrokers(w.seeds...),
 				kgo.ClientID(fmt.Sprintf("loadtest-g%d-m%d", g, m)),
 				kgo.ConsumerGroup(gr.name),
 				kgo.ConsumeTopics(w.topic),
 				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-				kgo.FetchMaxWait(500*time.Millisecond),
-			)
+				kgo.FetchMaxWait(500 * time.Millisecond),
+			}
+			if w.cfg.Transactions {
+				// Continuously, while transactions commit and abort
+				// under faults: the groups must see exactly what the
+				// read_committed read at the end sees (checkTxnGroups).
+				opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+			}
+			cl, err := kgo.NewClient(opts...)
 			if err != nil {
 				return err
 			}
 			gr.clients = append(gr.clients, cl)
 		}
 		w.groups = append(w.groups, gr)
+	}
+	if w.cfg.Transactions {
+		// Each transactional producer makes its client in its own loop
+		// (txnWorkload.run), and makes it again after an error.
+		w.txn = newTxnWorkload(w)
+		return nil
 	}
 	for p := range w.cfg.Producers {
 		// Idempotent (franz-go's default with acks=all), retrying without

@@ -41,6 +41,19 @@ objects and bytes, meta's live and dead objects and index entries, and the
 job counts; it fails unless these plateau over the last third of the load
 and the bucket holds no orphan once producing stopped.
 
+Transactions mode (--transactions): each producer is transactional (its
+own transactional id) and writes transactions of --txn-records records
+over random partitions, committing them and aborting every --abort-every-th
+on purpose; on any error it gives its client up and starts a new one (a
+new epoch fences the old). At the end every transactional id is fenced,
+and the log is read from offset 0 with read_committed and with
+read_uncommitted: every committed transaction's records are visible
+exactly once, no aborted one is, a transaction whose EndTxn(commit)
+returned an error is visible wholly or not at all, and read_uncommitted
+holds every acknowledged record at its offset, offsets dense across data
+and markers. The consumer groups read with read_committed while the
+transactions run, and must receive exactly what that final read shows.
+
 `
 
 // runLoadtest parses flags into a loadtest.Config and runs it; the
@@ -63,6 +76,10 @@ func runLoadtest(args []string) error {
 	keep := fs.Bool("keep", false, "keep the run's directory: every process's log, the embedded store and the bucket")
 	jsonOut := fs.Bool("json", false, "print one JSON line on stdout instead of the report")
 	retention := fs.Duration("retention", 0, "retention.ms of the run's topic; 0 keeps everything (records below the final log start may then be missing from the read back and the groups)")
+	transactions := fs.Bool("transactions", false, "transactions mode: transactional producers, --txn-records records per transaction, every --abort-every-th aborted on purpose, read_committed groups; checks exactly-once with read_committed")
+	txnRecords := fs.Int("txn-records", d.TxnRecords, "records per transaction (--transactions)")
+	abortEvery := fs.Int("abort-every", d.AbortEvery, "abort every n-th transaction on purpose (--transactions); 0 never")
+	txnTimeout := fs.Duration("txn-timeout", d.TxnTimeout, "transaction.timeout.ms of the producers (--transactions), and how long a transaction may take before the producer gives it up; shorter than a fault makes meta abort transactions under the producers")
 	compaction := fs.Duration("compaction", 0, "lifecycle mode: agents' --compaction-interval and --gc-interval, meta's compaction and GC timings scaled to it, one jobs agent, plateau and orphan checks; 0 is off")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -87,6 +104,7 @@ func runLoadtest(args []string) error {
 	cfg.Groups, cfg.Members, cfg.Faults, cfg.FaultEvery = *groups, *members, kinds, *faultEvery
 	cfg.Seed, cfg.Keep, cfg.Progress = *seed, *keep, os.Stderr
 	cfg.Retention, cfg.Compaction = *retention, *compaction
+	cfg.Transactions, cfg.TxnRecords, cfg.AbortEvery, cfg.TxnTimeout = *transactions, *txnRecords, *abortEvery, *txnTimeout
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
