@@ -82,10 +82,15 @@ func newJobsState() *jobsState {
 }
 
 // abandonCooldown is how long the objects of a job given back stay out
-// of new jobs (jobsState.cooling). Jobs are background work: a minute's
-// delay costs little, and a job that keeps failing is tried once a
-// minute, with one log line each time, instead of in a loop.
-const abandonCooldown = time.Minute
+// of new jobs (jobsState.cooling): a quarter of the GC grace, at most a
+// minute. Jobs are background work: such a delay costs little, and a job
+// that keeps failing is tried once a minute, with one log line each time,
+// instead of in a loop; tied to the grace, dead objects whose deletion
+// failed (a bucket outage) still go within about 1.25 graces, which
+// `sluice loadtest --compaction` checks with its grace of seconds.
+func (s *Service) abandonCooldown() time.Duration {
+	return min(time.Minute, max(s.cfg.GCGrace/4, time.Second))
+}
 
 // heldLocked reports whether object id may not go into a new job now: a
 // job holds it, or it is cooling after a job was given back.
@@ -422,7 +427,7 @@ func (s *Service) AbandonJob(ctx context.Context, jobID uint64, reason string) e
 	s.jobs.mu.Lock()
 	jr := s.jobs.releaseLocked(jobID)
 	if jr != nil {
-		until := s.now().Add(abandonCooldown)
+		until := s.now().Add(s.abandonCooldown())
 		for o := range jr.objects {
 			s.jobs.cooling[o] = until
 		}

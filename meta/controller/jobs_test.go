@@ -9,7 +9,8 @@ import (
 )
 
 // A job given back (AbandonJob: it failed, say on an object missing from
-// the bucket) keeps its objects out of new jobs for abandonCooldown. They
+// the bucket) keeps its objects out of new jobs for abandonCooldown (a
+// minute at the default GC grace). They
 // used to go into a new job at once, planned first again, so that a job
 // failing the same way each time took every lease of every tick and no
 // other compaction ran. An orphan pass given back waits the same.
@@ -24,6 +25,9 @@ func TestAbandonedJobCoolsDown(t *testing.T) {
 	for range 4 {
 		commit(t, s, newSegmentAt(clk.now()).add(a.ID, 0, 2, 100))
 	}
+	if got := s.abandonCooldown(); got != time.Minute {
+		t.Fatalf("cooldown %v at the default GC grace, want a minute", got)
+	}
 	clk.add(time.Minute)
 	compact := []meta.JobKind{meta.JobCompact}
 	job, ok, err := s.AcquireJob(ctx, "jobs-1", compact)
@@ -36,7 +40,7 @@ func TestAbandonedJobCoolsDown(t *testing.T) {
 	if again, ok, err := s.AcquireJob(ctx, "jobs-2", compact); err != nil || ok {
 		t.Fatalf("the abandoned job's objects went into a new job at once: %+v %v %v", again, ok, err)
 	}
-	clk.add(abandonCooldown + time.Second)
+	clk.add(s.abandonCooldown() + time.Second)
 	again, ok, err := s.AcquireJob(ctx, "jobs-2", compact)
 	if err != nil || !ok {
 		t.Fatalf("no compaction job after the cooldown: %v %v", ok, err)
@@ -58,7 +62,7 @@ func TestAbandonedJobCoolsDown(t *testing.T) {
 	if _, ok, _ := s.AcquireJob(ctx, "jobs-2", orphans); ok {
 		t.Fatal("an orphan pass given back was leased again at once")
 	}
-	clk.add(abandonCooldown + time.Second)
+	clk.add(s.abandonCooldown() + time.Second)
 	if _, ok, err := s.AcquireJob(ctx, "jobs-2", orphans); err != nil || !ok {
 		t.Fatalf("no orphan pass after the cooldown: %v %v", ok, err)
 	}
