@@ -67,6 +67,19 @@ func txnCode(err error, v, fencedFrom int16) int16 {
 	return c
 }
 
+// spreadTxnCodes sets codes[at[k]] from meta's answer for the k-th
+// partition sent: the call's error for all when it failed as a whole,
+// else each partition's own.
+func spreadTxnCodes(codes [][]int16, at [][2]int, errs []error, err error, v, fencedFrom int16) {
+	for k, a := range at {
+		e := err
+		if e == nil && k < len(errs) {
+			e = errs[k]
+		}
+		codes[a[0]][a[1]] = txnCode(e, v, fencedFrom)
+	}
+}
+
 func handleAddPartitionsToTxn(s *Server, rc *reqCtx, r kmsg.Request) {
 	req := r.(*kmsg.AddPartitionsToTxnRequest)
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
@@ -117,13 +130,7 @@ func handleAddPartitionsToTxn(s *Server, rc *reqCtx, r kmsg.Request) {
 	case len(tps) > 0:
 		p := meta.TxnProducer{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch}
 		errs, err := s.deps.Meta.AddPartitionsToTxn(ctx, p, tps)
-		for k, a := range at {
-			e := err
-			if e == nil && k < len(errs) {
-				e = errs[k]
-			}
-			codes[a[0]][a[1]] = txnCode(e, rc.version, 2)
-		}
+		spreadTxnCodes(codes, at, errs, err, rc.version, 2)
 	}
 	for i, t := range req.Topics {
 		rt := kmsg.NewAddPartitionsToTxnResponseTopic()
@@ -210,13 +217,7 @@ func handleTxnOffsetCommit(s *Server, rc *reqCtx, r kmsg.Request) {
 	if len(cr.Offsets) > 0 {
 		p := meta.TxnProducer{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, ProducerEpoch: req.ProducerEpoch}
 		errs, err := s.deps.Meta.TxnOffsetCommit(ctx, p, cr)
-		for k, a := range at {
-			e := err
-			if e == nil && k < len(errs) {
-				e = errs[k]
-			}
-			codes[a[0]][a[1]] = txnCode(e, rc.version, 3)
-		}
+		spreadTxnCodes(codes, at, errs, err, rc.version, 3)
 	}
 	for i, t := range req.Topics {
 		rt := kmsg.NewTxnOffsetCommitResponseTopic()
