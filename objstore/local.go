@@ -73,6 +73,8 @@ type Local struct {
 	// directory is not durable. Each directory costs one fsync of its
 	// parent once per process; then Puts into it skip the work.
 	synced sync.Map // string → struct{}
+
+	direct localDirect // O_DIRECT writes of large objects (local_direct_linux.go)
 }
 
 var _ Store = (*Local)(nil)
@@ -157,10 +159,7 @@ func notFound(err error) bool {
 
 // Put implements Store.
 func (l *Local) Put(ctx context.Context, key string, data []byte) error {
-	return l.put(ctx, key, func(f *os.File) error {
-		_, err := f.Write(data)
-		return err
-	})
+	return l.put(ctx, key, func(f *os.File) error { return l.writeObject(f, data) })
 }
 
 // PutReader implements Store. It copies r into the temp file as it reads,

@@ -1,0 +1,69 @@
+package objstore
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"sluice.dev/internal/s3test"
+)
+
+// processCPU is this process's user+system CPU time.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchPut puts 8 MiB objects (the pipeline's default segment) and
+// reports the putting process's CPU per GiB: what an agent pays per
+// object it uploads, besides laying the object out.
+func benchPut(b *testing.B, s Store) {
+	data := make([]byte, 8<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	ctx := context.Background()
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	c0 := processCPU()
+	for i := range b.N {
+		if err := s.Put(ctx, fmt.Sprintf("bench/%d", i), data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu := processCPU() - c0
+	b.ReportMetric(cpu.Seconds()/(float64(b.N)*float64(len(data))/(1<<30)), "cpu-s/GiB")
+}
+
+// BenchmarkPutLocal: one write and one fsync per object (local.go),
+// buffered (through the page cache) and with O_DIRECT
+// (local_direct_linux.go).
+func BenchmarkPutLocal(b *testing.B) {
+	for _, mode := range []string{"buffered", "direct"} {
+		b.Run(mode, func(b *testing.B) {
+			l, err := NewLocal(b.TempDir())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if mode == "buffered" {
+				l.disableDirect()
+			}
+			benchPut(b, l)
+		})
+	}
+}
+
+// BenchmarkPutS3Versity: PutObject over plain HTTP to versitygw (a
+// separate process: its CPU is not counted).
+func BenchmarkPutS3Versity(b *testing.B) {
+	gw := s3test.Start(b)
+	s, err := NewS3(context.Background(), versityConfig(gw, gw.Bucket, "bench/"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	benchPut(b, s)
+}
