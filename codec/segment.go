@@ -8,6 +8,8 @@ import (
 	"hash/crc32"
 	"math"
 	"slices"
+
+	"sluice.dev/internal/hugepage"
 )
 
 // A segment is one object in the bucket holding the record batches
@@ -241,6 +243,9 @@ func (b *SegmentBuilder) Finish() (object []byte, metas []ChunkMeta) {
 	metas = b.plan()
 	size := b.Size()
 	object = make([]byte, 0, size)
+	// Fresh memory until the agent's block cache is full: huge pages
+	// make first touches far cheaper (internal/hugepage).
+	hugepage.Advise(object)
 	object = appendSegmentHeader(object, b.id)
 	for _, i := range b.layout {
 		object = append(object, b.chunks[i].batch...)
