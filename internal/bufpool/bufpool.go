@@ -30,6 +30,8 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+
+	"sluice.dev/internal/hugepage"
 )
 
 // Size classes: four per doubling (1, 1.25, 1.5, 1.75 × a power of two),
@@ -111,10 +113,18 @@ func (p *Pool) Get(n int) []byte {
 	}
 	p.gets.Add(1)
 	p.mu.Lock()
-	if l := len(p.free[c]); l > 0 {
-		f := p.free[c][l-1]
-		p.free[c][l-1] = freeBuf{}
-		p.free[c] = p.free[c][:l-1]
+	// The exact class first, then up to one doubling above it: produce
+	// frames vary in size from request to request, and a warm buffer up
+	// to twice the size needed beats fresh memory (see the package
+	// comment). A larger buffer goes back to its own class at Put.
+	for fc := c; fc < min(c+stepsPerPower+1, numClasses); fc++ {
+		l := len(p.free[fc])
+		if l == 0 {
+			continue
+		}
+		f := p.free[fc][l-1]
+		p.free[fc][l-1] = freeBuf{}
+		p.free[fc] = p.free[fc][:l-1]
 		p.cached -= int64(cap(f.b))
 		p.mu.Unlock()
 		p.hits.Add(1)
@@ -124,7 +134,10 @@ func (p *Pool) Get(n int) []byte {
 		return f.b[:n]
 	}
 	p.mu.Unlock()
-	return make([]byte, n, classSize(c))
+	b := make([]byte, n, classSize(c))
+	// Fresh memory: let large buffers fault in huge pages.
+	hugepage.Advise(b)
+	return b
 }
 
 // Put gives b back for reuse; the caller must not touch it afterwards

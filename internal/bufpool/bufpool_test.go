@@ -87,3 +87,34 @@ func TestPoison(t *testing.T) {
 	b[17] = 2 // a holder writing after its release
 	mustPanic(t, "written at byte 17", func() { p.Get(8000) })
 }
+
+// TestReuseLargerClass: with its own class empty, Get takes a free buffer
+// up to one doubling larger, which Put then returns to its own class;
+// one further up is not used (a fresh buffer is cheaper than wasting more
+// than half of a warm one).
+func TestReuseLargerClass(t *testing.T) {
+	p := New(64 << 20)
+	const n = 5 << 20
+	c := class(n)
+	within := p.Get(classSize(c + stepsPerPower)) // the largest class one doubling up
+	beyond := p.Get(classSize(c + stepsPerPower + 1))
+	p.Put(beyond)
+	got := p.Get(n)
+	if &got[0] == &beyond[0] {
+		t.Fatal("Get took a buffer more than one doubling larger")
+	}
+	p.Put(within)
+	reused := p.Get(n)
+	if &reused[0] != &within[0] || len(reused) != n {
+		t.Fatalf("Get(%d) did not reuse the free buffer one doubling up", n)
+	}
+	p.Put(reused)
+	if _, _, cached := p.Stats(); cached != int64(cap(within)+cap(beyond)) {
+		t.Fatalf("pool holds %d bytes, want %d", cached, cap(within)+cap(beyond))
+	}
+	// Back in its own class: a Get of exactly that class finds it.
+	again := p.Get(classSize(c + stepsPerPower))
+	if &again[0] != &within[0] {
+		t.Fatal("the larger buffer did not go back to its own class")
+	}
+}
