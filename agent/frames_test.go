@@ -2,13 +2,16 @@ package agent_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"sluice.dev/agent"
@@ -183,4 +186,90 @@ func readFrame(t *testing.T, c *kafkatest.Conn) (int32, []byte) {
 		t.Fatalf("read response: %v", err)
 	}
 	return int32(binary.BigEndian.Uint32(hdr[4:])), body
+}
+
+// TestFetchResponsesPooled: large fetch responses are encoded into pooled
+// buffers that go back to the pool once the transport has taken their
+// bytes (server/frames.go, newResponse and releaseResponses). With the
+// pool poisoning every buffer put back, three consumers read the same
+// topic at once, over and over, so buffers pass between connections; every
+// record is compared byte for byte. A buffer put back while gnet still
+// had to send it would reach a client as poison (a CRC error) or panic
+// at the next Get.
+func TestFetchResponsesPooled(t *testing.T) {
+	defer bufpool.Poison()()
+	c := startCluster(t, t.TempDir(), agent.Config{FlushInterval: 20 * time.Millisecond})
+	const topic, n = "pooled-fetch", 6000
+	createTopic(t, c.addr(), topic, 4)
+	prod, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = makeRecord(topic, i)
+	}
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	gets0 := metricValue(t, "sluice_kafka_response_pool_gets_total")
+	reused0 := metricValue(t, "sluice_kafka_response_pool_reused_total")
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 2 {
+				// Small partition fetches, so that many responses (each
+				// one pooled buffer) pass through the pool.
+				cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.ConsumeTopics(topic),
+					kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond),
+					kgo.FetchMaxPartitionBytes(256<<10))
+				if err != nil {
+					errs <- err
+					return
+				}
+				seen := 0
+				for seen < n && ctx.Err() == nil {
+					f := cl.PollFetches(ctx)
+					f.EachError(func(_ string, p int32, err error) {
+						if ctx.Err() == nil {
+							errs <- fmt.Errorf("round %d: fetch partition %d: %w", round, p, err)
+						}
+					})
+					for _, r := range f.Records() {
+						var i int
+						if _, err := fmt.Sscanf(string(r.Key), topic+"-%d", &i); err != nil {
+							errs <- fmt.Errorf("key %q: %w", r.Key, err)
+							continue
+						}
+						if err := sameRecord(r, recs[i]); err != nil {
+							errs <- fmt.Errorf("round %d: %w", round, err)
+						}
+						seen++
+					}
+				}
+				cl.Close()
+				if seen < n {
+					errs <- fmt.Errorf("round %d: read %d of %d records", round, seen, n)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	gets := metricValue(t, "sluice_kafka_response_pool_gets_total") - gets0
+	reused := metricValue(t, "sluice_kafka_response_pool_reused_total") - reused0
+	t.Logf("%v pooled responses, %v of them in a reused buffer", gets, reused)
+	if reused == 0 {
+		t.Errorf("no response buffer was reused (%v gets): the test proves nothing", gets)
+	}
 }

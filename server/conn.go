@@ -477,7 +477,8 @@ func (c *conn) flushLocked() {
 
 // written is the AsyncWritev callback: n bytes left our hands; outbound
 // is gnet's outbound buffer now. Runs on the event loop.
-func (c *conn) written(n int64, outbound int) {
+func (c *conn) written(bufs [][]byte, n int64, outbound int) {
+	releaseResponses(bufs)
 	c.mu.Lock()
 	c.handoff -= n
 	c.gnetTotal += n
@@ -645,7 +646,7 @@ func (c *conn) isClosed() bool {
 // frameResponse prefixes a response body with its size and correlation id,
 // and the empty tagged-field section of response header v1.
 func frameResponse(corrID int32, flexibleHeader bool, body func([]byte) []byte, sizeHint int) []byte {
-	b := make([]byte, 8, max(64, sizeHint))
+	b := newResponse(sizeHint)
 	binary.BigEndian.PutUint32(b[4:], uint32(corrID))
 	if flexibleHeader {
 		b = append(b, 0)

@@ -93,3 +93,47 @@ func (f *frameBuf) release() {
 		panic(fmt.Sprintf("BUG: server: frame released %d times too often", -n))
 	}
 }
+
+// Large responses (fetches: sizeHint says how large) are encoded into
+// buffers from their own pool and given back by conn.written once the
+// transport has taken their bytes (sent, or copied into gnet's outbound
+// buffer). A fetch response is megabytes; encoded into fresh memory it was
+// written at page-fault speed (BENCHMARKS.md, catch-up read).
+//
+// Ownership: a response buffer has one holder at a time (the encoder,
+// then the connection's queue, then the transport) and nothing keeps a
+// reference once it is written, so written may put back every buffer the
+// pool could have made: bufpool.Put takes only buffers whose capacity is
+// exactly one of its classes, and a response that outgrew its hint was
+// reallocated by append to another capacity (then the garbage collector
+// takes it, as it takes a response dropped with its connection).
+const (
+	responsePoolBytes = 64 << 20
+	responsePoolMin   = 64 << 10
+)
+
+var responses = bufpool.New(responsePoolBytes)
+
+var (
+	_ = metrics.NewGauge(`sluice_kafka_response_pool_gets_total`, func() float64 { g, _, _ := responses.Stats(); return float64(g) })
+	_ = metrics.NewGauge(`sluice_kafka_response_pool_reused_total`, func() float64 { _, h, _ := responses.Stats(); return float64(h) })
+	_ = metrics.NewGauge(`sluice_kafka_response_pool_free_bytes`, func() float64 { _, _, b := responses.Stats(); return float64(b) })
+)
+
+// newResponse returns an empty response buffer with the 8 bytes of size
+// and correlation id, with room for sizeHint bytes in all.
+func newResponse(sizeHint int) []byte {
+	if sizeHint < responsePoolMin {
+		return make([]byte, 8, max(64, sizeHint))
+	}
+	return responses.Get(sizeHint)[:8]
+}
+
+// releaseResponses gives written responses back to their pool.
+func releaseResponses(bufs [][]byte) {
+	for _, b := range bufs {
+		if cap(b) >= responsePoolMin {
+			responses.Put(b)
+		}
+	}
+}

@@ -304,6 +304,7 @@ func (t *tlsTransport) writeLoop(c *conn, timeout time.Duration) {
 		for _, b := range bufs {
 			n += int64(len(b))
 		}
+		given := bufs // released by written once the write returned
 		if n <= coalesceMax && len(bufs) > 1 {
 			bp := coalesceBufs.Get().(*[]byte)
 			one := (*bp)[:0]
@@ -322,7 +323,7 @@ func (t *tlsTransport) writeLoop(c *conn, timeout time.Duration) {
 			t.writeFailed(c, err, timeout)
 			return
 		}
-		c.written(n, 0)
+		c.written(given, n, 0)
 	}
 }
 

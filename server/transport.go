@@ -44,7 +44,8 @@ import (
 type transport interface {
 	// writev hands bufs, n bytes in all, to the socket in order, without
 	// blocking. Once they are on the socket or in the transport's own
-	// buffer, c.written(n, outbound) runs. Called with c.mu held, so
+	// buffer (so bufs are no longer read), c.written(bufs, n, outbound)
+	// runs. Called with c.mu held, so
 	// hand-offs keep their order; at most one is outstanding (flushLocked
 	// waits for written before the next). An error means the connection
 	// is gone.
@@ -66,7 +67,7 @@ func (t gnetTransport) writev(c *conn, bufs [][]byte, n int64) error {
 		if err != nil {
 			return nil // closed: OnClose released everything
 		}
-		c.written(n, gc.OutboundBuffered())
+		c.written(bufs, n, gc.OutboundBuffered())
 		return nil
 	})
 }
