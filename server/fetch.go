@@ -172,6 +172,11 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 			rc.c.reserve(rc.seq, res.held)
 			res.held = 0
 			rc.respond(resp)
+			// Encoded: the record bytes may go back to their pool.
+			for i := range parts {
+				releaseFetchData(parts[i].out.RecordBatches)
+				parts[i].out.RecordBatches = nil
+			}
 		}
 		if wait <= 0 {
 			n, _ := s.fillFetch(parts, maxBytes, res)
@@ -415,7 +420,7 @@ func (s *Server) copyEntries(ctx context.Context, entries []meta.IndexEntry, off
 		if !reserve(want) {
 			return false
 		}
-		data = make([]byte, 0, want)
+		data = newFetchData(want)
 		return true
 	}
 	for _, e := range entries {

@@ -129,6 +129,26 @@ func newResponse(sizeHint int) []byte {
 	return responses.Get(sizeHint)[:8]
 }
 
+// newFetchData returns an empty buffer with room for want bytes, for the
+// record batches of one partition of a fetch response. The same pool as
+// the responses': the batches are copied into the encoded response, after
+// which releaseFetchData gives the buffer back.
+func newFetchData(want int) []byte {
+	if want < responsePoolMin {
+		return make([]byte, 0, want)
+	}
+	return responses.Get(want)[:0]
+}
+
+// releaseFetchData gives back a partition's record batches once the
+// response holding them is encoded. Nothing else references them: they
+// are copies of cached bytes (copyEntries), never the cache's own.
+func releaseFetchData(b []byte) {
+	if cap(b) >= responsePoolMin {
+		responses.Put(b)
+	}
+}
+
 // releaseResponses gives written responses back to their pool.
 func releaseResponses(bufs [][]byte) {
 	for _, b := range bufs {
