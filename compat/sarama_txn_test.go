@@ -458,3 +458,114 @@ func TestSaramaTxnFencing(t *testing.T) {
 	all := saramaReadPartition(t, addrs, topic, 0, sarama.ReadUncommitted, 2)
 	checkOffsets(t, "read_uncommitted "+topic, all, []string{"zombie@0", "after-0@2"})
 }
+
+// TestSaramaTxnAdmin: sarama's TransactionClusterAdmin (KIP-664) against
+// an open transaction over two partitions: DescribeTransactions answers
+// Ongoing with both partitions and the producer id, ListTransactions
+// lists it (and not under a filter for Empty), DescribeProducers shows
+// the producer with the transaction's first offset in the partition.
+// After the commit the transaction is no longer Ongoing (Sluice answers
+// Empty; Kafka keeps CompleteCommit until the next transaction) and the
+// producer has no current transaction (-1).
+func TestSaramaTxnAdmin(t *testing.T) {
+	addrs := saramaTxnCluster(t)
+	const topic, id = "sarama-txn-admin", "sarama-admin-txn"
+	saramaCreateTopic(t, addrs, topic, 2)
+	p := saramaTxnProducer(t, addrs, id)
+	defer p.Close()
+	saramaSendTxn(t, p, topic, "before", 4, 2, true) // offsets 0-1, marker 2 per partition
+	if err := p.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	for part := range int32(2) {
+		if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: part, Value: sarama.StringEncoder("open")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm, err := sarama.NewClusterAdmin(addrs, saramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	tadm := adm.(sarama.TransactionClusterAdmin)
+
+	desc, err := tadm.DescribeTransactions([]string{id})
+	if err != nil {
+		t.Fatalf("DescribeTransactions: %v", err)
+	}
+	d := desc[id]
+	if !errors.Is(d.ErrorCode, sarama.ErrNoError) || d.TransactionState != "Ongoing" || d.ProducerID < 0 {
+		t.Fatalf("DescribeTransactions with a transaction open: %+v, want Ongoing with a producer id", d)
+	}
+	var parts []int32
+	for _, tp := range d.Topics {
+		if tp.Topic == topic {
+			parts = append(parts, tp.Partitions...)
+		}
+	}
+	sort.Slice(parts, func(a, b int) bool { return parts[a] < parts[b] })
+	if fmt.Sprint(parts) != "[0 1]" {
+		t.Errorf("DescribeTransactions partitions of %s: %v, want [0 1] (%+v)", topic, parts, d.Topics)
+	}
+
+	list, err := tadm.ListTransactions(nil, nil, -1)
+	if err != nil {
+		t.Fatalf("ListTransactions: %v", err)
+	}
+	found := false
+	for _, l := range list {
+		if l.TransactionalID == id {
+			found = true
+			if l.TransactionState != "Ongoing" || l.ProducerID != d.ProducerID {
+				t.Errorf("ListTransactions: %+v, want Ongoing with producer id %d", l, d.ProducerID)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("ListTransactions %+v does not list %s", list, id)
+	}
+	empty, err := tadm.ListTransactions([]string{"Empty"}, nil, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range empty {
+		if l.TransactionalID == id {
+			t.Errorf("ListTransactions(state Empty) lists the ongoing %s", id)
+		}
+	}
+
+	producerOf := func() *sarama.ProducerState {
+		prods, err := tadm.DescribeProducers(map[string][]int32{topic: {0}})
+		if err != nil {
+			t.Fatalf("DescribeProducers: %v", err)
+		}
+		pp := prods[topic][0]
+		if !errors.Is(pp.ErrorCode, sarama.ErrNoError) {
+			t.Fatalf("DescribeProducers %s[0]: %v", topic, pp.ErrorCode)
+		}
+		for i := range pp.ActiveProducers {
+			if pp.ActiveProducers[i].ProducerID == d.ProducerID {
+				return &pp.ActiveProducers[i]
+			}
+		}
+		t.Fatalf("DescribeProducers %s[0]: %+v has no producer %d", topic, pp.ActiveProducers, d.ProducerID)
+		return nil
+	}
+	if ps := producerOf(); ps.CurrentTxnStartOffset != 3 || int16(ps.ProducerEpoch) != d.ProducerEpoch {
+		t.Errorf("DescribeProducers with the transaction open: %+v, want current transaction start 3 and epoch %d", ps, d.ProducerEpoch)
+	}
+
+	if err := p.CommitTxn(); err != nil {
+		t.Fatal(err)
+	}
+	desc, err = tadm.DescribeTransactions([]string{id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := desc[id].TransactionState; s != "Empty" && s != "CompleteCommit" {
+		t.Errorf("DescribeTransactions after the commit: %q, want Empty or CompleteCommit", s)
+	}
+	if ps := producerOf(); ps.CurrentTxnStartOffset != -1 {
+		t.Errorf("DescribeProducers after the commit: current transaction start %d, want -1", ps.CurrentTxnStartOffset)
+	}
+}
