@@ -230,13 +230,22 @@ func TestSaramaTxnCommitAbort(t *testing.T) {
 // ctpHandler hands every claimed message to the test goroutine and keeps
 // the session (its member id and generation) for the transaction.
 type ctpHandler struct {
-	msgs    chan *sarama.ConsumerMessage
-	session chan sarama.ConsumerGroupSession
+	msgs chan *sarama.ConsumerMessage
+	mu   sync.Mutex
+	sess sarama.ConsumerGroupSession // the latest generation's
 }
 
 func (h *ctpHandler) Setup(s sarama.ConsumerGroupSession) error {
-	h.session <- s
+	h.mu.Lock()
+	h.sess = s
+	h.mu.Unlock()
 	return nil
+}
+
+func (h *ctpHandler) session() sarama.ConsumerGroupSession {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sess
 }
 func (h *ctpHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 func (h *ctpHandler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
@@ -288,7 +297,7 @@ func TestSaramaTxnConsumeTransformProduce(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cg.Close()
-		h := &ctpHandler{msgs: make(chan *sarama.ConsumerMessage), session: make(chan sarama.ConsumerGroupSession, 4)}
+		h := &ctpHandler{msgs: make(chan *sarama.ConsumerMessage)}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -311,10 +320,7 @@ func TestSaramaTxnConsumeTransformProduce(t *testing.T) {
 				t.Fatalf("commit=%v: consumed %d of %d input records", commit, len(got), n)
 			}
 		}
-		var sess sarama.ConsumerGroupSession
-		for len(h.session) > 0 {
-			sess = <-h.session // the latest generation
-		}
+		sess := h.session() // set by Setup before any claim's messages
 		if err := p.BeginTxn(); err != nil {
 			t.Fatal(err)
 		}
