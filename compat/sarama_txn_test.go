@@ -575,3 +575,64 @@ func TestSaramaTxnAdmin(t *testing.T) {
 		t.Errorf("DescribeProducers after the commit: current transaction start %d, want -1", ps.CurrentTxnStartOffset)
 	}
 }
+
+// TestSaramaTxnTimeout: a sarama transaction with
+// Producer.Transaction.Timeout = 1s left open is aborted by meta's
+// janitor (DescribeTransactions no longer says Ongoing, the last stable
+// offset passes the abort marker); the producer's commit is then refused
+// as fenced and its record never reaches ReadCommitted.
+func TestSaramaTxnTimeout(t *testing.T) {
+	addrs := saramaTxnCluster(t)
+	const topic, id = "sarama-txn-timeout", "sarama-timeout-txn"
+	saramaCreateTopic(t, addrs, topic, 1)
+	cfg := saramaTxnConfig(id)
+	cfg.Producer.Transaction.Timeout = time.Second
+	p, err := sarama.NewSyncProducer(addrs, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.BeginTxn(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder("late")}); err != nil {
+		t.Fatal(err)
+	}
+	adm, err := sarama.NewClusterAdmin(addrs, saramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ds, err := adm.(sarama.TransactionClusterAdmin).DescribeTransactions([]string{id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := ds[id].TransactionState; s != "Ongoing" {
+			t.Logf("state after the timeout: %s", s)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the transaction was not aborted by its 1 s timeout within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if lso := saramaListOffset(t, addrs, topic, 0, sarama.ReadCommitted); lso != 2 {
+		t.Errorf("last stable offset after the timeout abort: %d, want 2 (the record and the abort marker)", lso)
+	}
+	err = p.CommitTxn()
+	if !errors.Is(err, sarama.ErrProducerFenced) && !errors.Is(err, sarama.ErrInvalidProducerEpoch) {
+		t.Fatalf("commit after the timeout abort: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+	}
+	t.Logf("commit after the timeout abort: %v", err)
+	all := saramaReadPartition(t, addrs, topic, 0, sarama.ReadUncommitted, 1)
+	checkOffsets(t, "read_uncommitted "+topic, all, []string{"late@0"})
+	// A committed record from a new producer is read by ReadCommitted;
+	// the timed-out one before it is not.
+	p2 := saramaTxnProducer(t, addrs, id+"-2")
+	defer p2.Close()
+	saramaSendTxn(t, p2, topic, "after", 1, 1, true)
+	got := saramaReadPartition(t, addrs, topic, 0, sarama.ReadCommitted, 1)
+	checkOffsets(t, "read_committed "+topic, got, []string{"after-0@2"})
+}

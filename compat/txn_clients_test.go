@@ -65,9 +65,12 @@ func partValues(recs []rec) string {
 // consume-transform-produce loop whose sendOffsets moves the group's
 // committed offsets only with the committed transaction; a second
 // producer with the same transactionalId fencing the first (kafkajs sends
-// EndTxn v1, so the refusal is INVALID_PRODUCER_EPOCH). Then franz-go
-// reads what kafkajs wrote with read_committed: the same committed
-// records, the transformed output once each, the fenced record never.
+// EndTxn v1, so the refusal is INVALID_PRODUCER_EPOCH); a transaction
+// past its 1 s transactionTimeout aborted by the coordinator (a plain
+// record after it reaches readUncommitted false only then; the late
+// commit is refused). Then franz-go reads what kafkajs wrote with
+// read_committed: the same committed records, the transformed output
+// once each, the fenced and timed-out records never.
 func TestKafkaJSTxn(t *testing.T) {
 	node := lookKafkaJS(t)
 	c := startCluster(t)
@@ -107,6 +110,9 @@ func TestKafkaJSTxn(t *testing.T) {
 	}
 	if got := partValues(franzRead(t, c.addr(), "kafkajs-fence", kgo.ReadCommitted(), 1)); got != "0:after-0@2" {
 		t.Errorf("franz-go read_committed of kafkajs-fence: %s, want 0:after-0@2 (the zombie's record at 0 aborted)", got)
+	}
+	if got := partValues(franzRead(t, c.addr(), "kafkajs-timeout", kgo.ReadCommitted(), 1)); got != "0:plain-after@1" {
+		t.Errorf("franz-go read_committed of kafkajs-timeout: %s, want 0:plain-after@1 (the timed-out record at 0 aborted)", got)
 	}
 }
 

@@ -305,15 +305,17 @@ async function sendTxn (producer, topic, prefix, n, partitions, commit) {
 // marker, 3 aborted, marker, 2 committed, marker per partition),
 // readUncommitted:true all of them; then consume-transform-produce with
 // sendOffsets (aborted round leaves the group's offsets unset, committed
-// round moves them to the high watermarks), and fencing by a second
-// producer with the same transactionalId. The Go test then reads both
-// topics with franz-go read_committed.
+// round moves them to the high watermarks), fencing by a second
+// producer with the same transactionalId, and the coordinator's abort of
+// a transaction past its timeout. The Go test then reads the topics with
+// franz-go read_committed.
 async function txnCheck () {
   const admin = kafka.admin()
   await admin.connect()
   const topic = 'kafkajs-txn'
   await admin.createTopics({ topics: [{ topic, numPartitions: 2 }, { topic: 'kafkajs-ctp-in', numPartitions: 2 },
-    { topic: 'kafkajs-ctp-out', numPartitions: 2 }, { topic: 'kafkajs-fence', numPartitions: 1 }], waitForLeaders: true })
+    { topic: 'kafkajs-ctp-out', numPartitions: 2 }, { topic: 'kafkajs-fence', numPartitions: 1 },
+    { topic: 'kafkajs-timeout', numPartitions: 1 }], waitForLeaders: true })
 
   const p = txnProducer('kafkajs-txn-1')
   await p.connect()
@@ -405,6 +407,30 @@ async function txnCheck () {
   expectOffsets('fenced topic, readUncommitted: false', await readAll('kafkajs-fence', 'kafkajs-fence-rc', false, 1), ['0:after-0@2'])
   await z.disconnect().catch(() => {})
   await p2.disconnect()
+
+  // Timeout: a transaction with transactionTimeout 1000 ms left open is
+  // aborted by the coordinator. A plain record written after it (offset
+  // 1) reaches a readUncommitted: false consumer only once the last
+  // stable offset passes the abort, and the timed-out record (0) never
+  // does; the late commit is refused.
+  const slow = kafka.producer({ transactionalId: 'kafkajs-slow-txn', idempotent: true, maxInFlightRequests: 1, transactionTimeout: 1000 })
+  await slow.connect()
+  const st = await slow.transaction()
+  await st.send({ topic: 'kafkajs-timeout', acks: -1, messages: [{ value: 'late', partition: 0 }] })
+  const plain = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+  await plain.connect()
+  await plain.send({ topic: 'kafkajs-timeout', acks: -1, messages: [{ value: 'plain-after', partition: 0 }] })
+  await plain.disconnect()
+  expectOffsets('timed-out transaction, readUncommitted: false', await readAll('kafkajs-timeout', 'kafkajs-timeout-rc', false, 1), ['0:plain-after@1'])
+  try {
+    await st.commit()
+    fail('the commit of a timed-out transaction succeeded')
+  } catch (e) {
+    const t = e.type || (e.cause && e.cause.type)
+    if (t !== 'INVALID_PRODUCER_EPOCH') fail(`commit after the timeout: ${e.name} ${t} ${e.message}, want INVALID_PRODUCER_EPOCH`)
+    else console.log(`txn: commit after the timeout abort refused: ${t}`)
+  }
+  await slow.disconnect().catch(() => {})
   await admin.disconnect()
 }
 
