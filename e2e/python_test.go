@@ -87,3 +87,13 @@ func TestConfluentKafkaPythonCompacted(t *testing.T) {
 func TestConfluentKafkaPythonTxn(t *testing.T) {
 	runConfluentCompat(t, 2*time.Minute, "txn")
 }
+
+// TestConfluentKafkaPythonTxnLSO (issue 15): librdkafka's
+// get_watermark_offsets answers the last stable offset to a
+// read_committed consumer while a transaction is open and the high
+// watermark to a read_uncommitted one; a transaction past its
+// transaction.timeout.ms is aborted by the coordinator and its late
+// commit fails.
+func TestConfluentKafkaPythonTxnLSO(t *testing.T) {
+	runConfluentCompat(t, 2*time.Minute, "txnlso")
+}

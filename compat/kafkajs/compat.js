@@ -1,5 +1,5 @@
 // kafkajs compatibility checks against a Sluice agent, run by
-// compat/kafkajs_test.go: node compat.js <bootstrap> codecs|group|admin.
+// compat/kafkajs_test.go: node compat.js <bootstrap> codecs|group|admin|sasl|txn.
 // Prints PASS on success; exits non-zero with the reason otherwise.
 'use strict'
 const { Kafka, logLevel, CompressionTypes, CompressionCodecs, ConfigResourceTypes } = require('kafkajs')
@@ -18,7 +18,7 @@ const saslOf = v => {
   return { mechanism, username, password: rest.join(':') }
 }
 const sasl = saslOf(process.env.KAFKAJS_SASL)
-const kafka = new Kafka({ clientId: 'compat-kafkajs', brokers: [bootstrap], logLevel: logLevel.ERROR,
+const kafka = new Kafka({ clientId: 'compat-kafkajs', brokers: bootstrap.split(','), logLevel: logLevel.ERROR,
   retry: { retries: 10, initialRetryTime: 100 }, sasl })
 
 let failures = 0
@@ -254,9 +254,189 @@ async function saslCheck () {
   await bad.disconnect()
 }
 
-const modes = { codecs, group, admin: adminOps, sasl: saslCheck }
+// Transactions (issue 15). txnProducer is kafkajs's transactional
+// producer as its documentation configures it.
+const txnProducer = transactionalId => kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 })
+
+// readAll reads topic from the start with a fresh group (kafkajs has no
+// assign()), with the isolation level given, until want records arrived.
+async function readAll (topic, groupId, readUncommitted, want) {
+  const got = []
+  const c = kafka.consumer({ groupId, readUncommitted, maxWaitTimeInMs: 200, sessionTimeout: 10000, heartbeatInterval: 300 })
+  await c.connect()
+  await c.subscribe({ topic, fromBeginning: true })
+  await c.run({
+    autoCommit: false,
+    eachMessage: async ({ partition, message }) => {
+      got.push({ partition, offset: Number(message.offset), key: message.key ? message.key.toString() : null, value: message.value.toString() })
+    }
+  })
+  try {
+    await waitFor(`${topic}: ${want} records (readUncommitted=${readUncommitted})`, () => got.length >= want)
+  } finally {
+    await c.disconnect()
+  }
+  return got
+}
+
+// expectOffsets compares value@offset per partition with want.
+function expectOffsets (what, got, want) {
+  const fmt = rs => rs.slice().sort((a, b) => a.partition - b.partition || a.offset - b.offset).map(r => `${r.partition}:${r.value}@${r.offset}`).join(' ')
+  const g = fmt(got)
+  if (g !== want.join(' ')) fail(`${what}:\n got ${g}\nwant ${want.join(' ')}`)
+}
+
+async function sendTxn (producer, topic, prefix, n, partitions, commit) {
+  const txn = await producer.transaction()
+  try {
+    for (let i = 0; i < n; i++) {
+      await txn.send({ topic, acks: -1, messages: [{ key: String(i), value: `${prefix}-${i}`, partition: i % partitions }] })
+    }
+  } catch (e) {
+    await txn.abort()
+    throw e
+  }
+  if (commit) await txn.commit()
+  else await txn.abort()
+}
+
+// txn: commit, abort, commit over two partitions; readUncommitted:false
+// reads exactly the committed records at their offsets (5 committed,
+// marker, 3 aborted, marker, 2 committed, marker per partition),
+// readUncommitted:true all of them; then consume-transform-produce with
+// sendOffsets (aborted round leaves the group's offsets unset, committed
+// round moves them to the high watermarks), fencing by a second
+// producer with the same transactionalId, and the coordinator's abort of
+// a transaction past its timeout. The Go test then reads the topics with
+// franz-go read_committed.
+async function txnCheck () {
+  const admin = kafka.admin()
+  await admin.connect()
+  const topic = 'kafkajs-txn'
+  await admin.createTopics({ topics: [{ topic, numPartitions: 2 }, { topic: 'kafkajs-ctp-in', numPartitions: 2 },
+    { topic: 'kafkajs-ctp-out', numPartitions: 2 }, { topic: 'kafkajs-fence', numPartitions: 1 },
+    { topic: 'kafkajs-timeout', numPartitions: 1 }], waitForLeaders: true })
+
+  const p = txnProducer('kafkajs-txn-1')
+  await p.connect()
+  await sendTxn(p, topic, 'c1', 10, 2, true)
+  await sendTxn(p, topic, 'a2', 6, 2, false)
+  await sendTxn(p, topic, 'c3', 4, 2, true)
+  const committed = []; const all = []
+  for (let part = 0; part < 2; part++) {
+    for (let i = part; i < 10; i += 2) { committed.push(`${part}:c1-${i}@${i >> 1}`); all.push(`${part}:c1-${i}@${i >> 1}`) }
+    for (let i = part; i < 6; i += 2) all.push(`${part}:a2-${i}@${6 + (i >> 1)}`)
+    for (let i = part; i < 4; i += 2) { committed.push(`${part}:c3-${i}@${10 + (i >> 1)}`); all.push(`${part}:c3-${i}@${10 + (i >> 1)}`) }
+  }
+  expectOffsets('readUncommitted: false', await readAll(topic, 'kafkajs-txn-rc', false, committed.length), committed)
+  expectOffsets('readUncommitted: true', await readAll(topic, 'kafkajs-txn-ru', true, all.length), all)
+  const hw = await highWatermarks(topic)
+  if (hw[0] !== 13 || hw[1] !== 13) fail(`high watermarks ${JSON.stringify(hw)}, want 13 each (10 records, 3 markers)`)
+  console.log('txn: commit/abort/commit read back with both isolation levels')
+
+  // Consume-transform-produce: the group's offsets move with the
+  // committed transaction only.
+  const n = 20
+  await produce('kafkajs-ctp-in', CompressionTypes.None, 0, n)
+  const group = 'kafkajs-ctp'
+  const round = async commit => {
+    const got = []
+    const c = kafka.consumer({ groupId: group, readUncommitted: false, maxWaitTimeInMs: 200, sessionTimeout: 10000, heartbeatInterval: 300 })
+    await c.connect()
+    await c.subscribe({ topic: 'kafkajs-ctp-in', fromBeginning: true })
+    await c.run({ autoCommit: false, eachMessage: async ({ partition, message }) => { got.push({ partition, offset: Number(message.offset), key: message.key.toString() }) } })
+    try {
+      await waitFor(`ctp round commit=${commit}: ${n} input records`, () => got.length >= n)
+      const txn = await p.transaction()
+      const next = {}
+      for (const m of got) {
+        await txn.send({ topic: 'kafkajs-ctp-out', acks: -1, messages: [{ key: m.key, value: 'out:' + m.key, partition: m.partition }] })
+        next[m.partition] = Math.max(next[m.partition] || 0, m.offset + 1)
+      }
+      await txn.sendOffsets({ consumerGroupId: group,
+        topics: [{ topic: 'kafkajs-ctp-in', partitions: Object.entries(next).map(([partition, o]) => ({ partition: Number(partition), offset: String(o) })) }] })
+      if (commit) await txn.commit()
+      else await txn.abort()
+    } finally {
+      await c.disconnect()
+    }
+    if (new Set(got.map(m => m.key)).size !== n) fail(`ctp round commit=${commit}: ${new Set(got.map(m => m.key)).size} distinct keys, want ${n}`)
+  }
+  const groupOffsets = async () => {
+    const o = {}
+    for (const x of (await admin.fetchOffsets({ groupId: group, topics: ['kafkajs-ctp-in'] }))[0].partitions) o[x.partition] = Number(x.offset)
+    return o
+  }
+  await round(false)
+  let o = await groupOffsets()
+  if (o[0] !== -1 || o[1] !== -1) fail(`group offsets after the aborted transaction: ${JSON.stringify(o)}, want -1 (none)`)
+  await round(true)
+  o = await groupOffsets()
+  const inHw = await highWatermarks('kafkajs-ctp-in')
+  for (const part of [0, 1]) if (o[part] !== inHw[part]) fail(`group offset of kafkajs-ctp-in[${part}] = ${o[part]}, want the high watermark ${inHw[part]}`)
+  const out = await readAll('kafkajs-ctp-out', 'kafkajs-ctp-check', false, n)
+  const seen = {}
+  for (const r of out) seen[r.value] = (seen[r.value] || 0) + 1
+  for (let i = 0; i < n; i++) if (seen['out:' + keyOf('kafkajs-ctp-in', i)] !== 1) fail(`read committed output holds out:${keyOf('kafkajs-ctp-in', i)} ${seen['out:' + keyOf('kafkajs-ctp-in', i)] || 0} times`)
+  console.log(`txn: sendOffsets aborted then committed; group offsets ${JSON.stringify(o)}`)
+  await p.disconnect()
+
+  // Fencing: a second instance's InitProducerId aborts the first's open
+  // transaction; the first's commit is refused. kafkajs 2.2.4 sends
+  // EndTxn v1, which has no PRODUCER_FENCED: Kafka (and Sluice) answer
+  // INVALID_PRODUCER_EPOCH.
+  const z = txnProducer('kafkajs-fence-txn')
+  await z.connect()
+  const zt = await z.transaction()
+  await zt.send({ topic: 'kafkajs-fence', acks: -1, messages: [{ value: 'zombie' }] })
+  // kafkajs's connect() asks for a non-transactional producer id; the
+  // transactional InitProducerId (the fencing) is sent by transaction().
+  const p2 = txnProducer('kafkajs-fence-txn')
+  await p2.connect()
+  const t2 = await p2.transaction()
+  try {
+    await zt.commit()
+    fail('the fenced producer committed')
+  } catch (e) {
+    const t = e.type || (e.cause && e.cause.type)
+    if (t !== 'INVALID_PRODUCER_EPOCH') fail(`fenced commit: ${e.name} ${t} ${e.message}, want INVALID_PRODUCER_EPOCH`)
+    else console.log(`txn: fenced producer's commit refused: ${t}`)
+  }
+  await t2.send({ topic: 'kafkajs-fence', acks: -1, messages: [{ value: 'after-0' }] })
+  await t2.commit()
+  expectOffsets('fenced topic, readUncommitted: false', await readAll('kafkajs-fence', 'kafkajs-fence-rc', false, 1), ['0:after-0@2'])
+  await z.disconnect().catch(() => {})
+  await p2.disconnect()
+
+  // Timeout: a transaction with transactionTimeout 1000 ms left open is
+  // aborted by the coordinator. A plain record written after it (offset
+  // 1) reaches a readUncommitted: false consumer only once the last
+  // stable offset passes the abort, and the timed-out record (0) never
+  // does; the late commit is refused.
+  const slow = kafka.producer({ transactionalId: 'kafkajs-slow-txn', idempotent: true, maxInFlightRequests: 1, transactionTimeout: 1000 })
+  await slow.connect()
+  const st = await slow.transaction()
+  await st.send({ topic: 'kafkajs-timeout', acks: -1, messages: [{ value: 'late', partition: 0 }] })
+  const plain = kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+  await plain.connect()
+  await plain.send({ topic: 'kafkajs-timeout', acks: -1, messages: [{ value: 'plain-after', partition: 0 }] })
+  await plain.disconnect()
+  expectOffsets('timed-out transaction, readUncommitted: false', await readAll('kafkajs-timeout', 'kafkajs-timeout-rc', false, 1), ['0:plain-after@1'])
+  try {
+    await st.commit()
+    fail('the commit of a timed-out transaction succeeded')
+  } catch (e) {
+    const t = e.type || (e.cause && e.cause.type)
+    if (t !== 'INVALID_PRODUCER_EPOCH') fail(`commit after the timeout: ${e.name} ${t} ${e.message}, want INVALID_PRODUCER_EPOCH`)
+    else console.log(`txn: commit after the timeout abort refused: ${t}`)
+  }
+  await slow.disconnect().catch(() => {})
+  await admin.disconnect()
+}
+
+const modes = { codecs, group, admin: adminOps, sasl: saslCheck, txn: txnCheck }
 if (!modes[mode]) {
-  console.log('usage: node compat.js <bootstrap> codecs|group|admin|sasl')
+  console.log('usage: node compat.js <bootstrap> codecs|group|admin|sasl|txn')
   process.exit(2)
 }
 modes[mode]().then(() => {

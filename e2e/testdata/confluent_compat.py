@@ -32,6 +32,14 @@ CHECKs (all of them when none is given):
            its output, and an aborted one leaves both untouched; a
            second producer with the same transactional id fences the
            first, whose commit then fails.
+  txnlso   transactions (issue 15): with a transaction open,
+           get_watermark_offsets of a read_committed consumer answers
+           the last stable offset (the transaction's first offset) and
+           of a read_uncommitted one the high watermark; after the
+           commit both are the high watermark. A transaction with
+           transaction.timeout.ms=2000 left open is aborted by the
+           coordinator (the read_committed end offset passes its abort
+           marker) and its late commit fails.
 
 Prints "ok ..." per check and "PASS" at the end; exits non-zero with a
 message on the first mismatch.
@@ -536,10 +544,68 @@ def check_txn():
           % (len(committed), cm[0].offset, err.name()))
 
 
+def check_txn_lso():
+    """Transactions (issue 15): the LSO and the timeout abort; see the top of this file."""
+    admin = AdminClient({"bootstrap.servers": BOOT})
+    topic = "py-lso-" + uuid.uuid4().hex[:8]
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)], operation_timeout=10)[topic].result(30)
+    tp = TopicPartition(topic, 0)
+
+    def ends():
+        out = []
+        for isolation in ("read_committed", "read_uncommitted"):
+            c = Consumer({"bootstrap.servers": BOOT, "group.id": "py-lso-" + uuid.uuid4().hex[:8],
+                          "isolation.level": isolation})
+            out.append(c.get_watermark_offsets(tp, timeout=10, cached=False)[1])
+            c.close()
+        return tuple(out)
+
+    p = Producer({"bootstrap.servers": BOOT, "transactional.id": "py-lso-" + uuid.uuid4().hex[:8]})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, value=b"c-%d" % i)
+    p.commit_transaction(30)  # offsets 0-2, marker 3
+    p.begin_transaction()
+    for i in range(2):
+        p.produce(topic, value=b"open-%d" % i)
+    p.flush(30)  # offsets 4-5, open
+    if ends() != (4, 6):
+        fail("txnlso: with a transaction open at 4, read_committed/read_uncommitted end offsets %s, want (4, 6)" % (ends(),))
+    p.commit_transaction(30)  # marker 6
+    if ends() != (7, 7):
+        fail("txnlso: after the commit, end offsets %s, want (7, 7)" % (ends(),))
+
+    slow = Producer({"bootstrap.servers": BOOT, "transactional.id": "py-slow-" + uuid.uuid4().hex[:8],
+                     "transaction.timeout.ms": 2000})
+    slow.init_transactions(30)
+    slow.begin_transaction()
+    slow.produce(topic, value=b"late")
+    slow.flush(30)  # offset 7, open
+    deadline = time.time() + 30
+    while ends()[0] != 9:  # the abort marker at 8
+        if time.time() > deadline:
+            fail("txnlso: the 2 s transaction was not aborted within 30 s: end offsets %s" % (ends(),))
+        time.sleep(0.1)
+    try:
+        slow.commit_transaction(30)
+        fail("txnlso: the commit of a timed-out transaction succeeded")
+    except KafkaException as e:
+        late = e.args[0]
+    c, got = consume({"bootstrap.servers": BOOT, "group.id": "py-lso-" + uuid.uuid4().hex[:8],
+                      "auto.offset.reset": "earliest", "isolation.level": "read_committed"}, topic, 5)
+    c.close()
+    vals = [(m.value(), m.offset()) for m in got]
+    if vals != [(b"c-0", 0), (b"c-1", 1), (b"c-2", 2), (b"open-0", 4), (b"open-1", 5)]:
+        fail("txnlso: read_committed got %s" % vals)
+    print("ok txnlso: LSO 4 with a transaction open (high watermark 6), 7 after the commit; "
+          "timed-out transaction aborted, late commit refused (%s)" % late.name())
+
+
 CHECKS = {"compacted": check_compacted, "codecs": check_codecs, "resume": check_group_resume,
           "members": check_group_members, "admin": check_admin,
           "broker": check_broker_configs,
-          "txn": check_txn}  # transactions (issue 15)
+          "txn": check_txn, "txnlso": check_txn_lso}  # transactions (issue 15)
 for name in sys.argv[2:] or list(CHECKS):
     if name not in CHECKS:
         fail("unknown check %r (have %s)" % (name, ", ".join(CHECKS)))

@@ -7,6 +7,7 @@ package testcluster
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -81,3 +82,38 @@ func StartWithMeta(t testing.TB, mcfg controller.Config, opts ...func(*agent.Con
 
 // Addr is the agent's Kafka bootstrap address.
 func (c *Cluster) Addr() string { return c.Agent.AdvertisedAddr() }
+
+// AddAgent starts another agent (ID "agent-<n>", node id n) on the same
+// meta and bucket, as a second process would in production, stopped when
+// the test ends; opts adjust its configuration. Transactions across
+// agents (issue 15) need one: a client's transaction coordinator and a
+// partition's writes may sit on different agents.
+func (c *Cluster) AddAgent(t testing.TB, n int32, opts ...func(*agent.Config)) *agent.Agent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := agent.Config{
+		ID:                fmt.Sprintf("agent-%d", n),
+		NodeID:            n,
+		KafkaAddr:         "127.0.0.1:0",
+		FlushInterval:     20 * time.Millisecond,
+		AutoCreateTopics:  true,
+		DefaultPartitions: 4,
+		Logger:            slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := agent.Start(ctx, cfg, c.Meta, c.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer scancel()
+		if err := a.Stop(sctx); err != nil {
+			t.Errorf("stop agent %s: %v", cfg.ID, err)
+		}
+	})
+	return a
+}
