@@ -12,4 +12,5 @@
 //	groups.go    Coordinator, Config, Offsets; the classic group state machine
 //	consumer.go  KIP-848 consumer groups: epochs, reconciliation, timers
 //	assign.go    the server-side assignors, uniform and range
+//	txncommit.go TxnOffsetCommit's member checks (KIP-447 zombie fencing)
 package groups
