@@ -262,16 +262,17 @@ func TestMixedUpgradeRebalanceDowngrade(t *testing.T) {
 	for _, s := range cs {
 		go func() { r, err := s.join(ctx); results <- r; errs <- err }()
 	}
-	var leader *csim
+	var leaderID string
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
-		r := <-results
-		for _, s := range cs {
-			if s.id == r.LeaderID {
-				leader = s
-			}
+		leaderID = (<-results).LeaderID
+	}
+	var leader *csim
+	for _, s := range cs { // (both joins answered: s.id is theirs to read)
+		if s.id == leaderID {
+			leader = s
 		}
 	}
 	if leader == nil || len(leader.joinReq().Protocols) == 0 {
