@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -202,4 +203,137 @@ func TestFranzGoMixedUpgradeDowngrade(t *testing.T) {
 		t.Errorf("consumed %d distinct records, %d acknowledged", len(seen), produced)
 	}
 	t.Logf("%d records produced and consumed, %d delivered twice, over 9 membership changes across the upgrade and the downgrade", produced, dups)
+}
+
+// TestMixedGroupCodes drives a mixed group with kmsg requests through an
+// agent: a classic member (consumer-protocol metadata) joining a
+// consumer group is answered at once, with its member epoch as the
+// generation and no leader, gets its assignment from SyncGroup and
+// REBALANCE_IN_PROGRESS from Heartbeat once the group moves on; its old
+// generation is ILLEGAL_GENERATION; DescribeGroups shows it with its
+// metadata; a consumer-protocol heartbeat under its member id is
+// UNKNOWN_MEMBER_ID. With --group-consumer-migration-policy=disabled the
+// refusals are Kafka's: GROUP_ID_NOT_FOUND for a consumer member joining
+// a classic group with members, INCONSISTENT_GROUP_PROTOCOL for a
+// classic member joining a consumer group.
+func TestMixedGroupCodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	subscription := func(topics ...string) []byte {
+		m := kmsg.ConsumerMemberMetadata{Version: 1, Topics: topics}
+		return m.AppendTo(nil)
+	}
+	join := func(cl *kgo.Client, group, member string) *kmsg.JoinGroupResponse {
+		t.Helper()
+		jg := kmsg.NewPtrJoinGroupRequest()
+		jg.Group, jg.MemberID, jg.ProtocolType, jg.SessionTimeoutMillis, jg.RebalanceTimeoutMillis = group, member, "consumer", 30_000, 30_000
+		jg.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "cooperative-sticky", Metadata: subscription("codes")}}
+		r, err := jg.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	hb := func(cl *kgo.Client, group, member string, epoch int32) *kmsg.ConsumerGroupHeartbeatResponse {
+		t.Helper()
+		req := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+		req.Group, req.MemberID, req.MemberEpoch, req.RebalanceTimeoutMillis = group, member, epoch, 30_000
+		req.SubscribedTopicNames, req.Topics = []string{"codes"}, []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+		r, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	t.Run("bidirectional", func(t *testing.T) {
+		c := startCluster(t)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		createTopics(ctx, t, cl, 4, "codes")
+		if r := hb(cl, "mixed-g", "k1-0000000000000000000", 0); r.ErrorCode != 0 || r.MemberEpoch <= 0 {
+			t.Fatalf("consumer join: %+v", r)
+		}
+		jr := join(cl, "mixed-g", "")
+		if jr.ErrorCode == kerr.MemberIDRequired.Code {
+			jr = join(cl, "mixed-g", jr.MemberID)
+		}
+		if jr.ErrorCode != 0 || jr.LeaderID != "" || jr.Protocol == nil || *jr.Protocol != "cooperative-sticky" || jr.Generation <= 0 {
+			t.Fatalf("classic join of a consumer group: %+v", jr)
+		}
+		sg := kmsg.NewPtrSyncGroupRequest()
+		sg.Group, sg.MemberID, sg.Generation = "mixed-g", jr.MemberID, jr.Generation
+		sg.ProtocolType, sg.Protocol = kmsg.StringPtr("consumer"), jr.Protocol
+		sr, err := sg.RequestWith(ctx, cl)
+		if err != nil || sr.ErrorCode != 0 {
+			t.Fatalf("SyncGroup: %v %+v", err, sr)
+		}
+		var a kmsg.ConsumerMemberAssignment
+		if err := a.ReadFrom(sr.MemberAssignment); err != nil {
+			t.Fatalf("the assignment is not the consumer protocol's: %v", err)
+		}
+		heartbeat := func(gen int32) int16 {
+			h := kmsg.NewPtrHeartbeatRequest()
+			h.Group, h.MemberID, h.Generation = "mixed-g", jr.MemberID, gen
+			r, err := h.RequestWith(ctx, cl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.ErrorCode
+		}
+		if code := heartbeat(jr.Generation - 1); code != kerr.IllegalGeneration.Code {
+			t.Fatalf("heartbeat at an old generation: %v", kerr.ErrorForCode(code))
+		}
+		// A second consumer member moves the group epoch on: the classic
+		// member is told to rejoin.
+		if r := hb(cl, "mixed-g", "k2-0000000000000000000", 0); r.ErrorCode != 0 {
+			t.Fatalf("second consumer join: %+v", r)
+		}
+		if code := heartbeat(jr.Generation); code != kerr.RebalanceInProgress.Code {
+			t.Fatalf("classic heartbeat after the group epoch moved: %v", kerr.ErrorForCode(code))
+		}
+		dg := kmsg.NewPtrDescribeGroupsRequest()
+		dg.Groups = []string{"mixed-g"}
+		dr, err := dg.RequestWith(ctx, cl)
+		if err != nil || len(dr.Groups) != 1 || dr.Groups[0].ProtocolType != "consumer" || len(dr.Groups[0].Members) != 3 {
+			t.Fatalf("DescribeGroups: %v %+v", err, dr)
+		}
+		for _, m := range dr.Groups[0].Members {
+			if m.MemberID == jr.MemberID && len(m.ProtocolMetadata) == 0 {
+				t.Errorf("the classic member is described without its metadata: %+v", m)
+			}
+		}
+		if r := hb(cl, "mixed-g", jr.MemberID, jr.Generation); r.ErrorCode != kerr.UnknownMemberID.Code {
+			t.Fatalf("a consumer heartbeat under a classic member's id: %v", kerr.ErrorForCode(r.ErrorCode))
+		}
+	})
+
+	t.Run("disabled", func(t *testing.T) {
+		c := startClusterWithMeta(t, controller.Config{Groups: groups.Config{MigrationPolicy: groups.MigrationDisabled}})
+		cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		createTopics(ctx, t, cl, 4, "codes")
+		jr := join(cl, "classic-g", "")
+		if jr.ErrorCode == kerr.MemberIDRequired.Code {
+			jr = join(cl, "classic-g", jr.MemberID)
+		}
+		if jr.ErrorCode != 0 {
+			t.Fatalf("classic join: %v", kerr.ErrorForCode(jr.ErrorCode))
+		}
+		if r := hb(cl, "classic-g", "k1-0000000000000000000", 0); r.ErrorCode != kerr.GroupIDNotFound.Code {
+			t.Fatalf("consumer join of a classic group with members, policy disabled: %v", kerr.ErrorForCode(r.ErrorCode))
+		}
+		if r := hb(cl, "consumer-g", "k1-0000000000000000000", 0); r.ErrorCode != 0 {
+			t.Fatalf("consumer join: %v", kerr.ErrorForCode(r.ErrorCode))
+		}
+		if r := join(cl, "consumer-g", ""); r.ErrorCode != kerr.InconsistentGroupProtocol.Code {
+			t.Fatalf("classic join of a consumer group, policy disabled: %v", kerr.ErrorForCode(r.ErrorCode))
+		}
+	})
 }
