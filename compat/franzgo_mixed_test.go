@@ -211,7 +211,7 @@ func TestFranzGoMixedUpgradeDowngrade(t *testing.T) {
 // generation and no leader, gets its assignment from SyncGroup and
 // REBALANCE_IN_PROGRESS from Heartbeat once the group moves on; its old
 // generation is ILLEGAL_GENERATION; DescribeGroups shows it with its
-// metadata; a consumer-protocol heartbeat under its member id is
+// metadata, ConsumerGroupDescribe with member type classic; a consumer-protocol heartbeat under its member id is
 // UNKNOWN_MEMBER_ID. With --group-consumer-migration-policy=disabled the
 // refusals are Kafka's: GROUP_ID_NOT_FOUND for a consumer member joining
 // a classic group with members, INCONSISTENT_GROUP_PROTOCOL for a
@@ -304,6 +304,18 @@ func TestMixedGroupCodes(t *testing.T) {
 		for _, m := range dr.Groups[0].Members {
 			if m.MemberID == jr.MemberID && len(m.ProtocolMetadata) == 0 {
 				t.Errorf("the classic member is described without its metadata: %+v", m)
+			}
+		}
+		cd := kmsg.NewPtrConsumerGroupDescribeRequest()
+		cd.Groups = []string{"mixed-g"}
+		cr, err := cd.RequestWith(ctx, cl)
+		if err != nil || len(cr.Groups) != 1 || cr.Groups[0].ErrorCode != 0 || len(cr.Groups[0].Members) != 3 {
+			t.Fatalf("ConsumerGroupDescribe: %v %+v", err, cr)
+		}
+		for _, m := range cr.Groups[0].Members {
+			// MemberType (v1): 0 classic, 1 consumer.
+			if want := map[bool]int8{true: 0, false: 1}[m.MemberID == jr.MemberID]; m.MemberType != want {
+				t.Errorf("ConsumerGroupDescribe: member %s of type %d, want %d", m.MemberID, m.MemberType, want)
 			}
 		}
 		if r := hb(cl, "mixed-g", jr.MemberID, jr.Generation); r.ErrorCode != kerr.UnknownMemberID.Code {

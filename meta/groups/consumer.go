@@ -846,7 +846,8 @@ func (c *Coordinator) DescribeConsumer(group string) (d meta.ConsumerGroupDescri
 		d.Members = append(d.Members, meta.ConsumerMemberDescription{MemberID: id, InstanceID: m.instanceID,
 			RackID: m.rack, MemberEpoch: m.epoch, ClientID: m.clientID, ClientHost: m.host,
 			SubscribedTopics: slices.Clone(m.topics), Regex: m.regex,
-			Assignment: toTopicPartitions(m.assigned), TargetAssignment: toTopicPartitions(g.target[id])})
+			Assignment: toTopicPartitions(m.assigned), TargetAssignment: toTopicPartitions(g.target[id]),
+			Classic: m.classic != nil})
 	}
 	return d, true
 }
