@@ -220,8 +220,12 @@ func (c *Coordinator) upgradeLocked(cg *cgroup) (*kgroup, error) {
 		if len(cm.protocols) > 0 {
 			protocol = cm.protocols[0].Name
 		}
+		rebalance := cm.rebalance
+		if rebalance <= 0 {
+			rebalance = cm.session // the revocation timer needs one
+		}
 		m := &kmember{id: id, instanceID: cm.instanceID, rack: sub.rack, clientID: cm.clientID, host: cm.host,
-			epoch: cg.generation, prevEpoch: cg.generation, rebalanceTimeout: cm.rebalance, topics: sub.topics,
+			epoch: cg.generation, prevEpoch: cg.generation, rebalanceTimeout: rebalance, topics: sub.topics,
 			assigned: assigned, revoking: map[tp]bool{},
 			classic: &classicInfo{protocols: cm.protocols, protocol: protocol, session: cm.session, version: sub.version}}
 		g.members[id] = m
@@ -366,7 +370,7 @@ func (g *kgroup) classicJoinLocked(req meta.JoinGroupRequest) (meta.JoinGroupRes
 	m := g.members[id]
 	changed := false
 	if req.InstanceID != "" {
-		if oid, ok := g.instances[req.InstanceID]; ok && oid != id {
+		if oid, ok := g.instances[req.InstanceID]; ok && oid != id && g.members[oid] != nil {
 			if m != nil {
 				return meta.JoinGroupResult{}, meta.ErrFencedInstanceID
 			}
