@@ -572,8 +572,9 @@ func TestKIP848ErrorCodes(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tc.name, kerr.ErrorForCode(r.ErrorCode), tc.want)
 		}
 	}
-	// A classic member cannot join a consumer group, nor a consumer
-	// member a classic group with members.
+	// A classic member whose metadata is not the consumer protocol's
+	// Subscription cannot join a consumer group (mixed groups, and the
+	// policy that refuses them: TestMixedGroupCodes).
 	jg := kmsg.NewPtrJoinGroupRequest()
 	jg.Group, jg.ProtocolType, jg.SessionTimeoutMillis, jg.RebalanceTimeoutMillis = "codes-g", "consumer", 10_000, 10_000
 	jg.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{}}}

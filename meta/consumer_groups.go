@@ -89,6 +89,9 @@ type ConsumerMemberDescription struct {
 	Regex            string
 	Assignment       []TopicPartitions
 	TargetAssignment []TopicPartitions
+	// Classic is set for a member of a mixed group that speaks the
+	// classic protocol (JoinGroup, SyncGroup, Heartbeat).
+	Classic bool
 }
 
 // Group types as ListGroups v5 and DescribeGroups report them.

@@ -157,7 +157,10 @@ func handleConsumerGroupDescribe(s *Server, rc *reqCtx, r kmsg.Request) {
 			}
 			rm.Assignment, rm.TargetAssignment = assignment(m.Assignment), assignment(m.TargetAssignment)
 			if rc.version >= 1 {
-				rm.MemberType = 1 // consumer protocol (0 would be classic)
+				rm.MemberType = 1 // consumer protocol
+				if m.Classic {
+					rm.MemberType = 0 // a classic member of a mixed group
+				}
 			}
 			rg.Members = append(rg.Members, rm)
 		}

@@ -25,6 +25,11 @@ package server
 // topic. Denials are
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED, TOPIC_, GROUP_AUTHORIZATION_FAILED.
 //
+// TxnOffsetCommit v3's member id, generation and group instance id are
+// checked by meta against the group's membership (KIP-447: a zombie
+// member gets ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID or
+// FENCED_INSTANCE_ID; meta/groups/txncommit.go).
+//
 // OffsetFetch with require_stable (v7+, KIP-447) answers a partition for
 // which an ongoing transaction holds a pending offset of the group with
 // UNSTABLE_OFFSET_COMMIT, which clients retry: a member taking over a

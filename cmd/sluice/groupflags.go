@@ -16,6 +16,8 @@ type groupFlags struct {
 	offsetsRetention      time.Duration
 	// KIP-848 consumer groups.
 	consumerSession, consumerHeartbeat time.Duration
+	// Mixed groups: classic and consumer members in one group.
+	migrationPolicy string
 }
 
 func (g *groupFlags) register(fs *flag.FlagSet) {
@@ -25,6 +27,8 @@ func (g *groupFlags) register(fs *flag.FlagSet) {
 	// KIP-848 consumer groups.
 	fs.DurationVar(&g.consumerSession, "group-consumer-session-timeout", 45*time.Second, "a KIP-848 consumer group member that has not heartbeaten for this long is removed and its partitions reassigned (Kafka's group.consumer.session.timeout.ms)")
 	fs.DurationVar(&g.consumerHeartbeat, "group-consumer-heartbeat-interval", 5*time.Second, "how often KIP-848 consumer group members heartbeat; partitions move between members at heartbeats (Kafka's group.consumer.heartbeat.interval.ms)")
+	// Mixed groups: classic and consumer members in one group.
+	fs.StringVar(&g.migrationPolicy, "group-consumer-migration-policy", groups.MigrationBidirectional, "online conversion between classic and KIP-848 consumer groups with members: bidirectional, upgrade (classic to consumer only), downgrade (back to classic only) or disabled (Kafka's group.consumer.migration.policy)")
 }
 
 func (g *groupFlags) validate() error {
@@ -39,11 +43,15 @@ func (g *groupFlags) validate() error {
 		return fmt.Errorf("--group-consumer-session-timeout must be between 1s and 30m, got %s", g.consumerSession)
 	case g.consumerHeartbeat < 10*time.Millisecond || g.consumerHeartbeat >= g.consumerSession:
 		return fmt.Errorf("--group-consumer-heartbeat-interval must be at least 10ms and below --group-consumer-session-timeout (%s), got %s", g.consumerSession, g.consumerHeartbeat)
+	case g.migrationPolicy != groups.MigrationBidirectional && g.migrationPolicy != groups.MigrationUpgrade &&
+		g.migrationPolicy != groups.MigrationDowngrade && g.migrationPolicy != groups.MigrationDisabled:
+		return fmt.Errorf("--group-consumer-migration-policy must be bidirectional, upgrade, downgrade or disabled, got %q", g.migrationPolicy)
 	}
 	return nil
 }
 
 func (g *groupFlags) config() groups.Config {
 	return groups.Config{MaxGroups: g.maxGroups, MaxMembersPerGroup: g.maxMembers, OffsetsRetention: g.offsetsRetention,
-		ConsumerSessionTimeout: g.consumerSession, ConsumerHeartbeatInterval: g.consumerHeartbeat}
+		ConsumerSessionTimeout: g.consumerSession, ConsumerHeartbeatInterval: g.consumerHeartbeat,
+		MigrationPolicy: g.migrationPolicy}
 }

@@ -797,7 +797,7 @@ func (d *reopenDriver) pickTxn(ts []meta.Topic) func() {
 		d.logf("txn %s offsets %s %x/%d=%d", id, grp, tp.TopicID[:2], tp.Partition, off)
 		return func() {
 			fine("AddOffsetsToTxn", s.AddOffsetsToTxn(ctx, p, grp))
-			errs, err := s.TxnOffsetCommit(ctx, p, meta.OffsetCommitRequest{Group: grp, Offsets: []meta.CommittedOffset{{TopicPartition: tp, Offset: off}}})
+			errs, err := s.TxnOffsetCommit(ctx, p, meta.OffsetCommitRequest{Group: grp, Generation: -1, Offsets: []meta.CommittedOffset{{TopicPartition: tp, Offset: off}}})
 			fine("TxnOffsetCommit", err)
 			for _, e := range errs {
 				fine("TxnOffsetCommit", e)

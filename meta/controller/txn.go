@@ -250,6 +250,10 @@ type txnReq struct {
 	group   string
 	offsets []meta.CommittedOffset
 	commit  bool
+	// member is who a TxnOffsetCommit commits as (KIP-447): member id,
+	// instance id and generation, checked against the group's
+	// membership (groups.Coordinator.CheckTxnCommit).
+	member meta.OffsetCommitRequest
 }
 
 type txnOpKind uint8
@@ -322,6 +326,13 @@ func (s *Service) applyTxn(g *group, o *op) {
 	case txnOffsetCommit:
 		if !t.ongoing || t.groups[r.group] == nil {
 			o.err = fmt.Errorf("%w: group %q was not added to the transaction of %q (AddOffsetsToTxn)", meta.ErrInvalidTxnState, r.group, t.id)
+			return
+		}
+		// A zombie member (fenced by a rebalance) may not commit over
+		// its partitions' new owner; checked after the producer, as
+		// Kafka verifies the transaction before the group.
+		if err := s.groups.CheckTxnCommit(r.member, func(name string) bool { return g.st.offsets[name] != nil }); err != nil {
+			o.err = err
 			return
 		}
 		t = g.txnMut(t.id)
@@ -534,7 +545,8 @@ func (s *Service) AddOffsetsToTxn(ctx context.Context, p meta.TxnProducer, group
 
 // TxnOffsetCommit implements meta.Transactions.
 func (s *Service) TxnOffsetCommit(ctx context.Context, p meta.TxnProducer, req meta.OffsetCommitRequest) ([]error, error) {
-	o, err := s.submitTxn(ctx, &txnReq{kind: txnOffsetCommit, p: p, group: req.Group, offsets: req.Offsets})
+	member := meta.OffsetCommitRequest{Group: req.Group, MemberID: req.MemberID, InstanceID: req.InstanceID, Generation: req.Generation}
+	o, err := s.submitTxn(ctx, &txnReq{kind: txnOffsetCommit, p: p, group: req.Group, offsets: req.Offsets, member: member})
 	return o.adminErrs, err
 }
 

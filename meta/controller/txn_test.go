@@ -62,7 +62,7 @@ func TestTxnLifecycle(t *testing.T) {
 	if err := s.AddOffsetsToTxn(ctx, prod, "g"); err != nil {
 		t.Fatal(err)
 	}
-	errs, err = s.TxnOffsetCommit(ctx, prod, meta.OffsetCommitRequest{Group: "g", Offsets: []meta.CommittedOffset{{TopicPartition: p0, Offset: 42, Metadata: "m"}}})
+	errs, err = s.TxnOffsetCommit(ctx, prod, meta.OffsetCommitRequest{Group: "g", Generation: -1, Offsets: []meta.CommittedOffset{{TopicPartition: p0, Offset: 42, Metadata: "m"}}})
 	if err != nil || errs[0] != nil {
 		t.Fatalf("TxnOffsetCommit: %v %v", errs, err)
 	}

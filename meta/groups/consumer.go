@@ -54,11 +54,11 @@ import (
 // until its session runs out, so that it can come back (with a new
 // member id) to the same partitions without a rebalance.
 //
-// Classic and consumer members in one group (Kafka 4's upgrade path) are
-// not supported: a ConsumerGroupHeartbeat for a group that has classic
-// members gets GROUP_ID_NOT_FOUND and a JoinGroup for a group with
-// consumer members gets INCONSISTENT_GROUP_PROTOCOL, as Kafka answers
-// when group.consumer.migration.policy is disabled.
+// Classic and consumer members in one group (Kafka 4's online upgrade
+// and downgrade) are in mixed.go. With the migration policy disabled a
+// ConsumerGroupHeartbeat for a group that has classic members gets
+// GROUP_ID_NOT_FOUND and a JoinGroup for a group with consumer members
+// gets INCONSISTENT_GROUP_PROTOCOL.
 //
 // Membership is in memory, as for classic groups: after a meta restart
 // members get UNKNOWN_MEMBER_ID, rejoin with a new member id and resume
@@ -128,8 +128,11 @@ type kmember struct {
 	// current assignment; version bumps when assigned changes.
 	version, sentVersion int64
 	staticLeft           bool // left with epoch -2: kept until its session ends
-	timer                *time.Timer
-	revokeTimer          *time.Timer
+	// classic is set for a member that speaks the classic protocol
+	// (JoinGroup, SyncGroup, Heartbeat) in a mixed group (mixed.go).
+	classic     *classicInfo
+	timer       *time.Timer
+	revokeTimer *time.Timer
 }
 
 func (m *kmember) stopTimers() {
@@ -154,12 +157,23 @@ func (c *Coordinator) consumerGroup(name string, create bool) (*kgroup, error) {
 	}
 	if cg := c.groups[name]; cg != nil {
 		cg.mu.Lock()
-		busy := len(cg.members) > 0 || len(cg.pending) > 0
-		cg.mu.Unlock()
-		if busy {
-			return nil, fmt.Errorf("%w: group %q is a classic group with members; mixing protocols in one group is not supported",
+		members, pending := len(cg.members), len(cg.pending)
+		switch {
+		case members > 0 && c.cfg.upgradeEnabled():
+			// The online upgrade (mixed.go).
+			k, err := c.upgradeLocked(cg)
+			cg.mu.Unlock()
+			return k, err
+		case members > 0:
+			cg.mu.Unlock()
+			return nil, fmt.Errorf("%w: group %q is a classic group with members, and the online upgrade to the consumer protocol is off (sluice meta --group-consumer-migration-policy=%s)",
+				meta.ErrGroupIDNotFound, name, c.cfg.MigrationPolicy)
+		case pending > 0:
+			cg.mu.Unlock()
+			return nil, fmt.Errorf("%w: group %q is a classic group that has handed out member ids to join it",
 				meta.ErrGroupIDNotFound, name)
 		}
+		cg.mu.Unlock()
 	}
 	if !c.offs.HasOffsets(name) {
 		if n := len(c.groups) + len(c.consumers) + c.offs.CountNotIn(c.live); n >= c.cfg.MaxGroups {
@@ -270,6 +284,8 @@ func (c *Coordinator) ConsumerHeartbeat(req meta.ConsumerHeartbeatRequest) (meta
 	g.mu.Unlock()
 	if empty {
 		c.dropConsumerIfEmpty(g)
+	} else if leaving {
+		c.maybeDowngrade(g) // the last consumer-protocol member may have left (mixed.go)
 	}
 	return res, err
 }
@@ -281,6 +297,11 @@ func (c *Coordinator) heartbeatInterval() int32 {
 func (g *kgroup) heartbeatLocked(req meta.ConsumerHeartbeatRequest, re *regexp.Regexp) (meta.ConsumerHeartbeatResult, error) {
 	res := meta.ConsumerHeartbeatResult{HeartbeatIntervalMs: g.c.heartbeatInterval()}
 	m := g.members[req.MemberID]
+	if m != nil && m.classic != nil && req.MemberEpoch != meta.MemberEpochJoin {
+		// A classic member of a mixed group speaks JoinGroup and
+		// Heartbeat (mixed.go).
+		return res, fmt.Errorf("%w: member %q uses the classic protocol", meta.ErrUnknownMemberID, m.id)
+	}
 	// changed: what the assignment depends on changed; the group epoch
 	// bumps once for all of it.
 	changed := false
@@ -327,6 +348,11 @@ func (g *kgroup) heartbeatLocked(req meta.ConsumerHeartbeatRequest, re *regexp.R
 			}
 			g.releaseLocked(m)
 			m.epoch, m.prevEpoch, m.state = 0, 0, memberStable
+			if m.classic != nil {
+				// A classic member of a mixed group switching to the
+				// consumer protocol under its member id.
+				m.classic, changed = nil, true
+			}
 		case prior != nil:
 			// A static member comes back under a new member id: it
 			// takes over the old member's epoch and assignment.
@@ -733,6 +759,8 @@ func (g *kgroup) expire(m *kmember, check func() bool) {
 	g.mu.Unlock()
 	if empty {
 		g.c.dropConsumerIfEmpty(g)
+	} else if m.classic == nil {
+		g.c.maybeDowngrade(g) // it may have been the last consumer-protocol member (mixed.go)
 	}
 }
 
@@ -740,8 +768,12 @@ func (g *kgroup) resetSessionLocked(m *kmember) {
 	if m.timer != nil {
 		m.timer.Stop()
 	}
+	session := g.c.cfg.ConsumerSessionTimeout
+	if m.classic != nil {
+		session = m.classic.session // a classic member's own (JoinGroup)
+	}
 	var t *time.Timer
-	t = time.AfterFunc(g.c.cfg.ConsumerSessionTimeout, func() {
+	t = time.AfterFunc(session, func() {
 		g.expire(m, func() bool { return m.timer == t })
 	})
 	m.timer = t
@@ -814,7 +846,8 @@ func (c *Coordinator) DescribeConsumer(group string) (d meta.ConsumerGroupDescri
 		d.Members = append(d.Members, meta.ConsumerMemberDescription{MemberID: id, InstanceID: m.instanceID,
 			RackID: m.rack, MemberEpoch: m.epoch, ClientID: m.clientID, ClientHost: m.host,
 			SubscribedTopics: slices.Clone(m.topics), Regex: m.regex,
-			Assignment: toTopicPartitions(m.assigned), TargetAssignment: toTopicPartitions(g.target[id])})
+			Assignment: toTopicPartitions(m.assigned), TargetAssignment: toTopicPartitions(g.target[id]),
+			Classic: m.classic != nil})
 	}
 	return d, true
 }
@@ -831,6 +864,13 @@ func (g *kgroup) checkConsumerCommitLocked(req meta.OffsetCommitRequest) error {
 		return nil
 	}
 	m := g.members[req.MemberID]
+	if m != nil && m.classic != nil {
+		// A classic member of a mixed group commits at its member epoch
+		// with any version; another epoch is ILLEGAL_GENERATION, as
+		// Kafka answers classic members.
+		_, err := g.classicMemberLocked(req.MemberID, req.InstanceID, req.Generation)
+		return err
+	}
 	switch {
 	case m == nil:
 		return meta.ErrUnknownMemberID

@@ -431,8 +431,9 @@ func TestConsumerStaticMembership(t *testing.T) {
 }
 
 // Classic and consumer members do not mix in one group.
+// With the migration policy disabled (mixed groups: mixed_test.go).
 func TestConsumerRefusesMixedGroups(t *testing.T) {
-	c, _ := consumerCoordinator(t, Config{}, meta.Topic{Name: "a", ID: topicID(1), Partitions: 1})
+	c, _ := consumerCoordinator(t, Config{MigrationPolicy: MigrationDisabled}, meta.Topic{Name: "a", ID: topicID(1), Partitions: 1})
 	m := newSim(t, c, "m1", "a")
 	m.mustHB()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

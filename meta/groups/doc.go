@@ -12,4 +12,6 @@
 //	groups.go    Coordinator, Config, Offsets; the classic group state machine
 //	consumer.go  KIP-848 consumer groups: epochs, reconciliation, timers
 //	assign.go    the server-side assignors, uniform and range
+//	mixed.go     classic and consumer members in one group: upgrade, downgrade
+//	txncommit.go TxnOffsetCommit's member checks (KIP-447 zombie fencing)
 package groups

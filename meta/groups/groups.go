@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -89,6 +90,16 @@ type Config struct {
 	// --group-consumer-heartbeat-interval). Partitions move between
 	// members at heartbeats, so it bounds how fast a rebalance is.
 	ConsumerHeartbeatInterval time.Duration
+
+	// Mixed groups (mixed.go).
+	// MigrationPolicy is Kafka's group.consumer.migration.policy: which
+	// online conversions between classic and consumer groups happen —
+	// "bidirectional" (the default, as Kafka 4), "upgrade" (classic to
+	// consumer only), "downgrade" (consumer back to classic only) or
+	// "disabled" (no mixed groups: a consumer-protocol member cannot join
+	// a classic group with members, nor a classic member a consumer
+	// group). --group-consumer-migration-policy.
+	MigrationPolicy string
 }
 
 const (
@@ -113,7 +124,12 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.ConsumerHeartbeatInterval == 0 {
 		c.ConsumerHeartbeatInterval = defaultConsumerHeartbeatInterval
 	}
+	if c.MigrationPolicy == "" {
+		c.MigrationPolicy = MigrationBidirectional
+	}
 	switch {
+	case !slices.Contains(migrationPolicies, c.MigrationPolicy):
+		return c, fmt.Errorf("meta: Config.Groups.MigrationPolicy %q is not one of %v (--group-consumer-migration-policy)", c.MigrationPolicy, migrationPolicies)
 	case c.MaxGroups < 0:
 		return c, fmt.Errorf("meta: Config.Groups.MaxGroups %d < 0 (--max-groups)", c.MaxGroups)
 	case c.MaxMembersPerGroup < 0:
@@ -265,8 +281,8 @@ func (c *Coordinator) group(name string, create bool) (*cgroup, error) {
 		if c.consumers[name] != nil {
 			// KIP-848 consumer groups: no classic member joins a group
 			// that has consumer members (see consumer.go).
-			return nil, fmt.Errorf("%w: group %q is a consumer-protocol group; mixing protocols in one group is not supported",
-				meta.ErrInconsistentProtocol, name)
+			return nil, fmt.Errorf("%w: group %q is a consumer-protocol group, and classic members may not join it (sluice meta --group-consumer-migration-policy=%s)",
+				meta.ErrInconsistentProtocol, name, c.cfg.MigrationPolicy)
 		}
 		if !c.offs.HasOffsets(name) {
 			if n := len(c.groups) + len(c.consumers) + c.offs.CountNotIn(c.live); n >= c.cfg.MaxGroups {
@@ -401,6 +417,19 @@ func (c *Coordinator) Join(ctx context.Context, req meta.JoinGroupRequest) (meta
 	}
 	if n > meta.MaxMemberMetadataBytes {
 		return meta.JoinGroupResult{}, fmt.Errorf("%w: JoinGroup protocols of %d bytes, the limit is %d", meta.ErrInvalidRequest, n, meta.MaxMemberMetadataBytes)
+	}
+	if c.cfg.MigrationPolicy != MigrationDisabled {
+		// A classic member joining a consumer-protocol group becomes
+		// one of its members (mixed.go).
+		if k, _ := c.lockConsumerGroup(req.Group, false); k != nil {
+			res, err := k.classicJoinLocked(req)
+			empty := len(k.members) == 0
+			k.mu.Unlock()
+			if empty {
+				c.dropConsumerIfEmpty(k)
+			}
+			return res, err
+		}
 	}
 	g, err := c.lockGroup(req.Group, true)
 	if err != nil {
@@ -888,6 +917,11 @@ func (c *Coordinator) Sync(ctx context.Context, req meta.SyncGroupRequest) (meta
 				meta.ErrInvalidRequest, len(a), id, meta.MaxMemberMetadataBytes)
 		}
 	}
+	if k, _ := c.lockConsumerGroup(req.Group, false); k != nil {
+		res, err := k.classicSyncLocked(req) // mixed.go
+		k.mu.Unlock()
+		return res, err
+	}
 	g, _ := c.lockGroup(req.Group, false)
 	if g == nil {
 		return meta.SyncGroupResult{}, meta.ErrUnknownMemberID
@@ -946,6 +980,11 @@ func (c *Coordinator) Sync(ctx context.Context, req meta.SyncGroupRequest) (meta
 
 // Heartbeat keeps a member's session and tells it about rebalances.
 func (c *Coordinator) Heartbeat(group, memberID, instanceID string, generation int32) error {
+	if k, _ := c.lockConsumerGroup(group, false); k != nil {
+		err := k.classicHeartbeatLocked(memberID, instanceID, generation) // mixed.go
+		k.mu.Unlock()
+		return err
+	}
 	g, _ := c.lockGroup(group, false)
 	if g == nil {
 		return meta.ErrUnknownMemberID
@@ -970,6 +1009,15 @@ func (c *Coordinator) Heartbeat(group, memberID, instanceID string, generation i
 
 // Leave removes members (LeaveGroup); one error per member, in order.
 func (c *Coordinator) Leave(group string, members []meta.LeavingMember) []error {
+	if k, _ := c.lockConsumerGroup(group, false); k != nil {
+		errs := k.classicLeaveLocked(members) // mixed.go
+		empty := len(k.members) == 0
+		k.mu.Unlock()
+		if empty {
+			c.dropConsumerIfEmpty(k)
+		}
+		return errs
+	}
 	errs := make([]error, len(members))
 	g, _ := c.lockGroup(group, false)
 	if g == nil {
@@ -1184,9 +1232,16 @@ func (c *Coordinator) Describe(group string) meta.GroupDescription {
 		// does the same): its state, the assignor as the protocol, the
 		// members without classic metadata.
 		d.State, d.ProtocolType, d.Protocol, d.Type = k.State, "consumer", k.Assignor, meta.GroupTypeConsumer
+		classic := c.classicDescriptions(group)
 		for _, m := range k.Members {
-			d.Members = append(d.Members, meta.GroupMemberDescription{MemberID: m.MemberID, InstanceID: m.InstanceID,
-				ClientID: m.ClientID, ClientHost: m.ClientHost})
+			md := meta.GroupMemberDescription{MemberID: m.MemberID, InstanceID: m.InstanceID,
+				ClientID: m.ClientID, ClientHost: m.ClientHost}
+			if cd, ok := classic[m.MemberID]; ok {
+				// A classic member of a mixed group: its protocol
+				// metadata and assignment, as Kafka shows them.
+				md.Metadata, md.Assignment = cd.Metadata, cd.Assignment
+			}
+			d.Members = append(d.Members, md)
 		}
 		return d
 	}

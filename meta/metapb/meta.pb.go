@@ -7168,6 +7168,7 @@ type ConsumerMemberDescription struct {
 	Regex            string                 `protobuf:"bytes,8,opt,name=regex,proto3" json:"regex,omitempty"`
 	Assignment       []*TopicPartitions     `protobuf:"bytes,9,rep,name=assignment,proto3" json:"assignment,omitempty"`
 	TargetAssignment []*TopicPartitions     `protobuf:"bytes,10,rep,name=target_assignment,json=targetAssignment,proto3" json:"target_assignment,omitempty"`
+	Classic          bool                   `protobuf:"varint,11,opt,name=classic,proto3" json:"classic,omitempty"` // mixed groups: a member speaking the classic protocol
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -7270,6 +7271,13 @@ func (x *ConsumerMemberDescription) GetTargetAssignment() []*TopicPartitions {
 		return x.TargetAssignment
 	}
 	return nil
+}
+
+func (x *ConsumerMemberDescription) GetClassic() bool {
+	if x != nil {
+		return x.Classic
+	}
+	return false
 }
 
 type DescribeConsumerGroupResponse struct {
@@ -8898,7 +8906,7 @@ const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"assignment\x18\x05 \x03(\v2\x1f.sluice.meta.v1.TopicPartitionsR\n" +
 	"assignment\x12%\n" +
-	"\x0eassignment_set\x18\x06 \x01(\bR\rassignmentSet\"\xa5\x03\n" +
+	"\x0eassignment_set\x18\x06 \x01(\bR\rassignmentSet\"\xbf\x03\n" +
 	"\x19ConsumerMemberDescription\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x1f\n" +
 	"\vinstance_id\x18\x02 \x01(\tR\n" +
@@ -8914,7 +8922,8 @@ const file_meta_proto_rawDesc = "" +
 	"assignment\x18\t \x03(\v2\x1f.sluice.meta.v1.TopicPartitionsR\n" +
 	"assignment\x12L\n" +
 	"\x11target_assignment\x18\n" +
-	" \x03(\v2\x1f.sluice.meta.v1.TopicPartitionsR\x10targetAssignment\"\xa5\x02\n" +
+	" \x03(\v2\x1f.sluice.meta.v1.TopicPartitionsR\x10targetAssignment\x12\x18\n" +
+	"\aclassic\x18\v \x01(\bR\aclassic\"\xa5\x02\n" +
 	"\x1dDescribeConsumerGroupResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12\x14\n" +
 	"\x05group\x18\x02 \x01(\tR\x05group\x12\x14\n" +

@@ -49,7 +49,7 @@ func (c *Client) DescribeConsumerGroup(ctx context.Context, group string) (meta.
 				InstanceID: m.GetInstanceId(), RackID: m.GetRackId(), MemberEpoch: m.GetMemberEpoch(),
 				ClientID: m.GetClientId(), ClientHost: m.GetClientHost(), SubscribedTopics: m.GetSubscribedTopics(),
 				Regex: m.GetRegex(), Assignment: d.topicPartitions(m.GetAssignment()),
-				TargetAssignment: d.topicPartitions(m.GetTargetAssignment())})
+				TargetAssignment: d.topicPartitions(m.GetTargetAssignment()), Classic: m.GetClassic()})
 		}
 		if d.err != nil {
 			return meta.ConsumerGroupDescription{}, malformed("DescribeConsumerGroup", d.err)
@@ -90,7 +90,7 @@ func (m *metaServer) DescribeConsumerGroup(ctx context.Context, r *pb.DescribeGr
 		out.Members = append(out.Members, &pb.ConsumerMemberDescription{MemberId: mm.MemberID, InstanceId: mm.InstanceID,
 			RackId: mm.RackID, MemberEpoch: mm.MemberEpoch, ClientId: mm.ClientID, ClientHost: mm.ClientHost,
 			SubscribedTopics: mm.SubscribedTopics, Regex: mm.Regex, Assignment: encTopicPartitions(mm.Assignment),
-			TargetAssignment: encTopicPartitions(mm.TargetAssignment)})
+			TargetAssignment: encTopicPartitions(mm.TargetAssignment), Classic: mm.Classic})
 	}
 	return out, nil
 }
