@@ -74,18 +74,18 @@ type conn struct {
 	shareLimit int64
 
 	mu          sync.Mutex
-	queue       []*frameBuf       // guarded by mu: frames waiting for dispatch
-	queuedBytes int               // guarded by mu
-	running     bool              // guarded by mu: a worker is draining queue
-	blocked     bool              // guarded by mu: the worker stopped at the inflight/unsent bound
-	stalled     bool              // guarded by mu: OnTraffic stopped cutting frames
-	closed      bool              // guarded by mu
-	nextSeq     uint64            // guarded by mu: next sequence to hand out
-	nextWrite   uint64            // guarded by mu: next sequence to write
-	pending     map[uint64][]byte // guarded by mu: completed, waiting for turn
+	queue       []*frameBuf         // guarded by mu: frames waiting for dispatch
+	queuedBytes int                 // guarded by mu
+	running     bool                // guarded by mu: a worker is draining queue
+	blocked     bool                // guarded by mu: the worker stopped at the inflight/unsent bound
+	stalled     bool                // guarded by mu: OnTraffic stopped cutting frames
+	closed      bool                // guarded by mu
+	nextSeq     uint64              // guarded by mu: next sequence to hand out
+	nextWrite   uint64              // guarded by mu: next sequence to write
+	pending     map[uint64][]outBuf // guarded by mu: completed, waiting for turn
 	// Unsent response bytes, in three places; all guarded by mu.
 	pendingBytes int64    // in pending
-	writeQ       [][]byte // in order, waiting for gnet's outbound buffer to drain
+	writeQ       []outBuf // in order, waiting for gnet's outbound buffer to drain
 	writeQBytes  int64
 	handoff      int64 // given to AsyncWritev, its callback not yet run
 	outbound     int64 // in gnet's outbound buffer when last looked at (on the loop)
@@ -136,7 +136,7 @@ type conn struct {
 }
 
 func newConn(s *Server, tr transport, remote net.Addr) *conn {
-	c := &conn{s: s, tr: tr, pending: make(map[uint64][]byte), reserved: make(map[uint64]int64),
+	c := &conn{s: s, tr: tr, pending: make(map[uint64][]outBuf), reserved: make(map[uint64]int64),
 		shareLimit: min(int64(s.cfg.MaxConnUnsentBytes), s.fetchBudget.limit)}
 	if remote != nil {
 		c.remote = remote.String()
@@ -371,7 +371,8 @@ func (c *conn) releaseBudgetLocked(n int64) {
 
 // respond completes request seq with a fully framed response (nil for
 // none). Safe from any goroutine.
-func (c *conn) respond(seq uint64, resp []byte) {
+func (c *conn) respond(seq uint64, resp []outBuf) {
+	size := outLen(resp)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -380,20 +381,17 @@ func (c *conn) respond(seq uint64, resp []byte) {
 	// A reservation covers the response as encoded: take or give back
 	// the difference (framing, and a first batch larger than reserved).
 	if r, ok := c.reserved[seq]; ok {
-		if d := int64(len(resp)) - r; d > 0 {
+		if d := size - r; d > 0 {
 			c.shareUsed += d
 			c.s.fetchBudget.force(d)
 		} else {
 			c.releaseBudgetLocked(-d)
 		}
-		c.reserved[seq] = int64(len(resp))
+		c.reserved[seq] = size
 	}
 	if seq != c.nextWrite {
-		if resp == nil {
-			resp = noResponse
-		}
-		c.pending[seq] = resp
-		c.pendingBytes += int64(len(resp))
+		c.pending[seq] = resp // nil: no response (acks=0); presence is what counts
+		c.pendingBytes += size
 		if r, ok := c.reserved[seq]; ok {
 			c.pendingShare += r
 			c.shareChangedLocked()
@@ -401,10 +399,12 @@ func (c *conn) respond(seq uint64, resp []byte) {
 		c.mu.Unlock()
 		return
 	}
-	take := func(seq uint64, r []byte) {
-		if len(r) > 0 {
-			c.writeQ = append(c.writeQ, r)
-			c.writeQBytes += int64(len(r))
+	take := func(seq uint64, r []outBuf) {
+		for _, b := range r {
+			if len(b.b) > 0 {
+				c.writeQ = append(c.writeQ, b)
+				c.writeQBytes += int64(len(b.b))
+			}
 		}
 		if b, ok := c.reserved[seq]; ok {
 			delete(c.reserved, seq)
@@ -419,7 +419,7 @@ func (c *conn) respond(seq uint64, resp []byte) {
 			break
 		}
 		delete(c.pending, c.nextWrite)
-		c.pendingBytes -= int64(len(r))
+		c.pendingBytes -= outLen(r)
 		c.pendingShare -= c.reserved[c.nextWrite]
 		take(c.nextWrite, r)
 		c.nextWrite++
@@ -454,13 +454,13 @@ func (c *conn) flushLocked() {
 	// copy stays small when the socket is full.
 	var n int64
 	i := 0
-	for i < len(c.writeQ) && (i == 0 || n+int64(len(c.writeQ[i])) <= writevMax) {
-		n += int64(len(c.writeQ[i]))
+	for i < len(c.writeQ) && (i == 0 || n+int64(len(c.writeQ[i].b)) <= writevMax) {
+		n += int64(len(c.writeQ[i].b))
 		i++
 	}
 	// A fresh slice for gnet, and the queue's slots cleared: a response
 	// must not stay reachable through the queue's array once written.
-	out := make([][]byte, i)
+	out := make([]outBuf, i)
 	copy(out, c.writeQ)
 	clear(c.writeQ[:i])
 	c.writeQ = c.writeQ[i:]
@@ -477,7 +477,7 @@ func (c *conn) flushLocked() {
 
 // written is the AsyncWritev callback: n bytes left our hands; outbound
 // is gnet's outbound buffer now. Runs on the event loop.
-func (c *conn) written(bufs [][]byte, n int64, outbound int) {
+func (c *conn) written(bufs []outBuf, n int64, outbound int) {
 	releaseResponses(bufs)
 	c.mu.Lock()
 	c.handoff -= n
@@ -595,8 +595,25 @@ func (c *conn) busy() bool {
 	return !c.closed && (len(c.pending) > 0 || c.nextWrite < c.nextSeq || len(c.writeQ) > 0 || c.handoff > 0)
 }
 
-// noResponse marks a completed request that writes nothing (acks=0).
-var noResponse = []byte{}
+// outBuf is a piece of a response on its way to the socket. A response
+// is one piece (frameResponse) or several (a fetch's framing between its
+// partitions' record batches, fetch_encode.go), written in order.
+// release marks a whole buffer the response owns alone, which written
+// may give back to its pool (releaseResponses); a piece that is part of
+// another buffer never is.
+type outBuf struct {
+	b       []byte
+	release bool
+}
+
+// outLen is the bytes of a response's pieces.
+func outLen(bufs []outBuf) int64 {
+	var n int64
+	for _, b := range bufs {
+		n += int64(len(b.b))
+	}
+	return n
+}
 
 // closeLocked marks the connection closed and returns every byte of
 // fetch budget its responses held.
@@ -645,7 +662,7 @@ func (c *conn) isClosed() bool {
 
 // frameResponse prefixes a response body with its size and correlation id,
 // and the empty tagged-field section of response header v1.
-func frameResponse(corrID int32, flexibleHeader bool, body func([]byte) []byte, sizeHint int) []byte {
+func frameResponse(corrID int32, flexibleHeader bool, body func([]byte) []byte, sizeHint int) outBuf {
 	b := newResponse(sizeHint)
 	binary.BigEndian.PutUint32(b[4:], uint32(corrID))
 	if flexibleHeader {
@@ -653,5 +670,6 @@ func frameResponse(corrID int32, flexibleHeader bool, body func([]byte) []byte, 
 	}
 	b = body(b)
 	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
-	return b
+	// The whole buffer is this response's alone (grown or not).
+	return outBuf{b: b, release: true}
 }

@@ -75,7 +75,7 @@ func (rc *reqCtx) respond(resp kmsg.Response) {
 	// that does not yet know our versions can read them.
 	flexHeader := resp.IsFlexible() && rc.key != int16(kmsg.ApiVersions)
 	b := frameResponse(rc.corrID, flexHeader, resp.AppendTo, rc.sizeHint)
-	rc.c.respond(rc.seq, b)
+	rc.c.respond(rc.seq, []outBuf{b})
 	observeRequest(rc.key, rc.start)
 }
 

@@ -171,12 +171,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 			// trues it up to the encoded size.
 			rc.c.reserve(rc.seq, res.held)
 			res.held = 0
-			rc.respond(resp)
-			// Encoded: the record bytes may go back to their pool.
-			for i := range parts {
-				releaseFetchData(parts[i].out.RecordBatches)
-				parts[i].out.RecordBatches = nil
-			}
+			rc.respondFetch(resp) // gives the record bytes back (fetch_encode.go)
 		}
 		if wait <= 0 {
 			n, _ := s.fillFetch(parts, maxBytes, res)

@@ -102,11 +102,12 @@ func (f *frameBuf) release() {
 //
 // Ownership: a response buffer has one holder at a time (the encoder,
 // then the connection's queue, then the transport) and nothing keeps a
-// reference once it is written, so written may put back every buffer the
-// pool could have made: bufpool.Put takes only buffers whose capacity is
-// exactly one of its classes, and a response that outgrew its hint was
-// reallocated by append to another capacity (then the garbage collector
-// takes it, as it takes a response dropped with its connection).
+// reference once it is written, so written may put back every piece
+// marked release (a whole buffer, never a slice of another): bufpool.Put
+// takes only buffers whose capacity is exactly one of its classes, and a
+// response that outgrew its hint was reallocated by append to another
+// capacity (then the garbage collector takes it, as it takes a response
+// dropped with its connection).
 const (
 	responsePoolBytes = 64 << 20
 	responsePoolMin   = 64 << 10
@@ -149,11 +150,12 @@ func releaseFetchData(b []byte) {
 	}
 }
 
-// releaseResponses gives written responses back to their pool.
-func releaseResponses(bufs [][]byte) {
+// releaseResponses gives the written pieces of responses that are whole
+// buffers of their own back to their pool.
+func releaseResponses(bufs []outBuf) {
 	for _, b := range bufs {
-		if cap(b) >= responsePoolMin {
-			responses.Put(b)
+		if b.release && cap(b.b) >= responsePoolMin {
+			responses.Put(b.b)
 		}
 	}
 }

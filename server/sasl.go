@@ -354,7 +354,7 @@ func (s *Server) saslRawToken(c *conn, seq uint64, frame *frameBuf) bool {
 		return false
 	}
 	b := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(challenge)), uint32(len(challenge)))
-	c.respond(seq, append(b, challenge...))
+	c.respond(seq, []outBuf{{b: append(b, challenge...), release: true}})
 	return true
 }
 

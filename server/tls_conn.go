@@ -44,18 +44,18 @@ const smallFrame = 64 << 10
 type tlsTransport struct {
 	nc     net.Conn  // the TCP connection: closing it stops both goroutines
 	tc     *tls.Conn // over nc
-	out    chan [][]byte
+	out    chan []outBuf
 	wakeCh chan struct{}
 	done   chan struct{}
 	once   sync.Once
 }
 
 func newTLSTransport(nc net.Conn, cfg *tls.Config) *tlsTransport {
-	return &tlsTransport{nc: nc, tc: tls.Server(nc, cfg), out: make(chan [][]byte, 1),
+	return &tlsTransport{nc: nc, tc: tls.Server(nc, cfg), out: make(chan []outBuf, 1),
 		wakeCh: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
-func (t *tlsTransport) writev(_ *conn, bufs [][]byte, _ int64) error {
+func (t *tlsTransport) writev(_ *conn, bufs []outBuf, _ int64) error {
 	select {
 	case t.out <- bufs:
 		return nil
@@ -294,17 +294,18 @@ var coalesceBufs = sync.Pool{New: func() any { b := make([]byte, 0, coalesceMax)
 // each written; it ends when the connection closes.
 func (t *tlsTransport) writeLoop(c *conn, timeout time.Duration) {
 	for {
-		var bufs [][]byte
+		var given []outBuf // released by written once the write returned
 		select {
-		case bufs = <-t.out:
+		case given = <-t.out:
 		case <-t.done:
 			return
 		}
+		bufs := make([][]byte, len(given))
 		var n int64
-		for _, b := range bufs {
-			n += int64(len(b))
+		for i, b := range given {
+			bufs[i] = b.b
+			n += int64(len(b.b))
 		}
-		given := bufs // released by written once the write returned
 		if n <= coalesceMax && len(bufs) > 1 {
 			bp := coalesceBufs.Get().(*[]byte)
 			one := (*bp)[:0]

@@ -49,7 +49,7 @@ type transport interface {
 	// hand-offs keep their order; at most one is outstanding (flushLocked
 	// waits for written before the next). An error means the connection
 	// is gone.
-	writev(c *conn, bufs [][]byte, n int64) error
+	writev(c *conn, bufs []outBuf, n int64) error
 	// wake has the connection's reader look at it again: cut the frames
 	// it stopped cutting at the queue's bound, and (gnet) look at the
 	// outbound buffer. Never blocks.
@@ -62,8 +62,12 @@ type transport interface {
 // gnetTransport is a connection of the plaintext event loop.
 type gnetTransport struct{ gc gnet.Conn }
 
-func (t gnetTransport) writev(c *conn, bufs [][]byte, n int64) error {
-	return t.gc.AsyncWritev(bufs, func(gc gnet.Conn, err error) error {
+func (t gnetTransport) writev(c *conn, bufs []outBuf, n int64) error {
+	vec := make([][]byte, len(bufs))
+	for i, b := range bufs {
+		vec[i] = b.b
+	}
+	return t.gc.AsyncWritev(vec, func(gc gnet.Conn, err error) error {
 		if err != nil {
 			return nil // closed: OnClose released everything
 		}

@@ -1,0 +1,219 @@
+package server
+
+import (
+	"encoding/binary"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// A fetch response as a vector: the framing (header, topics, partitions'
+// fields) in one small buffer, and each partition's record batches as a
+// piece of their own, so that the megabytes of records copyEntries laid
+// out are handed to the socket as they are instead of being copied once
+// more into one encoded buffer (kmsg's AppendTo). The pieces are written
+// in order by one writev; the batches' buffers go back to their pool
+// when the transport has taken them (releaseResponses).
+//
+// The encoding is Kafka's Fetch response, v4 to v17, exactly as kmsg
+// encodes it (TestFetchVecMatchesKmsg compares the two byte for byte).
+// Tagged fields are not written here: a response with any (diverging
+// epoch, current leader, snapshot id, node endpoints, or unknown tags)
+// is encoded by kmsg instead; Sluice sets none today.
+
+// inlineRecords: record sets up to this size are copied into the framing
+// buffer rather than given an iovec of their own, so a fetch of many
+// nearly idle partitions is not a long vector of tiny pieces.
+const inlineRecords = 16 << 10
+
+// respondFetch completes a fetch: encoded as a vector when it can be,
+// else by kmsg. Either way the partitions' record batches are given back:
+// those handed to the socket when they are written, the others (copied)
+// at once.
+func (rc *reqCtx) respondFetch(resp *kmsg.FetchResponse) {
+	resp.SetVersion(rc.version)
+	vec, ok := encodeFetchVec(resp, rc.corrID)
+	if !ok {
+		rc.respond(resp)
+		releaseFetchRecords(resp, nil)
+		return
+	}
+	if rc.done {
+		panic("BUG: request completed twice")
+	}
+	rc.done = true
+	releaseFetchRecords(resp, vec)
+	rc.c.respond(rc.seq, vec)
+	observeRequest(rc.key, rc.start)
+}
+
+// releaseFetchRecords gives back the record batches of resp that are not
+// pieces of vec (they were copied, or resp was encoded whole), and drops
+// resp's references to all of them.
+func releaseFetchRecords(resp *kmsg.FetchResponse, vec []outBuf) {
+	for ti := range resp.Topics {
+		ps := resp.Topics[ti].Partitions
+		for pi := range ps {
+			rb := ps[pi].RecordBatches
+			ps[pi].RecordBatches = nil
+			if len(rb) > inlineRecords && vec != nil {
+				continue // a piece of vec, released when written
+			}
+			releaseFetchData(rb)
+		}
+	}
+}
+
+// fetchVecEligible reports whether resp carries nothing encodeFetchVec
+// leaves out (tagged fields).
+func fetchVecEligible(resp *kmsg.FetchResponse) bool {
+	if resp.Version < 4 || resp.Version > 17 || resp.UnknownTags.Len() > 0 || len(resp.Brokers) > 0 {
+		return false
+	}
+	for ti := range resp.Topics {
+		t := &resp.Topics[ti]
+		if t.UnknownTags.Len() > 0 {
+			return false
+		}
+		for pi := range t.Partitions {
+			p := &t.Partitions[pi]
+			if p.UnknownTags.Len() > 0 ||
+				p.DivergingEpoch.Epoch != -1 || p.DivergingEpoch.EndOffset != -1 || p.DivergingEpoch.UnknownTags.Len() > 0 ||
+				p.CurrentLeader.LeaderID != -1 || p.CurrentLeader.LeaderEpoch != -1 || p.CurrentLeader.UnknownTags.Len() > 0 ||
+				p.SnapshotID.EndOffset != -1 || p.SnapshotID.Epoch != -1 || p.SnapshotID.UnknownTags.Len() > 0 {
+				return false
+			}
+			for ai := range p.AbortedTransactions {
+				if p.AbortedTransactions[ai].UnknownTags.Len() > 0 {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// encodeFetchVec frames resp (its version set) with its size and
+// correlation id as pieces (see above); false when resp is not eligible.
+// Record sets over inlineRecords are pieces of their own, marked for
+// release; the framing pieces are slices of one buffer, never released.
+func encodeFetchVec(resp *kmsg.FetchResponse, corrID int32) ([]outBuf, bool) {
+	if !fetchVecEligible(resp) {
+		return nil, false
+	}
+	v := resp.Version
+	flex := v >= 12
+	// The framing's size, exactly enough (each length prefix at its
+	// widest), so the buffer never grows and its slices stay one array.
+	size, pieces := 4+4+1+4+2+4+5+1, 1
+	for ti := range resp.Topics {
+		t := &resp.Topics[ti]
+		size += 5 + len(t.Topic) + 16 + 5 + 1
+		for pi := range t.Partitions {
+			p := &t.Partitions[pi]
+			size += 4 + 2 + 8 + 8 + 8 + 5 + 16*len(p.AbortedTransactions) + 4 + 5 + 1
+			if len(p.RecordBatches) > inlineRecords {
+				pieces += 2
+			} else {
+				size += len(p.RecordBatches)
+			}
+		}
+	}
+	b := make([]byte, 8, size)
+	binary.BigEndian.PutUint32(b[4:], uint32(corrID))
+	if flex {
+		b = append(b, 0) // response header v1: no tagged fields
+	}
+	vec := make([]outBuf, 0, pieces)
+	cut := 0 // b[cut:] is framing not yet in vec
+	b = binary.BigEndian.AppendUint32(b, uint32(resp.ThrottleMillis))
+	if v >= 7 {
+		b = binary.BigEndian.AppendUint16(b, uint16(resp.ErrorCode))
+		b = binary.BigEndian.AppendUint32(b, uint32(resp.SessionID))
+	}
+	b = appendLen(b, len(resp.Topics), flex)
+	for ti := range resp.Topics {
+		t := &resp.Topics[ti]
+		if v <= 12 {
+			if flex {
+				b = appendUvarint(b, uint64(len(t.Topic))+1)
+			} else {
+				b = binary.BigEndian.AppendUint16(b, uint16(len(t.Topic)))
+			}
+			b = append(b, t.Topic...)
+		} else {
+			b = append(b, t.TopicID[:]...)
+		}
+		b = appendLen(b, len(t.Partitions), flex)
+		for pi := range t.Partitions {
+			p := &t.Partitions[pi]
+			b = binary.BigEndian.AppendUint32(b, uint32(p.Partition))
+			b = binary.BigEndian.AppendUint16(b, uint16(p.ErrorCode))
+			b = binary.BigEndian.AppendUint64(b, uint64(p.HighWatermark))
+			b = binary.BigEndian.AppendUint64(b, uint64(p.LastStableOffset))
+			if v >= 5 {
+				b = binary.BigEndian.AppendUint64(b, uint64(p.LogStartOffset))
+			}
+			switch {
+			case p.AbortedTransactions == nil && flex:
+				b = append(b, 0)
+			case p.AbortedTransactions == nil:
+				b = binary.BigEndian.AppendUint32(b, 0xffffffff)
+			default:
+				b = appendLen(b, len(p.AbortedTransactions), flex)
+				for _, a := range p.AbortedTransactions {
+					b = binary.BigEndian.AppendUint64(b, uint64(a.ProducerID))
+					b = binary.BigEndian.AppendUint64(b, uint64(a.FirstOffset))
+					if flex {
+						b = append(b, 0)
+					}
+				}
+			}
+			if v >= 11 {
+				b = binary.BigEndian.AppendUint32(b, uint32(p.PreferredReadReplica))
+			}
+			rb := p.RecordBatches
+			switch {
+			case rb == nil && flex:
+				b = append(b, 0)
+			case rb == nil:
+				b = binary.BigEndian.AppendUint32(b, 0xffffffff)
+			case flex:
+				b = appendUvarint(b, uint64(len(rb))+1)
+			default:
+				b = binary.BigEndian.AppendUint32(b, uint32(len(rb)))
+			}
+			if len(rb) > inlineRecords {
+				vec = append(vec, outBuf{b: b[cut:len(b):len(b)]}, outBuf{b: rb, release: true})
+				cut = len(b)
+			} else {
+				b = append(b, rb...)
+			}
+			if flex {
+				b = append(b, 0) // partition: no tagged fields
+			}
+		}
+		if flex {
+			b = append(b, 0) // topic: no tagged fields
+		}
+	}
+	if flex {
+		b = append(b, 0) // response: no tagged fields
+	}
+	if cap(b) != size {
+		panic("BUG: server: fetch framing outgrew its computed size")
+	}
+	vec = append(vec, outBuf{b: b[cut:len(b):len(b)]})
+	binary.BigEndian.PutUint32(b[0:4], uint32(outLen(vec)-4))
+	return vec, true
+}
+
+// appendLen appends an array's length: compact (length+1, uvarint) in
+// flexible versions, else int32.
+func appendLen(b []byte, n int, flex bool) []byte {
+	if flex {
+		return appendUvarint(b, uint64(n)+1)
+	}
+	return binary.BigEndian.AppendUint32(b, uint32(n))
+}
+
+func appendUvarint(b []byte, x uint64) []byte { return binary.AppendUvarint(b, x) }
