@@ -21,11 +21,14 @@ const (
 )
 
 // The write queue goes to gnet when its outbound buffer holds at most
-// outboundLowWater bytes, at most writevMax bytes (or one response) a
-// time (see flushLocked).
+// outboundLowWater bytes, at most writevMax bytes (or one piece) and
+// writevMaxPieces pieces a time (see flushLocked). writev(2) refuses more
+// than IOV_MAX (1024) vectors with EINVAL, which gnet would take for a
+// broken connection.
 const (
 	outboundLowWater = 256 << 10
 	writevMax        = 4 << 20
+	writevMaxPieces  = 1024
 )
 
 // conn is one client connection.
@@ -450,11 +453,11 @@ func (c *conn) flushLocked() {
 	if len(c.writeQ) == 0 || c.handoff > 0 || c.outbound > outboundLowWater || c.closed {
 		return
 	}
-	// At most writevMax bytes a time (at least one response), so gnet's
-	// copy stays small when the socket is full.
+	// At most writevMax bytes and writevMaxPieces pieces a time (at least
+	// one piece), so gnet's copy stays small when the socket is full.
 	var n int64
 	i := 0
-	for i < len(c.writeQ) && (i == 0 || n+int64(len(c.writeQ[i].b)) <= writevMax) {
+	for i < len(c.writeQ) && i < writevMaxPieces && (i == 0 || n+int64(len(c.writeQ[i].b)) <= writevMax) {
 		n += int64(len(c.writeQ[i].b))
 		i++
 	}
