@@ -273,4 +273,3 @@ func TestFetchResponsesPooled(t *testing.T) {
 		t.Errorf("no response buffer was reused (%v gets): the test proves nothing", gets)
 	}
 }
-
