@@ -137,12 +137,14 @@ func (x *Index) ReadCommitted(ctx context.Context, tp meta.TopicPartition, from 
 	if ask {
 		// Learn the state once per stream: Lookup carries it (the
 		// cache's own Lookup may answer a tail read without meta, so
-		// ask meta directly). A meta that does not send it is not
+		// ask meta directly). A meta that answers without it is not
 		// asked again until the stream is lost.
 		res, err := x.meta.Lookup(ctx, tp, from, 1)
 		x.mu.Lock()
 		p := x.partLocked(tp)
-		p.stableAsked = gen + 1
+		if err == nil || res.Stable.Known {
+			p.stableAsked = gen + 1 // answered; a failed call is retried
+		}
 		if (err == nil || res.Stable.Known) && x.connected && gen == x.gen {
 			p.stableLookupLocked(res.Stable)
 			lso, out, ok, _ = x.readCommittedLocked(tp, from, aborted)

@@ -69,18 +69,12 @@ func handleListOffsets(s *Server, rc *reqCtx, r kmsg.Request) {
 					break
 				}
 				if rp.Timestamp == -1 && req.IsolationLevel == 1 {
-					// The index cache's LSO when it has one (issue 15/13).
-					tp := meta.TopicPartition{TopicID: t.ID, Partition: rp.Partition}
-					lso, _, ok := s.deps.Index.ReadCommitted(ctx, tp, hwm, nil)
-					if !ok {
-						ts, e := s.deps.Meta.TxnPartition(ctx, tp, hwm)
-						if e != nil {
-							op.ErrorCode = errorCode(e)
-							break
-						}
-						lso = ts.LastStableOffset
+					ts, e := s.deps.Meta.TxnPartition(ctx, meta.TopicPartition{TopicID: t.ID, Partition: rp.Partition}, hwm)
+					if e != nil {
+						op.ErrorCode = errorCode(e)
+						break
 					}
-					op.Offset = min(lso, hwm)
+					op.Offset = ts.LastStableOffset
 				} else if rp.Timestamp == -1 {
 					op.Offset = hwm
 				} else {
