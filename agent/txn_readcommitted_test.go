@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -393,5 +394,141 @@ func TestReadCommittedTwoAgentsCachePath(t *testing.T) {
 	}
 	if p, _ := rawFetch(ctx, t, onC, cAgent.NodeID(), topic, id, 9, true); p.LastStableOffset != 9 || mcC.calls.Load() != 1 {
 		t.Fatalf("C at the tail: LSO %d, TxnPartition calls %d; want 9 and still 1", p.LastStableOffset, mcC.calls.Load())
+	}
+}
+
+// outageMeta lets a test take meta away from an agent: while down, the
+// watch stream is cut and Lookup and TxnPartition answer ErrUnavailable
+// (counted in refused).
+type outageMeta struct {
+	meta.Client
+	down    atomic.Bool
+	refused atomic.Int64
+	mu      sync.Mutex
+	cancels []context.CancelFunc // guarded by mu
+}
+
+func (m *outageMeta) Watch(ctx context.Context) (<-chan []meta.CommitEvent, error) {
+	if m.down.Load() {
+		return nil, meta.ErrUnavailable
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	m.mu.Lock()
+	m.cancels = append(m.cancels, cancel)
+	m.mu.Unlock()
+	return m.Client.Watch(wctx)
+}
+
+func (m *outageMeta) Lookup(ctx context.Context, tp meta.TopicPartition, offset int64, max int) (meta.LookupResult, error) {
+	if m.down.Load() {
+		m.refused.Add(1)
+		return meta.LookupResult{}, meta.ErrUnavailable
+	}
+	return m.Client.Lookup(ctx, tp, offset, max)
+}
+
+func (m *outageMeta) TxnPartition(ctx context.Context, tp meta.TopicPartition, from int64) (meta.TxnPartitionState, error) {
+	if m.down.Load() {
+		m.refused.Add(1)
+		return meta.TxnPartitionState{}, meta.ErrUnavailable
+	}
+	return m.Client.TxnPartition(ctx, tp, from)
+}
+
+// goDown cuts the watch streams and refuses calls from now on.
+func (m *outageMeta) goDown() {
+	m.down.Store(true)
+	m.mu.Lock()
+	for _, c := range m.cancels {
+		c()
+	}
+	m.cancels = nil
+	m.mu.Unlock()
+}
+
+// TestReadCommittedThroughMetaOutage: while meta is unreachable, an
+// agent serves read_committed fetches from the transaction state its
+// index cache last had (a past state: the LSO may only be lower than
+// the truth), as it serves read_uncommitted ones from cached entries,
+// instead of failing them; once meta is back it learns the state again
+// and a commit made since releases the open transaction's records.
+func TestReadCommittedThroughMetaOutage(t *testing.T) {
+	om := &outageMeta{}
+	c := startClusterWith(t, t.TempDir(), agent.Config{FlushInterval: 20 * time.Millisecond}, func(m meta.Client) meta.Client {
+		om.Client = m
+		return om
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const topic = "rc-outage"
+	cl := rcClient(t, c.addr(), kgo.DefaultProduceTopic(topic))
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 1, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil || td[topic].Err != nil {
+		t.Fatalf("topic id: %v %v", err, td[topic].Err)
+	}
+	id := td[topic].ID
+	node := c.agent.NodeID()
+	produce := func(cl *kgo.Client, v string) {
+		t.Helper()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", v, err)
+		}
+	}
+	produce(cl, "p0") // 0
+	txn := rcClient(t, c.addr(), kgo.TransactionalID("rc-outage"), kgo.DefaultProduceTopic(topic))
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produce(txn, "ab-0")                                          // 1
+	produce(txn, "ab-1")                                          // 2
+	if err := txn.EndTransaction(ctx, kgo.TryAbort); err != nil { // 3
+		t.Fatal(err)
+	}
+	if err := txn.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produce(txn, "open-0") // 4
+	produce(cl, "p1")      // 5
+	for p, _ := rawFetch(ctx, t, cl, node, topic, id, 0, false); p.HighWatermark != 6; p, _ = rawFetch(ctx, t, cl, node, topic, id, 0, false) {
+		if ctx.Err() != nil {
+			t.Fatalf("high watermark stays at %d, want 6", p.HighWatermark)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	before, bb := rawFetch(ctx, t, cl, node, topic, id, 0, true)
+	if before.LastStableOffset != 4 || len(before.AbortedTransactions) != 1 || before.AbortedTransactions[0].FirstOffset != 1 {
+		t.Fatalf("before the outage: LSO %d aborted %+v, want 4 and one from 1", before.LastStableOffset, before.AbortedTransactions)
+	}
+
+	resets := metrics.GetOrCreateCounter(`sluice_index_watch_resets_total`)
+	resets0 := resets.Get()
+	om.goDown()
+	for resets.Get() == resets0 {
+		if ctx.Err() != nil {
+			t.Fatal("the agent never saw its watch stream end")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	refused0 := om.refused.Load()
+	during, db := rawFetch(ctx, t, cl, node, topic, id, 0, true) // fails the test on a partition error
+	if during.LastStableOffset != 4 || fmt.Sprint(during.AbortedTransactions) != fmt.Sprint(before.AbortedTransactions) || fmt.Sprint(db) != fmt.Sprint(bb) {
+		t.Fatalf("during the outage: %+v %+v; before it: %+v %+v", during, db, before, bb)
+	}
+	if om.refused.Load() == refused0 {
+		t.Fatal("the fetch during the outage never tried meta: the test did not cut it off")
+	}
+
+	// Meta is back; the open transaction commits (marker at 6).
+	om.down.Store(false)
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	got := consumeValues(ctx, t, c.addr(), topic, 3, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if fmt.Sprint(got) != "[p0 open-0 p1]" {
+		t.Fatalf("read_committed after the outage: %v, want [p0 open-0 p1]", got)
 	}
 }

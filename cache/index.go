@@ -217,7 +217,8 @@ func (x *Index) reset() {
 	x.gen++
 	for _, p := range x.parts {
 		p.hwmKnown = false
-		p.stable.forget() // read_committed (issue 15/13)
+		// read_committed state (issue 15/13) stays, frozen: a past
+		// snapshot, still exact to serve (index_stable.go).
 	}
 	x.mu.Unlock()
 	x.notifyLost()
@@ -244,6 +245,9 @@ func (x *Index) reconnected() {
 	for _, p := range x.parts {
 		clear(p.entries)
 		p.entries = p.entries[:0]
+		// Events were missed (an abort among them, maybe): learn the
+		// read_committed state afresh (issue 15/13).
+		p.stable.forget()
 	}
 	x.mu.Unlock()
 }

@@ -24,10 +24,14 @@ package cache
 // the LSO). A fetch from before abortedFrom (a catch-up read over old
 // aborted ranges) asks meta, as before.
 //
-// The state is trusted only while the watch stream that keeps it current
-// is live, as hwmKnown is: a lost stream forgets it (reset), and it is
-// learnt again from the next event or from a Lookup answer obtained
-// while the stream was live.
+// The state is extended only by the watch stream that keeps it current.
+// When the stream is lost the state freezes and is still served: it is
+// the state at a past commit, exact by the argument above, so
+// read_committed consumers go on reading up to that LSO while meta is
+// unreachable, as read_uncommitted ones read the cached entries. When
+// the stream is back, events may have been missed, so the state is
+// forgotten (reconnected) and learnt again from the next event or from
+// a Lookup answer obtained while the stream was live.
 
 import (
 	"context"
@@ -62,7 +66,7 @@ type stableState struct {
 	lastAbort int64
 }
 
-// forget drops the state: the stream that kept it current was lost.
+// forget drops the state: events may have been missed.
 func (s *stableState) forget() {
 	clear(s.aborted)
 	*s = stableState{aborted: s.aborted[:0]}
