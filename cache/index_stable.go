@@ -54,7 +54,7 @@ var (
 // stableState is one partition's transaction state as read_committed
 // needs it. Guarded by Index.mu with the partIndex holding it.
 type stableState struct {
-	known bool  // kept current by the live watch stream
+	known bool  // learnt; the live stream extends it, a lost one freezes it
 	lso   int64 // the newest LSO learnt
 	// aborted holds, in marker order, every aborted transaction of the
 	// partition whose abort marker (LastOffset) is at or past

@@ -37,9 +37,8 @@ package server
 // or from meta (Client.TxnPartition) when the cache cannot answer
 // exactly (a read from before the aborted ranges it holds), returns
 // nothing at or past the LSO and lists the aborted transactions that
-// start below it. A long poll wakes
-// on every commit event of its partitions, markers included, so an
-// EndTxn that moves the LSO wakes it.
+// start below it. A long poll wakes on every commit event of its
+// partitions, markers included, so an EndTxn that moves the LSO wakes it.
 
 import (
 	"context"
