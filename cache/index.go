@@ -72,6 +72,12 @@ type partIndex struct {
 	// partition's hwm came from meta; a lost stream clears it.
 	hwmKnown      bool
 	logStartKnown bool
+	// stable: what read_committed fetches need, kept current by the
+	// watch stream like hwm (issue 15/13, index_stable.go).
+	stable stableState
+	// stableAsked is gen+1 of the stream during which ReadCommitted
+	// asked meta for stable; 0 when never.
+	stableAsked uint64
 }
 
 // NewIndex starts watching meta for commits.
@@ -186,6 +192,7 @@ func (x *Index) apply(evs []meta.CommitEvent) {
 			p.hwm = evs[i].HighWatermark
 		}
 		p.hwmKnown = true
+		p.stableEventLocked(&evs[i]) // read_committed (issue 15/13)
 	}
 	ls := x.listeners
 	x.mu.Unlock()
@@ -210,6 +217,8 @@ func (x *Index) reset() {
 	x.gen++
 	for _, p := range x.parts {
 		p.hwmKnown = false
+		// read_committed state (issue 15/13) stays, frozen: a past
+		// snapshot, still exact to serve (index_stable.go).
 	}
 	x.mu.Unlock()
 	x.notifyLost()
@@ -236,6 +245,9 @@ func (x *Index) reconnected() {
 	for _, p := range x.parts {
 		clear(p.entries)
 		p.entries = p.entries[:0]
+		// Events were missed (an abort among them, maybe): learn the
+		// read_committed state afresh (issue 15/13).
+		p.stable.forget()
 	}
 	x.mu.Unlock()
 }
@@ -360,6 +372,7 @@ func (x *Index) Lookup(ctx context.Context, tp meta.TopicPartition, offset int64
 	}
 	if live && gen == x.gen {
 		p.hwmKnown = true
+		p.stableLookupLocked(res.Stable) // read_committed (issue 15/13)
 	}
 	// Cache what reaches the tail: that is what the next fetch wants and
 	// what commit events extend. Not when a swap was applied meanwhile:

@@ -95,6 +95,25 @@ type TxnPartitionState struct {
 	Aborted          []AbortedTxn
 }
 
+// StableState is what an agent needs to serve read_committed fetches of
+// a partition from its index cache instead of asking TxnPartition
+// (issue 15/13, docs/transactions.md "Fetch"). Meta sends it with every
+// Lookup answer and every commit event. It is a snapshot as of the high
+// watermark it comes with: the LSO never moves back, so an agent that
+// lags behind serves a lower LSO (its consumers wait), never a higher
+// one.
+type StableState struct {
+	// Known is false from a meta that does not send the state (an
+	// older version, a test's fake): the agent asks TxnPartition.
+	Known            bool
+	LastStableOffset int64
+	// LastAbortOffset is the offset of the partition's latest abort
+	// marker that has an aborted range (AbortedTxn.LastOffset), -1
+	// when there is none. A fetch from past it has no aborted
+	// transaction to list.
+	LastAbortOffset int64
+}
+
 // Transaction states, as DescribeTransactions names them.
 const (
 	TxnStateEmpty   = "Empty"

@@ -154,6 +154,10 @@ type LookupResult struct {
 	Entries        []IndexEntry
 	LogStartOffset int64
 	HighWatermark  int64
+	// Stable: the partition's transaction state at HighWatermark
+	// (issue 15/13), so that an agent serves read_committed from its
+	// index cache.
+	Stable StableState
 }
 
 // CommitEvent tells watchers that a partition gained committed data, or,
@@ -173,6 +177,13 @@ type CommitEvent struct {
 	// ACLs: the cluster's ACL bindings changed (issue 14); the event
 	// names no partition. A watcher re-reads them all (Client.ACLs).
 	ACLs bool
+	// Stable: the partition's transaction state after the commit this
+	// event belongs to (issue 15/13). AbortFirstOffset, for an abort
+	// marker entry (Entry.Control == ControlAbort) with Stable.Known,
+	// is the first offset its transaction wrote in the partition, or -1
+	// when it wrote nothing there (no aborted range).
+	Stable           StableState
+	AbortFirstOffset int64
 }
 
 // ProducerIDRequest asks for a producer id (InitProducerId).

@@ -31,12 +31,14 @@ package server
 //
 // Transactions (issue 15, docs/transactions.md): a marker entry (no
 // object) is rendered as a control batch (codec.AppendControlBatch) in
-// both isolation levels. read_committed asks meta for the partition's
-// last stable offset and aborted transactions (Client.TxnPartition), one
-// call per partition per fill, returns nothing at or past the LSO and
-// lists the aborted transactions that start below it. A long poll wakes
-// on every commit event of its partitions, markers included, so an
-// EndTxn that moves the LSO wakes it.
+// both isolation levels. read_committed takes the partition's last
+// stable offset and aborted transactions from the index cache
+// (Index.ReadCommitted, which meta keeps current with the commit events),
+// or from meta (Client.TxnPartition) when the cache cannot answer
+// exactly (a read from before the aborted ranges it holds), returns
+// nothing at or past the LSO and lists the aborted transactions that
+// start below it. A long poll wakes on every commit event of its
+// partitions, markers included, so an EndTxn that moves the LSO wakes it.
 
 import (
 	"context"
@@ -318,15 +320,21 @@ func (s *Server) fillFetch(parts []fetchPart, maxBytes int, res *fetchReservatio
 		op := fp.out
 		op.AbortedTransactions = nil
 		if fp.committed {
-			// Transactions (issue 15): nothing at or past the LSO.
-			ts, err := s.deps.Meta.TxnPartition(ctx, fp.tp, fp.offset)
-			if err != nil {
-				op.ErrorCode, op.RecordBatches = errorCode(err), []byte{}
-				hardErr = true
-				continue
+			// Transactions (issue 15): nothing at or past the LSO. The
+			// index cache answers when it can, so meta stays off the
+			// fetch path (issue 13, cache/index_stable.go); else meta.
+			stable, aborted, ok := s.deps.Index.ReadCommitted(ctx, fp.tp, fp.offset, nil)
+			if !ok {
+				ts, err := s.deps.Meta.TxnPartition(ctx, fp.tp, fp.offset)
+				if err != nil {
+					op.ErrorCode, op.RecordBatches = errorCode(err), []byte{}
+					hardErr = true
+					continue
+				}
+				stable, aborted = ts.LastStableOffset, ts.Aborted
 			}
-			limit, lso = ts.LastStableOffset, ts.LastStableOffset
-			for _, a := range ts.Aborted {
+			limit, lso = stable, stable
+			for _, a := range aborted {
 				at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
 				at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
 				op.AbortedTransactions = append(op.AbortedTransactions, at)

@@ -441,7 +441,7 @@ func (s *Service) Lookup(ctx context.Context, tp meta.TopicPartition, offset int
 	if ps == nil {
 		return meta.LookupResult{}, meta.ErrUnknownTopicOrPartition
 	}
-	r := meta.LookupResult{LogStartOffset: ps.logStart, HighWatermark: ps.next}
+	r := meta.LookupResult{LogStartOffset: ps.logStart, HighWatermark: ps.next, Stable: s.st.stableLocked(ps)}
 	switch {
 	case offset < ps.logStart || offset > ps.next:
 		return r, fmt.Errorf("%w: offset %d, log start %d, high watermark %d", meta.ErrOffsetOutOfRange, offset, ps.logStart, ps.next)

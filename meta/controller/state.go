@@ -359,6 +359,9 @@ type partDelta struct {
 	// entry, while the next chunk of that commit may still extend it;
 	// 0 when no run is open.
 	runSeq uint64
+	// stable is the partition's transaction state after the group, set
+	// by mergeLocked for its commit events (issue 15/13).
+	stable meta.StableState
 }
 
 type newSeg struct {
@@ -476,6 +479,7 @@ func (g *group) part(ps *partState) *partDelta {
 	d.next = ps.next
 	d.logStart = ps.logStart
 	d.cleanEnd = ps.cleanEnd
+	d.stable = meta.StableState{}
 	g.parts[ps] = d
 	g.partOrder = append(g.partOrder, d)
 	return d
@@ -600,6 +604,13 @@ func (g *group) mergeLocked() {
 	mergeACLsLocked(st, g.acls)
 	mergeScramLocked(st, g.scram) // SASL (issue 14)
 	mergeTxnsLocked(st, g)        // transactions (issue 15)
+	// read_committed from the agents' index caches (issue 15/13): every
+	// partition the group touched tells its state after the group with
+	// its events. The LSO and the aborted index change only in groups
+	// that touch the partition (a marker, a transactional write, a trim).
+	for _, d := range g.partOrder {
+		d.stable = st.stableLocked(d.ps)
+	}
 	for _, b := range g.objsNew {
 		objs.bornDead(b.id, b.key, b.size, b.level, now)
 	}
@@ -653,16 +664,21 @@ func (g *group) events() []meta.CommitEvent {
 				HighWatermark:  d.next,
 				LogStartOffset: d.logStart,
 				Trim:           true,
+				Stable:         d.stable,
 			})
 		}
 		// Swaps in offset order (mergeLocked sorted them last first).
 		for k := len(d.swaps) - 1; k >= 0; k-- {
 			for _, e := range d.swaps[k].with {
-				evs = append(evs, meta.CommitEvent{Entry: e, HighWatermark: d.next, LogStartOffset: d.logStart, Swap: true})
+				evs = append(evs, meta.CommitEvent{Entry: e, HighWatermark: d.next, LogStartOffset: d.logStart, Swap: true, Stable: d.stable})
 			}
 		}
 		for _, e := range d.entries {
-			evs = append(evs, meta.CommitEvent{Entry: e, HighWatermark: d.next, LogStartOffset: d.logStart})
+			ev := meta.CommitEvent{Entry: e, HighWatermark: d.next, LogStartOffset: d.logStart, Stable: d.stable}
+			if e.Control == meta.ControlAbort {
+				ev.AbortFirstOffset = g.abortFirst(d.ps.tp, e.BaseOffset)
+			}
+			evs = append(evs, ev)
 		}
 	}
 	return evs

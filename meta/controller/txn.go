@@ -523,6 +523,29 @@ func (st *state) lsoLocked(ps *partState) int64 {
 	return max(lso, ps.logStart)
 }
 
+// stableLocked is what an agent needs to serve read_committed fetches
+// of ps from its index cache (meta.StableState, issue 15/13).
+func (st *state) stableLocked(ps *partState) meta.StableState {
+	s := meta.StableState{Known: true, LastStableOffset: st.lsoLocked(ps), LastAbortOffset: -1}
+	if ab := st.aborted[ps.tp]; len(ab) > 0 {
+		s.LastAbortOffset = ab[len(ab)-1].LastOffset // sorted by LastOffset
+	}
+	return s
+}
+
+// abortFirst is the first offset of the transaction whose abort marker
+// this group placed at off in tp, or -1 when that transaction wrote
+// nothing in tp (endTxn records no aborted range then). A group aborts
+// few transactions: a scan is enough.
+func (g *group) abortFirst(tp tpKey, off int64) int64 {
+	for _, a := range g.txnAborts {
+		if a.tp == tp && a.a.LastOffset == off {
+			return a.a.FirstOffset
+		}
+	}
+	return -1
+}
+
 // The API (meta.Transactions).
 
 func (s *Service) submitTxn(ctx context.Context, r *txnReq) (*op, error) {

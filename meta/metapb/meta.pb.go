@@ -1922,8 +1922,12 @@ type LookupResponse struct {
 	Entries        []*IndexEntry          `protobuf:"bytes,2,rep,name=entries,proto3" json:"entries,omitempty"`
 	LogStartOffset int64                  `protobuf:"varint,3,opt,name=log_start_offset,json=logStartOffset,proto3" json:"log_start_offset,omitempty"`
 	HighWatermark  int64                  `protobuf:"varint,4,opt,name=high_watermark,json=highWatermark,proto3" json:"high_watermark,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// read_committed from the agent's index cache (issue 15/13): meta.StableState.
+	TxnKnown         bool  `protobuf:"varint,5,opt,name=txn_known,json=txnKnown,proto3" json:"txn_known,omitempty"`
+	LastStableOffset int64 `protobuf:"varint,6,opt,name=last_stable_offset,json=lastStableOffset,proto3" json:"last_stable_offset,omitempty"`
+	LastAbortOffset  int64 `protobuf:"varint,7,opt,name=last_abort_offset,json=lastAbortOffset,proto3" json:"last_abort_offset,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LookupResponse) Reset() {
@@ -1980,6 +1984,27 @@ func (x *LookupResponse) GetLogStartOffset() int64 {
 func (x *LookupResponse) GetHighWatermark() int64 {
 	if x != nil {
 		return x.HighWatermark
+	}
+	return 0
+}
+
+func (x *LookupResponse) GetTxnKnown() bool {
+	if x != nil {
+		return x.TxnKnown
+	}
+	return false
+}
+
+func (x *LookupResponse) GetLastStableOffset() int64 {
+	if x != nil {
+		return x.LastStableOffset
+	}
+	return 0
+}
+
+func (x *LookupResponse) GetLastAbortOffset() int64 {
+	if x != nil {
+		return x.LastAbortOffset
 	}
 	return 0
 }
@@ -2156,8 +2181,14 @@ type CommitEvent struct {
 	Trim           bool                   `protobuf:"varint,4,opt,name=trim,proto3" json:"trim,omitempty"` // the log start moved (DeleteRecords); entry names only the partition
 	Swap           bool                   `protobuf:"varint,5,opt,name=swap,proto3" json:"swap,omitempty"` // entry replaced, by a compaction, the entries covering exactly its offsets
 	Acls           bool                   `protobuf:"varint,6,opt,name=acls,proto3" json:"acls,omitempty"` // the cluster's ACL bindings changed; no entry (issue 14)
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// read_committed from the agent's index cache (issue 15/13): meta.StableState
+	// after the commit, and an abort marker's first offset (meta.CommitEvent).
+	TxnKnown         bool  `protobuf:"varint,7,opt,name=txn_known,json=txnKnown,proto3" json:"txn_known,omitempty"`
+	LastStableOffset int64 `protobuf:"varint,8,opt,name=last_stable_offset,json=lastStableOffset,proto3" json:"last_stable_offset,omitempty"`
+	LastAbortOffset  int64 `protobuf:"varint,9,opt,name=last_abort_offset,json=lastAbortOffset,proto3" json:"last_abort_offset,omitempty"`
+	AbortFirstOffset int64 `protobuf:"varint,10,opt,name=abort_first_offset,json=abortFirstOffset,proto3" json:"abort_first_offset,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CommitEvent) Reset() {
@@ -2230,6 +2261,34 @@ func (x *CommitEvent) GetAcls() bool {
 		return x.Acls
 	}
 	return false
+}
+
+func (x *CommitEvent) GetTxnKnown() bool {
+	if x != nil {
+		return x.TxnKnown
+	}
+	return false
+}
+
+func (x *CommitEvent) GetLastStableOffset() int64 {
+	if x != nil {
+		return x.LastStableOffset
+	}
+	return 0
+}
+
+func (x *CommitEvent) GetLastAbortOffset() int64 {
+	if x != nil {
+		return x.LastAbortOffset
+	}
+	return 0
+}
+
+func (x *CommitEvent) GetAbortFirstOffset() int64 {
+	if x != nil {
+		return x.AbortFirstOffset
+	}
+	return 0
 }
 
 type WatchResponse struct {
@@ -8485,12 +8544,15 @@ const file_meta_proto_rawDesc = "" +
 	"\tpartition\x18\x01 \x01(\v2\x1e.sluice.meta.v1.TopicPartitionR\tpartition\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x1f\n" +
 	"\vmax_entries\x18\x03 \x01(\x03R\n" +
-	"maxEntries\"\xc4\x01\n" +
+	"maxEntries\"\xbb\x02\n" +
 	"\x0eLookupResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x124\n" +
 	"\aentries\x18\x02 \x03(\v2\x1a.sluice.meta.v1.IndexEntryR\aentries\x12(\n" +
 	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\x12%\n" +
-	"\x0ehigh_watermark\x18\x04 \x01(\x03R\rhighWatermark\"\xc0\x01\n" +
+	"\x0ehigh_watermark\x18\x04 \x01(\x03R\rhighWatermark\x12\x1b\n" +
+	"\ttxn_known\x18\x05 \x01(\bR\btxnKnown\x12,\n" +
+	"\x12last_stable_offset\x18\x06 \x01(\x03R\x10lastStableOffset\x12*\n" +
+	"\x11last_abort_offset\x18\a \x01(\x03R\x0flastAbortOffset\"\xc0\x01\n" +
 	"\x15InitProducerIDRequest\x12)\n" +
 	"\x10transactional_id\x18\x01 \x01(\tR\x0ftransactionalId\x12\x1f\n" +
 	"\vproducer_id\x18\x02 \x01(\x03R\n" +
@@ -8502,14 +8564,19 @@ const file_meta_proto_rawDesc = "" +
 	"\vproducer_id\x18\x02 \x01(\x03R\n" +
 	"producerId\x12%\n" +
 	"\x0eproducer_epoch\x18\x03 \x01(\x05R\rproducerEpoch\"\x0e\n" +
-	"\fWatchRequest\"\xcc\x01\n" +
+	"\fWatchRequest\"\xf1\x02\n" +
 	"\vCommitEvent\x120\n" +
 	"\x05entry\x18\x01 \x01(\v2\x1a.sluice.meta.v1.IndexEntryR\x05entry\x12%\n" +
 	"\x0ehigh_watermark\x18\x02 \x01(\x03R\rhighWatermark\x12(\n" +
 	"\x10log_start_offset\x18\x03 \x01(\x03R\x0elogStartOffset\x12\x12\n" +
 	"\x04trim\x18\x04 \x01(\bR\x04trim\x12\x12\n" +
 	"\x04swap\x18\x05 \x01(\bR\x04swap\x12\x12\n" +
-	"\x04acls\x18\x06 \x01(\bR\x04acls\"q\n" +
+	"\x04acls\x18\x06 \x01(\bR\x04acls\x12\x1b\n" +
+	"\ttxn_known\x18\a \x01(\bR\btxnKnown\x12,\n" +
+	"\x12last_stable_offset\x18\b \x01(\x03R\x10lastStableOffset\x12*\n" +
+	"\x11last_abort_offset\x18\t \x01(\x03R\x0flastAbortOffset\x12,\n" +
+	"\x12abort_first_offset\x18\n" +
+	" \x01(\x03R\x10abortFirstOffset\"q\n" +
 	"\rWatchResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x123\n" +
 	"\x06events\x18\x02 \x03(\v2\x1b.sluice.meta.v1.CommitEventR\x06events\"+\n" +

@@ -433,7 +433,9 @@ func (c *Client) Lookup(ctx context.Context, tp meta.TopicPartition, offset int6
 			return meta.LookupResult{}, rpcError{err}
 		}
 		var d decoder
-		out := meta.LookupResult{Entries: d.entries(r.Entries), LogStartOffset: r.LogStartOffset, HighWatermark: r.HighWatermark}
+		out := meta.LookupResult{Entries: d.entries(r.Entries), LogStartOffset: r.LogStartOffset, HighWatermark: r.HighWatermark,
+			// read_committed from the agent's index cache (issue 15/13).
+			Stable: meta.StableState{Known: r.TxnKnown, LastStableOffset: r.LastStableOffset, LastAbortOffset: r.LastAbortOffset}}
 		if d.err != nil {
 			return meta.LookupResult{}, malformed("Lookup", d.err)
 		}

@@ -312,7 +312,10 @@ func encEvents(evs []meta.CommitEvent) []*pb.CommitEvent {
 			continue
 		}
 		out[i] = &pb.CommitEvent{Entry: encEntry(ev.Entry), HighWatermark: ev.HighWatermark, LogStartOffset: ev.LogStartOffset,
-			Trim: ev.Trim, Swap: ev.Swap}
+			Trim: ev.Trim, Swap: ev.Swap,
+			// read_committed from the agent's index cache (issue 15/13).
+			TxnKnown: ev.Stable.Known, LastStableOffset: ev.Stable.LastStableOffset,
+			LastAbortOffset: ev.Stable.LastAbortOffset, AbortFirstOffset: ev.AbortFirstOffset}
 	}
 	return out
 }
@@ -328,7 +331,11 @@ func (d *decoder) events(evs []*pb.CommitEvent) []meta.CommitEvent {
 			d.fail("commit event without an index entry")
 		}
 		out[i] = meta.CommitEvent{Entry: d.entry(ev.GetEntry()), HighWatermark: ev.GetHighWatermark(),
-			LogStartOffset: ev.GetLogStartOffset(), Trim: ev.GetTrim(), Swap: ev.GetSwap()}
+			LogStartOffset: ev.GetLogStartOffset(), Trim: ev.GetTrim(), Swap: ev.GetSwap(),
+			// read_committed from the agent's index cache (issue 15/13).
+			Stable: meta.StableState{Known: ev.GetTxnKnown(), LastStableOffset: ev.GetLastStableOffset(),
+				LastAbortOffset: ev.GetLastAbortOffset()},
+			AbortFirstOffset: ev.GetAbortFirstOffset()}
 	}
 	return out
 }

@@ -431,7 +431,9 @@ func TestWatchCarriesSwap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	swap := meta.CommitEvent{Entry: testEntry(6), HighWatermark: 1000, LogStartOffset: 10, Trim: true, Swap: true}
+	swap := meta.CommitEvent{Entry: testEntry(6), HighWatermark: 1000, LogStartOffset: 10, Trim: true, Swap: true,
+		// read_committed from the agent's index cache (issue 15/13).
+		Stable: meta.StableState{Known: true, LastStableOffset: 990, LastAbortOffset: 980}, AbortFirstOffset: 970}
 	// An ACL change (issue 14) is an event of its own, with no entry:
 	// every field is checked across the two.
 	acls := meta.CommitEvent{ACLs: true}

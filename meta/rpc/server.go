@@ -247,7 +247,9 @@ func (m *metaServer) Lookup(ctx context.Context, r *pb.LookupRequest) (*pb.Looku
 	}
 	res, err := c.Lookup(ctx, tp, r.GetOffset(), clampInt(r.GetMaxEntries()))
 	return &pb.LookupResponse{Error: encodeErr(err), Entries: encEntries(res.Entries),
-		LogStartOffset: res.LogStartOffset, HighWatermark: res.HighWatermark}, nil
+		LogStartOffset: res.LogStartOffset, HighWatermark: res.HighWatermark,
+		// read_committed from the agent's index cache (issue 15/13).
+		TxnKnown: res.Stable.Known, LastStableOffset: res.Stable.LastStableOffset, LastAbortOffset: res.Stable.LastAbortOffset}, nil
 }
 
 func (m *metaServer) InitProducerID(ctx context.Context, r *pb.InitProducerIDRequest) (*pb.InitProducerIDResponse, error) {
