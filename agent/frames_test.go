@@ -157,6 +157,9 @@ func TestProduceFramesPooled(t *testing.T) {
 				i, b, r.Partition, r.Offset, seed)
 		}
 	}
+	if metricValue(t, "sluice_kafka_direct_read_bytes_total") == 0 {
+		t.Error("no request byte was read straight into its frame: the large frames' direct reads went untested")
+	}
 	if metricValue(t, "sluice_kafka_frame_pool_reused_total") == 0 {
 		t.Errorf("no produce frame buffer was reused (%v gets): the test proves nothing",
 			metricValue(t, "sluice_kafka_frame_pool_gets_total"))

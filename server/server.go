@@ -19,6 +19,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -517,6 +518,20 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 		}
 		n, _ := gc.Read(c.rd.b[c.rdN:])
 		c.rdN += n
+		if c.rdN < len(c.rd.b) && len(c.rd.b)-c.rdN >= directReadMin && gc.InboundBuffered() == 0 {
+			// gnet's buffer is drained: take the rest of a large frame
+			// from the socket straight into the frame (see readDirect).
+			m, err := readDirect(gc.Fd(), c.rd.b[c.rdN:])
+			c.rdN += m
+			if m > 0 {
+				mDirectReadBytes.Add(m)
+				c.received(time.Now())
+			}
+			if err != nil {
+				s.log.Debug("closing connection: reading a request frame", "remote", c.remote, "err", err)
+				return gnet.Close
+			}
+		}
 		if c.rdN < len(c.rd.b) {
 			return gnet.None // the rest comes with later reads
 		}
@@ -575,4 +590,37 @@ func (s *Server) FlushResponses(ctx context.Context, max time.Duration) {
 	}
 	// AsyncWritev hands bytes to the loop; give it a beat to write them.
 	time.Sleep(20 * time.Millisecond)
+}
+
+// directReadMin: a frame with at least this much still to come is read
+// from the socket by readDirect rather than through gnet's buffer.
+const directReadMin = 64 << 10
+
+// readDirect reads from the connection's socket into b until b is full
+// or the socket has nothing more for now (EAGAIN; gnet's level-triggered
+// poller calls OnTraffic again when more arrives). Why: gnet reads every
+// readable event into its loop's read buffer (256 KiB) and OnTraffic then
+// copies the bytes into the frame, so each byte of a large produce
+// request was copied twice in user space and read in 256 KiB syscalls;
+// read straight into the frame, it is copied once, by the kernel.
+// Only called with gnet's inbound buffer empty, so the bytes stay in
+// order. An error (the peer closed, a reset) closes the connection: the
+// frame can never be whole.
+func readDirect(fd int, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := unix.Read(fd, b[n:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return n, nil
+		case err != nil:
+			return n, err
+		case m == 0:
+			return n, io.EOF
+		}
+		n += m
+	}
+	return n, nil
 }
