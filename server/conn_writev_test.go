@@ -1,6 +1,11 @@
 package server
 
-import "testing"
+import (
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+)
 
 // recordingTransport records each hand-off and completes none by itself.
 type recordingTransport struct{ calls [][]outBuf }
@@ -42,5 +47,28 @@ func TestWritevAtMostIOVMax(t *testing.T) {
 	}
 	if next != n {
 		t.Fatalf("%d of %d responses handed over", next, n)
+	}
+}
+
+// TestGoAsyncPanicClosesConnection: a bug in the part of a handler that
+// answers later (fetch, join, sync) closes its connection and is logged;
+// the process goes on.
+func TestGoAsyncPanicClosesConnection(t *testing.T) {
+	s := &Server{cfg: Config{MaxConnUnsentBytes: 64 << 20}, fetchBudget: newByteBudget(64 << 20),
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	c := newConn(s, &recordingTransport{}, nil)
+	rc := &reqCtx{c: c, key: 1, version: 12}
+	done := make(chan struct{})
+	rc.goAsync(func() {
+		defer close(done)
+		panic("a bug")
+	})
+	<-done
+	deadline := time.Now().Add(10 * time.Second)
+	for !c.isClosed() {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection stayed open after its handler panicked")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

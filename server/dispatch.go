@@ -218,6 +218,23 @@ func (s *Server) dispatch(c *conn, seq uint64, frame *frameBuf) (ok bool) {
 	return true
 }
 
+// goAsync runs f, the part of a handler that answers later (a fetch's
+// read and long poll, a join or sync waiting on meta), on a goroutine of
+// its own under the same guard as dispatch: a bug there closes the
+// connection and is logged, and does not take the agent down.
+func (rc *reqCtx) goAsync(f func()) {
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				rc.c.s.log.Error("BUG: handler panicked; closing the connection", "remote", rc.c.remote,
+					"api", kmsg.NameForKey(rc.key), "version", rc.version, "panic", r, "stack", string(debug.Stack()))
+				rc.c.close()
+			}
+		}()
+		f()
+	}()
+}
+
 func itoa(n int) string { return strconv.Itoa(n) }
 
 // readRequest decodes without copying where kmsg allows it.

@@ -164,7 +164,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 	// The read runs off the connection worker: a cold read waits on the
 	// object store and a long poll waits on commits, and neither may hold
 	// up the requests behind it.
-	go func() {
+	rc.goAsync(func() {
 		// reply answers with what the last fill gathered, its encoding
 		// buffer sized for the record bytes plus per-partition framing.
 		reply := func(n int) {
@@ -212,7 +212,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 				return
 			}
 		}
-	}()
+	})
 }
 
 // fetchReservation is the fetch budget one fetch holds for the record

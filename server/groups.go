@@ -149,7 +149,7 @@ func handleJoinGroup(s *Server, rc *reqCtx, r kmsg.Request) {
 		jr.Protocols = append(jr.Protocols, meta.GroupProtocol{Name: p.Name, Metadata: p.Metadata})
 	}
 	wait := jr.RebalanceTimeout + 5*time.Second
-	go func() {
+	rc.goAsync(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
 		res, err := s.deps.Meta.JoinGroup(ctx, jr)
@@ -176,7 +176,7 @@ func handleJoinGroup(s *Server, rc *reqCtx, r kmsg.Request) {
 			resp.Protocol = strPtr("") // non-nullable before v7
 		}
 		rc.respond(resp)
-	}()
+	})
 }
 
 // maxRebalanceTimeout bounds how long a JoinGroup waits on this agent,
@@ -215,7 +215,7 @@ func handleSyncGroup(s *Server, rc *reqCtx, r kmsg.Request) {
 			sr.Assignments[a.MemberID] = a.MemberAssignment
 		}
 	}
-	go func() {
+	rc.goAsync(func() {
 		// A follower waits for the leader's assignment, which the leader
 		// computes after its JoinGroup answer: its session bounds it.
 		ctx, cancel := context.WithTimeout(context.Background(), maxSyncWait)
@@ -231,7 +231,7 @@ func handleSyncGroup(s *Server, rc *reqCtx, r kmsg.Request) {
 			resp.MemberAssignment = []byte{}
 		}
 		rc.respond(resp)
-	}()
+	})
 }
 
 func handleHeartbeat(s *Server, rc *reqCtx, r kmsg.Request) {
