@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -11,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"sluice.dev/agent"
 	"sluice.dev/internal/bufpool"
 	"sluice.dev/internal/kafkatest"
+	"sluice.dev/internal/tlstest"
+	"sluice.dev/server"
 )
 
 // TestProduceFramesPooled: produce frames are read in pieces straight
@@ -200,11 +204,34 @@ func readFrame(t *testing.T, c *kafkatest.Conn) (int32, []byte) {
 // had to send it would reach a client as poison (a CRC error) or panic
 // at the next Get.
 func TestFetchResponsesPooled(t *testing.T) {
+	t.Run("plaintext", func(t *testing.T) {
+		testFetchResponsesPooled(t, agent.Config{FlushInterval: 20 * time.Millisecond})
+	})
+	// The TLS writer coalesces small pieces and writes large ones as
+	// they are, then reports them written (server/tls_conn.go).
+	t.Run("tls", func(t *testing.T) {
+		dir := t.TempDir()
+		ca := tlstest.NewCA(t, dir, "sluice")
+		srv := ca.Server(t, dir, "agent")
+		testFetchResponsesPooled(t, agent.Config{FlushInterval: 20 * time.Millisecond,
+			KafkaTLS: server.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}},
+			kgo.DialTLSConfig(&tls.Config{RootCAs: ca.Pool()}))
+	})
+}
+
+func testFetchResponsesPooled(t *testing.T, cfg agent.Config, opts ...kgo.Opt) {
 	defer bufpool.Poison()()
-	c := startCluster(t, t.TempDir(), agent.Config{FlushInterval: 20 * time.Millisecond})
+	c := startCluster(t, t.TempDir(), cfg)
 	const topic, n = "pooled-fetch", 6000
-	createTopic(t, c.addr(), topic, 4)
-	prod, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.ProducerLinger(5*time.Millisecond))
+	adm, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.addr())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if _, err := kadm.NewClient(adm).CreateTopic(context.Background(), 4, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.addr()), kgo.ProducerLinger(5 * time.Millisecond)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,9 +256,9 @@ func TestFetchResponsesPooled(t *testing.T) {
 			for round := range 2 {
 				// Small partition fetches, so that many responses (each
 				// one pooled buffer) pass through the pool.
-				cl, err := kgo.NewClient(kgo.SeedBrokers(c.addr()), kgo.ConsumeTopics(topic),
-					kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond),
-					kgo.FetchMaxPartitionBytes(256<<10))
+				cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.addr()), kgo.ConsumeTopics(topic),
+					kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200 * time.Millisecond),
+					kgo.FetchMaxPartitionBytes(256 << 10)}, opts...)...)
 				if err != nil {
 					errs <- err
 					return

@@ -280,10 +280,11 @@ func (n noteReceived) Read(p []byte) (int, error) {
 	return k, err
 }
 
-// coalesceMax: a chunk of responses this small in all is copied into one
-// buffer and written with one Write, so it goes out as one TLS record (a
-// Write per response would make a record, with its header, MAC and
-// syscall, of each). One TLS record holds at most 16 KiB.
+// coalesceMax: runs of pieces (small responses, a fetch response's
+// framing between its partitions' records) up to this much in all are
+// copied into one buffer and written with one Write, so they go out as
+// one TLS record (a Write per piece would make a record, with its header,
+// MAC and syscall, of each). One TLS record holds at most 16 KiB.
 const coalesceMax = 16 << 10
 
 // coalesceBufs are the buffers of that copy, shared by every connection:
@@ -300,44 +301,63 @@ func (t *tlsTransport) writeLoop(c *conn, timeout time.Duration) {
 		case <-t.done:
 			return
 		}
-		bufs := make([][]byte, len(given))
-		var n int64
-		for i, b := range given {
-			bufs[i] = b.b
-			n += int64(len(b.b))
-		}
-		if n <= coalesceMax && len(bufs) > 1 {
-			bp := coalesceBufs.Get().(*[]byte)
-			one := (*bp)[:0]
-			for _, b := range bufs {
-				one = append(one, b...)
-			}
-			bufs = [][]byte{one}
-			err := t.write(bufs, timeout)
-			*bp = one[:0]
-			coalesceBufs.Put(bp)
-			if err != nil {
-				t.writeFailed(c, err, timeout)
-				return
-			}
-		} else if err := t.write(bufs, timeout); err != nil {
+		if err := t.write(given, timeout); err != nil {
 			t.writeFailed(c, err, timeout)
 			return
 		}
-		c.written(given, n, 0)
+		c.written(given, outLen(given), 0)
 	}
 }
 
-// write writes bufs, at most writePiece bytes under one deadline.
-func (t *tlsTransport) write(bufs [][]byte, timeout time.Duration) error {
+// write writes the pieces in order; runs of small ones go out coalesced
+// (see coalesceMax), large ones as they are.
+func (t *tlsTransport) write(bufs []outBuf, timeout time.Duration) error {
+	var bp *[]byte
+	defer func() {
+		if bp != nil {
+			*bp = (*bp)[:0]
+			coalesceBufs.Put(bp)
+		}
+	}()
+	flush := func() error {
+		if bp == nil || len(*bp) == 0 {
+			return nil
+		}
+		err := t.writeOne(*bp, timeout)
+		*bp = (*bp)[:0]
+		return err
+	}
 	for _, b := range bufs {
-		for len(b) > 0 {
-			p := b[:min(len(b), writePiece)]
-			b = b[len(p):]
-			_ = t.nc.SetWriteDeadline(time.Now().Add(timeout))
-			if _, err := t.tc.Write(p); err != nil {
-				return err
+		if len(b.b) < coalesceMax {
+			if bp == nil {
+				bp = coalesceBufs.Get().(*[]byte)
 			}
+			if len(*bp)+len(b.b) > coalesceMax {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			*bp = append(*bp, b.b...)
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if err := t.writeOne(b.b, timeout); err != nil {
+			return err
+		}
+	}
+	return flush()
+}
+
+// writeOne writes b, at most writePiece bytes under one deadline.
+func (t *tlsTransport) writeOne(b []byte, timeout time.Duration) error {
+	for len(b) > 0 {
+		p := b[:min(len(b), writePiece)]
+		b = b[len(p):]
+		_ = t.nc.SetWriteDeadline(time.Now().Add(timeout))
+		if _, err := t.tc.Write(p); err != nil {
+			return err
 		}
 	}
 	return nil
