@@ -455,16 +455,76 @@ parts:
 		fail(err)
 	}
 	err = firstErr // all goroutines are done
-	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
-	defer acancel()
-	if _, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-		Bucket:   &s.cfg.Bucket,
-		Key:      &k,
-		UploadId: uploadID,
-	}); aerr != nil {
+	if aerr := s.abortUpload(ctx, k, uploadID); aerr != nil {
 		err = fmt.Errorf("%w (and aborting the upload failed, its parts stay until a lifecycle rule removes them: %v)", err, aerr)
 	}
 	return s.wrap(ctx, OpPut, key, err)
+}
+
+// abortUpload aborts a multipart upload, with a context of its own (a
+// caller who gave up still leaves no parts billed), and makes sure it is
+// gone. S3 documents that a part upload in progress during the abort may
+// still succeed, so that an upload may need aborting more than once to
+// free its storage: a part this Put cancelled can land on the server
+// after the abort (seen with versitygw, whose listing then showed the
+// upload again). So the upload is looked for after each abort and
+// aborted again, a few times, backing off. Listing uploads needs
+// s3:ListBucketMultipartUploads, which an agent's policy need not grant
+// (README): when the listing fails, the upload is aborted once more after
+// a pause, blind, and the Put does not fail for it.
+func (s *S3) abortUpload(ctx context.Context, k string, uploadID *string) error {
+	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), 3*s.cfg.RequestTimeout)
+	defer acancel()
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		_, err := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket:   &s.cfg.Bucket,
+			Key:      &k,
+			UploadId: uploadID,
+		})
+		var nsu *types.NoSuchUpload
+		if err != nil && !(attempt > 1 && errors.As(err, &nsu)) {
+			return err
+		}
+		// Give a part the Put cancelled a moment to land (or not)
+		// before looking: the failure path only, so the wait is rare.
+		select {
+		case <-time.After(backoff):
+		case <-actx.Done():
+			return nil
+		}
+		open, err := s.uploadOpen(actx, k, uploadID)
+		if err != nil {
+			if attempt == 1 {
+				continue // the blind second abort
+			}
+			return nil
+		}
+		if !open {
+			return nil
+		}
+		if attempt == 4 {
+			return fmt.Errorf("upload %s still listed after %d aborts", aws.ToString(uploadID), attempt)
+		}
+		backoff *= 2
+	}
+}
+
+// uploadOpen reports whether the multipart upload is still listed.
+func (s *S3) uploadOpen(ctx context.Context, k string, uploadID *string) (bool, error) {
+	out, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{
+		Bucket: &s.cfg.Bucket,
+		Prefix: &k,
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, u := range out.Uploads {
+		if aws.ToString(u.UploadId) == aws.ToString(uploadID) && aws.ToString(u.Key) == k {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // partSource yields an object's bytes as consecutive part bodies.
