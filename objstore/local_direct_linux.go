@@ -47,8 +47,7 @@ type localDirect struct {
 
 // writeObject writes data at the start of the empty file f.
 func (l *Local) writeObject(f *os.File, data []byte) error {
-	if len(data) < directMin || l.direct.off.Load() ||
-		uintptr(unsafe.Pointer(unsafe.SliceData(data)))%directAlign != 0 {
+	if len(data) < directMin || l.direct.off.Load() || uintptrOf(data)%directAlign != 0 {
 		mLocalBufferedWrites.Inc()
 		_, err := f.Write(data)
 		return err
@@ -93,7 +92,7 @@ func writeDirect(f *os.File, data []byte) error {
 		// Two blocks' worth, so that one aligned block fits whatever
 		// address the allocation gets.
 		buf := make([]byte, 2*directAlign)
-		skew := int(uintptr(unsafe.Pointer(unsafe.SliceData(buf))) % directAlign)
+		skew := int(uintptrOf(buf) % directAlign)
 		blk := buf[(directAlign-skew)%directAlign:][:directAlign]
 		copy(blk, data[body:])
 		if _, err := f.WriteAt(blk, int64(body)); err != nil {
@@ -131,6 +130,7 @@ func setDirect(f *os.File, on bool) error {
 	return ferr
 }
 
+// uintptrOf is the address of b's first byte.
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
 
 // disableDirect turns direct writes off (BenchmarkPutLocal's baseline).

@@ -209,8 +209,7 @@ func (s *Server) dispatch(c *conn, seq uint64, frame *frameBuf) (ok bool) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("BUG: handler panicked; closing the connection", "remote", c.remote,
-				"api", kmsg.NameForKey(hdr.key), "version", hdr.version, "panic", r, "stack", string(debug.Stack()))
+			logHandlerPanic(c, hdr.key, hdr.version, r)
 			ok = false
 		}
 	}()
@@ -226,13 +225,18 @@ func (rc *reqCtx) goAsync(f func()) {
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				rc.c.s.log.Error("BUG: handler panicked; closing the connection", "remote", rc.c.remote,
-					"api", kmsg.NameForKey(rc.key), "version", rc.version, "panic", r, "stack", string(debug.Stack()))
+				logHandlerPanic(rc.c, rc.key, rc.version, r)
 				rc.c.close()
 			}
 		}()
 		f()
 	}()
+}
+
+// logHandlerPanic logs a handler's panic, whose connection is closed.
+func logHandlerPanic(c *conn, key, version int16, r any) {
+	c.s.log.Error("BUG: handler panicked; closing the connection", "remote", c.remote,
+		"api", kmsg.NameForKey(key), "version", version, "panic", r, "stack", string(debug.Stack()))
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -31,6 +31,11 @@ var mFetchFramingGrew = metrics.NewCounter(`sluice_fetch_framing_grew_total`)
 // nearly idle partitions is not a long vector of tiny pieces.
 const inlineRecords = 16 << 10
 
+// ownPiece reports whether a partition's record set goes out as a piece
+// of its own (and is released when written) rather than copied into the
+// framing (and released once encoded).
+func ownPiece(records []byte) bool { return len(records) > inlineRecords }
+
 // respondFetch completes a fetch: encoded as a vector when it can be,
 // else by kmsg. Either way the partitions' record batches are given back:
 // those handed to the socket when they are written, the others (copied)
@@ -61,7 +66,7 @@ func releaseFetchRecords(resp *kmsg.FetchResponse, vec []outBuf) {
 		for pi := range ps {
 			rb := ps[pi].RecordBatches
 			ps[pi].RecordBatches = nil
-			if len(rb) > inlineRecords && vec != nil {
+			if ownPiece(rb) && vec != nil {
 				continue // a piece of vec, released when written
 			}
 			releaseFetchData(rb)
@@ -120,7 +125,7 @@ func encodeFetchVec(resp *kmsg.FetchResponse, corrID int32) ([]outBuf, bool) {
 		for pi := range t.Partitions {
 			p := &t.Partitions[pi]
 			size += 4 + 2 + 8 + 8 + 8 + 5 + 17*len(p.AbortedTransactions) + 4 + 5 + 1
-			if len(p.RecordBatches) > inlineRecords {
+			if ownPiece(p.RecordBatches) {
 				pieces += 2
 			} else {
 				size += len(p.RecordBatches)
@@ -144,7 +149,7 @@ func encodeFetchVec(resp *kmsg.FetchResponse, corrID int32) ([]outBuf, bool) {
 		t := &resp.Topics[ti]
 		if v <= 12 {
 			if flex {
-				b = appendUvarint(b, uint64(len(t.Topic))+1)
+				b = binary.AppendUvarint(b, uint64(len(t.Topic))+1)
 			} else {
 				b = binary.BigEndian.AppendUint16(b, uint16(len(t.Topic)))
 			}
@@ -187,11 +192,11 @@ func encodeFetchVec(resp *kmsg.FetchResponse, corrID int32) ([]outBuf, bool) {
 			case rb == nil:
 				b = binary.BigEndian.AppendUint32(b, 0xffffffff)
 			case flex:
-				b = appendUvarint(b, uint64(len(rb))+1)
+				b = binary.AppendUvarint(b, uint64(len(rb))+1)
 			default:
 				b = binary.BigEndian.AppendUint32(b, uint32(len(rb)))
 			}
-			if len(rb) > inlineRecords {
+			if ownPiece(rb) {
 				vec = append(vec, outBuf{b: b[cut:len(b):len(b)]}, outBuf{b: rb, release: true})
 				cut = len(b)
 			} else {
@@ -220,9 +225,7 @@ func encodeFetchVec(resp *kmsg.FetchResponse, corrID int32) ([]outBuf, bool) {
 // flexible versions, else int32.
 func appendLen(b []byte, n int, flex bool) []byte {
 	if flex {
-		return appendUvarint(b, uint64(n)+1)
+		return binary.AppendUvarint(b, uint64(n)+1)
 	}
 	return binary.BigEndian.AppendUint32(b, uint32(n))
 }
-
-func appendUvarint(b []byte, x uint64) []byte { return binary.AppendUvarint(b, x) }

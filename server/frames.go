@@ -132,8 +132,9 @@ func newResponse(sizeHint int) []byte {
 
 // newFetchData returns an empty buffer with room for want bytes, for the
 // record batches of one partition of a fetch response. The same pool as
-// the responses': the batches are copied into the encoded response, after
-// which releaseFetchData gives the buffer back.
+// the responses': a large record set is a piece of the written response
+// and goes back with it (releaseResponses); a small one, or one encoded
+// by kmsg, is copied and goes back once encoded (releaseFetchData).
 func newFetchData(want int) []byte {
 	if want < responsePoolMin {
 		return make([]byte, 0, want)
@@ -141,8 +142,8 @@ func newFetchData(want int) []byte {
 	return responses.Get(want)[:0]
 }
 
-// releaseFetchData gives back a partition's record batches once the
-// response holding them is encoded. Nothing else references them: they
+// releaseFetchData gives back a partition's record batches once they are
+// copied into the encoded response. Nothing else references them: they
 // are copies of cached bytes (copyEntries), never the cache's own.
 func releaseFetchData(b []byte) {
 	if cap(b) >= responsePoolMin {

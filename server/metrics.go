@@ -9,17 +9,14 @@ import (
 )
 
 var (
-	mConnsOpened = metrics.NewCounter(`sluice_kafka_connections_opened_total`)
-	mConnsClosed = metrics.NewCounter(`sluice_kafka_connections_closed_total`)
-	mBadConns    = metrics.NewCounter(`sluice_kafka_connections_rejected_total`)
-	// Request bytes read from the socket straight into their frame
-	// (server.go, readDirect), not through gnet's buffer.
-	mDirectReadBytes = metrics.NewCounter(`sluice_kafka_direct_read_bytes_total`)
-	mBadRequests     = metrics.NewCounter(`sluice_kafka_bad_requests_total`)
-	mProduceBytes    = metrics.NewCounter(`sluice_produce_bytes_total`)
-	mProduceBatches  = metrics.NewCounter(`sluice_produce_batches_total`)
-	mProduceErrors   = metrics.NewCounter(`sluice_produce_partition_errors_total`)
-	mFetchBytes      = metrics.NewCounter(`sluice_fetch_bytes_total`)
+	mConnsOpened    = metrics.NewCounter(`sluice_kafka_connections_opened_total`)
+	mConnsClosed    = metrics.NewCounter(`sluice_kafka_connections_closed_total`)
+	mBadConns       = metrics.NewCounter(`sluice_kafka_connections_rejected_total`)
+	mBadRequests    = metrics.NewCounter(`sluice_kafka_bad_requests_total`)
+	mProduceBytes   = metrics.NewCounter(`sluice_produce_bytes_total`)
+	mProduceBatches = metrics.NewCounter(`sluice_produce_batches_total`)
+	mProduceErrors  = metrics.NewCounter(`sluice_produce_partition_errors_total`)
+	mFetchBytes     = metrics.NewCounter(`sluice_fetch_bytes_total`)
 )
 
 // producesParked counts acks=1/all produce requests appended to the

@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 
@@ -595,6 +596,9 @@ func (s *Server) FlushResponses(ctx context.Context, max time.Duration) {
 // directReadMin: a frame with at least this much still to come is read
 // from the socket by readDirect rather than through gnet's buffer.
 const directReadMin = 64 << 10
+
+// mDirectReadBytes counts request bytes readDirect read.
+var mDirectReadBytes = metrics.NewCounter(`sluice_kafka_direct_read_bytes_total`)
 
 // readDirect reads from the connection's socket into b until b is full
 // or the socket has nothing more for now (EAGAIN; gnet's level-triggered
