@@ -21,13 +21,15 @@ const (
 )
 
 // The write queue goes to gnet when its outbound buffer holds at most
-// outboundLowWater bytes, at most writevMax bytes (or one piece) and
-// writevMaxPieces pieces a time (see flushLocked). writev(2) refuses more
-// than IOV_MAX (1024) vectors with EINVAL, which gnet would take for a
-// broken connection.
+// outboundLowWater bytes, at most writevMax bytes and writevMaxPieces
+// pieces a time (see flushLocked). What the socket does not take at once
+// gnet copies into its outbound buffer, so a hand-off is small: with 4
+// MiB hand-offs that copy was 44 % of the agent's CPU in a catch-up read
+// (BENCHMARKS.md). writev(2) refuses more than IOV_MAX (1024) vectors
+// with EINVAL, which gnet would take for a broken connection.
 const (
 	outboundLowWater = 256 << 10
-	writevMax        = 4 << 20
+	writevMax        = 256 << 10
 	writevMaxPieces  = 1024
 )
 
@@ -453,11 +455,25 @@ func (c *conn) flushLocked() {
 	if len(c.writeQ) == 0 || c.handoff > 0 || c.outbound > outboundLowWater || c.closed {
 		return
 	}
-	// At most writevMax bytes and writevMaxPieces pieces a time (at least
-	// one piece), so gnet's copy stays small when the socket is full.
+	// At most writevMax bytes and writevMaxPieces pieces a time, so
+	// gnet's copy stays small when the socket is full. A piece larger
+	// than writevMax (a partition's record batches, up to megabytes) goes
+	// in parts: its head now, the rest first in the queue.
+	if first := &c.writeQ[0]; len(first.b) > writevMax {
+		head := outBuf{b: first.b[:writevMax:writevMax]}
+		first.whole = first.wholeBuf()
+		first.b = first.b[writevMax:]
+		c.writeQBytes -= writevMax
+		c.handoff += writevMax
+		if err := c.tr.writev(c, []outBuf{head}, writevMax); err != nil {
+			c.handoff -= writevMax
+			c.closeLocked()
+		}
+		return
+	}
 	var n int64
 	i := 0
-	for i < len(c.writeQ) && i < writevMaxPieces && (i == 0 || n+int64(len(c.writeQ[i].b)) <= writevMax) {
+	for i < len(c.writeQ) && i < writevMaxPieces && n+int64(len(c.writeQ[i].b)) <= writevMax {
 		n += int64(len(c.writeQ[i].b))
 		i++
 	}
@@ -607,6 +623,17 @@ func (c *conn) busy() bool {
 type outBuf struct {
 	b       []byte
 	release bool
+	// whole is the buffer b was cut from when flushLocked split a large
+	// piece (b is then its tail); release gives back whole, not b.
+	whole []byte
+}
+
+// wholeBuf is the buffer a release of b gives back.
+func (b *outBuf) wholeBuf() []byte {
+	if b.whole != nil {
+		return b.whole
+	}
+	return b.b
 }
 
 // outLen is the bytes of a response's pieces.

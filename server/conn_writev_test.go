@@ -72,3 +72,48 @@ func TestGoAsyncPanicClosesConnection(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestWritevSplitsLargePieces: a piece over writevMax (a partition's
+// record batches) goes to the transport in parts of at most writevMax
+// bytes, in order with the pieces around it, and its buffer goes back to
+// the pool once, whole, when its last part is written: not before, since
+// the parts still to be written are slices of it.
+func TestWritevSplitsLargePieces(t *testing.T) {
+	s := &Server{cfg: Config{MaxConnUnsentBytes: 64 << 20}, fetchBudget: newByteBudget(64 << 20)}
+	tr := &recordingTransport{}
+	c := newConn(s, tr, nil)
+	big := responses.Get(writevMax*3 + 1000)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	want := append([]byte("head"), big...)
+	want = append(want, "tail"...)
+	c.nextSeq = 1
+	c.respond(0, []outBuf{{b: []byte("head")}, {b: big, release: true}, {b: []byte("tail")}})
+	var got []byte
+	for len(tr.calls) > 0 {
+		call := tr.calls[0]
+		tr.calls = tr.calls[1:]
+		if n := outLen(call); n > writevMax {
+			t.Fatalf("a hand-off of %d bytes (at most %d)", n, writevMax)
+		}
+		for _, b := range call {
+			got = append(got, b.b...)
+		}
+		if len(got) < len(want) {
+			// Parts of big are still queued: its buffer must not be back.
+			if b := responses.Get(cap(big)); &b[:1][0] == &big[:1][0] {
+				t.Fatalf("the buffer went back to the pool with %d bytes of it unwritten", len(want)-len(got))
+			} else {
+				responses.Put(b)
+			}
+		}
+		c.written(call, outLen(call), 0)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("wrote %d bytes, not the %d given in order", len(got), len(want))
+	}
+	if b := responses.Get(cap(big)); &b[:1][0] != &big[:1][0] {
+		t.Fatal("the split buffer did not go back to the pool whole")
+	}
+}

@@ -154,9 +154,9 @@ func releaseFetchData(b []byte) {
 // releaseResponses gives the written pieces of responses that are whole
 // buffers of their own back to their pool.
 func releaseResponses(bufs []outBuf) {
-	for _, b := range bufs {
-		if b.release && cap(b.b) >= responsePoolMin {
-			responses.Put(b.b)
+	for i := range bufs {
+		if w := bufs[i].wholeBuf(); bufs[i].release && cap(w) >= responsePoolMin {
+			responses.Put(w)
 		}
 	}
 }
