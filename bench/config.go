@@ -35,8 +35,14 @@ type Config struct {
 	// example cleanup.policy=compact).
 	TopicConfigs map[string]string `json:"topic_configs,omitempty"`
 	Duration     time.Duration     `json:"duration_ns"`
-	Producers    int               `json:"producers"`
-	Consumers    int               `json:"consumers"`
+	// Warmup is the start of the run left out of the latency figures and
+	// of the agent's figures (its metrics are scraped again when it
+	// ends): a client's first records wait for its connections, metadata
+	// and producer id, once per client and not again. Throughput counts
+	// the whole run.
+	Warmup    time.Duration `json:"warmup_ns,omitempty"`
+	Producers int           `json:"producers"`
+	Consumers int           `json:"consumers"`
 	// Acks is "all", "1" or "0". Only "all" keeps the idempotent producer
 	// (franz-go's default); the others disable it, as Kafka requires.
 	Acks        string        `json:"acks"`
@@ -128,6 +134,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--rate must be 0 (as fast as possible) or positive, got %d", c.Rate)
 	case c.Duration <= 0:
 		return fmt.Errorf("--duration must be positive, got %s", c.Duration)
+	case c.Warmup < 0 || c.Warmup >= c.Duration:
+		return fmt.Errorf("--warmup must be at least 0 and less than --duration (%s), got %s", c.Duration, c.Warmup)
 	case c.Producers < 1 || c.Producers > 1024:
 		return fmt.Errorf("--producers must be between 1 and 1024, got %d", c.Producers)
 	case c.Rate > 0 && c.Rate < c.Producers:

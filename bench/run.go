@@ -62,6 +62,12 @@ type runner struct {
 	consumed  atomic.Int64
 	consumedB atomic.Int64
 	consErrs  atomic.Int64
+	// countFrom (unix nanos) is the end of the warm-up: latencies of
+	// records sent before it are not recorded, and the agent's figures
+	// divide by winBytes, the bytes sent (produce) or received (consume)
+	// from it on.
+	countFrom int64
+	winBytes  atomic.Int64
 
 	prodLat *Recorder
 	e2eLat  *Recorder
@@ -167,6 +173,30 @@ func run(ctx context.Context, cfg Config, mode Mode) (*Result, error) {
 	r.start = time.Now()
 	res.Start = r.start
 	deadline := r.start.Add(cfg.Duration)
+	r.countFrom = r.start.Add(cfg.Warmup).UnixNano()
+	// After a warm-up the agent's figures start from a scrape taken when
+	// it ends (one failed is an error at the end, as the first would be).
+	var warmScrape chan error
+	if cfg.AgentMetrics != "" && cfg.Warmup > 0 {
+		warmScrape = make(chan error, 1)
+		go func() {
+			t := time.NewTimer(cfg.Warmup)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				warmScrape <- ctx.Err()
+				return
+			}
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			m, err := scrape(sctx, cfg.AgentMetrics)
+			if err == nil {
+				before = m
+			}
+			warmScrape <- err
+		}()
+	}
 
 	// The sampler: one interval a second, plus a last partial one.
 	samplerStop := make(chan struct{})
@@ -273,6 +303,11 @@ func run(ctx context.Context, cfg Config, mode Mode) (*Result, error) {
 	}
 
 	if cfg.AgentMetrics != "" {
+		if warmScrape != nil {
+			if err := <-warmScrape; err != nil {
+				return res, fmt.Errorf("scraping --agent-metrics at the end of --warmup: %w", err)
+			}
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		after, err := scrape(sctx, cfg.AgentMetrics)
 		cancel()
@@ -284,6 +319,9 @@ func run(ctx context.Context, cfg Config, mode Mode) (*Result, error) {
 			bytes = res.Produce.Bytes
 		} else {
 			basis, bytes = "consumed", res.Consume.Bytes
+		}
+		if cfg.Warmup > 0 {
+			bytes = r.winBytes.Load()
 		}
 		res.Agent = agentFigures(before, after, cfg.AgentMetrics, basis, bytes)
 	}
@@ -320,7 +358,10 @@ func (r *runner) produce(ctx context.Context, cl *kgo.Client, rate float64, dead
 		switch {
 		case err == nil:
 			sentAt := int64(binary.BigEndian.Uint64(rec.Value))
-			r.prodLat.Record(time.Duration(time.Now().UnixNano() - sentAt))
+			if sentAt >= r.countFrom {
+				r.prodLat.Record(time.Duration(time.Now().UnixNano() - sentAt))
+				r.winBytes.Add(int64(len(rec.Value)))
+			}
 			r.acked.Add(1)
 			r.ackedB.Add(int64(len(rec.Value)))
 		case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed)):
@@ -380,7 +421,7 @@ func (r *runner) produce(ctx context.Context, cl *kgo.Client, rate float64, dead
 // consume polls one client until ctx ends. One clock reading per fetch:
 // every record in it arrived at that moment.
 func (r *runner) consume(ctx context.Context, cl *kgo.Client, last *atomic.Int64) {
-	startNs := r.start.UnixNano()
+	startNs, countFrom := r.start.UnixNano(), r.countFrom
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -401,14 +442,18 @@ func (r *runner) consume(ctx context.Context, cl *kgo.Client, last *atomic.Int64
 			if len(rec.Value) < minRecordSize {
 				return
 			}
-			// Only records produced during this run: older ones (a
-			// consume run from the earliest offset) would read as hours.
-			if ts := int64(binary.BigEndian.Uint64(rec.Value)); ts >= startNs && ts <= now {
+			// Only records produced during this run, after its warm-up:
+			// older ones (a consume run from the earliest offset) would
+			// read as hours.
+			if ts := int64(binary.BigEndian.Uint64(rec.Value)); ts >= max(startNs, countFrom) && ts <= now {
 				r.e2eLat.Record(time.Duration(now - ts))
 			}
 		})
 		if n > 0 {
 			r.consumedB.Add(b)
+			if r.mode == ModeConsume && now >= countFrom {
+				r.winBytes.Add(b)
+			}
 			r.consumed.Add(n)
 			last.Store(now)
 		}

@@ -185,6 +185,36 @@ func TestRunProduceAndE2E(t *testing.T) {
 		checkReports(t, res)
 	})
 
+	// A warm-up leaves the first part of the run out of the latency and
+	// agent figures, not out of throughput.
+	t.Run("warmup", func(t *testing.T) {
+		cfg := bench.Config{
+			Brokers: []string{addr}, Topic: "bench-warmup", Partitions: 4, RecordSize: 512,
+			Rate: 2000, Duration: 2 * time.Second, Warmup: time.Second, AgentMetrics: metricsURL,
+		}
+		res, err := bench.RunProduce(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSide(t, "produce", res.Produce)
+		p, a := res.Produce, res.Agent
+		// About half the records were sent in the warm-up.
+		if c := int64(p.Latency.Count); c < p.Records/4 || c > p.Records*3/4 {
+			t.Fatalf("latency counted %d of %d records, want about half", c, p.Records)
+		}
+		if a == nil || len(a.Missing) != 0 || a.CPUSeconds <= 0 {
+			t.Fatalf("agent figures: %+v", a)
+		}
+		if got, want := a.GiB*(1<<30), float64(p.Latency.Count*512); got != want {
+			t.Fatalf("agent figures divide by %.0f bytes, want the %.0f sent after the warm-up", got, want)
+		}
+		bad := cfg
+		bad.Warmup = cfg.Duration
+		if _, err := bench.RunProduce(ctx, bad); err == nil || !strings.Contains(err.Error(), "--warmup") {
+			t.Fatalf("a warm-up as long as the run: %v, want an error naming --warmup", err)
+		}
+	})
+
 	t.Run("keyed", func(t *testing.T) {
 		cfg := bench.Config{
 			Brokers: []string{addr}, Topic: "bench-keyed", Partitions: 2, RecordSize: 64,

@@ -86,7 +86,8 @@ func (c *config) confluentRun(ctx context.Context, addr, topic string, rate int)
 	ctx, cancel := context.WithTimeout(ctx, c.duration+3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.python, c.confluentScript, addr, topic, strconv.Itoa(rate),
-		strconv.FormatFloat(c.duration.Seconds(), 'f', -1, 64), strconv.Itoa(c.recordSize))
+		strconv.FormatFloat(c.duration.Seconds(), 'f', -1, 64), strconv.Itoa(c.recordSize),
+		strconv.FormatFloat(c.warmup.Seconds(), 'f', -1, 64))
 	stderr := &tailBuffer{max: 8 << 10}
 	cmd.Stderr = stderr
 	raw, err := cmd.Output()
@@ -130,11 +131,15 @@ func (c *config) saramaRun(ctx context.Context, addr, topic string, rate int) (l
 		wg       sync.WaitGroup
 	)
 	wg.Add(2)
+	start := time.Now()
+	countFrom := start.Add(c.warmup) // records sent before: start-up, not counted
 	go func() {
 		defer wg.Done()
 		for m := range p.Successes() {
-			h.RecordDuration(time.Since(m.Metadata.(time.Time)))
-			n++
+			if sentAt := m.Metadata.(time.Time); !sentAt.Before(countFrom) {
+				h.RecordDuration(time.Since(sentAt))
+				n++
+			}
 		}
 	}()
 	go func() {
@@ -146,7 +151,6 @@ func (c *config) saramaRun(ctx context.Context, addr, topic string, rate int) (l
 		}
 	}()
 	value := sarama.ByteEncoder(bytes.Repeat([]byte{'x'}, c.recordSize))
-	start := time.Now()
 	deadline := start.Add(c.duration)
 	var sent int64
 	for now := start; now.Before(deadline) && ctx.Err() == nil; now = time.Now() {

@@ -70,11 +70,21 @@ type config struct {
 	partitions int
 	flush      time.Duration
 	cacheBytes int64
-	quick      bool
-	verbose    bool
-	out        string // BENCHMARKS.md, or empty
-	results    string // directory for the JSON, or empty
-	note       string // a sentence under the table's header
+	// warmup is left out of each latency load's figures (`sluice bench
+	// --warmup`, and the same for the confluent and sarama loads): a
+	// client's first records wait for its connections, metadata and
+	// producer id, once, on every broker.
+	warmup time.Duration
+	// steadyCache is the playground's --cache-bytes for the peak load
+	// with the cache full, and steadyFill the part of that load left
+	// out of its figures while the cache fills.
+	steadyCache int64
+	steadyFill  time.Duration
+	quick       bool
+	verbose     bool
+	out         string // BENCHMARKS.md, or empty
+	results     string // directory for the JSON, or empty
+	note        string // a sentence under the table's header
 
 	progress io.Writer
 	began    time.Time
@@ -91,6 +101,9 @@ func main() {
 	flag.IntVar(&c.rounds, "rounds", 2, "rounds; each runs every broker once, in turn")
 	flag.IntVar(&c.lightRate, "light-rate", 5000, "records/s of the light load")
 	flag.DurationVar(&c.flush, "flush-interval", 250*time.Millisecond, "the playground's --flush-interval")
+	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "the start of each latency load left out of its figures (client start-up)")
+	flag.Int64Var(&c.steadyCache, "steady-cache-bytes", 256<<20, "Sluice's --cache-bytes for the peak load with the cache full")
+	flag.DurationVar(&c.steadyFill, "steady-fill", 5*time.Second, "the start of that load, left out while the cache fills")
 	flag.Int64Var(&c.cacheBytes, "cache-bytes", 2<<30, "the playground's --cache-bytes: large enough to hold the half load's topic, so that the catch-up read is served from the cache")
 	flag.BoolVar(&c.quick, "quick", os.Getenv("COMPARE_QUICK") != "", "tiny durations, one round: checks the harness, measures nothing (default from COMPARE_QUICK)")
 	flag.BoolVar(&c.verbose, "v", false, "also print each load's per-second lines")
@@ -126,6 +139,8 @@ func (c *config) quickSettings() {
 	c.rounds = 1
 	c.lightRate = 500
 	c.catchupFor = 4 * time.Second
+	c.warmup = 250 * time.Millisecond
+	c.steadyFill = 500 * time.Millisecond
 }
 
 func (c *config) logf(format string, args ...any) {
@@ -164,11 +179,13 @@ func (c *config) run(ctx context.Context) (*Results, error) {
 		GoVersion: runtime.Version(), Commit: gitCommit(),
 		Settings: Settings{Quick: c.quick, Rounds: c.rounds, PhaseSeconds: c.duration.Seconds(), IdleSeconds: c.idle.Seconds(),
 			RecordSize: c.recordSize, Partitions: c.partitions, LightRate: c.lightRate,
-			FlushInterval: c.flush.String(), CacheBytes: c.cacheBytes},
+			FlushInterval: c.flush.String(), CacheBytes: c.cacheBytes,
+			WarmupSeconds: c.warmup.Seconds(), SteadyCacheBytes: c.steadyCache, SteadyFillSeconds: c.steadyFill.Seconds()},
 	}
 	kinds := brokerKinds()
-	// Per round: Sluice 7 loads, each kfake 5, plus start-up and drains.
-	est := time.Duration(c.rounds)*(17*c.duration+30*time.Second) + c.idle + 10*time.Second
+	// Per round: Sluice 8 loads (one with its cache filling first), each
+	// kfake 5, plus start-up and drains.
+	est := time.Duration(c.rounds)*(18*c.duration+c.steadyFill+35*time.Second) + c.idle + 10*time.Second
 	c.logf("compare: %d rounds × 3 brokers, %v loads; about %v in all", c.rounds, c.duration, est.Round(time.Minute/2))
 
 	loop := time.Second
@@ -336,7 +353,7 @@ func (c *config) round(ctx context.Context, tag string, k brokerKind, halfRate *
 
 	// 1. Light load.
 	c.logf("%s: produce at %d rec/s (franz-go)", tag, c.lightRate)
-	light, err := c.benchRun(ctx, "produce", b.bootstrap, "light", "--rate", fmt.Sprint(c.lightRate))
+	light, err := c.benchRun(ctx, "produce", b.bootstrap, "light", "--rate", fmt.Sprint(c.lightRate), "--warmup", c.warmup.String())
 	if err != nil {
 		return fail(err)
 	}
@@ -377,6 +394,11 @@ func (c *config) round(ctx context.Context, tag string, k brokerKind, halfRate *
 		*halfRate = math.Round(f.PeakRecordsPS / 2)
 	}
 	c.logf("%s:   %.1f MiB/s, %.2f CPU-s/GiB", tag, f.PeakMiBPS, f.PeakCPUPerGiB)
+	if k.sluice {
+		if err := c.steadyPeak(ctx, tag, k, &f); err != nil {
+			return fail(err)
+		}
+	}
 	if *halfRate < 1 {
 		return fail(fmt.Errorf("no half-of-peak rate: Sluice's peak was %.0f records/s", f.PeakRecordsPS))
 	}
@@ -387,7 +409,7 @@ func (c *config) round(ctx context.Context, tag string, k brokerKind, halfRate *
 	c.logf("%s: produce at %s rec/s (half of Sluice's peak)", tag, rate)
 	var half *bench.Result
 	dHalf, err := b.measure(ctx, func() (err error) {
-		half, err = c.benchRun(ctx, "produce", b.bootstrap, "half", "--rate", rate)
+		half, err = c.benchRun(ctx, "produce", b.bootstrap, "half", "--rate", rate, "--warmup", c.warmup.String())
 		return err
 	})
 	if err != nil {
@@ -420,7 +442,7 @@ func (c *config) round(ctx context.Context, tag string, k brokerKind, halfRate *
 	c.logf("%s: produce at %s rec/s with a consumer at the head", tag, rate)
 	var e2e *bench.Result
 	d, err = b.measure(ctx, func() (err error) {
-		e2e, err = c.benchRun(ctx, "e2e", b.bootstrap, "tail", "--rate", rate)
+		e2e, err = c.benchRun(ctx, "e2e", b.bootstrap, "tail", "--rate", rate, "--warmup", c.warmup.String())
 		return err
 	})
 	if err != nil {
@@ -485,4 +507,38 @@ func loopbackMiBPS(d time.Duration) float64 {
 	c.Close()
 	n := <-got
 	return float64(n) / (1 << 20) / time.Since(start).Seconds()
+}
+
+// steadyPeak measures Sluice's peak with its block cache full: a
+// playground of its own with --cache-bytes c.steadyCache, produced to at
+// full speed for c.steadyFill (not counted: the cache fills, from memory
+// the process touches for the first time) and c.duration more. The peak
+// load above fills a 2 GiB cache from cold memory throughout, which on
+// this VM costs more than the rest of the produce path (BENCHMARKS.md);
+// an agent spends its life with its cache full.
+func (c *config) steadyPeak(ctx context.Context, tag string, k brokerKind, f *Figures) error {
+	cc := *c
+	cc.cacheBytes = c.steadyCache
+	b, err := startBroker(&cc, k)
+	if err != nil {
+		return err
+	}
+	defer b.stop()
+	if err := createTopics(ctx, b.bootstrap, int32(c.partitions), "steady"); err != nil {
+		return err
+	}
+	c.logf("%s: produce at full speed, cache full (--cache-bytes %d, first %v not counted)", tag, c.steadyCache, c.steadyFill)
+	res, err := c.benchRunFor(ctx, c.steadyFill+c.duration, "produce", b.bootstrap, "steady", "--rate", "0",
+		"--warmup", c.steadyFill.String(), "--agent-metrics", b.metrics)
+	if err != nil {
+		return fmt.Errorf("%w\nbroker's last output:\n%s", err, b.stderr.String())
+	}
+	a := res.Agent
+	if a == nil || a.GiB == 0 || len(a.Missing) > 0 {
+		return fmt.Errorf("the cache-full peak load has no agent figures: %+v", a)
+	}
+	f.SteadyMiBPS = ptr(a.GiB * 1024 / c.duration.Seconds())
+	f.SteadyCPUPerGiB = ptr(a.CPUPerGiB)
+	c.logf("%s:   %.1f MiB/s, %.2f CPU-s/GiB", tag, *f.SteadyMiBPS, *f.SteadyCPUPerGiB)
+	return nil
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Produce latency of librdkafka (confluent-kafka-python) at a fixed rate.
 
-Usage: confluent_latency.py BOOTSTRAP TOPIC RATE SECONDS RECORD_SIZE
+Usage: confluent_latency.py BOOTSTRAP TOPIC RATE SECONDS RECORD_SIZE [WARMUP]
+
+WARMUP (seconds, default 0) is the start of the run whose records are not
+counted: the client's start-up (connections, metadata, producer id).
 
 The client keeps its defaults except enable.idempotence=true (so acks=all
 and five requests in flight per broker) and linger.ms=5, as issue 13's
@@ -25,6 +28,7 @@ from confluent_kafka import Producer
 def main():
     boot, topic = sys.argv[1], sys.argv[2]
     rate, seconds, size = int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+    warmup = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0
     lat = []
     errors = [0, ""]
 
@@ -35,12 +39,15 @@ def main():
                 errors[1] = str(err)
             return
         l = msg.latency()
-        if l is not None:  # None: librdkafka did not time it (never seen)
+        # None: librdkafka did not time it (never seen). A record is
+        # counted when it was produced after the warm-up.
+        if l is not None and time.monotonic() - l >= counted_from[0]:
             lat.append(l)
 
     p = Producer({"bootstrap.servers": boot, "enable.idempotence": True, "linger.ms": 5})
     value = b"x" * size
     start = time.monotonic()
+    counted_from = [start + warmup]
     sent = 0
     while True:
         now = time.monotonic()

@@ -46,6 +46,7 @@ func runBench(args []string) error {
 	brokers := fs.String("brokers", strings.Join(d.Brokers, ","), "Kafka bootstrap addresses, comma-separated")
 	topic := fs.String("topic", d.Topic, "topic to use")
 	duration := fs.Duration("duration", d.Duration, "how long to produce (produce, e2e) or consume (consume)")
+	warmup := fs.Duration("warmup", 0, "leave the run's first part out of the latency and --agent-metrics figures (connections, metadata and producer ids are set up once per client); throughput counts the whole --duration")
 	jsonOut := fs.Bool("json", false, "print one JSON line on stdout instead of the summary table")
 	htmlOut := fs.String("html", "", "also write a self-contained HTML report with charts to this file")
 	useTLS := fs.Bool("tls", false, "dial the brokers over TLS, verified against the system's CA certificates (or --tls-ca)")
@@ -96,7 +97,7 @@ func runBench(args []string) error {
 	}
 
 	cfg := bench.Config{
-		Topic: *topic, Duration: *duration, AgentMetrics: *agentMetrics, Progress: os.Stderr,
+		Topic: *topic, Duration: *duration, Warmup: *warmup, AgentMetrics: *agentMetrics, Progress: os.Stderr,
 		TLS: *useTLS, TLSCA: *tlsCA,
 	}
 	for _, b := range strings.Split(*brokers, ",") {
