@@ -421,7 +421,7 @@ func (r *runner) produce(ctx context.Context, cl *kgo.Client, rate float64, dead
 // consume polls one client until ctx ends. One clock reading per fetch:
 // every record in it arrived at that moment.
 func (r *runner) consume(ctx context.Context, cl *kgo.Client, last *atomic.Int64) {
-	startNs, countFrom := r.start.UnixNano(), r.countFrom
+	countFrom := r.countFrom // the run's start without a warm-up
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -445,7 +445,7 @@ func (r *runner) consume(ctx context.Context, cl *kgo.Client, last *atomic.Int64
 			// Only records produced during this run, after its warm-up:
 			// older ones (a consume run from the earliest offset) would
 			// read as hours.
-			if ts := int64(binary.BigEndian.Uint64(rec.Value)); ts >= max(startNs, countFrom) && ts <= now {
+			if ts := int64(binary.BigEndian.Uint64(rec.Value)); ts >= countFrom && ts <= now {
 				r.e2eLat.Record(time.Duration(now - ts))
 			}
 		})

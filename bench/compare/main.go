@@ -513,9 +513,10 @@ func loopbackMiBPS(d time.Duration) float64 {
 // playground of its own with --cache-bytes c.steadyCache, produced to at
 // full speed for c.steadyFill (not counted: the cache fills, from memory
 // the process touches for the first time) and c.duration more. The peak
-// load above fills a 2 GiB cache from cold memory throughout, which on
-// this VM costs more than the rest of the produce path (BENCHMARKS.md);
-// an agent spends its life with its cache full.
+// load above fills the playground's cache (--cache-bytes) from cold
+// memory throughout, which on this VM costs more than the rest of the
+// produce path (BENCHMARKS.md); an agent spends its life with its cache
+// full.
 func (c *config) steadyPeak(ctx context.Context, tag string, k brokerKind, f *Figures) error {
 	cc := *c
 	cc.cacheBytes = c.steadyCache
