@@ -68,7 +68,17 @@ var (
 	readAheadBlocks  = metrics.NewCounter("sluice_cache_readahead_blocks_total")
 	readAheadSkipped = metrics.NewCounter("sluice_cache_readahead_skipped_total")
 	_                = metrics.NewGauge("sluice_cache_bytes", func() float64 { return float64(live.bytes()) })
+	// Blocks leaving the window for the frequency-admitted part of the
+	// cache (window.go): refused by its admission policy (TinyLFU judged
+	// them less used than what they would evict), or dropped before it
+	// looked (its set buffer was full). Either is a block the cache no
+	// longer holds; a read of it is a GET.
+	_ = metrics.NewGauge("sluice_cache_admission_rejected_total", func() float64 { return float64(live.sum(rejected)) })
+	_ = metrics.NewGauge("sluice_cache_admission_dropped_total", func() float64 { return float64(live.sum(dropped)) })
 )
+
+func rejected(c *BlockCache) uint64 { return c.cache.Metrics.SetsRejected() }
+func dropped(c *BlockCache) uint64  { return c.cache.Metrics.SetsDropped() }
 
 // live holds the open caches, so that the package-level sluice_cache_bytes
 // gauge can sum them.
@@ -77,6 +87,18 @@ var live = liveCaches{m: make(map[*BlockCache]struct{})}
 type liveCaches struct {
 	mu sync.Mutex
 	m  map[*BlockCache]struct{} // guarded by mu
+}
+
+// sum adds f over the open caches. A closed cache's counts leave the
+// sum (tests open and close many; an agent has one cache for its life).
+func (l *liveCaches) sum(f func(*BlockCache) uint64) uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n uint64
+	for c := range l.m {
+		n += f(c)
+	}
+	return n
 }
 
 func (l *liveCaches) bytes() int64 {
