@@ -20,6 +20,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// compactionOff is the playground's --compaction-interval in compare:
+// longer than any run.
+const compactionOff = 24 * time.Hour
+
 // brokerKind is one of the brokers compare measures.
 type brokerKind struct {
 	key    string // JSON key: sluice, kfake_durable, kfake_memory
@@ -34,7 +38,13 @@ func brokerKinds() []brokerKind {
 		{key: "sluice", name: "Sluice playground", sluice: true, args: func(c *config, dir string) (string, []string) {
 			return c.sluice, []string{"playground", "--data-dir", dir, "--kafka-addr", "127.0.0.1:0",
 				"--http-addr", "127.0.0.1:0", "--log-level", "warn",
-				"--flush-interval", c.flush.String(), "--cache-bytes", strconv.FormatInt(c.cacheBytes, 10)}
+				"--flush-interval", c.flush.String(), "--cache-bytes", strconv.FormatInt(c.cacheBytes, 10),
+				// No compaction during the loads: once a minute it would
+				// read and rewrite what the earlier loads wrote (2.8 GB in
+				// one 10 s window), at whichever load's moment it falls,
+				// and its GETs and CPU would count as that load's.
+				// Compaction's own cost is `make bench-compaction`'s.
+				"--compaction-interval", compactionOff.String()}
 		}},
 		{key: "kfake_durable", name: "kfake durable (fsync)", args: func(c *config, dir string) (string, []string) {
 			return c.kfake, []string{"--data-dir", dir, "--sync", "--http-addr", "127.0.0.1:0"}
