@@ -170,14 +170,28 @@ func testIdentitiesInFlight(t *testing.T, n int, sharePort bool) {
 			release()
 		}
 	}()
-	produce(parts, records)
-
 	// With uploads held nothing is answered: the produce requests parked
 	// at the agent are the requests the client has in flight at once.
 	want := int64(5)
 	if n > 1 {
 		want = 6
 	}
+	// One record per partition at a time, until the client has want
+	// requests parked (or can send no more): produced all at once, the
+	// records can all be buffered before the client sends its first
+	// request, and then go in one request per broker (CI saw 1 parked
+	// under load). A round waits for a new request to park, or 2 s when
+	// the client is at its limit.
+	produced := parts
+	for produced+parts <= records && parked() < want {
+		before := parked()
+		produce(produced, produced+parts)
+		produced += parts
+		for wait := time.Now(); parked() <= before && time.Since(wait) < 2*time.Second; {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	produce(produced, records)
 	for parked() < want {
 		if ctx.Err() != nil {
 			t.Fatalf("%d produce requests in flight at the agent, want at least %d", parked(), want)
