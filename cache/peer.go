@@ -73,6 +73,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/pierrec/lz4/v4"
+
+	"sluice.dev/internal/uninit"
 )
 
 const (
@@ -325,7 +327,8 @@ func readBody(body io.Reader, contentLength int64, enc string, want int64) ([]by
 	if contentLength < 0 || contentLength > limit || (enc == encRaw && contentLength != want) {
 		return nil, fmt.Errorf("body of %d bytes cannot carry %d bytes as %s", contentLength, want, enc)
 	}
-	buf := make([]byte, contentLength)
+	// Not cleared (internal/uninit): ReadFull fills it or it is dropped.
+	buf := uninit.Bytes(int(contentLength))[:contentLength]
 	if _, err := io.ReadFull(body, buf); err != nil {
 		return nil, err
 	}

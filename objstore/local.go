@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"sluice.dev/internal/uninit"
 )
 
 // ErrInvalidKey is returned (wrapped) by Local for a key it cannot map
@@ -319,12 +321,13 @@ func (l *Local) GetRange(ctx context.Context, key string, off, length int64) ([]
 	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, n)
 	if n == 0 {
-		return buf, nil
+		return []byte{}, nil
 	}
 	// ReadAt returns a non-nil error whenever it reads less than asked,
-	// so a nil error means exactly n bytes.
+	// so a nil error means exactly n bytes: buf is not cleared first
+	// (internal/uninit), and is dropped on any error.
+	buf := uninit.Bytes(int(n))[:n]
 	if _, err := f.ReadAt(buf, off); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF

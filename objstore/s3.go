@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"sluice.dev/internal/uninit"
 )
 
 // Defaults of S3Config. Each says why.
@@ -672,7 +674,8 @@ func (s *S3) get(ctx context.Context, k string, rng *string, want int64) ([]byte
 		}
 		return nil, fmt.Errorf("objstore: s3: asked for %d bytes, response has %d (Content-Range %q)", want, n, aws.ToString(out.ContentRange))
 	}
-	b := make([]byte, n)
+	// Not cleared (internal/uninit): ReadFull fills it or it is dropped.
+	b := uninit.Bytes(int(n))[:n]
 	if _, err := io.ReadFull(out.Body, b); err != nil {
 		return nil, fmt.Errorf("%w: %w", errShortBody, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"sluice.dev/internal/uninit"
 )
 
 // errSizeMismatch is wrapped by every error of a PutReader whose reader
@@ -17,7 +19,8 @@ func readSized(r io.Reader, size int64) ([]byte, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("negative size %d", size)
 	}
-	buf := make([]byte, size)
+	// Not cleared (internal/uninit): ReadFull fills it or it is dropped.
+	buf := uninit.Bytes(int(size))[:size]
 	if n, err := io.ReadFull(r, buf); err != nil {
 		return nil, shortRead(int64(n), err)
 	}
