@@ -20,6 +20,7 @@ package s3test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -36,6 +37,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"sluice.dev/internal/tlstest"
 )
 
 // Version is the versitygw release CI installs and these tests were
@@ -56,8 +59,15 @@ const startTimeout = 30 * time.Second
 
 // Server is one running versitygw.
 type Server struct {
-	// Endpoint is the gateway's base URL, http://127.0.0.1:PORT.
+	// Endpoint is the gateway's base URL, http://127.0.0.1:PORT
+	// (https:// from StartTLS).
 	Endpoint string
+	// CAFile is the PEM file of the CA that signed the gateway's
+	// certificate (StartTLS; empty for plain HTTP): AWS_CA_BUNDLE for a
+	// client that should trust it.
+	CAFile string
+	// tls is the client configuration that trusts CAFile (StartTLS).
+	tls *tls.Config
 	// Region, AccessKey and SecretKey are what clients sign with.
 	Region, AccessKey, SecretKey string
 	// Bucket is an empty bucket Start created.
@@ -105,11 +115,28 @@ var goPath = sync.OnceValue(func() string {
 // and stops the gateway when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	return startBinary(t, binary())
+	return startBinary(t, binary(), nil)
+}
+
+// StartTLS is Start with the gateway serving HTTPS, with a certificate
+// for 127.0.0.1 from a fresh test CA (Server.CAFile): what production S3
+// looks like to the client, TLS and the SDK's unsigned streaming payload
+// included (over plain HTTP the SDK hashes every body with SHA-256).
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "s3test CA")
+	return startBinary(t, binary(), &gatewayTLS{ca: ca, leaf: ca.Server(t, dir, "versitygw")})
+}
+
+// gatewayTLS is StartTLS's certificate.
+type gatewayTLS struct {
+	ca   *tlstest.CA
+	leaf *tlstest.Leaf
 }
 
 // startBinary is Start with the binary found; "" means not installed.
-func startBinary(t testing.TB, bin string) *Server {
+func startBinary(t testing.TB, bin string, gt *gatewayTLS) *Server {
 	t.Helper()
 	if bin == "" {
 		msg := "versitygw not found on PATH or in $(go env GOPATH)/bin; install it: go install github.com/versity/versitygw/cmd/versitygw@" + Version
@@ -123,7 +150,7 @@ func startBinary(t testing.TB, bin string) *Server {
 	// before versitygw binds it; then versitygw exits and we try another.
 	var lastErr error
 	for range 3 {
-		s, err := start(t, bin, dir)
+		s, err := start(t, bin, dir, gt)
 		if err == nil {
 			s.Bucket = "sluice-test"
 			s.CreateBucket(t, s.Bucket)
@@ -135,16 +162,22 @@ func startBinary(t testing.TB, bin string) *Server {
 	return nil
 }
 
-func start(t testing.TB, bin, dir string) (*Server, error) {
+func start(t testing.TB, bin, dir string, gt *gatewayTLS) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", port)
-	cmd := exec.Command(bin,
-		"--access", AccessKey, "--secret", SecretKey, "--region", Region,
-		"--port", addr, "--quiet",
-		"posix", dir)
+	args := []string{"--access", AccessKey, "--secret", SecretKey, "--region", Region,
+		"--port", addr, "--quiet"}
+	scheme := "http://"
+	var tc *tls.Config
+	if gt != nil {
+		args = append(args, "--cert", gt.leaf.CertFile, "--key", gt.leaf.KeyFile)
+		scheme = "https://"
+		tc = &tls.Config{RootCAs: gt.ca.Pool(), MinVersion: tls.VersionTLS12}
+	}
+	cmd := exec.Command(bin, append(args, "posix", dir)...)
 	// The gateway's own environment could point it at an IAM service or
 	// other root keys (VGW_*, ROOT_*); give it a minimal one.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
@@ -171,9 +204,12 @@ func start(t testing.TB, bin, dir string) (*Server, error) {
 		}
 	}
 
-	s := &Server{Endpoint: "http://" + addr, Region: Region, AccessKey: AccessKey, SecretKey: SecretKey, Dir: dir}
+	s := &Server{Endpoint: scheme + addr, Region: Region, AccessKey: AccessKey, SecretKey: SecretKey, Dir: dir, tls: tc}
+	if gt != nil {
+		s.CAFile = gt.ca.File
+	}
 	deadline := time.Now().Add(startTimeout)
-	hc := &http.Client{Timeout: time.Second}
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 	for {
 		select {
 		case <-exited:
@@ -222,12 +258,16 @@ func (s *Server) Credentials() aws.CredentialsProvider {
 // Client returns an SDK client for the gateway, for setup and for checks
 // behind the back of the code under test.
 func (s *Server) Client() *s3.Client {
-	return s3.New(s3.Options{
+	o := s3.Options{
 		Region:       s.Region,
 		BaseEndpoint: aws.String(s.Endpoint),
 		UsePathStyle: true,
 		Credentials:  s.Credentials(),
-	})
+	}
+	if s.tls != nil {
+		o.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: s.tls}}
+	}
+	return s3.New(o)
 }
 
 // CreateBucket creates an empty bucket named name.

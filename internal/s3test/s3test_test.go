@@ -95,7 +95,7 @@ func TestMissingBinary(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			startBinary(r, "")
+			startBinary(r, "", nil)
 		}()
 		<-done
 		if ci == "true" {
