@@ -66,8 +66,9 @@ type Server struct {
 	// certificate (StartTLS; empty for plain HTTP): AWS_CA_BUNDLE for a
 	// client that should trust it.
 	CAFile string
-	// tls is the client configuration that trusts CAFile (StartTLS).
-	tls *tls.Config
+	// hc is an HTTP client that trusts CAFile (StartTLS; nil for plain
+	// HTTP, where the SDK's default client serves).
+	hc *http.Client
 	// Region, AccessKey and SecretKey are what clients sign with.
 	Region, AccessKey, SecretKey string
 	// Bucket is an empty bucket Start created.
@@ -204,9 +205,10 @@ func start(t testing.TB, bin, dir string, gt *gatewayTLS) (*Server, error) {
 		}
 	}
 
-	s := &Server{Endpoint: scheme + addr, Region: Region, AccessKey: AccessKey, SecretKey: SecretKey, Dir: dir, tls: tc}
+	s := &Server{Endpoint: scheme + addr, Region: Region, AccessKey: AccessKey, SecretKey: SecretKey, Dir: dir}
 	if gt != nil {
 		s.CAFile = gt.ca.File
+		s.hc = &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
 	}
 	deadline := time.Now().Add(startTimeout)
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
@@ -264,8 +266,8 @@ func (s *Server) Client() *s3.Client {
 		UsePathStyle: true,
 		Credentials:  s.Credentials(),
 	}
-	if s.tls != nil {
-		o.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: s.tls}}
+	if s.hc != nil {
+		o.HTTPClient = s.hc
 	}
 	return s3.New(o)
 }
