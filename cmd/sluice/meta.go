@@ -54,7 +54,7 @@ func runMeta(args []string) error {
 	agentTTL := fs.Duration("agent-ttl", 10*time.Second, "how long a registered agent stays live without a heartbeat")
 	limits := addMetaLimitFlags(fs)
 	var gf groupFlags
-	gf.register(fs)
+	gf.register(fs, 3*time.Second)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	consoleEvery := registerConsoleFlags(fs) // console (issue 16)
 	if err := fs.Parse(args); err != nil {

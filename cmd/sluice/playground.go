@@ -37,7 +37,7 @@ func runPlayground(args []string) error {
 	var af agentFlags
 	af.register(fs)
 	var gf groupFlags
-	gf.register(fs)
+	gf.register(fs, 0)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	limits := addMetaLimitFlags(fs)
 	// SASL (issue 14): one user to try SASL with, in one command.

@@ -45,6 +45,10 @@ import (
 //     longer than 45 s thrashed.) The timer restarts when the wait ends.
 //   - The join phase is bounded by the longest rebalance timeout of the
 //     members; members that did not rejoin by then are removed.
+//   - A join phase that begins with the group empty waits
+//     Config.InitialRebalanceDelay before it may complete, extended by
+//     as much for each member that joins meanwhile, within the first
+//     member's rebalance timeout (Kafka's InitialDelayedJoin).
 //   - The sync phase is bounded the same way: members that did not send
 //     SyncGroup within the rebalance timeout after the join phase ended
 //     are removed and the group rebalances (Kafka's pending-sync timer),
@@ -100,6 +104,19 @@ type Config struct {
 	// a classic group with members, nor a classic member a consumer
 	// group). --group-consumer-migration-policy.
 	MigrationPolicy string
+
+	// InitialRebalanceDelay is how long the first rebalance of a classic
+	// group without members waits for more members before it completes
+	// (Kafka's group.initial.rebalance.delay.ms). Every member that joins
+	// while it waits extends the wait by as much again, within the
+	// rebalance timeout of the group's first member. Consumers started
+	// together then form one generation instead of one per late joiner,
+	// and the first of them does not read, and then hand over, partitions
+	// meant for the others. Zero, the library's default, completes the
+	// join as soon as every known member has joined; `sluice meta`
+	// defaults to 3 s as Kafka does, the playground to 0 as Kafka's
+	// development configuration (--group-initial-rebalance-delay).
+	InitialRebalanceDelay time.Duration
 }
 
 const (
@@ -130,6 +147,8 @@ func (c Config) WithDefaults() (Config, error) {
 	switch {
 	case !slices.Contains(migrationPolicies, c.MigrationPolicy):
 		return c, fmt.Errorf("meta: Config.Groups.MigrationPolicy %q is not one of %v (--group-consumer-migration-policy)", c.MigrationPolicy, migrationPolicies)
+	case c.InitialRebalanceDelay < 0 || c.InitialRebalanceDelay > maxSessionTimeout:
+		return c, fmt.Errorf("meta: Config.Groups.InitialRebalanceDelay %v is outside [0, %v] (--group-initial-rebalance-delay)", c.InitialRebalanceDelay, maxSessionTimeout)
 	case c.MaxGroups < 0:
 		return c, fmt.Errorf("meta: Config.Groups.MaxGroups %d < 0 (--max-groups)", c.MaxGroups)
 	case c.MaxMembersPerGroup < 0:
@@ -212,6 +231,14 @@ type cgroup struct {
 	instances    map[string]string      // instance id → member id
 	rebalance    *time.Timer            // ends the join phase
 	syncTimer    *time.Timer            // ends the sync phase
+	// The initial rebalance delay (Config.InitialRebalanceDelay) of a
+	// join phase that began with the group empty: while initialDelay
+	// is set the join phase does not complete, however many members
+	// have joined. delayLeft is how much it may still be extended;
+	// joinedInDelay records a new member since it was last armed.
+	initialDelay  *time.Timer
+	delayLeft     time.Duration
+	joinedInDelay bool
 	// emptySince is when the last member left (zero while it has
 	// members or never had any). Set under mu by removeLocked, so that
 	// offset expiry sees it from the moment the group is memberless,
@@ -576,10 +603,14 @@ func (g *cgroup) joinLocked(req meta.JoinGroupRequest) (chan joinAnswer, meta.Jo
 	m.resetSession(g) // parked: the session timer stops
 	ch := m.joinCh
 
+	if isNew && g.initialDelay != nil {
+		g.joinedInDelay = true
+	}
 	switch g.state {
 	case groupEmpty:
 		g.protocolType = req.ProtocolType
 		g.prepareLocked()
+		g.startInitialDelayLocked(req.RebalanceTimeout)
 	case groupStable, groupCompleting:
 		if changed || id == g.leader || g.state == groupCompleting {
 			g.prepareLocked()
@@ -681,8 +712,55 @@ func (g *cgroup) stopSyncTimerLocked() {
 	}
 }
 
+// startInitialDelayLocked holds the join phase that an empty group's
+// first member just began for Config.InitialRebalanceDelay, as Kafka's
+// InitialDelayedJoin does: when the delay ends and members joined during
+// it, it is armed again (no longer than the delay, and no longer than
+// what is left of rebalance, the first member's rebalance timeout, in
+// all); otherwise the join phase completes as soon as every member has
+// joined. The rebalance timer armed by prepareLocked still ends the join
+// phase at the longest rebalance timeout whatever happens here.
+func (g *cgroup) startInitialDelayLocked(rebalance time.Duration) {
+	delay := g.c.cfg.InitialRebalanceDelay
+	if delay <= 0 {
+		return
+	}
+	g.delayLeft = max(rebalance-delay, 0)
+	g.armInitialDelayLocked(delay)
+}
+
+func (g *cgroup) armInitialDelayLocked(d time.Duration) {
+	g.joinedInDelay = false
+	gen := g.generation
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.initialDelay != t || g.state != groupPreparing || g.generation != gen {
+			return
+		}
+		if g.joinedInDelay && g.delayLeft > 0 {
+			next := min(g.c.cfg.InitialRebalanceDelay, g.delayLeft)
+			g.delayLeft -= next
+			g.armInitialDelayLocked(next)
+			return
+		}
+		g.initialDelay = nil
+		g.tryCompleteJoinLocked()
+	})
+	g.initialDelay = t
+}
+
+func (g *cgroup) stopInitialDelayLocked() {
+	if g.initialDelay != nil {
+		g.initialDelay.Stop()
+		g.initialDelay = nil
+	}
+	g.joinedInDelay, g.delayLeft = false, 0
+}
+
 func (g *cgroup) tryCompleteJoinLocked() {
-	if g.state != groupPreparing {
+	if g.state != groupPreparing || g.initialDelay != nil {
 		return
 	}
 	for _, m := range g.members {
@@ -700,6 +778,7 @@ func (g *cgroup) completeJoinLocked() {
 		g.rebalance.Stop()
 		g.rebalance = nil
 	}
+	g.stopInitialDelayLocked()
 	g.generation++
 	if len(g.members) == 0 {
 		g.state = groupEmpty
@@ -883,6 +962,7 @@ func (g *cgroup) membershipChangedLocked() {
 			g.rebalance.Stop()
 			g.rebalance = nil
 		}
+		g.stopInitialDelayLocked()
 		g.stopSyncTimerLocked()
 		g.state = groupEmpty
 		g.protocol, g.leader = "", ""
@@ -1158,6 +1238,7 @@ func (c *Coordinator) Delete(group string) error {
 				g.rebalance.Stop()
 				g.rebalance = nil
 			}
+			g.stopInitialDelayLocked()
 			g.stopSyncTimerLocked()
 			g.dead = true
 			delete(c.groups, group)

@@ -18,7 +18,7 @@ import (
 
 // Config validation names the flag.
 func TestGroupConfigValidation(t *testing.T) {
-	for _, c := range []Config{{MaxGroups: -1}, {MaxMembersPerGroup: -1}, {OffsetsRetention: time.Second}} {
+	for _, c := range []Config{{MaxGroups: -1}, {MaxMembersPerGroup: -1}, {OffsetsRetention: time.Second}, {InitialRebalanceDelay: -time.Second}, {InitialRebalanceDelay: time.Hour}} {
 		if _, err := c.WithDefaults(); err == nil || !strings.Contains(err.Error(), "--") {
 			t.Errorf("%+v: %v", c, err)
 		}

@@ -256,6 +256,7 @@ func (c *Coordinator) upgradeLocked(cg *cgroup) (*kgroup, error) {
 		cg.rebalance.Stop()
 		cg.rebalance = nil
 	}
+	cg.stopInitialDelayLocked()
 	cg.stopSyncTimerLocked()
 	for _, cm := range cg.members {
 		cm.stop(meta.ErrRebalanceInProgress)
