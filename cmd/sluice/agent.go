@@ -75,6 +75,7 @@ func runAgent(args []string) error {
 	if err := af.validate(); err != nil {
 		return err
 	}
+	applyMemoryLimit(log, af.memoryBounds())
 	key := envOr(*agentKey, "SLUICE_AGENT_KEY")
 	switch {
 	case key == "":

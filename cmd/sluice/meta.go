@@ -79,6 +79,7 @@ func runMeta(args []string) error {
 	if err := limits.validate(); err != nil {
 		return err
 	}
+	applyMemoryLimit(log, 0)
 	token := envOr(*adminToken, "SLUICE_ADMIN_TOKEN")
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -56,6 +56,7 @@ func runPlayground(args []string) error {
 	if err := af.validate(); err != nil {
 		return err
 	}
+	applyMemoryLimit(log, af.memoryBounds())
 	if err := gf.validate(); err != nil {
 		return err
 	}
