@@ -222,6 +222,12 @@ func run(ctx context.Context, cfg Config, mode Mode) (*Result, error) {
 	// Producers run until the deadline, then wait for their acks.
 	var prodEnd time.Time
 	if len(producers) > 0 {
+		// A Produce blocked on a full buffer (the cluster stopped
+		// acknowledging: an agent killed, say) returns once the drain
+		// time after the window has passed too, so that the run ends
+		// with its error instead of waiting for ever.
+		pctx, pcancel := context.WithDeadline(ctx, deadline.Add(cfg.DrainTimeout))
+		defer pcancel()
 		var pwg sync.WaitGroup
 		for i, p := range producers {
 			rate := 0.0
@@ -236,7 +242,7 @@ func run(ctx context.Context, cfg Config, mode Mode) (*Result, error) {
 			pwg.Add(1)
 			go func() {
 				defer pwg.Done()
-				r.produce(ctx, p, rate, deadline)
+				r.produce(ctx, pctx, p, rate, deadline)
 			}()
 		}
 		pwg.Wait()
@@ -347,13 +353,14 @@ func waitUntil(ctx context.Context, timeout time.Duration, cond func() bool) boo
 	return true
 }
 
-// produce sends records on one client until the deadline. With a rate it
+// produce sends records on one client until the deadline; pctx bounds a
+// Produce that blocks for buffer space. With a rate it
 // sends, at each wake-up, the records that have come due since the start
 // and sleeps until the next one is due, but at least a millisecond: above
 // 1000 records/s per producer records go out in small bursts rather than
 // the goroutine spinning. Without a rate, Produce blocking on the client's
 // full buffer is the pacing.
-func (r *runner) produce(ctx context.Context, cl *kgo.Client, rate float64, deadline time.Time) {
+func (r *runner) produce(ctx, pctx context.Context, cl *kgo.Client, rate float64, deadline time.Time) {
 	promise := func(rec *kgo.Record, err error) {
 		switch {
 		case err == nil:
@@ -382,13 +389,13 @@ func (r *runner) produce(ctx context.Context, cl *kgo.Client, rate float64, dead
 			rec.Key = strconv.AppendInt(append(rec.Key[:0], 'k'), k, 10)
 		}
 		r.sent.Add(1)
-		cl.Produce(ctx, rec, promise)
+		cl.Produce(pctx, rec, promise)
 	}
 
 	start := time.Now()
 	var n int64
 	var timer *time.Timer
-	for ctx.Err() == nil {
+	for pctx.Err() == nil {
 		now := time.Now()
 		if !now.Before(deadline) {
 			return

@@ -15,6 +15,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"sluice.dev/agent"
@@ -321,4 +322,49 @@ func TestRunProduceAndE2E(t *testing.T) {
 			t.Fatalf("acks=2: %v", err)
 		}
 	})
+}
+
+// A cluster that stops acknowledging mid-run (its broker gone) ends the
+// run with errors once the drain time has passed: a Produce blocked on
+// the client's full buffer used to wait for ever (a playground killed by
+// the kernel left `sluice bench produce --duration 15s` running for 600 s
+// and counting).
+func TestRunProduceClusterGone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a broker for a few seconds")
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "gone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := bench.Config{
+		Brokers: c.ListenAddrs(), Topic: "gone", Partitions: 4, RecordSize: 512,
+		Duration: 3 * time.Second, Acks: "all", Compression: "none", DrainTimeout: time.Second,
+	}
+	go func() {
+		time.Sleep(time.Second)
+		c.Close()
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		res *bench.Result
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := bench.RunProduce(ctx, cfg)
+		done <- result{res, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err == nil && (r.res == nil || r.res.Produce.Errors == 0) {
+			t.Fatalf("a run whose broker went away reported no error: %+v", r.res)
+		}
+		t.Logf("ended: err %v", r.err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		<-done
+		t.Fatal("the run did not end within 60 s of a 3 s window after its broker went away")
+	}
 }
