@@ -17,7 +17,7 @@
 # part of the receiver's TCP work.
 #
 # Usage: bench/scripts/upload-cpu.sh   (env: BIN, SCHEMES, CACHE, DIR,
-# PERF; needs versitygw on PATH or in $(go env GOPATH)/bin, and openssl
+# PERF, KEEP=1 to keep each run's data; needs versitygw on PATH or in $(go env GOPATH)/bin, and openssl
 # for https)
 set -euo pipefail
 BIN=${BIN:-./bin/sluice}
@@ -60,7 +60,7 @@ for scheme in $SCHEMES; do
 		tls=()
 		[ "$scheme" = https ] && tls=(--cert "$DIR/leaf.pem" --key "$DIR/leaf.key")
 		HOME=$run "$VGW" --access "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" --region us-east-1 \
-			--port 127.0.0.1:$S3PORT --quiet "${tls[@]}" posix "$run/vgw" >"$run/vgw.log" 2>&1 &
+			--port 127.0.0.1:$S3PORT --quiet --keep-alive "${tls[@]}" posix "$run/vgw" >"$run/vgw.log" 2>&1 &
 		pids+=($!)
 		for _ in $(seq 50); do curl -sk -o /dev/null "$scheme://127.0.0.1:$S3PORT/" && break; sleep 0.1; done
 		bucket="s3://sluice/p?region=us-east-1&endpoint=$scheme://127.0.0.1:$S3PORT&path_style=true"
@@ -101,4 +101,6 @@ for scheme in $SCHEMES; do
 	grep -iE 'level=(error|warn)' "$run/agent.log" | head -3 || true
 	kill "${pids[@]}" 2>/dev/null || true
 	wait "${pids[@]}" 2>/dev/null || true
+	# A run writes gigabytes; keep its logs only (KEEP=1 keeps it all).
+	[ "${KEEP:-0}" = 1 ] || rm -rf "$run/vgw" "$run/bucket" "$run/meta"
 done

@@ -169,8 +169,11 @@ func start(t testing.TB, bin, dir string, gt *gatewayTLS) (*Server, error) {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", port)
+	// --keep-alive: versitygw closes every connection after one request
+	// unless told otherwise, so each request paid a new TCP connection
+	// and, over HTTPS, a TLS handshake, which S3 does not make clients do.
 	args := []string{"--access", AccessKey, "--secret", SecretKey, "--region", Region,
-		"--port", addr, "--quiet"}
+		"--port", addr, "--quiet", "--keep-alive"}
 	scheme := "http://"
 	var tc *tls.Config
 	if gt != nil {
