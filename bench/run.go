@@ -373,6 +373,9 @@ func (r *runner) produce(ctx, pctx context.Context, cl *kgo.Client, rate float64
 			r.ackedB.Add(int64(len(rec.Value)))
 		case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed)):
 			r.aborted.Add(1)
+		case errors.Is(err, context.DeadlineExceeded) && pctx.Err() != nil:
+			r.prodErrs.Add(1)
+			r.noteErr("produce", fmt.Errorf("not acknowledged within the run and its drain time of %s: the cluster stopped acknowledging (%w)", r.cfg.DrainTimeout, err))
 		default:
 			r.prodErrs.Add(1)
 			r.noteErr("produce", err)

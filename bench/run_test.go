@@ -361,7 +361,10 @@ func TestRunProduceClusterGone(t *testing.T) {
 		if r.err == nil && (r.res == nil || r.res.Produce.Errors == 0) {
 			t.Fatalf("a run whose broker went away reported no error: %+v", r.res)
 		}
-		t.Logf("ended: err %v", r.err)
+		if r.err == nil && !strings.Contains(r.res.Produce.FirstError, "stopped acknowledging") {
+			t.Errorf("the first produce error does not say what happened: %q", r.res.Produce.FirstError)
+		}
+		t.Logf("ended: err %v, first produce error %q", r.err, r.res.Produce.FirstError)
 	case <-time.After(60 * time.Second):
 		cancel()
 		<-done
