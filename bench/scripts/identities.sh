@@ -11,6 +11,9 @@
 #   sarama-idem  the same, idempotent: acks=all and one request in flight
 #            per broker (sarama allows no more with idempotence)
 #
+# Compaction is off (--compaction-interval 24h), as in make compare: its
+# rewrites would compete with produce for the two cores.
+#
 # 1 KiB records into a fresh 16-partition topic at RATE records a second
 # for DUR. After each client it prints the segments sealed a second by
 # reason (interval, size, client_blocked, client_blocked_budget): each is
@@ -46,7 +49,8 @@ for ids in $IDS; do
 		share=()
 		[ "$SHARE" = 1 ] && share=(--broker-identities-share-port)
 		"$BIN" playground --data-dir "$dir" --kafka-addr "127.0.0.1:$PORT" --http-addr "127.0.0.1:$HTTP" \
-			--broker-identities "$ids" "${share[@]}" --max-early-seals-per-second "$early" >"$dir/out" 2>"$dir/log" &
+			--broker-identities "$ids" "${share[@]}" --max-early-seals-per-second "$early" \
+			--compaction-interval 24h >"$dir/out" 2>"$dir/log" &
 		pid=$!
 		for _ in $(seq 100); do grep -q bootstrap "$dir/out" 2>/dev/null && break; sleep 0.1; done
 		boot=127.0.0.1:$PORT

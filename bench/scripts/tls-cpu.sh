@@ -23,8 +23,9 @@ run() { # kind [playground flags...] -- [bench flags...]
 	shift
 	bflags=("$@")
 	rm -rf "$W/data"
+	# Compaction off, as in make compare: its rewrites would share the CPU.
 	"$W/sluice" playground --data-dir "$W/data" --kafka-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
-		"${pflags[@]}" >"$W/pg.out" 2>"$W/pg.err" &
+		--compaction-interval 24h "${pflags[@]}" >"$W/pg.out" 2>"$W/pg.err" &
 	pid=$!
 	for n in $(seq 200); do grep -q '^http: ' "$W/pg.out" 2>/dev/null && break; sleep 0.1; done
 	boot=$(awk '/^bootstrap: /{print $2}' "$W/pg.out")
