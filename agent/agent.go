@@ -46,6 +46,7 @@ type Config struct {
 	MaxFetchBytesInflight      int64         // --max-fetch-bytes-inflight
 	MaxConnections             int           // --max-connections
 	SlowClientTimeout          time.Duration // --slow-client-timeout
+	ConnectionsMaxIdle         time.Duration // --connections-max-idle (0: 10 min; negative: never)
 	CacheBytes                 int64         // --cache-bytes
 	BlockSize                  int64         // --cache-block-bytes
 	AutoCreateTopics           bool          // --auto-create-topics
@@ -199,6 +200,7 @@ func Start(ctx context.Context, cfg Config, mc meta.Client, store objstore.Store
 			MaxFetchBytesInflight: cfg.MaxFetchBytesInflight,
 			MaxConnections:        cfg.MaxConnections,
 			SlowClientTimeout:     cfg.SlowClientTimeout,
+			ConnectionsMaxIdle:    cfg.ConnectionsMaxIdle,
 			AutoCreateTopics:      cfg.AutoCreateTopics,
 			DefaultPartitions:     cfg.DefaultPartitions,
 			Authorizer:            cfg.Authorizer,

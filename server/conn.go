@@ -146,6 +146,7 @@ func newConn(s *Server, tr transport, remote net.Addr) *conn {
 	if remote != nil {
 		c.remote = remote.String()
 	}
+	c.received(time.Now()) // the idle clock starts at open (idle.go)
 	return c
 }
 

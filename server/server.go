@@ -85,6 +85,11 @@ type Config struct {
 	// MaxConnections bounds open client connections (flag
 	// --max-connections); excess connections are closed on accept.
 	MaxConnections int
+	// ConnectionsMaxIdle closes a connection whose client has sent
+	// nothing, with nothing in progress, for this long (Kafka's
+	// connections.max.idle.ms; flag --connections-max-idle; idle.go).
+	// Default 10 minutes, as Kafka's; negative: never.
+	ConnectionsMaxIdle time.Duration
 	// SlowClientTimeout closes a connection whose client has read none of
 	// its unsent responses for this long (flag --slow-client-timeout):
 	// such a client holds its share of MaxFetchBytesInflight, and a few of
@@ -137,6 +142,9 @@ func (c *Config) setDefaults() {
 	if c.SlowClientTimeout <= 0 {
 		c.SlowClientTimeout = 30 * time.Second
 	}
+	if c.ConnectionsMaxIdle == 0 {
+		c.ConnectionsMaxIdle = 10 * time.Minute
+	}
 	if c.DefaultPartitions <= 0 {
 		c.DefaultPartitions = 16
 	}
@@ -177,10 +185,12 @@ type Server struct {
 	eng     gnet.Engine
 	bootErr chan error
 	runDone chan struct{}
-	addr    net.Addr
-	closing atomic.Bool
-	connsMu sync.Mutex
-	conns   map[*conn]struct{} // guarded by connsMu
+	// idleStop ends closeIdleConns (idle.go), at Stop.
+	idleStop chan struct{}
+	addr     net.Addr
+	closing  atomic.Bool
+	connsMu  sync.Mutex
+	conns    map[*conn]struct{} // guarded by connsMu
 	// refusedLog rate-limits the log line for connections refused over
 	// MaxConnections: unix seconds of the last line.
 	refusedLog atomic.Int64
@@ -218,12 +228,13 @@ func (s *Server) Traffic() (produced, fetched int64) {
 func New(cfg Config, deps Deps) *Server {
 	cfg.setDefaults()
 	s := &Server{
-		cfg:     cfg,
-		deps:    deps,
-		log:     cfg.Logger.With("component", "kafka"),
-		bootErr: make(chan error, 1),
-		runDone: make(chan struct{}),
-		conns:   make(map[*conn]struct{}),
+		cfg:      cfg,
+		deps:     deps,
+		log:      cfg.Logger.With("component", "kafka"),
+		bootErr:  make(chan error, 1),
+		runDone:  make(chan struct{}),
+		idleStop: make(chan struct{}),
+		conns:    make(map[*conn]struct{}),
 	}
 	s.nodeID.Store(cfg.NodeID)
 	s.topics = newTopicCache(deps.Meta)
@@ -257,6 +268,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.deps.Index.AddListener(s.onCommit)
 	if s.authz != nil {
 		s.authz.start(ctx)
+	}
+	if s.cfg.ConnectionsMaxIdle > 0 {
+		go s.closeIdleConns(s.idleStop)
 	}
 	if s.cfg.TLS.Enabled() {
 		return s.startTLS(addrs)
@@ -310,6 +324,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		return nil
 	}
 	s.waiters.closeAll()
+	close(s.idleStop)
 	if s.authz != nil {
 		s.authz.stop()
 	}

@@ -42,6 +42,7 @@ type agentFlags struct {
 	maxFetchInflight int64
 	maxConns         int
 	slowClient       time.Duration
+	maxIdle          time.Duration
 	// Background jobs of an agent with the jobs role (issue 12).
 	compactionEvery time.Duration
 	gcEvery         time.Duration
@@ -77,6 +78,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.gcEvery, "gc-interval", time.Minute, "how often an agent with the jobs role asks meta for objects to delete and for the pass over the bucket that finds orphans")
 	bytesVar(fs, &f.jobsPace, "jobs-max-bytes-per-second", -1, "pace of compaction and key cleaning on an agent with the jobs role, bytes read and written together per second; -1: 32 MiB/s when the agent also has the produce role (so rewriting objects leaves produce its disk and memory bandwidth), unlimited on a jobs-only agent; the pace holds only while produce is in flight; 0: unlimited")
 	f.sasl.register(fs) // SASL (issue 14)
+	fs.DurationVar(&f.maxIdle, "connections-max-idle", 10*time.Minute, "close a connection whose client has sent nothing, with no request in progress, for this long; clients reconnect when they next need the agent (Kafka's connections.max.idle.ms); 0: never")
 	fs.DurationVar(&f.slowClient, "slow-client-timeout", 30*time.Second, "close a connection whose client has read none of its unsent responses for this long (it holds fetch budget others need)")
 	// TLS (issue 14, tls).
 	fs.StringVar(&f.kafkaTLSCert, "kafka-tls-cert", "", "PEM certificate chain of the Kafka listener: every Kafka port then speaks TLS only (1.2+); re-read when the file changes, so certificates rotate without a restart")
@@ -160,6 +162,8 @@ func (f *agentFlags) validate() error {
 		return fmt.Errorf("--max-fetch-bytes-inflight (%d) must be at least --max-conn-unsent-bytes (%d)", f.maxFetchInflight, f.maxConnUnsent)
 	case f.slowClient <= 0:
 		return fmt.Errorf("--slow-client-timeout must be positive, got %s", f.slowClient)
+	case f.maxIdle < 0:
+		return fmt.Errorf("--connections-max-idle must be 0 (never) or positive, got %s", f.maxIdle)
 	case f.maxConns < 1:
 		return fmt.Errorf("--max-connections must be at least 1, got %d", f.maxConns)
 	case f.jobsPace < -1 || (f.jobsPace > 0 && f.jobsPace < jobs.MinBytesPerSecond):
@@ -198,6 +202,7 @@ func (f *agentFlags) config(log *slog.Logger) agent.Config {
 		MaxFetchBytesInflight:      f.maxFetchInflight,
 		MaxConnections:             f.maxConns,
 		SlowClientTimeout:          f.slowClient,
+		ConnectionsMaxIdle:         connectionsMaxIdle(f.maxIdle),
 		CacheBytes:                 f.cacheBytes,
 		AutoCreateTopics:           f.autoCreate,
 		DefaultPartitions:          int32(f.defParts),
@@ -346,4 +351,13 @@ func (f *metaLimitFlags) apply(c controller.Config) controller.Config {
 	c.MaxTransactionTimeoutMs = int32(f.maxTxnTimeout.Milliseconds()) // transactions (issue 15)
 	c.TransactionalIDExpiration = f.txnIDExpiry
 	return c
+}
+
+// connectionsMaxIdle maps --connections-max-idle to the agent's setting,
+// where 0 means the default and negative never.
+func connectionsMaxIdle(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
