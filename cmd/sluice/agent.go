@@ -204,7 +204,7 @@ func startAgentHTTP(addr string, extra func(io.Writer), faults *objstore.Faulty,
 	fh := loadtest.FaultHandler(faults)
 	mux.Handle("/debug/faults", fh)
 	mux.Handle("/debug/faults/", fh)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln, nil
 }

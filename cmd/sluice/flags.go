@@ -274,7 +274,9 @@ func startHTTP(addr, flagName string, extra func(io.Writer), pprofOn bool) (*htt
 	if err != nil {
 		return nil, nil, fmt.Errorf("listen on %s %s: %w", flagName, addr, err)
 	}
-	srv := &http.Server{Handler: httpHandler(extra, pprofOn), ReadHeaderTimeout: 5 * time.Second}
+	// IdleTimeout: a scraper's keep-alive connection left open is closed
+	// after two minutes, as the Kafka listener closes idle ones.
+	srv := &http.Server{Handler: httpHandler(extra, pprofOn), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln, nil
 }
