@@ -113,13 +113,31 @@ func (g *group) swapRun(run []meta.IndexEntry, r *swapReq) bool {
 		return false
 	}
 	j++ // exclusive
+	// The output's entries wholly below the log start are not swapped
+	// in. They exist when a DeleteRecords or retention moved the log
+	// start into a source entry, which stays because it straddles it,
+	// while the output splits that range: kept, they would sit below the
+	// log start, and since Open drops such entries the index and the
+	// object's references would differ between memory and what a restart
+	// rebuilds (TestReopenProperty found it).
+	ls := ps.logStart
+	if d := g.parts[ps]; d != nil {
+		ls = max(ls, d.logStart)
+	}
+	k := 0
+	for k < len(run) && run[k].LastOffset < ls {
+		k++
+	}
+	if k == len(run) {
+		return false
+	}
 	d := g.part(ps)
 	for _, sw := range d.swaps {
 		if i < sw.j && sw.i < j {
 			return false // another result of this group took part of it
 		}
 	}
-	d.swaps = append(d.swaps, entrySwap{i: i, j: j, with: append([]meta.IndexEntry(nil), run...), level: r.level})
+	d.swaps = append(d.swaps, entrySwap{i: i, j: j, with: append([]meta.IndexEntry(nil), run[k:]...), level: r.level})
 	if r.clean {
 		d.cleanEnd = max(d.cleanEnd, r.res.CleanedUpTo+1)
 	}
