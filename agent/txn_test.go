@@ -401,7 +401,7 @@ func TestTxnACLs(t *testing.T) {
 	d := kmsg.NewPtrDescribeTransactionsRequest()
 	d.TransactionalIDs = []string{"acl-tx"}
 	dr, err := d.RequestWith(ctx, raw)
-	if err != nil || len(dr.TransactionStates) != 1 || dr.TransactionStates[0].ErrorCode != 0 || dr.TransactionStates[0].State != "Empty" {
+	if err != nil || len(dr.TransactionStates) != 1 || dr.TransactionStates[0].ErrorCode != 0 || dr.TransactionStates[0].State != "CompleteCommit" {
 		t.Fatalf("DescribeTransactions: %+v %v", dr, err)
 	}
 	// Another id: kgo first looks its coordinator up, which needs

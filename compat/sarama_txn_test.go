@@ -568,8 +568,8 @@ func TestSaramaTxnAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := desc[id].TransactionState; s != "Empty" && s != "CompleteCommit" {
-		t.Errorf("DescribeTransactions after the commit: %q, want Empty or CompleteCommit", s)
+	if s := desc[id].TransactionState; s != "CompleteCommit" {
+		t.Errorf("DescribeTransactions after the commit: %q, want CompleteCommit", s)
 	}
 	if ps := producerOf(); ps.CurrentTxnStartOffset != -1 {
 		t.Errorf("DescribeProducers after the commit: current transaction start %d, want -1", ps.CurrentTxnStartOffset)

@@ -114,10 +114,16 @@ type StableState struct {
 	LastAbortOffset int64
 }
 
-// Transaction states, as DescribeTransactions names them.
+// Transaction states, as DescribeTransactions names them (Kafka's
+// TransactionState): Empty after InitProducerId, Ongoing from the first
+// partition or group added, CompleteCommit or CompleteAbort once EndTxn
+// (or the timeout's abort) is done, until the next transaction begins.
+// Sluice has no Prepare* states: an EndTxn completes in one step.
 const (
-	TxnStateEmpty   = "Empty"
-	TxnStateOngoing = "Ongoing"
+	TxnStateEmpty          = "Empty"
+	TxnStateOngoing        = "Ongoing"
+	TxnStateCompleteCommit = "CompleteCommit"
+	TxnStateCompleteAbort  = "CompleteAbort"
 )
 
 // TxnDescription describes one transactional id.

@@ -330,9 +330,10 @@ func handleListTransactions(s *Server, rc *reqCtx, r kmsg.Request) {
 		return
 	}
 	known := map[string]bool{meta.TxnStateEmpty: true, meta.TxnStateOngoing: true,
+		meta.TxnStateCompleteCommit: true, meta.TxnStateCompleteAbort: true,
 		// Kafka's other states: valid filters that match nothing here
 		// (Sluice has no prepared states: docs/transactions.md).
-		"PrepareCommit": true, "PrepareAbort": true, "CompleteCommit": true, "CompleteAbort": true, "Dead": true, "PrepareEpochFence": true}
+		"PrepareCommit": true, "PrepareAbort": true, "Dead": true, "PrepareEpochFence": true}
 	for _, f := range req.StateFilters {
 		if !known[f] {
 			resp.UnknownStateFilters = append(resp.UnknownStateFilters, f)

@@ -762,7 +762,7 @@ func (d *reopenDriver) pickTxn(ts []meta.Topic) func() {
 	d.counts["txn"]++
 	tp, haveTP := d.tp(ts)
 	k := d.choose(8)
-	if ds[0].State == meta.TxnStateEmpty && k >= 5 {
+	if ds[0].State != meta.TxnStateOngoing && k >= 5 {
 		k = 1 // nothing to end or time out yet: start one (mostly)
 	}
 	switch {

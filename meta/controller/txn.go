@@ -613,6 +613,12 @@ func (s *Service) TxnPartition(ctx context.Context, tp meta.TopicPartition, from
 func describeTxn(t *txnState) meta.TxnDescription {
 	d := meta.TxnDescription{TransactionalID: t.id, State: meta.TxnStateEmpty, ProducerID: t.pid, ProducerEpoch: t.epoch,
 		TimeoutMs: t.timeoutMs, StartMs: -1}
+	switch t.lastEnd {
+	case meta.ControlCommit:
+		d.State = meta.TxnStateCompleteCommit
+	case meta.ControlAbort:
+		d.State = meta.TxnStateCompleteAbort
+	}
 	if t.ongoing {
 		d.State, d.StartMs = meta.TxnStateOngoing, t.startMs
 		for tp := range t.parts {
