@@ -24,6 +24,14 @@ func idleCheckEvery(limit time.Duration) time.Duration {
 	return min(max(limit/4, 10*time.Millisecond), 30*time.Second)
 }
 
+// startIdleSweep starts closeIdleConns once the listener is up (a Start
+// that fails leaves nothing running); Stop ends it.
+func (s *Server) startIdleSweep() {
+	if s.cfg.ConnectionsMaxIdle > 0 {
+		go s.closeIdleConns(s.idleStop)
+	}
+}
+
 // closeIdleConns runs until stop is closed, closing idle connections.
 func (s *Server) closeIdleConns(stop <-chan struct{}) {
 	limit := s.cfg.ConnectionsMaxIdle

@@ -269,11 +269,12 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.authz != nil {
 		s.authz.start(ctx)
 	}
-	if s.cfg.ConnectionsMaxIdle > 0 {
-		go s.closeIdleConns(s.idleStop)
-	}
 	if s.cfg.TLS.Enabled() {
-		return s.startTLS(addrs)
+		if err := s.startTLS(addrs); err != nil {
+			return err
+		}
+		s.startIdleSweep()
+		return nil
 	}
 	go func() {
 		defer close(s.runDone)
@@ -307,6 +308,7 @@ func (s *Server) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	s.startIdleSweep()
 	return nil
 }
 
