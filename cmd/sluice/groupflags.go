@@ -32,8 +32,9 @@ func (g *groupFlags) register(fs *flag.FlagSet, initialDelay time.Duration) {
 	// KIP-848 consumer groups.
 	fs.DurationVar(&g.consumerSession, "group-consumer-session-timeout", 45*time.Second, "a KIP-848 consumer group member that has not heartbeaten for this long is removed and its partitions reassigned (Kafka's group.consumer.session.timeout.ms)")
 	fs.DurationVar(&g.consumerHeartbeat, "group-consumer-heartbeat-interval", 5*time.Second, "how often KIP-848 consumer group members heartbeat; partitions move between members at heartbeats (Kafka's group.consumer.heartbeat.interval.ms)")
-	// Mixed groups: classic and consumer members in one group.
+	// Classic groups.
 	fs.DurationVar(&g.initialRebalanceDelay, "group-initial-rebalance-delay", initialDelay, "how long the first rebalance of a classic consumer group without members waits for more members, extended by as much for each that joins, up to the rebalance timeout; consumers started together then share one generation (Kafka's group.initial.rebalance.delay.ms; 0 completes at once)")
+	// Mixed groups: classic and consumer members in one group.
 	fs.StringVar(&g.migrationPolicy, "group-consumer-migration-policy", groups.MigrationBidirectional, "online conversion between classic and KIP-848 consumer groups with members: bidirectional, upgrade (classic to consumer only), downgrade (back to classic only) or disabled (Kafka's group.consumer.migration.policy)")
 }
 
