@@ -91,9 +91,6 @@ func (g *group) swapRun(run []meta.IndexEntry, r *swapReq) bool {
 		return false // unknown, or deleted or re-created in this group
 	}
 	ps := t.parts[run[0].Partition]
-	if d := g.parts[ps]; d != nil && d.trimmed && last < d.logStart {
-		return false // trimmed away in this group: nothing to gain
-	}
 	l := &ps.entries
 	i := l.find(first)
 	if i < 0 || l.at(i).BaseOffset != first {
@@ -119,7 +116,8 @@ func (g *group) swapRun(run []meta.IndexEntry, r *swapReq) bool {
 	// while the output splits that range: kept, they would sit below the
 	// log start, and since Open drops such entries the index and the
 	// object's references would differ between memory and what a restart
-	// rebuilds (TestReopenProperty found it).
+	// rebuilds (TestReopenProperty found it). A run wholly below it
+	// (trimmed away in this group) is refused: nothing to gain.
 	ls := ps.logStart
 	if d := g.parts[ps]; d != nil {
 		ls = max(ls, d.logStart)
