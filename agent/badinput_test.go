@@ -28,6 +28,24 @@ func produceRaw(t *testing.T, addr, topic string, records map[int32][]byte) (map
 		t.Fatal(err)
 	}
 	defer c.Close()
+	r, err := c.RoundTrip(produceRequest(topic, records), 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := r.(*kmsg.ProduceResponse)
+	codes, offsets := map[int32]int16{}, map[int32]int64{}
+	for _, tp := range resp.Topics {
+		for _, p := range tp.Partitions {
+			codes[p.Partition] = p.ErrorCode
+			offsets[p.Partition] = p.BaseOffset
+		}
+	}
+	return codes, offsets
+}
+
+// produceRequest is a Produce v9 request, acks=all, with the given
+// records per partition of topic.
+func produceRequest(topic string, records map[int32][]byte) *kmsg.ProduceRequest {
 	req := kmsg.NewPtrProduceRequest()
 	req.SetVersion(9)
 	req.Acks = -1
@@ -41,19 +59,7 @@ func produceRaw(t *testing.T, addr, topic string, records map[int32][]byte) (map
 		rt.Partitions = append(rt.Partitions, rp)
 	}
 	req.Topics = append(req.Topics, rt)
-	r, err := c.RoundTrip(req, 20*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp := r.(*kmsg.ProduceResponse)
-	codes, offsets := map[int32]int16{}, map[int32]int64{}
-	for _, tp := range resp.Topics {
-		for _, p := range tp.Partitions {
-			codes[p.Partition] = p.ErrorCode
-			offsets[p.Partition] = p.BaseOffset
-		}
-	}
-	return codes, offsets
+	return req
 }
 
 func createTopic(t *testing.T, addr, topic string, partitions int32) {

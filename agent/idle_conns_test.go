@@ -52,17 +52,9 @@ func TestIdleConnectionsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer waiting.Close()
-	req := kmsg.NewPtrProduceRequest()
-	req.SetVersion(9)
-	req.Acks = -1
-	req.TimeoutMillis = 10000
-	rt := kmsg.NewProduceRequestTopic()
-	rt.Topic = "idle"
-	rp := kmsg.NewProduceRequestTopicPartition()
-	rp.Records = kafkatest.AppendBatch(nil, kafkatest.BatchOpts{Records: 1, ValueSize: 10, ProducerID: -1, FirstTS: time.Now().UnixMilli()})
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	corr, err := waiting.Send(req)
+	corr, err := waiting.Send(produceRequest("idle", map[int32][]byte{
+		0: kafkatest.AppendBatch(nil, kafkatest.BatchOpts{Records: 1, ValueSize: 10, ProducerID: -1, FirstTS: time.Now().UnixMilli()}),
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}

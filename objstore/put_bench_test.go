@@ -6,8 +6,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"sluice.dev/internal/s3test"
 )
 
 // processCPU is this process's user+system CPU time.
@@ -64,20 +62,7 @@ func BenchmarkPutLocal(b *testing.B) {
 func BenchmarkPutS3Versity(b *testing.B) {
 	for _, scheme := range []string{"http", "https"} {
 		b.Run(scheme, func(b *testing.B) {
-			gw := s3test.Start
-			if scheme == "https" {
-				gw = s3test.StartTLS
-			}
-			srv := gw(b)
-			if srv.CAFile != "" {
-				b.Setenv("AWS_CA_BUNDLE", srv.CAFile) // read by NewS3's AWS config
-			}
-			s, err := NewS3(context.Background(), versityConfig(srv, srv.Bucket, "bench/"))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			benchPut(b, s)
+			benchPut(b, openVersityScheme(b, scheme, "bench/"))
 		})
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"net/http/httptrace"
 	"sync/atomic"
 	"testing"
-
-	"sluice.dev/internal/s3test"
 )
 
 // The S3 client keeps its connections: puts and ranged gets one after
@@ -19,16 +17,7 @@ import (
 func TestS3ReusesConnections(t *testing.T) {
 	for _, scheme := range []string{"http", "https"} {
 		t.Run(scheme, func(t *testing.T) {
-			gw := s3test.Start
-			if scheme == "https" {
-				gw = s3test.StartTLS
-			}
-			srv := gw(t)
-			if srv.CAFile != "" {
-				t.Setenv("AWS_CA_BUNDLE", srv.CAFile)
-			}
-			s := openVersity(t, versityConfig(srv, srv.Bucket, "conns/"))
-			defer s.Close()
+			s := openVersityScheme(t, scheme, "conns/")
 			var fresh, reused atomic.Int64
 			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
 				GotConn: func(i httptrace.GotConnInfo) {

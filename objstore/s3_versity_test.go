@@ -35,6 +35,28 @@ func versityConfig(gw *s3test.Server, bucket, prefix string) S3Config {
 	}
 }
 
+// openVersityScheme runs versitygw over scheme ("http" or "https") and
+// returns a store on its bucket under prefix, closed when the test ends.
+// Over HTTPS the SDK trusts the gateway's test CA through AWS_CA_BUNDLE,
+// which NewS3's AWS chain reads.
+func openVersityScheme(tb testing.TB, scheme, prefix string) *S3 {
+	tb.Helper()
+	gw := s3test.Start
+	if scheme == "https" {
+		gw = s3test.StartTLS
+	}
+	srv := gw(tb)
+	if srv.CAFile != "" {
+		tb.Setenv("AWS_CA_BUNDLE", srv.CAFile)
+	}
+	s, err := NewS3(context.Background(), versityConfig(srv, srv.Bucket, prefix))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 func openVersity(t *testing.T, cfg S3Config) *S3 {
 	t.Helper()
 	s, err := NewS3(context.Background(), cfg)
