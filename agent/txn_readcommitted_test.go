@@ -172,6 +172,7 @@ type oneCluster struct{ m meta.Client }
 
 func (b oneCluster) Agent(context.Context, string) (meta.Client, error) { return b.m, nil }
 func (oneCluster) AdminAuth(string) error                               { return meta.ErrUnauthenticated }
+func (oneCluster) CheckKey(string) error                                { return nil }
 func (oneCluster) CreateKey(context.Context, string) (string, rpc.KeyInfo, error) {
 	return "", rpc.KeyInfo{}, meta.ErrInvalidRequest
 }
@@ -188,8 +189,9 @@ func startAgentOverRPC(t testing.TB, c *testCluster, id, zone string, nodeID int
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(rpc.ServerOptions()...)
-	rpc.NewServer(oneCluster{c.meta}, nil).Register(g)
+	srv := rpc.NewServer(oneCluster{c.meta}, nil)
+	g := grpc.NewServer(srv.Options(rpc.Limits{})...)
+	srv.Register(g)
 	go func() { _ = g.Serve(ln) }()
 	t.Cleanup(g.Stop)
 	rc, err := rpc.Dial(rpc.ClientConfig{Addrs: []string{ln.Addr().String()}, Key: "rcfetch-agent-key"})

@@ -29,7 +29,9 @@ VGW=$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")
 META=127.0.0.1:17070
 S3PORT=17090
 export SLUICE_ADMIN_TOKEN=upload-cpu-admin-token
-export AWS_ACCESS_KEY_ID=UPLOADCPUACCESS AWS_SECRET_ACCESS_KEY=upload-cpu-secret AWS_CA_BUNDLE=$DIR/ca.pem
+export AWS_ACCESS_KEY_ID=UPLOADCPUACCESS AWS_SECRET_ACCESS_KEY=upload-cpu-secret
+# Only with https: the SDK refuses to start when the bundle is missing.
+[[ " $SCHEMES " == *" https "* ]] && export AWS_CA_BUNDLE=$DIR/ca.pem
 
 if [[ " $SCHEMES " == *" https "* && ! -f $DIR/leaf.pem ]]; then
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$DIR/ca.key" \

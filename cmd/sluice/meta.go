@@ -52,6 +52,8 @@ func runMeta(args []string) error {
 	tlsCert := fs.String("tls-cert", "", "PEM certificate for the gRPC listener (with --tls-key); plaintext when empty")
 	tlsKey := fs.String("tls-key", "", "PEM private key for --tls-cert")
 	agentTTL := fs.Duration("agent-ttl", 10*time.Second, "how long a registered agent stays live without a heartbeat")
+	maxConns := fs.Int("max-connections", rpc.DefaultMaxConnections, "open gRPC connections (agents, admin commands); excess connections are closed on accept")
+	maxIdle := fs.Duration("connections-max-idle", rpc.DefaultMaxIdle, "close a gRPC connection with no call in progress for this long (an agent's watch keeps its own busy; clients reconnect when they next call); 0: never")
 	limits := addMetaLimitFlags(fs)
 	var gf groupFlags
 	gf.register(fs, 3*time.Second)
@@ -69,6 +71,12 @@ func runMeta(args []string) error {
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if *maxConns < 1 {
+		return fmt.Errorf("--max-connections must be at least 1, got %d", *maxConns)
+	}
+	if *maxIdle < 0 {
+		return fmt.Errorf("--connections-max-idle must be 0 (never) or positive, got %s", *maxIdle)
 	}
 	if *agentTTL < time.Second {
 		return fmt.Errorf("--agent-ttl must be at least 1s, got %s", *agentTTL)
@@ -106,7 +114,8 @@ func runMeta(args []string) error {
 	}
 	defer h.Close()
 
-	opts := rpc.ServerOptions()
+	srv := rpc.NewServer(h, log)
+	opts := srv.Options(rpc.Limits{MaxConnections: *maxConns, MaxIdle: *maxIdle})
 	if *tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {
@@ -116,9 +125,9 @@ func runMeta(args []string) error {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
 	}
 	gs := grpc.NewServer(opts...)
-	rpc.NewServer(h, log).Register(gs)
+	srv.Register(gs)
 	go func() {
-		if err := gs.Serve(ln); err != nil {
+		if err := gs.Serve(rpc.LimitListener(ln, *maxConns, log)); err != nil {
 			log.Error("meta: grpc server stopped", "err", err)
 		}
 	}()

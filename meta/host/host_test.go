@@ -71,6 +71,16 @@ func TestKeysAndIsolation(t *testing.T) {
 		if _, err := h.Agent(ctx, bad); !errors.Is(err, meta.ErrUnauthenticated) {
 			t.Errorf("key %q: %v, want ErrUnauthenticated", bad, err)
 		}
+		// CheckKey, the refusal before a call's request is read, refuses
+		// what Agent refuses.
+		if h.CheckKey(bad) == nil {
+			t.Errorf("CheckKey(%q) passed a key Agent refuses", bad)
+		}
+	}
+	for _, good := range []string{keyA, keyB} {
+		if err := h.CheckKey(good); err != nil {
+			t.Errorf("CheckKey refused a valid key: %v", err)
+		}
 	}
 	if err := h.AdminAuth("tok"); err != nil {
 		t.Fatal(err)
@@ -85,6 +95,9 @@ func TestKeysAndIsolation(t *testing.T) {
 	}
 	if _, err := h.Agent(ctx, keyA); !errors.Is(err, meta.ErrUnauthenticated) {
 		t.Fatalf("revoked key: %v", err)
+	}
+	if h.CheckKey(keyA) == nil {
+		t.Fatal("CheckKey passed a revoked key")
 	}
 	if err := h.RevokeKey(ctx, "tenant-b", infoA.ID); err == nil {
 		t.Fatal("revoked a key through the wrong cluster")
@@ -175,6 +188,11 @@ func TestPostgresLeadership(t *testing.T) {
 	}
 	if _, err := h2.Agent(ctx, key); !errors.Is(err, meta.ErrNotLeader) || !errors.Is(err, meta.ErrUnavailable) {
 		t.Fatalf("standby answered %v, want ErrNotLeader", err)
+	}
+	// A standby cannot tell a key from memory: CheckKey lets the call
+	// through to Agent's not-leader answer, which names the leader.
+	if err := h2.CheckKey(key); err != nil {
+		t.Fatalf("standby's CheckKey refused a valid key: %v", err)
 	}
 
 	stop1()

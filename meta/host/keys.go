@@ -93,6 +93,33 @@ func (h *Host) Agent(ctx context.Context, key string) (meta.Client, error) {
 	return h.Cluster(ctx, r.Cluster)
 }
 
+// CheckKey implements rpc.Backend: Agent's refusals, from memory. A
+// replica that does not lead says nil: its key table may be stale, and
+// the call gets Agent's not-leader answer.
+func (h *Host) CheckKey(key string) error {
+	if !strings.HasPrefix(key, keyPrefix) {
+		return errors.New("not a Sluice agent key (set --agent-key or SLUICE_AGENT_KEY)")
+	}
+	sum := sha256.Sum256([]byte(key))
+	h.mu.Lock()
+	leading, keys := h.leading, h.keys
+	var r keyRecord
+	var ok bool
+	if keys != nil {
+		r, ok = keys.byHash[sum]
+	}
+	h.mu.Unlock()
+	switch {
+	case !leading || keys == nil:
+		return nil
+	case !ok:
+		return errors.New("unknown agent key")
+	case !r.RevokedAt.IsZero():
+		return fmt.Errorf("agent key %s of cluster %s was revoked", r.ID, r.Cluster)
+	}
+	return nil
+}
+
 // AdminAuth implements rpc.Backend.
 func (h *Host) AdminAuth(token string) error {
 	switch {

@@ -66,6 +66,18 @@ func (b *testBackend) Agent(ctx context.Context, key string) (meta.Client, error
 	return c, nil
 }
 
+func (b *testBackend) CheckKey(key string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.down {
+		return nil // a standby cannot tell, as meta/host's
+	}
+	if _, ok := b.keys[key]; !ok {
+		return errors.New("unknown or revoked key")
+	}
+	return nil
+}
+
 func (b *testBackend) AdminAuth(token string) error {
 	if token != b.token {
 		return errors.New("wrong admin token")
@@ -131,8 +143,9 @@ func serve(t testing.TB, b Backend, addr string) (*grpc.Server, string) {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	g := grpc.NewServer(ServerOptions()...)
-	NewServer(b, quietLog).Register(g)
+	srv := NewServer(b, quietLog)
+	g := grpc.NewServer(srv.Options(Limits{})...)
+	srv.Register(g)
 	go g.Serve(ln)
 	t.Cleanup(g.Stop)
 	return g, ln.Addr().String()

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -33,6 +31,12 @@ type Backend interface {
 	// AdminAuth checks an admin token; an error refuses the call with
 	// codes.PermissionDenied (codes.Unauthenticated when no token came).
 	AdminAuth(token string) error
+	// CheckKey is Agent's refusal without its work: an error when key is
+	// certainly not a valid agent key (unknown, revoked, malformed), nil
+	// when it may be one, including when this replica cannot tell (not
+	// the leader). It runs before a call's request is read (tapCall), on
+	// the connection's reader, so it must answer from memory at once.
+	CheckKey(key string) error
 	// CreateKey makes a new agent key for cluster.
 	CreateKey(ctx context.Context, cluster string) (key string, info KeyInfo, err error)
 	// ListKeys lists the keys of cluster, of every cluster when "".
@@ -72,22 +76,11 @@ const (
 	keyRecheckPeriod = time.Second // how often a Watch stream re-checks its key
 )
 
-// ServerOptions returns the options a grpc.Server that serves Register
-// needs: message size limits and keepalive. Add transport credentials
-// (TLS) to them.
-func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(maxRequestBytes),
-		grpc.MaxSendMsgSize(maxAnswerBytes),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: minPingInterval, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: serverPingEvery, Timeout: serverPingWait}),
-	}
-}
-
 // Server serves Meta and Admin in front of a Backend.
 type Server struct {
-	b   Backend
-	log *slog.Logger
+	b          Backend
+	log        *slog.Logger
+	refusedLog everySecond // tapCall's log lines
 }
 
 // NewServer returns a server of b. log may be nil.
@@ -99,7 +92,7 @@ func NewServer(b Backend, log *slog.Logger) *Server {
 }
 
 // Register registers both services on g. g should be made with
-// ServerOptions.
+// s.Options.
 func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterMetaServer(g, &metaServer{s: s})
 	pb.RegisterAdminServer(g, &adminServer{s: s})
@@ -108,15 +101,7 @@ func (s *Server) Register(g *grpc.Server) {
 // bearer returns the token of the call's "authorization: Bearer" header.
 func bearer(ctx context.Context) (string, bool) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	vs := md.Get("authorization")
-	if len(vs) != 1 {
-		return "", false
-	}
-	scheme, tok, ok := strings.Cut(vs[0], " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") || tok == "" {
-		return "", false
-	}
-	return tok, true
+	return bearerOf(md)
 }
 
 func peerAddr(ctx context.Context) string {
