@@ -373,8 +373,15 @@ func TestVirtualClustersAreIsolated(t *testing.T) {
 	}
 
 	readAll := func(bootstrap, group string, want int) []string {
-		cl, _ := client(bootstrap, kgo.ConsumeTopics("orders"), kgo.ConsumerGroup(group),
+		cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.ConsumeTopics("orders"), kgo.ConsumerGroup(group),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Closed here, while its cluster is up: closing leaves the group,
+		// which a client left to Cleanup would retry for half a minute
+		// against an agent revoked or stopped by then.
+		defer cl.Close()
 		var vals []string
 		for len(vals) < want && ctx.Err() == nil {
 			cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { vals = append(vals, string(r.Value)) })
@@ -478,6 +485,7 @@ func freePort(t *testing.T) string {
 // agent has indexed keep working, and everything recovers when meta
 // returns on the same address.
 func TestMetaOutage(t *testing.T) {
+	t.Parallel() // mostly waiting on meta's outage: runs beside the load tests (see TestLoadtest)
 	dir := t.TempDir()
 	store, maddr := filepath.Join(dir, "meta"), freePort(t)
 	m := startMeta(t, "meta", store, maddr)

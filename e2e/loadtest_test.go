@@ -22,10 +22,19 @@ import (
 // TestLoadtest runs a short `sluice loadtest` (its own meta and two
 // agents, every fault kind once) with the race-built binary: it must
 // pass, and its report must list each fault it injected.
+//
+// The three load tests are parallel: each runs its own cluster in a
+// child process at a few hundred records a second (about a third of a
+// core) and mostly waits, the lifecycle one for two and a half minutes.
+// They run together after the package's other tests (two at once:
+// -parallel defaults to GOMAXPROCS), with the two meta outage tests,
+// which mostly wait too, so the suite waits for the longest instead of
+// their sum.
 func TestLoadtest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 25 s load test")
 	}
+	t.Parallel() // see above
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sluiceBin, "loadtest", "--duration", "25s", "--fault-every", "6s", "--agents", "2", "--rate", "500")
@@ -65,6 +74,7 @@ func TestLoadtestTransactions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 20 s load test")
 	}
+	t.Parallel() // see TestLoadtest
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sluiceBin, "loadtest", "--transactions", "--duration", "20s", "--fault-every", "6s",
@@ -186,6 +196,7 @@ func TestLoadtestLifecycle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 2-minute load test")
 	}
+	t.Parallel() // see TestLoadtest
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sluiceBin, "loadtest", "--duration", "2m", "--retention", "20s", "--compaction", "4s",

@@ -59,6 +59,7 @@ func (p *produceTimes) snapshot() (n int, longest time.Duration, noAnswer []erro
 // the log after meta returns, offsets stay dense; and produce succeeds
 // again within 5 s of meta's return.
 func TestMetaOutageManyProducers(t *testing.T) {
+	t.Parallel() // mostly waiting on meta's outage: runs beside the load tests (see TestLoadtest)
 	const (
 		producers  = 6
 		partitions = 6

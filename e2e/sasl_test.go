@@ -79,7 +79,7 @@ func testKcatSASL(t *testing.T, protocol string, playgroundFlags, rdkafka []stri
 	for name, up := range map[string][2]string{"wrong password": {"alice", "nope"}, "unknown user": {"mallory", "alice-secret"}} {
 		t.Run(name, func(t *testing.T) {
 			for _, mech := range saslMechanisms {
-				out, err := exec.CommandContext(ctx, kcat, append([]string{"-L", "-b", pg.bootstrap, "-m", "3"}, kcatSASL(protocol, mech, up[0], up[1], rdkafka...)...)...).CombinedOutput()
+				out, err := exec.CommandContext(ctx, kcat, append([]string{"-L", "-b", pg.bootstrap, "-m", "1"}, kcatSASL(protocol, mech, up[0], up[1], rdkafka...)...)...).CombinedOutput()
 				if err == nil || !strings.Contains(string(out), "Authentication failed") {
 					t.Fatalf("%s: kcat -L: %v, want an authentication failure\n%s", mech, err, out)
 				}
