@@ -9,9 +9,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,6 +33,7 @@ import (
 
 	"sluice.dev/agent"
 	"sluice.dev/internal/kafkatest"
+	"sluice.dev/internal/tlstest"
 	"sluice.dev/meta"
 	"sluice.dev/server"
 )
@@ -564,6 +567,27 @@ func TestSASLLargeFrameBeforeAuthRefused(t *testing.T) {
 	}
 	defer conn.Close()
 	// A frame header announcing 1 MiB; the rest never needs to come.
+	if _, err := conn.Write([]byte{0, 0x10, 0, 0, 0, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	closedByPeer(t, conn)
+}
+
+// TestSASLLargeFrameBeforeAuthRefusedTLS: the same bound on the TLS
+// transport (SASL_SSL without a client certificate), whose reader cuts
+// frames on its own; it had only the --max-request-bytes check.
+func TestSASLLargeFrameBeforeAuthRefusedTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "sluice")
+	srv := ca.Server(t, dir, "agent")
+	c := startCluster(t, t.TempDir(), agent.Config{SASL: server.SASLConfig{Mechanisms: allSASL},
+		KafkaTLS: server.TLSConfig{CertFile: srv.CertFile, KeyFile: srv.KeyFile}})
+	raw, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", c.addr(), &tls.Config{RootCAs: ca.Pool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := &kafkatest.Conn{Conn: raw}
+	defer conn.Close()
 	if _, err := conn.Write([]byte{0, 0x10, 0, 0, 0, 0, 0, 0}); err != nil {
 		t.Fatal(err)
 	}

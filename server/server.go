@@ -501,22 +501,7 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 				return gnet.None
 			}
 			size := int(int32(binary.BigEndian.Uint32(hdr)))
-			if size < 8 || size > s.cfg.MaxRequestBytes {
-				s.log.Warn("closing connection: bad frame size",
-					"remote", c.remote, "size", size, "max", s.cfg.MaxRequestBytes,
-					"hint", "raise --max-request-bytes if this client is legitimate")
-				mBadConns.Inc()
-				return gnet.Close
-			}
-			// SASL (issue 14): before a connection authenticated, a
-			// frame is a handshake or a token, and Kafka reads at most
-			// sasl.server.max.receive.size (512 KiB) of one; without
-			// this a client that never logs in could make the agent
-			// buffer --max-request-bytes frames.
-			if s.sasl != nil && size > saslMaxPreAuthFrame && c.principal.Load() == nil {
-				s.log.Warn("closing connection: frame too large before SASL authentication",
-					"remote", c.remote, "size", size, "max", saslMaxPreAuthFrame)
-				mBadConns.Inc()
+			if s.refuseFrameSize(c, size) {
 				return gnet.Close
 			}
 			if have := gc.InboundBuffered() - 4; have < size && have < size/8 {
@@ -644,4 +629,30 @@ func readDirect(fd int, b []byte) (int, error) {
 		n += m
 	}
 	return n, nil
+}
+
+// refuseFrameSize reports whether a frame announcing size bytes must not
+// be read, and says why in a log line: both transports ask as soon as the
+// size is known, so a client that sends only a bad size is closed, not
+// waited for.
+func (s *Server) refuseFrameSize(c *conn, size int) bool {
+	if size < 8 || size > s.cfg.MaxRequestBytes {
+		s.log.Warn("closing connection: bad frame size",
+			"remote", c.remote, "size", size, "max", s.cfg.MaxRequestBytes,
+			"hint", "raise --max-request-bytes if this client is legitimate")
+		mBadConns.Inc()
+		return true
+	}
+	// SASL (issue 14): before a connection authenticated, a frame is a
+	// handshake or a token, and Kafka reads at most
+	// sasl.server.max.receive.size (512 KiB) of one; without this a
+	// client that never logs in could make the agent buffer
+	// --max-request-bytes frames.
+	if s.sasl != nil && size > saslMaxPreAuthFrame && c.principal.Load() == nil {
+		s.log.Warn("closing connection: frame too large before SASL authentication",
+			"remote", c.remote, "size", size, "max", saslMaxPreAuthFrame)
+		mBadConns.Inc()
+		return true
+	}
+	return false
 }

@@ -232,11 +232,7 @@ func (s *Server) readTLS(c *conn, t *tlsTransport) {
 			return // closed by either side
 		}
 		size := int(int32(binary.BigEndian.Uint32(hdr[:])))
-		if size < 8 || size > s.cfg.MaxRequestBytes {
-			s.log.Warn("closing connection: bad frame size",
-				"remote", c.remote, "size", size, "max", s.cfg.MaxRequestBytes,
-				"hint", "raise --max-request-bytes if this client is legitimate")
-			mBadConns.Inc()
+		if s.refuseFrameSize(c, size) {
 			return
 		}
 		key := int16(binary.BigEndian.Uint16(hdr[4:]))
