@@ -30,6 +30,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -62,13 +63,17 @@ type Host struct {
 	log  *slog.Logger
 	pool *pgxpool.Pool // nil for the embedded store
 
-	mu       sync.Mutex
-	leading  bool
-	lease    *kv.Lease // nil for the embedded store
-	system   kv.KV     // keys; nil while not leading
-	keys     *keyTable
-	clusters map[string]*controller.Service
-	closed   bool
+	mu      sync.Mutex
+	leading bool
+	lease   *kv.Lease // nil for the embedded store
+	system  kv.KV     // keys; nil while not leading
+	keys    *keyTable // never changed in place: writeKey replaces it
+	// leadingKeys is keys while leading, nil otherwise, for CheckKey,
+	// which must not wait for h.mu (held while a cluster opens, or while
+	// notLeading asks the database).
+	leadingKeys atomic.Pointer[keyTable]
+	clusters    map[string]*controller.Service
+	closed      bool
 }
 
 var clusterName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
@@ -121,6 +126,7 @@ func Open(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("--store %s: %w", cfg.Store, err)
 	}
 	h.system, h.keys, h.leading = sys, keys, true
+	h.leadingKeys.Store(keys)
 	openHosts.Store(h, struct{}{})
 	return h, nil
 }
@@ -193,6 +199,7 @@ func (h *Host) lead(ctx context.Context, lease *kv.Lease) error {
 	}
 	h.mu.Lock()
 	h.lease, h.system, h.keys, h.leading = lease, sys, keys, true
+	h.leadingKeys.Store(keys)
 	h.mu.Unlock()
 	h.log.Info("meta: leading", "epoch", lease.Epoch(), "holder", h.cfg.Holder, "keys", keys.len())
 	return nil
@@ -205,6 +212,7 @@ func (h *Host) stepDown(why string) {
 	sys := h.system
 	h.clusters = make(map[string]*controller.Service)
 	h.leading, h.lease, h.system, h.keys = false, nil, nil, nil
+	h.leadingKeys.Store(nil)
 	h.mu.Unlock()
 	for name, s := range clusters {
 		if err := s.Close(); err != nil {

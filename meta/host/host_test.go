@@ -216,3 +216,37 @@ func TestPostgresLeadership(t *testing.T) {
 	stop2()
 	<-done2
 }
+
+// TestCheckKeyDoesNotWaitForTheHost: CheckKey runs on a gRPC connection's
+// reader before each call (meta/rpc tapCall), so it must answer while
+// h.mu is held, as it is while a cluster opens (reading its whole store)
+// or while a standby asks the database who leads.
+func TestCheckKeyDoesNotWaitForTheHost(t *testing.T) {
+	ctx := context.Background()
+	h := openHost(t, t.TempDir())
+	defer h.Close()
+	key, info, err := h.CreateKey(ctx, "tenant-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.mu.Lock()
+	done := make(chan [2]error)
+	go func() { done <- [2]error{h.CheckKey(key), h.CheckKey("sk_unknown")} }()
+	select {
+	case errs := <-done:
+		h.mu.Unlock()
+		if errs[0] != nil || errs[1] == nil {
+			t.Fatalf("CheckKey of a valid and an unknown key: %v, %v", errs[0], errs[1])
+		}
+	case <-time.After(5 * time.Second):
+		h.mu.Unlock()
+		t.Fatal("CheckKey waited for h.mu")
+	}
+	// A revocation reaches CheckKey at once (the table is replaced).
+	if err := h.RevokeKey(ctx, "tenant-a", info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if h.CheckKey(key) == nil {
+		t.Fatal("CheckKey passed a key revoked a moment ago")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -93,25 +94,20 @@ func (h *Host) Agent(ctx context.Context, key string) (meta.Client, error) {
 	return h.Cluster(ctx, r.Cluster)
 }
 
-// CheckKey implements rpc.Backend: Agent's refusals, from memory. A
-// replica that does not lead says nil: its key table may be stale, and
-// the call gets Agent's not-leader answer.
+// CheckKey implements rpc.Backend: Agent's refusals, from memory and
+// without h.mu, which may be held for seconds (a cluster opening reads
+// its whole store). A replica that does not lead says nil: its key table
+// may be stale, and the call gets Agent's not-leader answer.
 func (h *Host) CheckKey(key string) error {
 	if !strings.HasPrefix(key, keyPrefix) {
 		return errors.New("not a Sluice agent key (set --agent-key or SLUICE_AGENT_KEY)")
 	}
-	sum := sha256.Sum256([]byte(key))
-	h.mu.Lock()
-	leading, keys := h.leading, h.keys
-	var r keyRecord
-	var ok bool
-	if keys != nil {
-		r, ok = keys.byHash[sum]
-	}
-	h.mu.Unlock()
-	switch {
-	case !leading || keys == nil:
+	keys := h.leadingKeys.Load()
+	if keys == nil {
 		return nil
+	}
+	r, ok := keys.byHash[sha256.Sum256([]byte(key))]
+	switch {
 	case !ok:
 		return errors.New("unknown agent key")
 	case !r.RevokedAt.IsZero():
@@ -148,7 +144,12 @@ func (h *Host) writeKey(hash [32]byte, r keyRecord) error {
 	if err := h.system.Update(func(tx kv.KVTx) error { return tx.Put(bucketKeys, hash[:], v) }); err != nil {
 		return fmt.Errorf("store agent key: %w", err)
 	}
-	h.keys.byHash[hash] = r
+	// A new table rather than a change in place: CheckKey reads the
+	// table without h.mu. Keys change rarely, and are few.
+	t := &keyTable{byHash: maps.Clone(h.keys.byHash)}
+	t.byHash[hash] = r
+	h.keys = t
+	h.leadingKeys.Store(t)
 	return nil
 }
 
