@@ -33,7 +33,7 @@ import (
 //   - header blocks: at most maxHeaderBytes (gRPC's default is 16 MiB, and
 //     a header block is held whole before any check);
 //   - streams: at most maxStreams calls at once on one connection (gRPC's
-//     default is unlimited);
+//     default is unlimited), a backstop only (see maxStreams);
 //   - connections: at most Limits.MaxConnections open (LimitListener), a
 //     connection with no call for Limits.MaxIdle is closed (a refused
 //     call leaves it idle), and one that has not finished its TLS
@@ -41,10 +41,13 @@ import (
 //     closed.
 const (
 	maxHeaderBytes = 64 << 10
-	// maxStreams is far above what an agent uses (one Watch, one commit
-	// at a time, its fetches' lookups); a client at the limit waits for a
-	// call to end rather than failing.
-	maxStreams = 1024
+	// maxStreams is only a backstop against an unbounded number: an agent
+	// multiplexes all its calls over one connection, its clients' group
+	// waits among them (a JoinGroup waits up to the rebalance timeout,
+	// minutes, on its stream), and a client at the limit queues new calls
+	// behind those, its commits included. So the limit sits above what
+	// an agent's --max-connections clients can hold open at once.
+	maxStreams = 1 << 16
 )
 
 // Limits are the listener's settings (flags of `sluice meta`).
