@@ -70,26 +70,12 @@ func loadKeys(store kv.KV) (*keyTable, error) {
 // Agent implements rpc.Backend: it resolves an agent key to its
 // cluster.
 func (h *Host) Agent(ctx context.Context, key string) (meta.Client, error) {
-	if !strings.HasPrefix(key, keyPrefix) {
-		return nil, fmt.Errorf("%w: no agent key given, or not a Sluice agent key (set --agent-key or SLUICE_AGENT_KEY)", meta.ErrUnauthenticated)
-	}
-	sum := sha256.Sum256([]byte(key))
-	h.mu.Lock()
-	leading, keys := h.leading, h.keys
-	var r keyRecord
-	var ok bool
-	if keys != nil {
-		r, ok = keys.byHash[sum]
-	}
-	h.mu.Unlock()
-	if !leading {
-		return nil, h.notLeading()
-	}
+	r, leading, err := h.lookupKey(key)
 	switch {
-	case !ok:
-		return nil, fmt.Errorf("%w: unknown agent key", meta.ErrUnauthenticated)
-	case !r.RevokedAt.IsZero():
-		return nil, fmt.Errorf("%w: agent key %s of cluster %s was revoked at %s", meta.ErrUnauthenticated, r.ID, r.Cluster, r.RevokedAt.UTC().Format(time.RFC3339))
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", meta.ErrUnauthenticated, err)
+	case !leading:
+		return nil, h.notLeading()
 	}
 	return h.Cluster(ctx, r.Cluster)
 }
@@ -99,21 +85,29 @@ func (h *Host) Agent(ctx context.Context, key string) (meta.Client, error) {
 // its whole store). A replica that does not lead says nil: its key table
 // may be stale, and the call gets Agent's not-leader answer.
 func (h *Host) CheckKey(key string) error {
+	_, _, err := h.lookupKey(key)
+	return err
+}
+
+// lookupKey finds key's record in the table of a leading replica, without
+// h.mu. It fails for a key that is malformed, unknown or revoked; it says
+// leading false (and no error) when this replica does not lead.
+func (h *Host) lookupKey(key string) (r keyRecord, leading bool, err error) {
 	if !strings.HasPrefix(key, keyPrefix) {
-		return errors.New("not a Sluice agent key (set --agent-key or SLUICE_AGENT_KEY)")
+		return r, false, errors.New("no agent key given, or not a Sluice agent key (set --agent-key or SLUICE_AGENT_KEY)")
 	}
 	keys := h.leadingKeys.Load()
 	if keys == nil {
-		return nil
+		return r, false, nil
 	}
 	r, ok := keys.byHash[sha256.Sum256([]byte(key))]
 	switch {
 	case !ok:
-		return errors.New("unknown agent key")
+		return r, true, errors.New("unknown agent key")
 	case !r.RevokedAt.IsZero():
-		return fmt.Errorf("agent key %s of cluster %s was revoked", r.ID, r.Cluster)
+		return r, true, fmt.Errorf("agent key %s of cluster %s was revoked at %s", r.ID, r.Cluster, r.RevokedAt.UTC().Format(time.RFC3339))
 	}
-	return nil
+	return r, true, nil
 }
 
 // AdminAuth implements rpc.Backend.
