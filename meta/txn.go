@@ -117,8 +117,10 @@ type StableState struct {
 // Transaction states, as DescribeTransactions names them (Kafka's
 // TransactionState): Empty after InitProducerId, Ongoing from the first
 // partition or group added, CompleteCommit or CompleteAbort once EndTxn
-// (or the timeout's abort) is done, until the next transaction begins.
-// Sluice has no Prepare* states: an EndTxn completes in one step.
+// is done, until the next transaction begins. An abort by the
+// transaction timeout bumps the epoch and leaves Empty (Kafka shows
+// CompleteAbort there; docs/transactions.md). Sluice has no Prepare*
+// states: an EndTxn completes in one step.
 const (
 	TxnStateEmpty          = "Empty"
 	TxnStateOngoing        = "Ongoing"
