@@ -17,6 +17,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sync/errgroup"
 
+	"sluice.dev/internal/lograte"
 	"sluice.dev/internal/rendezvous"
 )
 
@@ -156,7 +157,7 @@ type Zone struct {
 	queue    *pushQueue
 	stats    zoneCounters
 	ring     atomic.Pointer[ring] // the last ring built, reused while Peers answers the same
-	lastWarn atomic.Int64         // unix nanos of the last fallback warning
+	lastWarn lograte.Limiter      // the fallback warning (logFallback)
 
 	// ctx ends at Close: in-flight pushes and peer handlers stop.
 	ctx     context.Context
@@ -535,9 +536,7 @@ func (z *Zone) countPeerBytes(zone string, n int64) {
 
 // logFallback warns at most once per warnEvery; the rest go to debug.
 func (z *Zone) logFallback(p Peer, key string, idx uint32, err error) {
-	now := time.Now().UnixNano()
-	last := z.lastWarn.Load()
-	if now-last >= int64(warnEvery) && z.lastWarn.CompareAndSwap(last, now) {
+	if z.lastWarn.Allow(time.Now(), warnEvery) {
 		z.log.Warn("peer read failed, reading the object store instead (further failures at debug for a while)", "peer", p.ID, "addr", p.Addr, "err", err)
 		return
 	}

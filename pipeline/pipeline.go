@@ -39,6 +39,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 
 	"sluice.dev/codec"
+	"sluice.dev/internal/lograte"
 	"sluice.dev/meta"
 	"sluice.dev/objstore"
 )
@@ -239,10 +240,10 @@ type Pipeline struct {
 	store objstore.Store
 	meta  meta.Client
 	log   *slog.Logger
-	// lastExpiredLog is when the last ErrSegmentExpired was logged at
-	// error level (unix nanos): a clock behind meta's refuses every
-	// segment, four a second, and one line per expiredLogEvery says it.
-	lastExpiredLog atomic.Int64
+	// lastExpiredLog limits ErrSegmentExpired's error-level line: a clock
+	// behind meta's refuses every segment, four a second, and one line
+	// per expiredLogEvery says it.
+	lastExpiredLog lograte.Limiter
 
 	uploadSlots chan struct{}
 	commitWake  chan struct{} // capacity 1: tells commitLoop to look at sealed
@@ -652,9 +653,7 @@ const expiredLogEvery = 10 * time.Second
 func (p *Pipeline) logExpired(seg *segment, attempt int, err error) {
 	mExpired.Inc()
 	age := time.Since(seg.id.Time()).Round(time.Millisecond)
-	now := time.Now().UnixNano()
-	last := p.lastExpiredLog.Load()
-	if now-last >= int64(expiredLogEvery) && p.lastExpiredLog.CompareAndSwap(last, now) {
+	if p.lastExpiredLog.Allow(time.Now(), expiredLogEvery) {
 		p.log.Error("meta refused a segment as too old to commit; its produce requests fail with a retriable error and clients send them again. "+
 			"Likely cause: meta was unreachable for longer than half of its --gc-grace, or this agent's clock is behind meta's (check NTP)",
 			"segment", seg.id.String(), "age_by_agent_clock", age, "attempts", attempt, "err", err)

@@ -53,8 +53,8 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sluice.dev/internal/lograte"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -122,10 +122,10 @@ type saslServer struct {
 	// fakeKey salts the made-up SCRAM parameters of unknown users
 	// (sasl_scram.go), so they look the same on every attempt.
 	fakeKey []byte
-	// limitedLog: unix second of the last log line for a refusal over
-	// the failure budget; at most one a second, so an address being
-	// refused cannot flood the log (the metric counts every one).
-	limitedLog atomic.Int64
+	// limitedLog limits the log line for a refusal over the failure
+	// budget to one a second, so an address being refused cannot flood
+	// the log (the metric counts every one).
+	limitedLog lograte.Limiter
 }
 
 func newSASLServer(cfg SASLConfig) (*saslServer, error) {
@@ -282,7 +282,7 @@ func handleSASLAuthenticate(s *Server, rc *reqCtx, req kmsg.Request) {
 		resp.ErrorMessage = &saslMessage
 		rc.respond(resp)
 		if err == errSASLLimited {
-			if sec := rc.start.Unix(); s.sasl.limitedLog.Swap(sec) == sec {
+			if !s.sasl.limitedLog.Allow(rc.start, time.Second) {
 				rc.c.closeWhenSent() // logged this second already
 				return
 			}
@@ -348,7 +348,7 @@ func (s *Server) saslRawToken(c *conn, seq uint64, frame *frameBuf) bool {
 	now := time.Now()
 	challenge, _, err := s.saslStep(c, frame.b, now)
 	if err != nil {
-		if sec := now.Unix(); err != errSASLLimited || s.sasl.limitedLog.Swap(sec) != sec {
+		if err != errSASLLimited || s.sasl.limitedLog.Allow(now, time.Second) {
 			s.log.Warn("closing connection: SASL authentication failed", "remote", c.remote, "err", err)
 		}
 		return false

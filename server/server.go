@@ -32,6 +32,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sluice.dev/cache"
+	"sluice.dev/internal/lograte"
 	"sluice.dev/meta"
 	"sluice.dev/pipeline"
 )
@@ -191,9 +192,9 @@ type Server struct {
 	closing  atomic.Bool
 	connsMu  sync.Mutex
 	conns    map[*conn]struct{} // guarded by connsMu
-	// refusedLog rate-limits the log line for connections refused over
-	// MaxConnections: unix seconds of the last line.
-	refusedLog atomic.Int64
+	// refusedLog limits the log line for connections refused over
+	// MaxConnections to one a second.
+	refusedLog lograte.Limiter
 	clusterID  string
 	nodeID     atomic.Int32
 	view       agentView
@@ -403,7 +404,7 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if len(s.conns) >= s.cfg.MaxConnections {
 		s.connsMu.Unlock()
 		mConnsRefused.Inc()
-		if now := time.Now().Unix(); s.refusedLog.Swap(now) != now {
+		if s.refusedLog.Allow(time.Now(), time.Second) {
 			s.log.Warn("refusing connection: too many connections",
 				"remote", addrString(gc.RemoteAddr()), "max", s.cfg.MaxConnections,
 				"hint", "raise --max-connections if the agent has the memory for them")

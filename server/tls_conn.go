@@ -162,7 +162,7 @@ func (s *Server) addConn(c *conn) bool {
 	if len(s.conns) >= s.cfg.MaxConnections || s.closing.Load() {
 		s.connsMu.Unlock()
 		mConnsRefused.Inc()
-		if now := time.Now().Unix(); s.refusedLog.Swap(now) != now {
+		if s.refusedLog.Allow(time.Now(), time.Second) {
 			s.log.Warn("refusing connection: too many connections",
 				"remote", c.remote, "max", s.cfg.MaxConnections,
 				"hint", "raise --max-connections if the agent has the memory for them")

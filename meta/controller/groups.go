@@ -120,9 +120,7 @@ func (s *Service) logLimit(err error) {
 	if !errors.Is(err, meta.ErrTooManyGroups) && !errors.Is(err, meta.ErrGroupMaxSizeReached) {
 		return
 	}
-	now := time.Now().UnixNano()
-	last := s.limitLogged.Load()
-	if now-last < int64(time.Minute) || !s.limitLogged.CompareAndSwap(last, now) {
+	if !s.limitLogged.Allow(time.Now(), time.Minute) {
 		return
 	}
 	s.log.Warn("meta: group limit reached", "err", err)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sluice.dev/internal/lograte"
 	"sluice.dev/meta"
 	"sluice.dev/meta/groups"
 	"sluice.dev/meta/kv"
@@ -262,7 +263,7 @@ type Service struct {
 	openedAt time.Time      // offsets of groups not seen empty count from here (offsets.go)
 	bg       sync.WaitGroup // background loops (janitors.go); Close waits for them
 
-	limitLogged atomic.Int64 // unix nanos of the last group-limit log line (logLimit)
+	limitLogged lograte.Limiter // the group-limit log line (logLimit)
 
 	// For tests.
 	txCount   atomic.Uint64                // bbolt write transactions of commit groups

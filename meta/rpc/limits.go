@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 
+	"sluice.dev/internal/lograte"
 	"sluice.dev/meta"
 	pb "sluice.dev/meta/metapb"
 )
@@ -136,22 +137,13 @@ func (s *Server) tapCall(ctx context.Context, info *tap.Info) (context.Context, 
 	}
 	if err != nil {
 		mCallsRefused.Inc()
-		if s.refusedLog.allow() {
+		if s.refusedLog.Allow(time.Now(), time.Second) {
 			s.log.Info("meta/rpc: call refused before its request was read (logged at most once a second)",
 				"method", info.FullMethodName, "peer", peerAddr(ctx), "err", err)
 		}
 		return ctx, err
 	}
 	return ctx, nil
-}
-
-// everySecond lets one event a second through (log lines a hostile peer
-// could otherwise repeat as fast as it sends).
-type everySecond struct{ last atomic.Int64 }
-
-func (e *everySecond) allow() bool {
-	now := time.Now().Unix()
-	return e.last.Swap(now) != now
 }
 
 // LimitListener returns ln closing every connection accepted while max
@@ -174,7 +166,7 @@ type limitListener struct {
 	max     int64
 	open    atomic.Int64
 	log     *slog.Logger
-	refused everySecond
+	refused lograte.Limiter
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -187,7 +179,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			l.open.Add(-1)
 			_ = c.Close()
 			mConnsRefused.Inc()
-			if l.refused.allow() {
+			if l.refused.Allow(time.Now(), time.Second) {
 				l.log.Warn("meta: refusing connection: too many connections (logged at most once a second)",
 					"remote", c.RemoteAddr().String(), "max", l.max,
 					"hint", "raise --max-connections if meta has the memory for them")

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"sluice.dev/internal/lograte"
 	"sluice.dev/meta"
 	pb "sluice.dev/meta/metapb"
 )
@@ -80,7 +81,7 @@ const (
 type Server struct {
 	b          Backend
 	log        *slog.Logger
-	refusedLog everySecond // tapCall's log lines
+	refusedLog lograte.Limiter // tapCall's log lines
 }
 
 // NewServer returns a server of b. log may be nil.
