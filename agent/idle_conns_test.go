@@ -22,16 +22,15 @@ func TestIdleConnectionsClosed(t *testing.T) {
 	createTopic(t, c.addr(), "idle", 1)
 	before := metricValue(t, "sluice_kafka_connections_idle_closed_total")
 
-	silent, err := kafkatest.Dial(c.addr())
-	if err != nil {
-		t.Fatal(err)
+	dial := func() *kafkatest.Conn {
+		conn, err := kafkatest.Dial(c.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return conn
 	}
-	defer silent.Close()
-	half, err := kafkatest.Dial(c.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer half.Close()
+	silent, half := dial(), dial()
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], 1000) // a 1,000-byte frame, of which 10 bytes come
 	if _, err := half.Write(append(hdr[:], make([]byte, 10)...)); err != nil {
@@ -40,18 +39,10 @@ func TestIdleConnectionsClosed(t *testing.T) {
 	t0 := time.Now()
 
 	// Busy: ApiVersions every 100 ms for 1.2 s.
-	busy, err := kafkatest.Dial(c.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
+	busy := dial()
 	// Waiting: a produce parked for the 1.5 s flush interval, five times
 	// the idle limit, is answered on the same connection.
-	waiting, err := kafkatest.Dial(c.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer waiting.Close()
+	waiting := dial()
 	corr, err := waiting.Send(produceRequest("idle", map[int32][]byte{
 		0: kafkatest.AppendBatch(nil, kafkatest.BatchOpts{Records: 1, ValueSize: 10, ProducerID: -1, FirstTS: time.Now().UnixMilli()}),
 	}))
