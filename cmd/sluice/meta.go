@@ -115,7 +115,8 @@ func runMeta(args []string) error {
 	defer h.Close()
 
 	srv := rpc.NewServer(h, log)
-	opts := srv.Options(rpc.Limits{MaxConnections: *maxConns, MaxIdle: *maxIdle})
+	lim := rpc.Limits{MaxConnections: *maxConns, MaxIdle: *maxIdle}
+	opts := srv.Options(lim)
 	if *tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {
@@ -127,7 +128,7 @@ func runMeta(args []string) error {
 	gs := grpc.NewServer(opts...)
 	srv.Register(gs)
 	go func() {
-		if err := gs.Serve(rpc.LimitListener(ln, *maxConns, log)); err != nil {
+		if err := gs.Serve(rpc.LimitListener(ln, lim, log)); err != nil {
 			log.Error("meta: grpc server stopped", "err", err)
 		}
 	}()

@@ -146,12 +146,14 @@ func (s *Server) tapCall(ctx context.Context, info *tap.Info) (context.Context, 
 	return ctx, nil
 }
 
-// LimitListener returns ln closing every connection accepted while max
-// are open (0: DefaultMaxConnections), with a log line at most once a
-// second: each open connection holds buffers and a goroutine, so their
-// number must be bounded, and closing at once (rather than leaving them
-// in the backlog) tells a legitimate client to go elsewhere.
-func LimitListener(ln net.Listener, max int, log *slog.Logger) net.Listener {
+// LimitListener returns ln closing every connection accepted while
+// l.MaxConnections are open, with a log line at most once a second: each
+// open connection holds buffers and a goroutine, so their number must be
+// bounded, and closing at once (rather than leaving them in the backlog)
+// tells a legitimate client to go elsewhere. Serve the Server made with
+// the same l's Options on it.
+func LimitListener(ln net.Listener, l Limits, log *slog.Logger) net.Listener {
+	max := l.MaxConnections
 	if max <= 0 {
 		max = DefaultMaxConnections
 	}

@@ -30,7 +30,7 @@ func serveLimited(t *testing.T, b Backend, l Limits) string {
 	srv := NewServer(b, quietLog)
 	g := grpc.NewServer(srv.Options(l)...)
 	srv.Register(g)
-	go func() { _ = g.Serve(LimitListener(ln, l.MaxConnections, quietLog)) }()
+	go func() { _ = g.Serve(LimitListener(ln, l, quietLog)) }()
 	t.Cleanup(g.Stop)
 	return ln.Addr().String()
 }
