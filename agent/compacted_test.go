@@ -26,7 +26,7 @@ type kvRecord struct {
 
 // readCompacted reads the whole topic from the start with a new client
 // and returns, per partition, the records in offset order by key.
-func readCompacted(t *testing.T, addr, topic string) (map[int32][]string, map[string][]kvRecord) {
+func readCompacted(t *testing.T, addr, topic string, opts ...kgo.Opt) (map[int32][]string, map[string][]kvRecord) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -39,7 +39,7 @@ func readCompacted(t *testing.T, addr, topic string) (map[int32][]string, map[st
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,11 +87,7 @@ func readCompacted(t *testing.T, addr, topic string) (map[int32][]string, map[st
 // key whose last record is a tombstone shows the tombstone until a later
 // cleaning, past delete.retention.ms, removes it.
 func TestCompactedTopic(t *testing.T) {
-	c := startClusterMeta(t, t.TempDir(), agent.Config{
-		FlushInterval:      20 * time.Millisecond,
-		CompactionInterval: time.Hour, // the test runs the jobs
-		GCInterval:         time.Hour,
-	}, nil, lifecycleMeta)
+	c := startJobsCluster(t)
 	const topic, parts, keys = "kv", 2, 50
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -194,6 +190,145 @@ func TestCompactedTopic(t *testing.T) {
 	}
 }
 
+// TestCompactedTopicTransactions: a compacted topic written in
+// transactions (Kafka Streams' changelogs under exactly_once_v2) is
+// cleaned like Kafka's cleaner does it: aborted records are removed (an
+// aborted value never survives as a key's latest), nothing at or past the
+// last stable offset is touched, meta's marker entries become control
+// batches in the cleaned object, and the commit marker of a transaction
+// whose records were all superseded goes after delete.retention.ms.
+func TestCompactedTopicTransactions(t *testing.T) {
+	c := startJobsCluster(t)
+	const topic, keys = "changelog", 50
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(mustClient(t, kgo.SeedBrokers(c.addr())))
+	policy, delRet, maxLag := "compact", "1000", "1"
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": &policy, "delete.retention.ms": &delRet, "max.compaction.lag.ms": &maxLag}, topic); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	topics, err := c.meta.Topics(ctx, []string{topic})
+	if err != nil || len(topics) != 1 {
+		t.Fatalf("topic: %v %v", topics, err)
+	}
+	tp := meta.TopicPartition{TopicID: topics[0].ID}
+	markers := func() (n int) {
+		res, err := c.meta.Lookup(ctx, tp, 0, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range res.Entries {
+			if e.IsMarker() {
+				n++
+			}
+		}
+		return n
+	}
+	txn := func(id string) *kgo.Client {
+		return mustClient(t, kgo.SeedBrokers(c.addr()), kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond))
+	}
+	write := func(cl *kgo.Client, from, to int, value string) {
+		var rs []*kgo.Record
+		for k := from; k < to; k++ {
+			rs = append(rs, &kgo.Record{Key: fmt.Appendf(nil, "k%02d", k), Value: []byte(value)})
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", value, err)
+		}
+	}
+	inTxn := func(cl *kgo.Client, from, to int, value string, commit kgo.TransactionEndTry) {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		write(cl, from, to, value)
+		if err := cl.EndTransaction(ctx, commit); err != nil {
+			t.Fatalf("end %s: %v", value, err)
+		}
+	}
+	a, b := txn("app-a"), txn("app-b")
+	inTxn(a, 0, 10, "a", kgo.TryCommit)   // superseded below: its marker goes later
+	inTxn(a, 0, keys, "x", kgo.TryAbort)  // aborted: never a latest value
+	inTxn(a, 0, keys, "b", kgo.TryCommit) // the committed values
+	if err := b.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	write(b, 0, 5, "o") // open: the last stable offset stops the cleaning here
+	if n := markers(); n != 3 {
+		t.Fatalf("%d marker entries before cleaning, want 3", n)
+	}
+
+	aborted := metrics.GetOrCreateCounter(`sluice_jobs_clean_aborted_records_dropped_total`)
+	dropped := metrics.GetOrCreateCounter(`sluice_jobs_clean_markers_dropped_total`)
+	aborted0, dropped0 := aborted.Get(), dropped.Get()
+	cleanDue(t, c.agent)
+	if got := aborted.Get() - aborted0; got != keys {
+		t.Fatalf("%d aborted records dropped, want %d", got, keys)
+	}
+	if n := markers(); n != 0 {
+		t.Fatalf("%d marker entries left below the last stable offset, want 0 (rendered into the cleaned object)", n)
+	}
+	// read_uncommitted sees the open transaction's records beside the
+	// committed ones they would supersede: the cleaning stopped below
+	// them. No aborted record is left to see.
+	_, byKey := readCompacted(t, c.addr(), topic)
+	for k := range keys {
+		key := fmt.Sprintf("k%02d", k)
+		want := []string{"b"}
+		if k < 5 {
+			want = []string{"b", "o"}
+		}
+		if got := values(byKey[key]); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("key %s after the first cleaning: %v, want %v", key, got, want)
+		}
+	}
+
+	// b commits; past delete.retention.ms a second cleaning drops the
+	// commit marker of "a", whose records were all superseded, and keeps
+	// the others (the abort marker, "b" and "o" keep records).
+	if err := b.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	inTxn(a, 40, keys, "c", kgo.TryCommit)
+	// A plain record last: readCompacted reads up to the end offset,
+	// and a client never shows a marker.
+	if err := mustClient(t, kgo.SeedBrokers(c.addr())).ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("end")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cleanDue(t, c.agent)
+	if got := dropped.Get() - dropped0; got != 1 {
+		t.Fatalf("%d commit markers dropped, want 1", got)
+	}
+	for _, opts := range [][]kgo.Opt{nil, {kgo.FetchIsolationLevel(kgo.ReadCommitted())}} {
+		_, byKey = readCompacted(t, c.addr(), topic, opts...)
+		for k := range keys {
+			key := fmt.Sprintf("k%02d", k)
+			want := "b"
+			switch {
+			case k < 5:
+				want = "o"
+			case k >= 40:
+				want = "c"
+			}
+			if got := values(byKey[key]); fmt.Sprint(got) != fmt.Sprint([]string{want}) {
+				t.Fatalf("key %s after the second cleaning: %v, want [%s]", key, got, want)
+			}
+		}
+	}
+}
+
+func values(rs []kvRecord) []string {
+	var out []string
+	for _, r := range rs {
+		if r.value == nil {
+			out = append(out, "<nil>")
+		} else {
+			out = append(out, *r.value)
+		}
+	}
+	return out
+}
+
 // cleanDue runs key cleanings until at least one ran. Data is due
 // max.compaction.lag.ms (1 ms here) after its commit, and meta's clock
 // has millisecond resolution: a cleaning asked for in the millisecond of
@@ -217,4 +352,15 @@ func hasConfig(cs []kadm.Config, name, value string) bool {
 		}
 	}
 	return false
+}
+
+// mustClient returns a client closed when the test ends.
+func mustClient(t *testing.T, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
 }

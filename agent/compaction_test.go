@@ -30,6 +30,17 @@ func lifecycleMeta(c *controller.Config) {
 	c.Compaction = planner.Config{MinAge: time.Millisecond, MaxWait: 100 * time.Millisecond}
 }
 
+// startJobsCluster starts a cluster whose agent runs no job on its own:
+// the test runs them (runJobs), with meta's lifecycle settings.
+func startJobsCluster(t *testing.T) *testCluster {
+	t.Helper()
+	return startClusterMeta(t, t.TempDir(), agent.Config{
+		FlushInterval:      20 * time.Millisecond,
+		CompactionInterval: time.Hour,
+		GCInterval:         time.Hour,
+	}, nil, lifecycleMeta)
+}
+
 // runJobs runs jobs of kind until meta has none due.
 func runJobs(t *testing.T, a *agent.Agent, kind meta.JobKind) int {
 	t.Helper()
@@ -101,11 +112,7 @@ func indexedObjects(t *testing.T, m meta.Client, topic string) (map[string]bool,
 // objects nothing references, a fresh consumer still reads everything,
 // an orphan is collected, and deleting the topic empties the bucket.
 func TestCompactionAndGCUnderReaders(t *testing.T) {
-	c := startClusterMeta(t, t.TempDir(), agent.Config{
-		FlushInterval:      20 * time.Millisecond,
-		CompactionInterval: time.Hour, // the test runs the jobs
-		GCInterval:         time.Hour,
-	}, nil, lifecycleMeta)
+	c := startJobsCluster(t)
 	const topic, parts = "life", 4
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

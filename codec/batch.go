@@ -131,6 +131,15 @@ func (h BatchHeader) IsTransactional() bool { return h.Attributes&attrTransactio
 // marker) rather than user data.
 func (h BatchHeader) IsControl() bool { return h.Attributes&attrControl != 0 }
 
+// WithoutControl returns h with the control attribute cleared. Key
+// cleaning uses it for the empty batch that keeps the offsets of dropped
+// batches readable: a control batch without its record would puzzle
+// clients that read a control batch's first record.
+func (h BatchHeader) WithoutControl() BatchHeader {
+	h.Attributes &^= attrControl
+	return h
+}
+
 // Size returns the size of the whole batch in bytes, header included.
 func (h BatchHeader) Size() int { return batchLengthOverhead + int(h.BatchLength) }
 

@@ -53,3 +53,19 @@ func AppendControlBatch(dst []byte, offset, pid int64, epoch int16, commit bool,
 	be.PutUint32(dst[start+offCRC:], crc32.Checksum(dst[start+offAttributes:], castagnoli))
 	return dst
 }
+
+// Control record types: the int16 after the version in a control
+// record's key.
+const (
+	ControlTypeAbort  int16 = 0
+	ControlTypeCommit int16 = 1
+)
+
+// ControlType returns the type of a control record from its key, and
+// false when the key is too short to hold one.
+func ControlType(key []byte) (int16, bool) {
+	if len(key) < 4 {
+		return 0, false
+	}
+	return int16(binary.BigEndian.Uint16(key[2:])), true
+}

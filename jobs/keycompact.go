@@ -19,8 +19,24 @@ package jobs
 //
 // The rules, record by record (offset o, in a batch whose header is h):
 //
-//   - A control batch (transaction marker) is kept whole, and its records
-//     never enter the map.
+//   - A data batch of an aborted transaction (transactional, of a
+//     producer with an aborted range in cfg.Aborted that holds the
+//     batch's base offset) is dropped whole and never enters the map, so
+//     an aborted value never wins over a committed one (Kafka's
+//     CleanedTransactionMetadata). The caller keeps the range below the
+//     last stable offset, so every transaction in it has ended.
+//   - A control batch (transaction marker) never enters the map. A
+//     commit marker goes when its transaction kept no record in this
+//     output (every one was superseded), it lies in the clean part and
+//     its timestamp is below tombstoneHorizon: the rule of tombstones,
+//     which is Kafka's rule for markers of emptied transactions too. An
+//     abort marker is kept: meta's aborted transactions index still
+//     names it, and a read_committed consumer told of an aborted range
+//     drops that producer's batches until it sees the marker (so it
+//     could go only together with the index entry; not built). A kept
+//     control batch is never widened over the offsets of dropped
+//     batches, nor moved back over them, and an empty batch made for
+//     such offsets never has the control attribute.
 //   - A record above cleanUpTo is kept: the caller leaves the newest data
 //     alone (min.compaction.lag.ms, an incomplete map).
 //   - A record with a null key is kept: it cannot be compacted. Kafka
@@ -53,19 +69,24 @@ package jobs
 // its own base is copied byte for byte, not recompressed. Compacting the
 // output again with the same inputs changes nothing.
 //
-// Not done here: records of aborted transactions are treated like committed
-// ones (Kafka's cleaner drops them using the aborted-transaction index,
-// which in Sluice lives in meta; the caller must keep cleanUpTo below the
-// last stable offset), and transaction markers are never removed.
+// Transactions: the aborted ranges come from meta (its aborted
+// transactions index), as Kafka's cleaner reads them from the segment's
+// transaction index. Meta's markers are index entries without bytes; the
+// job renders them into control batches (codec.AppendControlBatch) before
+// cleaning, so the output holds them as stored batches and meta's index
+// loses an entry per marker.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 
 	"sluice.dev/codec"
+	"sluice.dev/meta"
 )
 
 // Batch is one stored batch of a partition with its absolute base offset,
@@ -113,14 +134,16 @@ const DefaultMaxDecompressed = codec.MaxDecompressedRatio << 20
 var ErrKeyMapTooSmall = errors.New("jobs: key map holds no key")
 
 // BuildKeyMap clears m and indexes the latest offset of every keyed record
-// with an offset in [dirtyStart, upTo] among the batches r yields (which
-// may start before dirtyStart; it stops reading after the batch holding
-// upTo). It returns completeUpTo, the last offset up to which the map is
-// complete: upTo (or the last offset r had, if less) when everything fit,
-// less when the map filled, never less than the first dirty record's
-// offset. maxDecompressed bounds a compressed batch's records (0: the
-// default). Control batches are not indexed.
-func BuildKeyMap(m *KeyMap, r BatchReader, dirtyStart, upTo int64, maxDecompressed int) (completeUpTo int64, err error) {
+// with an offset in [cfg.DirtyStart, cfg.CleanUpTo] among the batches r
+// yields (which may start before DirtyStart; it stops reading after the
+// batch holding CleanUpTo). It returns completeUpTo, the last offset up
+// to which the map is complete: CleanUpTo (or the last offset r had, if
+// less) when everything fit, less when the map filled, never less than
+// the first dirty record's offset. cfg.MaxDecompressed bounds a
+// compressed batch's records (0: the default). Control batches and the
+// batches of aborted transactions (cfg.Aborted) are not indexed.
+func BuildKeyMap(m *KeyMap, r BatchReader, cfg CleanConfig) (completeUpTo int64, err error) {
+	dirtyStart, upTo, maxDecompressed := cfg.DirtyStart, cfg.CleanUpTo, cfg.MaxDecompressed
 	if m.Cap() < 1 {
 		return dirtyStart - 1, ErrKeyMapTooSmall
 	}
@@ -128,6 +151,8 @@ func BuildKeyMap(m *KeyMap, r BatchReader, dirtyStart, upTo int64, maxDecompress
 		maxDecompressed = DefaultMaxDecompressed
 	}
 	m.Clear()
+	var txns txnScan
+	txns.reset(cfg.Aborted)
 	var it codec.RecordIter
 	defer it.Close()
 	completeUpTo = dirtyStart - 1
@@ -147,7 +172,7 @@ func BuildKeyMap(m *KeyMap, r BatchReader, dirtyStart, upTo int64, maxDecompress
 			return completeUpTo, fmt.Errorf("jobs: key map: batch at offset %d: %w", b.Base, err)
 		}
 		end := b.end(h)
-		if end < dirtyStart || h.IsControl() {
+		if end < dirtyStart || h.IsControl() || txns.abortedBatch(h, b.Base) {
 			completeUpTo = max(completeUpTo, end)
 			continue
 		}
@@ -199,6 +224,11 @@ type CleanConfig struct {
 	// MaxDecompressed bounds a compressed batch's records; 0 is
 	// DefaultMaxDecompressed.
 	MaxDecompressed int
+	// Aborted lists the partition's aborted transactions that overlap
+	// the range, from meta's aborted transactions index: a producer id,
+	// the transaction's first offset in the partition, and its abort
+	// marker's offset. Any order.
+	Aborted []meta.AbortedTxn
 }
 
 // CleanStats counts what a CleanRange did.
@@ -209,6 +239,10 @@ type CleanStats struct {
 	// TombstonesDropped counts tombstones dropped because they were past
 	// the horizon (superseded ones count as any superseded record).
 	TombstonesDropped int64
+	// AbortedDropped counts the records of aborted transactions
+	// dropped; MarkersDropped the commit markers of emptied
+	// transactions dropped.
+	AbortedDropped, MarkersDropped int64
 	// Keys is the number of keys in the map.
 	Keys int
 	// End is the last offset the output covers: the output tiles
@@ -239,6 +273,7 @@ func CleanRange(m *KeyMap, r BatchReader, cfg CleanConfig, emit Emit) (CleanStat
 	c.stats.End = cfg.Start - 1
 	c.stats.CleanedUpTo = cfg.Start - 1
 	c.stats.Keys = m.Len()
+	c.txns.reset(cfg.Aborted)
 	err := c.run(r)
 	st := c.stats
 	c.it.Close()
@@ -273,6 +308,7 @@ type cleaner struct {
 	it    codec.RecordIter
 	bb    codec.BatchBuilder
 	stats CleanStats
+	txns  txnScan
 
 	next    int64 // the base offset the next input batch must have
 	covered int64 // first offset not covered by emitted or pending output
@@ -335,7 +371,17 @@ func (c *cleaner) batch(b Batch) error {
 	// or not, so a gap never outgrows an int32 lastOffsetDelta.
 	base := b.Base
 	if !c.hasPend && c.covered < b.Base {
-		if end-c.covered <= math.MaxInt32 {
+		moveBack := true
+		if h.IsControl() {
+			// A kept marker stays where it is (see the file
+			// comment); a dropped one joins the gap.
+			keep, err := c.markerKept(b, h)
+			if err != nil {
+				return err
+			}
+			moveBack = !keep
+		}
+		if end-c.covered <= math.MaxInt32 && moveBack {
 			base = c.covered
 		} else if err := c.emitEmpty(c.covered, b.Base-1); err != nil {
 			return err
@@ -346,10 +392,22 @@ func (c *cleaner) batch(b Batch) error {
 	}
 	c.bb.Reset(h, base)
 	kept := 0
+	aborted := c.txns.abortedBatch(h, b.Base)
 	for c.it.Next() {
 		rec := c.it.Record()
 		off := b.Base + int64(rec.OffsetDelta)
-		if h.IsControl() || c.keep(rec, off) {
+		var keep bool
+		switch {
+		case h.IsControl():
+			if keep = c.keepMarker(h, rec, off); !keep {
+				c.stats.MarkersDropped++
+			}
+		case aborted:
+			c.stats.AbortedDropped++
+		default:
+			keep = c.keep(rec, off)
+		}
+		if keep {
 			c.bb.Add(rec, off)
 			kept++
 		}
@@ -358,6 +416,11 @@ func (c *cleaner) batch(b Batch) error {
 		return fmt.Errorf("jobs: clean: batch at offset %d: %w", b.Base, err)
 	}
 	c.next = end + 1
+	if h.IsControl() {
+		c.txns.ended(h.ProducerID)
+	} else if kept > 0 && h.IsTransactional() {
+		c.txns.keptOne(h.ProducerID)
+	}
 
 	if kept == 0 {
 		if c.hasPend {
@@ -388,6 +451,9 @@ func (c *cleaner) batch(b Batch) error {
 	}
 	c.stats.RecordsOut += int64(kept)
 	c.hasPend, c.pendBase, c.pendEnd, c.covered, c.gapSet = true, base, end, end+1, false
+	if h.IsControl() {
+		return c.flush() // never widened: see the file comment
+	}
 	return nil
 }
 
@@ -404,6 +470,30 @@ func (c *cleaner) keep(rec *codec.Record, off int64) bool {
 		return false
 	}
 	return true
+}
+
+// keepMarker decides a control batch's record (see the file comment).
+func (c *cleaner) keepMarker(h codec.BatchHeader, rec *codec.Record, off int64) bool {
+	typ, ok := codec.ControlType(rec.Key)
+	return !ok || typ != codec.ControlTypeCommit || off >= c.cfg.DirtyStart || off > c.cfg.CleanUpTo ||
+		rec.Timestamp >= c.cfg.TombstoneHorizon || c.txns.keptAny(h.ProducerID)
+}
+
+// markerKept reports whether a control batch keeps any record, before
+// the batch is cleaned: whether it may move back decides its base.
+func (c *cleaner) markerKept(b Batch, h codec.BatchHeader) (bool, error) {
+	if err := c.it.Reset(b.Data, h, c.cfg.MaxDecompressed); err != nil {
+		return false, fmt.Errorf("jobs: clean: batch at offset %d: %w", b.Base, err)
+	}
+	keep := false
+	for c.it.Next() {
+		rec := c.it.Record()
+		keep = keep || c.keepMarker(h, rec, b.Base+int64(rec.OffsetDelta))
+	}
+	if err := c.it.Err(); err != nil {
+		return false, fmt.Errorf("jobs: clean: batch at offset %d: %w", b.Base, err)
+	}
+	return keep, nil
 }
 
 // flush emits the pending batch, widened to pendEnd.
@@ -428,7 +518,7 @@ func (c *cleaner) emitEmpty(first, last int64) error {
 	if !c.gapSet {
 		panic(fmt.Sprintf("BUG: jobs: empty batch for [%d, %d] without a source batch", first, last))
 	}
-	c.bb.Reset(c.gapHdr, first)
+	c.bb.Reset(c.gapHdr.WithoutControl(), first)
 	var err error
 	if c.pend, err = c.bb.AppendTo(c.pend[:0], int32(last-first)); err != nil {
 		return fmt.Errorf("jobs: clean: empty batch at offset %d: %w", first, err)
@@ -451,10 +541,67 @@ func (c *cleaner) out(base int64, batch []byte) error {
 // below the range's end, run again later from a DirtyStart past what this
 // run indexed, as Kafka does when its dedupe buffer is full).
 func CompactKeys(m *KeyMap, batches []Batch, cfg CleanConfig, emit Emit) (CleanStats, error) {
-	complete, err := BuildKeyMap(m, NewSliceBatches(batches), cfg.DirtyStart, cfg.CleanUpTo, cfg.MaxDecompressed)
+	complete, err := BuildKeyMap(m, NewSliceBatches(batches), cfg)
 	if err != nil {
 		return CleanStats{End: cfg.Start - 1}, err
 	}
 	cfg.CleanUpTo = min(cfg.CleanUpTo, complete)
 	return CleanRange(m, NewSliceBatches(batches), cfg, emit)
 }
+
+// txnScan follows the transactions of a partition through its batches,
+// which it is shown in offset order: which data batches belong to an
+// aborted transaction, and whether each producer's current transaction
+// has kept a record. A producer has at most one transaction open at a
+// time, so its batches between two of its markers are one transaction.
+// The maps are made only for partitions with transactions.
+type txnScan struct {
+	aborted []meta.AbortedTxn // by first offset
+	next    int               // aborted[:next] have begun
+	// open maps a producer to the abort marker offset of its latest
+	// begun aborted transaction.
+	open map[int64]int64
+	// kept holds the producers whose current transaction kept a record.
+	kept map[int64]bool
+}
+
+func (s *txnScan) reset(aborted []meta.AbortedTxn) {
+	s.aborted = s.aborted[:0]
+	s.aborted = append(s.aborted, aborted...)
+	slices.SortFunc(s.aborted, func(a, b meta.AbortedTxn) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
+	s.next = 0
+	clear(s.open)
+	clear(s.kept)
+}
+
+// abortedBatch reports whether the batch at base with header h is data
+// of an aborted transaction. Calls come in offset order.
+func (s *txnScan) abortedBatch(h codec.BatchHeader, base int64) bool {
+	for s.next < len(s.aborted) && s.aborted[s.next].FirstOffset <= base {
+		a := &s.aborted[s.next]
+		if s.open == nil {
+			s.open = make(map[int64]int64)
+		}
+		s.open[a.ProducerID] = a.LastOffset
+		s.next++
+	}
+	if !h.IsTransactional() || h.IsControl() || len(s.open) == 0 {
+		return false
+	}
+	last, ok := s.open[h.ProducerID]
+	return ok && base < last
+}
+
+// keptOne notes that pid's current transaction kept a record.
+func (s *txnScan) keptOne(pid int64) {
+	if s.kept == nil {
+		s.kept = make(map[int64]bool)
+	}
+	s.kept[pid] = true
+}
+
+// keptAny reports whether pid's current transaction kept a record.
+func (s *txnScan) keptAny(pid int64) bool { return s.kept[pid] }
+
+// ended notes pid's marker: its next batches are a new transaction.
+func (s *txnScan) ended(pid int64) { delete(s.kept, pid) }

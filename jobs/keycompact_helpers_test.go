@@ -28,7 +28,9 @@ type tBatch struct {
 	recs    []tRec
 	codec   int8
 	control bool
-	logTime bool // LogAppendTime, with maxTS as the append time
+	txnal   bool  // transactional (control batches are too)
+	pid     int64 // producer id; 0 is 42
+	logTime bool  // LogAppendTime, with maxTS as the append time
 	maxTS   int64
 }
 
@@ -102,6 +104,13 @@ func encodeBatch(t testing.TB, tb tBatch) []byte {
 	if tb.control {
 		attrs |= 0x10 | 0x20
 	}
+	if tb.txnal {
+		attrs |= 0x10
+	}
+	pid := tb.pid
+	if pid == 0 {
+		pid = 42
+	}
 	be := binary.BigEndian
 	b := be.AppendUint64(nil, 0)
 	b = be.AppendUint32(b, 0)
@@ -112,7 +121,7 @@ func encodeBatch(t testing.TB, tb tBatch) []byte {
 	b = be.AppendUint32(b, uint32(len(tb.recs)-1))
 	b = be.AppendUint64(b, uint64(first))
 	b = be.AppendUint64(b, uint64(maxTS))
-	b = be.AppendUint64(b, 42) // producer id
+	b = be.AppendUint64(b, uint64(pid))
 	b = be.AppendUint16(b, 1)
 	b = be.AppendUint32(b, 0)
 	b = be.AppendUint32(b, uint32(len(tb.recs)))
@@ -143,6 +152,8 @@ type flatRec struct {
 	ts                 int64 // create timestamp
 	tsSeen             int64 // the timestamp a consumer sees
 	control            bool
+	txnal              bool
+	pid                int64
 }
 
 func (r flatRec) String() string {
@@ -156,6 +167,8 @@ func (r flatRec) String() string {
 	c := ""
 	if r.control {
 		c = "C"
+	} else if r.txnal {
+		c = fmt.Sprintf("T%d", r.pid)
 	}
 	return fmt.Sprintf("%d%s:%s=%s@%d", r.off, c, k, v, r.ts)
 }
@@ -185,7 +198,7 @@ func flatten(t testing.TB, batches []Batch, first int64) ([]flatRec, int64) {
 			out = append(out, flatRec{
 				off: b.Base + int64(r.OffsetDelta), key: string(r.Key), value: string(r.Value),
 				nullKey: r.Key == nil, nullValue: r.NullValue, ts: r.CreateTimestamp,
-				tsSeen: r.Timestamp, control: h.IsControl(),
+				tsSeen: r.Timestamp, control: h.IsControl(), txnal: h.IsTransactional(), pid: h.ProducerID,
 			})
 		}
 		if err := it.Err(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"sluice.dev/codec"
+	"sluice.dev/meta"
 )
 
 func kv(k, v string, ts int64) tRec {
@@ -30,23 +31,43 @@ const null = "\x00"
 // records the output range [.., outEnd] keeps.
 func oracle(in []flatRec, cfg CleanConfig, complete, outEnd int64) []flatRec {
 	upTo := min(cfg.CleanUpTo, complete)
+	aborted := func(r flatRec) bool {
+		for _, a := range cfg.Aborted {
+			if r.txnal && !r.control && r.pid == a.ProducerID && r.off >= a.FirstOffset && r.off < a.LastOffset {
+				return true
+			}
+		}
+		return false
+	}
 	latest := map[string]int64{}
 	for _, r := range in {
-		if !r.control && !r.nullKey && r.off >= cfg.DirtyStart && r.off <= upTo {
+		if !r.control && !r.nullKey && r.off >= cfg.DirtyStart && r.off <= upTo && !aborted(r) {
 			latest[r.key] = max(latest[r.key], r.off)
 		}
 	}
 	var out []flatRec
+	kept := map[int64]bool{} // producer -> its current transaction kept a record
 	for _, r := range in {
 		if r.off > outEnd {
 			break
 		}
 		switch {
-		case r.control, r.off > upTo, r.nullKey:
+		case r.control:
+			txnKept := kept[r.pid]
+			delete(kept, r.pid)
+			if r.key == "\x00\x00\x00\x01" && !txnKept && r.off < cfg.DirtyStart && r.off <= upTo && r.tsSeen < cfg.TombstoneHorizon {
+				continue // an emptied transaction's commit marker
+			}
+		case aborted(r):
+			continue
+		case r.off > upTo, r.nullKey:
 		case latest[r.key] > r.off:
 			continue
 		case r.nullValue && r.off < cfg.DirtyStart && r.tsSeen < cfg.TombstoneHorizon:
 			continue
+		}
+		if r.txnal && !r.control {
+			kept[r.pid] = true
 		}
 		out = append(out, r)
 	}
@@ -282,22 +303,43 @@ func TestCompactKeysRefusesGaps(t *testing.T) {
 
 // randomPartition makes a partition of random batches: keys from a small
 // set (so that most records are superseded), some null keys, tombstones,
-// control batches, LogAppendTime batches, every codec.
-func randomPartition(t testing.TB, rng *rand.Rand, start int64) []Batch {
+// LogAppendTime batches, every codec, and transactions of three producers
+// interleaved with plain batches, committed or aborted, some empty (a
+// marker alone). Every transaction ends within the partition (the
+// cleaning stays below the last stable offset); the aborted ones are
+// returned as meta's aborted transactions index holds them.
+func randomPartition(t testing.TB, rng *rand.Rand, start int64) ([]Batch, []meta.AbortedTxn) {
 	nb := 1 + rng.IntN(14)
-	tbs := make([]tBatch, nb)
+	var tbs []tBatch
+	var aborted []meta.AbortedTxn
 	ts := int64(1000)
-	for i := range tbs {
+	next := start
+	first := map[int64]int64{} // open transactions: producer -> first offset
+	marker := func(pid int64) {
+		commit := rng.IntN(2) == 0
+		tbs = append(tbs, tBatch{control: true, pid: pid,
+			recs: []tRec{{key: []byte{0, 0, 0, map[bool]byte{false: 0, true: 1}[commit]}, value: []byte{0, 0, 0, 0, 0, 7}, ts: ts}}})
+		if f, ok := first[pid]; ok && !commit {
+			aborted = append(aborted, meta.AbortedTxn{ProducerID: pid, FirstOffset: f, LastOffset: next})
+		}
+		delete(first, pid)
+		next++
+	}
+	for range nb {
 		tb := tBatch{codec: int8(rng.IntN(5))}
 		switch rng.IntN(14) {
 		case 0:
-			tb.control = true
-			tb.recs = []tRec{{key: []byte{0, 0, 0, byte(rng.IntN(2))}, value: []byte{0, 0, 0, 0, 0, 7}, ts: ts}}
-			tbs[i] = tb
+			marker(100 + rng.Int64N(3)) // ends a transaction, or an empty one
 			continue
 		case 1:
 			tb.logTime = true
 			tb.maxTS = ts + 50
+		}
+		if rng.IntN(2) == 0 {
+			tb.pid, tb.txnal = 100+rng.Int64N(3), true
+			if _, ok := first[tb.pid]; !ok {
+				first[tb.pid] = next
+			}
 		}
 		n := 1 + rng.IntN(8)
 		for range n {
@@ -311,9 +353,16 @@ func randomPartition(t testing.TB, rng *rand.Rand, start int64) []Batch {
 			tb.recs = append(tb.recs, r)
 		}
 		ts += int64(rng.IntN(30))
-		tbs[i] = tb
+		tbs = append(tbs, tb)
+		next += int64(len(tb.recs))
 	}
-	return partition(t, start, tbs)
+	for _, pid := range []int64{100, 101, 102} {
+		if _, ok := first[pid]; ok {
+			marker(pid)
+		}
+	}
+	slices.SortFunc(aborted, func(a, b meta.AbortedTxn) int { return int(a.LastOffset - b.LastOffset) })
+	return partition(t, start, tbs), aborted
 }
 
 // checkCompaction runs CompactKeys on a random partition and checks the
@@ -322,13 +371,14 @@ func randomPartition(t testing.TB, rng *rand.Rand, start int64) []Batch {
 func checkCompaction(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	const start = 1000
-	in := randomPartition(t, rng, start)
+	in, aborted := randomPartition(t, rng, start)
 	inRecs, inEnd := flatten(t, in, start)
 	cfg := CleanConfig{
 		Start:            start,
 		DirtyStart:       start + rng.Int64N(inEnd-start+2),
 		CleanUpTo:        start - 1 + rng.Int64N(inEnd-start+4),
 		TombstoneHorizon: []int64{math.MinInt64, 1000, 1100, 1200, math.MaxInt64}[rng.IntN(5)],
+		Aborted:          aborted,
 	}
 	if rng.IntN(3) == 0 {
 		cfg.CleanUpTo = math.MaxInt64
@@ -338,7 +388,7 @@ func checkCompaction(t *testing.T, seed uint64) {
 		mem = keyMapSlotSize * (2 + rng.IntN(4)) // 1 to 4 keys: partial maps
 	}
 	m := NewKeyMap(mem)
-	complete, err := BuildKeyMap(m, NewSliceBatches(in), cfg.DirtyStart, cfg.CleanUpTo, 0)
+	complete, err := BuildKeyMap(m, NewSliceBatches(in), cfg)
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
 	}
@@ -372,6 +422,12 @@ func checkCompaction(t *testing.T, seed uint64) {
 	var bytesOut int64
 	for _, b := range out {
 		bytesOut += int64(len(b.Data))
+		// A control batch in the output is a marker as written: one
+		// record at its own offset, never widened or moved back, and
+		// an empty batch is never a control batch.
+		if h, _ := codec.ParseBatchHeader(b.Data); h.IsControl() && (h.NumRecords != 1 || h.LastOffsetDelta != 0) {
+			t.Fatalf("seed %d: control batch at %d with %d records over %d offsets", seed, b.Base, h.NumRecords, h.LastOffsetDelta+1)
+		}
 	}
 	if st.RecordsOut != int64(len(outRecs)) || st.BytesOut != bytesOut || st.Keys != m.Len() {
 		t.Fatalf("seed %d: stats %+v, %d records, %d bytes", seed, st, len(outRecs), bytesOut)
@@ -442,9 +498,9 @@ func TestCompactKeysMultiPass(t *testing.T) {
 	}
 	for seed := range n {
 		rng := rand.New(rand.NewPCG(seed, 7))
-		in := randomPartition(t, rng, 0)
+		in, aborted := randomPartition(t, rng, 0)
 		_, inEnd := flatten(t, in, 0)
-		cfg := CleanConfig{TombstoneHorizon: math.MinInt64, CleanUpTo: math.MaxInt64}
+		cfg := CleanConfig{TombstoneHorizon: math.MinInt64, CleanUpTo: math.MaxInt64, Aborted: aborted}
 
 		var whole []Batch
 		if _, err := CompactKeys(NewKeyMap(1<<12), in, cfg, collectEmit(&whole)); err != nil {

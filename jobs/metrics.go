@@ -24,6 +24,14 @@ type kindMetrics struct {
 
 var stats = map[meta.JobKind]*kindMetrics{}
 
+// Key cleaning's records that were not superseded versions: the data of
+// aborted transactions, and the commit markers of transactions whose
+// records were all superseded (issue 15).
+var (
+	mAbortedDropped = metrics.NewCounter(`sluice_jobs_clean_aborted_records_dropped_total`)
+	mMarkersDropped = metrics.NewCounter(`sluice_jobs_clean_markers_dropped_total`)
+)
+
 // mPacedSeconds is the time jobs spent waiting for their pace (pace.go):
 // growing fast means the pace, not the work, sets how far compaction
 // keeps up.

@@ -102,8 +102,13 @@ type CleanSpec struct {
 	// from it on; below it is the clean part.
 	DirtyStart int64
 	// TombstoneHorizon (unix ms): a tombstone in the clean part whose
-	// batch's max timestamp is older goes (now - delete.retention.ms).
+	// timestamp is older goes (now - delete.retention.ms); so does a
+	// commit marker there whose transaction kept no record.
 	TombstoneHorizon int64
+	// Aborted lists the partition's aborted transactions that overlap
+	// the sources (issue 15): their data is dropped. The sources end
+	// below the last stable offset, so every transaction in them ended.
+	Aborted []AbortedTxn
 }
 
 // CompactResult is what a compaction job wrote.

@@ -538,7 +538,11 @@ func cleanConfigOf(t *topicState) cleanConfig {
 // planClean leases the cleaning of the compacted partition whose dirty
 // data has waited longest, once it is due: its dirty share reached
 // min.cleanable.dirty.ratio, or its oldest dirty data max.compaction.lag.ms
-// (default 30 s). Data younger than min.compaction.lag.ms is left alone.
+// (default 30 s). Data younger than min.compaction.lag.ms is left alone,
+// and so is data at or past the last stable offset (issue 15): every
+// transaction in the range has ended, so the job can tell aborted records
+// (the aborted ranges go with it) from committed ones. Transaction
+// markers in the range are sources like entries; the job renders them.
 func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -553,6 +557,9 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 	}
 	var cands []cand
 	committed := func(e *meta.IndexEntry) int64 {
+		if e.IsMarker() {
+			return e.MaxTimestamp // stamped by meta's clock when placed
+		}
 		if ob := s.st.objs.byID[e.SegmentID]; ob != nil {
 			return ob.committed
 		}
@@ -566,15 +573,7 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 		for _, ps := range t.parts {
 			l := &ps.entries
 			dirty := max(ps.cleanEnd, ps.logStart)
-			if l.len() == 0 || dirty >= ps.next {
-				continue
-			}
-			// Transactions (issue 15): key cleaning does not yet drop
-			// aborted records or old markers, and keeping the latest
-			// value per key could keep an aborted one over a committed
-			// one. A partition that ever had a transaction (a marker,
-			// an aborted range, an open transaction) is not cleaned.
-			if s.st.hadTxnLocked(ps) {
+			if l.len() == 0 || dirty >= s.st.lsoLocked(ps) {
 				continue
 			}
 			di := max(l.find(dirty), 0)
@@ -596,6 +595,7 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 	for _, c := range cands {
 		l := &c.ps.entries
 		dirty := max(c.ps.cleanEnd, c.ps.logStart)
+		lso := s.st.lsoLocked(c.ps)
 		var (
 			srcs  []meta.IndexEntry
 			bytes int64
@@ -603,10 +603,10 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 		)
 		for k := 0; k < l.len(); k++ {
 			e := l.at(k)
-			if nowMs-committed(e) < c.cc.minLagMs || (bytes+e.Length > maxCleanBytes && len(srcs) > 0) {
+			if e.LastOffset >= lso || nowMs-committed(e) < c.cc.minLagMs || (bytes+e.Length > maxCleanBytes && len(srcs) > 0) {
 				break
 			}
-			if s.jobs.heldLocked(e.SegmentID, now) {
+			if !e.IsMarker() && s.jobs.heldLocked(e.SegmentID, now) {
 				busy = true
 				break
 			}
@@ -616,18 +616,28 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 		if busy || len(srcs) == 0 || srcs[len(srcs)-1].LastOffset < dirty {
 			continue
 		}
+		// The aborted transactions overlapping the range, in marker
+		// order (sorted by LastOffset).
+		var aborted []meta.AbortedTxn
+		for _, a := range s.st.aborted[c.ps.tp] {
+			if a.LastOffset >= srcs[0].BaseOffset && a.FirstOffset <= srcs[len(srcs)-1].LastOffset {
+				aborted = append(aborted, a)
+			}
+		}
 		var rnd [8]byte
 		_, _ = rand.Read(rnd[:])
 		jr := &jobRec{kind: meta.JobCleanKeys, agent: agentID, until: now.Add(s.leaseTTL()), level: meta.LevelCleaned, clean: true,
 			dirtySince: c.oldest, output: meta.NewSegmentID(now, rnd), objects: make(map[meta.SegmentID]bool)}
 		for _, e := range srcs {
-			jr.objects[e.SegmentID] = true
+			if !e.IsMarker() {
+				jr.objects[e.SegmentID] = true
+			}
 		}
 		s.jobs.addLocked(jr)
 		cleanLag.Update(float64(nowMs-c.oldest) / 1000)
 		return meta.Job{ID: jr.id, Kind: meta.JobCleanKeys, LeaseTTL: s.leaseTTL(), Compact: &meta.CompactJob{
 			Level: meta.LevelCleaned, Output: jr.output, MaxEntryBytes: s.cfg.CompactEntryBytes, Sources: srcs,
-			Clean: &meta.CleanSpec{DirtyStart: dirty, TombstoneHorizon: nowMs - c.cc.deleteRetentionMs},
+			Clean: &meta.CleanSpec{DirtyStart: dirty, TombstoneHorizon: nowMs - c.cc.deleteRetentionMs, Aborted: aborted},
 		}}, true
 	}
 	return meta.Job{}, false

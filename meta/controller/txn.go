@@ -681,20 +681,6 @@ func (s *Service) anyTxnDue() bool {
 	return false
 }
 
-// hadTxnLocked reports whether ps holds or held transactional data: an
-// open transaction, an aborted range, or a marker among its entries.
-func (st *state) hadTxnLocked(ps *partState) bool {
-	if len(st.openTxns[ps.tp]) > 0 || len(st.aborted[ps.tp]) > 0 {
-		return true
-	}
-	for k := range ps.entries.len() {
-		if ps.entries.at(k).IsMarker() {
-			return true
-		}
-	}
-	return false
-}
-
 // PendingTxnOffsets implements meta.Transactions. It walks every
 // transactional id: OffsetFetch asks it only with require_stable.
 func (s *Service) PendingTxnOffsets(ctx context.Context, group string) ([]meta.TopicPartition, error) {

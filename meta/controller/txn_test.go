@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -259,4 +260,101 @@ func TestTxnIDExpiry(t *testing.T) {
 		t.Fatalf("the expired id starts over at epoch %d, want 0", p.ProducerEpoch)
 	}
 	reopen(t, s, func(c *Config) { c.TransactionalIDExpiration = time.Hour })
+}
+
+// TestCleanTransactions: a compacted partition with transactions is
+// planned for key cleaning (issue 15): the sources stop below the last
+// stable offset, include the markers before it, and come with the
+// aborted ranges they overlap; the result swaps the markers out with the
+// data entries, and the store holds exactly that after a reopen.
+func TestCleanTransactions(t *testing.T) {
+	s := openT(t, t.TempDir())
+	ctx := ctxT(t)
+	res, err := s.CreateTopics(ctx, []meta.TopicSpec{{Name: "cl", Partitions: 1,
+		Configs: map[string]string{"cleanup.policy": "compact", "max.compaction.lag.ms": "1"}}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("CreateTopics: %v %+v", err, res)
+	}
+	top := res[0].Topic
+	p0 := meta.TopicPartition{TopicID: top.ID}
+	ip, err := s.InitProducerID(ctx, meta.ProducerIDRequest{TransactionalID: "t1", ProducerID: -1, ProducerEpoch: -1, TransactionTimeoutMs: 60000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := meta.TxnProducer{TransactionalID: "t1", ProducerID: ip.ProducerID}
+	seq := int32(0)
+	txn := func(n int32, end *bool) {
+		t.Helper()
+		if _, err := s.AddPartitionsToTxn(ctx, prod, []meta.TopicPartition{p0}); err != nil {
+			t.Fatal(err)
+		}
+		if r := commit(t, s, txnSeg(top.ID, 0, n, prod.ProducerID, 0, seq)); r.Chunks[0].Status != meta.ChunkAppended {
+			t.Fatalf("transactional write: %+v", r.Chunks[0])
+		}
+		seq += n
+		if end != nil {
+			if err := s.EndTxn(ctx, prod, *end); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	commitTxn, abortTxn := true, false
+	txn(3, &commitTxn)                               // 0-2, marker 3
+	txn(2, &abortTxn)                                // 4-5, marker 6
+	commit(t, s, newSegment().add(top.ID, 0, 2, 50)) // 7-8
+	txn(2, nil)                                      // 9-10, open: the LSO is 9
+	time.Sleep(5 * time.Millisecond)                 // max.compaction.lag.ms
+
+	job, ok, err := s.AcquireJob(ctx, "agent-1", []meta.JobKind{meta.JobCleanKeys})
+	if err != nil || !ok {
+		t.Fatalf("AcquireJob: %v %v", ok, err)
+	}
+	srcs := job.Compact.Sources
+	var got [][2]int64
+	markers := 0
+	for _, e := range srcs {
+		got = append(got, [2]int64{e.BaseOffset, e.LastOffset})
+		if e.IsMarker() {
+			markers++
+		}
+	}
+	if fmt.Sprint(got) != "[[0 2] [3 3] [4 5] [6 6] [7 8]]" || markers != 2 {
+		t.Fatalf("sources %v (%d markers), want [0, 8] with the markers at 3 and 6", got, markers)
+	}
+	wantAborted := []meta.AbortedTxn{{ProducerID: prod.ProducerID, FirstOffset: 4, LastOffset: 6}}
+	if !slices.Equal(job.Compact.Clean.Aborted, wantAborted) {
+		t.Fatalf("aborted ranges %+v, want %+v", job.Compact.Clean.Aborted, wantAborted)
+	}
+
+	// The agent's result: one entry over [0, 8] in the new object.
+	out := job.Compact.Output
+	key := meta.ObjectKey(out)
+	o, err := s.CompleteCompaction(ctx, meta.CompactResult{JobID: job.ID, Output: out, ObjectKey: key, Size: 300, CleanedUpTo: 8,
+		Entries: []meta.IndexEntry{{TopicID: top.ID, BaseOffset: 0, LastOffset: 8, SegmentID: out, ObjectKey: key, ObjectSize: 300, Length: 300, MaxTimestamp: 1}}})
+	if err != nil || o.Swapped != 1 {
+		t.Fatalf("CompleteCompaction: %+v %v", o, err)
+	}
+	es := allEntries(t, s, top.ID, 0)
+	if len(es) != 2 || es[0].BaseOffset != 0 || es[0].LastOffset != 8 || es[0].IsMarker() || es[1].BaseOffset != 9 {
+		t.Fatalf("entries after the cleaning: %+v", es)
+	}
+	if st := txnState1(t, s, p0, 0); st.LastStableOffset != 9 || !slices.Equal(st.Aborted, wantAborted) {
+		t.Fatalf("transaction state after the cleaning: %+v", st)
+	}
+	checkInvariants(t, s)
+	s = reopen(t, s)
+
+	// Nothing more is due below the LSO; once the transaction ends, the
+	// next cleaning starts where this one stopped.
+	if _, ok, _ := s.AcquireJob(ctx, "agent-1", []meta.JobKind{meta.JobCleanKeys}); ok {
+		t.Fatal("a cleaning was planned with nothing dirty below the LSO")
+	}
+	if err := s.EndTxn(ctx, prod, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	job, ok, err = s.AcquireJob(ctx, "agent-1", []meta.JobKind{meta.JobCleanKeys})
+	if err != nil || !ok || job.Compact.Clean.DirtyStart != 9 || job.Compact.Sources[len(job.Compact.Sources)-1].LastOffset != 11 {
+		t.Fatalf("cleaning after the commit: %+v %v %v", job.Compact, ok, err)
+	}
 }

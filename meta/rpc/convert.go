@@ -635,6 +635,9 @@ func encJob(j meta.Job) *pb.Job {
 		cj := &pb.CompactJob{Level: int32(c.Level), Output: c.Output[:], MaxEntryBytes: c.MaxEntryBytes, Sources: encEntries(c.Sources)}
 		if c.Clean != nil {
 			cj.Clean = &pb.CleanSpec{DirtyStart: c.Clean.DirtyStart, TombstoneHorizon: c.Clean.TombstoneHorizon}
+			for _, a := range c.Clean.Aborted {
+				cj.Clean.Aborted = append(cj.Clean.Aborted, &pb.AbortedTxn{ProducerId: a.ProducerID, FirstOffset: a.FirstOffset, LastOffset: a.LastOffset})
+			}
 		}
 		out.Work = &pb.Job_Compact{Compact: cj}
 	case j.Kind == meta.JobDelete && j.Delete != nil:
@@ -663,6 +666,9 @@ func (d *decoder) job(j *pb.Job) meta.Job {
 			MaxEntryBytes: c.GetMaxEntryBytes(), Sources: d.indexEntries(c.GetSources(), "compaction source")}
 		if cs := c.GetClean(); cs != nil {
 			out.Compact.Clean = &meta.CleanSpec{DirtyStart: cs.GetDirtyStart(), TombstoneHorizon: cs.GetTombstoneHorizon()}
+			for _, a := range cs.GetAborted() {
+				out.Compact.Clean.Aborted = append(out.Compact.Clean.Aborted, meta.AbortedTxn{ProducerID: a.GetProducerId(), FirstOffset: a.GetFirstOffset(), LastOffset: a.GetLastOffset()})
+			}
 		}
 		if (out.Kind == meta.JobCleanKeys) != (out.Compact.Clean != nil) {
 			break // a cleaning without its spec, or a compaction with one
