@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"sluice.dev/agent"
@@ -307,5 +308,83 @@ func checkExactlyOnce(t *testing.T, topic string, parts, sent int, got map[int32
 			fmt.Fprintf(&b, " p%d=%d", p, len(got[p]))
 		}
 		t.Fatalf("got %d records, sent %d:%s", total, sent, b.String())
+	}
+}
+
+// TestCompactionTakesMarkers: compaction of a topic written in
+// transactions takes the transaction markers that follow its sources
+// into its output as control batches (issue 15), so meta's index stops
+// holding an entry per marker, and read_committed and read_uncommitted
+// consumers read exactly what they read before.
+func TestCompactionTakesMarkers(t *testing.T) {
+	c := startJobsCluster(t)
+	const topic, txns, per = "txc", 20, 3
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	adm := kadm.NewClient(mustClient(t, kgo.SeedBrokers(c.addr())))
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	topics, err := c.meta.Topics(ctx, []string{topic})
+	if err != nil || len(topics) != 1 {
+		t.Fatalf("topic: %v %v", topics, err)
+	}
+	markers := func() (n int) {
+		res, err := c.meta.Lookup(ctx, meta.TopicPartition{TopicID: topics[0].ID}, 0, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range res.Entries {
+			if e.IsMarker() {
+				n++
+			}
+		}
+		return n
+	}
+	cl := mustClient(t, kgo.SeedBrokers(c.addr()), kgo.TransactionalID("txc"), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond))
+	for i := range txns {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		var rs []*kgo.Record
+		for r := range per {
+			rs = append(rs, &kgo.Record{Key: fmt.Appendf(nil, "t%02d-r%d", i, r), Value: []byte("v")})
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(i%2 == 0)); err != nil { // even: commit
+			t.Fatal(err)
+		}
+	}
+	// A plain record last: readCompacted reads up to the end offset, and
+	// a client never shows a marker.
+	if err := mustClient(t, kgo.SeedBrokers(c.addr())).ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte("end"), Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if n := markers(); n != txns {
+		t.Fatalf("%d marker entries before compaction, want %d", n, txns)
+	}
+	time.Sleep(200 * time.Millisecond) // past the planner's max wait
+	if runJobs(t, c.agent, meta.JobCompact) == 0 {
+		t.Fatal("no compaction ran")
+	}
+	if n := markers(); n > 1 {
+		t.Fatalf("%d marker entries after compaction, want the markers taken into the output", n)
+	}
+	for _, rc := range []bool{false, true} {
+		var opts []kgo.Opt
+		if rc {
+			opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		}
+		_, byKey := readCompacted(t, c.addr(), topic, opts...)
+		for i := range txns {
+			for r := range per {
+				key := fmt.Sprintf("t%02d-r%d", i, r)
+				if want := !rc || i%2 == 0; (len(byKey[key]) == 1) != want || len(byKey[key]) > 1 {
+					t.Fatalf("read_committed %v: %s seen %d times, want visible %v", rc, key, len(byKey[key]), want)
+				}
+			}
+		}
 	}
 }

@@ -25,10 +25,7 @@ func (r *Runner) clean(ctx context.Context, job meta.Job) error {
 	first, last := cj.Sources[0], cj.Sources[len(cj.Sources)-1]
 	var want int64
 	for i, s := range cj.Sources {
-		want += s.Length
-		if s.IsMarker() {
-			want += codec.ControlBatchSize
-		}
+		want += entryBytes(&s)
 		if s.TopicID != first.TopicID || s.Partition != first.Partition || (i > 0 && s.BaseOffset != cj.Sources[i-1].LastOffset+1) {
 			return fmt.Errorf("key cleaning sources must be adjacent entries of one partition (source %d)", i)
 		}
@@ -37,7 +34,7 @@ func (r *Runner) clean(ctx context.Context, job meta.Job) error {
 		return fmt.Errorf("job reads %d bytes, more than this agent takes (%d)", want, r.cfg.MaxJobBytes)
 	}
 	m := stats[meta.JobCleanKeys]
-	data, read, err := r.readCleanSources(ctx, cj.Sources)
+	data, read, err := r.readEntries(ctx, cj.Sources)
 	m.bytesRead.Add(int(read))
 	if err != nil {
 		return err
@@ -123,36 +120,6 @@ func (r *Runner) clean(ctx context.Context, job meta.Job) error {
 		"tombstones_dropped", st.TombstonesDropped, "aborted_dropped", st.AbortedDropped, "markers_dropped", st.MarkersDropped,
 		"cleaned_up_to", st.CleanedUpTo)
 	return nil
-}
-
-// readCleanSources reads the bytes of a cleaning's sources. A transaction
-// marker (an entry without an object, issue 15) is not read: it becomes
-// the control batch the fetch path would render for it, so the cleaned
-// output holds it as bytes and meta's index loses the entry.
-func (r *Runner) readCleanSources(ctx context.Context, srcs []meta.IndexEntry) ([][]byte, int64, error) {
-	data := make([]meta.IndexEntry, 0, len(srcs))
-	for i := range srcs {
-		if !srcs[i].IsMarker() {
-			data = append(data, srcs[i])
-		}
-	}
-	read, n, err := r.readSources(ctx, data)
-	if err != nil || len(data) == len(srcs) {
-		return read, n, err
-	}
-	out := make([][]byte, len(srcs))
-	for i, k := 0, 0; i < len(srcs); i++ {
-		e := &srcs[i]
-		if !e.IsMarker() {
-			out[i], k = read[k], k+1
-			continue
-		}
-		if e.LastOffset != e.BaseOffset {
-			return nil, n, fmt.Errorf("%w: transaction marker [%d, %d] spans more than one offset", codec.ErrCorrupt, e.BaseOffset, e.LastOffset)
-		}
-		out[i] = codec.AppendControlBatch(nil, e.BaseOffset, e.ProducerID, e.ProducerEpoch, e.Control == meta.ControlCommit, e.MaxTimestamp)
-	}
-	return out, n, nil
 }
 
 func lastDelta(b []byte) int32 {

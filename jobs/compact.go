@@ -35,14 +35,14 @@ func (r *Runner) compact(ctx context.Context, job meta.Job) error {
 		return errors.New("compaction job without sources")
 	}
 	var want int64
-	for _, s := range cj.Sources {
-		want += s.Length
+	for i := range cj.Sources {
+		want += entryBytes(&cj.Sources[i])
 	}
 	if want > r.cfg.MaxJobBytes {
 		return fmt.Errorf("job reads %d bytes, more than this agent takes (%d); raise the jobs agent's memory limit", want, r.cfg.MaxJobBytes)
 	}
 	m := stats[meta.JobCompact]
-	data, read, err := r.readSources(ctx, cj.Sources)
+	data, read, err := r.readEntries(ctx, cj.Sources)
 	m.bytesRead.Add(int(read))
 	if err != nil {
 		return err
@@ -77,6 +77,44 @@ func (r *Runner) compact(ctx context.Context, job meta.Job) error {
 	r.log.Debug("jobs: compacted", "job", job.ID, "level", cj.Level, "sources", len(cj.Sources),
 		"bytes", size, "entries", len(entries), "swapped", out.Swapped, "refused", out.Refused)
 	return nil
+}
+
+// readEntries reads the bytes of a job's sources. A transaction marker
+// (an entry without an object, issue 15) is not read: it becomes the
+// control batch the fetch path would render for it, so the output holds
+// it as bytes and meta's index loses the entry.
+func (r *Runner) readEntries(ctx context.Context, srcs []meta.IndexEntry) ([][]byte, int64, error) {
+	data := make([]meta.IndexEntry, 0, len(srcs))
+	for i := range srcs {
+		if !srcs[i].IsMarker() {
+			data = append(data, srcs[i])
+		}
+	}
+	read, n, err := r.readSources(ctx, data)
+	if err != nil || len(data) == len(srcs) {
+		return read, n, err
+	}
+	out := make([][]byte, len(srcs))
+	for i, k := 0, 0; i < len(srcs); i++ {
+		e := &srcs[i]
+		if !e.IsMarker() {
+			out[i], k = read[k], k+1
+			continue
+		}
+		if e.LastOffset != e.BaseOffset {
+			return nil, n, fmt.Errorf("%w: transaction marker [%d, %d] spans more than one offset", codec.ErrCorrupt, e.BaseOffset, e.LastOffset)
+		}
+		out[i] = codec.AppendControlBatch(nil, e.BaseOffset, e.ProducerID, e.ProducerEpoch, e.Control == meta.ControlCommit, e.MaxTimestamp)
+	}
+	return out, n, nil
+}
+
+// entryBytes is what source e adds to a job's input.
+func entryBytes(e *meta.IndexEntry) int64 {
+	if e.IsMarker() {
+		return codec.ControlBatchSize
+	}
+	return e.Length
 }
 
 // readSources reads the bytes of every source entry, one GET per run of

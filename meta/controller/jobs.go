@@ -236,6 +236,28 @@ func (s *Service) sourcesLocked(ids []meta.SegmentID) []meta.IndexEntry {
 			}
 		}
 	}
+	// Transaction markers (issue 15) right after a source entry go with
+	// it: the job renders them into its output, so a partition written
+	// in transactions does not keep an index entry per marker (a Streams
+	// app committing every 100 ms places ten a second in each partition
+	// it writes). A marker never changes, so no lease guards it; the job
+	// holding the entry before it is the only one that takes it.
+	for i, n := 0, len(out); i < n; i++ {
+		e := out[i]
+		l := &s.st.topicsByID[e.TopicID].parts[e.Partition].entries
+		next := e.LastOffset + 1
+		for k := l.find(next); k >= 0 && k < l.len(); k++ {
+			m := l.at(k)
+			if m.BaseOffset < next {
+				continue // the entry itself
+			}
+			if !m.IsMarker() || m.BaseOffset != next {
+				break
+			}
+			out = append(out, *m)
+			next++
+		}
+	}
 	slices.SortFunc(out, func(a, b meta.IndexEntry) int {
 		if c := compareTP(&a, &b); c != 0 {
 			return c

@@ -83,10 +83,10 @@ func sameTP(a, b *meta.IndexEntry) bool {
 }
 
 // swapRun records run as a swap when the committed index holds exactly
-// entries of the job's sources for its range. A key cleaning's sources
-// include the transaction markers in its range (they have no object, so
-// they are not in r.sources): the job rendered them into its output, and
-// a marker is never placed inside a range already committed, so every
+// entries of the job's sources for its range. A job's sources may
+// include transaction markers (they have no object, so they are not in
+// r.sources): the job rendered them into its output. A marker is never
+// placed inside a range already committed and never changes, so every
 // marker within the run's range was there when the job was planned.
 func (g *group) swapRun(run []meta.IndexEntry, r *swapReq) bool {
 	first, last := run[0].BaseOffset, run[len(run)-1].LastOffset
@@ -103,7 +103,7 @@ func (g *group) swapRun(run []meta.IndexEntry, r *swapReq) bool {
 	j := i
 	for ; j < l.len(); j++ {
 		e := l.at(j)
-		if !(r.sources[e.SegmentID] || r.clean && e.IsMarker()) || e.LastOffset > last {
+		if !(r.sources[e.SegmentID] || e.IsMarker()) || e.LastOffset > last {
 			return false
 		}
 		if e.LastOffset == last {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sluice.dev/meta"
+	"sluice.dev/meta/planner"
 )
 
 // txnSeg is a segment with one transactional chunk of n records.
@@ -357,4 +358,59 @@ func TestCleanTransactions(t *testing.T) {
 	if err != nil || !ok || job.Compact.Clean.DirtyStart != 9 || job.Compact.Sources[len(job.Compact.Sources)-1].LastOffset != 11 {
 		t.Fatalf("cleaning after the commit: %+v %v %v", job.Compact, ok, err)
 	}
+}
+
+// TestCompactionTakesMarkers: a compaction's sources include the markers
+// right after its entries (issue 15), its result swaps them out with the
+// entries, and the store holds exactly that after a reopen.
+func TestCompactionTakesMarkers(t *testing.T) {
+	s := openT(t, t.TempDir(), func(c *Config) {
+		c.Compaction = planner.Config{MinAge: time.Millisecond, MaxWait: 10 * time.Millisecond}
+	})
+	ctx := ctxT(t)
+	top := createTopic(t, s, "tc", 1)
+	p0 := meta.TopicPartition{TopicID: top.ID}
+	ip, err := s.InitProducerID(ctx, meta.ProducerIDRequest{TransactionalID: "t1", ProducerID: -1, ProducerEpoch: -1, TransactionTimeoutMs: 60000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prod := meta.TxnProducer{TransactionalID: "t1", ProducerID: ip.ProducerID}
+	for i, end := range []bool{true, false} { // 0-1, commit marker 2; 3-4, abort marker 5
+		if _, err := s.AddPartitionsToTxn(ctx, prod, []meta.TopicPartition{p0}); err != nil {
+			t.Fatal(err)
+		}
+		commit(t, s, txnSeg(top.ID, 0, 2, prod.ProducerID, 0, int32(2*i)))
+		if err := s.EndTxn(ctx, prod, end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(t, s, newSegment().add(top.ID, 0, 2, 50)) // 6-7
+	time.Sleep(50 * time.Millisecond)
+	job, ok, err := s.AcquireJob(ctx, "agent-1", []meta.JobKind{meta.JobCompact})
+	if err != nil || !ok {
+		t.Fatalf("AcquireJob: %v %v", ok, err)
+	}
+	var got []string
+	for _, e := range job.Compact.Sources {
+		got = append(got, fmt.Sprintf("%d-%d/%v", e.BaseOffset, e.LastOffset, e.IsMarker()))
+	}
+	if want := "[0-1/false 2-2/true 3-4/false 5-5/true 6-7/false]"; fmt.Sprint(got) != want {
+		t.Fatalf("sources %v, want %s", got, want)
+	}
+	out := job.Compact.Output
+	key := meta.ObjectKey(out)
+	o, err := s.CompleteCompaction(ctx, meta.CompactResult{JobID: job.ID, Output: out, ObjectKey: key, Size: 400,
+		Entries: []meta.IndexEntry{{TopicID: top.ID, BaseOffset: 0, LastOffset: 7, SegmentID: out, ObjectKey: key, ObjectSize: 400, Length: 400, MaxTimestamp: 1}}})
+	if err != nil || o.Swapped != 1 {
+		t.Fatalf("CompleteCompaction: %+v %v", o, err)
+	}
+	if es := allEntries(t, s, top.ID, 0); len(es) != 1 || es[0].LastOffset != 7 {
+		t.Fatalf("entries after compaction: %+v", es)
+	}
+	want := []meta.AbortedTxn{{ProducerID: prod.ProducerID, FirstOffset: 3, LastOffset: 5}}
+	if st := txnState1(t, s, p0, 0); st.LastStableOffset != 8 || !slices.Equal(st.Aborted, want) {
+		t.Fatalf("transaction state after compaction: %+v", st)
+	}
+	checkInvariants(t, s)
+	reopen(t, s)
 }
