@@ -207,23 +207,7 @@ func TestCompactedTopicTransactions(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": &policy, "delete.retention.ms": &delRet, "max.compaction.lag.ms": &maxLag}, topic); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	topics, err := c.meta.Topics(ctx, []string{topic})
-	if err != nil || len(topics) != 1 {
-		t.Fatalf("topic: %v %v", topics, err)
-	}
-	tp := meta.TopicPartition{TopicID: topics[0].ID}
-	markers := func() (n int) {
-		res, err := c.meta.Lookup(ctx, tp, 0, 10_000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range res.Entries {
-			if e.IsMarker() {
-				n++
-			}
-		}
-		return n
-	}
+	markers := func() int { return markerEntries(t, c, topic) }
 	txn := func(id string) *kgo.Client {
 		return mustClient(t, kgo.SeedBrokers(c.addr()), kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond))
 	}
@@ -363,4 +347,26 @@ func mustClient(t *testing.T, opts ...kgo.Opt) *kgo.Client {
 	}
 	t.Cleanup(cl.Close)
 	return cl
+}
+
+// markerEntries counts the transaction markers that are index entries of
+// their own in partition 0 of topic (not rendered into an object).
+func markerEntries(t *testing.T, c *testCluster, topic string) (n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	topics, err := c.meta.Topics(ctx, []string{topic})
+	if err != nil || len(topics) != 1 {
+		t.Fatalf("topic %s: %v %v", topic, topics, err)
+	}
+	res, err := c.meta.Lookup(ctx, meta.TopicPartition{TopicID: topics[0].ID}, 0, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range res.Entries {
+		if e.IsMarker() {
+			n++
+		}
+	}
+	return n
 }

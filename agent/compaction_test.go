@@ -325,22 +325,7 @@ func TestCompactionTakesMarkers(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 1, 1, nil, topic); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	topics, err := c.meta.Topics(ctx, []string{topic})
-	if err != nil || len(topics) != 1 {
-		t.Fatalf("topic: %v %v", topics, err)
-	}
-	markers := func() (n int) {
-		res, err := c.meta.Lookup(ctx, meta.TopicPartition{TopicID: topics[0].ID}, 0, 10_000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range res.Entries {
-			if e.IsMarker() {
-				n++
-			}
-		}
-		return n
-	}
+	markers := func() int { return markerEntries(t, c, topic) }
 	cl := mustClient(t, kgo.SeedBrokers(c.addr()), kgo.TransactionalID("txc"), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond))
 	for i := range txns {
 		if err := cl.BeginTransaction(); err != nil {
