@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"sluice.dev/agent"
 	"sluice.dev/meta"
+	"sluice.dev/meta/controller"
 )
 
 // kvRecord is what a consumer of a compacted topic sees of one record.
@@ -369,4 +371,96 @@ func markerEntries(t *testing.T, c *testCluster, topic string) (n int) {
 		}
 	}
 	return n
+}
+
+// TestCompactedTopicLargerThanAWindow: a compacted partition whose log is
+// larger than one cleaning job's window (here 16 KiB, in production 256
+// MiB) is still cleaned, in passes of several jobs: every key ends with
+// its latest value once, and tombstones go after delete.retention.ms.
+// Before passes, a log whose clean part filled the window was never
+// cleaned again.
+func TestCompactedTopicLargerThanAWindow(t *testing.T) {
+	c := startClusterMeta(t, t.TempDir(), agent.Config{
+		FlushInterval:      20 * time.Millisecond,
+		CompactionInterval: time.Hour,
+		GCInterval:         time.Hour,
+	}, nil, func(mc *controller.Config) {
+		lifecycleMeta(mc)
+		mc.CleanWindowBytes = 16 << 10
+		mc.CompactEntryBytes = 4 << 10
+	})
+	const topic, keys = "big", 300
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cl := mustClient(t, kgo.SeedBrokers(c.addr()), kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	policy, delRet, maxLag := "compact", "1000", "1"
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": &policy, "delete.retention.ms": &delRet, "max.compaction.lag.ms": &maxLag}, topic); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	pad := strings.Repeat("x", 100)
+	produce := func(round int, from, to int, tombstone bool) {
+		var rs []*kgo.Record
+		for k := from; k < to; k++ {
+			r := &kgo.Record{Key: fmt.Appendf(nil, "k%03d", k), Value: fmt.Appendf(nil, "v%d-%s", round, pad)}
+			if tombstone {
+				r.Value = nil
+			}
+			rs = append(rs, r)
+		}
+		if err := cl.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+			t.Fatalf("produce round %d: %v", round, err)
+		}
+	}
+	passes := metrics.GetOrCreateCounter(`sluice_meta_key_cleaning_windowed_passes_total`)
+	passes0 := passes.Get()
+	cleanAll := func() int {
+		n := 0
+		for range 50 {
+			time.Sleep(5 * time.Millisecond) // max.compaction.lag.ms
+			ran := runJobs(t, c.agent, meta.JobCleanKeys)
+			if ran == 0 {
+				return n
+			}
+			n += ran
+		}
+		t.Fatal("key cleanings still due after 50 rounds")
+		return n
+	}
+	for round := range 4 {
+		produce(round, 0, keys, false)
+		t.Logf("round %d: %d cleanings, passes %d", round, cleanAll(), passes.Get()-passes0)
+	}
+	produce(4, 0, 50, true)
+	produce(4, 50, keys, false)
+	if n := cleanAll(); n < 3 {
+		t.Fatalf("%d cleaning jobs for a log of several windows", n)
+	}
+	if passes.Get() == passes0 {
+		t.Fatal("no windowed pass was started")
+	}
+	check := func(tombstones bool) {
+		t.Helper()
+		_, byKey := readCompacted(t, c.addr(), topic)
+		for k := range keys {
+			key := fmt.Sprintf("k%03d", k)
+			want := []string{fmt.Sprintf("v4-%s", pad)}
+			if k < 50 {
+				want = []string{"<nil>"}
+				if !tombstones {
+					want = nil
+				}
+			}
+			if got := values(byKey[key]); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("key %s: %d records %.40v, want %.40v", key, len(got), got, want)
+			}
+		}
+	}
+	check(true)
+	// Past delete.retention.ms, the next pass drops the tombstones.
+	time.Sleep(1100 * time.Millisecond)
+	produce(5, 50, 51, false)
+	produce(4, 50, 51, false)
+	cleanAll()
+	check(false)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"sluice.dev/codec"
 	"sluice.dev/meta"
@@ -39,36 +40,40 @@ func (r *Runner) clean(ctx context.Context, job meta.Job) error {
 	if err != nil {
 		return err
 	}
-	// The batches with the absolute base offsets the fetch path gives
-	// them: the first at the entry's base, each next after the last.
-	var in []Batch
-	for i, s := range cj.Sources {
-		next := s.BaseOffset
-		err := codec.SplitBatches(data[i], func(b []byte) error {
-			h, err := codec.CheckStoredBatch(b)
-			if err != nil {
-				return err
-			}
-			in = append(in, Batch{Base: next, Data: b})
-			next += int64(h.LastOffsetDelta) + 1
-			return nil
-		})
-		if err == nil && next != s.LastOffset+1 {
-			err = fmt.Errorf("%w: batches take offsets [%d, %d), entry says [%d, %d]", codec.ErrCorrupt, s.BaseOffset, next, s.BaseOffset, s.LastOffset)
-		}
-		if err != nil {
-			return fmt.Errorf("source [%d, %d] of %s: %w", s.BaseOffset, s.LastOffset, s.ObjectKey, err)
-		}
+	in, err := entryBatches(cj.Sources, data, nil)
+	if err != nil {
+		return err
 	}
 
 	dirty := max(cj.Clean.DirtyStart, first.BaseOffset)
-	km := NewKeyMap(keyMapBytes(last.LastOffset-dirty+1, r.cfg.KeyMapBytes))
+	cfg := CleanConfig{
+		Start: first.BaseOffset, DirtyStart: dirty, CleanUpTo: last.LastOffset, TombstoneHorizon: cj.Clean.TombstoneHorizon,
+		Aborted: cj.Clean.Aborted, FromLogStart: cj.Clean.FromLogStart,
+	}
+	windowed := cj.Clean.KeyEnd > 0
+	if windowed {
+		// A window of a pass (meta's cleanPass): judged against the
+		// keys of [DirtyStart, KeyEnd], part of which may lie in the
+		// key sources after it.
+		cfg.CleanUpTo = cj.Clean.KeyEnd
+	}
+	km := NewKeyMap(keyMapBytes(cfg.CleanUpTo-dirty+1, r.cfg.KeyMapBytes))
+	keys := &keySourceReader{ctx: ctx, r: r, window: in, srcs: cj.Clean.KeySources}
+	complete, err := BuildKeyMap(km, keys, cfg)
+	m.bytesRead.Add(int(keys.read))
+	read += keys.read
+	if err != nil {
+		return err
+	}
+	if windowed && complete < cj.Clean.KeyEnd {
+		// Every window of a pass must be judged against the same keys
+		// (see meta.CleanSpec.KeyEnd): fail, and meta starts over.
+		return fmt.Errorf("the key map (%d keys in %d bytes, the jobs config's KeyMapBytes) holds the keys only up to offset %d of a windowed cleaning's %d", km.Cap(), km.MemBytes(), complete, cj.Clean.KeyEnd)
+	}
+	cfg.CleanUpTo = min(cfg.CleanUpTo, complete)
 	var out []Batch // copies: Emit's bytes live only during the call
 	arena := make([]byte, 0, want)
-	st, err := CompactKeys(km, in, CleanConfig{
-		Start: first.BaseOffset, DirtyStart: dirty, CleanUpTo: last.LastOffset, TombstoneHorizon: cj.Clean.TombstoneHorizon,
-		Aborted: cj.Clean.Aborted,
-	}, func(base int64, b []byte) error {
+	st, err := CleanRange(km, NewSliceBatches(in), cfg, func(base int64, b []byte) error {
 		at := len(arena)
 		arena = append(arena, b...)
 		out = append(out, Batch{Base: base, Data: arena[at:len(arena):len(arena)]})
@@ -120,6 +125,78 @@ func (r *Runner) clean(ctx context.Context, job meta.Job) error {
 		"tombstones_dropped", st.TombstonesDropped, "aborted_dropped", st.AbortedDropped, "markers_dropped", st.MarkersDropped,
 		"cleaned_up_to", st.CleanedUpTo)
 	return nil
+}
+
+// entryBatches appends to dst the batches of each entry's bytes, with the
+// absolute base offsets the fetch path gives them: the first at the
+// entry's base, each next after the last.
+func entryBatches(srcs []meta.IndexEntry, data [][]byte, dst []Batch) ([]Batch, error) {
+	for i, s := range srcs {
+		next := s.BaseOffset
+		err := codec.SplitBatches(data[i], func(b []byte) error {
+			h, err := codec.CheckStoredBatch(b)
+			if err != nil {
+				return err
+			}
+			dst = append(dst, Batch{Base: next, Data: b})
+			next += int64(h.LastOffsetDelta) + 1
+			return nil
+		})
+		if err == nil && next != s.LastOffset+1 {
+			err = fmt.Errorf("%w: batches take offsets [%d, %d), entry says [%d, %d]", codec.ErrCorrupt, s.BaseOffset, next, s.BaseOffset, s.LastOffset)
+		}
+		if err != nil {
+			return dst, fmt.Errorf("source [%d, %d] of %s: %w", s.BaseOffset, s.LastOffset, s.ObjectKey, err)
+		}
+	}
+	return dst, nil
+}
+
+// keySourceChunk bounds what a keySourceReader holds at once.
+const keySourceChunk = 16 << 20
+
+// keySourceReader yields, for BuildKeyMap, a window's batches and then
+// those of its key sources, read a chunk at a time and let go after:
+// a pass's dirty range is read once per window, never held whole.
+type keySourceReader struct {
+	ctx    context.Context
+	r      *Runner
+	window []Batch
+	srcs   []meta.IndexEntry // not read yet
+	cur    []Batch
+	read   int64
+}
+
+// NextBatch implements BatchReader.
+func (k *keySourceReader) NextBatch() (Batch, error) {
+	if len(k.window) > 0 {
+		b := k.window[0]
+		k.window = k.window[1:]
+		return b, nil
+	}
+	for len(k.cur) == 0 {
+		if len(k.srcs) == 0 {
+			return Batch{}, io.EOF
+		}
+		n, bytes := 0, int64(0)
+		for n < len(k.srcs) && (n == 0 || bytes+k.srcs[n].Length <= keySourceChunk) {
+			bytes += k.srcs[n].Length
+			n++
+		}
+		chunk := k.srcs[:n]
+		k.srcs = k.srcs[n:]
+		data, read, err := k.r.readEntries(k.ctx, chunk)
+		k.read += read
+		if err != nil {
+			return Batch{}, fmt.Errorf("key sources: %w", err)
+		}
+		if k.cur, err = entryBatches(chunk, data, k.cur[:0]); err != nil {
+			return Batch{}, fmt.Errorf("key sources: %w", err)
+		}
+	}
+	b := k.cur[0]
+	k.cur = k.cur[1:]
+	return b, nil
 }
 
 func lastDelta(b []byte) int32 {

@@ -27,7 +27,9 @@ package jobs
 //     last stable offset, so every transaction in it has ended.
 //   - A control batch (transaction marker) never enters the map. A
 //     commit marker goes when its transaction kept no record in this
-//     output (every one was superseded), it lies in the clean part and
+//     output (every one was superseded; so the transaction must lie in
+//     the range: the range starts at the log start, or an earlier marker
+//     of the producer is in it), it lies in the clean part and
 //     its timestamp is below tombstoneHorizon: the rule of tombstones,
 //     which is Kafka's rule for markers of emptied transactions too. An
 //     abort marker is kept: meta's aborted transactions index still
@@ -229,6 +231,12 @@ type CleanConfig struct {
 	// the transaction's first offset in the partition, and its abort
 	// marker's offset. Any order.
 	Aborted []meta.AbortedTxn
+	// FromLogStart: the range starts at the partition's log start, so a
+	// transaction whose marker is in the range has all its remaining
+	// records in it. Otherwise a commit marker may go only when an
+	// earlier marker of its producer in the range shows that its
+	// transaction began in the range.
+	FromLogStart bool
 }
 
 // CleanStats counts what a CleanRange did.
@@ -476,7 +484,7 @@ func (c *cleaner) keep(rec *codec.Record, off int64) bool {
 func (c *cleaner) keepMarker(h codec.BatchHeader, rec *codec.Record, off int64) bool {
 	typ, ok := codec.ControlType(rec.Key)
 	return !ok || typ != codec.ControlTypeCommit || off >= c.cfg.DirtyStart || off > c.cfg.CleanUpTo ||
-		rec.Timestamp >= c.cfg.TombstoneHorizon || c.txns.keptAny(h.ProducerID)
+		rec.Timestamp >= c.cfg.TombstoneHorizon || c.txns.keptAny(h.ProducerID) || !(c.cfg.FromLogStart || c.txns.begunHere(h.ProducerID))
 }
 
 // markerKept reports whether a control batch keeps any record, before
@@ -563,6 +571,9 @@ type txnScan struct {
 	open map[int64]int64
 	// kept holds the producers whose current transaction kept a record.
 	kept map[int64]bool
+	// marked holds the producers with a marker earlier in the range:
+	// their current transaction began in it.
+	marked map[int64]bool
 }
 
 func (s *txnScan) reset(aborted []meta.AbortedTxn) {
@@ -572,6 +583,7 @@ func (s *txnScan) reset(aborted []meta.AbortedTxn) {
 	s.next = 0
 	clear(s.open)
 	clear(s.kept)
+	clear(s.marked)
 }
 
 // abortedBatch reports whether the batch at base with header h is data
@@ -604,4 +616,13 @@ func (s *txnScan) keptOne(pid int64) {
 func (s *txnScan) keptAny(pid int64) bool { return s.kept[pid] }
 
 // ended notes pid's marker: its next batches are a new transaction.
-func (s *txnScan) ended(pid int64) { delete(s.kept, pid) }
+func (s *txnScan) ended(pid int64) {
+	delete(s.kept, pid)
+	if s.marked == nil {
+		s.marked = make(map[int64]bool)
+	}
+	s.marked[pid] = true
+}
+
+// begunHere reports whether pid's current transaction began in the range.
+func (s *txnScan) begunHere(pid int64) bool { return s.marked[pid] }

@@ -46,16 +46,18 @@ func oracle(in []flatRec, cfg CleanConfig, complete, outEnd int64) []flatRec {
 		}
 	}
 	var out []flatRec
-	kept := map[int64]bool{} // producer -> its current transaction kept a record
+	kept := map[int64]bool{}   // producer -> its current transaction kept a record
+	marked := map[int64]bool{} // producer -> a marker of it came before
 	for _, r := range in {
 		if r.off > outEnd {
 			break
 		}
 		switch {
 		case r.control:
-			txnKept := kept[r.pid]
+			txnKept, begun := kept[r.pid], cfg.FromLogStart || marked[r.pid]
 			delete(kept, r.pid)
-			if r.key == "\x00\x00\x00\x01" && !txnKept && r.off < cfg.DirtyStart && r.off <= upTo && r.tsSeen < cfg.TombstoneHorizon {
+			marked[r.pid] = true
+			if r.key == "\x00\x00\x00\x01" && !txnKept && begun && r.off < cfg.DirtyStart && r.off <= upTo && r.tsSeen < cfg.TombstoneHorizon {
 				continue // an emptied transaction's commit marker
 			}
 		case aborted(r):
@@ -379,6 +381,7 @@ func checkCompaction(t *testing.T, seed uint64) {
 		CleanUpTo:        start - 1 + rng.Int64N(inEnd-start+4),
 		TombstoneHorizon: []int64{math.MinInt64, 1000, 1100, 1200, math.MaxInt64}[rng.IntN(5)],
 		Aborted:          aborted,
+		FromLogStart:     rng.IntN(4) > 0,
 	}
 	if rng.IntN(3) == 0 {
 		cfg.CleanUpTo = math.MaxInt64
@@ -431,6 +434,23 @@ func checkCompaction(t *testing.T, seed uint64) {
 	}
 	if st.RecordsOut != int64(len(outRecs)) || st.BytesOut != bytesOut || st.Keys != m.Len() {
 		t.Fatalf("seed %d: stats %+v, %d records, %d bytes", seed, st, len(outRecs), bytesOut)
+	}
+	// A window: the map holds the keys of the whole dirty range, the
+	// cleaning rewrites only a prefix of the batches (a window of a
+	// pass, meta's cleanPass). It keeps exactly what the whole cleaning
+	// keeps in that prefix.
+	w := 1 + rng.IntN(len(in))
+	var win []Batch
+	wst, err := CleanRange(m, NewSliceBatches(in[:w]), run, collectEmit(&win))
+	if err != nil {
+		t.Fatalf("seed %d: window: %v", seed, err)
+	}
+	winRecs, winEnd := flatten(t, win, start)
+	if wantWin := outEndFor(t, in[:w], start, run.CleanUpTo); winEnd != wantWin || wst.End != wantWin {
+		t.Fatalf("seed %d: window of %d batches tiles [%d, %d] (stats %d), want [%d, %d]", seed, w, start, winEnd, wst.End, start, wantWin)
+	}
+	if want := oracle(inRecs, cfg, complete, winEnd); fmt.Sprint(winRecs) != fmt.Sprint(want) {
+		t.Fatalf("seed %d: window of %d batches, cfg %+v complete %d\n  got %v\n want %v", seed, w, cfg, complete, winRecs, want)
 	}
 	if complete == min(cfg.CleanUpTo, inEnd) {
 		// Idempotent: cleaning the output with the same inputs

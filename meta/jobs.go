@@ -106,9 +106,25 @@ type CleanSpec struct {
 	// commit marker there whose transaction kept no record.
 	TombstoneHorizon int64
 	// Aborted lists the partition's aborted transactions that overlap
-	// the sources (issue 15): their data is dropped. The sources end
-	// below the last stable offset, so every transaction in them ended.
+	// the sources and the key sources (issue 15): their data is dropped.
+	// Everything ends below the last stable offset, so every
+	// transaction in them ended.
 	Aborted []AbortedTxn
+	// KeyEnd, when set, is the last offset whose keys the job judges
+	// its sources against: a window of a pass over a log too large for
+	// one job (meta's cleanPass). The key map must then be complete up
+	// to KeyEnd, or the job fails: every window of a pass is judged
+	// against the same keys. Unset (0), it is the sources' last offset
+	// and a map that fills judges what it holds.
+	KeyEnd int64
+	// KeySources are the entries of [DirtyStart, KeyEnd] after the
+	// sources, in offset order: the job reads their keys, and does not
+	// rewrite them.
+	KeySources []IndexEntry
+	// FromLogStart: the sources start at the partition's log start, so
+	// every transaction ending in them began in them or is gone below
+	// the log start (a commit marker may go, see jobs/keycompact.go).
+	FromLogStart bool
 }
 
 // CompactResult is what a compaction job wrote.

@@ -48,7 +48,9 @@ type jobsState struct {
 	// spent its budget on it, so that one broken object stopped all
 	// compaction.
 	cooling map[meta.SegmentID]time.Time
-	orphan  struct {
+	// passes holds the windowed key cleanings going on (cleanPass).
+	passes map[*partState]*cleanPass
+	orphan struct {
 		leased    uint64    // the orphan pass in progress, 0 if none
 		lastDone  time.Time // when the last pass ended
 		coolUntil time.Time // a pass given back: no new one before this
@@ -69,6 +71,11 @@ type jobRec struct {
 	dirtySince int64
 	output     meta.SegmentID
 	objects    map[meta.SegmentID]bool // compaction sources, or objects to delete
+	// pass is the windowed key cleaning this job is a window of, which
+	// ends at windowEnd; final: the pass's last window.
+	pass      *cleanPass
+	windowEnd int64
+	final     bool
 }
 
 func newJobsState() *jobsState {
@@ -78,7 +85,7 @@ func newJobsState() *jobsState {
 	// does not match a job of the new process by chance.
 	n := uint64(seed[0])<<40 | uint64(seed[1])<<32 | uint64(seed[2])<<24 | uint64(seed[3])<<16 | uint64(seed[4])<<8 | uint64(seed[5])
 	return &jobsState{next: n + 1, jobs: make(map[uint64]*jobRec), busy: make(map[meta.SegmentID]uint64),
-		cooling: make(map[meta.SegmentID]time.Time)}
+		cooling: make(map[meta.SegmentID]time.Time), passes: make(map[*partState]*cleanPass)}
 }
 
 // abandonCooldown is how long the objects of a job given back stay out
@@ -360,12 +367,15 @@ func (s *Service) CompleteCompaction(ctx context.Context, r meta.CompactResult) 
 		return meta.CompactOutcome{}, err
 	}
 	if o.err == nil || errors.Is(o.err, meta.ErrSegmentExpired) || errors.Is(o.err, meta.ErrInvalidRequest) {
-		s.release(r.JobID)
+		s.jobs.mu.Lock()
+		s.jobs.endPassLocked(jr, o.err == nil && o.swapOutcome.Swapped > 0)
+		s.jobs.releaseLocked(r.JobID)
+		s.jobs.mu.Unlock()
 	}
 	if o.err != nil {
 		return meta.CompactOutcome{}, o.err
 	}
-	if jr.clean && o.swapOutcome.Swapped > 0 {
+	if jr.clean && o.swapOutcome.Swapped > 0 && (jr.pass == nil || jr.final) {
 		cleanLagDone.Update(float64(s.now().UnixMilli()-jr.dirtySince) / 1000)
 	}
 	compactSwapped.Add(o.swapOutcome.Swapped)
@@ -515,22 +525,31 @@ func (s *Service) JobsStats() JobsStats {
 
 // Key cleaning of compacted topics (cleanup.policy=compact).
 
-// maxCleanBytes bounds the bytes one key cleaning reads: a partition
-// whose log is larger is cleaned a window at a time from its start
-// (records whose later version lies past the window survive that pass:
-// less compaction, never a wrong result).
-const maxCleanBytes = 256 << 20
+// defaultCleanWindow is Config.CleanWindowBytes's default: what one key
+// cleaning job rewrites (and holds in memory).
+const defaultCleanWindow = 256 << 20
+
+// maxPassOffsets bounds a windowed pass's dirty range in offsets, so that
+// its keys (at most one per offset) fit the jobs agent's key map (5.0
+// million keys in the default 128 MiB): every window of a pass must be
+// judged against the same complete map.
+const maxPassOffsets = 4_000_000
 
 // defaultCleanLag is how long dirty data of a compacted topic waits for
 // a cleaning when the topic sets no max.compaction.lag.ms (Kafka's
 // default never forces one): short enough that the compaction lag stays
-// under a minute with agents polling every CleanPollInterval.
+// under a minute with agents polling every CleanPollInterval. It applies
+// to partitions whose log fits one job's window: a larger log is
+// rewritten whole by each cleaning, so it is cleaned when
+// min.cleanable.dirty.ratio says so, or when the topic's own
+// max.compaction.lag.ms does, as in Kafka.
 const defaultCleanLag = 30 * time.Second
 
 // cleanConfig is a compacted topic's cleaning configuration.
 type cleanConfig struct {
 	compact            bool
 	minLagMs, maxLagMs int64
+	topicLagMs         int64 // max.compaction.lag.ms as the topic sets it, 0 if unset
 	ratio              float64
 	deleteRetentionMs  int64
 }
@@ -547,6 +566,7 @@ func cleanConfigOf(t *topicState) cleanConfig {
 	}
 	if v, err := strconv.ParseInt(t.topic.Configs["max.compaction.lag.ms"], 10, 64); err == nil && v > 0 {
 		c.maxLagMs = min(v, c.maxLagMs)
+		c.topicLagMs = v
 	}
 	if v, err := strconv.ParseFloat(t.topic.Configs["min.cleanable.dirty.ratio"], 64); err == nil && v >= 0 && v <= 1 {
 		c.ratio = v
@@ -557,14 +577,50 @@ func cleanConfigOf(t *topicState) cleanConfig {
 	return c
 }
 
+// cleanPass is the key cleaning of a partition whose log does not fit
+// one job's window (Config.CleanWindowBytes). Like Kafka's cleaner, it
+// judges the whole log against the keys of one dirty range [dirty,
+// keyEnd]: one job per window, in offset order from the log start, each
+// building the same key map from that range (the jobs agent reads it
+// without holding it) and rewriting its window against it. The last
+// window, from finalStart, holds the whole dirty range, and its swap
+// moves the partition's clean end past keyEnd. So every record below
+// the clean end has been judged against every later record below it,
+// which is what lets a cleaning drop an old tombstone in the clean part.
+//
+// A pass lives in meta's memory. When it cannot go on as planned (a
+// window's result is refused, the log start moves past its dirty start,
+// meta restarts), it is dropped and the next cleaning starts a new one
+// from the log start: more work, never a record judged against less.
+type cleanPass struct {
+	ps            *partState
+	topicID       meta.TopicID
+	dirty, keyEnd int64
+	finalStart    int64
+	next          int64  // first offset this pass has not rewritten
+	dirtySince    int64  // commit time of the oldest dirty data (unix ms)
+	horizonMs     int64  // the tombstone horizon, fixed for the pass
+	leased        uint64 // the job cleaning a window now, if it lives
+}
+
+// cleanCand is a partition due for cleaning.
+type cleanCand struct {
+	ps     *partState
+	cc     cleanConfig
+	oldest int64
+	pass   *cleanPass // a windowed pass going on
+}
+
 // planClean leases the cleaning of the compacted partition whose dirty
 // data has waited longest, once it is due: its dirty share reached
 // min.cleanable.dirty.ratio, or its oldest dirty data max.compaction.lag.ms
-// (default 30 s). Data younger than min.compaction.lag.ms is left alone,
-// and so is data at or past the last stable offset (issue 15): every
-// transaction in the range has ended, so the job can tell aborted records
-// (the aborted ranges go with it) from committed ones. Transaction
-// markers in the range are sources like entries; the job renders them.
+// (default 30 s for a log that fits one window). Data younger than
+// min.compaction.lag.ms is left alone, and so is data at or past the last
+// stable offset (issue 15): every transaction in the range has ended, so
+// the job can tell aborted records (the aborted ranges go with it) from
+// committed ones. Transaction markers in the range are sources like
+// entries; the job renders them. A partition in a windowed pass gets its
+// next window.
 func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -572,20 +628,13 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 	defer s.jobs.mu.Unlock()
 	s.jobs.expireLocked(now)
 	nowMs := now.UnixMilli()
-	type cand struct {
-		ps     *partState
-		cc     cleanConfig
-		oldest int64
-	}
-	var cands []cand
-	committed := func(e *meta.IndexEntry) int64 {
-		if e.IsMarker() {
-			return e.MaxTimestamp // stamped by meta's clock when placed
+	window := s.cfg.CleanWindowBytes
+	var cands []cleanCand
+	for ps, p := range s.jobs.passes {
+		// Passes of deleted or re-created topics.
+		if t := s.st.topicsByID[p.topicID]; t == nil || int(ps.tp.part) >= len(t.parts) || t.parts[ps.tp.part] != ps {
+			delete(s.jobs.passes, ps)
 		}
-		if ob := s.st.objs.byID[e.SegmentID]; ob != nil {
-			return ob.committed
-		}
-		return nowMs
 	}
 	for _, t := range s.st.topicsByID {
 		cc := cleanConfigOf(t)
@@ -595,11 +644,21 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 		for _, ps := range t.parts {
 			l := &ps.entries
 			dirty := max(ps.cleanEnd, ps.logStart)
+			if p := s.jobs.passes[ps]; p != nil {
+				if p.leased != 0 && s.jobs.jobs[p.leased] != nil {
+					continue // a window of it is being cleaned
+				}
+				if p.dirty == dirty && l.len() > 0 {
+					cands = append(cands, cleanCand{ps: ps, cc: cc, oldest: p.dirtySince, pass: p})
+					continue
+				}
+				delete(s.jobs.passes, ps) // the log start moved past it
+			}
 			if l.len() == 0 || dirty >= s.st.lsoLocked(ps) {
 				continue
 			}
 			di := max(l.find(dirty), 0)
-			oldest := committed(l.at(di))
+			oldest := s.committedLocked(l.at(di), nowMs)
 			var total, dirtyBytes int64
 			for k := range l.len() {
 				total += l.at(k).Length
@@ -607,62 +666,231 @@ func (s *Service) planClean(agentID string, now time.Time) (meta.Job, bool) {
 					dirtyBytes += l.at(k).Length
 				}
 			}
-			if nowMs-oldest < cc.maxLagMs && float64(dirtyBytes) < cc.ratio*float64(total) {
+			lag := cc.maxLagMs
+			if total > window {
+				lag = cc.topicLagMs // see defaultCleanLag
+			}
+			if (lag <= 0 || nowMs-oldest < lag) && float64(dirtyBytes) < cc.ratio*float64(total) {
 				continue
 			}
-			cands = append(cands, cand{ps: ps, cc: cc, oldest: oldest})
+			cands = append(cands, cleanCand{ps: ps, cc: cc, oldest: oldest})
 		}
 	}
-	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.oldest, b.oldest) })
+	slices.SortFunc(cands, func(a, b cleanCand) int { return cmp.Compare(a.oldest, b.oldest) })
 	for _, c := range cands {
-		l := &c.ps.entries
-		dirty := max(c.ps.cleanEnd, c.ps.logStart)
-		lso := s.st.lsoLocked(c.ps)
-		var (
-			srcs  []meta.IndexEntry
-			bytes int64
-			busy  bool
-		)
-		for k := 0; k < l.len(); k++ {
-			e := l.at(k)
-			if e.LastOffset >= lso || nowMs-committed(e) < c.cc.minLagMs || (bytes+e.Length > maxCleanBytes && len(srcs) > 0) {
-				break
+		if c.pass == nil {
+			job, ok, started := s.planCleanWhole(agentID, c, now)
+			if ok {
+				return job, true
 			}
-			if !e.IsMarker() && s.jobs.heldLocked(e.SegmentID, now) {
-				busy = true
-				break
+			if !started {
+				continue
 			}
-			srcs = append(srcs, *e)
-			bytes += e.Length
+			c.pass = s.jobs.passes[c.ps]
 		}
-		if busy || len(srcs) == 0 || srcs[len(srcs)-1].LastOffset < dirty {
-			continue
+		if job, ok := s.planCleanWindow(agentID, c, now); ok {
+			return job, true
 		}
-		// The aborted transactions overlapping the range, in marker
-		// order (sorted by LastOffset).
-		var aborted []meta.AbortedTxn
-		for _, a := range s.st.aborted[c.ps.tp] {
-			if a.LastOffset >= srcs[0].BaseOffset && a.FirstOffset <= srcs[len(srcs)-1].LastOffset {
-				aborted = append(aborted, a)
-			}
-		}
-		var rnd [8]byte
-		_, _ = rand.Read(rnd[:])
-		jr := &jobRec{kind: meta.JobCleanKeys, agent: agentID, until: now.Add(s.leaseTTL()), level: meta.LevelCleaned, clean: true,
-			dirtySince: c.oldest, output: meta.NewSegmentID(now, rnd), objects: make(map[meta.SegmentID]bool)}
-		for _, e := range srcs {
-			if !e.IsMarker() {
-				jr.objects[e.SegmentID] = true
-			}
-		}
-		s.jobs.addLocked(jr)
-		cleanLag.Update(float64(nowMs-c.oldest) / 1000)
-		return meta.Job{ID: jr.id, Kind: meta.JobCleanKeys, LeaseTTL: s.leaseTTL(), Compact: &meta.CompactJob{
-			Level: meta.LevelCleaned, Output: jr.output, MaxEntryBytes: s.cfg.CompactEntryBytes, Sources: srcs,
-			Clean: &meta.CleanSpec{DirtyStart: dirty, TombstoneHorizon: nowMs - c.cc.deleteRetentionMs, Aborted: aborted},
-		}}, true
 	}
 	return meta.Job{}, false
+}
+
+// committedLocked is when e's data was committed (unix ms): its object's
+// commit, or a marker's own stamp.
+func (s *Service) committedLocked(e *meta.IndexEntry, nowMs int64) int64 {
+	if e.IsMarker() {
+		return e.MaxTimestamp // stamped by meta's clock when placed
+	}
+	if ob := s.st.objs.byID[e.SegmentID]; ob != nil {
+		return ob.committed
+	}
+	return nowMs
+}
+
+// cleanableLocked reports whether e may be in a cleaning now: below the
+// last stable offset and older than min.compaction.lag.ms.
+func (s *Service) cleanableLocked(e *meta.IndexEntry, lso int64, c cleanCand, nowMs int64) bool {
+	return e.LastOffset < lso && nowMs-s.committedLocked(e, nowMs) >= c.cc.minLagMs
+}
+
+// planCleanWhole plans the cleaning of a partition whose log, from its
+// start to its cleanable end, fits one window: one job. When the log
+// does not fit, it starts a windowed pass instead (started).
+func (s *Service) planCleanWhole(agentID string, c cleanCand, now time.Time) (job meta.Job, ok, started bool) {
+	nowMs := now.UnixMilli()
+	l := &c.ps.entries
+	dirty := max(c.ps.cleanEnd, c.ps.logStart)
+	lso := s.st.lsoLocked(c.ps)
+	var (
+		srcs  []meta.IndexEntry
+		bytes int64
+		full  bool
+	)
+	for k := 0; k < l.len(); k++ {
+		e := l.at(k)
+		if !s.cleanableLocked(e, lso, c, nowMs) {
+			break
+		}
+		if bytes+e.Length > s.cfg.CleanWindowBytes && len(srcs) > 0 {
+			full = true
+			break
+		}
+		if !e.IsMarker() && s.jobs.heldLocked(e.SegmentID, now) {
+			return meta.Job{}, false, false
+		}
+		srcs = append(srcs, *e)
+		bytes += e.Length
+	}
+	if len(srcs) == 0 {
+		return meta.Job{}, false, false
+	}
+	if srcs[len(srcs)-1].LastOffset < dirty {
+		if !full {
+			return meta.Job{}, false, false
+		}
+		return meta.Job{}, false, s.startPassLocked(c, now)
+	}
+	spec := &meta.CleanSpec{DirtyStart: dirty, TombstoneHorizon: nowMs - c.cc.deleteRetentionMs, FromLogStart: true,
+		Aborted: s.abortedOverlapLocked(c.ps, srcs[0].BaseOffset, srcs[len(srcs)-1].LastOffset)}
+	jr := s.cleanJobLocked(agentID, c.oldest, srcs, nil, now)
+	cleanLag.Update(float64(nowMs-c.oldest) / 1000)
+	return meta.Job{ID: jr.id, Kind: meta.JobCleanKeys, LeaseTTL: s.leaseTTL(), Compact: &meta.CompactJob{
+		Level: meta.LevelCleaned, Output: jr.output, MaxEntryBytes: s.cfg.CompactEntryBytes, Sources: srcs, Clean: spec,
+	}}, true, false
+}
+
+// startPassLocked starts a windowed pass of c's partition: its dirty
+// range is what fits half a window and maxPassOffsets, so that the last
+// window holds it whole with clean data before it.
+func (s *Service) startPassLocked(c cleanCand, now time.Time) bool {
+	nowMs := now.UnixMilli()
+	l := &c.ps.entries
+	dirty := max(c.ps.cleanEnd, c.ps.logStart)
+	lso := s.st.lsoLocked(c.ps)
+	first := max(l.find(dirty), 0)
+	end, last := int64(-1), -1
+	var bytes int64
+	for k := first; k < l.len(); k++ {
+		e := l.at(k)
+		if !s.cleanableLocked(e, lso, c, nowMs) || (k > first && (bytes+e.Length > s.cfg.CleanWindowBytes/2 || e.LastOffset-dirty+1 > maxPassOffsets)) {
+			break
+		}
+		end, last = e.LastOffset, k
+		bytes += e.Length
+	}
+	if last < 0 || end < dirty {
+		return false
+	}
+	// The last window: back from the dirty range's end while it fits.
+	start := last
+	for bytes = 0; start >= 0 && bytes+l.at(start).Length <= s.cfg.CleanWindowBytes; start-- {
+		bytes += l.at(start).Length
+	}
+	finalStart := l.at(min(start+1, first)).BaseOffset
+	s.jobs.passes[c.ps] = &cleanPass{ps: c.ps, topicID: c.ps.tp.topic, dirty: dirty, keyEnd: end, finalStart: finalStart,
+		next: c.ps.logStart, dirtySince: c.oldest, horizonMs: nowMs - c.cc.deleteRetentionMs}
+	cleanPasses.Inc()
+	return true
+}
+
+// planCleanWindow leases the next window of c's pass: entries from where
+// the pass is, up to a window's bytes and below the last window's start;
+// or the last window, through the end of the dirty range.
+func (s *Service) planCleanWindow(agentID string, c cleanCand, now time.Time) (meta.Job, bool) {
+	nowMs := now.UnixMilli()
+	p := c.pass
+	l := &c.ps.entries
+	i := max(l.find(max(p.next, c.ps.logStart)), 0)
+	final := l.at(i).LastOffset >= p.finalStart
+	var (
+		srcs  []meta.IndexEntry
+		bytes int64
+	)
+	for k := i; k < l.len(); k++ {
+		e := l.at(k)
+		if e.BaseOffset > p.keyEnd || (!final && (e.LastOffset >= p.finalStart || (bytes+e.Length > s.cfg.CleanWindowBytes && len(srcs) > 0))) {
+			break
+		}
+		if !e.IsMarker() && s.jobs.heldLocked(e.SegmentID, now) {
+			return meta.Job{}, false
+		}
+		srcs = append(srcs, *e)
+		bytes += e.Length
+	}
+	if len(srcs) == 0 {
+		delete(s.jobs.passes, c.ps)
+		return meta.Job{}, false
+	}
+	// The dirty range's entries after the window: the job reads their
+	// keys.
+	var keys []meta.IndexEntry
+	if !final {
+		for k := max(l.find(p.dirty), 0); k < l.len() && l.at(k).BaseOffset <= p.keyEnd; k++ {
+			e := l.at(k)
+			if e.IsMarker() {
+				continue // no keys
+			}
+			if s.jobs.heldLocked(e.SegmentID, now) {
+				return meta.Job{}, false
+			}
+			keys = append(keys, *e)
+		}
+	}
+	spec := &meta.CleanSpec{DirtyStart: p.dirty, TombstoneHorizon: p.horizonMs, KeySources: keys, KeyEnd: p.keyEnd,
+		FromLogStart: srcs[0].BaseOffset <= c.ps.logStart,
+		Aborted:      s.abortedOverlapLocked(c.ps, srcs[0].BaseOffset, max(p.keyEnd, srcs[len(srcs)-1].LastOffset))}
+	jr := s.cleanJobLocked(agentID, p.dirtySince, srcs, keys, now)
+	jr.pass, jr.windowEnd, jr.final = p, srcs[len(srcs)-1].LastOffset, final
+	p.leased = jr.id
+	if final {
+		cleanLag.Update(float64(nowMs-p.dirtySince) / 1000)
+	}
+	return meta.Job{ID: jr.id, Kind: meta.JobCleanKeys, LeaseTTL: s.leaseTTL(), Compact: &meta.CompactJob{
+		Level: meta.LevelCleaned, Output: jr.output, MaxEntryBytes: s.cfg.CompactEntryBytes, Sources: srcs, Clean: spec,
+	}}, true
+}
+
+// abortedOverlapLocked returns ps's aborted transactions that overlap
+// [from, to], in marker order.
+func (s *Service) abortedOverlapLocked(ps *partState, from, to int64) []meta.AbortedTxn {
+	var out []meta.AbortedTxn
+	for _, a := range s.st.aborted[ps.tp] {
+		if a.LastOffset >= from && a.FirstOffset <= to {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// cleanJobLocked leases a key cleaning of srcs, holding their objects and
+// those of keys.
+func (s *Service) cleanJobLocked(agentID string, dirtySince int64, srcs, keys []meta.IndexEntry, now time.Time) *jobRec {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	jr := &jobRec{kind: meta.JobCleanKeys, agent: agentID, until: now.Add(s.leaseTTL()), level: meta.LevelCleaned, clean: true,
+		dirtySince: dirtySince, output: meta.NewSegmentID(now, rnd), objects: make(map[meta.SegmentID]bool)}
+	for _, e := range slices.Concat(srcs, keys) {
+		if !e.IsMarker() {
+			jr.objects[e.SegmentID] = true
+		}
+	}
+	s.jobs.addLocked(jr)
+	return jr
+}
+
+// endPassLocked moves jr's pass on after its window's completion (ok: the
+// result was swapped in) or gives the pass up.
+func (j *jobsState) endPassLocked(jr *jobRec, ok bool) {
+	p := jr.pass
+	if p == nil || j.passes[p.ps] != p || p.leased != jr.id {
+		return
+	}
+	p.leased = 0
+	if !ok || jr.final {
+		delete(j.passes, p.ps)
+		return
+	}
+	p.next = jr.windowEnd + 1
 }
 
 // AgeReport is how the bytes older than an age lie: how many there are

@@ -41,6 +41,9 @@ var (
 	// result: the longest any record of it waited to be compacted (Kafka's
 	// compaction lag, measured as its worst case per job).
 	cleanLagDone = metrics.NewHistogram("sluice_meta_key_cleaning_lag_seconds")
+	// cleanPasses counts the windowed key cleaning passes started: of
+	// compacted partitions whose log does not fit one job's window.
+	cleanPasses = metrics.NewCounter("sluice_meta_key_cleaning_windowed_passes_total")
 )
 
 // open holds the open Services, for the gauges below (a meta host opens

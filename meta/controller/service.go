@@ -88,6 +88,10 @@ type Config struct {
 	// CompactEntryBytes bounds an index entry of a compaction output: a
 	// fetch reads whole entries. Default 1 MiB.
 	CompactEntryBytes int64
+	// CleanWindowBytes bounds the bytes one key cleaning job rewrites; a
+	// compacted partition whose log is larger is cleaned in passes of
+	// several jobs (jobs.go, cleanPass). Default 256 MiB.
+	CleanWindowBytes int64
 	// JobLeaseTTL is how long a job stays one agent's. Default the
 	// smaller of 2 minutes and GCGrace/4, so that a compaction result is
 	// in long before its output id is too old to commit.
@@ -175,6 +179,9 @@ func (c *Config) withDefaults() (Config, error) {
 	cfg.Compaction = cfg.Compaction.WithDefaults()
 	if cfg.CompactEntryBytes == 0 {
 		cfg.CompactEntryBytes = defaultCompactEntry
+	}
+	if cfg.CleanWindowBytes == 0 {
+		cfg.CleanWindowBytes = defaultCleanWindow
 	}
 	if cfg.JobLeaseTTL == 0 {
 		cfg.JobLeaseTTL = min(2*time.Minute, cfg.GCGrace/4)

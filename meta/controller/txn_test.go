@@ -271,12 +271,7 @@ func TestTxnIDExpiry(t *testing.T) {
 func TestCleanTransactions(t *testing.T) {
 	s := openT(t, t.TempDir())
 	ctx := ctxT(t)
-	res, err := s.CreateTopics(ctx, []meta.TopicSpec{{Name: "cl", Partitions: 1,
-		Configs: map[string]string{"cleanup.policy": "compact", "max.compaction.lag.ms": "1"}}})
-	if err != nil || res[0].Err != nil {
-		t.Fatalf("CreateTopics: %v %+v", err, res)
-	}
-	top := res[0].Topic
+	top := createCompacted(t, s, "cl")
 	p0 := meta.TopicPartition{TopicID: top.ID}
 	ip, err := s.InitProducerID(ctx, meta.ProducerIDRequest{TransactionalID: "t1", ProducerID: -1, ProducerEpoch: -1, TransactionTimeoutMs: 60000})
 	if err != nil {
@@ -413,4 +408,120 @@ func TestCompactionTakesMarkers(t *testing.T) {
 	}
 	checkInvariants(t, s)
 	reopen(t, s)
+}
+
+// TestCleanPassWindows: a compacted partition whose clean part fills a
+// cleaning's window is cleaned in a pass: windows in offset order from
+// the log start, one at a time, each judged against the keys of the same
+// dirty range (KeyEnd, KeySources), the last one holding the dirty range
+// and moving the clean end. A refused window ends the pass; the next
+// cleaning starts a new one from the log start.
+func TestCleanPassWindows(t *testing.T) {
+	s := openT(t, t.TempDir(), func(c *Config) { c.CleanWindowBytes = 1000 })
+	ctx := ctxT(t)
+	top := createCompacted(t, s, "cl")
+	for range 5 {
+		commit(t, s, newSegment().add(top.ID, 0, 10, 300)) // [0, 49], 300 bytes an entry
+	}
+	acquire := func() (meta.Job, bool) {
+		t.Helper()
+		time.Sleep(3 * time.Millisecond) // max.compaction.lag.ms
+		job, ok, err := s.AcquireJob(ctx, "agent-1", []meta.JobKind{meta.JobCleanKeys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return job, ok
+	}
+	span := func(es []meta.IndexEntry) string {
+		if len(es) == 0 {
+			return "[]"
+		}
+		return fmt.Sprintf("[%d, %d]", es[0].BaseOffset, es[len(es)-1].LastOffset)
+	}
+	// complete answers a job with one entry over its sources, as long
+	// as they were (nothing superseded).
+	complete := func(job meta.Job, cleanedUpTo int64) meta.CompactOutcome {
+		t.Helper()
+		srcs := job.Compact.Sources
+		var n int64
+		for _, e := range srcs {
+			n += e.Length
+		}
+		out := job.Compact.Output
+		key := meta.ObjectKey(out)
+		o, err := s.CompleteCompaction(ctx, meta.CompactResult{JobID: job.ID, Output: out, ObjectKey: key, Size: n, CleanedUpTo: cleanedUpTo,
+			Entries: []meta.IndexEntry{{TopicID: top.ID, BaseOffset: srcs[0].BaseOffset, LastOffset: srcs[len(srcs)-1].LastOffset, SegmentID: out, ObjectKey: key, ObjectSize: n, Length: n, MaxTimestamp: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	// The first cleaning: a window from the start, the partial rule of
+	// a single job (the map judged what the window holds).
+	job, ok := acquire()
+	if !ok || span(job.Compact.Sources) != "[0, 29]" || job.Compact.Clean.KeyEnd != 0 || !job.Compact.Clean.FromLogStart {
+		t.Fatalf("first cleaning: %v %s %+v", ok, span(job.Compact.Sources), job.Compact.Clean)
+	}
+	complete(job, 29)
+	// Now the clean part [0, 29] (900 bytes) and the next entry do not
+	// fit a window: a pass over dirty range [30, 39] (half a window).
+	job, ok = acquire()
+	if !ok || span(job.Compact.Sources) != "[0, 29]" || job.Compact.Clean.KeyEnd != 39 || job.Compact.Clean.DirtyStart != 30 ||
+		span(job.Compact.Clean.KeySources) != "[30, 39]" || !job.Compact.Clean.FromLogStart {
+		t.Fatalf("the pass's first window: %v %s %+v", ok, span(job.Compact.Sources), job.Compact.Clean)
+	}
+	if other, ok := acquire(); ok {
+		t.Fatalf("a second window of the pass leased while the first is out: %s", span(other.Compact.Sources))
+	}
+	if o := complete(job, 29); o.Swapped != 1 {
+		t.Fatalf("first window: %+v", o)
+	}
+	job, ok = acquire()
+	if !ok || span(job.Compact.Sources) != "[30, 39]" || job.Compact.Clean.KeyEnd != 39 || len(job.Compact.Clean.KeySources) != 0 || job.Compact.Clean.FromLogStart {
+		t.Fatalf("the pass's last window: %v %s %+v", ok, span(job.Compact.Sources), job.Compact.Clean)
+	}
+	complete(job, 39)
+	s.mu.RLock()
+	ps := s.st.topicsByID[top.ID].parts[0]
+	cleanEnd := ps.cleanEnd
+	s.mu.RUnlock()
+	s.jobs.mu.Lock()
+	passes := len(s.jobs.passes)
+	s.jobs.mu.Unlock()
+	if cleanEnd != 40 || passes != 0 {
+		t.Fatalf("after the pass: clean end %d, %d passes, want 40 and none", cleanEnd, passes)
+	}
+
+	// A refused window (here its result misses the first entry's start)
+	// ends the pass: the next cleaning starts over from the log start.
+	job, ok = acquire()
+	if !ok || span(job.Compact.Sources) != "[0, 29]" || job.Compact.Clean.DirtyStart != 40 {
+		t.Fatalf("next pass: %v %s %+v", ok, span(job.Compact.Sources), job.Compact.Clean)
+	}
+	job.Compact.Sources[0].BaseOffset = 1
+	if o := complete(job, 29); o.Swapped != 0 {
+		t.Fatalf("a result that does not match the index was swapped: %+v", o)
+	}
+	s.jobs.mu.Lock()
+	passes = len(s.jobs.passes)
+	s.jobs.mu.Unlock()
+	if passes != 0 {
+		t.Fatal("the pass outlived its refused window")
+	}
+	if job, ok = acquire(); !ok || span(job.Compact.Sources) != "[0, 29]" {
+		t.Fatalf("after the refusal: %v %s", ok, span(job.Compact.Sources))
+	}
+	checkInvariants(t, s)
+}
+
+// createCompacted creates a compacted topic of one partition whose dirty
+// data is due for cleaning a millisecond after its commit.
+func createCompacted(t *testing.T, s *Service, name string) meta.Topic {
+	t.Helper()
+	res, err := s.CreateTopics(ctxT(t), []meta.TopicSpec{{Name: name, Partitions: 1,
+		Configs: map[string]string{"cleanup.policy": "compact", "max.compaction.lag.ms": "1"}}})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("CreateTopics: %v %+v", err, res)
+	}
+	return res[0].Topic
 }

@@ -5192,7 +5192,10 @@ type CleanSpec struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	DirtyStart       int64                  `protobuf:"varint,1,opt,name=dirty_start,json=dirtyStart,proto3" json:"dirty_start,omitempty"`
 	TombstoneHorizon int64                  `protobuf:"varint,2,opt,name=tombstone_horizon,json=tombstoneHorizon,proto3" json:"tombstone_horizon,omitempty"` // unix ms
-	Aborted          []*AbortedTxn          `protobuf:"bytes,3,rep,name=aborted,proto3" json:"aborted,omitempty"`                                            // the aborted transactions overlapping the sources
+	Aborted          []*AbortedTxn          `protobuf:"bytes,3,rep,name=aborted,proto3" json:"aborted,omitempty"`                                            // the aborted transactions overlapping the sources and key sources
+	KeyEnd           int64                  `protobuf:"varint,4,opt,name=key_end,json=keyEnd,proto3" json:"key_end,omitempty"`                               // a window of a pass: the map must be complete up to it (0: unset)
+	KeySources       []*IndexEntry          `protobuf:"bytes,5,rep,name=key_sources,json=keySources,proto3" json:"key_sources,omitempty"`                    // the dirty range's entries after the sources: keys only
+	FromLogStart     bool                   `protobuf:"varint,6,opt,name=from_log_start,json=fromLogStart,proto3" json:"from_log_start,omitempty"`           // the sources start at the log start
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -5246,6 +5249,27 @@ func (x *CleanSpec) GetAborted() []*AbortedTxn {
 		return x.Aborted
 	}
 	return nil
+}
+
+func (x *CleanSpec) GetKeyEnd() int64 {
+	if x != nil {
+		return x.KeyEnd
+	}
+	return 0
+}
+
+func (x *CleanSpec) GetKeySources() []*IndexEntry {
+	if x != nil {
+		return x.KeySources
+	}
+	return nil
+}
+
+func (x *CleanSpec) GetFromLogStart() bool {
+	if x != nil {
+		return x.FromLogStart
+	}
+	return false
 }
 
 // ObjectRef names one object in the bucket.
@@ -8816,12 +8840,16 @@ const file_meta_proto_rawDesc = "" +
 	"\x06output\x18\x02 \x01(\fR\x06output\x12&\n" +
 	"\x0fmax_entry_bytes\x18\x03 \x01(\x03R\rmaxEntryBytes\x124\n" +
 	"\asources\x18\x04 \x03(\v2\x1a.sluice.meta.v1.IndexEntryR\asources\x12/\n" +
-	"\x05clean\x18\x05 \x01(\v2\x19.sluice.meta.v1.CleanSpecR\x05clean\"\x8f\x01\n" +
+	"\x05clean\x18\x05 \x01(\v2\x19.sluice.meta.v1.CleanSpecR\x05clean\"\x8b\x02\n" +
 	"\tCleanSpec\x12\x1f\n" +
 	"\vdirty_start\x18\x01 \x01(\x03R\n" +
 	"dirtyStart\x12+\n" +
 	"\x11tombstone_horizon\x18\x02 \x01(\x03R\x10tombstoneHorizon\x124\n" +
-	"\aaborted\x18\x03 \x03(\v2\x1a.sluice.meta.v1.AbortedTxnR\aaborted\"A\n" +
+	"\aaborted\x18\x03 \x03(\v2\x1a.sluice.meta.v1.AbortedTxnR\aaborted\x12\x17\n" +
+	"\akey_end\x18\x04 \x01(\x03R\x06keyEnd\x12;\n" +
+	"\vkey_sources\x18\x05 \x03(\v2\x1a.sluice.meta.v1.IndexEntryR\n" +
+	"keySources\x12$\n" +
+	"\x0efrom_log_start\x18\x06 \x01(\bR\ffromLogStart\"A\n" +
 	"\tObjectRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x12\n" +
@@ -9447,170 +9475,171 @@ var file_meta_proto_depIdxs = []int32{
 	27,  // 68: sluice.meta.v1.CompactJob.sources:type_name -> sluice.meta.v1.IndexEntry
 	80,  // 69: sluice.meta.v1.CompactJob.clean:type_name -> sluice.meta.v1.CleanSpec
 	121, // 70: sluice.meta.v1.CleanSpec.aborted:type_name -> sluice.meta.v1.AbortedTxn
-	81,  // 71: sluice.meta.v1.DeleteJob.objects:type_name -> sluice.meta.v1.ObjectRef
-	27,  // 72: sluice.meta.v1.CompleteCompactionRequest.entries:type_name -> sluice.meta.v1.IndexEntry
-	4,   // 73: sluice.meta.v1.CompleteCompactionResponse.error:type_name -> sluice.meta.v1.Error
-	4,   // 74: sluice.meta.v1.CheckOrphansResponse.error:type_name -> sluice.meta.v1.Error
-	91,  // 75: sluice.meta.v1.CreateACLsRequest.bindings:type_name -> sluice.meta.v1.ACLBinding
-	92,  // 76: sluice.meta.v1.DeleteACLsRequest.filters:type_name -> sluice.meta.v1.ACLFilter
-	4,   // 77: sluice.meta.v1.DeletedACLs.error:type_name -> sluice.meta.v1.Error
-	91,  // 78: sluice.meta.v1.DeletedACLs.bindings:type_name -> sluice.meta.v1.ACLBinding
-	4,   // 79: sluice.meta.v1.DeleteACLsResponse.error:type_name -> sluice.meta.v1.Error
-	95,  // 80: sluice.meta.v1.DeleteACLsResponse.results:type_name -> sluice.meta.v1.DeletedACLs
-	92,  // 81: sluice.meta.v1.DescribeACLsRequest.filter:type_name -> sluice.meta.v1.ACLFilter
-	4,   // 82: sluice.meta.v1.DescribeACLsResponse.error:type_name -> sluice.meta.v1.Error
-	91,  // 83: sluice.meta.v1.DescribeACLsResponse.bindings:type_name -> sluice.meta.v1.ACLBinding
-	4,   // 84: sluice.meta.v1.ScramCredentialResponse.error:type_name -> sluice.meta.v1.Error
-	99,  // 85: sluice.meta.v1.ScramCredentialResponse.credential:type_name -> sluice.meta.v1.ScramCredential
-	99,  // 86: sluice.meta.v1.AlterScramCredentialsRequest.upserts:type_name -> sluice.meta.v1.ScramCredential
-	102, // 87: sluice.meta.v1.AlterScramCredentialsRequest.deletes:type_name -> sluice.meta.v1.ScramDeletion
-	105, // 88: sluice.meta.v1.ScramUser.credentials:type_name -> sluice.meta.v1.ScramCredentialInfo
-	4,   // 89: sluice.meta.v1.ScramUser.error:type_name -> sluice.meta.v1.Error
-	4,   // 90: sluice.meta.v1.DescribeScramCredentialsResponse.error:type_name -> sluice.meta.v1.Error
-	106, // 91: sluice.meta.v1.DescribeScramCredentialsResponse.users:type_name -> sluice.meta.v1.ScramUser
-	103, // 92: sluice.meta.v1.AlterUsersRequest.changes:type_name -> sluice.meta.v1.AlterScramCredentialsRequest
-	104, // 93: sluice.meta.v1.DescribeUsersRequest.describe:type_name -> sluice.meta.v1.DescribeScramCredentialsRequest
-	110, // 94: sluice.meta.v1.ConsumerGroupHeartbeatRequest.owned:type_name -> sluice.meta.v1.TopicPartitions
-	4,   // 95: sluice.meta.v1.ConsumerGroupHeartbeatResponse.error:type_name -> sluice.meta.v1.Error
-	110, // 96: sluice.meta.v1.ConsumerGroupHeartbeatResponse.assignment:type_name -> sluice.meta.v1.TopicPartitions
-	110, // 97: sluice.meta.v1.ConsumerMemberDescription.assignment:type_name -> sluice.meta.v1.TopicPartitions
-	110, // 98: sluice.meta.v1.ConsumerMemberDescription.target_assignment:type_name -> sluice.meta.v1.TopicPartitions
-	4,   // 99: sluice.meta.v1.DescribeConsumerGroupResponse.error:type_name -> sluice.meta.v1.Error
-	113, // 100: sluice.meta.v1.DescribeConsumerGroupResponse.members:type_name -> sluice.meta.v1.ConsumerMemberDescription
-	115, // 101: sluice.meta.v1.AddPartitionsToTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
-	7,   // 102: sluice.meta.v1.AddPartitionsToTxnRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
-	115, // 103: sluice.meta.v1.AddOffsetsToTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
-	115, // 104: sluice.meta.v1.TxnOffsetCommitRequest.producer:type_name -> sluice.meta.v1.TxnProducer
-	52,  // 105: sluice.meta.v1.TxnOffsetCommitRequest.commit:type_name -> sluice.meta.v1.CommitOffsetsRequest
-	115, // 106: sluice.meta.v1.EndTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
-	7,   // 107: sluice.meta.v1.TxnPartitionRequest.partition:type_name -> sluice.meta.v1.TopicPartition
-	4,   // 108: sluice.meta.v1.TxnPartitionResponse.error:type_name -> sluice.meta.v1.Error
-	121, // 109: sluice.meta.v1.TxnPartitionResponse.aborted:type_name -> sluice.meta.v1.AbortedTxn
-	4,   // 110: sluice.meta.v1.TxnDescription.error:type_name -> sluice.meta.v1.Error
-	7,   // 111: sluice.meta.v1.TxnDescription.partitions:type_name -> sluice.meta.v1.TopicPartition
-	4,   // 112: sluice.meta.v1.DescribeTransactionsResponse.error:type_name -> sluice.meta.v1.Error
-	124, // 113: sluice.meta.v1.DescribeTransactionsResponse.transactions:type_name -> sluice.meta.v1.TxnDescription
-	4,   // 114: sluice.meta.v1.PendingTxnOffsetsResponse.error:type_name -> sluice.meta.v1.Error
-	7,   // 115: sluice.meta.v1.PendingTxnOffsetsResponse.partitions:type_name -> sluice.meta.v1.TopicPartition
-	7,   // 116: sluice.meta.v1.DescribeProducersRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
-	4,   // 117: sluice.meta.v1.PartitionProducers.error:type_name -> sluice.meta.v1.Error
-	7,   // 118: sluice.meta.v1.PartitionProducers.partition:type_name -> sluice.meta.v1.TopicPartition
-	129, // 119: sluice.meta.v1.PartitionProducers.producers:type_name -> sluice.meta.v1.ProducerState
-	4,   // 120: sluice.meta.v1.DescribeProducersResponse.error:type_name -> sluice.meta.v1.Error
-	130, // 121: sluice.meta.v1.DescribeProducersResponse.partitions:type_name -> sluice.meta.v1.PartitionProducers
-	11,  // 122: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
-	13,  // 123: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
-	15,  // 124: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
-	16,  // 125: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
-	18,  // 126: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
-	24,  // 127: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
-	28,  // 128: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
-	30,  // 129: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
-	32,  // 130: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
-	35,  // 131: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
-	37,  // 132: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
-	39,  // 133: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
-	40,  // 134: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
-	43,  // 135: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
-	46,  // 136: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
-	48,  // 137: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
-	50,  // 138: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
-	52,  // 139: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
-	53,  // 140: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
-	55,  // 141: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
-	56,  // 142: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
-	57,  // 143: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
-	60,  // 144: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	65,  // 145: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
-	67,  // 146: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
-	68,  // 147: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
-	21,  // 148: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
-	76,  // 149: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
-	84,  // 150: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
-	86,  // 151: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
-	87,  // 152: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
-	89,  // 153: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
-	90,  // 154: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
-	93,  // 155: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
-	94,  // 156: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
-	97,  // 157: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
-	100, // 158: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
-	103, // 159: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
-	104, // 160: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
-	111, // 161: sluice.meta.v1.Meta.ConsumerGroupHeartbeat:input_type -> sluice.meta.v1.ConsumerGroupHeartbeatRequest
-	60,  // 162: sluice.meta.v1.Meta.DescribeConsumerGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
-	116, // 163: sluice.meta.v1.Meta.AddPartitionsToTxn:input_type -> sluice.meta.v1.AddPartitionsToTxnRequest
-	117, // 164: sluice.meta.v1.Meta.AddOffsetsToTxn:input_type -> sluice.meta.v1.AddOffsetsToTxnRequest
-	118, // 165: sluice.meta.v1.Meta.TxnOffsetCommit:input_type -> sluice.meta.v1.TxnOffsetCommitRequest
-	119, // 166: sluice.meta.v1.Meta.EndTxn:input_type -> sluice.meta.v1.EndTxnRequest
-	120, // 167: sluice.meta.v1.Meta.TxnPartition:input_type -> sluice.meta.v1.TxnPartitionRequest
-	123, // 168: sluice.meta.v1.Meta.DescribeTransactions:input_type -> sluice.meta.v1.DescribeTransactionsRequest
-	126, // 169: sluice.meta.v1.Meta.PendingTxnOffsets:input_type -> sluice.meta.v1.PendingTxnOffsetsRequest
-	128, // 170: sluice.meta.v1.Meta.DescribeProducers:input_type -> sluice.meta.v1.DescribeProducersRequest
-	71,  // 171: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
-	73,  // 172: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
-	75,  // 173: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
-	108, // 174: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
-	109, // 175: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
-	12,  // 176: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
-	14,  // 177: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
-	17,  // 178: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
-	17,  // 179: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
-	22,  // 180: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
-	26,  // 181: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
-	29,  // 182: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
-	31,  // 183: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
-	34,  // 184: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
-	6,   // 185: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
-	6,   // 186: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 187: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
-	41,  // 188: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
-	45,  // 189: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
-	47,  // 190: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
-	5,   // 191: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 192: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 193: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	54,  // 194: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
-	5,   // 195: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 196: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
-	59,  // 197: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
-	62,  // 198: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
-	66,  // 199: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
-	5,   // 200: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
-	69,  // 201: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
-	22,  // 202: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
-	77,  // 203: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
-	85,  // 204: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
-	5,   // 205: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
-	88,  // 206: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
-	5,   // 207: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
-	5,   // 208: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 209: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
-	96,  // 210: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
-	98,  // 211: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
-	101, // 212: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
-	6,   // 213: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
-	107, // 214: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
-	112, // 215: sluice.meta.v1.Meta.ConsumerGroupHeartbeat:output_type -> sluice.meta.v1.ConsumerGroupHeartbeatResponse
-	114, // 216: sluice.meta.v1.Meta.DescribeConsumerGroup:output_type -> sluice.meta.v1.DescribeConsumerGroupResponse
-	6,   // 217: sluice.meta.v1.Meta.AddPartitionsToTxn:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 218: sluice.meta.v1.Meta.AddOffsetsToTxn:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 219: sluice.meta.v1.Meta.TxnOffsetCommit:output_type -> sluice.meta.v1.ErrorsResponse
-	5,   // 220: sluice.meta.v1.Meta.EndTxn:output_type -> sluice.meta.v1.ErrorResponse
-	122, // 221: sluice.meta.v1.Meta.TxnPartition:output_type -> sluice.meta.v1.TxnPartitionResponse
-	125, // 222: sluice.meta.v1.Meta.DescribeTransactions:output_type -> sluice.meta.v1.DescribeTransactionsResponse
-	127, // 223: sluice.meta.v1.Meta.PendingTxnOffsets:output_type -> sluice.meta.v1.PendingTxnOffsetsResponse
-	131, // 224: sluice.meta.v1.Meta.DescribeProducers:output_type -> sluice.meta.v1.DescribeProducersResponse
-	72,  // 225: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
-	74,  // 226: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
-	5,   // 227: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
-	6,   // 228: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
-	107, // 229: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
-	176, // [176:230] is the sub-list for method output_type
-	122, // [122:176] is the sub-list for method input_type
-	122, // [122:122] is the sub-list for extension type_name
-	122, // [122:122] is the sub-list for extension extendee
-	0,   // [0:122] is the sub-list for field type_name
+	27,  // 71: sluice.meta.v1.CleanSpec.key_sources:type_name -> sluice.meta.v1.IndexEntry
+	81,  // 72: sluice.meta.v1.DeleteJob.objects:type_name -> sluice.meta.v1.ObjectRef
+	27,  // 73: sluice.meta.v1.CompleteCompactionRequest.entries:type_name -> sluice.meta.v1.IndexEntry
+	4,   // 74: sluice.meta.v1.CompleteCompactionResponse.error:type_name -> sluice.meta.v1.Error
+	4,   // 75: sluice.meta.v1.CheckOrphansResponse.error:type_name -> sluice.meta.v1.Error
+	91,  // 76: sluice.meta.v1.CreateACLsRequest.bindings:type_name -> sluice.meta.v1.ACLBinding
+	92,  // 77: sluice.meta.v1.DeleteACLsRequest.filters:type_name -> sluice.meta.v1.ACLFilter
+	4,   // 78: sluice.meta.v1.DeletedACLs.error:type_name -> sluice.meta.v1.Error
+	91,  // 79: sluice.meta.v1.DeletedACLs.bindings:type_name -> sluice.meta.v1.ACLBinding
+	4,   // 80: sluice.meta.v1.DeleteACLsResponse.error:type_name -> sluice.meta.v1.Error
+	95,  // 81: sluice.meta.v1.DeleteACLsResponse.results:type_name -> sluice.meta.v1.DeletedACLs
+	92,  // 82: sluice.meta.v1.DescribeACLsRequest.filter:type_name -> sluice.meta.v1.ACLFilter
+	4,   // 83: sluice.meta.v1.DescribeACLsResponse.error:type_name -> sluice.meta.v1.Error
+	91,  // 84: sluice.meta.v1.DescribeACLsResponse.bindings:type_name -> sluice.meta.v1.ACLBinding
+	4,   // 85: sluice.meta.v1.ScramCredentialResponse.error:type_name -> sluice.meta.v1.Error
+	99,  // 86: sluice.meta.v1.ScramCredentialResponse.credential:type_name -> sluice.meta.v1.ScramCredential
+	99,  // 87: sluice.meta.v1.AlterScramCredentialsRequest.upserts:type_name -> sluice.meta.v1.ScramCredential
+	102, // 88: sluice.meta.v1.AlterScramCredentialsRequest.deletes:type_name -> sluice.meta.v1.ScramDeletion
+	105, // 89: sluice.meta.v1.ScramUser.credentials:type_name -> sluice.meta.v1.ScramCredentialInfo
+	4,   // 90: sluice.meta.v1.ScramUser.error:type_name -> sluice.meta.v1.Error
+	4,   // 91: sluice.meta.v1.DescribeScramCredentialsResponse.error:type_name -> sluice.meta.v1.Error
+	106, // 92: sluice.meta.v1.DescribeScramCredentialsResponse.users:type_name -> sluice.meta.v1.ScramUser
+	103, // 93: sluice.meta.v1.AlterUsersRequest.changes:type_name -> sluice.meta.v1.AlterScramCredentialsRequest
+	104, // 94: sluice.meta.v1.DescribeUsersRequest.describe:type_name -> sluice.meta.v1.DescribeScramCredentialsRequest
+	110, // 95: sluice.meta.v1.ConsumerGroupHeartbeatRequest.owned:type_name -> sluice.meta.v1.TopicPartitions
+	4,   // 96: sluice.meta.v1.ConsumerGroupHeartbeatResponse.error:type_name -> sluice.meta.v1.Error
+	110, // 97: sluice.meta.v1.ConsumerGroupHeartbeatResponse.assignment:type_name -> sluice.meta.v1.TopicPartitions
+	110, // 98: sluice.meta.v1.ConsumerMemberDescription.assignment:type_name -> sluice.meta.v1.TopicPartitions
+	110, // 99: sluice.meta.v1.ConsumerMemberDescription.target_assignment:type_name -> sluice.meta.v1.TopicPartitions
+	4,   // 100: sluice.meta.v1.DescribeConsumerGroupResponse.error:type_name -> sluice.meta.v1.Error
+	113, // 101: sluice.meta.v1.DescribeConsumerGroupResponse.members:type_name -> sluice.meta.v1.ConsumerMemberDescription
+	115, // 102: sluice.meta.v1.AddPartitionsToTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	7,   // 103: sluice.meta.v1.AddPartitionsToTxnRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
+	115, // 104: sluice.meta.v1.AddOffsetsToTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	115, // 105: sluice.meta.v1.TxnOffsetCommitRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	52,  // 106: sluice.meta.v1.TxnOffsetCommitRequest.commit:type_name -> sluice.meta.v1.CommitOffsetsRequest
+	115, // 107: sluice.meta.v1.EndTxnRequest.producer:type_name -> sluice.meta.v1.TxnProducer
+	7,   // 108: sluice.meta.v1.TxnPartitionRequest.partition:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 109: sluice.meta.v1.TxnPartitionResponse.error:type_name -> sluice.meta.v1.Error
+	121, // 110: sluice.meta.v1.TxnPartitionResponse.aborted:type_name -> sluice.meta.v1.AbortedTxn
+	4,   // 111: sluice.meta.v1.TxnDescription.error:type_name -> sluice.meta.v1.Error
+	7,   // 112: sluice.meta.v1.TxnDescription.partitions:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 113: sluice.meta.v1.DescribeTransactionsResponse.error:type_name -> sluice.meta.v1.Error
+	124, // 114: sluice.meta.v1.DescribeTransactionsResponse.transactions:type_name -> sluice.meta.v1.TxnDescription
+	4,   // 115: sluice.meta.v1.PendingTxnOffsetsResponse.error:type_name -> sluice.meta.v1.Error
+	7,   // 116: sluice.meta.v1.PendingTxnOffsetsResponse.partitions:type_name -> sluice.meta.v1.TopicPartition
+	7,   // 117: sluice.meta.v1.DescribeProducersRequest.partitions:type_name -> sluice.meta.v1.TopicPartition
+	4,   // 118: sluice.meta.v1.PartitionProducers.error:type_name -> sluice.meta.v1.Error
+	7,   // 119: sluice.meta.v1.PartitionProducers.partition:type_name -> sluice.meta.v1.TopicPartition
+	129, // 120: sluice.meta.v1.PartitionProducers.producers:type_name -> sluice.meta.v1.ProducerState
+	4,   // 121: sluice.meta.v1.DescribeProducersResponse.error:type_name -> sluice.meta.v1.Error
+	130, // 122: sluice.meta.v1.DescribeProducersResponse.partitions:type_name -> sluice.meta.v1.PartitionProducers
+	11,  // 123: sluice.meta.v1.Meta.ClusterID:input_type -> sluice.meta.v1.ClusterIDRequest
+	13,  // 124: sluice.meta.v1.Meta.CreateTopics:input_type -> sluice.meta.v1.CreateTopicsRequest
+	15,  // 125: sluice.meta.v1.Meta.Topics:input_type -> sluice.meta.v1.TopicsRequest
+	16,  // 126: sluice.meta.v1.Meta.TopicsByID:input_type -> sluice.meta.v1.TopicsByIDRequest
+	18,  // 127: sluice.meta.v1.Meta.PartitionStates:input_type -> sluice.meta.v1.PartitionStatesRequest
+	24,  // 128: sluice.meta.v1.Meta.CommitSegment:input_type -> sluice.meta.v1.CommitSegmentRequest
+	28,  // 129: sluice.meta.v1.Meta.Lookup:input_type -> sluice.meta.v1.LookupRequest
+	30,  // 130: sluice.meta.v1.Meta.InitProducerID:input_type -> sluice.meta.v1.InitProducerIDRequest
+	32,  // 131: sluice.meta.v1.Meta.Watch:input_type -> sluice.meta.v1.WatchRequest
+	35,  // 132: sluice.meta.v1.Meta.DeleteTopics:input_type -> sluice.meta.v1.DeleteTopicsRequest
+	37,  // 133: sluice.meta.v1.Meta.CreatePartitions:input_type -> sluice.meta.v1.CreatePartitionsRequest
+	39,  // 134: sluice.meta.v1.Meta.AlterTopicConfigs:input_type -> sluice.meta.v1.AlterTopicConfigsRequest
+	40,  // 135: sluice.meta.v1.Meta.FindTimestamp:input_type -> sluice.meta.v1.FindTimestampRequest
+	43,  // 136: sluice.meta.v1.Meta.JoinGroup:input_type -> sluice.meta.v1.JoinGroupRequest
+	46,  // 137: sluice.meta.v1.Meta.SyncGroup:input_type -> sluice.meta.v1.SyncGroupRequest
+	48,  // 138: sluice.meta.v1.Meta.Heartbeat:input_type -> sluice.meta.v1.HeartbeatRequest
+	50,  // 139: sluice.meta.v1.Meta.LeaveGroup:input_type -> sluice.meta.v1.LeaveGroupRequest
+	52,  // 140: sluice.meta.v1.Meta.CommitOffsets:input_type -> sluice.meta.v1.CommitOffsetsRequest
+	53,  // 141: sluice.meta.v1.Meta.FetchOffsets:input_type -> sluice.meta.v1.FetchOffsetsRequest
+	55,  // 142: sluice.meta.v1.Meta.DeleteOffsets:input_type -> sluice.meta.v1.DeleteOffsetsRequest
+	56,  // 143: sluice.meta.v1.Meta.DeleteGroup:input_type -> sluice.meta.v1.DeleteGroupRequest
+	57,  // 144: sluice.meta.v1.Meta.ListGroups:input_type -> sluice.meta.v1.ListGroupsRequest
+	60,  // 145: sluice.meta.v1.Meta.DescribeGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	65,  // 146: sluice.meta.v1.Meta.RegisterAgent:input_type -> sluice.meta.v1.RegisterAgentRequest
+	67,  // 147: sluice.meta.v1.Meta.UnregisterAgent:input_type -> sluice.meta.v1.UnregisterAgentRequest
+	68,  // 148: sluice.meta.v1.Meta.Agents:input_type -> sluice.meta.v1.AgentsRequest
+	21,  // 149: sluice.meta.v1.Meta.DeleteRecords:input_type -> sluice.meta.v1.DeleteRecordsRequest
+	76,  // 150: sluice.meta.v1.Meta.AcquireJob:input_type -> sluice.meta.v1.AcquireJobRequest
+	84,  // 151: sluice.meta.v1.Meta.CompleteCompaction:input_type -> sluice.meta.v1.CompleteCompactionRequest
+	86,  // 152: sluice.meta.v1.Meta.CompleteDelete:input_type -> sluice.meta.v1.CompleteDeleteRequest
+	87,  // 153: sluice.meta.v1.Meta.CheckOrphans:input_type -> sluice.meta.v1.CheckOrphansRequest
+	89,  // 154: sluice.meta.v1.Meta.CompleteOrphans:input_type -> sluice.meta.v1.CompleteOrphansRequest
+	90,  // 155: sluice.meta.v1.Meta.AbandonJob:input_type -> sluice.meta.v1.AbandonJobRequest
+	93,  // 156: sluice.meta.v1.Meta.CreateACLs:input_type -> sluice.meta.v1.CreateACLsRequest
+	94,  // 157: sluice.meta.v1.Meta.DeleteACLs:input_type -> sluice.meta.v1.DeleteACLsRequest
+	97,  // 158: sluice.meta.v1.Meta.DescribeACLs:input_type -> sluice.meta.v1.DescribeACLsRequest
+	100, // 159: sluice.meta.v1.Meta.ScramCredential:input_type -> sluice.meta.v1.ScramCredentialRequest
+	103, // 160: sluice.meta.v1.Meta.AlterScramCredentials:input_type -> sluice.meta.v1.AlterScramCredentialsRequest
+	104, // 161: sluice.meta.v1.Meta.DescribeScramCredentials:input_type -> sluice.meta.v1.DescribeScramCredentialsRequest
+	111, // 162: sluice.meta.v1.Meta.ConsumerGroupHeartbeat:input_type -> sluice.meta.v1.ConsumerGroupHeartbeatRequest
+	60,  // 163: sluice.meta.v1.Meta.DescribeConsumerGroup:input_type -> sluice.meta.v1.DescribeGroupRequest
+	116, // 164: sluice.meta.v1.Meta.AddPartitionsToTxn:input_type -> sluice.meta.v1.AddPartitionsToTxnRequest
+	117, // 165: sluice.meta.v1.Meta.AddOffsetsToTxn:input_type -> sluice.meta.v1.AddOffsetsToTxnRequest
+	118, // 166: sluice.meta.v1.Meta.TxnOffsetCommit:input_type -> sluice.meta.v1.TxnOffsetCommitRequest
+	119, // 167: sluice.meta.v1.Meta.EndTxn:input_type -> sluice.meta.v1.EndTxnRequest
+	120, // 168: sluice.meta.v1.Meta.TxnPartition:input_type -> sluice.meta.v1.TxnPartitionRequest
+	123, // 169: sluice.meta.v1.Meta.DescribeTransactions:input_type -> sluice.meta.v1.DescribeTransactionsRequest
+	126, // 170: sluice.meta.v1.Meta.PendingTxnOffsets:input_type -> sluice.meta.v1.PendingTxnOffsetsRequest
+	128, // 171: sluice.meta.v1.Meta.DescribeProducers:input_type -> sluice.meta.v1.DescribeProducersRequest
+	71,  // 172: sluice.meta.v1.Admin.CreateKey:input_type -> sluice.meta.v1.CreateKeyRequest
+	73,  // 173: sluice.meta.v1.Admin.ListKeys:input_type -> sluice.meta.v1.ListKeysRequest
+	75,  // 174: sluice.meta.v1.Admin.RevokeKey:input_type -> sluice.meta.v1.RevokeKeyRequest
+	108, // 175: sluice.meta.v1.Admin.AlterUsers:input_type -> sluice.meta.v1.AlterUsersRequest
+	109, // 176: sluice.meta.v1.Admin.DescribeUsers:input_type -> sluice.meta.v1.DescribeUsersRequest
+	12,  // 177: sluice.meta.v1.Meta.ClusterID:output_type -> sluice.meta.v1.ClusterIDResponse
+	14,  // 178: sluice.meta.v1.Meta.CreateTopics:output_type -> sluice.meta.v1.CreateTopicsResponse
+	17,  // 179: sluice.meta.v1.Meta.Topics:output_type -> sluice.meta.v1.TopicsResponse
+	17,  // 180: sluice.meta.v1.Meta.TopicsByID:output_type -> sluice.meta.v1.TopicsResponse
+	22,  // 181: sluice.meta.v1.Meta.PartitionStates:output_type -> sluice.meta.v1.PartitionStatesResponse
+	26,  // 182: sluice.meta.v1.Meta.CommitSegment:output_type -> sluice.meta.v1.CommitSegmentResponse
+	29,  // 183: sluice.meta.v1.Meta.Lookup:output_type -> sluice.meta.v1.LookupResponse
+	31,  // 184: sluice.meta.v1.Meta.InitProducerID:output_type -> sluice.meta.v1.InitProducerIDResponse
+	34,  // 185: sluice.meta.v1.Meta.Watch:output_type -> sluice.meta.v1.WatchResponse
+	6,   // 186: sluice.meta.v1.Meta.DeleteTopics:output_type -> sluice.meta.v1.ErrorsResponse
+	6,   // 187: sluice.meta.v1.Meta.CreatePartitions:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 188: sluice.meta.v1.Meta.AlterTopicConfigs:output_type -> sluice.meta.v1.ErrorResponse
+	41,  // 189: sluice.meta.v1.Meta.FindTimestamp:output_type -> sluice.meta.v1.FindTimestampResponse
+	45,  // 190: sluice.meta.v1.Meta.JoinGroup:output_type -> sluice.meta.v1.JoinGroupResponse
+	47,  // 191: sluice.meta.v1.Meta.SyncGroup:output_type -> sluice.meta.v1.SyncGroupResponse
+	5,   // 192: sluice.meta.v1.Meta.Heartbeat:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 193: sluice.meta.v1.Meta.LeaveGroup:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 194: sluice.meta.v1.Meta.CommitOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	54,  // 195: sluice.meta.v1.Meta.FetchOffsets:output_type -> sluice.meta.v1.FetchOffsetsResponse
+	5,   // 196: sluice.meta.v1.Meta.DeleteOffsets:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 197: sluice.meta.v1.Meta.DeleteGroup:output_type -> sluice.meta.v1.ErrorResponse
+	59,  // 198: sluice.meta.v1.Meta.ListGroups:output_type -> sluice.meta.v1.ListGroupsResponse
+	62,  // 199: sluice.meta.v1.Meta.DescribeGroup:output_type -> sluice.meta.v1.DescribeGroupResponse
+	66,  // 200: sluice.meta.v1.Meta.RegisterAgent:output_type -> sluice.meta.v1.RegisterAgentResponse
+	5,   // 201: sluice.meta.v1.Meta.UnregisterAgent:output_type -> sluice.meta.v1.ErrorResponse
+	69,  // 202: sluice.meta.v1.Meta.Agents:output_type -> sluice.meta.v1.AgentsResponse
+	22,  // 203: sluice.meta.v1.Meta.DeleteRecords:output_type -> sluice.meta.v1.PartitionStatesResponse
+	77,  // 204: sluice.meta.v1.Meta.AcquireJob:output_type -> sluice.meta.v1.AcquireJobResponse
+	85,  // 205: sluice.meta.v1.Meta.CompleteCompaction:output_type -> sluice.meta.v1.CompleteCompactionResponse
+	5,   // 206: sluice.meta.v1.Meta.CompleteDelete:output_type -> sluice.meta.v1.ErrorResponse
+	88,  // 207: sluice.meta.v1.Meta.CheckOrphans:output_type -> sluice.meta.v1.CheckOrphansResponse
+	5,   // 208: sluice.meta.v1.Meta.CompleteOrphans:output_type -> sluice.meta.v1.ErrorResponse
+	5,   // 209: sluice.meta.v1.Meta.AbandonJob:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 210: sluice.meta.v1.Meta.CreateACLs:output_type -> sluice.meta.v1.ErrorsResponse
+	96,  // 211: sluice.meta.v1.Meta.DeleteACLs:output_type -> sluice.meta.v1.DeleteACLsResponse
+	98,  // 212: sluice.meta.v1.Meta.DescribeACLs:output_type -> sluice.meta.v1.DescribeACLsResponse
+	101, // 213: sluice.meta.v1.Meta.ScramCredential:output_type -> sluice.meta.v1.ScramCredentialResponse
+	6,   // 214: sluice.meta.v1.Meta.AlterScramCredentials:output_type -> sluice.meta.v1.ErrorsResponse
+	107, // 215: sluice.meta.v1.Meta.DescribeScramCredentials:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	112, // 216: sluice.meta.v1.Meta.ConsumerGroupHeartbeat:output_type -> sluice.meta.v1.ConsumerGroupHeartbeatResponse
+	114, // 217: sluice.meta.v1.Meta.DescribeConsumerGroup:output_type -> sluice.meta.v1.DescribeConsumerGroupResponse
+	6,   // 218: sluice.meta.v1.Meta.AddPartitionsToTxn:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 219: sluice.meta.v1.Meta.AddOffsetsToTxn:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 220: sluice.meta.v1.Meta.TxnOffsetCommit:output_type -> sluice.meta.v1.ErrorsResponse
+	5,   // 221: sluice.meta.v1.Meta.EndTxn:output_type -> sluice.meta.v1.ErrorResponse
+	122, // 222: sluice.meta.v1.Meta.TxnPartition:output_type -> sluice.meta.v1.TxnPartitionResponse
+	125, // 223: sluice.meta.v1.Meta.DescribeTransactions:output_type -> sluice.meta.v1.DescribeTransactionsResponse
+	127, // 224: sluice.meta.v1.Meta.PendingTxnOffsets:output_type -> sluice.meta.v1.PendingTxnOffsetsResponse
+	131, // 225: sluice.meta.v1.Meta.DescribeProducers:output_type -> sluice.meta.v1.DescribeProducersResponse
+	72,  // 226: sluice.meta.v1.Admin.CreateKey:output_type -> sluice.meta.v1.CreateKeyResponse
+	74,  // 227: sluice.meta.v1.Admin.ListKeys:output_type -> sluice.meta.v1.ListKeysResponse
+	5,   // 228: sluice.meta.v1.Admin.RevokeKey:output_type -> sluice.meta.v1.ErrorResponse
+	6,   // 229: sluice.meta.v1.Admin.AlterUsers:output_type -> sluice.meta.v1.ErrorsResponse
+	107, // 230: sluice.meta.v1.Admin.DescribeUsers:output_type -> sluice.meta.v1.DescribeScramCredentialsResponse
+	177, // [177:231] is the sub-list for method output_type
+	123, // [123:177] is the sub-list for method input_type
+	123, // [123:123] is the sub-list for extension type_name
+	123, // [123:123] is the sub-list for extension extendee
+	0,   // [0:123] is the sub-list for field type_name
 }
 
 func init() { file_meta_proto_init() }

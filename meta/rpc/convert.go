@@ -638,6 +638,7 @@ func encJob(j meta.Job) *pb.Job {
 			for _, a := range c.Clean.Aborted {
 				cj.Clean.Aborted = append(cj.Clean.Aborted, &pb.AbortedTxn{ProducerId: a.ProducerID, FirstOffset: a.FirstOffset, LastOffset: a.LastOffset})
 			}
+			cj.Clean.KeyEnd, cj.Clean.KeySources, cj.Clean.FromLogStart = c.Clean.KeyEnd, encEntries(c.Clean.KeySources), c.Clean.FromLogStart
 		}
 		out.Work = &pb.Job_Compact{Compact: cj}
 	case j.Kind == meta.JobDelete && j.Delete != nil:
@@ -668,6 +669,10 @@ func (d *decoder) job(j *pb.Job) meta.Job {
 			out.Compact.Clean = &meta.CleanSpec{DirtyStart: cs.GetDirtyStart(), TombstoneHorizon: cs.GetTombstoneHorizon()}
 			for _, a := range cs.GetAborted() {
 				out.Compact.Clean.Aborted = append(out.Compact.Clean.Aborted, meta.AbortedTxn{ProducerID: a.GetProducerId(), FirstOffset: a.GetFirstOffset(), LastOffset: a.GetLastOffset()})
+			}
+			out.Compact.Clean.KeyEnd, out.Compact.Clean.FromLogStart = cs.GetKeyEnd(), cs.GetFromLogStart()
+			if len(cs.GetKeySources()) > 0 {
+				out.Compact.Clean.KeySources = d.indexEntries(cs.GetKeySources(), "key cleaning key source")
 			}
 		}
 		if (out.Kind == meta.JobCleanKeys) != (out.Compact.Clean != nil) {

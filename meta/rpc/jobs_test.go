@@ -199,7 +199,8 @@ func testJobs(t testing.TB) []meta.Job {
 			MaxEntryBytes: 1 << 20, Sources: []meta.IndexEntry{testEntry(1), testEntry(2), testEntry(3)}}},
 		{ID: 13, Kind: meta.JobCleanKeys, LeaseTTL: 30 * time.Second, Compact: &meta.CompactJob{Level: meta.LevelCleaned, Output: meta.SegmentID{8, 8},
 			MaxEntryBytes: 1 << 20, Sources: []meta.IndexEntry{testEntry(6)}, Clean: &meta.CleanSpec{DirtyStart: 17, TombstoneHorizon: 1_700_000_000_000,
-				Aborted: []meta.AbortedTxn{{ProducerID: 5, FirstOffset: 20, LastOffset: 30}, {ProducerID: 6, FirstOffset: 21, LastOffset: 31}}}}},
+				Aborted: []meta.AbortedTxn{{ProducerID: 5, FirstOffset: 20, LastOffset: 30}, {ProducerID: 6, FirstOffset: 21, LastOffset: 31}},
+				KeyEnd:  40, KeySources: []meta.IndexEntry{testEntry(7)}, FromLogStart: true}}},
 		{ID: 12, Kind: meta.JobDelete, LeaseTTL: time.Minute, Delete: &meta.DeleteJob{Objects: []meta.ObjectRef{
 			{ID: meta.SegmentID{1}, Key: "objects/01/a.seg", Size: 123}, {ID: meta.SegmentID{2, 2}, Key: "objects/02/b.seg", Size: 456}}}},
 		{ID: 1<<63 + 5, Kind: meta.JobOrphans, LeaseTTL: 5 * time.Minute, Orphans: &meta.OrphansJob{Prefix: "objects/", MinAge: 10 * time.Minute}},
