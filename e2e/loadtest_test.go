@@ -62,7 +62,8 @@ func TestLoadtest(t *testing.T) {
 
 // TestLoadtestTransactions runs a short `sluice loadtest --transactions`
 // (issue 15's fault test): transactional producers commit and abort
-// while an agent is SIGKILLed and meta is SIGKILLed and restarted; a
+// while an agent is SIGKILLed, meta is SIGKILLed and restarted, and the
+// jobs agent, which compacts every 4 s, is SIGKILLed; a
 // 2 s transaction timeout, shorter than the faults, makes meta abort
 // some transactions under the producers, who are fenced and start
 // again. The exactly-once oracle must pass: every committed
@@ -78,7 +79,8 @@ func TestLoadtestTransactions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sluiceBin, "loadtest", "--transactions", "--duration", "20s", "--fault-every", "6s",
-		"--faults", "kill-agent,restart-meta", "--agents", "2", "--rate", "300", "--producers", "3", "--txn-timeout", "2s", "--json")
+		"--faults", "kill-agent,restart-meta,kill-jobs-agent", "--agents", "2", "--rate", "300", "--producers", "3", "--txn-timeout", "2s",
+		"--compaction", "4s", "--json")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -109,10 +111,18 @@ func TestLoadtestTransactions(t *testing.T) {
 	for _, f := range rep.Faults {
 		seen[f.Kind] = f.Err == ""
 	}
-	for _, kind := range []string{loadtest.FaultKillAgent, loadtest.FaultRestartMeta} {
+	for _, kind := range []string{loadtest.FaultKillAgent, loadtest.FaultRestartMeta, loadtest.FaultKillJobsAgent} {
 		if !seen[kind] {
 			t.Fatalf("no successful %s fault:\n%s", kind, text.String())
 		}
+	}
+	// Compaction takes the markers into its objects: meta's index ends
+	// far smaller than the number of markers, which were entries of
+	// their own before compaction.
+	if lc := rep.Lifecycle; lc == nil || len(lc.Samples) == 0 || lc.JobsAtEnd.Compactions == 0 {
+		t.Fatalf("no compaction in the run:\n%s", text.String())
+	} else if last := lc.Samples[len(lc.Samples)-1].IndexEntries; last < 0 || last >= tx.Markers {
+		t.Fatalf("meta's index holds %d entries at the end for %d markers: compaction did not take the markers:\n%s", last, tx.Markers, text.String())
 	}
 	t.Logf("report:\n%s", text.String())
 }

@@ -188,8 +188,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--txn-timeout must be at least 1s, got %s", c.TxnTimeout)
 		case c.AbortEvery < 0:
 			return fmt.Errorf("--abort-every must not be negative, got %d", c.AbortEvery)
-		case c.Retention > 0 || c.Compaction > 0:
-			return fmt.Errorf("--transactions does not combine with --retention or --compaction: its oracle reads every offset from 0")
+		case c.Retention > 0:
+			return fmt.Errorf("--transactions does not combine with --retention: its oracle reads every offset from 0")
 		case c.Rate < c.Producers*c.TxnRecords:
 			return fmt.Errorf("--rate must be at least one transaction per second per producer (%d records), got %d", c.Producers*c.TxnRecords, c.Rate)
 		}

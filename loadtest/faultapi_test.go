@@ -125,6 +125,10 @@ func TestConfigValidate(t *testing.T) {
 	if err := txn.Validate(); err != nil {
 		t.Fatalf("transactions mode with the defaults: %v", err)
 	}
+	txn.Compaction = 4 * time.Second
+	if err := txn.Validate(); err != nil {
+		t.Fatalf("transactions mode with compaction: %v", err)
+	}
 	for _, c := range []struct {
 		edit func(*Config)
 		flag string

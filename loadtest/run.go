@@ -579,7 +579,11 @@ func (r *runner) lifecycleVerdict(ctx context.Context, load time.Duration, lastU
 	r.mu.Lock()
 	samples := append([]Sample(nil), r.samples...)
 	r.mu.Unlock()
-	lc.Plateau = plateauChecks(samples, load, t.interval, faultStall(r.cfg, r.holds))
+	if r.cfg.Retention > 0 {
+		// Without retention the bucket and the index grow with the load:
+		// there is no plateau to show.
+		lc.Plateau = plateauChecks(samples, load, t.interval, faultStall(r.cfg, r.holds))
+	}
 	for _, c := range lc.Plateau {
 		if !c.OK {
 			if c.Note != "" {
