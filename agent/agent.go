@@ -72,6 +72,9 @@ type Config struct {
 	PeerListen    string
 	PeerAdvertise string
 	PeerSecret    []byte
+	// PeerMaxConnections bounds the peer listener's open connections
+	// (cache.ZoneConfig.MaxConnections; 0: its default, 4096).
+	PeerMaxConnections int
 	// RegisterTimeout bounds the first registration with meta (meta
 	// may start after the agent). Default 30s.
 	RegisterTimeout time.Duration

@@ -82,6 +82,8 @@ func (a *Agent) startZone() error {
 		Logger:    a.log,
 		TLS:       a.cfg.PeerTLS,
 		ClientTLS: a.cfg.PeerClientTLS,
+
+		MaxConnections: a.cfg.PeerMaxConnections,
 	}, a.blocks)
 	if err != nil {
 		return fmt.Errorf("zone cache on --peer-addr %s: %w", a.cfg.PeerListen, err)

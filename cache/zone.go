@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"sluice.dev/internal/lograte"
+	"sluice.dev/internal/netlimit"
 	"sluice.dev/internal/rendezvous"
 )
 
@@ -58,6 +59,8 @@ var (
 	mPushError          = metrics.NewCounter(`sluice_cache_peer_requests_total{op="push",result="error"}`)
 	mPushUnauthorized   = metrics.NewCounter(`sluice_cache_peer_requests_total{op="push",result="unauthorized"}`)
 	mPushDropped        = metrics.NewCounter(`sluice_cache_peer_requests_total{op="push",result="dropped"}`)
+	mPeerConnsOpen      = metrics.NewCounter(`sluice_cache_peer_connections_open`)
+	mPeerConnsRefused   = metrics.NewCounter(`sluice_cache_peer_connections_refused_total`)
 )
 
 // Peer is one live agent of this agent's zone, as the registry lists it.
@@ -94,7 +97,16 @@ type ZoneConfig struct {
 	// of a zone must agree: a TLS agent and a plaintext one cannot talk,
 	// and each then reads the object store itself.
 	TLS, ClientTLS *tls.Config
+	// MaxConnections bounds the peer listener's open connections (the
+	// agent's --peer-max-connections); more are closed on accept. Every
+	// peer keeps at most 32 to this agent, so the default of 4096 serves
+	// zones of over 100 agents, while a host that is no peer cannot pile
+	// up goroutines and buffers here. 0 is the default.
+	MaxConnections int
 }
+
+// DefaultPeerMaxConnections is ZoneConfig.MaxConnections's default.
+const DefaultPeerMaxConnections = 4096
 
 const (
 	defaultPushQueue = 64 << 20
@@ -214,10 +226,27 @@ func StartZone(cfg ZoneConfig, blocks *BlockCache) (*Zone, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultPeerMaxConnections
+	}
+	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("cache: peer listener: %w", err)
 	}
+	// Counted below TLS: a handshake holds a connection too.
+	var refusedLog lograte.Limiter
+	var ln net.Listener = netlimit.Listener(tcp, cfg.MaxConnections, netlimit.Hooks{
+		Refused: func(c net.Conn) {
+			mPeerConnsRefused.Inc()
+			if refusedLog.Allow(time.Now(), time.Second) {
+				cfg.Logger.Warn("zone cache: refusing a peer connection: too many open (logged at most once a second)",
+					"remote", c.RemoteAddr().String(), "max", cfg.MaxConnections,
+					"hint", "raise --peer-max-connections if the zone has that many agents")
+			}
+		},
+		Opened: mPeerConnsOpen.Inc,
+		Closed: mPeerConnsOpen.Dec,
+	})
 	scheme := "http://"
 	if cfg.TLS != nil {
 		ln = tls.NewListener(ln, cfg.TLS)

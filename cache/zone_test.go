@@ -3,12 +3,17 @@ package cache
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -449,5 +454,55 @@ func TestPushQueueBounded(t *testing.T) {
 	<-done
 	if q.put(pushItem{data: make([]byte, 1)}) {
 		t.Fatal("put after close accepted")
+	}
+}
+
+// TestZonePeerConnectionLimit: the peer listener closes connections past
+// ZoneConfig.MaxConnections on accept, so a host that is not a peer
+// cannot pile up connections, and the zone still serves its peers.
+func TestZonePeerConnectionLimit(t *testing.T) {
+	c := newTestCache(t, objstore.NewMemory(), BlockCacheConfig{BlockSize: 1000, MaxBytes: 1 << 20})
+	z, err := StartZone(ZoneConfig{SelfID: "me", Secret: testSecret, Listen: "127.0.0.1:0", Peers: func() []Peer { return nil },
+		Logger: testLogger(t), MaxConnections: 2}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.Close()
+	refused := mPeerConnsRefused.Get()
+	var held []net.Conn
+	for range 2 {
+		conn, err := net.Dial("tcp", z.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		held = append(held, conn)
+	}
+	over, err := net.Dial("tcp", z.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	_ = over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := over.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a connection past the limit was not closed on accept: %v", err)
+	}
+	if mPeerConnsRefused.Get() != refused+1 {
+		t.Fatalf("refused connections counted %d, want %d", mPeerConnsRefused.Get(), refused+1)
+	}
+	// Room again once one closes: an HTTP request on a new connection
+	// gets an answer (unauthorized: it carries no MAC).
+	held[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + z.Addr() + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer after a connection closed: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

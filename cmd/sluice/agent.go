@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"sluice.dev/agent"
+	"sluice.dev/cache"
 	"sluice.dev/loadtest"
 	"sluice.dev/meta/rpc"
 	"sluice.dev/objstore"
@@ -57,6 +58,7 @@ func runAgent(args []string) error {
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address serving /metrics and /healthz; port 0 picks a free port; empty disables")
 	peerAddr := fs.String("peer-addr", "127.0.0.1:0", "listener of the zone cache: agents of one zone fetch blocks from each other here; empty turns the shared cache off")
 	peerAdvertise := fs.String("peer-advertise-addr", "", "host:port other agents dial for --peer-addr (default: the bound address)")
+	peerMaxConns := fs.Int("peer-max-connections", cache.DefaultPeerMaxConnections, "open connections on --peer-addr; more are closed on accept (each peer agent keeps at most 32)")
 	peerSecret := fs.String("peer-secret", "", "secret shared by the agents of a cluster that authenticates the zone cache protocol (default $SLUICE_PEER_SECRET, else derived from the agent key: agents with different keys then need one)")
 	faultInjection := fs.Bool("fault-injection", false, "for sluice loadtest and tests only: wrap the bucket in a fault injector driven at runtime by POST /debug/faults?op=put|get|all&error_rate=0.3&latency=100ms and POST /debug/faults/reset on --http-addr")
 	var af agentFlags
@@ -151,6 +153,10 @@ func runAgent(args []string) error {
 	if *peerAddr != "" {
 		acfg.PeerListen = *peerAddr
 		acfg.PeerAdvertise = *peerAdvertise
+		if *peerMaxConns < 1 {
+			return fmt.Errorf("--peer-max-connections must be at least 1, got %d", *peerMaxConns)
+		}
+		acfg.PeerMaxConnections = *peerMaxConns
 		acfg.PeerSecret = peerSecretFrom(envOr(*peerSecret, "SLUICE_PEER_SECRET"), key)
 		if acfg.PeerTLS, acfg.PeerClientTLS, err = af.peerTLS(log); err != nil {
 			return err

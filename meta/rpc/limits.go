@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -19,6 +17,7 @@ import (
 	"google.golang.org/grpc/tap"
 
 	"sluice.dev/internal/lograte"
+	"sluice.dev/internal/netlimit"
 	"sluice.dev/meta"
 	pb "sluice.dev/meta/metapb"
 )
@@ -153,58 +152,26 @@ func (s *Server) tapCall(ctx context.Context, info *tap.Info) (context.Context, 
 // tells a legitimate client to go elsewhere. Serve the Server made with
 // the same l's Options on it.
 func LimitListener(ln net.Listener, l Limits, log *slog.Logger) net.Listener {
-	max := l.MaxConnections
-	if max <= 0 {
-		max = DefaultMaxConnections
+	limit := l.MaxConnections
+	if limit <= 0 {
+		limit = DefaultMaxConnections
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &limitListener{Listener: ln, max: int64(max), log: log}
-}
-
-type limitListener struct {
-	net.Listener
-	max     int64
-	open    atomic.Int64
-	log     *slog.Logger
-	refused lograte.Limiter
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if l.open.Add(1) > l.max {
-			l.open.Add(-1)
-			_ = c.Close()
+	var refused lograte.Limiter
+	return netlimit.Listener(ln, limit, netlimit.Hooks{
+		Refused: func(c net.Conn) {
 			mConnsRefused.Inc()
-			if l.refused.Allow(time.Now(), time.Second) {
-				l.log.Warn("meta: refusing connection: too many connections (logged at most once a second)",
-					"remote", c.RemoteAddr().String(), "max", l.max,
+			if refused.Allow(time.Now(), time.Second) {
+				log.Warn("meta: refusing connection: too many connections (logged at most once a second)",
+					"remote", c.RemoteAddr().String(), "max", limit,
 					"hint", "raise --max-connections if meta has the memory for them")
 			}
-			continue
-		}
-		mConnsOpen.Inc()
-		return &countedConn{Conn: c, l: l}, nil
-	}
-}
-
-type countedConn struct {
-	net.Conn
-	l    *limitListener
-	once sync.Once
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(func() {
-		c.l.open.Add(-1)
-		mConnsOpen.Dec()
+		},
+		Opened: mConnsOpen.Inc,
+		Closed: mConnsOpen.Dec,
 	})
-	return c.Conn.Close()
 }
 
 // bearerOf returns the token of an "authorization: Bearer" header.
