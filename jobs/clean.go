@@ -82,6 +82,17 @@ func (r *Runner) clean(ctx context.Context, job meta.Job) error {
 	if err != nil {
 		return err
 	}
+	if windowed && last.LastOffset < cj.Clean.KeyEnd && st.RecordsOut == st.RecordsIn && st.BatchesOut == st.BatchesIn {
+		// A window before the pass's last that kept every record in
+		// place: its output would be its input. Nothing to write.
+		res, err := r.cfg.Meta.CompleteCompaction(ctx, meta.CompactResult{JobID: job.ID, Output: cj.Output, BytesRead: read, Unchanged: true})
+		if err != nil {
+			return fmt.Errorf("complete: %w", err)
+		}
+		_ = res // nothing swapped: nothing to count
+		r.log.Debug("jobs: cleaning window unchanged", "job", job.ID, "partition", first.Partition, "range", [2]int64{first.BaseOffset, last.LastOffset})
+		return nil
+	}
 	// A full key map ends the output early: the rest goes unchanged.
 	for _, b := range in {
 		if b.Base > st.End {

@@ -143,6 +143,11 @@ type CompactResult struct {
 	// the offset after it (all of the sources unless the key map filled
 	// up). Ignored for other jobs.
 	CleanedUpTo int64
+	// Unchanged: a window of a windowed key cleaning (CleanSpec.KeyEnd
+	// past the sources) kept every record of its sources in place, so
+	// nothing was written: no object, no entries. Meta moves the pass on
+	// as if the window were swapped in.
+	Unchanged bool
 }
 
 // CompactOutcome tells what meta did with a CompactResult: entries

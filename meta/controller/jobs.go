@@ -361,6 +361,20 @@ func (s *Service) CompleteCompaction(ctx context.Context, r meta.CompactResult) 
 	if r.Output != jr.output {
 		return meta.CompactOutcome{}, fmt.Errorf("%w: job %d has output %s, result names %s", meta.ErrInvalidRequest, r.JobID, jr.output, r.Output)
 	}
+	if r.Unchanged {
+		// A window that kept everything in place: the index already
+		// holds what a swap would put there, so only the pass moves.
+		s.jobs.mu.Lock()
+		defer s.jobs.mu.Unlock()
+		if jr.pass == nil || jr.final || len(r.Entries) > 0 {
+			return meta.CompactOutcome{}, fmt.Errorf("%w: job %d: only a window of a windowed key cleaning before its last may come back unchanged", meta.ErrInvalidRequest, r.JobID)
+		}
+		s.jobs.endPassLocked(jr, true)
+		s.jobs.releaseLocked(r.JobID)
+		cleanWindowsUnchanged.Inc()
+		compactBytesRead.Add(int(r.BytesRead))
+		return meta.CompactOutcome{}, nil
+	}
 	r.Entries = slices.Clone(r.Entries)
 	o := &op{kind: opSwap, swap: &swapReq{res: r, sources: jr.objects, level: jr.level, clean: jr.clean}}
 	if err := s.submit(ctx, o); err != nil {

@@ -44,6 +44,9 @@ var (
 	// cleanPasses counts the windowed key cleaning passes started: of
 	// compacted partitions whose log does not fit one job's window.
 	cleanPasses = metrics.NewCounter("sluice_meta_key_cleaning_windowed_passes_total")
+	// cleanWindowsUnchanged counts the windows of passes that kept every
+	// record in place: no object was written for them.
+	cleanWindowsUnchanged = metrics.NewCounter("sluice_meta_key_cleaning_windows_unchanged_total")
 )
 
 // open holds the open Services, for the gauges below (a meta host opens

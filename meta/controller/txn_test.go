@@ -473,12 +473,19 @@ func TestCleanPassWindows(t *testing.T) {
 	if other, ok := acquire(); ok {
 		t.Fatalf("a second window of the pass leased while the first is out: %s", span(other.Compact.Sources))
 	}
-	if o := complete(job, 29); o.Swapped != 1 {
-		t.Fatalf("first window: %+v", o)
+	// The window kept everything in place: it comes back unchanged,
+	// without an object, and the pass goes on.
+	if o, err := s.CompleteCompaction(ctx, meta.CompactResult{JobID: job.ID, Output: job.Compact.Output, Unchanged: true}); err != nil || o.Swapped != 0 {
+		t.Fatalf("unchanged first window: %+v %v", o, err)
 	}
 	job, ok = acquire()
 	if !ok || span(job.Compact.Sources) != "[30, 39]" || job.Compact.Clean.KeyEnd != 39 || len(job.Compact.Clean.KeySources) != 0 || job.Compact.Clean.FromLogStart {
 		t.Fatalf("the pass's last window: %v %s %+v", ok, span(job.Compact.Sources), job.Compact.Clean)
+	}
+	// The last window moves the clean end: it cannot come back
+	// unchanged.
+	if _, err := s.CompleteCompaction(ctx, meta.CompactResult{JobID: job.ID, Output: job.Compact.Output, Unchanged: true}); !errors.Is(err, meta.ErrInvalidRequest) {
+		t.Fatalf("unchanged last window: %v, want ErrInvalidRequest", err)
 	}
 	complete(job, 39)
 	s.mu.RLock()

@@ -5438,6 +5438,7 @@ type CompleteCompactionRequest struct {
 	Entries       []*IndexEntry          `protobuf:"bytes,5,rep,name=entries,proto3" json:"entries,omitempty"`
 	BytesRead     int64                  `protobuf:"varint,6,opt,name=bytes_read,json=bytesRead,proto3" json:"bytes_read,omitempty"`
 	CleanedUpTo   int64                  `protobuf:"varint,7,opt,name=cleaned_up_to,json=cleanedUpTo,proto3" json:"cleaned_up_to,omitempty"` // JOB_CLEAN_KEYS results
+	Unchanged     bool                   `protobuf:"varint,8,opt,name=unchanged,proto3" json:"unchanged,omitempty"`                          // a window of a windowed cleaning that kept everything: nothing written
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5519,6 +5520,13 @@ func (x *CompleteCompactionRequest) GetCleanedUpTo() int64 {
 		return x.CleanedUpTo
 	}
 	return 0
+}
+
+func (x *CompleteCompactionRequest) GetUnchanged() bool {
+	if x != nil {
+		return x.Unchanged
+	}
+	return false
 }
 
 type CompleteCompactionResponse struct {
@@ -8859,7 +8867,7 @@ const file_meta_proto_rawDesc = "" +
 	"\n" +
 	"OrphansJob\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\"\n" +
-	"\rmin_age_nanos\x18\x02 \x01(\x03R\vminAgeNanos\"\xf6\x01\n" +
+	"\rmin_age_nanos\x18\x02 \x01(\x03R\vminAgeNanos\"\x94\x02\n" +
 	"\x19CompleteCompactionRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x16\n" +
 	"\x06output\x18\x02 \x01(\fR\x06output\x12\x1d\n" +
@@ -8869,7 +8877,8 @@ const file_meta_proto_rawDesc = "" +
 	"\aentries\x18\x05 \x03(\v2\x1a.sluice.meta.v1.IndexEntryR\aentries\x12\x1d\n" +
 	"\n" +
 	"bytes_read\x18\x06 \x01(\x03R\tbytesRead\x12\"\n" +
-	"\rcleaned_up_to\x18\a \x01(\x03R\vcleanedUpTo\"}\n" +
+	"\rcleaned_up_to\x18\a \x01(\x03R\vcleanedUpTo\x12\x1c\n" +
+	"\tunchanged\x18\b \x01(\bR\tunchanged\"}\n" +
 	"\x1aCompleteCompactionResponse\x12+\n" +
 	"\x05error\x18\x01 \x01(\v2\x15.sluice.meta.v1.ErrorR\x05error\x12\x18\n" +
 	"\aswapped\x18\x02 \x01(\x03R\aswapped\x12\x18\n" +

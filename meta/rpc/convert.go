@@ -721,13 +721,13 @@ func (d *decoder) objectRefs(rs []*pb.ObjectRef) []meta.ObjectRef {
 
 func encCompactResult(r meta.CompactResult) *pb.CompleteCompactionRequest {
 	return &pb.CompleteCompactionRequest{JobId: r.JobID, Output: r.Output[:], ObjectKey: r.ObjectKey, Size: r.Size,
-		Entries: encEntries(r.Entries), BytesRead: r.BytesRead, CleanedUpTo: r.CleanedUpTo}
+		Entries: encEntries(r.Entries), BytesRead: r.BytesRead, CleanedUpTo: r.CleanedUpTo, Unchanged: r.Unchanged}
 }
 
 func (d *decoder) compactResult(r *pb.CompleteCompactionRequest) meta.CompactResult {
 	return meta.CompactResult{JobID: r.GetJobId(), Output: d.segmentID(r.GetOutput()), ObjectKey: r.GetObjectKey(),
 		Size: r.GetSize(), Entries: d.indexEntries(r.GetEntries(), "compaction output entry"), BytesRead: r.GetBytesRead(),
-		CleanedUpTo: r.GetCleanedUpTo()}
+		CleanedUpTo: r.GetCleanedUpTo(), Unchanged: r.GetUnchanged()}
 }
 
 func encDeleteResult(r meta.DeleteResult) *pb.CompleteDeleteRequest {

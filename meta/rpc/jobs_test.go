@@ -240,7 +240,7 @@ func TestJobsRoundTrip(t *testing.T) {
 	}
 
 	res := meta.CompactResult{JobID: 11, Output: meta.SegmentID{7, 7, 7}, ObjectKey: "objects/aa/out.seg", Size: 64 << 20,
-		Entries: []meta.IndexEntry{testEntry(4), testEntry(5)}, BytesRead: 70 << 20, CleanedUpTo: 99}
+		Entries: []meta.IndexEntry{testEntry(4), testEntry(5)}, BytesRead: 70 << 20, CleanedUpTo: 99, Unchanged: true}
 	allSet(t, "CompactResult", res)
 	outcome := meta.CompactOutcome{Swapped: 2, Refused: 1}
 	allSet(t, "CompactOutcome", outcome)
