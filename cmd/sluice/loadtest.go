@@ -38,8 +38,9 @@ the jobs role; agents run compaction and GC every --compaction; meta gets
 to 30s). Records below the final log start may have expired; everything at
 or above it must be there once. Every 5-10s the run prints the bucket's
 objects and bytes, meta's live and dead objects and index entries, and the
-job counts; it fails unless these plateau over the last third of the load
-and the bucket holds no orphan once producing stopped.
+job counts; with --retention it fails unless these plateau over the last
+third of the load; it fails unless the bucket holds no orphan once
+producing stopped.
 
 Transactions mode (--transactions): each producer is transactional (its
 own transactional id) and writes transactions of --txn-records records
@@ -53,6 +54,7 @@ returned an error is visible wholly or not at all, and read_uncommitted
 holds every acknowledged record at its offset, offsets dense across data
 and markers. The consumer groups read with read_committed while the
 transactions run, and must receive exactly what that final read shows.
+It combines with --compaction (not --retention: the read starts at 0).
 
 `
 
