@@ -67,7 +67,9 @@ func (r *Runner) clean(ctx context.Context, job meta.Job) error {
 	}
 	if windowed && complete < cj.Clean.KeyEnd {
 		// Every window of a pass must be judged against the same keys
-		// (see meta.CleanSpec.KeyEnd): fail, and meta starts over.
+		// (see meta.CleanSpec.KeyEnd): fail. The job is given back
+		// and tried again after meta's cooldown; only a map configured
+		// below meta's maxPassOffsets keys can get here.
 		return fmt.Errorf("the key map (%d keys in %d bytes, the jobs config's KeyMapBytes) holds the keys only up to offset %d of a windowed cleaning's %d", km.Cap(), km.MemBytes(), complete, cj.Clean.KeyEnd)
 	}
 	cfg.CleanUpTo = min(cfg.CleanUpTo, complete)
@@ -85,11 +87,9 @@ func (r *Runner) clean(ctx context.Context, job meta.Job) error {
 	if windowed && last.LastOffset < cj.Clean.KeyEnd && st.RecordsOut == st.RecordsIn && st.BatchesOut == st.BatchesIn {
 		// A window before the pass's last that kept every record in
 		// place: its output would be its input. Nothing to write.
-		res, err := r.cfg.Meta.CompleteCompaction(ctx, meta.CompactResult{JobID: job.ID, Output: cj.Output, BytesRead: read, Unchanged: true})
-		if err != nil {
+		if _, err := r.cfg.Meta.CompleteCompaction(ctx, meta.CompactResult{JobID: job.ID, Output: cj.Output, BytesRead: read, Unchanged: true}); err != nil {
 			return fmt.Errorf("complete: %w", err)
 		}
-		_ = res // nothing swapped: nothing to count
 		r.log.Debug("jobs: cleaning window unchanged", "job", job.ID, "partition", first.Partition, "range", [2]int64{first.BaseOffset, last.LastOffset})
 		return nil
 	}
