@@ -405,6 +405,35 @@ func (c *BlockCache) ReadRange(ctx context.Context, key string, objectSize, off,
 	return c.readSpan(ctx, key, kh, objectSize, off, length, first, last)
 }
 
+// ReadRangeBlock is ReadRange that also returns the cached block a range
+// of one block lies in (raw is a slice of it), for a reader that refers
+// to the bytes rather than copies them (a fetch response); block is nil
+// when the range spans blocks (raw is then a copy of its own). Blocks
+// never change once cached, so the bytes stay valid as long as they are
+// referenced, evicted or not.
+func (c *BlockCache) ReadRangeBlock(ctx context.Context, key string, objectSize, off, length int64) (raw, block []byte, err error) {
+	if c.blockSize > 0 && objectSize >= 0 && off >= 0 && length > 0 && off <= objectSize && length <= objectSize-off &&
+		off/c.blockSize == (off+length-1)/c.blockSize {
+		c.closeMu.RLock()
+		defer c.closeMu.RUnlock()
+		if c.closed.Load() {
+			return nil, nil, ErrClosed
+		}
+		idx := off / c.blockSize
+		if idx > math.MaxUint32 {
+			return nil, nil, fmt.Errorf("cache: %q of size %d has more blocks than a uint32 counts", key, objectSize)
+		}
+		data, err := c.block(ctx, key, blockKey{xxhash.Sum64String(key), uint32(idx)}, objectSize, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		lo := off - idx*c.blockSize
+		return data[lo : lo+length : lo+length], data, nil
+	}
+	raw, err = c.ReadRange(ctx, key, objectSize, off, length)
+	return raw, nil, err
+}
+
 // readSpan serves a range over several blocks: hits are copied first, then
 // the missing blocks are read concurrently, so a cold span costs one GET
 // round trip rather than one per block.

@@ -422,6 +422,29 @@ func (z *Zone) ReadRange(ctx context.Context, key string, objectSize, off, lengt
 // readPart returns bytes [lo, hi) of block idx: from the BlockCache if this
 // agent owns the block, else from the owner, else (on any peer failure)
 // from the BlockCache after all.
+// ReadRangeBlock is BlockCache.ReadRangeBlock through the zone: a range
+// in one block this agent owns (or every block, alone in its zone) comes
+// with the block; a range read from a peer or over several blocks comes
+// with none.
+func (z *Zone) ReadRangeBlock(ctx context.Context, key string, objectSize, off, length int64) (raw, block []byte, err error) {
+	if z.closed.Load() {
+		return nil, nil, ErrClosed
+	}
+	r := z.currentRing()
+	if r.ownAll() {
+		return z.blocks.ReadRangeBlock(ctx, key, objectSize, off, length)
+	}
+	if objectSize >= 0 && off >= 0 && length > 0 && off <= objectSize && length <= objectSize-off {
+		first, last := off/z.bs, (off+length-1)/z.bs
+		if first == last && first <= math.MaxUint32 &&
+			r.owner(z.unitHash(xxhash.Sum64String(key), uint32(first), objectSize)) == r.self {
+			return z.blocks.ReadRangeBlock(ctx, key, objectSize, off, length)
+		}
+	}
+	raw, err = z.ReadRange(ctx, key, objectSize, off, length)
+	return raw, nil, err
+}
+
 func (z *Zone) readPart(ctx context.Context, r *ring, key string, kh uint64, idx uint32, size, lo, hi int64) ([]byte, error) {
 	if o := r.owner(z.unitHash(kh, idx, size)); o != r.self {
 		p := r.peers[o]

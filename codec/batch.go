@@ -299,6 +299,12 @@ func SetBaseOffset(batch []byte, off int64) {
 	binary.BigEndian.PutUint64(batch[offBaseOffset:], uint64(off))
 }
 
+// PatchedHeaderSize is how much of a batch SetBaseOffset and
+// SetPartitionLeaderEpoch write into: its first bytes, up to the end of
+// the partition leader epoch. A reader that sends a stored batch with
+// those fields patched copies only these bytes and can refer to the rest.
+const PatchedHeaderSize = offLeaderEpoch + 4
+
 // SetPartitionLeaderEpoch writes epoch into the batch's partitionLeaderEpoch
 // field, which the CRC does not cover either. batch must hold a header.
 func SetPartitionLeaderEpoch(batch []byte, epoch int32) {

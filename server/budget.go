@@ -84,6 +84,21 @@ func (b *byteBudget) acquire(n int64, deadline time.Time) (int64, bool) {
 	return 0, false
 }
 
+// tryAcquire takes n bytes if they are free now and nobody is queued
+// (who would otherwise be overtaken); it never waits.
+func (b *byteBudget) tryAcquire(n int64) bool {
+	if n < 0 || n > b.limit {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.waiters) > 0 || b.avail < n {
+		return false
+	}
+	b.avail -= n
+	return true
+}
+
 // force takes n bytes without waiting, possibly past the limit.
 func (b *byteBudget) force(n int64) {
 	if n <= 0 {

@@ -31,6 +31,9 @@ const (
 	outboundLowWater = 256 << 10
 	writevMax        = 256 << 10
 	writevMaxPieces  = 1024
+	// splitMin: a hand-off fills its last bytes with the head of the
+	// next piece only when at least this much room is left.
+	splitMin = 16 << 10
 )
 
 // conn is one client connection.
@@ -339,6 +342,26 @@ func (c *conn) takeShare(seq uint64, n int64, deadline time.Time) bool {
 	}
 }
 
+// tryTakeShare takes n bytes of the connection's share if they are free
+// now, never waiting (a lent block, fetch_records.go).
+func (c *conn) tryTakeShare(n int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || n > c.shareLimit-c.shareUsed {
+		return false
+	}
+	c.shareUsed += n
+	return true
+}
+
+// releaseShare gives back share bytes that tryTakeShare took.
+func (c *conn) releaseShare(n int64) {
+	c.mu.Lock()
+	c.shareUsed -= n
+	c.shareChangedLocked()
+	c.mu.Unlock()
+}
+
 // shareChangedLocked wakes takeShare's waiters.
 func (c *conn) shareChangedLocked() {
 	if c.shareCh != nil {
@@ -457,31 +480,30 @@ func (c *conn) flushLocked() {
 		return
 	}
 	// At most writevMax bytes and writevMaxPieces pieces a time, so
-	// gnet's copy stays small when the socket is full. A piece larger
-	// than writevMax (a partition's record batches, up to megabytes) goes
-	// in parts: its head now, the rest first in the queue.
-	if first := &c.writeQ[0]; len(first.b) > writevMax {
-		head := outBuf{b: first.b[:writevMax:writevMax]}
-		first.whole = first.wholeBuf()
-		first.b = first.b[writevMax:]
-		c.writeQBytes -= writevMax
-		c.handoff += writevMax
-		if err := c.tr.writev(c, []outBuf{head}, writevMax); err != nil {
-			c.handoff -= writevMax
-			c.closeLocked()
-		}
-		return
-	}
+	// gnet's copy stays small when the socket is full. A piece that does
+	// not fit (a partition's record batches, up to megabytes, or a lent
+	// batch behind the framing) goes in parts: its head now, the rest
+	// first in the queue. Each hand-off waits for the one before, so a
+	// full one each time is what keeps a fast reader's socket busy.
 	var n int64
 	i := 0
 	for i < len(c.writeQ) && i < writevMaxPieces && n+int64(len(c.writeQ[i].b)) <= writevMax {
 		n += int64(len(c.writeQ[i].b))
 		i++
 	}
+	var head []outBuf
+	if room := writevMax - n; i < len(c.writeQ) && i < writevMaxPieces && (room >= splitMin || i == 0) {
+		q := &c.writeQ[i]
+		head = []outBuf{{b: q.b[:room:room]}}
+		q.whole = q.wholeBuf()
+		q.b = q.b[room:]
+		n += room
+	}
 	// A fresh slice for gnet, and the queue's slots cleared: a response
 	// must not stay reachable through the queue's array once written.
-	out := make([]outBuf, i)
+	out := make([]outBuf, i, i+len(head))
 	copy(out, c.writeQ)
+	out = append(out, head...)
 	clear(c.writeQ[:i])
 	c.writeQ = c.writeQ[i:]
 	if len(c.writeQ) == 0 {
@@ -625,8 +647,12 @@ type outBuf struct {
 	b       []byte
 	release bool
 	// whole is the buffer b was cut from when flushLocked split a large
-	// piece (b is then its tail); release gives back whole, not b.
+	// piece (b is then its tail), or a record set's buffer of which b is
+	// the last piece (fetch_records.go); release gives back whole, not b.
 	whole []byte
+	// leases keep the cached blocks the pieces before and including this
+	// one refer to counted (fetch_records.go), until this one is written.
+	leases []*blockLease
 }
 
 // wholeBuf is the buffer a release of b gives back.

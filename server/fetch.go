@@ -4,9 +4,10 @@ package server
 //
 // For each partition the agent's index cache maps the fetch offset to
 // index entries (segment object, byte range, base offset); the bytes come
-// through the block cache; each batch is copied into the response with its
-// base offset (and partition leader epoch) patched in; the CRC does not
-// cover those fields. Whole batches are returned: a batch that starts
+// through the block cache; each batch goes into the response with its
+// base offset (and partition leader epoch) patched in, the CRC not
+// covering those fields: copied when small, else lent from the cached
+// block with only its first 16 bytes copied (fetch_records.go). Whole batches are returned: a batch that starts
 // before the fetch offset is skipped only when all of it lies before.
 // MaxBytes and per-partition MaxBytes are honoured, except that the first
 // batch of the response is always returned whole so a consumer can make
@@ -20,8 +21,9 @@ package server
 // Memory: MaxBytes is capped at 55 MiB (Kafka's fetch.max.bytes is
 // 55 MiB by default, and a client may ask for 2 GiB). Bytes are reserved
 // from the connection's share and the agent's fetch budget before they
-// are copied into a response, and released once they leave gnet's
-// outbound buffer (conn.go); a reservation that cannot be had by its
+// are gathered into a response, and released once they leave gnet's
+// outbound buffer (conn.go); a lent block is counted whole against the
+// same budget until the last response referring to it is written; a reservation that cannot be had by its
 // deadline answers the partition with no records and its watermarks, and
 // the client simply fetches again. MaxWaitMs is capped at 30 s.
 //
@@ -87,6 +89,11 @@ type fetchPart struct {
 	// committed: isolation_level read_committed (issue 15).
 	committed bool
 }
+
+// lendBufBytes is the copy buffer a record set starts with when its
+// batches can be lent (fetch_records.go): their headers and the small
+// batches, not the whole reservation.
+const lendBufBytes = 64 << 10
 
 func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 	req := r.(*kmsg.FetchRequest)
@@ -165,6 +172,15 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 	// object store and a long poll waits on commits, and neither may hold
 	// up the requests behind it.
 	rc.goAsync(func() {
+		// recs[i] holds parts[i]'s batches of the latest fill; the
+		// response takes them over, and whatever it did not (a
+		// connection closed under a long poll) is given back here.
+		recs := make([]recordSet, len(parts))
+		defer func() {
+			for i := range recs {
+				recs[i].release()
+			}
+		}()
 		// reply answers with what the last fill gathered, its encoding
 		// buffer sized for the record bytes plus per-partition framing.
 		reply := func(n int) {
@@ -173,10 +189,10 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 			// trues it up to the encoded size.
 			rc.c.reserve(rc.seq, res.held)
 			res.held = 0
-			rc.respondFetch(resp) // gives the record bytes back (fetch_encode.go)
+			rc.respondFetch(resp, recs) // takes the record sets over (fetch_encode.go)
 		}
 		if wait <= 0 {
-			n, _ := s.fillFetch(parts, maxBytes, res)
+			n, _ := s.fillFetch(parts, recs, maxBytes, res)
 			reply(n)
 			return
 		}
@@ -184,7 +200,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 		// the read and the wait still wakes us.
 		w := s.waiters.add(parts)
 		defer s.waiters.remove(w)
-		n, hardErr := s.fillFetch(parts, maxBytes, res)
+		n, hardErr := s.fillFetch(parts, recs, maxBytes, res)
 		if hardErr || n >= minBytes {
 			reply(n)
 			return
@@ -194,7 +210,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 		for {
 			select {
 			case <-w.ch:
-				n, hardErr = s.fillFetch(parts, maxBytes, res)
+				n, hardErr = s.fillFetch(parts, recs, maxBytes, res)
 				if hardErr || n >= minBytes {
 					reply(n)
 					return
@@ -204,7 +220,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 					return
 				}
 			case <-timer.C:
-				n, _ = s.fillFetch(parts, maxBytes, res)
+				n, _ = s.fillFetch(parts, recs, maxBytes, res)
 				reply(n)
 				return
 			case <-w.closed:
@@ -287,15 +303,19 @@ func (r *fetchReservation) releaseAll() {
 	r.held = 0
 }
 
-// fillFetch reads every known partition into its response slot and
-// returns the record bytes gathered and whether some partition has an
-// error worth answering at once. Each fill replaces the previous one's
-// bytes, so it starts by giving back their reservation.
-func (s *Server) fillFetch(parts []fetchPart, maxBytes int, res *fetchReservation) (total int, hardErr bool) {
+// fillFetch reads every known partition into its response slot and its
+// record set (recs[i] for parts[i]) and returns the record bytes gathered
+// and whether some partition has an error worth answering at once. Each
+// fill replaces the previous one's bytes, so it starts by giving them and
+// their reservation back.
+func (s *Server) fillFetch(parts []fetchPart, recs []recordSet, maxBytes int, res *fetchReservation) (total int, hardErr bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
 	res.releaseAll()
 	res.refused = false
+	for i := range recs {
+		recs[i].release()
+	}
 	for i := range parts {
 		fp := &parts[i]
 		if !fp.known {
@@ -340,34 +360,33 @@ func (s *Server) fillFetch(parts []fetchPart, maxBytes int, res *fetchReservatio
 				op.AbortedTransactions = append(op.AbortedTransactions, at)
 			}
 		}
-		data, logStart, hwm, err := s.readPartition(ctx, fp.tp, fp.offset, limit, budget, total == 0 && !res.refused, reserve)
-		res.settle(reserved, int64(cap(data)))
+		rs, logStart, hwm, err := s.readPartition(ctx, res.c, fp.tp, fp.offset, limit, budget, total == 0 && !res.refused, reserve)
+		res.settle(reserved, int64(cap(rs.buf)+rs.lentN))
+		recs[i] = rs
 		op.ErrorCode = errorCode(err)
 		if lso < 0 || lso > hwm {
 			lso = hwm // read_uncommitted; or the index cache is behind meta
 		}
 		op.HighWatermark, op.LastStableOffset, op.LogStartOffset = hwm, lso, logStart
-		if data == nil {
-			data = []byte{} // empty, never null (librdkafka rejects null)
-		}
-		op.RecordBatches = data
 		if err != nil {
 			hardErr = true
 			s.log.Debug("fetch: partition error", "topic", fp.tp.TopicID.String(), "partition", fp.tp.Partition,
 				"offset", fp.offset, "err", err)
 		}
-		total += len(data)
+		total += rs.n
 	}
 	mFetchBytes.Add(total)
 	s.fetchedBytes.Add(int64(total)) // console (issue 16)
 	return total, hardErr
 }
 
-// readPartition copies whole batches holding offsets from offset on, up to
-// budget bytes (at least one batch when first is set and data exists).
+// readPartition gathers whole batches holding offsets from offset on, up
+// to budget bytes (at least one batch when first is set and data exists):
+// copied, or lent by the block cache (fetch_records.go).
 //
-// reserve is called once, before the copy is allocated, with its
-// capacity; when it refuses, nothing is copied.
+// reserve is called once, before the copy buffer is allocated, with the
+// bytes the set may hold; when it refuses, nothing is gathered. Lent
+// blocks are charged to c's share too (nil: to none, in tests).
 //
 // An entry whose object is gone (objstore.ErrNotFound) is stale: a
 // compaction swapped it out and the garbage collector deleted its object
@@ -376,42 +395,46 @@ func (s *Server) fillFetch(parts []fetchPart, maxBytes int, res *fetchReservatio
 // cached entries are dropped and the offset is looked up in meta again,
 // once; only a second failure is the client's error.
 //
-// Nothing at or past limit is copied (read_committed: the LSO).
-func (s *Server) readPartition(ctx context.Context, tp meta.TopicPartition, offset, limit int64, budget int, first bool, reserve func(int) bool) (data []byte, logStart, hwm int64, err error) {
+// Nothing at or past limit is gathered (read_committed: the LSO).
+func (s *Server) readPartition(ctx context.Context, c *conn, tp meta.TopicPartition, offset, limit int64, budget int, first bool, reserve func(int) bool) (rs recordSet, logStart, hwm int64, err error) {
 	for retried := false; ; retried = true {
 		res, err := s.deps.Index.Lookup(ctx, tp, offset)
 		logStart, hwm = res.LogStartOffset, res.HighWatermark
 		if err != nil {
-			return nil, logStart, hwm, err
+			return recordSet{}, logStart, hwm, err
 		}
 		if budget <= 0 && !first || offset >= limit {
-			return nil, logStart, hwm, nil
+			return recordSet{}, logStart, hwm, nil
 		}
-		data, err = s.copyEntries(ctx, res.Entries, offset, limit, budget, first, reserve)
+		rs, err = s.copyEntries(ctx, c, res.Entries, offset, limit, budget, first, reserve)
 		if !errors.Is(err, objstore.ErrNotFound) {
-			return data, logStart, hwm, err
+			return rs, logStart, hwm, err
 		}
 		s.deps.Index.Invalidate(tp)
 		mFetchStaleEntries.Inc()
-		if len(data) > 0 {
-			return data, logStart, hwm, nil // the next fetch looks up afresh
+		if rs.n > 0 {
+			return rs, logStart, hwm, nil // the next fetch looks up afresh
 		}
+		rs.release()
 		if retried {
-			return nil, logStart, hwm, err
+			return recordSet{}, logStart, hwm, err
 		}
 		s.log.Debug("fetch: index entry names a deleted object; looking the offset up again",
 			"topic", tp.TopicID.String(), "partition", tp.Partition, "offset", offset, "err", err)
 	}
 }
 
-// copyEntries copies the batches of entries holding offsets from offset
+// copyEntries gathers the batches of entries holding offsets from offset
 // on, as readPartition describes. An error reading an entry's bytes is
-// returned with what was copied before it; callers return that data and
+// returned with what was gathered before it; callers return that data and
 // drop the error (the next fetch retries), except objstore.ErrNotFound.
-func (s *Server) copyEntries(ctx context.Context, entries []meta.IndexEntry, offset, limit int64, budget int, first bool, reserve func(int) bool) (data []byte, err error) {
-	// alloc sizes the copy once for every entry this read can use:
-	// growing it by append would copy a response's bytes several times
-	// over (BenchmarkFetchLoopback).
+func (s *Server) copyEntries(ctx context.Context, c *conn, entries []meta.IndexEntry, offset, limit int64, budget int, first bool, reserve func(int) bool) (rs recordSet, err error) {
+	lender, canLend := s.deps.Blocks.(BlockRangeReader)
+	// alloc reserves once for every entry this read can use, and sizes
+	// the copy buffer for it: growing it by append would copy a
+	// response's bytes several times over (BenchmarkFetchLoopback). When
+	// batches can be lent, the buffer starts small: it holds their
+	// headers and the small batches only.
 	alloc := func(size int) bool {
 		want := 0
 		for i := range entries {
@@ -423,7 +446,10 @@ func (s *Server) copyEntries(ctx context.Context, entries []meta.IndexEntry, off
 		if !reserve(want) {
 			return false
 		}
-		data = newFetchData(want)
+		if canLend {
+			want = min(want, lendBufBytes)
+		}
+		rs.buf = newFetchData(want)
 		return true
 	}
 	for _, e := range entries {
@@ -435,31 +461,36 @@ func (s *Server) copyEntries(ctx context.Context, entries []meta.IndexEntry, off
 			if e.BaseOffset < offset {
 				continue
 			}
-			if len(data)+codec.ControlBatchSize > budget && !(first && len(data) == 0) {
-				return data, nil
+			if rs.n+codec.ControlBatchSize > budget && !(first && rs.n == 0) {
+				return rs, nil
 			}
-			if data == nil && !alloc(codec.ControlBatchSize) {
-				return nil, nil
+			if rs.buf == nil && !alloc(codec.ControlBatchSize) {
+				return recordSet{}, nil
 			}
-			data = codec.AppendControlBatch(data, e.BaseOffset, e.ProducerID, e.ProducerEpoch, e.Control == meta.ControlCommit, e.MaxTimestamp)
+			rs.appendControl(e.BaseOffset, e.ProducerID, e.ProducerEpoch, e.Control == meta.ControlCommit, e.MaxTimestamp)
 			continue
 		}
-		raw, err := s.deps.Blocks.ReadRange(ctx, e.ObjectKey, e.ObjectSize, e.Start, e.Length)
+		var raw, block []byte
+		if canLend && e.Length >= lendMin {
+			raw, block, err = lender.ReadRangeBlock(ctx, e.ObjectKey, e.ObjectSize, e.Start, e.Length)
+		} else {
+			raw, err = s.deps.Blocks.ReadRange(ctx, e.ObjectKey, e.ObjectSize, e.Start, e.Length)
+		}
 		if err != nil {
-			if len(data) > 0 && !errors.Is(err, objstore.ErrNotFound) {
-				return data, nil // return what we have; the next fetch retries
+			if rs.n > 0 && !errors.Is(err, objstore.ErrNotFound) {
+				return rs, nil // return what we have; the next fetch retries
 			}
-			return data, err
+			return rs, err
 		}
 		next := e.BaseOffset
 		for len(raw) > 0 {
 			if len(raw) < codec.BatchHeaderSize {
-				return data, corruptEntry(e)
+				return rs, corruptEntry(e)
 			}
 			size := 12 + int(int32(binary.BigEndian.Uint32(raw[8:])))
 			count := int64(int32(binary.BigEndian.Uint32(raw[23:]))) + 1
 			if size < codec.BatchHeaderSize || size > len(raw) || count <= 0 {
-				return data, corruptEntry(e)
+				return rs, corruptEntry(e)
 			}
 			base := next
 			next += count
@@ -468,28 +499,38 @@ func (s *Server) copyEntries(ctx context.Context, entries []meta.IndexEntry, off
 				continue
 			}
 			if base >= limit {
-				return data, nil // read_committed: the LSO is a batch's base
+				return rs, nil // read_committed: the LSO is a batch's base
 			}
-			if len(data)+size > budget && !(first && len(data) == 0) {
-				return data, nil
+			if rs.n+size > budget && !(first && rs.n == 0) {
+				return rs, nil
 			}
-			if data == nil && !alloc(size) {
-				return nil, nil
+			if rs.buf == nil && !alloc(size) {
+				return recordSet{}, nil
 			}
-			at := len(data)
-			data = append(data, raw[:size]...)
-			codec.SetBaseOffset(data[at:], base)
-			codec.SetPartitionLeaderEpoch(data[at:], 0)
+			if block != nil && size >= lendMin {
+				var lease *blockLease
+				if !rs.holds(block) {
+					if lease = s.lent.lend(block, c); lease == nil {
+						block = nil // no budget for the block now: copy
+					}
+				}
+				if block != nil {
+					rs.lendBatch(raw[:size], base, block, lease)
+					raw = raw[size:]
+					continue
+				}
+			}
+			rs.copyBatch(raw[:size], base)
 			raw = raw[size:]
 		}
 		if next != e.LastOffset+1 {
-			return data, corruptEntry(e)
+			return rs, corruptEntry(e)
 		}
-		if len(data) >= budget {
+		if rs.n >= budget {
 			break
 		}
 	}
-	return data, nil
+	return rs, nil
 }
 
 // entryBytes is what entry e adds to a fetch response.

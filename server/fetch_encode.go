@@ -8,12 +8,14 @@ import (
 )
 
 // A fetch response as a vector: the framing (header, topics, partitions'
-// fields) in one small buffer, and each partition's record batches as a
-// piece of their own, so that the megabytes of records copyEntries laid
-// out are handed to the socket as they are instead of being copied once
-// more into one encoded buffer (kmsg's AppendTo). The pieces are written
-// in order by one writev; the batches' buffers go back to their pool
-// when the transport has taken them (releaseResponses).
+// fields) in one small buffer, and each partition's record batches as
+// pieces of their own (a recordSet: copies, and batches lent by the block
+// cache, fetch_records.go), so that the megabytes of records are handed
+// to the socket as they are instead of being copied once more into one
+// encoded buffer (kmsg's AppendTo). The pieces are written in order by
+// one writev; the copies' buffers go back to their pool, and the lent
+// blocks are released, when the transport has taken them
+// (releaseResponses).
 //
 // The encoding is Kafka's Fetch response, v4 to v17, exactly as kmsg
 // encodes it (TestFetchVecMatchesKmsg compares the two byte for byte).
@@ -31,47 +33,45 @@ var mFetchFramingGrew = metrics.NewCounter(`sluice_fetch_framing_grew_total`)
 // nearly idle partitions is not a long vector of tiny pieces.
 const inlineRecords = 16 << 10
 
-// ownPiece reports whether a partition's record set goes out as a piece
-// of its own (and is released when written) rather than copied into the
-// framing (and released once encoded).
-func ownPiece(records []byte) bool { return len(records) > inlineRecords }
-
-// respondFetch completes a fetch: encoded as a vector when it can be,
-// else by kmsg. Either way the partitions' record batches are given back:
-// those handed to the socket when they are written, the others (copied)
-// at once.
-func (rc *reqCtx) respondFetch(resp *kmsg.FetchResponse) {
+// respondFetch completes a fetch whose partitions' record batches are
+// recs (in the order of resp's partitions): encoded as a vector when it
+// can be, else by kmsg. Either way recs are handed over: pieces of the
+// vector are given back once written, the rest (copied into the framing,
+// or encoded by kmsg) at once.
+func (rc *reqCtx) respondFetch(resp *kmsg.FetchResponse, recs []recordSet) {
 	resp.SetVersion(rc.version)
-	vec, ok := encodeFetchVec(resp, rc.corrID)
+	vec, ok := encodeFetchVec(resp, rc.corrID, recs)
 	if !ok {
+		k := 0
+		for ti := range resp.Topics {
+			ps := resp.Topics[ti].Partitions
+			for pi := range ps {
+				b := recs[k].flat()
+				if b == nil && !recs[k].null {
+					b = []byte{} // empty, never null (librdkafka rejects null)
+				}
+				ps[pi].RecordBatches = b
+				k++
+			}
+		}
 		rc.respond(resp)
-		releaseFetchRecords(resp, nil)
+		for ti := range resp.Topics {
+			ps := resp.Topics[ti].Partitions
+			for pi := range ps {
+				ps[pi].RecordBatches = nil
+			}
+		}
+		for i := range recs {
+			recs[i].release()
+		}
 		return
 	}
 	if rc.done {
 		panic("BUG: request completed twice")
 	}
 	rc.done = true
-	releaseFetchRecords(resp, vec)
 	rc.c.respond(rc.seq, vec)
 	observeRequest(rc.key, rc.start)
-}
-
-// releaseFetchRecords gives back the record batches of resp that are not
-// pieces of vec (they were copied, or resp was encoded whole), and drops
-// resp's references to all of them.
-func releaseFetchRecords(resp *kmsg.FetchResponse, vec []outBuf) {
-	for ti := range resp.Topics {
-		ps := resp.Topics[ti].Partitions
-		for pi := range ps {
-			rb := ps[pi].RecordBatches
-			ps[pi].RecordBatches = nil
-			if ownPiece(rb) && vec != nil {
-				continue // a piece of vec, released when written
-			}
-			releaseFetchData(rb)
-		}
-	}
 }
 
 // fetchVecEligible reports whether resp carries nothing encodeFetchVec
@@ -104,12 +104,23 @@ func fetchVecEligible(resp *kmsg.FetchResponse) bool {
 }
 
 // encodeFetchVec frames resp (its version set) with its size and
-// correlation id as pieces (see above); false when resp is not eligible.
-// Record sets over inlineRecords are pieces of their own, marked for
-// release; the framing pieces are slices of one buffer, never released.
-func encodeFetchVec(resp *kmsg.FetchResponse, corrID int32) ([]outBuf, bool) {
+// correlation id as pieces (see above); false when resp is not eligible
+// (recs untouched then). recs are the partitions' record batches in
+// resp's order; nil takes each partition's RecordBatches instead. A
+// record set over inlineRecords goes out as its pieces (recordSet.take),
+// a smaller one is copied into the framing and released; the framing
+// pieces are slices of one buffer, never released.
+func encodeFetchVec(resp *kmsg.FetchResponse, corrID int32, recs []recordSet) ([]outBuf, bool) {
 	if !fetchVecEligible(resp) {
 		return nil, false
+	}
+	if recs == nil {
+		for ti := range resp.Topics {
+			ps := resp.Topics[ti].Partitions
+			for pi := range ps {
+				recs = append(recs, recordSetOf(ps[pi].RecordBatches))
+			}
+		}
 	}
 	v := resp.Version
 	flex := v >= 12
@@ -118,18 +129,19 @@ func encodeFetchVec(resp *kmsg.FetchResponse, corrID int32) ([]outBuf, bool) {
 	// buffer does not grow. Were it to (a field this count missed), the
 	// pieces cut so far keep the bytes they were cut with, and the size
 	// is written through the first piece: still correct, only a copy.
-	size, pieces := 4+4+1+4+2+4+5+1, 1
+	size, pieces, k := 4+4+1+4+2+4+5+1, 1, 0
 	for ti := range resp.Topics {
 		t := &resp.Topics[ti]
 		size += 5 + len(t.Topic) + 16 + 5 + 1
 		for pi := range t.Partitions {
 			p := &t.Partitions[pi]
 			size += 4 + 2 + 8 + 8 + 8 + 5 + 17*len(p.AbortedTransactions) + 4 + 5 + 1
-			if ownPiece(p.RecordBatches) {
-				pieces += 2
+			if rs := &recs[k]; rs.n > inlineRecords {
+				pieces += 2 + len(rs.pieces)
 			} else {
-				size += len(p.RecordBatches)
+				size += rs.n
 			}
+			k++
 		}
 	}
 	b := make([]byte, 8, size)
@@ -145,6 +157,7 @@ func encodeFetchVec(resp *kmsg.FetchResponse, corrID int32) ([]outBuf, bool) {
 		b = binary.BigEndian.AppendUint32(b, uint32(resp.SessionID))
 	}
 	b = appendLen(b, len(resp.Topics), flex)
+	k = 0
 	for ti := range resp.Topics {
 		t := &resp.Topics[ti]
 		if v <= 12 {
@@ -185,22 +198,25 @@ func encodeFetchVec(resp *kmsg.FetchResponse, corrID int32) ([]outBuf, bool) {
 			if v >= 11 {
 				b = binary.BigEndian.AppendUint32(b, uint32(p.PreferredReadReplica))
 			}
-			rb := p.RecordBatches
+			rs := &recs[k]
+			k++
 			switch {
-			case rb == nil && flex:
+			case rs.null && flex:
 				b = append(b, 0)
-			case rb == nil:
+			case rs.null:
 				b = binary.BigEndian.AppendUint32(b, 0xffffffff)
 			case flex:
-				b = binary.AppendUvarint(b, uint64(len(rb))+1)
+				b = binary.AppendUvarint(b, uint64(rs.n)+1)
 			default:
-				b = binary.BigEndian.AppendUint32(b, uint32(len(rb)))
+				b = binary.BigEndian.AppendUint32(b, uint32(rs.n))
 			}
-			if ownPiece(rb) {
-				vec = append(vec, outBuf{b: b[cut:len(b):len(b)]}, outBuf{b: rb, release: true})
+			if rs.n > inlineRecords {
+				vec = append(vec, outBuf{b: b[cut:len(b):len(b)]})
+				vec = append(vec, rs.take()...)
 				cut = len(b)
 			} else {
-				b = append(b, rb...)
+				b = append(b, rs.flat()...)
+				rs.release()
 			}
 			if flex {
 				b = append(b, 0) // partition: no tagged fields

@@ -81,7 +81,7 @@ func TestFetchVecMatchesKmsg(t *testing.T) {
 			corr := rng.Int32()
 			flex := resp.IsFlexible()
 			want := frameResponse(corr, flex, resp.AppendTo, 0).b
-			vec, ok := encodeFetchVec(resp, corr)
+			vec, ok := encodeFetchVec(resp, corr, nil)
 			if !ok {
 				t.Fatalf("v%d: an eligible response was refused", version)
 			}
@@ -132,11 +132,11 @@ func TestFetchVecRefusesTaggedFields(t *testing.T) {
 		tp := kmsg.NewFetchResponseTopic()
 		tp.Partitions = append(tp.Partitions, kmsg.NewFetchResponseTopicPartition())
 		resp.Topics = append(resp.Topics, tp)
-		if _, ok := encodeFetchVec(resp, 1); !ok {
+		if _, ok := encodeFetchVec(resp, 1, nil); !ok {
 			t.Fatalf("%s: the plain response was refused", name)
 		}
 		set(resp)
-		if _, ok := encodeFetchVec(resp, 1); ok {
+		if _, ok := encodeFetchVec(resp, 1, nil); ok {
 			t.Errorf("%s: encoded as a vector, which leaves it out", name)
 		}
 	}

@@ -128,10 +128,12 @@ func newStaleEnv(t *testing.T) *staleEnv {
 
 func (e *staleEnv) read(t *testing.T) ([]byte, error) {
 	t.Helper()
-	data, _, hwm, err := e.s.readPartition(context.Background(), e.tp, 0, math.MaxInt64, 1<<20, true, func(int) bool { return true })
+	rs, _, hwm, err := e.s.readPartition(context.Background(), nil, e.tp, 0, math.MaxInt64, 1<<20, true, func(int) bool { return true })
 	if err == nil && hwm != 10 {
 		t.Fatalf("high watermark %d, want 10", hwm)
 	}
+	data := append([]byte(nil), rs.flat()...)
+	rs.release()
 	return data, err
 }
 

@@ -142,9 +142,9 @@ func newFetchData(want int) []byte {
 	return responses.Get(want)[:0]
 }
 
-// releaseFetchData gives back a partition's record batches once they are
-// copied into the encoded response. Nothing else references them: they
-// are copies of cached bytes (copyEntries), never the cache's own.
+// releaseFetchData gives back a partition's copy buffer (recordSet.buf)
+// once nothing refers to it. It holds copies of cached bytes
+// (copyEntries), never the cache's own.
 func releaseFetchData(b []byte) {
 	if cap(b) >= responsePoolMin {
 		responses.Put(b)
@@ -157,6 +157,9 @@ func releaseResponses(bufs []outBuf) {
 	for i := range bufs {
 		if w := bufs[i].wholeBuf(); bufs[i].release && cap(w) >= responsePoolMin {
 			responses.Put(w)
+		}
+		for _, l := range bufs[i].leases {
+			l.release()
 		}
 	}
 }

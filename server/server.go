@@ -182,6 +182,9 @@ type Server struct {
 	// fetchBudget bounds fetch-response bytes built and not yet on a
 	// socket, over all connections (fetch.go, conn.go).
 	fetchBudget *byteBudget
+	// lent counts the cached blocks fetch responses refer to against
+	// fetchBudget (fetch_records.go).
+	lent *lentBlocks
 
 	eng     gnet.Engine
 	bootErr chan error
@@ -241,6 +244,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.topics = newTopicCache(deps.Meta)
 	s.waiters = newFetchWaiters()
 	s.fetchBudget = newByteBudget(cfg.MaxFetchBytesInflight)
+	s.lent = newLentBlocks(s.fetchBudget)
 	if cfg.Authorizer != AuthorizerNone {
 		s.authz = newAuthorizer(cfg.Authorizer, cfg.SuperUsers, deps.Meta, s.log)
 	}

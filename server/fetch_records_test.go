@@ -1,0 +1,169 @@
+package server
+
+import (
+	"bytes"
+	"runtime"
+	"testing"
+	"time"
+
+	"sluice.dev/codec"
+	"sluice.dev/internal/kafkatest"
+)
+
+// TestRecordSetLentEqualsCopied: a record set that lends its large batches
+// from a block writes, piece after piece, exactly the bytes of one that
+// copies every batch (base offsets and leader epochs patched alike); its
+// copy buffer is released by the last piece cut from it, the leases by
+// the last piece of all, and nothing else is marked.
+func TestRecordSetLentEqualsCopied(t *testing.T) {
+	var block []byte
+	sizes := []int{1, 40, 2, 9, 1, 30} // records of 256 bytes: small and large batches
+	var batches [][2]int
+	for _, n := range sizes {
+		at := len(block)
+		block = kafkatest.AppendBatch(block, kafkatest.BatchOpts{Records: n, ValueSize: 256, ProducerID: -1})
+		batches = append(batches, [2]int{at, len(block)})
+	}
+	budget := newByteBudget(1 << 30)
+	lent := newLentBlocks(budget)
+
+	var copied, lending recordSet
+	base := int64(1000)
+	var lease *blockLease
+	for i, b := range batches {
+		batch := block[b[0]:b[1]:b[1]]
+		copied.copyBatch(batch, base)
+		if len(batch) >= lendMin {
+			var l *blockLease
+			if !lending.holds(block) {
+				if l = lent.lend(block, nil); l == nil {
+					t.Fatal("a block refused with the budget empty")
+				}
+				lease = l
+			}
+			lending.lendBatch(batch, base, block, l)
+		} else {
+			lending.copyBatch(batch, base)
+		}
+		base += int64(sizes[i])
+	}
+	lending.appendControl(base, 7, 1, true, 0)
+	copied.appendControl(base, 7, 1, true, 0)
+	if !lending.lent() || lending.n != copied.n {
+		t.Fatalf("lending set: lent %v, %d bytes; copied set %d bytes", lending.lent(), lending.n, copied.n)
+	}
+	if got, want := budget.inUse(), int64(len(block)); got != want {
+		t.Fatalf("budget in use %d, want the block's %d, counted once", got, want)
+	}
+	want := append([]byte(nil), copied.buf...)
+	// Every batch of the copy carries its offsets and a CRC that holds.
+	next := int64(1000)
+	if err := codec.SplitBatches(want, func(b []byte) error {
+		h, err := codec.ValidateBatch(b)
+		if err == nil && h.BaseOffset != next {
+			t.Fatalf("a batch at offset %d, want %d", h.BaseOffset, next)
+		}
+		next = h.BaseOffset + int64(h.LastOffsetDelta) + 1
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	buf := lending.buf
+	pieces := lending.take()
+	var got []byte
+	releases, leased := 0, 0
+	for i, p := range pieces {
+		got = append(got, p.b...)
+		if p.release {
+			releases++
+			if &p.whole[0] != &buf[0] {
+				t.Fatalf("piece %d releases a buffer that is not the set's", i)
+			}
+		}
+		if len(p.leases) > 0 {
+			leased++
+			if i != len(pieces)-1 {
+				t.Fatalf("piece %d of %d holds the leases; the last must", i, len(pieces))
+			}
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("lent pieces write %d bytes that differ from the %d copied", len(got), len(want))
+	}
+	if releases != 1 || leased != 1 {
+		t.Fatalf("%d pieces release the buffer and %d hold leases, want 1 and 1", releases, leased)
+	}
+	if lending.n != 0 || lending.lent() {
+		t.Fatal("take left the set holding something")
+	}
+	releaseResponses(pieces)
+	if got := budget.inUse(); got != 0 {
+		t.Fatalf("budget in use %d after the pieces were written", got)
+	}
+	lease.release() // idempotent
+	if got := budget.inUse(); got != 0 {
+		t.Fatalf("budget in use %d after a second release", got)
+	}
+}
+
+// TestLentBlocksBounded: lent blocks are counted whole against the fetch
+// budget; when it has no room, lend refuses (the caller copies), and a
+// lease dropped without release (its connection closed) is given back
+// by the collector.
+func TestLentBlocksBounded(t *testing.T) {
+	budget := newByteBudget(3 << 20)
+	lent := newLentBlocks(budget)
+	a, b := make([]byte, 2<<20), make([]byte, 2<<20)
+	la := lent.lend(a, nil)
+	if la == nil {
+		t.Fatal("the first block refused")
+	}
+	if lent.lend(b, nil) != nil {
+		t.Fatal("a second 2 MiB block lent past a 3 MiB budget")
+	}
+	la2 := lent.lend(a, nil) // the same block again costs nothing more
+	if la2 == nil || budget.inUse() != 2<<20 {
+		t.Fatalf("a second lease on one block: %v, budget in use %d", la2 != nil, budget.inUse())
+	}
+	la.release()
+	la2.release()
+	if budget.inUse() != 0 {
+		t.Fatalf("budget in use %d after both leases were released", budget.inUse())
+	}
+	func() { _ = lent.lend(b, nil) }() // dropped, never released
+	deadline := time.Now().Add(10 * time.Second)
+	for budget.inUse() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a dropped lease still holds %d bytes of budget", budget.inUse())
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestLentBlocksChargedToTheConnection: a connection's leases are charged
+// whole to its share, so a client that never reads holds no more lent
+// blocks than its share, however large the agent's budget; each lease is
+// charged, even on a block another lease holds.
+func TestLentBlocksChargedToTheConnection(t *testing.T) {
+	budget := newByteBudget(1 << 30)
+	lent := newLentBlocks(budget)
+	c := &conn{shareLimit: 3 << 20}
+	a, b := make([]byte, 2<<20), make([]byte, 2<<20)
+	la := lent.lend(a, c)
+	if la == nil {
+		t.Fatal("a block within the share refused")
+	}
+	if lent.lend(b, c) != nil || lent.lend(a, c) != nil {
+		t.Fatal("a lease past the connection's 3 MiB share")
+	}
+	lb := lent.lend(b, nil) // another connection's
+	if lb == nil {
+		t.Fatal("the agent's budget refused a block")
+	}
+	la.release()
+	lb.release()
+	if c.shareUsed != 0 || budget.inUse() != 0 {
+		t.Fatalf("after release: share %d and budget %d in use", c.shareUsed, budget.inUse())
+	}
+}
