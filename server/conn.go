@@ -110,6 +110,11 @@ type conn struct {
 	shareUsed    int64
 	pendingShare int64
 	shareCh      chan struct{}
+	// lent and lentBytes (guarded by mu): the cached blocks its
+	// responses hold leases on, each counted whole and once (tryLend,
+	// fetch_records.go).
+	lent      map[*byte]*lentBlock
+	lentBytes int64
 	// Slow client detection (guarded by mu): gnetTotal counts bytes whose
 	// AsyncWritev completed (in gnet's buffer or sent), so gnetTotal -
 	// outbound is what reached the socket; stuckSince is when that last
@@ -342,24 +347,44 @@ func (c *conn) takeShare(seq uint64, n int64, deadline time.Time) bool {
 	}
 }
 
-// tryTakeShare takes n bytes of the connection's share if they are free
-// now, never waiting (a lent block, fetch_records.go).
-func (c *conn) tryTakeShare(n int64) bool {
+// tryLend counts a lease on block id (n bytes) against the connection
+// (fetch_records.go): the distinct blocks its responses hold leases on
+// may add up to its share of response bytes at most. Kept apart from
+// that share, so that a response's leases never hold up the
+// reservations of its own partitions.
+func (c *conn) tryLend(id *byte, n int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || n > c.shareLimit-c.shareUsed {
+	if c.closed {
 		return false
 	}
-	c.shareUsed += n
+	if b := c.lent[id]; b != nil {
+		b.refs++
+		return true
+	}
+	if n > c.shareLimit-c.lentBytes {
+		return false
+	}
+	if c.lent == nil {
+		c.lent = make(map[*byte]*lentBlock)
+	}
+	c.lent[id] = &lentBlock{refs: 1, size: n}
+	c.lentBytes += n
 	return true
 }
 
-// releaseShare gives back share bytes that tryTakeShare took.
-func (c *conn) releaseShare(n int64) {
+// unlend gives back a lease that tryLend counted.
+func (c *conn) unlend(id *byte) {
 	c.mu.Lock()
-	c.shareUsed -= n
-	c.shareChangedLocked()
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	b := c.lent[id]
+	if b == nil {
+		panic("BUG: server: a connection's lent block released more often than lent")
+	}
+	if b.refs--; b.refs == 0 {
+		delete(c.lent, id)
+		c.lentBytes -= b.size
+	}
 }
 
 // shareChangedLocked wakes takeShare's waiters.

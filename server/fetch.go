@@ -176,10 +176,12 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 		// response takes them over, and whatever it did not (a
 		// connection closed under a long poll) is given back here.
 		recs := make([]recordSet, len(parts))
+		leases := &fetchLeases{l: s.lent, c: rc.c}
 		defer func() {
 			for i := range recs {
 				recs[i].release()
 			}
+			leases.release()
 		}()
 		// reply answers with what the last fill gathered, its encoding
 		// buffer sized for the record bytes plus per-partition framing.
@@ -189,10 +191,10 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 			// trues it up to the encoded size.
 			rc.c.reserve(rc.seq, res.held)
 			res.held = 0
-			rc.respondFetch(resp, recs) // takes the record sets over (fetch_encode.go)
+			rc.respondFetch(resp, recs, leases) // takes the record sets and leases over (fetch_encode.go)
 		}
 		if wait <= 0 {
-			n, _ := s.fillFetch(parts, recs, maxBytes, res)
+			n, _ := s.fillFetch(parts, recs, leases, maxBytes, res)
 			reply(n)
 			return
 		}
@@ -200,7 +202,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 		// the read and the wait still wakes us.
 		w := s.waiters.add(parts)
 		defer s.waiters.remove(w)
-		n, hardErr := s.fillFetch(parts, recs, maxBytes, res)
+		n, hardErr := s.fillFetch(parts, recs, leases, maxBytes, res)
 		if hardErr || n >= minBytes {
 			reply(n)
 			return
@@ -210,7 +212,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 		for {
 			select {
 			case <-w.ch:
-				n, hardErr = s.fillFetch(parts, recs, maxBytes, res)
+				n, hardErr = s.fillFetch(parts, recs, leases, maxBytes, res)
 				if hardErr || n >= minBytes {
 					reply(n)
 					return
@@ -220,7 +222,7 @@ func handleFetch(s *Server, rc *reqCtx, r kmsg.Request) {
 					return
 				}
 			case <-timer.C:
-				n, _ = s.fillFetch(parts, recs, maxBytes, res)
+				n, _ = s.fillFetch(parts, recs, leases, maxBytes, res)
 				reply(n)
 				return
 			case <-w.closed:
@@ -304,11 +306,11 @@ func (r *fetchReservation) releaseAll() {
 }
 
 // fillFetch reads every known partition into its response slot and its
-// record set (recs[i] for parts[i]) and returns the record bytes gathered
+// record set (recs[i] for parts[i]; the blocks lent in leases) and returns the record bytes gathered
 // and whether some partition has an error worth answering at once. Each
 // fill replaces the previous one's bytes, so it starts by giving them and
 // their reservation back.
-func (s *Server) fillFetch(parts []fetchPart, recs []recordSet, maxBytes int, res *fetchReservation) (total int, hardErr bool) {
+func (s *Server) fillFetch(parts []fetchPart, recs []recordSet, leases *fetchLeases, maxBytes int, res *fetchReservation) (total int, hardErr bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), metaTimeout)
 	defer cancel()
 	res.releaseAll()
@@ -316,6 +318,7 @@ func (s *Server) fillFetch(parts []fetchPart, recs []recordSet, maxBytes int, re
 	for i := range recs {
 		recs[i].release()
 	}
+	leases.release()
 	for i := range parts {
 		fp := &parts[i]
 		if !fp.known {
@@ -360,7 +363,7 @@ func (s *Server) fillFetch(parts []fetchPart, recs []recordSet, maxBytes int, re
 				op.AbortedTransactions = append(op.AbortedTransactions, at)
 			}
 		}
-		rs, logStart, hwm, err := s.readPartition(ctx, res.c, fp.tp, fp.offset, limit, budget, total == 0 && !res.refused, reserve)
+		rs, logStart, hwm, err := s.readPartition(ctx, leases, fp.tp, fp.offset, limit, budget, total == 0 && !res.refused, reserve)
 		res.settle(reserved, int64(cap(rs.buf)+rs.lentN))
 		recs[i] = rs
 		op.ErrorCode = errorCode(err)
@@ -385,8 +388,8 @@ func (s *Server) fillFetch(parts []fetchPart, recs []recordSet, maxBytes int, re
 // copied, or lent by the block cache (fetch_records.go).
 //
 // reserve is called once, before the copy buffer is allocated, with the
-// bytes the set may hold; when it refuses, nothing is gathered. Lent
-// blocks are charged to c's share too (nil: to none, in tests).
+// bytes the set may hold; when it refuses, nothing is gathered. Blocks
+// lent are leased in leases (nil: none is, everything is copied).
 //
 // An entry whose object is gone (objstore.ErrNotFound) is stale: a
 // compaction swapped it out and the garbage collector deleted its object
@@ -396,7 +399,7 @@ func (s *Server) fillFetch(parts []fetchPart, recs []recordSet, maxBytes int, re
 // once; only a second failure is the client's error.
 //
 // Nothing at or past limit is gathered (read_committed: the LSO).
-func (s *Server) readPartition(ctx context.Context, c *conn, tp meta.TopicPartition, offset, limit int64, budget int, first bool, reserve func(int) bool) (rs recordSet, logStart, hwm int64, err error) {
+func (s *Server) readPartition(ctx context.Context, leases *fetchLeases, tp meta.TopicPartition, offset, limit int64, budget int, first bool, reserve func(int) bool) (rs recordSet, logStart, hwm int64, err error) {
 	for retried := false; ; retried = true {
 		res, err := s.deps.Index.Lookup(ctx, tp, offset)
 		logStart, hwm = res.LogStartOffset, res.HighWatermark
@@ -406,7 +409,7 @@ func (s *Server) readPartition(ctx context.Context, c *conn, tp meta.TopicPartit
 		if budget <= 0 && !first || offset >= limit {
 			return recordSet{}, logStart, hwm, nil
 		}
-		rs, err = s.copyEntries(ctx, c, res.Entries, offset, limit, budget, first, reserve)
+		rs, err = s.copyEntries(ctx, leases, res.Entries, offset, limit, budget, first, reserve)
 		if !errors.Is(err, objstore.ErrNotFound) {
 			return rs, logStart, hwm, err
 		}
@@ -428,7 +431,7 @@ func (s *Server) readPartition(ctx context.Context, c *conn, tp meta.TopicPartit
 // on, as readPartition describes. An error reading an entry's bytes is
 // returned with what was gathered before it; callers return that data and
 // drop the error (the next fetch retries), except objstore.ErrNotFound.
-func (s *Server) copyEntries(ctx context.Context, c *conn, entries []meta.IndexEntry, offset, limit int64, budget int, first bool, reserve func(int) bool) (rs recordSet, err error) {
+func (s *Server) copyEntries(ctx context.Context, leases *fetchLeases, entries []meta.IndexEntry, offset, limit int64, budget int, first bool, reserve func(int) bool) (rs recordSet, err error) {
 	lender, canLend := s.deps.Blocks.(BlockRangeReader)
 	// alloc reserves once for every entry this read can use, and sizes
 	// the copy buffer for it: growing it by append would copy a
@@ -508,17 +511,12 @@ func (s *Server) copyEntries(ctx context.Context, c *conn, entries []meta.IndexE
 				return recordSet{}, nil
 			}
 			if block != nil && size >= lendMin {
-				var lease *blockLease
-				if !rs.holds(block) {
-					if lease = s.lent.lend(block, c); lease == nil {
-						block = nil // no budget for the block now: copy
-					}
-				}
-				if block != nil {
-					rs.lendBatch(raw[:size], base, block, lease)
+				if leases.hold(block) {
+					rs.lendBatch(raw[:size], base)
 					raw = raw[size:]
 					continue
 				}
+				block = nil // no room to lend the block now: copy
 			}
 			rs.copyBatch(raw[:size], base)
 			raw = raw[size:]

@@ -34,11 +34,12 @@ var mFetchFramingGrew = metrics.NewCounter(`sluice_fetch_framing_grew_total`)
 const inlineRecords = 16 << 10
 
 // respondFetch completes a fetch whose partitions' record batches are
-// recs (in the order of resp's partitions): encoded as a vector when it
-// can be, else by kmsg. Either way recs are handed over: pieces of the
-// vector are given back once written, the rest (copied into the framing,
-// or encoded by kmsg) at once.
-func (rc *reqCtx) respondFetch(resp *kmsg.FetchResponse, recs []recordSet) {
+// recs (in the order of resp's partitions), lent from the blocks leases
+// holds: encoded as a vector when it can be, else by kmsg. Either way
+// recs and leases are handed over: pieces of the vector are given back
+// once written (the leases with its last), the rest (copied into the
+// framing, or encoded by kmsg) at once.
+func (rc *reqCtx) respondFetch(resp *kmsg.FetchResponse, recs []recordSet, leases *fetchLeases) {
 	resp.SetVersion(rc.version)
 	vec, ok := encodeFetchVec(resp, rc.corrID, recs)
 	if !ok {
@@ -64,12 +65,21 @@ func (rc *reqCtx) respondFetch(resp *kmsg.FetchResponse, recs []recordSet) {
 		for i := range recs {
 			recs[i].release()
 		}
+		leases.release()
 		return
 	}
 	if rc.done {
 		panic("BUG: request completed twice")
 	}
 	rc.done = true
+	// Pieces are written in order: once the last is, nothing refers to
+	// the lent blocks any more. (The last of all may be empty, and an
+	// empty piece is never queued.)
+	last := len(vec) - 1
+	for last > 0 && len(vec[last].b) == 0 {
+		last--
+	}
+	vec[last].leases = leases.take()
 	rc.c.respond(rc.seq, vec)
 	observeRequest(rc.key, rc.start)
 }

@@ -71,8 +71,6 @@ type recordSet struct {
 	n      int      // bytes in all
 	lentN  int      // bytes of them in cached blocks, not in buf
 	null   bool     // a null record set (tests; fills never make one)
-	leases []*blockLease
-	last   []byte // the block of leases[len(leases)-1]
 }
 
 // recordSetOf is a record set of bytes already laid out (tests, and the
@@ -99,10 +97,10 @@ func (rs *recordSet) appendControl(offset, producerID int64, epoch int16, commit
 	rs.n += len(rs.buf) - n
 }
 
-// lendBatch appends batch, which lies in block, by reference: only its
-// patched header is copied. lease is a new lease on block, or nil when
-// the set holds one already (holds).
-func (rs *recordSet) lendBatch(batch []byte, base int64, block []byte, lease *blockLease) {
+// lendBatch appends batch, which lies in a block the response holds a
+// lease on (fetchLeases), by reference: only its patched header is
+// copied.
+func (rs *recordSet) lendBatch(batch []byte, base int64) {
 	at := len(rs.buf)
 	rs.buf = append(rs.buf, batch[:codec.PatchedHeaderSize]...)
 	codec.SetBaseOffset(rs.buf[at:], base)
@@ -112,21 +110,11 @@ func (rs *recordSet) lendBatch(batch []byte, base int64, block []byte, lease *bl
 	rs.cut = len(rs.buf)
 	rs.n += len(batch)
 	rs.lentN += len(batch) - codec.PatchedHeaderSize
-	if lease != nil {
-		rs.leases = append(rs.leases, lease)
-		rs.last = block
-	}
 	mFetchLentBytes.Add(len(batch) - codec.PatchedHeaderSize)
 }
 
-// holds reports whether the set holds a lease on block already (its
-// latest: a partition's batches come block after block).
-func (rs *recordSet) holds(block []byte) bool {
-	return len(rs.leases) > 0 && &rs.last[0] == &block[0]
-}
-
 // lent reports whether any piece refers to a cached block.
-func (rs *recordSet) lent() bool { return len(rs.leases) > 0 }
+func (rs *recordSet) lent() bool { return len(rs.pieces) > 0 }
 
 // flat returns the set's bytes in one buffer: buf itself when nothing is
 // lent, else a fresh copy.
@@ -142,9 +130,9 @@ func (rs *recordSet) flat() []byte {
 }
 
 // take returns the set's pieces for a response and hands it their
-// ownership: the last piece cut from buf gives buf back to its pool, and
-// the last piece of all gives back the leases, once written
-// (releaseResponses). The set is empty afterwards.
+// ownership: the last piece cut from buf gives buf back to its pool once
+// written (releaseResponses). The blocks lent are the response's
+// (fetchLeases). The set is empty afterwards.
 func (rs *recordSet) take() []outBuf {
 	out := rs.pieces
 	bufPiece := len(out) - 2 // the last lent batch's header, if any
@@ -161,19 +149,64 @@ func (rs *recordSet) take() []outBuf {
 		// refers to buf any more.
 		out[bufPiece].release, out[bufPiece].whole = true, rs.buf
 	}
-	out[len(out)-1].leases = rs.leases
 	*rs = recordSet{}
 	return out
 }
 
-// release gives back what the set holds without writing it: a fill
+// release gives back the set's buffer without writing it: a fill
 // replaced by the next one, or a set copied into the framing.
 func (rs *recordSet) release() {
 	releaseFetchData(rs.buf)
-	for _, l := range rs.leases {
+	*rs = recordSet{}
+}
+
+// fetchLeases are the cached blocks one fetch response lends batches
+// from, each leased once however many partitions refer to it. Pieces go
+// out in order, so the response's last piece holds them until it is
+// written (respondFetch).
+type fetchLeases struct {
+	l      *lentBlocks
+	c      *conn // charged, or nil (tests)
+	leases []*blockLease
+	blocks []*byte // blocks[i] is the block of leases[i], by its first byte
+}
+
+// hold reports whether the response may refer to block: it holds a lease
+// on it already, or got one now. False: copy (no room, or f is nil).
+func (f *fetchLeases) hold(block []byte) bool {
+	if f == nil || len(block) == 0 {
+		return false
+	}
+	id := &block[0]
+	for i := len(f.blocks) - 1; i >= 0; i-- {
+		if f.blocks[i] == id {
+			return true
+		}
+	}
+	lease := f.l.lend(block, f.c)
+	if lease == nil {
+		return false
+	}
+	f.leases = append(f.leases, lease)
+	f.blocks = append(f.blocks, id)
+	return true
+}
+
+// take hands the leases to the response's last piece.
+func (f *fetchLeases) take() []*blockLease {
+	out := f.leases
+	f.leases, f.blocks = nil, nil
+	return out
+}
+
+// release gives the leases back (a fill replaced by the next, a response
+// encoded by kmsg, which copies).
+func (f *fetchLeases) release() {
+	for _, l := range f.leases {
 		l.release()
 	}
-	*rs = recordSet{}
+	clear(f.blocks)
+	f.leases, f.blocks = f.leases[:0], f.blocks[:0]
 }
 
 // lentBlocks counts the cached blocks that responses refer to, each whole
@@ -196,29 +229,29 @@ func newLentBlocks(budget *byteBudget) *lentBlocks {
 }
 
 // lend returns a lease on block for a response of connection c, or nil
-// when there is no room for it now (the caller copies instead): each
-// lease is charged whole to c's share of the budget, so one connection
-// that never reads holds at most its share, lent blocks included (nil c:
-// no connection, in tests); and each block is counted once against the
-// agent's budget. A nil l lends nothing (a Server built without New, in
-// tests).
+// when there is no room for it now (the caller copies instead). Each
+// block is counted once against the agent's budget, and once against
+// each connection holding leases on it (conn.tryLend: as much as its
+// share of response bytes), so one connection that never reads holds at
+// most that much of lent blocks (nil c: no connection, in tests). A nil
+// l lends nothing (a Server built without New, in tests).
 func (l *lentBlocks) lend(block []byte, c *conn) *blockLease {
 	if l == nil || len(block) == 0 {
 		return nil
 	}
 	size := int64(len(block))
-	if c != nil && !c.tryTakeShare(size) {
+	id := &block[0]
+	if c != nil && !c.tryLend(id, size) {
 		mFetchLendRefused.Inc()
 		return nil
 	}
-	id := &block[0]
 	l.mu.Lock()
 	b := l.blocks[id]
 	if b == nil {
 		if !l.budget.tryAcquire(size) {
 			l.mu.Unlock()
 			if c != nil {
-				c.releaseShare(size)
+				c.unlend(id)
 			}
 			mFetchLendRefused.Inc()
 			return nil
@@ -229,7 +262,7 @@ func (l *lentBlocks) lend(block []byte, c *conn) *blockLease {
 	}
 	b.refs++
 	l.mu.Unlock()
-	st := &leaseState{l: l, id: id, c: c, share: size}
+	st := &leaseState{l: l, id: id, c: c}
 	lease := &blockLease{st: st}
 	// A response dropped unwritten (its connection closed) never reaches
 	// releaseResponses: the collector gives the lease back then.
@@ -260,11 +293,10 @@ func (l *lentBlocks) unref(id *byte) {
 type blockLease struct{ st *leaseState }
 
 type leaseState struct {
-	l     *lentBlocks
-	id    *byte
-	c     *conn // charged share bytes, or nil
-	share int64
-	done  atomic.Bool
+	l    *lentBlocks
+	id   *byte
+	c    *conn // counted on, or nil
+	done atomic.Bool
 }
 
 func (b *blockLease) release() { b.st.release() }
@@ -272,7 +304,7 @@ func (b *blockLease) release() { b.st.release() }
 func (s *leaseState) release() {
 	if s.done.CompareAndSwap(false, true) {
 		if s.c != nil {
-			s.c.releaseShare(s.share)
+			s.c.unlend(s.id)
 		}
 		s.l.unref(s.id)
 	}

@@ -25,28 +25,27 @@ func TestRecordSetLentEqualsCopied(t *testing.T) {
 		batches = append(batches, [2]int{at, len(block)})
 	}
 	budget := newByteBudget(1 << 30)
-	lent := newLentBlocks(budget)
+	leases := &fetchLeases{l: newLentBlocks(budget)}
 
 	var copied, lending recordSet
 	base := int64(1000)
-	var lease *blockLease
 	for i, b := range batches {
 		batch := block[b[0]:b[1]:b[1]]
 		copied.copyBatch(batch, base)
 		if len(batch) >= lendMin {
-			var l *blockLease
-			if !lending.holds(block) {
-				if l = lent.lend(block, nil); l == nil {
-					t.Fatal("a block refused with the budget empty")
-				}
-				lease = l
+			if !leases.hold(block) {
+				t.Fatal("a block refused with the budget empty")
 			}
-			lending.lendBatch(batch, base, block, l)
+			lending.lendBatch(batch, base)
 		} else {
 			lending.copyBatch(batch, base)
 		}
 		base += int64(sizes[i])
 	}
+	if len(leases.leases) != 1 {
+		t.Fatalf("%d leases on one block, want 1", len(leases.leases))
+	}
+	lease := leases.leases[0]
 	lending.appendControl(base, 7, 1, true, 0)
 	copied.appendControl(base, 7, 1, true, 0)
 	if !lending.lent() || lending.n != copied.n {
@@ -70,8 +69,9 @@ func TestRecordSetLentEqualsCopied(t *testing.T) {
 	}
 	buf := lending.buf
 	pieces := lending.take()
+	pieces[len(pieces)-1].leases = leases.take()
 	var got []byte
-	releases, leased := 0, 0
+	releases := 0
 	for i, p := range pieces {
 		got = append(got, p.b...)
 		if p.release {
@@ -80,18 +80,12 @@ func TestRecordSetLentEqualsCopied(t *testing.T) {
 				t.Fatalf("piece %d releases a buffer that is not the set's", i)
 			}
 		}
-		if len(p.leases) > 0 {
-			leased++
-			if i != len(pieces)-1 {
-				t.Fatalf("piece %d of %d holds the leases; the last must", i, len(pieces))
-			}
-		}
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatalf("lent pieces write %d bytes that differ from the %d copied", len(got), len(want))
 	}
-	if releases != 1 || leased != 1 {
-		t.Fatalf("%d pieces release the buffer and %d hold leases, want 1 and 1", releases, leased)
+	if releases != 1 {
+		t.Fatalf("%d pieces release the buffer, want 1", releases)
 	}
 	if lending.n != 0 || lending.lent() {
 		t.Fatal("take left the set holding something")
@@ -141,10 +135,11 @@ func TestLentBlocksBounded(t *testing.T) {
 	}
 }
 
-// TestLentBlocksChargedToTheConnection: a connection's leases are charged
-// whole to its share, so a client that never reads holds no more lent
-// blocks than its share, however large the agent's budget; each lease is
-// charged, even on a block another lease holds.
+// TestLentBlocksChargedToTheConnection: the blocks a connection's leases
+// hold are counted whole, once each, against as much as its share, so a
+// client that never reads holds no more lent blocks than that, however
+// large the agent's budget; and none of it is taken from the share its
+// responses' reservations wait on.
 func TestLentBlocksChargedToTheConnection(t *testing.T) {
 	budget := newByteBudget(1 << 30)
 	lent := newLentBlocks(budget)
@@ -154,16 +149,21 @@ func TestLentBlocksChargedToTheConnection(t *testing.T) {
 	if la == nil {
 		t.Fatal("a block within the share refused")
 	}
-	if lent.lend(b, c) != nil || lent.lend(a, c) != nil {
+	if lent.lend(b, c) != nil {
 		t.Fatal("a lease past the connection's 3 MiB share")
 	}
+	la2 := lent.lend(a, c) // a block the connection holds costs nothing more
+	if la2 == nil || c.lentBytes != 2<<20 {
+		t.Fatalf("a second lease on a block the connection holds: %v, %d counted", la2 != nil, c.lentBytes)
+	}
+	la2.release()
 	lb := lent.lend(b, nil) // another connection's
 	if lb == nil {
 		t.Fatal("the agent's budget refused a block")
 	}
 	la.release()
 	lb.release()
-	if c.shareUsed != 0 || budget.inUse() != 0 {
-		t.Fatalf("after release: share %d and budget %d in use", c.shareUsed, budget.inUse())
+	if c.lentBytes != 0 || c.shareUsed != 0 || budget.inUse() != 0 {
+		t.Fatalf("after release: %d lent, share %d and budget %d in use", c.lentBytes, c.shareUsed, budget.inUse())
 	}
 }
