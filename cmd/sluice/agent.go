@@ -56,6 +56,7 @@ func runAgent(args []string) error {
 	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "Kafka listener address; port 0 picks a free port")
 	advertise := fs.String("advertise-addr", "", "host:port clients dial for this agent (default: the bound --kafka-addr)")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address serving /metrics and /healthz; port 0 picks a free port; empty disables")
+	httpMaxConns := fs.Int("http-max-connections", defaultHTTPMaxConns, httpMaxConnsUsage)
 	peerAddr := fs.String("peer-addr", "127.0.0.1:0", "listener of the zone cache: agents of one zone fetch blocks from each other here; empty turns the shared cache off")
 	peerAdvertise := fs.String("peer-advertise-addr", "", "host:port other agents dial for --peer-addr (default: the bound address)")
 	peerMaxConns := fs.Int("peer-max-connections", cache.DefaultPeerMaxConnections, "open connections on --peer-addr; more are closed on accept (each peer agent keeps at most 32)")
@@ -166,7 +167,7 @@ func runAgent(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w (meta at --meta-addr %s)", err, *metaAddr)
 	}
-	httpSrv, httpLn, err := startAgentHTTP(*httpAddr, a.WriteMetrics, faults, af.pprof)
+	httpSrv, httpLn, err := startAgentHTTP(*httpAddr, *httpMaxConns, a.WriteMetrics, faults, af.pprof)
 	if err != nil {
 		_ = a.Stop(context.Background())
 		return err
@@ -197,20 +198,20 @@ func runAgent(args []string) error {
 // startAgentHTTP is startHTTP, plus the fault controls of
 // --fault-injection (/debug/faults) when faults is set. Without the flag
 // those paths do not exist.
-func startAgentHTTP(addr string, extra func(io.Writer), faults *objstore.Faulty, pprofOn bool) (*http.Server, net.Listener, error) {
+func startAgentHTTP(addr string, maxConns int, extra func(io.Writer), faults *objstore.Faulty, pprofOn bool) (*http.Server, net.Listener, error) {
 	if faults == nil {
-		return startHTTP(addr, "--http-addr", extra, pprofOn)
+		return startHTTP(addr, "--http-addr", maxConns, extra, pprofOn)
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenHTTP(addr, "--http-addr", maxConns)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen on --http-addr %s: %w", addr, err)
+		return nil, nil, err
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", httpHandler(extra, pprofOn))
 	fh := loadtest.FaultHandler(faults)
 	mux.Handle("/debug/faults", fh)
 	mux.Handle("/debug/faults/", fh)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := newHTTPServer(mux)
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln, nil
 }

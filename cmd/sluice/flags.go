@@ -14,7 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"sluice.dev/agent"
+	"sluice.dev/internal/lograte"
+	"sluice.dev/internal/netlimit"
 	"sluice.dev/internal/tlsconf"
 	"sluice.dev/jobs"
 	"sluice.dev/meta/controller"
@@ -266,19 +270,65 @@ func shiftPort(addr string, i int) (string, error) {
 // startHTTP serves /metrics and /healthz on addr, and /debug/pprof/ when
 // pprofOn; "" serves nothing. extra, when set, adds series to /metrics
 // (an agent's own).
-func startHTTP(addr, flagName string, extra func(io.Writer), pprofOn bool) (*http.Server, net.Listener, error) {
+func startHTTP(addr, flagName string, maxConns int, extra func(io.Writer), pprofOn bool) (*http.Server, net.Listener, error) {
 	if addr == "" {
 		return nil, nil, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenHTTP(addr, flagName, maxConns)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen on %s %s: %w", flagName, addr, err)
+		return nil, nil, err
 	}
-	// IdleTimeout: a scraper's keep-alive connection left open is closed
-	// after two minutes, as the Kafka listener closes idle ones.
-	srv := &http.Server{Handler: httpHandler(extra, pprofOn), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := newHTTPServer(httpHandler(extra, pprofOn))
 	go func() { _ = srv.Serve(ln) }()
 	return srv, ln, nil
+}
+
+// newHTTPServer is the admin HTTP server's settings, shared by every
+// command. ReadHeaderTimeout: a client that opens a connection and sends
+// nothing holds it 5 s at most. IdleTimeout: a scraper's keep-alive
+// connection left open is closed after two minutes, as the Kafka
+// listener closes idle ones.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+}
+
+// defaultHTTPMaxConns is --http-max-connections' default: a Prometheus
+// server, a health checker and a few people at the console need a
+// handful.
+const defaultHTTPMaxConns = 256
+
+// httpMaxConnsUsage is the one description of --http-max-connections.
+const httpMaxConnsUsage = "open connections on --http-addr (metrics, health, console, profiles); more are closed on accept"
+
+var (
+	mHTTPConnsOpen    = metrics.NewGauge(`sluice_http_connections_open`, nil)
+	mHTTPConnsRefused = metrics.NewCounter(`sluice_http_connections_refused_total`)
+	httpRefusedLog    lograte.Limiter
+)
+
+// listenHTTP listens on addr for the admin HTTP server, closing
+// connections past maxConns on accept: each holds a goroutine and
+// buffers, and the address is often reachable from the whole cluster
+// network (a Prometheus scrape target, the console).
+func listenHTTP(addr, flagName string, maxConns int) (net.Listener, error) {
+	if maxConns < 1 {
+		return nil, fmt.Errorf("--http-max-connections must be at least 1, got %d", maxConns)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s %s: %w", flagName, addr, err)
+	}
+	return netlimit.Listener(ln, maxConns, netlimit.Hooks{
+		Refused: func(c net.Conn) {
+			mHTTPConnsRefused.Inc()
+			if httpRefusedLog.Allow(time.Now(), time.Second) {
+				slog.Warn("HTTP connection refused: too many open", "remote", c.RemoteAddr().String(),
+					"limit", maxConns, "setting", "--http-max-connections")
+			}
+		},
+		Opened: func() { mHTTPConnsOpen.Inc() },
+		Closed: func() { mHTTPConnsOpen.Dec() },
+	}), nil
 }
 
 // metaLimitFlags are the control plane's bounds on what clients can make

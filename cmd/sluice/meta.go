@@ -47,6 +47,7 @@ func runMeta(args []string) error {
 	advertise := fs.String("advertise-addr", "", "this replica's address as agents reach it, recorded when it leads (default: the bound --listen address)")
 	store := fs.String("store", "./data/meta", "a directory for the embedded store, or a postgres:// URL (several replicas on one PostgreSQL: one leads, the others stand by)")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8081", "HTTP address serving /metrics and /healthz (200 while this replica leads); empty disables")
+	httpMaxConns := fs.Int("http-max-connections", defaultHTTPMaxConns, httpMaxConnsUsage)
 	pprofOn := fs.Bool("pprof", false, pprofUsage)
 	adminToken := fs.String("admin-token", "", "token for the admin API (agent keys); default $SLUICE_ADMIN_TOKEN; empty disables the admin API")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate for the gRPC listener (with --tls-key); plaintext when empty")
@@ -139,7 +140,7 @@ func runMeta(args []string) error {
 		Token:       token,
 		SampleEvery: *consoleEvery,
 	}, log)
-	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr", nil, *pprofOn)
+	httpSrv, httpLn, err := startHTTP(*httpAddr, "--http-addr", *httpMaxConns, nil, *pprofOn)
 	if err != nil {
 		gs.Stop()
 		return err

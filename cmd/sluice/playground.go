@@ -32,6 +32,7 @@ func runPlayground(args []string) error {
 	bucket := fs.String("bucket", "", "where segments go: file:///path, a bare path, or s3://bucket/prefix?region=R[&endpoint=URL&path_style=true]; S3 credentials come from the AWS chain and never go to meta (default file://<data-dir>/bucket)")
 	kafkaAddr := fs.String("kafka-addr", "127.0.0.1:9092", "Kafka listener address; port 0 picks a free port")
 	httpAddr := fs.String("http-addr", "127.0.0.1:8080", "HTTP address serving /metrics and /healthz; port 0 picks a free port; empty disables")
+	httpMaxConns := fs.Int("http-max-connections", defaultHTTPMaxConns, httpMaxConnsUsage)
 	nAgents := fs.Int("agents", 1, "agents to run in this process; the first listens on --kafka-addr and --http-addr, the others on the following ports")
 	zones := fs.String("zones", "", "comma-separated zones the agents are spread over round-robin (default: one unnamed zone)")
 	var af agentFlags
@@ -201,7 +202,7 @@ func runPlayground(args []string) error {
 				m.Close()
 				return fmt.Errorf("--http-addr: %w", err)
 			}
-			srv, ln, err := startHTTP(haddr, "--http-addr", a.WriteMetrics, af.pprof)
+			srv, ln, err := startHTTP(haddr, "--http-addr", *httpMaxConns, a.WriteMetrics, af.pprof)
 			if err != nil {
 				_ = stopAll(context.Background())
 				store.Close()
