@@ -28,11 +28,15 @@ import (
 // Memory (invariant 7): cached blocks never change and the garbage
 // collector keeps a referenced one alive, so lending is safe; but a block
 // the cache evicts while a response still refers to it stays in memory
-// beside the cache. So each lent block is counted whole, once, against
-// the agent's fetch budget (--max-fetch-bytes-inflight) from the first
-// response that refers to it until the last one is written; when the
-// budget has no room at once, the batches are copied as before. The
-// agent's memory stays within --cache-bytes plus that budget.
+// beside the cache. So a response takes one lease per block it lends
+// from (fetchLeases), held by its last piece until written, and each
+// block with leases is counted whole, once, against a budget of its own
+// as large as the fetch budget (--max-fetch-bytes-inflight): the agent's
+// memory stays within --cache-bytes plus twice that. A budget of its own,
+// so that lent blocks never hold up a reservation: running out of it only
+// means copying. Each connection may hold leases on at most half of it,
+// so that one client that never reads cannot make every other copy.
+// With no room at once, in either, the batch is copied as before.
 
 // lendMin is the smallest batch a response refers to in the cache rather
 // than copies.
@@ -57,7 +61,10 @@ var (
 var (
 	mFetchLentBytes   = metrics.NewCounter(`sluice_fetch_lent_bytes_total`)
 	mFetchCopiedBytes = metrics.NewCounter(`sluice_fetch_copied_bytes_total`)
-	mFetchLendRefused = metrics.NewCounter(`sluice_fetch_lend_refused_total`)
+	// A lease refused (the batches copied instead), by the bound that
+	// had no room: the connection's allowance or the agent's budget.
+	mFetchLendRefusedConn  = metrics.NewCounter(`sluice_fetch_lend_refused_total{bound="connection"}`)
+	mFetchLendRefusedAgent = metrics.NewCounter(`sluice_fetch_lend_refused_total{bound="agent"}`)
 )
 
 // recordSet is one partition's record batches in a fetch response: the
@@ -230,19 +237,18 @@ func newLentBlocks(budget *byteBudget) *lentBlocks {
 
 // lend returns a lease on block for a response of connection c, or nil
 // when there is no room for it now (the caller copies instead). Each
-// block is counted once against the agent's budget, and once against
-// each connection holding leases on it (conn.tryLend: as much as its
-// share of response bytes), so one connection that never reads holds at
-// most that much of lent blocks (nil c: no connection, in tests). A nil
-// l lends nothing (a Server built without New, in tests).
+// block is counted once against the lending budget, and once against
+// each connection holding leases on it (conn.tryLend, at most connMax:
+// half the budget; nil c: no connection, in tests). A nil l lends
+// nothing (a Server built without New, in tests).
 func (l *lentBlocks) lend(block []byte, c *conn) *blockLease {
 	if l == nil || len(block) == 0 {
 		return nil
 	}
 	size := int64(len(block))
 	id := &block[0]
-	if c != nil && !c.tryLend(id, size) {
-		mFetchLendRefused.Inc()
+	if c != nil && !c.tryLend(id, size, l.budget.limit/2) {
+		mFetchLendRefusedConn.Inc()
 		return nil
 	}
 	l.mu.Lock()
@@ -253,7 +259,7 @@ func (l *lentBlocks) lend(block []byte, c *conn) *blockLease {
 			if c != nil {
 				c.unlend(id)
 			}
-			mFetchLendRefused.Inc()
+			mFetchLendRefusedAgent.Inc()
 			return nil
 		}
 		b = &lentBlock{size: size}

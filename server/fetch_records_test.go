@@ -100,8 +100,8 @@ func TestRecordSetLentEqualsCopied(t *testing.T) {
 	}
 }
 
-// TestLentBlocksBounded: lent blocks are counted whole against the fetch
-// budget; when it has no room, lend refuses (the caller copies), and a
+// TestLentBlocksBounded: lent blocks are counted whole against the
+// lending budget; when it has no room, lend refuses (the caller copies), and a
 // lease dropped without release (its connection closed) is given back
 // by the collector.
 func TestLentBlocksBounded(t *testing.T) {
@@ -136,21 +136,21 @@ func TestLentBlocksBounded(t *testing.T) {
 }
 
 // TestLentBlocksChargedToTheConnection: the blocks a connection's leases
-// hold are counted whole, once each, against as much as its share, so a
-// client that never reads holds no more lent blocks than that, however
-// large the agent's budget; and none of it is taken from the share its
-// responses' reservations wait on.
+// hold are counted whole, once each, against half the lending budget, so
+// a client that never reads cannot take it all and make every other
+// copy; and none of it is taken from the share its responses'
+// reservations wait on.
 func TestLentBlocksChargedToTheConnection(t *testing.T) {
-	budget := newByteBudget(1 << 30)
+	budget := newByteBudget(6 << 20) // a connection may hold 3 MiB
 	lent := newLentBlocks(budget)
-	c := &conn{shareLimit: 3 << 20}
+	c := &conn{}
 	a, b := make([]byte, 2<<20), make([]byte, 2<<20)
 	la := lent.lend(a, c)
 	if la == nil {
 		t.Fatal("a block within the share refused")
 	}
 	if lent.lend(b, c) != nil {
-		t.Fatal("a lease past the connection's 3 MiB share")
+		t.Fatal("a lease past the connection's 3 MiB, half the budget")
 	}
 	la2 := lent.lend(a, c) // a block the connection holds costs nothing more
 	if la2 == nil || c.lentBytes != 2<<20 {

@@ -182,8 +182,8 @@ type Server struct {
 	// fetchBudget bounds fetch-response bytes built and not yet on a
 	// socket, over all connections (fetch.go, conn.go).
 	fetchBudget *byteBudget
-	// lent counts the cached blocks fetch responses refer to against
-	// fetchBudget (fetch_records.go).
+	// lent counts the cached blocks fetch responses refer to, against a
+	// budget of MaxFetchBytesInflight of its own (fetch_records.go).
 	lent *lentBlocks
 
 	eng     gnet.Engine
@@ -244,7 +244,7 @@ func New(cfg Config, deps Deps) *Server {
 	s.topics = newTopicCache(deps.Meta)
 	s.waiters = newFetchWaiters()
 	s.fetchBudget = newByteBudget(cfg.MaxFetchBytesInflight)
-	s.lent = newLentBlocks(s.fetchBudget)
+	s.lent = newLentBlocks(newByteBudget(cfg.MaxFetchBytesInflight))
 	if cfg.Authorizer != AuthorizerNone {
 		s.authz = newAuthorizer(cfg.Authorizer, cfg.SuperUsers, deps.Meta, s.log)
 	}

@@ -104,7 +104,7 @@ func main() {
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "the start of each latency load left out of its figures (client start-up)")
 	flag.Int64Var(&c.steadyCache, "steady-cache-bytes", 256<<20, "Sluice's --cache-bytes for the peak load with the cache full")
 	flag.DurationVar(&c.steadyFill, "steady-fill", 5*time.Second, "the start of that load, left out while the cache fills")
-	flag.Int64Var(&c.cacheBytes, "cache-bytes", 2<<30, "the playground's --cache-bytes: large enough to hold the half load's topic, so that the catch-up read is served from the cache")
+	flag.Int64Var(&c.cacheBytes, "cache-bytes", 4<<30, "the playground's --cache-bytes: large enough that its window (half of it) holds the half load's topic, so that the catch-up read is served from the cache")
 	flag.BoolVar(&c.quick, "quick", os.Getenv("COMPARE_QUICK") != "", "tiny durations, one round: checks the harness, measures nothing (default from COMPARE_QUICK)")
 	flag.BoolVar(&c.verbose, "v", false, "also print each load's per-second lines")
 	flag.StringVar(&c.out, "out", "BENCHMARKS.md", "file whose compare markers get the table; empty prints it only")

@@ -19,13 +19,16 @@ func applyMemoryLimit(log *slog.Logger, bounds int64) {
 	}
 	log.Info(s.String())
 	if s.Container > 0 && bounds > s.Container*3/4 {
-		log.Warn("--cache-bytes, --max-inflight-bytes and --max-fetch-bytes-inflight together allow most of the container's memory limit: lower them, or give the container more memory",
+		log.Warn("--cache-bytes, --max-inflight-bytes and twice --max-fetch-bytes-inflight together allow most of the container's memory limit: lower them, or give the container more memory",
 			"bounds_bytes", bounds, "container_limit_bytes", s.Container)
 	}
 }
 
 // memoryBounds is what an agent's flags let it hold at most in its
-// largest pools.
+// largest pools. --max-fetch-bytes-inflight counts twice: fetch
+// responses hold that much of copies, and as much again of cached
+// blocks they refer to (server/fetch_records.go), which an eviction
+// leaves outside the cache until the response is written.
 func (f *agentFlags) memoryBounds() int64 {
-	return f.cacheBytes + f.maxInFlight + f.maxFetchInflight
+	return f.cacheBytes + f.maxInFlight + 2*f.maxFetchInflight
 }
