@@ -240,15 +240,26 @@ func TestS3VersityPutMemory(t *testing.T) {
 	if limit := (DefaultPartConcurrency + 1) * part; pr > limit {
 		t.Errorf("PutReader of %d MiB allocated %d bytes, more than PartConcurrency+1 parts (%d)", size>>20, pr, limit)
 	}
-	// The next upload reuses those buffers.
-	readers = readers[:0]
-	for off := 0; off < size; off += 3 << 20 {
-		readers = append(readers, bytes.NewReader(data[off:min(off+3<<20, size)]))
+	// The next upload reuses those buffers. The first upload holds as
+	// many at once as its parts' timing asks, up to PartConcurrency: in
+	// one CI run under -race it allocated 24.8 MiB (three parts), and
+	// the second upload, needing a fourth at once, 8.8 MiB. So an upload
+	// over the bound is given one more try: buffers not reused would cost
+	// parts on every upload.
+	var again uint64
+	for try := range 2 {
+		readers = readers[:0]
+		for off := 0; off < size; off += 3 << 20 {
+			readers = append(readers, bytes.NewReader(data[off:min(off+3<<20, size)]))
+		}
+		again = allocated(func() error { return s.PutReader(ctx, "putreader", io.MultiReader(readers...), size) })
+		t.Logf("PutReader %d after the first, of %d MiB, allocated %.1f MiB", try+1, size>>20, float64(again)/(1<<20))
+		if again <= part {
+			break
+		}
 	}
-	again := allocated(func() error { return s.PutReader(ctx, "putreader", io.MultiReader(readers...), size) })
-	t.Logf("a second PutReader of %d MiB allocated %.1f MiB", size>>20, float64(again)/(1<<20))
 	if again > part {
-		t.Errorf("a second PutReader allocated %d bytes, more than one part (%d): part buffers are not reused", again, part)
+		t.Errorf("PutReaders after the first allocated %d bytes, more than one part (%d): part buffers are not reused", again, part)
 	}
 	for _, key := range []string{"put", "putreader"} {
 		if got, err := s.GetRange(ctx, key, size-100, 100); err != nil || !bytes.Equal(got, data[size-100:]) {
