@@ -378,31 +378,8 @@ func NewBlockCache(store objstore.Store, cfg BlockCacheConfig) (*BlockCache, err
 // segment's metadata); a block whose length disagrees with objectSize is
 // an error, not a short read.
 func (c *BlockCache) ReadRange(ctx context.Context, key string, objectSize, off, length int64) ([]byte, error) {
-	c.closeMu.RLock()
-	defer c.closeMu.RUnlock()
-	if c.closed.Load() {
-		return nil, ErrClosed
-	}
-	if objectSize < 0 || off < 0 || length < 0 || off > objectSize || length > objectSize-off {
-		return nil, fmt.Errorf("cache: range [%d, +%d) outside %q of size %d", off, length, key, objectSize)
-	}
-	if length == 0 {
-		return []byte{}, nil
-	}
-	first, last := off/c.blockSize, (off+length-1)/c.blockSize
-	if last > math.MaxUint32 {
-		return nil, fmt.Errorf("cache: %q of size %d has more blocks than a uint32 counts", key, objectSize)
-	}
-	kh := xxhash.Sum64String(key)
-	if first == last {
-		data, err := c.block(ctx, key, blockKey{kh, uint32(first)}, objectSize, true)
-		if err != nil {
-			return nil, err
-		}
-		lo := off - first*c.blockSize
-		return data[lo : lo+length : lo+length], nil
-	}
-	return c.readSpan(ctx, key, kh, objectSize, off, length, first, last)
+	raw, _, err := c.ReadRangeBlock(ctx, key, objectSize, off, length)
+	return raw, err
 }
 
 // ReadRangeBlock is ReadRange that also returns the cached block a range
@@ -412,25 +389,31 @@ func (c *BlockCache) ReadRange(ctx context.Context, key string, objectSize, off,
 // never change once cached, so the bytes stay valid as long as they are
 // referenced, evicted or not.
 func (c *BlockCache) ReadRangeBlock(ctx context.Context, key string, objectSize, off, length int64) (raw, block []byte, err error) {
-	if c.blockSize > 0 && objectSize >= 0 && off >= 0 && length > 0 && off <= objectSize && length <= objectSize-off &&
-		off/c.blockSize == (off+length-1)/c.blockSize {
-		c.closeMu.RLock()
-		defer c.closeMu.RUnlock()
-		if c.closed.Load() {
-			return nil, nil, ErrClosed
-		}
-		idx := off / c.blockSize
-		if idx > math.MaxUint32 {
-			return nil, nil, fmt.Errorf("cache: %q of size %d has more blocks than a uint32 counts", key, objectSize)
-		}
-		data, err := c.block(ctx, key, blockKey{xxhash.Sum64String(key), uint32(idx)}, objectSize, true)
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed.Load() {
+		return nil, nil, ErrClosed
+	}
+	if objectSize < 0 || off < 0 || length < 0 || off > objectSize || length > objectSize-off {
+		return nil, nil, fmt.Errorf("cache: range [%d, +%d) outside %q of size %d", off, length, key, objectSize)
+	}
+	if length == 0 {
+		return []byte{}, nil, nil
+	}
+	first, last := off/c.blockSize, (off+length-1)/c.blockSize
+	if last > math.MaxUint32 {
+		return nil, nil, fmt.Errorf("cache: %q of size %d has more blocks than a uint32 counts", key, objectSize)
+	}
+	kh := xxhash.Sum64String(key)
+	if first == last {
+		data, err := c.block(ctx, key, blockKey{kh, uint32(first)}, objectSize, true)
 		if err != nil {
 			return nil, nil, err
 		}
-		lo := off - idx*c.blockSize
+		lo := off - first*c.blockSize
 		return data[lo : lo+length : lo+length], data, nil
 	}
-	raw, err = c.ReadRange(ctx, key, objectSize, off, length)
+	raw, err = c.readSpan(ctx, key, kh, objectSize, off, length, first, last)
 	return raw, nil, err
 }
 

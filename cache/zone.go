@@ -369,22 +369,31 @@ func (z *Zone) Close() error {
 // of a buffer shared with this agent's concurrent readers of it: NEVER
 // modify it.
 func (z *Zone) ReadRange(ctx context.Context, key string, objectSize, off, length int64) ([]byte, error) {
+	raw, _, err := z.ReadRangeBlock(ctx, key, objectSize, off, length)
+	return raw, err
+}
+
+// ReadRangeBlock is BlockCache.ReadRangeBlock through the zone: a range
+// in one block read from this agent's BlockCache (a block it owns, or
+// one a peer failed to serve) comes with the block; a range from a peer,
+// or over several blocks, comes with none.
+func (z *Zone) ReadRangeBlock(ctx context.Context, key string, objectSize, off, length int64) (raw, block []byte, err error) {
 	if z.closed.Load() {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	r := z.currentRing()
 	if r.ownAll() {
-		return z.blocks.ReadRange(ctx, key, objectSize, off, length)
+		return z.blocks.ReadRangeBlock(ctx, key, objectSize, off, length)
 	}
 	if objectSize < 0 || off < 0 || length < 0 || off > objectSize || length > objectSize-off {
-		return nil, fmt.Errorf("cache: range [%d, +%d) outside %q of size %d", off, length, key, objectSize)
+		return nil, nil, fmt.Errorf("cache: range [%d, +%d) outside %q of size %d", off, length, key, objectSize)
 	}
 	if length == 0 {
-		return []byte{}, nil
+		return []byte{}, nil, nil
 	}
 	first, last := off/z.bs, (off+length-1)/z.bs
 	if last > math.MaxUint32 {
-		return nil, fmt.Errorf("cache: %q of size %d has more blocks than a uint32 counts", key, objectSize)
+		return nil, nil, fmt.Errorf("cache: %q of size %d has more blocks than a uint32 counts", key, objectSize)
 	}
 	kh := xxhash.Sum64String(key)
 	if first == last {
@@ -396,7 +405,7 @@ func (z *Zone) ReadRange(ctx context.Context, key string, objectSize, off, lengt
 		mine = r.owner(z.unitHash(kh, uint32(idx), objectSize)) == r.self
 	}
 	if mine {
-		return z.blocks.ReadRange(ctx, key, objectSize, off, length)
+		return z.blocks.ReadRangeBlock(ctx, key, objectSize, off, length)
 	}
 	out := make([]byte, length)
 	g, gctx := errgroup.WithContext(ctx)
@@ -405,7 +414,7 @@ func (z *Zone) ReadRange(ctx context.Context, key string, objectSize, off, lengt
 		start := idx * z.bs
 		lo, hi := max(off, start)-start, min(off+length, start+z.bs)-start
 		g.Go(func() error {
-			data, err := z.readPart(gctx, r, key, kh, uint32(idx), objectSize, lo, hi)
+			data, _, err := z.readPart(gctx, r, key, kh, uint32(idx), objectSize, lo, hi)
 			if err != nil {
 				return err
 			}
@@ -414,46 +423,24 @@ func (z *Zone) ReadRange(ctx context.Context, key string, objectSize, off, lengt
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return out, nil, nil
 }
 
 // readPart returns bytes [lo, hi) of block idx: from the BlockCache if this
 // agent owns the block, else from the owner, else (on any peer failure)
-// from the BlockCache after all.
-// ReadRangeBlock is BlockCache.ReadRangeBlock through the zone: a range
-// in one block this agent owns (or every block, alone in its zone) comes
-// with the block; a range read from a peer or over several blocks comes
-// with none.
-func (z *Zone) ReadRangeBlock(ctx context.Context, key string, objectSize, off, length int64) (raw, block []byte, err error) {
-	if z.closed.Load() {
-		return nil, nil, ErrClosed
-	}
-	r := z.currentRing()
-	if r.ownAll() {
-		return z.blocks.ReadRangeBlock(ctx, key, objectSize, off, length)
-	}
-	if objectSize >= 0 && off >= 0 && length > 0 && off <= objectSize && length <= objectSize-off {
-		first, last := off/z.bs, (off+length-1)/z.bs
-		if first == last && first <= math.MaxUint32 &&
-			r.owner(z.unitHash(xxhash.Sum64String(key), uint32(first), objectSize)) == r.self {
-			return z.blocks.ReadRangeBlock(ctx, key, objectSize, off, length)
-		}
-	}
-	raw, err = z.ReadRange(ctx, key, objectSize, off, length)
-	return raw, nil, err
-}
-
-func (z *Zone) readPart(ctx context.Context, r *ring, key string, kh uint64, idx uint32, size, lo, hi int64) ([]byte, error) {
+// from the BlockCache after all. block is the BlockCache's block the
+// bytes are a slice of, nil for a peer's.
+func (z *Zone) readPart(ctx context.Context, r *ring, key string, kh uint64, idx uint32, size, lo, hi int64) (raw, block []byte, err error) {
 	if o := r.owner(z.unitHash(kh, idx, size)); o != r.self {
 		p := r.peers[o]
 		data, err := z.peerGet(ctx, p, key, idx, size, lo, hi)
 		if err == nil {
-			return data, nil
+			return data, nil, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		z.stats.Fallbacks.Add(1)
 		mGetFallback.Inc()
@@ -465,11 +452,11 @@ func (z *Zone) readPart(ctx context.Context, r *ring, key string, kh uint64, idx
 	if o := r.owner(z.unitHash(kh, idx, size)); o != r.self {
 		read = z.blocks.blockAlone
 	}
-	block, err := read(ctx, key, idx, size)
+	block, err = read(ctx, key, idx, size)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return block[lo:hi:hi], nil
+	return block[lo:hi:hi], block, nil
 }
 
 var errPeerDown = errors.New("peer unreachable a moment ago")
