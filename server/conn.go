@@ -349,10 +349,10 @@ func (c *conn) takeShare(seq uint64, n int64, deadline time.Time) bool {
 
 // tryLend counts a lease on block id (n bytes) against the connection
 // (fetch_records.go): the distinct blocks its responses hold leases on
-// may add up to max at most. Kept apart from its share of the fetch
+// may add up to limit at most. Kept apart from its share of the fetch
 // budget, so that a response's leases never hold up the reservations
 // of its own partitions.
-func (c *conn) tryLend(id *byte, n, max int64) bool {
+func (c *conn) tryLend(id *byte, n, limit int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -362,7 +362,7 @@ func (c *conn) tryLend(id *byte, n, max int64) bool {
 		b.refs++
 		return true
 	}
-	if n > max-c.lentBytes {
+	if n > limit-c.lentBytes {
 		return false
 	}
 	if c.lent == nil {

@@ -217,7 +217,7 @@ func (f *fetchLeases) release() {
 }
 
 // lentBlocks counts the cached blocks that responses refer to, each whole
-// and once, against the fetch budget (see the top of this file).
+// and once, against the lending budget (see the top of this file).
 type lentBlocks struct {
 	budget *byteBudget
 	mu     sync.Mutex
@@ -238,9 +238,9 @@ func newLentBlocks(budget *byteBudget) *lentBlocks {
 // lend returns a lease on block for a response of connection c, or nil
 // when there is no room for it now (the caller copies instead). Each
 // block is counted once against the lending budget, and once against
-// each connection holding leases on it (conn.tryLend, at most connMax:
-// half the budget; nil c: no connection, in tests). A nil l lends
-// nothing (a Server built without New, in tests).
+// each connection holding leases on it (conn.tryLend, up to half the
+// budget; nil c: no connection, in tests). A nil l lends nothing (a
+// Server built without New, in tests).
 func (l *lentBlocks) lend(block []byte, c *conn) *blockLease {
 	if l == nil || len(block) == 0 {
 		return nil
