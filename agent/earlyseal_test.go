@@ -86,8 +86,9 @@ func TestStalledClientSealsEarly(t *testing.T) {
 
 // With a budget of small early seals (--max-early-seals-per-second), a
 // stalled client's small segment is sealed at once while the budget
-// lasts; past it the flush interval applies again, so the extra PUTs a
-// second never exceed the budget.
+// lasts; past it the seal waits for the budget to refill (here 37 s, at
+// 0.01 a second plus the one-minute interval's share), so the extra PUTs
+// a second never exceed the budget.
 func TestStalledClientEarlySealBudget(t *testing.T) {
 	c := startCluster(t, t.TempDir(), agent.Config{FlushInterval: time.Minute, EarlySealsPerSecond: 0.01})
 	createTopic(t, c.addr(), "budget", 1)

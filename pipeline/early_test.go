@@ -40,4 +40,21 @@ func TestTokenBucket(t *testing.T) {
 	if off.take(t0, -1) || off.take(t0, 0) {
 		t.Fatal("a token with the budget off")
 	}
+
+	// spend goes into debt; wait says when the next take succeeds.
+	var d tokenBucket
+	d.spend(t0, 4) // from the burst of 4: 3 left
+	d.spend(t0, 4)
+	d.spend(t0, 4)
+	d.spend(t0, 4)
+	d.spend(t0, 4) // one in debt
+	if w := d.wait(t0, 4); w <= 499*time.Millisecond || w > 501*time.Millisecond {
+		t.Fatalf("wait %v one token in debt at 4 a second, want 500 ms", w)
+	}
+	if d.take(t0.Add(499*time.Millisecond), 4) || !d.take(t0.Add(501*time.Millisecond), 4) {
+		t.Fatal("take before or after the wait")
+	}
+	if w := d.wait(t0.Add(501*time.Millisecond), 4); w <= 0 {
+		t.Fatalf("wait %v with no token, want more than 0", w)
+	}
 }

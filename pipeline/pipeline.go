@@ -96,6 +96,8 @@ type Config struct {
 	// EarlySealsPerSecond is the budget of segments sealed before their
 	// flush interval because a client is stalled on them (early.go) while
 	// smaller than the early-seal minimum: each is one more object PUT.
+	// Such segments and the interval's are sealed at most
+	// EarlySealsPerSecond + 1/FlushInterval times a second in all.
 	// Default 8 (flag --max-early-seals-per-second); negative turns such
 	// seals off.
 	EarlySealsPerSecond float64
@@ -226,6 +228,12 @@ type segment struct {
 	deadline time.Time      // the commit gives up here: see commitDeadline
 	capped   bool           // deadline is its requests' own, before CommitTimeout
 
+	// set under Pipeline.mu while open, for early seals (early.go)
+	lastAppend time.Time   // when the newest request joined
+	stallSince time.Time   // when a client first stalled on it; zero if none has
+	stallMin   int         // the size from which that client's stall seals at once
+	early      *time.Timer // the next look at that stall
+
 	// set by the uploader
 	uploaded chan struct{}
 	key      string
@@ -344,6 +352,7 @@ func (p *Pipeline) AppendRelease(ctx context.Context, batches []Batch, done func
 	}
 	seg.reqs = append(seg.reqs, r)
 	seg.bytes += n
+	seg.lastAppend = time.Now()
 	if seg.builder.Size() >= p.cfg.MaxSegmentBytes {
 		p.sealLocked(mSealSize)
 	}
@@ -370,6 +379,7 @@ func ObjectKey(id meta.SegmentID) string { return meta.ObjectKey(id) }
 func (p *Pipeline) sealIfOpen(seg *segment) {
 	p.mu.Lock()
 	if p.open == seg {
+		p.spendSealBudgetLocked() // early.go
 		p.sealLocked(mSealInterval)
 	}
 	p.mu.Unlock()
@@ -386,6 +396,9 @@ func (p *Pipeline) sealLocked(reason *metrics.Counter) {
 	p.open = nil
 	if seg.timer != nil {
 		seg.timer.Stop()
+	}
+	if seg.early != nil {
+		seg.early.Stop()
 	}
 	mSealed.Inc()
 	reason.Inc()

@@ -70,7 +70,7 @@ func (f *agentFlags) register(fs *flag.FlagSet) {
 	bytesVar(fs, &f.maxSeg, "max-segment-bytes", 8<<20, "seal a segment early once it holds this many bytes")
 	bytesVar(fs, &f.maxInFlight, "max-inflight-bytes", 256<<20, "produce bytes admitted but not yet acknowledged; past it producers wait")
 	bytesVar(fs, &f.cacheBytes, "cache-bytes", 512<<20, "read cache size in bytes")
-	fs.Float64Var(&f.earlySeals, "max-early-seals-per-second", 8, "segments sealed before --flush-interval because a producer is stalled on them (five requests in flight, or requests parked and nothing sent for 15 ms) while under 2 MiB: each is an extra object PUT; 0 turns them off")
+	fs.Float64Var(&f.earlySeals, "max-early-seals-per-second", 8, "segments sealed before --flush-interval because a producer is stalled on them (five requests in flight, or requests parked and nothing sent for 15 ms) while under 2 MiB; segments under 2 MiB are sealed at most this many plus one per --flush-interval a second in all (each is an object PUT), evenly spaced while producers stay stalled; 0 turns early seals off")
 	fs.IntVar(&f.identities, "broker-identities", 1, "Kafka node ids each agent answers under, partition leadership spread over them, identity k on the --kafka-addr (and advertised) port + k: an idempotent producer keeps 5 requests in flight per node id, so n identities give it 5n per agent; every agent of a cluster must use the same value")
 	fs.BoolVar(&f.sharePort, "broker-identities-share-port", false, "put every broker identity on the one --kafka-addr port (franz-go, Java and sarama tell them apart by node id; librdkafka 2.0 cannot and must not use such a cluster)")
 	fs.BoolVar(&f.pprof, "pprof", false, pprofUsage)
