@@ -260,6 +260,9 @@ func (c *config) rerender(file string) error {
 	if err != nil {
 		return err
 	}
+	// The targets are judged again from the medians: by today's rules.
+	res.Targets = nil
+	res.checkTargets()
 	block := res.render(file, c.note)
 	fmt.Fprintln(c.progress, block)
 	if c.out == "" {

@@ -237,8 +237,15 @@ func (r *Results) checkTargets() {
 		S.TailMiBPS >= D.TailMiBPS && S.TailMiBPS >= M.TailMiBPS)
 	add("5", "catch-up read MiB/s ≥ both kfakes'", fmt.Sprintf("%.1f vs %.1f, %.1f", S.CatchupMiBPS, D.CatchupMiBPS, M.CatchupMiBPS),
 		S.CatchupMiBPS >= D.CatchupMiBPS && S.CatchupMiBPS >= M.CatchupMiBPS)
-	add("5", "read CPU ≤ 0.5 CPU-s/GiB served (tail, catch-up)", fmt.Sprintf("%.2f, %.2f", S.TailCPUPerGiB, S.CatchupCPUPerGiB),
-		S.TailCPUPerGiB <= 0.5 && S.CatchupCPUPerGiB <= 0.5)
+	// The tail figure is the e2e load's CPU less the produce-only load's:
+	// below zero it says only that the two runs' noise is larger than
+	// the read's cost, which meets nothing.
+	readCPU := fmt.Sprintf("%.2f, %.2f", S.TailCPUPerGiB, S.CatchupCPUPerGiB)
+	if S.TailCPUPerGiB < 0 {
+		readCPU += " (tail below zero: noise, not measured)"
+	}
+	add("5", "read CPU ≤ 0.5 CPU-s/GiB served (tail, catch-up)", readCPU,
+		S.TailCPUPerGiB >= 0 && S.TailCPUPerGiB <= 0.5 && S.CatchupCPUPerGiB <= 0.5)
 	if i := r.idle("sluice"); i != nil && i.Puts != nil {
 		add("6", "idle agent ≤ 0.01 cores and no PUT", fmt.Sprintf("%.4f cores, %.0f PUT in %.0f s", i.Cores, *i.Puts, i.Seconds),
 			i.Cores <= 0.01 && *i.Puts == 0)
