@@ -176,7 +176,14 @@ type fetchLeases struct {
 	c      *conn // charged, or nil (tests)
 	leases []*blockLease
 	blocks []*byte // blocks[i] is the block of leases[i], by its first byte
+	// index finds a block among many: a fetch of thousands of partitions
+	// in small objects (early seals make them a few hundred KiB) would
+	// otherwise scan blocks once per batch.
+	index map[*byte]struct{}
 }
+
+// leaseScanMax is how many leases hold finds by a scan; past it, by index.
+const leaseScanMax = 16
 
 // hold reports whether the response may refer to block: it holds a lease
 // on it already, or got one now. False: copy (no room, or f is nil).
@@ -185,9 +192,15 @@ func (f *fetchLeases) hold(block []byte) bool {
 		return false
 	}
 	id := &block[0]
-	for i := len(f.blocks) - 1; i >= 0; i-- {
-		if f.blocks[i] == id {
+	if f.index != nil {
+		if _, ok := f.index[id]; ok {
 			return true
+		}
+	} else {
+		for i := len(f.blocks) - 1; i >= 0; i-- {
+			if f.blocks[i] == id {
+				return true
+			}
 		}
 	}
 	lease := f.l.lend(block, f.c)
@@ -196,13 +209,22 @@ func (f *fetchLeases) hold(block []byte) bool {
 	}
 	f.leases = append(f.leases, lease)
 	f.blocks = append(f.blocks, id)
+	switch {
+	case f.index != nil:
+		f.index[id] = struct{}{}
+	case len(f.blocks) > leaseScanMax:
+		f.index = make(map[*byte]struct{}, 2*len(f.blocks))
+		for _, b := range f.blocks {
+			f.index[b] = struct{}{}
+		}
+	}
 	return true
 }
 
 // take hands the leases to the response's last piece.
 func (f *fetchLeases) take() []*blockLease {
 	out := f.leases
-	f.leases, f.blocks = nil, nil
+	f.leases, f.blocks, f.index = nil, nil, nil
 	return out
 }
 
@@ -213,7 +235,7 @@ func (f *fetchLeases) release() {
 		l.release()
 	}
 	clear(f.blocks)
-	f.leases, f.blocks = f.leases[:0], f.blocks[:0]
+	f.leases, f.blocks, f.index = f.leases[:0], f.blocks[:0], nil
 }
 
 // lentBlocks counts the cached blocks that responses refer to, each whole

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -165,5 +166,63 @@ func TestLentBlocksChargedToTheConnection(t *testing.T) {
 	lb.release()
 	if c.lentBytes != 0 || c.shareUsed != 0 || budget.inUse() != 0 {
 		t.Fatalf("after release: %d lent, share %d and budget %d in use", c.lentBytes, c.shareUsed, budget.inUse())
+	}
+}
+
+// A response lending from many blocks (a fetch of many partitions in small
+// objects) leases each block once, however many batches refer to it and
+// whether hold finds it by scan or by index, and gives every lease back.
+func TestFetchLeasesManyBlocks(t *testing.T) {
+	budget := newByteBudget(1 << 30)
+	leases := &fetchLeases{l: newLentBlocks(budget)}
+	blocks := make([][]byte, 3*leaseScanMax)
+	for i := range blocks {
+		blocks[i] = make([]byte, 1024)
+	}
+	for round := range 3 {
+		for i, b := range blocks {
+			if !leases.hold(b) {
+				t.Fatalf("round %d: block %d refused", round, i)
+			}
+		}
+	}
+	if n := len(leases.leases); n != len(blocks) {
+		t.Fatalf("%d leases on %d blocks", n, len(blocks))
+	}
+	if got, want := budget.inUse(), int64(len(blocks)*1024); got != want {
+		t.Fatalf("lending budget holds %d bytes, want %d", got, want)
+	}
+	leases.release()
+	if got := budget.inUse(); got != 0 {
+		t.Fatalf("lending budget holds %d bytes after release", got)
+	}
+	if !leases.hold(blocks[0]) || len(leases.leases) != 1 {
+		t.Fatalf("after release: %d leases, want 1", len(leases.leases))
+	}
+	leases.release()
+}
+
+// BenchmarkFetchLeasesHold: one response lending batches from n blocks,
+// four batches per block, as a fetch of many partitions in small objects.
+func BenchmarkFetchLeasesHold(b *testing.B) {
+	for _, n := range []int{8, 256, 2048} {
+		b.Run(fmt.Sprintf("blocks=%d", n), func(b *testing.B) {
+			budget := newByteBudget(1 << 40)
+			lb := newLentBlocks(budget)
+			blocks := make([][]byte, n)
+			for i := range blocks {
+				blocks[i] = make([]byte, 64)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				leases := &fetchLeases{l: lb}
+				for range 4 {
+					for _, bl := range blocks {
+						leases.hold(bl)
+					}
+				}
+				leases.release()
+			}
+		})
 	}
 }
