@@ -85,14 +85,17 @@ func (p *Pipeline) earlySealLocked(seg *segment, now time.Time) {
 	var wait time.Duration
 	quiet, waited := now.Sub(seg.lastAppend), now.Sub(seg.stallSince)
 	if quiet < earlyGatherQuiet && waited < earlyGatherMax {
-		wait = min(earlyGatherQuiet-quiet, earlyGatherMax-waited)
-	} else if wait = p.early.wait(now, p.sealRate()); wait == 0 {
-		p.early.take(now, p.sealRate())
-		if now.Sub(seg.stallSince) > earlyGatherMax {
-			mEarlySealPaced.Inc()
+		wait = min(earlyGatherQuiet-quiet, earlyGatherMax-waited) // still arriving
+	} else {
+		if wait = p.early.wait(now, p.sealRate()); wait == 0 {
+			p.early.take(now, p.sealRate())
+			if seg.stallPaced {
+				mEarlySealPaced.Inc()
+			}
+			p.sealLocked(mSealBlockedBudget)
+			return
 		}
-		p.sealLocked(mSealBlockedBudget)
-		return
+		seg.stallPaced = true // the budget is spent: wait for its next token
 	}
 	// The interval's timer still runs: if it comes first, the segment is
 	// sealed then, and this timer is stopped with it.

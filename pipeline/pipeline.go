@@ -232,6 +232,7 @@ type segment struct {
 	lastAppend time.Time   // when the newest request joined
 	stallSince time.Time   // when a client first stalled on it; zero if none has
 	stallMin   int         // the size from which that client's stall seals at once
+	stallPaced bool        // that stall's seal waited for the budget
 	early      *time.Timer // the next look at that stall
 
 	// set by the uploader
