@@ -45,6 +45,12 @@ seals() {
 
 for ids in $IDS; do
 	for early in $EARLY; do
+		# A playground still holding the port (one that has not exited)
+		# would be measured in place of the fresh one.
+		if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+			echo "port $PORT is in use: stop what listens there first" >&2
+			exit 1
+		fi
 		dir=$(mktemp -d)
 		share=()
 		[ "$SHARE" = 1 ] && share=(--broker-identities-share-port)
