@@ -1,9 +1,14 @@
 package pipeline_test
 
 import (
+	"bytes"
+	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"sluice.dev/objstore"
 	"sluice.dev/pipeline"
@@ -93,6 +98,7 @@ func TestEarlySealsPacedAtTheBudget(t *testing.T) {
 
 		// A client with one request in flight that stalls on every one
 		// (sarama's idempotent producer, or librdkafka's partitions).
+		pacedBefore := pacedSeals(t)
 		start := time.Now()
 		rounds := 0
 		var slowest time.Duration
@@ -119,6 +125,28 @@ func TestEarlySealsPacedAtTheBudget(t *testing.T) {
 		if limit := time.Second/time.Duration(rate) + 12*time.Millisecond; slowest > limit {
 			t.Errorf("slowest round past the burst %v, want at most %v (paced, not the %v interval)", slowest, limit, interval)
 		}
+		// Every seal past the burst waited for the budget, and says so.
+		if paced := pacedSeals(t) - pacedBefore; paced < segs-int(rate)-2 || paced > segs {
+			t.Errorf("sluice_early_seals_paced_total rose by %d for %d segments after a burst of %d", paced, segs, int(rate))
+		}
 		t.Logf("%d rounds, %d segments in %v; slowest round past the burst %v", rounds, segs, elapsed, slowest)
 	})
+}
+
+// pacedSeals reads sluice_early_seals_paced_total.
+func pacedSeals(t *testing.T) int {
+	t.Helper()
+	var buf bytes.Buffer
+	metrics.WritePrometheus(&buf, false)
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, "sluice_early_seals_paced_total "); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatalf("sluice_early_seals_paced_total %q: %v", v, err)
+			}
+			return n
+		}
+	}
+	t.Fatal("sluice_early_seals_paced_total not exported")
+	return 0
 }
