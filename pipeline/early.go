@@ -26,8 +26,8 @@ var (
 // smaller ones are sealed within a budget of PUTs a second, so that the
 // object cost of a quiet cluster stays bounded.
 //
-// Budget. Segments under minBytes are sealed at most
-// EarlySealsPerSecond + 1/FlushInterval times a second in all (12 at the
+// Budget. Early seals under minBytes and the interval's seals together
+// are at most EarlySealsPerSecond + 1/FlushInterval a second (12 at the
 // defaults, 31 M PUTs a month per agent, about $156 at S3's list price of
 // $0.005 per 1,000): the interval's own seals spend from the same budget,
 // so early seals take the interval's share when they make it idle, and
@@ -83,19 +83,19 @@ func (p *Pipeline) earlySealLocked(seg *segment, now time.Time) {
 		return
 	}
 	var wait time.Duration
+	rate := p.sealRate()
 	quiet, waited := now.Sub(seg.lastAppend), now.Sub(seg.stallSince)
 	if quiet < earlyGatherQuiet && waited < earlyGatherMax {
 		wait = min(earlyGatherQuiet-quiet, earlyGatherMax-waited) // still arriving
-	} else {
-		if wait = p.early.wait(now, p.sealRate()); wait == 0 {
-			p.early.take(now, p.sealRate())
-			if seg.stallPaced {
-				mEarlySealPaced.Inc()
-			}
-			p.sealLocked(mSealBlockedBudget)
-			return
-		}
+	} else if wait = p.early.wait(now, rate); wait > 0 {
 		seg.stallPaced = true // the budget is spent: wait for its next token
+	} else {
+		p.early.take(now, rate)
+		if seg.stallPaced {
+			mEarlySealPaced.Inc()
+		}
+		p.sealLocked(mSealBlockedBudget)
+		return
 	}
 	// The interval's timer still runs: if it comes first, the segment is
 	// sealed then, and this timer is stopped with it.
@@ -130,14 +130,11 @@ type tokenBucket struct {
 }
 
 func (b *tokenBucket) refill(now time.Time, rate float64) {
-	burst := max(rate, 1)
-	if b.last.IsZero() {
-		b.tokens = burst
-	} else if now.After(b.last) {
-		b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
-	}
-	if now.After(b.last) {
-		b.last = now
+	switch {
+	case b.last.IsZero():
+		b.tokens, b.last = max(rate, 1), now
+	case now.After(b.last):
+		b.tokens, b.last = min(max(rate, 1), b.tokens+now.Sub(b.last).Seconds()*rate), now
 	}
 }
 

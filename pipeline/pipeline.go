@@ -96,8 +96,8 @@ type Config struct {
 	// EarlySealsPerSecond is the budget of segments sealed before their
 	// flush interval because a client is stalled on them (early.go) while
 	// smaller than the early-seal minimum: each is one more object PUT.
-	// Such segments and the interval's are sealed at most
-	// EarlySealsPerSecond + 1/FlushInterval times a second in all.
+	// Such seals and the interval's together are at most
+	// EarlySealsPerSecond + 1/FlushInterval a second.
 	// Default 8 (flag --max-early-seals-per-second); negative turns such
 	// seals off.
 	EarlySealsPerSecond float64
