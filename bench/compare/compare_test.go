@@ -167,7 +167,7 @@ func TestQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"<!-- compare:begin -->\nRun ", "| peak produce MiB/s |", "| sarama |", "confluent-kafka-python", "| 6 | idle agent", "<!-- compare:end -->\ntail\n", "Quick mode"} {
+	for _, want := range []string{"<!-- compare:begin -->\nRun ", "| peak produce MiB/s |", "| tail read CPU-s per GiB served, 2000 rec/s to 2 consumers", "| sarama |", "confluent-kafka-python", "| 6 | idle agent", "<!-- compare:end -->\ntail\n", "Quick mode"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("BENCHMARKS.md lacks %q:\n%s", want, md)
 		}
@@ -206,6 +206,12 @@ func checkFigures(t *testing.T, key string, f Figures, lightRate int) {
 	// (a short noisy run may even make it negative).
 	if math.IsNaN(f.TailCPUPerGiB) || math.IsInf(f.TailCPUPerGiB, 0) {
 		t.Errorf("%s: tail CPU/GiB = %v", key, f.TailCPUPerGiB)
+	}
+	// The fan-out's CPU is a difference too, of short loads here.
+	if f.FanoutCPUPerGiB == nil || f.FanoutServedMiBPS == nil {
+		t.Errorf("%s: no tail fan-out figures", key)
+	} else if c := *f.FanoutCPUPerGiB; math.IsNaN(c) || math.IsInf(c, 0) || !(*f.FanoutServedMiBPS > 0) {
+		t.Errorf("%s: tail fan-out %v CPU-s/GiB, %v MiB/s served", key, c, *f.FanoutServedMiBPS)
 	}
 	if f.LightRate != float64(lightRate) || f.LightP50Ms > f.LightP99Ms || f.HalfP50Ms > f.HalfP99Ms {
 		t.Errorf("%s: light/half figures out of order: %+v", key, f)

@@ -19,8 +19,12 @@
 //  4. catch-up: consume the half load's topic from the earliest offset:
 //     MiB/s, CPU-s/GiB;
 //  5. e2e: produce at the same rate with a consumer at the head: e2e
-//     p99, and the tail read's MiB/s and CPU-s/GiB (this load's CPU less
-//     the half load's).
+//     p99, and the tail read's MiB/s;
+//  6. tail fan-out: pairs of loads at --tail-rate, with no consumer and
+//     with --tail-consumers consumers at the head each reading every
+//     partition: the tail read's CPU-s per GiB served (tailFanout).
+//     Sluice's runs in the playground of its cache-full peak load (a
+//     cache full, as an agent's is for its life).
 //
 // Before the rounds all three brokers sit idle together (one topic, no
 // client) to measure idle CPU and, for Sluice, object store PUTs.
@@ -80,11 +84,20 @@ type config struct {
 	// out of its figures while the cache fills.
 	steadyCache int64
 	steadyFill  time.Duration
-	quick       bool
-	verbose     bool
-	out         string // BENCHMARKS.md, or empty
-	results     string // directory for the JSON, or empty
-	note        string // a sentence under the table's header
+	// The tail fan-out (tailFanout): pairs of loads at fanoutRate
+	// records/s, without and with fanoutConsumers consumers at the head;
+	// the consumers start fanoutLead before the producer and read
+	// fanoutLinger past its end.
+	fanoutRate      int
+	fanoutConsumers int
+	fanoutPairs     int
+	fanoutLead      time.Duration
+	fanoutLinger    time.Duration
+	quick           bool
+	verbose         bool
+	out             string // BENCHMARKS.md, or empty
+	results         string // directory for the JSON, or empty
+	note            string // a sentence under the table's header
 
 	progress io.Writer
 	began    time.Time
@@ -104,6 +117,9 @@ func main() {
 	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "the start of each latency load left out of its figures (client start-up)")
 	flag.Int64Var(&c.steadyCache, "steady-cache-bytes", 256<<20, "Sluice's --cache-bytes for the peak load with the cache full")
 	flag.DurationVar(&c.steadyFill, "steady-fill", 5*time.Second, "the start of that load, left out while the cache fills")
+	flag.IntVar(&c.fanoutRate, "tail-rate", 50000, "records/s of the tail fan-out's producer")
+	flag.IntVar(&c.fanoutConsumers, "tail-consumers", 4, "consumers at the head in the tail fan-out, each reading every partition")
+	flag.IntVar(&c.fanoutPairs, "tail-pairs", 2, "pairs of tail fan-out loads (no consumer, then --tail-consumers) per round")
 	flag.Int64Var(&c.cacheBytes, "cache-bytes", 4<<30, "the playground's --cache-bytes: large enough that its window (half of it) holds the half load's topic, so that the catch-up read is served from the cache")
 	flag.BoolVar(&c.quick, "quick", os.Getenv("COMPARE_QUICK") != "", "tiny durations, one round: checks the harness, measures nothing (default from COMPARE_QUICK)")
 	flag.BoolVar(&c.verbose, "v", false, "also print each load's per-second lines")
@@ -113,6 +129,7 @@ func main() {
 	fromJSON := flag.String("from-json", "", "render the table of an earlier run's JSON into --out instead of measuring")
 	flag.Parse()
 	c.recordSize, c.partitions = 1024, 16
+	c.fanoutLead, c.fanoutLinger = 1500*time.Millisecond, 2*time.Second
 	if c.quick {
 		c.quickSettings()
 	}
@@ -141,6 +158,8 @@ func (c *config) quickSettings() {
 	c.catchupFor = 4 * time.Second
 	c.warmup = 250 * time.Millisecond
 	c.steadyFill = 500 * time.Millisecond
+	c.fanoutRate, c.fanoutConsumers, c.fanoutPairs = 2000, 2, 1
+	c.fanoutLead, c.fanoutLinger = time.Second, time.Second
 }
 
 func (c *config) logf(format string, args ...any) {
@@ -180,12 +199,14 @@ func (c *config) run(ctx context.Context) (*Results, error) {
 		Settings: Settings{Quick: c.quick, Rounds: c.rounds, PhaseSeconds: c.duration.Seconds(), IdleSeconds: c.idle.Seconds(),
 			RecordSize: c.recordSize, Partitions: c.partitions, LightRate: c.lightRate,
 			FlushInterval: c.flush.String(), CacheBytes: c.cacheBytes,
-			WarmupSeconds: c.warmup.Seconds(), SteadyCacheBytes: c.steadyCache, SteadyFillSeconds: c.steadyFill.Seconds()},
+			WarmupSeconds: c.warmup.Seconds(), SteadyCacheBytes: c.steadyCache, SteadyFillSeconds: c.steadyFill.Seconds(),
+			FanoutRate: c.fanoutRate, FanoutConsumers: c.fanoutConsumers, FanoutPairs: c.fanoutPairs},
 	}
 	kinds := brokerKinds()
 	// Per round: Sluice 8 loads (one with its cache filling first), each
-	// kfake 5, plus start-up and drains.
-	est := time.Duration(c.rounds)*(18*c.duration+c.steadyFill+35*time.Second) + c.idle + 10*time.Second
+	// kfake 5, plus start-up and drains; then each broker's tail fan-out.
+	fanout := time.Duration(3*2*c.fanoutPairs) * (c.duration + c.fanoutLead + c.fanoutLinger/2)
+	est := time.Duration(c.rounds)*(18*c.duration+c.steadyFill+35*time.Second+fanout) + c.idle + 10*time.Second
 	c.logf("compare: %d rounds × 3 brokers, %v loads; about %v in all", c.rounds, c.duration, est.Round(time.Minute/2))
 
 	loop := time.Second
@@ -455,7 +476,17 @@ func (c *config) round(ctx context.Context, tag string, k brokerKind, halfRate *
 	f.TailMiBPS = e2e.Consume.MiBPS
 	produceShare := dHalf.cpu * float64(e2e.Produce.Bytes) / float64(half.Produce.Bytes)
 	f.TailCPUPerGiB = (d.cpu - produceShare) / gib(e2e.Consume.Bytes)
-	c.logf("%s:   e2e p99 %s, tail read %.1f MiB/s, %.2f CPU-s/GiB", tag, fmtMs(f.E2EP99Ms), f.TailMiBPS, f.TailCPUPerGiB)
+	c.logf("%s:   e2e p99 %s, tail read %.1f MiB/s (%.2f CPU-s/GiB by difference)", tag, fmtMs(f.E2EP99Ms), f.TailMiBPS, f.TailCPUPerGiB)
+
+	// 6. Tail fan-out: Sluice's ran in steadyPeak's playground.
+	if !k.sluice {
+		if err := createTopics(ctx, b.bootstrap, int32(c.partitions), "fanout"); err != nil {
+			return fail(err)
+		}
+		if err := c.tailFanout(ctx, tag, b, "fanout", &f); err != nil {
+			return fail(err)
+		}
+	}
 	return f, clients, nil
 }
 
@@ -528,7 +559,7 @@ func (c *config) steadyPeak(ctx context.Context, tag string, k brokerKind, f *Fi
 		return err
 	}
 	defer b.stop()
-	if err := createTopics(ctx, b.bootstrap, int32(c.partitions), "steady"); err != nil {
+	if err := createTopics(ctx, b.bootstrap, int32(c.partitions), "steady", "fanout"); err != nil {
 		return err
 	}
 	c.logf("%s: produce at full speed, cache full (--cache-bytes %d, first %v not counted)", tag, c.steadyCache, c.steadyFill)
@@ -544,5 +575,8 @@ func (c *config) steadyPeak(ctx context.Context, tag string, k brokerKind, f *Fi
 	f.SteadyMiBPS = ptr(a.GiB * 1024 / c.duration.Seconds())
 	f.SteadyCPUPerGiB = ptr(a.CPUPerGiB)
 	c.logf("%s:   %.1f MiB/s, %.2f CPU-s/GiB", tag, *f.SteadyMiBPS, *f.SteadyCPUPerGiB)
+	if err := c.tailFanout(ctx, tag, b, "fanout", f); err != nil {
+		return fmt.Errorf("%w\nbroker's last output:\n%s", err, b.stderr.String())
+	}
 	return nil
 }

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"sluice.dev/bench"
+)
+
+// fanoutLoad is one load of the tail fan-out: a producer at c.fanoutRate
+// and some consumers at the head, each reading every partition.
+type fanoutLoad struct {
+	cpu      float64 // the broker's CPU seconds over the load
+	produced int64   // bytes acknowledged
+	consumed int64   // bytes received, all consumers together
+}
+
+// tailFanout measures what serving the tail costs the broker, per GiB
+// served: loads in pairs at the same produce rate, one with no consumer
+// and one with c.fanoutConsumers consumers at the head, each of them
+// reading everything (a consumer group per downstream system). The
+// consumers' CPU is the pair's difference, scaled to the same bytes
+// produced, over the bytes they received:
+//
+//	(cpu_k − cpu_0 × produced_k / produced_0) / consumed_k
+//
+// The e2e load's single consumer, taken less the half load, measured
+// this as a difference of two loads whose own noise was larger than the
+// read (below zero in both rounds of the run at abe0700); k consumers
+// reading at the produce rate make the difference k times the bytes
+// produced, back to back on one warm broker.
+func (c *config) tailFanout(ctx context.Context, tag string, b *broker, topic string, f *Figures) error {
+	c.logf("%s: tail fan-out: %d rec/s, %d × (no consumer, then %d at the head)", tag, c.fanoutRate, c.fanoutPairs, c.fanoutConsumers)
+	var extra, served float64
+	var seconds float64
+	for i := 0; i < c.fanoutPairs; i++ {
+		none, err := c.fanoutLoad(ctx, b, topic, 0)
+		if err != nil {
+			return err
+		}
+		some, err := c.fanoutLoad(ctx, b, topic, c.fanoutConsumers)
+		if err != nil {
+			return err
+		}
+		if none.produced == 0 || some.consumed == 0 {
+			return fmt.Errorf("tail fan-out moved nothing: %+v, %+v", none, some)
+		}
+		share := none.cpu * float64(some.produced) / float64(none.produced)
+		extra += some.cpu - share
+		served += float64(some.consumed) / (1 << 30)
+		seconds += c.duration.Seconds()
+		c.logf("%s:   %.2f CPU-s with none, %.2f with %d (%.2f GiB served): %.2f CPU-s/GiB", tag, none.cpu, some.cpu,
+			c.fanoutConsumers, float64(some.consumed)/(1<<30), (some.cpu-share)/(float64(some.consumed)/(1<<30)))
+	}
+	f.FanoutCPUPerGiB = ptr(extra / served)
+	f.FanoutServedMiBPS = ptr(served * 1024 / seconds)
+	c.logf("%s:   tail read %.2f CPU-s/GiB served (%.1f MiB/s to %d consumers)", tag, *f.FanoutCPUPerGiB, *f.FanoutServedMiBPS, c.fanoutConsumers)
+	return nil
+}
+
+// fanoutLoad runs one load of the fan-out: the consumers start first,
+// from the latest offsets, and get c.fanoutLead to connect before the
+// producer starts; they stop on their own a little after it.
+func (c *config) fanoutLoad(ctx context.Context, b *broker, topic string, consumers int) (fanoutLoad, error) {
+	var out fanoutLoad
+	d, err := b.measure(ctx, func() error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		type result struct {
+			res *bench.Result
+			err error
+		}
+		results := make(chan result, consumers)
+		for range consumers {
+			go func() {
+				r, err := c.benchRunFor(ctx, c.fanoutLead+c.duration+c.fanoutLinger, "consume", b.bootstrap, topic, "--from", "latest")
+				results <- result{r, err}
+			}()
+		}
+		wait := func() error {
+			var errs []error
+			for range consumers {
+				r := <-results
+				if r.err != nil {
+					errs = append(errs, r.err)
+					continue
+				}
+				out.consumed += r.res.Consume.Bytes
+			}
+			return errors.Join(errs...)
+		}
+		if !sleepCtx(ctx, c.fanoutLead) {
+			cancel()
+			_ = wait()
+			return ctx.Err()
+		}
+		p, err := c.benchRun(ctx, "produce", b.bootstrap, topic, "--rate", fmt.Sprint(c.fanoutRate))
+		if err != nil {
+			cancel()
+			_ = wait()
+			return err
+		}
+		out.produced = p.Produce.Bytes
+		return wait()
+	})
+	out.cpu = d.cpu
+	return out, err
+}
