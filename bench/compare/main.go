@@ -215,6 +215,14 @@ func (c *config) run(ctx context.Context) (*Results, error) {
 	}
 	res.LoopbackMiBPS = loopbackMiBPS(loop)
 	c.logf("loopback ceiling: %.0f MiB/s", res.LoopbackMiBPS)
+	perConsumer := float64(c.fanoutRate * c.recordSize)
+	floor, err := c.kernelSendFloor(ctx, c.fanoutConsumers, perConsumer, c.duration)
+	if err != nil {
+		return nil, err
+	}
+	res.KernelSendCPUPerGiB = floor
+	c.logf("kernel's floor for the tail fan-out (1 MiB writes from memory to %d loopback readers at %.1f MiB/s each): %.2f CPU-s/GiB",
+		c.fanoutConsumers, perConsumer/(1<<20), floor)
 
 	idle, err := c.measureIdle(ctx, kinds)
 	if err != nil {

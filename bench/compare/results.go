@@ -24,9 +24,13 @@ type Results struct {
 	Settings  Settings  `json:"settings"`
 	// LoopbackMiBPS is one TCP stream over loopback, both ends in
 	// compare: the most any broker here can move.
-	LoopbackMiBPS float64        `json:"loopback_mib_per_sec"`
-	Idle          []Idle         `json:"idle"`
-	Brokers       []BrokerResult `json:"brokers"`
+	LoopbackMiBPS float64 `json:"loopback_mib_per_sec"`
+	// KernelSendCPUPerGiB is kernelSendFloor: the CPU a process spends
+	// per GiB it writes from memory to the tail fan-out's consumers over
+	// loopback (zero: runs from before it was measured).
+	KernelSendCPUPerGiB float64        `json:"kernel_send_cpu_seconds_per_gib,omitempty"`
+	Idle                []Idle         `json:"idle"`
+	Brokers             []BrokerResult `json:"brokers"`
 	// Clients are the light-load runs of other clients against Sluice.
 	Clients []ClientResult `json:"clients"`
 	Targets []Target       `json:"targets"`
@@ -254,6 +258,9 @@ func (r *Results) checkTargets() {
 	readCPU, tailMet := "tail not measured", false
 	if v := S.FanoutCPUPerGiB; v != nil {
 		readCPU, tailMet = fmt.Sprintf("%.2f", *v), *v >= 0 && *v <= 0.5
+		if r.KernelSendCPUPerGiB > 0 {
+			readCPU += fmt.Sprintf(" (the kernel's send alone: %.2f)", r.KernelSendCPUPerGiB)
+		}
 	}
 	add("5", "read CPU ≤ 0.5 CPU-s/GiB served (tail fan-out, catch-up)", fmt.Sprintf("%s, %.2f", readCPU, S.CatchupCPUPerGiB),
 		tailMet && S.CatchupCPUPerGiB <= 0.5)
@@ -298,6 +305,11 @@ func (r *Results) render(resultsFile, note string) string {
 		"Loopback ceiling (one TCP stream): **%.0f MiB/s**.%s\n",
 		r.Date.Format("2006-01-02 15:04 UTC"), r.Host, r.Cores, r.Arch, r.GoVersion, commit, set.Rounds, set.PhaseSeconds,
 		set.RecordSize, set.Partitions, set.FlushInterval, set.CacheBytes, resultsFile, warm, r.LoopbackMiBPS, quick)
+	if r.KernelSendCPUPerGiB > 0 {
+		fmt.Fprintf(&b, "\nThe kernel's floor for the tail fan-out: this harness writing 1 MiB buffers from memory to %d loopback connections at %.1f MiB/s each, "+
+			"each read by a process of its own, spends **%.2f CPU-s per GiB** written (on loopback the send includes the receiving side's TCP work).\n",
+			set.FanoutConsumers, float64(set.FanoutRate*set.RecordSize)/(1<<20), r.KernelSendCPUPerGiB)
+	}
 	if note != "" {
 		fmt.Fprintf(&b, "\n%s\n", note)
 	}
