@@ -85,7 +85,7 @@ test-reopen: ## Long reopen property run of meta on both stores (5,000 steps eac
 COMPARE_OUT := $(if $(COMPARE_QUICK),--out "" --results "",--out BENCHMARKS.md --results bench/results)
 
 .PHONY: compare
-compare: build ## Sluice vs franz-go's kfake (durable, in memory), alternating (~10 min; COMPARE_QUICK=1: ~1 min); writes BENCHMARKS.md and bench/results/
+compare: build ## Sluice vs franz-go's kfake (durable, in memory), alternating (~14 min; COMPARE_QUICK=1: ~1 min); writes BENCHMARKS.md and bench/results/
 	$(GO) build -o bin/kfake ./bench/kfake
 	$(GO) run ./bench/compare --sluice $(BIN) --kfake bin/kfake $(COMPARE_OUT)
 
