@@ -50,6 +50,13 @@ func (c *config) tailFanout(ctx context.Context, tag string, b *broker, topic st
 		if none.produced == 0 || some.consumed == 0 {
 			return fmt.Errorf("tail fan-out moved nothing: %+v, %+v", none, some)
 		}
+		// Each consumer should receive every record produced; one that
+		// connected after the producer started misses the first. The
+		// figure stays right (only bytes received count), but say so.
+		if want := int64(c.fanoutConsumers) * some.produced; some.consumed < want*9/10 {
+			c.logf("%s:   the consumers received %.0f%% of %d × what was produced: some started late", tag,
+				100*float64(some.consumed)/float64(want), c.fanoutConsumers)
+		}
 		share := none.cpu * float64(some.produced) / float64(none.produced)
 		extra += some.cpu - share
 		served += float64(some.consumed) / (1 << 30)
