@@ -36,6 +36,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"sluice.dev/internal/freeport"
 	"sluice.dev/internal/kafkatest"
 	"sluice.dev/loadtest"
 )
@@ -468,15 +469,16 @@ func TestVirtualClustersAreIsolated(t *testing.T) {
 	m.stop(t)
 }
 
-// freePort returns a loopback address nobody listens on (a meta that is
-// restarted must come back on the same address).
+// freePort returns a loopback address nobody listens on, for a meta that
+// is restarted and must come back on the same address: below the
+// ephemeral range (freeport), where the loads beside these tests cannot
+// take it while that meta is down, as they could a port from ":0".
 func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	t.Helper()
+	addr, err := freeport.Addr(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }
 

@@ -7,19 +7,18 @@ import (
 	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"sluice.dev/internal/freeport"
 	"sluice.dev/meta/rpc"
 )
 
@@ -75,40 +74,6 @@ type child struct {
 	stopping bool          // guarded by mu; we signalled cmd, its exit is expected
 }
 
-// freeAddr returns a loopback address nobody listens on right now, on a
-// port below the ephemeral range. A port from that range (what port 0
-// hands out) can be taken as the local port of some client's outgoing
-// connection while its process is down, and the restart then cannot bind
-// it for as long as that connection lives.
-func freeAddr(rng *mrand.Rand) (string, error) {
-	lo := ephemeralLow()
-	base := max(10000, lo-16000)
-	for range 200 {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(base+rng.IntN(lo-base)))
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return addr, nil
-	}
-	return "", fmt.Errorf("no free port on 127.0.0.1 between %d and %d", base, lo)
-}
-
-// ephemeralLow is the first port of the ephemeral range: Linux says in
-// /proc; elsewhere the low end of the common ranges (Linux's default
-// 32768; BSDs and macOS start at 49152).
-func ephemeralLow() int {
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if lo, err := strconv.Atoi(f[0]); err == nil && lo > 11024 {
-				return lo
-			}
-		}
-	}
-	return 32768
-}
-
 func randHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -154,10 +119,10 @@ func startCluster(ctx context.Context, cfg Config, dir, runID string, rng *mrand
 	if c.bucket, err = runBucket(cfg.Bucket, dir, runID); err != nil {
 		return nil, err
 	}
-	if c.metaAddr, err = freeAddr(rng); err != nil {
+	if c.metaAddr, err = freeport.Addr(rng); err != nil {
 		return nil, err
 	}
-	if c.metaHTTP, err = freeAddr(rng); err != nil {
+	if c.metaHTTP, err = freeport.Addr(rng); err != nil {
 		return nil, err
 	}
 	margs := []string{"meta", "--listen", c.metaAddr, "--store", c.store, "--http-addr", c.metaHTTP, "--agent-ttl", "5s"}
@@ -178,7 +143,7 @@ func startCluster(ctx context.Context, cfg Config, dir, runID string, rng *mrand
 	for i := range cfg.Agents {
 		a := &agentProc{id: fmt.Sprintf("agent-%d", i)}
 		for _, p := range []*string{&a.kafka, &a.httpAddr, &a.peerAddr} {
-			if *p, err = freeAddr(rng); err != nil {
+			if *p, err = freeport.Addr(rng); err != nil {
 				return c, err
 			}
 		}
