@@ -101,16 +101,19 @@ func (c *config) fanoutLoad(ctx context.Context, b *broker, topic string, consum
 			}
 			return errors.Join(errs...)
 		}
-		if !sleepCtx(ctx, c.fanoutLead) {
-			cancel()
-			_ = wait()
-			return ctx.Err()
-		}
-		p, err := c.benchRun(ctx, "produce", b.bootstrap, topic, "--rate", fmt.Sprint(c.fanoutRate))
-		if err != nil {
+		// abandon stops the consumers and waits for them, for a load that
+		// failed: err is its error, not theirs.
+		abandon := func(err error) error {
 			cancel()
 			_ = wait()
 			return err
+		}
+		if !sleepCtx(ctx, c.fanoutLead) {
+			return abandon(ctx.Err())
+		}
+		p, err := c.benchRun(ctx, "produce", b.bootstrap, topic, "--rate", fmt.Sprint(c.fanoutRate))
+		if err != nil {
+			return abandon(err)
 		}
 		out.produced = p.Produce.Bytes
 		return wait()
@@ -141,6 +144,10 @@ func (c *config) kernelSendFloor(ctx context.Context, consumers int, bytesPerSec
 	defer cancel()
 	var readers []*exec.Cmd
 	defer func() {
+		// A reader that connected after Accept gave up sits in the
+		// backlog until the listener closes; close it first, so that
+		// such a reader ends now rather than at ctx's deadline.
+		ln.Close()
 		for _, r := range readers {
 			_ = r.Wait()
 		}
